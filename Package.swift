@@ -1,0 +1,37 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Shipped targets import Glibc only (plus the CGlibcShim headers): no dependencies,
+// no Foundation, no Dispatch. Tests may use Foundation and Swift Testing.
+let package = Package(
+    name: "hupwatch",
+    products: [
+        .executable(name: "hupwatch", targets: ["hupwatch"]),
+        .executable(name: "swsgi", targets: ["swsgi"]),
+        .library(name: "SWSGI", targets: ["SWSGI"]),
+    ],
+    targets: [
+        // glibc functions and macros that `import Glibc` leaves out, as static inline wrappers.
+        .target(name: "CGlibcShim"),
+        // fds, sockets, signals, spawning, waiting, timers: the syscalls live here.
+        .target(name: "Posix", dependencies: ["CGlibcShim"]),
+        // hupwatch's reload state machine and option parsing: pure values, no syscalls.
+        .target(name: "ReloadCore"),
+        .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
+        // HTTP/1.1 request parser and response writer over bytes: no sockets.
+        // HTTPTARGET .target(name: "HTTP"),
+        // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
+        .target(name: "WorkerCore"),
+        // The server library users build apps against.
+        .target(name: "SWSGI", dependencies: ["Posix", "WorkerCore"]),
+        .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
+        // A deliberately misbehaving test server used by the integration tests.
+        .executableTarget(name: "TestChild", dependencies: ["Posix"]),
+        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
+        // HTTPTESTS .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,246 @@
+// What `import Glibc` leaves out, reached through glibc's own headers only.
+// Macros and variadic functions are wrapped in static inline functions Swift can call.
+#ifndef CGLIBC_SHIM_H
+#define CGLIBC_SHIM_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <sys/un.h>
+#include <stddef.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+
+// Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
+// differ from the ones `import Glibc` sees.
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+extern int pipe2(int fds[2], int flags);
+
+// --- wait status macros ---
+static inline int shim_WIFEXITED(int s) { return WIFEXITED(s); }
+static inline int shim_WEXITSTATUS(int s) { return WEXITSTATUS(s); }
+static inline int shim_WIFSIGNALED(int s) { return WIFSIGNALED(s); }
+static inline int shim_WTERMSIG(int s) { return WTERMSIG(s); }
+
+// --- fds ---
+static inline int shim_pipe2_cloexec(int fds[2], int nonblock) {
+    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+static inline int shim_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+static inline int shim_open(const char *path, int flags, int mode) { return open(path, flags, mode); }
+static inline int shim_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+static inline int shim_socket(int domain, int type, int protocol) { return socket(domain, type, protocol); }
+/// Marks every fd >= first close-on-exec (close_range, Linux 5.11+); returns -1/errno when unsupported.
+static inline int shim_cloexec_from(unsigned int first) {
+    return (int)syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+}
+
+// --- signals ---
+static inline int shim_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
+static inline int shim_sigrtmax(void) { return SIGRTMAX; }
+/// Reads one signalfd record; returns the signal number (0 when nothing is pending), or -1 with errno.
+static inline int shim_read_signalfd(int fd, int *sender_pid) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n < 0) return (errno == EAGAIN) ? 0 : -1;
+    if (n != sizeof info) { errno = EIO; return -1; }
+    if (sender_pid) *sender_pid = (int)info.ssi_pid;
+    return (int)info.ssi_signo;
+}
+static inline int shim_sigaction_default(int sig) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_DFL; sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
+}
+static inline int shim_sigaction_ignore(int sig) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_IGN; sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
+}
+
+/// Writes to a reader that went away must fail with EPIPE, not kill the process.
+static inline int shim_ignore_sigpipe(void) { return shim_sigaction_ignore(SIGPIPE); }
+
+// --- timers (CLOCK_MONOTONIC, absolute nanoseconds) ---
+static inline int shim_timerfd_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK); }
+/// Arms the timer to fire once at `at_ns` on CLOCK_MONOTONIC; 0 disarms it.
+static inline int shim_timerfd_arm(int fd, uint64_t at_ns) {
+    struct itimerspec its; memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = (time_t)(at_ns / 1000000000ULL);
+    its.it_value.tv_nsec = (long)(at_ns % 1000000000ULL);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+static inline uint64_t shim_monotonic_ns(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+// --- process control ---
+static inline int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+static inline int shim_set_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+static inline int shim_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+// --- inotify ---
+static inline int shim_inotify_init(void) { return inotify_init1(IN_CLOEXEC | IN_NONBLOCK); }
+static inline uint32_t shim_IN_DELETE(void) { return IN_DELETE; }
+static inline uint32_t shim_IN_MOVED_FROM(void) { return IN_MOVED_FROM; }
+static inline uint32_t shim_IN_CREATE(void) { return IN_CREATE; }
+static inline uint32_t shim_IN_MOVED_TO(void) { return IN_MOVED_TO; }
+static inline uint32_t shim_IN_IGNORED(void) { return IN_IGNORED; }
+static inline uint32_t shim_IN_Q_OVERFLOW(void) { return IN_Q_OVERFLOW; }
+
+// --- epoll ---
+static inline int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+static inline int shim_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev; ev.events = events; ev.data.u64 = data; return epoll_ctl(ep, op, fd, &ev);
+}
+/// Waits for up to `max` events, writing their data words and event masks into the two arrays.
+static inline int shim_epoll_wait(int ep, uint64_t *datas, uint32_t *masks, int max, int timeout_ms) {
+    struct epoll_event evs[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(ep, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) { datas[i] = evs[i].data.u64; masks[i] = evs[i].events; }
+    return n;
+}
+
+// --- sockets ---
+/// Fills a sockaddr_un for `path` (a leading '@' means the abstract namespace); returns its length or -1.
+static inline int shim_sockaddr_un(struct sockaddr_un *sa, const char *path) {
+    size_t n = strlen(path);
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (n == 0 || n >= sizeof sa->sun_path) return -1;
+    memcpy(sa->sun_path, path, n);
+    if (path[0] == '@') { sa->sun_path[0] = '\0'; return (int)(offsetof(struct sockaddr_un, sun_path) + n); }
+    return (int)sizeof *sa;
+}
+static inline int shim_bind_unix(int fd, const char *path) {
+    struct sockaddr_un sa; int len = shim_sockaddr_un(&sa, path);
+    if (len < 0) { errno = ENAMETOOLONG; return -1; }
+    return bind(fd, (struct sockaddr *)&sa, (socklen_t)len);
+}
+static inline int shim_connect_unix(int fd, const char *path) {
+    struct sockaddr_un sa; int len = shim_sockaddr_un(&sa, path);
+    if (len < 0) { errno = ENAMETOOLONG; return -1; }
+    return connect(fd, (struct sockaddr *)&sa, (socklen_t)len);
+}
+static inline int shim_sendto_unix(int fd, const void *buf, size_t n, const char *path) {
+    struct sockaddr_un sa; int len = shim_sockaddr_un(&sa, path);
+    if (len < 0) { errno = ENAMETOOLONG; return -1; }
+    return (int)sendto(fd, buf, n, MSG_NOSIGNAL, (struct sockaddr *)&sa, (socklen_t)len);
+}
+static inline int shim_send(int fd, const void *buf, size_t n) { return (int)send(fd, buf, n, MSG_NOSIGNAL); }
+static inline int shim_sun_path_max(void) { return (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1; }
+
+/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
+static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -1;
+    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
+    msg.req.udiag_ino = inode;
+    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    char buf[8192];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    int e = errno; close(fd); errno = e;
+    if (n < 0) return -1;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); errno = -er->error; return -1; }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+        struct unix_diag_msg *m = NLMSG_DATA(h);
+        struct rtattr *a = (struct rtattr *)(m + 1);
+        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+        for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type == UNIX_DIAG_RQLEN) {
+                struct unix_diag_rqlen *rq = RTA_DATA(a);
+                if (backlog_max) *backlog_max = rq->udiag_wqueue;
+                return (int)rq->udiag_rqueue;
+            }
+        }
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+// --- spawning ---
+/// Everything the forked child needs, prepared by the parent so the child only patches bytes and calls
+/// async-signal-safe functions between fork and execve.
+struct shim_spawn {
+    const char *path;          /* resolved executable */
+    char *const *argv;
+    char *const *envp;
+    const char *chdir;         /* NULL: stay */
+    int listen_fd;             /* -1: none; else dup2'ed onto fd 3 */
+    char *listen_pid_digits;   /* NULL, or 20 bytes inside envp's "LISTEN_PID=" entry to fill with the pid */
+    int pdeathsig;             /* 0: none */
+    int parent_pid;            /* for the PDEATHSIG race check */
+    int err_fd;                /* CLOEXEC pipe: the child writes {stage, errno} there if it cannot exec */
+};
+
+enum { SHIM_STAGE_CHDIR = 1, SHIM_STAGE_DUP = 2, SHIM_STAGE_EXEC = 3, SHIM_STAGE_SETUP = 4 };
+
+static inline void shim_child_fail(int fd, int stage) {
+    int rec[2] = { stage, errno };
+    ssize_t r = write(fd, rec, sizeof rec); (void)r;
+    _exit(127);
+}
+
+/// fork + execve with a clean signal state, its own process group, an optional listener on fd 3 and
+/// LISTEN_PID set to the child's own pid. Returns the pid, or -1 with errno if fork failed.
+static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    /* child: only async-signal-safe calls from here on */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_DFL;
+        sigaction(sig, &sa, NULL);
+    }
+    sigset_t none; sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_SETUP);
+    if (setpgid(0, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_SETUP);
+    if (s->pdeathsig) {
+        if (prctl(PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_SETUP);
+        if (getppid() != s->parent_pid) _exit(128 + s->pdeathsig); /* the parent died before prctl */
+    }
+    if (s->chdir && chdir(s->chdir) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_CHDIR);
+    if (s->listen_fd >= 0) {
+        if (s->listen_fd == 3) {
+            if (fcntl(3, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+        } else if (dup2(s->listen_fd, 3) != 3) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+    }
+    /* fds the parent inherited without CLOEXEC must not leak into the command */
+    syscall(SYS_close_range, s->listen_fd >= 0 ? 4U : 3U, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+    if (s->listen_pid_digits) {
+        char tmp[20]; int n = 0; unsigned long v = (unsigned long)getpid();
+        do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 19);
+        for (int i = 0; i < n; i++) s->listen_pid_digits[i] = tmp[n - 1 - i];
+        s->listen_pid_digits[n] = '\0';
+    }
+    execve(s->path, s->argv, s->envp);
+    shim_child_fail(s->err_fd, SHIM_STAGE_EXEC);
+    return -1;
+}
+
+#endif

@@ -1,0 +1,146 @@
+// Byte-level helpers shared by the parser, body decoder and writer. Everything here
+// works on UInt8 so the hot loops never touch String or Character.
+
+let cr: UInt8 = 0x0D
+let lf: UInt8 = 0x0A
+let sp: UInt8 = 0x20
+let ht: UInt8 = 0x09
+let colon: UInt8 = 0x3A
+let comma: UInt8 = 0x2C
+let semicolon: UInt8 = 0x3B
+let questionMark: UInt8 = 0x3F
+let del: UInt8 = 0x7F
+
+/// RFC 9110 `tchar`: the bytes allowed in methods, field names and codings.
+@inline(__always)
+func isTChar(_ b: UInt8) -> Bool {
+    switch b {
+    case 0x61...0x7A, 0x41...0x5A, 0x30...0x39:  // a-z A-Z 0-9
+        return true
+    // ! # $ % & ' * + - . ^ _ ` | ~
+    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E:
+        return true
+    default:
+        return false
+    }
+}
+
+@inline(__always)
+func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
+
+@inline(__always)
+func isOWS(_ b: UInt8) -> Bool { b == sp || b == ht }
+
+/// Control characters other than HTAB (and DEL) are never valid inside a head line.
+@inline(__always)
+func isForbiddenControl(_ b: UInt8) -> Bool { (b < 0x20 && b != ht) || b == del }
+
+/// Value of a hex digit, or -1.
+@inline(__always)
+func hexValue(_ b: UInt8) -> Int {
+    switch b {
+    case 0x30...0x39: return Int(b &- 0x30)
+    case 0x61...0x66: return Int(b &- 0x61 &+ 10)
+    case 0x41...0x46: return Int(b &- 0x41 &+ 10)
+    default: return -1
+    }
+}
+
+@inline(__always)
+func lowerASCII(_ b: UInt8) -> UInt8 { b &- 0x41 < 26 ? b | 0x20 : b }
+
+/// Whether `p[start..<end]` equals the lowercase ASCII literal `lower`, ignoring ASCII case.
+@inline(__always)
+func equalsLowercased(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ lower: StaticString) -> Bool {
+    let count = lower.utf8CodeUnitCount
+    guard end - start == count else { return false }
+    let l = lower.utf8Start
+    var k = 0
+    while k < count {
+        if lowerASCII(p[start + k]) != l[k] { return false }
+        k += 1
+    }
+    return true
+}
+
+/// ASCII case-insensitive comparison of two strings (field names are ASCII tokens, so
+/// full Unicode case folding would be both slower and wrong).
+func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+    var a = a, b = b
+    return a.withUTF8 { ua in
+        b.withUTF8 { ub in
+            guard ua.count == ub.count else { return false }
+            for k in 0..<ua.count where lowerASCII(ua[k]) != lowerASCII(ub[k]) { return false }
+            return true
+        }
+    }
+}
+
+/// Calls `body(start, end)` for each element of a comma-separated list in `p[start..<end]`,
+/// with optional whitespace trimmed. Empty elements are passed too (callers decide).
+/// Stops early and returns false when `body` returns false.
+@inline(__always)
+func forEachListElement(
+    _ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int,
+    _ body: (Int, Int) -> Bool
+) -> Bool {
+    var i = start
+    while true {
+        while i < end, isOWS(p[i]) { i += 1 }
+        let elementStart = i
+        var elementEnd = i
+        while i < end, p[i] != comma {
+            i += 1
+            if !isOWS(p[i - 1]) { elementEnd = i }
+        }
+        if !body(elementStart, elementEnd) { return false }
+        if i >= end { return true }
+        i += 1  // skip the comma
+    }
+}
+
+@inline(__always)
+func makeString(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    String(decoding: UnsafeBufferPointer(rebasing: p[start..<end]), as: UTF8.self)
+}
+
+extension Array where Element == UInt8 {
+    @inline(__always)
+    mutating func appendStatic(_ s: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// Appends `value` in decimal without creating a String.
+    mutating func appendDecimal(_ value: Int) {
+        if value < 0 { append(0x2D) }
+        var m = value.magnitude
+        var digits = 1
+        var t = m
+        while t >= 10 { t /= 10; digits += 1 }
+        let start = count
+        append(contentsOf: repeatElement(0x30, count: digits))
+        var j = start + digits - 1
+        repeat {
+            self[j] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
+            m /= 10
+            j -= 1
+        } while m > 0
+    }
+
+    /// Appends `value` (non-negative) in lowercase hex, as chunk sizes are written.
+    mutating func appendHex(_ value: Int) {
+        var m = UInt(bitPattern: value)
+        var digits = 1
+        var t = m
+        while t >= 16 { t >>= 4; digits += 1 }
+        let start = count
+        append(contentsOf: repeatElement(0x30, count: digits))
+        var j = start + digits - 1
+        repeat {
+            let d = UInt8(truncatingIfNeeded: m & 0xF)
+            self[j] = d < 10 ? d &+ 0x30 : d &+ 0x57
+            m >>= 4
+            j -= 1
+        } while m > 0
+    }
+}

@@ -1,0 +1,93 @@
+/// Why a request was rejected, and the status the server should answer with before
+/// closing the connection. Every parser failure is terminal for the connection, because
+/// after a framing error the position of the next request cannot be trusted.
+public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The specific rule that was violated (useful for logs and tests).
+    public enum Kind: Sendable, Equatable {
+        /// Request head (or chunked trailer section) larger than `maxHeadBytes`: 431.
+        case headTooLarge
+        /// Body larger than `maxBodyBytes`: 413.
+        case bodyTooLarge
+        /// More empty lines before the request line than `maxLeadingEmptyLines`: 400.
+        case tooManyEmptyLines
+        /// CR not followed by LF: 400.
+        case bareCR
+        /// LF not preceded by CR (bare-LF line endings are rejected): 400.
+        case bareLF
+        /// A control character other than HTAB in the head: 400.
+        case controlCharacter
+        /// Method is empty or not a token: 400.
+        case invalidMethod
+        /// Request-target contains bytes outside visible ASCII: 400.
+        case invalidTarget
+        /// Request line does not have exactly three space-separated parts: 400.
+        case invalidRequestLine
+        /// Version is not `HTTP/<digit>.<digit>`: 400.
+        case invalidVersion
+        /// Well-formed version other than HTTP/1.x: 505.
+        case unsupportedVersion
+        /// Header line starting with whitespace (obsolete line folding): 400.
+        case obsFold
+        /// Whitespace between a field name and its colon: 400.
+        case whitespaceBeforeColon
+        /// Field name empty, not a token, or line without a colon: 400.
+        case invalidFieldName
+        /// Forbidden byte in a field value: 400.
+        case invalidFieldValue
+        /// Content-Length not a non-negative decimal that fits in Int: 400.
+        case invalidContentLength
+        /// Several Content-Length values that differ: 400.
+        case conflictingContentLength
+        /// Both Content-Length and Transfer-Encoding: 400 (request smuggling guard).
+        case contentLengthWithTransferEncoding
+        /// Transfer-Encoding whose final coding is not `chunked`, `chunked` twice or not
+        /// last, malformed list, or any Transfer-Encoding on HTTP/1.0: 400.
+        case invalidTransferEncoding
+        /// Syntactically valid Transfer-Encoding ending in `chunked` but with another coding
+        /// (e.g. `gzip, chunked`) we cannot decode: 501.
+        case unsupportedTransferCoding
+        /// HTTP/1.1 request without Host: 400.
+        case missingHost
+        /// More than one Host field: 400.
+        case duplicateHost
+        /// Malformed chunked body (size line, data terminator): 400.
+        case invalidChunk
+    }
+
+    /// The violated rule.
+    public let kind: Kind
+
+    public init(_ kind: Kind) { self.kind = kind }
+
+    /// The status code to answer with.
+    public var status: Int {
+        switch kind {
+        case .headTooLarge: 431
+        case .bodyTooLarge: 413
+        case .unsupportedVersion: 505
+        case .unsupportedTransferCoding: 501
+        default: 400
+        }
+    }
+
+    public var description: String { "HTTPError(\(status), \(kind))" }
+}
+
+/// Resource limits applied while parsing. Each violation becomes an `HTTPError`.
+public struct HTTPLimits: Sendable, Equatable {
+    /// Maximum bytes of request line + header fields + final CRLF (leading empty lines
+    /// are not counted). Also bounds a chunked body's trailer section. Exceeding it: 431.
+    public var maxHeadBytes: Int
+    /// Maximum decoded body bytes; `nil` means unlimited. Exceeding it: 413.
+    public var maxBodyBytes: Int?
+    /// Empty lines (CRLF) tolerated before a request line, e.g. stray CRLFs some clients
+    /// send after a POST body (RFC 9112 §2.2 says servers SHOULD ignore at least one).
+    public var maxLeadingEmptyLines: Int
+
+    /// Defaults: 8 KiB heads, 1 MiB bodies (nginx's `client_max_body_size` default), 8 empty lines.
+    public init(maxHeadBytes: Int = 8192, maxBodyBytes: Int? = 1 << 20, maxLeadingEmptyLines: Int = 8) {
+        self.maxHeadBytes = maxHeadBytes
+        self.maxBodyBytes = maxBodyBytes
+        self.maxLeadingEmptyLines = maxLeadingEmptyLines
+    }
+}

@@ -1,0 +1,412 @@
+/// Result of feeding bytes to `HTTPRequestParser`.
+public enum HTTPParseResult: Sendable, Hashable {
+    /// The head is incomplete. All given bytes were taken (copied internally);
+    /// feed only new bytes next time.
+    case needMore
+    /// A complete head. `consumed` bytes of the input given to *this* call belong to
+    /// the head (and any skipped empty lines); the rest is body and/or the next request.
+    case head(HTTPRequestHead, consumed: Int)
+    /// The request is invalid: answer `status` (e.g. `HTTPResponseWriter.errorResponse`)
+    /// and close. The parser stays failed until `reset()`.
+    case error(HTTPError)
+}
+
+/// Incremental, non-blocking parser for request heads (request line + header fields).
+///
+/// Feed bytes as they arrive. When a whole head is in one read (the common case) it is
+/// parsed straight from the caller's bytes; only a partial head is copied, and at most
+/// `maxHeadBytes + 1` bytes are ever kept, so memory per connection is bounded.
+///
+/// Strictness (deliberate, since nginx in front normalises well-behaved clients and
+/// anything odd is more likely an attack than a client to be accommodated):
+/// - Lines must end in CRLF; bare LF and bare CR are rejected with 400.
+/// - Up to `maxLeadingEmptyLines` CRLFs before the request line are skipped.
+/// - Exactly one SP between request-line parts; target must be visible ASCII.
+/// - `HTTP/1.x` with x > 1 is accepted and treated like 1.1 (RFC 9110 §6.2); other
+///   majors get 505.
+/// - Transfer-Encoding: final coding must be `chunked` (else 400, per RFC 9112 §6.3);
+///   other codings before it get 501; any Transfer-Encoding on HTTP/1.0 gets 400.
+/// - Expect values other than 100-continue are ignored (no 417).
+/// The 408 header timeout is the caller's job; see `hasPartialHead`.
+public struct HTTPRequestParser: Sendable {
+    /// Limits checked while parsing.
+    public var limits: HTTPLimits
+
+    /// Bytes of an incomplete head, starting at its request line (or a lone CR of a
+    /// leading empty line).
+    private var buffer: [UInt8] = []
+    /// How far `buffer` has been scanned for the end of the head, so a head that
+    /// arrives in many small pieces is scanned once, not quadratically.
+    private var scanned = 0
+    /// Empty lines skipped before the current request line.
+    private var emptyLines = 0
+    private var failure: HTTPError?
+
+    public init(limits: HTTPLimits = HTTPLimits()) {
+        self.limits = limits
+    }
+
+    /// Whether bytes of an incomplete head are buffered. Use it to choose between the
+    /// idle keep-alive timeout (false: close silently) and the header timeout (true: 408).
+    public var hasPartialHead: Bool { !buffer.isEmpty }
+
+    /// Forgets buffered bytes and any failure, ready for a fresh connection.
+    public mutating func reset() {
+        buffer.removeAll(keepingCapacity: true)
+        scanned = 0
+        emptyLines = 0
+        failure = nil
+    }
+
+    /// Feeds bytes that follow those fed before (after subtracting `consumed`).
+    public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> HTTPParseResult {
+        parseBytes(bytes.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// Feeds bytes that follow those fed before.
+    public mutating func parse(_ bytes: [UInt8]) -> HTTPParseResult {
+        bytes.withUnsafeBufferPointer { parseBytes($0) }
+    }
+
+    /// Feeds bytes that follow those fed before.
+    public mutating func parse(_ bytes: ArraySlice<UInt8>) -> HTTPParseResult {
+        bytes.withUnsafeBufferPointer { parseBytes($0) }
+    }
+
+    private mutating func parseBytes(_ input: UnsafeBufferPointer<UInt8>) -> HTTPParseResult {
+        if let failure { return .error(failure) }
+        let result: HTTPParseResult
+        if buffer.isEmpty {
+            result = parseFresh(input)
+        } else if buffer.count == 1 && buffer[0] == cr {
+            result = parseAfterLoneCR(input)
+        } else {
+            result = parseBuffered(input)
+        }
+        if case .error(let e) = result {
+            failure = e
+            buffer = []
+            scanned = 0
+        }
+        return result
+    }
+
+    /// Nothing buffered: skip leading empty lines, then parse in place if the head is complete.
+    private mutating func parseFresh(_ input: UnsafeBufferPointer<UInt8>) -> HTTPParseResult {
+        let n = input.count
+        var start = 0
+        while start < n {
+            let b = input[start]
+            if b == lf { return .error(HTTPError(.bareLF)) }
+            if b != cr { break }
+            if start + 1 == n { break }  // lone CR: its LF has not arrived yet
+            guard input[start + 1] == lf else { return .error(HTTPError(.bareCR)) }
+            emptyLines += 1
+            guard emptyLines <= limits.maxLeadingEmptyLines else {
+                return .error(HTTPError(.tooManyEmptyLines))
+            }
+            start += 2
+        }
+        let rest = UnsafeBufferPointer(rebasing: input[start...])
+        switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes) {
+        case .found(let length):
+            emptyLines = 0
+            switch Self.parseHead(UnsafeBufferPointer(rebasing: rest[..<length]), limits: limits) {
+            case .success(let head): return .head(head, consumed: start + length)
+            case .failure(let e): return .error(e)
+            }
+        case .needMore(let resume):
+            // scanHead guarantees rest.count <= maxHeadBytes here.
+            buffer.append(contentsOf: rest)
+            scanned = resume
+            return .needMore
+        case .failed(let e):
+            return .error(e)
+        }
+    }
+
+    /// The buffer holds only the CR of a leading empty line.
+    private mutating func parseAfterLoneCR(_ input: UnsafeBufferPointer<UInt8>) -> HTTPParseResult {
+        guard !input.isEmpty else { return .needMore }
+        guard input[0] == lf else { return .error(HTTPError(.bareCR)) }
+        buffer.removeAll(keepingCapacity: true)
+        scanned = 0
+        emptyLines += 1
+        guard emptyLines <= limits.maxLeadingEmptyLines else { return .error(HTTPError(.tooManyEmptyLines)) }
+        let result = parseFresh(UnsafeBufferPointer(rebasing: input[1...]))
+        if case .head(let head, let consumed) = result { return .head(head, consumed: consumed + 1) }
+        return result
+    }
+
+    /// A partial head is buffered: append just enough new bytes to finish it or to
+    /// prove it exceeds the limit, then rescan only the new part.
+    private mutating func parseBuffered(_ input: UnsafeBufferPointer<UInt8>) -> HTTPParseResult {
+        let old = buffer.count
+        let room = max(0, limits.maxHeadBytes - old)
+        let take = input.count <= room ? input.count : room + 1
+        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[..<take]))
+        let limits = self.limits
+        let from = scanned
+        let outcome: (HTTPParseResult, resume: Int) = buffer.withUnsafeBufferPointer { b in
+            switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes) {
+            case .found(let length):
+                switch Self.parseHead(UnsafeBufferPointer(rebasing: b[..<length]), limits: limits) {
+                case .success(let head): return (.head(head, consumed: length - old), 0)
+                case .failure(let e): return (.error(e), 0)
+                }
+            case .needMore(let resume): return (.needMore, resume)
+            case .failed(let e): return (.error(e), 0)
+            }
+        }
+        switch outcome.0 {
+        case .head:
+            buffer.removeAll(keepingCapacity: true)
+            scanned = 0
+            emptyLines = 0
+        case .needMore:
+            scanned = outcome.resume
+        case .error:
+            break
+        }
+        return outcome.0
+    }
+
+    enum Scan {
+        case found(Int)
+        case needMore(Int)
+        case failed(HTTPError)
+    }
+
+    /// Finds the end of the head (the first empty line) in `p`, starting at `from`, while
+    /// rejecting bare CR/LF and control bytes as early as possible. `p` starts at a request
+    /// line (never at CR or LF). Fails with 431 once more than `limit` bytes hold no end.
+    static func scanHead(_ p: UnsafeBufferPointer<UInt8>, from: Int, limit: Int) -> Scan {
+        let n = p.count
+        let end = min(n, max(0, limit))
+        var i = from
+        while i < end {
+            let b = p[i]
+            if b >= 0x20 {
+                if b == del { return .failed(HTTPError(.controlCharacter)) }
+            } else if b == cr {
+                if i + 1 >= n { return .needMore(i) }  // recheck this CR once its successor arrives
+                if p[i + 1] != lf { return .failed(HTTPError(.bareCR)) }
+            } else if b == lf {
+                if i == 0 || p[i - 1] != cr { return .failed(HTTPError(.bareLF)) }
+                if i >= 3 && p[i - 2] == lf { return .found(i + 1) }
+            } else if b != ht {
+                return .failed(HTTPError(.controlCharacter))
+            }
+            i += 1
+        }
+        if n > limit { return .failed(HTTPError(.headTooLarge)) }
+        return .needMore(i)
+    }
+
+    /// Parses a complete head. `p` ends with CRLF CRLF, and `scanHead` has already
+    /// guaranteed every CR is followed by LF, every LF preceded by CR, and no control
+    /// bytes other than HTAB; bounds are still checked so a bug cannot read past `p`.
+    static func parseHead(_ p: UnsafeBufferPointer<UInt8>, limits: HTTPLimits) -> Result<HTTPRequestHead, HTTPError> {
+        @inline(__always) func fail(_ kind: HTTPError.Kind) -> Result<HTTPRequestHead, HTTPError> {
+            .failure(HTTPError(kind))
+        }
+        let n = p.count
+        var i = 0
+
+        // method SP
+        while i < n, p[i] != sp, p[i] != cr {
+            guard isTChar(p[i]) else { return fail(.invalidMethod) }
+            i += 1
+        }
+        guard i < n, p[i] == sp else { return fail(.invalidRequestLine) }
+        guard i > 0 else { return fail(.invalidMethod) }
+        let methodEnd = i
+        i += 1
+
+        // request-target SP
+        let targetStart = i
+        var queryMark = -1
+        while i < n, p[i] != sp, p[i] != cr {
+            let b = p[i]
+            guard b > 0x20, b < 0x7F else { return fail(.invalidTarget) }
+            if b == questionMark, queryMark < 0 { queryMark = i }
+            i += 1
+        }
+        guard i > targetStart, i < n, p[i] == sp else { return fail(.invalidRequestLine) }
+        let targetEnd = i
+        i += 1
+
+        // "HTTP/" DIGIT "." DIGIT CRLF
+        guard n - i >= 10,
+            p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
+            isDigit(p[i + 5]), p[i + 6] == 0x2E, isDigit(p[i + 7]), p[i + 8] == cr
+        else { return fail(.invalidVersion) }
+        let version = HTTPVersion(major: Int(p[i + 5] &- 0x30), minor: Int(p[i + 7] &- 0x30))
+        guard version.major == 1 else { return fail(.unsupportedVersion) }
+        let atLeast11 = version.minor >= 1
+        i += 10
+
+        var fields: [HTTPField] = []
+        fields.reserveCapacity(16)
+        var contentLength: Int?
+        var hostCount = 0
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var expectContinue = false
+        var te = TransferCodings()
+
+        while i < n {
+            let first = p[i]
+            if first == cr { break }  // the empty line ending the head
+            if isOWS(first) { return fail(.obsFold) }
+
+            let nameStart = i
+            while i < n, p[i] != colon {
+                let b = p[i]
+                if !isTChar(b) { return fail(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName) }
+                i += 1
+            }
+            guard i < n, i > nameStart else { return fail(.invalidFieldName) }
+            let nameEnd = i
+            i += 1
+
+            while i < n, isOWS(p[i]) { i += 1 }
+            let valueStart = i
+            var valueEnd = i
+            while i < n, p[i] != cr {
+                let b = p[i]
+                if isForbiddenControl(b) { return fail(.invalidFieldValue) }
+                i += 1
+                if !isOWS(b) { valueEnd = i }
+            }
+            guard i + 1 < n else { return fail(.invalidFieldValue) }
+            i += 2  // CRLF
+
+            // Only the framing-relevant names are inspected, on bytes, dispatched by length.
+            switch nameEnd - nameStart {
+            case 4 where equalsLowercased(p, nameStart, nameEnd, "host"):
+                hostCount += 1
+            case 6 where equalsLowercased(p, nameStart, nameEnd, "expect"):
+                if equalsLowercased(p, valueStart, valueEnd, "100-continue") { expectContinue = true }
+            case 10 where equalsLowercased(p, nameStart, nameEnd, "connection"):
+                _ = forEachListElement(p, valueStart, valueEnd) { s, e in
+                    if equalsLowercased(p, s, e, "close") {
+                        connectionClose = true
+                    } else if equalsLowercased(p, s, e, "keep-alive") {
+                        connectionKeepAlive = true
+                    }
+                    return true
+                }
+            case 14 where equalsLowercased(p, nameStart, nameEnd, "content-length"):
+                guard let value = parseContentLength(p, valueStart, valueEnd) else {
+                    return fail(.invalidContentLength)
+                }
+                if let contentLength, contentLength != value { return fail(.conflictingContentLength) }
+                contentLength = value
+            case 17 where equalsLowercased(p, nameStart, nameEnd, "transfer-encoding"):
+                if let e = te.add(p, valueStart, valueEnd) { return fail(e) }
+            default:
+                break
+            }
+            fields.append(HTTPField(name: makeString(p, nameStart, nameEnd), value: makeString(p, valueStart, valueEnd)))
+        }
+
+        if hostCount > 1 { return fail(.duplicateHost) }
+        if atLeast11 && hostCount == 0 { return fail(.missingHost) }
+
+        let framing: HTTPBodyFraming
+        if te.present {
+            if contentLength != nil { return fail(.contentLengthWithTransferEncoding) }
+            // RFC 9112 §6.1: Transfer-Encoding on 1.0 means faulty framing.
+            if !atLeast11 { return fail(.invalidTransferEncoding) }
+            if let e = te.finish() { return fail(e) }
+            framing = .chunked
+        } else if let contentLength {
+            if let maxBody = limits.maxBodyBytes, contentLength > maxBody { return fail(.bodyTooLarge) }
+            framing = .contentLength(contentLength)
+        } else {
+            framing = .none
+        }
+
+        let method = makeString(p, 0, methodEnd)
+        let path: String
+        let query: String?
+        if queryMark >= 0 {
+            path = makeString(p, targetStart, queryMark)
+            query = makeString(p, queryMark + 1, targetEnd)
+        } else {
+            path = makeString(p, targetStart, targetEnd)
+            query = nil
+        }
+        return .success(HTTPRequestHead(
+            method: method, path: path, query: query, version: version,
+            headers: HTTPHeaders(fields),
+            keepAlive: atLeast11 ? !connectionClose : (connectionKeepAlive && !connectionClose),
+            expectContinue: atLeast11 && expectContinue,
+            framing: framing))
+    }
+
+    /// Parses a Content-Length value: one decimal, or a comma list of identical decimals
+    /// (RFC 9110 §8.6 lets recipients accept that). nil when invalid.
+    static func parseContentLength(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int? {
+        var result: Int?
+        let ok = forEachListElement(p, start, end) { s, e in
+            guard s < e else { return false }
+            var value = 0
+            for k in s..<e {
+                let b = p[k]
+                guard isDigit(b) else { return false }
+                let (m, o1) = value.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(Int(b &- 0x30))
+                if o1 || o2 { return false }
+                value = a
+            }
+            if let result, result != value { return false }
+            result = value
+            return true
+        }
+        return ok ? result : nil
+    }
+}
+
+/// Accumulates Transfer-Encoding codings across all Transfer-Encoding fields, in order.
+struct TransferCodings {
+    var present = false
+    var count = 0
+    var chunkedSeen = false
+    var unknownSeen = false
+
+    /// Adds one field value; returns an error kind as soon as the list is certainly invalid.
+    mutating func add(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> HTTPError.Kind? {
+        present = true
+        var error: HTTPError.Kind?
+        _ = forEachListElement(p, start, end) { s, e in
+            if s == e { return true }  // empty list elements are allowed and ignored
+            var k = s
+            while k < e, isTChar(p[k]) { k += 1 }
+            let nameEnd = k
+            guard nameEnd > s else { error = .invalidTransferEncoding; return false }
+            while k < e, isOWS(p[k]) { k += 1 }
+            let hasParameters = k < e
+            if hasParameters && p[k] != semicolon { error = .invalidTransferEncoding; return false }
+            // Anything after chunked means chunked is not the final coding (or appears twice).
+            if chunkedSeen { error = .invalidTransferEncoding; return false }
+            if equalsLowercased(p, s, nameEnd, "chunked") {
+                if hasParameters { error = .invalidTransferEncoding; return false }
+                chunkedSeen = true
+            } else {
+                unknownSeen = true
+            }
+            count += 1
+            return true
+        }
+        return error
+    }
+
+    /// Final verdict once all fields are seen.
+    func finish() -> HTTPError.Kind? {
+        if count == 0 || !chunkedSeen { return .invalidTransferEncoding }  // e.g. "gzip" alone
+        if unknownSeen { return .unsupportedTransferCoding }  // e.g. "gzip, chunked"
+        return nil
+    }
+}

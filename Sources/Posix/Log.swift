@@ -1,0 +1,30 @@
+import Glibc
+
+/// One write(2) per line to stderr, so lines from several processes never interleave mid-line.
+public func writeStderr(_ line: String) {
+    var bytes = Array(line.utf8)
+    if bytes.last != 10 { bytes.append(10) }
+    bytes.withUnsafeBytes { b in
+        var off = 0
+        while off < b.count {
+            let n = Glibc.write(2, b.baseAddress! + off, b.count - off)
+            if n < 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+}
+
+/// Wall-clock time as `2026-11-23T19:55:10.123Z`, for log lines.
+public func timestamp() -> String {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    var t = ts.tv_sec
+    var tmv = tm()
+    gmtime_r(&t, &tmv)
+    func pad(_ v: Int32, _ w: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, w - s.count)) + s
+    }
+    return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T"
+        + "\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+}

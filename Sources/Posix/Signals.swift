@@ -1,0 +1,84 @@
+import CGlibcShim
+import Glibc
+
+/// Signal names and numbers as people write them: `TERM`, `SIGTERM`, `term` or `15`.
+public enum SignalName {
+    static let table: [(String, Int32)] = [
+        ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("ILL", SIGILL), ("TRAP", SIGTRAP),
+        ("ABRT", SIGABRT), ("BUS", SIGBUS), ("FPE", SIGFPE), ("KILL", SIGKILL), ("USR1", SIGUSR1),
+        ("SEGV", SIGSEGV), ("USR2", SIGUSR2), ("PIPE", SIGPIPE), ("ALRM", SIGALRM), ("TERM", SIGTERM),
+        ("CHLD", SIGCHLD), ("CONT", SIGCONT), ("STOP", SIGSTOP), ("TSTP", SIGTSTP), ("TTIN", SIGTTIN),
+        ("TTOU", SIGTTOU), ("URG", SIGURG), ("XCPU", SIGXCPU), ("XFSZ", SIGXFSZ), ("VTALRM", SIGVTALRM),
+        ("PROF", SIGPROF), ("WINCH", SIGWINCH), ("IO", SIGIO), ("PWR", SIGPWR), ("SYS", SIGSYS),
+    ]
+
+    /// Parses a name or number; nil when it is not a signal.
+    public static func parse(_ text: String) -> Int32? {
+        if let n = Int32(text) { return (1..<shim_sigrtmax() + 1).contains(n) ? n : nil }
+        var name = text.uppercased()
+        if name.hasPrefix("SIG") { name.removeFirst(3) }
+        return table.first { $0.0 == name }?.1
+    }
+
+    /// `SIGTERM` for 15, `signal 40` for numbers without a name.
+    public static func name(_ sig: Int32) -> String {
+        table.first { $0.1 == sig }.map { "SIG\($0.0)" } ?? "signal \(sig)"
+    }
+}
+
+/// A sigset_t value.
+public struct SignalSet {
+    public var raw = sigset_t()
+
+    public init(_ signals: [Int32]) {
+        sigemptyset(&raw)
+        for s in signals { sigaddset(&raw, s) }
+    }
+
+    /// Blocks these signals for the calling thread so they queue for a signalfd instead of running handlers.
+    public func block() throws {
+        var set = raw
+        let r = pthread_sigmask(SIG_BLOCK, &set, nil)
+        if r != 0 { throw SyscallError("pthread_sigmask", errno: r) }
+    }
+
+    public func unblock() throws {
+        var set = raw
+        let r = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        if r != 0 { throw SyscallError("pthread_sigmask", errno: r) }
+    }
+}
+
+/// A non-blocking signalfd: blocked signals arrive as readable records, never in a handler.
+public struct SignalFD: ~Copyable {
+    public let fd: FileDescriptor
+
+    /// Blocks `signals` and opens a signalfd for them.
+    public init(_ signals: [Int32]) throws {
+        let set = SignalSet(signals)
+        try set.block()
+        var raw = set.raw
+        fd = FileDescriptor(adopting: try syscall("signalfd") { shim_signalfd(&raw) })
+    }
+
+    /// The next pending signal and its sender's pid, or nil when none is pending.
+    public func next() throws -> (signal: Int32, senderPID: pid_t)? {
+        var sender: Int32 = 0
+        let s = try syscall("read(signalfd)") { shim_read_signalfd(fd.raw, &sender) }
+        return s == 0 ? nil : (s, sender)
+    }
+}
+
+/// Sends `signal` to `pid` (a negative pid is a process group). Returns false when nothing is there (ESRCH).
+@discardableResult
+public func sendSignal(_ signal: Int32, to pid: pid_t) throws -> Bool {
+    if kill(pid, signal) == 0 { return true }
+    if errno == ESRCH { return false }
+    throw SyscallError("kill", context: "\(pid), \(SignalName.name(signal))")
+}
+
+/// Writes to a reader that went away must fail with EPIPE instead of killing the process.
+/// (Children get default dispositions back when they are spawned.)
+public func ignoreSIGPIPE() throws {
+    try syscall("sigaction(SIGPIPE)") { shim_ignore_sigpipe() }
+}

@@ -1,0 +1,64 @@
+let version = "hupwatch 1.0.0"
+
+let helpText = """
+usage: hupwatch [OPTIONS] -- COMMAND [ARG...]
+
+Runs COMMAND as its child and stays in the foreground with one stable pid. SIGHUP starts a new
+instance (a "generation") of the same command, waits until it is ready, then sends the old one
+the reload signal; a new generation that exits or is not ready in time is stopped and the old
+one keeps serving. HUPs during a reload are coalesced into one more reload.
+
+Readiness:
+  --ready MODE             how a new generation proves it is ready (default: auto)
+                             auto          READY=1 on NOTIFY_SOCKET if the command speaks sd_notify
+                                           (hupwatch always provides NOTIFY_SOCKET; once any generation
+                                           has sent READY=1, later ones must too); otherwise a new
+                                           listener accepting at the command's socket path (--socket,
+                                           or detected from the command's --socket/--bind unix:);
+                                           otherwise the original hupwatch's 1 s warm-up
+                             notify        wait for READY=1 (the sd_notify protocol)
+                             socket:PATH   a listener with a new inode accepts a connection at PATH
+                             http:PATH     GET PATH over the Unix socket answers 2xx
+                             delay:SEC     wait SEC seconds (the original's blind warm-up)
+  --ready-timeout SEC      a new generation not ready by then is rolled back (default: 30)
+  -w, --warmup-time SEC    same as --ready delay:SEC (original hupwatch)
+
+Stopping the old generation:
+  --reload-signal SIG      sent to the old generation once the new one is ready (default: TERM)
+  --graceful-timeout SEC   after that, SIGKILL to its whole process group (default: 30)
+
+Sockets:
+  --listen PATH            hupwatch binds PATH itself and hands the listener to every generation as
+                           fd 3 with LISTEN_FDS=1, LISTEN_PID and LISTEN_FDNAMES (systemd socket
+                           activation). It is never closed across reloads and is unlinked at exit.
+                           A path a live listener serves is refused, never stolen.
+  --socket-mode MODE       permissions of the --listen socket (default: 0660)
+  --socket PATH            the Unix socket the command binds itself (rebind mode); detected from
+                           the command when not given. Used by the path guard and by auto readiness.
+  --no-guard               do not guard the socket path. The guard keeps a hidden hard link to the
+                           serving generation's socket and puts the path back the moment an exiting
+                           server (gunicorn, uWSGI) removes it.
+
+Process handling:
+  --on-exit exit|restart   when the serving generation dies outside a reload: exit with its status
+                           (default), or restart it with capped exponential back-off (0.5 s .. 30 s)
+  -k, --kill-at-exit       children get SIGKILL when hupwatch dies, even by SIGKILL (PDEATHSIG)
+  --chdir DIR              the command's working directory, resolved anew at every spawn (so a
+                           `current -> releases/N` symlink switch plus HUP runs the new release)
+  --pid-file PATH          write hupwatch's pid there; removed at exit
+  --status-file PATH       JSON rewritten atomically at every change: hupwatch pid, each live
+                           generation's number, pid and state, the last reload's outcome and duration
+
+Output:
+  -q, --quiet              no log lines of hupwatch's own (the command's output is untouched)
+  -v, --verbose            more log lines (readiness probes, reaped descendants)
+  -h, --help               this text
+  --version                print the version
+
+Signals: HUP reloads. TERM, INT and QUIT go to every live generation; hupwatch waits for them
+(--graceful-timeout, then SIGKILL) and exits with the serving generation's status (128+N for a
+death by signal N). USR1, USR2, TTIN, TTOU and WINCH go to the serving generation's main pid.
+
+Exit codes: the serving generation's status; 2 bad command line; 3 bad --chdir, socket folder
+missing, socket path in use or pid file unwritable; 126 command not executable; 127 not found.
+"""

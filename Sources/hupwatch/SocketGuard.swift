@@ -1,0 +1,83 @@
+import Glibc
+import Posix
+
+/// Keeps a Unix socket path pointing at the listener the serving generation uses.
+///
+/// Servers such as gunicorn unlink their socket path at exit without checking it is still theirs,
+/// deleting the path a newer generation bound. The guard keeps a hidden hard link to the serving
+/// inode and, the moment inotify reports the path gone, links it back (link(2) never clobbers a
+/// path someone recreated meanwhile).
+final class SocketGuard {
+    let path: String
+    let name: String
+    let hiddenPath: String
+    let watch: DirectoryWatch
+    /// While a new generation rebinds the path (unlink + bind), putting the old one back would break its bind.
+    var paused = false
+    private(set) var inode: ino_t?
+
+    init(path: String) throws {
+        self.path = path
+        let (dir, name) = splitPath(path)
+        self.name = name
+        self.hiddenPath = dir + "/." + name + ".hupwatch-\(getpid())"
+        self.watch = try DirectoryWatch(directory: dir)
+    }
+
+    deinit { unlink(hiddenPath) }
+
+    /// Links the hidden name to whatever listener is at the path now. Returns the inode, nil if none.
+    @discardableResult
+    func trackCurrentPath() -> ino_t? {
+        paused = false
+        guard let ino = UnixSocket.inode(atPath: path) else { return nil }
+        if ino == inode { return ino }
+        unlink(hiddenPath)
+        guard link(path, hiddenPath) == 0 else {
+            inode = nil
+            return nil
+        }
+        inode = ino
+        return ino
+    }
+
+    /// Points the path back at the tracked inode (a rollback after a failed generation rebound it).
+    /// Returns a description of what it did, nil when the path was already right.
+    func putBack() -> String? {
+        paused = false
+        guard let inode else { return nil }
+        let now = UnixSocket.inode(atPath: path)
+        if now == inode { return nil }
+        if now == nil { return restoreIfMissing() }
+        // Replace atomically: a clients never sees the path missing.
+        let tmp = hiddenPath + ".tmp"
+        unlink(tmp)
+        guard link(hiddenPath, tmp) == 0 else { return "cannot restore \(path): link: \(errnoText(errno))" }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            unlink(tmp)
+            return "cannot restore \(path): rename: \(errnoText(e))"
+        }
+        return "put \(path) back on the serving generation's listener"
+    }
+
+    /// Called after inotify events: restores the path if it vanished while not paused.
+    func handleEvents() throws -> [String] {
+        let changes = try watch.changes()
+        guard !paused, inode != nil else { return [] }
+        let relevant = changes.contains { $0 == .removed(name) || $0 == .overflow }
+        guard relevant else { return [] }
+        return restoreIfMissing().map { [$0] } ?? []
+    }
+
+    private func restoreIfMissing() -> String? {
+        let started = monotonicNanoseconds()
+        var st = stat()
+        if lstat(path, &st) == 0 { return nil }
+        guard link(hiddenPath, path) == 0 else {
+            return errno == EEXIST ? nil : "cannot restore \(path): link: \(errnoText(errno))"
+        }
+        let micros = (monotonicNanoseconds() - started) / 1000
+        return "socket path \(path) was removed; restored it to the serving listener (link took \(micros)us)"
+    }
+}

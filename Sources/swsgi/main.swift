@@ -1,0 +1,1 @@
+// swsgi entry point: filled in with swsgi.
