@@ -19,18 +19,21 @@ let package = Package(
         .target(name: "ReloadCore"),
         .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
         // HTTP/1.1 request parser and response writer over bytes: no sockets.
-        // HTTPTARGET .target(name: "HTTP"),
+        .target(name: "HTTP"),
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
         .target(name: "WorkerCore"),
+        // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
+        .target(name: "SWSGIConfig"),
         // The server library users build apps against.
-        .target(name: "SWSGI", dependencies: ["Posix", "WorkerCore"]),
+        .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
-        // HTTPTESTS .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),
+        .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
     ],
     swiftLanguageModes: [.v6]

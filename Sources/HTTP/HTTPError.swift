@@ -1,9 +1,9 @@
 /// Why a request was rejected, and the status the server should answer with before
 /// closing the connection. Every parser failure is terminal for the connection, because
 /// after a framing error the position of the next request cannot be trusted.
-public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The specific rule that was violated (useful for logs and tests).
-    public enum Kind: Sendable, Equatable {
+    public enum Kind: Sendable, Hashable {
         /// Request head (or chunked trailer section) larger than `maxHeadBytes`: 431.
         case headTooLarge
         /// Body larger than `maxBodyBytes`: 413.
@@ -57,6 +57,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The violated rule.
     public let kind: Kind
 
+    /// An error for a violated rule; the status follows from the kind.
     public init(_ kind: Kind) { self.kind = kind }
 
     /// The status code to answer with.
@@ -70,6 +71,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// For logs: status and kind.
     public var description: String { "HTTPError(\(status), \(kind))" }
 }
 

@@ -1,29 +1,39 @@
 /// An HTTP protocol version such as 1.1.
 public struct HTTPVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Major version (1 for every request the parser accepts).
     public var major: Int
+    /// Minor version (0 or 1; higher minors are accepted and treated as 1).
     public var minor: Int
 
+    /// A version from its two numbers.
     public init(major: Int, minor: Int) {
         self.major = major
         self.minor = minor
     }
 
+    /// HTTP/1.0.
     public static let http1_0 = HTTPVersion(major: 1, minor: 0)
+    /// HTTP/1.1.
     public static let http1_1 = HTTPVersion(major: 1, minor: 1)
 
+    /// Orders by major, then minor.
     public static func < (a: HTTPVersion, b: HTTPVersion) -> Bool {
         (a.major, a.minor) < (b.major, b.minor)
     }
 
+    /// "HTTP/1.1" style.
     public var description: String { "HTTP/\(major).\(minor)" }
 }
 
 /// One header field as received: name case preserved, value with surrounding
 /// whitespace removed.
 public struct HTTPField: Sendable, Hashable {
+    /// Field name as sent (compare with `HTTPHeaders` helpers, which ignore case).
     public var name: String
+    /// Field value without leading/trailing spaces and tabs.
     public var value: String
 
+    /// A field from its name and value.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -36,6 +46,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     /// The fields in order.
     public var fields: [HTTPField]
 
+    /// Headers holding `fields` in order.
     public init(_ fields: [HTTPField] = []) { self.fields = fields }
 
     /// Ordered literal; duplicate names are allowed (unlike a Dictionary).
@@ -43,8 +54,11 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         fields = elements.map { HTTPField(name: $0.0, value: $0.1) }
     }
 
+    /// Collection conformance over `fields`.
     public var startIndex: Int { fields.startIndex }
+    /// Collection conformance over `fields`.
     public var endIndex: Int { fields.endIndex }
+    /// The field at `position` in wire order.
     public subscript(position: Int) -> HTTPField { fields[position] }
 
     /// Value of the first field named `name` (case-insensitive), or nil.

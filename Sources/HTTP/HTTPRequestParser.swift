@@ -28,6 +28,18 @@ public enum HTTPParseResult: Sendable, Hashable {
 ///   other codings before it get 501; any Transfer-Encoding on HTTP/1.0 gets 400.
 /// - Expect values other than 100-continue are ignored (no 417).
 /// The 408 header timeout is the caller's job; see `hasPartialHead`.
+///
+/// A worker's read loop, per connection (one parser per connection, reused across requests):
+/// ```
+/// switch parser.parse(newBytes) {
+/// case .needMore: break                                  // wait for more bytes
+/// case .head(let head, let consumed):                    // bytes after `consumed` start the body
+///     if head.expectContinue { send(HTTPResponseWriter.continueResponse) }
+///     var body = HTTPBodyDecoder(framing: head.framing, limits: limits)
+///     body.decode(newBytes[consumed...], into: &bodyBytes) // .done(consumed:) -> next request
+/// case .error(let e): send(HTTPResponseWriter.errorResponse(for: e)); close()
+/// }
+/// ```
 public struct HTTPRequestParser: Sendable {
     /// Limits checked while parsing.
     public var limits: HTTPLimits
@@ -42,6 +54,7 @@ public struct HTTPRequestParser: Sendable {
     private var emptyLines = 0
     private var failure: HTTPError?
 
+    /// A parser for one connection.
     public init(limits: HTTPLimits = HTTPLimits()) {
         self.limits = limits
     }

@@ -15,6 +15,8 @@ final class Runner {
     /// The listener handed to every generation (`--listen`, or one inherited through LISTEN_FDS).
     let listenerFD: Int32?
     let listenerName: String
+    /// The inode of the --listen path's file when we bound it (fstat of the socket gives another number).
+    let listenPathInode: ino_t?
     let socketGuard: SocketGuard?
     var watchers: [Int: ReadinessWatcher] = [:]
     /// Set once any generation sent READY=1: later ones are then expected to speak sd_notify too.
@@ -95,6 +97,7 @@ final class Runner {
             do {
                 let fd = try UnixSocket.listen(path: path, backlog: SOMAXCONN, mode: mode_t(options.socketMode))
                 listenerFD = try fd.duplicate(atLeast: 10).release()
+                listenPathInode = UnixSocket.inode(atPath: path)
             } catch let e as SyscallError where e.errno == EADDRINUSE {
                 throw SetupError(message: "--listen \(path): a live listener already serves this path; refusing to steal it")
             } catch let e as SyscallError where e.errno == EEXIST {
@@ -102,6 +105,7 @@ final class Runner {
             }
         } else {
             listenerFD = inherited
+            listenPathInode = nil
         }
         let guardPath = options.listenPath ?? (inherited == nil ? options.socketPath : nil)
         socketGuard = options.guardEnabled ? try guardPath.map { try SocketGuard(path: $0) } : nil
@@ -286,9 +290,9 @@ final class Runner {
     }
 
     private func cleanUp() {
-        if let path = options.listenPath, let fd = listenerFD {
+        if let path = options.listenPath, let mine = listenPathInode {
             // Remove the path only while it is still our listener's.
-            if let mine = try? UnixSocket.inode(of: fd), UnixSocket.inode(atPath: path) == mine { unlink(path) }
+            if UnixSocket.inode(atPath: path) == mine { unlink(path) }
         }
         if let pidFile = options.pidFile { unlink(pidFile) }
         watchers = [:]

@@ -1,1 +1,4 @@
-// swsgi entry point: filled in with swsgi.
+// The swsgi executable: hosts the built-in apps (--app) or a shared library (--app-library).
+import SWSGI
+
+serve()

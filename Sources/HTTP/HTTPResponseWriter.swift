@@ -1,0 +1,241 @@
+/// How a response body will be delimited, as the caller knows it.
+public enum HTTPResponseBody: Sendable, Hashable {
+    /// Exactly this many bytes (write `Content-Length`). Negative values are written as 0.
+    case contentLength(Int)
+    /// Length unknown: chunked for HTTP/1.1 clients; for HTTP/1.0 clients the body is
+    /// delimited by closing the connection.
+    case streamed
+}
+
+/// What the caller must do after `appendHead`, since the writer may have to change the
+/// framing or connection handling it was asked for.
+public struct HTTPResponsePlan: Sendable, Hashable {
+    /// Whether body bytes may be written at all (false for HEAD, 1xx, 204 and 304).
+    public var sendsBody: Bool
+    /// Whether body bytes must be wrapped with `appendChunk` and ended with `lastChunk`.
+    public var chunked: Bool
+    /// Whether the connection stays open after this response.
+    public var keepAlive: Bool
+
+    /// A plan from its three decisions.
+    public init(sendsBody: Bool, chunked: Bool, keepAlive: Bool) {
+        self.sendsBody = sendsBody
+        self.chunked = chunked
+        self.keepAlive = keepAlive
+    }
+}
+
+/// Serialises responses into caller-provided byte buffers, without building
+/// intermediate Strings. All functions are pure.
+public enum HTTPResponseWriter {
+    /// `HTTP/1.1 100 Continue`, sent before reading a body when `expectContinue` is set.
+    public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// The last chunk of a chunked body, with an empty trailer section.
+    public static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
+
+    /// Appends a status line, `headers`, framing and Connection fields, and the blank line.
+    ///
+    /// - `version`: the request's version; responses always say HTTP/1.1 (RFC 9110 §6.2),
+    ///   but framing and Connection follow what the client understands.
+    /// - `keepAlive`: whether the server wants to keep the connection (pass false if the
+    ///   request did not allow it; see the `for request:` overload).
+    /// - `headRequest`: HEAD: framing fields as for GET, but no body.
+    ///
+    /// Caller fields named Content-Length, Transfer-Encoding or Connection are dropped:
+    /// the writer owns framing so it can never contradict the body it is told about.
+    /// Control bytes (except HTAB) in names, values and `reason` are replaced by SP to
+    /// rule out response splitting; callers should still send valid tokens as names.
+    @discardableResult
+    public static func appendHead(
+        status: Int, reason: String? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
+        version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false,
+        to buffer: inout [UInt8]
+    ) -> HTTPResponsePlan {
+        let bodyless = (100...199).contains(status) || status == 204 || status == 304
+        let understandsChunked = version >= .http1_1
+        var plan = HTTPResponsePlan(sendsBody: !bodyless && !headRequest, chunked: false, keepAlive: keepAlive)
+
+        buffer.appendStatic("HTTP/1.1 ")
+        buffer.appendDecimal(status)
+        buffer.append(sp)
+        if let reason {
+            appendSanitized(reason, to: &buffer)
+        } else {
+            buffer.appendStatic(reasonPhraseStatic(status))
+        }
+        buffer.appendStatic("\r\n")
+
+        for field in headers.fields where !isFramingField(field.name) {
+            appendSanitized(field.name, to: &buffer)
+            buffer.appendStatic(": ")
+            appendSanitized(field.value, to: &buffer)
+            buffer.appendStatic("\r\n")
+        }
+
+        if !bodyless {
+            switch body {
+            case .contentLength(let n):
+                buffer.appendStatic("Content-Length: ")
+                buffer.appendDecimal(max(0, n))
+                buffer.appendStatic("\r\n")
+            case .streamed:
+                if headRequest {
+                    break  // no body follows, so no framing is needed and keep-alive is safe
+                } else if understandsChunked {
+                    buffer.appendStatic("Transfer-Encoding: chunked\r\n")
+                    plan.chunked = true
+                } else {
+                    plan.keepAlive = false  // HTTP/1.0: the body ends when we close
+                }
+            }
+        }
+
+        if understandsChunked {
+            if !plan.keepAlive { buffer.appendStatic("Connection: close\r\n") }
+        } else {
+            buffer.appendStatic(plan.keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n")
+        }
+        buffer.appendStatic("\r\n")
+        return plan
+    }
+
+    /// Like the main `appendHead`, taking version, HEAD-ness and keep-alive from `request`;
+    /// `keepAlive: false` lets the server close anyway (e.g. shutting down, recycling).
+    @discardableResult
+    public static func appendHead(
+        status: Int, reason: String? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
+        for request: HTTPRequestHead, keepAlive: Bool = true, to buffer: inout [UInt8]
+    ) -> HTTPResponsePlan {
+        appendHead(
+            status: status, reason: reason, headers: headers, body: body, version: request.version,
+            keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, to: &buffer)
+    }
+
+    /// Appends one chunk (`<hex size>\r\n<data>\r\n`). Empty data appends nothing,
+    /// because a zero-size chunk would end the body.
+    public static func appendChunk(_ data: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+        guard !data.isEmpty else { return }
+        buffer.appendHex(data.count)
+        buffer.appendStatic("\r\n")
+        buffer.append(contentsOf: data)
+        buffer.appendStatic("\r\n")
+    }
+
+    /// Appends one chunk; empty data appends nothing.
+    public static func appendChunk(_ data: [UInt8], to buffer: inout [UInt8]) {
+        data.withUnsafeBytes { appendChunk($0, to: &buffer) }
+    }
+
+    /// Appends just a chunk's size line, for callers that write the data themselves
+    /// (e.g. with writev) followed by `"\r\n"`. `count` must be > 0.
+    public static func appendChunkHeader(count: Int, to buffer: inout [UInt8]) {
+        buffer.appendHex(max(0, count))
+        buffer.appendStatic("\r\n")
+    }
+
+    /// One encoded chunk as a new array; empty data gives an empty array.
+    public static func chunk(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(data.count + 20)
+        appendChunk(data, to: &out)
+        return out
+    }
+
+    /// A complete `Connection: close` response for a rejected request: status line,
+    /// `text/plain` body "<status> <reason>\n", Content-Length. Meant for 4xx/5xx.
+    public static func errorResponse(status: Int) -> [UInt8] {
+        var body: [UInt8] = []
+        body.appendDecimal(status)
+        body.append(sp)
+        body.appendStatic(reasonPhraseStatic(status))
+        body.append(lf)
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + body.count)
+        appendHead(
+            status: status, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: .contentLength(body.count), keepAlive: false, to: &out)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// `errorResponse(status: error.status)`.
+    public static func errorResponse(for error: HTTPError) -> [UInt8] {
+        errorResponse(status: error.status)
+    }
+
+    /// The standard reason phrase for `status` (RFC 9110 wording), or "Unknown".
+    public static func reasonPhrase(_ status: Int) -> String {
+        String(describing: reasonPhraseStatic(status))
+    }
+
+    static func reasonPhraseStatic(_ status: Int) -> StaticString {
+        switch status {
+        case 100: "Continue"
+        case 101: "Switching Protocols"
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 203: "Non-Authoritative Information"
+        case 204: "No Content"
+        case 205: "Reset Content"
+        case 206: "Partial Content"
+        case 300: "Multiple Choices"
+        case 301: "Moved Permanently"
+        case 302: "Found"
+        case 303: "See Other"
+        case 304: "Not Modified"
+        case 307: "Temporary Redirect"
+        case 308: "Permanent Redirect"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 402: "Payment Required"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 406: "Not Acceptable"
+        case 407: "Proxy Authentication Required"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 410: "Gone"
+        case 411: "Length Required"
+        case 412: "Precondition Failed"
+        case 413: "Content Too Large"
+        case 414: "URI Too Long"
+        case 415: "Unsupported Media Type"
+        case 416: "Range Not Satisfiable"
+        case 417: "Expectation Failed"
+        case 421: "Misdirected Request"
+        case 422: "Unprocessable Content"
+        case 425: "Too Early"
+        case 426: "Upgrade Required"
+        case 428: "Precondition Required"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 451: "Unavailable For Legal Reasons"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        case 505: "HTTP Version Not Supported"
+        default: "Unknown"
+        }
+    }
+
+    private static func isFramingField(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 10: equalsIgnoringASCIICase(name, "connection")
+        case 14: equalsIgnoringASCIICase(name, "content-length")
+        case 17: equalsIgnoringASCIICase(name, "transfer-encoding")
+        default: false
+        }
+    }
+
+    /// Appends the UTF-8 of `s`, replacing control bytes other than HTAB by SP.
+    private static func appendSanitized(_ s: String, to buffer: inout [UInt8]) {
+        let start = buffer.count
+        buffer.append(contentsOf: s.utf8)
+        for j in start..<buffer.count where isForbiddenControl(buffer[j]) { buffer[j] = sp }
+    }
+}

@@ -1,0 +1,39 @@
+import Glibc
+import Posix
+import SWSGIConfig
+
+/// One line per request on stderr (one write(2) each): method, target, status, bytes, duration, worker.
+/// `--disable-logging` silences it; `--log-4xx` / `--log-5xx` bring error responses back.
+final class AccessLog {
+    let enabled: Bool
+    let log4xx: Bool
+    let log5xx: Bool
+    let prefix: String
+    private var stampSecond = -1
+    private var stamp = ""
+
+    init(settings: ServerOptions, workerID: Int) {
+        enabled = !settings.disableLogging
+        log4xx = settings.log4xx
+        log5xx = settings.log5xx
+        prefix = "swsgi worker \(workerID) [pid \(getpid())]"
+    }
+
+    func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?) {
+        guard enabled || (log4xx && (400..<500).contains(status)) || (log5xx && status >= 500) else { return }
+        let micros = (monotonicNanoseconds() - started) / 1000
+        let ms = "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)"
+        writeStderr("\(wallClock()) \(prefix): \(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? ""))
+    }
+
+    /// The timestamp is rebuilt once a second, not per request.
+    private func wallClock() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        if ts.tv_sec != stampSecond {
+            stampSecond = ts.tv_sec
+            stamp = String(timestamp().prefix(19)) + "Z"
+        }
+        return stamp
+    }
+}

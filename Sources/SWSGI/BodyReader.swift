@@ -1,0 +1,82 @@
+import Glibc
+import HTTP
+import Posix
+
+/// Pulls one request's body from what followed the head and then from the socket, decoding
+/// Content-Length or chunked framing. Sends `100 Continue` only when the app starts reading,
+/// so a client never uploads a body the app will refuse.
+final class BodyReader {
+    /// An unread body larger than this is not drained after the response: the connection closes.
+    static let drainLimit = 1 << 20
+
+    let connection: Connection
+    var decoder: HTTPBodyDecoder
+    var input: ArraySlice<UInt8>
+    let expectContinue: Bool
+    var continueSent = false
+    var failed = false
+    let timeoutMilliseconds: Int32
+
+    init(connection: Connection, head: HTTPRequestHead, limits: HTTPLimits, initial: ArraySlice<UInt8>, timeoutMilliseconds: Int32) {
+        self.connection = connection
+        self.decoder = HTTPBodyDecoder(framing: head.framing, limits: limits)
+        self.input = initial
+        self.expectContinue = head.expectContinue
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    /// Bytes after the body: the next pipelined request. Empty until the body is complete.
+    var leftover: ArraySlice<UInt8> { decoder.isDone ? input : [] }
+
+    func pull() throws -> [UInt8]? {
+        if failed { throw RequestBodyError(status: 400, message: "request body unreadable") }
+        if decoder.isDone { return nil }
+        if expectContinue && !continueSent {
+            continueSent = true
+            try connection.writeAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+        }
+        while true {
+            if !input.isEmpty {
+                var out: [UInt8] = []
+                switch decoder.decode(input, into: &out) {
+                case .needMore: input = []
+                case .done(let consumed): input = input[(input.startIndex + consumed)...]
+                case .error(let e):
+                    failed = true
+                    throw RequestBodyError(status: e.status, message: "request body: \(e)")
+                }
+                if !out.isEmpty { return out }
+                if decoder.isDone { return nil }
+            }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = buf.withUnsafeMutableBytes { Glibc.read(connection.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                input = buf[0..<n]
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                if !waitReadable(connection.fd, timeoutMilliseconds: timeoutMilliseconds) {
+                    failed = true
+                    throw RequestBodyError(status: 408, message: "request body not received in time")
+                }
+            } else {
+                failed = true
+                throw RequestBodyError(status: 400, message: "connection closed in the middle of the request body")
+            }
+        }
+    }
+
+    /// Consumes what the app left unread; false when the connection cannot be reused.
+    func finish() -> Bool {
+        if failed { return false }
+        if decoder.isDone { return true }
+        // The client waits for 100 Continue before sending: it has sent nothing we must skip.
+        if expectContinue && !continueSent { return false }
+        var drained = 0
+        do {
+            while let piece = try pull() {
+                drained += piece.count
+                if drained > Self.drainLimit { return false }
+            }
+            return true
+        } catch { return false }
+    }
+}

@@ -1,0 +1,47 @@
+import Glibc
+import HTTP
+import SWSGIConfig
+
+/// The applications the `swsgi` executable hosts with `--app`.
+public enum BuiltinApps {
+    /// `Hello, World!`: the benchmark app.
+    public static func hello(_ request: Request) throws -> Response {
+        Response(headers: ["Content-Type": "text/plain"], body: helloBody)
+    }
+    static let helloBody = Array("Hello, World!\n".utf8)
+
+    /// Sends the request body back (with its Content-Type); for a bodiless request, the method and target.
+    public static func echo(_ request: Request) throws -> Response {
+        let body = try request.body.readAll()
+        if body.isEmpty && request.header("Content-Length") == nil && request.header("Transfer-Encoding") == nil {
+            return Response(text: "\(request.method) \(request.target)\n")
+        }
+        return Response(headers: ["Content-Type": request.header("Content-Type") ?? "application/octet-stream"], body: body)
+    }
+
+    /// `/sleep/SECONDS` holds the worker that long: for timeouts, harakiri and graceful shutdown tests.
+    public static func sleep(_ request: Request) throws -> Response {
+        let parts = request.path.split(separator: "/")
+        guard parts.count == 2, parts[0] == "sleep", let s = Double(parts[1]), s >= 0, s <= 86400 else {
+            return Response(status: 404, text: "use /sleep/SECONDS\n")
+        }
+        var left = s
+        // usleep takes less than 1 s reliably; loop so a long sleep is not cut short.
+        while left > 0 {
+            let step = min(left, 0.5)
+            usleep(useconds_t(step * 1_000_000))
+            left -= step
+        }
+        return Response(text: "slept \(parts[1])\n")
+    }
+
+    /// The application `--app` names.
+    public static func named(_ app: BuiltinApp) throws -> Application {
+        switch app {
+        case .hello: return hello
+        case .echo: return echo
+        case .sleep: return sleep
+        case .staticFiles(let dir): return try StaticFiles(root: dir).respond
+        }
+    }
+}

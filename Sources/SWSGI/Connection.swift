@@ -1,0 +1,44 @@
+import Glibc
+import HTTP
+import Posix
+
+/// One client connection inside a worker: its fd, the bytes read but not yet used, and its timers.
+final class Connection {
+    let fd: Int32
+    var parser: HTTPRequestParser
+    /// Bytes read past the last complete request (a body's start or pipelined requests).
+    var pending: [UInt8] = []
+    /// When the first byte of an incomplete head arrived (for --header-timeout).
+    var headStartedAt: Instant?
+    var lastActivity: Instant
+    var requests = 0
+    /// Answer the next request with `Connection: close` (retiring worker).
+    var closeAfterNext = false
+
+    init(fd: Int32, limits: HTTPLimits, now: Instant) {
+        self.fd = fd
+        self.parser = HTTPRequestParser(limits: limits)
+        self.lastActivity = now
+    }
+
+    deinit { close(fd) }
+
+    /// Writes every byte, waiting for room up to `timeoutMilliseconds` each time the socket is full.
+    func writeAll(_ bytes: [UInt8], timeoutMilliseconds: Int32) throws {
+        try bytes.withUnsafeBytes { b in
+            var off = 0
+            while off < b.count {
+                let n = send(fd, b.baseAddress! + off, b.count - off, Int32(MSG_NOSIGNAL))
+                if n > 0 { off += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EAGAIN {
+                    if waitWritable(fd, timeoutMilliseconds: timeoutMilliseconds) { continue }
+                    throw SWSGIError("write timed out")
+                }
+                throw SyscallError("send")
+            }
+        }
+    }
+}
+
+typealias Instant = UInt64

@@ -1,0 +1,79 @@
+import Glibc
+import Posix
+import SWSGIConfig
+
+/// Runs swsgi with `app` (or, when nil, the one `--app` / `--app-library` names) and exits.
+/// A user's own server is two lines:
+/// ```
+/// import SWSGI
+/// serve { request in Response(text: "hello from \(request.path)\n") }
+/// ```
+public func serve(_ app: Application? = nil) -> Never {
+    exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app))
+}
+
+public enum SWSGIMain {
+    public static let version = "swsgi 1.0.0"
+
+    /// Parses the configuration, loads the app (before binding anything: an app that cannot load
+    /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.
+    public static func run(arguments: [String], app given: Application?) -> Int32 {
+        let env = environmentSnapshot()
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let options: ServerOptions
+        do {
+            switch try ServerOptions.load(arguments: arguments, environment: env, cores: max(1, cores), readFile: readTextFile) {
+            case .help:
+                writeStdout(ServerOptions.helpText)
+                return 0
+            case .version:
+                writeStdout(version)
+                return 0
+            case .run(let o): options = o
+            }
+        } catch {
+            writeStderr("swsgi: \(error)")
+            return 2
+        }
+        do {
+            let app: Application
+            if let given { app = given }
+            else if let lib = options.appLibrary { app = try AppLibrary.load(lib) }
+            else { app = try BuiltinApps.named(options.effectiveApp) }
+            let listener = try Listener.open(options, environment: env)
+            if let p = options.pidFile { try writeText(p, "\(getpid())\n") }
+            setProcessTitle("\(options.procnamePrefix)swsgi master")
+            let master = try Master(settings: options, app: app, listener: listener, environment: env)
+            return master.run()
+        } catch {
+            writeStderr("swsgi: \(error)")
+            return 1
+        }
+    }
+}
+
+func readTextFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SWSGIError("\(path): \(errnoText(errno))") }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { throw SWSGIError("\(path): \(errnoText(errno))") }
+        if n == 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func writeText(_ path: String, _ text: String) throws {
+    let fd = try openForWriting(path)
+    try fd.write(text)
+}
+
+func writeStdout(_ text: String) {
+    var bytes = Array(text.utf8)
+    if bytes.last != 10 { bytes.append(10) }
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,143 @@
+import Glibc
+import HTTP
+
+/// `--app static:DIR`: files under DIR with content types, ETag / If-None-Match, single byte ranges,
+/// and no way out of DIR (percent-decoding first, then `..`, NUL and symlinks leading outside refused).
+public struct StaticFiles {
+    public let root: String
+    static let maxInMemory = 16 << 20
+
+    public init(root: String) throws {
+        guard let real = realpath(root, nil) else {
+            throw SWSGIError("--app static:\(root): \(String(cString: strerror(errno)))")
+        }
+        defer { free(real) }
+        var st = stat()
+        guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw SWSGIError("--app static:\(root): not a directory") }
+        self.root = String(cString: real)
+    }
+
+    public func respond(_ request: Request) throws -> Response {
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return Response(status: 405, headers: ["Allow": "GET, HEAD"], text: "method not allowed\n")
+        }
+        guard let decoded = Self.percentDecode(request.path), !decoded.contains("\0"),
+              !decoded.split(separator: "/").contains("..") else {
+            return Response(status: 400, text: "bad path\n")
+        }
+        var candidate = root + (decoded.hasPrefix("/") ? decoded : "/" + decoded)
+        guard let realC = realpath(candidate, nil) else { return Response(status: 404, text: "not found\n") }
+        candidate = String(cString: realC)
+        free(realC)
+        guard candidate == root || candidate.hasPrefix(root + "/") else { return Response(status: 404, text: "not found\n") }
+        var st = stat()
+        guard stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            candidate += "/index.html"
+            guard stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return Response(status: 404, text: "not found\n") }
+
+        let size = Int(st.st_size)
+        let etag = "\"\(String(st.st_ino, radix: 16))-\(String(size, radix: 16))-\(String(st.st_mtim.tv_sec, radix: 16))\""
+        var headers: HTTPHeaders = ["Content-Type": Self.contentType(candidate), "ETag": etag, "Accept-Ranges": "bytes"]
+        if let inm = request.header("If-None-Match"),
+           inm.split(separator: ",").contains(where: { let t = $0.trimmingSpaces; return t == "*" || t == etag || t == "W/" + etag }) {
+            return Response(status: 304, headers: ["ETag": etag])
+        }
+        var start = 0, end = size - 1, status = 200
+        if let range = request.header("Range") {
+            switch Self.parseRange(range, size: size) {
+            case .whole: break
+            case .unsatisfiable:
+                return Response(status: 416, headers: ["Content-Range": "bytes */\(size)"], text: "range not satisfiable\n")
+            case .part(let s, let e):
+                (start, end, status) = (s, e, 206)
+                headers.append("Content-Range", "bytes \(s)-\(e)/\(size)")
+            }
+        }
+        let length = max(0, end - start + 1)
+        let fd = open(candidate, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return Response(status: 403, text: "forbidden\n") }
+        if length <= Self.maxInMemory {
+            defer { close(fd) }
+            var body = [UInt8](repeating: 0, count: length)
+            var got = 0
+            while got < length {
+                let n = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, length - got, off_t(start + got)) }
+                if n <= 0 { break }
+                got += n
+            }
+            return Response(status: status, headers: headers, body: Array(body[0..<got]))
+        }
+        return Response(status: status, headers: headers) { out in
+            defer { close(fd) }
+            var offset = start
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            while offset <= end {
+                let want = min(buf.count, end - offset + 1)
+                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+                if n <= 0 { break }
+                try out.write(Array(buf[0..<n]))
+                offset += n
+            }
+        }
+    }
+
+    enum RangeAnswer: Equatable { case whole, unsatisfiable, part(Int, Int) }
+
+    /// One `bytes=` range; several ranges are answered with the whole file (allowed by RFC 9110).
+    static func parseRange(_ header: String, size: Int) -> RangeAnswer {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard spec.count == 2 else { return .whole }
+        let a = spec[0].trimmingSpaces, b = spec[1].trimmingSpaces
+        if a.isEmpty {
+            guard let suffix = Int(b), suffix > 0 else { return .unsatisfiable }
+            return size == 0 ? .unsatisfiable : .part(max(0, size - suffix), size - 1)
+        }
+        guard let s = Int(a), s >= 0 else { return .whole }
+        guard s < size else { return .unsatisfiable }
+        if b.isEmpty { return .part(s, size - 1) }
+        guard let e = Int(b), e >= s else { return .whole }
+        return .part(s, min(e, size - 1))
+    }
+
+    static func percentDecode(_ s: String) -> String? {
+        var out: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "%") {
+                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                out.append(v)
+                it = it.dropFirst(2)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    static let types: [String: String] = [
+        "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
+        "js": "text/javascript; charset=utf-8", "mjs": "text/javascript; charset=utf-8", "json": "application/json",
+        "txt": "text/plain; charset=utf-8", "xml": "application/xml", "svg": "image/svg+xml", "png": "image/png",
+        "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "ico": "image/x-icon",
+        "avif": "image/avif", "woff": "font/woff", "woff2": "font/woff2", "ttf": "font/ttf", "otf": "font/otf",
+        "pdf": "application/pdf", "zip": "application/zip", "gz": "application/gzip", "wasm": "application/wasm",
+        "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "ogg": "audio/ogg", "csv": "text/csv; charset=utf-8",
+        "md": "text/markdown; charset=utf-8",
+    ]
+
+    static func contentType(_ path: String) -> String {
+        let name = path.split(separator: "/").last ?? ""
+        guard let dot = name.lastIndex(of: ".") else { return "application/octet-stream" }
+        return types[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}

@@ -1,0 +1,280 @@
+import Glibc
+import HTTP
+import Posix
+
+/// What a worker needs from its master; fixed for the worker's life.
+struct WorkerContext {
+    let id: Int
+    let slot: Int
+    let listener: Int32
+    let remoteLabel: String
+    let scoreboard: Scoreboard
+    let settings: ServerSettings
+    let app: Application
+    /// The master's pipe: a worker writes its pid there once it accepts.
+    let readyFD: Int32
+}
+
+/// A worker process: one request at a time, idle keep-alive connections parked in epoll, new
+/// connections accepted whenever no request is in hand. So two workers can serve a pool of 32
+/// nginx upstream connections without one idle connection pinning a worker.
+///
+/// Signals from the master: SIGTERM = serve what is in the listen queue, then retire;
+/// SIGHUP = retire (stop accepting, finish, close keep-alive connections without a race);
+/// SIGINT/SIGQUIT = exit now.
+final class Worker {
+    enum Mode { case serving, retiring }
+
+    static let listenerToken = UInt64.max
+    static let signalToken = UInt64.max - 1
+    /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
+    /// may already be sending on it; such a request is answered with `Connection: close`.
+    static let retireGrace: UInt64 = 200_000_000
+
+    let ctx: WorkerContext
+    let signals: SignalFD
+    var epoll: Epoll
+    var conns: [Int32: Connection] = [:]
+    var mode = Mode.serving
+    var retireAt: Instant = 0
+    var nextScanAt: Instant = .max
+    var requestCounter: UInt64 = 0
+    var scratch = [UInt8](repeating: 0, count: 65536)
+    let pidText = String(getpid())
+    let log: AccessLog
+    var harakiriOverride: UInt64?
+    let writeTimeoutMilliseconds: Int32 = 30_000
+
+    init(_ ctx: WorkerContext) throws {
+        self.ctx = ctx
+        signals = try SignalFD([SIGTERM, SIGHUP, SIGINT, SIGQUIT])
+        epoll = try Epoll()
+        log = AccessLog(settings: ctx.settings, workerID: ctx.id)
+        try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        try epoll.add(signals.fd.raw, token: Self.signalToken)
+    }
+
+    func run() -> Never {
+        var me = getpid()
+        _ = withUnsafeBytes(of: &me) { Glibc.write(ctx.readyFD, $0.baseAddress, 4) }
+        while true {
+            let now = monotonicNanoseconds()
+            if now >= nextScanAt || (mode == .retiring && now >= retireAt) { expireConnections(now: now) }
+            if mode == .retiring && conns.isEmpty { exit(0) }
+            var wake = nextScanAt
+            if mode == .retiring { wake = min(wake, retireAt) }
+            let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
+            let events: [(token: UInt64, events: UInt32)]
+            do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
+                writeStderr("swsgi worker \(ctx.id): \(error)")
+                exit(1)
+            }
+            for (token, _) in events {
+                switch token {
+                case Self.listenerToken: if mode == .serving { acceptOne() }
+                case Self.signalToken: handleSignals()
+                default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                }
+            }
+        }
+    }
+
+    // MARK: connections
+
+    private func acceptOne() {
+        guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
+        adopt(fd.release())
+    }
+
+    private func adopt(_ fd: Int32) {
+        let now = monotonicNanoseconds()
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now)
+        conns[fd] = c
+        do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
+            conns[fd] = nil
+            return
+        }
+        if mode == .retiring { c.closeAfterNext = true }
+        // nginx writes the request right after connecting: try it now and skip an epoll round trip.
+        readable(c)
+        if conns[fd] != nil { schedule(c.lastActivity + firstRequestTimeout) }
+    }
+
+    private var firstRequestTimeout: UInt64 { ctx.settings.headerTimeoutNanoseconds }
+
+    private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
+
+    private func drop(_ c: Connection) {
+        epoll.remove(c.fd)
+        conns[c.fd] = nil
+    }
+
+    private func readable(_ c: Connection) {
+        let n = scratch.withUnsafeMutableBytes { Glibc.read(c.fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EAGAIN || errno == EINTR { return }
+            drop(c)
+            return
+        }
+        if n == 0 { drop(c); return }
+        c.lastActivity = monotonicNanoseconds()
+        let keep = process(c, Array(scratch[0..<n]))
+        if !keep { drop(c) }
+    }
+
+    /// Parses and serves every complete request in `input`; false when the connection must close.
+    private func process(_ c: Connection, _ bytes: [UInt8]) -> Bool {
+        var input = bytes[...]
+        while true {
+            switch c.parser.parse(input) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.lastActivity
+                    schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
+                }
+                return true
+            case .error(let e):
+                try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
+                log.write(method: "-", path: "-", status: e.status, bytes: 0, started: c.lastActivity, note: "\(e)")
+                return false
+            case .head(let head, let consumed):
+                c.headStartedAt = nil
+                var rest = input[(input.startIndex + consumed)...]
+                guard serve(c, head, rest: &rest) else { return false }
+                if rest.isEmpty { return true }
+                input = rest
+            }
+        }
+    }
+
+    /// Runs the application for one request and writes its response.
+    private func serve(_ c: Connection, _ head: HTTPRequestHead, rest: inout ArraySlice<UInt8>) -> Bool {
+        let started = monotonicNanoseconds()
+        requestCounter += 1
+        c.requests += 1
+        let sb = ctx.scoreboard, slot = ctx.slot
+        sb.set(slot, .state, Scoreboard.State.busy.rawValue)
+        sb.set(slot, .requestStartNanos, Int64(started))
+        sb.set(slot, .requestCounter, Int64(requestCounter))
+        sb.setRequest(slot, method: head.method, path: head.path)
+        harakiriOverride = nil
+
+        let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
+                                timeoutMilliseconds: writeTimeoutMilliseconds)
+        let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
+                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)",
+                              harakiriOverride: { [unowned self] ns in self.harakiriOverride = min(ns, self.harakiriOverride ?? ns) })
+        var response: Response
+        var note: String? = nil
+        do {
+            response = try ctx.app(request)
+        } catch let e as RequestBodyError {
+            response = Response(status: e.status, text: e.message + "\n")
+            note = e.message
+        } catch {
+            response = Response(status: 500, text: "Internal Server Error\n")
+            note = "application error: \(error)"
+        }
+        // Whatever body the app left unread must be consumed before the next request can be parsed.
+        let bodyComplete = reader.finish()
+        rest = reader.leftover
+        let keepAlive = head.keepAlive && mode == .serving && !c.closeAfterNext && bodyComplete
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        var sent = 0
+        var plan: HTTPResponsePlan
+        do {
+            switch response.body {
+            case .bytes(let body):
+                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
+                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, to: &out)
+                if plan.sendsBody { out += body; sent = body.count }
+                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
+            case .stream(let produce):
+                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
+                                                     body: .streamed, for: head, keepAlive: keepAlive, to: &out)
+                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
+                if plan.sendsBody {
+                    let chunked = plan.chunked
+                    try produce(ResponseStream { [writeTimeoutMilliseconds] piece in
+                        sent += piece.count
+                        if chunked {
+                            var framed: [UInt8] = []
+                            HTTPResponseWriter.appendChunk(piece, to: &framed)
+                            try c.writeAll(framed, timeoutMilliseconds: writeTimeoutMilliseconds)
+                        } else {
+                            try c.writeAll(piece, timeoutMilliseconds: writeTimeoutMilliseconds)
+                        }
+                    })
+                    if chunked { try c.writeAll(HTTPResponseWriter.lastChunk, timeoutMilliseconds: writeTimeoutMilliseconds) }
+                }
+            }
+        } catch {
+            plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
+            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+        }
+        sb.set(slot, .requests, sb.get(slot, .requests) + 1)
+        sb.set(slot, .state, Scoreboard.State.idle.rawValue)
+        log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note)
+        c.lastActivity = monotonicNanoseconds()
+        if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
+            schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)
+        }
+        return plan.keepAlive
+    }
+
+    /// Closes connections past their header timeout (408) or keep-alive timeout, and, when
+    /// retiring, idle keep-alive connections past the retire grace.
+    private func expireConnections(now: Instant) {
+        nextScanAt = .max
+        for c in Array(conns.values) {
+            if c.headStartedAt != nil || c.requests == 0 {
+                let started = c.headStartedAt ?? c.lastActivity
+                let deadline = started + ctx.settings.headerTimeoutNanoseconds
+                if now >= deadline {
+                    if c.headStartedAt != nil {
+                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
+                        log.write(method: "-", path: "-", status: 408, bytes: 0, started: started, note: "request head not complete in time")
+                    }
+                    drop(c)
+                } else {
+                    schedule(deadline)
+                }
+                continue
+            }
+            if mode == .retiring {
+                if now >= retireAt { drop(c) }
+                continue
+            }
+            let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
+            if idleTimeout > 0 {
+                if now >= c.lastActivity + idleTimeout { drop(c) } else { schedule(c.lastActivity + idleTimeout) }
+            }
+        }
+    }
+
+    // MARK: signals
+
+    private func handleSignals() {
+        while let (sig, _) = try? signals.next() {
+            switch sig {
+            case SIGTERM:
+                // Connections already queued would be reset when the listener closes: take them all.
+                while mode == .serving, let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) {
+                    adopt(fd.release())
+                }
+                retire()
+            case SIGHUP: retire()
+            default: exit(0)
+            }
+        }
+    }
+
+    private func retire() {
+        guard mode == .serving else { return }
+        mode = .retiring
+        retireAt = monotonicNanoseconds() + Self.retireGrace
+        epoll.remove(ctx.listener)
+        for c in conns.values { c.closeAfterNext = true }
+    }
+}

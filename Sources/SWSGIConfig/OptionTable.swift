@@ -1,0 +1,211 @@
+/// One row of the option table: the command line, the ini file, `SWSGI_*` variables and
+/// `--help` are all driven by these rows.
+struct OptionSpec: Sendable {
+    typealias Setter = @Sendable (inout ServerOptions, String) throws(ValueProblem) -> Void
+
+    /// What giving the option does.
+    enum Role: Sendable {
+        /// Sets a field; allowed everywhere.
+        case setting(Setter)
+        /// `--ini FILE`: command line and SWSGI_INI only.
+        case ini
+        /// `--help` / `--version`: command line only.
+        case help, version
+    }
+
+    let name: String
+    let aliases: [String]
+    let group: String
+    /// Shown after the flag (`N`, `SECONDS`); nil for booleans and `--help`/`--version`.
+    let valueName: String?
+    /// Shown as `(default: ...)`; nil for `--help`/`--version`.
+    let defaultText: String?
+    let help: String
+    let role: Role
+    /// Given alone on the command line (`--log-4xx`) it means true.
+    let isBoolean: Bool
+
+    var names: [String] { [name] + aliases }
+
+    /// `harakiri-graceful-timeout` -> `SWSGI_HARAKIRI_GRACEFUL_TIMEOUT`.
+    static func environmentName(_ name: String) -> String {
+        "SWSGI_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
+    }
+}
+
+private let core = "Core"
+private let workers = "Worker management (uWSGI names)"
+
+private func option<V>(
+    _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
+    _ keyPath: WritableKeyPath<ServerOptions, V> & Sendable,
+    default defaultText: String, _ help: String, aliases: [String] = []
+) -> OptionSpec {
+    OptionSpec(name: name, aliases: aliases, group: group, valueName: valueName, defaultText: defaultText, help: help,
+               role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                   o[keyPath: keyPath] = try parser.parse(text)
+               },
+               isBoolean: false)
+}
+
+private func option<V>(
+    _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
+    _ keyPath: WritableKeyPath<ServerOptions, V?> & Sendable,
+    default defaultText: String, _ help: String, aliases: [String] = []
+) -> OptionSpec {
+    OptionSpec(name: name, aliases: aliases, group: group, valueName: valueName, defaultText: defaultText, help: help,
+               role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                   o[keyPath: keyPath] = try parser.parse(text)
+               },
+               isBoolean: false)
+}
+
+private func boolean(
+    _ group: String, _ name: String, _ keyPath: WritableKeyPath<ServerOptions, Bool> & Sendable, _ help: String
+) -> OptionSpec {
+    let parser = ValueParser<Bool>.bool
+    return OptionSpec(name: name, aliases: [], group: group, valueName: nil, defaultText: "false", help: help,
+                      role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                          o[keyPath: keyPath] = try parser.parse(text)
+                      },
+                      isBoolean: true)
+}
+
+private let anyCount = 0...Int.max
+private let workerCount = 1...4096
+private let mibRange = 0...(1 << 40)
+
+/// Every swsgi option, in `--help` order.
+let optionTable: [OptionSpec] = [
+    // Core
+    option(core, "processes", "N", .int(workerCount), \.processes, default: "number of cores",
+           "worker processes"),
+    option(core, "socket", "PATH", .unixSocketPath, \.socket, default: "none",
+           "Unix socket to listen on (unlinked, then bound)"),
+    option(core, "chmod-socket", "MODE", .octalMode, \.chmodSocket, default: "none",
+           "octal mode of the Unix socket, like 660"),
+    option(core, "chown-socket", "USER[:GROUP]", .owner, \.chownSocket, default: "none",
+           "owner of the Unix socket"),
+    option(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket, default: "none",
+           "TCP address to listen on (:PORT = all addresses)"),
+    option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
+           "listen backlog"),
+    option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
+           "built-in app: hello, echo, sleep or static:DIR"),
+    option(core, "app-library", "PATH", .string(), \.appLibrary, default: "none",
+           "shared library with your app, loaded with dlopen"),
+    option(core, "buffer-size", "BYTES", .bytes(1...(1 << 30)), \.bufferSizeBytes, default: "8k",
+           "largest request head; above it the answer is 431"),
+    option(core, "limit-post", "BYTES", .bytes(anyCount), \.limitPostBytes, default: "0 (unlimited)",
+           "largest request body; above it the answer is 413"),
+    option(core, "header-timeout", "SECONDS", .seconds(positive: true), \.headerTimeoutNanoseconds, default: "10",
+           "answer 408 when a request head is not complete in time"),
+    option(core, "keepalive-timeout", "SECONDS", .seconds(), \.keepaliveTimeoutNanoseconds, default: "75",
+           "close idle keep-alive connections after this (0 = never)"),
+    option(core, "worker-reload-mercy", "SECONDS", .seconds(), \.workerReloadMercyNanoseconds, default: "60",
+           "how long a reloading worker may finish its requests before it is killed"),
+    option(core, "pid-file", "PATH", .string(), \.pidFile, default: "none",
+           "write the master's pid to this file"),
+    option(core, "stats", "PATH", .unixSocketPath, \.statsSocket, default: "none",
+           "Unix socket serving stats as JSON"),
+    boolean(core, "disable-logging", \.disableLogging, "no request log lines"),
+    boolean(core, "log-4xx", \.log4xx, "log 4xx responses even with --disable-logging"),
+    boolean(core, "log-5xx", \.log5xx, "log 5xx responses even with --disable-logging"),
+    option(core, "procname-prefix", "TEXT", .string(allowEmpty: true), \.procnamePrefix, default: "none",
+           "prefix for process titles"),
+    OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
+               help: "read options from the [swsgi] section of this ini file (command line or SWSGI_INI only)",
+               role: .ini, isBoolean: false),
+    OptionSpec(name: "help", aliases: [], group: core, valueName: nil, defaultText: nil,
+               help: "print this help and exit", role: .help, isBoolean: true),
+    OptionSpec(name: "version", aliases: [], group: core, valueName: nil, defaultText: nil,
+               help: "print the version and exit", role: .version, isBoolean: true),
+
+    // Worker management
+    option(workers, "harakiri", "SECONDS", .seconds(), \.harakiriNanoseconds, default: "0 (off)",
+           "kill a worker whose request runs longer than this"),
+    option(workers, "harakiri-graceful-timeout", "SECONDS", .seconds(), \.harakiriGracefulTimeoutNanoseconds,
+           default: "0 (SIGKILL at once)", "send --harakiri-graceful-signal first and SIGKILL after this"),
+    option(workers, "harakiri-graceful-signal", "SIGNAL", .gracefulSignal, \.harakiriGracefulSignal, default: "TERM",
+           "signal asking a harakiri'd worker to stop (name or number; not KILL or STOP)"),
+    option(workers, "harakiri-graceful-queue-threshold", "N", .int(anyCount), \.harakiriGracefulQueueThreshold,
+           default: "0 (always fire)", "harakiri only while the listen queue holds at least N connections",
+           aliases: ["harakiri-queue-threshold"]),
+    option(workers, "max-requests", "N", .int(anyCount), \.maxRequests, default: "0 (off)",
+           "recycle a worker after this many requests"),
+    option(workers, "max-requests-delta", "N", .int(anyCount), \.maxRequestsDelta, default: "0",
+           "spread --max-requests by up to N per worker"),
+    option(workers, "max-worker-lifetime", "SECONDS", .seconds(), \.maxWorkerLifetimeNanoseconds, default: "0 (off)",
+           "recycle a worker after this long"),
+    option(workers, "max-worker-lifetime-delta", "SECONDS", .seconds(), \.maxWorkerLifetimeDeltaNanoseconds,
+           default: "0", "spread --max-worker-lifetime by up to this per worker"),
+    option(workers, "reload-on-rss", "MIB", .int(mibRange), \.reloadOnRSSMiB, default: "0 (off)",
+           "gracefully recycle a worker whose RSS is above this many MiB"),
+    option(workers, "evil-reload-on-rss", "MIB", .int(mibRange), \.evilReloadOnRSSMiB, default: "0 (off)",
+           "kill a worker at once when its RSS is above this many MiB"),
+    option(workers, "cheaper", "N", .int(0...4096), \.cheaper, default: "0 (off)",
+           "adaptive workers: keep at least N running, up to --processes"),
+    option(workers, "cheaper-initial", "N", .int(0...4096), \.cheaperInitial, default: "--cheaper",
+           "workers started at boot in cheaper mode"),
+    option(workers, "cheaper-step", "N", .int(workerCount), \.cheaperStep, default: "1",
+           "workers spawned at a time when busy"),
+    option(workers, "cheaper-overload", "SECONDS", .seconds(positive: true), \.cheaperOverloadNanoseconds,
+           default: "3", "length of a busyness cycle"),
+    option(workers, "cheaper-busyness-min", "PERCENT", .int(0...100), \.cheaperBusynessMin, default: "25",
+           "stop a worker when busyness stays below this"),
+    option(workers, "cheaper-busyness-max", "PERCENT", .int(0...100), \.cheaperBusynessMax, default: "50",
+           "spawn workers when busyness is above this"),
+    option(workers, "cheaper-busyness-multiplier", "N", .int(1...1_000_000), \.cheaperBusynessMultiplier,
+           default: "10", "idle cycles before a worker is stopped"),
+    option(workers, "cheaper-busyness-backlog-alert", "N", .int(1...Int.max), \.cheaperBusynessBacklogAlert,
+           default: "33", "spawn workers when the listen queue holds more than N"),
+    option(workers, "cheaper-busyness-backlog-step", "N", .int(workerCount), \.cheaperBusynessBacklogStep,
+           default: "1", "workers spawned on a backlog alert"),
+    option(workers, "cheaper-rss-limit-soft", "BYTES", .bytes(anyCount), \.cheaperRSSLimitSoftBytes,
+           default: "0 (off)", "spawn no workers while their total RSS is above this"),
+    option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
+           default: "0 (off)", "stop workers while their total RSS is above this"),
+]
+
+/// Every name and alias, to its row.
+let optionsByName: [String: OptionSpec] = {
+    var byName: [String: OptionSpec] = [:]
+    for spec in optionTable {
+        for name in spec.names { byName[name] = spec }
+    }
+    return byName
+}()
+
+extension ServerOptions {
+    /// `swsgi --help`: every option with its value, default and one line of help.
+    public static var helpText: String {
+        var lines = [
+            "Usage: swsgi [OPTIONS]",
+            "",
+            "A pre-fork HTTP/1.1 server. Options are read from, lowest to highest precedence: defaults,",
+            "the [swsgi] section of --ini FILE, SWSGI_<OPTION> environment variables (dashes as",
+            "underscores: SWSGI_HARAKIRI_GRACEFUL_TIMEOUT=5), and the command line (--name VALUE or",
+            "--name=VALUE; a boolean given alone means true). Sizes take k/m/g; durations are seconds.",
+        ]
+        var group = ""
+        for spec in optionTable {
+            if spec.group != group {
+                group = spec.group
+                lines += ["", "\(group):"]
+            }
+            var flag = "  --\(spec.name)"
+            if let v = spec.valueName { flag += " \(v)" }
+            var text = spec.help
+            if !spec.aliases.isEmpty { text += "; also --" + spec.aliases.joined(separator: ", --") }
+            if let d = spec.defaultText { text += " (default: \(d))" }
+            let column = 40
+            if flag.count < column {
+                lines.append(flag + String(repeating: " ", count: column - flag.count) + text)
+            } else {
+                lines.append(flag)
+                lines.append(String(repeating: " ", count: column) + text)
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

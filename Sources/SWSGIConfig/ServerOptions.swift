@@ -1,0 +1,155 @@
+/// swsgi's configuration: pure values built from defaults, an ini file, `SWSGI_*` variables and the
+/// command line (see `ServerOptions.load`). No I/O: the caller reads the ini file.
+
+let nanosecondsPerSecond: UInt64 = 1_000_000_000
+
+/// Every swsgi option, typed. Defaults are the documented ones; `optionTable` describes them.
+public struct ServerOptions: Equatable, Sendable {
+    // MARK: Core
+
+    /// Worker processes (`--processes`); defaults to the number of cores.
+    public var processes: Int
+    /// Unix socket path to unlink and bind (`--socket`).
+    public var socket: String? = nil
+    /// Mode for the Unix socket, like 0o660 (`--chmod-socket`).
+    public var chmodSocket: UInt32? = nil
+    /// `USER[:GROUP]` owning the Unix socket (`--chown-socket`), resolved at run time.
+    public var chownSocket: String? = nil
+    /// TCP listener (`--http-socket HOST:PORT`).
+    public var httpSocket: HTTPSocketAddress? = nil
+    /// listen(2) backlog (`--listen`).
+    public var listenBacklog: Int = 1024
+    /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.
+    public var app: BuiltinApp? = nil
+    /// Shared library with the user app to dlopen (`--app-library`).
+    public var appLibrary: String? = nil
+    /// Largest request head accepted; above it the answer is 431 (`--buffer-size`).
+    public var bufferSizeBytes: Int = 8192
+    /// Largest request body accepted, 0 = unlimited; above it the answer is 413 (`--limit-post`).
+    public var limitPostBytes: Int = 0
+    /// A request head not complete within this gets 408 (`--header-timeout`).
+    public var headerTimeoutNanoseconds: UInt64 = 10 * nanosecondsPerSecond
+    /// Idle keep-alive connections are closed after this, 0 = never (`--keepalive-timeout`).
+    public var keepaliveTimeoutNanoseconds: UInt64 = 75 * nanosecondsPerSecond
+    /// How long a reloading worker may take to finish before it is killed (`--worker-reload-mercy`).
+    public var workerReloadMercyNanoseconds: UInt64 = 60 * nanosecondsPerSecond
+    /// File the master writes its pid to (`--pid-file`).
+    public var pidFile: String? = nil
+    /// Unix socket serving stats (`--stats`).
+    public var statsSocket: String? = nil
+    /// No request log lines (`--disable-logging`).
+    public var disableLogging: Bool = false
+    /// Log 4xx responses even with `disableLogging` (`--log-4xx`).
+    public var log4xx: Bool = false
+    /// Log 5xx responses even with `disableLogging` (`--log-5xx`).
+    public var log5xx: Bool = false
+    /// Prefix for process titles (`--procname-prefix`).
+    public var procnamePrefix: String = ""
+
+    // MARK: Worker management (uWSGI names)
+
+    /// A request running longer than this gets its worker killed, 0 = off (`--harakiri`).
+    public var harakiriNanoseconds: UInt64 = 0
+    /// Grace between the graceful signal and SIGKILL, 0 = SIGKILL at once (`--harakiri-graceful-timeout`).
+    public var harakiriGracefulTimeoutNanoseconds: UInt64 = 0
+    /// Signal sent first when `harakiriGracefulTimeoutNanoseconds` > 0 (`--harakiri-graceful-signal`).
+    public var harakiriGracefulSignal: Int32 = 15
+    /// Harakiri only when the listen queue holds at least this many, 0 = always (`--harakiri-graceful-queue-threshold`).
+    public var harakiriGracefulQueueThreshold: Int = 0
+    /// Recycle a worker after this many requests, 0 = off (`--max-requests`).
+    public var maxRequests: Int = 0
+    /// Per-worker spread added to `maxRequests` (`--max-requests-delta`).
+    public var maxRequestsDelta: Int = 0
+    /// Recycle a worker after this long, 0 = off (`--max-worker-lifetime`).
+    public var maxWorkerLifetimeNanoseconds: UInt64 = 0
+    /// Per-worker spread added to the lifetime (`--max-worker-lifetime-delta`).
+    public var maxWorkerLifetimeDeltaNanoseconds: UInt64 = 0
+    /// Gracefully recycle a worker above this RSS in MiB, 0 = off (`--reload-on-rss`).
+    public var reloadOnRSSMiB: Int = 0
+    /// Kill a worker at once above this RSS in MiB, 0 = off (`--evil-reload-on-rss`).
+    public var evilReloadOnRSSMiB: Int = 0
+    /// Minimum workers kept by the busyness algorithm, 0 = cheaper mode off (`--cheaper`).
+    public var cheaper: Int = 0
+    /// Workers started at boot in cheaper mode; nil = `cheaper` (`--cheaper-initial`).
+    public var cheaperInitial: Int? = nil
+    /// Workers spawned at a time when busy (`--cheaper-step`).
+    public var cheaperStep: Int = 1
+    /// Length of a busyness cycle (`--cheaper-overload`).
+    public var cheaperOverloadNanoseconds: UInt64 = 3 * nanosecondsPerSecond
+    /// Below this busyness percent a worker is stopped (`--cheaper-busyness-min`).
+    public var cheaperBusynessMin: Int = 25
+    /// Above this busyness percent workers are spawned (`--cheaper-busyness-max`).
+    public var cheaperBusynessMax: Int = 50
+    /// Idle cycles before a worker is stopped (`--cheaper-busyness-multiplier`).
+    public var cheaperBusynessMultiplier: Int = 10
+    /// Listen queue length that spawns workers regardless of busyness (`--cheaper-busyness-backlog-alert`).
+    public var cheaperBusynessBacklogAlert: Int = 33
+    /// Workers spawned on a backlog alert (`--cheaper-busyness-backlog-step`).
+    public var cheaperBusynessBacklogStep: Int = 1
+    /// No workers spawned while total RSS is above this, 0 = off (`--cheaper-rss-limit-soft`).
+    public var cheaperRSSLimitSoftBytes: Int = 0
+    /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
+    public var cheaperRSSLimitHardBytes: Int = 0
+
+    /// The defaults, with one worker per core (at least one).
+    public init(cores: Int) {
+        processes = max(1, cores)
+    }
+
+    /// A listener was configured; false means systemd's LISTEN_FDS must supply one at run time.
+    public var hasExplicitListener: Bool { socket != nil || httpSocket != nil }
+
+    /// The app that runs when `appLibrary` is not set.
+    public var effectiveApp: BuiltinApp { app ?? .hello }
+
+    /// `cheaperInitial`, or `cheaper` when not given.
+    public var effectiveCheaperInitial: Int { cheaperInitial ?? cheaper }
+}
+
+/// A TCP address for `--http-socket`.
+public struct HTTPSocketAddress: Equatable, Sendable, CustomStringConvertible {
+    /// Host name or IP address; empty = all addresses.
+    public var host: String
+    /// 1-65535.
+    public var port: UInt16
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+    /// `HOST:PORT`, with IPv6 hosts in brackets.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The apps built into swsgi (`--app`).
+public enum BuiltinApp: Equatable, Sendable, CustomStringConvertible {
+    case hello
+    case echo
+    case sleep
+    /// Serves files under the directory.
+    case staticFiles(directory: String)
+    /// The spelling `--app` takes.
+    public var description: String {
+        switch self {
+        case .hello: "hello"
+        case .echo: "echo"
+        case .sleep: "sleep"
+        case .staticFiles(let d): "static:\(d)"
+        }
+    }
+}
+
+/// What loading the configuration asks for.
+public enum LoadResult: Equatable, Sendable {
+    case run(ServerOptions)
+    /// `--help`: print `ServerOptions.helpText`.
+    case help
+    /// `--version`.
+    case version
+}
+
+/// A bad configuration: one line naming its source, e.g. `app.ini:12: unknown option 'proceses' (did you mean 'processes'?)`.
+public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

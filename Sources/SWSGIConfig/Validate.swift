@@ -1,0 +1,74 @@
+extension ServerOptions {
+    /// Checks the rules that involve several options (and the ranges a hand-built value could break).
+    /// `load` calls it; call it again after changing options in code.
+    public func validate() throws(ConfigError) {
+        func fail(_ message: String) throws(ConfigError) { throw ConfigError(message) }
+
+        // Listener: at most one; none means systemd's LISTEN_FDS must supply it.
+        if socket != nil, httpSocket != nil {
+            try fail("--socket and --http-socket are both set; swsgi listens on exactly one")
+        }
+        if let socket, let p = unixSocketPathProblem(socket) { try fail("--socket: \(p)") }
+        if let statsSocket, let p = unixSocketPathProblem(statsSocket) { try fail("--stats: \(p)") }
+        if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
+        if let chmodSocket, chmodSocket > 0o7777 { try fail("--chmod-socket: \(chmodSocket) is above 07777") }
+
+        // Apps.
+        if app != nil, appLibrary != nil {
+            try fail("--app and --app-library are mutually exclusive: give one")
+        }
+        if case .staticFiles(let dir) = app, dir.isEmpty { try fail("--app: static:DIR needs a directory") }
+        if let appLibrary, appLibrary.isEmpty { try fail("--app-library needs a path") }
+
+        // Workers.
+        if processes < 1 { try fail("--processes must be at least 1 (got \(processes))") }
+        if !(1...65535).contains(listenBacklog) { try fail("--listen must be between 1 and 65535 (got \(listenBacklog))") }
+        if bufferSizeBytes < 1 { try fail("--buffer-size must be above 0") }
+        if headerTimeoutNanoseconds == 0 { try fail("--header-timeout must be above 0") }
+        if !isGracefulSignal(harakiriGracefulSignal) {
+            try fail("--harakiri-graceful-signal: \(harakiriGracefulSignal) is not a signal a worker can catch")
+        }
+        if harakiriGracefulTimeoutNanoseconds > 0, harakiriNanoseconds == 0 {
+            try fail("--harakiri-graceful-timeout needs --harakiri: it is the grace period after a harakiri")
+        }
+        if maxRequestsDelta > 0 {
+            if maxRequests == 0 { try fail("--max-requests-delta needs --max-requests") }
+            if maxRequestsDelta >= maxRequests {
+                try fail("--max-requests-delta (\(maxRequestsDelta)) must be below --max-requests (\(maxRequests))")
+            }
+        }
+        if maxWorkerLifetimeDeltaNanoseconds > 0 {
+            if maxWorkerLifetimeNanoseconds == 0 { try fail("--max-worker-lifetime-delta needs --max-worker-lifetime") }
+            if maxWorkerLifetimeDeltaNanoseconds >= maxWorkerLifetimeNanoseconds {
+                try fail("--max-worker-lifetime-delta must be below --max-worker-lifetime")
+            }
+        }
+        if reloadOnRSSMiB > 0, evilReloadOnRSSMiB > 0, evilReloadOnRSSMiB < reloadOnRSSMiB {
+            try fail("--evil-reload-on-rss (\(evilReloadOnRSSMiB)) must be at least --reload-on-rss (\(reloadOnRSSMiB))")
+        }
+
+        // Cheaper mode.
+        if cheaper < 0 { try fail("--cheaper must be 0 (off) or more") }
+        if cheaper > 0, cheaper >= processes {
+            try fail("--cheaper (\(cheaper)) must be below --processes (\(processes))")
+        }
+        if let cheaperInitial {
+            if cheaper == 0 { try fail("--cheaper-initial needs --cheaper") }
+            if !(cheaper...processes).contains(cheaperInitial) {
+                try fail("--cheaper-initial (\(cheaperInitial)) must be between --cheaper (\(cheaper)) and --processes (\(processes))")
+            }
+        }
+        if cheaperStep < 1 { try fail("--cheaper-step must be at least 1") }
+        if !(0...100).contains(cheaperBusynessMin) { try fail("--cheaper-busyness-min must be between 0 and 100") }
+        if !(0...100).contains(cheaperBusynessMax) { try fail("--cheaper-busyness-max must be between 0 and 100") }
+        if cheaperBusynessMin >= cheaperBusynessMax {
+            try fail("--cheaper-busyness-min (\(cheaperBusynessMin)) must be below --cheaper-busyness-max (\(cheaperBusynessMax))")
+        }
+        if cheaperBusynessMultiplier < 1 { try fail("--cheaper-busyness-multiplier must be at least 1") }
+        if cheaperBusynessBacklogAlert < 1 { try fail("--cheaper-busyness-backlog-alert must be at least 1") }
+        if cheaperBusynessBacklogStep < 1 { try fail("--cheaper-busyness-backlog-step must be at least 1") }
+        if cheaperRSSLimitSoftBytes > 0, cheaperRSSLimitHardBytes > 0, cheaperRSSLimitSoftBytes >= cheaperRSSLimitHardBytes {
+            try fail("--cheaper-rss-limit-soft (\(cheaperRSSLimitSoftBytes)) must be below --cheaper-rss-limit-hard (\(cheaperRSSLimitHardBytes))")
+        }
+    }
+}

@@ -1,0 +1,270 @@
+/// Why one value was refused; the caller prefixes where it came from.
+struct ValueProblem: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// Turns the text of one option's value into its typed value.
+struct ValueParser<Value>: Sendable {
+    let parse: @Sendable (String) throws(ValueProblem) -> Value
+}
+
+/// `'text'` for messages: control characters escaped, long values cut, so an error stays one line.
+func quoted(_ text: String) -> String {
+    var out = ""
+    var count = 0
+    for scalar in text.unicodeScalars {
+        if count == 200 { out += "…"; break }
+        if scalar.properties.generalCategory == .control || scalar == "'" {
+            out += scalar.escaped(asASCII: false)
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+        count += 1
+    }
+    return "'\(out)'"
+}
+
+private func isDigits<S: StringProtocol>(_ s: S) -> Bool {
+    !s.isEmpty && s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+}
+
+private func checkRange(_ text: String, _ v: Int, _ range: ClosedRange<Int>, unit: String = "") throws(ValueProblem) {
+    guard !range.contains(v) else { return }
+    if range.upperBound == Int.max {
+        throw ValueProblem("\(quoted(text)) is too small: the minimum is \(range.lowerBound)\(unit)")
+    }
+    throw ValueProblem("\(quoted(text)) is out of range: it must be between \(range.lowerBound) and \(range.upperBound)\(unit)")
+}
+
+/// Rejects text C cannot take (NUL bytes).
+private func checkNoNUL(_ text: String) throws(ValueProblem) {
+    if text.utf8.contains(0) { throw ValueProblem("\(quoted(text)) contains a NUL byte") }
+}
+
+extension ValueParser where Value == Int {
+    /// A whole number within `range`.
+    static func int(_ range: ClosedRange<Int>) -> ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> Int in
+            let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+            guard isDigits(digits) else { throw ValueProblem("\(quoted(text)) is not a whole number") }
+            guard let v = Int(text) else { throw ValueProblem("\(quoted(text)) is too large") }
+            try checkRange(text, v, range)
+            return v
+        }
+    }
+
+    /// A byte size: `8192`, `8k`, `64m`, `1g` (1024-based, either case), within `range` bytes.
+    static func bytes(_ range: ClosedRange<Int>) -> ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> Int in
+            var number = Substring(text)
+            var factor = 1
+            if let last = number.last {
+                switch last {
+                case "k", "K": factor = 1 << 10
+                case "m", "M": factor = 1 << 20
+                case "g", "G": factor = 1 << 30
+                default: break
+                }
+                if factor != 1 { number = number.dropLast() }
+            }
+            guard isDigits(number) else {
+                throw ValueProblem("\(quoted(text)) is not a byte size (a whole number, optionally with k, m or g: 8192, 8k, 64m)")
+            }
+            guard let n = Int(number) else { throw ValueProblem("\(quoted(text)) is too large") }
+            let (v, overflow) = n.multipliedReportingOverflow(by: factor)
+            if overflow { throw ValueProblem("\(quoted(text)) is too large") }
+            try checkRange(text, v, range, unit: " bytes")
+            return v
+        }
+    }
+}
+
+/// Durations above this many seconds (about 31 years) are refused rather than overflowing.
+let maxDurationSeconds: UInt64 = 1_000_000_000
+
+extension ValueParser where Value == UInt64 {
+    /// Seconds, decimals allowed (`30`, `0.5`), as nanoseconds. Negative values are refused, and 0 if `positive`.
+    static func seconds(positive: Bool = false) -> ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> UInt64 in
+            if text.hasPrefix("-") { throw ValueProblem("\(quoted(text)) is negative: durations are seconds >= 0") }
+            let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+            let whole = parts[0]
+            let fraction = parts.count > 1 ? parts[1] : ""
+            guard whole.isEmpty || isDigits(whole), fraction.isEmpty || isDigits(fraction),
+                  !(whole.isEmpty && fraction.isEmpty) else {
+                throw ValueProblem("\(quoted(text)) is not a duration in seconds (like 30 or 0.5)")
+            }
+            let trimmed = whole.drop(while: { $0 == "0" })
+            let secs: UInt64? = whole.isEmpty ? 0 : trimmed.count <= 10 ? UInt64(whole) : nil
+            guard let secs, secs <= maxDurationSeconds else {
+                throw ValueProblem("\(quoted(text)) is too large: the maximum is \(maxDurationSeconds) seconds")
+            }
+            var ns: UInt64 = 0
+            var scale: UInt64 = 100_000_000
+            for digit in fraction.utf8.prefix(9) {
+                ns += UInt64(digit - 0x30) * scale
+                scale /= 10
+            }
+            let total = secs * nanosecondsPerSecond + ns
+            if positive && total == 0 { throw ValueProblem("\(quoted(text)) must be above 0") }
+            return total
+        }
+    }
+}
+
+/// Standard Linux signal names and numbers (x86-64/arm64).
+let signalTable: [(name: String, number: Int32)] = [
+    ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
+    ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14), ("TERM", 15),
+    ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22),
+    ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28), ("IO", 29),
+    ("PWR", 30), ("SYS", 31),
+]
+
+/// The signal's number, from `TERM`, `SIGTERM`, `term` or `15`; nil if not in `signalTable`.
+func signalNumber(_ text: String) -> Int32? {
+    if isDigits(text) {
+        guard text.utf8.count <= 3, let n = Int32(text) else { return nil }
+        return signalTable.contains { $0.number == n } ? n : nil
+    }
+    var name = text.uppercased()
+    if name.hasPrefix("SIG") { name.removeFirst(3) }
+    return signalTable.first { $0.name == name }?.number
+}
+
+/// True for signals a graceful stop may use: known, and not KILL or STOP (which cannot be handled).
+func isGracefulSignal(_ n: Int32) -> Bool {
+    n != 9 && n != 19 && signalTable.contains { $0.number == n }
+}
+
+extension ValueParser where Value == Int32 {
+    /// A signal a worker can handle: `TERM`, `SIGTERM`, `15`; not 0, KILL, STOP or unknown names.
+    static var gracefulSignal: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> Int32 in
+            guard let n = signalNumber(text) else {
+                throw ValueProblem("\(quoted(text)) is not a known signal (a name like TERM, SIGINT or a number like 15)")
+            }
+            guard isGracefulSignal(n) else {
+                throw ValueProblem("\(quoted(text)) cannot be caught, so it cannot ask for a graceful stop; use TERM, INT, QUIT, USR1...")
+            }
+            return n
+        }
+    }
+}
+
+extension ValueParser where Value == UInt32 {
+    /// An octal file mode: `660`, `0660`, at most 07777.
+    static var octalMode: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> UInt32 in
+            let digits = text.drop(while: { $0 == "0" })
+            guard isDigits(text), text.utf8.allSatisfy({ $0 <= 0x37 }), digits.count <= 4,
+                  let m = digits.isEmpty ? 0 : UInt32(digits, radix: 8) else {
+                throw ValueProblem("\(quoted(text)) is not an octal mode like 660 or 0660")
+            }
+            return m
+        }
+    }
+}
+
+extension ValueParser where Value == Bool {
+    /// `true/false/yes/no/on/off/1/0`, any case.
+    static var bool: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> Bool in
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: throw ValueProblem("\(quoted(text)) is not a boolean (true/false, yes/no, on/off, 1/0)")
+            }
+        }
+    }
+}
+
+/// Longest Unix socket path: sun_path holds 108 bytes including the terminating NUL.
+public let maxUnixSocketPathBytes = 107
+
+/// The problem with a Unix socket path, or nil if it can be bound.
+func unixSocketPathProblem(_ path: String) -> String? {
+    if path.isEmpty { return "the socket path is empty" }
+    if path.utf8.contains(0) { return "\(quoted(path)) contains a NUL byte" }
+    let n = path.utf8.count
+    if n > maxUnixSocketPathBytes {
+        return "the socket path is \(n) bytes, longer than the \(maxUnixSocketPathBytes) bytes sun_path allows: \(quoted(path))"
+    }
+    return nil
+}
+
+extension ValueParser where Value == String {
+    /// Any text without NUL bytes; empty only if `allowEmpty`.
+    static func string(allowEmpty: Bool = false) -> ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> String in
+            if text.isEmpty && !allowEmpty { throw ValueProblem("needs a value") }
+            try checkNoNUL(text)
+            return text
+        }
+    }
+
+    /// A Unix socket path: non-empty, at most 107 bytes.
+    static var unixSocketPath: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> String in
+            if let p = unixSocketPathProblem(text) { throw ValueProblem(p) }
+            return text
+        }
+    }
+
+    /// `USER` or `USER:GROUP`, names or numeric ids, resolved at run time.
+    static var owner: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> String in
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2, parts.allSatisfy({ !$0.isEmpty && !$0.contains(where: { $0 == " " || $0 == "\0" }) }) else {
+                throw ValueProblem("\(quoted(text)) is not USER or USER:GROUP")
+            }
+            return text
+        }
+    }
+}
+
+extension ValueParser where Value == HTTPSocketAddress {
+    /// `HOST:PORT`, `[IPV6]:PORT`, or `:PORT` for all addresses; port 1-65535.
+    static var hostPort: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> HTTPSocketAddress in
+            let bad = ValueProblem("\(quoted(text)) is not HOST:PORT (like 127.0.0.1:8080, [::1]:8080 or :8080 for all addresses)")
+            guard let colon = text.lastIndex(of: ":") else { throw bad }
+            var host = Substring(text[..<colon])
+            let portText = text[text.index(after: colon)...]
+            if host.hasPrefix("[") {
+                guard host.hasSuffix("]"), host.count > 2 else { throw bad }
+                host = host.dropFirst().dropLast()
+            } else if host.contains(":") || host.contains("[") || host.contains("]") {
+                throw bad
+            }
+            guard !host.contains(where: { $0 == " " || $0 == "/" || $0 == "\0" }) else { throw bad }
+            guard isDigits(portText) else { throw bad }
+            guard portText.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
+                throw ValueProblem("\(quoted(text)): the port must be between 1 and 65535")
+            }
+            return HTTPSocketAddress(host: String(host), port: UInt16(port))
+        }
+    }
+}
+
+extension ValueParser where Value == BuiltinApp {
+    /// `hello`, `echo`, `sleep` or `static:DIR`.
+    static var builtinApp: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> BuiltinApp in
+            switch text {
+            case "hello": return .hello
+            case "echo": return .echo
+            case "sleep": return .sleep
+            default:
+                if text.hasPrefix("static:") {
+                    let dir = String(text.dropFirst("static:".count))
+                    if dir.isEmpty { throw ValueProblem("static:DIR needs a directory") }
+                    try checkNoNUL(dir)
+                    return .staticFiles(directory: dir)
+                }
+                throw ValueProblem("\(quoted(text)) is not a built-in app (hello, echo, sleep, static:DIR); use --app-library for your own")
+            }
+        }
+    }
+}

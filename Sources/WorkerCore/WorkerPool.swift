@@ -1,0 +1,272 @@
+/// Nanoseconds on the monotonic clock.
+public typealias Instant = UInt64
+
+/// How a worker process ended.
+public enum WorkerEnd: Equatable, Sendable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exit status \(c)"
+        case .signaled(let s): return "signal \(s)"
+        }
+    }
+}
+
+/// Why a worker is on its way out; decides whether and how it is replaced.
+public enum RetireReason: String, Sendable {
+    case reload = "reload"            // SIGHUP to the master: replace every worker
+    case shrink = "fewer workers"     // SIGTTOU
+    case shutdown = "shutdown"
+    case maxRequests = "max-requests"
+    case lifetime = "max-worker-lifetime"
+    case rss = "reload-on-rss"
+    case evilRSS = "evil-reload-on-rss"
+    case harakiri = "harakiri"
+    case cheaper = "cheaper"
+}
+
+/// One worker process as the master sees it.
+public struct WorkerSlot: Equatable, Sendable {
+    public enum State: String, Sendable { case starting, accepting, retiring }
+    /// 1-based id, shown in logs, process names and stats; a slot's id is reused by its replacement.
+    public let id: Int
+    public var pid: Int32
+    public var state: State
+    public var startedAt: Instant
+    public var retireReason: RetireReason?
+    /// When a retiring worker gets SIGKILL (`--worker-reload-mercy`).
+    public var killDeadline: Instant?
+    public var respawns: Int
+}
+
+/// The swsgi master's decisions about its workers, as a value: events in, actions out.
+/// No fork, clock, signals or I/O here: the master loop feeds events and carries out actions.
+public struct WorkerPool: Sendable {
+    public struct Config: Sendable {
+        public var processes: Int
+        public var mercyNanoseconds: UInt64
+        /// A worker that dies sooner than this after starting counts towards crash-loop throttling.
+        public var crashWindowNanoseconds: UInt64 = 1_000_000_000
+        public var respawnBackoffMaxNanoseconds: UInt64 = 10_000_000_000
+
+        public init(processes: Int, mercyNanoseconds: UInt64) {
+            self.processes = processes
+            self.mercyNanoseconds = mercyNanoseconds
+        }
+    }
+
+    public enum Event: Equatable, Sendable {
+        case started
+        case forked(id: Int, pid: Int32)
+        case forkFailed(id: Int, reason: String)
+        /// The worker reported it is accepting.
+        case workerReady(pid: Int32)
+        case workerExited(pid: Int32, status: WorkerEnd)
+        /// SIGTERM: serve what is queued, finish in-flight requests, exit 0.
+        case gracefulStop
+        /// SIGINT / SIGQUIT: stop now.
+        case immediateStop
+        /// SIGHUP: replace every worker without refusing a request.
+        case reloadWorkers
+        case addWorker
+        case removeWorker
+        /// The worker must be recycled (request count, lifetime, memory...): replacement first.
+        case recycle(pid: Int32, reason: RetireReason)
+        case deadlinePassed
+    }
+
+    public enum Action: Equatable, Sendable {
+        case fork(id: Int)
+        /// Worker protocol: SIGTERM = drain the listen queue then exit (shutdown);
+        /// SIGHUP = stop accepting, finish, retire keep-alive connections, exit (retire).
+        case signal(Int32, pid: Int32)
+        case kill(pid: Int32)
+        case log(String)
+        case notify(String)
+        case statusChanged
+        case exit(Int32)
+    }
+
+    public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigTERM: Int32 = 15
+
+    public var config: Config
+    public private(set) var slots: [WorkerSlot] = []
+    public private(set) var stopping = false
+    public private(set) var announcedReady = false
+    /// Workers wanted now (between cheaper's minimum and --processes; TTIN/TTOU move it).
+    public private(set) var target: Int
+    private var respawnAt: [Int: Instant] = [:]
+    private var backoff: [Int: UInt64] = [:]
+    private var spawnsTotal = 0
+
+    public init(config: Config) {
+        self.config = config
+        self.target = config.processes
+    }
+
+    public func slot(pid: Int32) -> WorkerSlot? { slots.first { $0.pid == pid } }
+
+    /// Live workers not on their way out.
+    public var activeCount: Int { slots.filter { $0.state != .retiring }.count }
+
+    public var nextDeadline: Instant? {
+        (slots.compactMap(\.killDeadline) + respawnAt.values).min()
+    }
+
+    public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        switch event {
+        case .started:
+            return (1...target).flatMap { forkWorker(id: $0) }
+        case .forked(let id, let pid):
+            let previous = respawnCount(id)
+            slots.append(WorkerSlot(id: id, pid: pid, state: .starting, startedAt: now, retireReason: nil,
+                                    killDeadline: stopping ? now + config.mercyNanoseconds : nil, respawns: previous))
+            return stopping ? [.signal(Self.sigTERM, pid: pid)] : [.statusChanged]
+        case .forkFailed(let id, let reason):
+            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now)
+        case .workerReady(let pid):
+            guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
+            slots[i].state = .accepting
+            var actions: [Action] = [.statusChanged]
+            if !announcedReady && !stopping && slots.filter({ $0.state == .accepting }).count >= target {
+                announcedReady = true
+                actions.append(.notify("READY=1\nSTATUS=\(target) workers accepting"))
+                actions.append(.log("\(target) workers accepting"))
+            } else if announcedReady && reloading && !slots.contains(where: { $0.state == .starting }) {
+                actions.append(.notify("READY=1\nSTATUS=workers reloaded"))
+                reloading = false
+            }
+            return actions
+        case .workerExited(let pid, let status):
+            return workerExited(pid, status: status, now: now)
+        case .gracefulStop:
+            return stop(signal: Self.sigTERM, now: now, why: "graceful shutdown: serving queued connections and in-flight requests")
+        case .immediateStop:
+            return stop(signal: Self.sigINT, now: now, why: "immediate shutdown")
+        case .reloadWorkers:
+            guard !stopping else { return [] }
+            reloading = true
+            let old = slots.filter { $0.state != .retiring }
+            var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
+            for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
+            return actions
+        case .addWorker:
+            guard !stopping, target < config.processes else {
+                return [.log("SIGTTIN: already at --processes \(config.processes)")]
+            }
+            target += 1
+            return [.log("SIGTTIN: workers \(target - 1) -> \(target)")] + forkWorker(id: freeID())
+        case .removeWorker:
+            guard !stopping, target > 1 else { return [.log("SIGTTOU: keeping the last worker")] }
+            target -= 1
+            guard let victim = slots.filter({ $0.state != .retiring }).max(by: { $0.id < $1.id }) else { return [] }
+            return [.log("SIGTTOU: workers \(target + 1) -> \(target)")] + retire(pid: victim.pid, reason: .shrink, now: now, replace: false)
+        case .recycle(let pid, let reason):
+            guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
+            return retire(pid: pid, reason: reason, now: now, replace: true)
+        case .deadlinePassed:
+            return deadlines(now: now)
+        }
+    }
+
+    private var reloading = false
+
+    private func respawnCount(_ id: Int) -> Int { respawnTotals[id, default: 0] }
+    private var respawnTotals: [Int: Int] = [:]
+
+    private mutating func forkWorker(id: Int) -> [Action] {
+        spawnsTotal += 1
+        return [.fork(id: id)]
+    }
+
+    /// The lowest id no live worker uses, so ids stay 1...N as workers come and go.
+    private func freeID() -> Int {
+        let used = Set(slots.filter { $0.state != .retiring }.map(\.id))
+        var id = 1
+        while used.contains(id) { id += 1 }
+        return id
+    }
+
+    /// Replacement first (when `replace`), then the old worker is told to retire.
+    private mutating func retire(pid: Int32, reason: RetireReason, now: Instant, replace: Bool) -> [Action] {
+        guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
+        slots[i].state = .retiring
+        slots[i].retireReason = reason
+        slots[i].killDeadline = now + config.mercyNanoseconds
+        let w = slots[i]
+        var actions: [Action] = []
+        if replace {
+            respawnTotals[w.id, default: 0] += 1
+            actions += forkWorker(id: w.id)
+        }
+        actions.append(.log("retiring worker \(w.id) (pid \(w.pid)): \(reason.rawValue)"))
+        actions.append(.signal(Self.sigHUP, pid: w.pid))
+        return actions + [.statusChanged]
+    }
+
+    private mutating func stop(signal: Int32, now: Instant, why: String) -> [Action] {
+        let first = !stopping
+        stopping = true
+        respawnAt = [:]
+        var actions: [Action] = first ? [.notify("STOPPING=1"), .log(why)] : []
+        for i in slots.indices {
+            // Retiring workers already finish what they hold; an immediate stop overrides that.
+            if slots[i].state != .retiring || signal == Self.sigINT {
+                actions.append(.signal(signal, pid: slots[i].pid))
+            }
+            slots[i].state = .retiring
+            slots[i].retireReason = slots[i].retireReason ?? .shutdown
+            let deadline = now + (signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
+            slots[i].killDeadline = min(slots[i].killDeadline ?? deadline, deadline)
+        }
+        if slots.isEmpty { actions.append(.exit(0)) }
+        return actions
+    }
+
+    private mutating func workerExited(_ pid: Int32, status: WorkerEnd, now: Instant) -> [Action] {
+        guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
+        let w = slots.remove(at: i)
+        var actions: [Action] = [.statusChanged]
+        if w.state == .retiring {
+            if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired with \(status)")) }
+        } else {
+            actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
+            respawnTotals[w.id, default: 0] += 1
+            if now - w.startedAt < config.crashWindowNanoseconds {
+                actions += scheduleRespawn(id: w.id, now: now)
+            } else {
+                backoff[w.id] = nil
+                actions += forkWorker(id: w.id)
+            }
+        }
+        if stopping && slots.isEmpty { actions.append(.exit(0)) }
+        return actions
+    }
+
+    /// A worker that keeps dying young is respawned after a doubling pause, not in a tight loop.
+    private mutating func scheduleRespawn(id: Int, now: Instant) -> [Action] {
+        guard !stopping else { return [] }
+        let wait = min((backoff[id] ?? 50_000_000) * 2, config.respawnBackoffMaxNanoseconds)
+        backoff[id] = wait
+        respawnAt[id] = now + wait
+        return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")]
+    }
+
+    private mutating func deadlines(now: Instant) -> [Action] {
+        var actions: [Action] = []
+        for i in slots.indices {
+            if let k = slots[i].killDeadline, k <= now {
+                slots[i].killDeadline = nil
+                actions.append(.log("worker \(slots[i].id) (pid \(slots[i].pid)) still busy after --worker-reload-mercy: SIGKILL"))
+                actions.append(.kill(pid: slots[i].pid))
+            }
+        }
+        for (id, at) in respawnAt where at <= now {
+            respawnAt[id] = nil
+            actions += forkWorker(id: id)
+        }
+        return actions
+    }
+}

@@ -1,0 +1,127 @@
+import HTTP
+import Testing
+
+/// One malformed head and the rule it must trip.
+struct BadHead: Sendable, CustomTestStringConvertible {
+    let raw: String
+    let kind: HTTPError.Kind
+    let status: Int
+    init(_ raw: String, _ kind: HTTPError.Kind, _ status: Int = 400) {
+        self.raw = raw
+        self.kind = kind
+        self.status = status
+    }
+    var testDescription: String { "\(kind): \(raw.debugDescription)" }
+}
+
+let h11 = "GET / HTTP/1.1\r\nHost: h\r\n"
+
+let badHeads: [BadHead] = [
+    // Request line.
+    BadHead("GET /\r\nHost: h\r\n\r\n", .invalidRequestLine),
+    BadHead("GET\r\nHost: h\r\n\r\n", .invalidRequestLine),
+    BadHead("GET / HTTP/1.1 extra\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", .invalidRequestLine),
+    BadHead("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead(" GET / HTTP/1.1\r\nHost: h\r\n\r\n", .invalidMethod),
+    BadHead("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", .invalidMethod),
+    BadHead("GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n", .invalidMethod),
+    BadHead("GET /\u{E9} HTTP/1.1\r\nHost: h\r\n\r\n", .invalidTarget),
+    BadHead("GET / HTTP/1.1 \r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET / http/1.1\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET / HTTP/1\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET / HTTP/11.1\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET / HTTP/1.x\r\nHost: h\r\n\r\n", .invalidVersion),
+    BadHead("GET / HTTP/2.0\r\nHost: h\r\n\r\n", .unsupportedVersion, 505),
+    BadHead("GET / HTTP/0.9\r\n\r\n", .unsupportedVersion, 505),
+    // Line endings and control bytes (bare LF is rejected, never treated as a line end).
+    BadHead("GET / HTTP/1.1\nHost: h\n\n", .bareLF),
+    BadHead("GET / HTTP/1.1\r\nHost: h\n\r\n", .bareLF),
+    BadHead("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", .bareLF),
+    BadHead("GET / HTTP/1.1\rHost: h\r\n\r\n", .bareCR),
+    BadHead(h11 + "X: a\rb\r\n\r\n", .bareCR),
+    BadHead("\rGET / HTTP/1.1\r\nHost: h\r\n\r\n", .bareCR),
+    BadHead(h11 + "X: a\u{0}b\r\n\r\n", .controlCharacter),
+    BadHead(h11 + "X: a\u{7F}\r\n\r\n", .controlCharacter),
+    BadHead("GET /\u{1}x HTTP/1.1\r\nHost: h\r\n\r\n", .controlCharacter),
+    // Field lines.
+    BadHead(h11 + "X: a\r\n b\r\n\r\n", .obsFold),
+    BadHead(h11 + "X: a\r\n\tb\r\n\r\n", .obsFold),
+    BadHead("GET / HTTP/1.1\r\n Host: h\r\n\r\n", .obsFold),
+    BadHead(h11 + "X : a\r\n\r\n", .whitespaceBeforeColon),
+    BadHead(h11 + "X\t: a\r\n\r\n", .whitespaceBeforeColon),
+    BadHead(h11 + ": a\r\n\r\n", .invalidFieldName),
+    BadHead(h11 + "X(y): a\r\n\r\n", .invalidFieldName),
+    BadHead(h11 + "NoColon\r\n\r\n", .invalidFieldName),
+    BadHead(h11 + "X\u{E9}: a\r\n\r\n", .invalidFieldName),
+    // Host.
+    BadHead("GET / HTTP/1.1\r\n\r\n", .missingHost),
+    BadHead(h11 + "HOST: other\r\n\r\n", .duplicateHost),
+    // Content-Length.
+    BadHead(h11 + "Content-Length: abc\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: -1\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: +1\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 1 2\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 0x10\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length:\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 5,\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 99999999999999999999\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 9223372036854775808\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 5, 6\r\n\r\n", .invalidContentLength),
+    BadHead(h11 + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n", .conflictingContentLength),
+    // Transfer-Encoding.
+    BadHead(h11 + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", .contentLengthWithTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", .contentLengthWithTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: gzip\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked, gzip\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked, chunked\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked;x=1\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: chunked x\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding:\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: \"chunked\"\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: xchunked\r\n\r\n", .invalidTransferEncoding),
+    BadHead("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", .invalidTransferEncoding),
+    BadHead(h11 + "Transfer-Encoding: gzip, chunked\r\n\r\n", .unsupportedTransferCoding, 501),
+    BadHead(h11 + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", .unsupportedTransferCoding, 501),
+    // Limits decided from the head.
+    BadHead(h11 + "Content-Length: 1048577\r\n\r\n", .bodyTooLarge, 413),
+]
+
+@Suite struct RequestErrorTests {
+    @Test(arguments: badHeads)
+    func rejected(_ bad: BadHead) {
+        let e = headError(bad.raw)
+        #expect(e?.kind == bad.kind)
+        #expect(e?.status == bad.status)
+    }
+
+    /// Every bad head fails the same way however it is split (the server sees pieces).
+    @Test(arguments: badHeads)
+    func rejectedAtEverySplit(_ bad: BadHead) {
+        let raw = bytes(bad.raw)
+        for cut in 1..<raw.count {
+            var p = HTTPRequestParser()
+            var result = p.parse(Array(raw[..<cut]))
+            if result == .needMore { result = p.parse(Array(raw[cut...])) }
+            #expect(result == .error(HTTPError(bad.kind)), "cut at \(cut)")
+        }
+    }
+
+    @Test func errorStatusMapping() {
+        #expect(HTTPError(.headTooLarge).status == 431)
+        #expect(HTTPError(.bodyTooLarge).status == 413)
+        #expect(HTTPError(.unsupportedVersion).status == 505)
+        #expect(HTTPError(.unsupportedTransferCoding).status == 501)
+        #expect(HTTPError(.obsFold).status == 400)
+        #expect(HTTPError(.invalidChunk).status == 400)
+    }
+
+    @Test func controlBytesFailEarlyWithoutCompleteHead() {
+        // e.g. a TLS ClientHello sent to the plain socket: no need to wait for 8 KiB.
+        var p = HTTPRequestParser()
+        #expect(p.parse([0x16, 0x03, 0x01, 0x02, 0x00]) == .error(HTTPError(.controlCharacter)))
+        var q = HTTPRequestParser()
+        #expect(q.parse(bytes("GET / HTTP/1.1\n")) == .error(HTTPError(.bareLF)))
+    }
+}

@@ -1,0 +1,173 @@
+import HTTP
+import Testing
+
+func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+
+@Suite struct ResponseWriterTests {
+    @Test func contentLengthResponse() {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(
+            status: 200, headers: ["Content-Type": "text/plain", "X-A": "1", "X-A": "2"],
+            body: .contentLength(5), to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 5\r\n\r\n")
+        #expect(plan == HTTPResponsePlan(sendsBody: true, chunked: false, keepAlive: true))
+    }
+
+    @Test func appendsToExistingBuffer() {
+        var out = bytes("previous")
+        HTTPResponseWriter.appendHead(status: 204, body: .contentLength(0), to: &out)
+        #expect(text(out) == "previousHTTP/1.1 204 No Content\r\n\r\n")
+    }
+
+    @Test func reasonPhrases() {
+        #expect(HTTPResponseWriter.reasonPhrase(200) == "OK")
+        #expect(HTTPResponseWriter.reasonPhrase(404) == "Not Found")
+        #expect(HTTPResponseWriter.reasonPhrase(413) == "Content Too Large")
+        #expect(HTTPResponseWriter.reasonPhrase(431) == "Request Header Fields Too Large")
+        #expect(HTTPResponseWriter.reasonPhrase(599) == "Unknown")
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(status: 299, body: .contentLength(0), to: &out)
+        #expect(text(out).hasPrefix("HTTP/1.1 299 Unknown\r\n"))
+        out = []
+        HTTPResponseWriter.appendHead(status: 200, reason: "Fine", body: .contentLength(0), to: &out)
+        #expect(text(out).hasPrefix("HTTP/1.1 200 Fine\r\n"))
+    }
+
+    @Test func chunkedForHTTP11() {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, body: .streamed, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(plan == HTTPResponsePlan(sendsBody: true, chunked: true, keepAlive: true))
+    }
+
+    @Test func closeForHTTP11() {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(2), keepAlive: false, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+        #expect(!plan.keepAlive)
+    }
+
+    @Test func http10KeepAliveAndClose() {
+        var out: [UInt8] = []
+        var plan = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(2), version: .http1_0, keepAlive: true, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n")
+        #expect(plan.keepAlive)
+        out = []
+        plan = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(2), version: .http1_0, keepAlive: false, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+        #expect(!plan.keepAlive)
+    }
+
+    @Test func http10StreamedFallsBackToCloseDelimited() {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, body: .streamed, version: .http1_0, keepAlive: true, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        #expect(plan == HTTPResponsePlan(sendsBody: true, chunked: false, keepAlive: false))
+    }
+
+    @Test func headResponseKeepsContentLengthWithoutBody() {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(1234), headRequest: true, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        #expect(plan == HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: true))
+        out = []
+        let streamed = HTTPResponseWriter.appendHead(status: 200, body: .streamed, version: .http1_0, keepAlive: true, headRequest: true, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n")
+        #expect(streamed == HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: true))
+    }
+
+    @Test func forRequestOverload() throws {
+        let req = try #require(head("HEAD /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(3), for: req, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n")
+        #expect(plan == HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: true))
+        out = []
+        let closing = HTTPResponseWriter.appendHead(status: 200, body: .contentLength(3), for: req, keepAlive: false, to: &out)
+        #expect(!closing.keepAlive)
+        #expect(text(out).contains("Connection: close\r\n"))
+        let req10 = try #require(head("GET / HTTP/1.0\r\n\r\n"))
+        out = []
+        #expect(!HTTPResponseWriter.appendHead(status: 200, body: .contentLength(0), for: req10, to: &out).keepAlive)
+    }
+
+    @Test func bodylessStatusesHaveNoFraming() {
+        for status in [101, 204, 304] {
+            var out: [UInt8] = []
+            let plan = HTTPResponseWriter.appendHead(status: status, body: .contentLength(10), to: &out)
+            #expect(!text(out).contains("Content-Length"))
+            #expect(!plan.sendsBody)
+        }
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(status: 304, body: .streamed, to: &out)
+        #expect(text(out) == "HTTP/1.1 304 Not Modified\r\n\r\n")
+    }
+
+    @Test func framingFieldsFromCallerAreDropped() {
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(
+            status: 200,
+            headers: ["content-length": "999", "Transfer-Encoding": "gzip", "CONNECTION": "upgrade", "X": "y"],
+            body: .contentLength(1), to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 1\r\n\r\n")
+    }
+
+    @Test func controlBytesAreNeutralised() {
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(
+            status: 200, reason: "O\r\nK", headers: ["X-Evil": "a\r\nSet-Cookie: x=1", "T": "a\tb"],
+            body: .contentLength(0), to: &out)
+        #expect(text(out) == "HTTP/1.1 200 O  K\r\nX-Evil: a  Set-Cookie: x=1\r\nT: a\tb\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    @Test func continueResponse() {
+        #expect(text(HTTPResponseWriter.continueResponse) == "HTTP/1.1 100 Continue\r\n\r\n")
+    }
+
+    @Test func chunkHelpers() {
+        #expect(text(HTTPResponseWriter.chunk(bytes("hello"))) == "5\r\nhello\r\n")
+        #expect(HTTPResponseWriter.chunk([]).isEmpty)
+        #expect(text(HTTPResponseWriter.chunk([UInt8](repeating: 0x61, count: 255))).hasPrefix("ff\r\n"))
+        #expect(text(HTTPResponseWriter.chunk([UInt8](repeating: 0x61, count: 4096))).hasPrefix("1000\r\n"))
+        #expect(text(HTTPResponseWriter.lastChunk) == "0\r\n\r\n")
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendChunkHeader(count: 26, to: &out)
+        #expect(text(out) == "1a\r\n")
+    }
+
+    @Test func chunkedOutputRoundTripsThroughDecoder() {
+        var rng = SplitMix64(seed: 7)
+        var wire: [UInt8] = []
+        var expected: [UInt8] = []
+        for _ in 0..<50 {
+            let piece = (0..<Int.random(in: 0..<300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            expected += piece
+            piece.withUnsafeBytes { HTTPResponseWriter.appendChunk($0, to: &wire) }
+        }
+        wire += HTTPResponseWriter.lastChunk
+        let (r, out) = decodeBody(.chunked, wire, limits: HTTPLimits(maxBodyBytes: nil))
+        #expect(r == .done(consumed: wire.count))
+        #expect(out == expected)
+    }
+
+    @Test func errorResponses() {
+        let r = text(HTTPResponseWriter.errorResponse(status: 400))
+        #expect(r == "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n")
+        let e = text(HTTPResponseWriter.errorResponse(for: HTTPError(.headTooLarge)))
+        #expect(e.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+        #expect(e.hasSuffix("\r\n\r\n431 Request Header Fields Too Large\n"))
+        #expect(e.contains("Content-Length: 36\r\n"))
+    }
+
+    @Test func writtenRequestLikeBytesParseBack() throws {
+        // The writer's field syntax is what the parser accepts (sanity on CRLF handling).
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(status: 200, headers: ["Host": "h", "A": " spaced "], body: .contentLength(0), to: &out)
+        let asRequest = bytes("GET / HTTP/1.1\r\n") + Array(out.drop(while: { $0 != 0x0A }).dropFirst())
+        var p = HTTPRequestParser()
+        guard case .head(let h, let c) = p.parse(asRequest) else { Issue.record("no head"); return }
+        #expect(c == asRequest.count)
+        #expect(h.headers.first("a") == "spaced")
+        #expect(h.framing == .contentLength(0))
+    }
+}

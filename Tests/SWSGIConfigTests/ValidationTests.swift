@@ -1,0 +1,145 @@
+@testable import SWSGIConfig
+import Testing
+
+@Suite struct Validation {
+    @Test func defaultsAreValid() {
+        #expect(validationFailure { _ in } == nil)
+    }
+
+    @Test func listener() throws {
+        #expect(failure(["--socket", "/run/a.sock", "--http-socket", ":80"])
+            == "--socket and --http-socket are both set; swsgi listens on exactly one")
+        #expect(try options(["--socket", "/run/a.sock"]).hasExplicitListener)
+        #expect(try options(["--http-socket", ":80"]).hasExplicitListener)
+        #expect(try !options([]).hasExplicitListener)  // LISTEN_FDS may supply one
+        #expect(validationFailure { $0.socket = "/" + String(repeating: "x", count: 107) }?.hasPrefix("--socket: the socket path is 108 bytes") == true)
+        #expect(validationFailure { $0.socket = "" } == "--socket: the socket path is empty")
+        #expect(validationFailure { $0.statsSocket = String(repeating: "x", count: 200) } != nil)
+        #expect(validationFailure { $0.httpSocket = HTTPSocketAddress(host: "", port: 0) } != nil)
+    }
+
+    @Test func processes() {
+        #expect(validationFailure { $0.processes = 0 } == "--processes must be at least 1 (got 0)")
+        #expect(failure(["--processes", "0"]) != nil)
+    }
+
+    @Test func cheaper() throws {
+        #expect(try options(["--processes", "4", "--cheaper", "3"]).cheaper == 3)
+        #expect(failure(["--processes", "4", "--cheaper", "4"]) == "--cheaper (4) must be below --processes (4)")
+        #expect(failure(["--processes", "1", "--cheaper", "0"]) == nil)  // 0 = off
+    }
+
+    @Test func cheaperInitial() throws {
+        let o = try options(["--processes", "8", "--cheaper", "2"])
+        #expect(o.cheaperInitial == nil && o.effectiveCheaperInitial == 2)
+        #expect(try options(["--processes", "8", "--cheaper", "2", "--cheaper-initial", "2"]).cheaperInitial == 2)
+        #expect(try options(["--processes", "8", "--cheaper", "2", "--cheaper-initial", "8"]).effectiveCheaperInitial == 8)
+        #expect(failure(["--processes", "8", "--cheaper", "2", "--cheaper-initial", "1"])
+            == "--cheaper-initial (1) must be between --cheaper (2) and --processes (8)")
+        #expect(failure(["--processes", "8", "--cheaper", "2", "--cheaper-initial", "9"]) != nil)
+        #expect(failure(["--cheaper-initial", "1"]) == "--cheaper-initial needs --cheaper")
+    }
+
+    @Test func busyness() {
+        #expect(failure(["--cheaper-busyness-min", "50"]) == "--cheaper-busyness-min (50) must be below --cheaper-busyness-max (50)")
+        #expect(failure(["--cheaper-busyness-min", "0", "--cheaper-busyness-max", "100"]) == nil)
+        #expect(failure(["--cheaper-busyness-max", "20"]) != nil)
+        #expect(failure(["--cheaper-busyness-min", "-1"]) != nil)
+        #expect(validationFailure { $0.cheaperBusynessMax = 101 } == "--cheaper-busyness-max must be between 0 and 100")
+    }
+
+    @Test func rssLimits() {
+        #expect(failure(["--cheaper-rss-limit-soft", "1g", "--cheaper-rss-limit-hard", "2g"]) == nil)
+        #expect(failure(["--cheaper-rss-limit-soft", "2g", "--cheaper-rss-limit-hard", "2g"])
+            == "--cheaper-rss-limit-soft (2147483648) must be below --cheaper-rss-limit-hard (2147483648)")
+        #expect(failure(["--cheaper-rss-limit-soft", "2g"]) == nil)  // hard off
+        #expect(failure(["--cheaper-rss-limit-hard", "1m"]) == nil)  // soft off
+    }
+
+    @Test func harakiriGraceful() {
+        #expect(failure(["--harakiri-graceful-timeout", "5"])
+            == "--harakiri-graceful-timeout needs --harakiri: it is the grace period after a harakiri")
+        #expect(failure(["--harakiri-graceful-timeout", "5", "--harakiri", "30"]) == nil)
+        #expect(failure(["--harakiri-graceful-timeout", "0"]) == nil)
+        #expect(validationFailure { $0.harakiriGracefulSignal = 9 } != nil)
+        #expect(validationFailure { $0.harakiriGracefulSignal = 0 } != nil)
+    }
+
+    @Test func maxRequestsDelta() {
+        #expect(failure(["--max-requests", "1000", "--max-requests-delta", "999"]) == nil)
+        #expect(failure(["--max-requests", "1000", "--max-requests-delta", "1000"])
+            == "--max-requests-delta (1000) must be below --max-requests (1000)")
+        #expect(failure(["--max-requests-delta", "5"]) == "--max-requests-delta needs --max-requests")
+    }
+
+    @Test func maxWorkerLifetimeDelta() {
+        #expect(failure(["--max-worker-lifetime", "60", "--max-worker-lifetime-delta", "30"]) == nil)
+        #expect(failure(["--max-worker-lifetime", "60", "--max-worker-lifetime-delta", "60"]) != nil)
+        #expect(failure(["--max-worker-lifetime-delta", "5"]) == "--max-worker-lifetime-delta needs --max-worker-lifetime")
+    }
+
+    @Test func rssReloads() throws {
+        #expect(try options(["--reload-on-rss", "512", "--evil-reload-on-rss", "512"]).evilReloadOnRSSMiB == 512)
+        #expect(failure(["--reload-on-rss", "512", "--evil-reload-on-rss", "256"])
+            == "--evil-reload-on-rss (256) must be at least --reload-on-rss (512)")
+        #expect(failure(["--evil-reload-on-rss", "256"]) == nil)
+        #expect(failure(["--reload-on-rss", "256"]) == nil)
+    }
+
+    @Test func appAndLibrary() {
+        #expect(failure(["--app", "echo", "--app-library", "lib.so"]) == "--app and --app-library are mutually exclusive: give one")
+        #expect(failure(["--app-library", "lib.so"]) == nil)
+        #expect(failure(["--app", "hello", "--app-library", "lib.so"]) != nil)
+        #expect(validationFailure { $0.app = .staticFiles(directory: "") } == "--app: static:DIR needs a directory")
+    }
+
+    @Test func handBuiltRanges() {
+        #expect(validationFailure { $0.listenBacklog = 0 } != nil)
+        #expect(validationFailure { $0.bufferSizeBytes = 0 } != nil)
+        #expect(validationFailure { $0.headerTimeoutNanoseconds = 0 } != nil)
+        #expect(validationFailure { $0.cheaperStep = 0 } != nil)
+        #expect(validationFailure { $0.cheaper = -1 } != nil)
+        #expect(validationFailure { $0.chmodSocket = 0o10000 } != nil)
+    }
+}
+
+@Suite struct Help {
+    @Test func listsEveryFlagWithItsDefault() {
+        let help = ServerOptions.helpText
+        for spec in optionTable {
+            let line = help.split(separator: "\n").first { $0.hasPrefix("  --\(spec.name) ") || $0 == "  --\(spec.name)" }
+            #expect(line != nil, "--\(spec.name) missing from help")
+            for alias in spec.aliases { #expect(help.contains("--\(alias)")) }
+            if let d = spec.defaultText {
+                // The default follows on the same line, or on the next one for long flags.
+                let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                let i = lines.firstIndex { $0.hasPrefix("  --\(spec.name) ") || $0 == "  --\(spec.name)" } ?? 0
+                let text = lines[i] + (i + 1 < lines.count ? lines[i + 1] : "")
+                #expect(text.contains("(default: \(d))"), "--\(spec.name): \(text)")
+            }
+        }
+    }
+
+    @Test func specificDefaults() {
+        let help = ServerOptions.helpText
+        for expected in ["(default: number of cores)", "(default: 1024)", "(default: hello)", "(default: 8k)",
+                         "(default: 75)", "(default: TERM)", "(default: 33)", "(default: 25)", "(default: 50)"] {
+            #expect(help.contains(expected), "\(expected)")
+        }
+        #expect(help.contains("SWSGI_"))
+        #expect(help.contains("[swsgi]"))
+    }
+
+    @Test func tableIsConsistent() {
+        var seen = Set<String>()
+        for spec in optionTable {
+            for name in spec.names {
+                #expect(seen.insert(name).inserted, "duplicate \(name)")
+                #expect(name.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" })
+            }
+            #expect(spec.isBoolean == (spec.valueName == nil))
+            #expect(spec.help.count < 100)
+        }
+        #expect(optionTable.count == 43)
+    }
+}
