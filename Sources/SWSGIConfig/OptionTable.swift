@@ -96,7 +96,7 @@ let optionTable: [OptionSpec] = [
            "shared library with your app, loaded with dlopen"),
     option(core, "buffer-size", "BYTES", .bytes(1...(1 << 30)), \.bufferSizeBytes, default: "8k",
            "largest request head; above it the answer is 431"),
-    option(core, "limit-post", "BYTES", .bytes(anyCount), \.limitPostBytes, default: "0 (unlimited)",
+    option(core, "limit-post", "BYTES", .bytes(anyCount), \.limitPostBytes, default: "0 = unlimited",
            "largest request body; above it the answer is 413"),
     option(core, "header-timeout", "SECONDS", .seconds(positive: true), \.headerTimeoutNanoseconds, default: "10",
            "answer 408 when a request head is not complete in time"),
@@ -107,14 +107,14 @@ let optionTable: [OptionSpec] = [
     option(core, "pid-file", "PATH", .string(), \.pidFile, default: "none",
            "write the master's pid to this file"),
     option(core, "stats", "PATH", .unixSocketPath, \.statsSocket, default: "none",
-           "Unix socket serving stats as JSON"),
+           "Unix socket serving stats"),
     boolean(core, "disable-logging", \.disableLogging, "no request log lines"),
     boolean(core, "log-4xx", \.log4xx, "log 4xx responses even with --disable-logging"),
     boolean(core, "log-5xx", \.log5xx, "log 5xx responses even with --disable-logging"),
     option(core, "procname-prefix", "TEXT", .string(allowEmpty: true), \.procnamePrefix, default: "none",
            "prefix for process titles"),
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
-               help: "read options from the [swsgi] section of this ini file (command line or SWSGI_INI only)",
+               help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
     OptionSpec(name: "help", aliases: [], group: core, valueName: nil, defaultText: nil,
                help: "print this help and exit", role: .help, isBoolean: true),
@@ -122,28 +122,28 @@ let optionTable: [OptionSpec] = [
                help: "print the version and exit", role: .version, isBoolean: true),
 
     // Worker management
-    option(workers, "harakiri", "SECONDS", .seconds(), \.harakiriNanoseconds, default: "0 (off)",
+    option(workers, "harakiri", "SECONDS", .seconds(), \.harakiriNanoseconds, default: "0 = off",
            "kill a worker whose request runs longer than this"),
     option(workers, "harakiri-graceful-timeout", "SECONDS", .seconds(), \.harakiriGracefulTimeoutNanoseconds,
-           default: "0 (SIGKILL at once)", "send --harakiri-graceful-signal first and SIGKILL after this"),
+           default: "0 = SIGKILL at once", "send --harakiri-graceful-signal first and SIGKILL after this"),
     option(workers, "harakiri-graceful-signal", "SIGNAL", .gracefulSignal, \.harakiriGracefulSignal, default: "TERM",
            "signal asking a harakiri'd worker to stop (name or number; not KILL or STOP)"),
     option(workers, "harakiri-graceful-queue-threshold", "N", .int(anyCount), \.harakiriGracefulQueueThreshold,
-           default: "0 (always fire)", "harakiri only while the listen queue holds at least N connections",
+           default: "0 = always fire", "harakiri only while the listen queue holds at least N connections",
            aliases: ["harakiri-queue-threshold"]),
-    option(workers, "max-requests", "N", .int(anyCount), \.maxRequests, default: "0 (off)",
+    option(workers, "max-requests", "N", .int(anyCount), \.maxRequests, default: "0 = off",
            "recycle a worker after this many requests"),
     option(workers, "max-requests-delta", "N", .int(anyCount), \.maxRequestsDelta, default: "0",
            "spread --max-requests by up to N per worker"),
-    option(workers, "max-worker-lifetime", "SECONDS", .seconds(), \.maxWorkerLifetimeNanoseconds, default: "0 (off)",
+    option(workers, "max-worker-lifetime", "SECONDS", .seconds(), \.maxWorkerLifetimeNanoseconds, default: "0 = off",
            "recycle a worker after this long"),
     option(workers, "max-worker-lifetime-delta", "SECONDS", .seconds(), \.maxWorkerLifetimeDeltaNanoseconds,
            default: "0", "spread --max-worker-lifetime by up to this per worker"),
-    option(workers, "reload-on-rss", "MIB", .int(mibRange), \.reloadOnRSSMiB, default: "0 (off)",
+    option(workers, "reload-on-rss", "MIB", .int(mibRange), \.reloadOnRSSMiB, default: "0 = off",
            "gracefully recycle a worker whose RSS is above this many MiB"),
-    option(workers, "evil-reload-on-rss", "MIB", .int(mibRange), \.evilReloadOnRSSMiB, default: "0 (off)",
+    option(workers, "evil-reload-on-rss", "MIB", .int(mibRange), \.evilReloadOnRSSMiB, default: "0 = off",
            "kill a worker at once when its RSS is above this many MiB"),
-    option(workers, "cheaper", "N", .int(0...4096), \.cheaper, default: "0 (off)",
+    option(workers, "cheaper", "N", .int(0...4096), \.cheaper, default: "0 = off",
            "adaptive workers: keep at least N running, up to --processes"),
     option(workers, "cheaper-initial", "N", .int(0...4096), \.cheaperInitial, default: "--cheaper",
            "workers started at boot in cheaper mode"),
@@ -162,9 +162,9 @@ let optionTable: [OptionSpec] = [
     option(workers, "cheaper-busyness-backlog-step", "N", .int(workerCount), \.cheaperBusynessBacklogStep,
            default: "1", "workers spawned on a backlog alert"),
     option(workers, "cheaper-rss-limit-soft", "BYTES", .bytes(anyCount), \.cheaperRSSLimitSoftBytes,
-           default: "0 (off)", "spawn no workers while their total RSS is above this"),
+           default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
-           default: "0 (off)", "stop workers while their total RSS is above this"),
+           default: "0 = off", "stop workers while their total RSS is above this"),
 ]
 
 /// Every name and alias, to its row.
@@ -195,16 +195,25 @@ extension ServerOptions {
             }
             var flag = "  --\(spec.name)"
             if let v = spec.valueName { flag += " \(v)" }
-            var text = spec.help
-            if !spec.aliases.isEmpty { text += "; also --" + spec.aliases.joined(separator: ", --") }
-            if let d = spec.defaultText { text += " (default: \(d))" }
-            let column = 40
-            if flag.count < column {
-                lines.append(flag + String(repeating: " ", count: column - flag.count) + text)
-            } else {
-                lines.append(flag)
-                lines.append(String(repeating: " ", count: column) + text)
+            // Words wrapped to 100 columns; "(default: ...)" and "(also ...)" stay in one piece.
+            var words = spec.help.split(separator: " ").map(String.init)
+            if !spec.aliases.isEmpty { words.append("(also --" + spec.aliases.joined(separator: ", --") + ")") }
+            if let d = spec.defaultText { words.append("(default: \(d))") }
+            let column = 40, width = 100
+            var line = flag.count < column - 1 ? flag + String(repeating: " ", count: column - flag.count) : ""
+            if line.isEmpty { lines.append(flag) }
+            var lineHasWords = false
+            for word in words {
+                if line.isEmpty { line = String(repeating: " ", count: column) }
+                if lineHasWords, line.count + 1 + word.count > width {
+                    lines.append(line)
+                    line = String(repeating: " ", count: column)
+                    lineHasWords = false
+                }
+                line += (lineHasWords ? " " : "") + word
+                lineHasWords = true
             }
+            lines.append(line)
         }
         return lines.joined(separator: "\n") + "\n"
     }

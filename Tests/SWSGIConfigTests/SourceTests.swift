@@ -70,7 +70,7 @@ import Testing
         #expect(try options(["--harakiri-graceful-queue-threshold=8"]).harakiriGracefulQueueThreshold == 8)
         #expect(failure(["--harakiri-queue-threshold", "x"]) == "--harakiri-queue-threshold: 'x' is not a whole number")
         #expect(try options(env: ["SWSGI_HARAKIRI_QUEUE_THRESHOLD=9"]).harakiriGracefulQueueThreshold == 9)
-        #expect(try options(ini: "[swsgi]\nharakiri-queue-threshold = 10\n").harakiriGracefulQueueThreshold == 10)
+        #expect(try options(["--ini", "app.ini"], ini: "[swsgi]\nharakiri-queue-threshold = 10\n").harakiriGracefulQueueThreshold == 10)
     }
 
     @Test func everyOptionParsesFromTheCommandLine() throws {

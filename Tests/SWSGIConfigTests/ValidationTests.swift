@@ -111,13 +111,14 @@ import Testing
             #expect(line != nil, "--\(spec.name) missing from help")
             for alias in spec.aliases { #expect(help.contains("--\(alias)")) }
             if let d = spec.defaultText {
-                // The default follows on the same line, or on the next one for long flags.
+                // The entry runs until the next flag's line or a blank line.
                 let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 let i = lines.firstIndex { $0.hasPrefix("  --\(spec.name) ") || $0 == "  --\(spec.name)" } ?? 0
-                let text = lines[i] + (i + 1 < lines.count ? lines[i + 1] : "")
-                #expect(text.contains("(default: \(d))"), "--\(spec.name): \(text)")
+                let entry = lines[i...].prefix { $0 == lines[i] || $0.hasPrefix("    ") }.joined(separator: " ")
+                #expect(entry.contains("(default: \(d))"), "--\(spec.name): \(entry)")
             }
         }
+        for line in help.split(separator: "\n") { #expect(line.count <= 100, "\(line)") }
     }
 
     @Test func specificDefaults() {
