@@ -82,3 +82,11 @@ public func sendSignal(_ signal: Int32, to pid: pid_t) throws -> Bool {
 public func ignoreSIGPIPE() throws {
     try syscall("sigaction(SIGPIPE)") { shim_ignore_sigpipe() }
 }
+
+/// A C signal handler: it runs inside the signal, so it may only call async-signal-safe functions.
+public typealias SignalHandler = @convention(c) (Int32) -> Void
+
+/// Installs `handler` for `sig` (SA_RESTART) and unblocks it.
+public func installSignalHandler(_ sig: Int32, _ handler: SignalHandler) throws {
+    try syscall("sigaction", SignalName.name(sig)) { shim_install_handler(sig, handler) }
+}

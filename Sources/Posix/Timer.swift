@@ -25,3 +25,21 @@ public struct TimerFD: ~Copyable {
         armedAt = nil
     }
 }
+
+/// A timerfd held as a raw fd, for timers shared across fork (the master creates one per worker; the
+/// worker arms it at each request start, the master wakes on it).
+public enum SharedTimer {
+    public static func create() throws -> Int32 {
+        try syscall("timerfd_create") { shim_timerfd_create() }
+    }
+
+    /// Fires once at `deadline` (monotonic ns); nil disarms.
+    public static func arm(_ fd: Int32, at deadline: UInt64?) {
+        _ = shim_timerfd_arm(fd, deadline.map { max($0, 1) } ?? 0)
+    }
+
+    public static func acknowledge(_ fd: Int32) {
+        var n: UInt64 = 0
+        _ = Glibc.read(fd, &n, 8)
+    }
+}

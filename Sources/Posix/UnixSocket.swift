@@ -120,3 +120,10 @@ public func isDirectory(_ path: String) -> Bool {
 public func shimBind(_ fd: Int32, _ path: UnsafePointer<CChar>) -> Int32 {
     shim_bind_unix(fd, path)
 }
+
+/// Connections waiting in a TCP listener's accept queue (TCP_INFO), nil if the kernel will not say.
+public func tcpListenQueue(_ fd: Int32) -> (queued: Int, backlog: Int)? {
+    var maxBacklog: UInt32 = 0
+    let q = shim_tcp_listen_queue(fd, &maxBacklog)
+    return q < 0 ? nil : (Int(q), Int(maxBacklog))
+}

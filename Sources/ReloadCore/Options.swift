@@ -38,10 +38,12 @@ public struct HupwatchOptions: Equatable, Sendable {
 
     public init() {}
 
-    /// The Unix socket readiness probes connect to: the one hupwatch listens on, or the command's.
+    /// The Unix socket readiness probes connect to: the one named by --ready socket:, or the command's.
+    /// Never hupwatch's own --listen socket: every generation shares it, so its inode never changes and a
+    /// probe could not tell the new generation answered (auto then waits for READY=1 or the warm-up).
     public var probePath: String? {
         if case .socket(let p) = ready { return p }
-        return listenPath ?? socketPath
+        return socketPath
     }
 }
 

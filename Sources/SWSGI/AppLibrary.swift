@@ -26,8 +26,11 @@ typealias SWSGIEntry = @convention(c) (UnsafePointer<UInt8>?, Int, UnsafeMutable
 enum AppLibrary {
     static let entrySymbol = "swsgi_app_v1"
 
+    /// An optional second symbol: `void swsgi_harakiri_v1(int sig)`, installed as the HarakiriHandler.
+    static let harakiriSymbol = "swsgi_harakiri_v1"
+
     /// dlopens the library and returns an Application that calls its entry point.
-    static func load(_ path: String) throws -> Application {
+    static func load(_ path: String) throws -> (Application, HarakiriHandler?) {
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             throw SWSGIError("--app-library \(path): \(dlerror().map { String(cString: $0) } ?? "cannot load")")
         }
@@ -35,7 +38,8 @@ enum AppLibrary {
             throw SWSGIError("--app-library \(path): no symbol \(entrySymbol) (export it with @_cdecl(\"\(entrySymbol)\"), see SWSGI.exportApplication)")
         }
         let entry = unsafeBitCast(sym, to: SWSGIEntry.self)
-        return { request in
+        let handler = dlsym(handle, harakiriSymbol).map { unsafeBitCast($0, to: HarakiriHandler.self) }
+        let app: Application = { request in
             let blob = try encodeRequest(request)
             let box = ResponseBox()
             let ctx = Unmanaged.passUnretained(box).toOpaque()
@@ -45,6 +49,7 @@ enum AppLibrary {
             }
             return response
         }
+        return (app, handler)
     }
 
     final class ResponseBox { var bytes: [UInt8]? }

@@ -114,3 +114,9 @@ public struct RequestBodyError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { "\(status): \(message)" }
 }
+
+/// Runs in a worker when harakiri's graceful signal (--harakiri-graceful-signal, default SIGTERM)
+/// arrives during a request that overran --harakiri: the moment to flush traces and error reports
+/// before SIGKILL lands --harakiri-graceful-timeout seconds later. It runs inside the signal
+/// handler, so it may only use async-signal-safe calls such as write(2).
+public typealias HarakiriHandler = @convention(c) (Int32) -> Void

@@ -35,6 +35,13 @@ public enum BuiltinApps {
         return Response(text: "slept \(parts[1])\n")
     }
 
+    /// The sleep app's harakiri handler: proves the graceful signal reached the app before SIGKILL.
+    public static let sleepHarakiriHandler: HarakiriHandler = { sig in
+        // A static string and write(2): nothing here may allocate inside a signal handler.
+        let line: StaticString = "swsgi sleep app: harakiri graceful signal received\n"
+        _ = write(2, line.utf8Start, line.utf8CodeUnitCount)
+    }
+
     /// The application `--app` names.
     public static func named(_ app: BuiltinApp) throws -> Application {
         switch app {

@@ -8,6 +8,7 @@ import WorkerCore
 final class Master {
     let settings: ServerOptions
     let app: Application
+    let harakiriHandler: HarakiriHandler?
     let listener: Listener
     var pool: WorkerPool
     let signals: SignalFD
@@ -21,15 +22,44 @@ final class Master {
     let masterPID = getpid()
     var slotOfPID: [Int32: Int] = [:]
     var idOfPID: [Int32: Int] = [:]
+    /// Each worker's harakiri timerfd (shared with it across fork).
+    var harakiriFDs: [Int32: Int32] = [:]
+    var harakiriCount: [Int: Int] = [:]
     let startedAt = monotonicNanoseconds()
+    var cheaper: CheaperBusyness?
+    /// Periodic checks exist only when asked for: --evil-reload-on-rss (every second) and
+    /// cheaper (every --cheaper-overload). Without them an idle master never wakes.
+    var nextPeriodicAt: Instant?
+    var nextEvilCheckAt: Instant?
+    var nextCheaperCycleAt: Instant?
+    var lastBusy: [Int32: Int64] = [:]
+    var lastCycleAt: Instant = 0
 
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD]
 
-    init(settings: ServerOptions, app: @escaping Application, listener: Listener, environment env: [String]) throws {
+    init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
+         environment env: [String]) throws {
         self.settings = settings
         self.app = app
+        self.harakiriHandler = harakiriHandler
         self.listener = listener
-        pool = WorkerPool(config: .init(processes: settings.processes, mercyNanoseconds: settings.workerReloadMercyNanoseconds))
+        var config = WorkerPool.Config(processes: settings.processes, mercyNanoseconds: settings.workerReloadMercyNanoseconds)
+        config.harakiriGracefulNanoseconds = settings.harakiriGracefulTimeoutNanoseconds
+        config.harakiriGracefulSignal = settings.harakiriGracefulSignal
+        config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
+        config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
+        config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
+        if settings.cheaper > 0 {
+            config.minimumWorkers = settings.cheaper
+            config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
+            cheaper = CheaperBusyness(config: .init(
+                minimumWorkers: settings.cheaper, maximumWorkers: settings.processes, step: settings.cheaperStep,
+                busynessMin: settings.cheaperBusynessMin, busynessMax: settings.cheaperBusynessMax,
+                multiplier: settings.cheaperBusynessMultiplier, backlogAlert: settings.cheaperBusynessBacklogAlert,
+                backlogStep: settings.cheaperBusynessBacklogStep, rssSoftBytes: settings.cheaperRSSLimitSoftBytes,
+                rssHardBytes: settings.cheaperRSSLimitHardBytes))
+        }
+        pool = WorkerPool(config: config)
         signals = try SignalFD(Self.handledSignals)
         try ignoreSIGPIPE()
         timer = try TimerFD()
@@ -47,21 +77,38 @@ final class Master {
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(settings.appLibrary ?? settings.effectiveApp.description)")
-        if let code = execute(pool.handle(.started, now: monotonicNanoseconds())) { return code }
+        let now0 = monotonicNanoseconds()
+        lastCycleAt = now0
+        if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
+        if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
+        if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
-                try timer.arm(at: pool.nextDeadline)
-                var fds = [signals.fd.raw, timer.fd.raw, readyRead]
-                if let s = stats { fds.append(s.fd) }
+                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt].compactMap { $0 }.min())
+                var fds = [signals.fd.raw, timer.fd.raw, readyRead, stats?.fd ?? -1]
+                let harakiriPIDs = Array(harakiriFDs.keys)
+                fds += harakiriPIDs.map { harakiriFDs[$0]! }
                 let ready = Set(try waitReadable(fds))
                 if ready.contains(0) {
                     while let (sig, _) = try signals.next() { if let code = execute(events(for: sig)) { return code } }
                 }
                 if ready.contains(1) { timer.acknowledge() }
                 if ready.contains(2) {
-                    for pid in readyPIDs() { if let code = execute(pool.handle(.workerReady(pid: pid), now: monotonicNanoseconds())) { return code } }
+                    for (pid, message) in workerMessages() {
+                        let event: WorkerPool.Event = switch message {
+                        case .ready: .workerReady(pid: pid)
+                        case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
+                        case .recycleRSS: .recycle(pid: pid, reason: .rss)
+                        }
+                        if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
+                    }
                 }
                 if ready.contains(3), let s = stats { s.answer(statsSnapshot()) }
+                for (i, pid) in harakiriPIDs.enumerated() where ready.contains(4 + i) {
+                    if let fd = harakiriFDs[pid] { SharedTimer.acknowledge(fd) }
+                    if let code = execute(checkHarakiri(pid)) { return code }
+                }
+                if let code = execute(periodicChecks(now: monotonicNanoseconds())) { return code }
                 if let d = pool.nextDeadline, d <= monotonicNanoseconds() {
                     if let code = execute(pool.handle(.deadlinePassed, now: monotonicNanoseconds())) { return code }
                 }
@@ -72,11 +119,70 @@ final class Master {
         }
     }
 
-    private func readyPIDs() -> [Int32] {
-        var out: [Int32] = []
-        var pid: Int32 = 0
-        while withUnsafeMutableBytes(of: &pid, { Glibc.read(readyRead, $0.baseAddress, 4) }) == 4 { out.append(pid) }
+    private func workerMessages() -> [(Int32, WorkerMessage)] {
+        var out: [(Int32, WorkerMessage)] = []
+        var record: (Int32, Int32) = (0, 0)
+        while withUnsafeMutableBytes(of: &record, { Glibc.read(readyRead, $0.baseAddress, 8) }) == 8 {
+            if let m = WorkerMessage(rawValue: record.1) { out.append((record.0, m)) }
+        }
         return out
+    }
+
+    /// The listen queue as the kernel reports it (sock_diag for Unix sockets, TCP_INFO for TCP).
+    func listenQueue() -> (queued: Int, backlog: Int)? {
+        listener.isUnix ? try? UnixSocket.listenQueue(inode: listener.inode) : tcpListenQueue(listener.fd)
+    }
+
+    /// A worker's harakiri timer fired (or a held harakiri is due another look): confirm from the
+    /// scoreboard that the same request is still running past its deadline.
+    private func checkHarakiri(_ pid: Int32) -> [WorkerPool.Action] {
+        guard let slot = slotOfPID[pid] else { return [] }
+        let now = monotonicNanoseconds()
+        let deadline = scoreboard.get(slot, .harakiriDeadline)
+        guard scoreboard.get(slot, .state) == Scoreboard.State.busy.rawValue, deadline > 0, UInt64(deadline) <= now + 1_000_000 else { return [] }
+        let started = UInt64(scoreboard.get(slot, .requestStartNanos))
+        let queue = settings.harakiriGracefulQueueThreshold > 0 ? listenQueue()?.queued : nil
+        return pool.handle(.harakiriExpired(pid: pid, request: scoreboard.request(slot), ageNanoseconds: now - min(started, now),
+                                            listenQueue: queue), now: now)
+    }
+
+    /// --evil-reload-on-rss (every second) and the cheaper cycle (every --cheaper-overload).
+    private func periodicChecks(now: Instant) -> [WorkerPool.Action] {
+        var actions: [WorkerPool.Action] = []
+        if let at = nextEvilCheckAt, at <= now {
+            nextEvilCheckAt = now + 1_000_000_000
+            let limit = settings.evilReloadOnRSSMiB << 20
+            for w in pool.slots where w.state != .retiring {
+                if let rss = residentBytes(pid: w.pid), rss > limit {
+                    actions.append(.log("worker \(w.id) (pid \(w.pid)) RSS \(rss >> 20) MiB > --evil-reload-on-rss \(settings.evilReloadOnRSSMiB) MiB"))
+                    actions += pool.handle(.recycle(pid: w.pid, reason: .evilRSS), now: now)
+                }
+            }
+        }
+        if let at = nextCheaperCycleAt, at <= now, cheaper != nil {
+            nextCheaperCycleAt = now + settings.cheaperOverloadNanoseconds
+            let active = pool.slots.filter { $0.state != .retiring }
+            var busy: Int64 = 0
+            var rss = 0
+            for w in active {
+                guard let slot = slotOfPID[w.pid] else { continue }
+                var total = scoreboard.get(slot, .busyNanos)
+                if scoreboard.get(slot, .state) == Scoreboard.State.busy.rawValue {
+                    total += Int64(now) - scoreboard.get(slot, .requestStartNanos)
+                }
+                busy += max(0, total - (lastBusy[w.pid] ?? 0))
+                lastBusy[w.pid] = total
+                rss += residentBytes(pid: w.pid) ?? 0
+            }
+            let span = Double(now - lastCycleAt) * Double(max(1, active.count))
+            lastCycleAt = now
+            let percent = span > 0 ? Double(busy) / span * 100 : 0
+            if let decision = cheaper!.cycle(busyPercent: percent, activeWorkers: active.count,
+                                             listenQueue: listenQueue()?.queued, totalRSSBytes: rss) {
+                actions += pool.handle(.resize(by: decision.delta, why: decision.why), now: now)
+            }
+        }
+        return actions
     }
 
     private func events(for sig: Int32) -> [WorkerPool.Action] {
@@ -94,7 +200,9 @@ final class Master {
             var actions: [WorkerPool.Action] = []
             for (pid, status) in (try? reapChildren()) ?? [] {
                 if let slot = slotOfPID.removeValue(forKey: pid) { scoreboard.release(slot) }
+                if let fd = harakiriFDs.removeValue(forKey: pid) { close(fd) }
                 idOfPID[pid] = nil
+                lastBusy[pid] = nil
                 let end: WorkerEnd = switch status {
                 case .exited(let c): .exited(c)
                 case .signaled(let s): .signaled(s)
@@ -130,6 +238,10 @@ final class Master {
                 }
             case .statusChanged:
                 break
+            case .checkHarakiri(let pid):
+                queue = (checkHarakiri(pid) + queue)[...]
+            case .countHarakiri(let pid):
+                if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
             case .exit(let code):
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
@@ -148,12 +260,22 @@ final class Master {
         guard let slot = scoreboard.allocate(workerID: id, respawns: respawns) else {
             return pool.handle(.forkFailed(id: id, reason: "no free scoreboard slot"), now: now)
         }
+        var harakiriFD: Int32 = -1
+        if settings.harakiriNanoseconds > 0 {
+            do { harakiriFD = try SharedTimer.create() } catch {
+                scoreboard.release(slot)
+                return pool.handle(.forkFailed(id: id, reason: "\(error)"), now: now)
+            }
+        }
         let pid = fork()
         if pid < 0 {
+            let e = errno
             scoreboard.release(slot)
-            return pool.handle(.forkFailed(id: id, reason: errnoText(errno)), now: now)
+            if harakiriFD >= 0 { close(harakiriFD) }
+            return pool.handle(.forkFailed(id: id, reason: errnoText(e)), now: now)
         }
-        if pid == 0 { becomeWorker(id: id, slot: slot) }
+        if pid == 0 { becomeWorker(id: id, slot: slot, harakiriFD: harakiriFD) }
+        if harakiriFD >= 0 { harakiriFDs[pid] = harakiriFD }
         scoreboard.set(slot, .pid, Int64(pid))
         slotOfPID[pid] = slot
         idOfPID[pid] = id
@@ -161,10 +283,11 @@ final class Master {
     }
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
-    private func becomeWorker(id: Int, slot: Int) -> Never {
+    private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
         close(signals.fd.raw)
         close(timer.fd.raw)
         close(readyRead)
+        for fd in harakiriFDs.values { close(fd) }
         if let s = stats { close(s.fd) }
         if let n = notifySender { close(n) }
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
@@ -174,7 +297,8 @@ final class Master {
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
-                                scoreboard: scoreboard, settings: settings, app: app, readyFD: readyWrite)
+                                scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
+                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
         do {
             try Worker(ctx).run()
         } catch {
@@ -192,10 +316,10 @@ final class Master {
                          requests: i.map { Int(scoreboard.get($0, .requests)) } ?? 0,
                          runningRequest: busy ? i.map(scoreboard.request) : nil,
                          runningForMilliseconds: busy ? (monotonicNanoseconds() - min(started, monotonicNanoseconds())) / 1_000_000 : nil,
-                         respawns: w.respawns, harakiris: i.map { Int(scoreboard.get($0, .harakiris)) } ?? 0,
+                         respawns: w.respawns, harakiris: harakiriCount[w.id, default: 0],
                          rssBytes: residentBytes(pid: w.pid))
         }
-        let queue = listener.isUnix ? try? UnixSocket.listenQueue(inode: listener.inode) : nil
+        let queue = listenQueue()
         return StatsSnapshot(masterPID: masterPID, listenQueue: queue?.queued, listenQueueMax: queue?.backlog, workers: workers)
     }
 }

@@ -6,7 +6,7 @@ import Glibc
 final class Scoreboard {
     static let slotBytes = 256
     static let pathBytes = 120
-    enum Field: Int { case pid = 0, state, requests, requestStartNanos, requestCounter, harakiris, rssBytes, respawns, workerID, harakiriDeadline }
+    enum Field: Int { case pid = 0, state, requests, requestStartNanos, requestCounter, harakiris, rssBytes, respawns, workerID, harakiriDeadline, busyNanos }
     enum State: Int64 { case free = 0, idle = 1, busy = 2 }
 
     let capacity: Int

@@ -8,8 +8,9 @@ import SWSGIConfig
 /// import SWSGI
 /// serve { request in Response(text: "hello from \(request.path)\n") }
 /// ```
-public func serve(_ app: Application? = nil) -> Never {
-    exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app))
+/// `onHarakiri` runs in the worker when harakiri's graceful signal arrives (see `HarakiriHandler`).
+public func serve(onHarakiri: HarakiriHandler? = nil, _ app: Application? = nil) -> Never {
+    exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app, onHarakiri: onHarakiri))
 }
 
 public enum SWSGIMain {
@@ -17,7 +18,7 @@ public enum SWSGIMain {
 
     /// Parses the configuration, loads the app (before binding anything: an app that cannot load
     /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.
-    public static func run(arguments: [String], app given: Application?) -> Int32 {
+    public static func run(arguments: [String], app given: Application?, onHarakiri: HarakiriHandler? = nil) -> Int32 {
         let env = environmentSnapshot()
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
@@ -36,14 +37,21 @@ public enum SWSGIMain {
             return 2
         }
         do {
+            if [SIGHUP, SIGUSR1].contains(options.harakiriGracefulSignal) {
+                throw SWSGIError("--harakiri-graceful-signal \(SignalName.name(options.harakiriGracefulSignal)): swsgi uses it between master and workers; pick TERM, USR2, ABRT, ...")
+            }
             let app: Application
+            var handler = onHarakiri
             if let given { app = given }
-            else if let lib = options.appLibrary { app = try AppLibrary.load(lib) }
-            else { app = try BuiltinApps.named(options.effectiveApp) }
+            else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }
+            else {
+                app = try BuiltinApps.named(options.effectiveApp)
+                if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
+            }
             let listener = try Listener.open(options, environment: env)
             if let p = options.pidFile { try writeText(p, "\(getpid())\n") }
             setProcessTitle("\(options.procnamePrefix)swsgi master")
-            let master = try Master(settings: options, app: app, listener: listener, environment: env)
+            let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, environment: env)
             return master.run()
         } catch {
             writeStderr("swsgi: \(error)")

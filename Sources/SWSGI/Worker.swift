@@ -11,17 +11,29 @@ struct WorkerContext {
     let scoreboard: Scoreboard
     let settings: ServerSettings
     let app: Application
-    /// The master's pipe: a worker writes its pid there once it accepts.
-    let readyFD: Int32
+    /// The master's pipe: a worker writes `WorkerMessage`s there (ready, please recycle me).
+    let messageFD: Int32
+    /// A timerfd shared with the master: armed at each request's harakiri deadline (-1: no harakiri).
+    let harakiriFD: Int32
+    /// Installed for --harakiri-graceful-signal so the app can flush before SIGKILL.
+    let harakiriHandler: HarakiriHandler?
+}
+
+/// What a worker tells its master, 8 bytes (pid, code) per message: atomic on a pipe.
+enum WorkerMessage: Int32 {
+    case ready = 0
+    case recycleMaxRequests = 1
+    case recycleRSS = 2
 }
 
 /// A worker process: one request at a time, idle keep-alive connections parked in epoll, new
 /// connections accepted whenever no request is in hand. So two workers can serve a pool of 32
 /// nginx upstream connections without one idle connection pinning a worker.
 ///
-/// Signals from the master: SIGTERM = serve what is in the listen queue, then retire;
+/// Signals from the master: SIGUSR1 = serve what is in the listen queue, then retire;
 /// SIGHUP = retire (stop accepting, finish, close keep-alive connections without a race);
-/// SIGINT/SIGQUIT = exit now.
+/// SIGINT/SIGQUIT = exit now. SIGTERM is left alone: it is harakiri's default graceful signal,
+/// and the app's handler (if any) runs on it.
 final class Worker {
     enum Mode { case serving, retiring }
 
@@ -42,21 +54,35 @@ final class Worker {
     var scratch = [UInt8](repeating: 0, count: 65536)
     let pidText = String(getpid())
     let log: AccessLog
-    var harakiriOverride: UInt64?
+    var harakiriDeadline: Instant?
+    var recycleRequested = false
     let writeTimeoutMilliseconds: Int32 = 30_000
+    let maxRequests: Int64
+    let rssLimitBytes: Int
+    let rssFD: Int32
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
-        signals = try SignalFD([SIGTERM, SIGHUP, SIGINT, SIGQUIT])
+        signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
+        if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
+        let s = ctx.settings
+        // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
+        maxRequests = s.maxRequests > 0 ? Int64(s.maxRequests + ctx.id * s.maxRequestsDelta) : 0
+        rssLimitBytes = s.reloadOnRSSMiB << 20
+        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id)
         try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try epoll.add(signals.fd.raw, token: Self.signalToken)
     }
 
+    func tellMaster(_ m: WorkerMessage) {
+        var record: (Int32, Int32) = (getpid(), m.rawValue)
+        _ = withUnsafeBytes(of: &record) { Glibc.write(ctx.messageFD, $0.baseAddress, 8) }
+    }
+
     func run() -> Never {
-        var me = getpid()
-        _ = withUnsafeBytes(of: &me) { Glibc.write(ctx.readyFD, $0.baseAddress, 4) }
+        tellMaster(.ready)
         while true {
             let now = monotonicNanoseconds()
             if now >= nextScanAt || (mode == .retiring && now >= retireAt) { expireConnections(now: now) }
@@ -157,13 +183,17 @@ final class Worker {
         sb.set(slot, .requestStartNanos, Int64(started))
         sb.set(slot, .requestCounter, Int64(requestCounter))
         sb.setRequest(slot, method: head.method, path: head.path)
-        harakiriOverride = nil
+        let harakiri = ctx.settings.harakiriNanoseconds
+        setHarakiriDeadline(harakiri > 0 ? started + harakiri : nil)
 
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
                               workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)",
-                              harakiriOverride: { [unowned self] ns in self.harakiriOverride = min(ns, self.harakiriOverride ?? ns) })
+                              harakiriOverride: { [unowned self] ns in
+                                  // The smaller of --harakiri and the app's limit wins.
+                                  if self.harakiriDeadline.map({ started + ns < $0 }) ?? true { self.setHarakiriDeadline(started + ns) }
+                              })
         var response: Response
         var note: String? = nil
         do {
@@ -213,8 +243,20 @@ final class Worker {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
-        sb.set(slot, .requests, sb.get(slot, .requests) + 1)
+        if harakiriDeadline != nil { setHarakiriDeadline(nil) }
+        let served = sb.get(slot, .requests) + 1
+        sb.set(slot, .requests, served)
+        sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(monotonicNanoseconds() - started))
         sb.set(slot, .state, Scoreboard.State.idle.rawValue)
+        if !recycleRequested {
+            if maxRequests > 0 && served >= maxRequests {
+                recycleRequested = true
+                tellMaster(.recycleMaxRequests)
+            } else if rssLimitBytes > 0, let rss = currentRSS(), rss > rssLimitBytes {
+                recycleRequested = true
+                tellMaster(.recycleRSS)
+            }
+        }
         log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note)
         c.lastActivity = monotonicNanoseconds()
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
@@ -253,12 +295,30 @@ final class Worker {
         }
     }
 
+    /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.
+    private func setHarakiriDeadline(_ at: Instant?) {
+        harakiriDeadline = at
+        guard ctx.harakiriFD >= 0 else { return }
+        ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(at ?? 0))
+        SharedTimer.arm(ctx.harakiriFD, at: at)
+    }
+
+    /// This process's resident bytes, one pread of /proc/self/statm.
+    private func currentRSS() -> Int? {
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBytes { pread(rssFD, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     // MARK: signals
 
     private func handleSignals() {
         while let (sig, _) = try? signals.next() {
             switch sig {
-            case SIGTERM:
+            case SIGUSR1:
                 // Connections already queued would be reset when the listener closes: take them all.
                 while mode == .serving, let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) {
                     adopt(fd.release())

@@ -44,12 +44,15 @@ let me = getpid()
 @MainActor func say(_ s: String) { writeStderr("testchild[\(me)]: \(s)") }
 
 if failAtStart { say("failing at start"); exit(1) }
-let sigs = try SignalFD([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])
+// Every signal hupwatch forwards is caught and logged ("got SIGWINCH"), so tests can see it arrive;
+// uncaught, WINCH would be ignored and TTIN/TTOU would stop us.
+let handled = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU]
+let sigs = try SignalFD(handled)
 if ignoreTerm { say("ignoring SIGTERM") }
 if grandchild {
     let pid = fork()
     if pid == 0 {
-        var set = SignalSet([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2]).raw
+        var set = SignalSet(handled).raw
         sigprocmask(SIG_UNBLOCK, &set, nil)
         while true { pause() }
     }

@@ -39,6 +39,9 @@ public struct WorkerSlot: Equatable, Sendable {
     /// When a retiring worker gets SIGKILL (`--worker-reload-mercy`).
     public var killDeadline: Instant?
     public var respawns: Int
+    /// --max-worker-lifetime: when this worker is recycled.
+    public var recycleAt: Instant?
+    public var harakiriFired = false
 }
 
 /// The swsgi master's decisions about its workers, as a value: events in, actions out.
@@ -50,6 +53,20 @@ public struct WorkerPool: Sendable {
         /// A worker that dies sooner than this after starting counts towards crash-loop throttling.
         public var crashWindowNanoseconds: UInt64 = 1_000_000_000
         public var respawnBackoffMaxNanoseconds: UInt64 = 10_000_000_000
+        /// Harakiri: 0 grace means SIGKILL at the deadline; else `harakiriGracefulSignal` first.
+        public var harakiriGracefulNanoseconds: UInt64 = 0
+        public var harakiriGracefulSignal: Int32 = 15
+        /// Harakiri fires only while the listen queue holds more than this (0: always fires).
+        public var harakiriQueueThreshold = 0
+        /// How often an overdue request held off by the queue threshold is looked at again.
+        public var harakiriRecheckNanoseconds: UInt64 = 20_000_000
+        /// --max-worker-lifetime (0: off) plus worker id times --max-worker-lifetime-delta.
+        public var maxLifetimeNanoseconds: UInt64 = 0
+        public var lifetimeDeltaNanoseconds: UInt64 = 0
+        /// Workers wanted at start (--cheaper-initial, else --processes).
+        public var initialWorkers: Int? = nil
+        /// The fewest workers cheaper may leave (--cheaper; 0: cheaper off).
+        public var minimumWorkers = 0
 
         public init(processes: Int, mercyNanoseconds: UInt64) {
             self.processes = processes
@@ -74,22 +91,32 @@ public struct WorkerPool: Sendable {
         case removeWorker
         /// The worker must be recycled (request count, lifetime, memory...): replacement first.
         case recycle(pid: Int32, reason: RetireReason)
+        /// A worker's request is past its harakiri deadline; `listenQueue` is the kernel's count
+        /// (nil when unknown or not asked for).
+        case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
+        /// Cheaper wants this many more (positive) or fewer (negative) workers.
+        case resize(by: Int, why: String)
         case deadlinePassed
     }
 
     public enum Action: Equatable, Sendable {
         case fork(id: Int)
-        /// Worker protocol: SIGTERM = drain the listen queue then exit (shutdown);
-        /// SIGHUP = stop accepting, finish, retire keep-alive connections, exit (retire).
+        /// Worker protocol: SIGUSR1 = drain the listen queue then retire (shutdown);
+        /// SIGHUP = stop accepting, finish, retire keep-alive connections, exit (retire);
+        /// SIGINT = exit now. SIGTERM is left to the app (harakiri's graceful signal).
         case signal(Int32, pid: Int32)
         case kill(pid: Int32)
         case log(String)
         case notify(String)
         case statusChanged
         case exit(Int32)
+        /// Read the worker's scoreboard again and answer with `.harakiriExpired` if still overdue.
+        case checkHarakiri(pid: Int32)
+        /// Count a harakiri against the worker's slot (stats).
+        case countHarakiri(pid: Int32)
     }
 
-    public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigTERM: Int32 = 15
+    public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigUSR1: Int32 = 10, sigTERM: Int32 = 15
 
     public var config: Config
     public private(set) var slots: [WorkerSlot] = []
@@ -103,7 +130,7 @@ public struct WorkerPool: Sendable {
 
     public init(config: Config) {
         self.config = config
-        self.target = config.processes
+        self.target = config.initialWorkers ?? config.processes
     }
 
     public func slot(pid: Int32) -> WorkerSlot? { slots.first { $0.pid == pid } }
@@ -112,8 +139,12 @@ public struct WorkerPool: Sendable {
     public var activeCount: Int { slots.filter { $0.state != .retiring }.count }
 
     public var nextDeadline: Instant? {
-        (slots.compactMap(\.killDeadline) + respawnAt.values).min()
+        let retiring = slots.filter { $0.state != .retiring }.compactMap(\.recycleAt)
+        return (slots.compactMap(\.killDeadline) + respawnAt.values + harakiriRecheckAt.values + retiring).min()
     }
+
+    private var harakiriRecheckAt: [Int32: Instant] = [:]
+    private var harakiriHeldLogged: Set<Int32> = []
 
     public mutating func handle(_ event: Event, now: Instant) -> [Action] {
         switch event {
@@ -121,9 +152,12 @@ public struct WorkerPool: Sendable {
             return (1...target).flatMap { forkWorker(id: $0) }
         case .forked(let id, let pid):
             let previous = respawnCount(id)
+            let lifetime = config.maxLifetimeNanoseconds > 0
+                ? now + config.maxLifetimeNanoseconds + UInt64(id) * config.lifetimeDeltaNanoseconds : nil
             slots.append(WorkerSlot(id: id, pid: pid, state: .starting, startedAt: now, retireReason: nil,
-                                    killDeadline: stopping ? now + config.mercyNanoseconds : nil, respawns: previous))
-            return stopping ? [.signal(Self.sigTERM, pid: pid)] : [.statusChanged]
+                                    killDeadline: stopping ? now + config.mercyNanoseconds : nil, respawns: previous,
+                                    recycleAt: lifetime))
+            return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
             return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now)
         case .workerReady(let pid):
@@ -142,7 +176,7 @@ public struct WorkerPool: Sendable {
         case .workerExited(let pid, let status):
             return workerExited(pid, status: status, now: now)
         case .gracefulStop:
-            return stop(signal: Self.sigTERM, now: now, why: "graceful shutdown: serving queued connections and in-flight requests")
+            return stop(signal: Self.sigUSR1, now: now, why: "graceful shutdown: serving queued connections and in-flight requests")
         case .immediateStop:
             return stop(signal: Self.sigINT, now: now, why: "immediate shutdown")
         case .reloadWorkers:
@@ -166,6 +200,10 @@ public struct WorkerPool: Sendable {
         case .recycle(let pid, let reason):
             guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
             return retire(pid: pid, reason: reason, now: now, replace: true)
+        case .harakiriExpired(let pid, let request, let age, let queue):
+            return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
+        case .resize(let delta, let why):
+            return resize(by: delta, why: why, now: now)
         case .deadlinePassed:
             return deadlines(now: now)
         }
@@ -181,9 +219,10 @@ public struct WorkerPool: Sendable {
         return [.fork(id: id)]
     }
 
-    /// The lowest id no live worker uses, so ids stay 1...N as workers come and go.
-    private func freeID() -> Int {
-        let used = Set(slots.filter { $0.state != .retiring }.map(\.id))
+    /// The lowest id no live worker (nor a fork already decided in `extra`) uses, so ids stay 1...N.
+    private func freeID(extra: [Action] = []) -> Int {
+        var used = Set(slots.filter { $0.state != .retiring }.map(\.id))
+        for case .fork(let id) in extra { used.insert(id) }
         var id = 1
         while used.contains(id) { id += 1 }
         return id
@@ -228,6 +267,8 @@ public struct WorkerPool: Sendable {
     private mutating func workerExited(_ pid: Int32, status: WorkerEnd, now: Instant) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
+        harakiriRecheckAt[pid] = nil
+        harakiriHeldLogged.remove(pid)
         var actions: [Action] = [.statusChanged]
         if w.state == .retiring {
             if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired with \(status)")) }
@@ -259,7 +300,8 @@ public struct WorkerPool: Sendable {
         for i in slots.indices {
             if let k = slots[i].killDeadline, k <= now {
                 slots[i].killDeadline = nil
-                actions.append(.log("worker \(slots[i].id) (pid \(slots[i].pid)) still busy after --worker-reload-mercy: SIGKILL"))
+                let limit = slots[i].harakiriFired ? "--harakiri-graceful-timeout" : "--worker-reload-mercy"
+                actions.append(.log("worker \(slots[i].id) (pid \(slots[i].pid)) still running after \(limit): SIGKILL"))
                 actions.append(.kill(pid: slots[i].pid))
             }
         }
@@ -267,6 +309,68 @@ public struct WorkerPool: Sendable {
             respawnAt[id] = nil
             actions += forkWorker(id: id)
         }
+        for (pid, at) in harakiriRecheckAt where at <= now {
+            harakiriRecheckAt[pid] = nil
+            actions.append(.checkHarakiri(pid: pid))
+        }
+        for w in slots where w.state != .retiring && !stopping {
+            if let r = w.recycleAt, r <= now { actions += retire(pid: w.pid, reason: .lifetime, now: now, replace: true) }
+        }
+        return actions
+    }
+
+    /// A request ran past its deadline. With a queue threshold, it may run on while the listen queue
+    /// is short; otherwise the graceful signal (or SIGKILL) goes out now and a replacement is forked.
+    private mutating func harakiri(pid: Int32, request: String, age: UInt64, queue: Int?, now: Instant) -> [Action] {
+        guard let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].harakiriFired else { return [] }
+        let w = slots[i]
+        if config.harakiriQueueThreshold > 0, let q = queue, q <= config.harakiriQueueThreshold {
+            harakiriRecheckAt[pid] = now + config.harakiriRecheckNanoseconds
+            if harakiriHeldLogged.insert(pid).inserted {
+                return [.log("harakiri held for worker \(w.id) (pid \(pid)): \(request) running \(age / 1_000_000) ms, listen queue \(q) <= threshold \(config.harakiriQueueThreshold)")]
+            }
+            return []
+        }
+        harakiriRecheckAt[pid] = nil
+        slots[i].harakiriFired = true
+        let queueText = queue.map { ", listen queue \($0)" } ?? ""
+        var actions: [Action] = [.log("HARAKIRI worker \(w.id) (pid \(pid)): \(request) running \(age / 1_000_000) ms\(queueText)"),
+                                 .countHarakiri(pid: pid)]
+        let wasRetiring = w.state == .retiring
+        if !wasRetiring && !stopping {
+            // The replacement accepts while the stuck worker is still being put down.
+            slots[i].state = .retiring
+            slots[i].retireReason = .harakiri
+            respawnTotals[w.id, default: 0] += 1
+            actions += forkWorker(id: w.id)
+        }
+        if config.harakiriGracefulNanoseconds > 0 {
+            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now + config.harakiriGracefulNanoseconds)
+            actions.append(.signal(config.harakiriGracefulSignal, pid: pid))
+        } else {
+            slots[i].killDeadline = nil
+            actions.append(.kill(pid: pid))
+        }
+        return actions + [.statusChanged]
+    }
+
+    /// Cheaper's decisions: more workers up to --processes, fewer down to --cheaper.
+    private mutating func resize(by delta: Int, why: String, now: Instant) -> [Action] {
+        guard !stopping, delta != 0 else { return [] }
+        if delta > 0 {
+            let add = min(delta, config.processes - target)
+            guard add > 0 else { return [] }
+            target += add
+            var actions: [Action] = [.log("cheaper: \(target - add) -> \(target) workers (\(why))")]
+            for _ in 0..<add { actions += forkWorker(id: freeID(extra: actions)) }
+            return actions
+        }
+        let remove = min(-delta, target - max(1, config.minimumWorkers))
+        guard remove > 0 else { return [] }
+        target -= remove
+        var actions: [Action] = [.log("cheaper: \(target + remove) -> \(target) workers (\(why))")]
+        let victims = slots.filter { $0.state != .retiring }.sorted { $0.id > $1.id }.prefix(remove)
+        for v in victims { actions += retire(pid: v.pid, reason: .cheaper, now: now, replace: false) }
         return actions
     }
 }

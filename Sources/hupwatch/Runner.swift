@@ -126,7 +126,7 @@ final class Runner {
     func debug(_ message: String) { if options.verbose { log(message) } }
 
     func run() throws -> Int32 {
-        if let path = options.socketPath, options.listenPath == nil {
+        if let path = options.socketPath, options.listenPath == nil, socketGuard != nil {
             log("guarding socket path \(path)\(options.socketPathDetected ? " (found in the command line)" : "")")
         }
         if let code = execute(machine.handle(.started, now: monotonicNanoseconds())) { return code }

@@ -21,6 +21,8 @@
 #include <sys/un.h>
 #include <stddef.h>
 #include <linux/inet_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -71,6 +73,14 @@ static inline int shim_sigaction_ignore(int sig) {
     return sigaction(sig, &sa, NULL);
 }
 
+/// Installs a plain handler (SA_RESTART, nothing blocked meanwhile) and unblocks the signal.
+static inline int shim_install_handler(int sig, void (*handler)(int)) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = handler; sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0) return -1;
+    sigset_t one; sigemptyset(&one); sigaddset(&one, sig);
+    return sigprocmask(SIG_UNBLOCK, &one, NULL);
+}
 /// Writes to a reader that went away must fail with EPIPE, not kill the process.
 static inline int shim_ignore_sigpipe(void) { return shim_sigaction_ignore(SIGPIPE); }
 
@@ -183,6 +193,14 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
     return -1;
 }
 
+/// A TCP listener's accept queue from TCP_INFO (tcpi_unacked: queued now, tcpi_sacked: backlog).
+static inline int shim_tcp_listen_queue(int fd, unsigned int *backlog_max) {
+    struct tcp_info info; socklen_t len = sizeof info; memset(&info, 0, sizeof info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    if (backlog_max) *backlog_max = info.tcpi_sacked;
+    return (int)info.tcpi_unacked;
+}
+
 // --- spawning ---
 /// Everything the forked child needs, prepared by the parent so the child only patches bytes and calls
 /// async-signal-safe functions between fork and execve.
@@ -214,8 +232,10 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
     /* child: only async-signal-safe calls from here on */
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_DFL;
-        sigaction(sig, &sa, NULL);
+        /* rt_sigaction directly: glibc's sigaction refuses its internal signals 32 and 33, which a parent's
+           posix_spawn leaves ignored. An all-zero kernel sigaction is SIG_DFL, no flags, empty mask. */
+        unsigned long ksa[4] = { 0, 0, 0, 0 };
+        syscall(SYS_rt_sigaction, sig, ksa, NULL, (size_t)(NSIG / 8));
     }
     sigset_t none; sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_SETUP);
