@@ -86,7 +86,9 @@ final class ReadinessWatcher {
         default: break
         }
         guard let due = nextProbeAt, due <= now, let path = probePath else { return false }
-        nextProbeAt = now + Self.probeInterval
+        // Quick probes while a start is expected; a generation still silent after 5 s (the first one
+        // is kept running past its ready timeout) is looked at 5 times a second, not 100.
+        nextProbeAt = now + (now - startedAt < 5 * nanosecondsPerSecond ? Self.probeInterval : 200_000_000)
         if case .http(let urlPath) = mode { return newListenerAccepts(path) && httpAnswers2xx(path, urlPath) }
         return newListenerAccepts(path)
     }
