@@ -68,7 +68,9 @@ public func resolveExecutable(_ name: String, searchPath: String?) -> Executable
 public func spawn(_ r: SpawnRequest) throws -> pid_t {
     var env = r.environment
     if r.listener != nil {
-        env = removing(["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
+        // A stale count or pid never reaches the child; LISTEN_FDNAMES is the caller's to give (hupwatch names
+        // the listener), so it stays.
+        env = removing(["LISTEN_PID", "LISTEN_FDS"], from: env)
         env.append("LISTEN_FDS=1")
         // Twenty spaces the child overwrites with its own pid: LISTEN_PID must name the reader.
         env.append("LISTEN_PID=" + String(repeating: " ", count: 20))

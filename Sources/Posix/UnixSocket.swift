@@ -88,6 +88,16 @@ public enum UnixSocket {
         return (Int(q), Int(maxBacklog))
     }
 
+    /// Connections waiting on the listener bound to the socket file with inode `fileInode` (what
+    /// `inode(atPath:)` returned), even after the path has moved on to another socket. Nil when no
+    /// listener is bound to that file any more.
+    public static func listenQueue(fileInode: ino_t) throws -> Int? {
+        let q = shim_unix_listen_queue_by_file_inode(UInt(fileInode))
+        if q >= 0 { return Int(q) }
+        if errno == ENOENT { return nil }
+        throw SyscallError("sock_diag(UDIAG_SHOW_VFS)")
+    }
+
     /// Accepts one connection (CLOEXEC); nil when none is waiting on a non-blocking listener.
     public static func accept(_ listener: Int32, nonBlocking: Bool = false) throws -> FileDescriptor? {
         let flags = SOCK_CLOEXEC.rawValue | (nonBlocking ? SOCK_NONBLOCK.rawValue : 0)

@@ -32,6 +32,8 @@ public struct Generation: Equatable, Sendable {
     public var readyDeadline: Instant?
     /// While draining: when its whole process group gets SIGKILL.
     public var killDeadline: Instant?
+    /// While handing over: the reload signal waits until the old listener's queue is empty, or this.
+    public var handoverDeadline: Instant? = nil
 }
 
 /// What the last reload came to, for logs and the status file.
@@ -52,6 +54,9 @@ public struct ReloadSupervisor: Sendable {
         public var onExit: OnExit
         public var restartBackoffInitial: UInt64 = 500_000_000
         public var restartBackoffMax: UInt64 = 30 * nanosecondsPerSecond
+        /// Rebind mode: how long the reload signal may wait for the old listener's accept queue to empty
+        /// (0: send it at once). Servers that close their listener on TERM reset what is still queued.
+        public var handoverNanoseconds: UInt64 = 0
 
         public init(gracefulTimeout: UInt64, readyTimeout: UInt64, reloadSignal: Int32, onExit: OnExit) {
             self.gracefulTimeout = gracefulTimeout
@@ -70,6 +75,8 @@ public struct ReloadSupervisor: Sendable {
         case childExited(pid: Int32, status: ProcessEnd)
         case terminate(signal: Int32)
         case forward(signal: Int32)
+        /// The old generation's listener has no connection waiting any more (see `awaitQueueDrain`).
+        case queueDrained(generation: Int)
         /// The timer armed for `nextDeadline` fired.
         case deadlinePassed
     }
@@ -86,6 +93,8 @@ public struct ReloadSupervisor: Sendable {
         case guardSocket(generation: Int)
         /// The guard must not fight a generation that is rebinding the path.
         case pauseGuard
+        /// Watch the retiring generation's listener; answer `.queueDrained` when its accept queue is empty.
+        case awaitQueueDrain(generation: Int)
         case log(String)
         /// An sd_notify line for hupwatch's own supervisor (READY=1, RELOADING=1, STOPPING=1, STATUS=...).
         case notifySupervisor(String)
@@ -121,6 +130,7 @@ public struct ReloadSupervisor: Sendable {
     public var nextDeadline: Instant? {
         var all: [Instant] = generations.compactMap { $0.state == .starting ? $0.readyDeadline : nil }
         all += generations.compactMap { $0.killDeadline }
+        all += generations.compactMap { $0.handoverDeadline }
         if let restartAt { all.append(restartAt) }
         return all.min()
     }
@@ -144,6 +154,8 @@ public struct ReloadSupervisor: Sendable {
         case .forward(let sig):
             guard let cur = current else { return [.log("no running generation to forward signal \(sig) to")] }
             return [.signal(sig, pid: cur.pid)]
+        case .queueDrained(let n):
+            return handOver(n, now: now, why: nil)
         case .deadlinePassed:
             return deadlinesPassed(now: now)
         }
@@ -236,18 +248,31 @@ public struct ReloadSupervisor: Sendable {
         lastReload = ReloadOutcome(generation: n, succeeded: true, reason: "ready", durationNanoseconds: now - reloadStartedAt)
         var actions: [Action] = [.stopWatchingReadiness(generation: n), .guardSocket(generation: n),
                                  .log("generation \(n) is ready (\(formatDuration(took))); retiring generation \(old)")]
-        actions += retire(old, now: now)
+        actions += retire(old, now: now, handover: config.handoverNanoseconds > 0)
         actions += [.notifySupervisor("READY=1\nSTATUS=generation \(n) serving, pid \(generations[i].pid)"), .statusChanged]
         return actions + queuedReload(now: now)
     }
 
-    /// Sends the reload signal and starts the graceful timeout.
-    private mutating func retire(_ n: Int, now: Instant) -> [Action] {
+    /// Sends the reload signal and starts the graceful timeout; with `handover`, first waits for the
+    /// generation's listener to hand over what is queued (the path already leads to its successor).
+    private mutating func retire(_ n: Int, now: Instant, handover: Bool = false) -> [Action] {
         guard let i = generations.firstIndex(where: { $0.number == n }) else { return [] }
         generations[i].state = .draining
         generations[i].readyDeadline = nil
+        if handover {
+            generations[i].handoverDeadline = now + config.handoverNanoseconds
+            return [.stopWatchingReadiness(generation: n), .awaitQueueDrain(generation: n)]
+        }
         if generations[i].killDeadline == nil { generations[i].killDeadline = now + config.gracefulTimeout }
         return [.stopWatchingReadiness(generation: n), .signal(config.reloadSignal, pid: generations[i].pid)]
+    }
+
+    /// The old listener is empty (or the wait ran out): the reload signal goes out now.
+    private mutating func handOver(_ n: Int, now: Instant, why: String?) -> [Action] {
+        guard let i = generations.firstIndex(where: { $0.number == n }), generations[i].handoverDeadline != nil else { return [] }
+        generations[i].handoverDeadline = nil
+        generations[i].killDeadline = generations[i].killDeadline ?? now + config.gracefulTimeout
+        return (why.map { [Action.log($0)] } ?? []) + [.signal(config.reloadSignal, pid: generations[i].pid)]
     }
 
     private mutating func rollBack(_ n: Int, why: String, now: Instant) -> [Action] {
@@ -287,6 +312,8 @@ public struct ReloadSupervisor: Sendable {
                 actions += beginStop(signal: config.reloadSignal, now: now)
             } else {
                 actions.append(.log("generation \(gen.number) exited (\(status))"))
+                // Its listener died with it: the guard must not put that path back while the restart rebinds it.
+                actions.append(.pauseGuard)
                 actions += scheduleRestart(now: now)
             }
         } else {
@@ -321,6 +348,7 @@ public struct ReloadSupervisor: Sendable {
         for g in generations {
             actions.append(.signal(sig, pid: g.pid))
             setKillDeadline(g.number, now + config.gracefulTimeout)
+            if let i = generations.firstIndex(where: { $0.number == g.number }) { generations[i].handoverDeadline = nil }
         }
         return actions
     }
@@ -333,6 +361,9 @@ public struct ReloadSupervisor: Sendable {
     private mutating func deadlinesPassed(now: Instant) -> [Action] {
         var actions: [Action] = []
         for g in generations {
+            if let h = g.handoverDeadline, h <= now {
+                actions += handOver(g.number, now: now, why: "generation \(g.number)'s listener still had connections queued after \(formatDuration(config.handoverNanoseconds)); sending the reload signal anyway")
+            }
             if let k = g.killDeadline, k <= now {
                 actions.append(.log("generation \(g.number) (pid \(g.pid)) still running \(formatDuration(config.gracefulTimeout)) after it was told to stop: SIGKILL to its process group"))
                 actions.append(.killGroup(pgid: g.pid))

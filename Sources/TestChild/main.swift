@@ -1,7 +1,10 @@
-// A small, deliberately misbehaving server for hupwatch's integration tests. It binds a Unix socket
-// (unlink + bind, as a restarted server does) or takes one through LISTEN_FDS, answers any HTTP GET
-// with its pid, drains its accept queue on SIGTERM, and can be told to misbehave:
-//   --socket PATH        bind here (else LISTEN_FDS=1 with LISTEN_PID = our pid, fd 3)
+// A small, deliberately misbehaving server for hupwatch's integration tests. It rebinds a Unix socket
+// path as a restarted server does, or takes one through LISTEN_FDS, answers any HTTP GET with its pid,
+// drains its accept queue on SIGTERM, and can be told to misbehave:
+//   --socket PATH        bind here (else LISTEN_FDS=1 with LISTEN_PID = our pid, fd 3): under a temporary
+//                        name renamed over PATH, so the path always leads to a listener (as swsgi does)
+//   --unlink-bind        rebind the naive way instead: unlink PATH, bind, listen (gunicorn, uWSGI); the
+//                        path is missing or refusing for the time between, which no wrapper can cover
 //   --fail-at-start      exit 1 at once
 //   --never-ready        never bind, never notify; wait for a signal
 //   --ready-delay SEC    wait before binding and notifying
@@ -18,12 +21,14 @@ import Posix
 var socketPath: String? = nil
 var failAtStart = false, neverReady = false, notify = false, ignoreTerm = false, grandchild = false, unlinkAtExit = false
 var readyDelay = 0.0, notifyDelay = 0.0
+var unlinkBind = false
 var exitCode: Int32 = 0
 var drainMilliseconds: Int32 = 0
 var args = Array(CommandLine.arguments.dropFirst())[...]
 while let a = args.popFirst() {
     switch a {
     case "--socket": socketPath = args.popFirst()
+    case "--unlink-bind": unlinkBind = true
     case "--fail-at-start": failAtStart = true
     case "--never-ready": neverReady = true
     case "--ready-delay": readyDelay = Double(args.popFirst() ?? "") ?? 0
@@ -76,11 +81,14 @@ sleepSeconds(readyDelay)
 
 let listener: Int32
 if let path = socketPath {
-    unlink(path)
+    let (dir, name) = splitPath(path)
+    let bindPath = unlinkBind ? path : dir + "/." + name + ".testchild-\(me)"
+    unlink(bindPath)
     let fd = try UnixSocket.stream()
-    let r = path.withCString { p in shimBind(fd.raw, p) }
-    if r != 0 { say("bind(\(path)): \(errnoText(errno))"); exit(3) }
+    let r = bindPath.withCString { p in shimBind(fd.raw, p) }
+    if r != 0 { say("bind(\(bindPath)): \(errnoText(errno))"); exit(3) }
     Glibc.listen(fd.raw, 128)
+    if !unlinkBind && rename(bindPath, path) != 0 { say("rename(\(bindPath), \(path)): \(errnoText(errno))"); exit(3) }
     listener = fd.release()
 } else if lookup("LISTEN_PID", in: env) == String(me), lookup("LISTEN_FDS", in: env) == "1" {
     listener = 3
@@ -98,7 +106,7 @@ say("listening (inode \(listenerInode))")
     try? UnixSocket.send(datagram: "READY=1\nSTATUS=testchild serving", to: addr, from: s.raw)
 }
 if notify && notifyDelay == 0 { sendReady() }
-let notifyAt = notify && notifyDelay > 0 ? monotonicNanoseconds() + UInt64(notifyDelay * 1e9) : nil
+var notifyAt = notify && notifyDelay > 0 ? monotonicNanoseconds() + UInt64(notifyDelay * 1e9) : nil
 
 @MainActor func serve(_ conn: borrowing FileDescriptor) {
     var buf = [UInt8](repeating: 0, count: 4096)
@@ -123,7 +131,11 @@ var stopping = false
 while !stopping {
     let timeout: Int32 = notifyAt.map { at in Int32(max(0, (Int64(at) - Int64(monotonicNanoseconds())) / 1_000_000)) } ?? -1
     let ready = (try? waitReadable([sigs.fd.raw, listener], timeoutMilliseconds: notifyAt != nil ? timeout : -1)) ?? []
-    if let at = notifyAt, monotonicNanoseconds() >= at { sendReady(); say("announced READY=1 late") }
+    if let at = notifyAt, monotonicNanoseconds() >= at {
+        sendReady()
+        say("announced READY=1 late")
+        notifyAt = nil   // once: after the deadline a zero poll timeout would spin
+    }
     if ready.contains(1) { acceptAll() }
     if ready.contains(0) {
         while let (sig, _) = try! sigs.next() {

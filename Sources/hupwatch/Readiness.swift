@@ -15,6 +15,10 @@ final class ReadinessWatcher {
     let notifyFD: Int32
     /// The inode the path had before this generation started: a rebinding server must show a new one.
     let previousInode: ino_t?
+    /// An O_PATH fd on that socket file: while it is open the inode number cannot be freed and handed to
+    /// the new bind (ext4 reuses it at once when a stale file nobody holds is unlinked), which would hide
+    /// a new listener behind the old number.
+    let previousHold: Int32
     let probePath: String?
     /// Some earlier generation sent READY=1, so this one is expected to as well.
     let expectNotify: Bool
@@ -30,11 +34,17 @@ final class ReadinessWatcher {
         self.expectNotify = expectNotify
         self.notifyAddress = "@hupwatch/\(getpid())/\(generation)/\(monotonicNanoseconds() % 1_000_000)"
         let fd = try UnixSocket.datagram(boundTo: notifyAddress)
-        previousInode = probePath.flatMap(UnixSocket.inode(atPath:))
+        let hold = probePath.map { open($0, __O_PATH | O_NOFOLLOW | O_CLOEXEC) } ?? -1
+        var st = stat()
+        previousInode = hold >= 0 && fstat(hold, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK ? st.st_ino : nil
+        previousHold = hold
         notifyFD = fd.release()
     }
 
-    deinit { close(notifyFD) }
+    deinit {
+        close(notifyFD)
+        if previousHold >= 0 { close(previousHold) }
+    }
 
     func activate(now: Instant) {
         startedAt = now

@@ -26,6 +26,10 @@ final class Runner {
     let notifySender: Int32?
     /// The inode each generation served when it became ready (rebind mode), to put back on rollback.
     var servedInode: [Int: ino_t] = [:]
+    /// Retiring generations whose listener (by socket file inode) must empty before the reload signal.
+    var handovers: [Int: ino_t] = [:]
+    var nextHandoverCheckAt: Instant?
+    static let handoverCheckInterval: UInt64 = 2_000_000
     let pidString = String(getpid())
 
     static let handledSignals: [Int32] = [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH, SIGCHLD]
@@ -35,7 +39,15 @@ final class Runner {
         let env = environmentSnapshot()
         let searchPath = lookup("PATH", in: env)
         var cmd = options.command[0]
-        if cmd.contains("/"), !cmd.hasPrefix("/"), let dir = options.chdir { cmd = dir + "/" + cmd }
+        if cmd.contains("/"), !cmd.hasPrefix("/"), let dir = options.chdir {
+            // The child chdirs before execve, so a relative --chdir is anchored at our working directory.
+            var base = dir
+            if !dir.hasPrefix("/"), let cwd = getcwd(nil, 0) {
+                base = String(cString: cwd) + "/" + dir
+                free(cwd)
+            }
+            cmd = base + "/" + cmd
+        }
         let executable: String
         switch resolveExecutable(cmd, searchPath: searchPath) {
         case .found(let p): executable = p
@@ -79,8 +91,14 @@ final class Runner {
         try ignoreSIGPIPE()
         timer = try TimerFD()
         try becomeChildSubreaper()
-        machine = ReloadSupervisor(config: .init(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
-                                                 reloadSignal: options.reloadSignal, onExit: options.onExit))
+        var config = ReloadSupervisor.Config(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
+                                             reloadSignal: options.reloadSignal, onExit: options.onExit)
+        if options.listenPath == nil, options.socketPath != nil, options.guardEnabled {
+            // Rebind mode: the old listener gets no new connection once the path leads to the new one,
+            // so its queue empties within milliseconds; a server that closes it on TERM would reset them.
+            config.handoverNanoseconds = nanosecondsPerSecond
+        }
+        machine = ReloadSupervisor(config: config)
         upstreamNotify = lookup("NOTIFY_SOCKET", in: env)
         notifySender = upstreamNotify != nil ? try UnixSocket.datagram().release() : nil
 
@@ -132,7 +150,7 @@ final class Runner {
         if let code = execute(machine.handle(.started, now: monotonicNanoseconds())) { return code }
         while true {
             let now = monotonicNanoseconds()
-            let wake = ([machine.nextDeadline] + watchers.values.map(\.nextWake)).compactMap { $0 }.min()
+            let wake = ([machine.nextDeadline, nextHandoverCheckAt] + watchers.values.map(\.nextWake)).compactMap { $0 }.min()
             try timer.arm(at: wake)
             var fds: [Int32] = [signals.fd.raw, timer.fd.raw]
             if let g = socketGuard { fds.append(g.watch.fd.raw) }
@@ -165,6 +183,7 @@ final class Runner {
             if w.readySent { learnedNotify = true }
             if let code = execute(machine.handle(.ready(generation: n), now: now)) { return code }
         }
+        if let at = nextHandoverCheckAt, at <= now, let code = checkHandovers(now: now) { return code }
         if let d = machine.nextDeadline, d <= monotonicNanoseconds() {
             if let code = execute(machine.handle(.deadlinePassed, now: monotonicNanoseconds())) { return code }
         }
@@ -213,6 +232,13 @@ final class Runner {
                 _ = try? sendSignal(SIGKILL, to: -pgid)
             case .guardSocket(let n):
                 guardSocket(n)
+            case .awaitQueueDrain(let n):
+                if let ino = servedInode[n] {
+                    handovers[n] = ino
+                    nextHandoverCheckAt = monotonicNanoseconds()
+                } else {
+                    queue = (machine.handle(.queueDrained(generation: n), now: monotonicNanoseconds()) + queue)[...]
+                }
             case .pauseGuard:
                 // hupwatch's own listener path is never rebound by a child, so it stays guarded.
                 if options.listenPath == nil { socketGuard?.paused = true }
@@ -227,6 +253,26 @@ final class Runner {
                 return code
             }
         }
+        return nil
+    }
+
+    /// Reads each retiring listener's accept queue from the kernel; an empty (or vanished) one is handed over.
+    private func checkHandovers(now: Instant) -> Int32? {
+        nextHandoverCheckAt = nil
+        let live = Set(machine.generations.map(\.number))
+        for (n, ino) in handovers.sorted(by: { $0.key < $1.key }) {
+            let queued: Int?
+            do { queued = try UnixSocket.listenQueue(fileInode: ino) } catch {
+                debug("\(error)")
+                queued = nil
+            }
+            if !live.contains(n) || (queued ?? 0) == 0 {
+                handovers[n] = nil
+                if let q = queued { debug("generation \(n)'s listener is empty (\(q) queued): sending the reload signal") }
+                if let code = execute(machine.handle(.queueDrained(generation: n), now: monotonicNanoseconds())) { return code }
+            }
+        }
+        if !handovers.isEmpty { nextHandoverCheckAt = now + Self.handoverCheckInterval }
         return nil
     }
 

@@ -22,6 +22,20 @@ final class SocketGuard {
         self.name = name
         self.hiddenPath = dir + "/." + name + ".hupwatch-\(getpid())"
         self.watch = try DirectoryWatch(directory: dir)
+        Self.removeStaleLinks(directory: dir, name: name)
+    }
+
+    /// A hupwatch killed by SIGKILL leaves its hidden link behind; remove those whose pid is gone
+    /// (ESRCH), so they do not pile up one per kill.
+    static func removeStaleLinks(directory: String, name: String) {
+        let prefix = "." + name + ".hupwatch-"
+        guard let d = opendir(directory) else { return }
+        defer { closedir(d) }
+        while let entry = readdir(d) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard entryName.hasPrefix(prefix), let pid = pid_t(entryName.dropFirst(prefix.count)) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { unlink(directory + "/" + entryName) }
+        }
     }
 
     deinit { unlink(hiddenPath) }

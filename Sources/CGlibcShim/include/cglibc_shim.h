@@ -193,6 +193,51 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
     return -1;
 }
 
+/// The accept queue of the listening Unix socket bound to the file whose inode is `vfs_ino` (a sock_diag
+/// dump of listeners with UDIAG_SHOW_VFS, matched by that inode): queued connections, or -1 with errno
+/// (ENOENT when no listener is bound to that file any more).
+static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -1;
+    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
+    msg.req.udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN;
+    if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    int found = -1, done = 0;
+    static __thread char buf[32768];
+    while (!done) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0) { if (errno == EINTR) continue; int e = errno; close(fd); errno = e; return -1; }
+        if (n == 0) break;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
+            if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); close(fd); errno = -er->error; return -1; }
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+            struct unix_diag_msg *m = NLMSG_DATA(h);
+            struct rtattr *a = (struct rtattr *)(m + 1);
+            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+            int matches = 0, queued = -1;
+            for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+                if (a->rta_type == UNIX_DIAG_VFS) {
+                    struct unix_diag_vfs *v = RTA_DATA(a);
+                    matches = (v->udiag_vfs_ino == vfs_ino);
+                } else if (a->rta_type == UNIX_DIAG_RQLEN) {
+                    queued = (int)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
+                }
+            }
+            if (matches) found = queued;
+        }
+    }
+    close(fd);
+    if (found < 0) { errno = ENOENT; return -1; }
+    return found;
+}
+
 /// A TCP listener's accept queue from TCP_INFO (tcpi_unacked: queued now, tcpi_sacked: backlog).
 static inline int shim_tcp_listen_queue(int fd, unsigned int *backlog_max) {
     struct tcp_info info; socklen_t len = sizeof info; memset(&info, 0, sizeof info);
