@@ -33,9 +33,11 @@ let package = Package(
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),
+        .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore"]),
         .testTarget(name: "SWSGITests", dependencies: ["HTTP"]),
         .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
+        .testTarget(name: "SupervisorTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -35,10 +35,14 @@ final class Master {
     var lastBusy: [Int32: Int64] = [:]
     var lastCycleAt: Instant = 0
 
-    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD]
+    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD, SIGUSR1]
+    /// Master-only signals a worker must not inherit blocked. HUP, INT, QUIT and USR1 stay blocked across
+    /// fork: they are the worker protocol, and a signal arriving before the worker's signalfd exists
+    /// must wait for it rather than kill the worker by its default action.
+    static let masterOnlySignals: [Int32] = [SIGTERM, SIGTTIN, SIGTTOU, SIGCHLD]
 
     init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
-         environment env: [String]) throws {
+         stats: StatsServer?, environment env: [String]) throws {
         self.settings = settings
         self.app = app
         self.harakiriHandler = harakiriHandler
@@ -66,7 +70,7 @@ final class Master {
         let pipe = try makePipe(nonBlocking: true)
         (readyRead, readyWrite) = (pipe.read, pipe.write)
         scoreboard = try Scoreboard(capacity: settings.processes * 2 + 4)
-        stats = try settings.statsSocket.map { try StatsServer(path: $0) }
+        self.stats = stats
         notifyAddress = lookup("NOTIFY_SOCKET", in: env)
         notifySender = notifyAddress != nil ? try UnixSocket.datagram().release() : nil
     }
@@ -84,10 +88,13 @@ final class Master {
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
-                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt].compactMap { $0 }.min())
+                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline].compactMap { $0 }.min())
                 var fds = [signals.fd.raw, timer.fd.raw, readyRead, stats?.fd ?? -1]
                 let harakiriPIDs = Array(harakiriFDs.keys)
                 fds += harakiriPIDs.map { harakiriFDs[$0]! }
+                let statsClients = stats?.pending.map(\.fd) ?? []
+                let firstStatsClient = fds.count
+                fds += statsClients
                 let ready = Set(try waitReadable(fds))
                 if ready.contains(0) {
                     while let (sig, _) = try signals.next() { if let code = execute(events(for: sig)) { return code } }
@@ -103,7 +110,11 @@ final class Master {
                         if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
                     }
                 }
-                if ready.contains(3), let s = stats { s.answer(statsSnapshot()) }
+                if let s = stats {
+                    let readableClients = Set(statsClients.indices.filter { ready.contains(firstStatsClient + $0) }.map { statsClients[$0] })
+                    s.answerDue(readable: readableClients, now: monotonicNanoseconds(), snapshot: statsSnapshot)
+                    if ready.contains(3) { s.acceptClients(now: monotonicNanoseconds()) }
+                }
                 for (i, pid) in harakiriPIDs.enumerated() where ready.contains(4 + i) {
                     if let fd = harakiriFDs[pid] { SharedTimer.acknowledge(fd) }
                     if let code = execute(checkHarakiri(pid)) { return code }
@@ -288,10 +299,15 @@ final class Master {
         close(timer.fd.raw)
         close(readyRead)
         for fd in harakiriFDs.values { close(fd) }
-        if let s = stats { close(s.fd) }
+        if let s = stats {
+            close(s.fd)
+            // A stats client the master has not answered yet: a worker holding a copy would keep the
+            // connection open after the master's answer and close, so the client never sees EOF.
+            for p in s.pending { close(p.fd) }
+        }
         if let n = notifySender { close(n) }
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
-        try? SignalSet(Self.handledSignals).unblock()
+        try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
         if getppid() != masterPID { exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")

@@ -36,10 +36,9 @@ public enum SWSGIMain {
             writeStderr("swsgi: \(error)")
             return 2
         }
+        var bound: Listener? = nil
+        var pidFileWritten = false
         do {
-            if [SIGHUP, SIGUSR1].contains(options.harakiriGracefulSignal) {
-                throw SWSGIError("--harakiri-graceful-signal \(SignalName.name(options.harakiriGracefulSignal)): swsgi uses it between master and workers; pick TERM, USR2, ABRT, ...")
-            }
             let app: Application
             var handler = onHarakiri
             if let given { app = given }
@@ -48,13 +47,25 @@ public enum SWSGIMain {
                 app = try BuiltinApps.named(options.effectiveApp)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
+            // Everything that can fail goes before the listener: binding renames our socket over the path,
+            // so a failure after it would leave a newer-looking but dead socket where a live one was.
+            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
             let listener = try Listener.open(options, environment: env)
-            if let p = options.pidFile { try writeText(p, "\(getpid())\n") }
+            bound = listener
+            if let p = options.pidFile {
+                try writeText(p, "\(getpid())\n")
+                pidFileWritten = true
+            }
             setProcessTitle("\(options.procnamePrefix)swsgi master")
-            let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, environment: env)
+            let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, stats: stats,
+                                    environment: env)
             return master.run()
         } catch {
             writeStderr("swsgi: \(error)")
+            // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
+            // or a pid file naming a dead process, behind.
+            bound?.vacuum()
+            if pidFileWritten, let p = options.pidFile { unlink(p) }
             return 1
         }
     }

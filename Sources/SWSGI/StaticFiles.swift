@@ -33,8 +33,11 @@ public struct StaticFiles {
         var st = stat()
         guard stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            candidate += "/index.html"
-            guard stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
+            // index.html may itself be a symlink leading out of DIR: resolve and check it like the path.
+            guard let indexC = realpath(candidate + "/index.html", nil) else { return Response(status: 404, text: "not found\n") }
+            candidate = String(cString: indexC)
+            free(indexC)
+            guard candidate.hasPrefix(root + "/"), stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return Response(status: 404, text: "not found\n") }
 
@@ -70,8 +73,11 @@ public struct StaticFiles {
             }
             return Response(status: status, headers: headers, body: Array(body[0..<got]))
         }
+        // The stream may never run (HEAD, or the client gone before the head was written): the fd is
+        // closed when the response is released, not at the end of the stream.
+        let file = OpenFile(fd)
         return Response(status: status, headers: headers) { out in
-            defer { close(fd) }
+            let fd = file.fd
             var offset = start
             var buf = [UInt8](repeating: 0, count: 1 << 16)
             while offset <= end {
@@ -82,6 +88,13 @@ public struct StaticFiles {
                 offset += n
             }
         }
+    }
+
+    /// An fd closed when the last reference goes.
+    final class OpenFile {
+        let fd: Int32
+        init(_ fd: Int32) { self.fd = fd }
+        deinit { close(fd) }
     }
 
     enum RangeAnswer: Equatable { case whole, unsatisfiable, part(Int, Int) }

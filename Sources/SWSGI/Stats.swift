@@ -63,8 +63,8 @@ struct StatsSnapshot {
     private func opt<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "NaN" }
 }
 
-/// `--stats PATH`: a Unix socket answering like uWSGI's stats server (JSON written on connect);
-/// an HTTP GET gets the JSON as an HTTP response, `GET /metrics` gets Prometheus text.
+/// `--stats PATH`: a Unix socket answering like uWSGI's stats server (JSON written to a client that
+/// sends nothing); an HTTP GET gets the JSON as an HTTP response, `GET /metrics` gets Prometheus text.
 final class StatsServer {
     let fd: Int32
     let path: String
@@ -79,29 +79,45 @@ final class StatsServer {
     }
 
     deinit {
+        for p in pending { close(p.fd) }
         if UnixSocket.inode(atPath: path) == inode { unlink(path) }
     }
 
-    /// Answers every waiting client. A client that sends nothing within 20 ms is a raw-JSON reader.
-    func answer(_ snapshot: StatsSnapshot) {
-        while let conn = try? UnixSocket.accept(fd) {
+    /// Clients accepted and waiting for their request (or for 20 ms of silence, then raw JSON).
+    /// Kept in the master's poll so a stats client never holds up harakiri or reaping.
+    private(set) var pending: [(fd: Int32, deadline: UInt64)] = []
+    static let silenceNanoseconds: UInt64 = 20_000_000
+
+    var nextDeadline: UInt64? { pending.map(\.deadline).min() }
+
+    /// Takes every waiting client into `pending`.
+    func acceptClients(now: UInt64) {
+        while let conn = try? UnixSocket.accept(fd, nonBlocking: true) {
+            pending.append((conn.release(), now + Self.silenceNanoseconds))
+        }
+    }
+
+    /// Answers the pending clients that sent a request (`readable`) or stayed silent past their deadline.
+    func answerDue(readable: Set<Int32>, now: UInt64, snapshot: () -> StatsSnapshot) {
+        let due = pending.filter { readable.contains($0.fd) || $0.deadline <= now }
+        guard !due.isEmpty else { return }
+        pending.removeAll { p in due.contains { $0.fd == p.fd } }
+        let snap = snapshot()
+        for (client, _) in due {
             var buf = [UInt8](repeating: 0, count: 1024)
-            var n = 0
-            if waitReadable(conn.raw, timeoutMilliseconds: 20) {
-                n = max(0, buf.withUnsafeMutableBytes { Glibc.read(conn.raw, $0.baseAddress, $0.count) })
-            }
+            let n = max(0, buf.withUnsafeMutableBytes { Glibc.read(client, $0.baseAddress, $0.count) })
             let request = String(decoding: buf[0..<n], as: UTF8.self)
             let reply: String
             if request.hasPrefix("GET /metrics") {
-                reply = http(snapshot.prometheus(), type: "text/plain; version=0.0.4")
+                reply = http(snap.prometheus(), type: "text/plain; version=0.0.4")
             } else if request.hasPrefix("GET ") {
-                reply = http(snapshot.json(), type: "application/json")
+                reply = http(snap.json(), type: "application/json")
             } else {
-                reply = snapshot.json()
+                reply = snap.json()
             }
-            var tv = timeval(tv_sec: 1, tv_usec: 0)
-            setsockopt(conn.raw, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            _ = try? conn.write(reply)
+            // Best effort and non-blocking: the reply fits a socket buffer; a client that reads nothing loses it.
+            _ = Array(reply.utf8).withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            close(client)
         }
     }
 

@@ -270,6 +270,12 @@ final class Worker {
     private func expireConnections(now: Instant) {
         nextScanAt = .max
         for c in Array(conns.values) {
+            // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
+            // a silent client must not hold up shutdown for a whole --header-timeout.
+            if mode == .retiring && c.headStartedAt == nil {
+                if now >= retireAt { drop(c) }
+                continue
+            }
             if c.headStartedAt != nil || c.requests == 0 {
                 let started = c.headStartedAt ?? c.lastActivity
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
@@ -282,10 +288,6 @@ final class Worker {
                 } else {
                     schedule(deadline)
                 }
-                continue
-            }
-            if mode == .retiring {
-                if now >= retireAt { drop(c) }
                 continue
             }
             let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds

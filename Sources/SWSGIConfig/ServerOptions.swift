@@ -54,7 +54,7 @@ public struct ServerOptions: Equatable, Sendable {
     public var harakiriGracefulTimeoutNanoseconds: UInt64 = 0
     /// Signal sent first when `harakiriGracefulTimeoutNanoseconds` > 0 (`--harakiri-graceful-signal`).
     public var harakiriGracefulSignal: Int32 = 15
-    /// Harakiri only when the listen queue holds at least this many, 0 = always (`--harakiri-graceful-queue-threshold`).
+    /// Harakiri only while the listen queue holds more than this many, 0 = always (`--harakiri-graceful-queue-threshold`).
     public var harakiriGracefulQueueThreshold: Int = 0
     /// Recycle a worker after this many requests, 0 = off (`--max-requests`).
     public var maxRequests: Int = 0

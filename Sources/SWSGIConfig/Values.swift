@@ -133,9 +133,13 @@ func signalNumber(_ text: String) -> Int32? {
     return signalTable.first { $0.name == name }?.number
 }
 
-/// True for signals a graceful stop may use: known, and not KILL or STOP (which cannot be handled).
+/// Signals between swsgi's master and its workers (HUP retire, INT/QUIT exit now, USR1 drain): an app
+/// handler on one of them would stop the master from retiring or stopping the worker.
+let reservedWorkerSignals: [Int32] = [1, 2, 3, 10]
+
+/// True for signals a graceful stop may use: known, catchable (not KILL or STOP), and not reserved.
 func isGracefulSignal(_ n: Int32) -> Bool {
-    n != 9 && n != 19 && signalTable.contains { $0.number == n }
+    n != 9 && n != 19 && !reservedWorkerSignals.contains(n) && signalTable.contains { $0.number == n }
 }
 
 extension ValueParser where Value == Int32 {
@@ -145,8 +149,11 @@ extension ValueParser where Value == Int32 {
             guard let n = signalNumber(text) else {
                 throw ValueProblem("\(quoted(text)) is not a known signal (a name like TERM, SIGINT or a number like 15)")
             }
+            guard !reservedWorkerSignals.contains(n) else {
+                throw ValueProblem("\(quoted(text)) is reserved: HUP, INT, QUIT and USR1 carry swsgi's master-to-worker protocol; use TERM, USR2, ABRT...")
+            }
             guard isGracefulSignal(n) else {
-                throw ValueProblem("\(quoted(text)) cannot be caught, so it cannot ask for a graceful stop; use TERM, INT, QUIT, USR1...")
+                throw ValueProblem("\(quoted(text)) cannot be caught, so it cannot ask for a graceful stop; use TERM, USR2, ABRT...")
             }
             return n
         }

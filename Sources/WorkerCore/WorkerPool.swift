@@ -144,7 +144,8 @@ public struct WorkerPool: Sendable {
     }
 
     private var harakiriRecheckAt: [Int32: Instant] = [:]
-    private var harakiriHeldLogged: Set<Int32> = []
+    /// The start of the request whose hold was last logged, per worker: one log line per held request.
+    private var harakiriHeldLogged: [Int32: Instant] = [:]
 
     public mutating func handle(_ event: Event, now: Instant) -> [Action] {
         switch event {
@@ -222,6 +223,7 @@ public struct WorkerPool: Sendable {
     /// The lowest id no live worker (nor a fork already decided in `extra`) uses, so ids stay 1...N.
     private func freeID(extra: [Action] = []) -> Int {
         var used = Set(slots.filter { $0.state != .retiring }.map(\.id))
+        used.formUnion(respawnAt.keys)   // a crash-looping slot keeps its id while it waits
         for case .fork(let id) in extra { used.insert(id) }
         var id = 1
         while used.contains(id) { id += 1 }
@@ -268,7 +270,7 @@ public struct WorkerPool: Sendable {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
         harakiriRecheckAt[pid] = nil
-        harakiriHeldLogged.remove(pid)
+        harakiriHeldLogged[pid] = nil
         var actions: [Action] = [.statusChanged]
         if w.state == .retiring {
             if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired with \(status)")) }
@@ -326,7 +328,10 @@ public struct WorkerPool: Sendable {
         let w = slots[i]
         if config.harakiriQueueThreshold > 0, let q = queue, q <= config.harakiriQueueThreshold {
             harakiriRecheckAt[pid] = now + config.harakiriRecheckNanoseconds
-            if harakiriHeldLogged.insert(pid).inserted {
+            // The same request seen again starts within a few ms of the logged start (clock reads differ).
+            let started = now - min(age, now)
+            if harakiriHeldLogged[pid].map({ max($0, started) - min($0, started) > 5_000_000 }) ?? true {
+                harakiriHeldLogged[pid] = started
                 return [.log("harakiri held for worker \(w.id) (pid \(pid)): \(request) running \(age / 1_000_000) ms, listen queue \(q) <= threshold \(config.harakiriQueueThreshold)")]
             }
             return []
@@ -346,6 +351,9 @@ public struct WorkerPool: Sendable {
         }
         if config.harakiriGracefulNanoseconds > 0 {
             slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now + config.harakiriGracefulNanoseconds)
+            // HUP waits in the worker's signalfd until the app returns: the worker then retires instead of
+            // taking new work that SIGKILL would cut off when the grace runs out.
+            if !wasRetiring { actions.append(.signal(Self.sigHUP, pid: pid)) }
             actions.append(.signal(config.harakiriGracefulSignal, pid: pid))
         } else {
             slots[i].killDeadline = nil

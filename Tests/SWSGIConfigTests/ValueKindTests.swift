@@ -106,13 +106,15 @@ import Testing
 }
 
 @Suite struct Signals {
-    @Test(arguments: [("TERM", Int32(15)), ("SIGTERM", 15), ("term", 15), ("15", 15), ("INT", 2),
-                      ("SIGUSR1", 10), ("QUIT", 3), ("1", 1), ("sigHup", 1), ("31", 31)])
+    @Test(arguments: [("TERM", Int32(15)), ("SIGTERM", 15), ("term", 15), ("15", 15), ("USR2", 12),
+                      ("SIGABRT", 6), ("ALRM", 14), ("31", 31)])
     func accepts(_ text: String, _ number: Int32) throws {
         #expect(try options(["--harakiri-graceful-signal", text]).harakiriGracefulSignal == number)
     }
 
-    @Test(arguments: ["0", "KILL", "SIGKILL", "9", "STOP", "19", "SIGSTOP", "FOO", "", "SIG", "32", "-15", "015x", "9999999999"])
+    @Test(arguments: ["0", "KILL", "SIGKILL", "9", "STOP", "19", "SIGSTOP", "FOO", "", "SIG", "32", "-15", "015x", "9999999999",
+                      // the master-to-worker protocol: retire, exit now, drain
+                      "HUP", "1", "sigHup", "INT", "QUIT", "SIGUSR1"])
     func rejects(_ text: String) {
         #expect(failure(["--harakiri-graceful-signal=\(text)"]) != nil)
     }
@@ -120,6 +122,7 @@ import Testing
     @Test func messages() {
         #expect(failure(["--harakiri-graceful-signal", "KILL"])?.hasPrefix("--harakiri-graceful-signal: 'KILL' cannot be caught") == true)
         #expect(failure(["--harakiri-graceful-signal", "BOGUS"])?.contains("is not a known signal") == true)
+        #expect(failure(["--harakiri-graceful-signal", "INT"])?.hasPrefix("--harakiri-graceful-signal: 'INT' is reserved") == true)
         #expect(ServerOptions(cores: 1).harakiriGracefulSignal == 15)
     }
 }

@@ -1,0 +1,270 @@
+import Testing
+import WorkerCore
+
+/// Plays the master's part for a `WorkerPool`: gives every fork a pid (feeding `.forked` back, as the
+/// master does) and records what the pool asked for.
+private struct LifecycleDriver {
+    var pool: WorkerPool
+    var now: Instant = 1_000_000_000_000
+    var nextPID: Int32 = 100
+    var logs: [String] = []
+    var notes: [String] = []
+    var signals: [(sig: Int32, pid: Int32)] = []
+    var kills: [Int32] = []
+    var forks: [(id: Int, pid: Int32)] = []
+    var exitCode: Int32?
+
+    init(processes: Int, mercySeconds: UInt64 = 60, initial: Int? = nil) {
+        var config = WorkerPool.Config(processes: processes, mercyNanoseconds: mercySeconds * 1_000_000_000)
+        config.initialWorkers = initial
+        pool = WorkerPool(config: config)
+    }
+
+    @discardableResult
+    mutating func send(_ event: WorkerPool.Event) -> [WorkerPool.Action] {
+        var done: [WorkerPool.Action] = []
+        var queue = pool.handle(event, now: now)[...]
+        while let a = queue.popFirst() {
+            done.append(a)
+            switch a {
+            case .fork(let id):
+                nextPID += 1
+                forks.append((id, nextPID))
+                queue = (pool.handle(.forked(id: id, pid: nextPID), now: now) + queue)[...]
+            case .signal(let sig, let pid): signals.append((sig, pid))
+            case .kill(let pid): kills.append(pid)
+            case .log(let m): logs.append(m)
+            case .notify(let n): notes.append(n)
+            case .exit(let c): exitCode = c
+            default: break
+            }
+        }
+        return done
+    }
+
+    /// Every starting worker reports that it accepts.
+    mutating func readyAll() {
+        for w in pool.slots where w.state == .starting { send(.workerReady(pid: w.pid)) }
+    }
+
+    mutating func start() {
+        send(.started)
+        readyAll()
+    }
+
+    mutating func advance(seconds: Double) { now += UInt64(seconds * 1e9) }
+
+    /// Advances to the pool's next deadline and tells it so.
+    mutating func runDeadline() {
+        guard let d = pool.nextDeadline else { return }
+        now = max(now, d)
+        send(.deadlinePassed)
+    }
+
+    var pids: [Int32] { pool.slots.map(\.pid) }
+    var activeIDs: [Int] { pool.slots.filter { $0.state != .retiring }.map(\.id).sorted() }
+    func signalled(_ sig: Int32) -> [Int32] { signals.filter { $0.sig == sig }.map(\.pid) }
+}
+
+@Suite struct WorkerPoolTests {
+    @Test func startForksEveryWorkerAndAnnouncesReadyOnceAllAccept() {
+        var d = LifecycleDriver(processes: 3)
+        d.send(.started)
+        #expect(d.forks.map(\.id) == [1, 2, 3])
+        #expect(d.pool.slots.allSatisfy { $0.state == .starting })
+        d.send(.workerReady(pid: d.pids[0]))
+        d.send(.workerReady(pid: d.pids[1]))
+        #expect(d.notes.isEmpty, "READY=1 only when all accept")
+        d.send(.workerReady(pid: d.pids[2]))
+        #expect(d.notes == ["READY=1\nSTATUS=3 workers accepting"])
+        #expect(d.logs.contains("3 workers accepting"))
+        d.send(.workerReady(pid: d.pids[2]))
+        #expect(d.notes.count == 1, "a repeated report changes nothing")
+        #expect(d.pool.announcedReady)
+        #expect(d.pool.nextDeadline == nil, "nothing to wake the master for")
+    }
+
+    @Test func workerDyingAfterTheCrashWindowIsRespawnedAtOnce() {
+        var d = LifecycleDriver(processes: 2)
+        d.start()
+        d.advance(seconds: 5)
+        let victim = d.pool.slots[0]
+        d.send(.workerExited(pid: victim.pid, status: .signaled(9)))
+        #expect(d.logs.last == "worker 1 (pid \(victim.pid)) died (signal 9); respawning")
+        #expect(d.forks.last?.id == 1)
+        #expect(d.activeIDs == [1, 2])
+        #expect(d.pool.slot(pid: d.forks.last!.pid)?.respawns == 1)
+        #expect(d.pool.slot(pid: victim.pid) == nil)
+    }
+
+    @Test func crashLoopingWorkerIsRespawnedWithDoublingBackoff() {
+        var d = LifecycleDriver(processes: 1)
+        d.start()
+        var waits: [UInt64] = []
+        for _ in 0..<10 {
+            let pid = d.pids[0]
+            let forksBefore = d.forks.count
+            d.send(.workerExited(pid: pid, status: .exited(1)))  // dies young
+            #expect(d.forks.count == forksBefore, "no tight respawn loop")
+            let due = try! #require(d.pool.nextDeadline)
+            waits.append((due - d.now) / 1_000_000)
+            d.send(.deadlinePassed)
+            #expect(d.forks.count == forksBefore, "nothing before the backoff ends")
+            d.runDeadline()
+            #expect(d.forks.count == forksBefore + 1)
+            d.readyAll()
+        }
+        #expect(waits == [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000])
+        // A worker that lived past the window starts the backoff over.
+        d.advance(seconds: 2)
+        d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
+        #expect(d.pool.slots.count == 1, "respawned at once")
+        d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
+        #expect(d.logs.last == "worker 1 is crash-looping: next respawn in 100 ms")
+    }
+
+    @Test func forkFailureIsRetriedLater() {
+        var d = LifecycleDriver(processes: 1)
+        d.send(.forkFailed(id: 1, reason: "EAGAIN"))
+        #expect(d.logs.first == "cannot fork worker 1: EAGAIN")
+        #expect(d.pool.nextDeadline == d.now + 100_000_000)
+        d.runDeadline()
+        #expect(d.forks.map(\.id) == [1])
+    }
+
+    @Test func gracefulStopSignalsEveryWorkerAndExitsWhenTheLastIsGone() {
+        var d = LifecycleDriver(processes: 3)
+        d.start()
+        d.send(.gracefulStop)
+        #expect(d.notes.last == "STOPPING=1")
+        #expect(Set(d.signalled(WorkerPool.sigUSR1)) == Set(d.pids))
+        #expect(d.pool.slots.allSatisfy { $0.state == .retiring })
+        d.send(.gracefulStop)
+        #expect(d.notes.filter { $0 == "STOPPING=1" }.count == 1 && d.signals.count == 3, "a second SIGTERM changes nothing")
+        let pids = d.pids
+        d.send(.workerExited(pid: pids[0], status: .exited(0)))
+        d.send(.workerExited(pid: pids[1], status: .signaled(11)))  // even a crash is not respawned now
+        #expect(d.forks.count == 3)
+        #expect(d.exitCode == nil)
+        #expect(d.logs.contains("worker 2 (pid \(pids[1])) retired with signal 11"))
+        d.send(.workerExited(pid: pids[2], status: .exited(0)))
+        #expect(d.exitCode == 0)
+        #expect(d.send(.reloadWorkers).isEmpty, "no reload while stopping")
+    }
+
+    @Test func workerReloadMercyKillsWhatIsStillRunning() {
+        var d = LifecycleDriver(processes: 2, mercySeconds: 1)
+        d.start()
+        d.send(.gracefulStop)
+        let pids = d.pids
+        d.send(.workerExited(pid: pids[0], status: .exited(0)))
+        #expect(d.pool.nextDeadline == d.now + 1_000_000_000)
+        d.advance(seconds: 0.5)
+        d.send(.deadlinePassed)
+        #expect(d.kills.isEmpty)
+        d.runDeadline()
+        #expect(d.kills == [pids[1]])
+        d.send(.workerExited(pid: pids[1], status: .signaled(9)))
+        #expect(d.exitCode == 0)
+    }
+
+    @Test func immediateStopUsesSIGINTAndAtMostThreeSecondsOfMercy() {
+        var d = LifecycleDriver(processes: 2, mercySeconds: 60)
+        d.start()
+        d.send(.immediateStop)
+        #expect(Set(d.signalled(WorkerPool.sigINT)) == Set(d.pids))
+        #expect(d.pool.nextDeadline == d.now + 3_000_000_000)
+        d.runDeadline()
+        #expect(Set(d.kills) == Set(d.pids))
+    }
+
+    @Test func stopWithNoLiveWorkerExitsAtOnceAndCancelsRespawns() {
+        var d = LifecycleDriver(processes: 1)
+        d.start()
+        d.send(.workerExited(pid: d.pids[0], status: .exited(1)))  // crash-looping: respawn pending
+        #expect(d.pool.nextDeadline != nil)
+        d.send(.gracefulStop)
+        #expect(d.exitCode == 0)
+        #expect(d.pool.nextDeadline == nil)
+    }
+
+    @Test func reloadForksReplacementsBeforeRetiringAndAnnouncesReadyAfterThem() {
+        var d = LifecycleDriver(processes: 2)
+        d.start()
+        let old = d.pids
+        let actions = d.send(.reloadWorkers)
+        #expect(d.notes.last == "RELOADING=1")
+        // Each old worker's replacement is forked before the old one is told to retire.
+        for pid in old {
+            let hup = actions.firstIndex(of: .signal(WorkerPool.sigHUP, pid: pid))!
+            let id = d.pool.slot(pid: pid)!.id
+            let fork = actions.firstIndex(of: .fork(id: id))!
+            #expect(fork < hup)
+        }
+        #expect(d.pool.slots.filter { $0.state == .retiring }.map(\.pid) == old)
+        #expect(d.activeIDs == [1, 2])
+        let fresh = d.pool.slots.filter { $0.state == .starting }.map(\.pid)
+        d.send(.workerReady(pid: fresh[0]))
+        #expect(d.notes.last == "RELOADING=1", "READY=1 waits for every replacement")
+        d.send(.workerReady(pid: fresh[1]))
+        #expect(d.notes.last == "READY=1\nSTATUS=workers reloaded")
+        let logged = d.logs.count
+        for pid in old { d.send(.workerExited(pid: pid, status: .exited(0))) }
+        #expect(d.forks.count == 4, "retired workers are not respawned")
+        #expect(d.logs.count == logged, "a clean retirement is not worth a line")
+        #expect(d.pool.slots.map(\.pid) == fresh)
+    }
+
+    @Test func gracefulStopDuringReloadLeavesRetiringWorkersToFinish() {
+        var d = LifecycleDriver(processes: 1)
+        d.start()
+        let old = d.pids[0]
+        d.send(.reloadWorkers)
+        let fresh = d.pool.slots.first { $0.state == .starting }!.pid
+        d.send(.gracefulStop)
+        #expect(d.signalled(WorkerPool.sigUSR1) == [fresh])
+        #expect(d.signalled(WorkerPool.sigHUP) == [old])
+        d.send(.workerExited(pid: old, status: .exited(0)))
+        #expect(d.exitCode == nil)
+        d.send(.workerExited(pid: fresh, status: .exited(0)))
+        #expect(d.exitCode == 0)
+    }
+
+    @Test func ttinAndTtouStayWithinOneAndProcesses() {
+        var d = LifecycleDriver(processes: 3)
+        d.start()
+        d.send(.addWorker)
+        #expect(d.logs.last == "SIGTTIN: already at --processes 3")
+        #expect(d.forks.count == 3)
+        d.send(.removeWorker)
+        #expect(d.logs.contains("SIGTTOU: workers 3 -> 2"))
+        let victim = d.pool.slots.first { $0.id == 3 }!
+        #expect(victim.state == .retiring && victim.retireReason == .shrink)
+        #expect(d.signalled(WorkerPool.sigHUP) == [victim.pid])
+        d.send(.workerExited(pid: victim.pid, status: .exited(0)))
+        d.send(.removeWorker)
+        d.send(.removeWorker)
+        #expect(d.logs.last == "SIGTTOU: keeping the last worker")
+        #expect(d.pool.target == 1)
+        #expect(d.activeIDs == [1])
+        d.send(.addWorker)
+        #expect(d.logs.last == "SIGTTIN: workers 1 -> 2")
+        #expect(d.forks.last?.id == 2, "the lowest free id")
+        #expect(d.activeIDs == [1, 2])
+    }
+
+    /// freeID() looks only at live slots, so SIGTTIN while a crashed worker waits for its respawn hands out
+    /// that worker's id: two workers end up with the same id and the highest id is missing.
+    @Test func ttinWhileARespawnIsPendingKeepsIDsUnique() {
+        var d = LifecycleDriver(processes: 3, initial: 2)
+        d.start()
+        #expect(d.activeIDs == [1, 2])
+        let two = d.pool.slots.first { $0.id == 2 }!.pid
+        d.send(.workerExited(pid: two, status: .signaled(9)))  // young: respawn of id 2 pending
+        d.send(.addWorker)
+        d.runDeadline()
+        d.readyAll()
+        #expect(d.activeIDs == [1, 2, 3])
+        #expect(d.activeIDs.count == 3)
+    }
+}
