@@ -927,7 +927,7 @@ def main():
         sys.exit("bench: run as root (nginx workers run as root to reach the private sockets)")
     for exe in (HUPWATCH, SWSGI, TESTCHILD):
         if not os.access(exe, os.X_OK):
-            sys.exit(f"bench: {exe} missing: build with swift build -c release --scratch-path .build-bench")
+            sys.exit(f"bench: {exe} missing: build with swift build -c release --static-swift-stdlib --scratch-path .build-bench")
     os.makedirs(LOGS, exist_ok=True)
     latest = os.path.join(HERE, "out", "latest")
     if os.path.islink(latest) or not os.path.exists(latest):

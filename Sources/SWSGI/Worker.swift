@@ -56,6 +56,8 @@ final class Worker {
     let log: AccessLog
     var harakiriDeadline: Instant?
     var recycleRequested = false
+    /// SIGUSR1 arrived while a request was in hand: drain the listen queue once back in the loop.
+    var drainPending = false
     let writeTimeoutMilliseconds: Int32 = 30_000
     let maxRequests: Int64
     let rssLimitBytes: Int
@@ -82,8 +84,12 @@ final class Worker {
     }
 
     func run() -> Never {
+        // The fork inherited mappings of everything the master touched at start-up (config, app
+        // loading); drop them so the worker's resident set is what serving touches.
+        releaseStartupPages()
         tellMaster(.ready)
         while true {
+            if drainPending { handleSignals() }
             let now = monotonicNanoseconds()
             if now >= nextScanAt || (mode == .retiring && now >= retireAt) { expireConnections(now: now) }
             if mode == .retiring && conns.isEmpty { exit(0) }
@@ -208,6 +214,9 @@ final class Worker {
         // Whatever body the app left unread must be consumed before the next request can be parsed.
         let bodyComplete = reader.finish()
         rest = reader.leftover
+        // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
+        // read it now, so this response already says Connection: close.
+        if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals(midRequest: true) }
         let keepAlive = head.keepAlive && mode == .serving && !c.closeAfterNext && bodyComplete
         var out: [UInt8] = []
         out.reserveCapacity(512)
@@ -317,19 +326,25 @@ final class Worker {
 
     // MARK: signals
 
-    private func handleSignals() {
+    /// `midRequest`: called while a request is in hand, so the drain (which serves connections) waits
+    /// for the event loop instead of running inside `serve`.
+    private func handleSignals(midRequest: Bool = false) {
         while let (sig, _) = try? signals.next() {
             switch sig {
-            case SIGUSR1:
-                // Connections already queued would be reset when the listener closes: take them all.
-                while mode == .serving, let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) {
-                    adopt(fd.release())
-                }
-                retire()
+            case SIGUSR1: drainPending = true
             case SIGHUP: retire()
             default: exit(0)
             }
         }
+        guard drainPending else { return }
+        if midRequest {
+            retire()
+            return
+        }
+        drainPending = false
+        // Connections already queued would be reset when the listener closes: take them all.
+        while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+        retire()
     }
 
     private func retire() {

@@ -248,6 +248,7 @@ final class Runner {
                 notifySupervisor(text)
             case .statusChanged:
                 writeStatus()
+                releasePagesIfSettled()
             case .exit(let code):
                 cleanUp()
                 return code
@@ -326,6 +327,13 @@ final class Runner {
         var message = text
         if text.hasPrefix("RELOADING=1") { message += "\nMONOTONIC_USEC=\(monotonicNanoseconds() / 1000)" }
         do { try UnixSocket.send(datagram: message, to: address, from: fd) } catch { log("sd_notify: \(error)") }
+    }
+
+    /// Once everything is settled (one generation, serving, no reload under way), hand back the pages
+    /// start-up and the last reload touched: an idle wrapper should cost next to nothing.
+    private func releasePagesIfSettled() {
+        guard machine.generations.count == 1, machine.current?.state == .ready, machine.pending == nil, !machine.stopping else { return }
+        releaseStartupPages()
     }
 
     private func writeStatus() {
