@@ -53,7 +53,7 @@ IDLE_SECONDS = env_num("IDLE_SECONDS", 60, float)
 RELOAD_TIMEOUT = env_num("RELOAD_TIMEOUT", 60, float)
 NGINX_WORKERS = env_num("NGINX_WORKERS", 1)
 ROUNDS = max(1, env_num("ROUNDS", 1))
-ROWS = os.environ.get("ROWS", "abcdefgh").lower()
+ROWS = os.environ.get("ROWS", "abcdefghi").lower()
 SERVERS = [s.strip().lower() for s in os.environ.get("SERVERS", "swsgi,uwsgi,gunicorn,ceiling").split(",") if s.strip()]
 CONNECTIONS = 32
 THREADS = 2
@@ -486,6 +486,10 @@ def reload_specs():
               lambda s, st: ([HUPWATCH_PY] if HUPWATCH_PY else []) + ["-w", "1", "--"] + gunicorn_argv(s)),
         "h": ("gunicorn alone, HUP to master", "gunicorn",
               lambda s, st: gunicorn_argv(s)),
+        # The naive rebind every restarted gunicorn/uWSGI does: unlink, bind, listen. The path is missing
+        # or refusing in between, in the new generation's own start-up, where no wrapper can step in.
+        "i": ("hupwatch + TestChild --unlink-bind", "hupwatch",
+              lambda s, st: hw(st) + [TESTCHILD, "--socket", s, "--unlink-bind"]),
     }
 
 
@@ -957,7 +961,7 @@ def main():
     try:
         if section in ("reload", "all"):
             specs = reload_specs()
-            rows = [reload_row(k, specs[k]) for k in "abcdefgh" if k in ROWS]
+            rows = [reload_row(k, specs[k]) for k in "abcdefghi" if k in ROWS]
             idle = idle_cost()
             with open(os.path.join(OUT, "reload.json"), "w") as f:
                 json.dump({"rows": rows, "idle": idle}, f, indent=1)
