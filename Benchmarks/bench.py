@@ -820,6 +820,133 @@ def throughput_row(key, pool, n=0):
     return row
 
 
+# ------------------------------------------------------------------------------ workers section
+
+SLEEP_APP_PY = '''import time
+
+
+def application(environ, start_response):
+    seconds = float(environ.get("PATH_INFO", "/sleep/0").rsplit("/", 1)[-1] or 0)
+    time.sleep(seconds)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slept\\n"]
+'''
+
+HARAKIRI_SAMPLES = env_num("HARAKIRI_SAMPLES", 20)
+
+
+def harakiri_backends(sock):
+    """Both kill a request running past 1 s at once (no grace), 2 workers."""
+    sleep_app = os.path.join(TMP, "sleepapp.py")
+    with open(sleep_app, "w") as f:
+        f.write(SLEEP_APP_PY)
+    rows = {"swsgi": ("swsgi --harakiri 1", [SWSGI, "--socket", sock, "--processes", "2", "--app", "sleep",
+                                             "--harakiri", "1", "--disable-logging"], signal.SIGTERM)}
+    if UWSGI:
+        rows["uwsgi"] = ("uWSGI --harakiri 1", [UWSGI] + UWSGI_ARGS + [
+            "--http-socket", sock, "--processes", "2", "--master", "--harakiri", "1", "--disable-logging",
+            "--chdir", TMP, "--wsgi-file", sleep_app], signal.SIGINT)
+    return rows
+
+
+def harakiri_sample(sock):
+    """Seconds from sending a 3 s request to the server dropping the connection, minus the 1 s limit:
+    the worker is killed, so the kernel closes its end. Measured the same way for every server."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(sock)
+    t0 = time.monotonic()
+    c.sendall(b"GET /sleep/3 HTTP/1.0\r\nHost: x\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            b = c.recv(4096)
+            if not b:
+                break
+            got += b
+    except ConnectionResetError:
+        pass
+    t1 = time.monotonic()
+    c.close()
+    if got.startswith(b"HTTP/1.1 200") or got.startswith(b"HTTP/1.0 200"):
+        raise RuntimeError("the 3 s request was answered: no harakiri")
+    return (t1 - t0 - 1.0) * 1000
+
+
+def harakiri_row(key):
+    sock = os.path.join(TMP, f"hk-{key}.sock")
+    label, argv, stop_sig = harakiri_backends(sock)[key]
+    row = {"server": label}
+    progress(f"workers: harakiri precision, {label}")
+    try:
+        p = PROCS.spawn(f"hk-{key}", argv, stop_sig=stop_sig, cwd=TMP)
+        wait_http_ready(sock, 60, p)
+        late = []
+        for _ in range(HARAKIRI_SAMPLES):
+            late.append(harakiri_sample(sock))
+            time.sleep(0.3)  # the replacement worker settles; both servers have 2 workers anyway
+        row.update({"samples": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
+                    "max_ms": max(late)})
+    except Interrupted:
+        raise
+    except Exception as e:
+        row["error"] = str(e)
+        progress(f"harakiri {label}: {e}")
+    finally:
+        sweep()
+    return row
+
+
+def recycle_backends():
+    return {
+        "swsgi": ("swsgi --max-requests 100", lambda s, ka: [SWSGI, "--socket", s, "--processes", "2", "--app", "hello",
+                                                              "--disable-logging", "--max-requests", "100"], signal.SIGTERM),
+        "uwsgi": ("uWSGI --max-requests 100", lambda s, ka: uwsgi_argv(s, ka) + ["--max-requests", "100"], signal.SIGINT),
+        "gunicorn": ("gunicorn --max-requests 100", lambda s, ka: gunicorn_argv(s) + ["--max-requests", "100"], signal.SIGTERM),
+    }
+
+
+def recycle_row(key, pool):
+    label, build, stop_sig = recycle_backends()[key]
+    mode = "pool" if pool else "nopool"
+    tag = f"rc-{key}-{mode}"
+    sock = os.path.join(TMP, f"rc-{key}-{mode}.sock")
+    row = {"server": label, "pool": pool}
+    progress(f"workers: recycling, {label}, {'keepalive 32' if pool else 'no upstream keep-alive'}")
+    try:
+        backend = PROCS.spawn(tag, build(sock, pool), stop_sig=stop_sig, cwd=TMP)
+        wait_http_ready(sock, 60, backend)
+        _p, port = front_nginx(tag, sock, pool)
+        before = set(descendants(backend.pid))
+        wrk = start_wrk(tag, port, DURATION)
+        r = wrk_result(tag, wrk, DURATION + 30)
+        row.update({k: r[k] for k in ("requests", "failed", "socket_errors", "status", "rps")})
+        row["recycled_at_least"] = len(before - set(descendants(backend.pid)))
+    except Interrupted:
+        raise
+    except Exception as e:
+        row["error"] = str(e)
+        progress(f"recycling {label}: {e}")
+    finally:
+        sweep()
+    return row
+
+
+def workers_tables(hk_rows, rc_rows):
+    hk = table(["server", "samples", "late p50 ms", "late p99 ms", "late max ms"],
+               [[r["server"], r.get("samples", "-"), f1(r.get("p50_ms")), f1(r.get("p99_ms")), f1(r.get("max_ms"))]
+                if not r.get("error") else [r["server"], "error: " + r["error"][:60], "", "", ""] for r in hk_rows])
+    rc = table(["server", "nginx pool", "requests", "failed", "failed %", "req/s"],
+               [[r["server"], "keepalive 32" if r["pool"] else "none", r.get("requests", "-"), r.get("failed", "-"),
+                 f"{100.0 * r['failed'] / max(1, r['requests'] + r['socket_errors']):.3f}" if "failed" in r else "-",
+                 f"{r['rps']:.0f}" if "rps" in r else "-"]
+                if not r.get("error") else [r["server"], "keepalive 32" if r["pool"] else "none", "error: " + r["error"][:50], "", "", ""]
+                for r in rc_rows])
+    return (f"\n== harakiri precision: --harakiri 1, a 3 s request, time from the limit to the connection dropped "
+            f"(client side, {HARAKIRI_SAMPLES} samples) ==\n" + hk
+            + f"\n\n== recycling: every worker recycles every 100 requests, wrk -c{CONNECTIONS} -d{DURATION:g}s through nginx ==\n" + rc)
+
+
 # ----------------------------------------------------------------------------------------- tables
 
 def table(headers, rows, right=None):
@@ -925,8 +1052,8 @@ def versions():
 def main():
     global TMP
     section = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if section not in ("reload", "throughput", "all"):
-        sys.exit("usage: bench.py [reload|throughput|all]")
+    if section not in ("reload", "throughput", "workers", "all"):
+        sys.exit("usage: bench.py [reload|throughput|workers|all]")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (nginx workers run as root to reach the private sockets)")
     for exe in (HUPWATCH, SWSGI, TESTCHILD):
@@ -983,6 +1110,14 @@ def main():
                 json.dump({"rows": rows, "rounds": rounds}, f, indent=1)
             text = (f"\n== throughput: hello world through nginx, wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION:g}s, "
                     f"2 workers each{f', median of {ROUNDS} rounds' if ROUNDS > 1 else ''} ==\n" + throughput_table(rows))
+            print(text, flush=True)
+            tables.append(text)
+        if section in ("workers", "all"):
+            hk_rows = [harakiri_row(k) for k in ("swsgi", "uwsgi") if k in SERVERS]
+            rc_rows = [recycle_row(k, pool) for pool in (False, True) for k in ("swsgi", "uwsgi", "gunicorn") if k in SERVERS]
+            with open(os.path.join(OUT, "workers.json"), "w") as f:
+                json.dump({"harakiri": hk_rows, "recycling": rc_rows}, f, indent=1)
+            text = workers_tables(hk_rows, rc_rows)
             print(text, flush=True)
             tables.append(text)
     except Interrupted as e:

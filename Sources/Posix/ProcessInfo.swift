@@ -20,8 +20,13 @@ public func residentBytes(pid: Int32) -> Int? {
     let fd = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    return residentBytes(statmFD: fd)
+}
+
+/// Resident memory read from an open statm file (one pread: cheap enough to run after every request).
+public func residentBytes(statmFD fd: Int32) -> Int? {
     var buf = [UInt8](repeating: 0, count: 128)
-    let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
     guard n > 0 else { return nil }
     let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
     guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }

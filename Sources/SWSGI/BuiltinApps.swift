@@ -22,6 +22,8 @@ public enum BuiltinApps {
     /// `/sleep/SECONDS` holds the worker that long: for timeouts, harakiri and graceful shutdown tests.
     public static func sleep(_ request: Request) throws -> Response {
         let parts = request.path.split(separator: "/")
+        // The root answers at once, so health checks and readiness probes work against this app too.
+        if parts.isEmpty { return Response(text: "use /sleep/SECONDS\n") }
         guard parts.count == 2, parts[0] == "sleep", let s = Double(parts[1]), s >= 0, s <= 86400 else {
             return Response(status: 404, text: "use /sleep/SECONDS\n")
         }

@@ -261,7 +261,7 @@ final class Worker {
             if maxRequests > 0 && served >= maxRequests {
                 recycleRequested = true
                 tellMaster(.recycleMaxRequests)
-            } else if rssLimitBytes > 0, let rss = currentRSS(), rss > rssLimitBytes {
+            } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleRSS)
             }
@@ -312,16 +312,6 @@ final class Worker {
         guard ctx.harakiriFD >= 0 else { return }
         ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(at ?? 0))
         SharedTimer.arm(ctx.harakiriFD, at: at)
-    }
-
-    /// This process's resident bytes, one pread of /proc/self/statm.
-    private func currentRSS() -> Int? {
-        var buf = [UInt8](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBytes { pread(rssFD, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
-        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     // MARK: signals

@@ -59,7 +59,11 @@ import Testing
         let stat = try #require(statFields(pid))
         #expect(stat[2] == String(pid), "its own process group")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") == dir.path)
-        let childEnv = environment(of: pid)
+        var childEnv: [String: String] = [:]
+        try waitUntil(2, "/proc/\(pid)/environ to be readable (child state: \(statusField(pid, "State") ?? "gone"))") {
+            childEnv = environment(of: pid)
+            return !childEnv.isEmpty
+        }
         #expect(childEnv["LISTEN_PID"] == String(pid))
         #expect(childEnv["LISTEN_FDS"] == "1")
         #expect(childEnv["LISTEN_FDNAMES"] == "web", "the caller names the listener")
