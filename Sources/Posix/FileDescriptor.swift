@@ -84,3 +84,11 @@ public func makePipe(nonBlocking: Bool = false) throws -> (read: Int32, write: I
 public func openForWriting(_ path: String) throws -> FileDescriptor {
     FileDescriptor(adopting: try syscall("open", path) { shim_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) })
 }
+
+/// Writes `content` to `path` atomically (temp file + rename): readers never see half a file.
+public func writeFileAtomically(_ path: String, _ content: String) throws {
+    let tmp = path + ".tmp-\(getpid())"
+    let fd = try openForWriting(tmp)
+    try fd.write(content)
+    try syscall("rename", path) { rename(tmp, path) }
+}

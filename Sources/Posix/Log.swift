@@ -1,13 +1,18 @@
 import Glibc
 
 /// One write(2) per line to stderr, so lines from several processes never interleave mid-line.
-public func writeStderr(_ line: String) {
-    var bytes = Array(line.utf8)
+public func writeStderr(_ line: String) { writeLine(line, to: 2) }
+
+/// Help and version text on stdout, newline-terminated.
+public func writeStdout(_ text: String) { writeLine(text, to: 1) }
+
+private func writeLine(_ text: String, to fd: Int32) {
+    var bytes = Array(text.utf8)
     if bytes.last != 10 { bytes.append(10) }
     bytes.withUnsafeBytes { b in
         var off = 0
         while off < b.count {
-            let n = Glibc.write(2, b.baseAddress! + off, b.count - off)
+            let n = Glibc.write(fd, b.baseAddress! + off, b.count - off)
             if n < 0 { if errno == EINTR { continue }; return }
             off += n
         }

@@ -53,7 +53,7 @@ public enum SWSGIMain {
             let listener = try Listener.open(options, environment: env)
             bound = listener
             if let p = options.pidFile {
-                try writeText(p, "\(getpid())\n")
+                try writeFileAtomically(p, "\(getpid())\n")
                 pidFileWritten = true
             }
             setProcessTitle("\(options.procnamePrefix)swsgi master")
@@ -86,13 +86,3 @@ func readTextFile(_ path: String) throws -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-func writeText(_ path: String, _ text: String) throws {
-    let fd = try openForWriting(path)
-    try fd.write(text)
-}
-
-func writeStdout(_ text: String) {
-    var bytes = Array(text.utf8)
-    if bytes.last != 10 { bytes.append(10) }
-    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-}

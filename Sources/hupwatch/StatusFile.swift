@@ -2,14 +2,6 @@ import Glibc
 import Posix
 import ReloadCore
 
-/// Writes `content` to `path` atomically (temp file + rename) so readers never see half a file.
-func writeFileAtomically(_ path: String, _ content: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    let fd = try openForWriting(tmp)
-    try fd.write(content)
-    try syscall("rename", path) { rename(tmp, path) }
-}
-
 /// The --status-file document: hupwatch's pid, the live generations and the last reload.
 func statusJSON(_ m: ReloadSupervisor, now: Instant) -> String {
     func quoted(_ s: String) -> String {

@@ -20,9 +20,3 @@ case .version:
 case .run(let options):
     exit(Runner.start(options))
 }
-
-func writeStdout(_ text: String) {
-    var bytes = Array(text.utf8)
-    if bytes.last != 10 { bytes.append(10) }
-    _ = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-}

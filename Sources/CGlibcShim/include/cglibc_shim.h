@@ -155,6 +155,23 @@ static inline int shim_sendto_unix(int fd, const void *buf, size_t n, const char
 static inline int shim_send(int fd, const void *buf, size_t n) { return (int)send(fd, buf, n, MSG_NOSIGNAL); }
 static inline int shim_sun_path_max(void) { return (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1; }
 
+/// Reads one unix_diag answer's attributes: the file inode it is bound to (UNIX_DIAG_VFS) and its
+/// accept queue (UNIX_DIAG_RQLEN: queued now, backlog maximum). Absent ones are left untouched.
+static inline void shim_unix_diag_attrs(struct nlmsghdr *h, unsigned long *vfs_ino, int *queued, unsigned int *backlog_max) {
+    struct unix_diag_msg *m = NLMSG_DATA(h);
+    struct rtattr *a = (struct rtattr *)(m + 1);
+    int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+    for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == UNIX_DIAG_VFS && vfs_ino) {
+            *vfs_ino = ((struct unix_diag_vfs *)RTA_DATA(a))->udiag_vfs_ino;
+        } else if (a->rta_type == UNIX_DIAG_RQLEN) {
+            struct unix_diag_rqlen *rq = RTA_DATA(a);
+            if (queued) *queued = (int)rq->udiag_rqueue;
+            if (backlog_max) *backlog_max = rq->udiag_wqueue;
+        }
+    }
+}
+
 /// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
 static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -178,16 +195,9 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
     for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
         if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); errno = -er->error; return -1; }
         if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
-        struct unix_diag_msg *m = NLMSG_DATA(h);
-        struct rtattr *a = (struct rtattr *)(m + 1);
-        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-        for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-            if (a->rta_type == UNIX_DIAG_RQLEN) {
-                struct unix_diag_rqlen *rq = RTA_DATA(a);
-                if (backlog_max) *backlog_max = rq->udiag_wqueue;
-                return (int)rq->udiag_rqueue;
-            }
-        }
+        int queued = -1;
+        shim_unix_diag_attrs(h, NULL, &queued, backlog_max);
+        if (queued >= 0) return queued;
     }
     errno = ENOENT;
     return -1;
@@ -218,19 +228,10 @@ static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
             if (h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
             if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); close(fd); errno = -er->error; return -1; }
             if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
-            struct unix_diag_msg *m = NLMSG_DATA(h);
-            struct rtattr *a = (struct rtattr *)(m + 1);
-            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-            int matches = 0, queued = -1;
-            for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-                if (a->rta_type == UNIX_DIAG_VFS) {
-                    struct unix_diag_vfs *v = RTA_DATA(a);
-                    matches = (v->udiag_vfs_ino == vfs_ino);
-                } else if (a->rta_type == UNIX_DIAG_RQLEN) {
-                    queued = (int)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
-                }
-            }
-            if (matches) found = queued;
+            unsigned long ino = 0;
+            int queued = -1;
+            shim_unix_diag_attrs(h, &ino, &queued, NULL);
+            if (ino == vfs_ino) found = queued;
         }
     }
     close(fd);
