@@ -247,8 +247,10 @@ final class Runner {
             case .notifySupervisor(let text):
                 notifySupervisor(text)
             case .statusChanged:
-                writeStatus()
+                // Before the status file changes: whoever waits on it sees a settled process
+                // (the release briefly holds /proc/self/maps open).
                 releasePagesIfSettled()
+                writeStatus()
             case .exit(let code):
                 cleanUp()
                 return code
