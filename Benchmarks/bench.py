@@ -53,7 +53,7 @@ IDLE_SECONDS = env_num("IDLE_SECONDS", 60, float)
 RELOAD_TIMEOUT = env_num("RELOAD_TIMEOUT", 60, float)
 NGINX_WORKERS = env_num("NGINX_WORKERS", 1)
 ROUNDS = max(1, env_num("ROUNDS", 1))
-ROWS = os.environ.get("ROWS", "abcdefghi").lower()
+ROWS = os.environ.get("ROWS", "abcdefghij").lower()
 SERVERS = [s.strip().lower() for s in os.environ.get("SERVERS", "swsgi,uwsgi,gunicorn,ceiling").split(",") if s.strip()]
 CONNECTIONS = 32
 THREADS = 2
@@ -336,8 +336,9 @@ def start_nginx(tag, conf_text, prefix, port=None):
     return p
 
 
-def front_nginx(tag, sock, keepalive_pool, reload_logging=False):
-    """nginx on 127.0.0.1:<free port> proxying to the Unix socket; returns (Popen, port)."""
+def front_nginx(tag, sock, keepalive_pool, reload_logging=False, backup=None):
+    """nginx on 127.0.0.1:<free port> proxying to the Unix socket; returns (Popen, port).
+    `backup`: a second Unix socket path listed as a backup upstream (hupwatch's guard link)."""
     prefix = os.path.join(TMP, f"n-{tag}")
     port = free_port()
     http = "http {\n" + TEMP_PATHS
@@ -348,7 +349,12 @@ def front_nginx(tag, sock, keepalive_pool, reload_logging=False):
         http += ("    map $status $bench_failed { ~^[23] 0; default 1; }\n"
                  "    log_format bench_fail '$msec $status $request_time \"$upstream_connect_time\" \"$upstream_status\"';\n"
                  f"    access_log {LOGS}/{tag}.nginx-failed.log bench_fail if=$bench_failed;\n")
-    if keepalive_pool is None:  # reload section: proxy_pass straight to the socket, no pool
+    if keepalive_pool is None and backup:  # a failed connect to the path is retried on the guard link
+        http += (f"    upstream backend {{\n        server unix:{sock} max_fails=0;\n"
+                 f"        server unix:{backup} backup;\n    }}\n")
+        target = "http://backend"
+        extra = ""
+    elif keepalive_pool is None:  # reload section: proxy_pass straight to the socket, no pool
         target = f"http://unix:{sock}:"
         extra = ""
     else:
@@ -490,6 +496,10 @@ def reload_specs():
         # or refusing in between, in the new generation's own start-up, where no wrapper can step in.
         "i": ("hupwatch + TestChild --unlink-bind", "hupwatch",
               lambda s, st: hw(st) + [TESTCHILD, "--socket", s, "--unlink-bind"]),
+        # Row e again, with nginx given hupwatch's guard link (.NAME.hupwatch) as a backup upstream:
+        # during the new gunicorn's rebind window the link still leads to the serving listener.
+        "j": ("hupwatch + gunicorn, rebind, nginx backup", "hupwatch",
+              lambda s, st: hw(st) + gunicorn_argv(s), True),
     }
 
 
@@ -631,7 +641,8 @@ def timeline_note(tl):
 
 
 def reload_row(letter, spec):
-    label, kind, build = spec
+    label, kind, build, *options = spec
+    backup_link = bool(options and options[0])
     tag = f"reload-{letter}"
     sock = os.path.join(TMP, f"{letter}.sock")
     status = os.path.join(TMP, f"{letter}.status.json")
@@ -642,7 +653,8 @@ def reload_row(letter, spec):
             raise RuntimeError("original hupwatch not installed")
         argv = build(sock, status)
         row["command"] = argv
-        _nginx, port = front_nginx(tag, sock, None, reload_logging=True)
+        backup = os.path.join(os.path.dirname(sock), "." + os.path.basename(sock) + ".hupwatch") if backup_link else None
+        _nginx, port = front_nginx(tag, sock, None, reload_logging=True, backup=backup)
         wrapper = PROCS.spawn(tag, argv)
         wait_http_ready(sock, 60, wrapper)
         if kind == "hupwatch":
@@ -1088,7 +1100,7 @@ def main():
     try:
         if section in ("reload", "all"):
             specs = reload_specs()
-            rows = [reload_row(k, specs[k]) for k in "abcdefghi" if k in ROWS]
+            rows = [reload_row(k, specs[k]) for k in "abcdefghij" if k in ROWS]
             idle = idle_cost()
             with open(os.path.join(OUT, "reload.json"), "w") as f:
                 json.dump({"rows": rows, "idle": idle}, f, indent=1)

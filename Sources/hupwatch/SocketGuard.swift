@@ -7,6 +7,10 @@ import Posix
 /// deleting the path a newer generation bound. The guard keeps a hidden hard link to the serving
 /// inode and, the moment inotify reports the path gone, links it back (link(2) never clobbers a
 /// path someone recreated meanwhile).
+///
+/// The link's name is stable, `.NAME.hupwatch` beside the socket, so nginx can list it as a `backup`
+/// upstream: while a new generation rebinds the path (unlink, bind, listen: a window no wrapper can
+/// close), the link still leads to the serving listener and nginx retries a failed connect there.
 final class SocketGuard {
     let path: String
     let name: String
@@ -20,22 +24,10 @@ final class SocketGuard {
         self.path = path
         let (dir, name) = splitPath(path)
         self.name = name
-        self.hiddenPath = dir + "/." + name + ".hupwatch-\(getpid())"
+        self.hiddenPath = dir + "/." + name + ".hupwatch"
         self.watch = try DirectoryWatch(directory: dir)
-        Self.removeStaleLinks(directory: dir, name: name)
-    }
-
-    /// A hupwatch killed by SIGKILL leaves its hidden link behind; remove those whose pid is gone
-    /// (ESRCH), so they do not pile up one per kill.
-    static func removeStaleLinks(directory: String, name: String) {
-        let prefix = "." + name + ".hupwatch-"
-        guard let d = opendir(directory) else { return }
-        defer { closedir(d) }
-        while let entry = readdir(d) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard entryName.hasPrefix(prefix), let pid = pid_t(entryName.dropFirst(prefix.count)) else { continue }
-            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { unlink(directory + "/" + entryName) }
-        }
+        // One hupwatch guards a path; a link left by an earlier one (killed by SIGKILL) is stale.
+        unlink(hiddenPath)
     }
 
     deinit { unlink(hiddenPath) }
@@ -46,8 +38,11 @@ final class SocketGuard {
         paused = false
         guard let ino = UnixSocket.inode(atPath: path) else { return nil }
         if ino == inode { return ino }
-        unlink(hiddenPath)
-        guard link(path, hiddenPath) == 0 else {
+        // Replace atomically (link a temporary name, rename it over): the backup route never vanishes.
+        let tmp = hiddenPath + ".tmp"
+        unlink(tmp)
+        guard link(path, tmp) == 0, rename(tmp, hiddenPath) == 0 else {
+            unlink(tmp)
             inode = nil
             return nil
         }

@@ -95,10 +95,15 @@ extension HupwatchIntegration {
                 try waitUntil(5, "\(s) to exist again") { UnixSocket.inode(atPath: s) != nil }
                 #expect(try answeringPid(s) == new, "the path serves the new generation")
                 #expect(hw.lines(containing: "was removed; restored it").count == n - 1)
+                // The stable link nginx may use as a backup upstream leads to the same listener.
+                let link = dir.file(".s.sock.hupwatch")
+                #expect(UnixSocket.inode(atPath: link) == UnixSocket.inode(atPath: s))
+                #expect(try answeringPid(link) == new)
             }
             _ = old
             hw.signal(SIGTERM)
             #expect(try hw.waitExit() == 0)
+            #expect(!dir.exists(".s.sock.hupwatch"), "the guard link goes with hupwatch")
         }
 
         @Test func withoutTheGuardTheRemovedPathStaysGone() throws {
