@@ -149,7 +149,6 @@ final class Runner {
         }
         if let code = execute(machine.handle(.started, now: monotonicNanoseconds())) { return code }
         while true {
-            let now = monotonicNanoseconds()
             let wake = ([machine.nextDeadline, nextHandoverCheckAt] + watchers.values.map(\.nextWake)).compactMap { $0 }.min()
             try timer.arm(at: wake)
             var fds: [Int32] = [signals.fd.raw, timer.fd.raw]
@@ -157,7 +156,6 @@ final class Runner {
             let order = watchers.keys.sorted()
             fds += order.map { watchers[$0]!.notifyFD }
             let ready = try waitReadable(fds)
-            _ = now
             if let code = try dispatch(readyIndexes: Set(ready), order: order) { return code }
         }
     }
