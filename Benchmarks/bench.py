@@ -7,6 +7,7 @@ release binaries and passes their paths in the environment. Standard library onl
 Every process is started in its own session, this process is a child subreaper (orphans come back
 to it), and whatever is left at the end of a row or of the run is stopped and reaped. See README.md.
 """
+import contextlib
 import ctypes
 import errno
 import json
@@ -759,6 +760,20 @@ def idle_cost():
 
 # --------------------------------------------------------------------------- throughput section
 
+@contextlib.contextmanager
+def row_errors(row, what):
+    """A row that fails records why and the run goes on; everything it started is stopped either way."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except Exception as e:
+        row["error"] = str(e)
+        progress(f"{what}: {e}")
+    finally:
+        sweep()
+
+
 def throughput_backends():
     return {
         "swsgi": ("swsgi", lambda s, ka: [SWSGI, "--socket", s, "--processes", "2", "--app", "hello",
@@ -794,7 +809,7 @@ def throughput_row(key, pool, n=0):
     sock = os.path.join(TMP, f"t{n}-{key}-{mode}.sock")
     row = {"server": label, "key": key, "pool": pool}
     progress(f"throughput: {label}, {'keepalive 32' if pool else 'no upstream keep-alive'}")
-    try:
+    with row_errors(row, f"throughput {label}"):
         if key == "ceiling":
             prefix = os.path.join(TMP, f"c-{mode}")
             os.makedirs(prefix, exist_ok=True)
@@ -822,13 +837,6 @@ def throughput_row(key, pool, n=0):
         row["workers"] = len(rss)
         row["rss_worker_mib"] = (sum(rss) / len(rss) / 1024) if rss else None
         row["rss_master_mib"] = (rss_kib(backend.pid) or 0) / 1024
-    except Interrupted:
-        raise
-    except Exception as e:
-        row["error"] = str(e)
-        progress(f"throughput {label}: {e}")
-    finally:
-        sweep()
     return row
 
 
@@ -890,7 +898,7 @@ def harakiri_row(key):
     label, argv, stop_sig = harakiri_backends(sock)[key]
     row = {"server": label}
     progress(f"workers: harakiri precision, {label}")
-    try:
+    with row_errors(row, f"harakiri {label}"):
         p = PROCS.spawn(f"hk-{key}", argv, stop_sig=stop_sig, cwd=TMP)
         wait_http_ready(sock, 60, p)
         late = []
@@ -899,13 +907,6 @@ def harakiri_row(key):
             time.sleep(0.3)  # the replacement worker settles; both servers have 2 workers anyway
         row.update({"samples": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
                     "max_ms": max(late)})
-    except Interrupted:
-        raise
-    except Exception as e:
-        row["error"] = str(e)
-        progress(f"harakiri {label}: {e}")
-    finally:
-        sweep()
     return row
 
 
@@ -925,7 +926,7 @@ def recycle_row(key, pool):
     sock = os.path.join(TMP, f"rc-{key}-{mode}.sock")
     row = {"server": label, "pool": pool}
     progress(f"workers: recycling, {label}, {'keepalive 32' if pool else 'no upstream keep-alive'}")
-    try:
+    with row_errors(row, f"recycling {label}"):
         backend = PROCS.spawn(tag, build(sock, pool), stop_sig=stop_sig, cwd=TMP)
         wait_http_ready(sock, 60, backend)
         _p, port = front_nginx(tag, sock, pool)
@@ -934,13 +935,6 @@ def recycle_row(key, pool):
         r = wrk_result(tag, wrk, DURATION + 30)
         row.update({k: r[k] for k in ("requests", "failed", "socket_errors", "status", "rps")})
         row["recycled_at_least"] = len(before - set(descendants(backend.pid)))
-    except Interrupted:
-        raise
-    except Exception as e:
-        row["error"] = str(e)
-        progress(f"recycling {label}: {e}")
-    finally:
-        sweep()
     return row
 
 
