@@ -26,7 +26,11 @@ let package = Package(
         .target(name: "SWSGIConfig"),
         // The server library users build apps against.
         .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
-        .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
+        // CPython found and loaded at run time (dlopen + dlsym of stable-ABI functions): no Python headers.
+        .target(name: "PythonRuntime", dependencies: ["CGlibcShim", "Posix"]),
+        // PEP 3333: a Python WSGI app served as a swsgi application.
+        .target(name: "WSGI", dependencies: ["SWSGI", "PythonRuntime", "HTTP", "SWSGIConfig", "CGlibcShim", "Posix"]),
+        .executableTarget(name: "swsgi", dependencies: ["SWSGI", "WSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),

@@ -9,6 +9,8 @@ final class Master {
     let settings: ServerOptions
     let app: Application
     let harakiriHandler: HarakiriHandler?
+    /// An app with a runtime to keep right across fork (Python); nil for Swift apps.
+    let host: HostedApplication?
     let listener: Listener
     var pool: WorkerPool
     let signals: SignalFD
@@ -42,8 +44,9 @@ final class Master {
     static let masterOnlySignals: [Int32] = [SIGTERM, SIGTTIN, SIGTTOU, SIGCHLD]
 
     init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
-         stats: StatsServer?, environment env: [String]) throws {
+         stats: StatsServer?, environment env: [String], host: HostedApplication? = nil) throws {
         self.settings = settings
+        self.host = host
         self.app = app
         self.harakiriHandler = harakiriHandler
         self.listener = listener
@@ -80,7 +83,7 @@ final class Master {
     }
 
     func run() -> Int32 {
-        log("listening on \(listener.description); \(settings.processes) workers, app \(settings.appLibrary ?? settings.effectiveApp.description)")
+        log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
@@ -278,7 +281,9 @@ final class Master {
                 return pool.handle(.forkFailed(id: id, reason: "\(error)"), now: now)
             }
         }
+        host?.prepareFork()
         let pid = fork()
+        if pid != 0 { host?.parentAfterFork() }
         if pid < 0 {
             let e = errno
             scoreboard.release(slot)
@@ -295,6 +300,7 @@ final class Master {
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
+        host?.childAfterFork()
         close(signals.fd.raw)
         close(timer.fd.raw)
         close(readyRead)
@@ -312,6 +318,13 @@ final class Master {
         if getppid() != masterPID { exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
+        var app = self.app
+        if let host {
+            do { app = try host.workerApplication(workerID: id) } catch {
+                writeStderr("swsgi worker \(id): \(error)")
+                exit(HostedAppExit.loadFailed)
+            }
+        }
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)

@@ -195,7 +195,7 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
-                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)",
+                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", connectionFD: c.fd,
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.
                                   if self.harakiriDeadline.map({ started + ns < $0 }) ?? true { self.setHarakiriDeadline(started + ns) }
@@ -230,28 +230,24 @@ final class Worker {
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
+                let length = response.contentLength
                 plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
-                                                     body: .streamed, for: head, keepAlive: keepAlive, to: &out)
+                                                     body: length.map { .contentLength($0) } ?? .streamed, for: head,
+                                                     keepAlive: keepAlive, to: &out)
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
                 if plan.sendsBody {
-                    let chunked = plan.chunked
-                    try produce(ResponseStream { [writeTimeoutMilliseconds] piece in
-                        sent += piece.count
-                        if chunked {
-                            var framed: [UInt8] = []
-                            HTTPResponseWriter.appendChunk(piece, to: &framed)
-                            try c.writeAll(framed, timeoutMilliseconds: writeTimeoutMilliseconds)
-                        } else {
-                            try c.writeAll(piece, timeoutMilliseconds: writeTimeoutMilliseconds)
-                        }
-                    })
-                    if chunked { try c.writeAll(HTTPResponseWriter.lastChunk, timeoutMilliseconds: writeTimeoutMilliseconds) }
+                    let stream = StreamFraming(connection: c, chunked: plan.chunked, declaredLength: length,
+                                               timeoutMilliseconds: writeTimeoutMilliseconds)
+                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
+                    try stream.end()
+                    sent = stream.sent
                 }
             }
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
+        response.finish?()
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)

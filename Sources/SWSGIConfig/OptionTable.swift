@@ -36,7 +36,7 @@ struct OptionSpec: Sendable {
 private let core = "Core"
 private let workers = "Worker management (uWSGI names)"
 
-private func option<V>(
+func option<V>(
     _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
     _ keyPath: WritableKeyPath<ServerOptions, V> & Sendable,
     default defaultText: String, _ help: String, aliases: [String] = []
@@ -48,7 +48,7 @@ private func option<V>(
                isBoolean: false)
 }
 
-private func option<V>(
+func option<V>(
     _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
     _ keyPath: WritableKeyPath<ServerOptions, V?> & Sendable,
     default defaultText: String, _ help: String, aliases: [String] = []
@@ -60,15 +60,29 @@ private func option<V>(
                isBoolean: false)
 }
 
-private func boolean(
-    _ group: String, _ name: String, _ keyPath: WritableKeyPath<ServerOptions, Bool> & Sendable, _ help: String
+func boolean(
+    _ group: String, _ name: String, _ keyPath: WritableKeyPath<ServerOptions, Bool> & Sendable, _ help: String,
+    defaultText: String = "false"
 ) -> OptionSpec {
     let parser = ValueParser<Bool>.bool
-    return OptionSpec(name: name, aliases: [], group: group, valueName: nil, defaultText: "false", help: help,
+    return OptionSpec(name: name, aliases: [], group: group, valueName: nil, defaultText: defaultText, help: help,
                       role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
                           o[keyPath: keyPath] = try parser.parse(text)
                       },
                       isBoolean: true)
+}
+
+/// A repeatable option: each occurrence appends to the list.
+func appending(
+    _ group: String, _ name: String, _ valueName: String,
+    _ keyPath: WritableKeyPath<ServerOptions, [String]> & Sendable, _ help: String, aliases: [String] = []
+) -> OptionSpec {
+    let parser = ValueParser<String>.string()
+    return OptionSpec(name: name, aliases: aliases, group: group, valueName: valueName, defaultText: "none", help: help,
+                      role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                          o[keyPath: keyPath].append(try parser.parse(text))
+                      },
+                      isBoolean: false)
 }
 
 private let anyCount = 0...Int.max
@@ -165,7 +179,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-]
+] + pythonOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

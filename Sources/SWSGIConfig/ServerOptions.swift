@@ -91,6 +91,11 @@ public struct ServerOptions: Equatable, Sendable {
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
 
+    // MARK: Python
+
+    /// The Python WSGI app, when there is one (`--wsgi-file`, `--module` and friends).
+    public var python = PythonAppOptions()
+
     /// The defaults, with one worker per core (at least one).
     public init(cores: Int) {
         processes = max(1, cores)

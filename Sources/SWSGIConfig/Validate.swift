@@ -19,6 +19,10 @@ extension ServerOptions {
         }
         if case .staticFiles(let dir) = app, dir.isEmpty { try fail("--app: static:DIR needs a directory") }
         if let appLibrary, appLibrary.isEmpty { try fail("--app-library needs a path") }
+        if python.isConfigured, app != nil || appLibrary != nil {
+            try fail("\(app != nil ? "--app" : "--app-library") and a Python app (--wsgi-file/--module) are mutually exclusive: give one")
+        }
+        try python.validate()
 
         // Workers.
         if processes < 1 { try fail("--processes must be at least 1 (got \(processes))") }
