@@ -42,6 +42,7 @@ let package = Package(
         .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
         .testTarget(name: "SupervisorTests", dependencies: []),
+        .testTarget(name: "WSGITests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )
