@@ -70,7 +70,7 @@ func memoryOf(_ pid: Int32, _ field: String = "VmRSS") -> Int? {
 
 /// Runs `body` with a Python app served by one swsgi; stops and reaps it whatever happens.
 func withPython(_ args: [String], python: PythonUnderTest = .debian, environment: [String: String] = [:],
-                _ body: (Server, TempDir) throws -> Void, setUp: (TempDir) throws -> [String: String] = writeProbe) throws {
+                setUp: (TempDir) throws -> [String: String] = writeProbe, _ body: (Server, TempDir) throws -> Void) throws {
     let dir = try TempDir()
     defer { dir.remove() }
     var env = try setUp(dir)
