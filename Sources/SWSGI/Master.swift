@@ -222,6 +222,13 @@ final class Master {
                 case .signaled(let s): .signaled(s)
                 }
                 actions += pool.handle(.workerExited(pid: pid, status: end), now: now)
+                // --need-app with --lazy-apps: a worker that cannot import the app stops swsgi, as uWSGI does,
+                // rather than respawning into the same traceback forever.
+                if host != nil, end == .exited(HostedAppExit.loadFailed), !appLoadFailed {
+                    appLoadFailed = true
+                    actions.append(.log("worker pid \(pid) could not load the app (traceback above): stopping"))
+                    actions += pool.handle(.immediateStop, now: now)
+                }
             }
             return actions
         default: return []
@@ -256,7 +263,8 @@ final class Master {
                 queue = (checkHarakiri(pid) + queue)[...]
             case .countHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
-            case .exit(let code):
+            case .exit(let poolCode):
+                let code = appLoadFailed ? HostedAppExit.loadFailed : poolCode
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
@@ -267,6 +275,8 @@ final class Master {
     }
 
     private var readyLogged = false
+    /// A worker could not load the hosted app (--lazy-apps): the master stops with that status.
+    private var appLoadFailed = false
 
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()

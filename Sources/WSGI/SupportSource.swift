@@ -64,14 +64,16 @@ def _check(app, what):
         raise TypeError('%s is %r, not a WSGI callable' % (what, app))
     return app
 
-def load_file(path, name):
+def load_file(path, name, pythonpath_count):
     import importlib.util
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError('--wsgi-file %s: no such file' % path)
     directory = os.path.dirname(path)
+    # The file's directory comes right after --pythonpath's, so its neighbours import as they would
+    # under `python FILE`, and --pythonpath still wins.
     if directory not in sys.path:
-        sys.path.insert(0, directory)
+        sys.path.insert(int(pythonpath_count), directory)
     modname = 'uwsgi_file_' + ''.join(c if c.isalnum() else '_' for c in path)
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None:

@@ -52,7 +52,7 @@ public final class WSGIHost: HostedApplication {
         let api = interpreter.api
         let loaded: PyObjectPointer?
         if let file = options.wsgiFile {
-            loaded = call("load_file", file, options.callable)
+            loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
             loaded = call("load_module", module, callable)
         } else {

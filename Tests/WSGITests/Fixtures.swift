@@ -18,6 +18,9 @@ def on_graceful(signum, frame):
     sys.stderr.write('graceful handler ran in %d\n' % os.getpid())
 
 signal.signal(signal.SIGSYS, on_graceful)
+marker('imported', str(os.getpid()))
+if os.environ.get('PROBE_FAIL_IMPORT'):
+    raise ImportError('the probe refuses to import (PROBE_FAIL_IMPORT)')
 
 class Closing:
     """An iterable whose close() leaves a marker (PEP 3333: close() on every path)."""
@@ -139,6 +142,10 @@ def application(environ, start_response):
         leak.append(b'x' * (1 << 20))
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'%d %d' % (os.getpid(), len(leak))]
+    if path == '/sys':
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [json.dumps({'prefix': sys.prefix, 'path': sys.path, 'executable': sys.executable,
+                            'version': sys.version}).encode()]
     if path == '/pid':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [str(os.getpid()).encode()]
