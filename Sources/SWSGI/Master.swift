@@ -217,14 +217,10 @@ final class Master {
                 if let fd = harakiriFDs.removeValue(forKey: pid) { close(fd) }
                 idOfPID[pid] = nil
                 lastBusy[pid] = nil
-                let end: WorkerEnd = switch status {
-                case .exited(let c): .exited(c)
-                case .signaled(let s): .signaled(s)
-                }
-                actions += pool.handle(.workerExited(pid: pid, status: end), now: now)
+                actions += pool.handle(.workerExited(pid: pid, status: status), now: now)
                 // --need-app with --lazy-apps: a worker that cannot import the app stops swsgi, as uWSGI does,
                 // rather than respawning into the same traceback forever.
-                if host != nil, end == .exited(HostedAppExit.loadFailed), !appLoadFailed {
+                if host != nil, status == .exited(HostedAppExit.loadFailed), !appLoadFailed {
                     appLoadFailed = true
                     actions.append(.log("worker pid \(pid) could not load the app (traceback above): stopping"))
                     actions += pool.handle(.immediateStop, now: now)
