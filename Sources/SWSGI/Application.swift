@@ -26,9 +26,12 @@ public final class Request {
     let harakiriOverride: (UInt64) -> Void
     /// The client connection (-1 when there is none), for `peerAddress`.
     let connectionFD: Int32
+    /// The CGI variables of a request that came in the uwsgi protocol (from nginx's uwsgi_params):
+    /// REMOTE_ADDR, SERVER_NAME, HTTPS and the like as the front server saw them. Nil for HTTP.
+    public let cgiVariables: [(name: String, value: String)]?
 
     init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String,
-         connectionFD: Int32 = -1, harakiriOverride: @escaping (UInt64) -> Void) {
+         connectionFD: Int32 = -1, cgiVariables: [(name: String, value: String)]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
         method = head.method
         target = head.target
         path = head.path
@@ -41,6 +44,7 @@ public final class Request {
         self.requestID = requestID
         self.harakiriOverride = harakiriOverride
         self.connectionFD = connectionFD
+        self.cgiVariables = cgiVariables
     }
 
     /// The TCP peer's address and port; nil for Unix sockets.

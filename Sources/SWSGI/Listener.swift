@@ -12,7 +12,9 @@ struct Listener {
     /// Set when swsgi bound a Unix path itself: removed at exit only while it is still this inode.
     let ownedPath: String?
     let isUnix: Bool
-    let description: String
+    var description: String
+    /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
+    var speaksUwsgi = false
 
     /// systemd socket activation (LISTEN_FDS with LISTEN_PID = our pid) wins; else --socket / --http-socket.
     /// The listener is non-blocking: several workers wake for one connection and the losers must not block.
@@ -31,11 +33,24 @@ struct Listener {
             var domain = sockaddr()
             var len = socklen_t(MemoryLayout<sockaddr>.size)
             getsockname(3, &domain, &len)
-            return Listener(fd: 3, inode: st.st_ino, ownedPath: nil, isUnix: domain.sa_family == sa_family_t(AF_UNIX),
-                            description: "fd 3 from LISTEN_FDS (\(lookup("LISTEN_FDNAMES", in: env) ?? "unnamed"))")
+            var l = Listener(fd: 3, inode: st.st_ino, ownedPath: nil, isUnix: domain.sa_family == sa_family_t(AF_UNIX),
+                             description: "fd 3 from LISTEN_FDS (\(lookup("LISTEN_FDNAMES", in: env) ?? "unnamed"))")
+            // An inherited socket speaks what the configuration says the listener speaks.
+            l.speaksUwsgi = o.uwsgiSocket != nil
+            return l
         }
         if let path = o.socket { return try bindUnix(path, o) }
         if let addr = o.httpSocket { return try bindTCP(addr, o) }
+        if let u = o.uwsgiSocket {
+            var l: Listener
+            switch u {
+            case .unix(let path): l = try bindUnix(path, o)
+            case .tcp(let addr): l = try bindTCP(addr, o)
+            }
+            l.speaksUwsgi = true
+            l.description = "uwsgi:\(u)"
+            return l
+        }
         throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
     }
 

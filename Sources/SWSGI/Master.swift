@@ -332,6 +332,7 @@ final class Master {
             }
         }
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
+                                uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
         do {

@@ -8,6 +8,8 @@ struct WorkerContext {
     let slot: Int
     let listener: Int32
     let remoteLabel: String
+    /// The listener speaks the uwsgi protocol (--uwsgi-socket), not HTTP.
+    let uwsgiProtocol: Bool
     let scoreboard: Scoreboard
     let settings: ServerSettings
     let app: Application
@@ -120,7 +122,7 @@ final class Worker {
 
     private func adopt(_ fd: Int32) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -158,7 +160,7 @@ final class Worker {
     private func process(_ c: Connection, _ bytes: [UInt8]) -> Bool {
         var input = bytes[...]
         while true {
-            switch c.parser.parse(input) {
+            switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     c.headStartedAt = c.lastActivity
@@ -196,6 +198,7 @@ final class Worker {
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
                               workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", connectionFD: c.fd,
+                              cgiVariables: c.uwsgi?.variables,
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.
                                   if self.harakiriDeadline.map({ started + ns < $0 }) ?? true { self.setHarakiriDeadline(started + ns) }

@@ -102,6 +102,8 @@ let optionTable: [OptionSpec] = [
            "owner of the Unix socket"),
     option(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket, default: "none",
            "TCP address to listen on (:PORT = all addresses)"),
+    option(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket, default: "none",
+           "listen in the uwsgi protocol (nginx uwsgi_pass); in a [uwsgi] ini section, socket = means this"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",

@@ -5,9 +5,12 @@ extension ServerOptions {
         func fail(_ message: String) throws(ConfigError) { throw ConfigError(message) }
 
         // Listener: at most one; none means systemd's LISTEN_FDS must supply it.
-        if socket != nil, httpSocket != nil {
-            try fail("--socket and --http-socket are both set; swsgi listens on exactly one")
+        let listeners = [(socket != nil, "--socket"), (httpSocket != nil, "--http-socket"), (uwsgiSocket != nil, "--uwsgi-socket")]
+            .filter(\.0).map(\.1)
+        if listeners.count > 1 {
+            try fail("\(listeners.joined(separator: " and ")) are \(listeners.count == 2 ? "both" : "all") set; swsgi listens on exactly one")
         }
+        if case .tcp(let a) = uwsgiSocket, a.port == 0 { try fail("--uwsgi-socket: the port must be between 1 and 65535") }
         if let socket, let p = unixSocketPathProblem(socket) { try fail("--socket: \(p)") }
         if let statsSocket, let p = unixSocketPathProblem(statsSocket) { try fail("--stats: \(p)") }
         if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }

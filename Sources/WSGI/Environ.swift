@@ -105,6 +105,15 @@ final class EnvironBuilder {
                 if owned { api.Py_DecRef(k) }
             }
         }
+        // uwsgi protocol: the front server's variables (uwsgi_params) are the environ, as under uWSGI.
+        if ok, let vars = r.cgiVariables {
+            var https = false
+            for (name, value) in vars where !name.hasPrefix("wsgi.") && ok {
+                ok = set(env, name, value)
+                if (name == "HTTPS" && (value == "on" || value == "1")) || (name == "REQUEST_SCHEME" && value == "https") { https = true }
+            }
+            if https { ok = ok && set(env, "wsgi.url_scheme", "https") }
+        }
         if !ok {
             api.Py_DecRef(env)
             return nil

@@ -367,6 +367,25 @@ final class Client {
         }
     }
 
+    /// A TCP connection to 127.0.0.1:`port`.
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let r = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard r == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            fd = -1
+            throw TestFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(e)))")
+        }
+    }
+
     deinit { close() }
 
     func close() {
@@ -535,4 +554,19 @@ final class NotifySocket {
         }
         return nil
     }
+}
+
+/// A TCP port on 127.0.0.1 nobody listens on right now.
+func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    defer { Glibc.close(fd) }
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &sin) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw TestFailure("no free port: \(String(cString: strerror(errno)))") }
+    return UInt16(bigEndian: sin.sin_port)
 }

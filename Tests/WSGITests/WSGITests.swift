@@ -69,15 +69,18 @@ func memoryOf(_ pid: Int32, _ field: String = "VmRSS") -> Int? {
 }
 
 /// Runs `body` with a Python app served by one swsgi; stops and reaps it whatever happens.
-func withPython(_ args: [String], python: PythonUnderTest = .debian, environment: [String: String] = [:],
+func withPython(_ args: [String], python: PythonUnderTest = .debian, environment: [String: String] = [:], socket: String? = "s",
                 setUp: (TempDir) throws -> [String: String] = writeProbe, _ body: (Server, TempDir) throws -> Void) throws {
     let dir = try TempDir()
     defer { dir.remove() }
     var env = try setUp(dir)
     env.merge(python.environment) { _, b in b }
     env.merge(environment) { _, b in b }
-    let s = try Server(args.map { $0.replacingOccurrences(of: "{dir}", with: dir.path) }, dir: dir, environment: env)
+    let s = try Server(args.map { $0.replacingOccurrences(of: "{dir}", with: dir.path) }, dir: dir, socket: socket, environment: env, ready: socket != nil)
     defer { s.stop() }
+    if socket == nil, !waitUntil(15, { s.log.contains("workers accepting") }) {
+        throw TestFailure("swsgi \(args) did not become ready; log:\n\(s.log)")
+    }
     try body(s, dir)
 }
 
