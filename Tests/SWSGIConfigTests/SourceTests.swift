@@ -87,6 +87,9 @@ import Testing
             "cheaper-overload": "2", "cheaper-busyness-min": "10", "cheaper-busyness-max": "90",
             "cheaper-busyness-multiplier": "2", "cheaper-busyness-backlog-alert": "2",
             "cheaper-busyness-backlog-step": "2", "cheaper-rss-limit-soft": "1m", "cheaper-rss-limit-hard": "2m",
+            "uwsgi-socket": "127.0.0.1:3031", "wsgi-file": "app.py", "module": "app:application", "callable": "app",
+            "pythonpath": "/srv", "chdir": "/srv", "python-lib": "/usr/lib/libpython3.11.so", "home": "/srv/venv",
+            "lazy-apps": "true", "need-app": "false", "py-call-osafterfork": "false", "enable-threads": "false", "threads": "2",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {

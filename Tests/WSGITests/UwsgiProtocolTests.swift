@@ -132,5 +132,62 @@ extension WSGIIntegration {
                 #expect(ok.closesWithoutData(timeout: 5), "one request per uwsgi connection")
             }
         }
+
+        /// A uWSGI production config, unchanged but for paths: `socket =` serves nginx's uwsgi_pass.
+        @Test func aUwsgiIniRunsUnchangedBehindNginx() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            var env = try writeProbe(dir)
+            env["PATH"] = "/usr/bin:/bin"
+            let sock = dir.file("app.sock")
+            try dir.write("uwsgi.ini", """
+                [uwsgi]
+                strict = true
+                master = true
+                enable-threads = true
+                vacuum = true                        ; Delete sockets during shutdown
+                single-interpreter = true
+                die-on-term = true                   ; Shutdown when receiving SIGTERM (default is respawn)
+                need-app = true
+                disable-logging = true               ; Disable built-in logging
+                log-4xx = true                       ; but log 4xx's anyway
+                log-5xx = true                       ; and 5xx's
+                harakiri = 60                        ; forcefully kill workers after 60 seconds
+                py-call-osafterfork = true           ; allow workers to trap signals
+                max-requests = 1000                  ; Restart workers after this many requests
+                max-worker-lifetime = 3600           ; Restart workers after this many seconds
+                reload-on-rss = 2048                 ; Restart workers after this much resident memory
+                worker-reload-mercy = 60             ; How long to wait before forcefully killing workers
+                cheaper-algo = busyness
+                processes = 4                        ; Maximum number of workers allowed
+                cheaper = 1                          ; Minimum number of workers allowed
+                cheaper-initial = 2                  ; Workers created at startup
+                cheaper-overload = 1                 ; Length of a cycle in seconds
+                cheaper-step = 1                     ; How many workers to spawn at a time
+                cheaper-busyness-multiplier = 30     ; How many cycles to wait before killing workers
+                cheaper-busyness-min = 20            ; Below this threshold, kill workers
+                cheaper-busyness-max = 70            ; Above this threshold, spawn new workers
+                cheaper-busyness-backlog-alert = 16  ; Spawn emergency workers if more than this many requests wait
+                cheaper-busyness-backlog-step = 2    ; How many emergency workers to create
+                auto-procname = true
+                procname-prefix = "mysvc "
+                chdir = \(dir.path)
+                module = probe:application
+                socket = \(sock)
+                """)
+            let s = try Server(["--ini", dir.file("uwsgi.ini")], dir: dir, socket: nil, environment: env, ready: false)
+            defer { s.stop() }
+            #expect(waitUntil(15) { s.log.contains("workers accepting") && fileExists(sock) }, "\(s.log)")
+            #expect(waitUntil(10) { s.workers.count == 2 && s.workers.allSatisfy { processTitle($0)?.hasPrefix("mysvc swsgi worker") == true } },
+                    "procname-prefix with its quotes: \(s.workers.map { processTitle($0) ?? "?" })")
+            let nginx = try UwsgiNginx(dir: dir, upstream: "unix:\(sock)")
+            defer { nginx.stop() }
+            #expect(try nginx.get("/").text == "hello /\n")
+            #expect(try nginx.get("/raise").status == 500)
+            #expect(s.waitForLog("GET /raise 500"), "log-5xx under disable-logging")
+            #expect(!s.log.contains("GET / 200"))
+            #expect(s.stop() == 0)
+            #expect(!fileExists(sock), "vacuum: the socket path is gone")
+        }
     }
 }
