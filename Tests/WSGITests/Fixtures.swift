@@ -101,6 +101,12 @@ def application(environ, start_response):
             start_response('200 OK', [('Content-Type', 'text/plain')])
             start_response('503 Service Unavailable', [('Content-Type', 'text/plain')], sys.exc_info())
         return [b'replaced\n']
+    if path == '/crlf':
+        start_response('200 OK', [('X-Bad', 'a\r\nSet-Cookie: injected=1')])
+        return [b'unreachable']
+    if path == '/unicode-header':
+        start_response('200 OK', [('X-Name', '\u2603 snowman')])
+        return [b'unreachable']
     if path == '/twice':
         start_response('200 OK', [])
         start_response('200 OK', [])

@@ -94,7 +94,7 @@ extension WSGIIntegration {
         @Test func appFailuresAnswer500AndTheWorkerGoesOn() throws {
             try withPython(Self.probe + ["--disable-logging", "--log-5xx"]) { s, dir throws in
                 let pid = try s.get("/pid").text
-                for path in ["/raise", "/raise-in-start-response", "/bad-headers", "/no-start-response", "/not-iterable", "/twice", "/exit"] {
+                for path in ["/raise", "/raise-in-start-response", "/bad-headers", "/crlf", "/unicode-header", "/no-start-response", "/not-iterable", "/twice", "/exit"] {
                     let r = try s.get(path)
                     #expect(r.status == 500, "\(path) answers 500")
                 }
@@ -107,6 +107,7 @@ extension WSGIIntegration {
                 #expect(log.contains("RuntimeError: the app failed on purpose"), "the traceback is in the log")
                 #expect(log.contains("Traceback (most recent call last)"))
                 #expect(log.contains("is not like '200 OK'"))
+                #expect(log.contains("control character") && log.contains("latin-1"), "header injection and non-latin-1 values refused")
                 #expect(log.contains("not a str") || log.contains("yielded str"))
                 #expect(log.contains("without calling start_response"))
                 #expect(log.contains("second time without exc_info"))
@@ -140,6 +141,17 @@ extension WSGIIntegration {
                 #expect(!c.buffer.isEmpty)
                 c.close()
                 #expect(waitUntil(15) { markerExists(dir, "closed-slow") }, "close() runs when the client disappears")
+                #expect(try s.get("/").status == 200)
+            }
+        }
+
+        @Test func aClientGoneMidUploadGets400AndTheWorkerGoesOn() throws {
+            try withPython(Self.probe) { s, _ throws in
+                let c = try s.connect()
+                try c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\nonly a few bytes")
+                c.shutdownWrite()
+                let r = try c.readResponse(timeout: 10)
+                #expect(r.status == 400, "\(r.status) \(r.text)")
                 #expect(try s.get("/").status == 200)
             }
         }
