@@ -95,6 +95,8 @@ struct Listener {
         let fd = try syscall("socket") { socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
+        // Inherited by accepted connections: a response written in two sends must not wait on a delayed ACK.
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(4))
         do {
             try syscall("bind", "\(a)") { withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } }
             try syscall("listen", "\(a)") { Glibc.listen(fd, Int32(o.listenBacklog)) }

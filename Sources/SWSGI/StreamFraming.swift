@@ -12,9 +12,12 @@ final class StreamFraming {
     let declaredLength: Int?
     let timeoutMilliseconds: Int32
     private(set) var sent = 0
+    /// The response head, not yet sent: it leaves with the first body bytes (or at `end`).
+    private var head: [UInt8]
 
-    init(connection: Connection, chunked: Bool, declaredLength: Int?, timeoutMilliseconds: Int32) {
+    init(connection: Connection, head: [UInt8], chunked: Bool, declaredLength: Int?, timeoutMilliseconds: Int32) {
         self.connection = connection
+        self.head = head
         self.chunked = chunked
         self.declaredLength = declaredLength
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -27,10 +30,14 @@ final class StreamFraming {
         let n = min(piece.count, room)
         guard n > 0 else { return }
         if chunked {
-            var framed: [UInt8] = []
-            framed.reserveCapacity(n + 16)
+            var framed = takeHead()
+            framed.reserveCapacity(framed.count + n + 16)
             piece.withUnsafeBytes { HTTPResponseWriter.appendChunk(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: &framed) }
             try connection.writeAll(framed, timeoutMilliseconds: timeoutMilliseconds)
+        } else if !head.isEmpty {
+            var out = takeHead()
+            out += piece[0..<n]
+            try connection.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
         } else {
             try connection.writeAll(n == piece.count ? piece : Array(piece[0..<n]), timeoutMilliseconds: timeoutMilliseconds)
         }
@@ -41,11 +48,9 @@ final class StreamFraming {
     func sendFile(_ fd: Int32, offset: Int, count: Int) throws -> Int {
         let total = min(count, room)
         guard total > 0 else { return 0 }
-        if chunked {
-            var header: [UInt8] = []
-            HTTPResponseWriter.appendChunkHeader(count: total, to: &header)
-            try connection.writeAll(header, timeoutMilliseconds: timeoutMilliseconds)
-        }
+        var header = takeHead()
+        if chunked { HTTPResponseWriter.appendChunkHeader(count: total, to: &header) }
+        if !header.isEmpty { try connection.writeAll(header, timeoutMilliseconds: timeoutMilliseconds) }
         var position = off_t(offset)
         var done = 0
         while done < total {
@@ -68,9 +73,16 @@ final class StreamFraming {
         return done
     }
 
+    private func takeHead() -> [UInt8] {
+        defer { head = [] }
+        return head
+    }
+
     /// Ends the body: the last chunk, or a check that the declared length was met.
     func end() throws {
-        if chunked { try connection.writeAll(HTTPResponseWriter.lastChunk, timeoutMilliseconds: timeoutMilliseconds) }
+        var tail = takeHead()
+        if chunked { tail += HTTPResponseWriter.lastChunk }
+        if !tail.isEmpty { try connection.writeAll(tail, timeoutMilliseconds: timeoutMilliseconds) }
         if let declaredLength, sent < declaredLength {
             throw SWSGIError("response body ended after \(sent) of its Content-Length \(declaredLength) bytes")
         }

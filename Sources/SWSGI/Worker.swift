@@ -237,13 +237,15 @@ final class Worker {
                 plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
                                                      keepAlive: keepAlive, to: &out)
-                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
                 if plan.sendsBody {
-                    let stream = StreamFraming(connection: c, chunked: plan.chunked, declaredLength: length,
+                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
+                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                timeoutMilliseconds: writeTimeoutMilliseconds)
                     try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
                     try stream.end()
                     sent = stream.sent
+                } else {
+                    try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
                 }
             }
         } catch {

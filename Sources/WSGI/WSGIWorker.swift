@@ -109,6 +109,8 @@ final class WSGIWorker {
                 switch iterator.next() {
                 case .chunk(let b):
                     out += b
+                    // PEP 3333: with Content-Length given, stop iterating once it is reached.
+                    if let declaredLength, out.count >= declaredLength { ended = true; break }
                     if !b.isEmpty && !iterator.isSequence { break }
                     continue
                 case .end: ended = true
