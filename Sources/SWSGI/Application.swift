@@ -24,14 +24,14 @@ public final class Request {
     /// Unique within the worker's lifetime: `pid-counter`.
     public let requestID: String
     let harakiriOverride: (UInt64) -> Void
-    /// The client connection (-1 when there is none), for `peerAddress`.
-    let connectionFD: Int32
+    /// The client connection's addresses, looked up once per connection.
+    let addresses: SocketAddresses
     /// The CGI variables of a request that came in the uwsgi protocol (from nginx's uwsgi_params):
     /// REMOTE_ADDR, SERVER_NAME, HTTPS and the like as the front server saw them. Nil for HTTP.
     public let cgiVariables: [(name: String, value: String)]?
 
     init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String,
-         connectionFD: Int32 = -1, cgiVariables: [(name: String, value: String)]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
+         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: String)]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
         method = head.method
         target = head.target
         path = head.path
@@ -43,14 +43,14 @@ public final class Request {
         self.workerID = workerID
         self.requestID = requestID
         self.harakiriOverride = harakiriOverride
-        self.connectionFD = connectionFD
+        self.addresses = addresses
         self.cgiVariables = cgiVariables
     }
 
     /// The TCP peer's address and port; nil for Unix sockets.
-    public var peerAddress: (host: String, port: Int)? { socketAddress(connectionFD, peer: true) }
+    public var peerAddress: (host: String, port: Int)? { addresses.peer }
     /// The address and port the TCP connection arrived on; nil for Unix sockets.
-    public var localAddress: (host: String, port: Int)? { socketAddress(connectionFD, peer: false) }
+    public var localAddress: (host: String, port: Int)? { addresses.local }
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? { headers.first(name) }
@@ -162,6 +162,14 @@ public struct RequestBodyError: Error, CustomStringConvertible {
 /// before SIGKILL lands --harakiri-graceful-timeout seconds later. It runs inside the signal
 /// handler, so it may only use async-signal-safe calls such as write(2).
 public typealias HarakiriHandler = @convention(c) (Int32) -> Void
+
+/// A connection's peer and local TCP addresses, asked of the kernel on first use only.
+public final class SocketAddresses {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    public private(set) lazy var peer: (host: String, port: Int)? = socketAddress(fd, peer: true)
+    public private(set) lazy var local: (host: String, port: Int)? = socketAddress(fd, peer: false)
+}
 
 /// getpeername/getsockname of a TCP socket as (address text, port); nil for other sockets.
 func socketAddress(_ fd: Int32, peer: Bool) -> (host: String, port: Int)? {

@@ -16,6 +16,8 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
+    /// Peer and local addresses, looked up once (WSGI's REMOTE_ADDR, SERVER_NAME).
+    lazy var addresses = SocketAddresses(fd: fd)
 
     init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
         self.fd = fd

@@ -197,7 +197,7 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
-                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", connectionFD: c.fd,
+                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables,
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.

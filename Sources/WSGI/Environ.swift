@@ -69,7 +69,8 @@ final class EnvironBuilder {
         ok = ok && set(env, "QUERY_STRING", r.query ?? "")
         ok = ok && set(env, "REQUEST_URI", r.target)
         ok = ok && set(env, "SERVER_PROTOCOL", r.version.description)
-        let local = r.localAddress
+        let fromFront = r.cgiVariables != nil
+        let local = fromFront ? nil : r.localAddress
         var serverName = local?.host ?? "localhost"
         var serverPort = local.map { String($0.port) } ?? "80"
         if let host = r.header("Host"), !host.isEmpty {
@@ -77,7 +78,7 @@ final class EnvironBuilder {
         }
         ok = ok && set(env, "SERVER_NAME", serverName)
         ok = ok && set(env, "SERVER_PORT", serverPort)
-        if let peer = r.peerAddress {
+        if !fromFront, let peer = r.peerAddress {
             ok = ok && set(env, "REMOTE_ADDR", peer.host)
             ok = ok && set(env, "REMOTE_PORT", String(peer.port))
         }

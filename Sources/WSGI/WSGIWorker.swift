@@ -354,9 +354,12 @@ final class WSGIWorker {
         var p: UnsafeMutablePointer<CChar>?
         var n = 0
         guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0, let p else { return nil }
-        // Latin-1 bytes to Swift text scalar by scalar, so they round-trip to the same bytes on the wire.
+        // Latin-1 bytes to Swift text scalar by scalar, so they round-trip to the same bytes on the wire
+        // (ASCII, the common case, is the same bytes in UTF-8).
+        let raw = UnsafeRawBufferPointer(start: p, count: n)
+        if !raw.contains(where: { $0 >= 0x80 }) { return String(decoding: raw, as: UTF8.self) }
         var s = ""
-        s.unicodeScalars.append(contentsOf: UnsafeRawBufferPointer(start: p, count: n).map { Unicode.Scalar($0) })
+        s.unicodeScalars.append(contentsOf: raw.map { Unicode.Scalar($0) })
         return s
     }
 

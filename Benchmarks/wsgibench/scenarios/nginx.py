@@ -86,7 +86,7 @@ def run(servers):
                 rows.append({"scenario": "nginx", "server": server.NAME, "mode": mode, "error": why})
                 continue
             common.progress(f"nginx {mode}: {server.NAME}")
-            sock = os.path.join(common.TMP, f"{server.NAME}.sock")
+            sock = os.path.join(common.TMP, f"{server.NAME}-{mode}.sock")
             try:
                 backend = server.start("hello", ("uwsgi-unix" if mode == "uwsgi_pass" else "http-unix", sock), common.WORKERS)
                 try:
