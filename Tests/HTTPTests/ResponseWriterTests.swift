@@ -1,5 +1,6 @@
 import HTTP
 import Testing
+import TestSupport
 
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Posix
 import Testing
+import TestSupport
 
 @Suite struct SignalNameTests {
     @Test func parsesNamesAndNumbers() {
