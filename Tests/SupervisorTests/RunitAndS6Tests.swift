@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// Copies an example service directory into the test's folder with the paths substituted.
 func installServiceDir(_ relative: String, to target: String, _ dir: TempDir, _ subs: [(String, String)]) throws {
@@ -146,7 +147,7 @@ extension SupervisorExamples {
                 #expect(status.output.hasPrefix("down: "), "sv status: \(status.output)")
                 #expect(!isAlive(pid))
                 try await expectNoServiceLeft(dir, allowed: Runit.plumbing, "sv stop")
-                #expect(httpGet(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
+                #expect(unixGetFailure(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
                 try await s.shutdown()
             } catch {
                 recordLog("service log", r?.log)
@@ -233,7 +234,7 @@ extension SupervisorExamples {
                 }
                 #expect(!isAlive(pid))
                 try await expectNoServiceLeft(dir, allowed: S6.plumbing, "s6-svc -d")
-                #expect(httpGet(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
+                #expect(unixGetFailure(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
                 try await s.shutdown()
             } catch {
                 recordLog("service log", s6?.log)
