@@ -13,15 +13,18 @@ let package = Package(
     targets: [
         // glibc functions and macros that `import Glibc` leaves out, as static inline wrappers.
         .target(name: "CGlibcShim"),
-        // fds, sockets, signals, spawning, waiting, timers: the syscalls live here.
-        .target(name: "Posix", dependencies: ["CGlibcShim"]),
+        // What both programs share, as pure values: process end status, Instant and the duration grammar,
+        // signal names, the socket path rule, sd_notify messages, JSON string escaping.
+        .target(name: "Common"),
+        // fds, sockets, signals, spawning, waiting, timers, the event reactor: the syscalls live here.
+        .target(name: "Posix", dependencies: ["CGlibcShim", "Common"]),
         // hupwatch's reload state machine and option parsing: pure values, no syscalls.
-        .target(name: "ReloadCore"),
+        .target(name: "ReloadCore", dependencies: ["Common"]),
         .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
         // HTTP/1.1 request parser and response writer over bytes: no sockets.
         .target(name: "HTTP"),
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
-        .target(name: "WorkerCore"),
+        .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
         .target(name: "SWSGIConfig"),
         // The server library users build apps against.
@@ -33,6 +36,7 @@ let package = Package(
         // load loops, nginx, missing tools. Only test targets depend on it (it may use Foundation).
         .target(name: "TestSupport"),
         .testTarget(name: "PosixTests", dependencies: ["Posix", "TestSupport"]),
+        .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),

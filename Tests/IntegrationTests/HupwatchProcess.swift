@@ -65,7 +65,7 @@ final class Hupwatch {
     func signal(_ sig: Int32) { child.signal(sig) }
 
     /// The raw wait status once hupwatch has been reaped.
-    var rawExitStatus: Int32? { child.rawStatus }
+    var rawProcessEnd: Int32? { child.rawStatus }
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
