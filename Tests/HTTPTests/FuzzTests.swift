@@ -1,6 +1,5 @@
 import HTTP
 import Testing
-import TestSupport
 
 /// Random inputs must never crash, never report more consumed bytes than given, always end
 /// in need-more / requests / an error, and give the same outcome however they are split.

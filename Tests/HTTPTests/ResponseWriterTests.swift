@@ -1,6 +1,5 @@
 import HTTP
 import Testing
-import TestSupport
 
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 

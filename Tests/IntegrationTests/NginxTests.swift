@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 extension HupwatchIntegration {
     /// The set-up users run: nginx with an upstream keep-alive pool -> Unix socket -> hupwatch -> swsgi.

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 extension HupwatchIntegration {
     /// Items 6-10: signals in and out, the socket path guard, --on-exit, --kill-at-exit, the subreaper.

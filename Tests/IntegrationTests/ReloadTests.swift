@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 /// HUP, then waits until generation `n` alone serves; checks the old pid is gone and the new one answers.
 @discardableResult

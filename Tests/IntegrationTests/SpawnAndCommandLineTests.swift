@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 extension HupwatchIntegration {
     /// Items 1, 5, 12 and 13: what a generation inherits, --listen, bad command lines, idle cost.

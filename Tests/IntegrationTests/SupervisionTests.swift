@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 extension HupwatchIntegration {
     /// hupwatch under a supervisor of its own: sd_notify upward, socket activation, quiet logs, and the

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 extension HupwatchIntegration {
     /// Zero-loss: a client sends requests without pause while 20 reloads happen one after another.

@@ -1,7 +1,6 @@
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 /// hupwatch's handover reads the old listener's queue by the inode of its socket FILE, which stays
 /// valid after the path has been taken over by the new generation's socket.

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 @Suite struct SignalNameTests {
     @Test func parsesNamesAndNumbers() {

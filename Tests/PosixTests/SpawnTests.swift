@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
 
 /// Spawns real processes: serialized so fd and signal-mask checks never overlap.
 @Suite(.serialized) struct SpawnTests {

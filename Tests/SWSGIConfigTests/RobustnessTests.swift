@@ -1,6 +1,5 @@
 @testable import SWSGIConfig
 import Testing
-import TestSupport
 
 @Suite struct Robustness {
     static let pieces = [

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 /// Waits (via the stats socket) until `n` workers run a request; their stats entries.
 func waitBusy(_ s: Server, stats: String, count n: Int, timeout: Double = 5) throws -> [[String: Any]] {

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 /// Every test that starts real swsgi processes lives under this one serialized suite: they share
 /// two cores with other work, and their timing assertions must not compete with each other.

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 // The container example's ENTRYPOINT, run as PID 1 of a new PID namespace (`unshare --pid --fork
 // --mount-proc`), the isolation a container runtime gives. The test plays the runtime: it signals

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 /// Copies an example service directory into the test's folder with the paths substituted.
 func installServiceDir(_ relative: String, to target: String, _ dir: TempDir, _ subs: [(String, String)]) throws {

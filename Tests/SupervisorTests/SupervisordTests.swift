@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 /// supervisord runs as the test's child in the foreground (-n) with a private config: its control
 /// socket, log, pid file and the program's log all live in the test's temp folder. The program

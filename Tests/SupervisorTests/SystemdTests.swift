@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 // systemd cannot boot here, so the test stands in for it: it reads the example unit files, runs
 // their ExecStart the way systemd would (NOTIFY_SOCKET pointing at a datagram socket the test

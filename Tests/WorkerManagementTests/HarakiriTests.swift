@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 extension WorkerManagementIntegration {
     @Suite struct Harakiri {

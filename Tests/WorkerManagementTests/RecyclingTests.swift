@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
 
 extension WorkerManagementIntegration {
     /// Each recycling trigger under ~3 s of continuous requests from 4 clients (keep-alive and new

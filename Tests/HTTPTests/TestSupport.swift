@@ -1,4 +1,5 @@
 import HTTP
+@_exported import TestSupport
 
 /// UTF-8 bytes of a string literal; tests spell CRLF explicitly.
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

@@ -3,7 +3,7 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
+@_exported import TestSupport
 
 /// Every supervisor test hangs under this one suite: they start real supervisors and processes, one at a time.
 @Suite(.serialized) struct SupervisorExamples {}

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Posix
 import Testing
-import TestSupport
+@_exported import TestSupport
 
 /// Every suite that starts processes or sends signals hangs under this one, so they run one at a time.
 @Suite(.serialized) struct HupwatchIntegration {}

@@ -2,7 +2,7 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
+@_exported import TestSupport
 
 // MARK: - A running swsgi
 

@@ -3,7 +3,7 @@
 import Foundation
 import Glibc
 import Testing
-import TestSupport
+@_exported import TestSupport
 
 /// Every suite here starts real swsgi processes: they all hang under this one and run one at a time.
 @Suite(.serialized) struct WorkerManagementIntegration {}
