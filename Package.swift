@@ -26,7 +26,7 @@ let package = Package(
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
         .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
-        .target(name: "SWSGIConfig"),
+        .target(name: "SWSGIConfig", dependencies: ["Common"]),
         // The server library users build apps against.
         .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
