@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -138,3 +138,20 @@ public final class NotifySocket {
         }
     }
 }
+
+/// Swift's Glibc module does not show accept4; it is looked up at run time.
+private typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
+private let accept4Function: Accept4? = {
+    guard let sym = dlsym(nil, "accept4") else { return nil }
+    return unsafeBitCast(sym, to: Accept4.self)
+}()
+
+/// Accepts one connection, close-on-exec from the start (a test playing server must not leak fds into
+/// the children other tests spawn meanwhile); -1 with errno set on failure.
+public func acceptConnection(_ listener: Int32) -> Int32 {
+    guard let accept4 = accept4Function else {
+        errno = ENOSYS
+        return -1
+    }
+    return accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+}
