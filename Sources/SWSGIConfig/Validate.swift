@@ -1,3 +1,4 @@
+import Common
 extension ServerOptions {
     /// Checks the rules that involve several options (and the ranges a hand-built value could break).
     /// `load` calls it; call it again after changing options in code.
@@ -11,8 +12,8 @@ extension ServerOptions {
             try fail("\(listeners.joined(separator: " and ")) are \(listeners.count == 2 ? "both" : "all") set; swsgi listens on exactly one")
         }
         if case .tcp(let a) = uwsgiSocket, a.port == 0 { try fail("--uwsgi-socket: the port must be between 1 and 65535") }
-        if let socket, let p = unixSocketPathProblem(socket) { try fail("--socket: \(p)") }
-        if let statsSocket, let p = unixSocketPathProblem(statsSocket) { try fail("--stats: \(p)") }
+        if let socket, let p = SocketPath.problem(socket) { try fail("--socket: \(p)") }
+        if let statsSocket, let p = SocketPath.problem(statsSocket) { try fail("--stats: \(p)") }
         if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
         if let chmodSocket, chmodSocket > 0o7777 { try fail("--chmod-socket: \(chmodSocket) is above 07777") }
 
