@@ -65,6 +65,7 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyTuple_Size: py_size_obj
     public let PyList_Size: py_size_obj
     public let PyList_GetItem: py_obj_obj_size
+    public let PyList_SetItem: py_int_obj_size_obj
     public let PyLong_FromLong: py_obj_long
     public let PyLong_AsSsize_t: py_size_obj
     public let PyBool_FromLong: py_obj_long
@@ -157,6 +158,7 @@ public struct CPythonAPI: @unchecked Sendable {
         PyTuple_Size = try fn("PyTuple_Size")
         PyList_Size = try fn("PyList_Size")
         PyList_GetItem = try fn("PyList_GetItem")
+        PyList_SetItem = try fn("PyList_SetItem")
         PyLong_FromLong = try fn("PyLong_FromLong")
         PyLong_AsSsize_t = try fn("PyLong_AsSsize_t")
         PyBool_FromLong = try fn("PyBool_FromLong")

@@ -102,6 +102,23 @@ def freeze():
     if hasattr(gc, 'freeze'):
         gc.freeze()
 
+class HarakiriInterrupt(BaseException):
+    """Raised in the app by harakiri's graceful signal, after the app's own handler has run: the request
+    unwinds (finally blocks, the iterable's close()) before SIGKILL lands."""
+
+# [True] while a request is in hand: a graceful signal arriving between requests interrupts nothing.
+in_request = [False]
+
+def install_harakiri(signum):
+    import signal
+    previous = signal.getsignal(signum)
+    def on_harakiri(sig, frame):
+        if callable(previous):
+            previous(sig, frame)
+        if in_request[0]:
+            raise HarakiriInterrupt('request stopped by harakiri (signal %d)' % sig)
+    signal.signal(signum, on_harakiri)
+
 def fileno_of(wrapper):
     """The fd and position of a FileWrapper over a real file, or None."""
     f = wrapper.filelike

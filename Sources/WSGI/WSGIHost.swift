@@ -14,6 +14,8 @@ public final class WSGIHost: HostedApplication {
     let support: PyObjectPointer
     /// The WSGI callable, once loaded.
     var app: PyObjectPointer?
+    /// harakiri's graceful signal, when harakiri sends one (--harakiri with --harakiri-graceful-timeout).
+    let harakiriGracefulSignal: Int32?
 
     public var description: String {
         let what = options.wsgiFile.map { "--wsgi-file \($0)" }
@@ -25,6 +27,8 @@ public final class WSGIHost: HostedApplication {
     /// traceback at import) throws here, before swsgi binds anything.
     public init(options all: ServerOptions, environment: [String]) throws {
         options = all.python
+        harakiriGracefulSignal = all.harakiriNanoseconds > 0 && all.harakiriGracefulTimeoutNanoseconds > 0
+            ? all.harakiriGracefulSignal : nil
         if let dir = options.chdir {
             guard chdir(dir) == 0 else { throw SWSGIError("--chdir \(dir): \(errnoText(errno))") }
         }

@@ -17,6 +17,8 @@ final class WSGIWorker {
     let app: PyObjectPointer
     let fileWrapperType: PyObjectPointer
     let filenoOf: PyObjectPointer
+    /// The support code's `in_request` list: [True] while a request is in hand.
+    let inRequest: PyObjectPointer
     var environ: EnvironBuilder!
     var startResponse: PyObjectPointer!
     var writeCallable: PyObjectPointer!
@@ -46,6 +48,21 @@ final class WSGIWorker {
         }
         fileWrapperType = try item("FileWrapper")
         filenoOf = try item("fileno_of")
+        inRequest = try item("in_request")
+        // harakiri's graceful signal unwinds the request once the app's own handler has run.
+        if let signal = host.harakiriGracefulSignal {
+            guard let install = try? item("install_harakiri"), let args = api.PyTuple_New(1) else {
+                throw SWSGIError("WSGI support code has no install_harakiri")
+            }
+            _ = api.PyTuple_SetItem(args, 0, api.PyLong_FromLong(Int(signal)))
+            let r = api.PyObject_CallObject(install, args)
+            api.Py_DecRef(args)
+            guard let r else {
+                py.printError()
+                throw SWSGIError("cannot install the harakiri graceful signal handler")
+            }
+            api.Py_DecRef(r)
+        }
         let capsule = api.PyCapsule_New(Unmanaged.passUnretained(self).toOpaque(), nil, nil)!
         startResponse = makeFunction("start_response", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).startResponse(a) }
         writeCallable = makeFunction("write", capsule, swsgi_METH_O) { s, a in WSGIWorker.of(s).write(a) }
@@ -231,7 +248,16 @@ final class WSGIWorker {
         if e.0 != nil { api.PyErr_Restore(e.0, e.1, e.2) }
     }
 
+    private func setInRequest(_ value: Bool) {
+        // PyList_SetItem steals the new reference and releases the old one.
+        _ = api.PyList_SetItem(inRequest, 0, api.PyBool_FromLong(value ? 1 : 0))
+    }
+
     private func begin(_ request: Request) {
+        // Signals that arrived while the worker was idle run their Python handlers now, outside the
+        // request: a late harakiri signal must not interrupt the next request.
+        if api.PyErr_CheckSignals() != 0 { py.printError() }
+        setInRequest(true)
         body = BodyBuffer { [unowned request] in try request.body.read() }
         bodyError = nil
         status = nil
@@ -243,6 +269,7 @@ final class WSGIWorker {
     }
 
     private func end() {
+        setInRequest(false)
         body = .empty()
         liveStream = nil
         written = []

@@ -75,6 +75,9 @@ def application(environ, start_response):
     if path == '/slow-stream':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return Closing('slow', [b'x' * 65536 for i in range(200)], delay=0.02)
+    if path == '/harakiri-stream':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return Closing('harakiri', [b'tick\n'] * 100, delay=0.5)
     if path == '/gen-raise':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return Closing('gen-raise', [b'one\n', b'two\n', b'three\n'], fail_at=1)
