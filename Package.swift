@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "WSGITests", dependencies: []),
+        .testTarget(name: "WSGITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

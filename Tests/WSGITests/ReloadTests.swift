@@ -16,7 +16,7 @@ final class LoadRun: @unchecked Sendable {
             Thread { [self] in
                 while !isStopping {
                     do {
-                        let c = try Client(path: socket)
+                        let c = try Client(.unix(socket))
                         try c.send(httpGet(path))
                         let r = try c.readResponse(timeout: 20)
                         record(r.status == 200 ? nil : "status \(r.status)")

@@ -14,7 +14,7 @@ final class UwsgiNginx: @unchecked Sendable {
         }
         guard access("/etc/nginx/uwsgi_params", R_OK) == 0 else { throw TestFailure("/etc/nginx/uwsgi_params is missing: apt-get install nginx-light") }
         self.dir = dir
-        port = try freePort()
+        port = try freeLocalPort()
         try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
         // nginx's workers run as www-data unless told otherwise: the test's 0700 folder is root's.
         try dir.write("nginx.conf", """
@@ -38,13 +38,13 @@ final class UwsgiNginx: @unchecked Sendable {
             """)
         pid = try spawnProcess(nginx, ["-p", dir.path, "-e", dir.file("nginx.err"), "-c", dir.file("nginx.conf")],
                                environment: cleanEnvironment(), outputPath: dir.file("nginx.out"))
-        let up = waitUntil(10) { (try? Client(port: self.port)) != nil }
+        let up = waitUntil(10) { (try? Client(.tcp(port: self.port))) != nil }
         if !up { stop() }
         guard up else { throw TestFailure("nginx did not listen on \(port): \((try? String(contentsOfFile: dir.file("nginx.err"), encoding: .utf8)) ?? "")") }
     }
 
     func get(_ target: String, method: String = "GET", body: [UInt8] = [], headers: [String] = []) throws -> HTTPReply {
-        let c = try Client(port: port)
+        let c = try Client(.tcp(port: port))
         var head = "\(method) \(target) HTTP/1.1\r\nHost: front.example\r\nConnection: close\r\n" + headers.map { $0 + "\r\n" }.joined()
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
         try c.send(head + "\r\n")
@@ -112,11 +112,11 @@ extension WSGIIntegration {
 
         @Test func aMalformedUwsgiPacketIsRefusedAndTheWorkerGoesOn() throws {
             try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--uwsgi-socket", "{dir}/u.sock"], socket: nil) { _, dir throws in
-                let c = try Client(path: dir.file("u.sock"))
+                let c = try Client(.unix(dir.file("u.sock")))
                 // modifier1 5 (not WSGI), then a variable block whose lengths overrun it.
                 try c.send([5, 4, 0, 0, 9, 0, 65, 66])
                 #expect(c.closesWithoutData(timeout: 5) || (try? c.readResponse(timeout: 5))?.status == 400)
-                let bad = try Client(path: dir.file("u.sock"))
+                let bad = try Client(.unix(dir.file("u.sock")))
                 try bad.send([0, 6, 0, 0, 200, 0, 65, 66, 67, 68])
                 #expect((try? bad.readResponse(timeout: 5))?.status == 400)
                 // A well-formed one still works.
@@ -125,7 +125,7 @@ extension WSGIIntegration {
                     return [UInt8(kb.count & 0xff), UInt8(kb.count >> 8)] + kb + [UInt8(vb.count & 0xff), UInt8(vb.count >> 8)] + vb
                 }
                 let vars = pair("REQUEST_METHOD", "GET") + pair("PATH_INFO", "/pid") + pair("REQUEST_URI", "/pid")
-                let ok = try Client(path: dir.file("u.sock"))
+                let ok = try Client(.unix(dir.file("u.sock")))
                 try ok.send([0, UInt8(vars.count & 0xff), UInt8(vars.count >> 8), 0] + vars)
                 let r = try ok.readResponse(timeout: 5)
                 #expect(r.status == 200 && Int(r.text) != nil)

@@ -17,7 +17,7 @@ func hammer(_ s: Server, path: String, clients: Int, count: Int) -> [String] {
     DispatchQueue.concurrentPerform(iterations: clients) { _ in
         for _ in 0..<count {
             do {
-                let c = try Client(path: socket)
+                let c = try Client(.unix(socket))
                 try c.send(httpGet(path))
                 let r = try c.readResponse(timeout: 20)
                 if r.status != 200 { failures.add("status \(r.status)") }
