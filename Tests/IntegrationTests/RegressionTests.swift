@@ -164,6 +164,8 @@ extension HupwatchIntegration {
             #expect(rolledBack.last_reload?.outcome == "failed")
             #expect(hw.lines(containing: "reload failed: generation 2 was not ready within 1s").count == 1, "\(hw.stderr)")
             #expect(hw.lines(containing: "generation 2 is ready").isEmpty, "\(hw.stderr)")
+            // A blocking connect to a full listener would hang the test itself: check the path first.
+            try #require(connectError(s) == nil, "\(s) still leads to the full listener after the rollback")
             #expect(try answeringPid(s) == first)
 
             // SIGTERM while such a generation is starting and being probed.
@@ -177,6 +179,36 @@ extension HupwatchIntegration {
             hw.signal(SIGTERM)
             #expect(try hw.waitExit(3) == 0)
             #expect(Date().timeIntervalSince(termAt) < 2, "hupwatch took \(Date().timeIntervalSince(termAt)) s to stop")
+        }
+
+        /// Issue 9.2, found by these tests: a `socket:` probe whose connection the server accepted must let it
+        /// go at once. A single-threaded server (gunicorn sync, one uWSGI process, TestChild) blocks reading it;
+        /// a probe that waited for the whole accept queue to empty kept it while clients queued behind it, and
+        /// every request waited for the server's read timeout (2 s in TestChild).
+        @Test func socketProbeLetsGoOfTheConnectionTheServerAccepted() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("s.sock")
+            let hw = try Hupwatch(["--ready", "socket:\(s)", "--ready-timeout", "10", "--", try modeScript(dir, socket: s)], dir: dir)
+            defer { hw.kill() }
+            let first = try hw.waitServing(1)
+            hw.signal(SIGHUP)
+            // A client that always has a request in flight, as nginx under load does.
+            var slowest = 0.0
+            var answeredBy: Set<pid_t> = []
+            let deadline = Date().addingTimeInterval(10)
+            while hw.status().map({ !($0.current_generation == 2 && $0.settled) }) ?? true {
+                guard Date() < deadline else { throw TestFailure("timed out waiting for generation 2 alone serving; stderr:\n\(hw.stderr)") }
+                let at = Date()
+                answeredBy.insert(try answeringPid(s))
+                slowest = max(slowest, Date().timeIntervalSince(at))
+            }
+            #expect(slowest < 1, "a request waited \(Int(slowest * 1000)) ms during the reload; stderr:\n\(hw.stderr)")
+            let took = try #require(hw.status()?.last_reload?.duration_ms)
+            #expect(took < 1000, "the reload took \(took) ms")
+            #expect(answeredBy.contains(first) && answeredBy.count == 2, "answered by \(answeredBy)")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
         }
 
         /// Issue 9.3: READY=1 from a process outside the starting generation is ignored; a datagram carrying
