@@ -99,6 +99,12 @@ public enum UnixSocket {
         throw SyscallError("sock_diag(UDIAG_SHOW_VFS)")
     }
 
+    /// Whether the server accepted our connection `fd` (still holds it, or already closed it); false while
+    /// it waits in the listener's queue. Throws when the listener dropped it (ECONNRESET) or on error.
+    public static func connectionAccepted(_ fd: Int32) throws -> Bool {
+        try syscall("sock_diag(UNIX_DIAG_PEER)") { shim_unix_connection_accepted(fd) } == 1
+    }
+
     /// Receives one datagram without blocking, with the kernel-checked pid of its sender (SO_PASSCRED must
     /// be on). Nil when none is waiting.
     public static func receive(from fd: Int32, into buffer: inout [UInt8]) throws -> (count: Int, sender: pid_t)? {

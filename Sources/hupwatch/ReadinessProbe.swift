@@ -4,7 +4,7 @@ import Posix
 /// One generation's readiness probe of a Unix socket path, never blocking the loop.
 ///
 /// "Accepting" is proven, not guessed: the probe's own connection must have left the listener's accept
-/// queue (sock_diag reads the queue; an empty queue means the server took ours). A listener whose backlog
+/// queue (sock_diag shows our connection's peer accepted, or the queue empty). A listener whose backlog
 /// is full (EAGAIN), that refuses, or that still holds our connection is not ready. For `http:` the
 /// connection then sends a GET and the answer must start with a 2xx status line.
 final class ReadinessProbe {
@@ -66,14 +66,20 @@ final class ReadinessProbe {
             }
         }
         if httpPath != nil { return readAnswer() }
-        guard let queued = try? UnixSocket.listenQueue(fileInode: ino) else {
+        // Our own connection must have left the queue: once the server holds it, let it go at once. A
+        // single-threaded server blocks reading it, and other clients queued behind it would keep
+        // "the whole queue is empty" from ever coming true.
+        let accepted: Bool
+        do { accepted = try UnixSocket.connectionAccepted(connection) } catch {
             cancel()
             return .notAccepting
         }
-        if queued == 0 {
+        let queued = try? UnixSocket.listenQueue(fileInode: ino)
+        if accepted || queued == 0 {
             cancel()
             return .accepting
         }
+        if queued == nil { cancel() }
         return .notAccepting
     }
 
