@@ -26,22 +26,26 @@ let package = Package(
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
         .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
-        .target(name: "SWSGIConfig"),
+        .target(name: "SWSGIConfig", dependencies: ["Common"]),
         // The server library users build apps against.
         .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
-        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        // What the test targets share: temp folders, waiting, child processes, /proc, raw HTTP clients,
+        // load loops, nginx, missing tools. Only test targets depend on it (it may use Foundation).
+        .target(name: "TestSupport"),
+        .testTarget(name: "PosixTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),
-        .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore"]),
-        .testTarget(name: "SWSGITests", dependencies: ["HTTP"]),
-        .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
-        .testTarget(name: "SupervisorTests", dependencies: []),
+        .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore", "TestSupport"]),
+        .testTarget(name: "SWSGITests", dependencies: ["HTTP", "TestSupport"]),
+        .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -300,7 +300,8 @@ struct shim_spawn {
     char *const *argv;
     char *const *envp;
     const char *chdir;         /* NULL: stay */
-    int listen_fd;             /* -1: none; else dup2'ed onto fd 3 */
+    const int *listen_fds;     /* listen_count fds, dup2'ed onto 3, 4, ...; each must be >= 3 + listen_count */
+    int listen_count;
     char *listen_pid_digits;   /* NULL, or 20 bytes inside envp's "LISTEN_PID=" entry to fill with the pid */
     int pdeathsig;             /* 0: none */
     int parent_pid;            /* for the PDEATHSIG race check */
@@ -336,13 +337,14 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
         if (getppid() != s->parent_pid) _exit(128 + s->pdeathsig); /* the parent died before prctl */
     }
     if (s->chdir && chdir(s->chdir) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_CHDIR);
-    if (s->listen_fd >= 0) {
-        if (s->listen_fd == 3) {
-            if (fcntl(3, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
-        } else if (dup2(s->listen_fd, 3) != 3) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+    for (int i = 0; i < s->listen_count; i++) {
+        int target = 3 + i;
+        if (s->listen_fds[i] == target) {
+            if (fcntl(target, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+        } else if (dup2(s->listen_fds[i], target) != target) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
     }
     /* fds the parent inherited without CLOEXEC must not leak into the command */
-    syscall(SYS_close_range, s->listen_fd >= 0 ? 4U : 3U, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+    syscall(SYS_close_range, 3U + (unsigned)s->listen_count, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
     if (s->listen_pid_digits) {
         char tmp[20]; int n = 0; unsigned long v = (unsigned long)getpid();
         do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 19);
