@@ -52,16 +52,15 @@ import TestSupport
         sleeper.signal(SIGKILL)  // reaped: must not be signalled again (it does nothing)
     }
 
-    /// Serves one connection on `listener` with `answer` (nil: close at once) on a thread of its own.
+    /// Serves one connection on `listener`: reads the request, then answers `answer` (nil: closes without one).
     func serveOnce(_ listener: Int32, _ answer: String?) {
         Thread {
             let c = acceptConnection(listener)
             guard c >= 0 else { return }
-            if let answer {
-                var buf = [UInt8](repeating: 0, count: 4096)
-                _ = buf.withUnsafeMutableBytes { read(c, $0.baseAddress, $0.count) }
-                _ = answer.withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            }
+            // Read the request first, answer or not: closing before the client wrote would race its write (EPIPE).
+            var buf = [UInt8](repeating: 0, count: 4096)
+            _ = buf.withUnsafeMutableBytes { read(c, $0.baseAddress, $0.count) }
+            if let answer { _ = answer.withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
             close(c)
         }.start()
     }
