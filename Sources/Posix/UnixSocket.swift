@@ -92,10 +92,12 @@ public enum UnixSocket {
         throw SyscallError("sock_diag(UDIAG_SHOW_VFS)")
     }
 
-    /// Whether the server accepted our connection `fd` (still holds it, or already closed it); false while
-    /// it waits in the listener's queue. Throws when the listener dropped it (ECONNRESET) or on error.
-    public static func connectionAccepted(_ fd: Int32) throws -> Bool {
-        try syscall("sock_diag(UNIX_DIAG_PEER)") { shim_unix_connection_accepted(fd) } == 1
+    /// Whether the listener our connected socket `fd` reached has accepted it (taken it off its queue).
+    /// False while it waits in the queue; throws when the connection was reset (the listener went away).
+    public static func isAccepted(_ fd: Int32) throws -> Bool {
+        let r = shim_unix_connection_accepted(fd)
+        if r < 0 { throw SyscallError("sock_diag(UDIAG_SHOW_PEER)") }
+        return r == 1
     }
 
     /// Receives one datagram without blocking, with the kernel-checked pid of its sender (SO_PASSCRED must

@@ -3,10 +3,10 @@ import Posix
 
 /// One generation's readiness probe of a Unix socket path, never blocking the loop.
 ///
-/// "Accepting" is proven, not guessed: the probe's own connection must have left the listener's accept
-/// queue (sock_diag shows our connection's peer accepted, or the queue empty). A listener whose backlog
-/// is full (EAGAIN), that refuses, or that still holds our connection is not ready. For `http:` the
-/// connection then sends a GET and the answer must start with a 2xx status line.
+/// "Accepting" is proven, not guessed: the server must have accepted the probe's own connection (sock_diag
+/// shows our peer's inode once accept(2) gave it a socket), however busy its queue is with other clients.
+/// A listener whose backlog is full (EAGAIN), that refuses, or that still holds our connection in its queue
+/// is not ready. For `http:` the connection then sends a GET and the answer must start with a 2xx status line.
 final class ReadinessProbe {
     enum Outcome: Equatable { case accepting, notAccepting, waiting }
 
@@ -66,20 +66,15 @@ final class ReadinessProbe {
             }
         }
         if httpPath != nil { return readAnswer() }
-        // Our own connection must have left the queue: once the server holds it, let it go at once. A
-        // single-threaded server blocks reading it, and other clients queued behind it would keep
-        // "the whole queue is empty" from ever coming true.
-        let accepted: Bool
-        do { accepted = try UnixSocket.connectionAccepted(connection) } catch {
+        guard let accepted = try? UnixSocket.isAccepted(connection) else {
             cancel()
             return .notAccepting
         }
-        let queued = try? UnixSocket.listenQueue(fileInode: ino)
-        if accepted || queued == 0 {
+        if accepted {
+            // Closed at once: the server's worker is not held by an idle probe connection.
             cancel()
             return .accepting
         }
-        if queued == nil { cancel() }
         return .notAccepting
     }
 

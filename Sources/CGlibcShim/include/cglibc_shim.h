@@ -240,50 +240,6 @@ static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
     return found;
 }
 
-/// Whether the server took our connected Unix stream socket `fd` off its listener's accept queue: 1 if
-/// accepted (sock_diag UNIX_DIAG_PEER names a socket with an inode: only accept gives the embryo one, and
-/// the server still holds it) or accepted and already closed (EOF), 0 if still queued, -1/errno on error
-/// (ECONNRESET: the listener went away while we were queued).
-static inline int shim_unix_connection_accepted(int fd) {
-    char byte;
-    ssize_t peeked = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (peeked >= 0) return 1; /* EOF, or data: only a server that accepted us can close or write */
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) return -1;
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = ~0u;
-    msg.req.udiag_ino = (unsigned int)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_PEER;
-    msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    if (send(nl, &msg, sizeof msg, 0) < 0) { int e = errno; close(nl); errno = e; return -1; }
-    char buf[8192];
-    ssize_t n = recv(nl, buf, sizeof buf, 0);
-    int e = errno; close(nl); errno = e;
-    if (n < 0) return -1;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); errno = -er->error; return -1; }
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
-        struct unix_diag_msg *m = NLMSG_DATA(h);
-        struct rtattr *a = (struct rtattr *)(m + 1);
-        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-        for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-            if (a->rta_type == UNIX_DIAG_PEER) return *(unsigned int *)RTA_DATA(a) != 0;
-        }
-        return 0;
-    }
-    errno = ENOENT;
-    return -1;
-}
-
 /// A TCP listener's accept queue from TCP_INFO (tcpi_unacked: queued now, tcpi_sacked: backlog).
 static inline int shim_tcp_listen_queue(int fd, unsigned int *backlog_max) {
     struct tcp_info info; socklen_t len = sizeof info; memset(&info, 0, sizeof info);
@@ -397,6 +353,53 @@ static inline ssize_t shim_recv_with_sender(int fd, void *buf, size_t len, pid_t
     }
     if (m.msg_flags & MSG_CTRUNC) *sender_pid = 0; // credentials may have been cut off: trust nothing
     return n;
+}
+
+/// Whether the listener has taken our connected Unix stream socket `fd` off its accept queue: 1 accepted,
+/// 0 still queued, -1 with errno on error. Until accept(2) the server side of the connection has no
+/// socket inode, so sock_diag reports our peer's inode as 0 (UDIAG_SHOW_PEER); a peer that accepted and
+/// already closed shows as EOF on a peek.
+static inline int shim_unix_connection_accepted(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) return -1;
+    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_ino = (unsigned int)st.st_ino;
+    msg.req.udiag_show = UDIAG_SHOW_PEER;
+    msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U; /* INET_DIAG_NOCOOKIE */
+    if (send(nl, &msg, sizeof msg, 0) < 0) { int e = errno; close(nl); errno = e; return -1; }
+    char buf[1024];
+    ssize_t n;
+    do { n = recv(nl, buf, sizeof buf, 0); } while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(nl);
+    if (n < 0) { errno = e; return -1; }
+    unsigned int peer = 0;
+    int answered = 0;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); if (er->error) { errno = -er->error; return -1; } continue; }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+        answered = 1;
+        struct unix_diag_msg *m = NLMSG_DATA(h);
+        struct rtattr *a = (struct rtattr *)(m + 1);
+        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+        for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type == UNIX_DIAG_PEER) memcpy(&peer, RTA_DATA(a), sizeof peer);
+        }
+    }
+    if (!answered) { errno = ENOENT; return -1; }
+    if (peer != 0) return 1;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r >= 0) return 1;                 /* EOF or data: someone on the other end took it */
+    if (errno == EAGAIN) return 0;        /* still waiting in the queue */
+    return -1;                            /* reset: the listener went away */
 }
 
 #endif
