@@ -95,6 +95,22 @@ func waitChild(_ pid: pid_t, _ timeout: Double) -> Int32? {
     return nil
 }
 
+/// Milliseconds from hupwatch's log line containing `from` to the first later one containing `to`, read
+/// from the lines' own timestamps (hupwatch's decision, free of the test's and the child's scheduling).
+func logGapMilliseconds(_ hw: Hupwatch, from: String, to: String) -> Int? {
+    func milliseconds(_ line: String) -> Int? {
+        // 2026-11-29T18:32:55.254Z hupwatch[...]: ...
+        guard let t = line.split(separator: " ").first, let time = t.split(separator: "T").last?.dropLast(),
+              case let hms = time.split(separator: ":"), hms.count == 3,
+              let h = Int(hms[0]), let m = Int(hms[1]), let sec = Double(hms[2]) else { return nil }
+        return (h * 3600 + m * 60) * 1000 + Int((sec * 1000).rounded())
+    }
+    let lines = hw.lines(containing: "hupwatch[")
+    guard let i = lines.firstIndex(where: { $0.contains(from) }), let a = milliseconds(lines[i]),
+          let j = lines[i...].firstIndex(where: { $0.contains(to) }), let b = milliseconds(lines[j]) else { return nil }
+    return b - a
+}
+
 extension HupwatchIntegration {
     @Suite(.serialized) struct Regressions {
         /// Issue 9.1: a script in front of the server hides its --socket flag from hupwatch; the path given to
@@ -203,9 +219,10 @@ extension HupwatchIntegration {
                 answeredBy.insert(try answeringPid(s))
                 slowest = max(slowest, Date().timeIntervalSince(at))
             }
-            #expect(slowest < 1, "a request waited \(Int(slowest * 1000)) ms during the reload; stderr:\n\(hw.stderr)")
+            // Held by the probe, a request waited for TestChild's 2 s read timeout; unheld, milliseconds.
+            #expect(slowest < 1.5, "a request waited \(Int(slowest * 1000)) ms during the reload; stderr:\n\(hw.stderr)")
             let took = try #require(hw.status()?.last_reload?.duration_ms)
-            #expect(took < 1000, "the reload took \(took) ms")
+            #expect(took < 1500, "the reload took \(took) ms")
             #expect(answeredBy.contains(first) && answeredBy.count == 2, "answered by \(answeredBy)")
             hw.signal(SIGTERM)
             #expect(try hw.waitExit() == 0)
@@ -342,7 +359,11 @@ extension HupwatchIntegration {
                 return false
             }
             let took = Date().timeIntervalSince(continued)
-            #expect(took < 0.4, "the next generation answered \(Int(took * 1000)) ms after the crash")
+            // hupwatch starts generation 3 as it reaps them (the old core waited 500 ms); end to end, with the
+            // child's own start-up on a busy 2-core machine, it answers well within a second.
+            let decided = logGapMilliseconds(hw, from: "generation 2 exited", to: "generation 3 started")
+            #expect(decided.map { $0 < 100 } == true, "generation 3 started \(String(describing: decided)) ms after generation 2 was reaped; stderr:\n\(hw.stderr)")
+            #expect(took < 1, "the next generation answered \(Int(took * 1000)) ms after the crash; stderr:\n\(hw.stderr)")
             #expect(try hw.waitServing(3) == third)
             hw.signal(SIGTERM)
             #expect(try hw.waitExit() == 0)
@@ -393,7 +414,9 @@ extension HupwatchIntegration {
                 return Date().timeIntervalSince(at)
             }
             let first = try crash()
-            #expect(first < 0.4, "the first restart answered \(Int(first * 1000)) ms after the crash; stderr:\n\(hw.stderr)")
+            let decided = logGapMilliseconds(hw, from: "generation 1 exited", to: "generation 2 started")
+            #expect(decided.map { $0 < 100 } == true, "generation 2 started \(String(describing: decided)) ms after generation 1 crashed; stderr:\n\(hw.stderr)")
+            #expect(first < 1, "the first restart answered \(Int(first * 1000)) ms after the crash; stderr:\n\(hw.stderr)")
             try hw.waitServing(2)
             let second = try crash()
             #expect(second >= 0.45, "a crash 10 s after a restart backs off: answered after \(Int(second * 1000)) ms")
