@@ -279,15 +279,18 @@ extension HupwatchIntegration {
             let hw = try Hupwatch(["--ready", "socket:\(s)", "--ready-timeout", "5", "--", try modeScript(dir, socket: s)], dir: dir)
             defer { hw.kill() }
             let first = try hw.waitServing(1)
-            try dir.write("mode", "--ready-delay 0.7")
+            try dir.write("mode", "--ready-delay 1")
             hw.signal(SIGHUP)
             let pending = try hw.waitStatus(5, "generation 2 starting") { $0.generations.contains { $0.generation == 2 } }
             let second = try #require(pending.generations.first { $0.generation == 2 }?.pid)
+            // run.sh reads the mode file after the spawn: only once it has exec'd may the next mode be written.
+            try waitUntil(5, "generation 2 (pid \(second)) to run TestChild --ready-delay") { commandLine(of: second).contains("--ready-delay") }
             try dir.write("mode", "")
             hw.signal(SIGHUP)
             try hw.waitLog("one more reload follows once generation 2 is settled")
             kill(first, SIGKILL)
-            try hw.waitStatus(5, "generation 1 reaped") { !$0.generations.contains { $0.generation == 1 } }
+            let orphaned = try hw.waitStatus(5, "generation 1 reaped") { !$0.generations.contains { $0.generation == 1 } }
+            #expect(orphaned.generations.map(\.state) == ["starting"], "generation 2 was still starting when generation 1 died")
             let third = try hw.waitServing(3, timeout: 5)
             #expect(third != second)
             try waitGone(second, 5, "(generation 2, retired by generation 3)")
@@ -321,6 +324,8 @@ extension HupwatchIntegration {
             hw.signal(SIGHUP)
             let pending = try hw.waitStatus(5, "generation 2 starting") { $0.generations.contains { $0.generation == 2 } }
             let second = try #require(pending.generations.first { $0.generation == 2 }?.pid)
+            // run.sh reads the mode file after the spawn: only once it has exec'd may the next mode be written.
+            try waitUntil(5, "generation 2 (pid \(second)) to run TestChild --never-ready") { commandLine(of: second).contains("--never-ready") }
             try dir.write("mode", "")
             hw.signal(SIGHUP)
             try hw.waitLog("one more reload follows once generation 2 is settled")
