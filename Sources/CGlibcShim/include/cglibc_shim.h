@@ -173,22 +173,29 @@ static inline void shim_unix_diag_attrs(struct nlmsghdr *h, unsigned long *vfs_i
     }
 }
 
-/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
-static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+/// Opens a sock_diag socket and sends one AF_UNIX request: the fd to read the answer from, or -1/errno.
+static inline int shim_unix_diag_send(unsigned int inode, unsigned int states, unsigned int show, int dump) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -1;
     struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
     memset(&msg, 0, sizeof msg);
     msg.nlh.nlmsg_len = sizeof msg;
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
     msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
+    msg.req.udiag_states = states;
     msg.req.udiag_ino = inode;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_show = show;
     msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
     msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
     if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
+static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+    int fd = shim_unix_diag_send(inode, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_RQLEN, 0);
+    if (fd < 0) return -1;
     char buf[8192];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     int e = errno; close(fd); errno = e;
@@ -208,17 +215,8 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
 /// dump of listeners with UDIAG_SHOW_VFS, matched by that inode): queued connections, or -1 with errno
 /// (ENOENT when no listener is bound to that file any more).
 static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int fd = shim_unix_diag_send(0, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN, 1);
     if (fd < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
-    msg.req.udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN;
-    if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
     int found = -1, done = 0;
     static __thread char buf[32768];
     while (!done) {
@@ -362,18 +360,8 @@ static inline ssize_t shim_recv_with_sender(int fd, void *buf, size_t len, pid_t
 static inline int shim_unix_connection_accepted(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) return -1;
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int nl = shim_unix_diag_send((unsigned int)st.st_ino, ~0U /* any state */, UDIAG_SHOW_PEER, 0);
     if (nl < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_ino = (unsigned int)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_PEER;
-    msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U; /* INET_DIAG_NOCOOKIE */
-    if (send(nl, &msg, sizeof msg, 0) < 0) { int e = errno; close(nl); errno = e; return -1; }
     char buf[1024];
     ssize_t n;
     do { n = recv(nl, buf, sizeof buf, 0); } while (n < 0 && errno == EINTR);
