@@ -240,7 +240,11 @@ extension HupwatchIntegration {
             _ = try hw.waitServing(1)
             let first = try Child([try binary("hupwatch"), "reload", "--wait", String(hw.pid)], output: dir.file("first.out"), environment: [:])
             defer { _ = first.stop() }
-            try waitUntil(5, "reload 1 to start") { hw.status()?.generations.count == 2 }
+            // Wait until generation 2 runs its release (read from `mode` by the script at exec time).
+            try waitUntil(5, "reload 1's generation to run its release") {
+                guard let g2 = hw.status()?.generations.first(where: { $0.generation == 2 }) else { return false }
+                return commandLine(of: g2.pid).contains("--ready-delay")
+            }
             // The second request comes while reload 1 is under way: it joins the reload queued after it,
             // which fails; the first caller still learns that its own reload succeeded.
             try dir.write("mode", "--fail-at-start")
