@@ -24,8 +24,12 @@ let package = Package(
         .target(name: "WorkerCore"),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
         .target(name: "SWSGIConfig"),
+        // Timers and cron for the services (issue 13): the scheduler as pure values, no syscalls.
+        .target(name: "ServicesCore"),
         // The server library users build apps against.
-        .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
+        .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig", "ServicesCore"]),
+        // The services' Swift API in use (cache, locks, timers, mules): an example app the tests drive.
+        .executableTarget(name: "ServicesExample", dependencies: ["SWSGI"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
@@ -36,6 +40,7 @@ let package = Package(
         .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore"]),
         .testTarget(name: "SWSGITests", dependencies: ["HTTP"]),
         .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
+        .testTarget(name: "ServicesCoreTests", dependencies: ["ServicesCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
         .testTarget(name: "SupervisorTests", dependencies: []),
     ],

@@ -76,7 +76,7 @@ final class Master {
     }
 
     func log(_ message: String) {
-        writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(message)")
+        ServerLog.line(message)
     }
 
     func run() -> Int32 {
@@ -85,10 +85,12 @@ final class Master {
         lastCycleAt = now0
         if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
         if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
+        ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in self.closeMasterFDs() })
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
-                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline].compactMap { $0 }.min())
+                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
+                                ServicesRuntime.shared.nextDeadline].compactMap { $0 }.min())
                 var fds = [signals.fd.raw, timer.fd.raw, readyRead, stats?.fd ?? -1]
                 let harakiriPIDs = Array(harakiriFDs.keys)
                 fds += harakiriPIDs.map { harakiriFDs[$0]! }
@@ -120,6 +122,7 @@ final class Master {
                     if let code = execute(checkHarakiri(pid)) { return code }
                 }
                 if let code = execute(periodicChecks(now: monotonicNanoseconds())) { return code }
+                ServicesRuntime.shared.masterTick()
                 if let d = pool.nextDeadline, d <= monotonicNanoseconds() {
                     if let code = execute(pool.handle(.deadlinePassed, now: monotonicNanoseconds())) { return code }
                 }
@@ -210,6 +213,7 @@ final class Master {
         case SIGCHLD:
             var actions: [WorkerPool.Action] = []
             for (pid, status) in (try? reapChildren()) ?? [] {
+                if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { continue }
                 if let slot = slotOfPID.removeValue(forKey: pid) { scoreboard.release(slot) }
                 if let fd = harakiriFDs.removeValue(forKey: pid) { close(fd) }
                 idOfPID[pid] = nil
@@ -254,6 +258,7 @@ final class Master {
             case .countHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
             case .exit(let code):
+                ServicesRuntime.shared.stopMules()
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
@@ -295,17 +300,8 @@ final class Master {
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
-        close(signals.fd.raw)
-        close(timer.fd.raw)
-        close(readyRead)
-        for fd in harakiriFDs.values { close(fd) }
-        if let s = stats {
-            close(s.fd)
-            // A stats client the master has not answered yet: a worker holding a copy would keep the
-            // connection open after the master's answer and close, so the client never sees EOF.
-            for p in s.pending { close(p.fd) }
-        }
-        if let n = notifySender { close(n) }
+        closeMasterFDs()
+        ServicesRuntime.shared.enterWorker(id: id)
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
@@ -321,6 +317,21 @@ final class Master {
             writeStderr("swsgi worker \(id): \(error)")
             exit(1)
         }
+    }
+
+    /// In a forked child (worker or mule): drop the master's fds.
+    private func closeMasterFDs() {
+        close(signals.fd.raw)
+        close(timer.fd.raw)
+        close(readyRead)
+        for fd in harakiriFDs.values { close(fd) }
+        if let s = stats {
+            close(s.fd)
+            // A stats client the master has not answered yet: a worker holding a copy would keep the
+            // connection open after the master's answer and close, so the client never sees EOF.
+            for p in s.pending { close(p.fd) }
+        }
+        if let n = notifySender { close(n) }
     }
 
     func statsSnapshot() -> StatsSnapshot {

@@ -1,0 +1,2 @@
+import SWSGI
+serve(nil)
