@@ -38,6 +38,10 @@ public struct TimerScheduler: Sendable {
     public struct Fire: Equatable, Sendable {
         public let id: Int
         public let scheduledAt: UInt64
+        public init(id: Int, scheduledAt: UInt64) {
+            self.id = id
+            self.scheduledAt = scheduledAt
+        }
     }
 
     private var jobs: [Job] = []

@@ -43,6 +43,12 @@ public enum Locks {
 
     /// Takes lock `n` only if it is free: true when taken.
     public static func tryLock(_ n: Int = 0) throws -> Bool {
-        try mutex(n).tryLock() != nil
+        switch try mutex(n).tryLock() {
+        case nil: return false
+        case .clean: return true
+        case .previousOwnerDied:
+            ServerLog.line("lock \(n): its holder died holding it; taken over by pid \(getpid())")
+            return true
+        }
     }
 }
