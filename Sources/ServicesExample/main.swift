@@ -62,7 +62,8 @@ if let ms = environment("EXAMPLE_TIMER_MS").flatMap(Int.init) {
 }
 if let ms = environment("EXAMPLE_UNIQUE_MS").flatMap(Int.init) {
     let work = UInt32(environment("EXAMPLE_UNIQUE_WORK_MS").flatMap(Int.init) ?? 100)
-    try! Timers.every(milliseconds: ms, on: .anyWorker, unique: true) { _ in
+    // EXAMPLE_UNIQUE=0: the same job without `unique`, to show what it prevents.
+    try! Timers.every(milliseconds: ms, on: .anyWorker, unique: environment("EXAMPLE_UNIQUE") != "0") { _ in
         say("example unique: start \(monotonic()) pid \(getpid())")
         usleep(work * 1000)
         say("example unique: end \(monotonic()) pid \(getpid())")
@@ -158,7 +159,7 @@ func route(_ request: Request) throws -> Response {
             return Response(text: "held and released\n")
         case "/lock/take":
             let n = Int(p["n"] ?? "0") ?? 0
-            let deadline = monotonic() + 2_000_000_000
+            let deadline = monotonic() + UInt64((Double(p["wait"] ?? "2") ?? 2) * 1e9)
             while monotonic() < deadline {
                 if try Locks.tryLock(n) {
                     try Locks.unlock(n)
@@ -166,7 +167,7 @@ func route(_ request: Request) throws -> Response {
                 }
                 usleep(10_000)
             }
-            return Response(status: 503, text: "lock \(n) still held after 2 s\n")
+            return Response(status: 503, text: "lock \(n) still held\n")
         case "/lock/scoped":
             let n = Int(p["n"] ?? "0") ?? 0
             let v = try Locks.withLock(n) { () throws -> Int64 in

@@ -352,10 +352,11 @@ final class ServicesRuntime: @unchecked Sendable {
         return out
     }
 
-    /// The worker's queues are readable: run what is there (between requests).
+    /// The worker's queues are readable: run one record from each (between requests). One, not all:
+    /// epoll is level-triggered, so a backlog comes back next round, after requests and master signals.
     func workerQueuesReadable() {
         for (fd, _) in workerQueues {
-            while let r = try? RecordChannel.receive(fd) { _ = run(record: r) }
+            if let r = try? RecordChannel.receive(fd) { _ = run(record: r) }
         }
     }
 
