@@ -41,4 +41,3 @@ final class Connection {
     }
 }
 
-typealias Instant = UInt64

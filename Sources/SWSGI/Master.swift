@@ -218,11 +218,7 @@ final class Master {
                 if let fd = harakiriFDs.removeValue(forKey: pid) { close(fd) }
                 idOfPID[pid] = nil
                 lastBusy[pid] = nil
-                let end: WorkerEnd = switch status {
-                case .exited(let c): .exited(c)
-                case .signaled(let s): .signaled(s)
-                }
-                actions += pool.handle(.workerExited(pid: pid, status: end), now: now)
+                actions += pool.handle(.workerExited(pid: pid, status: status), now: now)
             }
             return actions
         default: return []

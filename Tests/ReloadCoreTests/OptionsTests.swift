@@ -98,7 +98,7 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(o.gracefulTimeout == 2 * s)
         #expect(o.reloadSignal == 12)
         #expect(o.socketPath == "/run/app.sock")
-        #expect(!o.socketPathDetected)
+        #expect(o.socketPathSource == .flag)
         #expect(o.socketMode == 0o666)
         #expect(o.onExit == .exit)
         #expect(o.chdir == "/srv" && o.pidFile == "/p" && o.statusFile == "/s")
@@ -111,7 +111,7 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(try options(["--ready", "auto", "x"]).ready == .auto)
         #expect(try options(["--ready", "notify", "x"]).ready == .notify)
         #expect(try options(["--ready", "socket:/run/a.sock", "x"]).ready == .socket(path: "/run/a.sock"))
-        #expect(try options(["--ready", "http:/", "x"]).ready == .http(path: "/"))
+        #expect(try options(["--ready", "http:/", "--socket", "/tmp/a.sock", "x"]).ready == .http(path: "/"))
         #expect(try options(["--ready", "delay:0.3", "x"]).ready == .delay(nanoseconds: 300_000_000))
         #expect(try options(["--ready", "delay:250ms", "x"]).ready == .delay(nanoseconds: 250_000_000))
         // The last one given wins.
@@ -233,7 +233,7 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
 @Suite struct SocketPathDetectionTests {
     func detected(_ command: [String]) throws -> String? {
         let o = try options(["--"] + command)
-        #expect(o.socketPathDetected == (o.socketPath != nil))
+        #expect((o.socketPathSource == .commandLine) == (o.socketPath != nil))
         return o.socketPath
     }
 
@@ -270,10 +270,10 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
     @Test func explicitSocketOrListenWins() throws {
         let o = try options(["--socket", "/mine.sock", "--", "gunicorn", "--bind", "unix:/theirs.sock"])
         #expect(o.socketPath == "/mine.sock")
-        #expect(!o.socketPathDetected)
+        #expect(o.socketPathSource == .flag)
         let l = try options(["--listen", "/l.sock", "--", "swsgi", "--socket", "/s.sock"])
         #expect(l.socketPath == nil)
-        #expect(!l.socketPathDetected)
+        #expect(l.socketPathSource == .flag)
     }
 
     @Test func detectedPathLengthIsNotChecked() throws {

@@ -1,3 +1,4 @@
+import Common
 import Glibc
 import Posix
 import SWSGIConfig
@@ -38,7 +39,7 @@ enum Hooks {
             while waitpid(pid, &st, 0) < 0 {
                 if errno != EINTR { throw SyscallError("waitpid", context: "hook") }
             }
-            let status = ExitStatus(waitStatus: st)
+            let status = ProcessEnd(waitStatus: st)
             if status.shellCode != 0 { throw SWSGIError("the command ended with \(status)") }
         }
     }
