@@ -125,6 +125,28 @@ func route(_ request: Request) throws -> Response {
             return Response(text: "cleared\n")
         case "/cache/keys":
             return Response(text: try cache().keys().sorted().joined(separator: "\n") + "\n")
+        case "/bench/cache":
+            // Benchmarks/cache.py: `ops` update+get pairs over 256 keys of 64 bytes, started at the wall-clock
+            // instant `at` (ns) so two workers run at the same time; answers "OPERATIONS ELAPSED_NS".
+            let ops = Int(p["ops"] ?? "1000") ?? 1000
+            let c = try cache()
+            let keys = (0..<256).map { "k\($0)" }
+            let value = [UInt8](repeating: 0x78, count: 64)
+            if let at = p["at"].flatMap(Int64.init) {
+                var ts = timespec()
+                while true {
+                    clock_gettime(CLOCK_REALTIME, &ts)
+                    if Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec) >= at { break }
+                    usleep(200)
+                }
+            }
+            let t0 = monotonic()
+            for i in 0..<ops {
+                let k = keys[i & 255]
+                try c.update(k, value)
+                _ = try c.get(k)
+            }
+            return Response(text: "\(2 * ops) \(monotonic() - t0)\n")
         case "/sleep":
             usleep(UInt32((Double(p["s"] ?? "1") ?? 1) * 1_000_000))
             return Response(text: "slept\n")

@@ -76,5 +76,5 @@ public struct Cache: Sendable {
 
     /// Test hook: this process stops (pause(2) forever) after its next `n` journaled stores, so a test
     /// can SIGKILL it half-way through a write.
-    public static func _stallAfterStores(_ n: Int) { CacheTestHooks.storesLeft = n }
+    public static func _stallAfterStores(_ n: Int) { ServicesRuntime.shared.cacheStoresBeforeStall = n }
 }

@@ -106,6 +106,10 @@ final class ServicesRuntime: @unchecked Sendable {
     var muleRespawns: [Int: Int] = [:]
     var closeMasterFDsInChild: () -> Void = {}
     var skippedUniqueRuns = 0
+    /// Run in each worker and mule right after the fork (uwsgidecorators' `@postfork`).
+    var postForkHooks: [() -> Void] = []
+    /// Test hook (see `CacheTestHooks`): 0 = off.
+    var cacheStoresBeforeStall = 0
 
     // MARK: registration
 
@@ -250,7 +254,7 @@ final class ServicesRuntime: @unchecked Sendable {
 
     /// Fires due timers and respawns due mules. Called by the master's loop after every wake.
     func masterTick() {
-        guard role == .master else { return }
+        guard role == .master, let due = nextDeadline, due <= monotonicNanoseconds() else { return }
         let clock = Self.clock()
         if let d = scheduler.nextDeadline, d <= clock.monotonic {
             for f in scheduler.fire(clock: clock) { dispatch(signal: f.id, scheduledAt: f.scheduledAt) }
@@ -339,8 +343,9 @@ final class ServicesRuntime: @unchecked Sendable {
     /// In a freshly forked worker.
     func enterWorker(id: Int) {
         role = .worker(id)
-        // Only the master fires timers and only mules read mule queues.
+        // Only the master fires timers.
         scheduler = TimerScheduler()
+        for hook in postForkHooks { hook() }
     }
 
     /// The worker's signal queues: the shared one (EPOLLEXCLUSIVE: one worker wakes) and its own.
@@ -371,6 +376,7 @@ final class ServicesRuntime: @unchecked Sendable {
         _ = setParentDeathSignal(SIGKILL)
         if getppid() != masterPID { exit(0) }
         setProcessTitle("\(options.procnamePrefix)swsgi mule \(id)")
+        for hook in postForkHooks { hook() }
         switch options.mules[id - 1] {
         case .file(let f):
             if let loop = muleLoops[f] { loop() }

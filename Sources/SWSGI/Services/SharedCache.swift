@@ -378,12 +378,11 @@ struct SharedCache: @unchecked Sendable {
 /// A test hook: stop this process after its Nth journaled cache store, so a test can SIGKILL it
 /// half-way through a write. Process-local; off unless a test sets it through `Cache._stallAfterStores`.
 enum CacheTestHooks {
-    nonisolated(unsafe) static var storesLeft = 0
-
     @inline(__always) static func afterJournaledStore() {
-        guard storesLeft > 0 else { return }
-        storesLeft -= 1
-        if storesLeft == 0 {
+        let rt = ServicesRuntime.shared
+        guard rt.cacheStoresBeforeStall > 0 else { return }
+        rt.cacheStoresBeforeStall -= 1
+        if rt.cacheStoresBeforeStall == 0 {
             writeStderr("swsgi pid \(getpid()): cache write stalled for a test")
             while true { pause() }
         }
