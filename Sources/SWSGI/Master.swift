@@ -85,7 +85,11 @@ final class Master {
         lastCycleAt = now0
         if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
         if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
-        ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in self.closeMasterFDs() })
+        // A mule serves no requests: it drops the listener too.
+        ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
+            self.closeMasterFDs()
+            close(self.listener.fd)
+        })
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {

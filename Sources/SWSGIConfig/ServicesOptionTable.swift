@@ -12,7 +12,7 @@ private func row(_ name: String, _ valueName: String?, _ defaultText: String, _ 
 
 let servicesOptionRows: [OptionSpec] = [
     row("cache2", "name=NAME,items=N[,blocksize=B][,keysize=K]", "none",
-        "a shared cache (repeatable); values above blocksize (64k) or keys above keysize (2048) are refused") { o, t throws(ValueProblem) in
+        "a shared cache (repeatable); values over blocksize (64k), keys over keysize (2048) are refused") { o, t throws(ValueProblem) in
         o.caches.append(try CacheOptions.parse(t))
     },
     row("locks", "N", "0", "user locks 1...N shared by all processes, besides lock 0") { o, t throws(ValueProblem) in
@@ -23,17 +23,17 @@ let servicesOptionRows: [OptionSpec] = [
         o.mules.append(MuleOptions.parse(t))
     },
     row("log-encoder", "json|format TEMPLATE", "plain",
-        "encode the server's own log lines: json, or a template with ${msg} ${time} ${unix} ${micros} ${pid} ${worker}") { o, t throws(ValueProblem) in
+        "the server's own lines: json, or a template of ${msg} ${time} ${unix} ${micros} ${pid} ${worker}") { o, t throws(ValueProblem) in
         o.logEncoder = try LogEncoderOptions.parse(t)
     },
     row("log-format", "TEMPLATE", "none",
-        "request log line from uWSGI variables like %(method) %(uri) %(status) %(size) %(msecs) %(addr) %(pid) %(wid)") { o, t throws(ValueProblem) in
+        "request log line of uWSGI variables: %(method) %(uri) %(status) %(size) %(msecs) %(addr) ...") { o, t throws(ValueProblem) in
         o.logFormat = try LogTemplate.parts(t, known: LogTemplate.requestVariables).isEmpty ? nil : t
     },
 ] + HookPhase.allCases.flatMap { phase in
     [
         row("hook-\(phase.rawValue)", "ACTION:ARG", "none",
-            "at \(phase.rawValue): exec:CMD, mkdir:DIR, unlink:PATH, write:PATH TEXT or print:TEXT (repeatable); a failure stops start-up") { o, t throws(ValueProblem) in
+            "at \(phase.rawValue): exec:CMD mkdir:DIR unlink:PATH write:PATH TEXT print:TEXT; failing stops start-up") { o, t throws(ValueProblem) in
             o.hooks.append(Hook(phase: phase, action: try HookAction.parse(t)))
         },
         row("exec-\(phase.rawValue)", "CMD", "none", "shorthand for --hook-\(phase.rawValue) exec:CMD") { o, t throws(ValueProblem) in

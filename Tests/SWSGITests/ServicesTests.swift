@@ -184,9 +184,11 @@ extension SWSGIIntegration {
                 let within = late.filter { $0 <= 10_000 }.count
                 print("timer lateness over \(late.count) runs: median \(late.sorted()[late.count / 2]) us, max \(late.max() ?? 0) us, \(within) within 10 ms")
                 #expect(within * 100 >= late.count * 98, "at least 98% within 10 ms: \(late.sorted().suffix(10))")
-                // No drift, no run skipped while idle: the schedule steps by exactly 20 ms.
+                // No drift: the schedule steps on a 20 ms grid (a wake later than a whole interval skips
+                // the missed run rather than firing a burst).
                 let steps = zip(scheduled.dropFirst(), scheduled).map { $0 - $1 }
-                #expect(steps.allSatisfy { $0 == 20_000_000 }, "\(Set(steps))")
+                #expect(steps.allSatisfy { $0 > 0 && $0 % 20_000_000 == 0 }, "\(Set(steps))")
+                #expect(steps.filter { $0 == 20_000_000 }.count * 100 >= steps.count * 98, "hardly any run skipped")
             }
         }
 
