@@ -167,6 +167,43 @@ func route(_ request: Request) throws -> Response {
             }
             for _ in 0..<n { last = try c.increment(p["k"] ?? "n", by: by) }
             return Response(text: "\(last)\n")
+        case "/cache/churn":
+            // n random operations over 60 keys: updates of random sizes, deletes, increments.
+            let c = try cache()
+            var g = SystemRandomNumberGenerator()
+            for _ in 0..<(Int(p["n"] ?? "1000") ?? 1000) {
+                let r = Int.random(in: 0..<1_000_000, using: &g)
+                switch r % 3 {
+                case 0: try c.update("key\(r % 60)", [UInt8](repeating: UInt8(r & 0xff), count: r % 64))
+                case 1: try c.delete("key\(r % 60)")
+                default: try c.increment("cnt\(r % 4)")
+                }
+            }
+            return Response(text: "churned\n")
+        case "/cache/crashpoints":
+            // Every crash point of every kind of write, on an empty cache then a populated one.
+            let c = try cache()
+            var points = 0
+            var problems: [String] = []
+            let writes: [(String, (Cache) throws -> Void)] = [
+                ("insert", { try $0.update("a", Array("one".utf8)) }),
+                ("replace", { try $0.update("a", Array("two".utf8), expires: 60) }),
+                ("set-new", { _ = try $0.set("b", Array("bee".utf8)) }),
+                ("increment-new", { try $0.increment("n", by: 5) }),
+                ("increment", { try $0.increment("n", by: -2) }),
+                ("delete", { try $0.delete("a") }),
+                ("delete-chain-middle", { try $0.delete("k7") }),
+            ]
+            for k in 0..<12 { try c.update("k\(k)", Array("v\(k)".utf8)) }  // chains of several items
+            for (name, write) in writes {
+                let r = try c._checkEveryCrashPoint(write)
+                points += r.points
+                problems += r.problems.map { "\(name): \($0)" }
+            }
+            let expected = "two=nil b=bee n=3"
+            let got = "two=\(try c.get("a").map { String(decoding: $0, as: UTF8.self) } ?? "nil") b=\(String(decoding: try c.get("b") ?? [], as: UTF8.self)) n=\(try c.counter("n") ?? 0)"
+            if got != expected { problems.append("final state \(got), expected \(expected)") }
+            return Response(status: problems.isEmpty ? 200 : 500, text: "\(points) crash points\n" + problems.joined(separator: "\n"))
         case "/cache/counter":
             return Response(text: "\(try cache().counter(p["k"] ?? "n").map(String.init) ?? "none")\n")
         case "/cache/check":

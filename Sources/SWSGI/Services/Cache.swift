@@ -77,4 +77,27 @@ public struct Cache: Sendable {
     /// Test hook: this process stops (pause(2) forever) after its next `n` journaled stores, so a test
     /// can SIGKILL it half-way through a write.
     public static func _stallAfterStores(_ n: Int) { ServicesRuntime.shared.cacheStoresBeforeStall = n }
+
+    /// Test hook: runs `operation` once per crash point (after its 1st, 2nd, ... journaled store), each
+    /// time simulating the writer's death there and its recovery, and compares the cache with its state
+    /// before; the last run completes. Returns how many crash points were checked and any differences.
+    public func _checkEveryCrashPoint(_ operation: (Cache) throws -> Void) throws -> (points: Int, problems: [String]) {
+        let rt = ServicesRuntime.shared
+        var problems: [String] = []
+        var k = 1
+        while k < CacheLayout.journalCapacity + 2 {
+            let before = try store.snapshot()
+            rt.cacheStoresBeforeCrash = k
+            defer { rt.cacheStoresBeforeCrash = 0 }
+            try operation(self)
+            if rt.cacheStoresBeforeCrash != 0 || rt.cacheCrashed {
+                rt.cacheCrashed = false
+                return (k - 1, problems)  // fewer than k stores: the operation completed
+            }
+            if try store.snapshot() != before { problems.append("a death after store \(k) was not rolled back exactly") }
+            if let p = try store.checkConsistency() { problems.append("after store \(k): \(p)") }
+            k += 1
+        }
+        return (k - 1, problems + ["more stores than the journal holds"])
+    }
 }

@@ -3,6 +3,7 @@
 /// ```
 /// header (512 B): robust mutex, counters, free-list head, undo journal
 /// buckets:        hashSize words, each 1 + the index of the first item in the chain (0 = empty)
+///                 (free items: a list of released ones, then every item from `unusedFrom` on)
 /// items:          items x (keyLen, valueLen, expiresAt, next, key bytes)
 /// blocks:         items x blocksize: item i's value lives in block i
 /// ```
@@ -39,6 +40,10 @@ struct CacheLayout: Equatable {
     static let clearing = 136
     static let recoveries = 144
     static let lastRefusalLogSecond = 152
+    /// 1 + the index of the first item never used; it and every item after it are free. Items are
+    /// taken from here once the free list is empty, so start-up touches no item page (a big cache
+    /// costs memory only as it fills).
+    static let unusedFrom = 160
     static let journal = 192
     static let journalCapacity = 20
     static let headerBytes = journal + journalCapacity * 16

@@ -108,8 +108,10 @@ final class ServicesRuntime: @unchecked Sendable {
     var skippedUniqueRuns = 0
     /// Run in each worker and mule right after the fork (uwsgidecorators' `@postfork`).
     var postForkHooks: [() -> Void] = []
-    /// Test hook (see `CacheTestHooks`): 0 = off.
+    /// Test hooks (see `CacheTestHooks`): 0 = off.
     var cacheStoresBeforeStall = 0
+    var cacheStoresBeforeCrash = 0
+    var cacheCrashed = false
 
     // MARK: registration
 
@@ -150,6 +152,10 @@ final class ServicesRuntime: @unchecked Sendable {
             size += CacheLayout(items: c.items, blockSize: c.blockSizeBytes, keySize: c.keySizeBytes).totalBytes
         }
         precondition(RobustMutex.byteCount <= 64)
+        let ram = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        if ram > 0, size > ram {
+            throw ServicesError("--cache2: the caches need \(size >> 20) MiB of shared memory, more than this machine's \(ram >> 20) MiB of RAM")
+        }
         let region = try SharedMapping(byteCount: size)
         running = region.base + 64
         locks = try (0...options.locks).map { i in

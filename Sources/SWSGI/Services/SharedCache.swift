@@ -47,6 +47,7 @@ struct SharedCache: @unchecked Sendable {
     /// Every metadata change goes through here: the old value is saved, then the journal grows, then the
     /// word changes (release stores keep that order for a reader that takes over after a SIGKILL).
     func journaled(_ off: Int, _ v: UInt64) {
+        if CacheTestHooks.crashed { return }
         let n = Int(word(CacheLayout.journalCount))
         precondition(n < CacheLayout.journalCapacity, "cache journal overflow")
         setWord(CacheLayout.journal + n * 16, UInt64(off))
@@ -61,20 +62,17 @@ struct SharedCache: @unchecked Sendable {
 
     // MARK: set-up and recovery
 
-    /// Fresh empty cache (master, before fork).
+    /// Fresh empty cache (master, before fork). The mapping is zeroed: nothing else to write.
     func initialize() throws {
         try mutex.initialize()
         setWord(CacheLayout.magic, CacheLayout.magicValue)
-        resetToEmpty()
+        setWord(CacheLayout.unusedFrom, 1)
     }
 
     private func resetToEmpty() {
         memset(base + layout.bucketsOffset, 0, layout.hashSize * 8)
-        for ref in 1...layout.items {
-            setWord(layout.item(ref) + CacheLayout.next, ref < layout.items ? UInt64(ref + 1) : 0)
-            setWord(layout.item(ref) + CacheLayout.keyLength, 0)
-        }
-        setWord(CacheLayout.freeHead, 1)
+        setWord(CacheLayout.freeHead, 0)
+        setWord(CacheLayout.unusedFrom, 1)
         setWord(CacheLayout.count, 0)
     }
 
@@ -112,6 +110,11 @@ struct SharedCache: @unchecked Sendable {
         if let note { ServerLog.line("cache '\(name)': a process died holding its lock; \(note)") }
         do {
             let result = try body()
+            if CacheTestHooks.crashed {
+                // A simulated death (tests): what a SIGKILL at that store would leave, recovered the same way.
+                CacheTestHooks.crashed = false
+                rollBack()
+            }
             commit()
             try mutex.unlock()
             return result
@@ -243,16 +246,21 @@ struct SharedCache: @unchecked Sendable {
     /// Writes a new item off-list, then links it in place of `replacing` (or at its bucket's head).
     private func store(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, expiresAt: UInt64,
                        replacing: (ref: Int, link: Int)?, now: UInt64) throws {
-        if word(CacheLayout.freeHead) == 0 { purgeExpired(now: now) }
+        if word(CacheLayout.freeHead) == 0 && Int(word(CacheLayout.unusedFrom)) > layout.items { purgeExpired(now: now) }
         var old = replacing
         // The purge may have removed (and moved the link of) the entry being replaced.
         if old != nil { old = find(k) }
-        let ref = Int(word(CacheLayout.freeHead))
-        guard ref != 0 else {
-            throw refuse(.full(cache: name, items: layout.items), counter: CacheLayout.refusedFull)
+        var ref = Int(word(CacheLayout.freeHead))
+        if ref != 0 {
+            journaled(CacheLayout.freeHead, word(layout.item(ref) + CacheLayout.next))
+        } else {
+            ref = Int(word(CacheLayout.unusedFrom))
+            guard ref <= layout.items else {
+                throw refuse(.full(cache: name, items: layout.items), counter: CacheLayout.refusedFull)
+            }
+            journaled(CacheLayout.unusedFrom, UInt64(ref + 1))
         }
         let it = layout.item(ref)
-        journaled(CacheLayout.freeHead, word(it + CacheLayout.next))
         memcpy(base + it + CacheLayout.keyStart, k.baseAddress!, k.count)
         if v.count > 0 { memcpy(base + layout.block(ref), v.baseAddress!, v.count) }
         journaled(it + CacheLayout.keyLength, UInt64(k.count))
@@ -348,17 +356,42 @@ struct SharedCache: @unchecked Sendable {
                     ref = Int(word(layout.item(ref) + CacheLayout.next))
                 }
             }
+            let unused = Int(word(CacheLayout.unusedFrom))
+            if unused < 1 || unused > layout.items + 1 { return "unusedFrom is \(unused)" }
             var ref = Int(word(CacheLayout.freeHead))
-            var free = 0
+            var free = layout.items + 1 - unused
             while ref != 0 {
-                if ref > layout.items || seen[ref] { return "item \(ref) both free and in use, or free twice" }
+                if ref >= unused || seen[ref] { return "item \(ref) both free and in use, or free twice" }
                 seen[ref] = true
                 free += 1
                 ref = Int(word(layout.item(ref) + CacheLayout.next))
             }
+            for r in unused..<(layout.items + 1) where seen[r] { return "item \(r) in use past unusedFrom" }
             if live != Int(word(CacheLayout.count)) { return "count says \(word(CacheLayout.count)), chains hold \(live)" }
             if live + free != layout.items { return "\(layout.items - live - free) items lost" }
             return nil
+        }
+    }
+
+    /// Everything a rollback must restore: the header words, buckets, every item header, and the key and
+    /// value of each live item (free items' bytes do not matter). For the crash-point tests.
+    func snapshot() throws -> [UInt8] {
+        try withLock {
+            var out: [UInt8] = []
+            func add(_ off: Int, _ n: Int) { out += UnsafeRawBufferPointer(start: base + off, count: n) }
+            for f in [CacheLayout.count, CacheLayout.freeHead, CacheLayout.unusedFrom, CacheLayout.clearing] { add(f, 8) }
+            add(layout.bucketsOffset, layout.hashSize * 8)
+            for ref in 1...layout.items { add(layout.item(ref), CacheLayout.keyStart) }
+            for b in 0..<layout.hashSize {
+                var ref = Int(word(layout.bucket(b)))
+                while ref != 0 {
+                    let it = layout.item(ref)
+                    add(it + CacheLayout.keyStart, Int(word(it + CacheLayout.keyLength)))
+                    add(layout.block(ref), Int(word(it + CacheLayout.valueLength)))
+                    ref = Int(word(it + CacheLayout.next))
+                }
+            }
+            return out
         }
     }
 
@@ -375,11 +408,21 @@ struct SharedCache: @unchecked Sendable {
     }
 }
 
-/// A test hook: stop this process after its Nth journaled cache store, so a test can SIGKILL it
-/// half-way through a write. Process-local; off unless a test sets it through `Cache._stallAfterStores`.
+/// Test hooks, process-local, off unless a test sets them through `Cache`'s underscored API:
+/// stop this process after its Nth journaled store (a test then SIGKILLs it half-way through a write),
+/// or simulate that death in-process (later stores skipped, then rolled back as recovery would).
 enum CacheTestHooks {
+    static var crashed: Bool {
+        get { ServicesRuntime.shared.cacheCrashed }
+        set { ServicesRuntime.shared.cacheCrashed = newValue }
+    }
+
     @inline(__always) static func afterJournaledStore() {
         let rt = ServicesRuntime.shared
+        if rt.cacheStoresBeforeCrash > 0 {
+            rt.cacheStoresBeforeCrash -= 1
+            if rt.cacheStoresBeforeCrash == 0 { rt.cacheCrashed = true }
+        }
         guard rt.cacheStoresBeforeStall > 0 else { return }
         rt.cacheStoresBeforeStall -= 1
         if rt.cacheStoresBeforeStall == 0 {
