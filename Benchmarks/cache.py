@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Shared-cache throughput: swsgi's Cache against uWSGI's cache2, 2 workers hammering one cache.
 
-    Benchmarks/cache.py [--ops N] [--rounds R]
+    Benchmarks/cache.py [--ops N] [--rounds R] [--timer-seconds S]
 
 Each server runs 2 workers and one cache (1000 items, 128-byte blocks, 32-byte keys). One HTTP
 request per worker starts, at the same wall-clock instant, a loop of N (update + get) pairs over 256
@@ -10,6 +10,8 @@ build) and uWSGI's Python `uwsgi.cache_update` / `uwsgi.cache_get` (Debian's uws
 python3 plugin). Reported: operations per second over both workers (total operations / the slower
 worker's time), best and median of R rounds. uWSGI's figure includes CPython's call overhead
 (~50-100 ns per call); swsgi's includes Swift's String -> bytes conversion of each key.
+With --timer-seconds S (default 60), it also runs a 100 ms timer on swsgi's idle workers for S seconds
+and reports how late each run started against its schedule (p50, p99, max, share within 10 ms).
 Needs: swift on PATH, uwsgi + uwsgi-plugin-python3 (Tests/run installs both), curl.
 """
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -95,6 +97,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--ops', type=int, default=500_000, help='update+get pairs per worker per round')
     ap.add_argument('--rounds', type=int, default=5)
+    ap.add_argument('--timer-seconds', type=float, default=60, help='0 skips the timer precision run')
     a = ap.parse_args()
 
     print('building ServicesExample (release)...', file=sys.stderr)
@@ -127,6 +130,36 @@ def main():
             print(f'{name:34} {max(rates):>14,.0f} {statistics.median(rates):>14,.0f}  {note or ""}')
         else:
             print(f'{name:34} {"-":>14} {"-":>14}  {note}')
+
+    if a.timer_seconds > 0:
+        late = sorted(timer_precision(example, a.timer_seconds))
+        if late:
+            q = lambda f: late[min(len(late) - 1, int(f * len(late)))]
+            within = sum(1 for v in late if v <= 10_000)
+            print(f'\nTimer every 100 ms on an idle worker, {a.timer_seconds:g} s: {len(late)} runs; start after schedule: '
+                  f'p50 {q(0.5)} us, p99 {q(0.99)} us, max {late[-1]} us; {within} of {len(late)} within 10 ms')
+        else:
+            print('\nTimer: no runs recorded')
+
+
+def timer_precision(example, seconds):
+    """Lateness (us) of each run of a 100 ms timer over `seconds`, from the example app's log lines."""
+    sock_dir = tempfile.mkdtemp(prefix='timerbench-')
+    log_path = os.path.join(sock_dir, 'log')
+    env = dict(os.environ, EXAMPLE_TIMER_MS='100')
+    with open(log_path, 'w') as log:
+        p = subprocess.Popen([example, '--processes', '2', '--socket', os.path.join(sock_dir, 's')], stdout=log,
+                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        time.sleep(seconds)
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(timeout=10)
+    late = []
+    with open(log_path) as f:
+        for line in f:
+            if 'example timer:' in line and 'late_us ' in line:
+                late.append(int(line.split('late_us ')[1].split()[0]))
+    shutil.rmtree(sock_dir, ignore_errors=True)
+    return late
 
 
 if __name__ == '__main__':

@@ -53,6 +53,13 @@ public final class Reactor {
         try timer.arm(at: at)
     }
 
+    /// In a forked child that will never run this reactor: close its fds (the child's own copies).
+    public func closeAfterFork() {
+        close(epoll.fd.raw)
+        close(signals.fd.raw)
+        close(timer.fd.raw)
+    }
+
     /// Blocks until the next event.
     public func next() throws -> Event {
         while true {

@@ -385,14 +385,14 @@ public struct ReloadSupervisor: Sendable {
             if queued { actions += beginReload(serving: s, now: now) }
             return actions
         }
-        actions.append(.setGuard(.off))
         if queued {
             return actions + [.log("generation \(n) \(why); no generation is serving")] + beginReload(serving: nil, now: now) + [.statusChanged]
         }
         if config.onExit == .exit {
             actions.append(.log("generation \(n) \(why); no generation is serving; hupwatch exits with status \(code)"))
-            return actions + beginStop(signal: config.reloadSignal, code: code, now: now)
+            return actions + beginStop(signal: config.reloadSignal, code: code, serving: nil, now: now)
         }
+        actions.append(.setGuard(.off))
         actions.append(.log("generation \(n) \(why); no generation is serving"))
         return actions + scheduleRestart(now: now) + [.statusChanged]
     }
@@ -471,12 +471,12 @@ public struct ReloadSupervisor: Sendable {
             actions += [.log("generation \(gen.number) exited (\(status)) during a reload; generation \(p) takes over once ready"),
                         .setGuard(.hold)]
         case .running(gen.number):
-            // Its listener died with it: do not put that path back.
-            actions.append(.setGuard(.off))
             if config.onExit == .exit {
                 actions.append(.log("generation \(gen.number) exited (\(status)); hupwatch exits with status \(status.shellCode)"))
-                actions += beginStop(signal: config.reloadSignal, code: status.shellCode, now: now)
+                actions += beginStop(signal: config.reloadSignal, code: status.shellCode, serving: nil, now: now)
             } else {
+                // Its listener died with it: do not put that path back.
+                actions.append(.setGuard(.off))
                 actions.append(.log("generation \(gen.number) exited (\(status))"))
                 actions += scheduleRestart(now: now)
             }
@@ -490,18 +490,14 @@ public struct ReloadSupervisor: Sendable {
                 actions.append(.log("generation \(gen.number) exited (\(status)), \(formatDuration(now - gen.startedAt)) after it started"))
             }
         }
-        actions.append(.statusChanged)
-        if case .stopping(let code, _) = mode, generations.isEmpty {
-            mode = .exited(code)
-            actions.append(.exit(code))
-        }
-        return actions
+        if case .exited = mode { return actions }
+        return actions + [.statusChanged] + exitIfDone()
     }
 
     /// The first restart after a while is immediate; a crash loop backs off, doubling up to the maximum.
     private mutating func scheduleRestart(now: Instant) -> [Action] {
         var wait: UInt64 = 0
-        if let last = lastRestartAt, now - last < config.crashLoopWindow {
+        if let last = lastRestartAt, now < last || now - last < config.crashLoopWindow {
             wait = restartBackoff
             restartBackoff = min(restartBackoff * 2, config.restartBackoffMax)
         } else {
@@ -517,27 +513,29 @@ public struct ReloadSupervisor: Sendable {
 
     private mutating func terminate(_ sig: Int32, now: Instant) -> [Action] {
         var actions: [Action] = []
-        if !isStopping { actions += [.notifySupervisor("STOPPING=1"), .setGuard(.off)] }
+        if !isStopping { actions.append(.notifySupervisor("STOPPING=1")) }
         actions.append(.log("received \(SignalName.name(sig)): stopping every generation"))
-        let code: Int32
-        if case .stopping(let c, _) = mode { code = c } else { code = 0 }
-        return actions + beginStop(signal: sig, code: code, now: now)
+        if case .stopping(let code, let serving) = mode { return actions + beginStop(signal: sig, code: code, serving: serving, now: now) }
+        return actions + beginStop(signal: sig, code: 0, serving: servingNumber, now: now)
     }
 
-    private mutating func beginStop(signal sig: Int32, code: Int32, now: Instant) -> [Action] {
-        mode = .stopping(code: code, serving: servingNumber)
+    /// Tells every generation to stop; `serving` is the one whose status hupwatch will exit with.
+    private mutating func beginStop(signal sig: Int32, code: Int32, serving: Int?, now: Instant) -> [Action] {
+        mode = .stopping(code: code, serving: serving)
         var actions: [Action] = [.setGuard(.off)]
         for i in generations.indices {
             if generations[i].probe != .none { actions.append(.stopProbing(generation: generations[i].number)) }
             generations[i].probe = .none
             actions += signalToStop(i, sig, now: now)
         }
-        actions.append(.statusChanged)
-        if generations.isEmpty {
-            mode = .exited(code)
-            actions.append(.exit(code))
-        }
-        return actions
+        return actions + [.statusChanged] + exitIfDone()
+    }
+
+    /// Stopping and nothing left: hupwatch exits.
+    private mutating func exitIfDone() -> [Action] {
+        guard case .stopping(let code, _) = mode, generations.isEmpty else { return [] }
+        mode = .exited(code)
+        return [.exit(code)]
     }
 
     // MARK: time

@@ -7,7 +7,7 @@ import Common
         #expect(parseDuration("1.5") == 1_500_000_000)
         #expect(parseDuration("250ms") == 250_000_000)
         #expect(parseDuration("2m") == 120 * nanosecondsPerSecond)
-        for bad in ["", "-1", "nan", "inf", "1e3", "ms", "1.2.3", "1000000000"] { #expect(parseDuration(bad) == nil, "\(bad)") }
+        for bad in ["", "-1", "nan", "inf", "1e3", "ms", "1.2.3", "1000000001", "1e3s"] { #expect(parseDuration(bad) == nil, "\(bad)") }
     }
 
     @Test func signalNamesRoundTrip() {
@@ -53,5 +53,20 @@ import Common
     @Test func nonUTF8ArgumentsAreFound() {
         #expect(firstNonUTF8Argument([Array("ok".utf8), [0x2f, 0xff, 0x61]]) == 1)
         #expect(firstNonUTF8Argument([Array("é".utf8)]) == nil)
+    }
+}
+
+@Suite struct DurationGrammarTests {
+    @Test func exactAndBounded() {
+        #expect(parseDuration("0.000000001") == 1)
+        #expect(parseDuration("1.5ms") == 1_500_000)
+        #expect(parseDuration("1000000000") == 1_000_000_000 * nanosecondsPerSecond)
+        #expect(parseDurationChecked("99999999999999999999") == .failure(.tooLarge))
+        #expect(parseDurationChecked("-1") == .failure(.negative))
+        #expect(parseDurationChecked("1.5x") == .failure(.notADuration))
+        #expect(parseDurationChecked(".") == .failure(.notADuration))
+        #expect(parseDuration(".5") == 500_000_000)
+        #expect(formatDuration(1_950_000_000) == "2s")
+        #expect(formatDuration(UInt64.max) != "")
     }
 }

@@ -59,7 +59,14 @@ import Testing
         #expect(failure(["--harakiri", "-0.5"]) != nil)
     }
 
-    @Test(arguments: ["abc", ".", "", "1.2.3", "30s", "1e3", "inf", "nan", "+3", " 1", "1,5"])
+    /// The grammar hupwatch takes too: a unit after the number.
+    @Test func unitsAreTheSharedGrammar() throws {
+        #expect(failure(["--harakiri=30s"]) == nil)
+        #expect(failure(["--harakiri=250ms"]) == nil)
+        #expect(failure(["--harakiri=2m"]) == nil)
+    }
+
+    @Test(arguments: ["abc", ".", "", "1.2.3", "30x", "s", "1e3", "inf", "nan", "+3", " 1", "1,5"])
     func rejects(_ text: String) {
         #expect(failure(["--harakiri=\(text)"]) != nil)
     }
