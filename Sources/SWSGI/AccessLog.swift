@@ -14,12 +14,14 @@ final class AccessLog {
     private var stamp = ""
 
     let format: RequestLogFormat?
+    let encoded: Bool
 
     init(settings: ServerOptions, workerID: Int, remote: String = "-") {
         enabled = !settings.disableLogging
         log4xx = settings.log4xx
         log5xx = settings.log5xx
         prefix = "swsgi worker \(workerID) [pid \(getpid())]"
+        encoded = settings.logEncoder != .plain
         format = settings.logFormat.flatMap { try? RequestLogFormat($0, workerID: workerID, remote: remote) }
     }
 
@@ -31,7 +33,10 @@ final class AccessLog {
         }
         let micros = (monotonicNanoseconds() - started) / 1000
         let ms = "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)"
-        writeStderr("\(wallClock()) \(prefix): \(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? ""))
+        let text = "\(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? "")
+        // Without --log-format, --log-encoder json/format wraps request lines like every other line.
+        if encoded { ServerLog.line(text); return }
+        writeStderr("\(wallClock()) \(prefix): \(text)")
     }
 
     /// The timestamp is rebuilt once a second, not per request.

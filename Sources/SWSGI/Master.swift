@@ -348,7 +348,7 @@ final class Master {
         do {
             try Worker(ctx).run()
         } catch {
-            writeStderr("swsgi worker \(id): \(error)")
+            ServerLog.line("\(error)")
             exit(1)
         }
     }

@@ -69,7 +69,7 @@ public enum SWSGIMain {
                                     environment: env)
             return master.run()
         } catch {
-            writeStderr("swsgi: \(error)")
+            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             bound?.vacuum()

@@ -103,7 +103,7 @@ final class Worker {
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let events: [(token: UInt64, events: UInt32)]
             do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
-                writeStderr("swsgi worker \(ctx.id): \(error)")
+                ServerLog.line("\(error)")
                 exit(1)
             }
             for (token, _) in events {

@@ -315,6 +315,15 @@ extension SWSGIIntegration {
                 #expect(requests == 2)
                 #expect(server >= 3, "listening, accepting, refusal, exit")
             }
+            // Without --log-format, request lines are wrapped by the encoder too.
+            try withExample(["--processes", "1", "--log-encoder", "json"]) { s throws in
+                #expect(try s.get("/whoami").status == 200)
+                _ = s.stop()
+                let objects = s.logLines.map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(objects.allSatisfy { $0 != nil }, "\(s.log)")
+                #expect(objects.contains { ($0?["msg"] as? String)?.hasPrefix("GET /whoami 200") == true })
+                #expect(objects.contains { $0?["worker"] as? Int == 1 })
+            }
         }
 
         @Test func hooksRunInTheirPhasesAndAFailingHookStopsStartUp() throws {
