@@ -101,8 +101,10 @@ def main():
     a = ap.parse_args()
 
     print('building ServicesExample (release)...', file=sys.stderr)
-    subprocess.run(['swift', 'build', '-c', 'release', '--product', 'ServicesExample', '--scratch-path',
-                    os.path.join(ROOT, '.build-bench')], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    build = subprocess.run(['swift', 'build', '-c', 'release', '--product', 'ServicesExample', '--scratch-path',
+                            os.path.join(ROOT, '.build-bench')], cwd=ROOT, capture_output=True, text=True)
+    if build.returncode != 0:
+        sys.exit(f'cache.py: swift build failed:\n{build.stdout[-4000:]}{build.stderr[-2000:]}')
     example = os.path.join(ROOT, '.build-bench', 'release', 'ServicesExample')
     cache = 'name=bench,items=1000,blocksize=128,keysize=32'
     rows = []

@@ -140,7 +140,8 @@ public enum HookPhase: String, CaseIterable, Sendable {
     case preApp = "pre-app"
     /// After the app is loaded, before binding.
     case postApp = "post-app"
-    /// When every worker accepts.
+    /// Once the listener is bound and queues connections, before the workers are forked (the master
+    /// runs every hook, so a failure still stops start-up before anything is served).
     case accepting
 }
 
