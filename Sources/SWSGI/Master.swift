@@ -241,7 +241,9 @@ final class Master {
             listener.vacuum()
             return pool.handle(.gracefulStop, now: now)
         case SIGINT, SIGQUIT: return pool.handle(.immediateStop, now: now)
-        case SIGHUP: return pool.handle(.reloadWorkers, now: now)
+        case SIGHUP:
+            ServicesRuntime.shared.reloadMules()
+            return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)
         case SIGTTOU: return pool.handle(.removeWorker, now: now)
         default: return []

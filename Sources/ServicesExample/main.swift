@@ -69,6 +69,10 @@ if let ms = environment("EXAMPLE_UNIQUE_MS").flatMap(Int.init) {
         say("example unique: end \(monotonic()) pid \(getpid())")
     }
 }
+if let ms = environment("EXAMPLE_EACH_WORKER_MS").flatMap(Int.init) {
+    try! Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") }
+    try! Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") }
+}
 if let ms = environment("EXAMPLE_MULE_TIMER_MS").flatMap(Int.init) {
     try! Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") }
 }

@@ -148,6 +148,11 @@ extension SWSGIIntegration {
                 #expect(cache["refused_value_too_large"] as? Int == 1)
                 #expect(cache["refused_full"] as? Int == 1)
                 #expect(cache["items"] as? Int == 2)
+                let metrics = try Client(path: s.dir.file("st"))
+                try metrics.send("GET /metrics HTTP/1.0\r\n\r\n")
+                let text = String(decoding: try metrics.readToEnd(timeout: 5), as: UTF8.self)
+                #expect(text.contains("swsgi_cache_refusals_total{cache=\"c\"} 3"), "\(text)")
+                #expect(text.contains("swsgi_cache_items{cache=\"c\"} 2"))
                 #expect(s.log.contains("refused so far for this reason"), "a log line says so")
                 // Hits and misses are counted too.
                 _ = try s.get("/cache/get?k=a")
@@ -279,6 +284,28 @@ extension SWSGIIntegration {
                 #expect(try s.get("/mule/call?m=2&f=shout&arg=quiet").status == 200)
                 #expect(waitUntil(5) { s.log.contains("example mule 2 function shout: QUIET") && s.log.contains("message: hello") })
                 #expect(try s.get("/mule/send?m=3&msg=x").text.contains("mule 3 does not exist"))
+            }
+        }
+
+        @Test func timersCanTargetEveryWorkerOrOne() throws {
+            try withExample(["--processes", "3"], environment: ["EXAMPLE_EACH_WORKER_MS": "50"]) { s in
+                #expect(waitUntil(5) {
+                    Set(s.logLines.filter { $0.contains("each-worker timer") }.map { $0.suffix(1) }) == ["1", "2", "3"]
+                        && s.logLines.filter { $0.contains("worker-2 timer") }.count >= 3
+                }, "log:\n\(s.log)")
+                #expect(s.logLines.filter { $0.contains("worker-2 timer") }.allSatisfy { $0.hasSuffix("worker 2") })
+            }
+        }
+
+        @Test func aReloadRestartsTheMulesAndKeepsTheirQueue() throws {
+            try withExample(["--processes", "1", "--mule=looper", "--stats", "{dir}/st"]) { s in
+                #expect(waitUntil(5) { s.log.contains("example looper mule 1 started") })
+                let first = try #require(s.pidLogged(after: "example looper mule 1 started"))
+                s.signal(SIGHUP)
+                #expect(try s.get("/mule/send?m=1&msg=after-reload").status == 200)
+                #expect(waitUntil(5) { s.log.contains("looper mule 1 message: after-reload") }, "log:\n\(s.log)")
+                #expect(s.log.contains("reloading mule 1 (pid \(first))"))
+                #expect(waitUntil(3) { s.children(titled: "looper mule 1").count == 1 && !s.children(titled: "looper mule 1").contains(first) })
             }
         }
 

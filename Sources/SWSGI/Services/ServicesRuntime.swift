@@ -104,6 +104,7 @@ final class ServicesRuntime: @unchecked Sendable {
     var muleStartedAt: [Int: UInt64] = [:]
     var muleRespawnAt: [Int: UInt64] = [:]
     var muleRespawns: [Int: Int] = [:]
+    var reloadingMules: Set<Int32> = []
     var closeMasterFDsInChild: () -> Void = {}
     var skippedUniqueRuns = 0
     /// Run in each worker and mule right after the fork (uwsgidecorators' `@postfork`).
@@ -308,7 +309,9 @@ final class ServicesRuntime: @unchecked Sendable {
         guard let id = mulePIDs.first(where: { $0.value == pid })?.key else { return false }
         mulePIDs[id] = nil
         let now = monotonicNanoseconds()
-        let quick = now - (muleStartedAt[id] ?? 0) < 1_000_000_000
+        // A reload is not a crash: no respawn delay however young the mule was.
+        let quick = !reloadingMules.contains(pid) && now - (muleStartedAt[id] ?? 0) < 1_000_000_000
+        reloadingMules.remove(pid)
         muleRespawns[id, default: 0] += 1
         ServerLog.line("mule \(id) (pid \(pid)) \(status); respawning\(quick ? " in 1 s" : "")")
         if quick { muleRespawnAt[id] = now + 1_000_000_000 } else { forkMule(id) }
@@ -318,6 +321,16 @@ final class ServicesRuntime: @unchecked Sendable {
     func startMules(closeMasterFDs: @escaping () -> Void) {
         closeMasterFDsInChild = closeMasterFDs
         for id in options.mules.indices.map({ $0 + 1 }) { forkMule(id) }
+    }
+
+    /// SIGHUP reloads the mules with the workers: each gets SIGTERM and is respawned when reaped (its
+    /// queue, held by the master, keeps what was sent meanwhile).
+    func reloadMules() {
+        for (id, pid) in mulePIDs.sorted(by: { $0.key < $1.key }) {
+            ServerLog.line("reloading mule \(id) (pid \(pid))")
+            reloadingMules.insert(pid)
+            kill(pid, SIGTERM)
+        }
     }
 
     /// At master exit: mules serve no requests, so they are killed and reaped.
