@@ -231,6 +231,15 @@ func route(_ request: Request) throws -> Response {
                 usleep(10_000)
             }
             return Response(status: 503, text: "lock \(n) still held\n")
+        case "/lock/twice":
+            let n = Int(p["n"] ?? "0") ?? 0
+            try Locks.lock(n)
+            defer { try? Locks.unlock(n) }
+            try Locks.lock(n)
+            return Response(text: "locked twice?\n")
+        case "/lock/unlock":
+            try Locks.unlock(Int(p["n"] ?? "0") ?? 0)
+            return Response(text: "unlocked\n")
         case "/lock/scoped":
             let n = Int(p["n"] ?? "0") ?? 0
             let v = try Locks.withLock(n) { () throws -> Int64 in

@@ -259,6 +259,10 @@ extension SWSGIIntegration {
                 #expect(try s.get("/lock/scoped?n=1").text == "1\n", "withLock runs and releases")
                 #expect(try s.get("/lock/scoped?n=1").text == "2\n")
                 #expect(try s.get("/lock/take?n=3").text.contains("lock 3 does not exist: locks are 0...2"))
+                // Misuse is an error, never a hung worker.
+                #expect(try s.get("/lock/twice?n=1").text.contains("already holds lock 1"))
+                #expect(try s.get("/lock/unlock?n=1").text.contains("does not hold lock 1"))
+                #expect(try s.get("/lock/take?n=1").status == 200, "released by the failed double lock's defer")
             }
         }
 

@@ -321,6 +321,8 @@ static inline int shim_robust_mutex_init(void *m) {
     if (rc) return rc;
     rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    // Error-checking: locking twice from one process fails with EDEADLK instead of hanging it.
+    if (rc == 0) rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
     if (rc == 0) rc = pthread_mutex_init((pthread_mutex_t *)m, &a);
     pthread_mutexattr_destroy(&a);
     return rc;

@@ -25,14 +25,23 @@ public enum Locks {
     @discardableResult
     public static func lock(_ n: Int = 0) throws -> Bool {
         let m = try mutex(n)
-        if try m.lock() == .previousOwnerDied {
+        let acquired: RobustMutex.Acquired
+        do { acquired = try m.lock() } catch let e as SyscallError where e.errno == EDEADLK {
+            throw ServicesError("lock(\(n)): this process already holds lock \(n) (locks do not nest)")
+        }
+        if acquired == .previousOwnerDied {
             ServerLog.line("lock \(n): its holder died holding it; taken over by pid \(getpid())")
             return false
         }
         return true
     }
 
-    public static func unlock(_ n: Int = 0) throws { try mutex(n).unlock() }
+    /// Throws when this process does not hold lock `n`.
+    public static func unlock(_ n: Int = 0) throws {
+        do { try mutex(n).unlock() } catch let e as SyscallError where e.errno == EPERM {
+            throw ServicesError("unlock(\(n)): this process does not hold lock \(n)")
+        }
+    }
 
     /// Runs `body` holding lock `n`, releasing it however `body` ends (uWSGI's missing context manager).
     public static func withLock<T>(_ n: Int = 0, _ body: () throws -> T) throws -> T {

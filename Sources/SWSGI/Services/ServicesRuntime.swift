@@ -105,6 +105,8 @@ final class ServicesRuntime: @unchecked Sendable {
     var muleRespawnAt: [Int: UInt64] = [:]
     var muleRespawns: [Int: Int] = [:]
     var reloadingMules: Set<Int32> = []
+    var fullQueueSkips: [Int: Int] = [:]
+    var fullQueueLoggedAt: [Int: UInt64] = [:]
     var closeMasterFDsInChild: () -> Void = {}
     var skippedUniqueRuns = 0
     /// Run in each worker and mule right after the fork (uwsgidecorators' `@postfork`).
@@ -294,7 +296,14 @@ final class ServicesRuntime: @unchecked Sendable {
         for fd in fds {
             switch (try? RecordChannel.send(fd, record)) ?? .full {
             case .sent: sent = true
-            case .full: ServerLog.line("signal \(signal) for \(reg.target): its queue is full; this run is skipped")
+            case .full:
+                // Every target busy for long: say so once every 10 s, not at the timer's rate.
+                fullQueueSkips[signal, default: 0] += 1
+                let now = monotonicNanoseconds()
+                if now >= fullQueueLoggedAt[signal, default: 0] {
+                    fullQueueLoggedAt[signal] = now + 10_000_000_000
+                    ServerLog.line("signal \(signal) for \(reg.target): its queue is full (nothing took a run); \(fullQueueSkips[signal]!) runs skipped so far")
+                }
             }
         }
         if reg.unique, !sent, let flag { SharedWord.store32(flag, 0) }
