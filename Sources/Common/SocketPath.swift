@@ -8,7 +8,7 @@ public enum SocketPath {
         if path.isEmpty { return "the socket path is empty" }
         if path.utf8.contains(0) { return "the socket path contains a NUL byte" }
         if path.utf8.count > maxBytes {
-            return "socket path is \(path.utf8.count) bytes, longer than the \(maxBytes) sun_path allows: \(path)"
+            return "the socket path is \(path.utf8.count) bytes, longer than the \(maxBytes) bytes sun_path allows: \(path)"
         }
         return nil
     }

@@ -7,13 +7,6 @@ public enum UnixSocket {
     public static let maxPathBytes = Int(shim_sun_path_max())
 
     /// Nil when `path` fits in sun_path, else why it does not.
-    public static func pathProblem(_ path: String) -> String? {
-        if path.isEmpty { return "socket path is empty" }
-        let n = path.utf8.count
-        if n > maxPathBytes { return "socket path is \(n) bytes, longer than the \(maxPathBytes) sun_path allows: \(path)" }
-        return nil
-    }
-
     public static func stream(nonBlocking: Bool = false) throws -> FileDescriptor {
         let type = SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | (nonBlocking ? SOCK_NONBLOCK.rawValue : 0)
         return FileDescriptor(adopting: try syscall("socket") { shim_socket(AF_UNIX, Int32(type), 0) })

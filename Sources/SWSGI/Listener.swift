@@ -45,7 +45,7 @@ struct Listener {
         let (dir, name) = splitPath(path)
         guard isDirectory(dir) else { throw SWSGIError("--socket \(path): folder \(dir) does not exist") }
         var tmp = dir + "/." + name + ".swsgi-\(getpid())"
-        if UnixSocket.pathProblem(tmp) != nil { tmp = path }
+        if SocketPath.problem(tmp) != nil { tmp = path }
         unlink(tmp)
         if tmp == path { unlink(path) }
         let sock = try UnixSocket.stream()

@@ -18,8 +18,7 @@ final class Master {
     let readyWrite: Int32
     let scoreboard: Scoreboard
     let stats: StatsServer?
-    let notifyAddress: String?
-    let notifySender: Int32?
+    let notifier: SdNotifier?
     let masterPID = getpid()
     var slotOfPID: [Int32: Int] = [:]
     var idOfPID: [Int32: Int] = [:]
@@ -73,8 +72,7 @@ final class Master {
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         scoreboard = try Scoreboard(capacity: settings.processes * 2 + 4)
         self.stats = stats
-        notifyAddress = lookup("NOTIFY_SOCKET", in: env)
-        notifySender = notifyAddress != nil ? try UnixSocket.datagram().release() : nil
+        notifier = try SdNotifier(environment: env)
     }
 
     func log(_ message: String) {
@@ -275,14 +273,12 @@ final class Master {
             case .log(let m):
                 log(m)
             case .notify(let text):
-                if let addr = notifyAddress, let fd = notifySender {
-                    var msg = text
+                if let notifier {
                     if text.hasPrefix("READY=1") && !readyLogged {
                         readyLogged = true
                         log("ready in \((monotonicNanoseconds() - startedAt) / 1_000_000) ms")
                     }
-                    if text.hasPrefix("RELOADING=1") { msg += "\nMONOTONIC_USEC=\(monotonicNanoseconds() / 1000)" }
-                    try? UnixSocket.send(datagram: msg, to: addr, from: fd)
+                    do { try notifier.send(text) } catch { log("sd_notify: \(error)") }
                 }
             case .statusChanged:
                 break
@@ -366,7 +362,7 @@ final class Master {
             // connection open after the master's answer and close, so the client never sees EOF.
             for p in s.pending { close(p.fd) }
         }
-        if let n = notifySender { close(n) }
+        if let n = notifier { close(n.fd) }
     }
 
     func statsSnapshot() -> StatsSnapshot {

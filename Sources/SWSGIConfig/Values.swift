@@ -159,20 +159,6 @@ extension ValueParser where Value == Bool {
     }
 }
 
-/// Longest Unix socket path: sun_path holds 108 bytes including the terminating NUL.
-public let maxUnixSocketPathBytes = 107
-
-/// The problem with a Unix socket path, or nil if it can be bound.
-func unixSocketPathProblem(_ path: String) -> String? {
-    if path.isEmpty { return "the socket path is empty" }
-    if path.utf8.contains(0) { return "\(quoted(path)) contains a NUL byte" }
-    let n = path.utf8.count
-    if n > maxUnixSocketPathBytes {
-        return "the socket path is \(n) bytes, longer than the \(maxUnixSocketPathBytes) bytes sun_path allows: \(quoted(path))"
-    }
-    return nil
-}
-
 extension ValueParser where Value == String {
     /// Any text without NUL bytes; empty only if `allowEmpty`.
     static func string(allowEmpty: Bool = false) -> ValueParser {
@@ -186,7 +172,7 @@ extension ValueParser where Value == String {
     /// A Unix socket path: non-empty, at most 107 bytes.
     static var unixSocketPath: ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> String in
-            if let p = unixSocketPathProblem(text) { throw ValueProblem(p) }
+            if let p = SocketPath.problem(text) { throw ValueProblem(p) }
             return text
         }
     }

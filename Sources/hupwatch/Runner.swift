@@ -25,9 +25,8 @@ final class Runner {
     /// The inode each generation served when it became ready (rebind mode), to put back on rollback and
     /// to read its listen queue during a hand-over.
     var servedInode: [Int: ino_t] = [:]
-    /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify), and a socket to send from.
-    let upstreamNotify: String?
-    let notifySender: Int32?
+    /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify).
+    let upstream: SdNotifier?
     /// Events produced by carrying out actions, handled before the next outside event.
     var results: [ReloadSupervisor.Event] = []
     let pidString = String(getpid())
@@ -109,8 +108,7 @@ final class Runner {
             config.handoverNanoseconds = nanosecondsPerSecond
         }
         machine = ReloadSupervisor(config: config)
-        upstreamNotify = lookup("NOTIFY_SOCKET", in: env)
-        notifySender = upstreamNotify != nil ? try UnixSocket.datagram().release() : nil
+        upstream = try SdNotifier(environment: env)
         let tmp = lookup("TMPDIR", in: env)
         notifyFolder = try NotifyFolder(base: tmp)
 
@@ -385,10 +383,8 @@ final class Runner {
     // MARK: reporting
 
     private func notifySupervisor(_ text: String) {
-        guard let address = upstreamNotify, let fd = notifySender else { return }
-        var message = text
-        if text.hasPrefix("RELOADING=1") { message += "\nMONOTONIC_USEC=\(monotonicNanoseconds() / 1000)" }
-        do { try UnixSocket.send(datagram: message, to: address, from: fd) } catch { log("sd_notify: \(error)") }
+        guard let upstream else { return }
+        do { try upstream.send(text) } catch { log("sd_notify: \(error)") }
     }
 
     /// Once everything is settled (one generation, serving, no reload under way), hand back the pages

@@ -2,10 +2,7 @@ import Glibc
 import Posix
 import ReloadCore
 
-let rawArguments = (0..<Int(CommandLine.argc)).map { i in
-    CommandLine.unsafeArgv[i].map { Array(UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: strlen($0))) } ?? []
-}
-if let bad = firstNonUTF8Argument(rawArguments) {
+if let bad = firstNonUTF8Argument(rawCommandLine()) {
     // Swift would repair the bytes into U+FFFD and hand the command another path than the one given.
     writeStderr("hupwatch: argument \(bad) is not valid UTF-8; hupwatch passes arguments on only as given, so it refuses rather than rewrite it")
     exit(ExitCode.usage)

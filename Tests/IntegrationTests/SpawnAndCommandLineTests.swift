@@ -159,7 +159,7 @@ extension HupwatchIntegration {
                 BadInput(name: "bad --chdir", args: ["--chdir", "/nonexistent-hw", "--", "/bin/true"], code: 3,
                          message: "hupwatch: --chdir /nonexistent-hw: not a directory"),
                 BadInput(name: "socket path too long", args: ["--listen", long, "--", "/bin/true"], code: 2,
-                         message: "--listen: socket path is 108 bytes, longer than the 107 sun_path allows"),
+                         message: "--listen: the socket path is 108 bytes, longer than the 107 bytes sun_path allows"),
                 BadInput(name: "missing socket folder (--listen)", args: ["--listen", "/nonexistent-hw/l.sock", "--", "/bin/true"],
                          code: 3, message: "hupwatch: socket folder /nonexistent-hw does not exist (for /nonexistent-hw/l.sock)"),
                 BadInput(name: "missing socket folder (detected)", args: ["--", tc, "--socket", "/nonexistent-hw/s.sock"],

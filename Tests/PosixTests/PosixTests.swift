@@ -149,12 +149,12 @@ import Testing
 
 @Suite struct UnixSocketTests {
     @Test func pathLength() {
-        #expect(UnixSocket.maxPathBytes == 107)
+        #expect(UnixSocket.maxPathBytes == SocketPath.maxBytes, "Common's rule matches the kernel header")
         let ok = "/tmp/" + String(repeating: "a", count: 102)
         let long = ok + "b"
-        #expect(UnixSocket.pathProblem(ok) == nil)
-        #expect(UnixSocket.pathProblem(long) == "socket path is 108 bytes, longer than the 107 sun_path allows: \(long)")
-        #expect(UnixSocket.pathProblem("") == "socket path is empty")
+        #expect(SocketPath.problem(ok) == nil)
+        #expect(SocketPath.problem(long) == "the socket path is 108 bytes, longer than the 107 bytes sun_path allows: \(long)")
+        #expect(SocketPath.problem("") == "the socket path is empty")
         #expect(throws: SyscallError("bind", errno: ENAMETOOLONG, context: long)) {
             _ = try UnixSocket.listen(path: long, backlog: 1)
         }

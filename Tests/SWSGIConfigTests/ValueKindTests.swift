@@ -190,7 +190,7 @@ import Testing
     @Test func unixSocketPaths() throws {
         let path107 = "/" + String(repeating: "a", count: 106)
         #expect(try options(["--socket", path107]).socket == path107)
-        #expect(failure(["--socket", path107 + "a"]) == "--socket: the socket path is 108 bytes, longer than the 107 bytes sun_path allows: '\(path107)a'")
+        #expect(failure(["--socket", path107 + "a"]) == "--socket: the socket path is 108 bytes, longer than the 107 bytes sun_path allows: \(path107)a")
         #expect(failure(["--stats", path107 + "a"])?.hasPrefix("--stats: the socket path is 108 bytes") == true)
         #expect(failure(["--socket="]) == "--socket: the socket path is empty")
         // Multi-byte characters count in bytes.
