@@ -124,12 +124,16 @@ public struct RecordChannel: Sendable {
         }
     }
 
-    /// The next record, nil when none is waiting (another process may have taken it).
-    public static func receive(_ fd: Int32, maxBytes: Int = 65536) throws -> [UInt8]? {
-        var buf = [UInt8](repeating: 0, count: maxBytes)
+    /// The largest record `receive` takes whole; senders must stay within it.
+    public static let maxRecordBytes = 66_048
+
+    /// The next record, nil when none is waiting (another process may have taken it). `buffer` is
+    /// scratch space the caller keeps (grown to `maxRecordBytes`), so no allocation per record but the result.
+    public static func receive(_ fd: Int32, buffer: inout [UInt8]) throws -> [UInt8]? {
+        if buffer.count < maxRecordBytes { buffer = [UInt8](repeating: 0, count: maxRecordBytes) }
         while true {
-            let n = buf.withUnsafeMutableBytes { shim_recv_record(fd, $0.baseAddress, $0.count) }
-            if n >= 0 { return Array(buf[0..<n]) }
+            let n = buffer.withUnsafeMutableBytes { shim_recv_record(fd, $0.baseAddress, $0.count) }
+            if n >= 0 { return Array(buffer[0..<n]) }
             if errno == EINTR { continue }
             if errno == EAGAIN { return nil }
             throw SyscallError("recv", errno: errno, context: "record")

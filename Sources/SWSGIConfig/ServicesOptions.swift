@@ -30,8 +30,11 @@ public struct CacheOptions: Equatable, Sendable {
             let value = String(kv[1])
             switch kv[0] {
             case "name":
-                guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else {
-                    throw ValueProblem("\(quoted(text)): the cache name must be 1-64 printable characters without spaces")
+                // Names appear in JSON stats and Prometheus labels: keep them to characters neither escapes.
+                guard !value.isEmpty, value.utf8.count <= 64, value.unicodeScalars.allSatisfy({
+                    ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.:".unicodeScalars.contains($0)
+                }) else {
+                    throw ValueProblem("\(quoted(text)): the cache name must be 1-64 letters, digits, '_', '-', '.' or ':'")
                 }
                 name = value
             case "items", "maxitems": items = try ValueParser<Int>.int(1...16_777_216).parse(value)

@@ -84,6 +84,10 @@ Mules.registerLoop("looper") {
     say("example looper mule \(Mules.id) started pid \(getpid())")
     while true {
         if let m = Mules.receiveMessage(timeoutMilliseconds: 5000) {
+            if m.count > 1000 {
+                say("example looper mule \(Mules.id) big message of \(m.count) bytes, all \(m.allSatisfy { $0 == m[0] } ? "intact" : "mixed")")
+                continue
+            }
             say("example looper mule \(Mules.id) message: \(String(decoding: m, as: UTF8.self))")
         }
     }
@@ -251,7 +255,8 @@ func route(_ request: Request) throws -> Response {
             }
             return Response(text: "\(v)\n")
         case "/mule/send":
-            try Mules.send(Array((p["msg"] ?? "").utf8), to: Int(p["m"] ?? "0") ?? 0)
+            let body = p["size"].flatMap(Int.init).map { [UInt8](repeating: 0x61, count: $0) } ?? Array((p["msg"] ?? "").utf8)
+            try Mules.send(body, to: Int(p["m"] ?? "0") ?? 0)
             return Response(text: "sent\n")
         case "/mule/seq":
             let m = Int(p["m"] ?? "0") ?? 0

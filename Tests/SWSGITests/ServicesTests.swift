@@ -288,6 +288,10 @@ extension SWSGIIntegration {
                 #expect(try s.get("/mule/call?m=2&f=shout&arg=quiet").status == 200)
                 #expect(waitUntil(5) { s.log.contains("example mule 2 function shout: QUIET") && s.log.contains("message: hello") })
                 #expect(try s.get("/mule/send?m=3&msg=x").text.contains("mule 3 does not exist"))
+                // The largest message arrives whole; one byte more is refused, loudly.
+                #expect(try s.get("/mule/send?m=1&size=65536").status == 200)
+                #expect(waitUntil(5) { s.log.contains("looper mule 1 big message of 65536 bytes, all intact") }, "log:\n\(s.log.suffix(2000))")
+                #expect(try s.get("/mule/send?m=1&size=65537").text.contains("mule message of 65537 bytes refused (at most 65536)"))
             }
         }
 
@@ -385,6 +389,7 @@ extension SWSGIIntegration {
                 (["--cache2", "name=a"], "items=N is missing"),
                 (["--cache2", "name=a,items=0"], "out of range"),
                 (["--cache2", "name=a,items=10,colour=red"], "unknown cache setting 'colour'"),
+                (["--cache2", "name=a\"b,items=10"], "the cache name must be 1-64 letters"),
                 (["--cache2", "name=a,items=10", "--cache2", "name=a,items=5"], "two caches are named 'a'"),
                 (["--cache2", "name=a,items=16777216,blocksize=64m"], "above the 64 GiB limit"),
                 (["--locks", "-1"], "--locks"),

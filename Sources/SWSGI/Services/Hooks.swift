@@ -17,7 +17,8 @@ enum Hooks {
     private static func perform(_ action: HookAction, environment: [String]) throws {
         switch action {
         case .print(let text):
-            writeStdout(text)
+            // Like uWSGI: the text as it is, unless an encoder (--log-encoder json) wraps every line.
+            if ServicesRuntime.shared.options.logEncoder == .plain { writeStderr(text) } else { ServerLog.line(text) }
         case .mkdir(let path):
             if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SyscallError("mkdir", context: path) }
         case .unlink(let path):

@@ -46,6 +46,7 @@ public enum Mules {
     /// Queues `message` for mule `mule` (0 = the first free one). Waits up to a second while the queue is
     /// full, then throws: a message is never dropped silently.
     public static func send(_ message: [UInt8], to mule: Int = 0) throws {
+        try checkSize(message)
         try sendRecord([ServicesRuntime.RecordKind.message.rawValue] + message, to: mule)
     }
 
@@ -53,14 +54,19 @@ public enum Mules {
     public static func call(_ name: String, _ payload: [UInt8] = [], mule: Int = 0) throws {
         let n = Array(name.utf8)
         guard !n.isEmpty, n.count < 256 else { throw ServicesError("mule function names are 1-255 bytes") }
+        try checkSize(payload)
         try sendRecord([ServicesRuntime.RecordKind.function.rawValue, UInt8(n.count)] + n + payload, to: mule)
+    }
+
+    private static func checkSize(_ payload: [UInt8]) throws {
+        // The record (payload, kind byte, a function name of up to 255 bytes) stays within what a receiver takes whole.
+        guard payload.count <= maxMessageBytes else {
+            throw ServicesError("mule message of \(payload.count) bytes refused (at most \(maxMessageBytes))")
+        }
     }
 
     private static func sendRecord(_ record: [UInt8], to mule: Int) throws {
         let rt = ServicesRuntime.shared
-        guard record.count - 1 <= maxMessageBytes else {
-            throw ServicesError("mule message of \(record.count - 1) bytes refused (at most \(maxMessageBytes))")
-        }
         let fd: Int32
         if mule == 0 {
             guard let a = rt.anyMule else { throw ServicesError("no mules: start swsgi with --mule") }
@@ -85,7 +91,7 @@ public enum Mules {
         let deadline = timeoutMilliseconds < 0 ? UInt64.max : monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while true {
             for fd in fds {
-                while let r = try? RecordChannel.receive(fd) {
+                while let r = try? RecordChannel.receive(fd, buffer: &rt.receiveBuffer) {
                     if let message = rt.run(record: r) { return message }
                 }
             }

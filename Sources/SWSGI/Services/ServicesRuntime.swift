@@ -105,6 +105,7 @@ final class ServicesRuntime: @unchecked Sendable {
     var muleRespawnAt: [Int: UInt64] = [:]
     var muleRespawns: [Int: Int] = [:]
     var reloadingMules: Set<Int32> = []
+    var receiveBuffer: [UInt8] = []
     var fullQueueSkips: [Int: Int] = [:]
     var fullQueueLoggedAt: [Int: UInt64] = [:]
     var closeMasterFDsInChild: () -> Void = {}
@@ -389,7 +390,7 @@ final class ServicesRuntime: @unchecked Sendable {
     /// epoll is level-triggered, so a backlog comes back next round, after requests and master signals.
     func workerQueuesReadable() {
         for (fd, _) in workerQueues {
-            if let r = try? RecordChannel.receive(fd) { _ = run(record: r) }
+            if let r = try? RecordChannel.receive(fd, buffer: &receiveBuffer) { _ = run(record: r) }
         }
     }
 
@@ -429,7 +430,7 @@ final class ServicesRuntime: @unchecked Sendable {
 
     var cacheStatsJSON: String {
         cacheNames.compactMap { caches[$0]?.figures }.map { f in
-            "{\"name\":\"\(f.name)\",\"capacity\":\(f.capacity),\"items\":\(f.items),\"hits\":\(f.hits),\"misses\":\(f.misses),"
+            "{\"name\":\(jsonString(f.name)),\"capacity\":\(f.capacity),\"items\":\(f.items),\"hits\":\(f.hits),\"misses\":\(f.misses),"
                 + "\"refusals\":\(f.refusedKey + f.refusedValue + f.refusedFull),\"refused_key_too_large\":\(f.refusedKey),"
                 + "\"refused_value_too_large\":\(f.refusedValue),\"refused_full\":\(f.refusedFull),\"recoveries\":\(f.recoveries)}"
         }.joined(separator: ",")
