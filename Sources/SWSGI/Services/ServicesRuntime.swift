@@ -100,11 +100,7 @@ final class ServicesRuntime: @unchecked Sendable {
 
     // Master state.
     var scheduler = TimerScheduler()
-    var mulePIDs: [Int: Int32] = [:]
-    var muleStartedAt: [Int: UInt64] = [:]
-    var muleRespawnAt: [Int: UInt64] = [:]
-    var muleRespawns: [Int: Int] = [:]
-    var reloadingMules: Set<Int32> = []
+    var mules = MuleSupervisor(count: 0)
     var receiveBuffer: [UInt8] = []
     var fullQueueSkips: [Int: Int] = [:]
     var fullQueueLoggedAt: [Int: UInt64] = [:]
@@ -259,7 +255,7 @@ final class ServicesRuntime: @unchecked Sendable {
 
     /// The next moment the master must act for the services (a timer, a delayed mule respawn).
     var nextDeadline: UInt64? {
-        [scheduler.nextDeadline, muleRespawnAt.values.min()].compactMap { $0 }.min()
+        [scheduler.nextDeadline, mules.nextDeadline].compactMap { $0 }.min()
     }
 
     /// Fires due timers and respawns due mules. Called by the master's loop after every wake.
@@ -269,10 +265,7 @@ final class ServicesRuntime: @unchecked Sendable {
         if let d = scheduler.nextDeadline, d <= clock.monotonic {
             for f in scheduler.fire(clock: clock) { dispatch(signal: f.id, scheduledAt: f.scheduledAt) }
         }
-        for (id, at) in muleRespawnAt where at <= clock.monotonic {
-            muleRespawnAt[id] = nil
-            forkMule(id)
-        }
+        carryOut(mules.deadlinePassed(now: clock.monotonic))
     }
 
     /// Sends a signal to its target's queue. A unique signal whose last run has not finished is skipped.
@@ -310,61 +303,49 @@ final class ServicesRuntime: @unchecked Sendable {
         if reg.unique, !sent, let flag { SharedWord.store32(flag, 0) }
     }
 
-    /// A child was reaped: frees unique flags it held; a mule is respawned (after 1 s if it lived
-    /// less than a second, so a crashing mule cannot spin the master). True when it was a mule.
+    /// A child was reaped: frees the unique flags it held; a mule is respawned (see MuleSupervisor).
+    /// True when it was a mule.
     func childExited(pid: Int32, status: String) -> Bool {
         if let running {
             for s in 0..<256 where SharedWord.load32(running + s * 4) == pid { SharedWord.store32(running + s * 4, 0) }
         }
-        guard let id = mulePIDs.first(where: { $0.value == pid })?.key else { return false }
-        mulePIDs[id] = nil
-        let now = monotonicNanoseconds()
-        // A reload is not a crash: no respawn delay however young the mule was.
-        let quick = !reloadingMules.contains(pid) && now - (muleStartedAt[id] ?? 0) < 1_000_000_000
-        reloadingMules.remove(pid)
-        muleRespawns[id, default: 0] += 1
-        ServerLog.line("mule \(id) (pid \(pid)) \(status); respawning\(quick ? " in 1 s" : "")")
-        if quick { muleRespawnAt[id] = now + 1_000_000_000 } else { forkMule(id) }
+        guard let actions = mules.exited(pid: pid, status: status, now: monotonicNanoseconds()) else { return false }
+        carryOut(actions)
         return true
     }
 
     func startMules(closeMasterFDs: @escaping () -> Void) {
         closeMasterFDsInChild = closeMasterFDs
-        for id in options.mules.indices.map({ $0 + 1 }) { forkMule(id) }
+        mules = MuleSupervisor(count: options.mules.count)
+        carryOut(mules.start())
     }
 
-    /// SIGHUP reloads the mules with the workers: each gets SIGTERM and is respawned when reaped (its
-    /// queue, held by the master, keeps what was sent meanwhile).
-    func reloadMules() {
-        for (id, pid) in mulePIDs.sorted(by: { $0.key < $1.key }) {
-            ServerLog.line("reloading mule \(id) (pid \(pid))")
-            reloadingMules.insert(pid)
-            kill(pid, SIGTERM)
-        }
-    }
+    /// SIGHUP reloads the mules with the workers; their queues, held by the master, keep what is sent meanwhile.
+    func reloadMules() { carryOut(mules.reload()) }
 
     /// At master exit: mules serve no requests, so they are killed and reaped.
     func stopMules() {
-        for (_, pid) in mulePIDs {
-            kill(pid, SIGKILL)
+        let live = mules.mules.compactMap(\.pid)
+        carryOut(mules.stop())
+        for pid in live {
             var st: Int32 = 0
             while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
         }
-        mulePIDs = [:]
-        muleRespawnAt = [:]
     }
 
-    private func forkMule(_ id: Int) {
-        let pid = fork()
-        if pid < 0 {
-            ServerLog.line("fork(mule \(id)): \(errnoText(errno)); retrying in 1 s")
-            muleRespawnAt[id] = monotonicNanoseconds() + 1_000_000_000
-            return
+    private func carryOut(_ actions: [MuleSupervisor.Action]) {
+        for a in actions {
+            switch a {
+            case .log(let m): ServerLog.line(m)
+            case .signal(let sig, let pid): kill(pid, sig)
+            case .fork(let id):
+                let pid = fork()
+                let e = errno
+                if pid == 0 { becomeMule(id) }
+                let now = monotonicNanoseconds()
+                carryOut(pid < 0 ? mules.forkFailed(id: id, reason: errnoText(e), now: now) : mules.forked(id: id, pid: pid, now: now))
+            }
         }
-        if pid == 0 { becomeMule(id) }
-        mulePIDs[id] = pid
-        muleStartedAt[id] = monotonicNanoseconds()
-        ServerLog.line("mule \(id) started (pid \(pid))")
     }
 
     // MARK: children
@@ -438,7 +419,8 @@ final class ServicesRuntime: @unchecked Sendable {
 
     var muleStatsJSON: String {
         options.mules.indices.map { i in
-            "{\"id\":\(i + 1),\"pid\":\(mulePIDs[i + 1] ?? 0),\"respawn_count\":\(muleRespawns[i + 1] ?? 0)}"
+            "{\"id\":\(i + 1),\"pid\":\(mules.mules.first { $0.id == i + 1 }?.pid ?? 0),"
+                + "\"respawn_count\":\(mules.mules.first { $0.id == i + 1 }?.respawns ?? 0)}"
         }.joined(separator: ",")
     }
 }
