@@ -120,6 +120,9 @@ final class ServicesRuntime: @unchecked Sendable {
         guard role == .unconfigured || role == .master else {
             throw ServicesError("signal \(signal): register signals before swsgi forks (at start-up), not in a worker or mule")
         }
+        if unique && (target == .allWorkers || target == .allMules) {
+            throw ServicesError("signal \(signal): unique needs one target process at a time (not '\(target)')")
+        }
         signals[signal] = Registration(target: target, unique: unique, handler: handler)
     }
 
