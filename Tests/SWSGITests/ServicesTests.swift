@@ -97,7 +97,7 @@ extension SWSGIIntegration {
                 // workers are killed at random moments; afterwards every item is on exactly one list and the
                 // count is right.
                 var killed = 0
-                for _ in 0..<8 {
+                for _ in 0..<5 {
                     var clients: [Client] = []
                     for _ in 0..<3 { clients.append(try startRequest(s, "/cache/churn?n=200000")) }
                     usleep(UInt32.random(in: 50_000...250_000))
@@ -109,8 +109,8 @@ extension SWSGIIntegration {
                     _ = s.waitWorkers(3)
                     #expect(try s.get("/cache/check").text == "consistent\n", "log:\n\(s.log.suffix(3000))")
                 }
-                #expect(killed == 8)
-                print("random kills: \(s.log.components(separatedBy: "a process died holding its lock").count - 1) of 8 landed inside a cache operation")
+                #expect(killed == 5)
+                print("random kills: \(s.log.components(separatedBy: "a process died holding its lock").count - 1) of 5 landed inside a cache operation")
                 #expect(try s.get("/cache/check").text == "consistent\n", "log:\n\(s.log.suffix(3000))")
             }
         }
