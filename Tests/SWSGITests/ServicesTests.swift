@@ -397,6 +397,7 @@ extension SWSGIIntegration {
                 (["--log-encoder", "xml"], "expected json, plain or 'format TEMPLATE'"),
                 (["--log-format", "%(method) %(nope)"], "unknown variable 'nope'"),
                 (["--mule=unregistered"], "no mule loop is registered for 'unregistered'"),
+                (Array(repeating: "--mule", count: 257), "at most 256 mules"),
             ]
             for (args, message) in cases {
                 let r = try runToExit(args + ["--processes", "1"], socket: "s")
