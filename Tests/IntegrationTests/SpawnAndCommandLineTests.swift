@@ -96,7 +96,7 @@ extension HupwatchIntegration {
             let inode = UnixSocket.inode(atPath: l)
             let r = try runHupwatch(["--listen", l, "--", try binary("TestChild")], dir: dir)
             #expect(r.code == 3)
-            #expect(r.stderr == "hupwatch: --listen \(l): a live listener already serves this path; refusing to steal it\n")
+            #expect(r.stderr == "hupwatch: --listen \(l): a live listener already serves this address; refusing to steal it\n")
             #expect(UnixSocket.inode(atPath: l) == inode, "the path is untouched")
             #expect(UnixSocket.hasLiveListener(l))
             _ = theirs.raw

@@ -4,8 +4,6 @@
 #define CGLIBC_SHIM_H
 
 #include <errno.h>
-#include <pthread.h>
-#include <sys/mman.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,6 +27,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.
@@ -257,7 +257,8 @@ struct shim_spawn {
     char *const *argv;
     char *const *envp;
     const char *chdir;         /* NULL: stay */
-    int listen_fd;             /* -1: none; else dup2'ed onto fd 3 */
+    const int *listen_fds;     /* listen_count fds, dup2'ed onto 3, 4, ...; each must be >= 3 + listen_count */
+    int listen_count;
     char *listen_pid_digits;   /* NULL, or 20 bytes inside envp's "LISTEN_PID=" entry to fill with the pid */
     int pdeathsig;             /* 0: none */
     int parent_pid;            /* for the PDEATHSIG race check */
@@ -293,13 +294,14 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
         if (getppid() != s->parent_pid) _exit(128 + s->pdeathsig); /* the parent died before prctl */
     }
     if (s->chdir && chdir(s->chdir) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_CHDIR);
-    if (s->listen_fd >= 0) {
-        if (s->listen_fd == 3) {
-            if (fcntl(3, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
-        } else if (dup2(s->listen_fd, 3) != 3) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+    for (int i = 0; i < s->listen_count; i++) {
+        int target = 3 + i;
+        if (s->listen_fds[i] == target) {
+            if (fcntl(target, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+        } else if (dup2(s->listen_fds[i], target) != target) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
     }
     /* fds the parent inherited without CLOEXEC must not leak into the command */
-    syscall(SYS_close_range, s->listen_fd >= 0 ? 4U : 3U, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+    syscall(SYS_close_range, 3U + (unsigned)s->listen_count, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
     if (s->listen_pid_digits) {
         char tmp[20]; int n = 0; unsigned long v = (unsigned long)getpid();
         do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 19);
@@ -348,12 +350,7 @@ static inline int shim_cas_i64(void *p, int64_t expected, int64_t desired) {
     return __atomic_compare_exchange_n((int64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
-/// A SOCK_SEQPACKET pair: ordered records, no max_dgram_qlen (10) cap as datagram pairs have.
-static inline int shim_seqpacket_pair(int fds[2]) {
-    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds);
-}
-static inline ssize_t shim_send_record(int fd, const void *p, size_t n) { return send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT); }
-static inline ssize_t shim_recv_record(int fd, void *p, size_t n) { return recv(fd, p, n, MSG_DONTWAIT); }
+// Records between processes travel over SOCK_SEQPACKET pairs, made in Swift (Posix/RecordChannel.swift).
 static inline void *shim_map_shared(size_t n) { return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0); }
 static inline int shim_map_failed(void *p) { return p == MAP_FAILED; }
 
