@@ -42,7 +42,7 @@ public struct ControlRequest: Equatable, Sendable {
             return args[i]
         }
         func setTarget(_ t: Target) throws(UsageError) {
-            if target != nil { throw UsageError("hupwatch \(verb.rawValue): name one hupwatch: --pid-file F, --status-file F or PID") }
+            if target != nil { throw UsageError("\(verb.rawValue): name one hupwatch: --pid-file F, --status-file F or PID") }
             target = t
         }
         while i < args.endIndex {
@@ -63,16 +63,16 @@ public struct ControlRequest: Equatable, Sendable {
             case "--pid-file": try setTarget(.pidFile(try value(flag, inline)))
             case "--status-file": try setTarget(.statusFile(try value(flag, inline)))
             default:
-                if let pid = Int32(arg), pid > 1 {
+                if let pid = Int32(arg), pid >= 1 {
                     try setTarget(.pid(pid))
                 } else {
-                    throw UsageError("hupwatch \(verb.rawValue): unknown argument \(arg) (see hupwatch --help)")
+                    throw UsageError("\(verb.rawValue): unknown argument \(arg) (see hupwatch --help)")
                 }
             }
             if inline != nil, ["--wait", "--json"].contains(flag) { throw UsageError("\(flag) takes no value") }
             i += 1
         }
-        guard let target else { throw UsageError("hupwatch \(verb.rawValue): name the hupwatch: --pid-file F, --status-file F or PID") }
+        guard let target else { throw UsageError("\(verb.rawValue): name the hupwatch: --pid-file F, --status-file F or PID") }
         if timeout != nil && !wait { throw UsageError("--timeout goes with --wait") }
         var r = ControlRequest(verb: verb, target: target)
         r.wait = wait

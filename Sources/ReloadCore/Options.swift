@@ -123,10 +123,11 @@ extension HupwatchOptions {
             return args[i]
         }
         func duration(_ flag: String, _ text: String) throws(UsageError) -> UInt64 {
-            guard let d = parseDuration(text) else {
-                throw UsageError("\(flag): '\(text)' is not a duration (seconds, or with ms/s/m: 30, 1.5, 250ms)")
+            switch parseDurationChecked(text) {
+            case .success(let d): return d
+            case .failure(.tooLarge): throw UsageError("\(flag): '\(text)' is too large: the maximum is \(maxDurationSeconds) seconds")
+            case .failure: throw UsageError("\(flag): '\(text)' is not a duration (seconds, or with ms/s/m: 30, 1.5, 250ms)")
             }
-            return d
         }
         while i < args.count {
             let arg = args[i]
@@ -241,6 +242,9 @@ extension HupwatchOptions {
     static func socketPath(_ flag: String, _ path: String) throws(UsageError) -> String {
         if path.isEmpty { throw UsageError("\(flag) needs a socket path") }
         if let problem = SocketPath.problem(path) { throw UsageError("\(flag): \(problem)") }
+        if path.hasPrefix("@") {
+            throw UsageError("\(flag): \(path) is an abstract socket name; hupwatch can only probe and guard a socket file: give its path")
+        }
         return path
     }
 

@@ -103,6 +103,8 @@ public struct ReloadSupervisor: Sendable {
         public var saidReady = false
         /// A probe saw its listener accept.
         public var accepted = false
+        /// Its `delay:` or warm-up time has passed (it may still wait for its listener in rewrite mode).
+        public var timeRuleMet = false
         public var probe: Probe = .none
     }
 
@@ -337,7 +339,7 @@ public struct ReloadSupervisor: Sendable {
 
     /// When a generation is called ready without any word from it (`delay:`, or `auto`'s warm-up).
     private func warmupEnd(_ g: Generation) -> Instant? {
-        guard case .starting = g.phase, !g.saidReady else { return nil }
+        guard case .starting = g.phase, !g.timeRuleMet else { return nil }
         switch config.readiness {
         case .delay(let d): return g.startedAt + d
         case .auto where !config.canProbe && !config.listenerMustAccept && !learnedNotify && !g.spoke: return g.startedAt + config.warmup
@@ -346,14 +348,16 @@ public struct ReloadSupervisor: Sendable {
     }
 
     /// The readiness rule, over what the generation has said and what probes have seen.
+    /// An explicit mode is the operator's word: `http:` means the health check must pass, whatever the
+    /// generation says on its NOTIFY_SOCKET. Only `notify` and `auto` take READY=1.
     private func isReady(_ g: Generation, now: Instant) -> Bool {
         if config.listenerMustAccept && !g.accepted { return false }
-        if g.saidReady { return true }
         switch config.readiness {
-        case .notify: return false
+        case .notify: return g.saidReady
         case .delay(let d): return now >= g.startedAt + d
         case .socket, .http: return g.accepted
         case .auto:
+            if g.saidReady { return true }
             if learnedNotify || g.spoke { return false }
             return config.canProbe || config.listenerMustAccept ? g.accepted : now >= g.startedAt + config.warmup
         }
@@ -387,8 +391,12 @@ public struct ReloadSupervisor: Sendable {
         return []
     }
 
+    /// Fast while a start is expected, slower after `probeSlowAfter`; a generation kept past its ready
+    /// timeout (nothing else serves) is looked at once every 5 s, so a server that never comes up does not
+    /// keep hupwatch busy.
     private func probeInterval(_ g: Generation, now: Instant) -> UInt64 {
-        now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
+        if case .starting(readyBy: nil) = g.phase { return 5 * nanosecondsPerSecond }
+        return now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
     }
 
     private mutating func becameReady(_ i: Int, how: String, now: Instant) -> [Action] {
@@ -634,7 +642,7 @@ public struct ReloadSupervisor: Sendable {
                     continue
                 }
                 // Time is up, but rewrite mode still waits for its listener: the time rule is met.
-                generations[i].saidReady = true
+                generations[i].timeRuleMet = true
             }
             switch g.phase {
             case .starting(let r?) where r <= now:

@@ -32,7 +32,8 @@ public struct SocketArgument: Equatable, Sendable {
                 valueIndex = i
                 prefix = flag + "="
             }
-            if let v = value {
+            // Abstract names (@...) have no file to point or guard.
+            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
                 switch flag {
                 case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
                     if v.contains("/"), !v.contains(":") { return SocketArgument(index: valueIndex, prefix: prefix, path: v) }

@@ -13,7 +13,7 @@ import Posix
 /// reload joins the one queued after it), so concurrent callers are never confused.
 final class ControlServer {
     let path: String
-    let fd: Int32
+    private(set) var fd: Int32
     /// Connected callers by fd: what they sent so far, and what they wait for.
     private(set) var clients: [Int32: Client] = [:]
     static let maxClients = 64
@@ -34,6 +34,15 @@ final class ControlServer {
         path = folder + "/control"
         let socket = try UnixSocket.listen(path: path, backlog: 16, mode: 0o600)
         try socket.setNonBlocking()
+        fd = socket.release()
+    }
+
+    /// Binds the path again after its folder was removed: the old listener is unreachable without it.
+    /// The caller re-registers `fd`.
+    func rebind() throws {
+        let socket = try UnixSocket.listen(path: path, backlog: 16, mode: 0o600)
+        try socket.setNonBlocking()
+        close(fd)
         fd = socket.release()
     }
 

@@ -24,6 +24,9 @@ final class Runner {
     /// Rewrite mode: where the path stands in the command; each generation binds its own private path.
     let rewrite: SocketArgument?
     var privatePaths: [Int: String] = [:]
+    /// Datagrams from other processes since the last log line about them, and when the next may be logged.
+    var foreignDatagrams = 0
+    var nextForeignLogAt: Instant = 0
     /// The inode the public path was last pointed at (rewrite mode).
     var publishedInode: ino_t?
     let control: ControlServer
@@ -83,6 +86,12 @@ final class Runner {
             writeStderr("hupwatch: --chdir \(dir): not a directory")
             return ExitCode.environment
         }
+        for (flag, file) in [("--status-file", options.statusFile), ("--pid-file", options.pidFile)] {
+            if let file, !isDirectory(splitPath(file).directory) {
+                writeStderr("hupwatch: \(flag) \(file): folder \(splitPath(file).directory) does not exist")
+                return ExitCode.environment
+            }
+        }
         let unixListenPaths = options.listens.compactMap { if case .unix(let p) = $0.address { p } else { nil } }
         for path in unixListenPaths + [options.socketPath].compactMap({ $0 }) {
             let dir = splitPath(path).directory
@@ -115,7 +124,9 @@ final class Runner {
         var config = ReloadSupervisor.Config(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
                                              reloadSignal: options.reloadSignal, onExit: options.onExit)
         config.readiness = options.ready
-        config.canProbe = options.probePath != nil
+        let socketActivated = lookup("LISTEN_PID", in: env) == String(getpid()) && (lookup("LISTEN_FDS", in: env).flatMap(Int.init) ?? 0) > 0
+        // With a listener every generation shares, no probe can tell the new one from the old.
+        config.canProbe = options.probePath != nil && !socketActivated
         config.listenerMustAccept = options.rewritesSocketArgument
         if options.listens.isEmpty, options.socketPath != nil, options.guardEnabled || options.rewritesSocketArgument {
             // Rebind mode: the old listener gets no new connection once the path leads to the new one,
@@ -124,62 +135,85 @@ final class Runner {
         }
         machine = ReloadSupervisor(config: config)
         upstream = try SdNotifier(environment: env)
-        notifyFolder = try NotifyFolder(base: lookup("TMPDIR", in: env))
+        // What set-up made so far is undone if a later step fails: no stray folder, socket or link.
+        var undo: [() -> Void] = []
+        do {
+            let folder = try NotifyFolder(base: lookup("TMPDIR", in: env))
+            notifyFolder = folder
+            undo.append { folder.remove() }
 
-        // systemd socket activation: adopt fds 3.. and keep them away from the low fds children get.
-        var inherited: [Int32] = []
-        var inheritedNames: [String] = []
-        if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n > 0, n < 64 {
-            let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            for i in 0..<n {
-                let fd = FileDescriptor(adopting: 3 + i)
-                inherited.append(try fd.duplicate(atLeast: 10 + 64).release())
-                inheritedNames.append(Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "hupwatch")
-            }
-        }
-        childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
-
-        var fds: [Int32] = []
-        var owned: [(String, ino_t)] = []
-        if inherited.isEmpty {
-            for l in options.listens {
-                let fd: FileDescriptor
-                do {
-                    switch l.address {
-                    case .unix(let path):
-                        fd = try UnixSocket.listen(path: path, backlog: SOMAXCONN, mode: mode_t(options.socketMode))
-                        if let ino = UnixSocket.inode(atPath: path) { owned.append((path, ino)) }
-                    case .tcp(let host, let port):
-                        fd = try TCPSocket.listen(host: host, port: port, backlog: SOMAXCONN)
-                    }
-                } catch let e as SyscallError where e.errno == EADDRINUSE {
-                    throw SetupError(message: "--listen \(l.address): a live listener already serves this address; refusing to steal it")
-                } catch let e as SyscallError where e.errno == EEXIST {
-                    throw SetupError(message: "--listen \(l.address): exists and is not a socket; refusing to replace it")
-                } catch {
-                    throw SetupError(message: "--listen \(l.address): \(error)")
+            // systemd socket activation: adopt fds 3.. and keep them away from the low fds children get.
+            var inherited: [Int32] = []
+            var inheritedNames: [String] = []
+            if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n > 0, n < 64 {
+                let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                for i in 0..<n {
+                    let fd = FileDescriptor(adopting: 3 + i)
+                    inherited.append(try fd.duplicate(atLeast: 10 + 64).release())
+                    inheritedNames.append(Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "hupwatch")
                 }
-                // Above every target fd (3 + count), so no dup2 in the child clobbers another listener.
-                fds.append(try fd.duplicate(atLeast: 10 + 64).release())
             }
-        }
-        listenerFDs = inherited.isEmpty ? fds : inherited
-        listenerNames = inherited.isEmpty ? options.listens.map(\.name) : inheritedNames
-        ownedListenPaths = owned
+            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
 
-        rewrite = options.rewritesSocketArgument && inherited.isEmpty ? options.socketArgument : nil
-        if let r = rewrite { try Self.checkPublicPath(r.path) }
-        let guardPath = options.listenPath ?? (listenerFDs.isEmpty ? options.socketPath : nil)
-        socketGuard = options.guardEnabled || rewrite != nil ? try guardPath.map { try SocketGuard(path: $0) } : nil
-        if options.listenPath != nil { socketGuard?.trackCurrentPath() }
-        if let g = socketGuard { try reactor.watch(g.watch.fd.raw, token: Token.socketGuard) }
-        control = try ControlServer(folder: notifyFolder.path)
-        try reactor.watch(control.fd, token: Token.control)
-        readinessFD = try Self.readinessFD(options.notifyFD)
-        if let pidFile = options.pidFile {
-            do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
-                throw SetupError(message: "--pid-file \(pidFile): \(error)")
+            var fds: [Int32] = []
+            var owned: [(String, ino_t)] = []
+            if inherited.isEmpty {
+                for l in options.listens {
+                    let fd: FileDescriptor
+                    do {
+                        switch l.address {
+                        case .unix(let path):
+                            fd = try UnixSocket.listen(path: path, backlog: SOMAXCONN, mode: mode_t(options.socketMode))
+                            if let ino = UnixSocket.inode(atPath: path) {
+                                owned.append((path, ino))
+                                undo.append { if UnixSocket.inode(atPath: path) == ino { unlink(path) } }
+                            }
+                        case .tcp(let host, let port):
+                            fd = try TCPSocket.listen(host: host, port: port, backlog: SOMAXCONN)
+                        }
+                    } catch let e as SyscallError where e.errno == EADDRINUSE {
+                        throw SetupError(message: "--listen \(l.address): a live listener already serves this address; refusing to steal it")
+                    } catch let e as SyscallError where e.errno == EEXIST {
+                        throw SetupError(message: "--listen \(l.address): exists and is not a socket; refusing to replace it")
+                    } catch {
+                        throw SetupError(message: "--listen \(l.address): \(error)")
+                    }
+                    // Above every target fd (3 + count), so no dup2 in the child clobbers another listener.
+                    fds.append(try fd.duplicate(atLeast: 10 + 64).release())
+                }
             }
+            if !inherited.isEmpty {
+                switch options.ready {
+                case .socket, .http:
+                    throw SetupError(message: "--ready socket:/http: cannot be used with an inherited listener (LISTEN_FDS): every generation shares it, so a probe cannot tell the new one answered; use notify, auto or delay:SEC")
+                default: break
+                }
+            }
+            listenerFDs = inherited.isEmpty ? fds : inherited
+            listenerNames = inherited.isEmpty ? options.listens.map(\.name) : inheritedNames
+            ownedListenPaths = owned
+
+            rewrite = options.rewritesSocketArgument && inherited.isEmpty ? options.socketArgument : nil
+            if let r = rewrite { try Self.checkPublicPath(r.path) }
+            let guardPath = options.listenPath ?? (listenerFDs.isEmpty ? options.socketPath : nil)
+            let theGuard = options.guardEnabled || rewrite != nil ? try guardPath.map { try SocketGuard(path: $0) } : nil
+            socketGuard = theGuard
+            undo.append { theGuard?.removeLink() }
+            if options.listenPath != nil { socketGuard?.trackCurrentPath() }
+            if let g = socketGuard { try reactor.watch(g.watch.fd.raw, token: Token.socketGuard) }
+            let controlServer = try ControlServer(folder: folder.path)
+            control = controlServer
+            undo.append { controlServer.closeAll(reason: "") }
+            try reactor.watch(control.fd, token: Token.control)
+            readinessFD = try Self.readinessFD(options.notifyFD)
+            if let pidFile = options.pidFile {
+                do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
+                    throw SetupError(message: "--pid-file \(pidFile): \(error)")
+                }
+            }
+        } catch {
+            for step in undo.reversed() { step() }
+            throw error
         }
     }
 
@@ -319,6 +353,11 @@ final class Runner {
     private func spawnGeneration(_ n: Int) -> ReloadSupervisor.Event {
         let channel: NotifyChannel
         do {
+            if try notifyFolder.ensureExists() {
+                log("hupwatch's folder \(notifyFolder.path) was removed; made it again")
+                try control.rebind()
+                try reactor.watch(control.fd, token: Token.control)
+            }
             channel = try NotifyChannel(folder: notifyFolder, generation: n)
             try reactor.watch(channel.fd, token: Token.notify(n))
         } catch {
@@ -329,7 +368,7 @@ final class Runner {
         env.append("HUPWATCH_GENERATION=\(n)")
         if !listenerFDs.isEmpty { env.append("LISTEN_FDNAMES=" + listenerNames.joined(separator: ":")) }
         var argv = options.command
-        var probePath = options.probePath
+        var probePath = listenerFDs.isEmpty ? options.probePath : nil
         if let r = rewrite {
             let privatePath = Self.privatePath(r.path, generation: n)
             if let problem = Self.clearPrivatePath(privatePath) {
@@ -367,7 +406,16 @@ final class Runner {
         for message in channel.read(generationPID: pid) {
             switch message {
             case .foreign(let sender):
-                log("ignored a datagram on generation \(n)'s NOTIFY_SOCKET from pid \(sender), which is not one of its processes")
+                foreignDatagrams += 1
+                let now = monotonicNanoseconds()
+                // Rate-limited: a flood of them must not flood the log too.
+                if now >= nextForeignLogAt {
+                    log("ignored \(foreignDatagrams) datagram(s) on generation \(n)'s NOTIFY_SOCKET from pid \(sender), not one of its processes")
+                    foreignDatagrams = 0
+                    nextForeignLogAt = now + nanosecondsPerSecond
+                }
+            case .senderGone(let sender):
+                debug("ignored a datagram on generation \(n)'s NOTIFY_SOCKET from pid \(sender), which exited before it could be checked")
             case .fromGeneration(let m):
                 debug("generation \(n) says \(m.assignments.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
                 if let code = feed(.notified(generation: n, ready: m.saysReady)) { return code }
@@ -450,6 +498,21 @@ final class Runner {
         do { return try UnixSocket.listenQueue(fileInode: ino) } catch {
             debug("\(error)")
             return nil
+        }
+    }
+
+    /// Descendants that left their generation's process group (setsid) and outlived it were handed to us
+    /// (we are their subreaper): they go with hupwatch, never to pid 1.
+    private func killLeftoverDescendants() {
+        let me = getpid()
+        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return }
+        let pids = text.split(separator: " ").compactMap { pid_t($0) }
+        guard !pids.isEmpty else { return }
+        log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
+        for pid in pids {
+            _ = try? sendSignal(SIGKILL, to: pid)
+            var st: Int32 = 0
+            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
         }
     }
 
@@ -615,6 +678,7 @@ final class Runner {
         }
         socketGuard?.removeLink()
         control.closeAll(reason: "hupwatch stopped before the reload completed")
+        killLeftoverDescendants()
         if let pidFile = options.pidFile { unlink(pidFile) }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]
