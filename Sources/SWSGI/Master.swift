@@ -70,6 +70,7 @@ final class Master {
         (readyRead, readyWrite) = (pipe.read, pipe.write)
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
+        if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         scoreboard = try Scoreboard(capacity: settings.processes * 2 + 4)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -108,6 +109,8 @@ final class Master {
     enum Token {
         static let workerMessages: UInt64 = 1
         static let stats: UInt64 = 2
+        /// A worker or mule added a timer after the fork (ServicesRuntime).
+        static let services: UInt64 = 3
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -140,6 +143,8 @@ final class Master {
                 }
             case Token.stats:
                 stats?.acceptClients(now: monotonicNanoseconds())
+            case Token.services:
+                ServicesRuntime.shared.masterNotified()
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
             case Token.harakiriBase...:

@@ -73,6 +73,18 @@ if let ms = environment("EXAMPLE_EACH_WORKER_MS").flatMap(Int.init) {
     try! Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") }
     try! Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") }
 }
+if let ms = environment("EXAMPLE_LAZY_TIMER_MS").flatMap(Int.init) {
+    // As an app imported in each worker (--lazy-apps) would: every worker registers the same timer.
+    ServerProcess.afterFork {
+        do {
+            try Timers.every(milliseconds: ms) { fire in
+                say("example lazy timer: worker \(ServerProcess.workerID) scheduled \(fire.scheduledAt)")
+            }
+        } catch {
+            say("example lazy timer: \(error)")
+        }
+    }
+}
 if let ms = environment("EXAMPLE_MULE_TIMER_MS").flatMap(Int.init) {
     try! Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") }
 }

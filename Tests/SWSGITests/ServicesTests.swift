@@ -317,6 +317,27 @@ extension SWSGIIntegration {
             }
         }
 
+        @Test func timersAddedAfterTheForkByEveryWorkerRunOnce() throws {
+            try withExample(["--processes", "2"], environment: ["EXAMPLE_LAZY_TIMER_MS": "50"]) { s in
+                func scheduled() -> [UInt64] {
+                    s.logLines.filter { $0.contains("example lazy timer: worker") }.compactMap { line in
+                        line.range(of: "scheduled ").flatMap { UInt64(line[$0.upperBound...].prefix { $0.isNumber }) }
+                    }
+                }
+                #expect(waitUntil(5) { scheduled().count >= 8 }, "log:\n\(s.log)")
+                // A respawned worker registers it again: still one timer.
+                let victim = try #require(s.children(titled: "swsgi worker").first)
+                kill(victim, SIGKILL)
+                _ = s.waitWorkers(2) { !$0.contains(victim) }
+                let before = scheduled().count
+                #expect(waitUntil(5) { scheduled().count >= before + 8 })
+                let times = scheduled()
+                // Two workers each adding the timer would put two schedules on different phases.
+                #expect(zip(times.dropFirst(), times).allSatisfy { ($0 - $1) % 50_000_000 == 0 && $0 > $1 }, "\(times)")
+                #expect(!s.log.contains("example lazy timer: signal"), "no registration error")
+            }
+        }
+
         @Test func timersCanTargetAMule() throws {
             try withExample(["--processes", "1", "--mule"], environment: ["EXAMPLE_MULE_TIMER_MS": "50"]) { s in
                 #expect(waitUntil(5) { s.logLines.filter { $0.contains("example mule timer: mule 1") }.count >= 3 })

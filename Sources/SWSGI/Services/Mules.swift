@@ -122,4 +122,9 @@ public enum ServerProcess {
     public static var masterPID: Int32 { ServicesRuntime.shared.masterPID }
     /// `--processes`.
     public static var processes: Int { ServicesRuntime.shared.options.processes }
+
+    /// Runs `body` in each worker and mule right after its fork (uwsgidecorators' `@postfork`). Register
+    /// before `serve`. Timers added here reach the master too, once however many workers add them (what
+    /// an app imported in each worker, as with `--lazy-apps`, does).
+    public static func afterFork(_ body: @escaping () -> Void) { ServicesRuntime.shared.postForkHooks.append(body) }
 }

@@ -84,6 +84,12 @@ final class ServicesRuntime: @unchecked Sendable {
         let handler: (SignalFire) -> Void
     }
     var signals: [Int: Registration] = [:]
+    /// The shared copy of registrations and timers (after set-up).
+    var table: SharedSignalTable? = nil
+    /// Workers and mules wake the master through it when they add a timer after the fork.
+    var masterChannel: RecordChannel? = nil
+    /// Timers of the shared table the master has scheduled.
+    var knownTimers = 0
     var timers: [(signal: Int, kind: TimerScheduler.Kind)] = []
     var muleFunctions: [String: ([UInt8]) -> Void] = [:]
     var muleLoops: [String: () -> Void] = [:]
@@ -115,13 +121,27 @@ final class ServicesRuntime: @unchecked Sendable {
 
     // MARK: registration
 
+    /// Before the fork (the usual case) the registration is simply remembered; after it (`--lazy-apps`)
+    /// it goes into the shared table, where the master finds it (see SharedSignalTable).
     func register(signal: Int, target: SignalTarget, unique: Bool, handler: @escaping (SignalFire) -> Void) throws {
         guard (0...255).contains(signal) else { throw ServicesError("signal \(signal): signals are 0...255") }
-        guard role == .unconfigured || role == .master else {
-            throw ServicesError("signal \(signal): register signals before swsgi forks (at start-up), not in a worker or mule")
-        }
         if unique && (target == .allWorkers || target == .allMules) {
             throw ServicesError("signal \(signal): unique needs one target process at a time (not '\(target)')")
+        }
+        if let table {
+            // Queues for one worker exist only for targets known before the fork.
+            if role != .master { switch target {
+            case .worker(let n) where workerChannels[n] == nil:
+                throw ServicesError("signal \(signal): target worker\(n) must be registered before the fork; use 'worker'")
+            case .allWorkers where workerChannels.isEmpty:
+                throw ServicesError("signal \(signal): target 'workers' must be registered before the fork; use 'worker'")
+            case .anyMule, .mule, .allMules where muleChannels.isEmpty:
+                throw ServicesError("signal \(signal) targets a mule, but no --mule is given")
+            case .mule(let n) where n > muleChannels.count:
+                throw ServicesError("signal \(signal) targets mule \(n), but \(muleChannels.count) --mule given")
+            default: break
+            } }
+            try table.setSignal(signal, target: target, unique: unique)
         }
         signals[signal] = Registration(target: target, unique: unique, handler: handler)
     }
@@ -134,11 +154,38 @@ final class ServicesRuntime: @unchecked Sendable {
 
     func addTimer(signal: Int, kind: TimerScheduler.Kind) throws {
         guard signals[signal] != nil else { throw ServicesError("signal \(signal) has no handler: register it first") }
-        guard role == .unconfigured || role == .master else {
-            throw ServicesError("timers are added at start-up, before swsgi forks")
+        switch role {
+        case .unconfigured:
+            timers.append((signal, kind))
+        case .master:
+            if try table?.addTimer(signal: signal, kind: kind) != false { masterTimersChanged() }
+        case .worker, .mule:
+            // After the fork: into the shared table (once, however many lazy workers add it), then wake the master.
+            if let table, try table.addTimer(signal: signal, kind: kind), let c = masterChannel {
+                if try RecordChannel.send(c.writeEnd, [1], timeoutMilliseconds: 1000) == .full {
+                    throw ServicesError("timer for signal \(signal): the master did not take the news for 1 s")
+                }
+            }
         }
-        timers.append((signal, kind))
-        if role == .master { scheduler.add(.init(id: signal, kind: kind), clock: Self.clock()) }
+    }
+
+    /// The master's side of the shared timer table: schedules the timers it has not seen yet.
+    func masterTimersChanged() {
+        guard let table else { return }
+        let clock = Self.clock()
+        while knownTimers < table.timerCount {
+            if let t = table.timer(knownTimers) { scheduler.add(.init(id: t.signal, kind: t.kind), clock: clock) }
+            knownTimers += 1
+        }
+    }
+
+    /// Readable in the master: a worker or mule added a timer after the fork.
+    var masterNotifyFD: Int32? { masterChannel?.readEnd }
+
+    func masterNotified() {
+        guard let c = masterChannel else { return }
+        while (try? RecordChannel.receive(c.readEnd, buffer: &receiveBuffer)) != nil {}
+        masterTimersChanged()
     }
 
     // MARK: set-up (master, before any fork)
@@ -147,6 +194,8 @@ final class ServicesRuntime: @unchecked Sendable {
         self.options = options
         masterPID = getpid()
         var size = 64 + 256 * 4
+        let tableBase = size
+        size += SharedSignalTable.bytes
         let lockBase = size
         size += (options.locks + 1) * 64
         var cacheBases: [Int] = []
@@ -161,6 +210,11 @@ final class ServicesRuntime: @unchecked Sendable {
         }
         let region = try SharedMapping(byteCount: size)
         running = region.base + 64
+        let table = SharedSignalTable(base: region.base + tableBase)
+        try table.initialize()
+        for (s, r) in signals { try table.setSignal(s, target: r.target, unique: r.unique) }
+        self.table = table
+        masterChannel = try RecordChannel()
         locks = try (0...options.locks).map { i in
             let m = RobustMutex(at: region.base + lockBase + i * 64)
             try m.initialize()
@@ -198,8 +252,8 @@ final class ServicesRuntime: @unchecked Sendable {
             muleChannels = try options.mules.map { _ in try RecordChannel() }
         }
         role = .master
-        let clock = Self.clock()
-        for t in timers { scheduler.add(.init(id: t.signal, kind: t.kind), clock: clock) }
+        for t in timers { _ = try table.addTimer(signal: t.signal, kind: t.kind) }
+        masterTimersChanged()
     }
 
     static func clock() -> TimerScheduler.Clock {
@@ -273,7 +327,8 @@ final class ServicesRuntime: @unchecked Sendable {
 
     /// Sends a signal to its target's queue. A unique signal whose last run has not finished is skipped.
     func dispatch(signal: Int, scheduledAt: UInt64) {
-        guard let reg = signals[signal] else { return }
+        // The shared table knows registrations made after the fork too.
+        guard let reg = table?.signal(signal) ?? signals[signal].map({ ($0.target, $0.unique) }) else { return }
         let flag = running.map { $0 + signal * 4 }
         if reg.unique, let flag, !SharedWord.compareExchange32(flag, 0, -1) {
             skippedUniqueRuns += 1
