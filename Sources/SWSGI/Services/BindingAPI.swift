@@ -33,7 +33,9 @@ package enum UWSGIBinding {
     }
     package static func cacheKeys(cache: String? = nil) throws -> [[UInt8]] { try Self.cache(cache).keys() }
 
-    // register_signal, add_timer, add_ms_timer, add_cron (call at import time, before the fork)
+    // register_signal, add_timer, add_ms_timer, add_cron: at import time in the master (before the fork),
+    // or in each worker with --lazy-apps (after it: the same timer added by every worker runs once;
+    // targets workerN / workers must then have been registered before the fork)
     /// `target`: uWSGI's spelling (`worker`, `workerN`, `workers`, `mule`, `muleN`, `mules`).
     package static func registerSignal(_ signal: Int, target: String, unique: Bool = false, _ handler: @escaping (Int) -> Void) throws {
         guard let t = SignalTarget(uwsgiName: target) else { throw ServicesError("unknown signal target '\(target)'") }

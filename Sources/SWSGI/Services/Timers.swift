@@ -1,7 +1,8 @@
 import ServicesCore
 
 /// Timers and cron jobs, kept by the master with no periodic tick (its timerfd wakes exactly when one is
-/// due) and run in a worker or mule between requests. Register them before `serve` (at start-up):
+/// due) and run in a worker or mule between requests. Register them before `serve` (at start-up), or
+/// in `ServerProcess.afterFork` (each worker adds the same timer; it runs once):
 ///
 /// ```swift
 /// try Timers.every(seconds: 30) { _ in try? Cache("stats")?.update("beat", []) }
