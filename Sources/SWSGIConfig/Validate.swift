@@ -21,6 +21,11 @@ extension ServerOptions {
         if case .staticFiles(let dir) = app, dir.isEmpty { try fail("--app: static:DIR needs a directory") }
         if let appLibrary, appLibrary.isEmpty { try fail("--app-library needs a path") }
 
+        // Services.
+        var cacheNames = Set<String>()
+        for c in caches where !cacheNames.insert(c.name).inserted { try fail("--cache2: two caches are named \(quoted(c.name))") }
+        if mules.count > 256 { try fail("--mule is given \(mules.count) times; at most 256 mules") }
+
         // Workers.
         if processes < 1 { try fail("--processes must be at least 1 (got \(processes))") }
         if !(1...65535).contains(listenBacklog) { try fail("--listen must be between 1 and 65535 (got \(listenBacklog))") }
