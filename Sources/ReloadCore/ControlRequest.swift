@@ -63,7 +63,7 @@ public struct ControlRequest: Equatable, Sendable {
             case "--pid-file": try setTarget(.pidFile(try value(flag, inline)))
             case "--status-file": try setTarget(.statusFile(try value(flag, inline)))
             default:
-                if let pid = Int32(arg), pid > 1 {
+                if let pid = Int32(arg), pid >= 1 {
                     try setTarget(.pid(pid))
                 } else {
                     throw UsageError("\(verb.rawValue): unknown argument \(arg) (see hupwatch --help)")

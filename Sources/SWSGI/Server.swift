@@ -52,7 +52,10 @@ public enum SWSGIMain {
         }
         var bound: Listener? = nil
         var pidFileWritten = false
+        ServicesRuntime.shared.options = options
         do {
+            try Hooks.run(.asap, options.hooks, environment: env)
+            try Hooks.run(.preApp, options.hooks, environment: env)
             let app: Application
             var handler = onHarakiri
             var host: HostedApplication? = nil
@@ -69,8 +72,11 @@ public enum SWSGIMain {
                 app = try BuiltinApps.named(options.effectiveApp)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
+            try Hooks.run(.postApp, options.hooks, environment: env)
             // Everything that can fail goes before the listener: binding renames our socket over the path,
             // so a failure after it would leave a newer-looking but dead socket where a live one was.
+            // Shared memory (caches, locks) is mapped here, before any fork.
+            try ServicesRuntime.shared.setUp(options)
             let stats = try options.statsSocket.map { try StatsServer(path: $0) }
             let listener = try Listener.open(options, environment: env)
             bound = listener
@@ -78,12 +84,14 @@ public enum SWSGIMain {
                 try writeFileAtomically(p, "\(getpid())\n")
                 pidFileWritten = true
             }
+            // The listener queues connections from here on: the accepting phase.
+            try Hooks.run(.accepting, options.hooks, environment: env)
             setProcessTitle("\(options.procnamePrefix)swsgi master")
             let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, stats: stats,
                                     environment: env, host: host)
             return master.run()
         } catch {
-            writeStderr("swsgi: \(error)")
+            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             bound?.vacuum()

@@ -83,6 +83,39 @@ extension HupwatchIntegration {
             #expect(UnixSocket.inode(atPath: s) == nil, "the public path was ours: removed at exit")
         }
 
+        /// Real gunicorn with `--bind unix:PATH`: it unlinks, binds, listens, and removes the path at exit.
+        /// In rewrite mode nothing of that reaches the public path: 10 reloads under a connect loop and a
+        /// request loop, 0 refused connections and 0 failed requests.
+        @Test func gunicornRebindingItsPathLosesNothingInRewriteMode() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            let apps = packageRoot + "/supervisor-examples/apps"
+            let hw = try Hupwatch(["--", gunicorn, "--bind", "unix:\(s)", "--workers", "1", "--no-control-socket",
+                                   "--chdir", apps, "hello:application"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1, timeout: 30)
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1)
+            let poller = PathPoller(s)
+            let client = LoadClient(path: s)
+            for n in 2...11 {
+                client.startingReload(n - 1)
+                hw.signal(SIGHUP)
+                _ = try hw.waitServing(n, timeout: 30)
+                try hw.waitStatus(30, "generation \(n) alone") { $0.settled }
+            }
+            let paths = try poller.stop()
+            try await client.stop()
+            let load = client.snapshot()
+            #expect(paths.problems.isEmpty, "the public path refused or was missing: \(paths.problems.prefix(5))")
+            #expect(load.failures.isEmpty, "failed requests: \(load.failures.prefix(5))")
+            #expect(load.succeeded > 100)
+            print("[Everywhere] gunicorn rewrite mode: \(load.succeeded) requests, \(load.failures.count) failed, \(paths.attempts) connects, \(paths.problems.count) refused, 10 reloads")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+        }
+
         @Test func rollbackLeavesThePublicPathWhereItWas() throws {
             let dir = try TempDir()
             defer { dir.remove() }
@@ -207,7 +240,11 @@ extension HupwatchIntegration {
             _ = try hw.waitServing(1)
             let first = try Child([try binary("hupwatch"), "reload", "--wait", String(hw.pid)], output: dir.file("first.out"), environment: [:])
             defer { _ = first.stop() }
-            try waitUntil(5, "reload 1 to start") { hw.status()?.generations.count == 2 }
+            // Wait until generation 2 runs its release (read from `mode` by the script at exec time).
+            try waitUntil(5, "reload 1's generation to run its release") {
+                guard let g2 = hw.status()?.generations.first(where: { $0.generation == 2 }) else { return false }
+                return commandLine(of: g2.pid).contains("--ready-delay")
+            }
             // The second request comes while reload 1 is under way: it joins the reload queued after it,
             // which fails; the first caller still learns that its own reload succeeded.
             try dir.write("mode", "--fail-at-start")

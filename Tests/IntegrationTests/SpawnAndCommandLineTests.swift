@@ -211,8 +211,8 @@ extension HupwatchIntegration {
             let help = try runHupwatch(["--help"], dir: dir)
             #expect(help.code == 0)
             #expect(help.stdout.hasPrefix("usage: hupwatch [OPTIONS] -- COMMAND [ARG...]"))
-            for flag in ["--ready MODE", "--ready-timeout", "-w, --warmup-time", "--reload-signal", "--graceful-timeout", "--listen PATH",
-                         "--socket-mode", "--socket PATH", "--no-guard", "--on-exit", "-k, --kill-at-exit", "--chdir", "--pid-file",
+            for flag in ["--ready MODE", "--ready-timeout", "-w, --warmup-time", "--reload-signal", "--graceful-timeout", "--listen [NAME=]ADDRESS",
+                         "--socket-mode", "--socket PATH", "--no-guard", "--no-rewrite", "--notify-fd", "hupwatch reload", "hupwatch status", "hupwatch stop", "--on-exit", "-k, --kill-at-exit", "--chdir", "--pid-file",
                          "--status-file", "-q, --quiet", "-v, --verbose", "--version"] {
                 #expect(help.stdout.contains(flag), "--help documents \(flag)")
             }

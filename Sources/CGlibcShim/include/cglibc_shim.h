@@ -29,6 +29,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.
@@ -179,22 +181,29 @@ static inline void shim_unix_diag_attrs(struct nlmsghdr *h, unsigned long *vfs_i
     }
 }
 
-/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
-static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+/// Opens a sock_diag socket and sends one AF_UNIX request: the fd to read the answer from, or -1/errno.
+static inline int shim_unix_diag_send(unsigned int inode, unsigned int states, unsigned int show, int dump) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -1;
     struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
     memset(&msg, 0, sizeof msg);
     msg.nlh.nlmsg_len = sizeof msg;
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
     msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
+    msg.req.udiag_states = states;
     msg.req.udiag_ino = inode;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_show = show;
     msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
     msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
     if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
+static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+    int fd = shim_unix_diag_send(inode, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_RQLEN, 0);
+    if (fd < 0) return -1;
     char buf[8192];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     int e = errno; close(fd); errno = e;
@@ -214,17 +223,8 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
 /// dump of listeners with UDIAG_SHOW_VFS, matched by that inode): queued connections, or -1 with errno
 /// (ENOENT when no listener is bound to that file any more).
 static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int fd = shim_unix_diag_send(0, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN, 1);
     if (fd < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
-    msg.req.udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN;
-    if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
     int found = -1, done = 0;
     static __thread char buf[32768];
     while (!done) {
@@ -318,6 +318,47 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
     return -1;
 }
 
+
+// --- services shared memory: process-shared robust mutexes, atomics, record channels ---
+// A robust mutex held by a process that dies (SIGKILL by harakiri) is handed to the next locker with
+// EOWNERDEAD instead of staying locked forever; PTHREAD_PROCESS_SHARED lets it live in MAP_SHARED memory.
+static inline int shim_robust_mutex_init(void *m) {
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc) return rc;
+    rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    // Error-checking: locking twice from one process fails with EDEADLK instead of hanging it.
+    if (rc == 0) rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    if (rc == 0) rc = pthread_mutex_init((pthread_mutex_t *)m, &a);
+    pthread_mutexattr_destroy(&a);
+    return rc;
+}
+static inline int shim_mutex_size(void) { return (int)sizeof(pthread_mutex_t); }
+/// 0, EOWNERDEAD (the caller holds it and must repair, then call shim_mutex_consistent) or an error.
+static inline int shim_mutex_lock(void *m) { return pthread_mutex_lock((pthread_mutex_t *)m); }
+static inline int shim_mutex_trylock(void *m) { return pthread_mutex_trylock((pthread_mutex_t *)m); }
+static inline int shim_mutex_unlock(void *m) { return pthread_mutex_unlock((pthread_mutex_t *)m); }
+static inline int shim_mutex_consistent(void *m) { return pthread_mutex_consistent((pthread_mutex_t *)m); }
+static inline int shim_EOWNERDEAD(void) { return EOWNERDEAD; }
+static inline int shim_ENOTRECOVERABLE(void) { return ENOTRECOVERABLE; }
+
+static inline uint64_t shim_load_acquire_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE); }
+static inline void shim_store_release_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELEASE); }
+static inline int64_t shim_fetch_add_i64(void *p, int64_t d) { return __atomic_fetch_add((int64_t *)p, d, __ATOMIC_SEQ_CST); }
+static inline int32_t shim_load_i32(const void *p) { return __atomic_load_n((const int32_t *)p, __ATOMIC_SEQ_CST); }
+static inline void shim_store_i32(void *p, int32_t v) { __atomic_store_n((int32_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline int shim_cas_i32(void *p, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n((int32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline int shim_cas_i64(void *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n((int64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+// Records between processes travel over SOCK_SEQPACKET pairs, made in Swift (Posix/RecordChannel.swift).
+static inline void *shim_map_shared(size_t n) { return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0); }
+static inline int shim_map_failed(void *p) { return p == MAP_FAILED; }
+
 // --- sd_notify datagrams with the sender's credentials ---
 // struct ucred and SCM_CREDENTIALS need _GNU_SOURCE (see above); the kernel ABI is fixed, so spell it out.
 struct shim_ucred { pid_t pid; uid_t uid; gid_t gid; };
@@ -368,18 +409,8 @@ static inline ssize_t shim_recv_with_sender(int fd, void *buf, size_t len, pid_t
 static inline int shim_unix_connection_accepted(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) return -1;
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int nl = shim_unix_diag_send((unsigned int)st.st_ino, ~0U /* any state */, UDIAG_SHOW_PEER, 0);
     if (nl < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_ino = (unsigned int)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_PEER;
-    msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U; /* INET_DIAG_NOCOOKIE */
-    if (send(nl, &msg, sizeof msg, 0) < 0) { int e = errno; close(nl); errno = e; return -1; }
     char buf[1024];
     ssize_t n;
     do { n = recv(nl, buf, sizeof buf, 0); } while (n < 0 && errno == EINTR);
