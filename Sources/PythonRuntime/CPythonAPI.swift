@@ -26,6 +26,10 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyOS_BeforeFork: py_void_void
     public let PyOS_AfterFork_Parent: py_void_void
     public let PyOS_AfterFork_Child: py_void_void
+    /// Callbacks from swsgi's own loop (timers, signals, mule messages) take the GIL with these: they work
+    /// whether or not this thread holds it already (returns PyGILState_STATE, an int enum).
+    public let PyGILState_Ensure: py_int_void
+    public let PyGILState_Release: py_void_int
 
     // References and errors.
     public let Py_IncRef: py_void_obj
@@ -63,6 +67,7 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyTuple_SetItem: py_int_obj_size_obj
     public let PyTuple_GetItem: py_obj_obj_size
     public let PyTuple_Size: py_size_obj
+    public let PyList_New: py_obj_size
     public let PyList_Size: py_size_obj
     public let PyList_GetItem: py_obj_obj_size
     public let PyList_SetItem: py_int_obj_size_obj
@@ -125,6 +130,8 @@ public struct CPythonAPI: @unchecked Sendable {
         PyOS_BeforeFork = try fn("PyOS_BeforeFork")
         PyOS_AfterFork_Parent = try fn("PyOS_AfterFork_Parent")
         PyOS_AfterFork_Child = try fn("PyOS_AfterFork_Child")
+        PyGILState_Ensure = try fn("PyGILState_Ensure")
+        PyGILState_Release = try fn("PyGILState_Release")
         Py_IncRef = try fn("Py_IncRef")
         Py_DecRef = try fn("Py_DecRef")
         PyErr_Occurred = try fn("PyErr_Occurred")
@@ -156,6 +163,7 @@ public struct CPythonAPI: @unchecked Sendable {
         PyTuple_SetItem = try fn("PyTuple_SetItem")
         PyTuple_GetItem = try fn("PyTuple_GetItem")
         PyTuple_Size = try fn("PyTuple_Size")
+        PyList_New = try fn("PyList_New")
         PyList_Size = try fn("PyList_Size")
         PyList_GetItem = try fn("PyList_GetItem")
         PyList_SetItem = try fn("PyList_SetItem")

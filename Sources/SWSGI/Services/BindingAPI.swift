@@ -41,6 +41,8 @@ package enum UWSGIBinding {
         guard let t = SignalTarget(uwsgiName: target) else { throw ServicesError("unknown signal target '\(target)'") }
         try Timers.registerSignal(signal, target: t, unique: unique) { handler($0.signal) }
     }
+    /// `uwsgi.signal_registered(num)`: uwsgidecorators looks for a free signal with it.
+    package static func signalRegistered(_ signal: Int) -> Bool { ServicesRuntime.shared.signals[signal] != nil }
     package static func addTimer(_ signal: Int, seconds: Int) throws {
         try Timers.addTimer(signal: signal, nanoseconds: UInt64(max(0, seconds)) * 1_000_000_000)
     }
@@ -63,6 +65,10 @@ package enum UWSGIBinding {
     package static func callMuleFunction(_ name: String, _ payload: [UInt8], mule: Int = 0) throws { try Mules.call(name, payload, mule: mule) }
     /// What a mule runs for `--mule=FILE` when no Swift loop is registered for FILE (the Python script).
     package static func setMuleFileRunner(_ runner: @escaping (String) -> Void) { ServicesRuntime.shared.muleFileRunner = runner }
+    /// Told about each mule fork (the Python host: fork locks and GIL, as around a worker's fork).
+    package static func setMuleForkHooks(prepare: @escaping () -> Void, parent: @escaping () -> Void, child: @escaping () -> Void) {
+        ServicesRuntime.shared.muleForkHooks = (prepare, parent, child)
+    }
     /// What the default `--mule` does with a plain message.
     package static func setMuleMessageHandler(_ handler: @escaping ([UInt8]) -> Void) { Mules.onMessage(handler) }
 
