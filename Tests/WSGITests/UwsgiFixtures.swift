@@ -37,6 +37,13 @@ def nightly(signum):
 def index_later(path, size=0):
     mark('mulefunc', '%s %d %d' % (path, size, uwsgi.mule_id()))
 
+def broken(signum):
+    mark('broken', str(signum))
+    raise KeyError('from a signal handler')
+
+# Registered at import (before the fork), so every worker has the handler; the timer comes later.
+uwsgi.register_signal(210, 'worker', broken)
+
 @lock
 def add_one_decorated(path):
     bump(path)
@@ -120,6 +127,10 @@ def application(environ, start_response):
         }).encode()
     elif path == '/procname':
         uwsgi.setprocname(q['t'])
+    elif path == '/reload':
+        body = repr(uwsgi.reload()).encode()
+    elif path == '/raising-signal':
+        uwsgi.add_ms_timer(210, 50)
     elif path == '/sleep':
         time.sleep(float(q['s']))
     start_response(status, [('Content-Type', 'text/plain'), ('X-Worker', str(uwsgi.worker_id()))])

@@ -125,6 +125,20 @@ extension WSGIIntegration {
                 // Refusals are counted and logged, and the worker serves on.
                 #expect(s.log.contains("key of 3000 bytes refused"))
                 #expect(try s.get("/cache/get?k=k").text == "None")
+
+                // A handler that raises: its traceback is logged at each run, and the workers serve on.
+                #expect(try s.get("/raising-signal").status == 200)
+                #expect(waitUntil(5) { markerLines(dir, "broken").count >= 3 && s.log.components(separatedBy: "KeyError: 'from a signal handler'").count > 3 },
+                        "log:\n\(s.log)")
+                #expect(try s.get("/cache/get?k=k").status == 200)
+
+                // uwsgi.reload(): the master replaces every worker, gracefully.
+                let before = Set(s.children(titled: "swsgi worker"))
+                #expect(before.count == 2)
+                #expect(try s.get("/reload").text == "True")
+                #expect(waitUntil(10) { let now = Set(s.children(titled: "swsgi worker")); return now.count == 2 && now.isDisjoint(with: before) },
+                        "log:\n\(s.log)")
+                #expect(try s.get("/cache/get?k=k").status == 200)
             }
         }
 
