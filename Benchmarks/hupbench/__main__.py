@@ -18,7 +18,7 @@ import time
 from .common import *  # noqa: F401,F403
 from .common import TMP
 from .report import idle_table, reload_table, throughput_table, workers_tables
-from .scenarios.reload import idle_cost, reload_row, reload_specs
+from .scenarios.reload import ab_reload_row, idle_cost, reload_row, reload_specs
 from .scenarios.throughput import median_round, throughput_row
 from .scenarios.workers import harakiri_row, recycle_row
 
@@ -83,12 +83,17 @@ def main():
     try:
         if section in ("reload", "all"):
             specs = reload_specs()
-            rows = [reload_row(k, specs[k]) for k in "abcdefghij" if k in ROWS]
+            rows = [reload_row(k, specs[k]) for k in sorted(specs) if k in ROWS]
+            ab_row = ab_reload_row() if "n" in ROWS else None
             idle = idle_cost()
             with open(os.path.join(OUT, "reload.json"), "w") as f:
-                json.dump({"rows": rows, "idle": idle}, f, indent=1)
+                json.dump({"rows": rows, "ab": ab_row, "idle": idle}, f, indent=1)
             text = (f"\n== reload: {RELOADS} HUPs under wrk -c{CONNECTIONS} through nginx (no upstream keep-alive) ==\n"
                     + reload_table(rows)
+                    + (f"\n\n== row n: {ab_row['setup']} ==\n"
+                       + (f"error: {ab_row['error']}" if "error" in ab_row else
+                          f"requests {ab_row['requests']}, failed {ab_row['failed']}, reloads {ab_row['reloads']}"
+                          + "".join(f"; {n}" for n in ab_row["notes"])) if ab_row else "")
                     + f"\n\n== wrapper idle cost: hupwatch -- TestChild --socket S, {IDLE_SECONDS:g} s idle ==\n"
                     + idle_table(idle))
             print(text, flush=True)

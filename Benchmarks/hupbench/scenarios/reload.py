@@ -54,11 +54,26 @@ def reload_specs():
         # or refusing in between, in the new generation's own start-up, where no wrapper can step in.
         "i": ("hupwatch + TestChild --unlink-bind", "hupwatch",
               lambda s, st: hw(st) + [TESTCHILD, "--socket", s, "--unlink-bind"]),
-        # Row e again, with nginx given hupwatch's guard link (.NAME.hupwatch) as a backup upstream:
-        # during the new gunicorn's rebind window the link still leads to the serving listener.
-        "j": ("hupwatch + gunicorn, rebind, nginx backup", "hupwatch",
-              lambda s, st: hw(st) + gunicorn_argv(s), True),
+        # Row e with rewrite mode turned off, and nginx given hupwatch's guard link (.NAME.hupwatch) as a
+        # backup upstream: during the new gunicorn's rebind window the link still leads to the serving listener.
+        "j": ("hupwatch --no-rewrite + gunicorn, nginx backup", "hupwatch",
+              lambda s, st: hw(st, "--no-rewrite") + gunicorn_argv(s), {"backup": True}),
+        # Rows e and k run in rewrite mode (hupwatch found the path in the command line): each generation
+        # binds .NAME.gN and the public path is pointed at it once it is ready. No proxy change.
+        "k": ("hupwatch + uWSGI --http-socket, rewrite", "hupwatch",
+              lambda s, st: hw(st) + uwsgi_argv(s, False) + UWSGI_GRACEFUL_TERM),
+        # Containers: hupwatch owns a TCP port, wrk talks to it directly (no nginx).
+        "l": ("hupwatch --listen TCP + swsgi, wrk direct", "hupwatch",
+              lambda port, st: hw(st, "--listen", f"127.0.0.1:{port}") + [SWSGI, "--processes", "2", "--disable-logging"],
+              {"tcp": True}),
+        "m": ("hupwatch --listen TCP + gunicorn, wrk direct", "hupwatch",
+              lambda port, st: hw(st, "--listen", f"127.0.0.1:{port}") + gunicorn_argv(None), {"tcp": True}),
     }
+
+
+# uWSGI 2.0 takes SIGTERM as "reload" unless told otherwise; this hook makes it the graceful stop hupwatch
+# expects (in-flight requests finish; hupwatch has already let its queue drain).
+UWSGI_GRACEFUL_TERM = ["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"]
 
 
 def one_reload(kind, wrapper, status_path):
@@ -192,8 +207,9 @@ def timeline_note(tl):
 
 
 def reload_row(letter, spec):
-    label, kind, build, *options = spec
-    backup_link = bool(options and options[0])
+    label, kind, build, *rest = spec
+    options = rest[0] if rest else {}
+    tcp = options.get("tcp", False)
     tag = f"reload-{letter}"
     sock = os.path.join(TMP, f"{letter}.sock")
     status = os.path.join(TMP, f"{letter}.status.json")
@@ -202,12 +218,20 @@ def reload_row(letter, spec):
     try:
         if kind == "original" and not HUPWATCH_PY:
             raise RuntimeError("original hupwatch not installed")
-        argv = build(sock, status)
-        row["command"] = argv
-        backup = os.path.join(os.path.dirname(sock), "." + os.path.basename(sock) + ".hupwatch") if backup_link else None
-        _nginx, port = front_nginx(tag, sock, None, reload_logging=True, backup=backup)
-        wrapper = PROCS.spawn(tag, argv)
-        wait_http_ready(sock, 60, wrapper)
+        if tcp:
+            # wrk connects to hupwatch's own TCP listener: no nginx in between.
+            port = free_port()
+            argv = build(port, status)
+            row["command"] = argv
+            wrapper = PROCS.spawn(tag, argv)
+            wait_tcp_listening(port, 60, wrapper)
+        else:
+            argv = build(sock, status)
+            row["command"] = argv
+            backup = os.path.join(os.path.dirname(sock), "." + os.path.basename(sock) + ".hupwatch") if options.get("backup") else None
+            _nginx, port = front_nginx(tag, sock, None, reload_logging=True, backup=backup)
+            wrapper = PROCS.spawn(tag, argv)
+            wait_http_ready(sock, 60, wrapper)
         if kind == "hupwatch":
             t0 = time.monotonic()
             while not any(g["state"] == "ready" for g in read_status(status)["generations"]):
@@ -269,6 +293,60 @@ def reload_row(letter, spec):
     note = timeline_note(row["timeline"])
     if note:
         row["notes"].append(note)
+    return row
+
+
+AB = shutil.which("ab") or "ab"
+
+
+def ab_reload_row():
+    """The original hupwatch's uwsgi_reload test: `ab -c 10 -n 3000` through nginx against uWSGI under
+    hupwatch, reloaded twice while ab runs. Every request must succeed."""
+    tag = "ab-reload"
+    sock = os.path.join(TMP, "ab.sock")
+    status = os.path.join(TMP, "ab.status.json")
+    row = {"setup": "hupwatch + uWSGI --http-socket (rewrite), ab -c 10 -n 3000, 2 HUPs", "notes": []}
+    progress("reload ab: " + row["setup"])
+    try:
+        if not shutil.which(AB):
+            raise RuntimeError("ab not installed (apt-get install apache2-utils)")
+        argv = [HUPWATCH, "--status-file", status, "--"] + uwsgi_argv(sock, False) + UWSGI_GRACEFUL_TERM
+        _nginx, port = front_nginx(tag, sock, None, reload_logging=True)
+        wrapper = PROCS.spawn(tag, argv)
+        wait_http_ready(sock, 60, wrapper)
+        ab = subprocess.Popen([AB, "-q", "-c", "10", "-n", "3000", f"http://127.0.0.1:{port}/"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Two HUPs right away: the second is queued behind the first, so both reloads overlap ab's run.
+        time.sleep(0.05)
+        first = read_status(status)
+        os.kill(wrapper.pid, signal.SIGHUP)
+        time.sleep(0.05)
+        os.kill(wrapper.pid, signal.SIGHUP)
+        out, _ = ab.communicate(timeout=120)
+        t0 = time.monotonic()
+        reloads = []
+        while time.monotonic() - t0 < RELOAD_TIMEOUT:
+            st = read_status(status)
+            reloads = [r for r in st.get("reloads", []) if r["generation"] > first["current_generation"]]
+            if len(reloads) >= 2 and len(st["generations"]) == 1:
+                break
+            time.sleep(0.01)
+        reloads = [{"outcome": r["outcome"]} for r in reloads]
+        def number(label):
+            m = re.search(label + r":\s+(\d+)", out)
+            return int(m.group(1)) if m else 0
+        row["requests"] = number("Complete requests")
+        row["failed"] = number("Failed requests") + number("Non-2xx responses")
+        row["reloads"] = f"{sum(1 for r in reloads if r['outcome'] == 'succeeded')}/2"
+        if row["requests"] != 3000:
+            row["notes"].append(f"ab completed {row['requests']} of 3000")
+    except Interrupted:
+        raise
+    except Exception as e:
+        row["error"] = str(e)
+        progress(f"reload ab: {e}")
+    finally:
+        sweep()
     return row
 
 
