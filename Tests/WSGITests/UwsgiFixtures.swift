@@ -127,6 +127,13 @@ def application(environ, start_response):
         }).encode()
     elif path == '/procname':
         uwsgi.setprocname(q['t'])
+    elif path == '/hold-lock':
+        uwsgi.lock(1)
+        mark('holder', str(os.getpid()))
+        time.sleep(30)
+    elif path == '/take-lock':
+        with uwsgi.lock_ctx(1):
+            body = b'taken'
     elif path == '/reload':
         body = repr(uwsgi.reload()).encode()
     elif path == '/raising-signal':

@@ -30,7 +30,7 @@ func markerLines(_ dir: TempDir, _ name: String) -> [String] {
 extension WSGIIntegration {
     /// The `uwsgi` module and `uwsgidecorators` (issue 13) in a Python app under swsgi.
     @Suite struct UwsgiModule {
-        static let args = ["--processes", "2", "--wsgi-file", "{dir}/services_app.py", "--cache2", "name=default,items=32,blocksize=65536",
+        static let args = ["--processes", "2", "--wsgi-file", "{dir}/services_app.py", "--cache2", "name=default,items=32,blocksize=65536", "--locks", "1",
                            "--mule={dir}/mule_loop.py", "--mule"]
 
         @Test func theArticleSnippetsRunAsWritten() throws {
@@ -131,6 +131,17 @@ extension WSGIIntegration {
                 #expect(waitUntil(5) { markerLines(dir, "broken").count >= 3 && s.log.components(separatedBy: "KeyError: 'from a signal handler'").count > 3 },
                         "log:\n\(s.log)")
                 #expect(try s.get("/cache/get?k=k").status == 200)
+
+                // A worker killed while it holds uwsgi.lock(1) does not leave it held.
+                let holder = try startRequest(s, "/hold-lock")
+                #expect(waitUntil(5) { markerLines(dir, "holder").count == 1 })
+                let holderPID = try #require(markerLines(dir, "holder").first.flatMap { Int32($0) })
+                let taker = try startRequest(s, "/take-lock")
+                #expect(!taker.fill(until: monotonicSeconds() + 0.3), "the other worker waits for the lock")
+                #expect(kill(holderPID, SIGKILL) == 0)
+                #expect(try taker.readResponse(timeout: 5).text == "taken")
+                #expect(throws: (any Error).self) { _ = try holder.readResponse(timeout: 2) }
+                #expect(waitUntil(10) { let w = s.children(titled: "swsgi worker"); return w.count == 2 && !w.contains(holderPID) })
 
                 // uwsgi.reload(): the master replaces every worker, gracefully.
                 let before = Set(s.children(titled: "swsgi worker"))
