@@ -313,7 +313,10 @@ final class UwsgiModule {
         } }),
         ("mule_id", swsgi_METH_NOARGS, { _, _ in native(nil) { m, _ in m.int(UWSGIBinding.muleID) } }),
         ("worker_id", swsgi_METH_NOARGS, { _, _ in native(nil) { m, _ in m.int(UWSGIBinding.workerID) } }),
-        ("masterpid", swsgi_METH_NOARGS, { _, _ in native(nil) { m, _ in m.int(Int(UWSGIBinding.masterPID)) } }),
+        ("masterpid", swsgi_METH_NOARGS, { _, _ in native(nil) { m, _ in
+            // At import in the master (before the services are set up) the master is this process.
+            m.int(Int(UWSGIBinding.masterPID > 0 ? UWSGIBinding.masterPID : getpid()))
+        } }),
         ("numproc", swsgi_METH_NOARGS, { _, _ in native(nil) { m, _ in m.int(UWSGIBinding.numproc) } }),
         ("setprocname", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
             UWSGIBinding.setProcName(try a.string(0) ?? "")

@@ -45,7 +45,8 @@ public final class WSGIHost: HostedApplication {
         }
         support = ns
         // `import uwsgi` / `uwsgidecorators` work from here on, at the app's import and after.
-        for case .file(let f) in all.mules where f.hasSuffix(".py") && access(f, R_OK) != 0 {
+        // A mule's script missing is an error now, not a mule respawned forever.
+        for case .file(let f) in all.mules where access(f, R_OK) != 0 {
             throw SWSGIError("--mule=\(f): \(errnoText(errno))")
         }
         _ = try UwsgiModule.install(interpreter)

@@ -10,6 +10,7 @@ import uwsgi
 from uwsgidecorators import timer, mstimer, cron, mulefunc, lock, postfork
 
 MARKERS = os.environ['PROBE_MARKERS']
+MASTER_AT_IMPORT = uwsgi.masterpid()
 
 def mark(name, line):
     with open(os.path.join(MARKERS, name), 'a') as f:
@@ -122,6 +123,7 @@ def application(environ, start_response):
         body = json.dumps({
             'worker_id': uwsgi.worker_id(), 'mule_id': uwsgi.mule_id(), 'numproc': uwsgi.numproc,
             'numproc_called': uwsgi.numproc(), 'masterpid': uwsgi.masterpid(), 'pid': os.getpid(),
+            'masterpid_at_import': MASTER_AT_IMPORT,
             'opt': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in uwsgi.opt.items() if not isinstance(v, list)},
             'mules': ['<flag>' if m is True else m.decode() for m in uwsgi.opt.get('mule', [])],
         }).encode()

@@ -91,6 +91,7 @@ extension WSGIIntegration {
                 #expect(info["numproc"] as? Int == 2)
                 #expect(info["numproc_called"] as? Int == 2)
                 #expect(info["masterpid"] as? Int == Int(s.pid))
+                #expect(info["masterpid_at_import"] as? Int == Int(s.pid))
                 let opt = info["opt"] as? [String: Any]
                 #expect(opt?["processes"] as? String == "2")
                 #expect(opt?["cache2"] as? String == "name=default,items=32,blocksize=65536")
