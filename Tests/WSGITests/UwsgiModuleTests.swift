@@ -33,8 +33,10 @@ extension WSGIIntegration {
         static let args = ["--processes", "2", "--wsgi-file", "{dir}/services_app.py", "--cache2", "name=default,items=32,blocksize=65536", "--locks", "1",
                            "--mule={dir}/mule_loop.py", "--mule"]
 
-        @Test func theArticleSnippetsRunAsWritten() throws {
-            try withPython(Self.args, setUp: writeUwsgiApp) { s, dir throws in
+        /// With Debian's libpython3.11 and, when it is another one, the python3 on PATH.
+        @Test(arguments: PythonUnderTest.all)
+        func theArticleSnippetsRunAsWritten(_ python: PythonUnderTest) throws {
+            try withPython(Self.args, python: python, setUp: writeUwsgiApp) { s, dir throws in
                 // @postfork ran in both workers and both mules, after their fork.
                 #expect(waitUntil(10) { markerLines(dir, "postfork").count >= 4 }, "log:\n\(s.log)")
                 let forks = markerLines(dir, "postfork").map { $0.split(separator: " ").map(String.init) }
