@@ -20,6 +20,11 @@ final class UwsgiModule {
     private(set) var module: PyObjectPointer?
     private var cacheErrorType: PyObjectPointer?
     private var servicesErrorType: PyObjectPointer?
+    /// The last cache named by a str object (held, so its address stays its own) and the default cache:
+    /// an app names the same cache with the same literal, so most calls skip the name's conversion.
+    private var lastCacheName: PyObjectPointer?
+    private var lastCache: UWSGICacheHandle?
+    private var defaultCache: UWSGICacheHandle?
 
     /// The one instance the C callbacks reach (set once, in the master, before any fork).
     nonisolated(unsafe) static var current: UwsgiModule?
@@ -165,6 +170,18 @@ final class UwsgiModule {
         let m: UwsgiModule
         let tuple: PyObjectPointer?
 
+        var count: Int { tuple.map { m.api.PyTuple_Size($0) } ?? 0 }
+
+        /// Argument `i`, which the caller knows exists (borrowed).
+        func raw(_ i: Int) -> PyObjectPointer { m.api.PyTuple_GetItem(tuple!, i)! }
+
+        func arity(_ range: ClosedRange<Int>, _ signature: String) throws(Raised) {
+            guard range.contains(count) else {
+                _ = m.py.raise(m.api.excTypeError, "\(signature) takes \(range.lowerBound) to \(range.upperBound) arguments (\(count) given)")
+                throw Raised()
+            }
+        }
+
         func item(_ i: Int) throws(Raised) -> PyObjectPointer {
             guard let tuple, i < m.api.PyTuple_Size(tuple), let o = m.api.PyTuple_GetItem(tuple, i) else {
                 _ = m.py.raise(m.api.excTypeError, "missing argument \(i + 1)")
@@ -232,25 +249,109 @@ final class UwsgiModule {
         return ns
     }
 
+    // MARK: cache fast path (uWSGI's positional signatures, no Python wrapper)
+
+    /// The cache named by argument `i` (absent, None or '' = the first --cache2).
+    func cache(_ a: Args, _ i: Int) throws -> UWSGICacheHandle {
+        let n = a.count
+        if i >= n || a.raw(i) == api.none {
+            if let d = defaultCache { return d }
+            let d = try UWSGIBinding.cacheHandle(nil)
+            defaultCache = d
+            return d
+        }
+        let o = a.raw(i)
+        if o == lastCacheName, let c = lastCache { return c }
+        guard let name = try a.string(i) else { throw Raised() }
+        if name.isEmpty { return try cache(Args(m: self, tuple: nil), 0) }
+        // uWSGI's name@server addresses a remote cache: swsgi's caches are local.
+        if name.contains("@") { throw SWSGIError("cache '\(name)': remote caches (name@server) are not supported by swsgi") }
+        let c = try UWSGIBinding.cacheHandle(name)
+        if let old = lastCacheName { api.Py_DecRef(old) }
+        api.Py_IncRef(o)
+        lastCacheName = o
+        lastCache = c
+        return c
+    }
+
+    /// Argument `i` (bytes in place, or str as UTF-8) as a buffer for `body`.
+    func withBuffer<T>(_ a: Args, _ i: Int, _ what: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        let o = try a.item(i)
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        if api.PyObject_IsInstance(o, api.bytesType) == 1 {
+            guard api.PyBytes_AsStringAndSize(o, &p, &n) == 0 else { throw Raised() }
+            return try body(UnsafeRawBufferPointer(start: p, count: n))
+        }
+        guard let b = api.PyUnicode_AsUTF8String(o) else {
+            api.PyErr_Clear()
+            _ = py.raise(api.excTypeError, "\(what) must be bytes or str, not \(py.typeName(o))")
+            throw Raised()
+        }
+        defer { api.Py_DecRef(b) }
+        guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0 else { throw Raised() }
+        return try body(UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    /// True or None, as uWSGI answers.
+    func trueOrNone(_ b: Bool) -> PyObjectPointer? { b ? bool(true) : py.newNone }
+
+    func optionalInt(_ a: Args, _ i: Int, default d: Int) throws -> Int {
+        i < a.count && a.raw(i) != api.none ? try a.int(i) : d
+    }
+
+    /// cache_set / cache_update (key, value[, expires, cache]).
+    static func cacheStore(_ a: PyObjectPointer?, replace: Bool) -> PyObjectPointer? {
+        native(a) { m, a in
+            try a.arity(2...4, "cache_\(replace ? "update" : "set")(key, value[, expires, cache])")
+            let expires = try m.optionalInt(a, 2, default: 0)
+            let c = try m.cache(a, 3)
+            let stored = try m.withBuffer(a, 0, "key") { k in
+                try m.withBuffer(a, 1, "value") { v in try c.set(k, v, expires: expires, replace: replace) }
+            }
+            return m.trueOrNone(stored)
+        }
+    }
+
+    /// cache_inc / cache_dec (key[, amount, expires, cache]): the new value.
+    static func cacheCount(_ a: PyObjectPointer?, sign: Int) -> PyObjectPointer? {
+        native(a) { m, a in
+            try a.arity(1...4, "cache_\(sign > 0 ? "inc" : "dec")(key[, amount, expires, cache])")
+            let amount = try m.optionalInt(a, 1, default: 1)
+            let c = try m.cache(a, 3)
+            let (delta, overflow) = amount.multipliedReportingOverflow(by: sign)
+            if overflow { throw SWSGIError("cache_inc/dec: amount \(amount) is out of range") }
+            return m.int(Int(try m.withBuffer(a, 0, "key") { k in try c.increment(k, by: Int64(delta)) }))
+        }
+    }
+
     // MARK: the builtins
 
     static let builtins: [(String, Int32, PyCFunction)] = [
         ("cache_get", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
-            try UWSGIBinding.cacheGet(try a.bytes(0), cache: try a.string(1)).map { m.bytes($0) } ?? m.py.newNone
+            try a.arity(1...2, "cache_get(key[, cache])")
+            let c = try m.cache(a, 1)
+            let value = try m.withBuffer(a, 0, "key") { k in
+                try c.read(k) { v in m.api.PyBytes_FromStringAndSize(v.baseAddress?.assumingMemoryBound(to: CChar.self), v.count) }
+            }
+            guard let value else { return m.py.newNone }
+            guard let bytes = value else { throw Raised() }
+            return bytes
         } }),
-        ("cache_set", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
-            m.bool(try UWSGIBinding.cacheSet(try a.bytes(0), try a.bytes(1), expires: try a.int(2), cache: try a.string(3)))
-        } }),
-        ("cache_update", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
-            try UWSGIBinding.cacheUpdate(try a.bytes(0), try a.bytes(1), expires: try a.int(2), cache: try a.string(3))
-            return m.py.newNone
-        } }),
+        ("cache_set", swsgi_METH_VARARGS, { _, a in cacheStore(a, replace: false) }),
+        ("cache_update", swsgi_METH_VARARGS, { _, a in cacheStore(a, replace: true) }),
         ("cache_del", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
-            m.bool(try UWSGIBinding.cacheDel(try a.bytes(0), cache: try a.string(1)))
+            try a.arity(1...2, "cache_del(key[, cache])")
+            let c = try m.cache(a, 1)
+            return m.trueOrNone(try m.withBuffer(a, 0, "key") { try c.delete($0) })
         } }),
         ("cache_exists", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
-            m.bool(try UWSGIBinding.cacheExists(try a.bytes(0), cache: try a.string(1)))
+            try a.arity(1...2, "cache_exists(key[, cache])")
+            let c = try m.cache(a, 1)
+            return m.trueOrNone(try m.withBuffer(a, 0, "key") { try c.exists($0) })
         } }),
+        ("cache_inc", swsgi_METH_VARARGS, { _, a in cacheCount(a, sign: 1) }),
+        ("cache_dec", swsgi_METH_VARARGS, { _, a in cacheCount(a, sign: -1) }),
         ("cache_clear", swsgi_METH_VARARGS, { _, a in native(a) { m, a in
             try UWSGIBinding.cacheClear(cache: try a.string(0))
             return m.py.newNone

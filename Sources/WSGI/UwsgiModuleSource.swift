@@ -68,26 +68,18 @@ def _int(x, what):
 
 # --- cache (--cache2) ---------------------------------------------------------------------------------
 
-def cache_get(key, cache=None):
-    """The value (bytes) or None."""
-    return _native['cache_get'](_bytes(key, 'key'), _cache(cache))
-
-def cache_set(key, value, expires=0, cache=None):
-    """Adds key; True, or None when a live entry exists (use cache_update). Raises CacheError if it cannot fit."""
-    return True if _native['cache_set'](_bytes(key, 'key'), _bytes(value, 'value'), _int(expires, 'expires'), _cache(cache)) else None
-
-def cache_update(key, value, expires=0, cache=None):
-    """Sets key, replacing any entry. Raises CacheError if it cannot fit."""
-    _native['cache_update'](_bytes(key, 'key'), _bytes(value, 'value'), _int(expires, 'expires'), _cache(cache))
-    return True
-
-def cache_del(key, cache=None):
-    return True if _native['cache_del'](_bytes(key, 'key'), _cache(cache)) else None
-
-def cache_exists(key, cache=None):
-    return True if _native['cache_exists'](_bytes(key, 'key'), _cache(cache)) else None
-
-cache_exist = cache_exists
+# The hot ones are builtins with uWSGI's positional signatures (key and value: bytes or str):
+# cache_get(key[, cache]) -> bytes or None; cache_set(key, value[, expires, cache]) -> True, or None when a
+# live entry exists; cache_update(key, value[, expires, cache]) -> True; cache_del / cache_exists(key[, cache])
+# -> True or None; cache_inc / cache_dec(key[, amount, expires, cache]) -> the new value. A key or value
+# that cannot fit raises CacheError.
+cache_get = _native['cache_get']
+cache_set = _native['cache_set']
+cache_update = _native['cache_update']
+cache_del = _native['cache_del']
+cache_exists = cache_exist = _native['cache_exists']
+cache_inc = _native['cache_inc']
+cache_dec = _native['cache_dec']
 
 def cache_clear(cache=None):
     _native['cache_clear'](_cache(cache))

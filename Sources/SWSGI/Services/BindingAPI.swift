@@ -32,6 +32,8 @@ package enum UWSGIBinding {
         try Self.cache(cache).increment(key, by: -delta)
     }
     package static func cacheKeys(cache: String? = nil) throws -> [[UInt8]] { try Self.cache(cache).keys() }
+    /// One cache for a binding's hot path: raw buffers in, the value handed out in place (no arrays).
+    package static func cacheHandle(_ name: String?) throws -> UWSGICacheHandle { UWSGICacheHandle(cache: try cache(name)) }
 
     // register_signal, add_timer, add_ms_timer, add_cron: at import time in the master (before the fork),
     // or in each worker with --lazy-apps (after it: the same timer added by every worker runs once;
@@ -99,4 +101,17 @@ package enum UWSGIBinding {
         guard ServicesRuntime.shared.masterPID > 0 else { throw ServicesError("not running under swsgi") }
         if kill(ServicesRuntime.shared.masterPID, SIGHUP) != 0 { throw SyscallError("kill", context: "SIGHUP to the master") }
     }
+}
+
+/// `UWSGIBinding.cacheHandle`: a `--cache2` cache as a binding calls it per operation.
+package struct UWSGICacheHandle {
+    let cache: SharedCache
+    package func read<T>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> T) throws -> T? { try cache.read(key, body) }
+    /// `replace: false` leaves a live entry alone and returns false (cache_set).
+    package func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, expires: Int, replace: Bool) throws -> Bool {
+        try cache.set(raw: key, value, expiresInSeconds: expires, replace: replace)
+    }
+    package func delete(_ key: UnsafeRawBufferPointer) throws -> Bool { try cache.delete(raw: key) }
+    package func exists(_ key: UnsafeRawBufferPointer) throws -> Bool { try cache.exists(raw: key) }
+    package func increment(_ key: UnsafeRawBufferPointer, by delta: Int64) throws -> Int64 { try cache.increment(raw: key, by: delta) }
 }
