@@ -106,7 +106,10 @@ package enum UWSGIBinding {
 /// `UWSGIBinding.cacheHandle`: a `--cache2` cache as a binding calls it per operation.
 package struct UWSGICacheHandle {
     let cache: SharedCache
-    package func read<T>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> T) throws -> T? { try cache.read(key, body) }
+    /// Not generic, so the binding's call is specialised here: `body` makes the caller's object from the value in place.
+    package func read(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> OpaquePointer?) throws -> OpaquePointer?? {
+        try cache.read(key, body)
+    }
     /// `replace: false` leaves a live entry alone and returns false (cache_set).
     package func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, expires: Int, replace: Bool) throws -> Bool {
         try cache.set(raw: key, value, expiresInSeconds: expires, replace: replace)
