@@ -50,7 +50,9 @@ public enum SWSGIMain {
             // Everything that can fail goes before the listener: binding renames our socket over the path,
             // so a failure after it would leave a newer-looking but dead socket where a live one was.
             let stats = try options.statsSocket.map { try StatsServer(path: $0) }
-            let listener = try Listener.open(options, environment: env)
+            var listener = try Listener.open(options, environment: env)
+            bound = listener
+            try listener.publish()
             bound = listener
             if let p = options.pidFile {
                 try writeFileAtomically(p, "\(getpid())\n")
