@@ -211,9 +211,13 @@ final class Worker {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
         }
-        // Whatever body the app left unread must be consumed before the next request can be parsed.
-        let bodyComplete = reader.finish()
-        rest = reader.leftover
+        // Whatever body the app left unread must be consumed before the next request can be parsed;
+        // a streamed response may still be reading it, so it is finished after the stream.
+        var bodyComplete = true
+        if case .bytes = response.body {
+            bodyComplete = reader.finish()
+            rest = reader.leftover
+        }
         // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
         // read it now, so this response already says Connection: close.
         if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals(midRequest: true) }
@@ -247,6 +251,8 @@ final class Worker {
                     })
                     if chunked { try c.writeAll(HTTPResponseWriter.lastChunk, timeoutMilliseconds: writeTimeoutMilliseconds) }
                 }
+                if !reader.finish() { plan.keepAlive = false }
+                rest = reader.leftover
             }
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)

@@ -96,7 +96,7 @@ let optionTable: [OptionSpec] = [
            "shared library with your app, loaded with dlopen"),
     option(core, "buffer-size", "BYTES", .bytes(1...(1 << 30)), \.bufferSizeBytes, default: "8k",
            "largest request head; above it the answer is 431"),
-    option(core, "limit-post", "BYTES", .bytes(anyCount), \.limitPostBytes, default: "0 = unlimited",
+    option(core, "limit-post", "BYTES", .bytes(anyCount), \.limitPostBytes, default: "1m; 0 = unlimited",
            "largest request body; above it the answer is 413"),
     option(core, "header-timeout", "SECONDS", .seconds(positive: true), \.headerTimeoutNanoseconds, default: "10",
            "answer 408 when a request head is not complete in time"),

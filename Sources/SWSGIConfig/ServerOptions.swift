@@ -26,7 +26,8 @@ public struct ServerOptions: Equatable, Sendable {
     /// Largest request head accepted; above it the answer is 431 (`--buffer-size`).
     public var bufferSizeBytes: Int = 8192
     /// Largest request body accepted, 0 = unlimited; above it the answer is 413 (`--limit-post`).
-    public var limitPostBytes: Int = 0
+    /// On by default (nginx's client_max_body_size): defaults bound every per-request resource.
+    public var limitPostBytes: Int = 1 << 20
     /// A request head not complete within this gets 408 (`--header-timeout`).
     public var headerTimeoutNanoseconds: UInt64 = 10 * nanosecondsPerSecond
     /// Idle keep-alive connections are closed after this, 0 = never (`--keepalive-timeout`).
