@@ -69,7 +69,7 @@ final class Master {
         timer = try TimerFD()
         let pipe = try makePipe(nonBlocking: true)
         (readyRead, readyWrite) = (pipe.read, pipe.write)
-        scoreboard = try Scoreboard(capacity: settings.processes * 2 + 4)
+        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
         self.stats = stats
         notifyAddress = lookup("NOTIFY_SOCKET", in: env)
         notifySender = notifyAddress != nil ? try UnixSocket.datagram().release() : nil
@@ -268,9 +268,11 @@ final class Master {
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
         let respawns = pool.slots.filter { $0.id == id }.map(\.respawns).max() ?? 0
-        guard let slot = scoreboard.allocate(workerID: id, respawns: respawns) else {
-            return pool.handle(.forkFailed(id: id, reason: "no free scoreboard slot"), now: now)
+        // The pool reserved this row when it decided the fork: rows are its bounded table, not ours.
+        guard let slot = pool.scoreboardIndex(forFork: id), slot < scoreboard.capacity else {
+            return pool.handle(.forkFailed(id: id, reason: "no scoreboard row reserved (a bug)"), now: now)
         }
+        scoreboard.reset(slot, workerID: id, respawns: respawns)
         var harakiriFD: Int32 = -1
         if settings.harakiriNanoseconds > 0 {
             do { harakiriFD = try SharedTimer.create() } catch {
