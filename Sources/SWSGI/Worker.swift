@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
 struct WorkerContext {
@@ -69,7 +70,7 @@ final class Worker {
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         let s = ctx.settings
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
-        maxRequests = s.maxRequests > 0 ? Int64(s.maxRequests + ctx.id * s.maxRequestsDelta) : 0
+        maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
@@ -190,7 +191,7 @@ final class Worker {
         sb.set(slot, .requestCounter, Int64(requestCounter))
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
-        setHarakiriDeadline(harakiri > 0 ? started + harakiri : nil)
+        setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
 
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
@@ -198,7 +199,8 @@ final class Worker {
                               workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)",
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.
-                                  if self.harakiriDeadline.map({ started + ns < $0 }) ?? true { self.setHarakiriDeadline(started + ns) }
+                                  let at = started.saturatingAdd(ns)
+                                  if self.harakiriDeadline.map({ at < $0 }) ?? true { self.setHarakiriDeadline(at) }
                               })
         var response: Response
         var note: String? = nil
@@ -316,7 +318,7 @@ final class Worker {
     private func setHarakiriDeadline(_ at: Instant?) {
         harakiriDeadline = at
         guard ctx.harakiriFD >= 0 else { return }
-        ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(at ?? 0))
+        ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(clamping: at ?? 0))
         SharedTimer.arm(ctx.harakiriFD, at: at)
     }
 

@@ -179,9 +179,9 @@ public struct WorkerPool: Sendable {
                 return [.log("worker \(id) (pid \(pid)) forked without a scoreboard row: stopping it"), .kill(pid: pid)]
             }
             let lifetime = config.maxLifetimeNanoseconds > 0
-                ? now + config.maxLifetimeNanoseconds + UInt64(id) * config.lifetimeDeltaNanoseconds : nil
+                ? now.saturatingAdd(config.maxLifetimeNanoseconds).saturatingAdd(UInt64(max(0, id)).saturatingMultiply(config.lifetimeDeltaNanoseconds)) : nil
             slots.append(WorkerSlot(id: id, pid: pid, state: .starting, startedAt: now, retireReason: nil,
-                                    killDeadline: stopping ? now + config.mercyNanoseconds : nil, respawns: previous,
+                                    killDeadline: stopping ? now.saturatingAdd(config.mercyNanoseconds) : nil, respawns: previous,
                                     recycleAt: lifetime, scoreboardIndex: row))
             return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
@@ -285,7 +285,7 @@ public struct WorkerPool: Sendable {
         deferredRetirements.removeAll { $0.pid == pid }
         slots[i].state = .retiring
         slots[i].retireReason = reason
-        slots[i].killDeadline = now + config.mercyNanoseconds
+        slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
         let w = slots[i]
         var actions: [Action] = []
         if replace {
@@ -311,7 +311,7 @@ public struct WorkerPool: Sendable {
             }
             slots[i].state = .retiring
             slots[i].retireReason = slots[i].retireReason ?? .shutdown
-            let deadline = now + (signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
+            let deadline = now.saturatingAdd(signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
             slots[i].killDeadline = min(slots[i].killDeadline ?? deadline, deadline)
         }
         if slots.isEmpty { actions.append(.exit(0)) }
@@ -355,9 +355,9 @@ public struct WorkerPool: Sendable {
     /// A worker that keeps dying young is respawned after a doubling pause, not in a tight loop.
     private mutating func scheduleRespawn(id: Int, now: Instant) -> [Action] {
         guard !stopping else { return [] }
-        let wait = min((backoff[id] ?? 50_000_000) * 2, config.respawnBackoffMaxNanoseconds)
+        let wait = min((backoff[id] ?? 50_000_000).saturatingMultiply(2), config.respawnBackoffMaxNanoseconds)
         backoff[id] = wait
-        respawnAt[id] = now + wait
+        respawnAt[id] = now.saturatingAdd(wait)
         return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")]
     }
 
@@ -391,7 +391,7 @@ public struct WorkerPool: Sendable {
         guard let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].harakiriFired else { return [] }
         let w = slots[i]
         if config.harakiriQueueThreshold > 0, let q = queue, q <= config.harakiriQueueThreshold {
-            harakiriRecheckAt[pid] = now + config.harakiriRecheckNanoseconds
+            harakiriRecheckAt[pid] = now.saturatingAdd(config.harakiriRecheckNanoseconds)
             // The same request seen again starts within a few ms of the logged start (clock reads differ).
             let started = now - min(age, now)
             if harakiriHeldLogged[pid].map({ max($0, started) - min($0, started) > 5_000_000 }) ?? true {
@@ -414,7 +414,7 @@ public struct WorkerPool: Sendable {
             actions += forkWorker(id: w.id)
         }
         if config.harakiriGracefulNanoseconds > 0 {
-            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now + config.harakiriGracefulNanoseconds)
+            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now.saturatingAdd(config.harakiriGracefulNanoseconds))
             // HUP waits in the worker's signalfd until the app returns: the worker then retires instead of
             // taking new work that SIGKILL would cut off when the grace runs out.
             if !wasRetiring { actions.append(.signal(Self.sigHUP, pid: pid)) }

@@ -73,4 +73,26 @@ extension SWSGIIntegration {
             #expect(try s.get("/").status == 200)
         }
     }
+
+    /// Issue 10, item 5: values validation accepts are safe to compute with: no worker or master traps.
+    @Suite struct AbsurdButValidValues {
+        @Test(arguments: [
+            ["--processes", "2", "--max-requests", "9223372036854775000", "--max-requests-delta", "1000"],
+            ["--processes", "20", "--max-worker-lifetime", "1000000000", "--max-worker-lifetime-delta", "999999999"],
+            ["--processes", "1", "--harakiri", "1000000000", "--harakiri-graceful-timeout", "1000000000",
+             "--worker-reload-mercy", "1000000000", "--keepalive-timeout", "1000000000", "--header-timeout", "1000000000"],
+            ["--processes", "1", "--reload-on-rss", "1099511627776", "--evil-reload-on-rss", "1099511627776",
+             "--limit-post", "8589934591g", "--buffer-size", "1g", "--listen", "65535"],
+        ])
+        func serverStartsServesAndStops(_ args: [String]) throws {
+            try withServer(args) { s throws in
+                for _ in 0..<3 { #expect(try s.get("/").status == 200) }
+                s.signal(SIGHUP)
+                #expect(s.waitForLog("reloading"))
+                #expect(try s.get("/").status == 200)
+                #expect(!s.log.contains("died"), "\(s.log)")
+                #expect(s.stop() == 0, "\(s.log)")
+            }
+        }
+    }
 }
