@@ -75,8 +75,13 @@ final class Master {
         notifySender = notifyAddress != nil ? try UnixSocket.datagram().release() : nil
     }
 
+    /// Repeated lines of one kind (a fork failing for every worker) are counted, not each written.
+    var repeatedLines = RepeatedLineFilter()
+
     func log(_ message: String) {
-        writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(message)")
+        for line in repeatedLines.admit(message, now: monotonicNanoseconds()) {
+            writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)")
+        }
     }
 
     func run() -> Int32 {
@@ -88,7 +93,7 @@ final class Master {
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
-                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline].compactMap { $0 }.min())
+                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
                 var fds = [signals.fd.raw, timer.fd.raw, readyRead, stats?.fd ?? -1]
                 let harakiriPIDs = Array(harakiriFDs.keys)
                 fds += harakiriPIDs.map { harakiriFDs[$0]! }
@@ -99,7 +104,12 @@ final class Master {
                 if ready.contains(0) {
                     while let (sig, _) = try signals.next() { if let code = execute(events(for: sig)) { return code } }
                 }
-                if ready.contains(1) { timer.acknowledge() }
+                if ready.contains(1) {
+                    timer.acknowledge()
+                    for line in repeatedLines.flush(now: monotonicNanoseconds()) {
+                        writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)")
+                    }
+                }
                 if ready.contains(2) {
                     for (pid, message) in workerMessages() {
                         let event: WorkerPool.Event = switch message {

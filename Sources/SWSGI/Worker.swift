@@ -50,6 +50,7 @@ final class Worker {
     var conns: [Int32: Connection] = [:]
     var mode = Mode.serving
     var retireAt: Instant = 0
+    var retireGraceOver = false
     var nextScanAt: Instant = .max
     var requestCounter: UInt64 = 0
     var scratch = [UInt8](repeating: 0, count: 65536)
@@ -92,10 +93,15 @@ final class Worker {
         while true {
             if drainPending { handleSignals() }
             let now = monotonicNanoseconds()
-            if now >= nextScanAt || (mode == .retiring && now >= retireAt) { expireConnections(now: now) }
+            if now >= nextScanAt || (mode == .retiring && !retireGraceOver && now >= retireAt) {
+                expireConnections(now: now)
+                // The grace is over once scanned past: its deadline must not stay in the wake-up set,
+                // or a retiring worker waiting on a slow client would wake every millisecond.
+                if mode == .retiring && now >= retireAt { retireGraceOver = true }
+            }
             if mode == .retiring && conns.isEmpty { exit(0) }
             var wake = nextScanAt
-            if mode == .retiring { wake = min(wake, retireAt) }
+            if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let events: [(token: UInt64, events: UInt32)]
             do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {

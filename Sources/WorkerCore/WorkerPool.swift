@@ -186,7 +186,7 @@ public struct WorkerPool: Sendable {
             return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
             if let row = reservedScoreboardSlots.removeValue(forKey: id) { freeScoreboardSlots.append(row) }
-            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now)
+            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
         case .workerReady(let pid):
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
             slots[i].state = .accepting
@@ -332,7 +332,7 @@ public struct WorkerPool: Sendable {
             actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1
             if now - w.startedAt < config.crashWindowNanoseconds {
-                actions += scheduleRespawn(id: w.id, now: now)
+                actions += scheduleRespawn(id: w.id, now: now, why: "crash-looping")
             } else {
                 backoff[w.id] = nil
                 actions += forkWorker(id: w.id)
@@ -353,12 +353,13 @@ public struct WorkerPool: Sendable {
     }
 
     /// A worker that keeps dying young is respawned after a doubling pause, not in a tight loop.
-    private mutating func scheduleRespawn(id: Int, now: Instant) -> [Action] {
+    private mutating func scheduleRespawn(id: Int, now: Instant, why: String) -> [Action] {
         guard !stopping else { return [] }
         let wait = min((backoff[id] ?? 50_000_000).saturatingMultiply(2), config.respawnBackoffMaxNanoseconds)
         backoff[id] = wait
         respawnAt[id] = now.saturatingAdd(wait)
-        return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")]
+        if why == "crash-looping" { return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
+        return [.log("worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
     }
 
     private mutating func deadlines(now: Instant) -> [Action] {
