@@ -321,7 +321,7 @@ final class Master {
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
-        if getppid() != masterPID { exit(0) }
+        if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
@@ -331,7 +331,7 @@ final class Master {
             try Worker(ctx).run()
         } catch {
             writeStderr("swsgi worker \(id): \(error)")
-            exit(1)
+            _exit(1)
         }
     }
 

@@ -55,7 +55,7 @@ public enum SWSGIMain {
             try listener.publish()
             bound = listener
             if let p = options.pidFile {
-                try writeFileAtomically(p, "\(getpid())\n")
+                try writeFileSafely(p, "\(getpid())\n")
                 pidFileWritten = true
             }
             setProcessTitle("\(options.procnamePrefix)swsgi master")

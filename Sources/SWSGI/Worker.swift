@@ -99,14 +99,14 @@ final class Worker {
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if mode == .retiring && now >= retireAt { retireGraceOver = true }
             }
-            if mode == .retiring && conns.isEmpty { exit(0) }
+            if mode == .retiring && conns.isEmpty { _exit(0) }
             var wake = nextScanAt
             if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let events: [(token: UInt64, events: UInt32)]
             do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
                 writeStderr("swsgi worker \(ctx.id): \(error)")
-                exit(1)
+                _exit(1)
             }
             for (token, _) in events {
                 switch token {
@@ -168,8 +168,10 @@ final class Worker {
             switch c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
-                    c.headStartedAt = c.lastActivity
-                    schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
+                    // A connection's first head is timed from accept, not from its first byte: a client
+                    // that waits before sending must not get a second --header-timeout.
+                    c.headStartedAt = c.requests == 0 ? c.acceptedAt : c.lastActivity
+                    schedule(c.headStartedAt! + ctx.settings.headerTimeoutNanoseconds)
                 }
                 return true
             case .error(let e):
@@ -337,7 +339,7 @@ final class Worker {
             switch sig {
             case SIGUSR1: drainPending = true
             case SIGHUP: retire()
-            default: exit(0)
+            default: _exit(0)
             }
         }
         guard drainPending else { return }
