@@ -64,3 +64,48 @@ extension SWSGIIntegration {
         }
     }
 }
+
+extension SWSGIIntegration.Hardening {
+    /// A directory inside DIR is swapped for a symlink to a folder outside it, over and over, while
+    /// requests run: a path checked with realpath and then opened can be swapped between the two steps.
+    /// Opening beneath DIR in one step never serves the outside file.
+    @Test func staticSymlinkSwapRaceNeverEscapes() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir.file("www/d"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir.file("outside"), withIntermediateDirectories: true)
+        try dir.write("www/d/f.txt", "inside\n")
+        try dir.write("outside/f.txt", "OUTSIDE\n")
+        try fm.createSymbolicLink(atPath: dir.file("www/d.link"), withDestinationPath: dir.file("outside"))
+        let swapper = """
+            import os, sys, time
+            w = sys.argv[1]
+            end = time.monotonic() + float(sys.argv[2])
+            while time.monotonic() < end:
+                os.rename(w + "/d", w + "/d.real"); os.rename(w + "/d.link", w + "/d")
+                os.rename(w + "/d", w + "/d.link"); os.rename(w + "/d.real", w + "/d")
+            """
+        try dir.write("swap.py", swapper)
+        let s = try Server(["--processes", "1", "--app", "static:{dir}/www"], dir: dir)
+        defer { s.stop() }
+        let candidates: [String] = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        guard let python = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            Issue.record("python3 is missing: apt-get install python3")
+            return
+        }
+        let swapPID = try spawnProcess(python, [dir.file("swap.py"), dir.file("www"), "3"], environment: [:], outputPath: dir.file("swap.log"))
+        defer { var st: Int32 = 0; waitpid(swapPID, &st, 0) }
+        var leaks = 0, served = 0
+        let c = try s.connect()
+        let end = monotonicSeconds() + 2.5
+        while monotonicSeconds() < end {
+            try c.send(httpGet("/d/f.txt"))
+            let r = try c.readResponse(timeout: 5)
+            if r.text.contains("OUTSIDE") { leaks += 1 }
+            if r.status == 200 { served += 1 }
+        }
+        #expect(leaks == 0, "served the outside file \(leaks) times")
+        #expect(served > 0, "the inside file is still served when the directory is in place")
+    }
+}
