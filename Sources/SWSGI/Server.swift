@@ -39,6 +39,22 @@ public enum SWSGIMain {
         var bound: Listener? = nil
         var pidFileWritten = false
         do {
+            let drop = try PrivilegeDrop.resolve(options)
+            // The stats socket first: a live one at its path stops us before our listener is bound.
+            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
+            // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
+            // cannot load (below) leaves the path as it was, a live predecessor's socket included.
+            var listener = try Listener.open(options, environment: env)
+            bound = listener
+            if let drop {
+                // The unprivileged master renames the socket into place and removes it at exit.
+                if options.chownSocket == nil, let tmp = listener.temporaryPath ?? listener.ownedPath {
+                    try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) }
+                }
+                if let s = stats { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                try drop.apply()
+            }
+            // App code (a library's constructors included) runs only now, after the drop.
             let app: Application
             var handler = onHarakiri
             if let given { app = given }
@@ -47,11 +63,6 @@ public enum SWSGIMain {
                 app = try BuiltinApps.named(options.effectiveApp)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
-            // Everything that can fail goes before the listener: binding renames our socket over the path,
-            // so a failure after it would leave a newer-looking but dead socket where a live one was.
-            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
-            var listener = try Listener.open(options, environment: env)
-            bound = listener
             try listener.publish()
             bound = listener
             if let p = options.pidFile {

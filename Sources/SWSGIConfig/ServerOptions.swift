@@ -46,6 +46,10 @@ public struct ServerOptions: Equatable, Sendable {
     public var log5xx: Bool = false
     /// Prefix for process titles (`--procname-prefix`).
     public var procnamePrefix: String = ""
+    /// User (name or number) the master and workers run as once the listener is bound (`--uid`).
+    public var uid: String? = nil
+    /// Group (name or number) to run as (`--gid`); defaults to the --uid user's primary group.
+    public var gid: String? = nil
 
     // MARK: Worker management (uWSGI names)
 

@@ -219,6 +219,16 @@ extension ValueParser where Value == String {
         }
     }
 
+    /// A user or group name or number, resolved at run time: no spaces, colons or NUL.
+    static var userOrGroup: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> String in
+            guard !text.isEmpty, text.utf8.count <= 256, !text.contains(where: { $0 == " " || $0 == ":" || $0 == "\0" || $0 == "\n" }) else {
+                throw ValueProblem("\(quoted(text)) is not a user or group name or number")
+            }
+            return text
+        }
+    }
+
     /// `USER` or `USER:GROUP`, names or numeric ids, resolved at run time.
     static var owner: ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> String in

@@ -1,5 +1,5 @@
-/// Rate-limits repeated log lines: the first line of a kind goes out at once, the same kind again within
-/// `windowNanoseconds` is counted instead, and the count goes out when the window ends (or with the next
+/// Rate-limits repeated log lines: the first `burst` lines of a kind in a window go out at once, more of
+/// the same kind within `windowNanoseconds` are counted instead, and the count goes out when the window ends (or with the next
 /// line of that kind). "The same kind" ignores numbers, so `cannot fork worker 7: ...` and
 /// `cannot fork worker 8: ...` are one kind. A failing fork retried for 300 workers is then a few lines a
 /// second, not thousands. Values in, lines out: the caller owns the clock and the writing.
@@ -7,17 +7,21 @@ public struct RepeatedLineFilter: Sendable {
     public let windowNanoseconds: UInt64
     /// At most this many kinds are tracked; the oldest is forgotten first.
     public let maxKinds: Int
+    /// Lines of one kind written per window before counting starts (a few reloads a second stay visible).
+    public let burst: Int
 
     private struct Window: Sendable {
         var start: Instant
         var suppressed: Int
+        var written: Int
         var last: String
     }
     private var windows: [String: Window] = [:]
 
-    public init(windowNanoseconds: UInt64 = 1_000_000_000, maxKinds: Int = 256) {
+    public init(windowNanoseconds: UInt64 = 1_000_000_000, maxKinds: Int = 256, burst: Int = 10) {
         self.windowNanoseconds = windowNanoseconds
         self.maxKinds = maxKinds
+        self.burst = max(1, burst)
     }
 
     /// The line with every run of digits replaced by `#`.
@@ -42,6 +46,11 @@ public struct RepeatedLineFilter: Sendable {
         var out: [String] = []
         if var w = windows[k] {
             if now < w.start.saturatingAdd(windowNanoseconds) {
+                if w.written < burst {
+                    w.written += 1
+                    windows[k] = w
+                    return [line]
+                }
                 w.suppressed += 1
                 w.last = line
                 windows[k] = w
@@ -52,7 +61,7 @@ public struct RepeatedLineFilter: Sendable {
             if oldest.value.suppressed > 0 { out.append(summary(oldest.value, now: now)) }
             windows[oldest.key] = nil
         }
-        windows[k] = Window(start: now, suppressed: 0, last: line)
+        windows[k] = Window(start: now, suppressed: 0, written: 1, last: line)
         out.append(line)
         return out
     }
@@ -68,7 +77,8 @@ public struct RepeatedLineFilter: Sendable {
         for (k, w) in windows where now >= w.start.saturatingAdd(windowNanoseconds) {
             if w.suppressed > 0 {
                 out.append(summary(w, now: now))
-                windows[k] = Window(start: now, suppressed: 0, last: w.last)
+                // Still repeating: the fresh window counts from the start, no new burst.
+                windows[k] = Window(start: now, suppressed: 0, written: burst, last: w.last)
             } else {
                 windows[k] = nil
             }
