@@ -13,23 +13,27 @@ let package = Package(
     targets: [
         // glibc functions and macros that `import Glibc` leaves out, as static inline wrappers.
         .target(name: "CGlibcShim"),
-        // fds, sockets, signals, spawning, waiting, timers: the syscalls live here.
-        .target(name: "Posix", dependencies: ["CGlibcShim"]),
+        // What both programs share, as pure values: process end status, Instant and the duration grammar,
+        // signal names, the socket path rule, sd_notify messages, JSON string escaping.
+        .target(name: "Common"),
+        // fds, sockets, signals, spawning, waiting, timers, the event reactor: the syscalls live here.
+        .target(name: "Posix", dependencies: ["CGlibcShim", "Common"]),
         // hupwatch's reload state machine and option parsing: pure values, no syscalls.
-        .target(name: "ReloadCore"),
+        .target(name: "ReloadCore", dependencies: ["Common"]),
         .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
         // HTTP/1.1 request parser and response writer over bytes: no sockets.
         .target(name: "HTTP"),
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
-        .target(name: "WorkerCore"),
+        .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
-        .target(name: "SWSGIConfig"),
+        .target(name: "SWSGIConfig", dependencies: ["Common"]),
         // The server library users build apps against.
         .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),

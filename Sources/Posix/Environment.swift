@@ -24,3 +24,11 @@ public func removing(_ names: Set<String>, from env: [String]) -> [String] {
         return !names.contains(String(entry[..<eq]))
     }
 }
+
+/// argv as the kernel gave it, byte for byte (`CommandLine.arguments` repairs what is not UTF-8).
+public func rawCommandLine() -> [[UInt8]] {
+    (0..<Int(CommandLine.argc)).map { i in
+        guard let p = CommandLine.unsafeArgv[i] else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
+    }
+}

@@ -1,30 +1,6 @@
 import CGlibcShim
+@_exported import Common
 import Glibc
-
-/// Signal names and numbers as people write them: `TERM`, `SIGTERM`, `term` or `15`.
-public enum SignalName {
-    static let table: [(String, Int32)] = [
-        ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("ILL", SIGILL), ("TRAP", SIGTRAP),
-        ("ABRT", SIGABRT), ("BUS", SIGBUS), ("FPE", SIGFPE), ("KILL", SIGKILL), ("USR1", SIGUSR1),
-        ("SEGV", SIGSEGV), ("USR2", SIGUSR2), ("PIPE", SIGPIPE), ("ALRM", SIGALRM), ("TERM", SIGTERM),
-        ("CHLD", SIGCHLD), ("CONT", SIGCONT), ("STOP", SIGSTOP), ("TSTP", SIGTSTP), ("TTIN", SIGTTIN),
-        ("TTOU", SIGTTOU), ("URG", SIGURG), ("XCPU", SIGXCPU), ("XFSZ", SIGXFSZ), ("VTALRM", SIGVTALRM),
-        ("PROF", SIGPROF), ("WINCH", SIGWINCH), ("IO", SIGIO), ("PWR", SIGPWR), ("SYS", SIGSYS),
-    ]
-
-    /// Parses a name or number; nil when it is not a signal.
-    public static func parse(_ text: String) -> Int32? {
-        if let n = Int32(text) { return (1..<shim_sigrtmax() + 1).contains(n) ? n : nil }
-        var name = text.uppercased()
-        if name.hasPrefix("SIG") { name.removeFirst(3) }
-        return table.first { $0.0 == name }?.1
-    }
-
-    /// `SIGTERM` for 15, `signal 40` for numbers without a name.
-    public static func name(_ sig: Int32) -> String {
-        table.first { $0.1 == sig }.map { "SIG\($0.0)" } ?? "signal \(sig)"
-    }
-}
 
 /// A sigset_t value.
 public struct SignalSet {

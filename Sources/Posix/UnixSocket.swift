@@ -7,13 +7,6 @@ public enum UnixSocket {
     public static let maxPathBytes = Int(shim_sun_path_max())
 
     /// Nil when `path` fits in sun_path, else why it does not.
-    public static func pathProblem(_ path: String) -> String? {
-        if path.isEmpty { return "socket path is empty" }
-        let n = path.utf8.count
-        if n > maxPathBytes { return "socket path is \(n) bytes, longer than the \(maxPathBytes) sun_path allows: \(path)" }
-        return nil
-    }
-
     public static func stream(nonBlocking: Bool = false) throws -> FileDescriptor {
         let type = SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | (nonBlocking ? SOCK_NONBLOCK.rawValue : 0)
         return FileDescriptor(adopting: try syscall("socket") { shim_socket(AF_UNIX, Int32(type), 0) })
@@ -42,7 +35,7 @@ public enum UnixSocket {
             var st = stat()
             if lstat(path, &st) == 0 {
                 guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw SyscallError("bind", errno: EEXIST, context: path) }
-                if isAccepting(path) { throw SyscallError("bind", errno: EADDRINUSE, context: path) }
+                if hasLiveListener(path) { throw SyscallError("bind", errno: EADDRINUSE, context: path) }
                 try syscall("unlink", path) { unlink(path) }
             }
         }
@@ -60,8 +53,9 @@ public enum UnixSocket {
         return fd
     }
 
-    /// True when a listener accepts connections at `path` right now.
-    public static func isAccepting(_ path: String) -> Bool {
+    /// True when a listener is bound and listening at `path`, even one whose backlog is full (EAGAIN):
+    /// such a path belongs to a live server and must not be taken over. Not proof that it accepts.
+    public static func hasLiveListener(_ path: String) -> Bool {
         guard let fd = try? connect(path: path, nonBlocking: true) else { return errno == EAGAIN }
         _ = fd
         return true
@@ -96,6 +90,21 @@ public enum UnixSocket {
         if q >= 0 { return Int(q) }
         if errno == ENOENT { return nil }
         throw SyscallError("sock_diag(UDIAG_SHOW_VFS)")
+    }
+
+    /// Receives one datagram without blocking, with the kernel-checked pid of its sender (SO_PASSCRED must
+    /// be on). Nil when none is waiting.
+    public static func receive(from fd: Int32, into buffer: inout [UInt8]) throws -> (count: Int, sender: pid_t)? {
+        var sender: pid_t = 0
+        let n = buffer.withUnsafeMutableBytes { shim_recv_with_sender(fd, $0.baseAddress, $0.count, &sender) }
+        if n >= 0 { return (n, sender) }
+        if errno == EAGAIN || errno == EINTR { return nil }
+        throw SyscallError("recvmsg")
+    }
+
+    /// Asks the kernel to attach each sender's credentials to datagrams received on `fd`.
+    public static func passCredentials(_ fd: Int32) throws {
+        try syscall("setsockopt(SO_PASSCRED)") { shim_enable_passcred(fd) }
     }
 
     /// Accepts one connection (CLOEXEC); nil when none is waiting on a non-blocking listener.

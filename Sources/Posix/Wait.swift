@@ -1,38 +1,19 @@
 import CGlibcShim
 import Glibc
 
-/// How a process ended, as waitpid reported it.
-public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
-
+extension ProcessEnd {
     public init(waitStatus s: Int32) {
         self = shim_WIFSIGNALED(s) != 0 ? .signaled(shim_WTERMSIG(s)) : .exited(shim_WEXITSTATUS(s))
-    }
-
-    /// The shell's convention: the exit code, or 128 + the signal number.
-    public var shellCode: Int32 {
-        switch self {
-        case .exited(let c): return c
-        case .signaled(let s): return 128 + s
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .exited(let c): return "exit status \(c)"
-        case .signaled(let s): return "killed by \(SignalName.name(s))"
-        }
     }
 }
 
 /// Reaps every child that has ended (waitpid(-1, WNOHANG) until 0 or ECHILD).
-public func reapChildren() throws -> [(pid: pid_t, status: ExitStatus)] {
-    var out: [(pid_t, ExitStatus)] = []
+public func reapChildren() throws -> [(pid: pid_t, status: ProcessEnd)] {
+    var out: [(pid_t, ProcessEnd)] = []
     while true {
         var st: Int32 = 0
         let pid = waitpid(-1, &st, WNOHANG)
-        if pid > 0 { out.append((pid, ExitStatus(waitStatus: st))); continue }
+        if pid > 0 { out.append((pid, ProcessEnd(waitStatus: st))); continue }
         if pid == 0 { return out }
         if errno == EINTR { continue }
         if errno == ECHILD { return out }

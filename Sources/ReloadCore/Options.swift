@@ -26,7 +26,8 @@ public struct HupwatchOptions: Equatable, Sendable {
     public var socketMode: UInt32 = 0o660
     /// The path the command binds itself (rebind mode); given or detected from the command line.
     public var socketPath: String? = nil
-    public var socketPathDetected = false
+    /// Where `socketPath` came from, for the start-up line that says which protection is in force.
+    public var socketPathSource: SocketPathSource = .flag
     public var guardEnabled = true
     public var onExit: OnExit = .exit
     public var killAtExit = false
@@ -43,7 +44,31 @@ public struct HupwatchOptions: Equatable, Sendable {
     /// probe could not tell the new generation answered (auto then waits for READY=1 or the warm-up).
     public var probePath: String? {
         if case .socket(let p) = ready { return p }
-        return socketPath
+        return listenPath == nil ? socketPath : nil
+    }
+
+    /// The URL path an `http:` probe asks for; nil for the other modes.
+    public var httpProbePath: String? {
+        if case .http(let p) = ready { return p }
+        return nil
+    }
+}
+
+/// How hupwatch learned the socket path it guards and probes.
+public enum SocketPathSource: Equatable, Sendable, CustomStringConvertible {
+    /// `--socket PATH`.
+    case flag
+    /// Found in the command line (`--bind unix:PATH`, `--socket PATH`, ...).
+    case commandLine
+    /// `--ready socket:PATH`: the command binds it somewhere hupwatch cannot see (a script, a config file).
+    case readyProbe
+
+    public var description: String {
+        switch self {
+        case .flag: return "--socket"
+        case .commandLine: return "found in the command line"
+        case .readyProbe: return "from --ready socket:"
+        }
     }
 }
 
@@ -135,7 +160,16 @@ extension HupwatchOptions {
         guard !o.command[0].isEmpty else { throw UsageError("the command is an empty string") }
         if o.socketPath == nil, o.listenPath == nil, let detected = detectSocketPath(in: o.command) {
             o.socketPath = detected
-            o.socketPathDetected = true
+            o.socketPathSource = .commandLine
+        }
+        if o.socketPath == nil, o.listenPath == nil, case .socket(let p) = o.ready {
+            // The path the probe watches is the path the command serves: guard it too (a script in front
+            // of the server hides its flags from hupwatch, but not from the operator who named the path).
+            o.socketPath = p
+            o.socketPathSource = .readyProbe
+        }
+        if case .http = o.ready, o.listenPath == nil, o.socketPath == nil {
+            throw UsageError("--ready http:PATH needs the Unix socket to ask: give --socket PATH (or a --socket/--bind unix: flag in the command)")
         }
         if let listen = o.listenPath {
             switch o.ready {
@@ -166,9 +200,7 @@ extension HupwatchOptions {
 
     static func socketPath(_ flag: String, _ path: String) throws(UsageError) -> String {
         if path.isEmpty { throw UsageError("\(flag) needs a socket path") }
-        if path.utf8.count > 107 {
-            throw UsageError("\(flag): socket path is \(path.utf8.count) bytes, longer than the 107 sun_path allows: \(path)")
-        }
+        if let problem = SocketPath.problem(path) { throw UsageError("\(flag): \(problem)") }
         return path
     }
 

@@ -1,42 +1,6 @@
-/// How a process ended, as the runner saw it through waitpid.
-public enum ProcessEnd: Equatable, Sendable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
+@_exported import Common
 
-    /// 128 + N for a death by signal N, as shells report it.
-    public var shellCode: Int32 {
-        switch self {
-        case .exited(let c): return c
-        case .signaled(let s): return 128 + s
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .exited(let c): return "exit status \(c)"
-        case .signaled(let s): return "signal \(s)"
-        }
-    }
-}
-
-/// A generation's lifecycle: started, then serving, then on its way out.
-public enum GenerationState: String, Sendable { case starting, ready, draining }
-
-/// One instance of the wrapped command.
-public struct Generation: Equatable, Sendable {
-    public let number: Int
-    public let pid: Int32
-    public var state: GenerationState
-    public let startedAt: Instant
-    /// While starting: when it stops being given the benefit of the doubt.
-    public var readyDeadline: Instant?
-    /// While draining: when its whole process group gets SIGKILL.
-    public var killDeadline: Instant?
-    /// While handing over: the reload signal waits until the old listener's queue is empty, or this.
-    public var handoverDeadline: Instant? = nil
-}
-
-/// What the last reload came to, for logs and the status file.
+/// What the last reloads came to, for logs and the status file.
 public struct ReloadOutcome: Equatable, Sendable {
     public let generation: Int
     public let succeeded: Bool
@@ -45,18 +9,36 @@ public struct ReloadOutcome: Equatable, Sendable {
 }
 
 /// The reload supervisor: the whole of hupwatch's decision making, as a value.
-/// Events in, actions out; no fork, clock or I/O inside, so every sequence is unit-testable.
+///
+/// One `Mode` says what hupwatch as a whole is doing; each generation carries its own `Phase`. Readiness
+/// policy, probe cadence, the hand-over of the old listener and what the socket guard should do are all
+/// decided here and come out as actions; the runner performs the I/O and feeds each result back as one
+/// event. No fork, clock or I/O inside, so every sequence can be replayed in a test.
 public struct ReloadSupervisor: Sendable {
     public struct Config: Sendable {
         public var gracefulTimeout: UInt64
         public var readyTimeout: UInt64
         public var reloadSignal: Int32
         public var onExit: OnExit
+        public var readiness: ReadinessMode = .auto
+        /// A Unix socket path the runner can probe (the command's own path, or `--ready socket:PATH`).
+        public var canProbe = false
+        /// A crash within this long of the previous restart is a crash loop: restarts then back off.
+        public var crashLoopWindow: UInt64 = 10 * nanosecondsPerSecond
         public var restartBackoffInitial: UInt64 = 500_000_000
         public var restartBackoffMax: UInt64 = 30 * nanosecondsPerSecond
         /// Rebind mode: how long the reload signal may wait for the old listener's accept queue to empty
         /// (0: send it at once). Servers that close their listener on TERM reset what is still queued.
         public var handoverNanoseconds: UInt64 = 0
+        public var handoverCheckInterval: UInt64 = 2_000_000
+        /// Probe cadence: fast while a start is expected, slow for a generation silent after `probeSlowAfter`.
+        public var probeFastInterval: UInt64 = 10_000_000
+        public var probeSlowInterval: UInt64 = 200_000_000
+        public var probeSlowAfter: UInt64 = 5 * nanosecondsPerSecond
+        /// A probe that has not answered in this long counts as "not ready" and is cancelled.
+        public var probeTimeout: UInt64 = nanosecondsPerSecond
+        /// `auto` with nothing to probe and no sd_notify: the generation is called ready after this.
+        public var warmup: UInt64 = nanosecondsPerSecond
 
         public init(gracefulTimeout: UInt64, readyTimeout: UInt64, reloadSignal: Int32, onExit: OnExit) {
             self.gracefulTimeout = gracefulTimeout
@@ -66,36 +48,103 @@ public struct ReloadSupervisor: Sendable {
         }
     }
 
+    /// What hupwatch as a whole is doing. Each case carries exactly the facts that exist in it.
+    public enum Mode: Equatable, Sendable {
+        /// Before `.started`.
+        case idle
+        /// One generation serves (it may still be starting if it is the only one and past its ready timeout).
+        case running(serving: Int)
+        /// `pending` is starting; `serving` (if any) keeps serving until it is ready. `queued`: a HUP came
+        /// after `pending` began starting, so one more reload follows once it is settled.
+        case reloading(serving: Int?, pending: Int, queued: Bool)
+        /// The serving generation exited (`--on-exit restart`): the next one starts at this instant.
+        case restarting(at: Instant)
+        /// Every generation was told to stop; hupwatch exits with `code` once none is left.
+        case stopping(code: Int32, serving: Int?)
+        case exited(Int32)
+    }
+
+    /// A generation's own lifecycle.
+    public enum Phase: Equatable, Sendable {
+        /// Waiting to be ready; past `readyBy` it is rolled back (nil: kept regardless, it is all there is).
+        case starting(readyBy: Instant?)
+        case ready
+        /// Retiring: the reload signal waits until its listener's queue is empty, or `signalBy`.
+        case handingOver(signalBy: Instant, nextCheckAt: Instant?)
+        /// Told to stop; its process group gets SIGKILL at `killAt`.
+        case draining(killAt: Instant)
+        /// SIGKILL was sent; waiting for it to be reaped.
+        case killed
+    }
+
+    /// Where a starting generation's readiness probe is.
+    public enum Probe: Equatable, Sendable {
+        case none
+        case due(at: Instant)
+        case inFlight(giveUpAt: Instant)
+    }
+
+    /// One instance of the wrapped command.
+    public struct Generation: Equatable, Sendable {
+        public let number: Int
+        public let pid: Int32
+        public let startedAt: Instant
+        public var phase: Phase
+        /// When it became ready; nil if it never was.
+        public var readyAt: Instant?
+        /// Sent anything on its NOTIFY_SOCKET.
+        public var spoke = false
+        public var probe: Probe = .none
+    }
+
+    /// What the socket guard should do.
+    public enum GuardCommand: Equatable, Sendable {
+        /// Keep the path leading to this generation's listener.
+        case follow(generation: Int)
+        /// A generation is (re)binding the path: do not fight it.
+        case hold
+        /// No listener is worth restoring (stopping, or nothing serves).
+        case off
+    }
+
     public enum Event: Equatable, Sendable {
         case started
         case spawned(generation: Int, pid: Int32)
         case spawnFailed(generation: Int, reason: String, shellCode: Int32)
         case hangup
-        case ready(generation: Int)
+        /// A datagram on the generation's NOTIFY_SOCKET from one of its processes (the runner checks the sender).
+        case notified(generation: Int, ready: Bool)
+        /// The answer to `.probe`: the generation's listener accepted (and, for http:, answered 2xx).
+        case probed(generation: Int, accepting: Bool)
+        /// The answer to `.checkQueue`: connections waiting on the retiring listener (nil: unknown or gone).
+        case queueChecked(generation: Int, queued: Int?)
         case childExited(pid: Int32, status: ProcessEnd)
         case terminate(signal: Int32)
         case forward(signal: Int32)
-        /// The old generation's listener has no connection waiting any more (see `awaitQueueDrain`).
-        case queueDrained(generation: Int)
-        /// The timer armed for `nextDeadline` fired.
+        /// The instant `nextDeadline` named has come.
         case deadlinePassed
     }
 
     public enum Action: Equatable, Sendable {
+        /// Start the command; answer with `.spawned` or `.spawnFailed`.
         case spawn(generation: Int)
-        /// Begin waiting for this generation's readiness; answer with `.ready`.
-        case watchReadiness(generation: Int)
-        case stopWatchingReadiness(generation: Int)
+        /// One non-blocking readiness probe; answer with `.probed` (now or later).
+        case probe(generation: Int)
+        /// Abandon the probe round still in flight; its answer, if any comes, is ignored.
+        case cancelProbe(generation: Int)
+        /// The generation is no longer probed (ready, retiring, stopping, or speaking sd_notify): release
+        /// whatever the probe holds.
+        case stopProbing(generation: Int)
+        /// Read the generation's listen queue; answer with `.queueChecked`.
+        case checkQueue(generation: Int)
+        /// The generation is gone: drop its notify socket and probe.
+        case forget(generation: Int)
         case signal(Int32, pid: Int32)
         /// SIGKILL to the generation's process group (its pgid is its pid).
         case killGroup(pgid: Int32)
-        /// Point the socket path guard at what this generation now serves.
-        case guardSocket(generation: Int)
-        /// The guard must not fight a generation that is rebinding the path.
-        case pauseGuard
-        /// Watch the retiring generation's listener; answer `.queueDrained` when its accept queue is empty.
-        case awaitQueueDrain(generation: Int)
+        case setGuard(GuardCommand)
         case log(String)
+        case debug(String)
         /// An sd_notify line for hupwatch's own supervisor (READY=1, RELOADING=1, STOPPING=1, STATUS=...).
         case notifySupervisor(String)
         case statusChanged
@@ -103,286 +152,458 @@ public struct ReloadSupervisor: Sendable {
     }
 
     public let config: Config
+    public private(set) var mode: Mode = .idle
     public private(set) var generations: [Generation] = []
-    public private(set) var currentNumber: Int?
-    public private(set) var pendingNumber: Int?
-    public private(set) var lastReload: ReloadOutcome?
-    public private(set) var stopping = false
+    /// The last 20 reloads, oldest first.
+    public private(set) var reloads: [ReloadOutcome] = []
+    /// Some generation said READY=1: later ones are expected to speak sd_notify too (`auto`).
+    public private(set) var learnedNotify = false
     private var nextNumber = 1
-    private var hangupQueued = false
+    private var everSpawned = false
     private var reloadStartedAt: Instant = 0
-    private var restartAt: Instant?
+    private var lastRestartAt: Instant?
     private var restartBackoff: UInt64
-    private var exitCode: Int32 = 0
-    private var everStarted = false
 
     public init(config: Config) {
         self.config = config
         self.restartBackoff = config.restartBackoffInitial
     }
 
-    public var current: Generation? { currentNumber.flatMap(generation) }
-    public var pending: Generation? { pendingNumber.flatMap(generation) }
+    // MARK: queries
 
     public func generation(_ n: Int) -> Generation? { generations.first { $0.number == n } }
 
-    /// The earliest instant at which `deadlinePassed` must be delivered, nil when nothing is pending.
+    public var servingNumber: Int? {
+        switch mode {
+        case .running(let s): return s
+        case .reloading(let s, _, _), .stopping(_, let s): return s
+        default: return nil
+        }
+    }
+
+    public var pendingNumber: Int? {
+        if case .reloading(_, let p, _) = mode { return p }
+        return nil
+    }
+
+    public var serving: Generation? { servingNumber.flatMap(generation) }
+    public var lastReload: ReloadOutcome? { reloads.last }
+
+    public var isStopping: Bool {
+        switch mode {
+        case .stopping, .exited: return true
+        default: return false
+        }
+    }
+
+    /// The earliest instant at which `deadlinePassed` must be delivered; nil when nothing is pending.
     public var nextDeadline: Instant? {
-        var all: [Instant] = generations.compactMap { $0.state == .starting ? $0.readyDeadline : nil }
-        all += generations.compactMap { $0.killDeadline }
-        all += generations.compactMap { $0.handoverDeadline }
-        if let restartAt { all.append(restartAt) }
+        var all: [Instant] = []
+        for g in generations {
+            switch g.phase {
+            case .starting(let r): if let r { all.append(r) }
+            case .handingOver(let by, let check): all.append(check.map { min($0, by) } ?? by)
+            case .draining(let k): all.append(k)
+            case .ready, .killed: break
+            }
+            switch g.probe {
+            case .due(let at): all.append(at)
+            case .inFlight(let giveUp): all.append(giveUp)
+            case .none: break
+            }
+            if let w = warmupEnd(g) { all.append(w) }
+        }
+        if case .restarting(let at) = mode { all.append(at) }
         return all.min()
     }
 
+    // MARK: events
+
     public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        if case .exited = mode { return [.debug("event after exit ignored: \(event)")] }
         switch event {
         case .started:
-            return spawnNext()
+            guard mode == .idle else { return [] }
+            return beginReload(serving: nil, now: now, announce: false)
         case .spawned(let n, let pid):
             return spawned(n, pid: pid, now: now)
         case .spawnFailed(let n, let reason, let code):
             return spawnFailed(n, reason: reason, code: code, now: now)
         case .hangup:
             return hangup(now: now)
-        case .ready(let n):
-            return ready(n, now: now)
+        case .notified(let n, let ready):
+            return notified(n, ready: ready, now: now)
+        case .probed(let n, let accepting):
+            return probed(n, accepting: accepting, now: now)
+        case .queueChecked(let n, let queued):
+            return queueChecked(n, queued: queued, now: now)
         case .childExited(let pid, let status):
             return childExited(pid, status: status, now: now)
         case .terminate(let sig):
             return terminate(sig, now: now)
         case .forward(let sig):
-            guard let cur = current else { return [.log("no running generation to forward signal \(sig) to")] }
-            return [.signal(sig, pid: cur.pid)]
-        case .queueDrained(let n):
-            return handOver(n, now: now, why: nil)
+            guard let g = serving ?? pendingNumber.flatMap(generation) else {
+                return [.log("no running generation to forward \(SignalName.name(sig)) to")]
+            }
+            return [.signal(sig, pid: g.pid)]
         case .deadlinePassed:
             return deadlinesPassed(now: now)
         }
     }
 
-    // MARK: transitions
+    // MARK: starting generations
 
-    private mutating func spawnNext() -> [Action] {
+    private mutating func beginReload(serving: Int?, now: Instant, announce: Bool = true) -> [Action] {
         let n = nextNumber
         nextNumber += 1
-        return [.spawn(generation: n)]
+        reloadStartedAt = now
+        mode = .reloading(serving: serving, pending: n, queued: false)
+        var actions: [Action] = []
+        if announce {
+            actions.append(.log(serving == nil ? "reload: starting generation \(n) (none is running)"
+                                               : "reload: starting generation \(n)"))
+            if serving != nil {
+                actions.append(.notifySupervisor("RELOADING=1\nSTATUS=reloading: starting generation \(n)"))
+            }
+        }
+        // The new generation may rebind the path: the guard must not put the old listener back meanwhile.
+        if serving != nil { actions.append(.setGuard(.hold)) }
+        return actions + [.spawn(generation: n)]
     }
 
     private mutating func spawned(_ n: Int, pid: Int32, now: Instant) -> [Action] {
-        everStarted = true
-        generations.append(Generation(number: n, pid: pid, state: .starting, startedAt: now,
-                                      readyDeadline: now + config.readyTimeout, killDeadline: nil))
-        var actions: [Action] = []
-        if currentNumber == nil {
-            currentNumber = n
-            actions.append(.log("generation \(n) started, pid \(pid)"))
-        } else {
-            pendingNumber = n
-            actions.append(.pauseGuard)
-            actions.append(.log("generation \(n) started, pid \(pid); generation \(currentNumber!) serves until it is ready"))
+        guard pendingNumber == n else {
+            // Cannot happen with a runner that answers each spawn at once; never leave a child unwatched.
+            generations.append(Generation(number: n, pid: pid, startedAt: now, phase: .draining(killAt: now + config.gracefulTimeout)))
+            return [.log("generation \(n) (pid \(pid)) started when none was expected; stopping it"),
+                    .signal(config.reloadSignal, pid: pid), .statusChanged]
         }
-        if stopping {
-            // A TERM raced the spawn: the new process goes the same way as the rest.
-            actions.append(.signal(config.reloadSignal, pid: pid))
-            setKillDeadline(n, now + config.gracefulTimeout)
-        }
-        return actions + [.watchReadiness(generation: n), .statusChanged]
+        everSpawned = true
+        var g = Generation(number: n, pid: pid, startedAt: now, phase: .starting(readyBy: now + config.readyTimeout))
+        g.probe = usesProbe(g) ? .due(at: now) : .none
+        generations.append(g)
+        let serving = servingNumber.map { "; generation \($0) serves until it is ready" } ?? ""
+        return [.log("generation \(n) started, pid \(pid)\(serving)"), .statusChanged]
     }
 
     private mutating func spawnFailed(_ n: Int, reason: String, code: Int32, now: Instant) -> [Action] {
-        if currentNumber == nil && generations.isEmpty && !everStarted {
+        guard case .reloading(let s, n, let queued) = mode else { return [] }
+        if !everSpawned {
+            mode = .exited(code)
             return [.log("cannot start \(reason)"), .exit(code)]
         }
-        if currentNumber == nil {
-            // A restart after a crash failed to exec: keep backing off.
-            return [.log("cannot start generation \(n): \(reason)")] + scheduleRestart(now: now)
-        }
-        lastReload = ReloadOutcome(generation: n, succeeded: false, reason: "cannot start: \(reason)",
-                                   durationNanoseconds: now - reloadStartedAt)
-        return [.log("reload failed: cannot start generation \(n): \(reason); generation \(currentNumber!) keeps serving"),
-                .guardSocket(generation: currentNumber!), .notifySupervisor("READY=1\nSTATUS=reload failed, generation \(currentNumber!) serving"),
-                .statusChanged] + queuedReload(now: now)
+        return failed(n, serving: s, queued: queued, why: "cannot start: \(reason)", code: code, now: now)
     }
+
+    /// Whether this generation's readiness is decided by probing its socket.
+    private func usesProbe(_ g: Generation) -> Bool {
+        switch config.readiness {
+        case .socket, .http: return true
+        case .auto: return config.canProbe && !learnedNotify && !g.spoke
+        case .notify, .delay: return false
+        }
+    }
+
+    /// When a generation is called ready without any word from it (`delay:`, or `auto`'s warm-up).
+    private func warmupEnd(_ g: Generation) -> Instant? {
+        guard case .starting = g.phase else { return nil }
+        switch config.readiness {
+        case .delay(let d): return g.startedAt + d
+        case .auto where !config.canProbe && !learnedNotify && !g.spoke: return g.startedAt + config.warmup
+        default: return nil
+        }
+    }
+
+    private mutating func notified(_ n: Int, ready: Bool, now: Instant) -> [Action] {
+        guard let i = index(n), case .starting = generations[i].phase else { return [] }
+        generations[i].spoke = true
+        var actions: [Action] = []
+        if ready {
+            learnedNotify = true
+            return actions + becameReady(i, how: "READY=1", now: now)
+        }
+        // A generation that speaks sd_notify will say READY=1: `auto` stops guessing from the socket.
+        if case .auto = config.readiness, generations[i].probe != .none {
+            generations[i].probe = .none
+            actions.append(.stopProbing(generation: n))
+        }
+        return actions
+    }
+
+    private mutating func probed(_ n: Int, accepting: Bool, now: Instant) -> [Action] {
+        guard let i = index(n), case .starting = generations[i].phase, case .inFlight = generations[i].probe else { return [] }
+        if accepting { return becameReady(i, how: "its listener accepts", now: now) }
+        generations[i].probe = .due(at: now + probeInterval(generations[i], now: now))
+        return []
+    }
+
+    private func probeInterval(_ g: Generation, now: Instant) -> UInt64 {
+        now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
+    }
+
+    private mutating func becameReady(_ i: Int, how: String, now: Instant) -> [Action] {
+        let g = generations[i]
+        var actions: [Action] = [.stopProbing(generation: g.number)]
+        generations[i].phase = .ready
+        generations[i].readyAt = now
+        generations[i].probe = .none
+        let took = formatDuration(now - g.startedAt)
+        let serving: [Action] = [.notifySupervisor("READY=1\nSTATUS=generation \(g.number) serving, pid \(g.pid)"), .statusChanged]
+        switch mode {
+        case .running(g.number):
+            // The only generation, kept past its ready timeout, is ready after all.
+            return actions + [.setGuard(.follow(generation: g.number)), .log("generation \(g.number) is ready (\(took), \(how))")] + serving
+        case .reloading(let old, g.number, let queued):
+            mode = .running(serving: g.number)
+            actions.append(.setGuard(.follow(generation: g.number)))
+            if let old {
+                record(g.number, succeeded: true, reason: "ready", now: now)
+                actions.append(.log("generation \(g.number) is ready (\(took), \(how)); retiring generation \(old)"))
+                actions += retire(old, now: now, handover: config.handoverNanoseconds > 0)
+            } else {
+                actions.append(.log("generation \(g.number) is ready (\(took), \(how))"))
+            }
+            actions += serving
+            if queued { actions += beginReload(serving: g.number, now: now) }
+            return actions
+        default:
+            return actions + [.statusChanged]
+        }
+    }
+
+    /// The pending generation will not serve: roll back to the serving one, restart, or stop.
+    private mutating func failed(_ n: Int, serving: Int?, queued: Bool, why: String, code: Int32, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        if let i = index(n) { actions += retire(generations[i].number, now: now) }
+        if let s = serving {
+            mode = .running(serving: s)
+            record(n, succeeded: false, reason: why, now: now)
+            actions += [.log("reload failed: generation \(n) \(why); rolling back, generation \(s) keeps serving"),
+                        .setGuard(.follow(generation: s)),
+                        .notifySupervisor("READY=1\nSTATUS=reload failed, generation \(s) serving"), .statusChanged]
+            // The HUP that came meanwhile asked for a newer release than the one that failed.
+            if queued { actions += beginReload(serving: s, now: now) }
+            return actions
+        }
+        if queued {
+            return actions + [.log("generation \(n) \(why); no generation is serving")] + beginReload(serving: nil, now: now) + [.statusChanged]
+        }
+        if config.onExit == .exit {
+            actions.append(.log("generation \(n) \(why); no generation is serving; hupwatch exits with status \(code)"))
+            return actions + beginStop(signal: config.reloadSignal, code: code, serving: nil, now: now)
+        }
+        actions.append(.setGuard(.off))
+        actions.append(.log("generation \(n) \(why); no generation is serving"))
+        return actions + scheduleRestart(now: now) + [.statusChanged]
+    }
+
+    // MARK: HUP
 
     private mutating func hangup(now: Instant) -> [Action] {
-        if stopping { return [.log("SIGHUP ignored: stopping")] }
-        if pendingNumber != nil {
-            hangupQueued = true
-            return [.log("SIGHUP during a reload: one more reload follows once generation \(pendingNumber!) is settled")]
+        switch mode {
+        case .idle, .exited: return []
+        case .stopping: return [.log("SIGHUP ignored: stopping")]
+        case .running(let s): return beginReload(serving: s, now: now)
+        case .reloading(let s, let p, let queued):
+            if queued { return [.log("SIGHUP during a reload: a reload after generation \(p) is already queued")] }
+            mode = .reloading(serving: s, pending: p, queued: true)
+            return [.log("SIGHUP during a reload: one more reload follows once generation \(p) is settled")]
+        case .restarting:
+            return beginReload(serving: nil, now: now)
         }
-        return beginReload(now: now)
     }
 
-    private mutating func beginReload(now: Instant) -> [Action] {
-        hangupQueued = false
-        reloadStartedAt = now
-        if currentNumber == nil {
-            restartAt = nil
-            return [.log("reload: starting a generation (none is running)")] + spawnNext()
-        }
-        return [.log("reload: starting generation \(nextNumber)"),
-                .notifySupervisor("RELOADING=1\nSTATUS=reloading: starting generation \(nextNumber)")] + spawnNext()
-    }
-
-    private mutating func queuedReload(now: Instant) -> [Action] {
-        guard hangupQueued, !stopping else { return [] }
-        return beginReload(now: now)
-    }
-
-    private mutating func ready(_ n: Int, now: Instant) -> [Action] {
-        guard let i = generations.firstIndex(where: { $0.number == n }), generations[i].state == .starting else { return [] }
-        generations[i].state = .ready
-        generations[i].readyDeadline = nil
-        let took = now - generations[i].startedAt
-        if n == currentNumber {
-            restartBackoff = config.restartBackoffInitial
-            return [.stopWatchingReadiness(generation: n), .guardSocket(generation: n),
-                    .log("generation \(n) is ready (\(formatDuration(took)))"),
-                    .notifySupervisor("READY=1\nSTATUS=generation \(n) serving, pid \(generations[i].pid)"), .statusChanged]
-        }
-        guard n == pendingNumber, let old = currentNumber else { return [.stopWatchingReadiness(generation: n)] }
-        currentNumber = n
-        pendingNumber = nil
-        restartBackoff = config.restartBackoffInitial
-        lastReload = ReloadOutcome(generation: n, succeeded: true, reason: "ready", durationNanoseconds: now - reloadStartedAt)
-        var actions: [Action] = [.stopWatchingReadiness(generation: n), .guardSocket(generation: n),
-                                 .log("generation \(n) is ready (\(formatDuration(took))); retiring generation \(old)")]
-        actions += retire(old, now: now, handover: config.handoverNanoseconds > 0)
-        actions += [.notifySupervisor("READY=1\nSTATUS=generation \(n) serving, pid \(generations[i].pid)"), .statusChanged]
-        return actions + queuedReload(now: now)
-    }
+    // MARK: retiring
 
     /// Sends the reload signal and starts the graceful timeout; with `handover`, first waits for the
     /// generation's listener to hand over what is queued (the path already leads to its successor).
     private mutating func retire(_ n: Int, now: Instant, handover: Bool = false) -> [Action] {
-        guard let i = generations.firstIndex(where: { $0.number == n }) else { return [] }
-        generations[i].state = .draining
-        generations[i].readyDeadline = nil
-        if handover {
-            generations[i].handoverDeadline = now + config.handoverNanoseconds
-            return [.stopWatchingReadiness(generation: n), .awaitQueueDrain(generation: n)]
+        guard let i = index(n) else { return [] }
+        var actions: [Action] = generations[i].probe == .none ? [] : [.stopProbing(generation: n)]
+        generations[i].probe = .none
+        switch generations[i].phase {
+        case .starting, .ready:
+            if handover {
+                generations[i].phase = .handingOver(signalBy: now + config.handoverNanoseconds, nextCheckAt: now)
+                return actions
+            }
+            return actions + signalToStop(i, config.reloadSignal, now: now)
+        case .handingOver, .draining, .killed:
+            return actions
         }
-        if generations[i].killDeadline == nil { generations[i].killDeadline = now + config.gracefulTimeout }
-        return [.stopWatchingReadiness(generation: n), .signal(config.reloadSignal, pid: generations[i].pid)]
     }
 
-    /// The old listener is empty (or the wait ran out): the reload signal goes out now.
-    private mutating func handOver(_ n: Int, now: Instant, why: String?) -> [Action] {
-        guard let i = generations.firstIndex(where: { $0.number == n }), generations[i].handoverDeadline != nil else { return [] }
-        generations[i].handoverDeadline = nil
-        generations[i].killDeadline = generations[i].killDeadline ?? now + config.gracefulTimeout
-        return (why.map { [Action.log($0)] } ?? []) + [.signal(config.reloadSignal, pid: generations[i].pid)]
+    private mutating func signalToStop(_ i: Int, _ sig: Int32, now: Instant) -> [Action] {
+        let deadline = now + config.gracefulTimeout
+        switch generations[i].phase {
+        case .draining(let k): generations[i].phase = .draining(killAt: min(k, deadline))
+        case .killed: return []
+        default: generations[i].phase = .draining(killAt: deadline)
+        }
+        return [.signal(sig, pid: generations[i].pid)]
     }
 
-    private mutating func rollBack(_ n: Int, why: String, now: Instant) -> [Action] {
-        pendingNumber = nil
-        lastReload = ReloadOutcome(generation: n, succeeded: false, reason: why, durationNanoseconds: now - reloadStartedAt)
-        let keeper = currentNumber.map { "generation \($0) keeps serving" } ?? "no generation is serving"
-        var actions: [Action] = [.log("reload failed: generation \(n) \(why); rolling back, \(keeper)")]
-        if generation(n) != nil { actions += retire(n, now: now) }
-        if let c = currentNumber {
-            actions += [.guardSocket(generation: c), .notifySupervisor("READY=1\nSTATUS=reload failed, generation \(c) serving")]
+    private mutating func queueChecked(_ n: Int, queued: Int?, now: Instant) -> [Action] {
+        guard let i = index(n), case .handingOver(let by, nil) = generations[i].phase else { return [] }
+        if let q = queued, q > 0 {
+            generations[i].phase = .handingOver(signalBy: by, nextCheckAt: now + config.handoverCheckInterval)
+            return []
         }
-        return actions + [.statusChanged] + queuedReload(now: now)
+        return [.debug("generation \(n)'s listener is empty: sending the reload signal")]
+            + signalToStop(i, config.reloadSignal, now: now)
     }
+
+    // MARK: exits
 
     private mutating func childExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
         guard let i = generations.firstIndex(where: { $0.pid == pid }) else {
-            return [.log("reaped pid \(pid) (\(status)): a descendant left to hupwatch")]
+            return [.debug("reaped pid \(pid) (\(status)): a descendant left to hupwatch")]
         }
         let gen = generations.remove(at: i)
         // Whatever the main process left in its group goes with it.
-        var actions: [Action] = [.stopWatchingReadiness(generation: gen.number), .killGroup(pgid: pid)]
-        if gen.number == pendingNumber {
-            actions += rollBack(gen.number, why: "exited before it was ready (\(status))", now: now)
-        } else if gen.number == currentNumber {
-            currentNumber = nil
-            exitCode = status.shellCode
-            if stopping {
-                actions.append(.log("generation \(gen.number) exited (\(status))"))
-            } else if let p = pendingNumber {
-                // Its replacement is already starting: it becomes the one we wait for.
-                currentNumber = p
-                pendingNumber = nil
-                actions.append(.log("generation \(gen.number) exited (\(status)) during a reload; generation \(p) takes over"))
-            } else if config.onExit == .exit {
-                actions.append(.log("generation \(gen.number) exited (\(status)); hupwatch exits with status \(exitCode)"))
-                actions.append(.pauseGuard)
-                actions += beginStop(signal: config.reloadSignal, now: now)
+        var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid)]
+        switch mode {
+        case .reloading(let s, gen.number, let queued):
+            actions += failed(gen.number, serving: s, queued: queued, why: "exited before it was ready (\(status))",
+                              code: status.shellCode, now: now)
+        case .reloading(gen.number, let p, let queued):
+            mode = .reloading(serving: nil, pending: p, queued: queued)
+            actions += [.log("generation \(gen.number) exited (\(status)) during a reload; generation \(p) takes over once ready"),
+                        .setGuard(.hold)]
+        case .running(gen.number):
+            if config.onExit == .exit {
+                actions.append(.log("generation \(gen.number) exited (\(status)); hupwatch exits with status \(status.shellCode)"))
+                actions += beginStop(signal: config.reloadSignal, code: status.shellCode, serving: nil, now: now)
             } else {
+                // Its listener died with it: do not put that path back.
+                actions.append(.setGuard(.off))
                 actions.append(.log("generation \(gen.number) exited (\(status))"))
-                // Its listener died with it: the guard must not put that path back while the restart rebinds it.
-                actions.append(.pauseGuard)
                 actions += scheduleRestart(now: now)
             }
-        } else {
-            let drained = now - gen.startedAt
-            actions.append(.log("generation \(gen.number) exited (\(status)), \(formatDuration(drained)) after it started"))
+        case .stopping(_, gen.number):
+            mode = .stopping(code: status.shellCode, serving: nil)
+            actions.append(.log("generation \(gen.number) exited (\(status))"))
+        default:
+            if gen.readyAt == nil {
+                actions.append(.log("generation \(gen.number) exited before it was ready (\(status))"))
+            } else {
+                actions.append(.log("generation \(gen.number) exited (\(status)), \(formatDuration(now - gen.startedAt)) after it started"))
+            }
         }
-        actions.append(.statusChanged)
-        if stopping && generations.isEmpty { actions.append(.exit(exitCode)) }
-        return actions
+        if case .exited = mode { return actions }
+        return actions + [.statusChanged] + exitIfDone()
     }
 
+    /// The first restart after a while is immediate; a crash loop backs off, doubling up to the maximum.
     private mutating func scheduleRestart(now: Instant) -> [Action] {
-        restartAt = now + restartBackoff
-        let wait = restartBackoff
-        restartBackoff = min(restartBackoff * 2, config.restartBackoffMax)
-        return [.log("restarting in \(formatDuration(wait))")]
+        var wait: UInt64 = 0
+        if let last = lastRestartAt, now < last || now - last < config.crashLoopWindow {
+            wait = restartBackoff
+            restartBackoff = min(restartBackoff * 2, config.restartBackoffMax)
+        } else {
+            restartBackoff = config.restartBackoffInitial
+        }
+        lastRestartAt = now + wait
+        if wait == 0 { return [.log("restarting now")] + beginReload(serving: nil, now: now, announce: false) }
+        mode = .restarting(at: now + wait)
+        return [.log("restarting in \(formatDuration(wait)) (crash loop)")]
     }
+
+    // MARK: stopping
 
     private mutating func terminate(_ sig: Int32, now: Instant) -> [Action] {
         var actions: [Action] = []
-        if !stopping { actions += [.notifySupervisor("STOPPING=1"), .pauseGuard] }
-        actions += beginStop(signal: sig, now: now)
-        if generations.isEmpty { actions.append(.exit(exitCode)) }
-        return actions
+        if !isStopping { actions.append(.notifySupervisor("STOPPING=1")) }
+        actions.append(.log("received \(SignalName.name(sig)): stopping every generation"))
+        if case .stopping(let code, let serving) = mode { return actions + beginStop(signal: sig, code: code, serving: serving, now: now) }
+        return actions + beginStop(signal: sig, code: 0, serving: servingNumber, now: now)
     }
 
-    private mutating func beginStop(signal sig: Int32, now: Instant) -> [Action] {
-        stopping = true
-        hangupQueued = false
-        restartAt = nil
-        var actions: [Action] = []
-        for g in generations {
-            actions.append(.signal(sig, pid: g.pid))
-            setKillDeadline(g.number, now + config.gracefulTimeout)
-            if let i = generations.firstIndex(where: { $0.number == g.number }) { generations[i].handoverDeadline = nil }
+    /// Tells every generation to stop; `serving` is the one whose status hupwatch will exit with.
+    private mutating func beginStop(signal sig: Int32, code: Int32, serving: Int?, now: Instant) -> [Action] {
+        mode = .stopping(code: code, serving: serving)
+        var actions: [Action] = [.setGuard(.off)]
+        for i in generations.indices {
+            if generations[i].probe != .none { actions.append(.stopProbing(generation: generations[i].number)) }
+            generations[i].probe = .none
+            actions += signalToStop(i, sig, now: now)
         }
-        return actions
+        return actions + [.statusChanged] + exitIfDone()
     }
 
-    private mutating func setKillDeadline(_ n: Int, _ at: Instant) {
-        guard let i = generations.firstIndex(where: { $0.number == n }) else { return }
-        generations[i].killDeadline = min(generations[i].killDeadline ?? at, at)
+    /// Stopping and nothing left: hupwatch exits.
+    private mutating func exitIfDone() -> [Action] {
+        guard case .stopping(let code, _) = mode, generations.isEmpty else { return [] }
+        mode = .exited(code)
+        return [.exit(code)]
     }
+
+    // MARK: time
 
     private mutating func deadlinesPassed(now: Instant) -> [Action] {
         var actions: [Action] = []
-        for g in generations {
-            if let h = g.handoverDeadline, h <= now {
-                actions += handOver(g.number, now: now, why: "generation \(g.number)'s listener still had connections queued after \(formatDuration(config.handoverNanoseconds)); sending the reload signal anyway")
+        // Each generation's deadlines, by number: actions for one never depend on stale facts of another,
+        // since every step re-reads the table.
+        for n in generations.map(\.number) {
+            guard let i = index(n) else { continue }
+            let g = generations[i]
+            switch g.probe {
+            case .due(let at) where at <= now:
+                generations[i].probe = .inFlight(giveUpAt: now + config.probeTimeout)
+                actions.append(.probe(generation: n))
+            case .inFlight(let giveUp) where giveUp <= now:
+                generations[i].probe = .due(at: now + probeInterval(g, now: now))
+                actions += [.cancelProbe(generation: n), .debug("generation \(n)'s readiness probe got no answer in \(formatDuration(config.probeTimeout))")]
+            default: break
             }
-            if let k = g.killDeadline, k <= now {
-                actions.append(.log("generation \(g.number) (pid \(g.pid)) still running \(formatDuration(config.gracefulTimeout)) after it was told to stop: SIGKILL to its process group"))
+            if let w = warmupEnd(g), w <= now, case .starting = g.phase {
+                actions += becameReady(i, how: "after \(formatDuration(w - g.startedAt))", now: now)
+                continue
+            }
+            switch g.phase {
+            case .starting(let r?) where r <= now:
+                actions += readyTimedOut(n, now: now)
+            case .handingOver(let by, _) where by <= now:
+                actions.append(.log("generation \(n)'s listener still had connections queued after \(formatDuration(config.handoverNanoseconds)); sending the reload signal anyway"))
+                actions += signalToStop(i, config.reloadSignal, now: now)
+            case .handingOver(let by, let check?) where check <= now:
+                generations[i].phase = .handingOver(signalBy: by, nextCheckAt: nil)
+                actions.append(.checkQueue(generation: n))
+            case .draining(let k) where k <= now:
+                generations[i].phase = .killed
+                actions.append(.log("generation \(n) (pid \(g.pid)) still running \(formatDuration(config.gracefulTimeout)) after it was told to stop: SIGKILL to its process group"))
                 actions.append(.killGroup(pgid: g.pid))
-                if let i = generations.firstIndex(where: { $0.number == g.number }) { generations[i].killDeadline = nil }
-            }
-            if g.state == .starting, let r = g.readyDeadline, r <= now {
-                if g.number == pendingNumber {
-                    actions += rollBack(g.number, why: "was not ready within \(formatDuration(config.readyTimeout))", now: now)
-                } else if let i = generations.firstIndex(where: { $0.number == g.number }) {
-                    generations[i].readyDeadline = nil
-                    actions.append(.log("generation \(g.number) has not reported ready within \(formatDuration(config.readyTimeout)); it keeps running"))
-                }
+            default: break
             }
         }
-        if let r = restartAt, r <= now {
-            restartAt = nil
-            reloadStartedAt = now
-            actions += spawnNext()
+        if case .restarting(let at) = mode, at <= now {
+            actions += beginReload(serving: nil, now: now, announce: false)
         }
         return actions
+    }
+
+    private mutating func readyTimedOut(_ n: Int, now: Instant) -> [Action] {
+        guard let i = index(n) else { return [] }
+        let why = "was not ready within \(formatDuration(config.readyTimeout))"
+        guard case .reloading(let s, n, let queued) = mode else {
+            generations[i].phase = .starting(readyBy: nil)
+            return [.log("generation \(n) \(why); it keeps running")]
+        }
+        if s != nil { return failed(n, serving: s, queued: queued, why: why, code: 1, now: now) }
+        // Nothing else could serve: keep it, it may still come up; a HUP starts a fresh one.
+        generations[i].phase = .starting(readyBy: nil)
+        mode = .running(serving: n)
+        var actions: [Action] = [.log("generation \(n) \(why); it keeps running, as nothing else serves"), .statusChanged]
+        if queued { actions += beginReload(serving: n, now: now) }
+        return actions
+    }
+
+    // MARK: helpers
+
+    private func index(_ n: Int) -> Int? { generations.firstIndex { $0.number == n } }
+
+    private mutating func record(_ n: Int, succeeded: Bool, reason: String, now: Instant) {
+        reloads.append(ReloadOutcome(generation: n, succeeded: succeeded, reason: reason, durationNanoseconds: now - reloadStartedAt))
+        if reloads.count > 20 { reloads.removeFirst(reloads.count - 20) }
     }
 }

@@ -44,4 +44,3 @@ final class Connection {
     }
 }
 
-typealias Instant = UInt64

@@ -1,4 +1,5 @@
 import Glibc
+import Common
 import Posix
 import SWSGIConfig
 
@@ -58,7 +59,7 @@ struct Listener {
         // a symlink included): a planted file is never removed or followed.
         for _ in 0..<8 where !bound {
             tmp = dir + "/.swsgi-" + (try unpredictableSuffix())
-            if UnixSocket.pathProblem(tmp) != nil { tmp = path }
+            if SocketPath.problem(tmp) != nil { tmp = path }
             let r = tmp.withCString { shimBind(sock.raw, $0) }
             if r == 0 { bound = true; break }
             let e = errno

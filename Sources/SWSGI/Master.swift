@@ -4,21 +4,21 @@ import SWSGIConfig
 import WorkerCore
 
 /// The swsgi master: serves no requests. It forks the workers, carries out `WorkerPool`'s decisions,
-/// answers the stats socket and speaks sd_notify. One thread, one blocking poll.
+/// answers the stats socket and speaks sd_notify. One thread on the shared `Reactor`: one event at a time.
 final class Master {
     let settings: ServerOptions
     let app: Application
     let harakiriHandler: HarakiriHandler?
     let listener: Listener
     var pool: WorkerPool
-    let signals: SignalFD
-    var timer: TimerFD
+    let reactor: Reactor
+    /// Stats clients currently watched by the reactor.
+    var watchedStatsClients: Set<Int32> = []
     let readyRead: Int32
     let readyWrite: Int32
     let scoreboard: Scoreboard
     let stats: StatsServer?
-    let notifyAddress: String?
-    let notifySender: Int32?
+    let notifier: SdNotifier?
     let masterPID = getpid()
     var slotOfPID: [Int32: Int] = [:]
     var idOfPID: [Int32: Int] = [:]
@@ -64,15 +64,15 @@ final class Master {
                 rssHardBytes: settings.cheaperRSSLimitHardBytes))
         }
         pool = WorkerPool(config: config)
-        signals = try SignalFD(Self.handledSignals)
+        reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
-        timer = try TimerFD()
         let pipe = try makePipe(nonBlocking: true)
         (readyRead, readyWrite) = (pipe.read, pipe.write)
+        try reactor.watch(readyRead, token: Token.workerMessages)
+        if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
         self.stats = stats
-        notifyAddress = lookup("NOTIFY_SOCKET", in: env)
-        notifySender = notifyAddress != nil ? try UnixSocket.datagram().release() : nil
+        notifier = try SdNotifier(environment: env)
     }
 
     /// Repeated lines of one kind (a fork failing for every worker) are counted, not each written.
@@ -93,50 +93,73 @@ final class Master {
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
-                try timer.arm(at: [pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
-                var fds = [signals.fd.raw, timer.fd.raw, readyRead, stats?.fd ?? -1]
-                let harakiriPIDs = Array(harakiriFDs.keys)
-                fds += harakiriPIDs.map { harakiriFDs[$0]! }
-                let statsClients = stats?.pending.map(\.fd) ?? []
-                let firstStatsClient = fds.count
-                fds += statsClients
-                let ready = Set(try waitReadable(fds))
-                if ready.contains(0) {
-                    while let (sig, _) = try signals.next() { if let code = execute(events(for: sig)) { return code } }
-                }
-                if ready.contains(1) {
-                    timer.acknowledge()
-                    for line in repeatedLines.flush(now: monotonicNanoseconds()) {
-                        writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)")
-                    }
-                }
-                if ready.contains(2) {
-                    for (pid, message) in workerMessages() {
-                        let event: WorkerPool.Event = switch message {
-                        case .ready: .workerReady(pid: pid)
-                        case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
-                        case .recycleRSS: .recycle(pid: pid, reason: .rss)
-                        }
-                        if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
-                    }
-                }
-                if let s = stats {
-                    let readableClients = Set(statsClients.indices.filter { ready.contains(firstStatsClient + $0) }.map { statsClients[$0] })
-                    s.answerDue(readable: readableClients, now: monotonicNanoseconds(), snapshot: statsSnapshot)
-                    if ready.contains(3) { s.acceptClients(now: monotonicNanoseconds()) }
-                }
-                for (i, pid) in harakiriPIDs.enumerated() where ready.contains(4 + i) {
-                    if let fd = harakiriFDs[pid] { SharedTimer.acknowledge(fd) }
-                    if let code = execute(checkHarakiri(pid)) { return code }
-                }
-                if let code = execute(periodicChecks(now: monotonicNanoseconds())) { return code }
-                if let d = pool.nextDeadline, d <= monotonicNanoseconds() {
-                    if let code = execute(pool.handle(.deadlinePassed, now: monotonicNanoseconds())) { return code }
-                }
+                try watchStatsClients()
+                try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
+                if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
                 return 1
             }
+        }
+    }
+
+    /// Reactor tokens: fixed ones, then a range keyed by worker pid (harakiri timers) and one by fd (stats clients).
+    enum Token {
+        static let workerMessages: UInt64 = 1
+        static let stats: UInt64 = 2
+        static let harakiriBase: UInt64 = 1 << 32
+        static let statsClientBase: UInt64 = 2 << 32
+    }
+
+    /// One event from the reactor, carried out before the next is read.
+    private func handle(_ event: Reactor.Event) -> Int32? {
+        switch event {
+        case .signal(let sig, _):
+            return execute(events(for: sig))
+        case .childExited(let pid, let status):
+            return execute(workerExited(pid, status: status))
+        case .deadline:
+            let now = monotonicNanoseconds()
+            for line in repeatedLines.flush(now: now) { writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)") }
+            stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
+            if let code = execute(periodicChecks(now: now)) { return code }
+            if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
+            return nil
+        case .readable(let token, _):
+            switch token {
+            case Token.workerMessages:
+                for (pid, message) in workerMessages() {
+                    let event: WorkerPool.Event = switch message {
+                    case .ready: .workerReady(pid: pid)
+                    case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
+                    case .recycleRSS: .recycle(pid: pid, reason: .rss)
+                    }
+                    if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
+                }
+            case Token.stats:
+                stats?.acceptClients(now: monotonicNanoseconds())
+            case Token.statsClientBase...:
+                stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
+            case Token.harakiriBase...:
+                let pid = Int32(token - Token.harakiriBase)
+                if let fd = harakiriFDs[pid] { SharedTimer.acknowledge(fd) }
+                return execute(checkHarakiri(pid))
+            default: break
+            }
+            return nil
+        }
+    }
+
+    /// Keeps the reactor watching exactly the stats clients still waiting for an answer.
+    private func watchStatsClients() throws {
+        let pending = Set(stats?.pending.map(\.fd) ?? [])
+        for fd in watchedStatsClients.subtracting(pending) {
+            // Answered and closed: closing already took it out of epoll.
+            watchedStatsClients.remove(fd)
+        }
+        for fd in pending.subtracting(watchedStatsClients) {
+            try reactor.watch(fd, token: Token.statsClientBase + UInt64(fd))
+            watchedStatsClients.insert(fd)
         }
     }
 
@@ -217,22 +240,20 @@ final class Master {
         case SIGHUP: return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)
         case SIGTTOU: return pool.handle(.removeWorker, now: now)
-        case SIGCHLD:
-            var actions: [WorkerPool.Action] = []
-            for (pid, status) in (try? reapChildren()) ?? [] {
-                if let slot = slotOfPID.removeValue(forKey: pid) { scoreboard.release(slot) }
-                if let fd = harakiriFDs.removeValue(forKey: pid) { close(fd) }
-                idOfPID[pid] = nil
-                lastBusy[pid] = nil
-                let end: WorkerEnd = switch status {
-                case .exited(let c): .exited(c)
-                case .signaled(let s): .signaled(s)
-                }
-                actions += pool.handle(.workerExited(pid: pid, status: end), now: now)
-            }
-            return actions
         default: return []
         }
+    }
+
+    /// One reaped worker: its slot, harakiri timer and bookkeeping go with it.
+    private func workerExited(_ pid: Int32, status: ProcessEnd) -> [WorkerPool.Action] {
+        if let slot = slotOfPID.removeValue(forKey: pid) { scoreboard.release(slot) }
+        if let fd = harakiriFDs.removeValue(forKey: pid) {
+            reactor.unwatch(fd, token: Token.harakiriBase + UInt64(UInt32(bitPattern: pid)))
+            close(fd)
+        }
+        idOfPID[pid] = nil
+        lastBusy[pid] = nil
+        return pool.handle(.workerExited(pid: pid, status: status), now: monotonicNanoseconds())
     }
 
     private func execute(_ actions: [WorkerPool.Action]) -> Int32? {
@@ -248,14 +269,12 @@ final class Master {
             case .log(let m):
                 log(m)
             case .notify(let text):
-                if let addr = notifyAddress, let fd = notifySender {
-                    var msg = text
+                if let notifier {
                     if text.hasPrefix("READY=1") && !readyLogged {
                         readyLogged = true
                         log("ready in \((monotonicNanoseconds() - startedAt) / 1_000_000) ms")
                     }
-                    if text.hasPrefix("RELOADING=1") { msg += "\nMONOTONIC_USEC=\(monotonicNanoseconds() / 1000)" }
-                    try? UnixSocket.send(datagram: msg, to: addr, from: fd)
+                    do { try notifier.send(text) } catch { log("sd_notify: \(error)") }
                 }
             case .statusChanged:
                 break
@@ -298,7 +317,10 @@ final class Master {
             return pool.handle(.forkFailed(id: id, reason: errnoText(e)), now: now)
         }
         if pid == 0 { becomeWorker(id: id, slot: slot, harakiriFD: harakiriFD) }
-        if harakiriFD >= 0 { harakiriFDs[pid] = harakiriFD }
+        if harakiriFD >= 0 {
+            harakiriFDs[pid] = harakiriFD
+            do { try reactor.watch(harakiriFD, token: Token.harakiriBase + UInt64(UInt32(bitPattern: pid))) } catch { log("\(error)") }
+        }
         scoreboard.set(slot, .pid, Int64(pid))
         slotOfPID[pid] = slot
         idOfPID[pid] = id
@@ -307,8 +329,7 @@ final class Master {
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
-        close(signals.fd.raw)
-        close(timer.fd.raw)
+        reactor.closeAfterFork()
         close(readyRead)
         for fd in harakiriFDs.values { close(fd) }
         if let s = stats {
@@ -317,7 +338,7 @@ final class Master {
             // connection open after the master's answer and close, so the client never sees EOF.
             for p in s.pending { close(p.fd) }
         }
-        if let n = notifySender { close(n) }
+        if let n = notifier { close(n.fd) }
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)

@@ -10,6 +10,11 @@ import SWSGIConfig
 /// ```
 /// `onHarakiri` runs in the worker when harakiri's graceful signal arrives (see `HarakiriHandler`).
 public func serve(onHarakiri: HarakiriHandler? = nil, _ app: Application? = nil) -> Never {
+    if let bad = firstNonUTF8Argument(rawCommandLine()) {
+        // Swift would repair the bytes into U+FFFD: a path would silently become another.
+        writeStderr("swsgi: argument \(bad) is not valid UTF-8; swsgi refuses rather than use a rewritten path")
+        exit(2)
+    }
     exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app, onHarakiri: onHarakiri))
 }
 

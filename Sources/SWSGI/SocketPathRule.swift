@@ -12,7 +12,7 @@ enum SocketPathRule {
         case .missing:
             return false
         case .socket:
-            if UnixSocket.isAccepting(path) && !successor {
+            if UnixSocket.hasLiveListener(path) && !successor {
                 throw SWSGIError("\(option) \(path): address in use: a live server already serves this path (it accepts connections); stop it, or reload it (SIGHUP, or hupwatch for a new version)")
             }
             return true

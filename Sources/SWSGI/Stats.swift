@@ -21,15 +21,7 @@ struct StatsSnapshot {
     let workers: [WorkerStats]
 
     func json() -> String {
-        func q(_ s: String) -> String {
-            "\"" + s.unicodeScalars.map { c -> String in
-                switch c {
-                case "\"": return "\\\""
-                case "\\": return "\\\\"
-                default: return c.value < 0x20 ? "?" : String(c)
-                }
-            }.joined() + "\""
-        }
+        let q = jsonQuoted
         func opt<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "null" }
         let ws = workers.map { w in
             "{\"id\":\(w.id),\"pid\":\(w.pid),\"status\":\(q(w.state)),\"requests\":\(w.requests),"

@@ -1,7 +1,7 @@
+import Common
 /// swsgi's configuration: pure values built from defaults, an ini file, `SWSGI_*` variables and the
 /// command line (see `ServerOptions.load`). No I/O: the caller reads the ini file.
 
-let nanosecondsPerSecond: UInt64 = 1_000_000_000
 
 /// Every swsgi option, typed. Defaults are the documented ones; `optionTable` describes them.
 public struct ServerOptions: Equatable, Sendable {

@@ -1,3 +1,4 @@
+import Common
 extension ServerOptions {
     /// Checks the rules that involve several options (and the ranges a hand-built value could break).
     /// `load` calls it; call it again after changing options in code.
@@ -8,8 +9,8 @@ extension ServerOptions {
         if socket != nil, httpSocket != nil {
             try fail("--socket and --http-socket are both set; swsgi listens on exactly one")
         }
-        if let socket, let p = unixSocketPathProblem(socket) { try fail("--socket: \(p)") }
-        if let statsSocket, let p = unixSocketPathProblem(statsSocket) { try fail("--stats: \(p)") }
+        if let socket, let p = SocketPath.problem(socket) { try fail("--socket: \(p)") }
+        if let statsSocket, let p = SocketPath.problem(statsSocket) { try fail("--stats: \(p)") }
         if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
         if let chmodSocket, chmodSocket > 0o7777 { try fail("--chmod-socket: \(chmodSocket) is above 07777") }
 

@@ -1,3 +1,4 @@
+import Common
 /// Why one value was refused; the caller prefixes where it came from.
 struct ValueProblem: Error {
     let message: String
@@ -80,57 +81,28 @@ extension ValueParser where Value == Int {
     }
 }
 
-/// Durations above this many seconds (about 31 years) are refused rather than overflowing.
-let maxDurationSeconds: UInt64 = 1_000_000_000
-
 extension ValueParser where Value == UInt64 {
-    /// Seconds, decimals allowed (`30`, `0.5`), as nanoseconds. Negative values are refused, and 0 if `positive`.
+    /// A duration in the grammar both programs share (`30`, `0.5`, `250ms`, `2m`), as nanoseconds.
+    /// Negative values are refused, and 0 if `positive`.
     static func seconds(positive: Bool = false) -> ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> UInt64 in
-            if text.hasPrefix("-") { throw ValueProblem("\(quoted(text)) is negative: durations are seconds >= 0") }
-            let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-            let whole = parts[0]
-            let fraction = parts.count > 1 ? parts[1] : ""
-            guard whole.isEmpty || isDigits(whole), fraction.isEmpty || isDigits(fraction),
-                  !(whole.isEmpty && fraction.isEmpty) else {
-                throw ValueProblem("\(quoted(text)) is not a duration in seconds (like 30 or 0.5)")
+            let total: UInt64
+            switch parseDurationChecked(text) {
+            case .success(let ns): total = ns
+            case .failure(.negative): throw ValueProblem("\(quoted(text)) is negative: durations are seconds >= 0")
+            case .failure(.notADuration): throw ValueProblem("\(quoted(text)) is not a duration (seconds like 30 or 0.5, or with a unit: 250ms, 2s, 1m)")
+            case .failure(.tooLarge): throw ValueProblem("\(quoted(text)) is too large: the maximum is \(maxDurationSeconds) seconds")
             }
-            let trimmed = whole.drop(while: { $0 == "0" })
-            let secs: UInt64? = whole.isEmpty ? 0 : trimmed.count <= 10 ? UInt64(whole) : nil
-            guard let secs, secs <= maxDurationSeconds else {
-                throw ValueProblem("\(quoted(text)) is too large: the maximum is \(maxDurationSeconds) seconds")
-            }
-            var ns: UInt64 = 0
-            var scale: UInt64 = 100_000_000
-            for digit in fraction.utf8.prefix(9) {
-                ns += UInt64(digit - 0x30) * scale
-                scale /= 10
-            }
-            let total = secs * nanosecondsPerSecond + ns
             if positive && total == 0 { throw ValueProblem("\(quoted(text)) must be above 0") }
             return total
         }
     }
 }
 
-/// Standard Linux signal names and numbers (x86-64/arm64).
-let signalTable: [(name: String, number: Int32)] = [
-    ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
-    ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14), ("TERM", 15),
-    ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22),
-    ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28), ("IO", 29),
-    ("PWR", 30), ("SYS", 31),
-]
-
-/// The signal's number, from `TERM`, `SIGTERM`, `term` or `15`; nil if not in `signalTable`.
+/// The signal's number, from `TERM`, `SIGTERM`, `term` or `15`: the names Linux gives (no real-time numbers).
 func signalNumber(_ text: String) -> Int32? {
-    if isDigits(text) {
-        guard text.utf8.count <= 3, let n = Int32(text) else { return nil }
-        return signalTable.contains { $0.number == n } ? n : nil
-    }
-    var name = text.uppercased()
-    if name.hasPrefix("SIG") { name.removeFirst(3) }
-    return signalTable.first { $0.name == name }?.number
+    guard let n = SignalName.parse(text), SignalName.table.contains(where: { $0.number == n }) else { return nil }
+    return n
 }
 
 /// Signals between swsgi's master and its workers (HUP retire, INT/QUIT exit now, USR1 drain): an app
@@ -139,7 +111,7 @@ let reservedWorkerSignals: [Int32] = [1, 2, 3, 10]
 
 /// True for signals a graceful stop may use: known, catchable (not KILL or STOP), and not reserved.
 func isGracefulSignal(_ n: Int32) -> Bool {
-    n != 9 && n != 19 && !reservedWorkerSignals.contains(n) && signalTable.contains { $0.number == n }
+    n != 9 && n != 19 && !reservedWorkerSignals.contains(n) && SignalName.table.contains { $0.number == n }
 }
 
 extension ValueParser where Value == Int32 {
@@ -187,20 +159,6 @@ extension ValueParser where Value == Bool {
     }
 }
 
-/// Longest Unix socket path: sun_path holds 108 bytes including the terminating NUL.
-public let maxUnixSocketPathBytes = 107
-
-/// The problem with a Unix socket path, or nil if it can be bound.
-func unixSocketPathProblem(_ path: String) -> String? {
-    if path.isEmpty { return "the socket path is empty" }
-    if path.utf8.contains(0) { return "\(quoted(path)) contains a NUL byte" }
-    let n = path.utf8.count
-    if n > maxUnixSocketPathBytes {
-        return "the socket path is \(n) bytes, longer than the \(maxUnixSocketPathBytes) bytes sun_path allows: \(quoted(path))"
-    }
-    return nil
-}
-
 extension ValueParser where Value == String {
     /// Any text without NUL bytes; empty only if `allowEmpty`.
     static func string(allowEmpty: Bool = false) -> ValueParser {
@@ -214,7 +172,7 @@ extension ValueParser where Value == String {
     /// A Unix socket path: non-empty, at most 107 bytes.
     static var unixSocketPath: ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> String in
-            if let p = unixSocketPathProblem(text) { throw ValueProblem(p) }
+            if let p = SocketPath.problem(text) { throw ValueProblem(p) }
             return text
         }
     }

@@ -1,18 +1,4 @@
-/// Nanoseconds on the monotonic clock.
-public typealias Instant = UInt64
-
-/// How a worker process ended.
-public enum WorkerEnd: Equatable, Sendable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
-
-    public var description: String {
-        switch self {
-        case .exited(let c): return "exit status \(c)"
-        case .signaled(let s): return "signal \(s)"
-        }
-    }
-}
+@_exported import Common
 
 /// Why a worker is on its way out; decides whether and how it is replaced.
 public enum RetireReason: String, Sendable {
@@ -88,7 +74,7 @@ public struct WorkerPool: Sendable {
         case forkFailed(id: Int, reason: String)
         /// The worker reported it is accepting.
         case workerReady(pid: Int32)
-        case workerExited(pid: Int32, status: WorkerEnd)
+        case workerExited(pid: Int32, status: ProcessEnd)
         /// SIGTERM: serve what is queued, finish in-flight requests, exit 0.
         case gracefulStop
         /// SIGINT / SIGQUIT: stop now.
@@ -318,7 +304,7 @@ public struct WorkerPool: Sendable {
         return actions
     }
 
-    private mutating func workerExited(_ pid: Int32, status: WorkerEnd, now: Instant) -> [Action] {
+    private mutating func workerExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
         freeScoreboardSlots.append(w.scoreboardIndex)
@@ -327,7 +313,7 @@ public struct WorkerPool: Sendable {
         harakiriHeldLogged[pid] = nil
         var actions: [Action] = [.statusChanged]
         if w.state == .retiring {
-            if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired with \(status)")) }
+            if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired: \(status)")) }
         } else {
             actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1

@@ -17,8 +17,12 @@ Readiness:
                                            or detected from the command's --socket/--bind unix:);
                                            otherwise the original hupwatch's 1 s warm-up
                              notify        wait for READY=1 (the sd_notify protocol)
-                             socket:PATH   a listener with a new inode accepts a connection at PATH
+                             socket:PATH   a listener with a new inode at PATH takes a connection
+                                           off its accept queue (a full backlog is not ready). PATH
+                                           is also guarded, for commands (scripts) that hide it
                              http:PATH     GET PATH over the Unix socket answers 2xx
+                           Each generation's NOTIFY_SOCKET is a private socket; only the generation's
+                           own processes (its process group) can declare it ready.
                              delay:SEC     wait SEC seconds (the original's blind warm-up)
   --ready-timeout SEC      a new generation not ready by then is rolled back (default: 30)
   -w, --warmup-time SEC    same as --ready delay:SEC (original hupwatch)
@@ -41,13 +45,18 @@ Sockets:
 
 Process handling:
   --on-exit exit|restart   when the serving generation dies outside a reload: exit with its status
-                           (default), or restart it with capped exponential back-off (0.5 s .. 30 s)
+                           (default), or restart it: at once, then, for a crash within 10 s of the
+                           last restart (a crash loop), after a back-off doubling from 0.5 s to 30 s
   -k, --kill-at-exit       children get SIGKILL when hupwatch dies, even by SIGKILL (PDEATHSIG)
   --chdir DIR              the command's working directory, resolved anew at every spawn (so a
                            `current -> releases/N` symlink switch plus HUP runs the new release)
   --pid-file PATH          write hupwatch's pid there; removed at exit
   --status-file PATH       JSON rewritten atomically at every change: hupwatch pid, each live
-                           generation's number, pid and state, the last reload's outcome and duration
+                           generation's number, pid and state, the last 20 reloads' outcome, reason
+                           and duration
+
+At start hupwatch logs which protection keeps the socket path alive across reloads: --listen
+(it owns the listener), the guard on a known path, or none (with how to get one).
 
 Output:
   -q, --quiet              no log lines of hupwatch's own (the command's output is untouched)

@@ -2,15 +2,16 @@ import Glibc
 import Posix
 import ReloadCore
 
-/// hupwatch's event loop: turns fds (signalfd, timerfd, inotify, notify sockets) into `ReloadSupervisor`
-/// events and carries out the actions it answers with. One thread, one blocking poll: idle costs nothing.
+/// hupwatch's edge: runs on the shared `Reactor`, turns what it reports into `ReloadSupervisor` events one
+/// at a time, and performs the actions each answers with. Results of actions (a spawn, a probe, a queue
+/// reading) are fed back as events of their own, after the batch that asked for them and before the next
+/// outside event. All policy lives in the supervisor; this file only does I/O.
 final class Runner {
     let options: HupwatchOptions
     let executable: String
     /// The environment given to every generation: ours, minus what we replace per child.
     let childEnvironment: [String]
-    let signals: SignalFD
-    var timer: TimerFD
+    let reactor: Reactor
     var machine: ReloadSupervisor
     /// The listener handed to every generation (`--listen`, or one inherited through LISTEN_FDS).
     let listenerFD: Int32?
@@ -18,21 +19,28 @@ final class Runner {
     /// The inode of the --listen path's file when we bound it (fstat of the socket gives another number).
     let listenPathInode: ino_t?
     let socketGuard: SocketGuard?
-    var watchers: [Int: ReadinessWatcher] = [:]
-    /// Set once any generation sent READY=1: later ones are then expected to speak sd_notify too.
-    var learnedNotify = false
-    /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify), and a socket to send from.
-    let upstreamNotify: String?
-    let notifySender: Int32?
-    /// The inode each generation served when it became ready (rebind mode), to put back on rollback.
+    let notifyFolder: NotifyFolder
+    var notifyChannels: [Int: NotifyChannel] = [:]
+    var probes: [Int: ReadinessProbe] = [:]
+    /// The inode each generation served when it became ready (rebind mode), to put back on rollback and
+    /// to read its listen queue during a hand-over.
     var servedInode: [Int: ino_t] = [:]
-    /// Retiring generations whose listener (by socket file inode) must empty before the reload signal.
-    var handovers: [Int: ino_t] = [:]
-    var nextHandoverCheckAt: Instant?
-    static let handoverCheckInterval: UInt64 = 2_000_000
+    /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify).
+    let upstream: SdNotifier?
+    /// Events produced by carrying out actions, handled before the next outside event.
+    var results: [ReloadSupervisor.Event] = []
     let pidString = String(getpid())
 
-    static let handledSignals: [Int32] = [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH, SIGCHLD]
+    static let handledSignals: [Int32] = [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH]
+
+    /// Reactor tokens: the guard's inotify fd, then one range per kind keyed by generation number.
+    enum Token {
+        static let socketGuard: UInt64 = 1
+        static let notifyBase: UInt64 = 1 << 40
+        static let probeBase: UInt64 = 2 << 40
+        static func notify(_ n: Int) -> UInt64 { notifyBase + UInt64(n) }
+        static func probe(_ n: Int) -> UInt64 { probeBase + UInt64(n) }
+    }
 
     /// Sets everything up, runs until the last generation is gone, and returns the exit code.
     static func start(_ options: HupwatchOptions) -> Int32 {
@@ -87,20 +95,22 @@ final class Runner {
         self.options = options
         self.executable = executable
         // Signals are blocked before any child exists; the child's mask is reset in the spawn shim.
-        signals = try SignalFD(Self.handledSignals)
+        reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
-        timer = try TimerFD()
         try becomeChildSubreaper()
         var config = ReloadSupervisor.Config(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
                                              reloadSignal: options.reloadSignal, onExit: options.onExit)
+        config.readiness = options.ready
+        config.canProbe = options.probePath != nil
         if options.listenPath == nil, options.socketPath != nil, options.guardEnabled {
             // Rebind mode: the old listener gets no new connection once the path leads to the new one,
             // so its queue empties within milliseconds; a server that closes it on TERM would reset them.
             config.handoverNanoseconds = nanosecondsPerSecond
         }
         machine = ReloadSupervisor(config: config)
-        upstreamNotify = lookup("NOTIFY_SOCKET", in: env)
-        notifySender = upstreamNotify != nil ? try UnixSocket.datagram().release() : nil
+        upstream = try SdNotifier(environment: env)
+        let tmp = lookup("TMPDIR", in: env)
+        notifyFolder = try NotifyFolder(base: tmp)
 
         var inherited: Int32? = nil
         if lookup("LISTEN_PID", in: env) == String(getpid()), lookup("LISTEN_FDS", in: env) == "1" {
@@ -128,6 +138,7 @@ final class Runner {
         let guardPath = options.listenPath ?? (inherited == nil ? options.socketPath : nil)
         socketGuard = options.guardEnabled ? try guardPath.map { try SocketGuard(path: $0) } : nil
         if options.listenPath != nil { socketGuard?.trackCurrentPath() }
+        if let g = socketGuard { try reactor.watch(g.watch.fd.raw, token: Token.socketGuard) }
         if let pidFile = options.pidFile {
             do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
                 throw SetupError(message: "--pid-file \(pidFile): \(error)")
@@ -137,111 +148,101 @@ final class Runner {
 
     func log(_ message: String) {
         guard !options.quiet else { return }
-        let gen = machine.currentNumber.map { " gen \($0)" } ?? ""
+        let gen = machine.servingNumber.map { " gen \($0)" } ?? ""
         writeStderr("\(timestamp()) hupwatch[\(pidString)]\(gen): \(message)")
     }
 
     func debug(_ message: String) { if options.verbose { log(message) } }
 
-    func run() throws -> Int32 {
-        if let path = options.socketPath, options.listenPath == nil, socketGuard != nil {
-            log("guarding socket path \(path)\(options.socketPathDetected ? " (found in the command line)" : "")")
-        }
-        if let code = execute(machine.handle(.started, now: monotonicNanoseconds())) { return code }
-        while true {
-            let wake = ([machine.nextDeadline, nextHandoverCheckAt] + watchers.values.map(\.nextWake)).compactMap { $0 }.min()
-            try timer.arm(at: wake)
-            var fds: [Int32] = [signals.fd.raw, timer.fd.raw]
-            if let g = socketGuard { fds.append(g.watch.fd.raw) }
-            let order = watchers.keys.sorted()
-            fds += order.map { watchers[$0]!.notifyFD }
-            let ready = try waitReadable(fds)
-            if let code = try dispatch(readyIndexes: Set(ready), order: order) { return code }
+    /// Says at start which protection against a lost socket path is in force, and how to get one if none.
+    private func logProtection() {
+        if let path = options.listenPath {
+            log("protection: hupwatch owns the listener at \(path) (--listen); every generation inherits it")
+        } else if listenerFD != nil {
+            log("protection: hupwatch hands its inherited listener (LISTEN_FDS) to every generation")
+        } else if let path = options.socketPath, socketGuard != nil {
+            log("protection: guard on \(path) (\(options.socketPathSource.description)): a path an old generation removes is put back")
+        } else if let path = options.socketPath {
+            log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
+        } else {
+            log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
         }
     }
 
-    /// Handles whatever woke the loop; returns an exit code once hupwatch is done.
-    private func dispatch(readyIndexes: Set<Int>, order: [Int]) throws -> Int32? {
-        if readyIndexes.contains(0) {
-            while let (sig, _) = try signals.next() {
-                if let code = execute(events(for: sig)) { return code }
-            }
+    func run() throws -> Int32 {
+        if let code = feed(.started) { return code }
+        logProtection()
+        while true {
+            try reactor.setDeadline(machine.nextDeadline)
+            let event = try reactor.next()
+            if let code = handle(event) { return code }
         }
-        if readyIndexes.contains(1) { timer.acknowledge() }
-        if let g = socketGuard, readyIndexes.contains(2) {
-            for line in try g.handleEvents() {
-                let draining = machine.generations.filter { $0.state == .draining }.map { String($0.number) }
-                log(line + (draining.isEmpty ? "" : " (generation \(draining.joined(separator: ", ")) was draining)"))
-            }
-        }
-        for n in order { if let w = watchers[n] { for line in w.readNotifications() { debug("generation \(n) says \(line)") } } }
+    }
+
+    /// One outside event, then every result event its actions produced.
+    private func handle(_ event: Reactor.Event) -> Int32? {
         let now = monotonicNanoseconds()
-        for n in order {
-            guard let w = watchers[n], w.startedAt != 0, w.isReady(now: now) else { continue }
-            if w.readySent { learnedNotify = true }
-            if let code = execute(machine.handle(.ready(generation: n), now: now)) { return code }
+        switch event {
+        case .signal(let sig, _):
+            switch sig {
+            case SIGHUP: return feed(.hangup)
+            case SIGTERM, SIGINT, SIGQUIT: return feed(.terminate(signal: sig))
+            default: return feed(.forward(signal: sig))
+            }
+        case .childExited(let pid, let status):
+            return feed(.childExited(pid: pid, status: status))
+        case .deadline:
+            guard let d = machine.nextDeadline, d <= now else { return nil }
+            return feed(.deadlinePassed)
+        case .readable(let token, _):
+            if token == Token.socketGuard { guardEvents(); return nil }
+            if token >= Token.probeBase { return probeReadable(Int(token - Token.probeBase)) }
+            if token >= Token.notifyBase { return notifyReadable(Int(token - Token.notifyBase)) }
+            return nil
         }
-        if let at = nextHandoverCheckAt, at <= now, let code = checkHandovers(now: now) { return code }
-        if let d = machine.nextDeadline, d <= monotonicNanoseconds() {
-            if let code = execute(machine.handle(.deadlinePassed, now: monotonicNanoseconds())) { return code }
+    }
+
+    /// Hands `event` to the supervisor, performs the actions, then the result events they produced.
+    private func feed(_ event: ReloadSupervisor.Event) -> Int32? {
+        results.append(event)
+        while !results.isEmpty {
+            let next = results.removeFirst()
+            if let code = execute(machine.handle(next, now: monotonicNanoseconds())) { return code }
         }
         return nil
     }
 
-    private func events(for sig: Int32) -> [ReloadSupervisor.Action] {
-        let now = monotonicNanoseconds()
-        switch sig {
-        case SIGHUP: return machine.handle(.hangup, now: now)
-        case SIGTERM, SIGINT, SIGQUIT:
-            log("received \(SignalName.name(sig)): stopping every generation")
-            return machine.handle(.terminate(signal: sig), now: now)
-        case SIGCHLD:
-            var actions: [ReloadSupervisor.Action] = []
-            do {
-                for (pid, status) in try reapChildren() {
-                    let end: ProcessEnd = switch status {
-                    case .exited(let c): .exited(c)
-                    case .signaled(let s): .signaled(s)
-                    }
-                    actions += machine.handle(.childExited(pid: pid, status: end), now: now)
-                }
-            } catch { log("\(error)") }
-            return actions
-        default: return machine.handle(.forward(signal: sig), now: now)
-        }
-    }
-
-    /// Carries out actions in order; actions that produce events feed them straight back.
     private func execute(_ actions: [ReloadSupervisor.Action]) -> Int32? {
-        var queue = actions[...]
-        while let action = queue.popFirst() {
+        for action in actions {
             switch action {
             case .spawn(let n):
-                queue = (spawnGeneration(n) + queue)[...]
-            case .watchReadiness(let n):
-                watchers[n]?.activate(now: monotonicNanoseconds())
-            case .stopWatchingReadiness(let n):
-                watchers[n] = nil
+                results.append(spawnGeneration(n))
+            case .probe(let n):
+                startProbe(n)
+            case .cancelProbe(let n):
+                stopProbe(n)
+            case .stopProbing(let n):
+                stopProbe(n)
+                probes[n] = nil
+            case .checkQueue(let n):
+                results.append(.queueChecked(generation: n, queued: listenQueue(of: n)))
+            case .forget(let n):
+                stopProbe(n)
+                if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
+                probes[n] = nil
+                servedInode[n] = nil
             case .signal(let sig, let pid):
                 do {
                     if try !sendSignal(sig, to: pid) { debug("pid \(pid) was already gone for \(SignalName.name(sig))") }
                 } catch { log("\(error)") }
             case .killGroup(let pgid):
                 _ = try? sendSignal(SIGKILL, to: -pgid)
-            case .guardSocket(let n):
-                guardSocket(n)
-            case .awaitQueueDrain(let n):
-                if let ino = servedInode[n] {
-                    handovers[n] = ino
-                    nextHandoverCheckAt = monotonicNanoseconds()
-                } else {
-                    queue = (machine.handle(.queueDrained(generation: n), now: monotonicNanoseconds()) + queue)[...]
-                }
-            case .pauseGuard:
-                // hupwatch's own listener path is never rebound by a child, so it stays guarded.
-                if options.listenPath == nil { socketGuard?.paused = true }
+            case .setGuard(let command):
+                setGuard(command)
             case .log(let m):
-                if m.hasPrefix("reaped pid") { debug(m) } else { log(m) }
+                log(m)
+            case .debug(let m):
+                debug(m)
             case .notifySupervisor(let text):
                 notifySupervisor(text)
             case .statusChanged:
@@ -257,82 +258,139 @@ final class Runner {
         return nil
     }
 
-    /// Reads each retiring listener's accept queue from the kernel; an empty (or vanished) one is handed over.
-    private func checkHandovers(now: Instant) -> Int32? {
-        nextHandoverCheckAt = nil
-        let live = Set(machine.generations.map(\.number))
-        for (n, ino) in handovers.sorted(by: { $0.key < $1.key }) {
-            let queued: Int?
-            do { queued = try UnixSocket.listenQueue(fileInode: ino) } catch {
-                debug("\(error)")
-                queued = nil
-            }
-            if !live.contains(n) || (queued ?? 0) == 0 {
-                handovers[n] = nil
-                if let q = queued { debug("generation \(n)'s listener is empty (\(q) queued): sending the reload signal") }
-                if let code = execute(machine.handle(.queueDrained(generation: n), now: monotonicNanoseconds())) { return code }
-            }
-        }
-        if !handovers.isEmpty { nextHandoverCheckAt = now + Self.handoverCheckInterval }
-        return nil
-    }
+    // MARK: spawning
 
-    private func spawnGeneration(_ n: Int) -> [ReloadSupervisor.Action] {
-        let now = monotonicNanoseconds()
-        let watcher: ReadinessWatcher
+    private func spawnGeneration(_ n: Int) -> ReloadSupervisor.Event {
+        let channel: NotifyChannel
         do {
-            watcher = try ReadinessWatcher(generation: n, mode: options.ready, probePath: options.probePath,
-                                           expectNotify: learnedNotify)
+            channel = try NotifyChannel(folder: notifyFolder, generation: n)
+            try reactor.watch(channel.fd, token: Token.notify(n))
         } catch {
-            return machine.handle(.spawnFailed(generation: n, reason: "\(error)", shellCode: ExitCode.environment), now: now)
+            return .spawnFailed(generation: n, reason: "NOTIFY_SOCKET: \(error)", shellCode: ExitCode.environment)
         }
         var env = childEnvironment
-        env.append("NOTIFY_SOCKET=" + watcher.notifyAddress)
+        env.append("NOTIFY_SOCKET=" + channel.path)
         env.append("HUPWATCH_GENERATION=\(n)")
         if listenerFD != nil { env.append("LISTEN_FDNAMES=" + listenerName) }
+        // Taken before the fork, so the probe knows the inode the path had before this generation.
+        let probe = options.probePath.map { ReadinessProbe(path: $0, httpPath: options.httpProbePath) }
         let request = SpawnRequest(executablePath: executable, argv: options.command, environment: env,
                                    workingDirectory: options.chdir, listener: listenerFD,
                                    parentDeathSignal: options.killAtExit ? SIGKILL : nil)
         do {
             let pid = try spawn(request)
-            watchers[n] = watcher
-            return machine.handle(.spawned(generation: n, pid: pid), now: monotonicNanoseconds())
+            notifyChannels[n] = channel
+            probes[n] = probe
+            return .spawned(generation: n, pid: pid)
         } catch let e as SpawnError {
-            return machine.handle(.spawnFailed(generation: n, reason: "\(options.command[0]): \(e)", shellCode: e.shellCode), now: now)
+            reactor.unwatch(channel.fd, token: Token.notify(n))
+            return .spawnFailed(generation: n, reason: "\(options.command[0]): \(e)", shellCode: e.shellCode)
         } catch {
-            return machine.handle(.spawnFailed(generation: n, reason: "\(error)", shellCode: ExitCode.environment), now: now)
+            reactor.unwatch(channel.fd, token: Token.notify(n))
+            return .spawnFailed(generation: n, reason: "\(error)", shellCode: ExitCode.environment)
         }
     }
 
-    private func guardSocket(_ n: Int) {
-        guard let g = socketGuard else { return }
-        if options.listenPath != nil {
-            g.paused = false
-            if let line = g.putBack() { log(line) }
+    // MARK: readiness
+
+    private func notifyReadable(_ n: Int) -> Int32? {
+        guard let channel = notifyChannels[n], let pid = machine.generation(n)?.pid else { return nil }
+        for message in channel.read(generationPID: pid) {
+            switch message {
+            case .foreign(let sender):
+                log("ignored a datagram on generation \(n)'s NOTIFY_SOCKET from pid \(sender), which is not one of its processes")
+            case .fromGeneration(let m):
+                debug("generation \(n) says \(m.assignments.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+                if let code = feed(.notified(generation: n, ready: m.saysReady)) { return code }
+            }
+        }
+        return nil
+    }
+
+    private func startProbe(_ n: Int) {
+        guard let probe = probes[n] else {
+            results.append(.probed(generation: n, accepting: false))
             return
         }
-        if servedInode[n] != nil {
-            if let line = g.putBack() { log(line) }
-        } else if let ino = g.trackCurrentPath() {
-            servedInode[n] = ino
-        } else {
-            debug("generation \(n) serves no socket at \(g.path) yet; the guard waits")
+        let before = probe.connection
+        let outcome = probe.start()
+        if outcome == .waiting {
+            if probe.connection != before { try? reactor.watch(probe.connection, token: Token.probe(n)) }
+            return
         }
-        let live = Set(machine.generations.map(\.number))
-        servedInode = servedInode.filter { live.contains($0.key) }
+        if before >= 0 && probe.connection != before { reactor.unwatch(before, token: Token.probe(n)) }
+        results.append(.probed(generation: n, accepting: outcome == .accepting))
     }
 
+    private func probeReadable(_ n: Int) -> Int32? {
+        guard let probe = probes[n], probe.connection >= 0 else { return nil }
+        let fd = probe.connection
+        let outcome = probe.readAnswer()
+        if outcome == .waiting { return nil }
+        reactor.unwatch(fd, token: Token.probe(n))
+        return feed(.probed(generation: n, accepting: outcome == .accepting))
+    }
+
+    private func stopProbe(_ n: Int) {
+        guard let probe = probes[n] else { return }
+        if probe.connection >= 0 { reactor.unwatch(probe.connection, token: Token.probe(n)) }
+        probe.cancel()
+    }
+
+    // MARK: the socket path
+
+    private func setGuard(_ command: ReloadSupervisor.GuardCommand) {
+        guard let g = socketGuard else { return }
+        switch command {
+        case .follow(let n):
+            if options.listenPath != nil || listenerFD != nil {
+                // hupwatch's own listener: the same inode serves every generation.
+                if let line = g.putBack() { log(line) }
+                g.trackCurrentPath()
+            } else if servedInode[n] != nil {
+                if let line = g.putBack() { log(line) }
+            } else if let ino = g.trackCurrentPath() {
+                servedInode[n] = ino
+            } else {
+                debug("generation \(n) serves no socket at \(g.path) yet; the guard waits")
+            }
+        case .hold:
+            // hupwatch's own listener path is never rebound by a child, so it stays guarded.
+            if options.listenPath == nil { g.hold() }
+        case .off:
+            g.turnOff()
+        }
+    }
+
+    private func guardEvents() {
+        guard let g = socketGuard else { return }
+        do {
+            for line in try g.handleEvents() {
+                let draining = machine.generations.filter { if case .draining = $0.phase { true } else { false } }
+                log(line + (draining.isEmpty ? "" : " (generation \(draining.map { String($0.number) }.joined(separator: ", ")) was draining)"))
+            }
+        } catch { log("\(error)") }
+    }
+
+    private func listenQueue(of n: Int) -> Int? {
+        guard let ino = servedInode[n] else { return nil }
+        do { return try UnixSocket.listenQueue(fileInode: ino) } catch {
+            debug("\(error)")
+            return nil
+        }
+    }
+
+    // MARK: reporting
+
     private func notifySupervisor(_ text: String) {
-        guard let address = upstreamNotify, let fd = notifySender else { return }
-        var message = text
-        if text.hasPrefix("RELOADING=1") { message += "\nMONOTONIC_USEC=\(monotonicNanoseconds() / 1000)" }
-        do { try UnixSocket.send(datagram: message, to: address, from: fd) } catch { log("sd_notify: \(error)") }
+        guard let upstream else { return }
+        do { try upstream.send(text) } catch { log("sd_notify: \(error)") }
     }
 
     /// Once everything is settled (one generation, serving, no reload under way), hand back the pages
     /// start-up and the last reload touched: an idle wrapper should cost next to nothing.
     private func releasePagesIfSettled() {
-        guard machine.generations.count == 1, machine.current?.state == .ready, machine.pending == nil, !machine.stopping else { return }
+        guard machine.generations.count == 1, machine.serving?.phase == .ready, case .running = machine.mode else { return }
         releaseStartupPages()
     }
 
@@ -349,6 +407,9 @@ final class Runner {
             if UnixSocket.inode(atPath: path) == mine { unlink(path) }
         }
         if let pidFile = options.pidFile { unlink(pidFile) }
-        watchers = [:]
+        for n in Array(probes.keys) { stopProbe(n) }
+        probes = [:]
+        notifyChannels = [:]
+        notifyFolder.remove()
     }
 }

@@ -16,9 +16,29 @@ final class SocketGuard {
     let name: String
     let hiddenPath: String
     let watch: DirectoryWatch
-    /// While a new generation rebinds the path (unlink + bind), putting the old one back would break its bind.
-    var paused = false
-    private(set) var inode: ino_t?
+    /// What the guard does when the path vanishes.
+    enum State: Equatable {
+        /// Puts the path back on this listener.
+        case following(ino_t)
+        /// A generation is (re)binding the path: putting the old one back would break its bind.
+        /// The inode the path led to is kept for a rollback.
+        case holding(ino_t?)
+        /// Nothing serves, or hupwatch is stopping: a restored path would lead to a dead listener.
+        case off
+    }
+    private(set) var state: State = .holding(nil)
+
+    /// The inode of the listener the guard keeps (or last kept) the path on.
+    var inode: ino_t? {
+        switch state {
+        case .following(let i): return i
+        case .holding(let i): return i
+        case .off: return nil
+        }
+    }
+
+    func hold() { state = .holding(inode) }
+    func turnOff() { state = .off }
 
     init(path: String) throws {
         self.path = path
@@ -35,26 +55,28 @@ final class SocketGuard {
     /// Links the hidden name to whatever listener is at the path now. Returns the inode, nil if none.
     @discardableResult
     func trackCurrentPath() -> ino_t? {
-        paused = false
         guard let ino = UnixSocket.inode(atPath: path) else { return nil }
-        if ino == inode { return ino }
+        if ino == inode {
+            state = .following(ino)
+            return ino
+        }
         // Replace atomically (link a temporary name, rename it over): the backup route never vanishes.
         let tmp = hiddenPath + ".tmp"
         unlink(tmp)
         guard link(path, tmp) == 0, rename(tmp, hiddenPath) == 0 else {
             unlink(tmp)
-            inode = nil
+            state = .holding(nil)
             return nil
         }
-        inode = ino
+        state = .following(ino)
         return ino
     }
 
     /// Points the path back at the tracked inode (a rollback after a failed generation rebound it).
     /// Returns a description of what it did, nil when the path was already right.
     func putBack() -> String? {
-        paused = false
         guard let inode else { return nil }
+        state = .following(inode)
         let now = UnixSocket.inode(atPath: path)
         if now == inode { return nil }
         if now == nil { return restoreIfMissing() }
@@ -73,7 +95,7 @@ final class SocketGuard {
     /// Called after inotify events: restores the path if it vanished while not paused.
     func handleEvents() throws -> [String] {
         let changes = try watch.changes()
-        guard !paused, inode != nil else { return [] }
+        guard case .following = state else { return [] }
         let relevant = changes.contains { $0 == .removed(name) || $0 == .overflow }
         guard relevant else { return [] }
         return restoreIfMissing().map { [$0] } ?? []

@@ -2,27 +2,24 @@ import Glibc
 import Posix
 import ReloadCore
 
-/// The --status-file document: hupwatch's pid, the live generations and the last reload.
+/// The --status-file document: hupwatch's pid, the live generations and the last reloads.
 func statusJSON(_ m: ReloadSupervisor, now: Instant) -> String {
-    func quoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out += c.value < 0x20 ? "?" : String(c)
-            }
-        }
-        return out + "\""
-    }
     let gens = m.generations.map { g in
-        "{\"generation\":\(g.number),\"pid\":\(g.pid),\"state\":\"\(g.state.rawValue)\",\"serving\":\(g.number == m.currentNumber),\"age_ms\":\((now - g.startedAt) / 1_000_000)}"
+        "{\"generation\":\(g.number),\"pid\":\(g.pid),\"state\":\"\(stateName(g.phase))\",\"serving\":\(g.number == m.servingNumber),\"age_ms\":\((now - g.startedAt) / 1_000_000)}"
     }
-    var last = "null"
-    if let r = m.lastReload {
-        last = "{\"generation\":\(r.generation),\"outcome\":\"\(r.succeeded ? "succeeded" : "failed")\",\"reason\":\(quoted(r.reason)),\"duration_ms\":\(r.durationNanoseconds / 1_000_000)}"
+    let reloads = m.reloads.map { r in
+        "{\"generation\":\(r.generation),\"outcome\":\"\(r.succeeded ? "succeeded" : "failed")\",\"reason\":\(jsonQuoted(r.reason)),\"duration_ms\":\(r.durationNanoseconds / 1_000_000)}"
     }
-    return "{\"pid\":\(getpid()),\"stopping\":\(m.stopping),\"current_generation\":\(m.currentNumber.map(String.init) ?? "null"),"
-        + "\"generations\":[\(gens.joined(separator: ","))],\"last_reload\":\(last)}\n"
+    return "{\"pid\":\(getpid()),\"stopping\":\(m.isStopping),\"current_generation\":\(m.servingNumber.map(String.init) ?? "null"),"
+        + "\"generations\":[\(gens.joined(separator: ","))],\"last_reload\":\(reloads.last ?? "null"),"
+        + "\"reloads\":[\(reloads.joined(separator: ","))]}\n"
+}
+
+/// The words the status file has always used for a generation's phase.
+func stateName(_ phase: ReloadSupervisor.Phase) -> String {
+    switch phase {
+    case .starting: return "starting"
+    case .ready: return "ready"
+    case .handingOver, .draining, .killed: return "draining"
+    }
 }

@@ -26,7 +26,8 @@ extension HupwatchIntegration {
             #expect(statusField(hw.pid, "SigIgn") != "0000000000000000")
             let env = environment(of: child)
             #expect(env["HUPWATCH_GENERATION"] == "1")
-            #expect(env["NOTIFY_SOCKET"]?.hasPrefix("@hupwatch/\(hw.pid)/1/") == true)
+            #expect(env["NOTIFY_SOCKET"]?.hasPrefix("/") == true && env["NOTIFY_SOCKET"]?.contains("/hupwatch.") == true
+                    && env["NOTIFY_SOCKET"]?.contains("/g1-") == true, "a private path socket, not an abstract one anyone can reach")
             #expect(env["LISTEN_FDS"] == nil && env["LISTEN_PID"] == nil && env["LISTEN_FDNAMES"] == nil)
             #expect(env["PATH"] != nil, "the rest of the environment is passed on")
             hw.signal(SIGTERM)
@@ -97,7 +98,7 @@ extension HupwatchIntegration {
             #expect(r.code == 3)
             #expect(r.stderr == "hupwatch: --listen \(l): a live listener already serves this path; refusing to steal it\n")
             #expect(UnixSocket.inode(atPath: l) == inode, "the path is untouched")
-            #expect(UnixSocket.isAccepting(l))
+            #expect(UnixSocket.hasLiveListener(l))
             _ = theirs.raw
         }
 
@@ -106,7 +107,7 @@ extension HupwatchIntegration {
             defer { dir.remove() }
             let l = dir.file("l.sock")
             do { _ = try UnixSocket.listen(path: l, backlog: 4) }   // closed again: a stale file is left
-            #expect(UnixSocket.inode(atPath: l) != nil && !UnixSocket.isAccepting(l))
+            #expect(UnixSocket.inode(atPath: l) != nil && !UnixSocket.hasLiveListener(l))
             let hw = try Hupwatch(["--listen", l, "--", try binary("TestChild"), "--notify"], dir: dir)
             defer { hw.kill() }
             let pid = try hw.waitServing(1)
@@ -121,7 +122,7 @@ extension HupwatchIntegration {
             let s = dir.file("s.sock")
             // A server that died without unlinking its path: the file stays, nobody holds its inode.
             do { _ = try UnixSocket.listen(path: s, backlog: 4) }
-            #expect(UnixSocket.inode(atPath: s) != nil && !UnixSocket.isAccepting(s))
+            #expect(UnixSocket.inode(atPath: s) != nil && !UnixSocket.hasLiveListener(s))
             let hw = try Hupwatch(["--ready-timeout", "5", "--", try binary("TestChild"), "--socket", s], dir: dir)
             defer { hw.kill() }
             // Readiness needs a new listener at the path; the filesystem must not hand the old inode number
@@ -158,7 +159,7 @@ extension HupwatchIntegration {
                 BadInput(name: "bad --chdir", args: ["--chdir", "/nonexistent-hw", "--", "/bin/true"], code: 3,
                          message: "hupwatch: --chdir /nonexistent-hw: not a directory"),
                 BadInput(name: "socket path too long", args: ["--listen", long, "--", "/bin/true"], code: 2,
-                         message: "--listen: socket path is 108 bytes, longer than the 107 sun_path allows"),
+                         message: "--listen: the socket path is 108 bytes, longer than the 107 bytes sun_path allows"),
                 BadInput(name: "missing socket folder (--listen)", args: ["--listen", "/nonexistent-hw/l.sock", "--", "/bin/true"],
                          code: 3, message: "hupwatch: socket folder /nonexistent-hw does not exist (for /nonexistent-hw/l.sock)"),
                 BadInput(name: "missing socket folder (detected)", args: ["--", tc, "--socket", "/nonexistent-hw/s.sock"],

@@ -254,7 +254,7 @@ final class Hupwatch {
     let statusPath: String
     let stderrPath: String
     let stdoutPath: String
-    private(set) var rawExitStatus: Int32?
+    private(set) var rawProcessEnd: Int32?
     /// Generations the test watches outlive hupwatch (it SIGKILLed hupwatch): `kill()` stops them too.
     var outliving: [pid_t] = []
 
@@ -273,7 +273,7 @@ final class Hupwatch {
     }
 
     func signal(_ sig: Int32) {
-        guard rawExitStatus == nil else { return }
+        guard rawProcessEnd == nil else { return }
         Glibc.kill(pid, sig)
     }
 
@@ -316,11 +316,11 @@ final class Hupwatch {
     /// Reaps hupwatch if it has exited: its shell-style exit code, nil while it runs.
     @discardableResult
     func poll() -> Int32? {
-        if rawExitStatus == nil {
+        if rawProcessEnd == nil {
             var st: Int32 = 0
-            if waitpid(pid, &st, WNOHANG) == pid { rawExitStatus = st }
+            if waitpid(pid, &st, WNOHANG) == pid { rawProcessEnd = st }
         }
-        return rawExitStatus.map { ExitStatus(waitStatus: $0).shellCode }
+        return rawProcessEnd.map { ProcessEnd(waitStatus: $0).shellCode }
     }
 
     var isRunning: Bool { poll() == nil }

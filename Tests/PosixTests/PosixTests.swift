@@ -30,21 +30,21 @@ import Testing
     }
 }
 
-@Suite struct ExitStatusTests {
+@Suite struct ProcessEndTests {
     @Test func decodesWaitStatus() {
-        #expect(ExitStatus(waitStatus: 0) == .exited(0))
-        #expect(ExitStatus(waitStatus: 7 << 8) == .exited(7))
-        #expect(ExitStatus(waitStatus: 255 << 8) == .exited(255))
-        #expect(ExitStatus(waitStatus: 9) == .signaled(9))
-        #expect(ExitStatus(waitStatus: 0x80 | 11) == .signaled(11), "a core dump is still death by signal 11")
+        #expect(ProcessEnd(waitStatus: 0) == .exited(0))
+        #expect(ProcessEnd(waitStatus: 7 << 8) == .exited(7))
+        #expect(ProcessEnd(waitStatus: 255 << 8) == .exited(255))
+        #expect(ProcessEnd(waitStatus: 9) == .signaled(9))
+        #expect(ProcessEnd(waitStatus: 0x80 | 11) == .signaled(11), "a core dump is still death by signal 11")
     }
 
     @Test func shellCodesAndText() {
-        #expect(ExitStatus.exited(7).shellCode == 7)
-        #expect(ExitStatus.signaled(9).shellCode == 137)
-        #expect(ExitStatus.signaled(15).shellCode == 143)
-        #expect(ExitStatus.exited(3).description == "exit status 3")
-        #expect(ExitStatus.signaled(9).description == "killed by SIGKILL")
+        #expect(ProcessEnd.exited(7).shellCode == 7)
+        #expect(ProcessEnd.signaled(9).shellCode == 137)
+        #expect(ProcessEnd.signaled(15).shellCode == 143)
+        #expect(ProcessEnd.exited(3).description == "exit status 3")
+        #expect(ProcessEnd.signaled(9).description == "killed by SIGKILL")
     }
 }
 
@@ -149,12 +149,12 @@ import Testing
 
 @Suite struct UnixSocketTests {
     @Test func pathLength() {
-        #expect(UnixSocket.maxPathBytes == 107)
+        #expect(UnixSocket.maxPathBytes == SocketPath.maxBytes, "Common's rule matches the kernel header")
         let ok = "/tmp/" + String(repeating: "a", count: 102)
         let long = ok + "b"
-        #expect(UnixSocket.pathProblem(ok) == nil)
-        #expect(UnixSocket.pathProblem(long) == "socket path is 108 bytes, longer than the 107 sun_path allows: \(long)")
-        #expect(UnixSocket.pathProblem("") == "socket path is empty")
+        #expect(SocketPath.problem(ok) == nil)
+        #expect(SocketPath.problem(long) == "the socket path is 108 bytes, longer than the 107 bytes sun_path allows: \(long)")
+        #expect(SocketPath.problem("") == "the socket path is empty")
         #expect(throws: SyscallError("bind", errno: ENAMETOOLONG, context: long)) {
             _ = try UnixSocket.listen(path: long, backlog: 1)
         }
@@ -167,21 +167,21 @@ import Testing
         let live = try UnixSocket.listen(path: path, backlog: 8, mode: 0o600)
         var st = stat()
         #expect(lstat(path, &st) == 0 && st.st_mode & 0o777 == 0o600)
-        #expect(UnixSocket.isAccepting(path))
+        #expect(UnixSocket.hasLiveListener(path))
         let inode = UnixSocket.inode(atPath: path)
         #expect(inode != nil)
         #expect(throws: SyscallError("bind", errno: EADDRINUSE, context: path)) {
             _ = try UnixSocket.listen(path: path, backlog: 8)
         }
         #expect(UnixSocket.inode(atPath: path) == inode, "the live listener's path is untouched")
-        #expect(UnixSocket.isAccepting(path))
+        #expect(UnixSocket.hasLiveListener(path))
 
         _ = consume live   // closed: the file stays behind, nobody accepts
         #expect(UnixSocket.inode(atPath: path) == inode)
-        #expect(!UnixSocket.isAccepting(path))
+        #expect(!UnixSocket.hasLiveListener(path))
         let fresh = try UnixSocket.listen(path: path, backlog: 8)
         // (The inode number may be reused for the new file, so accepting is the proof.)
-        #expect(UnixSocket.isAccepting(path), "the stale socket was replaced")
+        #expect(UnixSocket.hasLiveListener(path), "the stale socket was replaced")
         _ = fresh
     }
 
@@ -200,7 +200,7 @@ import Testing
     @Test func abstractNamespace() throws {
         let name = "@hw-test/\(getpid())/\(monotonicNanoseconds())"
         let l = try UnixSocket.listen(path: name, backlog: 4)
-        #expect(UnixSocket.isAccepting(name))
+        #expect(UnixSocket.hasLiveListener(name))
         _ = l
         let d = try UnixSocket.datagram(boundTo: name + "/dgram")
         let sender = try UnixSocket.datagram()

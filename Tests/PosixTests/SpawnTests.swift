@@ -22,7 +22,7 @@ import Testing
         let pid = try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["sh", "-c", script],
                                          environment: env + ["LISTEN_PID=1", "LISTEN_FDS=5"], listener: high.raw))
         let status = try reap(pid)
-        #expect(ExitStatus(waitStatus: status) == .exited(0))
+        #expect(ProcessEnd(waitStatus: status) == .exited(0))
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
         #expect(lines.first == "\(pid) \(pid) 1", "LISTEN_PID is the child's own pid, our stale values are replaced")
@@ -79,9 +79,9 @@ import Testing
 
     @Test func exitStatusOfARealChild() throws {
         let pid = try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["sh", "-c", "exit 7"], environment: env))
-        #expect(ExitStatus(waitStatus: try reap(pid)) == .exited(7))
+        #expect(ProcessEnd(waitStatus: try reap(pid)) == .exited(7))
         let pid2 = try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["sh", "-c", "kill -KILL $$"], environment: env))
-        let end = ExitStatus(waitStatus: try reap(pid2))
+        let end = ProcessEnd(waitStatus: try reap(pid2))
         #expect(end == .signaled(SIGKILL))
         #expect(end.shellCode == 137)
     }

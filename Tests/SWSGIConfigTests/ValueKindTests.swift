@@ -59,7 +59,14 @@ import Testing
         #expect(failure(["--harakiri", "-0.5"]) != nil)
     }
 
-    @Test(arguments: ["abc", ".", "", "1.2.3", "30s", "1e3", "inf", "nan", "+3", " 1", "1,5"])
+    /// The grammar hupwatch takes too: a unit after the number.
+    @Test func unitsAreTheSharedGrammar() throws {
+        #expect(failure(["--harakiri=30s"]) == nil)
+        #expect(failure(["--harakiri=250ms"]) == nil)
+        #expect(failure(["--harakiri=2m"]) == nil)
+    }
+
+    @Test(arguments: ["abc", ".", "", "1.2.3", "30x", "s", "1e3", "inf", "nan", "+3", " 1", "1,5"])
     func rejects(_ text: String) {
         #expect(failure(["--harakiri=\(text)"]) != nil)
     }
@@ -183,7 +190,7 @@ import Testing
     @Test func unixSocketPaths() throws {
         let path107 = "/" + String(repeating: "a", count: 106)
         #expect(try options(["--socket", path107]).socket == path107)
-        #expect(failure(["--socket", path107 + "a"]) == "--socket: the socket path is 108 bytes, longer than the 107 bytes sun_path allows: '\(path107)a'")
+        #expect(failure(["--socket", path107 + "a"]) == "--socket: the socket path is 108 bytes, longer than the 107 bytes sun_path allows: \(path107)a")
         #expect(failure(["--stats", path107 + "a"])?.hasPrefix("--stats: the socket path is 108 bytes") == true)
         #expect(failure(["--socket="]) == "--socket: the socket path is empty")
         // Multi-byte characters count in bytes.

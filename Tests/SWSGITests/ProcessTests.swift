@@ -44,7 +44,7 @@ extension SWSGIIntegration {
                 let victim = before[0]
                 let victimID = try #require(workerID(victim))
                 kill(victim, SIGKILL)
-                #expect(s.waitForLog("worker \(victimID) (pid \(victim)) died (signal 9); respawning"), "log:\n\(s.log)")
+                #expect(s.waitForLog("worker \(victimID) (pid \(victim)) died (killed by SIGKILL); respawning"), "log:\n\(s.log)")
                 let after = s.waitWorkers(2) { !$0.contains(victim) }
                 #expect(after.count == 2 && !after.contains(victim), "children: \(after)")
                 #expect(Set(after.compactMap(workerID)) == [1, 2])

@@ -172,7 +172,7 @@ extension SWSGIIntegration {
 extension SWSGIIntegration.Lifecycle {
     /// Master.swift `becomeWorker` unblocks SIGHUP/SIGINT/SIGQUIT and never had SIGUSR1 blocked, so a worker
     /// signalled between fork and `Worker.init` (which creates its signalfd) dies of the default action
-    /// instead of retiring: "retired with signal 10" in the log.
+    /// instead of retiring: "retired: killed by SIGUSR1" in the log.
     @Test func workersSignalledWhileStartingRetireCleanly() throws {
         var dirty: [String] = []
         for _ in 0..<8 {
@@ -185,7 +185,7 @@ extension SWSGIIntegration.Lifecycle {
             while !s.log.contains("listening on") && monotonicSeconds() < deadline && s.isRunning { usleep(500) }
             s.signal(SIGTERM)
             #expect(s.waitExit(timeout: 10) == 0, "log:\n\(s.log)")
-            dirty += s.logLines.filter { $0.contains("retired with signal") }
+            dirty += s.logLines.filter { $0.contains("retired: killed by") }
         }
         #expect(dirty.isEmpty, "\(dirty)")
     }

@@ -73,7 +73,7 @@ private func config(processes: Int = 2, mercy: UInt64 = 60 * second, grace: UInt
         #expect(d.pool.nextDeadline == nil)
         let exit = d.send(.workerExited(pid: pid, status: .signaled(9)))
         #expect(forks(exit).isEmpty)
-        #expect(logs(exit) == ["worker 1 (pid \(pid)) retired with signal 9"])
+        #expect(logs(exit) == ["worker 1 (pid \(pid)) retired: killed by SIGKILL"])
         #expect(d.pool.slots.map(\.pid).sorted() == [d.pid(ofActive: 2)!, replacement].sorted())
         #expect(d.pool.slot(pid: replacement)?.respawns == 1)
     }

@@ -90,7 +90,7 @@ private struct LifecycleDriver {
         d.advance(seconds: 5)
         let victim = d.pool.slots[0]
         d.send(.workerExited(pid: victim.pid, status: .signaled(9)))
-        #expect(d.logs.last == "worker 1 (pid \(victim.pid)) died (signal 9); respawning")
+        #expect(d.logs.last == "worker 1 (pid \(victim.pid)) died (killed by SIGKILL); respawning")
         #expect(d.forks.last?.id == 1)
         #expect(d.activeIDs == [1, 2])
         #expect(d.pool.slot(pid: d.forks.last!.pid)?.respawns == 1)
@@ -146,7 +146,7 @@ private struct LifecycleDriver {
         d.send(.workerExited(pid: pids[1], status: .signaled(11)))  // even a crash is not respawned now
         #expect(d.forks.count == 3)
         #expect(d.exitCode == nil)
-        #expect(d.logs.contains("worker 2 (pid \(pids[1])) retired with signal 11"))
+        #expect(d.logs.contains("worker 2 (pid \(pids[1])) retired: killed by SIGSEGV"))
         d.send(.workerExited(pid: pids[2], status: .exited(0)))
         #expect(d.exitCode == 0)
         #expect(d.send(.reloadWorkers).isEmpty, "no reload while stopping")

@@ -34,7 +34,7 @@ extension WorkerManagementIntegration {
 
             // Then SIGKILL, after the app's handler wrote its marker.
             let kill = try await s.waitForLine(Self.sigkillLine, timeout: 3)
-            try await s.waitForLine("worker 1 (pid \(old.pid)) retired with signal 9", timeout: 3)
+            try await s.waitForLine("worker 1 (pid \(old.pid)) retired: killed by SIGKILL", timeout: 3)
             let log = s.logLines()
             let iH = try #require(log.firstIndex { $0.contains("HARAKIRI worker 1") })
             let iM = try #require(log.firstIndex { $0.contains(Self.marker) }, "the app's harakiri handler never wrote its marker")
@@ -82,7 +82,7 @@ extension WorkerManagementIntegration {
             for r in reported { #expect(abs(r - 1000) <= 50, "reported \(r) ms (deadline 1000 ms)") }
             // Log timestamps truncate to the millisecond.
             for e in external { #expect(e >= 999 && e <= 1051, "client send -> HARAKIRI log: \(e) ms") }
-            #expect(s.lines(containing: "retired with signal 9").count >= 2)
+            #expect(s.lines(containing: "retired: killed by SIGKILL").count >= 2)
             s.stop()
             #expect(s.survivors().isEmpty)
         }
@@ -177,7 +177,7 @@ extension WorkerManagementIntegration {
             try await s.waitForLine("retiring worker 1 (pid \(old.pid)): reload", timeout: 3)
             let fired = try await s.waitForLine("HARAKIRI worker 1 (pid \(old.pid))", timeout: 3)
             #expect(fired.contains("GET /sleep/10"))
-            try await s.waitForLine("worker 1 (pid \(old.pid)) retired with signal 9", timeout: 3)
+            try await s.waitForLine("worker 1 (pid \(old.pid)) retired: killed by SIGKILL", timeout: 3)
             _ = try await stuck.result()
             let after = try s.stats()
             #expect(after.workers.count == 1, "workers after the harakiri: \(after.workers.map { ($0.id, $0.pid, $0.status) })")

@@ -309,4 +309,47 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
     return -1;
 }
 
+// --- sd_notify datagrams with the sender's credentials ---
+// struct ucred and SCM_CREDENTIALS need _GNU_SOURCE (see above); the kernel ABI is fixed, so spell it out.
+struct shim_ucred { pid_t pid; uid_t uid; gid_t gid; };
+#define SHIM_SCM_CREDENTIALS 2
+
+static inline int shim_enable_passcred(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+}
+
+// One datagram without blocking; *sender_pid is the kernel-checked pid of the sender (0 if none came).
+// Any file descriptors attached (SCM_RIGHTS) are closed at once: nobody here asked for them.
+static inline ssize_t shim_recv_with_sender(int fd, void *buf, size_t len, pid_t *sender_pid) {
+    struct iovec iov = { buf, len };
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(struct shim_ucred)) + CMSG_SPACE(sizeof(int) * 64)]; } control;
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.bytes;
+    m.msg_controllen = sizeof control.bytes;
+    *sender_pid = 0;
+    ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h != NULL; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET) continue;
+        if (h->cmsg_type == SHIM_SCM_CREDENTIALS && h->cmsg_len >= CMSG_LEN(sizeof(struct shim_ucred))) {
+            struct shim_ucred u;
+            memcpy(&u, CMSG_DATA(h), sizeof u);
+            *sender_pid = u.pid;
+        } else if (h->cmsg_type == SCM_RIGHTS) {
+            size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int passed;
+                memcpy(&passed, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                close(passed);
+            }
+        }
+    }
+    if (m.msg_flags & MSG_CTRUNC) *sender_pid = 0; // credentials may have been cut off: trust nothing
+    return n;
+}
+
 #endif

@@ -1,0 +1,99 @@
+import CGlibcShim
+import Glibc
+
+/// The one event loop both programs run on: epoll over tokens, the handled signals through a signalfd,
+/// deadlines through one timerfd, and children reaped one per event. Callers take one `Event` at a time
+/// and carry out its consequences before asking for the next, so no decision is made on stale facts.
+/// Idle, it sleeps in epoll_wait with no timeout: zero wake-ups.
+public final class Reactor {
+    public enum Event: Equatable {
+        /// A handled signal other than SIGCHLD (children come as `childExited`), with its sender's pid.
+        case signal(Int32, sender: pid_t)
+        /// One reaped child.
+        case childExited(pid: pid_t, status: ProcessEnd)
+        /// The deadline set with `setDeadline` has passed.
+        case deadline
+        /// A watched fd is readable (or hung up / in error): `events` is the epoll mask.
+        case readable(token: UInt64, events: UInt32)
+    }
+
+    private static let signalToken: UInt64 = .max
+    private static let timerToken: UInt64 = .max - 1
+
+    private var epoll: Epoll
+    private let signals: SignalFD
+    private var timer: TimerFD
+    private var queued: [Event] = []
+    /// SIGCHLD came in: waitpid until it reports nothing more, one child per `next()`.
+    private var reaping = false
+
+    /// Blocks `signals` (SIGCHLD is always added) before any child exists and starts watching them.
+    public init(signals handled: [Int32]) throws {
+        epoll = try Epoll()
+        signals = try SignalFD(Array(Set(handled + [SIGCHLD])).sorted())
+        timer = try TimerFD()
+        try epoll.add(signals.fd.raw, token: Self.signalToken)
+        try epoll.add(timer.fd.raw, token: Self.timerToken)
+    }
+
+    /// Starts reporting `fd` as `.readable(token:)`. Tokens at the top of the range are the reactor's own.
+    public func watch(_ fd: Int32, token: UInt64, events: UInt32 = Epoll.readable) throws {
+        precondition(token < Self.timerToken, "reactor tokens above .max - 2 are reserved")
+        try epoll.add(fd, token: token, events: events)
+    }
+
+    /// Stops reporting `fd`; events already read for it are dropped.
+    public func unwatch(_ fd: Int32, token: UInt64) {
+        epoll.remove(fd)
+        queued.removeAll { if case .readable(token, _) = $0 { return true } else { return false } }
+    }
+
+    /// The instant (monotonic ns) at which `.deadline` is delivered; nil: none.
+    public func setDeadline(_ at: Instant?) throws {
+        try timer.arm(at: at)
+    }
+
+    /// In a forked child that will never run this reactor: close its fds (the child's own copies).
+    public func closeAfterFork() {
+        close(epoll.fd.raw)
+        close(signals.fd.raw)
+        close(timer.fd.raw)
+    }
+
+    /// Blocks until the next event.
+    public func next() throws -> Event {
+        while true {
+            if reaping {
+                if let child = try reapOne() { return .childExited(pid: child.pid, status: child.status) }
+                reaping = false
+            }
+            if !queued.isEmpty { return queued.removeFirst() }
+            for (token, events) in try epoll.wait(timeoutMilliseconds: -1) {
+                switch token {
+                case Self.signalToken:
+                    while let (sig, sender) = try signals.next() {
+                        if sig == SIGCHLD { reaping = true } else { queued.append(.signal(sig, sender: sender)) }
+                    }
+                case Self.timerToken:
+                    timer.acknowledge()
+                    queued.append(.deadline)
+                default:
+                    queued.append(.readable(token: token, events: events))
+                }
+            }
+        }
+    }
+}
+
+/// waitpid(-1, WNOHANG) once: the next ended child, nil when none has ended (or there are no children).
+public func reapOne() throws -> (pid: pid_t, status: ProcessEnd)? {
+    while true {
+        var st: Int32 = 0
+        let pid = waitpid(-1, &st, WNOHANG)
+        if pid > 0 { return (pid, ProcessEnd(waitStatus: st)) }
+        if pid == 0 { return nil }
+        if errno == EINTR { continue }
+        if errno == ECHILD { return nil }
+        throw SyscallError("waitpid")
+    }
+}
