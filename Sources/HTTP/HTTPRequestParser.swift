@@ -129,13 +129,25 @@ public struct HTTPRequestParser: Sendable {
             case .failure(let e): return .error(e)
             }
         case .needMore(let resume):
+            if Self.requestLineOverflows(rest, limit: limits.maxRequestLineBytes) { return .error(HTTPError(.requestLineTooLong)) }
             // scanHead guarantees rest.count <= maxHeadBytes here.
             buffer.append(contentsOf: rest)
             scanned = resume
             return .needMore
         case .failed(let e):
+            if e.kind == .headTooLarge, Self.requestLineOverflows(rest, limit: limits.maxRequestLineBytes) {
+                return .error(HTTPError(.requestLineTooLong))
+            }
             return .error(e)
         }
+    }
+
+    /// True when the bytes of a request line that has not ended yet already exceed `limit`, so the
+    /// answer is 414 (RFC 9112 §3) rather than waiting for, or blaming, the whole head.
+    static func requestLineOverflows(_ p: UnsafeBufferPointer<UInt8>, limit: Int) -> Bool {
+        guard p.count > limit + 1 else { return false }
+        for k in 0..<(limit + 2) where p[k] == lf { return false }
+        return true
     }
 
     /// The buffer holds only the CR of a leading empty line.
@@ -167,8 +179,14 @@ public struct HTTPRequestParser: Sendable {
                 case .success(let head): return (.head(head, consumed: length - old), 0)
                 case .failure(let e): return (.error(e), 0)
                 }
-            case .needMore(let resume): return (.needMore, resume)
-            case .failed(let e): return (.error(e), 0)
+            case .needMore(let resume):
+                if Self.requestLineOverflows(b, limit: limits.maxRequestLineBytes) { return (.error(HTTPError(.requestLineTooLong)), 0) }
+                return (.needMore, resume)
+            case .failed(let e):
+                if e.kind == .headTooLarge, Self.requestLineOverflows(b, limit: limits.maxRequestLineBytes) {
+                    return (.error(HTTPError(.requestLineTooLong)), 0)
+                }
+                return (.error(e), 0)
             }
         }
         switch outcome.0 {
@@ -254,8 +272,11 @@ public struct HTTPRequestParser: Sendable {
             p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
             isDigit(p[i + 5]), p[i + 6] == 0x2E, isDigit(p[i + 7]), p[i + 8] == cr
         else { return fail(.invalidVersion) }
+        // RFC 9112 §3: a request line (here without its CRLF) longer than we parse gets 414.
+        if i + 8 > limits.maxRequestLineBytes { return fail(.requestLineTooLong) }
         let version = HTTPVersion(major: Int(p[i + 5] &- 0x30), minor: Int(p[i + 7] &- 0x30))
         guard version.major == 1 else { return fail(.unsupportedVersion) }
+        if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return fail(e) }
         let atLeast11 = version.minor >= 1
         i += 10
 
@@ -267,16 +288,23 @@ public struct HTTPRequestParser: Sendable {
         var connectionKeepAlive = false
         var expectContinue = false
         var te = TransferCodings()
+        var fieldCount = 0
 
         while i < n {
             let first = p[i]
             if first == cr { break }  // the empty line ending the head
             if isOWS(first) { return fail(.obsFold) }
 
+            // RFC 6585 §5: too many fields is 431, like a head that is too large.
+            fieldCount += 1
+            if fieldCount > limits.maxFields { return fail(.tooManyFields) }
             let nameStart = i
+            var underscore = false
             while i < n, p[i] != colon {
                 let b = p[i]
+                // RFC 9110 §5.1: a field name is a token.
                 if !isTChar(b) { return fail(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName) }
+                if b == 0x5F { underscore = true }
                 i += 1
             }
             guard i < n, i > nameStart else { return fail(.invalidFieldName) }
@@ -293,12 +321,23 @@ public struct HTTPRequestParser: Sendable {
                 if !isOWS(b) { valueEnd = i }
             }
             guard i + 1 < n else { return fail(.invalidFieldValue) }
+            if i - nameStart > limits.maxFieldBytes { return fail(.fieldTooLarge) }
             i += 2  // CRLF
+
+            if underscore {
+                switch limits.underscoreFields {
+                case .drop: continue
+                case .refuse: return fail(.underscoreInFieldName)
+                case .keep: break
+                }
+            }
 
             // Only the framing-relevant names are inspected, on bytes, dispatched by length.
             switch nameEnd - nameStart {
             case 4 where equalsLowercased(p, nameStart, nameEnd, "host"):
                 hostCount += 1
+                // RFC 9112 §3.2: a Host that is not a valid host[:port] gets 400.
+                if !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return fail(.invalidHost) }
             case 6 where equalsLowercased(p, nameStart, nameEnd, "expect"):
                 if equalsLowercased(p, valueStart, valueEnd, "100-continue") { expectContinue = true }
             case 10 where equalsLowercased(p, nameStart, nameEnd, "connection"):
@@ -359,26 +398,43 @@ public struct HTTPRequestParser: Sendable {
             framing: framing))
     }
 
-    /// Parses a Content-Length value: one decimal, or a comma list of identical decimals
-    /// (RFC 9110 §8.6 lets recipients accept that). nil when invalid.
+    /// Parses a Content-Length value: exactly one decimal. RFC 9110 §8.6 lets a recipient accept a list
+    /// of identical values (`5, 5`); we refuse any list, since a proxy in front may have read it another
+    /// way. nil when invalid.
     static func parseContentLength(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int? {
-        var result: Int?
-        let ok = forEachListElement(p, start, end) { s, e in
-            guard s < e else { return false }
-            var value = 0
-            for k in s..<e {
-                let b = p[k]
-                guard isDigit(b) else { return false }
-                let (m, o1) = value.multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.addingReportingOverflow(Int(b &- 0x30))
-                if o1 || o2 { return false }
-                value = a
-            }
-            if let result, result != value { return false }
-            result = value
-            return true
+        guard start < end else { return nil }
+        var value = 0
+        for k in start..<end {
+            let b = p[k]
+            guard isDigit(b) else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(b &- 0x30))
+            if o1 || o2 { return nil }
+            value = a
         }
-        return ok ? result : nil
+        return value
+    }
+
+    /// RFC 9112 §3.2: origin-form (`/path`) for every method but CONNECT; asterisk-form (`*`) only with
+    /// OPTIONS; authority-form (`host:port`) only, and always, with CONNECT; absolute-form
+    /// (`scheme://...`) with any other method. nil when the form fits the method.
+    static func checkTargetForm(_ p: UnsafeBufferPointer<UInt8>, methodEnd: Int, targetStart: Int, targetEnd: Int) -> HTTPError.Kind? {
+        let isConnect = methodEnd == 7 && equalsExact(p, 0, 7, "CONNECT")
+        let first = p[targetStart]
+        if isConnect {
+            return isValidAuthority(p, targetStart, targetEnd, requirePort: true) ? nil : .invalidTargetForm
+        }
+        if first == 0x2F { return nil }  // "/"
+        if first == 0x2A {  // "*"
+            let isOptions = methodEnd == 7 && equalsExact(p, 0, 7, "OPTIONS")
+            return targetEnd - targetStart == 1 && isOptions ? nil : .invalidTargetForm
+        }
+        // absolute-form: scheme "://" (RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )).
+        var k = targetStart
+        guard isAlpha(p[k]) else { return .invalidTargetForm }
+        while k < targetEnd, isAlpha(p[k]) || isDigit(p[k]) || p[k] == 0x2B || p[k] == 0x2D || p[k] == 0x2E { k += 1 }
+        guard targetEnd - k >= 3, p[k] == colon, p[k + 1] == 0x2F, p[k + 2] == 0x2F else { return .invalidTargetForm }
+        return nil
     }
 }
 

@@ -25,6 +25,14 @@ public struct ServerOptions: Equatable, Sendable {
     public var appLibrary: String? = nil
     /// Largest request head accepted; above it the answer is 431 (`--buffer-size`).
     public var bufferSizeBytes: Int = 8192
+    /// Longest request line; above it the answer is 414 (`--limit-request-line`, gunicorn's name and default).
+    public var limitRequestLineBytes: Int = 4094
+    /// Longest header field line; above it the answer is 431 (`--limit-request-field-size`).
+    public var limitRequestFieldBytes: Int = 8190
+    /// Most header fields; above it the answer is 431 (`--limit-request-fields`).
+    public var limitRequestFields: Int = 100
+    /// Header fields whose name has `_` (`--underscore-headers`): dropped, refused (400) or kept.
+    public var underscoreHeaders: UnderscoreHeaders = .drop
     /// Largest request body accepted, 0 = unlimited; above it the answer is 413 (`--limit-post`).
     /// On by default (nginx's client_max_body_size): defaults bound every per-request resource.
     public var limitPostBytes: Int = 1 << 20
@@ -157,4 +165,10 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// `--underscore-headers`: what happens to a header field named with `_` (ambiguous once mapped to
+/// CGI/WSGI `HTTP_*` variables, where `Transfer_Encoding` and `Transfer-Encoding` meet).
+public enum UnderscoreHeaders: String, Equatable, Sendable {
+    case drop, refuse, keep
 }

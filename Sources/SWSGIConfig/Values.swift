@@ -243,3 +243,15 @@ extension ValueParser where Value == BuiltinApp {
         }
     }
 }
+
+extension ValueParser where Value == UnderscoreHeaders {
+    /// `drop`, `refuse` or `keep`.
+    static var underscoreHeaders: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> UnderscoreHeaders in
+            guard let v = UnderscoreHeaders(rawValue: text.lowercased()) else {
+                throw ValueProblem("\(quoted(text)) is not drop, refuse or keep")
+            }
+            return v
+        }
+    }
+}

@@ -141,6 +141,6 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil))
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 45)
+        #expect(optionTable.count == 49)
     }
 }

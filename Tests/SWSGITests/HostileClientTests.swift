@@ -72,3 +72,41 @@ extension SWSGIIntegration {
         }
     }
 }
+
+/// Issue 10, HTTP strictness end to end: each refusal with its status, the worker unharmed.
+extension SWSGIIntegration {
+    @Suite struct StrictHTTP {
+        @Test func refusalsCarryTheirStatus() throws {
+            try withServer(["--processes", "1", "--app", "echo"]) { s throws in
+                let worker = s.waitWorkers(1)
+                let cases: [(String, Int)] = [
+                    ("GET /" + String(repeating: "a", count: 5000) + " HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+                    ("GET / HTTP/1.1\r\nHost: t\r\n" + (0..<101).map { "X-\($0): v\r\n" }.joined() + "\r\n", 431),
+                    ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+                    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 3\r\n\r\nabc", 400),
+                    ("GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+                    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n", 400),
+                    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nContent-Length: 9\r\n\r\n", 400),
+                ]
+                for (raw, status) in cases {
+                    let c = try s.connect()
+                    try c.send(raw)
+                    let r = try c.readResponse(timeout: 5)
+                    #expect(r.status == status, "\(raw.prefix(60).debugDescription)")
+                }
+                // An underscore field is dropped by default: the echo app never sees it.
+                let c = try s.connect()
+                try c.send("POST / HTTP/1.1\r\nHost: t\r\nContent_Length: 0\r\nContent-Length: 2\r\n\r\nok")
+                #expect(try c.readResponse().text == "ok")
+                #expect(s.workers == worker)
+            }
+        }
+
+        @Test func underscoreHeadersCanBeRefused() throws {
+            try withServer(["--processes", "1", "--underscore-headers", "refuse"]) { s throws in
+                #expect(try s.get("/", headers: ["X_Forwarded_For: 1.2.3.4"]).status == 400)
+                #expect(try s.get("/", headers: ["X-Forwarded-For: 1.2.3.4"]).status == 200)
+            }
+        }
+    }
+}
