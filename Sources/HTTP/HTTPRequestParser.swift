@@ -121,7 +121,7 @@ public struct HTTPRequestParser: Sendable {
             start += 2
         }
         let rest = UnsafeBufferPointer(rebasing: input[start...])
-        switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes) {
+        switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
         case .found(let length):
             emptyLines = 0
             switch Self.parseHead(UnsafeBufferPointer(rebasing: rest[..<length]), limits: limits) {
@@ -129,25 +129,13 @@ public struct HTTPRequestParser: Sendable {
             case .failure(let e): return .error(e)
             }
         case .needMore(let resume):
-            if Self.requestLineOverflows(rest, limit: limits.maxRequestLineBytes) { return .error(HTTPError(.requestLineTooLong)) }
             // scanHead guarantees rest.count <= maxHeadBytes here.
             buffer.append(contentsOf: rest)
             scanned = resume
             return .needMore
         case .failed(let e):
-            if e.kind == .headTooLarge, Self.requestLineOverflows(rest, limit: limits.maxRequestLineBytes) {
-                return .error(HTTPError(.requestLineTooLong))
-            }
             return .error(e)
         }
-    }
-
-    /// True when the bytes of a request line that has not ended yet already exceed `limit`, so the
-    /// answer is 414 (RFC 9112 §3) rather than waiting for, or blaming, the whole head.
-    static func requestLineOverflows(_ p: UnsafeBufferPointer<UInt8>, limit: Int) -> Bool {
-        guard p.count > limit + 1 else { return false }
-        for k in 0..<(limit + 2) where p[k] == lf { return false }
-        return true
     }
 
     /// The buffer holds only the CR of a leading empty line.
@@ -173,20 +161,14 @@ public struct HTTPRequestParser: Sendable {
         let limits = self.limits
         let from = scanned
         let outcome: (HTTPParseResult, resume: Int) = buffer.withUnsafeBufferPointer { b in
-            switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes) {
+            switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
             case .found(let length):
                 switch Self.parseHead(UnsafeBufferPointer(rebasing: b[..<length]), limits: limits) {
                 case .success(let head): return (.head(head, consumed: length - old), 0)
                 case .failure(let e): return (.error(e), 0)
                 }
-            case .needMore(let resume):
-                if Self.requestLineOverflows(b, limit: limits.maxRequestLineBytes) { return (.error(HTTPError(.requestLineTooLong)), 0) }
-                return (.needMore, resume)
-            case .failed(let e):
-                if e.kind == .headTooLarge, Self.requestLineOverflows(b, limit: limits.maxRequestLineBytes) {
-                    return (.error(HTTPError(.requestLineTooLong)), 0)
-                }
-                return (.error(e), 0)
+            case .needMore(let resume): return (.needMore, resume)
+            case .failed(let e): return (.error(e), 0)
             }
         }
         switch outcome.0 {
@@ -210,13 +192,21 @@ public struct HTTPRequestParser: Sendable {
 
     /// Finds the end of the head (the first empty line) in `p`, starting at `from`, while
     /// rejecting bare CR/LF and control bytes as early as possible. `p` starts at a request
-    /// line (never at CR or LF). Fails with 431 once more than `limit` bytes hold no end.
-    static func scanHead(_ p: UnsafeBufferPointer<UInt8>, from: Int, limit: Int) -> Scan {
+    /// line (never at CR or LF). Fails with 431 once more than `limit` bytes hold no end, and with 414
+    /// as soon as the request line runs past `lineLimit` bytes: checked byte by byte in order, so the
+    /// answer never depends on how the bytes were split across reads.
+    static func scanHead(_ p: UnsafeBufferPointer<UInt8>, from: Int, limit: Int, lineLimit: Int) -> Scan {
         let n = p.count
         let end = min(n, max(0, limit))
         var i = from
+        // Resuming past the line limit means the request line already ended (else it failed then).
+        var requestLineEnded = from > lineLimit
+        if !requestLineEnded { for k in 0..<min(from, n) where p[k] == lf { requestLineEnded = true; break } }
         while i < end {
             let b = p[i]
+            // RFC 9112 §3: a request line longer than we parse gets 414.
+            if !requestLineEnded && i >= lineLimit && b != cr && b != lf { return .failed(HTTPError(.requestLineTooLong)) }
+            if b == lf { requestLineEnded = true }
             if b >= 0x20 {
                 if b == del { return .failed(HTTPError(.controlCharacter)) }
             } else if b == cr {
@@ -272,8 +262,6 @@ public struct HTTPRequestParser: Sendable {
             p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
             isDigit(p[i + 5]), p[i + 6] == 0x2E, isDigit(p[i + 7]), p[i + 8] == cr
         else { return fail(.invalidVersion) }
-        // RFC 9112 §3: a request line (here without its CRLF) longer than we parse gets 414.
-        if i + 8 > limits.maxRequestLineBytes { return fail(.requestLineTooLong) }
         let version = HTTPVersion(major: Int(p[i + 5] &- 0x30), minor: Int(p[i + 7] &- 0x30))
         guard version.major == 1 else { return fail(.unsupportedVersion) }
         if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return fail(e) }
