@@ -71,7 +71,7 @@ public enum SWSGIMain {
             try listener.publish()
             bound = listener
             if let p = options.pidFile {
-                try writeFileSafely(p, "\(getpid())\n")
+                do { try writeFileSafely(p, "\(getpid())\n") } catch { throw SWSGIError("--pid-file \(p): \(error)") }
                 pidFileWritten = true
             }
             setProcessTitle("\(options.procnamePrefix)swsgi master")
