@@ -24,8 +24,9 @@ enum SocketPathRule {
     }
 
     /// hupwatch (rebind mode) starts the next generation while the previous one still serves the path,
-    /// and names each generation in HUPWATCH_GENERATION: that successor takes the path over by design.
+    /// and numbers each generation in HUPWATCH_GENERATION: generation 2 and later take the path over by
+    /// design. The first generation has no predecessor, so a live listener there is someone else's.
     static func isHupwatchSuccessor(_ env: [String]) -> Bool {
-        lookup("HUPWATCH_GENERATION", in: env) != nil
+        (lookup("HUPWATCH_GENERATION", in: env).flatMap { Int($0) } ?? 0) >= 2
     }
 }

@@ -61,6 +61,18 @@ extension SWSGIIntegration {
             #expect(left.isEmpty, "no temp socket left: \(left)")
         }
 
+        /// Item 2: hupwatch's first generation has no predecessor: a live listener there is someone else's.
+        @Test func firstHupwatchGenerationDoesNotTakeALivePath() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let a = try Server(["--processes", "1"], dir: dir, name: "a")
+            defer { a.stop() }
+            let b = try Server(["--processes", "1"], dir: dir, environment: ["HUPWATCH_GENERATION": "1"], ready: false, name: "b")
+            defer { b.stop() }
+            #expect(b.waitExit(timeout: 10) == 1, "\(b.log)")
+            #expect(try a.get("/").status == 200)
+        }
+
         /// Item 2: a stale socket file (nobody listening) is replaced.
         @Test func staleSocketFileIsReplaced() throws {
             let dir = try TempDir()
