@@ -36,6 +36,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         config.minimumWorkers = o.cheaper
         config.initialWorkers = max(o.effectiveCheaperInitial, o.cheaper)
     }
+    // The pool's bookkeeping is linear per event, so a 4096-worker start costs ~10^7 steps: at most 64
+    // workers are started (the arithmetic with ids, lifetimes and deltas is the same).
+    config.initialWorkers = min(config.initialWorkers ?? o.processes, 64)
     _ = maxRequests(base: o.maxRequests, delta: o.maxRequestsDelta, workerID: o.processes)
     for now in [UInt64(1), UInt64.max / 2, UInt64.max - 1] {
         var pool = WorkerPool(config: config)
