@@ -32,16 +32,20 @@ let package = Package(
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
-        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        // What the test targets share: temp folders, waiting, child processes, /proc, raw HTTP clients,
+        // load loops, nginx, missing tools. Only test targets depend on it (it may use Foundation).
+        .target(name: "TestSupport"),
+        .testTarget(name: "PosixTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore"]),
-        .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore"]),
-        .testTarget(name: "SWSGITests", dependencies: ["HTTP"]),
-        .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Posix"]),
-        .testTarget(name: "SupervisorTests", dependencies: []),
+        .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore", "TestSupport"]),
+        .testTarget(name: "SWSGITests", dependencies: ["HTTP", "TestSupport"]),
+        .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -92,3 +92,22 @@ public func writeFileAtomically(_ path: String, _ content: String) throws {
     try fd.write(content)
     try syscall("rename", path) { rename(tmp, path) }
 }
+
+/// A whole (small) file as text; at most `maxBytes`, read.
+public func readTextFile(_ path: String, maxBytes: Int = 16 << 20) throws(SyscallError) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SyscallError("open", context: path) }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while out.count <= maxBytes {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SyscallError("read", context: path)
+        }
+        if n == 0 { return String(decoding: out, as: UTF8.self) }
+        out += buf[0..<n]
+    }
+    throw SyscallError("read", errno: EFBIG, context: path)
+}

@@ -48,6 +48,11 @@ public final class Reactor {
         queued.removeAll { if case .readable(token, _) = $0 { return true } else { return false } }
     }
 
+    /// Drops events already read for a token whose fd was closed (closing took it out of epoll).
+    public func forget(token: UInt64) {
+        queued.removeAll { if case .readable(token, _) = $0 { return true } else { return false } }
+    }
+
     /// The instant (monotonic ns) at which `.deadline` is delivered; nil: none.
     public func setDeadline(_ at: Instant?) throws {
         try timer.arm(at: at)

@@ -8,18 +8,19 @@ public struct SpawnRequest {
     public var argv: [String]
     public var environment: [String]
     public var workingDirectory: String?
-    /// Put on fd 3 in the child with LISTEN_PID set to the child's own pid (systemd socket activation).
-    public var listener: Int32?
+    /// Put on fds 3, 4, ... in the child with LISTEN_FDS and LISTEN_PID set to the child's own pid
+    /// (systemd socket activation). Each must be at least 3 + their count, so no dup2 clobbers another.
+    public var listeners: [Int32]
     /// PR_SET_PDEATHSIG: the signal the child gets when we die, even by SIGKILL.
     public var parentDeathSignal: Int32?
 
     public init(executablePath: String, argv: [String], environment: [String], workingDirectory: String? = nil,
-                listener: Int32? = nil, parentDeathSignal: Int32? = nil) {
+                listener: Int32? = nil, listeners: [Int32] = [], parentDeathSignal: Int32? = nil) {
         self.executablePath = executablePath
         self.argv = argv
         self.environment = environment
         self.workingDirectory = workingDirectory
-        self.listener = listener
+        self.listeners = listener.map { [$0] + listeners } ?? listeners
         self.parentDeathSignal = parentDeathSignal
     }
 }
@@ -67,11 +68,12 @@ public func resolveExecutable(_ name: String, searchPath: String?) -> Executable
 /// exec failure synchronously through a CLOEXEC pipe. Call only while the process is single-threaded.
 public func spawn(_ r: SpawnRequest) throws -> pid_t {
     var env = r.environment
-    if r.listener != nil {
+    precondition(r.listeners.allSatisfy { $0 >= 3 + Int32(r.listeners.count) }, "listeners must sit above their targets")
+    if !r.listeners.isEmpty {
         // A stale count or pid never reaches the child; LISTEN_FDNAMES is the caller's to give (hupwatch names
-        // the listener), so it stays.
+        // the listeners), so it stays.
         env = removing(["LISTEN_PID", "LISTEN_FDS"], from: env)
-        env.append("LISTEN_FDS=1")
+        env.append("LISTEN_FDS=\(r.listeners.count)")
         // Twenty spaces the child overwrites with its own pid: LISTEN_PID must name the reader.
         env.append("LISTEN_PID=" + String(repeating: " ", count: 20))
     }
@@ -88,8 +90,8 @@ public func spawn(_ r: SpawnRequest) throws -> pid_t {
     let errPipe = try makePipe()
     defer { close(errPipe.read) }
     var spec = shim_spawn()
-    spec.listen_fd = r.listener ?? -1
-    spec.listen_pid_digits = r.listener != nil ? cEnv[env.count - 1]! + 11 : nil
+    spec.listen_count = Int32(r.listeners.count)
+    spec.listen_pid_digits = !r.listeners.isEmpty ? cEnv[env.count - 1]! + 11 : nil
     spec.pdeathsig = r.parentDeathSignal ?? 0
     spec.parent_pid = getpid()
     spec.err_fd = errPipe.write
@@ -97,9 +99,12 @@ public func spawn(_ r: SpawnRequest) throws -> pid_t {
     spec.path = UnsafePointer(cPath)
     let pid: pid_t = cArgv.withUnsafeBufferPointer { argv in
         cEnv.withUnsafeBufferPointer { envp in
-            spec.argv = argv.baseAddress
-            spec.envp = envp.baseAddress
-            return shim_fork_exec(&spec)
+            r.listeners.withUnsafeBufferPointer { fds in
+                spec.argv = argv.baseAddress
+                spec.envp = envp.baseAddress
+                spec.listen_fds = fds.baseAddress
+                return shim_fork_exec(&spec)
+            }
         }
     }
     if pid < 0 { let e = errno; close(errPipe.write); throw SyscallError("fork", errno: e) }
@@ -117,7 +122,7 @@ public func spawn(_ r: SpawnRequest) throws -> pid_t {
     while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
     switch record.0 {
     case 1: throw SpawnError(step: "chdir", errno: record.1, context: r.workingDirectory ?? "")
-    case 2: throw SpawnError(step: "dup2", errno: record.1, context: "listener onto fd 3")
+    case 2: throw SpawnError(step: "dup2", errno: record.1, context: "listeners onto fds 3..\(2 + r.listeners.count)")
     case 3: throw SpawnError(step: "execve", errno: record.1, context: r.executablePath)
     default: throw SpawnError(step: "child setup", errno: record.1, context: r.executablePath)
     }

@@ -92,6 +92,14 @@ public enum UnixSocket {
         throw SyscallError("sock_diag(UDIAG_SHOW_VFS)")
     }
 
+    /// Whether the listener our connected socket `fd` reached has accepted it (taken it off its queue).
+    /// False while it waits in the queue; throws when the connection was reset (the listener went away).
+    public static func isAccepted(_ fd: Int32) throws -> Bool {
+        let r = shim_unix_connection_accepted(fd)
+        if r < 0 { throw SyscallError("sock_diag(UDIAG_SHOW_PEER)") }
+        return r == 1
+    }
+
     /// Receives one datagram without blocking, with the kernel-checked pid of its sender (SO_PASSCRED must
     /// be on). Nil when none is waiting.
     public static func receive(from fd: Int32, into buffer: inout [UInt8]) throws -> (count: Int, sender: pid_t)? {

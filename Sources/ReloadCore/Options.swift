@@ -22,13 +22,21 @@ public struct HupwatchOptions: Equatable, Sendable {
     public var readyTimeout: UInt64 = 30 * nanosecondsPerSecond
     public var gracefulTimeout: UInt64 = 30 * nanosecondsPerSecond
     public var reloadSignal: Int32 = 15
-    public var listenPath: String? = nil
+    /// `--listen`, in order: fds 3, 4, ... in every generation.
+    public var listens: [Listen] = []
     public var socketMode: UInt32 = 0o660
     /// The path the command binds itself (rebind mode); given or detected from the command line.
     public var socketPath: String? = nil
     /// Where `socketPath` came from, for the start-up line that says which protection is in force.
     public var socketPathSource: SocketPathSource = .flag
+    /// Where the path stands in the command, when it was found there (rewrite mode needs it).
+    public var socketArgument: SocketArgument? = nil
+    /// Rewrite mode (default where the path is in the command line): each generation binds a private path
+    /// beside the public one, which is pointed at it once it is ready. `--no-rewrite` turns it off.
+    public var rewriteEnabled = true
     public var guardEnabled = true
+    /// `--notify-fd N` (s6's notification-fd): a newline is written there once the first generation is ready.
+    public var notifyFD: Int32? = nil
     public var onExit: OnExit = .exit
     public var killAtExit = false
     public var chdir: String? = nil
@@ -38,6 +46,17 @@ public struct HupwatchOptions: Equatable, Sendable {
     public var verbose = false
 
     public init() {}
+
+    /// The first Unix socket among `--listen`: the path hupwatch owns and guards.
+    public var listenPath: String? {
+        for l in listens { if case .unix(let p) = l.address { return p } }
+        return nil
+    }
+
+    /// Rewrite mode is in force: the path is known from the command line, hupwatch owns no listener.
+    public var rewritesSocketArgument: Bool {
+        rewriteEnabled && socketArgument != nil && listens.isEmpty
+    }
 
     /// The Unix socket readiness probes connect to: the one named by --ready socket:, or the command's.
     /// Never hupwatch's own --listen socket: every generation shares it, so its inode never changes and a
@@ -75,6 +94,8 @@ public enum SocketPathSource: Equatable, Sendable, CustomStringConvertible {
 /// What parsing the command line asks for.
 public enum ParsedCommandLine: Equatable, Sendable {
     case run(HupwatchOptions)
+    /// `hupwatch reload|status|stop`: talk to a running hupwatch.
+    case control(ControlRequest)
     case help
     case version
 }
@@ -89,6 +110,9 @@ public struct UsageError: Error, Equatable, CustomStringConvertible {
 extension HupwatchOptions {
     /// Parses `hupwatch [OPTIONS] -- COMMAND [ARG...]`. `signalNumber` maps names like TERM to numbers.
     public static func parse(_ args: [String], signalNumber: (String) -> Int32?) throws(UsageError) -> ParsedCommandLine {
+        if let first = args.first, let verb = ControlRequest.Verb(rawValue: first) {
+            return .control(try ControlRequest.parse(verb, args.dropFirst()))
+        }
         var o = HupwatchOptions()
         var i = 0
         var readyGiven = false
@@ -99,10 +123,11 @@ extension HupwatchOptions {
             return args[i]
         }
         func duration(_ flag: String, _ text: String) throws(UsageError) -> UInt64 {
-            guard let d = parseDuration(text) else {
-                throw UsageError("\(flag): '\(text)' is not a duration (seconds, or with ms/s/m: 30, 1.5, 250ms)")
+            switch parseDurationChecked(text) {
+            case .success(let d): return d
+            case .failure(.tooLarge): throw UsageError("\(flag): '\(text)' is too large: the maximum is \(maxDurationSeconds) seconds")
+            case .failure: throw UsageError("\(flag): '\(text)' is not a duration (seconds, or with ms/s/m: 30, 1.5, 250ms)")
             }
-            return d
         }
         while i < args.count {
             let arg = args[i]
@@ -135,7 +160,19 @@ extension HupwatchOptions {
                 let v = try value(flag, inline)
                 guard let s = signalNumber(v), s != 9, s != 19 else { throw UsageError("--reload-signal: '\(v)' is not a signal hupwatch can send as a reload") }
                 o.reloadSignal = s
-            case "--listen": o.listenPath = try socketPath(flag, try value(flag, inline))
+            case "--listen":
+                let text = try value(flag, inline)
+                switch Listen.parse(text, defaultName: "hupwatch") {
+                case .success(let l):
+                    if o.listens.contains(where: { $0.address == l.address }) { throw UsageError("--listen \(l.address) is given twice") }
+                    o.listens.append(l)
+                case .failure(let e): throw UsageError("--listen: \(e.message)")
+                }
+            case "--no-rewrite": o.rewriteEnabled = false
+            case "--notify-fd":
+                let v = try value(flag, inline)
+                guard let n = Int32(v), n >= 3, n < 65536 else { throw UsageError("--notify-fd: '\(v)' is not a file descriptor number (3 or above)") }
+                o.notifyFD = n
             case "--socket": o.socketPath = try socketPath(flag, try value(flag, inline))
             case "--socket-mode":
                 let v = try value(flag, inline)
@@ -150,7 +187,7 @@ extension HupwatchOptions {
             case "--status-file": o.statusFile = try nonEmpty(flag, try value(flag, inline))
             default: throw UsageError("unknown option \(arg) (see hupwatch --help)")
             }
-            if inline != nil, ["-q", "--quiet", "-v", "--verbose", "-k", "--kill-at-exit", "--no-guard"].contains(flag) {
+            if inline != nil, ["-q", "--quiet", "-v", "--verbose", "-k", "--kill-at-exit", "--no-guard", "--no-rewrite"].contains(flag) {
                 throw UsageError("\(flag) takes no value")
             }
             i += 1
@@ -158,20 +195,24 @@ extension HupwatchOptions {
         o.command = Array(args[i...])
         guard !o.command.isEmpty else { throw UsageError("no command given: hupwatch [OPTIONS] -- COMMAND [ARG...]") }
         guard !o.command[0].isEmpty else { throw UsageError("the command is an empty string") }
-        if o.socketPath == nil, o.listenPath == nil, let detected = detectSocketPath(in: o.command) {
-            o.socketPath = detected
-            o.socketPathSource = .commandLine
+        if o.listens.isEmpty, let found = SocketArgument.find(in: o.command) {
+            if o.socketPath == nil {
+                o.socketPath = found.path
+                o.socketPathSource = .commandLine
+            }
+            // Rewriting needs the path hupwatch guards to be the one in the command.
+            if o.socketPath == found.path { o.socketArgument = found }
         }
-        if o.socketPath == nil, o.listenPath == nil, case .socket(let p) = o.ready {
+        if o.socketPath == nil, o.listens.isEmpty, case .socket(let p) = o.ready {
             // The path the probe watches is the path the command serves: guard it too (a script in front
             // of the server hides its flags from hupwatch, but not from the operator who named the path).
             o.socketPath = p
             o.socketPathSource = .readyProbe
         }
-        if case .http = o.ready, o.listenPath == nil, o.socketPath == nil {
+        if case .http = o.ready, o.listens.isEmpty, o.socketPath == nil {
             throw UsageError("--ready http:PATH needs the Unix socket to ask: give --socket PATH (or a --socket/--bind unix: flag in the command)")
         }
-        if let listen = o.listenPath {
+        if let listen = o.listens.first?.address {
             switch o.ready {
             case .socket, .http:
                 // Every generation accepts on the one listener, so a probe cannot tell which answered.
@@ -201,6 +242,9 @@ extension HupwatchOptions {
     static func socketPath(_ flag: String, _ path: String) throws(UsageError) -> String {
         if path.isEmpty { throw UsageError("\(flag) needs a socket path") }
         if let problem = SocketPath.problem(path) { throw UsageError("\(flag): \(problem)") }
+        if path.hasPrefix("@") {
+            throw UsageError("\(flag): \(path) is an abstract socket name; hupwatch can only probe and guard a socket file: give its path")
+        }
         return path
     }
 
@@ -209,30 +253,8 @@ extension HupwatchOptions {
         return v
     }
 
-    /// The Unix socket path a server command binds, from the spellings of swsgi, uWSGI and gunicorn:
-    /// `--socket PATH`, `--http-socket PATH`, `-s PATH`, `--bind unix:PATH`, `-b unix:PATH`.
-    public static func detectSocketPath(in command: [String]) -> String? {
-        var i = 1
-        while i < command.count {
-            var flag = command[i]
-            var v: String? = i + 1 < command.count ? command[i + 1] : nil
-            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
-                v = String(flag[flag.index(after: eq)...])
-                flag = String(flag[..<eq])
-            }
-            if let v {
-                switch flag {
-                case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
-                    if v.contains("/"), !v.contains(":") { return v }
-                case "--bind", "-b":
-                    if v.hasPrefix("unix:") { return String(v.dropFirst(5)) }
-                default: break
-                }
-            }
-            i += 1
-        }
-        return nil
-    }
+    /// The Unix socket path a server command binds (see `SocketArgument.find`).
+    public static func detectSocketPath(in command: [String]) -> String? { SocketArgument.find(in: command)?.path }
 }
 
 /// hupwatch's own exit codes; otherwise it exits with its serving generation's status.

@@ -2,6 +2,8 @@
 
 /// What the last reloads came to, for logs and the status file.
 public struct ReloadOutcome: Equatable, Sendable {
+    /// Reloads are numbered from 1 in the order they start.
+    public let id: Int
     public let generation: Int
     public let succeeded: Bool
     public let reason: String
@@ -39,6 +41,9 @@ public struct ReloadSupervisor: Sendable {
         public var probeTimeout: UInt64 = nanosecondsPerSecond
         /// `auto` with nothing to probe and no sd_notify: the generation is called ready after this.
         public var warmup: UInt64 = nanosecondsPerSecond
+        /// Rewrite mode: the public path is pointed at a generation's own listener once it is ready, so
+        /// whatever else its readiness rule asks, a probe must also have seen that listener accept.
+        public var listenerMustAccept = false
 
         public init(gracefulTimeout: UInt64, readyTimeout: UInt64, reloadSignal: Int32, onExit: OnExit) {
             self.gracefulTimeout = gracefulTimeout
@@ -94,6 +99,12 @@ public struct ReloadSupervisor: Sendable {
         public var readyAt: Instant?
         /// Sent anything on its NOTIFY_SOCKET.
         public var spoke = false
+        /// Sent READY=1.
+        public var saidReady = false
+        /// A probe saw its listener accept.
+        public var accepted = false
+        /// Its `delay:` or warm-up time has passed (it may still wait for its listener in rewrite mode).
+        public var timeRuleMet = false
         public var probe: Probe = .none
     }
 
@@ -112,6 +123,8 @@ public struct ReloadSupervisor: Sendable {
         case spawned(generation: Int, pid: Int32)
         case spawnFailed(generation: Int, reason: String, shellCode: Int32)
         case hangup
+        /// `hupwatch reload` asked over the control socket; `token` names the caller in the answer.
+        case reloadRequested(token: Int)
         /// A datagram on the generation's NOTIFY_SOCKET from one of its processes (the runner checks the sender).
         case notified(generation: Int, ready: Bool)
         /// The answer to `.probe`: the generation's listener accepted (and, for http:, answered 2xx).
@@ -139,6 +152,9 @@ public struct ReloadSupervisor: Sendable {
         case checkQueue(generation: Int)
         /// The generation is gone: drop its notify socket and probe.
         case forget(generation: Int)
+        /// Nothing the generation says on its NOTIFY_SOCKET matters any more (it is ready, or retiring):
+        /// close the socket.
+        case closeNotify(generation: Int)
         case signal(Int32, pid: Int32)
         /// SIGKILL to the generation's process group (its pgid is its pid).
         case killGroup(pgid: Int32)
@@ -147,6 +163,11 @@ public struct ReloadSupervisor: Sendable {
         case debug(String)
         /// An sd_notify line for hupwatch's own supervisor (READY=1, RELOADING=1, STOPPING=1, STATUS=...).
         case notifySupervisor(String)
+        /// The caller's request is (or joins) reload `id`.
+        case reloadAccepted(token: Int, id: Int)
+        case reloadRefused(token: Int, reason: String)
+        /// Reload `id` is over, succeeded or rolled back.
+        case reloadFinished(ReloadOutcome)
         case statusChanged
         case exit(Int32)
     }
@@ -159,6 +180,10 @@ public struct ReloadSupervisor: Sendable {
     /// Some generation said READY=1: later ones are expected to speak sd_notify too (`auto`).
     public private(set) var learnedNotify = false
     private var nextNumber = 1
+    /// The id the next reload to start gets.
+    private var nextReloadID = 1
+    /// Which reload each generation was started by (nil entries: the first start, a restart).
+    private var reloadOfGeneration: [Int: Int] = [:]
     private var everSpawned = false
     private var reloadStartedAt: Instant = 0
     private var lastRestartAt: Instant?
@@ -231,6 +256,8 @@ public struct ReloadSupervisor: Sendable {
             return spawnFailed(n, reason: reason, code: code, now: now)
         case .hangup:
             return hangup(now: now)
+        case .reloadRequested(let token):
+            return reloadRequested(token: token, now: now)
         case .notified(let n, let ready):
             return notified(n, ready: ready, now: now)
         case .probed(let n, let accepting):
@@ -256,6 +283,10 @@ public struct ReloadSupervisor: Sendable {
     private mutating func beginReload(serving: Int?, now: Instant, announce: Bool = true) -> [Action] {
         let n = nextNumber
         nextNumber += 1
+        if announce {
+            reloadOfGeneration[n] = nextReloadID
+            nextReloadID += 1
+        }
         reloadStartedAt = now
         mode = .reloading(serving: serving, pending: n, queued: false)
         var actions: [Action] = []
@@ -295,8 +326,10 @@ public struct ReloadSupervisor: Sendable {
         return failed(n, serving: s, queued: queued, why: "cannot start: \(reason)", code: code, now: now)
     }
 
-    /// Whether this generation's readiness is decided by probing its socket.
+    /// Whether this generation is probed: its rule asks for it, or rewrite mode must see its listener.
     private func usesProbe(_ g: Generation) -> Bool {
+        if g.accepted { return false }
+        if config.listenerMustAccept { return true }
         switch config.readiness {
         case .socket, .http: return true
         case .auto: return config.canProbe && !learnedNotify && !g.spoke
@@ -306,62 +339,88 @@ public struct ReloadSupervisor: Sendable {
 
     /// When a generation is called ready without any word from it (`delay:`, or `auto`'s warm-up).
     private func warmupEnd(_ g: Generation) -> Instant? {
-        guard case .starting = g.phase else { return nil }
+        guard case .starting = g.phase, !g.timeRuleMet else { return nil }
         switch config.readiness {
         case .delay(let d): return g.startedAt + d
-        case .auto where !config.canProbe && !learnedNotify && !g.spoke: return g.startedAt + config.warmup
+        case .auto where !config.canProbe && !config.listenerMustAccept && !learnedNotify && !g.spoke: return g.startedAt + config.warmup
         default: return nil
+        }
+    }
+
+    /// The readiness rule, over what the generation has said and what probes have seen.
+    /// An explicit mode is the operator's word: `http:` means the health check must pass, whatever the
+    /// generation says on its NOTIFY_SOCKET. Only `notify` and `auto` take READY=1.
+    private func isReady(_ g: Generation, now: Instant) -> Bool {
+        if config.listenerMustAccept && !g.accepted { return false }
+        switch config.readiness {
+        case .notify: return g.saidReady
+        case .delay(let d): return now >= g.startedAt + d
+        case .socket, .http: return g.accepted
+        case .auto:
+            if g.saidReady { return true }
+            if learnedNotify || g.spoke { return false }
+            return config.canProbe || config.listenerMustAccept ? g.accepted : now >= g.startedAt + config.warmup
         }
     }
 
     private mutating func notified(_ n: Int, ready: Bool, now: Instant) -> [Action] {
         guard let i = index(n), case .starting = generations[i].phase else { return [] }
         generations[i].spoke = true
-        var actions: [Action] = []
         if ready {
             learnedNotify = true
-            return actions + becameReady(i, how: "READY=1", now: now)
+            generations[i].saidReady = true
         }
+        if isReady(generations[i], now: now) { return becameReady(i, how: ready ? "READY=1" : "", now: now) }
         // A generation that speaks sd_notify will say READY=1: `auto` stops guessing from the socket.
-        if case .auto = config.readiness, generations[i].probe != .none {
+        if generations[i].probe != .none, !usesProbe(generations[i]) {
             generations[i].probe = .none
-            actions.append(.stopProbing(generation: n))
+            return [.stopProbing(generation: n)]
         }
-        return actions
+        return []
     }
 
     private mutating func probed(_ n: Int, accepting: Bool, now: Instant) -> [Action] {
         guard let i = index(n), case .starting = generations[i].phase, case .inFlight = generations[i].probe else { return [] }
-        if accepting { return becameReady(i, how: "its listener accepts", now: now) }
+        if accepting {
+            generations[i].accepted = true
+            generations[i].probe = .none
+            if isReady(generations[i], now: now) { return becameReady(i, how: "its listener accepts", now: now) }
+            return [.stopProbing(generation: n), .debug("generation \(n)'s listener accepts; waiting for READY=1")]
+        }
         generations[i].probe = .due(at: now + probeInterval(generations[i], now: now))
         return []
     }
 
+    /// Fast while a start is expected, slower after `probeSlowAfter`; a generation kept past its ready
+    /// timeout (nothing else serves) is looked at once every 5 s, so a server that never comes up does not
+    /// keep hupwatch busy.
     private func probeInterval(_ g: Generation, now: Instant) -> UInt64 {
-        now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
+        if case .starting(readyBy: nil) = g.phase { return 5 * nanosecondsPerSecond }
+        return now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
     }
 
     private mutating func becameReady(_ i: Int, how: String, now: Instant) -> [Action] {
         let g = generations[i]
-        var actions: [Action] = [.stopProbing(generation: g.number)]
+        var actions: [Action] = [.stopProbing(generation: g.number), .closeNotify(generation: g.number)]
+        // Whatever the mode, the reload that started this generation has succeeded.
+        actions += record(g.number, succeeded: true, reason: "ready", now: now)
         generations[i].phase = .ready
         generations[i].readyAt = now
         generations[i].probe = .none
-        let took = formatDuration(now - g.startedAt)
+        let took = formatDuration(now - g.startedAt) + (how.isEmpty ? "" : ", \(how)")
         let serving: [Action] = [.notifySupervisor("READY=1\nSTATUS=generation \(g.number) serving, pid \(g.pid)"), .statusChanged]
         switch mode {
         case .running(g.number):
             // The only generation, kept past its ready timeout, is ready after all.
-            return actions + [.setGuard(.follow(generation: g.number)), .log("generation \(g.number) is ready (\(took), \(how))")] + serving
+            return actions + [.setGuard(.follow(generation: g.number)), .log("generation \(g.number) is ready (\(took))")] + serving
         case .reloading(let old, g.number, let queued):
             mode = .running(serving: g.number)
             actions.append(.setGuard(.follow(generation: g.number)))
             if let old {
-                record(g.number, succeeded: true, reason: "ready", now: now)
-                actions.append(.log("generation \(g.number) is ready (\(took), \(how)); retiring generation \(old)"))
+                actions.append(.log("generation \(g.number) is ready (\(took)); retiring generation \(old)"))
                 actions += retire(old, now: now, handover: config.handoverNanoseconds > 0)
             } else {
-                actions.append(.log("generation \(g.number) is ready (\(took), \(how))"))
+                actions.append(.log("generation \(g.number) is ready (\(took))"))
             }
             actions += serving
             if queued { actions += beginReload(serving: g.number, now: now) }
@@ -375,9 +434,9 @@ public struct ReloadSupervisor: Sendable {
     private mutating func failed(_ n: Int, serving: Int?, queued: Bool, why: String, code: Int32, now: Instant) -> [Action] {
         var actions: [Action] = []
         if let i = index(n) { actions += retire(generations[i].number, now: now) }
+        actions += record(n, succeeded: false, reason: why, now: now)
         if let s = serving {
             mode = .running(serving: s)
-            record(n, succeeded: false, reason: why, now: now)
             actions += [.log("reload failed: generation \(n) \(why); rolling back, generation \(s) keeps serving"),
                         .setGuard(.follow(generation: s)),
                         .notifySupervisor("READY=1\nSTATUS=reload failed, generation \(s) serving"), .statusChanged]
@@ -413,6 +472,20 @@ public struct ReloadSupervisor: Sendable {
         }
     }
 
+    /// Like a HUP, but the caller learns which reload its request is part of, and later its outcome.
+    private mutating func reloadRequested(token: Int, now: Instant) -> [Action] {
+        switch mode {
+        case .idle, .exited, .stopping:
+            return [.reloadRefused(token: token, reason: "hupwatch is stopping")]
+        case .running, .restarting:
+            let id = nextReloadID
+            return hangup(now: now) + [.reloadAccepted(token: token, id: id)]
+        case .reloading:
+            // The queued reload is the next to start: it will get the next id.
+            return hangup(now: now) + [.reloadAccepted(token: token, id: nextReloadID)]
+        }
+    }
+
     // MARK: retiring
 
     /// Sends the reload signal and starts the graceful timeout; with `handover`, first waits for the
@@ -420,6 +493,7 @@ public struct ReloadSupervisor: Sendable {
     private mutating func retire(_ n: Int, now: Instant, handover: Bool = false) -> [Action] {
         guard let i = index(n) else { return [] }
         var actions: [Action] = generations[i].probe == .none ? [] : [.stopProbing(generation: n)]
+        if generations[i].readyAt == nil { actions.append(.closeNotify(generation: n)) }
         generations[i].probe = .none
         switch generations[i].phase {
         case .starting, .ready:
@@ -462,6 +536,10 @@ public struct ReloadSupervisor: Sendable {
         let gen = generations.remove(at: i)
         // Whatever the main process left in its group goes with it.
         var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid)]
+        if gen.readyAt == nil, !(pendingNumber == gen.number) {
+            // Not the pending one (its failure is told below, with the rollback): a reload it realized is over.
+            actions += record(gen.number, succeeded: false, reason: "exited before it was ready (\(status))", now: now)
+        }
         switch mode {
         case .reloading(let s, gen.number, let queued):
             actions += failed(gen.number, serving: s, queued: queued, why: "exited before it was ready (\(status))",
@@ -521,8 +599,10 @@ public struct ReloadSupervisor: Sendable {
 
     /// Tells every generation to stop; `serving` is the one whose status hupwatch will exit with.
     private mutating func beginStop(signal sig: Int32, code: Int32, serving: Int?, now: Instant) -> [Action] {
-        mode = .stopping(code: code, serving: serving)
         var actions: [Action] = [.setGuard(.off)]
+        // Reloads still under way end here; their callers learn it.
+        for n in reloadOfGeneration.keys.sorted() { actions += record(n, succeeded: false, reason: "hupwatch is stopping", now: now) }
+        mode = .stopping(code: code, serving: serving)
         for i in generations.indices {
             if generations[i].probe != .none { actions.append(.stopProbing(generation: generations[i].number)) }
             generations[i].probe = .none
@@ -557,8 +637,12 @@ public struct ReloadSupervisor: Sendable {
             default: break
             }
             if let w = warmupEnd(g), w <= now, case .starting = g.phase {
-                actions += becameReady(i, how: "after \(formatDuration(w - g.startedAt))", now: now)
-                continue
+                if isReady(g, now: now) {
+                    actions += becameReady(i, how: "after \(formatDuration(w - g.startedAt))", now: now)
+                    continue
+                }
+                // Time is up, but rewrite mode still waits for its listener: the time rule is met.
+                generations[i].timeRuleMet = true
             }
             switch g.phase {
             case .starting(let r?) where r <= now:
@@ -602,8 +686,12 @@ public struct ReloadSupervisor: Sendable {
 
     private func index(_ n: Int) -> Int? { generations.firstIndex { $0.number == n } }
 
-    private mutating func record(_ n: Int, succeeded: Bool, reason: String, now: Instant) {
-        reloads.append(ReloadOutcome(generation: n, succeeded: succeeded, reason: reason, durationNanoseconds: now - reloadStartedAt))
+    /// Ends the reload that started generation `n`, if a reload did (not the first start or a restart).
+    private mutating func record(_ n: Int, succeeded: Bool, reason: String, now: Instant) -> [Action] {
+        guard let id = reloadOfGeneration.removeValue(forKey: n) else { return [] }
+        let outcome = ReloadOutcome(id: id, generation: n, succeeded: succeeded, reason: reason, durationNanoseconds: now - reloadStartedAt)
+        reloads.append(outcome)
         if reloads.count > 20 { reloads.removeFirst(reloads.count - 20) }
+        return [.reloadFinished(outcome)]
     }
 }

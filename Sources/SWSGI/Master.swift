@@ -274,7 +274,8 @@ final class Master {
                         readyLogged = true
                         log("ready in \((monotonicNanoseconds() - startedAt) / 1_000_000) ms")
                     }
-                    do { try notifier.send(text) } catch { log("sd_notify: \(error)") }
+                    // Best effort, as sd_notify(3) is: hupwatch stops reading a generation's socket once it is ready.
+                    try? notifier.send(text)
                 }
             case .statusChanged:
                 break

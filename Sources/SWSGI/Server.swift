@@ -28,7 +28,7 @@ public enum SWSGIMain {
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            switch try ServerOptions.load(arguments: arguments, environment: env, cores: max(1, cores), readFile: readTextFile) {
+            switch try ServerOptions.load(arguments: arguments, environment: env, cores: max(1, cores), readFile: readConfigFile) {
             case .help:
                 writeStdout(ServerOptions.helpText)
                 return 0
@@ -89,18 +89,8 @@ public enum SWSGIMain {
     }
 }
 
-func readTextFile(_ path: String) throws -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw SWSGIError("\(path): \(errnoText(errno))") }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { throw SWSGIError("\(path): \(errnoText(errno))") }
-        if n == 0 { break }
-        out += buf[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
+/// The config loader's file reader: errors as one line naming the path.
+func readConfigFile(_ path: String) throws -> String {
+    do { return try readTextFile(path) } catch { throw SWSGIError("\(path): \(errnoText(error.errno))") }
 }
 

@@ -2,6 +2,9 @@ let version = "hupwatch 1.0.0"
 
 let helpText = """
 usage: hupwatch [OPTIONS] -- COMMAND [ARG...]
+       hupwatch reload [--wait] [--timeout SEC] (--pid-file F | --status-file F | PID)
+       hupwatch status [--json] (--pid-file F | --status-file F | PID)
+       hupwatch stop [--wait] [--timeout SEC] (--pid-file F | --status-file F | PID)
 
 Runs COMMAND as its child and stays in the foreground with one stable pid. SIGHUP starts a new
 instance (a "generation") of the same command, waits until it is ready, then sends the old one
@@ -32,13 +35,19 @@ Stopping the old generation:
   --graceful-timeout SEC   after that, SIGKILL to its whole process group (default: 30)
 
 Sockets:
-  --listen PATH            hupwatch binds PATH itself and hands the listener to every generation as
-                           fd 3 with LISTEN_FDS=1, LISTEN_PID and LISTEN_FDNAMES (systemd socket
-                           activation). It is never closed across reloads and is unlinked at exit.
-                           A path a live listener serves is refused, never stolen.
+  --listen [NAME=]ADDRESS  hupwatch binds ADDRESS itself: a Unix socket path, HOST:PORT, [IPv6]:PORT or
+                           :PORT (every address). Repeatable: every generation gets the listeners as
+                           fds 3, 4, ... with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (the NAMEs;
+                           systemd socket activation). Never closed across reloads; Unix paths are
+                           removed at exit. An address a live listener serves is refused, never stolen.
   --socket-mode MODE       permissions of the --listen socket (default: 0660)
   --socket PATH            the Unix socket the command binds itself (rebind mode); detected from
                            the command when not given. Used by the path guard and by auto readiness.
+  --no-rewrite             rewrite mode is on when the socket path is in the command line (--bind
+                           unix:, -b unix:, --socket, -s, --http-socket, --uwsgi-socket): each
+                           generation binds a private path beside it (.NAME.gN), and the public path
+                           is pointed at a generation atomically once its own listener accepts, so it
+                           is never missing and an old generation never removes it. This turns it off.
   --no-guard               do not guard the socket path. The guard keeps a hidden hard link to the
                            serving generation's socket and puts the path back the moment an exiting
                            server (gunicorn, uWSGI) removes it.
@@ -48,6 +57,8 @@ Process handling:
                            (default), or restart it: at once, then, for a crash within 10 s of the
                            last restart (a crash loop), after a back-off doubling from 0.5 s to 30 s
   -k, --kill-at-exit       children get SIGKILL when hupwatch dies, even by SIGKILL (PDEATHSIG)
+  --notify-fd N            s6 readiness: write a newline on fd N once the first generation is ready
+                           (read from ./notification-fd in an s6 service directory when not given)
   --chdir DIR              the command's working directory, resolved anew at every spawn (so a
                            `current -> releases/N` symlink switch plus HUP runs the new release)
   --pid-file PATH          write hupwatch's pid there; removed at exit
@@ -67,6 +78,14 @@ Output:
 Signals: HUP reloads. TERM, INT and QUIT go to every live generation; hupwatch waits for them
 (--graceful-timeout, then SIGKILL) and exits with the serving generation's status (128+N for a
 death by signal N). USR1, USR2, TTIN, TTOU and WINCH go to the serving generation's main pid.
+
+Control verbs (over hupwatch's control socket; the status file names it, a pid is looked up in /proc):
+  reload                   start a reload; with --wait, wait for the outcome of that reload (a request
+                           during a reload joins the one queued after it): 0 completed, 1 rolled back
+                           (reason on stderr), 124 timed out (--timeout, default 300s), 3 unreachable
+  status                   generations, pids, states and the last reloads (--json: the status document);
+                           exit 0 only while a ready generation serves
+  stop                     stop hupwatch as SIGTERM does; with --wait, return once it is gone
 
 Exit codes: the serving generation's status; 2 bad command line; 3 bad --chdir, socket folder
 missing, socket path in use or pid file unwritable; 126 command not executable; 127 not found.

@@ -1,8 +1,9 @@
 import Glibc
 import Posix
 
-/// hupwatch's private folder for the generations' NOTIFY_SOCKETs: mode 0711, so other users can neither
-/// list it nor guess the random socket names in it, while a child that drops privileges can still send.
+/// hupwatch's private folder for the generations' NOTIFY_SOCKETs and its control socket: mode 0700, so no
+/// other user can reach a socket in it (socket paths are listed in /proc/net/unix for all to read). A server
+/// that drops privileges before it says READY=1 cannot reach it either: give it `--ready socket:`/`http:`.
 final class NotifyFolder {
     let path: String
 
@@ -14,7 +15,13 @@ final class NotifyFolder {
             throw SyscallError("mkdtemp", context: base)
         }
         path = String(cString: made)
-        try syscall("chmod", path) { chmod(path, 0o711) }
+    }
+
+    /// Puts the folder back if something (a tmp cleaner, an operator) removed it. True when it was missing.
+    func ensureExists() throws -> Bool {
+        if isDirectory(path) { return false }
+        try syscall("mkdir", path) { mkdir(path, 0o700) }
+        return true
     }
 
     /// Removes the folder (its sockets must be gone first).
@@ -37,8 +44,6 @@ final class NotifyChannel {
         let path = folder.newSocketPath(generation: generation)
         let socket = try UnixSocket.datagram(boundTo: path)
         try UnixSocket.passCredentials(socket.raw)
-        // The generation may drop privileges before it speaks.
-        try syscall("chmod", path) { chmod(path, 0o666) }
         self.path = path
         fd = socket.release()
     }
@@ -51,6 +56,8 @@ final class NotifyChannel {
     enum Message {
         case fromGeneration(NotifyMessage)
         case foreign(sender: pid_t)
+        /// The sender exited before hupwatch could check whose it was: not believed.
+        case senderGone(pid_t)
     }
 
     /// The datagrams waiting now, each judged by its sender.
@@ -59,8 +66,11 @@ final class NotifyChannel {
         var buf = [UInt8](repeating: 0, count: 4096)
         while let got = try? UnixSocket.receive(from: fd, into: &buf) {
             let sender = got.sender
-            if sender > 0, sender == generationPID || getpgid(sender) == generationPID {
+            let group = sender > 0 ? getpgid(sender) : -1
+            if sender > 0, sender == generationPID || group == generationPID {
                 out.append(.fromGeneration(NotifyMessage(buf[..<got.count])))
+            } else if sender > 0, group < 0, errno == ESRCH {
+                out.append(.senderGone(sender))
             } else {
                 out.append(.foreign(sender: sender))
             }

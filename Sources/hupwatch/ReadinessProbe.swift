@@ -3,10 +3,10 @@ import Posix
 
 /// One generation's readiness probe of a Unix socket path, never blocking the loop.
 ///
-/// "Accepting" is proven, not guessed: the probe's own connection must have left the listener's accept
-/// queue (sock_diag reads the queue; an empty queue means the server took ours). A listener whose backlog
-/// is full (EAGAIN), that refuses, or that still holds our connection is not ready. For `http:` the
-/// connection then sends a GET and the answer must start with a 2xx status line.
+/// "Accepting" is proven, not guessed: the server must have accepted the probe's own connection (sock_diag
+/// shows our peer's inode once accept(2) gave it a socket), however busy its queue is with other clients.
+/// A listener whose backlog is full (EAGAIN), that refuses, or that still holds our connection in its queue
+/// is not ready. For `http:` the connection then sends a GET and the answer must start with a 2xx status line.
 final class ReadinessProbe {
     enum Outcome: Equatable { case accepting, notAccepting, waiting }
 
@@ -66,11 +66,12 @@ final class ReadinessProbe {
             }
         }
         if httpPath != nil { return readAnswer() }
-        guard let queued = try? UnixSocket.listenQueue(fileInode: ino) else {
+        guard let accepted = try? UnixSocket.isAccepted(connection) else {
             cancel()
             return .notAccepting
         }
-        if queued == 0 {
+        if accepted {
+            // Closed at once: the server's worker is not held by an idle probe connection.
             cancel()
             return .accepting
         }

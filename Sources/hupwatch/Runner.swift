@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import Posix
 import ReloadCore
@@ -13,12 +14,24 @@ final class Runner {
     let childEnvironment: [String]
     let reactor: Reactor
     var machine: ReloadSupervisor
-    /// The listener handed to every generation (`--listen`, or one inherited through LISTEN_FDS).
-    let listenerFD: Int32?
-    let listenerName: String
-    /// The inode of the --listen path's file when we bound it (fstat of the socket gives another number).
-    let listenPathInode: ino_t?
+    /// The listeners handed to every generation as fds 3, 4, ... (`--listen`, or inherited through LISTEN_FDS).
+    let listenerFDs: [Int32]
+    let listenerNames: [String]
+    /// The --listen paths we bound, with their file's inode (fstat of the socket gives another number):
+    /// removed at exit only while they are still ours.
+    let ownedListenPaths: [(path: String, inode: ino_t)]
     let socketGuard: SocketGuard?
+    /// Rewrite mode: where the path stands in the command; each generation binds its own private path.
+    let rewrite: SocketArgument?
+    var privatePaths: [Int: String] = [:]
+    /// Datagrams from other processes since the last log line about them, and when the next may be logged.
+    var foreignDatagrams = 0
+    var nextForeignLogAt: Instant = 0
+    /// The inode the public path was last pointed at (rewrite mode).
+    var publishedInode: ino_t?
+    let control: ControlServer
+    /// s6's notification-fd: written once when the first generation is ready, then closed.
+    var readinessFD: Int32?
     let notifyFolder: NotifyFolder
     var notifyChannels: [Int: NotifyChannel] = [:]
     var probes: [Int: ReadinessProbe] = [:]
@@ -36,10 +49,13 @@ final class Runner {
     /// Reactor tokens: the guard's inotify fd, then one range per kind keyed by generation number.
     enum Token {
         static let socketGuard: UInt64 = 1
+        static let control: UInt64 = 2
+        static let controlClientBase: UInt64 = 1 << 32
         static let notifyBase: UInt64 = 1 << 40
         static let probeBase: UInt64 = 2 << 40
         static func notify(_ n: Int) -> UInt64 { notifyBase + UInt64(n) }
         static func probe(_ n: Int) -> UInt64 { probeBase + UInt64(n) }
+        static func controlClient(_ fd: Int32) -> UInt64 { controlClientBase + UInt64(UInt32(bitPattern: fd)) }
     }
 
     /// Sets everything up, runs until the last generation is gone, and returns the exit code.
@@ -70,7 +86,14 @@ final class Runner {
             writeStderr("hupwatch: --chdir \(dir): not a directory")
             return ExitCode.environment
         }
-        for path in [options.listenPath, options.socketPath].compactMap({ $0 }) {
+        for (flag, file) in [("--status-file", options.statusFile), ("--pid-file", options.pidFile)] {
+            if let file, !isDirectory(splitPath(file).directory) {
+                writeStderr("hupwatch: \(flag) \(file): folder \(splitPath(file).directory) does not exist")
+                return ExitCode.environment
+            }
+        }
+        let unixListenPaths = options.listens.compactMap { if case .unix(let p) = $0.address { p } else { nil } }
+        for path in unixListenPaths + [options.socketPath].compactMap({ $0 }) {
             let dir = splitPath(path).directory
             if !isDirectory(dir) {
                 writeStderr("hupwatch: socket folder \(dir) does not exist (for \(path))")
@@ -101,48 +124,96 @@ final class Runner {
         var config = ReloadSupervisor.Config(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
                                              reloadSignal: options.reloadSignal, onExit: options.onExit)
         config.readiness = options.ready
-        config.canProbe = options.probePath != nil
-        if options.listenPath == nil, options.socketPath != nil, options.guardEnabled {
+        let socketActivated = lookup("LISTEN_PID", in: env) == String(getpid()) && (lookup("LISTEN_FDS", in: env).flatMap(Int.init) ?? 0) > 0
+        // With a listener every generation shares, no probe can tell the new one from the old.
+        config.canProbe = options.probePath != nil && !socketActivated
+        config.listenerMustAccept = options.rewritesSocketArgument
+        if options.listens.isEmpty, options.socketPath != nil, options.guardEnabled || options.rewritesSocketArgument {
             // Rebind mode: the old listener gets no new connection once the path leads to the new one,
             // so its queue empties within milliseconds; a server that closes it on TERM would reset them.
             config.handoverNanoseconds = nanosecondsPerSecond
         }
         machine = ReloadSupervisor(config: config)
         upstream = try SdNotifier(environment: env)
-        let tmp = lookup("TMPDIR", in: env)
-        notifyFolder = try NotifyFolder(base: tmp)
+        // What set-up made so far is undone if a later step fails: no stray folder, socket or link.
+        var undo: [() -> Void] = []
+        do {
+            let folder = try NotifyFolder(base: lookup("TMPDIR", in: env))
+            notifyFolder = folder
+            undo.append { folder.remove() }
 
-        var inherited: Int32? = nil
-        if lookup("LISTEN_PID", in: env) == String(getpid()), lookup("LISTEN_FDS", in: env) == "1" {
-            // systemd socket activation: adopt fd 3, keep it away from the low fds children use.
-            let fd = FileDescriptor(adopting: 3)
-            inherited = try fd.duplicate(atLeast: 10).release()
-        }
-        listenerName = lookup("LISTEN_FDNAMES", in: env) ?? "hupwatch"
-        childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
+            // systemd socket activation: adopt fds 3.. and keep them away from the low fds children get.
+            var inherited: [Int32] = []
+            var inheritedNames: [String] = []
+            if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n > 0, n < 64 {
+                let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                for i in 0..<n {
+                    let fd = FileDescriptor(adopting: 3 + i)
+                    inherited.append(try fd.duplicate(atLeast: 10 + 64).release())
+                    inheritedNames.append(Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "hupwatch")
+                }
+            }
+            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
 
-        if let path = options.listenPath, inherited == nil {
-            do {
-                let fd = try UnixSocket.listen(path: path, backlog: SOMAXCONN, mode: mode_t(options.socketMode))
-                listenerFD = try fd.duplicate(atLeast: 10).release()
-                listenPathInode = UnixSocket.inode(atPath: path)
-            } catch let e as SyscallError where e.errno == EADDRINUSE {
-                throw SetupError(message: "--listen \(path): a live listener already serves this path; refusing to steal it")
-            } catch let e as SyscallError where e.errno == EEXIST {
-                throw SetupError(message: "--listen \(path): exists and is not a socket; refusing to replace it")
+            var fds: [Int32] = []
+            var owned: [(String, ino_t)] = []
+            if inherited.isEmpty {
+                for l in options.listens {
+                    let fd: FileDescriptor
+                    do {
+                        switch l.address {
+                        case .unix(let path):
+                            fd = try UnixSocket.listen(path: path, backlog: SOMAXCONN, mode: mode_t(options.socketMode))
+                            if let ino = UnixSocket.inode(atPath: path) {
+                                owned.append((path, ino))
+                                undo.append { if UnixSocket.inode(atPath: path) == ino { unlink(path) } }
+                            }
+                        case .tcp(let host, let port):
+                            fd = try TCPSocket.listen(host: host, port: port, backlog: SOMAXCONN)
+                        }
+                    } catch let e as SyscallError where e.errno == EADDRINUSE {
+                        throw SetupError(message: "--listen \(l.address): a live listener already serves this address; refusing to steal it")
+                    } catch let e as SyscallError where e.errno == EEXIST {
+                        throw SetupError(message: "--listen \(l.address): exists and is not a socket; refusing to replace it")
+                    } catch {
+                        throw SetupError(message: "--listen \(l.address): \(error)")
+                    }
+                    // Above every target fd (3 + count), so no dup2 in the child clobbers another listener.
+                    fds.append(try fd.duplicate(atLeast: 10 + 64).release())
+                }
             }
-        } else {
-            listenerFD = inherited
-            listenPathInode = nil
-        }
-        let guardPath = options.listenPath ?? (inherited == nil ? options.socketPath : nil)
-        socketGuard = options.guardEnabled ? try guardPath.map { try SocketGuard(path: $0) } : nil
-        if options.listenPath != nil { socketGuard?.trackCurrentPath() }
-        if let g = socketGuard { try reactor.watch(g.watch.fd.raw, token: Token.socketGuard) }
-        if let pidFile = options.pidFile {
-            do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
-                throw SetupError(message: "--pid-file \(pidFile): \(error)")
+            if !inherited.isEmpty {
+                switch options.ready {
+                case .socket, .http:
+                    throw SetupError(message: "--ready socket:/http: cannot be used with an inherited listener (LISTEN_FDS): every generation shares it, so a probe cannot tell the new one answered; use notify, auto or delay:SEC")
+                default: break
+                }
             }
+            listenerFDs = inherited.isEmpty ? fds : inherited
+            listenerNames = inherited.isEmpty ? options.listens.map(\.name) : inheritedNames
+            ownedListenPaths = owned
+
+            rewrite = options.rewritesSocketArgument && inherited.isEmpty ? options.socketArgument : nil
+            if let r = rewrite { try Self.checkPublicPath(r.path) }
+            let guardPath = options.listenPath ?? (listenerFDs.isEmpty ? options.socketPath : nil)
+            let theGuard = options.guardEnabled || rewrite != nil ? try guardPath.map { try SocketGuard(path: $0) } : nil
+            socketGuard = theGuard
+            undo.append { theGuard?.removeLink() }
+            if options.listenPath != nil { socketGuard?.trackCurrentPath() }
+            if let g = socketGuard { try reactor.watch(g.watch.fd.raw, token: Token.socketGuard) }
+            let controlServer = try ControlServer(folder: folder.path)
+            control = controlServer
+            undo.append { controlServer.closeAll(reason: "") }
+            try reactor.watch(control.fd, token: Token.control)
+            readinessFD = try Self.readinessFD(options.notifyFD)
+            if let pidFile = options.pidFile {
+                do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
+                    throw SetupError(message: "--pid-file \(pidFile): \(error)")
+                }
+            }
+        } catch {
+            for step in undo.reversed() { step() }
+            throw error
         }
     }
 
@@ -156,10 +227,12 @@ final class Runner {
 
     /// Says at start which protection against a lost socket path is in force, and how to get one if none.
     private func logProtection() {
-        if let path = options.listenPath {
-            log("protection: hupwatch owns the listener at \(path) (--listen); every generation inherits it")
-        } else if listenerFD != nil {
-            log("protection: hupwatch hands its inherited listener (LISTEN_FDS) to every generation")
+        if !options.listens.isEmpty {
+            log("protection: hupwatch owns the listeners \(options.listens.map { "\($0.name)=\($0.address)" }.joined(separator: ", ")) (--listen); every generation inherits them")
+        } else if !listenerFDs.isEmpty {
+            log("protection: hupwatch hands its \(listenerFDs.count) inherited listener(s) (LISTEN_FDS) to every generation")
+        } else if let r = rewrite {
+            log("protection: rewrite mode on \(r.path): each generation binds its own path beside it (.\(splitPath(r.path).name).gN), and \(r.path) is pointed at a generation once it is ready (--no-rewrite turns this off)")
         } else if let path = options.socketPath, socketGuard != nil {
             log("protection: guard on \(path) (\(options.socketPathSource.description)): a path an old generation removes is put back")
         } else if let path = options.socketPath {
@@ -196,6 +269,10 @@ final class Runner {
             return feed(.deadlinePassed)
         case .readable(let token, _):
             if token == Token.socketGuard { guardEvents(); return nil }
+            if token == Token.control { acceptControlClients(); return nil }
+            if token >= Token.controlClientBase && token < Token.notifyBase {
+                return controlReadable(Int32(bitPattern: UInt32(token - Token.controlClientBase)))
+            }
             if token >= Token.probeBase { return probeReadable(Int(token - Token.probeBase)) }
             if token >= Token.notifyBase { return notifyReadable(Int(token - Token.notifyBase)) }
             return nil
@@ -226,6 +303,8 @@ final class Runner {
                 probes[n] = nil
             case .checkQueue(let n):
                 results.append(.queueChecked(generation: n, queued: listenQueue(of: n)))
+            case .closeNotify(let n):
+                if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
             case .forget(let n):
                 stopProbe(n)
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
@@ -245,6 +324,17 @@ final class Runner {
                 debug(m)
             case .notifySupervisor(let text):
                 notifySupervisor(text)
+            case .reloadAccepted(let token, let id):
+                control.accepted(Int32(token), id: id)
+            case .reloadRefused(let token, let reason):
+                var closed: [Int32] = []
+                control.refused(Int32(token), reason: reason, closed: &closed)
+                unwatchControl(closed)
+            case .reloadFinished(let outcome):
+                var closed: [Int32] = []
+                control.finished(id: outcome.id, succeeded: outcome.succeeded, reason: outcome.reason,
+                                 milliseconds: outcome.durationNanoseconds / 1_000_000, closed: &closed)
+                unwatchControl(closed)
             case .statusChanged:
                 // Before the status file changes: whoever waits on it sees a settled process
                 // (the release briefly holds /proc/self/maps open).
@@ -263,6 +353,11 @@ final class Runner {
     private func spawnGeneration(_ n: Int) -> ReloadSupervisor.Event {
         let channel: NotifyChannel
         do {
+            if try notifyFolder.ensureExists() {
+                log("hupwatch's folder \(notifyFolder.path) was removed; made it again")
+                try control.rebind()
+                try reactor.watch(control.fd, token: Token.control)
+            }
             channel = try NotifyChannel(folder: notifyFolder, generation: n)
             try reactor.watch(channel.fd, token: Token.notify(n))
         } catch {
@@ -271,11 +366,24 @@ final class Runner {
         var env = childEnvironment
         env.append("NOTIFY_SOCKET=" + channel.path)
         env.append("HUPWATCH_GENERATION=\(n)")
-        if listenerFD != nil { env.append("LISTEN_FDNAMES=" + listenerName) }
+        if !listenerFDs.isEmpty { env.append("LISTEN_FDNAMES=" + listenerNames.joined(separator: ":")) }
+        var argv = options.command
+        var probePath = listenerFDs.isEmpty ? options.probePath : nil
+        if let r = rewrite {
+            let privatePath = Self.privatePath(r.path, generation: n)
+            if let problem = Self.clearPrivatePath(privatePath) {
+                reactor.unwatch(channel.fd, token: Token.notify(n))
+                return .spawnFailed(generation: n, reason: problem, shellCode: ExitCode.environment)
+            }
+            argv = r.rewriting(argv, to: privatePath)
+            privatePaths[n] = privatePath
+            // Probes look where this generation binds: its own path.
+            probePath = privatePath
+        }
         // Taken before the fork, so the probe knows the inode the path had before this generation.
-        let probe = options.probePath.map { ReadinessProbe(path: $0, httpPath: options.httpProbePath) }
-        let request = SpawnRequest(executablePath: executable, argv: options.command, environment: env,
-                                   workingDirectory: options.chdir, listener: listenerFD,
+        let probe = probePath.map { ReadinessProbe(path: $0, httpPath: options.httpProbePath) }
+        let request = SpawnRequest(executablePath: executable, argv: argv, environment: env,
+                                   workingDirectory: options.chdir, listeners: listenerFDs,
                                    parentDeathSignal: options.killAtExit ? SIGKILL : nil)
         do {
             let pid = try spawn(request)
@@ -298,7 +406,16 @@ final class Runner {
         for message in channel.read(generationPID: pid) {
             switch message {
             case .foreign(let sender):
-                log("ignored a datagram on generation \(n)'s NOTIFY_SOCKET from pid \(sender), which is not one of its processes")
+                foreignDatagrams += 1
+                let now = monotonicNanoseconds()
+                // Rate-limited: a flood of them must not flood the log too.
+                if now >= nextForeignLogAt {
+                    log("ignored \(foreignDatagrams) datagram(s) on generation \(n)'s NOTIFY_SOCKET from pid \(sender), not one of its processes")
+                    foreignDatagrams = 0
+                    nextForeignLogAt = now + nanosecondsPerSecond
+                }
+            case .senderGone(let sender):
+                debug("ignored a datagram on generation \(n)'s NOTIFY_SOCKET from pid \(sender), which exited before it could be checked")
             case .fromGeneration(let m):
                 debug("generation \(n) says \(m.assignments.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
                 if let code = feed(.notified(generation: n, ready: m.saysReady)) { return code }
@@ -340,10 +457,13 @@ final class Runner {
     // MARK: the socket path
 
     private func setGuard(_ command: ReloadSupervisor.GuardCommand) {
+        if case .follow(let n) = command { announceReadiness(n) }
         guard let g = socketGuard else { return }
         switch command {
+        case .follow(let n) where rewrite != nil:
+            publish(n, guard: g)
         case .follow(let n):
-            if options.listenPath != nil || listenerFD != nil {
+            if options.listenPath != nil || !listenerFDs.isEmpty {
                 // hupwatch's own listener: the same inode serves every generation.
                 if let line = g.putBack() { log(line) }
                 g.trackCurrentPath()
@@ -355,8 +475,9 @@ final class Runner {
                 debug("generation \(n) serves no socket at \(g.path) yet; the guard waits")
             }
         case .hold:
-            // hupwatch's own listener path is never rebound by a child, so it stays guarded.
-            if options.listenPath == nil { g.hold() }
+            // hupwatch's own listener path, and the public path in rewrite mode, are never rebound by a
+            // child, so they stay guarded.
+            if options.listenPath == nil && rewrite == nil { g.hold() }
         case .off:
             g.turnOff()
         }
@@ -380,6 +501,148 @@ final class Runner {
         }
     }
 
+    /// Descendants that left their generation's process group (setsid) and outlived it were handed to us
+    /// (we are their subreaper): they go with hupwatch, never to pid 1.
+    private func killLeftoverDescendants() {
+        let me = getpid()
+        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return }
+        let pids = text.split(separator: " ").compactMap { pid_t($0) }
+        guard !pids.isEmpty else { return }
+        log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
+        for pid in pids {
+            _ = try? sendSignal(SIGKILL, to: pid)
+            var st: Int32 = 0
+            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        }
+    }
+
+    // MARK: rewrite mode
+
+    /// `.NAME.gN` beside the public path: the path generation N binds.
+    static func privatePath(_ publicPath: String, generation n: Int) -> String {
+        let (dir, name) = splitPath(publicPath)
+        return dir + "/." + name + ".g\(n)"
+    }
+
+    /// The public path must be free for us to point: absent, or a stale socket nobody listens on.
+    static func checkPublicPath(_ path: String) throws {
+        if let problem = SocketPath.problem(privatePath(path, generation: 999_999)) {
+            throw SetupError(message: "rewrite mode: each generation's private path would not fit (\(problem)); use a shorter path, or --no-rewrite")
+        }
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw SetupError(message: "\(path) exists and is not a socket; refusing to replace it")
+        }
+        if UnixSocket.hasLiveListener(path) {
+            throw SetupError(message: "\(path): a live listener already serves this path; refusing to steal it")
+        }
+    }
+
+    /// Makes room for a generation's private path: a stale socket left by an earlier run is removed;
+    /// anything else (a live listener, a file) is a reason not to start. Nil when the path is free.
+    static func clearPrivatePath(_ path: String) -> String? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return "\(path) exists and is not a socket; refusing to replace it" }
+        if UnixSocket.hasLiveListener(path) { return "\(path): a live listener already serves this path" }
+        unlink(path)
+        return nil
+    }
+
+    /// Points the public path at generation n's own listener, atomically (link to a temporary name, then
+    /// rename over the public path): clients always find a listening socket there. On a rollback the path
+    /// already leads to the serving generation and only needs checking.
+    private func publish(_ n: Int, guard g: SocketGuard) {
+        guard let r = rewrite else { return }
+        if servedInode[n] != nil {
+            if let line = g.putBack() { log(line) }
+            return
+        }
+        guard let privatePath = privatePaths[n], let ino = UnixSocket.inode(atPath: privatePath) else {
+            log("generation \(n) is ready but no socket is at its path \(privatePaths[n] ?? "?"); \(r.path) is left as it is")
+            return
+        }
+        let tmp = splitPath(r.path).directory + "/." + splitPath(r.path).name + ".hupwatch-new"
+        unlink(tmp)
+        guard link(privatePath, tmp) == 0 else {
+            log("cannot point \(r.path) at generation \(n): link(\(privatePath)): \(errnoText(errno))")
+            return
+        }
+        guard rename(tmp, r.path) == 0 else {
+            log("cannot point \(r.path) at generation \(n): rename: \(errnoText(errno))")
+            unlink(tmp)
+            return
+        }
+        servedInode[n] = ino
+        publishedInode = ino
+        g.trackCurrentPath()
+        debug("\(r.path) now leads to generation \(n) (\(privatePath))")
+    }
+
+    // MARK: the control socket
+
+    private func acceptControlClients() {
+        for fd in control.accept() {
+            do { try reactor.watch(fd, token: Token.controlClient(fd)) } catch { log("control socket: \(error)") }
+        }
+    }
+
+    private func controlReadable(_ fd: Int32) -> Int32? {
+        var closed: [Int32] = []
+        let request = control.read(fd, closed: &closed)
+        unwatchControl(closed)
+        switch request {
+        case .reload(let client)?:
+            log("reload requested over the control socket")
+            return feed(.reloadRequested(token: Int(client)))
+        case .status(let client)?:
+            let ready = machine.serving?.phase == .ready && !machine.isStopping
+            control.answerStatus(client, ready: ready, document: statusJSON(machine, now: monotonicNanoseconds(), control: control.path),
+                                 summary: statusSummary(machine, now: monotonicNanoseconds()), closed: &closed)
+            unwatchControl(closed)
+        case .stop(let client)?:
+            control.stopping(client)
+            return feed(.terminate(signal: SIGTERM))
+        case nil:
+            break
+        }
+        return nil
+    }
+
+    /// Closing an fd takes it out of epoll; what is left is our bookkeeping of queued events.
+    private func unwatchControl(_ fds: [Int32]) {
+        for fd in fds { reactor.forget(token: Token.controlClient(fd)) }
+    }
+
+    // MARK: s6 readiness
+
+    /// `--notify-fd N`, or the s6 service directory's `notification-fd` file when hupwatch runs in one
+    /// and that fd is open. It is kept from the children (CLOEXEC).
+    static func readinessFD(_ given: Int32?) throws -> Int32? {
+        var n = given
+        if n == nil, let text = try? readTextFile("notification-fd", maxBytes: 64),
+           let v = Int32(text.filter { !$0.isWhitespace }), v >= 3 {
+            n = v
+        }
+        guard let fd = n else { return nil }
+        guard fcntl(fd, F_GETFD) >= 0 else {
+            if given != nil { throw SetupError(message: "--notify-fd \(fd): not an open file descriptor") }
+            return nil
+        }
+        _ = shim_fcntl_int(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+
+    /// The first time a generation serves: one newline on the s6 notification fd, which is then closed.
+    private func announceReadiness(_ n: Int) {
+        guard let fd = readinessFD else { return }
+        readinessFD = nil
+        let written = "\n".withCString { Glibc.write(fd, $0, 1) }
+        if written != 1 { log("--notify-fd \(fd): write: \(errnoText(errno))") }
+        close(fd)
+    }
+
     // MARK: reporting
 
     private func notifySupervisor(_ text: String) {
@@ -396,16 +659,26 @@ final class Runner {
 
     private func writeStatus() {
         guard let path = options.statusFile else { return }
-        do { try writeFileAtomically(path, statusJSON(machine, now: monotonicNanoseconds())) } catch {
+        do { try writeFileAtomically(path, statusJSON(machine, now: monotonicNanoseconds(), control: control.path)) } catch {
             log("--status-file: \(error)")
         }
     }
 
     private func cleanUp() {
-        if let path = options.listenPath, let mine = listenPathInode {
+        for (path, mine) in ownedListenPaths {
             // Remove the path only while it is still our listener's.
             if UnixSocket.inode(atPath: path) == mine { unlink(path) }
         }
+        if let r = rewrite, let ino = UnixSocket.inode(atPath: r.path), Set(servedInode.values).contains(ino) || publishedInode == ino {
+            // The public path leads to a generation we published: it is ours to remove.
+            unlink(r.path)
+        }
+        for path in privatePaths.values where UnixSocket.inode(atPath: path) != nil && !UnixSocket.hasLiveListener(path) {
+            unlink(path)
+        }
+        socketGuard?.removeLink()
+        control.closeAll(reason: "hupwatch stopped before the reload completed")
+        killLeftoverDescendants()
         if let pidFile = options.pidFile { unlink(pidFile) }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]

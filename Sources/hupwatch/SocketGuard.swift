@@ -50,7 +50,10 @@ final class SocketGuard {
         unlink(hiddenPath)
     }
 
-    deinit { unlink(hiddenPath) }
+    deinit { removeLink() }
+
+    /// Removes the hidden link (at exit: deinit does not run when the process exits).
+    func removeLink() { unlink(hiddenPath) }
 
     /// Links the hidden name to whatever listener is at the path now. Returns the inode, nil if none.
     @discardableResult

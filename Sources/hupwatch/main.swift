@@ -24,4 +24,6 @@ case .version:
     exit(0)
 case .run(let options):
     exit(Runner.start(options))
+case .control(let request):
+    exit(ControlClient.run(request))
 }

@@ -96,7 +96,7 @@ extension HupwatchIntegration {
             let inode = UnixSocket.inode(atPath: l)
             let r = try runHupwatch(["--listen", l, "--", try binary("TestChild")], dir: dir)
             #expect(r.code == 3)
-            #expect(r.stderr == "hupwatch: --listen \(l): a live listener already serves this path; refusing to steal it\n")
+            #expect(r.stderr == "hupwatch: --listen \(l): a live listener already serves this address; refusing to steal it\n")
             #expect(UnixSocket.inode(atPath: l) == inode, "the path is untouched")
             #expect(UnixSocket.hasLiveListener(l))
             _ = theirs.raw
@@ -176,7 +176,17 @@ extension HupwatchIntegration {
                 BadInput(name: "probe with --listen", args: ["--listen", "/tmp/x.sock", "--ready", "socket:/tmp/x.sock", "--", "/bin/true"],
                          code: 2, message: "cannot be used with --listen"),
                 BadInput(name: "unwritable pid file", args: ["--pid-file", "/nonexistent-hw/hw.pid", "--", "/bin/true"], code: 3,
-                         message: "hupwatch: --pid-file /nonexistent-hw/hw.pid: open(/nonexistent-hw/hw.pid.tmp-"),
+                         message: "hupwatch: --pid-file /nonexistent-hw/hw.pid: folder /nonexistent-hw does not exist"),
+                BadInput(name: "status file in a missing folder", args: ["--status-file", "/nonexistent-hw/st.json", "--", "/bin/true"], code: 3,
+                         message: "hupwatch: --status-file /nonexistent-hw/st.json: folder /nonexistent-hw does not exist"),
+                BadInput(name: "abstract socket to probe", args: ["--ready", "socket:@abc", "--", "/bin/true"], code: 2,
+                         message: "is an abstract socket name"),
+                BadInput(name: "duration too large", args: ["--ready-timeout", "1000000001", "--", "/bin/true"], code: 2,
+                         message: "is too large: the maximum is 1000000000 seconds"),
+                BadInput(name: "a second listen on the same address", args: ["--listen", ":8000", "--listen", ":8000", "--", "/bin/true"], code: 2,
+                         message: "is given twice"),
+                BadInput(name: "listen on a bad port", args: ["--listen", "127.0.0.1:99999", "--", "/bin/true"], code: 2,
+                         message: "is not a port"),
             ]
         }()
 
@@ -201,8 +211,8 @@ extension HupwatchIntegration {
             let help = try runHupwatch(["--help"], dir: dir)
             #expect(help.code == 0)
             #expect(help.stdout.hasPrefix("usage: hupwatch [OPTIONS] -- COMMAND [ARG...]"))
-            for flag in ["--ready MODE", "--ready-timeout", "-w, --warmup-time", "--reload-signal", "--graceful-timeout", "--listen PATH",
-                         "--socket-mode", "--socket PATH", "--no-guard", "--on-exit", "-k, --kill-at-exit", "--chdir", "--pid-file",
+            for flag in ["--ready MODE", "--ready-timeout", "-w, --warmup-time", "--reload-signal", "--graceful-timeout", "--listen [NAME=]ADDRESS",
+                         "--socket-mode", "--socket PATH", "--no-guard", "--no-rewrite", "--notify-fd", "hupwatch reload", "hupwatch status", "hupwatch stop", "--on-exit", "-k, --kill-at-exit", "--chdir", "--pid-file",
                          "--status-file", "-q, --quiet", "-v, --verbose", "--version"] {
                 #expect(help.stdout.contains(flag), "--help documents \(flag)")
             }

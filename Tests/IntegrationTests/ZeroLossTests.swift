@@ -3,57 +3,6 @@ import Glibc
 import Posix
 import Testing
 
-/// Sends GETs back to back on its own thread until stopped, counting answers and failures.
-final class LoadClient: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopRequested = false
-    private var finished = false
-    private(set) var succeeded = 0
-    /// Each failure with the reload it happened during (the test bumps `reload` before every HUP).
-    private(set) var failures: [(reload: Int, error: String)] = []
-    private var reload = 0
-    private(set) var answeredBy: Set<pid_t> = []
-    let path: String
-
-    init(path: String) { self.path = path }
-
-    func start() {
-        let thread = Thread { [self] in
-            while !locked({ stopRequested }) {
-                let result = httpGet(path, timeoutSeconds: 10)
-                locked {
-                    switch result {
-                    case .success(let r) where r.status == 200:
-                        succeeded += 1
-                        if let pid = pid_t(r.body) { answeredBy.insert(pid) }
-                    case .success(let r): failures.append((reload, "status \(r.status): \(r.body)"))
-                    case .failure(let e): failures.append((reload, e.description))
-                    }
-                }
-            }
-            locked { finished = true }
-        }
-        thread.start()
-    }
-
-    func stop() throws {
-        locked { stopRequested = true }
-        try waitUntil(15, "the load client to finish") { locked { finished } }
-    }
-
-    func startingReload(_ n: Int) { locked { reload = n } }
-
-    func snapshot() -> (succeeded: Int, failures: [(reload: Int, error: String)], pids: Int) {
-        locked { (succeeded, failures, answeredBy.count) }
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
-    }
-}
-
 extension HupwatchIntegration {
     /// Zero-loss: a client sends requests without pause while 20 reloads happen one after another.
     @Suite(.serialized) struct ZeroLoss {
@@ -61,8 +10,8 @@ extension HupwatchIntegration {
             var pid = try hw.waitServing(1)
             #expect(try answeringPid(path) == pid)
             let fdsBefore = try #require(openFDs(hw.pid))
-            let client = LoadClient(path: path)
-            client.start()
+            // One client, no pause, 10 s per request.
+            let client = LoadClient(path: path, concurrency: 1, timeoutSeconds: 10, pauseMicroseconds: 0)
             var stopped = false
             defer { if !stopped { try? client.stop() } }
             try waitUntil(10, "the client's first answers") { client.snapshot().succeeded >= 20 }

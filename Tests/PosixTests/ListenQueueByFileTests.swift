@@ -43,3 +43,45 @@ import Testing
         #expect(try UnixSocket.listenQueue(fileInode: fileInode) == nil)
     }
 }
+
+@Suite struct ConnectionAcceptedTests {
+    /// Accepts one connection, as a raw fd the test closes itself.
+    func acceptOne(_ listener: Int32) throws -> Int32 {
+        let fd = accept(listener, nil, nil)
+        if fd < 0 { throw SyscallError("accept") }
+        return fd
+    }
+
+    /// The readiness probe's proof: our own connection left the queue, whatever else is queued.
+    @Test func acceptedOnlyOnceTheServerTookOurConnection() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.file("l.sock")
+        let listener = try UnixSocket.listen(path: path, backlog: 8).release()
+        defer { close(listener) }
+        let others = try (0..<3).map { _ in try UnixSocket.connect(path: path, nonBlocking: true).release() }
+        defer { others.forEach { close($0) } }
+        let mine = try UnixSocket.connect(path: path, nonBlocking: true).release()
+        defer { close(mine) }
+        #expect(try UnixSocket.isAccepted(mine) == false, "still queued")
+        // Accept the three ahead of us: ours is still waiting, though others were taken.
+        let taken = try (0..<3).map { _ in try acceptOne(listener) }
+        defer { taken.forEach { close($0) } }
+        #expect(try UnixSocket.isAccepted(mine) == false)
+        let ours = try acceptOne(listener)
+        #expect(try UnixSocket.isAccepted(mine) == true)
+        close(ours)   // accepted, then closed by the server: still counts as accepted
+        #expect(try UnixSocket.isAccepted(mine) == true)
+    }
+
+    @Test func aConnectionResetByAClosedListenerIsAnError() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.file("l.sock")
+        let listener = try UnixSocket.listen(path: path, backlog: 8).release()
+        let mine = try UnixSocket.connect(path: path, nonBlocking: true).release()
+        defer { close(mine) }
+        close(listener)
+        #expect(throws: SyscallError.self) { try UnixSocket.isAccepted(mine) }
+    }
+}

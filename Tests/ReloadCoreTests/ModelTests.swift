@@ -33,6 +33,8 @@ enum Step: Equatable, CustomStringConvertible {
     case advance(milliseconds: UInt64)
     case nextSpawnFails
     case forward(Int32)
+    /// `hupwatch reload` over the control socket.
+    case request
 
     var description: String {
         switch self {
@@ -45,6 +47,7 @@ enum Step: Equatable, CustomStringConvertible {
         case .advance(let ms): return "+\(ms)ms"
         case .nextSpawnFails: return "next spawn fails"
         case .forward(let s): return "forward(\(s))"
+        case .request: return "reload request"
         }
     }
 
@@ -62,6 +65,7 @@ enum Step: Equatable, CustomStringConvertible {
         case 55..<62: return .answerQueue(k, queued: Int.random(in: 0...2, using: &rng))
         case 62..<94: return .advance(milliseconds: [1, 5, 20, 300, 1_100, 2_500, 31_000].randomElement(using: &rng)!)
         case 94..<97: return .nextSpawnFails
+        case 97..<99: return .request
         default: return .forward(10)
         }
     }
@@ -98,6 +102,10 @@ struct World {
     var servingAtStop: Int?
     var stopping = false
     var trace: [String] = []
+    /// Reload ids callers were told to wait for, and not yet told the outcome of.
+    var awaited: Set<Int> = []
+    var finished: Set<Int> = []
+    var nextToken = 1
 
     init(config: ReloadSupervisor.Config) {
         machine = ReloadSupervisor(config: config)
@@ -186,7 +194,16 @@ struct World {
             if !live.isEmpty { try fail("exit(\(code)) while pids \(live.map(\.pid)) it spawned are alive") }
             if code != expectedCode { try fail("exit(\(code)), expected \(expectedCode)") }
             exited = code
-        case .setGuard, .log, .debug, .notifySupervisor, .statusChanged:
+        case .reloadAccepted(_, let id):
+            if finished.contains(id) { try fail("a caller was told to wait for reload \(id), which is already over") }
+            awaited.insert(id)
+        case .reloadFinished(let outcome):
+            if finished.contains(outcome.id) { try fail("reload \(outcome.id) finished twice") }
+            finished.insert(outcome.id)
+            awaited.remove(outcome.id)
+        case .reloadRefused:
+            if !stopping { try fail("a reload request was refused while not stopping") }
+        case .setGuard, .log, .debug, .notifySupervisor, .statusChanged, .closeNotify:
             break
         }
     }
@@ -210,7 +227,11 @@ struct World {
         case .idle: try me.fail("idle after start")
         case .restarting, .exited: break
         }
-        if machine.generations.count > 8 { try me.fail("\(machine.generations.count) generations alive at once") }
+        // Old generations may pile up while they drain (each within --graceful-timeout), but only one serves
+        // and at most one more is starting.
+        let ready = machine.generations.filter { $0.phase == .ready }.count
+        let starting = machine.generations.filter { if case .starting = $0.phase { true } else { false } }.count
+        if ready > 1 || starting > 2 { try me.fail("\(ready) ready and \(starting) starting generations at once") }
     }
 
     mutating func reap(_ pid: Int32, _ status: ProcessEnd) throws {
@@ -253,6 +274,10 @@ struct World {
             now = target
         case .nextSpawnFails:
             failNextSpawn = true
+        case .request:
+            if case .reloading = machine.mode { owedReload = true }
+            nextToken += 1
+            try feed(.reloadRequested(token: nextToken))
         }
     }
 
@@ -291,6 +316,7 @@ struct World {
             return
         }
         if owedReload { try fail("a HUP received while a generation was starting was lost") }
+        if !awaited.isEmpty { try fail("callers still wait for reloads \(awaited.sorted()) that never ended") }
         guard case .running(let s) = machine.mode else { try fail("settled in mode \(machine.mode), not running one generation") }
         guard machine.generations.count == 1, let g = machine.generations.first, g.number == s, g.phase == .ready else {
             try fail("settled with generations \(machine.generations.map { "\($0.number):\($0.phase)" }), serving \(s)")
@@ -312,6 +338,7 @@ func modelConfig(_ variant: Int) -> ReloadSupervisor.Config {
     }
     c.canProbe = c.canProbe || c.readiness == .socket(path: "/x")
     if variant % 3 == 0 { c.handoverNanoseconds = nanosecondsPerSecond }
+    if variant % 7 == 3 { c.listenerMustAccept = true; c.canProbe = true }
     return c
 }
 
@@ -358,7 +385,7 @@ func shrink(config: ReloadSupervisor.Config, steps: [Step]) -> [Step] {
         for i in 0..<perShard {
             let seed = UInt64(shard * perShard + i) &* 0x2545_F491_4F6C_DD1D &+ 17
             var rng = SeededRandom(seed: seed)
-            let config = modelConfig(Int.random(in: 0..<30, using: &rng))
+            let config = modelConfig(Int.random(in: 0..<70, using: &rng))
             let steps = (0..<Int.random(in: 4...28, using: &rng)).map { _ in Step.random(&rng) }
             if let failure = runModel(config: config, steps: steps) {
                 let shortest = shrink(config: config, steps: steps)

@@ -166,7 +166,7 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(usageError(["--chdir=", "x"]) == "--chdir needs a value")
         #expect(usageError(["--pid-file", "", "x"]) == "--pid-file needs a value")
         #expect(usageError(["--status-file="]) == "--status-file needs a value")
-        #expect(usageError(["--listen", "", "x"]) == "--listen needs a socket path")
+        #expect(usageError(["--listen", "", "x"]) == "--listen: needs an address: HOST:PORT, [IPv6]:PORT, :PORT or a socket path")
     }
 
     @Test func switchesRejectValues() {

@@ -243,3 +243,38 @@ func logs(_ a: [Action]) -> [String] { a.compactMap { if case .log(let m) = $0 {
         #expect(d.machine.reloads.first?.generation == 7)
     }
 }
+
+@Suite struct ExplicitReadinessTests {
+    /// `--ready http:` is the operator's word: READY=1 alone does not make a failing health check ready.
+    @Test func readyOneDoesNotOverrideAnExplicitProbe() {
+        for mode in [ReadinessMode.http(path: "/healthz"), .socket(path: "/x")] {
+            var d = Driver { $0.readiness = mode; $0.canProbe = true }
+            _ = d.send(.started)
+            _ = d.advance(0)
+            _ = d.send(.notified(generation: 1, ready: true))
+            #expect(d.machine.generation(1)?.phase != .ready)
+            _ = d.send(.probed(generation: 1, accepting: true))
+            #expect(d.machine.mode == .running(serving: 1))
+        }
+    }
+
+    @Test func delayIsTheDelayEvenWhenTheGenerationSpeaks() {
+        var d = Driver { $0.readiness = .delay(nanoseconds: 2 * nanosecondsPerSecond) }
+        _ = d.send(.started)
+        _ = d.send(.notified(generation: 1, ready: true))
+        #expect(d.machine.generation(1)?.phase != .ready)
+        _ = d.advance(2)
+        #expect(d.machine.generation(1)?.phase == .ready)
+    }
+
+    /// Rewrite mode: READY=1 is not enough until the generation's own listener accepted.
+    @Test func rewriteModeWaitsForTheListenerToo() {
+        var d = Driver { $0.readiness = .auto; $0.listenerMustAccept = true; $0.canProbe = true }
+        _ = d.send(.started)
+        _ = d.advance(0)
+        _ = d.send(.notified(generation: 1, ready: true))
+        #expect(d.machine.generation(1)?.phase != .ready)
+        _ = d.send(.probed(generation: 1, accepting: true))
+        #expect(d.machine.generation(1)?.phase == .ready)
+    }
+}

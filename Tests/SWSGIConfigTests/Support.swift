@@ -1,5 +1,6 @@
 @testable import SWSGIConfig
 import Testing
+@_exported import TestSupport
 
 struct FileMissing: Error, CustomStringConvertible {
     var description: String { "No such file or directory" }

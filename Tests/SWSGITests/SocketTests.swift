@@ -2,28 +2,6 @@ import Foundation
 import Glibc
 import Testing
 
-/// A listening Unix stream socket bound by the test itself (close-on-exec, at fd >= 100 so it is never
-/// already fd 3 when handed to a child).
-func makeListener(_ path: String, backlog: Int32 = 16) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        for (i, b) in bytes.enumerated() { raw[i] = b }
-        raw[bytes.count] = 0
-    }
-    let r = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard r == 0, listen(fd, backlog) == 0 else { throw TestFailure("bind/listen \(path): \(String(cString: strerror(errno)))") }
-    let high = fcntl(fd, F_DUPFD_CLOEXEC, 100)
-    guard high >= 0 else { throw TestFailure("F_DUPFD_CLOEXEC: \(String(cString: strerror(errno)))") }
-    return high
-}
-
 extension SWSGIIntegration {
     @Suite struct Sockets {
         /// A newer instance that took over the path keeps it when the older one exits. (Only hupwatch's next

@@ -146,7 +146,7 @@ extension SupervisorExamples {
                 #expect(status.output.hasPrefix("down: "), "sv status: \(status.output)")
                 #expect(!isAlive(pid))
                 try await expectNoServiceLeft(dir, allowed: Runit.plumbing, "sv stop")
-                #expect(httpGet(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
+                #expect(unixGetFailure(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
                 try await s.shutdown()
             } catch {
                 recordLog("service log", r?.log)
@@ -233,7 +233,7 @@ extension SupervisorExamples {
                 }
                 #expect(!isAlive(pid))
                 try await expectNoServiceLeft(dir, allowed: S6.plumbing, "s6-svc -d")
-                #expect(httpGet(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
+                #expect(unixGetFailure(dir.file("app.sock")) != nil, "nothing may answer once the service is down")
                 try await s.shutdown()
             } catch {
                 recordLog("service log", s6?.log)

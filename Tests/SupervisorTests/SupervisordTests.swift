@@ -123,7 +123,7 @@ extension SupervisorExamples {
                 }
                 let restarted = try await s.pid()
                 #expect(restarted != pid)
-                try await waitFor("the restarted app to answer", timeout: 10) { httpGet(dir.file("app.sock")) == nil }
+                try await waitFor("the restarted app to answer", timeout: 10) { unixGetFailure(dir.file("app.sock")) == nil }
                 report("supervisord: SIGKILL to hupwatch \(pid) took generation \(master.pid) and its 2 workers with it (-k); restarted as \(restarted)")
 
                 let stop = try await s.ctl("stop", "app")

@@ -18,85 +18,11 @@ func unitSettings(_ text: String, _ key: String) -> [String] {
     }
 }
 
-func monotonicMicroseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
-}
-
-/// A stand-in for systemd's notify socket: a datagram socket with SO_PASSCRED, so each message
-/// comes with the sender's pid, as systemd sees it.
-final class NotifySocket {
-    let path: String
-    let fd: Int32
-    private(set) var messages: [(pid: pid_t, text: String)] = []
-
-    init(path: String) throws {
-        self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
-        try bindUnix(fd, path)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, socklen_t(4))
-    }
-
-    deinit { close(fd) }
-
-    /// Reads every queued message.
-    func drain() {
-        while true {
-            var buf = [UInt8](repeating: 0, count: 4096)
-            var control = [UInt8](repeating: 0, count: 256)
-            var controlLength = 0
-            let n = buf.withUnsafeMutableBytes { b in
-                control.withUnsafeMutableBytes { c in
-                    var iov = iovec(iov_base: b.baseAddress, iov_len: b.count)
-                    return withUnsafeMutablePointer(to: &iov) { iovp in
-                        var msg = msghdr()
-                        msg.msg_iov = iovp
-                        msg.msg_iovlen = 1
-                        msg.msg_control = c.baseAddress
-                        msg.msg_controllen = c.count
-                        let r = recvmsg(fd, &msg, Int32(MSG_DONTWAIT))
-                        controlLength = Int(msg.msg_controllen)
-                        return r
-                    }
-                }
-            }
-            if n < 0 { return }
-            // struct cmsghdr { size_t len; int level; int type; } then struct ucred { pid; uid; gid; }
-            var sender: pid_t = 0
-            if controlLength >= 28 {
-                control.withUnsafeBytes { c in
-                    let level = c.load(fromByteOffset: 8, as: Int32.self)
-                    let type = c.load(fromByteOffset: 12, as: Int32.self)
-                    if level == SOL_SOCKET && type == 2 /* SCM_CREDENTIALS */ { sender = c.load(fromByteOffset: 16, as: Int32.self) }
-                }
-            }
-            messages.append((sender, String(decoding: buf[..<n], as: UTF8.self)))
-        }
-    }
-
-    var texts: [String] { drain(); return messages.map(\.text) }
-}
-
-func bindUnix(_ fd: Int32, _ path: String) throws {
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Failure("socket path too long: \(path)") }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-    let r = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard r == 0 else { throw Failure("bind \(path): \(String(cString: strerror(errno)))") }
-}
-
 /// Checks the notify messages of a run with `reloads` reloads and a stop, in order and exactly.
 /// Returns the serving pids the READY=1 lines named.
 func expectNotifySequence(_ notify: NotifySocket, hupwatch: pid_t, reloads: Int, startedAt: UInt64, endedAt: UInt64) {
     notify.drain()
-    let msgs = notify.messages
+    let msgs = notify.received
     #expect(msgs.allSatisfy { $0.pid == hupwatch },
             "every message must come from the main pid (NotifyAccess=main): \(msgs.map(\.pid)) vs \(hupwatch)")
     let texts = msgs.map(\.text)
@@ -190,7 +116,7 @@ extension SupervisorExamples {
                 let code = try await h.wait(timeout: timeoutStop, "hupwatch after SIGTERM")
                 #expect(code == 0, "hupwatch's exit status after a clean drain: \(code)")
                 expectNotifySequence(notify, hupwatch: h.pid, reloads: 3, startedAt: started, endedAt: monotonicMicroseconds())
-                report("systemd (stand-in) notify messages: \(notify.messages.map(\.text).map { $0.replacingOccurrences(of: "\n", with: "\\n") })")
+                report("systemd (stand-in) notify messages: \(notify.messages.map { $0.replacingOccurrences(of: "\n", with: "\\n") })")
                 // No generation's own READY=1 (swsgi sends one) may reach systemd: all came from hupwatch.
                 #expect(h.output.contains("swsgi master") && h.output.contains("ready in"))
                 try await expectNoServiceLeft(dir, allowed: [], "SIGTERM to the main pid")

@@ -74,28 +74,18 @@ extension WorkerManagementIntegration {
             let dir = try makeTempDir()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let logPath = dir + "/log"
-            let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw WMFailure("open \(logPath)") }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try swsgiBinary())
-            p.arguments = ["--socket", dir + "/s", "--app", "sleep", "--processes", "2"] + c.args
-            p.standardError = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
+            let p = try Child([try swsgiBinary(), "--socket", dir + "/s", "--app", "sleep", "--processes", "2"] + c.args,
+                              output: logPath, environment: cleanEnvironment(), newProcessGroup: false)
             func text() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
             // It must exit by itself; if it starts serving instead, stop it.
-            try await waitFor(10, "swsgi \(c.args) to exit or start") { !p.isRunning || text().contains("listening on") }
-            if p.isRunning {
-                kill(p.processIdentifier, SIGINT)
-                try? await waitFor(5, "swsgi to stop") { !p.isRunning }
-                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-                p.waitUntilExit()
+            try await waitFor(10, "swsgi \(c.args) to exit or start") { !p.running || text().contains("listening on") }
+            if p.running {
+                p.stop(SIGINT, timeout: 5)
                 Issue.record("swsgi \(c.args.joined(separator: " ")) was accepted and started serving")
                 return
             }
-            p.waitUntilExit()
             let out = text()
-            #expect(p.terminationStatus != 0)
+            #expect(p.exitCode != 0)
             #expect(out.contains(c.flag), "message does not name \(c.flag): \(out)")
             #expect(!out.contains("listening on"), "started before refusing: \(out)")
             #expect(access(dir + "/s", F_OK) != 0, "the socket was bound")
@@ -104,16 +94,9 @@ extension WorkerManagementIntegration {
         /// `--help` lists the alias, and describes the threshold the way it works: harakiri fires only
         /// once the listen queue holds MORE than N (at exactly N it is held; see queueThresholdHoldsThenFires).
         @Test func helpDescribesTheQueueThreshold() async throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try swsgiBinary())
-            p.arguments = ["--help"]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let help = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0)
+            let r = try await run([try swsgiBinary(), "--help"], timeout: 10)
+            let help = r.output
+            #expect(r.status == 0)
             let a = try #require(help.range(of: "--harakiri-graceful-queue-threshold N"))
             let entry = String(help[a.lowerBound...].prefix(300).split(separator: "--max-requests").first ?? "")
             let flat = entry.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
@@ -172,22 +173,29 @@ static inline void shim_unix_diag_attrs(struct nlmsghdr *h, unsigned long *vfs_i
     }
 }
 
-/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
-static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+/// Opens a sock_diag socket and sends one AF_UNIX request: the fd to read the answer from, or -1/errno.
+static inline int shim_unix_diag_send(unsigned int inode, unsigned int states, unsigned int show, int dump) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -1;
     struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
     memset(&msg, 0, sizeof msg);
     msg.nlh.nlmsg_len = sizeof msg;
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
     msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
+    msg.req.udiag_states = states;
     msg.req.udiag_ino = inode;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_show = show;
     msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
     msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
     if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/// The number of connections queued on a listening Unix socket (sock_diag UNIX_DIAG_RQLEN), or -1/errno.
+static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backlog_max) {
+    int fd = shim_unix_diag_send(inode, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_RQLEN, 0);
+    if (fd < 0) return -1;
     char buf[8192];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     int e = errno; close(fd); errno = e;
@@ -207,17 +215,8 @@ static inline int shim_unix_listen_queue(unsigned int inode, unsigned int *backl
 /// dump of listeners with UDIAG_SHOW_VFS, matched by that inode): queued connections, or -1 with errno
 /// (ENOENT when no listener is bound to that file any more).
 static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int fd = shim_unix_diag_send(0, 1 << 10 /* TCP_LISTEN */, UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN, 1);
     if (fd < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << 10; /* TCP_LISTEN */
-    msg.req.udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN;
-    if (send(fd, &msg, sizeof msg, 0) < 0) { int e = errno; close(fd); errno = e; return -1; }
     int found = -1, done = 0;
     static __thread char buf[32768];
     while (!done) {
@@ -255,7 +254,8 @@ struct shim_spawn {
     char *const *argv;
     char *const *envp;
     const char *chdir;         /* NULL: stay */
-    int listen_fd;             /* -1: none; else dup2'ed onto fd 3 */
+    const int *listen_fds;     /* listen_count fds, dup2'ed onto 3, 4, ...; each must be >= 3 + listen_count */
+    int listen_count;
     char *listen_pid_digits;   /* NULL, or 20 bytes inside envp's "LISTEN_PID=" entry to fill with the pid */
     int pdeathsig;             /* 0: none */
     int parent_pid;            /* for the PDEATHSIG race check */
@@ -291,13 +291,14 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
         if (getppid() != s->parent_pid) _exit(128 + s->pdeathsig); /* the parent died before prctl */
     }
     if (s->chdir && chdir(s->chdir) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_CHDIR);
-    if (s->listen_fd >= 0) {
-        if (s->listen_fd == 3) {
-            if (fcntl(3, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
-        } else if (dup2(s->listen_fd, 3) != 3) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+    for (int i = 0; i < s->listen_count; i++) {
+        int target = 3 + i;
+        if (s->listen_fds[i] == target) {
+            if (fcntl(target, F_SETFD, 0) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
+        } else if (dup2(s->listen_fds[i], target) != target) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
     }
     /* fds the parent inherited without CLOEXEC must not leak into the command */
-    syscall(SYS_close_range, s->listen_fd >= 0 ? 4U : 3U, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+    syscall(SYS_close_range, 3U + (unsigned)s->listen_count, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
     if (s->listen_pid_digits) {
         char tmp[20]; int n = 0; unsigned long v = (unsigned long)getpid();
         do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 19);
@@ -350,6 +351,43 @@ static inline ssize_t shim_recv_with_sender(int fd, void *buf, size_t len, pid_t
     }
     if (m.msg_flags & MSG_CTRUNC) *sender_pid = 0; // credentials may have been cut off: trust nothing
     return n;
+}
+
+/// Whether the listener has taken our connected Unix stream socket `fd` off its accept queue: 1 accepted,
+/// 0 still queued, -1 with errno on error. Until accept(2) the server side of the connection has no
+/// socket inode, so sock_diag reports our peer's inode as 0 (UDIAG_SHOW_PEER); a peer that accepted and
+/// already closed shows as EOF on a peek.
+static inline int shim_unix_connection_accepted(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    int nl = shim_unix_diag_send((unsigned int)st.st_ino, ~0U /* any state */, UDIAG_SHOW_PEER, 0);
+    if (nl < 0) return -1;
+    char buf[1024];
+    ssize_t n;
+    do { n = recv(nl, buf, sizeof buf, 0); } while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(nl);
+    if (n < 0) { errno = e; return -1; }
+    unsigned int peer = 0;
+    int answered = 0;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR) { struct nlmsgerr *er = NLMSG_DATA(h); if (er->error) { errno = -er->error; return -1; } continue; }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+        answered = 1;
+        struct unix_diag_msg *m = NLMSG_DATA(h);
+        struct rtattr *a = (struct rtattr *)(m + 1);
+        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+        for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type == UNIX_DIAG_PEER) memcpy(&peer, RTA_DATA(a), sizeof peer);
+        }
+    }
+    if (!answered) { errno = ENOENT; return -1; }
+    if (peer != 0) return 1;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r >= 0) return 1;                 /* EOF or data: someone on the other end took it */
+    if (errno == EAGAIN) return 0;        /* still waiting in the queue */
+    return -1;                            /* reset: the listener went away */
 }
 
 #endif

@@ -1,0 +1,49 @@
+/// Where in a server's command line its Unix socket path stands, so each generation can be started with
+/// a private path instead (rewrite mode) and the public path pointed at it once it is ready.
+public struct SocketArgument: Equatable, Sendable {
+    /// Index in the command (argv) of the word holding the path.
+    public let index: Int
+    /// What stands before the path in that word: `""`, `"unix:"`, `"--socket="`, `"--bind=unix:"`.
+    public let prefix: String
+    public let path: String
+
+    /// The command with the path replaced.
+    public func rewriting(_ command: [String], to path: String) -> [String] {
+        var c = command
+        c[index] = prefix + path
+        return c
+    }
+
+    /// The Unix socket path a server command binds, from the spellings of swsgi, uWSGI and gunicorn:
+    /// `--socket PATH`, `-s PATH`, `--http-socket PATH`, `--uwsgi-socket PATH`, `--bind unix:PATH`,
+    /// `-b unix:PATH`, and their `--flag=value` forms. The first one found; nil for none.
+    public static func find(in command: [String]) -> SocketArgument? {
+        var i = 1
+        while i < command.count {
+            let word = command[i]
+            if word == "--" { return nil }
+            var flag = word
+            var valueIndex = i + 1
+            var prefix = ""
+            var value: String? = i + 1 < command.count ? command[i + 1] : nil
+            if word.hasPrefix("--"), let eq = word.firstIndex(of: "=") {
+                flag = String(word[..<eq])
+                value = String(word[word.index(after: eq)...])
+                valueIndex = i
+                prefix = flag + "="
+            }
+            // Abstract names (@...) have no file to point or guard.
+            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
+                switch flag {
+                case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
+                    if v.contains("/"), !v.contains(":") { return SocketArgument(index: valueIndex, prefix: prefix, path: v) }
+                case "--bind", "-b":
+                    if v.hasPrefix("unix:") { return SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5))) }
+                default: break
+                }
+            }
+            i += 1
+        }
+        return nil
+    }
+}
