@@ -75,13 +75,15 @@ final class Master {
         notifier = try SdNotifier(environment: env)
     }
 
-    /// Repeated lines of one kind (a fork failing for every worker) are counted, not each written.
+    /// Repeated error lines of one kind (a fork failing for every worker) are counted, not each written;
+    /// lifecycle lines (reloads, recycling) are always written.
     var repeatedLines = RepeatedLineFilter()
+    static let rateLimitedErrors = ["cannot fork", "not started (", "crash-looping", ") died (", "scoreboard slots are held"]
 
     func log(_ message: String) {
-        for line in repeatedLines.admit(message, now: monotonicNanoseconds()) {
-            writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)")
-        }
+        let lines = Self.rateLimitedErrors.contains(where: { message.contains($0) })
+            ? repeatedLines.admit(message, now: monotonicNanoseconds()) : [message]
+        for line in lines { writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)") }
     }
 
     func run() -> Int32 {
