@@ -27,8 +27,12 @@ let package = Package(
         .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
         .target(name: "SWSGIConfig", dependencies: ["Common"]),
+        // Timers and cron for the services (issue 13): the scheduler as pure values, no syscalls.
+        .target(name: "ServicesCore"),
         // The server library users build apps against.
-        .target(name: "SWSGI", dependencies: ["Posix", "HTTP", "WorkerCore", "SWSGIConfig"]),
+        .target(name: "SWSGI", dependencies: ["Common", "Posix", "HTTP", "WorkerCore", "SWSGIConfig", "ServicesCore"]),
+        // The services' Swift API in use (cache, locks, timers, mules): an example app the tests drive.
+        .executableTarget(name: "ServicesExample", dependencies: ["SWSGI"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
@@ -43,6 +47,7 @@ let package = Package(
         .testTarget(name: "WorkerManagementTests", dependencies: ["WorkerCore", "TestSupport"]),
         .testTarget(name: "SWSGITests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SWSGIConfigTests", dependencies: ["SWSGIConfig", "TestSupport"]),
+        .testTarget(name: "ServicesCoreTests", dependencies: ["ServicesCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),

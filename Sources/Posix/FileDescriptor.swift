@@ -88,8 +88,11 @@ public func openForWriting(_ path: String) throws -> FileDescriptor {
 /// Writes `content` to `path` atomically (temp file + rename): readers never see half a file.
 public func writeFileAtomically(_ path: String, _ content: String) throws {
     let tmp = path + ".tmp-\(getpid())"
-    let fd = try openForWriting(tmp)
-    try fd.write(content)
+    do {
+        // Closed before the rename: whoever sees the new file sees no fd of ours still open for it.
+        let fd = try openForWriting(tmp)
+        try fd.write(content)
+    }
     try syscall("rename", path) { rename(tmp, path) }
 }
 

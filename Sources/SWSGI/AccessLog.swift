@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Posix
 import SWSGIConfig
 
@@ -12,18 +13,30 @@ final class AccessLog {
     private var stampSecond = -1
     private var stamp = ""
 
-    init(settings: ServerOptions, workerID: Int) {
+    let format: RequestLogFormat?
+    let encoded: Bool
+
+    init(settings: ServerOptions, workerID: Int, remote: String = "-") {
         enabled = !settings.disableLogging
         log4xx = settings.log4xx
         log5xx = settings.log5xx
         prefix = "swsgi worker \(workerID) [pid \(getpid())]"
+        encoded = settings.logEncoder != .plain
+        format = settings.logFormat.flatMap { try? RequestLogFormat($0, workerID: workerID, remote: remote) }
     }
 
-    func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?) {
+    func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?, head: HTTPRequestHead? = nil) {
         guard enabled || (log4xx && (400..<500).contains(status)) || (log5xx && status >= 500) else { return }
+        if let format {
+            writeStderr(format.line(method: method, uri: path, status: status, bytes: bytes, started: started, note: note, head: head))
+            return
+        }
         let micros = (monotonicNanoseconds() - started) / 1000
         let ms = "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)"
-        writeStderr("\(wallClock()) \(prefix): \(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? ""))
+        let text = "\(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? "")
+        // Without --log-format, --log-encoder json/format wraps request lines like every other line.
+        if encoded { ServerLog.line(text); return }
+        writeStderr("\(wallClock()) \(prefix): \(text)")
     }
 
     /// The timestamp is rebuilt once a second, not per request.

@@ -70,6 +70,7 @@ final class Master {
         (readyRead, readyWrite) = (pipe.read, pipe.write)
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
+        if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -83,7 +84,7 @@ final class Master {
     func log(_ message: String) {
         let lines = Self.rateLimitedErrors.contains(where: { message.contains($0) })
             ? repeatedLines.admit(message, now: monotonicNanoseconds()) : [message]
-        for line in lines { writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)") }
+        for line in lines { ServerLog.line(line) }
     }
 
     func run() -> Int32 {
@@ -92,11 +93,17 @@ final class Master {
         lastCycleAt = now0
         if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
         if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
+        // A mule serves no requests: it drops the listener too.
+        ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
+            self.closeMasterFDs()
+            close(self.listener.fd)
+        })
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
             do {
                 try watchStatsClients()
-                try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
+                try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
+                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -109,6 +116,8 @@ final class Master {
     enum Token {
         static let workerMessages: UInt64 = 1
         static let stats: UInt64 = 2
+        /// A worker or mule added a timer after the fork (ServicesRuntime).
+        static let services: UInt64 = 3
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -119,12 +128,14 @@ final class Master {
         case .signal(let sig, _):
             return execute(events(for: sig))
         case .childExited(let pid, let status):
+            if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { return nil }
             return execute(workerExited(pid, status: status))
         case .deadline:
             let now = monotonicNanoseconds()
-            for line in repeatedLines.flush(now: now) { writeStderr("\(timestamp()) swsgi master [pid \(masterPID)]: \(line)") }
+            for line in repeatedLines.flush(now: now) { ServerLog.line(line) }
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
+            ServicesRuntime.shared.masterTick()
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
             return nil
         case .readable(let token, _):
@@ -140,6 +151,8 @@ final class Master {
                 }
             case Token.stats:
                 stats?.acceptClients(now: monotonicNanoseconds())
+            case Token.services:
+                ServicesRuntime.shared.masterNotified()
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
             case Token.harakiriBase...:
@@ -239,7 +252,9 @@ final class Master {
             listener.vacuum()
             return pool.handle(.gracefulStop, now: now)
         case SIGINT, SIGQUIT: return pool.handle(.immediateStop, now: now)
-        case SIGHUP: return pool.handle(.reloadWorkers, now: now)
+        case SIGHUP:
+            ServicesRuntime.shared.reloadMules()
+            return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)
         case SIGTTOU: return pool.handle(.removeWorker, now: now)
         default: return []
@@ -286,6 +301,7 @@ final class Master {
             case .countHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
             case .exit(let code):
+                ServicesRuntime.shared.stopMules()
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
@@ -332,16 +348,8 @@ final class Master {
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
-        reactor.closeAfterFork()
-        close(readyRead)
-        for fd in harakiriFDs.values { close(fd) }
-        if let s = stats {
-            close(s.fd)
-            // A stats client the master has not answered yet: a worker holding a copy would keep the
-            // connection open after the master's answer and close, so the client never sees EOF.
-            for p in s.pending { close(p.fd) }
-        }
-        if let n = notifier { close(n.fd) }
+        closeMasterFDs()
+        ServicesRuntime.shared.enterWorker(id: id)
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
@@ -354,9 +362,23 @@ final class Master {
         do {
             try Worker(ctx).run()
         } catch {
-            writeStderr("swsgi worker \(id): \(error)")
+            ServerLog.line("\(error)")
             _exit(1)
         }
+    }
+
+    /// In a forked child (worker or mule): drop the master's fds.
+    private func closeMasterFDs() {
+        reactor.closeAfterFork()
+        close(readyRead)
+        for fd in harakiriFDs.values { close(fd) }
+        if let s = stats {
+            close(s.fd)
+            // A stats client the master has not answered yet: a worker holding a copy would keep the
+            // connection open after the master's answer and close, so the client never sees EOF.
+            for p in s.pending { close(p.fd) }
+        }
+        if let n = notifier { close(n.fd) }
     }
 
     func statsSnapshot() -> StatsSnapshot {

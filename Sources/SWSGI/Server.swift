@@ -43,7 +43,10 @@ public enum SWSGIMain {
         }
         var bound: Listener? = nil
         var pidFileWritten = false
+        ServicesRuntime.shared.options = options
         do {
+            // uWSGI's exec-asap: as soon as possible, before anything is bound or dropped.
+            try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
             // The stats socket first: a live one at its path stops us before our listener is bound.
             let stats = try options.statsSocket.map { try StatsServer(path: $0) }
@@ -59,7 +62,8 @@ public enum SWSGIMain {
                 if let s = stats { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
                 try drop.apply()
             }
-            // App code (a library's constructors included) runs only now, after the drop.
+            // App code (hooks, a library's constructors included) runs only now, after the drop.
+            try Hooks.run(.preApp, options.hooks, environment: env)
             let app: Application
             var handler = onHarakiri
             if let given { app = given }
@@ -68,18 +72,23 @@ public enum SWSGIMain {
                 app = try BuiltinApps.named(options.effectiveApp)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
+            try Hooks.run(.postApp, options.hooks, environment: env)
+            // Shared memory (caches, locks) is mapped here, before any fork.
+            try ServicesRuntime.shared.setUp(options)
             try listener.publish()
             bound = listener
             if let p = options.pidFile {
                 do { try writeFileSafely(p, "\(getpid())\n") } catch { throw SWSGIError("--pid-file \(p): \(error)") }
                 pidFileWritten = true
             }
+            // The listener queues connections from here on: the accepting phase.
+            try Hooks.run(.accepting, options.hooks, environment: env)
             setProcessTitle("\(options.procnamePrefix)swsgi master")
             let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, stats: stats,
                                     environment: env)
             return master.run()
         } catch {
-            writeStderr("swsgi: \(error)")
+            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             bound?.vacuum()

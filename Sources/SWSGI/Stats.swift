@@ -29,7 +29,8 @@ struct StatsSnapshot {
                 + "\"respawn_count\":\(w.respawns),\"harakiri_count\":\(w.harakiris),\"rss\":\(opt(w.rssBytes))}"
         }
         return "{\"version\":\"swsgi 1.0.0\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
-            + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))]}\n"
+            + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))],"
+            + "\"caches\":[\(ServicesRuntime.shared.cacheStatsJSON)],\"mules\":[\(ServicesRuntime.shared.muleStatsJSON)]}\n"
     }
 
     /// The same figures in the Prometheus text exposition format.
@@ -49,6 +50,15 @@ struct StatsSnapshot {
         metric("worker_respawns_total", "counter", "Times this worker slot was respawned.", workers.map { (l($0), "\($0.respawns)") })
         metric("worker_harakiri_total", "counter", "Requests killed by harakiri in this slot.", workers.map { (l($0), "\($0.harakiris)") })
         metric("worker_rss_bytes", "gauge", "Resident memory of the worker.", workers.map { (l($0), opt($0.rssBytes)) })
+        let caches = ServicesRuntime.shared.cacheNames.compactMap { ServicesRuntime.shared.caches[$0]?.figures }
+        func c(_ f: SharedCache.Figures) -> String { "{cache=\"\(f.name)\"}" }
+        if !caches.isEmpty {
+            metric("cache_items", "gauge", "Entries in the cache.", caches.map { (c($0), "\($0.items)") })
+            metric("cache_hits_total", "counter", "Lookups that found a live entry.", caches.map { (c($0), "\($0.hits)") })
+            metric("cache_misses_total", "counter", "Lookups that found nothing.", caches.map { (c($0), "\($0.misses)") })
+            metric("cache_refusals_total", "counter", "Writes refused: key or value too large, or cache full.",
+                   caches.map { (c($0), "\($0.refusedKey + $0.refusedValue + $0.refusedFull)") })
+        }
         return out
     }
 

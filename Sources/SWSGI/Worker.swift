@@ -40,6 +40,8 @@ final class Worker {
 
     static let listenerToken = UInt64.max
     static let signalToken = UInt64.max - 1
+    /// The services' signal queues (timers, cron; see ServicesRuntime).
+    static let servicesToken = UInt64.max - 2
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -75,9 +77,12 @@ final class Worker {
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
-        log = AccessLog(settings: ctx.settings, workerID: ctx.id)
+        log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try epoll.add(signals.fd.raw, token: Self.signalToken)
+        for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
+            try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
+        }
     }
 
     func tellMaster(_ m: WorkerMessage) {
@@ -105,13 +110,14 @@ final class Worker {
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let events: [(token: UInt64, events: UInt32)]
             do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
-                writeStderr("swsgi worker \(ctx.id): \(error)")
+                ServerLog.line("\(error)")
                 _exit(1)
             }
             for (token, _) in events {
                 switch token {
                 case Self.listenerToken: if mode == .serving { acceptOne() }
                 case Self.signalToken: handleSignals()
+                case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             }
@@ -282,7 +288,7 @@ final class Worker {
                 tellMaster(.recycleRSS)
             }
         }
-        log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note)
+        log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
         c.lastActivity = monotonicNanoseconds()
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
             schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)

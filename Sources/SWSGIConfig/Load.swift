@@ -119,6 +119,9 @@ extension ServerOptions {
             let value: String
             if let inline {
                 value = inline
+            } else if spec.optionalValue, i < args.count, !args[i].hasPrefix("--") {
+                value = args[i]
+                i += 1
             } else if spec.isBoolean {
                 value = "true"
             } else if i < args.count, !args[i].hasPrefix("--") {

@@ -24,6 +24,8 @@ struct OptionSpec: Sendable {
     let role: Role
     /// Given alone on the command line (`--log-4xx`) it means true.
     let isBoolean: Bool
+    /// Given alone it means "true"; the next argument is its value unless it starts with `--` (`--mule [FILE]`).
+    var optionalValue = false
 
     var names: [String] { [name] + aliases }
 
@@ -177,7 +179,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-]
+] + servicesOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

@@ -104,6 +104,21 @@ public struct ServerOptions: Equatable, Sendable {
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
 
+    // MARK: Services (issue 13; see ServicesOptions.swift)
+
+    /// Shared caches (`--cache2`, repeatable).
+    public var caches: [CacheOptions] = []
+    /// User locks besides lock 0 (`--locks`).
+    public var locks: Int = 0
+    /// Mule processes (`--mule`, repeatable).
+    public var mules: [MuleOptions] = []
+    /// The server's own log lines (`--log-encoder`).
+    public var logEncoder: LogEncoderOptions = .plain
+    /// The request log line template (`--log-format`), nil = swsgi's default line.
+    public var logFormat: String? = nil
+    /// `--hook-PHASE` / `--exec-PHASE`, in the order given.
+    public var hooks: [Hook] = []
+
     /// The defaults, with one worker per core (at least one).
     public init(cores: Int) {
         processes = max(1, cores)

@@ -25,6 +25,11 @@ extension ServerOptions {
             try fail("--limit-post 0 (unlimited) cannot go with --app-library: the library gets the body whole, so it must be bounded")
         }
 
+        // Services.
+        var cacheNames = Set<String>()
+        for c in caches where !cacheNames.insert(c.name).inserted { try fail("--cache2: two caches are named \(quoted(c.name))") }
+        if mules.count > 256 { try fail("--mule is given \(mules.count) times; at most 256 mules") }
+
         // Workers.
         if processes < 1 { try fail("--processes must be at least 1 (got \(processes))") }
         if !(1...65535).contains(listenBacklog) { try fail("--listen must be between 1 and 65535 (got \(listenBacklog))") }

@@ -15,6 +15,9 @@
 //   --unlink-at-exit     remove the socket path at exit without checking it is ours (like gunicorn)
 //   --exit-code N        status to exit with after SIGTERM (default 0)
 //   --drain-ms MS        wait this long after SIGTERM before draining (a slow drain)
+//   --full-backlog       listen with a backlog of 1, fill the queue with connections of our own before the
+//                        path leads to us, and never accept (a server still booting while a proxy fills
+//                        its fresh listener): connecting to the path then fails with EAGAIN
 import Glibc
 import Posix
 
@@ -22,6 +25,7 @@ var socketPath: String? = nil
 var failAtStart = false, neverReady = false, notify = false, ignoreTerm = false, grandchild = false, unlinkAtExit = false
 var readyDelay = 0.0, notifyDelay = 0.0
 var unlinkBind = false
+var fullBacklog = false
 var exitCode: Int32 = 0
 var drainMilliseconds: Int32 = 0
 var args = Array(CommandLine.arguments.dropFirst())[...]
@@ -29,6 +33,7 @@ while let a = args.popFirst() {
     switch a {
     case "--socket": socketPath = args.popFirst()
     case "--unlink-bind": unlinkBind = true
+    case "--full-backlog": fullBacklog = true
     case "--fail-at-start": failAtStart = true
     case "--never-ready": neverReady = true
     case "--ready-delay": readyDelay = Double(args.popFirst() ?? "") ?? 0
@@ -87,7 +92,17 @@ if let path = socketPath {
     let fd = try UnixSocket.stream()
     let r = bindPath.withCString { p in shimBind(fd.raw, p) }
     if r != 0 { say("bind(\(bindPath)): \(errnoText(errno))"); exit(3) }
-    Glibc.listen(fd.raw, 128)
+    Glibc.listen(fd.raw, fullBacklog ? 1 : 128)
+    if fullBacklog {
+        // Filled before the rename, so nobody ever sees this listener with room in its queue.
+        var held: [Int32] = []
+        while true {
+            do { held.append(try UnixSocket.connect(path: bindPath, nonBlocking: true).release()) } catch let e as SyscallError where e.errno == EAGAIN {
+                break
+            } catch { say("\(error)"); exit(3) }
+        }
+        say("backlog full with \(held.count) connections of our own; never accepting")
+    }
     if !unlinkBind && rename(bindPath, path) != 0 { say("rename(\(bindPath), \(path)): \(errnoText(errno))"); exit(3) }
     listener = fd.release()
 } else if lookup("LISTEN_PID", in: env) == String(me), lookup("LISTEN_FDS", in: env) == "1" {
@@ -124,13 +139,15 @@ var notifyAt = notify && notifyDelay > 0 ? monotonicNanoseconds() + UInt64(notif
 }
 
 @MainActor func acceptAll() {
+    if fullBacklog { return }
     while let c = try? UnixSocket.accept(listener) { serve(c) }
 }
 
 var stopping = false
 while !stopping {
     let timeout: Int32 = notifyAt.map { at in Int32(max(0, (Int64(at) - Int64(monotonicNanoseconds())) / 1_000_000)) } ?? -1
-    let ready = (try? waitReadable([sigs.fd.raw, listener], timeoutMilliseconds: notifyAt != nil ? timeout : -1)) ?? []
+    // A listener we never accept from stays readable: leave it out, or the loop would spin.
+    let ready = (try? waitReadable(fullBacklog ? [sigs.fd.raw] : [sigs.fd.raw, listener], timeoutMilliseconds: notifyAt != nil ? timeout : -1)) ?? []
     if let at = notifyAt, monotonicNanoseconds() >= at {
         sendReady()
         say("announced READY=1 late")

@@ -280,7 +280,7 @@ final class Runner {
     }
 
     /// Hands `event` to the supervisor, performs the actions, then the result events they produced.
-    private func feed(_ event: ReloadSupervisor.Event) -> Int32? {
+    func feed(_ event: ReloadSupervisor.Event) -> Int32? {
         results.append(event)
         while !results.isEmpty {
             let next = results.removeFirst()
@@ -514,133 +514,6 @@ final class Runner {
             var st: Int32 = 0
             while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
         }
-    }
-
-    // MARK: rewrite mode
-
-    /// `.NAME.gN` beside the public path: the path generation N binds.
-    static func privatePath(_ publicPath: String, generation n: Int) -> String {
-        let (dir, name) = splitPath(publicPath)
-        return dir + "/." + name + ".g\(n)"
-    }
-
-    /// The public path must be free for us to point: absent, or a stale socket nobody listens on.
-    static func checkPublicPath(_ path: String) throws {
-        if let problem = SocketPath.problem(privatePath(path, generation: 999_999)) {
-            throw SetupError(message: "rewrite mode: each generation's private path would not fit (\(problem)); use a shorter path, or --no-rewrite")
-        }
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-            throw SetupError(message: "\(path) exists and is not a socket; refusing to replace it")
-        }
-        if UnixSocket.hasLiveListener(path) {
-            throw SetupError(message: "\(path): a live listener already serves this path; refusing to steal it")
-        }
-    }
-
-    /// Makes room for a generation's private path: a stale socket left by an earlier run is removed;
-    /// anything else (a live listener, a file) is a reason not to start. Nil when the path is free.
-    static func clearPrivatePath(_ path: String) -> String? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return "\(path) exists and is not a socket; refusing to replace it" }
-        if UnixSocket.hasLiveListener(path) { return "\(path): a live listener already serves this path" }
-        unlink(path)
-        return nil
-    }
-
-    /// Points the public path at generation n's own listener, atomically (link to a temporary name, then
-    /// rename over the public path): clients always find a listening socket there. On a rollback the path
-    /// already leads to the serving generation and only needs checking.
-    private func publish(_ n: Int, guard g: SocketGuard) {
-        guard let r = rewrite else { return }
-        if servedInode[n] != nil {
-            if let line = g.putBack() { log(line) }
-            return
-        }
-        guard let privatePath = privatePaths[n], let ino = UnixSocket.inode(atPath: privatePath) else {
-            log("generation \(n) is ready but no socket is at its path \(privatePaths[n] ?? "?"); \(r.path) is left as it is")
-            return
-        }
-        let tmp = splitPath(r.path).directory + "/." + splitPath(r.path).name + ".hupwatch-new"
-        unlink(tmp)
-        guard link(privatePath, tmp) == 0 else {
-            log("cannot point \(r.path) at generation \(n): link(\(privatePath)): \(errnoText(errno))")
-            return
-        }
-        guard rename(tmp, r.path) == 0 else {
-            log("cannot point \(r.path) at generation \(n): rename: \(errnoText(errno))")
-            unlink(tmp)
-            return
-        }
-        servedInode[n] = ino
-        publishedInode = ino
-        g.trackCurrentPath()
-        debug("\(r.path) now leads to generation \(n) (\(privatePath))")
-    }
-
-    // MARK: the control socket
-
-    private func acceptControlClients() {
-        for fd in control.accept() {
-            do { try reactor.watch(fd, token: Token.controlClient(fd)) } catch { log("control socket: \(error)") }
-        }
-    }
-
-    private func controlReadable(_ fd: Int32) -> Int32? {
-        var closed: [Int32] = []
-        let request = control.read(fd, closed: &closed)
-        unwatchControl(closed)
-        switch request {
-        case .reload(let client)?:
-            log("reload requested over the control socket")
-            return feed(.reloadRequested(token: Int(client)))
-        case .status(let client)?:
-            let ready = machine.serving?.phase == .ready && !machine.isStopping
-            control.answerStatus(client, ready: ready, document: statusJSON(machine, now: monotonicNanoseconds(), control: control.path),
-                                 summary: statusSummary(machine, now: monotonicNanoseconds()), closed: &closed)
-            unwatchControl(closed)
-        case .stop(let client)?:
-            control.stopping(client)
-            return feed(.terminate(signal: SIGTERM))
-        case nil:
-            break
-        }
-        return nil
-    }
-
-    /// Closing an fd takes it out of epoll; what is left is our bookkeeping of queued events.
-    private func unwatchControl(_ fds: [Int32]) {
-        for fd in fds { reactor.forget(token: Token.controlClient(fd)) }
-    }
-
-    // MARK: s6 readiness
-
-    /// `--notify-fd N`, or the s6 service directory's `notification-fd` file when hupwatch runs in one
-    /// and that fd is open. It is kept from the children (CLOEXEC).
-    static func readinessFD(_ given: Int32?) throws -> Int32? {
-        var n = given
-        if n == nil, let text = try? readTextFile("notification-fd", maxBytes: 64),
-           let v = Int32(text.filter { !$0.isWhitespace }), v >= 3 {
-            n = v
-        }
-        guard let fd = n else { return nil }
-        guard fcntl(fd, F_GETFD) >= 0 else {
-            if given != nil { throw SetupError(message: "--notify-fd \(fd): not an open file descriptor") }
-            return nil
-        }
-        _ = shim_fcntl_int(fd, F_SETFD, FD_CLOEXEC)
-        return fd
-    }
-
-    /// The first time a generation serves: one newline on the s6 notification fd, which is then closed.
-    private func announceReadiness(_ n: Int) {
-        guard let fd = readinessFD else { return }
-        readinessFD = nil
-        let written = "\n".withCString { Glibc.write(fd, $0, 1) }
-        if written != 1 { log("--notify-fd \(fd): write: \(errnoText(errno))") }
-        close(fd)
     }
 
     // MARK: reporting

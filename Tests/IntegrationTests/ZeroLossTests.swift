@@ -28,7 +28,11 @@ extension HupwatchIntegration {
             }
             try client.stop()
             stopped = true
-            #expect(openFDs(hw.pid)?.count == fdsBefore.count, "hupwatch holds as many fds as before the 20 reloads")
+            // Once the last old generation is gone, nothing of the reloads may still hold an fd.
+            _ = try hw.waitStatus(10, "generation 21 alone") { $0.settled }
+            let fdsAfter = openFDs(hw.pid) ?? []
+            #expect(fdsAfter.count == fdsBefore.count,
+                    "hupwatch holds as many fds as before the 20 reloads: \(fdsAfter.map { "\($0)=\(fdTarget(hw.pid, $0) ?? "?")" })")
             let result = client.snapshot()
             let byError = Dictionary(grouping: result.failures, by: \.error).mapValues(\.count)
             let reloadsHit = Set(result.failures.map(\.reload)).sorted()

@@ -87,6 +87,9 @@ import Testing
             "cheaper-overload": "2", "cheaper-busyness-min": "10", "cheaper-busyness-max": "90",
             "cheaper-busyness-multiplier": "2", "cheaper-busyness-backlog-alert": "2",
             "cheaper-busyness-backlog-step": "2", "cheaper-rss-limit-soft": "1m", "cheaper-rss-limit-hard": "2m",
+            "cache2": "name=a,items=1", "locks": "2", "mule": "true", "log-encoder": "json", "log-format": "%(uri)",
+            "hook-asap": "print:x", "hook-pre-app": "mkdir:d", "hook-post-app": "unlink:f", "hook-accepting": "write:f x",
+            "exec-asap": "true", "exec-pre-app": "true", "exec-post-app": "true", "exec-accepting": "true",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
@@ -256,5 +259,35 @@ import Testing
         let o = try options(["--ini", "app.ini", "--processes", "8"], env: ["SWSGI_CHEAPER=4"], ini: ini)
         #expect(o.cheaper == 4)
         #expect(failure(["--ini", "app.ini"], env: ["SWSGI_CHEAPER=4"], ini: ini) == "--cheaper (4) must be below --processes (2)")
+    }
+}
+
+@Suite struct ServicesOptionsParsing {
+    @Test func repeatableOptionsAppendInOrderFromEverySource() throws {
+        let o = try options(["--cache2", "name=b,items=5,blocksize=1k,keysize=16", "--mule", "--mule", "reporter", "--mule=x",
+                             "--hook-asap", "print:one", "--exec-asap", "echo two"],
+                            env: ["SWSGI_CACHE2=name=a,items=1"])
+        #expect(o.caches == [CacheOptions(name: "a", items: 1), CacheOptions(name: "b", items: 5, blockSizeBytes: 1024, keySizeBytes: 16)])
+        #expect(o.mules == [.dispatcher, .file("reporter"), .file("x")])
+        #expect(o.hooks == [Hook(phase: .asap, action: .print("one")), Hook(phase: .asap, action: .exec("echo two"))])
+    }
+
+    @Test func muleAloneBeforeAnotherOption() throws {
+        let o = try options(["--mule", "--processes", "3"])
+        #expect(o.mules == [.dispatcher])
+        #expect(o.processes == 3)
+    }
+
+    @Test func hookActionsParse() throws {
+        #expect(try options(["--hook-pre-app", "write:/tmp/f hello world"]).hooks == [Hook(phase: .preApp, action: .write(path: "/tmp/f", text: "hello world"))])
+        #expect(failure(["--hook-asap", "mkdir:"])?.contains("needs an argument") == true)
+        #expect(failure(["--hook-asap", "nocolon"])?.contains("expected ACTION:ARG") == true)
+        #expect(failure(["--exec-asap", ""])?.contains("is not a command") == true)
+    }
+
+    @Test func logTemplates() throws {
+        #expect(try options(["--log-encoder", "format [${time}] ${msg}"]).logEncoder == .format("[${time}] ${msg}"))
+        #expect(failure(["--log-encoder", "format ${nope}"])?.contains("unknown variable 'nope'") == true)
+        #expect(failure(["--log-format", "%(method"])?.contains("unclosed placeholder") == true)
     }
 }

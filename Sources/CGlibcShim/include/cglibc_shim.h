@@ -28,6 +28,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.
@@ -309,6 +311,47 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
     shim_child_fail(s->err_fd, SHIM_STAGE_EXEC);
     return -1;
 }
+
+
+// --- services shared memory: process-shared robust mutexes, atomics, record channels ---
+// A robust mutex held by a process that dies (SIGKILL by harakiri) is handed to the next locker with
+// EOWNERDEAD instead of staying locked forever; PTHREAD_PROCESS_SHARED lets it live in MAP_SHARED memory.
+static inline int shim_robust_mutex_init(void *m) {
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc) return rc;
+    rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    // Error-checking: locking twice from one process fails with EDEADLK instead of hanging it.
+    if (rc == 0) rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    if (rc == 0) rc = pthread_mutex_init((pthread_mutex_t *)m, &a);
+    pthread_mutexattr_destroy(&a);
+    return rc;
+}
+static inline int shim_mutex_size(void) { return (int)sizeof(pthread_mutex_t); }
+/// 0, EOWNERDEAD (the caller holds it and must repair, then call shim_mutex_consistent) or an error.
+static inline int shim_mutex_lock(void *m) { return pthread_mutex_lock((pthread_mutex_t *)m); }
+static inline int shim_mutex_trylock(void *m) { return pthread_mutex_trylock((pthread_mutex_t *)m); }
+static inline int shim_mutex_unlock(void *m) { return pthread_mutex_unlock((pthread_mutex_t *)m); }
+static inline int shim_mutex_consistent(void *m) { return pthread_mutex_consistent((pthread_mutex_t *)m); }
+static inline int shim_EOWNERDEAD(void) { return EOWNERDEAD; }
+static inline int shim_ENOTRECOVERABLE(void) { return ENOTRECOVERABLE; }
+
+static inline uint64_t shim_load_acquire_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE); }
+static inline void shim_store_release_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELEASE); }
+static inline int64_t shim_fetch_add_i64(void *p, int64_t d) { return __atomic_fetch_add((int64_t *)p, d, __ATOMIC_SEQ_CST); }
+static inline int32_t shim_load_i32(const void *p) { return __atomic_load_n((const int32_t *)p, __ATOMIC_SEQ_CST); }
+static inline void shim_store_i32(void *p, int32_t v) { __atomic_store_n((int32_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline int shim_cas_i32(void *p, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n((int32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline int shim_cas_i64(void *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n((int64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+// Records between processes travel over SOCK_SEQPACKET pairs, made in Swift (Posix/RecordChannel.swift).
+static inline void *shim_map_shared(size_t n) { return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0); }
+static inline int shim_map_failed(void *p) { return p == MAP_FAILED; }
 
 // --- sd_notify datagrams with the sender's credentials ---
 // struct ucred and SCM_CREDENTIALS need _GNU_SOURCE (see above); the kernel ABI is fixed, so spell it out.

@@ -1,0 +1,76 @@
+import ServicesCore
+
+/// Timers and cron jobs, kept by the master with no periodic tick (its timerfd wakes exactly when one is
+/// due) and run in a worker or mule between requests. Register them before `serve` (at start-up), or
+/// in `ServerProcess.afterFork` (each worker adds the same timer; it runs once):
+///
+/// ```swift
+/// try Timers.every(seconds: 30) { _ in try? Cache("stats")?.update("beat", []) }
+/// try Timers.every(milliseconds: 250, on: .mule(1), unique: true) { fire in refreshIndex() }
+/// try Timers.cron(minute: 0, hour: 3, on: .anyWorker, unique: true) { _ in vacuum() }   // 03:00 daily
+/// serve(myApp)
+/// ```
+/// `unique`: a run never starts while the previous run of the same job is still going (it is skipped).
+public enum Timers {
+    /// Every `seconds`, at start + k x interval (no drift). Returns the signal number it uses.
+    @discardableResult
+    public static func every(seconds: Double, on target: SignalTarget = .anyWorker, unique: Bool = false,
+                             _ body: @escaping (SignalFire) -> Void) throws -> Int {
+        guard seconds > 0, seconds < 1e9 else { throw ServicesError("timer: \(seconds) s is not a positive interval") }
+        return try add(.every(nanoseconds: UInt64(seconds * 1e9)), target, unique, body)
+    }
+
+    @discardableResult
+    public static func every(milliseconds: Int, on target: SignalTarget = .anyWorker, unique: Bool = false,
+                             _ body: @escaping (SignalFire) -> Void) throws -> Int {
+        guard milliseconds > 0 else { throw ServicesError("timer: \(milliseconds) ms is not a positive interval") }
+        return try add(.every(nanoseconds: UInt64(milliseconds) * 1_000_000), target, unique, body)
+    }
+
+    /// At local-time minutes matching the fields; -1 = any, -N = every N (uWSGI's cron).
+    @discardableResult
+    public static func cron(minute: Int = -1, hour: Int = -1, day: Int = -1, month: Int = -1, weekday: Int = -1,
+                            on target: SignalTarget = .anyWorker, unique: Bool = false,
+                            _ body: @escaping (SignalFire) -> Void) throws -> Int {
+        let spec: CronSpec
+        do { spec = try CronSpec(minute: minute, hour: hour, day: day, month: month, weekday: weekday) } catch {
+            throw ServicesError("cron: \(error)")
+        }
+        return try add(.cron(spec), target, unique, body)
+    }
+
+    private static func add(_ kind: TimerScheduler.Kind, _ target: SignalTarget, _ unique: Bool,
+                            _ body: @escaping (SignalFire) -> Void) throws -> Int {
+        let rt = ServicesRuntime.shared
+        let signal = try rt.freeSignal()
+        try rt.register(signal: signal, target: target, unique: unique, handler: body)
+        try rt.addTimer(signal: signal, kind: kind)
+        return signal
+    }
+
+    // uWSGI's signal framework, for bindings: register a handler, then attach timers to its number.
+
+    /// `uwsgi.register_signal(num, target, func)`.
+    public static func registerSignal(_ signal: Int, target: SignalTarget, unique: Bool = false,
+                                      _ handler: @escaping (SignalFire) -> Void) throws {
+        try ServicesRuntime.shared.register(signal: signal, target: target, unique: unique, handler: handler)
+    }
+
+    /// `uwsgi.add_timer(num, seconds)` / `add_ms_timer(num, ms)`.
+    public static func addTimer(signal: Int, nanoseconds: UInt64) throws {
+        guard nanoseconds > 0 else { throw ServicesError("timer: the interval must be above 0") }
+        try ServicesRuntime.shared.addTimer(signal: signal, kind: .every(nanoseconds: nanoseconds))
+    }
+
+    /// `uwsgi.add_cron(num, minute, hour, day, month, weekday)`.
+    public static func addCron(signal: Int, minute: Int, hour: Int, day: Int, month: Int, weekday: Int) throws {
+        let spec: CronSpec
+        do { spec = try CronSpec(minute: minute, hour: hour, day: day, month: month, weekday: weekday) } catch {
+            throw ServicesError("cron: \(error)")
+        }
+        try ServicesRuntime.shared.addTimer(signal: signal, kind: .cron(spec))
+    }
+
+    /// Runs unique jobs skipped because their previous run was still going (master only).
+    public static var skippedUniqueRuns: Int { ServicesRuntime.shared.skippedUniqueRuns }
+}
