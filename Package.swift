@@ -33,7 +33,11 @@ let package = Package(
         .target(name: "SWSGI", dependencies: ["Common", "Posix", "HTTP", "WorkerCore", "SWSGIConfig", "ServicesCore"]),
         // The services' Swift API in use (cache, locks, timers, mules): an example app the tests drive.
         .executableTarget(name: "ServicesExample", dependencies: ["SWSGI"]),
-        .executableTarget(name: "swsgi", dependencies: ["SWSGI"]),
+        // CPython found and loaded at run time (dlopen + dlsym of stable-ABI functions): no Python headers.
+        .target(name: "PythonRuntime", dependencies: ["CGlibcShim", "Posix"]),
+        // PEP 3333: a Python WSGI app served as a swsgi application.
+        .target(name: "WSGI", dependencies: ["SWSGI", "PythonRuntime", "HTTP", "SWSGIConfig", "CGlibcShim", "Posix"]),
+        .executableTarget(name: "swsgi", dependencies: ["SWSGI", "WSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
         // What the test targets share: temp folders, waiting, child processes, /proc, raw HTTP clients,
@@ -51,6 +55,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "WSGITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,7 +24,7 @@ public struct ControlRequest: Equatable, Sendable {
         public static let ok: Int32 = 0
         /// reload: rolled back; status: no ready generation serves.
         public static let failed: Int32 = 1
-        /// No hupwatch answers at the target.
+        /// No hupwatch answers at the target, or it did not take the request (stopping, too many callers).
         public static let unreachable: Int32 = 3
         public static let timedOut: Int32 = 124
     }

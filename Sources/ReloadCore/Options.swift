@@ -35,6 +35,9 @@ public struct HupwatchOptions: Equatable, Sendable {
     /// beside the public one, which is pointed at it once it is ready. `--no-rewrite` turns it off.
     public var rewriteEnabled = true
     public var guardEnabled = true
+    /// Socket paths the command names when it names more than one: hupwatch cannot tell which it serves,
+    /// so rewrite mode is off and nothing is guarded unless `--socket` picks one.
+    public var ambiguousSocketPaths: [String] = []
     /// `--notify-fd N` (s6's notification-fd): a newline is written there once the first generation is ready.
     public var notifyFD: Int32? = nil
     public var onExit: OnExit = .exit
@@ -195,13 +198,16 @@ extension HupwatchOptions {
         o.command = Array(args[i...])
         guard !o.command.isEmpty else { throw UsageError("no command given: hupwatch [OPTIONS] -- COMMAND [ARG...]") }
         guard !o.command[0].isEmpty else { throw UsageError("the command is an empty string") }
-        if o.listens.isEmpty, let found = SocketArgument.find(in: o.command) {
+        let found = o.listens.isEmpty ? SocketArgument.findAll(in: o.command) : []
+        if found.count == 1 {
             if o.socketPath == nil {
-                o.socketPath = found.path
+                o.socketPath = found[0].path
                 o.socketPathSource = .commandLine
             }
             // Rewriting needs the path hupwatch guards to be the one in the command.
-            if o.socketPath == found.path { o.socketArgument = found }
+            if o.socketPath == found[0].path { o.socketArgument = found[0] }
+        } else if found.count > 1 {
+            o.ambiguousSocketPaths = found.map(\.path)
         }
         if o.socketPath == nil, o.listens.isEmpty, case .socket(let p) = o.ready {
             // The path the probe watches is the path the command serves: guard it too (a script in front

@@ -7,6 +7,9 @@ public struct SocketArgument: Equatable, Sendable {
     public let prefix: String
     public let path: String
 
+    /// The same argument with another path (an absolute one, say).
+    public func with(path: String) -> SocketArgument { SocketArgument(index: index, prefix: prefix, path: path) }
+
     /// The command with the path replaced.
     public func rewriting(_ command: [String], to path: String) -> [String] {
         var c = command
@@ -17,11 +20,15 @@ public struct SocketArgument: Equatable, Sendable {
     /// The Unix socket path a server command binds, from the spellings of swsgi, uWSGI and gunicorn:
     /// `--socket PATH`, `-s PATH`, `--http-socket PATH`, `--uwsgi-socket PATH`, `--bind unix:PATH`,
     /// `-b unix:PATH`, and their `--flag=value` forms. The first one found; nil for none.
-    public static func find(in command: [String]) -> SocketArgument? {
+    public static func find(in command: [String]) -> SocketArgument? { findAll(in: command).first }
+
+    /// Every socket path the command names (gunicorn binds each `--bind`; swsgi and uWSGI keep the last).
+    public static func findAll(in command: [String]) -> [SocketArgument] {
+        var found: [SocketArgument] = []
         var i = 1
         while i < command.count {
             let word = command[i]
-            if word == "--" { return nil }
+            if word == "--" { return found }
             var flag = word
             var valueIndex = i + 1
             var prefix = ""
@@ -36,14 +43,14 @@ public struct SocketArgument: Equatable, Sendable {
             if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
                 switch flag {
                 case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
-                    if v.contains("/"), !v.contains(":") { return SocketArgument(index: valueIndex, prefix: prefix, path: v) }
+                    if v.contains("/"), !v.contains(":") { found.append(SocketArgument(index: valueIndex, prefix: prefix, path: v)) }
                 case "--bind", "-b":
-                    if v.hasPrefix("unix:") { return SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5))) }
+                    if v.hasPrefix("unix:") { found.append(SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5)))) }
                 default: break
                 }
             }
             i += 1
         }
-        return nil
+        return found
     }
 }

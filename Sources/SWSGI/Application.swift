@@ -1,4 +1,6 @@
+import Glibc
 import HTTP
+import Posix
 import WorkerCore
 
 /// A swsgi application: a synchronous function from a request to a response, like WSGI.
@@ -23,9 +25,14 @@ public final class Request {
     /// Unique within the worker's lifetime: `pid-counter`.
     public let requestID: String
     let harakiriOverride: (UInt64) -> Void
+    /// The client connection's addresses, looked up once per connection.
+    let addresses: SocketAddresses
+    /// The CGI variables of a request that came in the uwsgi protocol (from nginx's uwsgi_params):
+    /// REMOTE_ADDR, SERVER_NAME, HTTPS and the like as the front server saw them. Nil for HTTP.
+    public let cgiVariables: [(name: String, value: String)]?
 
     init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String,
-         harakiriOverride: @escaping (UInt64) -> Void) {
+         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: String)]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
         method = head.method
         target = head.target
         path = head.path
@@ -37,7 +44,14 @@ public final class Request {
         self.workerID = workerID
         self.requestID = requestID
         self.harakiriOverride = harakiriOverride
+        self.addresses = addresses
+        self.cgiVariables = cgiVariables
     }
+
+    /// The TCP peer's address and port; nil for Unix sockets.
+    public var peerAddress: (host: String, port: Int)? { addresses.peer }
+    /// The address and port the TCP connection arrived on; nil for Unix sockets.
+    public var localAddress: (host: String, port: Int)? { addresses.local }
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? { headers.first(name) }
@@ -63,6 +77,12 @@ public struct Response {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: Body
+    /// For a `.stream` body whose length is known: sent as Content-Length instead of chunked framing.
+    /// A stream that ends short of it, or runs past it, closes the connection (never a corrupt next response).
+    public var contentLength: Int? = nil
+    /// Runs once the response is over, whatever happened (sent, HEAD, client gone, error):
+    /// where an app releases what the response held (WSGI's `close()`).
+    public var finish: (() -> Void)? = nil
 
     public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
@@ -87,9 +107,31 @@ public struct Response {
 /// Where a streamed response body goes; each `write` reaches the client before it returns.
 public final class ResponseStream {
     let sink: ([UInt8]) throws -> Void
-    init(sink: @escaping ([UInt8]) throws -> Void) { self.sink = sink }
+    let fileSink: ((Int32, Int, Int) throws -> Int)?
+    init(sink: @escaping ([UInt8]) throws -> Void, fileSink: ((Int32, Int, Int) throws -> Int)? = nil) {
+        self.sink = sink
+        self.fileSink = fileSink
+    }
 
     public func write(_ bytes: [UInt8]) throws { if !bytes.isEmpty { try sink(bytes) } }
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { if !bytes.isEmpty { try sink(Array(bytes)) } }
+
+    /// Sends up to `count` bytes of the regular file `fd` from `offset` (sendfile(2) when the stream
+    /// allows it, else read and write); returns how many were sent (fewer when the file is shorter).
+    public func sendFile(_ fd: Int32, offset: Int, count: Int) throws -> Int {
+        if let fileSink { return try fileSink(fd, offset, count) }
+        var sent = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while sent < count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, count - sent), off_t(offset + sent)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SyscallError("pread") }
+            if n == 0 { break }
+            try sink(Array(buffer[0..<n]))
+            sent += n
+        }
+        return sent
+    }
     public func write(_ text: String) throws { try write(Array(text.utf8)) }
 }
 
@@ -122,3 +164,42 @@ public struct RequestBodyError: Error, CustomStringConvertible {
 /// before SIGKILL lands --harakiri-graceful-timeout seconds later. It runs inside the signal
 /// handler, so it may only use async-signal-safe calls such as write(2).
 public typealias HarakiriHandler = @convention(c) (Int32) -> Void
+
+/// A connection's peer and local TCP addresses, asked of the kernel on first use only.
+public final class SocketAddresses {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    public private(set) lazy var peer: (host: String, port: Int)? = socketAddress(fd, peer: true)
+    public private(set) lazy var local: (host: String, port: Int)? = socketAddress(fd, peer: false)
+}
+
+/// getpeername/getsockname of a TCP socket as (address text, port); nil for other sockets.
+func socketAddress(_ fd: Int32, peer: Bool) -> (host: String, port: Int)? {
+    guard fd >= 0 else { return nil }
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let rc = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
+    }
+    guard rc == 0 else { return nil }
+    var text = [CChar](repeating: 0, count: 64)
+    switch Int32(storage.ss_family) {
+    case AF_INET:
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                var addr = a.pointee.sin_addr
+                inet_ntop(AF_INET, &addr, &text, 64)
+                return (String(cString: text), Int(UInt16(bigEndian: a.pointee.sin_port)))
+            }
+        }
+    case AF_INET6:
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                var addr = a.pointee.sin6_addr
+                inet_ntop(AF_INET6, &addr, &text, 64)
+                return (String(cString: text), Int(UInt16(bigEndian: a.pointee.sin6_port)))
+            }
+        }
+    default: return nil
+    }
+}

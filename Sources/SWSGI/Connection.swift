@@ -6,6 +6,8 @@ import Posix
 final class Connection {
     let fd: Int32
     var parser: HTTPRequestParser
+    /// Set on a --uwsgi-socket connection: requests arrive in the uwsgi protocol (nginx's uwsgi_pass).
+    var uwsgi: UwsgiRequestParser?
     /// Bytes read past the last complete request (a body's start or pipelined requests).
     var pending: [UInt8] = []
     /// When the first byte of an incomplete head arrived (for --header-timeout).
@@ -16,10 +18,13 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
+    /// Peer and local addresses, looked up once (WSGI's REMOTE_ADDR, SERVER_NAME).
+    lazy var addresses = SocketAddresses(fd: fd)
 
-    init(fd: Int32, limits: HTTPLimits, now: Instant) {
+    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
         self.fd = fd
         self.parser = HTTPRequestParser(limits: limits)
+        self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now
         self.acceptedAt = now
     }

@@ -17,7 +17,9 @@ struct Listener {
     /// The path held a stale socket: `publish()` may replace it.
     var replacesPath = false
     let isUnix: Bool
-    let description: String
+    var description: String
+    /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
+    var speaksUwsgi = false
 
     /// systemd socket activation (LISTEN_FDS with LISTEN_PID = our pid) wins; else --socket / --http-socket.
     /// The listener is non-blocking: several workers wake for one connection and the losers must not block.
@@ -36,11 +38,24 @@ struct Listener {
             var domain = sockaddr()
             var len = socklen_t(MemoryLayout<sockaddr>.size)
             getsockname(3, &domain, &len)
-            return Listener(fd: 3, inode: st.st_ino, ownedPath: nil, isUnix: domain.sa_family == sa_family_t(AF_UNIX),
-                            description: "fd 3 from LISTEN_FDS (\(lookup("LISTEN_FDNAMES", in: env) ?? "unnamed"))")
+            var l = Listener(fd: 3, inode: st.st_ino, ownedPath: nil, isUnix: domain.sa_family == sa_family_t(AF_UNIX),
+                             description: "fd 3 from LISTEN_FDS (\(lookup("LISTEN_FDNAMES", in: env) ?? "unnamed"))")
+            // An inherited socket speaks what the configuration says the listener speaks.
+            l.speaksUwsgi = o.uwsgiSocket != nil
+            return l
         }
         if let path = o.socket { return try bindUnix(path, o, environment: env) }
         if let addr = o.httpSocket { return try bindTCP(addr, o) }
+        if let u = o.uwsgiSocket {
+            var l: Listener
+            switch u {
+            case .unix(let path): l = try bindUnix(path, o, environment: env)
+            case .tcp(let addr): l = try bindTCP(addr, o)
+            }
+            l.speaksUwsgi = true
+            l.description = "uwsgi:\(u)"
+            return l
+        }
         throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
     }
 
@@ -119,6 +134,8 @@ struct Listener {
         let fd = try syscall("socket") { socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
+        // Inherited by accepted connections: a response written in two sends must not wait on a delayed ACK.
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(4))
         do {
             try syscall("bind", "\(a)") { withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } }
             try syscall("listen", "\(a)") { Glibc.listen(fd, Int32(o.listenBacklog)) }

@@ -9,6 +9,8 @@ final class Master {
     let settings: ServerOptions
     let app: Application
     let harakiriHandler: HarakiriHandler?
+    /// An app with a runtime to keep right across fork (Python); nil for Swift apps.
+    let host: HostedApplication?
     let listener: Listener
     var pool: WorkerPool
     let reactor: Reactor
@@ -42,8 +44,9 @@ final class Master {
     static let masterOnlySignals: [Int32] = [SIGTERM, SIGTTIN, SIGTTOU, SIGCHLD]
 
     init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
-         stats: StatsServer?, environment env: [String]) throws {
+         stats: StatsServer?, environment env: [String], host: HostedApplication? = nil) throws {
         self.settings = settings
+        self.host = host
         self.app = app
         self.harakiriHandler = harakiriHandler
         self.listener = listener
@@ -88,7 +91,7 @@ final class Master {
     }
 
     func run() -> Int32 {
-        log("listening on \(listener.description); \(settings.processes) workers, app \(settings.appLibrary ?? settings.effectiveApp.description)")
+        log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
@@ -270,7 +273,15 @@ final class Master {
         }
         idOfPID[pid] = nil
         lastBusy[pid] = nil
-        return pool.handle(.workerExited(pid: pid, status: status), now: monotonicNanoseconds())
+        var actions = pool.handle(.workerExited(pid: pid, status: status), now: monotonicNanoseconds())
+        // --need-app with --lazy-apps: a worker that cannot import the app stops swsgi, as uWSGI does,
+        // rather than respawning into the same traceback forever.
+        if host != nil, status == .exited(HostedAppExit.loadFailed), !appLoadFailed {
+            appLoadFailed = true
+            actions.append(.log("worker pid \(pid) could not load the app (traceback above): stopping"))
+            actions += pool.handle(.immediateStop, now: monotonicNanoseconds())
+        }
+        return actions
     }
 
     private func execute(_ actions: [WorkerPool.Action]) -> Int32? {
@@ -300,7 +311,8 @@ final class Master {
                 queue = (checkHarakiri(pid) + queue)[...]
             case .countHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
-            case .exit(let code):
+            case .exit(let poolCode):
+                let code = appLoadFailed ? HostedAppExit.loadFailed : poolCode
                 ServicesRuntime.shared.stopMules()
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
@@ -312,6 +324,8 @@ final class Master {
     }
 
     private var readyLogged = false
+    /// A worker could not load the hosted app (--lazy-apps): the master stops with that status.
+    private var appLoadFailed = false
 
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
@@ -328,7 +342,9 @@ final class Master {
                 return pool.handle(.forkFailed(id: id, reason: "\(error)"), now: now)
             }
         }
+        host?.prepareFork()
         let pid = fork()
+        if pid != 0 { host?.parentAfterFork() }
         if pid < 0 {
             let e = errno
             scoreboard.release(slot)
@@ -348,6 +364,7 @@ final class Master {
 
     /// Runs in the forked child: drop the master's fds and signal state, then serve.
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
+        host?.childAfterFork()
         closeMasterFDs()
         ServicesRuntime.shared.enterWorker(id: id)
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
@@ -356,7 +373,15 @@ final class Master {
         if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
+        var app = self.app
+        if let host {
+            do { app = try host.workerApplication(workerID: id) } catch {
+                writeStderr("swsgi worker \(id): \(error)")
+                exit(HostedAppExit.loadFailed)
+            }
+        }
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
+                                uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
         do {

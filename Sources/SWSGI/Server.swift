@@ -18,12 +18,21 @@ public func serve(onHarakiri: HarakiriHandler? = nil, _ app: Application? = nil)
     exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app, onHarakiri: onHarakiri))
 }
 
+/// Starts a hosted app (Python) from the options, before anything is bound; throws to stop swsgi.
+public typealias HostLoader = (ServerOptions, _ environment: [String]) throws -> HostedApplication
+
+/// `serve()` for the swsgi executable, which can also host Python WSGI apps through `loader`.
+public func serve(hostLoader loader: @escaping HostLoader) -> Never {
+    exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: nil, hostLoader: loader))
+}
+
 public enum SWSGIMain {
     public static let version = "swsgi 1.0.0"
 
     /// Parses the configuration, loads the app (before binding anything: an app that cannot load
     /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.
-    public static func run(arguments: [String], app given: Application?, onHarakiri: HarakiriHandler? = nil) -> Int32 {
+    public static func run(arguments: [String], app given: Application?, onHarakiri: HarakiriHandler? = nil,
+                           hostLoader: HostLoader? = nil) -> Int32 {
         let env = environmentSnapshot()
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
@@ -66,7 +75,15 @@ public enum SWSGIMain {
             try Hooks.run(.preApp, options.hooks, environment: env)
             let app: Application
             var handler = onHarakiri
-            if let given { app = given }
+            var host: HostedApplication? = nil
+            if options.python.isConfigured {
+                guard let hostLoader else {
+                    throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
+                }
+                let loaded = try hostLoader(options, env)
+                host = loaded
+                app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
+            } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }
             else {
                 app = try BuiltinApps.named(options.effectiveApp)
@@ -85,7 +102,7 @@ public enum SWSGIMain {
             try Hooks.run(.accepting, options.hooks, environment: env)
             setProcessTitle("\(options.procnamePrefix)swsgi master")
             let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, stats: stats,
-                                    environment: env)
+                                    environment: env, host: host)
             return master.run()
         } catch {
             if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }

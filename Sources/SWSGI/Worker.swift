@@ -9,6 +9,8 @@ struct WorkerContext {
     let slot: Int
     let listener: Int32
     let remoteLabel: String
+    /// The listener speaks the uwsgi protocol (--uwsgi-socket), not HTTP.
+    let uwsgiProtocol: Bool
     let scoreboard: Scoreboard
     let settings: ServerSettings
     let app: Application
@@ -133,7 +135,7 @@ final class Worker {
 
     private func adopt(_ fd: Int32) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -171,7 +173,7 @@ final class Worker {
     private func process(_ c: Connection, _ bytes: [UInt8]) -> Bool {
         var input = bytes[...]
         while true {
-            switch c.parser.parse(input) {
+            switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     // A connection's first head is timed from accept, not from its first byte: a client
@@ -210,7 +212,8 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
-                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)",
+                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", addresses: c.addresses,
+                              cgiVariables: c.uwsgi?.variables,
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.
                                   let at = started.saturatingAdd(ns)
@@ -250,22 +253,19 @@ final class Worker {
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
+                let length = response.contentLength
                 plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
-                                                     body: .streamed, for: head, keepAlive: keepAlive, to: &out)
-                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
+                                                     body: length.map { .contentLength($0) } ?? .streamed, for: head,
+                                                     keepAlive: keepAlive, to: &out)
                 if plan.sendsBody {
-                    let chunked = plan.chunked
-                    try produce(ResponseStream { [writeTimeoutMilliseconds] piece in
-                        sent += piece.count
-                        if chunked {
-                            var framed: [UInt8] = []
-                            HTTPResponseWriter.appendChunk(piece, to: &framed)
-                            try c.writeAll(framed, timeoutMilliseconds: writeTimeoutMilliseconds)
-                        } else {
-                            try c.writeAll(piece, timeoutMilliseconds: writeTimeoutMilliseconds)
-                        }
-                    })
-                    if chunked { try c.writeAll(HTTPResponseWriter.lastChunk, timeoutMilliseconds: writeTimeoutMilliseconds) }
+                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
+                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
+                                               timeoutMilliseconds: writeTimeoutMilliseconds)
+                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
+                    try stream.end()
+                    sent = stream.sent
+                } else {
+                    try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
                 }
                 if !reader.finish() { plan.keepAlive = false }
                 rest = reader.leftover
@@ -274,6 +274,7 @@ final class Worker {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
+        response.finish?()
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)

@@ -184,9 +184,13 @@ extension ServerOptions {
     // MARK: ini file
 
     /// The `[swsgi]` section of a uWSGI-style ini file as assignments; other sections are ignored.
+    /// A file without `[swsgi]` but with `[uwsgi]` is read from there, uWSGI's names mapped (see `uwsgiKeys`).
     static func parseIni(_ text: String, file: String) throws(ConfigError) -> [Assignment] {
         var assignments: [Assignment] = []
         var section: String? = nil
+        let sections = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map { $0.trimmingSpaces() }
+            .filter { $0.hasPrefix("[") && $0.hasSuffix("]") && $0.count >= 2 }.map { String($0.dropFirst().dropLast().trimmingSpaces()) }
+        let wanted = !sections.contains("swsgi") && sections.contains("uwsgi") ? "uwsgi" : "swsgi"
         var lineNumber = 0
         // "\r\n" is one Character, so CRLF files split on it too.
         for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
@@ -204,7 +208,7 @@ extension ServerOptions {
             guard let section else {
                 throw ConfigError("\(where_): \(quoted(String(line))) is outside any section; put options under [swsgi]")
             }
-            if section != "swsgi" { continue }
+            if section != wanted { continue }
             guard let eq = line.firstIndex(of: "=") else {
                 throw ConfigError("\(where_): malformed line \(quoted(String(line))) (expected key = value)")
             }
@@ -212,6 +216,10 @@ extension ServerOptions {
             let value = String(line[line.index(after: eq)...].trimmingSpaces())
             if key.isEmpty {
                 throw ConfigError("\(where_): malformed line \(quoted(String(line))) (no key before =)")
+            }
+            if wanted == "uwsgi" {
+                assignments += try uwsgiAssignment(key: key, value: value, where: where_)
+                continue
             }
             guard let spec = optionsByName[key] else {
                 throw ConfigError("\(where_): unknown option \(quoted(key))\(suggestion(for: key, style: .ini))")
@@ -241,7 +249,7 @@ let optionsByEnvironmentName: [String: OptionSpec] = {
 enum NameStyle { case commandLine, environment, ini }
 
 /// ` (did you mean '--processes'?)` for a near miss, else "".
-func suggestion(for typed: String, style: NameStyle) -> String {
+func suggestion(for typed: String, style: NameStyle, extra: [String] = []) -> String {
     let normalized = typed.lowercased().replacingUnderscores()
     guard normalized.utf8.count <= 64 else { return "" }
     var best: (name: String, distance: Int)? = nil
@@ -256,6 +264,10 @@ func suggestion(for typed: String, style: NameStyle) -> String {
             let d = editDistance(normalized, name)
             if d < (best?.distance ?? Int.max) { best = (name, d) }
         }
+    }
+    for name in extra {
+        let d = editDistance(normalized, name)
+        if d < (best?.distance ?? Int.max) { best = (name, d) }
     }
     guard let best, best.distance <= (best.name.count >= 12 ? 3 : 2) else { return "" }
     switch style {

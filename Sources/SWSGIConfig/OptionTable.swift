@@ -38,7 +38,7 @@ struct OptionSpec: Sendable {
 private let core = "Core"
 private let workers = "Worker management (uWSGI names)"
 
-private func option<V>(
+func option<V>(
     _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
     _ keyPath: WritableKeyPath<ServerOptions, V> & Sendable,
     default defaultText: String, _ help: String, aliases: [String] = []
@@ -50,7 +50,7 @@ private func option<V>(
                isBoolean: false)
 }
 
-private func option<V>(
+func option<V>(
     _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
     _ keyPath: WritableKeyPath<ServerOptions, V?> & Sendable,
     default defaultText: String, _ help: String, aliases: [String] = []
@@ -62,15 +62,29 @@ private func option<V>(
                isBoolean: false)
 }
 
-private func boolean(
-    _ group: String, _ name: String, _ keyPath: WritableKeyPath<ServerOptions, Bool> & Sendable, _ help: String
+func boolean(
+    _ group: String, _ name: String, _ keyPath: WritableKeyPath<ServerOptions, Bool> & Sendable, _ help: String,
+    defaultText: String = "false"
 ) -> OptionSpec {
     let parser = ValueParser<Bool>.bool
-    return OptionSpec(name: name, aliases: [], group: group, valueName: nil, defaultText: "false", help: help,
+    return OptionSpec(name: name, aliases: [], group: group, valueName: nil, defaultText: defaultText, help: help,
                       role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
                           o[keyPath: keyPath] = try parser.parse(text)
                       },
                       isBoolean: true)
+}
+
+/// A repeatable option: each occurrence appends to the list.
+func appending(
+    _ group: String, _ name: String, _ valueName: String,
+    _ keyPath: WritableKeyPath<ServerOptions, [String]> & Sendable, _ help: String, aliases: [String] = []
+) -> OptionSpec {
+    let parser = ValueParser<String>.string()
+    return OptionSpec(name: name, aliases: aliases, group: group, valueName: valueName, defaultText: "none", help: help,
+                      role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                          o[keyPath: keyPath].append(try parser.parse(text))
+                      },
+                      isBoolean: false)
 }
 
 private let anyCount = 0...Int.max
@@ -90,6 +104,8 @@ let optionTable: [OptionSpec] = [
            "owner of the Unix socket"),
     option(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket, default: "none",
            "TCP address to listen on (:PORT = all addresses)"),
+    option(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket, default: "none",
+           "listen in the uwsgi protocol (nginx uwsgi_pass); in a [uwsgi] ini section, socket = means this"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
@@ -179,7 +195,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + servicesOptionRows
+] + pythonOptionRows + servicesOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

@@ -17,6 +17,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var chownSocket: String? = nil
     /// TCP listener (`--http-socket HOST:PORT`).
     public var httpSocket: HTTPSocketAddress? = nil
+    /// A listener speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`).
+    public var uwsgiSocket: UwsgiSocketAddress? = nil
     /// listen(2) backlog (`--listen`).
     public var listenBacklog: Int = 1024
     /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.
@@ -104,6 +106,11 @@ public struct ServerOptions: Equatable, Sendable {
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
 
+    // MARK: Python
+
+    /// The Python WSGI app, when there is one (`--wsgi-file`, `--module` and friends).
+    public var python = PythonAppOptions()
+
     // MARK: Services (issue 13; see ServicesOptions.swift)
 
     /// Shared caches (`--cache2`, repeatable).
@@ -125,7 +132,7 @@ public struct ServerOptions: Equatable, Sendable {
     }
 
     /// A listener was configured; false means systemd's LISTEN_FDS must supply one at run time.
-    public var hasExplicitListener: Bool { socket != nil || httpSocket != nil }
+    public var hasExplicitListener: Bool { socket != nil || httpSocket != nil || uwsgiSocket != nil }
 
     /// The app that runs when `appLibrary` is not set.
     public var effectiveApp: BuiltinApp { app ?? .hello }
@@ -146,6 +153,18 @@ public struct HTTPSocketAddress: Equatable, Sendable, CustomStringConvertible {
     }
     /// `HOST:PORT`, with IPv6 hosts in brackets.
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Where `--uwsgi-socket` listens: a Unix socket path or a TCP address.
+public enum UwsgiSocketAddress: Equatable, Sendable, CustomStringConvertible {
+    case unix(String)
+    case tcp(HTTPSocketAddress)
+    public var description: String {
+        switch self {
+        case .unix(let p): p
+        case .tcp(let a): a.description
+        }
+    }
 }
 
 /// The apps built into swsgi (`--app`).

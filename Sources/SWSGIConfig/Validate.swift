@@ -6,9 +6,12 @@ extension ServerOptions {
         func fail(_ message: String) throws(ConfigError) { throw ConfigError(message) }
 
         // Listener: at most one; none means systemd's LISTEN_FDS must supply it.
-        if socket != nil, httpSocket != nil {
-            try fail("--socket and --http-socket are both set; swsgi listens on exactly one")
+        let listeners = [(socket != nil, "--socket"), (httpSocket != nil, "--http-socket"), (uwsgiSocket != nil, "--uwsgi-socket")]
+            .filter(\.0).map(\.1)
+        if listeners.count > 1 {
+            try fail("\(listeners.joined(separator: " and ")) are \(listeners.count == 2 ? "both" : "all") set; swsgi listens on exactly one")
         }
+        if case .tcp(let a) = uwsgiSocket, a.port == 0 { try fail("--uwsgi-socket: the port must be between 1 and 65535") }
         if let socket, let p = SocketPath.problem(socket) { try fail("--socket: \(p)") }
         if let statsSocket, let p = SocketPath.problem(statsSocket) { try fail("--stats: \(p)") }
         if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
@@ -24,6 +27,10 @@ extension ServerOptions {
         if appLibrary != nil, limitPostBytes == 0 {
             try fail("--limit-post 0 (unlimited) cannot go with --app-library: the library gets the body whole, so it must be bounded")
         }
+        if python.isConfigured, app != nil || appLibrary != nil {
+            try fail("\(app != nil ? "--app" : "--app-library") and a Python app (--wsgi-file/--module) are mutually exclusive: give one")
+        }
+        try python.validate()
 
         // Services.
         var cacheNames = Set<String>()

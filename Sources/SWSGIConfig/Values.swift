@@ -223,6 +223,19 @@ extension ValueParser where Value == HTTPSocketAddress {
     }
 }
 
+extension ValueParser where Value == UwsgiSocketAddress {
+    /// A Unix socket path (anything with a `/`, or without a `:`) or `HOST:PORT`.
+    static var uwsgiSocket: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> UwsgiSocketAddress in
+            if text.contains("/") || !text.contains(":") {
+                if let p = SocketPath.problem(text) { throw ValueProblem(p) }
+                return .unix(text)
+            }
+            return .tcp(try ValueParser<HTTPSocketAddress>.hostPort.parse(text))
+        }
+    }
+}
+
 extension ValueParser where Value == BuiltinApp {
     /// `hello`, `echo`, `sleep` or `static:DIR`.
     static var builtinApp: ValueParser {

@@ -19,11 +19,13 @@ enum ControlClient {
             writeStderr("hupwatch \(r.verb.rawValue): cannot reach hupwatch at \(path): \(error)")
             return ControlRequest.Exit.unreachable
         }
+        var reader = LineReader(fd: conn.raw)
         do { _ = try conn.write(r.verb.rawValue + "\n") } catch {
-            writeStderr("hupwatch \(r.verb.rawValue): \(error)")
+            // hupwatch may have refused the connection before reading it: say what it said.
+            let said = reader.line(until: monotonicNanoseconds() + nanosecondsPerSecond)
+            writeStderr("hupwatch \(r.verb.rawValue): \(said ?? "\(error)")")
             return ControlRequest.Exit.unreachable
         }
-        var reader = LineReader(fd: conn.raw)
         switch r.verb {
         case .status:
             guard let first = reader.line(until: deadline) else {
@@ -40,8 +42,9 @@ enum ControlClient {
                 return ControlRequest.Exit.unreachable
             }
             guard first.hasPrefix("accepted ") else {
+                // Not taken (hupwatch is stopping, too many callers): not a rolled-back release.
                 writeStderr("hupwatch reload: \(first)")
-                return ControlRequest.Exit.failed
+                return ControlRequest.Exit.unreachable
             }
             let id = first.dropFirst("accepted ".count)
             guard r.wait else {

@@ -16,12 +16,28 @@ final class ControlServer {
     private(set) var fd: Int32
     /// Connected callers by fd: what they sent so far, and what they wait for.
     private(set) var clients: [Int32: Client] = [:]
-    static let maxClients = 64
+    static let maxClients = 256
+    /// A caller that has not sent its request by then is dropped: a hung client must not hold a slot.
+    static let silenceNanoseconds: UInt64 = 2 * nanosecondsPerSecond
 
     struct Client {
         var received: [UInt8] = []
         var waitingFor: Int?
         var waitingForExit = false
+        /// Until the request line is in.
+        var silentUntil: Instant?
+    }
+
+    /// The next instant a silent caller must be dropped.
+    var nextDeadline: Instant? { clients.values.compactMap(\.silentUntil).min() }
+
+    func dropSilentClients(now: Instant, closed: inout [Int32]) {
+        for (client, c) in clients {
+            if let until = c.silentUntil, until <= now {
+                reply(client, "error no request within \(formatDuration(Self.silenceNanoseconds))\n")
+                drop(client, &closed)
+            }
+        }
     }
 
     enum Request: Equatable {
@@ -55,7 +71,7 @@ final class ControlServer {
                 continue
             }
             let c = conn.release()
-            clients[c] = Client()
+            clients[c] = Client(silentUntil: monotonicNanoseconds() + Self.silenceNanoseconds)
             out.append(c)
         }
         return out
@@ -86,6 +102,7 @@ final class ControlServer {
         }
         let line = String(decoding: c.received[..<newline], as: UTF8.self)
         c.received = []
+        c.silentUntil = nil
         clients[client] = c
         switch line {
         case "reload": return .reload(client: client)

@@ -37,6 +37,13 @@ extension Runner {
         return nil
     }
 
+    /// A reaped generation's private path, if it left it behind (uWSGI does): removed once nothing listens
+    /// there, so a long-lived hupwatch does not collect one dead socket per reload.
+    func removePrivatePath(_ n: Int) {
+        guard let path = privatePaths.removeValue(forKey: n) else { return }
+        if UnixSocket.inode(atPath: path) != nil && !UnixSocket.hasLiveListener(path) { unlink(path) }
+    }
+
     /// Points the public path at generation n's own listener, atomically (link to a temporary name, then
     /// rename over the public path): clients always find a listening socket there. On a rollback the path
     /// already leads to the serving generation and only needs checking.

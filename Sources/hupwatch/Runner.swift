@@ -59,8 +59,15 @@ final class Runner {
     }
 
     /// Sets everything up, runs until the last generation is gone, and returns the exit code.
-    static func start(_ options: HupwatchOptions) -> Int32 {
+    static func start(_ given: HupwatchOptions) -> Int32 {
         let env = environmentSnapshot()
+        let options: HupwatchOptions
+        switch resolvingRelativePaths(given) {
+        case .success(let o): options = o
+        case .failure(let e):
+            writeStderr("hupwatch: \(e.message)")
+            return ExitCode.usage
+        }
         let searchPath = lookup("PATH", in: env)
         var cmd = options.command[0]
         if cmd.contains("/"), !cmd.hasPrefix("/"), let dir = options.chdir {
@@ -114,9 +121,32 @@ final class Runner {
 
     struct SetupError: Error { let message: String }
 
+    /// The socket path hupwatch probes, guards and points, made absolute: the command runs in --chdir (if
+    /// given), so a relative path there means a path in that folder, whatever hupwatch's own folder is.
+    static func resolvingRelativePaths(_ given: HupwatchOptions) -> Result<HupwatchOptions, SetupError> {
+        var o = given
+        var base = ""
+        if let cwd = getcwd(nil, 0) {
+            base = String(cString: cwd)
+            free(cwd)
+        }
+        if let dir = o.chdir { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
+        func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : base + "/" + p }
+        if let p = o.socketPath { o.socketPath = absolute(p) }
+        if let a = o.socketArgument { o.socketArgument = a.with(path: absolute(a.path)) }
+        if case .socket(let p) = o.ready { o.ready = .socket(path: absolute(p)) }
+        for p in [o.socketPath, o.socketArgument?.path].compactMap({ $0 }) {
+            if let problem = SocketPath.problem(p) { return .failure(SetupError(message: "\(problem) (made absolute from --chdir)")) }
+        }
+        return .success(o)
+    }
+
     init(options: HupwatchOptions, executable: String, environment env: [String]) throws {
         self.options = options
         self.executable = executable
+        // Before hupwatch opens any fd of its own: a number that was not handed in must not be mistaken
+        // for one of ours (and then written to and closed at the first ready).
+        readinessFD = try Self.readinessFD(options.notifyFD)
         // Signals are blocked before any child exists; the child's mask is reset in the spawn shim.
         reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
@@ -205,7 +235,6 @@ final class Runner {
             control = controlServer
             undo.append { controlServer.closeAll(reason: "") }
             try reactor.watch(control.fd, token: Token.control)
-            readinessFD = try Self.readinessFD(options.notifyFD)
             if let pidFile = options.pidFile {
                 do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
                     throw SetupError(message: "--pid-file \(pidFile): \(error)")
@@ -237,6 +266,8 @@ final class Runner {
             log("protection: guard on \(path) (\(options.socketPathSource.description)): a path an old generation removes is put back")
         } else if let path = options.socketPath {
             log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
+        } else if !options.ambiguousSocketPaths.isEmpty {
+            log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
         } else {
             log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
         }
@@ -246,7 +277,7 @@ final class Runner {
         if let code = feed(.started) { return code }
         logProtection()
         while true {
-            try reactor.setDeadline(machine.nextDeadline)
+            try reactor.setDeadline([machine.nextDeadline, control.nextDeadline].compactMap { $0 }.min())
             let event = try reactor.next()
             if let code = handle(event) { return code }
         }
@@ -265,6 +296,9 @@ final class Runner {
         case .childExited(let pid, let status):
             return feed(.childExited(pid: pid, status: status))
         case .deadline:
+            var closed: [Int32] = []
+            control.dropSilentClients(now: now, closed: &closed)
+            unwatchControl(closed)
             guard let d = machine.nextDeadline, d <= now else { return nil }
             return feed(.deadlinePassed)
         case .readable(let token, _):
@@ -306,6 +340,7 @@ final class Runner {
             case .closeNotify(let n):
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
             case .forget(let n):
+                removePrivatePath(n)
                 stopProbe(n)
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
                 probes[n] = nil

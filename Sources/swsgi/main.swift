@@ -1,4 +1,6 @@
-// The swsgi executable: hosts the built-in apps (--app) or a shared library (--app-library).
+// The swsgi executable: hosts the built-in apps (--app), a shared library (--app-library) or a
+// Python WSGI app (--wsgi-file / --module).
 import SWSGI
+import WSGI
 
-serve()
+serve(hostLoader: { options, environment in try WSGIHost(options: options, environment: environment) })

@@ -69,3 +69,89 @@ extension HupwatchIntegration {
         }
     }
 }
+
+extension HupwatchIntegration {
+    /// Cases the outside attack on issue 12 found.
+    @Suite(.serialized) struct HardeningEverywhere {
+        @Test func aNotifyFdThatWasNotHandedInIsRefusedOrIgnored() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let r = try runHupwatch(["--notify-fd", "3", "--", try binary("TestChild"), "--socket", dir.file("a.sock")], dir: dir)
+            #expect(r.code == 3)
+            #expect(r.stderr.contains("--notify-fd 3: not an open file descriptor"))
+            // The s6 file convention naming an fd nobody passed: ignored, hupwatch works as usual.
+            try dir.write("notification-fd", "3\n")
+            let hw = try Hupwatch(["--", try binary("TestChild"), "--socket", dir.file("b.sock")], dir: dir, launcher: ["/bin/sh", "-c", "cd \(dir.path) && exec \"$0\" \"$@\""])
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0, "hupwatch still has its own fds: \(hw.stderr)")
+        }
+
+        @Test func aCommandNamingTwoSocketPathsGetsNoRewriteAndAWarning() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--", try binary("swsgi"), "--socket", dir.file("s1.sock"), "--socket", dir.file("s2.sock"), "--processes", "1"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            #expect(hw.lines(containing: "the command names several socket paths").count == 1)
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2)
+            #expect(unixGet(dir.file("s2.sock")).map(\.status) == .success(200))
+        }
+
+        @Test func aRelativeSocketPathIsTheOneInTheChdirFolder() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try FileManager.default.createDirectory(atPath: dir.file("sub"), withIntermediateDirectories: false)
+            let hw = try Hupwatch(["--ready-timeout", "5", "--chdir", dir.file("sub"), "--", try binary("TestChild"), "--socket", "./rel.sock"], dir: dir)
+            defer { hw.kill() }
+            let g1 = try hw.waitServing(1)
+            #expect(try answeringPid(dir.file("sub/rel.sock")) == g1)
+            hw.signal(SIGHUP)
+            let g2 = try hw.waitServing(2)
+            #expect(try answeringPid(dir.file("sub/rel.sock")) == g2)
+        }
+
+        @Test func silentControlClientsDoNotLockTheVerbsOut() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--", try binary("TestChild"), "--socket", dir.file("a.sock")], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            let raw = try String(contentsOfFile: hw.statusPath, encoding: .utf8)
+            let marker = try #require(raw.range(of: "\"control\":\""))
+            let control = String(raw[marker.upperBound...].prefix { $0 != "\"" })
+            // 300 callers that connect and say nothing: more than hupwatch keeps slots for (256).
+            var idle: [Int32] = []
+            defer { idle.forEach { close($0) } }
+            try waitUntil(10, "300 silent connections") {
+                if let fd = try? UnixSocket.connect(path: control, nonBlocking: true).release() { idle.append(fd) }
+                return idle.count >= 300
+            }
+            var code: Int32 = -1
+            try waitUntil(10, "hupwatch status to answer despite the silent callers") {
+                code = (try? runHupwatch(["status", String(hw.pid)], dir: dir).code) ?? -1
+                return code == 0
+            }
+        }
+
+        @Test func reapedGenerationsLeaveNoPrivatePathBehind() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--", try binary("TestChild"), "--socket", dir.file("app.sock")], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            for n in 2...4 {
+                hw.signal(SIGHUP)
+                _ = try hw.waitServing(n)
+                _ = try hw.waitStatus(10, "generation \(n) alone") { $0.settled }
+            }
+            try waitUntil(5, "only the serving generation's private path") {
+                ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasPrefix(".app.sock.g") } == [".app.sock.g4"]
+            }
+        }
+    }
+}

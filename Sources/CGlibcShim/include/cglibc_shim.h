@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,6 +54,11 @@ static inline int shim_socket(int domain, int type, int protocol) { return socke
 /// Marks every fd >= first close-on-exec (close_range, Linux 5.11+); returns -1/errno when unsupported.
 static inline int shim_cloexec_from(unsigned int first) {
     return (int)syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+}
+
+/// sendfile(2) from `in_fd` at `*offset` (advanced) to a socket.
+static inline ssize_t shim_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
+    return sendfile(out_fd, in_fd, offset, count);
 }
 
 // --- signals ---

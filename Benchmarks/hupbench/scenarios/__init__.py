@@ -1,0 +1,1 @@
+"""One module per section: reload (with the idle cost), throughput, workers."""

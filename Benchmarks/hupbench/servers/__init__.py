@@ -1,0 +1,1 @@
+"""One module per peer server: how the benchmarks start it."""

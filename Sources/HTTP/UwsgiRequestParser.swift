@@ -1,0 +1,83 @@
+/// Parses the uwsgi wire protocol nginx speaks with `uwsgi_pass` (modifier1 0, WSGI): a 4-byte
+/// header (modifier1, little-endian 16-bit size, modifier2), then `size` bytes of variables, each a
+/// little-endian 16-bit length and bytes for the name, then the same for the value; the body
+/// (CONTENT_LENGTH bytes) follows. One request per connection: the answer is close-delimited.
+///
+/// The variables become an `HTTPRequestHead` (method, target, `HTTP_*` back into header fields)
+/// so the server runs the request as any other; `variables` keeps them all for a WSGI environ.
+public struct UwsgiRequestParser: Sendable {
+    public let limits: HTTPLimits
+    /// The last request's variables, in packet order.
+    public private(set) var variables: [(name: String, value: String)] = []
+    private var buffer: [UInt8] = []
+
+    public init(limits: HTTPLimits) { self.limits = limits }
+
+    public mutating func parse(_ bytes: ArraySlice<UInt8>) -> HTTPParseResult {
+        let already = buffer.count
+        buffer += bytes
+        guard buffer.count >= 4 else { return .needMore }
+        let size = Int(buffer[1]) | Int(buffer[2]) << 8
+        if size > limits.maxHeadBytes { return .error(HTTPError(.headTooLarge)) }
+        guard buffer[0] == 0 else { return .error(HTTPError(.invalidRequestLine)) }
+        guard buffer.count >= 4 + size else { return .needMore }
+        var vars: [(name: String, value: String)] = []
+        var i = 4
+        let end = 4 + size
+        func field() -> String? {
+            guard i + 2 <= end else { return nil }
+            let n = Int(buffer[i]) | Int(buffer[i + 1]) << 8
+            i += 2
+            guard i + n <= end else { return nil }
+            defer { i += n }
+            return String(decoding: buffer[i..<(i + n)], as: UTF8.self)
+        }
+        while i < end {
+            guard let name = field(), let value = field(), !name.isEmpty else { return .error(HTTPError(.invalidRequestLine)) }
+            vars.append((name, value))
+        }
+        let consumed = end - already
+        buffer = []
+        variables = vars
+        return head(from: vars).map { .head($0, consumed: consumed) } ?? .error(HTTPError(.invalidRequestLine))
+    }
+
+    /// The request head the variables describe; nil when they lack a method.
+    func head(from vars: [(name: String, value: String)]) -> HTTPRequestHead? {
+        var method: String?
+        var uri: String?
+        var pathInfo = "/"
+        var query: String?
+        var headers = HTTPHeaders()
+        var length: Int?
+        for (name, value) in vars {
+            switch name {
+            case "REQUEST_METHOD": method = value
+            case "REQUEST_URI": uri = value
+            case "PATH_INFO": pathInfo = value
+            case "QUERY_STRING": query = value.isEmpty ? nil : value
+            case "CONTENT_TYPE": if !value.isEmpty { headers.append("Content-Type", value) }
+            case "CONTENT_LENGTH":
+                guard !value.isEmpty else { break }
+                guard let n = Int(value), n >= 0 else { return nil }
+                length = n
+                headers.append("Content-Length", value)
+            default:
+                if name.hasPrefix("HTTP_") && name.count > 5 { headers.append(Self.headerName(name.dropFirst(5)), value) }
+            }
+        }
+        guard let method, !method.isEmpty, !method.contains(" ") else { return nil }
+        var path = pathInfo
+        if let uri {
+            path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
+        }
+        return HTTPRequestHead(method: method, path: path, query: query, version: .http1_0, headers: headers,
+                               keepAlive: false, expectContinue: false, framing: length.map { .contentLength($0) } ?? .none)
+    }
+
+    /// `USER_AGENT` -> `User-Agent`.
+    static func headerName(_ cgi: Substring) -> String {
+        cgi.split(separator: "_", omittingEmptySubsequences: false)
+            .map { $0.prefix(1) + $0.dropFirst().lowercased() }.joined(separator: "-")
+    }
+}

@@ -1,0 +1,205 @@
+import CGlibcShim
+import Glibc
+import Posix
+
+/// The embedded CPython interpreter: one per process, started once, kept across fork.
+///
+/// GIL protocol: the thread that starts the interpreter holds the GIL only while it runs Python
+/// (`withGIL`), so threads the app starts run whenever swsgi waits for the network. Around fork
+/// the GIL is held and CPython is told (`PyOS_BeforeFork` / `PyOS_AfterFork_*`), which resets its
+/// locks, thread states and signal bookkeeping in the child: uWSGI's `py-call-osafterfork`, always on,
+/// so an app's `signal.signal` handlers and threads work in workers.
+public final class Interpreter {
+    public let api: CPythonAPI
+    public let installation: PythonInstallation
+    /// The main thread state while the GIL is released; nil while it is held.
+    private var savedThread: OpaquePointer?
+
+    /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),
+    /// then points `sys.prefix` and `sys.path` at the installation's (a virtualenv's own when chosen)
+    /// and routes the app's stdout, line-buffered, to swsgi's log on fd 2.
+    public init(_ installation: PythonInstallation, pythonPath: [String]) throws(PythonLoadError) {
+        self.installation = installation
+        api = try CPythonAPI(libraryPath: installation.libraryPath)
+        api.Py_InitializeEx(0)
+        guard api.Py_IsInitialized() != 0 else { throw PythonLoadError("\(installation.libraryPath): Py_InitializeEx failed") }
+        var setup = "import sys, io\n"
+        if let prefix = installation.prefix {
+            setup += "sys.prefix = \(pythonLiteral(prefix))\n"
+            setup += "sys.exec_prefix = \(pythonLiteral(installation.execPrefix ?? prefix))\n"
+        }
+        if let executable = installation.executable { setup += "sys.executable = \(pythonLiteral(executable))\n" }
+        if !installation.path.isEmpty {
+            setup += "sys.path[:] = [\(installation.path.map(pythonLiteral).joined(separator: ", "))]\n"
+        }
+        // --pythonpath goes first, in the order given, as uWSGI does.
+        for dir in pythonPath.reversed() { setup += "sys.path.insert(0, \(pythonLiteral(dir)))\n" }
+        setup += """
+            sys.stdout = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False), encoding='utf-8', errors='backslashreplace', line_buffering=True)
+            sys.argv = ['swsgi']
+
+            """
+        if !run(setup, filename: "<swsgi setup>") {
+            throw PythonLoadError("Python set-up failed (traceback above)")
+        }
+    }
+
+    /// Python \(major).\(minor)... as the library reports it.
+    public var version: String { String(cString: api.Py_GetVersion()!).split(separator: " ").first.map(String.init) ?? "?" }
+
+    /// Runs module-level source in a fresh namespace; prints the traceback and returns false on error.
+    @discardableResult
+    public func run(_ source: String, filename: String) -> Bool {
+        guard let globals = evaluate(source, filename: filename) else { return false }
+        api.Py_DecRef(globals)
+        return true
+    }
+
+    /// Runs module-level source and returns its namespace (a new reference), or nil after printing the error.
+    public func evaluate(_ source: String, filename: String) -> PyObjectPointer? {
+        guard let code = api.Py_CompileString(source, filename, swsgi_Py_file_input) else {
+            printError()
+            return nil
+        }
+        defer { api.Py_DecRef(code) }
+        guard let globals = api.PyDict_New() else { printError(); return nil }
+        if let builtins = api.PyImport_ImportModule("builtins") {
+            let key = api.PyUnicode_FromString("__builtins__")!
+            _ = api.PyDict_SetItem(globals, key, builtins)
+            api.Py_DecRef(key)
+            api.Py_DecRef(builtins)
+        }
+        guard let result = api.PyEval_EvalCode(code, globals, globals) else {
+            printError()
+            api.Py_DecRef(globals)
+            return nil
+        }
+        api.Py_DecRef(result)
+        return globals
+    }
+
+    /// Prints the pending exception with its traceback to sys.stderr (swsgi's log). Does not set
+    /// `sys.last_traceback`, which would keep the failed request's frames alive.
+    /// SystemExit is reported, not obeyed: PyErr_PrintEx would exit the process (with status 0 for
+    /// `sys.exit()`), which is not an app's call to make inside a server.
+    public func printError() {
+        guard api.PyErr_Occurred() != nil else { return }
+        if api.PyErr_ExceptionMatches(api.excSystemExit) != 0 {
+            var type: PyObjectPointer?, value: PyObjectPointer?, traceback: PyObjectPointer?
+            api.PyErr_Fetch(&type, &value, &traceback)
+            let text = value.flatMap { str($0) } ?? ""
+            for o in [type, value, traceback] { if let o { api.Py_DecRef(o) } }
+            writeLog("SystemExit(\(text)) raised by the app: ignored, swsgi decides when processes exit")
+            return
+        }
+        api.PyErr_PrintEx(0)
+    }
+
+    /// `str(o)` as Swift text; nil (error cleared) when str() fails.
+    public func str(_ o: PyObjectPointer) -> String? {
+        guard let s = api.PyObject_Str(o) else { api.PyErr_Clear(); return nil }
+        defer { api.Py_DecRef(s) }
+        return string(s)
+    }
+
+    /// A Python str as Swift text (UTF-8, surrogates escaped); nil when it is not a str.
+    public func string(_ s: PyObjectPointer) -> String? {
+        guard let b = api.PyUnicode_AsUTF8String(s) else { api.PyErr_Clear(); return nil }
+        defer { api.Py_DecRef(b) }
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0, let p else { api.PyErr_Clear(); return nil }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    /// The name of `o`'s type, for messages.
+    public func typeName(_ o: PyObjectPointer) -> String {
+        guard let t = api.PyObject_Type(o) else { api.PyErr_Clear(); return "?" }
+        defer { api.Py_DecRef(t) }
+        guard let n = api.PyObject_GetAttrString(t, "__name__") else { api.PyErr_Clear(); return "?" }
+        defer { api.Py_DecRef(n) }
+        return string(n) ?? "?"
+    }
+
+    /// Raises `type(message)` in Python; returns nil for a callback to hand back.
+    public func raise(_ type: PyObjectPointer, _ message: String) -> PyObjectPointer? {
+        api.PyErr_SetString(type, message)
+        return nil
+    }
+
+    /// None, as a new reference.
+    public var newNone: PyObjectPointer {
+        api.Py_IncRef(api.none)
+        return api.none
+    }
+
+    /// Runs `body` with the GIL released (a blocking read inside a Python callback).
+    @inline(__always)
+    public func withoutGIL<T>(_ body: () throws -> T) rethrows -> T {
+        let t = api.PyEval_SaveThread()
+        defer { api.PyEval_RestoreThread(t) }
+        return try body()
+    }
+
+    // MARK: GIL
+
+    /// Releases the GIL (after start-up, or in a worker after fork).
+    public func releaseGIL() {
+        precondition(savedThread == nil, "GIL released twice")
+        savedThread = api.PyEval_SaveThread()
+    }
+
+    /// Runs `body` holding the GIL. Not re-entrant: callbacks from Python already hold it.
+    @inline(__always)
+    public func withGIL<T>(_ body: () throws -> T) rethrows -> T {
+        guard let t = savedThread else { return try body() }
+        savedThread = nil
+        api.PyEval_RestoreThread(t)
+        defer { savedThread = api.PyEval_SaveThread() }
+        return try body()
+    }
+
+    // MARK: fork
+
+    /// Before fork: take the GIL and CPython's fork locks.
+    public func prepareFork() {
+        if let t = savedThread {
+            savedThread = nil
+            api.PyEval_RestoreThread(t)
+        }
+        api.PyOS_BeforeFork()
+    }
+
+    /// In the parent after fork: release CPython's fork locks and the GIL.
+    public func parentAfterFork() {
+        api.PyOS_AfterFork_Parent()
+        savedThread = api.PyEval_SaveThread()
+    }
+
+    /// In the child after fork: CPython resets its runtime for the one thread left. The GIL stays held
+    /// until the caller releases it (after loading the app, say).
+    public func childAfterFork() {
+        api.PyOS_AfterFork_Child()
+    }
+}
+
+/// A Python string literal for any text: every scalar escaped, so no quoting can break out.
+public func pythonLiteral(_ s: String) -> String {
+    var out = "'"
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\\": out += "\\\\"
+        case "'": out += "\\'"
+        case " "..."~": out.unicodeScalars.append(scalar)
+        default:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+        }
+    }
+    return out + "'"
+}
+
+/// One line to swsgi's log (fd 2), timestamped like the master's lines.
+func writeLog(_ message: String) {
+    writeStderr("swsgi python [pid \(getpid())]: \(message)")
+}

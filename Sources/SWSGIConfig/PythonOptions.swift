@@ -1,0 +1,102 @@
+/// The Python WSGI app and its interpreter (uWSGI's option names): part of `ServerOptions`.
+public struct PythonAppOptions: Equatable, Sendable {
+    /// libpython to load (`--python-lib`); nil = the one of `home`, else of the `python3` on PATH.
+    public var libraryPath: String? = nil
+    /// Virtualenv or Python prefix (`--home`, `--virtualenv`, `--venv`).
+    public var home: String? = nil
+    /// File defining the WSGI callable (`--wsgi-file`).
+    public var wsgiFile: String? = nil
+    /// `MODULE[:CALLABLE]` to import (`--module`, `--wsgi`).
+    public var module: String? = nil
+    /// Name of the WSGI callable (`--callable`); `module`'s `:CALLABLE` wins.
+    public var callable: String = "application"
+    /// Directories put first on sys.path, in order (`--pythonpath`, repeatable).
+    public var pythonPath: [String] = []
+    /// Directory the master changes to before loading the app (`--chdir`).
+    public var chdir: String? = nil
+    /// Import the app in each worker after fork instead of once in the master (`--lazy-apps`).
+    public var lazyApps: Bool = false
+    /// An app that fails to import stops swsgi (`--need-app`); only `true` is supported.
+    public var needApp: Bool = true
+    /// Call PyOS_AfterFork_Child in workers (`--py-call-osafterfork`); only `true` is supported.
+    public var callOsAfterFork: Bool = true
+    /// Threads started by the app run (`--enable-threads`); always on.
+    public var enableThreads: Bool = true
+    /// Request threads per worker (`--threads`); only 1 until threaded workers exist.
+    public var threads: Int = 1
+
+    public init() {}
+
+    /// A Python app was asked for.
+    public var isConfigured: Bool { wsgiFile != nil || module != nil }
+
+    /// The module and callable `module` names (`pkg.app:create` or `pkg.app`).
+    public var moduleAndCallable: (module: String, callable: String)? {
+        guard let module else { return nil }
+        if let colon = module.firstIndex(of: ":") {
+            return (String(module[..<colon]), String(module[module.index(after: colon)...]))
+        }
+        return (module, callable)
+    }
+
+    func validate() throws(ConfigError) {
+        func fail(_ m: String) throws(ConfigError) { throw ConfigError(m) }
+        if wsgiFile != nil, module != nil { try fail("--wsgi-file and --module both name the app: give one") }
+        if threads != 1 {
+            try fail("--threads \(threads): swsgi workers run one request at a time; use --processes \(max(2, threads)) for more concurrency")
+        }
+        if !needApp { try fail("--need-app false is not supported: swsgi never serves without its app") }
+        if !callOsAfterFork {
+            try fail("--py-call-osafterfork false is not supported: swsgi always calls PyOS_AfterFork_Child so signals and threads work in workers")
+        }
+        if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
+        if let (m, c) = moduleAndCallable {
+            if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
+            if !isIdentifier(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier") }
+        }
+        if !isIdentifier(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier") }
+        if !isConfigured {
+            for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
+                                  (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir")] where given {
+                try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
+            }
+        }
+    }
+}
+
+private func isIdentifier<S: StringProtocol>(_ s: S) -> Bool {
+    guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return false }
+    return s.unicodeScalars.allSatisfy { $0 == "_" || $0.properties.isXIDContinue }
+}
+
+private func isDottedName(_ s: String) -> Bool {
+    s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isIdentifier($0) }
+}
+
+private let python = "Python WSGI app (uWSGI names)"
+
+/// The Python rows of the option table.
+let pythonOptionRows: [OptionSpec] = [
+    option(python, "wsgi-file", "FILE", .string(), \.python.wsgiFile, default: "none",
+           "Python file defining the WSGI callable"),
+    option(python, "module", "MOD[:CALLABLE]", .string(), \.python.module, default: "none",
+           "Python module to import for the WSGI callable", aliases: ["wsgi"]),
+    option(python, "callable", "NAME", .string(), \.python.callable, default: "application",
+           "name of the WSGI callable"),
+    appending(python, "pythonpath", "DIR", \.python.pythonPath,
+              "directory put first on sys.path (repeatable)", aliases: ["python-path", "pp"]),
+    option(python, "chdir", "DIR", .string(), \.python.chdir, default: "none",
+           "change to this directory before loading the app"),
+    option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "python3 on PATH",
+           "shared libpython to load"),
+    option(python, "home", "DIR", .string(), \.python.home, default: "none",
+           "virtualenv (or Python prefix) whose interpreter, sys.path and site-packages the app uses",
+           aliases: ["virtualenv", "venv"]),
+    boolean(python, "lazy-apps", \.python.lazyApps, "import the app in each worker after fork, not once in the master"),
+    boolean(python, "need-app", \.python.needApp, "stop when the app fails to import (always on)", defaultText: "true"),
+    boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,
+            "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
+    boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
+    option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
+           "request threads per worker: only 1 (use --processes)"),
+]

@@ -1,0 +1,75 @@
+import PythonRuntime
+
+/// Walks the iterable a WSGI app returned: a list or tuple by index (no iterator object, the
+/// common `[body]` case), anything else with iter()/next(). Every item must be bytes.
+final class ResultIterator {
+    enum Step {
+        case chunk([UInt8])
+        case end
+        /// A Python error is pending (raised by the iterable, or a non-bytes item).
+        case failed
+    }
+
+    let py: Interpreter
+    let api: CPythonAPI
+    private let sequence: PyObjectPointer?
+    private let isList: Bool
+    private var count = 0
+    private var index = 0
+    private var iterator: PyObjectPointer?
+
+    var isSequence: Bool { sequence != nil }
+
+    /// nil with a Python error pending when `result` is not iterable.
+    init?(_ py: Interpreter, _ result: PyObjectPointer) {
+        self.py = py
+        api = py.api
+        if api.PyObject_IsInstance(result, api.listType) == 1 {
+            sequence = result
+            isList = true
+            count = api.PyList_Size(result)
+        } else if api.PyObject_IsInstance(result, api.tupleType) == 1 {
+            sequence = result
+            isList = false
+            count = api.PyTuple_Size(result)
+        } else {
+            sequence = nil
+            isList = false
+            guard let it = api.PyObject_GetIter(result) else { return nil }
+            iterator = it
+        }
+    }
+
+    func next() -> Step {
+        let item: PyObjectPointer
+        var owned = false
+        if let sequence {
+            // A list can change under us (a generator is not involved, but an app may keep it): re-read its size.
+            if isList { count = api.PyList_Size(sequence) }
+            guard index < count else { return .end }
+            item = (isList ? api.PyList_GetItem(sequence, index) : api.PyTuple_GetItem(sequence, index))!
+            index += 1
+        } else if let iterator {
+            guard let i = api.PyIter_Next(iterator) else { return api.PyErr_Occurred() != nil ? .failed : .end }
+            item = i
+            owned = true
+        } else {
+            return .end
+        }
+        defer { if owned { api.Py_DecRef(item) } }
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        guard api.PyObject_IsInstance(item, api.bytesType) == 1, api.PyBytes_AsStringAndSize(item, &p, &n) == 0 else {
+            api.PyErr_Clear()
+            _ = py.raise(api.excTypeError, "the WSGI app's iterable yielded \(py.typeName(item)), not bytes")
+            return .failed
+        }
+        return .chunk(Array(UnsafeRawBufferPointer(start: p, count: n)))
+    }
+
+    /// Drops the iterator (the result itself belongs to the caller).
+    func release() {
+        if let iterator { api.Py_DecRef(iterator) }
+        iterator = nil
+    }
+}

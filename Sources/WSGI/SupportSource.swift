@@ -1,0 +1,139 @@
+/// Python defined once per process: the wsgi.input and wsgi.file_wrapper classes (thin shells over
+/// swsgi's builtins) and the app loaders. Kept in Python where speed does not matter (loading) or
+/// where it is one attribute lookup away from Swift (the input methods).
+enum SupportSource {
+    static let filename = "<swsgi wsgi support>"
+    static let text = #"""
+import sys, os
+
+class Input:
+    """wsgi.input: the request body, read from the socket as the app asks (never held whole)."""
+    __slots__ = ('_read', '_readline')
+
+    def __init__(self, read, readline):
+        self._read = read
+        self._readline = readline
+
+    def read(self, size=-1):
+        return self._read(-1 if size is None else size)
+
+    def readline(self, size=-1):
+        return self._readline(-1 if size is None else size)
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self._readline(-1)
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self._readline(-1)
+        if not line:
+            raise StopIteration
+        return line
+
+class FileWrapper:
+    """wsgi.file_wrapper: swsgi sends a real file's bytes with sendfile(2); others are iterated."""
+
+    def __init__(self, filelike, blksize=65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, 'close'):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+def _check(app, what):
+    if not callable(app):
+        raise TypeError('%s is %r, not a WSGI callable' % (what, app))
+    return app
+
+def load_file(path, name, pythonpath_count):
+    import importlib.util
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('--wsgi-file %s: no such file' % path)
+    directory = os.path.dirname(path)
+    # The file's directory comes right after --pythonpath's, so its neighbours import as they would
+    # under `python FILE`, and --pythonpath still wins.
+    if directory not in sys.path:
+        sys.path.insert(int(pythonpath_count), directory)
+    modname = 'uwsgi_file_' + ''.join(c if c.isalnum() else '_' for c in path)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None:
+        raise ImportError('--wsgi-file %s: not a Python source file' % path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    spec.loader.exec_module(module)
+    if not hasattr(module, name):
+        raise AttributeError('--wsgi-file %s defines no %r (set --callable)' % (path, name))
+    return _check(getattr(module, name), '%s:%s' % (path, name))
+
+def load_module(modname, name):
+    import importlib
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    module = importlib.import_module(modname)
+    if not hasattr(module, name):
+        raise AttributeError('module %r has no %r (use --module %s:CALLABLE or --callable)' % (modname, name, modname))
+    return _check(getattr(module, name), '%s:%s' % (modname, name))
+
+def freeze():
+    # Objects loaded before fork stay out of the collector's reach, so the workers' first collections
+    # do not touch (and copy) every page the master loaded.
+    import gc
+    gc.collect()
+    if hasattr(gc, 'freeze'):
+        gc.freeze()
+
+class HarakiriInterrupt(BaseException):
+    """Raised in the app by harakiri's graceful signal, after the app's own handler has run: the request
+    unwinds (finally blocks, the iterable's close()) before SIGKILL lands."""
+
+# [True] while a request is in hand: a graceful signal arriving between requests interrupts nothing.
+in_request = [False]
+
+def install_harakiri(signum):
+    import signal
+    previous = signal.getsignal(signum)
+    def on_harakiri(sig, frame):
+        if callable(previous):
+            previous(sig, frame)
+        if in_request[0]:
+            raise HarakiriInterrupt('request stopped by harakiri (signal %d)' % sig)
+    signal.signal(signum, on_harakiri)
+
+def fileno_of(wrapper):
+    """The fd and position of a FileWrapper over a real file, or None."""
+    f = wrapper.filelike
+    try:
+        fd = f.fileno()
+        pos = f.tell() if hasattr(f, 'tell') else 0
+    except Exception:
+        return None
+    import stat
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (fd, pos, st.st_size)
+"""#
+}

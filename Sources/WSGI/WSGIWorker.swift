@@ -1,0 +1,416 @@
+import CGlibcShim
+import Glibc
+import HTTP
+import PythonRuntime
+import SWSGI
+
+/// An app failure already reported to the log (with its traceback): the worker answers 500.
+struct WSGIAppError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Serves one WSGI app in one worker process, one request at a time (PEP 3333). Holds the GIL only
+/// while Python runs: around the app call, each step of its iterable, and close().
+final class WSGIWorker {
+    let py: Interpreter
+    let api: CPythonAPI
+    let app: PyObjectPointer
+    let fileWrapperType: PyObjectPointer
+    let filenoOf: PyObjectPointer
+    /// The support code's `in_request` list: [True] while a request is in hand.
+    let inRequest: PyObjectPointer
+    var environ: EnvironBuilder!
+    var startResponse: PyObjectPointer!
+    var writeCallable: PyObjectPointer!
+
+    // The request in hand.
+    var body = BodyBuffer.empty()
+    var bodyError: RequestBodyError?
+    var status: Int?
+    var headers = HTTPHeaders()
+    var declaredLength: Int?
+    var headersSent = false
+    /// Bytes given to write() before the response head went out.
+    var written: [UInt8] = []
+    /// The response body stream once the head is out (write() from a generator goes there).
+    var liveStream: ResponseStream?
+
+    init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
+        py = interpreter
+        api = interpreter.api
+        self.app = app
+        func item(_ name: String) throws -> PyObjectPointer {
+            guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
+                throw SWSGIError("WSGI support code has no \(name)")
+            }
+            interpreter.api.Py_DecRef(k)
+            return v
+        }
+        fileWrapperType = try item("FileWrapper")
+        filenoOf = try item("fileno_of")
+        inRequest = try item("in_request")
+        // harakiri's graceful signal unwinds the request once the app's own handler has run.
+        if let signal = host.harakiriGracefulSignal {
+            guard let install = try? item("install_harakiri"), let args = api.PyTuple_New(1) else {
+                throw SWSGIError("WSGI support code has no install_harakiri")
+            }
+            _ = api.PyTuple_SetItem(args, 0, api.PyLong_FromLong(Int(signal)))
+            let r = api.PyObject_CallObject(install, args)
+            api.Py_DecRef(args)
+            guard let r else {
+                py.printError()
+                throw SWSGIError("cannot install the harakiri graceful signal handler")
+            }
+            api.Py_DecRef(r)
+        }
+        let capsule = api.PyCapsule_New(Unmanaged.passUnretained(self).toOpaque(), nil, nil)!
+        startResponse = makeFunction("start_response", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).startResponse(a) }
+        writeCallable = makeFunction("write", capsule, swsgi_METH_O) { s, a in WSGIWorker.of(s).write(a) }
+        let read = makeFunction("read", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).inputRead(a, line: false) }
+        let readline = makeFunction("readline", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).inputRead(a, line: true) }
+        let inputClass = try item("Input")
+        guard let args = api.PyTuple_New(2) else { throw SWSGIError("cannot create wsgi.input") }
+        _ = api.PyTuple_SetItem(args, 0, read)
+        _ = api.PyTuple_SetItem(args, 1, readline)
+        guard let input = api.PyObject_CallObject(inputClass, args) else {
+            py.printError()
+            throw SWSGIError("cannot create wsgi.input")
+        }
+        api.Py_DecRef(args)
+        guard let errors = api.PySys_GetObject("stderr") else { throw SWSGIError("no sys.stderr for wsgi.errors") }
+        guard let version = api.PyTuple_New(2) else { throw SWSGIError("cannot create the WSGI environ") }
+        _ = api.PyTuple_SetItem(version, 0, api.PyLong_FromLong(1))
+        _ = api.PyTuple_SetItem(version, 1, api.PyLong_FromLong(0))
+        let yes = api.PyBool_FromLong(1)!, no = api.PyBool_FromLong(0)!
+        let http = pyString(api, "http")!, empty = pyString(api, "")!
+        environ = try EnvironBuilder(api: api, constants: [
+            ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.input", input), ("wsgi.errors", errors),
+            ("wsgi.multithread", no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
+            ("wsgi.input_terminated", yes), ("wsgi.file_wrapper", fileWrapperType), ("SCRIPT_NAME", empty),
+        ])
+        for o in [version, yes, no, http, empty, input] { api.Py_DecRef(o) }
+    }
+
+    static func of(_ capsule: PyObjectPointer?) -> WSGIWorker {
+        Unmanaged<WSGIWorker>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule!, nil)!).takeUnretainedValue()
+    }
+
+    /// A builtin function calling `body` with the capsule as self. The method table lives for the process.
+    private func makeFunction(_ name: String, _ capsule: PyObjectPointer, _ flags: Int32, _ body: PyCFunction) -> PyObjectPointer {
+        capsuleAPI = api
+        let def = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
+        def.initialize(to: PyMethodDef(ml_name: strdup(name), ml_meth: body, ml_flags: flags, ml_doc: nil))
+        return api.PyCFunction_NewEx(def, capsule, nil)!
+    }
+
+    // MARK: request
+
+    func handle(_ request: Request) throws -> Response {
+        try py.withGIL {
+            begin(request)
+            guard let env = environ.environ(for: request) else { return try failure(result: nil) }
+            guard let args = api.PyTuple_New(2) else { api.Py_DecRef(env); return try failure(result: nil) }
+            _ = api.PyTuple_SetItem(args, 0, env)
+            api.Py_IncRef(startResponse)
+            _ = api.PyTuple_SetItem(args, 1, startResponse)
+            let result = api.PyObject_Call(app, args, nil)
+            api.Py_DecRef(args)
+            guard let result else { return try failure(result: nil) }
+            if api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
+            guard let iterator = ResultIterator(py, result) else { return try failure(result: result) }
+            var out = written
+            written = []
+            var ended = false
+            // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole.
+            while true {
+                switch iterator.next() {
+                case .chunk(let b):
+                    out += b
+                    // PEP 3333: with Content-Length given, stop iterating once it is reached.
+                    if let declaredLength, out.count >= declaredLength { ended = true; break }
+                    if !b.isEmpty && !iterator.isSequence { break }
+                    continue
+                case .end: ended = true
+                case .failed: return try failure(result: result, iterator: iterator)
+                }
+                break
+            }
+            guard let status else {
+                _ = py.raise(api.excAssertionError, "the WSGI app returned without calling start_response")
+                return try failure(result: result, iterator: iterator)
+            }
+            headersSent = true
+            if ended {
+                close(result, iterator)
+                end()
+                if declaredLength == nil || declaredLength == out.count {
+                    return Response(status: status, headers: headers, body: out)
+                }
+                var r = Response(status: status, headers: headers) { try $0.write(out) }
+                r.contentLength = declaredLength
+                return r
+            }
+            var response = Response(status: status, headers: headers) { [unowned self] stream in
+                try self.stream(first: out, from: iterator, to: stream)
+            }
+            response.contentLength = declaredLength
+            response.finish = { [unowned self] in
+                self.py.withGIL {
+                    self.close(result, iterator)
+                    self.end()
+                }
+            }
+            return response
+        }
+    }
+
+    private func stream(first: [UInt8], from iterator: ResultIterator, to stream: ResponseStream) throws {
+        liveStream = stream
+        try stream.write(first)
+        while true {
+            // Socket writes happen without the GIL, so the app's threads run meanwhile.
+            let step = py.withGIL { iterator.next() }
+            switch step {
+            case .chunk(let b): try stream.write(b)
+            case .end: return
+            case .failed:
+                py.withGIL { py.printError() }
+                throw WSGIAppError(description: "exception in the WSGI app after the response started (traceback above)")
+            }
+        }
+    }
+
+    /// wsgi.file_wrapper over a real file: sendfile(2) from its current position. nil: iterate it.
+    private func fileResponse(_ result: PyObjectPointer) throws -> Response? {
+        guard let args = api.PyTuple_New(1) else { return nil }
+        api.Py_IncRef(result)
+        _ = api.PyTuple_SetItem(args, 0, result)
+        let info = api.PyObject_CallObject(filenoOf, args)
+        api.Py_DecRef(args)
+        guard let info else { api.PyErr_Clear(); return nil }
+        defer { api.Py_DecRef(info) }
+        guard info != api.none, api.PyTuple_Size(info) == 3 else { return nil }
+        let fd = Int32(truncatingIfNeeded: api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 0)!))
+        let position = api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 1)!)
+        let size = api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 2)!)
+        guard let status else {
+            _ = py.raise(api.excAssertionError, "the WSGI app returned without calling start_response")
+            return try failure(result: result)
+        }
+        headersSent = true
+        let length = declaredLength ?? max(0, size - position)
+        var response = Response(status: status, headers: headers) { [unowned self] stream in
+            try stream.write(self.written)
+            _ = try stream.sendFile(fd, offset: position, count: length)
+        }
+        response.contentLength = length + written.count
+        response.finish = { [unowned self] in
+            self.py.withGIL {
+                self.close(result, nil)
+                self.end()
+            }
+        }
+        return response
+    }
+
+    /// The app failed before the response started: log the traceback, release what it returned,
+    /// and let the worker answer (500, or the body error's status when reading the body failed).
+    private func failure(result: PyObjectPointer?, iterator: ResultIterator? = nil) throws -> Response {
+        py.printError()
+        if let result { close(result, iterator) }
+        let bodyError = self.bodyError
+        end()
+        if let bodyError { throw bodyError }
+        throw WSGIAppError(description: "exception in the WSGI app (traceback above)")
+    }
+
+    /// Calls the iterable's close() if it has one and drops our references.
+    private func close(_ result: PyObjectPointer, _ iterator: ResultIterator?) {
+        let pending = savePendingError()
+        if let close = api.PyObject_GetAttrString(result, "close") {
+            if let r = api.PyObject_CallObject(close, nil) { api.Py_DecRef(r) } else { py.printError() }
+            api.Py_DecRef(close)
+        } else {
+            api.PyErr_Clear()
+        }
+        iterator?.release()
+        api.Py_DecRef(result)
+        restore(pending)
+    }
+
+    private func savePendingError() -> (PyObjectPointer?, PyObjectPointer?, PyObjectPointer?) {
+        var t: PyObjectPointer?, v: PyObjectPointer?, tb: PyObjectPointer?
+        api.PyErr_Fetch(&t, &v, &tb)
+        return (t, v, tb)
+    }
+
+    private func restore(_ e: (PyObjectPointer?, PyObjectPointer?, PyObjectPointer?)) {
+        if e.0 != nil { api.PyErr_Restore(e.0, e.1, e.2) }
+    }
+
+    private func setInRequest(_ value: Bool) {
+        // PyList_SetItem steals the new reference and releases the old one.
+        _ = api.PyList_SetItem(inRequest, 0, api.PyBool_FromLong(value ? 1 : 0))
+    }
+
+    private func begin(_ request: Request) {
+        // Signals that arrived while the worker was idle run their Python handlers now, outside the
+        // request: a late harakiri signal must not interrupt the next request.
+        if api.PyErr_CheckSignals() != 0 { py.printError() }
+        setInRequest(true)
+        body = BodyBuffer { [unowned request] in try request.body.read() }
+        bodyError = nil
+        status = nil
+        headers = HTTPHeaders()
+        declaredLength = nil
+        headersSent = false
+        written = []
+        liveStream = nil
+    }
+
+    private func end() {
+        setInRequest(false)
+        body = .empty()
+        liveStream = nil
+        written = []
+    }
+
+    // MARK: callables the app gets
+
+    /// start_response(status, response_headers, exc_info=None) -> write
+    func startResponse(_ args: PyObjectPointer?) -> PyObjectPointer? {
+        guard let args else { return nil }
+        let n = api.PyTuple_Size(args)
+        guard n == 2 || n == 3 else {
+            return py.raise(api.excTypeError, "start_response() takes 2 or 3 arguments (\(n) given)")
+        }
+        let statusObject = api.PyTuple_GetItem(args, 0)!
+        let headerList = api.PyTuple_GetItem(args, 1)!
+        if n == 3, let excInfo = api.PyTuple_GetItem(args, 2), excInfo != api.none {
+            if headersSent {
+                // PEP 3333: too late to change the response; re-raise the app's exception.
+                guard api.PyTuple_Size(excInfo) == 3 else { return py.raise(api.excTypeError, "exc_info must be a 3-tuple") }
+                let t = api.PyTuple_GetItem(excInfo, 0), v = api.PyTuple_GetItem(excInfo, 1), tb = api.PyTuple_GetItem(excInfo, 2)
+                for o in [t, v, tb] { if let o { api.Py_IncRef(o) } }
+                api.PyErr_Restore(t, v, tb == api.none ? nil : tb)
+                return nil
+            }
+        } else if status != nil {
+            return py.raise(api.excAssertionError, "start_response called a second time without exc_info")
+        }
+        guard let statusText = latin1String(statusObject, what: "status") else { return nil }
+        let digits = statusText.utf8.prefix(3)
+        guard digits.count == 3, digits.allSatisfy({ (0x30...0x39).contains($0) }), let code = Int(String(decoding: digits, as: UTF8.self)),
+              code >= 100, statusText.utf8.count == 3 || statusText.utf8.dropFirst(3).first == 0x20 else {
+            return py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
+        }
+        guard api.PyObject_IsInstance(headerList, api.listType) == 1 else {
+            return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
+        }
+        var parsed = HTTPHeaders()
+        var length: Int? = nil
+        for i in 0..<api.PyList_Size(headerList) {
+            let pair = api.PyList_GetItem(headerList, i)!
+            guard api.PyObject_IsInstance(pair, api.tupleType) == 1, api.PyTuple_Size(pair) == 2 else {
+                return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")
+            }
+            guard let name = latin1String(api.PyTuple_GetItem(pair, 0)!, what: "header name"),
+                  let value = latin1String(api.PyTuple_GetItem(pair, 1)!, what: "header value") else { return nil }
+            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F }) {
+                return py.raise(api.excValueError, "invalid response header name \(name.debugDescription)")
+            }
+            if value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) {
+                return py.raise(api.excValueError, "response header \(name) has a control character in its value")
+            }
+            if name.lowercased() == "content-length" {
+                guard let l = Int(value.trimmingCharacters(in: " \t")), l >= 0 else {
+                    return py.raise(api.excValueError, "Content-Length \(value.debugDescription) is not a number")
+                }
+                length = l
+                continue
+            }
+            parsed.append(name, value)
+        }
+        status = code
+        headers = parsed
+        declaredLength = length
+        api.Py_IncRef(writeCallable)
+        return writeCallable
+    }
+
+    /// The write() callable start_response returns.
+    func write(_ data: PyObjectPointer?) -> PyObjectPointer? {
+        guard status != nil else { return py.raise(api.excAssertionError, "write() before start_response") }
+        guard let data, let bytes = bytesOf(data, what: "write()") else { return nil }
+        if let liveStream {
+            do { try liveStream.write(bytes) } catch { return py.raise(api.excOSError, "write(): \(error)") }
+        } else {
+            written += bytes
+        }
+        return py.newNone
+    }
+
+    /// wsgi.input's read(size) and readline(size).
+    func inputRead(_ args: PyObjectPointer?, line: Bool) -> PyObjectPointer? {
+        var size = -1
+        if let args, api.PyTuple_Size(args) >= 1, let s = api.PyTuple_GetItem(args, 0), s != api.none {
+            size = api.PyLong_AsSsize_t(s)
+            if size == -1, api.PyErr_Occurred() != nil { return nil }
+        }
+        let body = self.body
+        do {
+            let bytes = try py.withoutGIL { line ? try body.readline(size) : try body.read(size) }
+            return bytes.withUnsafeBytes { api.PyBytes_FromStringAndSize($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        } catch let e as RequestBodyError {
+            bodyError = e
+            return py.raise(api.excOSError, e.message)
+        } catch {
+            return py.raise(api.excOSError, "\(error)")
+        }
+    }
+
+    // MARK: conversions
+
+    func latin1String(_ o: PyObjectPointer, what: String) -> String? {
+        guard let b = api.PyUnicode_AsLatin1String(o) else {
+            api.PyErr_Clear()
+            _ = py.raise(api.excTypeError, "\(what) must be a str of latin-1 characters, not \(py.typeName(o))")
+            return nil
+        }
+        defer { api.Py_DecRef(b) }
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0, let p else { return nil }
+        // Latin-1 bytes to Swift text scalar by scalar, so they round-trip to the same bytes on the wire
+        // (ASCII, the common case, is the same bytes in UTF-8).
+        let raw = UnsafeRawBufferPointer(start: p, count: n)
+        if !raw.contains(where: { $0 >= 0x80 }) { return String(decoding: raw, as: UTF8.self) }
+        var s = ""
+        s.unicodeScalars.append(contentsOf: raw.map { Unicode.Scalar($0) })
+        return s
+    }
+
+    func bytesOf(_ o: PyObjectPointer, what: String) -> [UInt8]? {
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        guard api.PyObject_IsInstance(o, api.bytesType) == 1, api.PyBytes_AsStringAndSize(o, &p, &n) == 0 else {
+            api.PyErr_Clear()
+            _ = py.raise(api.excTypeError, "\(what) takes bytes, not \(py.typeName(o))")
+            return nil
+        }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}
+
+/// The api for the C callbacks, which get only their capsule: set once per process before any callback exists.
+nonisolated(unsafe) var capsuleAPI: CPythonAPI?
+
+private extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+@testable import SWSGIConfig
+import Testing
+
+/// The production config widely shared for uWSGI ("Configuring uWSGI for Production Deployment"),
+/// with its inline comments, quotes and the `py-callos-afterfork` typo fixed (see `typoGetsDidYouMean`).
+let sharedUwsgiConfig = """
+    [uwsgi]
+    strict = true
+    master = true
+    enable-threads = true
+    vacuum = true                        ; Delete sockets during shutdown
+    single-interpreter = true
+    die-on-term = true                   ; Shutdown when receiving SIGTERM (default is respawn)
+    need-app = true
+
+    disable-logging = true               ; Disable built-in logging
+    log-4xx = true                       ; but log 4xx's anyway
+    log-5xx = true                       ; and 5xx's
+
+    harakiri = 60                        ; forcefully kill workers after 60 seconds
+    py-call-osafterfork = true           ; allow workers to trap signals
+
+    max-requests = 1000                  ; Restart workers after this many requests
+    max-worker-lifetime = 3600           ; Restart workers after this many seconds
+    reload-on-rss = 2048                 ; Restart workers after this much resident memory
+    worker-reload-mercy = 60             ; How long to wait before forcefully killing workers
+
+    cheaper-algo = busyness
+    processes = 128                      ; Maximum number of workers allowed
+    cheaper = 8                          ; Minimum number of workers allowed
+    cheaper-initial = 16                 ; Workers created at startup
+    cheaper-overload = 1                 ; Length of a cycle in seconds
+    cheaper-step = 16                    ; How many workers to spawn at a time
+
+    cheaper-busyness-multiplier = 30     ; How many cycles to wait before killing workers
+    cheaper-busyness-min = 20            ; Below this threshold, kill workers (if stable for multiplier cycles)
+    cheaper-busyness-max = 70            ; Above this threshold, spawn new workers
+    cheaper-busyness-backlog-alert = 16  ; Spawn emergency workers if more than this many requests are waiting in the queue
+    cheaper-busyness-backlog-step = 2    ; How many emergency workers to create if there are too many requests in the queue
+
+    auto-procname = true
+    procname-prefix = "mysvc "
+    module = app:application
+    lazy-apps = true
+    threads = 1
+    socket = /run/app/uwsgi.sock
+    """
+
+@Suite struct UwsgiIni {
+    @Test func theSharedProductionConfigTakesEffect() throws {
+        let o = try options(["--ini", "app.ini"], ini: sharedUwsgiConfig)
+        #expect(o.uwsgiSocket == .unix("/run/app/uwsgi.sock"), "socket = in [uwsgi] is the uwsgi protocol")
+        #expect(o.socket == nil && o.httpSocket == nil)
+        #expect(o.disableLogging && o.log4xx && o.log5xx)
+        #expect(o.harakiriNanoseconds == 60 * 1_000_000_000)
+        #expect(o.maxRequests == 1000 && o.maxWorkerLifetimeNanoseconds == 3600 * 1_000_000_000)
+        #expect(o.reloadOnRSSMiB == 2048 && o.workerReloadMercyNanoseconds == 60 * 1_000_000_000)
+        #expect(o.processes == 128 && o.cheaper == 8 && o.cheaperInitial == 16 && o.cheaperStep == 16)
+        #expect(o.cheaperOverloadNanoseconds == 1_000_000_000)
+        #expect(o.cheaperBusynessMultiplier == 30 && o.cheaperBusynessMin == 20 && o.cheaperBusynessMax == 70)
+        #expect(o.cheaperBusynessBacklogAlert == 16 && o.cheaperBusynessBacklogStep == 2)
+        #expect(o.procnamePrefix == "mysvc ", "the quotes keep the trailing space and are not part of the value")
+        #expect(o.python.module == "app:application" && o.python.lazyApps && o.python.threads == 1)
+    }
+
+    @Test func typoGetsDidYouMean() {
+        let ini = sharedUwsgiConfig.replacingOccurrences(of: "py-call-osafterfork = true", with: "py-callos-afterfork = true")
+        #expect(failure(["--ini", "app.ini"], ini: ini) == "app.ini:15: unknown option 'py-callos-afterfork' (did you mean 'py-call-osafterfork'?)")
+    }
+
+    @Test(arguments: [
+        ("master = false", "app.ini:2: master = false: not supported, swsgi always runs a master process"),
+        ("cheaper-algo = spare", "app.ini:2: cheaper-algo = 'spare': not supported; swsgi's cheaper mode is the busyness algorithm"),
+        ("uid = www-data", "app.ini:2: uid: not supported: start swsgi as that user (systemd User=, or su)"),
+        ("threads = 8", "--threads 8: swsgi workers run one request at a time; use --processes 8 for more concurrency"),
+        ("enable-threads = false", "--enable-threads false is not supported: threads an app starts always run"),
+        ("memory-report = true", "app.ini:2: memory-report: not supported: worker RSS is in the stats socket (--stats)"),
+    ])
+    func refusedLinesNameThemselves(_ line: String, _ message: String) {
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\n\(line)\nmodule = app\n") == message)
+    }
+
+    @Test func httpAndHttpSocketAreHTTPAndSwsgiSectionWins() throws {
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp = :8080\nwsgi-file = a.py\n").httpSocket == HTTPSocketAddress(host: "", port: 8080))
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp-socket = 127.0.0.1:9\nmodule = a\n").httpSocket?.port == 9)
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = 127.0.0.1:3031\nmodule = a\n").uwsgiSocket
+                == .tcp(HTTPSocketAddress(host: "127.0.0.1", port: 3031)))
+        // A [swsgi] section wins: the [uwsgi] one is then left to uWSGI.
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = /a\n[swsgi]\nsocket = /b\n").socket == "/b")
+        // On the command line --socket keeps meaning HTTP.
+        #expect(try options(["--socket", "/c"]).socket == "/c")
+    }
+}

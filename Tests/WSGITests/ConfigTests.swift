@@ -1,0 +1,141 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Runs swsgi expecting it to stop by itself: exit status, log, and whether its socket was bound.
+func runPythonToExit(_ args: [String], environment: [String: String] = [:], python: PythonUnderTest = .debian,
+                     setUp: (TempDir) throws -> [String: String] = writeProbe) throws -> (status: Int32, log: String, bound: Bool) {
+    let dir = try TempDir()
+    defer { dir.remove() }
+    // The set-up's own variables win (a fake python3 on PATH, say).
+    var env = python.environment
+    env.merge(environment) { _, b in b }
+    env.merge(try setUp(dir)) { _, b in b }
+    let s = try Server(args.map { $0.replacingOccurrences(of: "{dir}", with: dir.path) }, dir: dir, environment: env, ready: false)
+    defer { s.stop(timeout: 1) }
+    guard let status = s.waitExit(timeout: 20) else { throw TestFailure("swsgi \(args) still running; log:\n\(s.log)") }
+    return (status, s.log, fileExists(dir.file("s")))
+}
+
+extension WSGIIntegration {
+    @Suite struct Configuration {
+        @Test(arguments: [
+            (["--threads", "4"], "--processes"),
+            (["--threads", "0"], "--processes"),
+            (["--threads", "99999999999999999999"], "too large"),
+            (["--callable", "not valid"], "not a Python identifier"),
+            (["--callable", ""], "needs a value"),
+            (["--module", "probe:app:extra"], "not a Python identifier"),
+            (["--module", "../etc/passwd"], "not a module name"),
+            (["--wsgi-file", "a.py", "--module", "probe"], "give one"),
+            (["--need-app=false"], "not supported"),
+            (["--py-call-osafterfork=no"], "not supported"),
+            (["--py-callos-afterfork"], "did you mean '--py-call-osafterfork'"),
+        ])
+        func absurdValuesAreRefusedWithOneLine(_ extra: [String], _ message: String) throws {
+            var args = ["--processes", "1", "--wsgi-file", "{dir}/probe.py"] + extra
+            if extra.contains("--module") { args.removeFirst(4) }
+            let r = try runPythonToExit(args)
+            #expect(r.status == 2, "exit status \(r.status): \(r.log)")
+            #expect(r.log.contains(message), "\(r.log)")
+            #expect(r.log.split(separator: "\n").count == 1, "one line: \(r.log)")
+            #expect(!r.bound)
+        }
+
+        @Test func threadsOneIsAccepted() throws {
+            try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--threads", "1", "--enable-threads"]) { s, _ throws in
+                #expect(try s.get("/").status == 200)
+            }
+        }
+
+        @Test(arguments: [
+            (["--module", "no_such_module_here"], "ModuleNotFoundError"),
+            (["--wsgi-file", "{dir}/missing.py"], "no such file"),
+            (["--wsgi-file", "{dir}/probe.py", "--callable", "nothing_here"], "defines no 'nothing_here'"),
+            (["--wsgi-file", "{dir}/probe.py", "--callable", "MARKERS"], "not a WSGI callable"),
+            (["--wsgi-file", "{dir}/probe.py", "--env-fail"], "PROBE_FAIL_IMPORT"),
+        ])
+        func anAppThatCannotLoadStopsSwsgiBeforeBinding(_ args: [String], _ message: String) throws {
+            let failImport = args.contains("--env-fail")
+            let r = try runPythonToExit(["--processes", "1", "--chdir", "{dir}"] + args.filter { $0 != "--env-fail" },
+                                        environment: failImport ? ["PROBE_FAIL_IMPORT": "1"] : [:])
+            #expect(r.status == 1, "exit status \(r.status): \(r.log)")
+            #expect(r.log.contains(message), "\(r.log)")
+            #expect(r.log.contains("the WSGI app could not be loaded"))
+            #expect(!r.bound, "nothing is bound when the app cannot load")
+        }
+
+        @Test func lazyAppsImportInEachWorkerAndAFailureStopsSwsgi() throws {
+            try withPython(["--processes", "2", "--wsgi-file", "{dir}/probe.py", "--lazy-apps"]) { s, dir throws in
+                let workers = Set(s.waitWorkers(2))
+                let imported = Set(((try? String(contentsOfFile: dir.file("markers/imported"), encoding: .utf8)) ?? "")
+                    .split(separator: "\n").compactMap { Int32($0) })
+                #expect(imported == workers, "imported in \(imported), workers \(workers)")
+                #expect(!imported.contains(s.pid), "the master never imported the app")
+            }
+            try withPython(["--processes", "2", "--wsgi-file", "{dir}/probe.py"]) { s, dir throws in
+                let imported = ((try? String(contentsOfFile: dir.file("markers/imported"), encoding: .utf8)) ?? "")
+                #expect(imported == "\(s.pid)\n", "without --lazy-apps the master imports once, before fork")
+            }
+            let r = try runPythonToExit(["--processes", "2", "--wsgi-file", "{dir}/probe.py", "--lazy-apps"],
+                                        environment: ["PROBE_FAIL_IMPORT": "1"])
+            #expect(r.status == 22, "exit status \(r.status): \(r.log)")
+            #expect(r.log.contains("could not load the app"))
+            #expect(r.log.components(separatedBy: "ImportError: the probe refuses").count - 1 <= 2, "no respawn loop")
+        }
+
+        @Test func aLibraryThatIsNotLibpythonIsOneClearLine() throws {
+            let notALibrary = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--python-lib", "/etc/passwd"])
+            #expect(notALibrary.status == 1)
+            #expect(notALibrary.log.contains("cannot load libpython /etc/passwd"), "\(notALibrary.log)")
+            let libc = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--python-lib", "/lib/x86_64-linux-gnu/libc.so.6"])
+            #expect(libc.status == 1)
+            #expect(libc.log.contains("not a usable libpython") && libc.log.contains("Py_InitializeEx"), "\(libc.log)")
+            let missing = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--python-lib", "{dir}/nope.so"])
+            #expect(missing.status == 1 && missing.log.contains("nope.so"))
+            for r in [notALibrary, libc, missing] { #expect(r.log.split(separator: "\n").count == 1, "one line: \(r.log)"); #expect(!r.bound) }
+        }
+
+        @Test func anInterpreterWithoutASharedLibrarySaysHowToInstallIt() throws {
+            // A python3 that answers like Debian's without the libpython3.11 package.
+            let r = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"]) { dir in
+                var env = try writeProbe(dir)
+                try FileManager.default.createDirectory(atPath: dir.file("fake"), withIntermediateDirectories: true)
+                try dir.write("fake/python3", "#!/bin/sh\nprintf '/nowhere/lib\\0libpython3.11.so.1.0\\0libpython3.11.so\\0003.11\\0/usr\\0/usr\\0/usr/bin/python3\\0/usr/lib/python3.11'\n")
+                chmod(dir.file("fake/python3"), 0o755)
+                env["PATH"] = dir.file("fake") + ":/bin"
+                return env
+            }
+            #expect(r.status == 1)
+            #expect(r.log.contains("apt-get install libpython3.11") && r.log.contains("--python-lib"), "\(r.log)")
+            #expect(r.log.split(separator: "\n").count == 1, "one line: \(r.log)")
+            let none = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], environment: ["PATH": "/nonexistent"])
+            #expect(none.status == 1 && none.log.contains("no python3 on PATH"), "\(none.log)")
+        }
+
+        @Test func explicitLibraryAndVirtualenvHome() throws {
+            // --python-lib alone: the library's own prefix and sys.path.
+            try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--python-lib",
+                            "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"], environment: ["PATH": "/nonexistent"]) { s, _ throws in
+                let sys = try #require(try JSONSerialization.jsonObject(with: Data(try s.get("/sys").body)) as? [String: Any])
+                #expect(sys["prefix"] as? String == "/usr")
+                #expect((sys["version"] as? String)?.hasPrefix("3.11.2") == true)
+            }
+            // --home VENV: that virtualenv's prefix and site-packages, its base interpreter's library.
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let made = try runCommand("/usr/bin/python3", ["-m", "venv", "--without-pip", dir.file("venv")])
+            try #require(made.status == 0, "python3 -m venv: \(made.output)")
+            try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--venv", dir.file("venv"),
+                            "--pythonpath", "/opt/first", "--pythonpath", "/opt/second"], environment: ["PATH": "/nonexistent"]) { s, _ throws in
+                let sys = try #require(try JSONSerialization.jsonObject(with: Data(try s.get("/sys").body)) as? [String: Any])
+                #expect(sys["prefix"] as? String == dir.file("venv"))
+                let path = sys["path"] as? [String] ?? []
+                #expect(path.prefix(2) == ["/opt/first", "/opt/second"], "--pythonpath goes first, in order: \(path)")
+                #expect(path.contains(dir.file("venv/lib/python3.11/site-packages")), "\(path)")
+            }
+            let notADir = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--home", "/nonexistent/venv"])
+            #expect(notADir.status == 1 && notADir.log.contains("--home /nonexistent/venv: not a directory"), "\(notADir.log)")
+        }
+    }
+}
