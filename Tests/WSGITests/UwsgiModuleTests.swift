@@ -182,9 +182,10 @@ extension WSGIIntegration {
             let dir = try TempDir()
             defer { dir.remove() }
             _ = try writeUwsgiApp(dir)
-            let r = try runToExit(["--wsgi-file", dir.file("services_app.py"), "--mule=\(dir.file("nope.py"))"], in: dir)
+            let r = try runToExit(["--wsgi-file", dir.file("services_app.py"), "--mule=\(dir.file("nope.py"))"], socket: "s", in: dir)
             #expect(r.status == 1)
             #expect(r.output.contains("--mule=\(dir.file("nope.py")): No such file or directory"), "\(r.output)")
+            #expect(!fileExists(dir.file("s")), "refused before anything is bound")
         }
     }
 }
