@@ -96,6 +96,12 @@ public struct CPythonAPI: @unchecked Sendable {
     /// Opens `path` and resolves every symbol; names the first one missing.
     public init(libraryPath path: String) throws(PythonLoadError) {
         libraryPath = path
+        // dlopen of a FIFO blocks forever in open(2), and of a device or folder says nothing useful.
+        if path.contains("/") {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw PythonLoadError("cannot load libpython \(path): \(String(cString: strerror(errno)))") }
+            guard st.st_mode & S_IFMT == S_IFREG else { throw PythonLoadError("cannot load libpython \(path): not a regular file") }
+        }
         guard let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) else {
             let why = dlerror().map { String(cString: $0) } ?? "cannot load"
             throw PythonLoadError("cannot load libpython \(path): \(why)")

@@ -110,8 +110,10 @@ final class EnvironBuilder {
         if ok, let vars = r.cgiVariables {
             var https = false
             for (name, value) in vars where !name.hasPrefix("wsgi.") && ok {
-                ok = set(env, name, value)
-                if (name == "HTTPS" && (value == "on" || value == "1")) || (name == "REQUEST_SCHEME" && value == "https") { https = true }
+                // Byte for byte as latin-1 (PEP 3333): nginx sends PATH_INFO decoded, in whatever bytes the client used.
+                ok = setBytesValue(env, name, value)
+                if (name == "HTTPS" && (value == Array("on".utf8) || value == [UInt8(ascii: "1")]))
+                    || (name == "REQUEST_SCHEME" && value == Array("https".utf8)) { https = true }
             }
             if https { ok = ok && set(env, "wsgi.url_scheme", "https") }
         }

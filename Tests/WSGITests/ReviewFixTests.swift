@@ -48,7 +48,7 @@ def application(environ, start_response):
         threading.Thread(target=background, daemon=True).start()
         write(b'x' * (16 << 20))
         return []
-    if path == '/environ':
+    if path.startswith('/environ'):
         start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
         return [repr((environ['PATH_INFO'], environ.get('HTTP_X_LATIN', ''))).encode('unicode_escape')]
     start_response('404 Not Found', [])
@@ -122,6 +122,17 @@ def application(environ, start_response):
             }
         }
 
+        /// --python-lib naming a FIFO hung in dlopen forever; a directory or device is no library either.
+        @Test func pythonLibThatIsNotARegularFileIsRefused() throws {
+            let r = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--python-lib", "{dir}/fifo"], setUp: { dir in
+                guard mkfifo(dir.file("fifo"), 0o600) == 0 else { throw TestFailure("mkfifo: \(errno)") }
+                return try writeProbe(dir)
+            })
+            #expect(r.status == 1 && r.log.contains("not a regular file") && !r.bound, "\(r.log)")
+            let d = try runPythonToExit(["--wsgi-file", "{dir}/probe.py", "--python-lib", "/dev/null"])
+            #expect(d.status == 1 && d.log.contains("not a regular file"), "\(d.log)")
+        }
+
         /// Request bytes reach the environ byte for byte as latin-1, on both protocols.
         @Test func nonUTF8BytesAreLatin1InTheEnviron() throws {
             try withPython(Self.args, setUp: WSGIIntegration.writeReviewApp) { s, _ throws in
@@ -130,7 +141,23 @@ def application(environ, start_response):
                 req += [0xE9] + Array("\r\n\r\n".utf8)
                 try c.send(req)
                 let r = try c.readResponse(timeout: 10)
-                #expect(String(decoding: r.body, as: UTF8.self) == #"('/environ', 'caf\xe9')"#)
+                #expect(String(decoding: r.body, as: UTF8.self) == #"('/environ', 'caf\xe9')"#, "HTTP header value")
+            }
+        }
+
+        /// The uwsgi protocol's variables (nginx sends PATH_INFO percent-decoded, raw bytes) reach the environ as latin-1.
+        @Test func uwsgiVariablesAreLatin1InTheEnviron() throws {
+            try withPython(Self.args + ["--uwsgi-socket", "{dir}/u.sock"], socket: nil, setUp: WSGIIntegration.writeReviewApp) { s, dir throws in
+                func pair(_ k: String, _ v: [UInt8]) -> [UInt8] {
+                    let kb = Array(k.utf8)
+                    return [UInt8(kb.count & 0xff), UInt8(kb.count >> 8)] + kb + [UInt8(v.count & 0xff), UInt8(v.count >> 8)] + v
+                }
+                let vars = pair("REQUEST_METHOD", Array("GET".utf8)) + pair("REQUEST_URI", Array("/environ/caf%E9".utf8))
+                    + pair("PATH_INFO", Array("/environ/caf".utf8) + [0xE9]) + pair("HTTP_X_LATIN", Array("caf".utf8) + [0xE9])
+                let c = try Client(.unix(dir.file("u.sock")))
+                try c.send([0, UInt8(vars.count & 0xff), UInt8(vars.count >> 8), 0] + vars)
+                let r = try c.readResponse(timeout: 10)
+                #expect(String(decoding: r.body, as: UTF8.self) == #"('/environ/caf\xe9', 'caf\xe9')"#)
             }
         }
     }
