@@ -1,6 +1,7 @@
 import CGlibcShim
 import Glibc
 import HTTP
+import Posix
 import PythonRuntime
 import SWSGI
 
@@ -63,6 +64,9 @@ final class WSGIWorker {
             }
             api.Py_DecRef(r)
         }
+        // A write blocked on a stalled client returns to Python when a signal lands, so harakiri's graceful
+        // signal (and any handler of the app) runs and unwinds the request before the SIGKILL.
+        onBlockingWriteInterrupted = { [unowned self] in try self.runPendingSignalHandlers() }
         let capsule = api.PyCapsule_New(Unmanaged.passUnretained(self).toOpaque(), nil, nil)!
         startResponse = makeFunction("start_response", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).startResponse(a) }
         writeCallable = makeFunction("write", capsule, swsgi_METH_O) { s, a in WSGIWorker.of(s).write(a) }
@@ -273,6 +277,16 @@ final class WSGIWorker {
         body = .empty()
         liveStream = nil
         request = nil
+    }
+
+    /// Runs Python's pending signal handlers from a blocked socket write (GIL held or not); throws when
+    /// one raised (harakiri's HarakiriInterrupt during a request), after logging its traceback.
+    func runPendingSignalHandlers() throws {
+        let state = api.PyGILState_Ensure()
+        defer { api.PyGILState_Release(state) }
+        guard api.PyErr_CheckSignals() != 0 else { return }
+        py.printError()
+        throw WSGIAppError(description: "write to the client interrupted by a signal handler's exception (traceback above)")
     }
 
     // MARK: callables the app gets

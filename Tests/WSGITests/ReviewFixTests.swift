@@ -48,6 +48,23 @@ def application(environ, start_response):
         threading.Thread(target=background, daemon=True).start()
         write(b'x' * (16 << 20))
         return []
+    if path == '/write-stalled':
+        write = start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        try:
+            for _ in range(256):
+                write(b'x' * (1 << 20))
+        finally:
+            touch('write-finally')
+        return []
+    if path == '/yield-stalled':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        def gen():
+            try:
+                for _ in range(256):
+                    yield b'x' * (1 << 20)
+            finally:
+                touch('yield-finally')
+        return gen()
     if path.startswith('/environ'):
         start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
         return [repr((environ['PATH_INFO'], environ.get('HTTP_X_LATIN', ''))).encode('unicode_escape')]
@@ -119,6 +136,24 @@ def application(environ, start_response):
                 #expect(waitUntil(5) { markerExists(dir, "thread-ran") }, "the app's thread ran while write() waited")
                 let r = try c.readResponse(timeout: 20)
                 #expect(r.status == 200 && r.body.count == 16 << 20)
+            }
+        }
+
+        /// harakiri's graceful signal reaches Python while the worker is blocked writing to a client that does not
+        /// read: the app's finally (write()) and the iterable's close() (yield) run before the SIGKILL.
+        @Test func harakiriGracefulSignalUnblocksAStalledWrite() throws {
+            let args = Self.args + ["--harakiri", "1", "--harakiri-graceful-signal", "SIGSYS", "--harakiri-graceful-timeout", "3"]
+            try withPython(args, setUp: WSGIIntegration.writeReviewApp) { s, dir throws in
+                for (round, (path, marker)) in [("/write-stalled", "write-finally"), ("/yield-stalled", "yield-finally")].enumerated() {
+                    let worker = try #require(s.waitWorkers(1).first)
+                    let c = try s.connect()
+                    try c.send(httpGet(path))  // and never read
+                    #expect(waitUntil(10) { markerExists(dir, marker) }, "\(path): the app's cleanup ran; log:\n\(s.log)")
+                    #expect(waitUntil(10) { !isAlive(worker) }, "the worker ends")
+                    #expect(s.waitForLog("HARAKIRI worker", count: round + 1))
+                    c.close()
+                    #expect(try s.get("/pid").status == 200, "a new worker serves")
+                }
             }
         }
 
