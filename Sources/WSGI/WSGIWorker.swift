@@ -31,6 +31,8 @@ final class WSGIWorker {
     var headers = HTTPHeaders()
     var declaredLength: Int?
     var headersSent = false
+    /// This worker's pid: a child the app forks that comes back here must not go on serving.
+    let workerPID = getpid()
     /// The request in hand: write() starts its response early.
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
@@ -119,6 +121,7 @@ final class WSGIWorker {
             _ = api.PyTuple_SetItem(args, 1, startResponse)
             let result = api.PyObject_Call(app, args, nil)
             api.Py_DecRef(args)
+            exitIfForkedByTheApp()
             guard let result else { return try failure(result: nil) }
             // (Once write() started the response, a file_wrapper is iterated like any iterable.)
             if liveStream == nil, api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
@@ -175,6 +178,7 @@ final class WSGIWorker {
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
             let step = py.withGIL { iterator.next() }
+            exitIfForkedByTheApp()
             switch step {
             case .chunk(let b): try stream.write(b)
             case .end: return
@@ -277,6 +281,15 @@ final class WSGIWorker {
         body = .empty()
         liveStream = nil
         request = nil
+    }
+
+    /// An os.fork() child that returned from the app would answer on the worker's connection and then
+    /// accept as a rogue worker nobody supervises: it ends here, without running exit handlers.
+    private func exitIfForkedByTheApp() {
+        guard getpid() != workerPID else { return }
+        let line = Array("swsgi worker (pid \(getpid())): a process forked by the app returned from the WSGI callable; it exits\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        _exit(0)
     }
 
     /// Runs Python's pending signal handlers from a blocked socket write (GIL held or not); throws when

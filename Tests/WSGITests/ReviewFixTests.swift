@@ -48,6 +48,12 @@ def application(environ, start_response):
         threading.Thread(target=background, daemon=True).start()
         write(b'x' * (16 << 20))
         return []
+    if path == '/fork':
+        child = os.fork()
+        if child:
+            os.waitpid(child, 0)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [str(os.getpid()).encode()]
     if path == '/write-stalled':
         write = start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         try:
@@ -154,6 +160,18 @@ def application(environ, start_response):
                     c.close()
                     #expect(try s.get("/pid").status == 200, "a new worker serves")
                 }
+            }
+        }
+
+        /// A child the app forks that returns from application() ends there instead of serving as a rogue worker.
+        @Test func aForkedChildReturningFromTheAppExits() throws {
+            try withPython(Self.args, setUp: WSGIIntegration.writeReviewApp) { s, _ throws in
+                let worker = try #require(s.waitWorkers(1).first)
+                let r = try s.get("/fork", timeout: 10)
+                #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == "\(worker)", "the worker answers, not its child")
+                #expect(s.waitForLog("forked by the app"), "\(s.log)")
+                #expect(childPIDs(of: worker).isEmpty && s.workers == [worker])
+                #expect(try s.get("/pid").status == 200)
             }
         }
 
