@@ -144,3 +144,67 @@ extension Array where Element == UInt8 {
         } while m > 0
     }
 }
+
+/// ALPHA (RFC 5234).
+func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) &- 0x61 < 26 }
+
+/// `p[start..<end]` equals `text` byte for byte (methods are case-sensitive, RFC 9110 §9.1).
+func equalsExact(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ text: StaticString) -> Bool {
+    let count = text.utf8CodeUnitCount
+    guard end - start == count, end <= p.count else { return false }
+    let t = text.utf8Start
+    for k in 0..<count where p[start + k] != t[k] { return false }
+    return true
+}
+
+/// RFC 3986 §3.2: `uri-host [ ":" port ]` (authority without userinfo), as Host carries it (RFC 9110
+/// §7.2) and CONNECT's authority-form (RFC 9112 §3.2.3, where the port is required). uri-host is an
+/// IP-literal in brackets (hex digits, ":" and "."), or a reg-name / IPv4address: unreserved,
+/// sub-delims and pct-encoded bytes. An empty Host is allowed (a request without authority).
+func isValidAuthority(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, requirePort: Bool) -> Bool {
+    if start >= end { return !requirePort }
+    var i = start
+    if p[i] == 0x5B {  // "["
+        i += 1
+        let literalStart = i
+        while i < end, p[i] != 0x5D {
+            let b = p[i]
+            guard hexValue(b) >= 0 || b == colon || b == 0x2E else { return false }
+            i += 1
+        }
+        guard i < end, i > literalStart else { return false }
+        i += 1  // "]"
+    } else {
+        let hostStart = i
+        while i < end, p[i] != colon {
+            let b = p[i]
+            if b == 0x25 {  // pct-encoded
+                guard i + 2 < end, hexValue(p[i + 1]) >= 0, hexValue(p[i + 2]) >= 0 else { return false }
+                i += 3
+                continue
+            }
+            guard isRegNameByte(b) else { return false }
+            i += 1
+        }
+        guard i > hostStart else { return false }
+    }
+    if i == end { return !requirePort }
+    guard p[i] == colon else { return false }
+    i += 1
+    if requirePort && i == end { return false }
+    while i < end {
+        guard isDigit(p[i]) else { return false }
+        i += 1
+    }
+    return true
+}
+
+/// unreserved / sub-delims (RFC 3986 §2.2, §2.3).
+func isRegNameByte(_ b: UInt8) -> Bool {
+    if isAlpha(b) || isDigit(b) { return true }
+    switch b {
+    case 0x2D, 0x2E, 0x5F, 0x7E: return true                      // - . _ ~
+    case 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D: return true  // ! $ & ' ( ) * + , ; =
+    default: return false
+    }
+}

@@ -20,7 +20,7 @@ public enum HTTPBodyResult: Sendable, Hashable {
 public struct HTTPBodyDecoder: Sendable {
     private enum State: Sendable {
         case length
-        case chunkSize, chunkExtension, chunkSizeLF
+        case chunkSize, chunkSizeWhitespace, chunkExtension, chunkSizeLF
         case chunkData, chunkDataCR, chunkDataLF
         case trailerLineStart, trailerName, trailerValue, trailerLF, trailerEndLF
         case done
@@ -33,8 +33,13 @@ public struct HTTPBodyDecoder: Sendable {
     private var sizeDigits = 0
     private var lineBytes = 0
     private var trailerBytes = 0
+    private var extensionBytes = 0
+    /// The trailer field name being read, lowercased; names longer than any forbidden one are not kept.
+    private var trailerName: [UInt8] = []
+    private var trailerNameTooLong = false
     private let maxBody: Int
     private let maxHead: Int
+    private let maxExtensions: Int
 
     /// Decoded body bytes produced so far.
     public private(set) var bodyBytes = 0
@@ -44,6 +49,7 @@ public struct HTTPBodyDecoder: Sendable {
     public init(framing: HTTPBodyFraming, limits: HTTPLimits = HTTPLimits()) {
         maxBody = limits.maxBodyBytes ?? Int.max
         maxHead = limits.maxHeadBytes
+        maxExtensions = limits.maxChunkExtensionBytes
         switch framing {
         case .none:
             state = .done
@@ -56,6 +62,16 @@ public struct HTTPBodyDecoder: Sendable {
             state = .chunkSize
         }
     }
+
+    /// Fields that must not arrive as trailers (RFC 9110 §6.5.1): message framing, routing, request
+    /// modifiers, authentication, and how to process the content.
+    static let forbiddenTrailers: Set<[UInt8]> = Set([
+        "content-length", "transfer-encoding", "host", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "expect", "content-type", "content-encoding", "content-range", "authorization", "proxy-authorization",
+        "cookie", "cache-control", "max-forwards", "range", "if-match", "if-none-match", "if-modified-since",
+        "if-unmodified-since", "if-range",
+    ].map { Array($0.utf8) })
+    static let longestForbiddenTrailer = forbiddenTrailers.map(\.count).max()!
 
     /// Whether the whole body has been decoded.
     public var isDone: Bool { failure == nil && state == .done }
@@ -126,8 +142,21 @@ public struct HTTPBodyDecoder: Sendable {
                 if remaining > maxBody - bodyBytes { return fail(.bodyTooLarge) }
                 if b == cr {
                     state = .chunkSizeLF
-                } else if b == semicolon || isOWS(b) {
+                } else if b == semicolon {
                     state = .chunkExtension
+                } else if isOWS(b) {
+                    state = .chunkSizeWhitespace
+                } else {
+                    return fail(.invalidChunk)
+                }
+            case .chunkSizeWhitespace:
+                // RFC 9112 §7.1.1: BWS may only precede a chunk extension's ";": "5 \r\n" is refused
+                // (parsers disagree on it, which is what request smuggling feeds on).
+                if b == semicolon {
+                    state = .chunkExtension
+                } else if isOWS(b) {
+                    lineBytes += 1
+                    if lineBytes > maxHead { return fail(.invalidChunk) }
                 } else {
                     return fail(.invalidChunk)
                 }
@@ -139,6 +168,8 @@ public struct HTTPBodyDecoder: Sendable {
                 } else {
                     lineBytes += 1
                     if lineBytes > maxHead { return fail(.invalidChunk) }
+                    extensionBytes += 1
+                    if extensionBytes > maxExtensions { return fail(.chunkExtensionsTooLarge) }
                 }
             case .chunkSizeLF:
                 guard b == lf else { return fail(.invalidChunk) }
@@ -162,14 +193,23 @@ public struct HTTPBodyDecoder: Sendable {
                         state = .trailerEndLF
                     } else if isTChar(b) {
                         state = .trailerName
+                        trailerName.removeAll(keepingCapacity: true)
+                        trailerNameTooLong = false
+                        trailerName.append(lowerASCII(b))
                     } else {
                         return fail(isOWS(b) ? .obsFold : .invalidFieldName)
                     }
                 case .trailerName:
                     if b == colon {
+                        // RFC 9110 §6.5.1: framing, routing and content-processing fields are never trailers.
+                        if !trailerNameTooLong, Self.forbiddenTrailers.contains(trailerName) { return fail(.forbiddenTrailerField) }
                         state = .trailerValue
                     } else if !isTChar(b) {
                         return fail(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName)
+                    } else if trailerName.count < Self.longestForbiddenTrailer {
+                        trailerName.append(lowerASCII(b))
+                    } else {
+                        trailerNameTooLong = true
                     }
                 case .trailerValue:
                     if b == cr {

@@ -50,8 +50,27 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case missingHost
         /// More than one Host field: 400.
         case duplicateHost
-        /// Malformed chunked body (size line, data terminator): 400.
+        /// Malformed chunked body (size line, data terminator, whitespace after a size without an
+        /// extension): 400.
         case invalidChunk
+        /// Request line longer than `maxRequestLineBytes`: 414 (RFC 9112 §3: a server that receives a
+        /// request-target longer than it wishes to parse MUST respond with 414).
+        case requestLineTooLong
+        /// One field line longer than `maxFieldBytes`: 431 (RFC 6585 §5).
+        case fieldTooLarge
+        /// More field lines than `maxFields`: 431 (RFC 6585 §5).
+        case tooManyFields
+        /// Host is not uri-host [":" port] (RFC 9110 §7.2, RFC 3986 §3.2.2): 400 (RFC 9112 §3.2).
+        case invalidHost
+        /// A field name with `_` under `UnderscoreFieldPolicy.refuse`: 400.
+        case underscoreInFieldName
+        /// Request-target in a form its method does not allow (RFC 9112 §3.2): 400.
+        case invalidTargetForm
+        /// A trailer field that may only be a header field: framing, routing, content processing
+        /// (RFC 9110 §6.5.1): 400.
+        case forbiddenTrailerField
+        /// Chunk extensions of one body above `maxChunkExtensionBytes` in total: 400.
+        case chunkExtensionsTooLarge
     }
 
     /// The violated rule.
@@ -63,7 +82,8 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The status code to answer with.
     public var status: Int {
         switch kind {
-        case .headTooLarge: 431
+        case .headTooLarge, .fieldTooLarge, .tooManyFields: 431
+        case .requestLineTooLong: 414
         case .bodyTooLarge: 413
         case .unsupportedVersion: 505
         case .unsupportedTransferCoding: 501
@@ -73,6 +93,18 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// For logs: status and kind.
     public var description: String { "HTTPError(\(status), \(kind))" }
+}
+
+/// What the parser does with a field whose name contains `_`. Apps that map fields to variables
+/// (CGI/WSGI `HTTP_*`) cannot tell `Transfer_Encoding` from `Transfer-Encoding`, so such a name can
+/// smuggle a value past a proxy that checked the other spelling (nginx and gunicorn drop them too).
+public enum UnderscoreFieldPolicy: String, Sendable, Equatable, CaseIterable {
+    /// Silently left out of the parsed head (the default, as nginx's `underscores_in_headers off`).
+    case drop
+    /// The request is refused with 400.
+    case refuse
+    /// Kept as sent.
+    case keep
 }
 
 /// Resource limits applied while parsing. Each violation becomes an `HTTPError`.
@@ -85,6 +117,20 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Empty lines (CRLF) tolerated before a request line, e.g. stray CRLFs some clients
     /// send after a POST body (RFC 9112 §2.2 says servers SHOULD ignore at least one).
     public var maxLeadingEmptyLines: Int
+    /// Longest request line (method, target, version; CRLF not counted). Exceeding it: 414.
+    /// gunicorn's `limit_request_line` default.
+    public var maxRequestLineBytes: Int = 4094
+    /// Longest field line (name, colon, value; CRLF not counted). Exceeding it: 431.
+    /// gunicorn's `limit_request_field_size` default.
+    public var maxFieldBytes: Int = 8190
+    /// Most field lines in a head. Exceeding it: 431. gunicorn's `limit_request_fields` default.
+    public var maxFields: Int = 100
+    /// Fields named with `_`: dropped by default.
+    public var underscoreFields: UnderscoreFieldPolicy = .drop
+    /// Total bytes of chunk extensions (after each size, up to CRLF) in one body. Exceeding it: 400.
+    /// Extensions carry nothing swsgi uses; the bound stops a body of tiny chunks with large
+    /// extensions from costing far more parsing than its data.
+    public var maxChunkExtensionBytes: Int = 16384
 
     /// Defaults: 8 KiB heads, 1 MiB bodies (nginx's `client_max_body_size` default), 8 empty lines.
     public init(maxHeadBytes: Int = 8192, maxBodyBytes: Int? = 1 << 20, maxLeadingEmptyLines: Int = 8) {

@@ -146,3 +146,25 @@ public struct HTTPRequestHead: Sendable, Hashable {
         self.framing = framing
     }
 }
+
+extension HTTPRequestHead {
+    /// The head as a client or proxy would write it: request line, each field as `Name: value`, and the
+    /// empty line. What the parser accepts, written back out with this, parses to an equal head (the
+    /// round-trip property the fuzz target and the tests check).
+    public var wireBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + headers.count * 32)
+        out += method.utf8
+        out.append(sp)
+        out += target.utf8
+        out += " HTTP/\(version.major).\(version.minor)\r\n".utf8
+        for f in headers.fields {
+            out += f.name.utf8
+            out += ": ".utf8
+            out += f.value.utf8
+            out += "\r\n".utf8
+        }
+        out += "\r\n".utf8
+        return out
+    }
+}

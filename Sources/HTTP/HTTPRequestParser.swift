@@ -121,7 +121,7 @@ public struct HTTPRequestParser: Sendable {
             start += 2
         }
         let rest = UnsafeBufferPointer(rebasing: input[start...])
-        switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes) {
+        switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
         case .found(let length):
             emptyLines = 0
             switch Self.parseHead(UnsafeBufferPointer(rebasing: rest[..<length]), limits: limits) {
@@ -161,7 +161,7 @@ public struct HTTPRequestParser: Sendable {
         let limits = self.limits
         let from = scanned
         let outcome: (HTTPParseResult, resume: Int) = buffer.withUnsafeBufferPointer { b in
-            switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes) {
+            switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
             case .found(let length):
                 switch Self.parseHead(UnsafeBufferPointer(rebasing: b[..<length]), limits: limits) {
                 case .success(let head): return (.head(head, consumed: length - old), 0)
@@ -192,13 +192,21 @@ public struct HTTPRequestParser: Sendable {
 
     /// Finds the end of the head (the first empty line) in `p`, starting at `from`, while
     /// rejecting bare CR/LF and control bytes as early as possible. `p` starts at a request
-    /// line (never at CR or LF). Fails with 431 once more than `limit` bytes hold no end.
-    static func scanHead(_ p: UnsafeBufferPointer<UInt8>, from: Int, limit: Int) -> Scan {
+    /// line (never at CR or LF). Fails with 431 once more than `limit` bytes hold no end, and with 414
+    /// as soon as the request line runs past `lineLimit` bytes: checked byte by byte in order, so the
+    /// answer never depends on how the bytes were split across reads.
+    static func scanHead(_ p: UnsafeBufferPointer<UInt8>, from: Int, limit: Int, lineLimit: Int) -> Scan {
         let n = p.count
         let end = min(n, max(0, limit))
         var i = from
+        // Resuming past the line limit means the request line already ended (else it failed then).
+        var requestLineEnded = from > lineLimit
+        if !requestLineEnded { for k in 0..<min(from, n) where p[k] == lf { requestLineEnded = true; break } }
         while i < end {
             let b = p[i]
+            // RFC 9112 §3: a request line longer than we parse gets 414.
+            if !requestLineEnded && i >= lineLimit && b != cr && b != lf { return .failed(HTTPError(.requestLineTooLong)) }
+            if b == lf { requestLineEnded = true }
             if b >= 0x20 {
                 if b == del { return .failed(HTTPError(.controlCharacter)) }
             } else if b == cr {
@@ -256,6 +264,7 @@ public struct HTTPRequestParser: Sendable {
         else { return fail(.invalidVersion) }
         let version = HTTPVersion(major: Int(p[i + 5] &- 0x30), minor: Int(p[i + 7] &- 0x30))
         guard version.major == 1 else { return fail(.unsupportedVersion) }
+        if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return fail(e) }
         let atLeast11 = version.minor >= 1
         i += 10
 
@@ -267,16 +276,23 @@ public struct HTTPRequestParser: Sendable {
         var connectionKeepAlive = false
         var expectContinue = false
         var te = TransferCodings()
+        var fieldCount = 0
 
         while i < n {
             let first = p[i]
             if first == cr { break }  // the empty line ending the head
             if isOWS(first) { return fail(.obsFold) }
 
+            // RFC 6585 §5: too many fields is 431, like a head that is too large.
+            fieldCount += 1
+            if fieldCount > limits.maxFields { return fail(.tooManyFields) }
             let nameStart = i
+            var underscore = false
             while i < n, p[i] != colon {
                 let b = p[i]
+                // RFC 9110 §5.1: a field name is a token.
                 if !isTChar(b) { return fail(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName) }
+                if b == 0x5F { underscore = true }
                 i += 1
             }
             guard i < n, i > nameStart else { return fail(.invalidFieldName) }
@@ -293,12 +309,23 @@ public struct HTTPRequestParser: Sendable {
                 if !isOWS(b) { valueEnd = i }
             }
             guard i + 1 < n else { return fail(.invalidFieldValue) }
+            if i - nameStart > limits.maxFieldBytes { return fail(.fieldTooLarge) }
             i += 2  // CRLF
+
+            if underscore {
+                switch limits.underscoreFields {
+                case .drop: continue
+                case .refuse: return fail(.underscoreInFieldName)
+                case .keep: break
+                }
+            }
 
             // Only the framing-relevant names are inspected, on bytes, dispatched by length.
             switch nameEnd - nameStart {
             case 4 where equalsLowercased(p, nameStart, nameEnd, "host"):
                 hostCount += 1
+                // RFC 9112 §3.2: a Host that is not a valid host[:port] gets 400.
+                if !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return fail(.invalidHost) }
             case 6 where equalsLowercased(p, nameStart, nameEnd, "expect"):
                 if equalsLowercased(p, valueStart, valueEnd, "100-continue") { expectContinue = true }
             case 10 where equalsLowercased(p, nameStart, nameEnd, "connection"):
@@ -361,26 +388,43 @@ public struct HTTPRequestParser: Sendable {
             framing: framing))
     }
 
-    /// Parses a Content-Length value: one decimal, or a comma list of identical decimals
-    /// (RFC 9110 §8.6 lets recipients accept that). nil when invalid.
+    /// Parses a Content-Length value: exactly one decimal. RFC 9110 §8.6 lets a recipient accept a list
+    /// of identical values (`5, 5`); we refuse any list, since a proxy in front may have read it another
+    /// way. nil when invalid.
     static func parseContentLength(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int? {
-        var result: Int?
-        let ok = forEachListElement(p, start, end) { s, e in
-            guard s < e else { return false }
-            var value = 0
-            for k in s..<e {
-                let b = p[k]
-                guard isDigit(b) else { return false }
-                let (m, o1) = value.multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.addingReportingOverflow(Int(b &- 0x30))
-                if o1 || o2 { return false }
-                value = a
-            }
-            if let result, result != value { return false }
-            result = value
-            return true
+        guard start < end else { return nil }
+        var value = 0
+        for k in start..<end {
+            let b = p[k]
+            guard isDigit(b) else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(b &- 0x30))
+            if o1 || o2 { return nil }
+            value = a
         }
-        return ok ? result : nil
+        return value
+    }
+
+    /// RFC 9112 §3.2: origin-form (`/path`) for every method but CONNECT; asterisk-form (`*`) only with
+    /// OPTIONS; authority-form (`host:port`) only, and always, with CONNECT; absolute-form
+    /// (`scheme://...`) with any other method. nil when the form fits the method.
+    static func checkTargetForm(_ p: UnsafeBufferPointer<UInt8>, methodEnd: Int, targetStart: Int, targetEnd: Int) -> HTTPError.Kind? {
+        let isConnect = methodEnd == 7 && equalsExact(p, 0, 7, "CONNECT")
+        let first = p[targetStart]
+        if isConnect {
+            return isValidAuthority(p, targetStart, targetEnd, requirePort: true) ? nil : .invalidTargetForm
+        }
+        if first == 0x2F { return nil }  // "/"
+        if first == 0x2A {  // "*"
+            let isOptions = methodEnd == 7 && equalsExact(p, 0, 7, "OPTIONS")
+            return targetEnd - targetStart == 1 && isOptions ? nil : .invalidTargetForm
+        }
+        // absolute-form: scheme "://" (RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )).
+        var k = targetStart
+        guard isAlpha(p[k]) else { return .invalidTargetForm }
+        while k < targetEnd, isAlpha(p[k]) || isDigit(p[k]) || p[k] == 0x2B || p[k] == 0x2D || p[k] == 0x2E { k += 1 }
+        guard targetEnd - k >= 3, p[k] == colon, p[k + 1] == 0x2F, p[k + 2] == 0x2F else { return .invalidTargetForm }
+        return nil
     }
 }
 

@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// A swsgi application: a synchronous function from a request to a response, like WSGI.
 /// Each worker runs one request at a time, so an app needs no locking of its own.
@@ -68,9 +69,10 @@ public final class Request {
 
     /// Shortens the hard timeout (harakiri) for this request only; the smaller of this and
     /// `--harakiri` wins.
+    /// NaN, zero, negative or infinite seconds (or beyond 584 years) shorten nothing.
     public func setHarakiri(seconds: Double) {
-        guard seconds > 0 else { return }
-        harakiriOverride(UInt64(seconds * 1e9))
+        guard let ns = nanoseconds(seconds: seconds) else { return }
+        harakiriOverride(ns)
     }
 }
 

@@ -11,13 +11,26 @@ public enum BuiltinApps {
     static let helloBody = Array("Hello, World!\n".utf8)
 
     /// Sends the request body back (with its Content-Type); for a bodiless request, the method and target.
+    /// Up to `echoBufferBytes` are collected and answered with a Content-Length (a client may send its
+    /// whole body before reading); beyond that the body is streamed back as it arrives, never held whole,
+    /// so memory stays flat whatever --limit-post allows.
     public static func echo(_ request: Request) throws -> Response {
-        let body = try request.body.readAll()
-        if body.isEmpty && request.header("Content-Length") == nil && request.header("Transfer-Encoding") == nil {
+        if request.header("Content-Length") == nil && request.header("Transfer-Encoding") == nil {
             return Response(text: "\(request.method) \(request.target)\n")
         }
-        return Response(headers: ["Content-Type": request.header("Content-Type") ?? "application/octet-stream"], body: body)
+        let headers: HTTPHeaders = ["Content-Type": request.header("Content-Type") ?? "application/octet-stream"]
+        var collected: [UInt8] = []
+        while collected.count < echoBufferBytes {
+            guard let piece = try request.body.read() else { return Response(headers: headers, body: collected) }
+            collected += piece
+        }
+        return Response(headers: headers) { out in
+            try out.write(collected)
+            collected = []
+            while let piece = try request.body.read() { try out.write(piece) }
+        }
     }
+    static let echoBufferBytes = 1 << 20
 
     /// `/sleep/SECONDS` holds the worker that long: for timeouts, harakiri and graceful shutdown tests.
     public static func sleep(_ request: Request) throws -> Response {

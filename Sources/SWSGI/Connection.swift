@@ -13,6 +13,8 @@ final class Connection {
     /// When the first byte of an incomplete head arrived (for --header-timeout).
     var headStartedAt: Instant?
     var lastActivity: Instant
+    /// When the connection was accepted: the first request's header timeout runs from here.
+    let acceptedAt: Instant
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
@@ -24,6 +26,7 @@ final class Connection {
         self.parser = HTTPRequestParser(limits: limits)
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now
+        self.acceptedAt = now
     }
 
     deinit { close(fd) }

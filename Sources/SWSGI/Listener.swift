@@ -1,4 +1,5 @@
 import Glibc
+import Common
 import Posix
 import SWSGIConfig
 
@@ -11,6 +12,10 @@ struct Listener {
     var pathInode: ino_t? = nil
     /// Set when swsgi bound a Unix path itself: removed at exit only while it is still this inode.
     let ownedPath: String?
+    /// Where the socket is bound until `publish()` renames it onto `ownedPath`.
+    var temporaryPath: String? = nil
+    /// The path held a stale socket: `publish()` may replace it.
+    var replacesPath = false
     let isUnix: Bool
     var description: String
     /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
@@ -39,12 +44,12 @@ struct Listener {
             l.speaksUwsgi = o.uwsgiSocket != nil
             return l
         }
-        if let path = o.socket { return try bindUnix(path, o) }
+        if let path = o.socket { return try bindUnix(path, o, environment: env) }
         if let addr = o.httpSocket { return try bindTCP(addr, o) }
         if let u = o.uwsgiSocket {
             var l: Listener
             switch u {
-            case .unix(let path): l = try bindUnix(path, o)
+            case .unix(let path): l = try bindUnix(path, o, environment: env)
             case .tcp(let addr): l = try bindTCP(addr, o)
             }
             l.speaksUwsgi = true
@@ -54,24 +59,58 @@ struct Listener {
         throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
     }
 
-    /// Binds a temporary name beside `path` and renames it into place, so during a rebind clients
-    /// always find a listener at the path (the old one or the new one), never nothing.
-    static func bindUnix(_ path: String, _ o: ServerOptions) throws -> Listener {
-        let (dir, name) = splitPath(path)
+    /// Binds an unpredictable temporary name beside `path`; `publish()` later renames it into place, so
+    /// during a rebind clients always find a listener at the path (the old one or the new one), never nothing.
+    /// Only a stale socket (nobody accepting) may be replaced; a live listener's path is refused unless
+    /// hupwatch is handing over to us (see `SocketPathRule`); anything that is not a socket is refused.
+    static func bindUnix(_ path: String, _ o: ServerOptions, environment env: [String]) throws -> Listener {
+        let (dir, _) = splitPath(path)
         guard isDirectory(dir) else { throw SWSGIError("--socket \(path): folder \(dir) does not exist") }
-        var tmp = dir + "/." + name + ".swsgi-\(getpid())"
-        if SocketPath.problem(tmp) != nil { tmp = path }
-        unlink(tmp)
-        if tmp == path { unlink(path) }
+        let replace = try SocketPathRule.check(path, option: "--socket", successor: SocketPathRule.isHupwatchSuccessor(env))
         let sock = try UnixSocket.stream()
-        try syscall("bind", path) { tmp.withCString { shimBind(sock.raw, $0) } }
-        if let mode = o.chmodSocket { try syscall("chmod", path) { chmod(tmp, mode_t(mode)) } }
-        if let owner = o.chownSocket { try chown(tmp, owner) }
-        try syscall("listen", path) { Glibc.listen(sock.raw, Int32(o.listenBacklog)) }
+        var tmp = ""
+        var bound = false
+        // The name is unpredictable and bind(2) creates it exclusively (EADDRINUSE if anything is there,
+        // a symlink included): a planted file is never removed or followed.
+        for _ in 0..<8 where !bound {
+            tmp = dir + "/.swsgi-" + (try unpredictableSuffix())
+            if SocketPath.problem(tmp) != nil { tmp = path }
+            let r = tmp.withCString { shimBind(sock.raw, $0) }
+            if r == 0 { bound = true; break }
+            let e = errno
+            if tmp == path || e != EADDRINUSE { throw SyscallError("bind", errno: e, context: path) }
+        }
+        guard bound else { throw SWSGIError("--socket \(path): no free temporary name in \(dir)") }
+        do {
+            if let mode = o.chmodSocket { try syscall("chmod", path) { chmod(tmp, mode_t(mode)) } }
+            if let owner = o.chownSocket { try chown(tmp, owner) }
+            try syscall("listen", path) { Glibc.listen(sock.raw, Int32(o.listenBacklog)) }
+        } catch {
+            if tmp != path { unlink(tmp) }
+            throw error
+        }
         let pathInode = UnixSocket.inode(atPath: tmp)
-        if tmp != path { try syscall("rename", path) { rename(tmp, path) } }
         let inode = try UnixSocket.inode(of: sock.raw)
-        return Listener(fd: sock.release(), inode: inode, pathInode: pathInode, ownedPath: path, isUnix: true, description: "unix:\(path)")
+        return Listener(fd: sock.release(), inode: inode, pathInode: pathInode, ownedPath: path,
+                        temporaryPath: tmp == path ? nil : tmp, replacesPath: replace, isUnix: true, description: "unix:\(path)")
+    }
+
+    /// Moves a socket bound under its temporary name onto its path: over a stale socket when the check
+    /// found one, else only if the path is still free (something created there meanwhile is kept).
+    mutating func publish() throws {
+        guard let tmp = temporaryPath, let path = ownedPath else { return }
+        do {
+            if replacesPath { try syscall("rename", path) { rename(tmp, path) } } else { try renameNoReplace(tmp, path) }
+        } catch {
+            unlink(tmp)
+            throw SWSGIError("--socket \(path): \(error)")
+        }
+        temporaryPath = nil
+    }
+
+    /// Removes the temporary name of a socket that was never published (start-up failed).
+    func discardUnpublished() {
+        if let tmp = temporaryPath, UnixSocket.inode(atPath: tmp) == pathInode { unlink(tmp) }
     }
 
     static func chown(_ path: String, _ owner: String) throws {
@@ -110,6 +149,7 @@ struct Listener {
     /// Removes the socket path only if it is still the inode we bound: a newer instance may have
     /// bound the same path since, and its socket must survive our exit.
     func vacuum() {
+        discardUnpublished()
         guard let path = ownedPath, let mine = pathInode else { return }
         if UnixSocket.inode(atPath: path) == mine { unlink(path) }
     }

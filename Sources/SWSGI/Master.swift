@@ -82,13 +82,20 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
-        scoreboard = try Scoreboard(capacity: settings.processes * 2 + 4)
+        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
     }
 
+    /// Repeated error lines of one kind (a fork failing for every worker) are counted, not each written;
+    /// lifecycle lines (reloads, recycling) are always written.
+    var repeatedLines = RepeatedLineFilter()
+    static let rateLimitedErrors = ["cannot fork", "not started (", "crash-looping", ") died (", "scoreboard slots are held"]
+
     func log(_ message: String) {
-        ServerLog.line(message)
+        let lines = Self.rateLimitedErrors.contains(where: { message.contains($0) })
+            ? repeatedLines.admit(message, now: monotonicNanoseconds()) : [message]
+        for line in lines { ServerLog.line(line) }
     }
 
     func run() -> Int32 {
@@ -107,7 +114,7 @@ final class Master {
             do {
                 try watchStatsClients()
                 try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
-                                       ServicesRuntime.shared.nextDeadline].compactMap { $0 }.min())
+                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -136,6 +143,7 @@ final class Master {
             return execute(workerExited(pid, status: status))
         case .deadline:
             let now = monotonicNanoseconds()
+            for line in repeatedLines.flush(now: now) { ServerLog.line(line) }
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
             ServicesRuntime.shared.masterTick()
@@ -330,9 +338,11 @@ final class Master {
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
         let respawns = pool.slots.filter { $0.id == id }.map(\.respawns).max() ?? 0
-        guard let slot = scoreboard.allocate(workerID: id, respawns: respawns) else {
-            return pool.handle(.forkFailed(id: id, reason: "no free scoreboard slot"), now: now)
+        // The pool reserved this row when it decided the fork: rows are its bounded table, not ours.
+        guard let slot = pool.scoreboardIndex(forFork: id), slot < scoreboard.capacity else {
+            return pool.handle(.forkFailed(id: id, reason: "no scoreboard row reserved (a bug)"), now: now)
         }
+        scoreboard.reset(slot, workerID: id, respawns: respawns)
         var harakiriFD: Int32 = -1
         if settings.harakiriNanoseconds > 0 {
             do { harakiriFD = try SharedTimer.create() } catch {
@@ -371,7 +381,7 @@ final class Master {
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
-        if getppid() != masterPID { exit(0) }
+        if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
         var app = self.app
@@ -389,7 +399,7 @@ final class Master {
             try Worker(ctx).run()
         } catch {
             ServerLog.line("\(error)")
-            exit(1)
+            _exit(1)
         }
     }
 

@@ -24,16 +24,12 @@ final class Scoreboard {
     func get(_ i: Int, _ f: Field) -> Int64 { slot(i).load(fromByteOffset: f.rawValue * 8, as: Int64.self) }
     func set(_ i: Int, _ f: Field, _ v: Int64) { slot(i).storeBytes(of: v, toByteOffset: f.rawValue * 8, as: Int64.self) }
 
-    /// A free slot for a new worker, reset; nil when all are taken.
-    func allocate(workerID: Int, respawns: Int) -> Int? {
-        for i in 0..<capacity where get(i, .state) == State.free.rawValue && get(i, .pid) == 0 {
-            memset(slot(i), 0, Self.slotBytes)
-            set(i, .state, State.idle.rawValue)
-            set(i, .workerID, Int64(workerID))
-            set(i, .respawns, Int64(respawns))
-            return i
-        }
-        return nil
+    /// Clears row `i` for a new worker (WorkerPool hands out the rows: see `scoreboardIndex(forFork:)`).
+    func reset(_ i: Int, workerID: Int, respawns: Int) {
+        memset(slot(i), 0, Self.slotBytes)
+        set(i, .state, State.idle.rawValue)
+        set(i, .workerID, Int64(workerID))
+        set(i, .respawns, Int64(respawns))
     }
 
     func release(_ i: Int) { memset(slot(i), 0, Self.slotBytes) }

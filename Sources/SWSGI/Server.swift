@@ -54,7 +54,24 @@ public enum SWSGIMain {
         var pidFileWritten = false
         ServicesRuntime.shared.options = options
         do {
+            // uWSGI's exec-asap: as soon as possible, before anything is bound or dropped.
             try Hooks.run(.asap, options.hooks, environment: env)
+            let drop = try PrivilegeDrop.resolve(options)
+            // The stats socket first: a live one at its path stops us before our listener is bound.
+            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
+            // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
+            // cannot load (below) leaves the path as it was, a live predecessor's socket included.
+            var listener = try Listener.open(options, environment: env)
+            bound = listener
+            if let drop {
+                // The unprivileged master renames the socket into place and removes it at exit.
+                if options.chownSocket == nil, let tmp = listener.temporaryPath ?? listener.ownedPath {
+                    try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) }
+                }
+                if let s = stats { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                try drop.apply()
+            }
+            // App code (hooks, a library's constructors included) runs only now, after the drop.
             try Hooks.run(.preApp, options.hooks, environment: env)
             let app: Application
             var handler = onHarakiri
@@ -75,15 +92,12 @@ public enum SWSGIMain {
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
             try Hooks.run(.postApp, options.hooks, environment: env)
-            // Everything that can fail goes before the listener: binding renames our socket over the path,
-            // so a failure after it would leave a newer-looking but dead socket where a live one was.
             // Shared memory (caches, locks) is mapped here, before any fork.
             try ServicesRuntime.shared.setUp(options)
-            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
-            let listener = try Listener.open(options, environment: env)
+            try listener.publish()
             bound = listener
             if let p = options.pidFile {
-                try writeFileAtomically(p, "\(getpid())\n")
+                do { try writeFileSafely(p, "\(getpid())\n") } catch { throw SWSGIError("--pid-file \(p): \(error)") }
                 pidFileWritten = true
             }
             // The listener queues connections from here on: the accepting phase.

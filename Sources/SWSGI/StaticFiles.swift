@@ -1,10 +1,15 @@
 import Glibc
 import HTTP
+import Posix
 
 /// `--app static:DIR`: files under DIR with content types, ETag / If-None-Match, single byte ranges,
 /// and no way out of DIR (percent-decoding first, then `..`, NUL and symlinks leading outside refused).
+/// Files are opened beneath DIR's fd in one kernel step (openat2 RESOLVE_BENEATH, see `openBeneath`):
+/// no check-then-open window a symlink swapped in meanwhile could slip through.
 public struct StaticFiles {
     public let root: String
+    /// DIR, opened once; every file is opened relative to it.
+    let rootFD: Int32
     static let maxInMemory = 16 << 20
 
     public init(root: String) throws {
@@ -15,6 +20,34 @@ public struct StaticFiles {
         var st = stat()
         guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw SWSGIError("--app static:\(root): not a directory") }
         self.root = String(cString: real)
+        let fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SWSGIError("--app static:\(root): \(String(cString: strerror(errno)))") }
+        rootFD = fd
+    }
+
+    /// The file at `relative` beneath DIR, or the status to answer.
+    /// The fd (the caller closes it) and its stat, or the answer to give.
+    private func openFile(_ relative: String) -> Opened {
+        let fd: Int32
+        do { fd = try openBeneath(rootFD, relative, flags: O_RDONLY).release() } catch let e as SyscallError {
+            return .answer(e.errno == EACCES ? Response(status: 403, text: "forbidden\n") : Response(status: 404, text: "not found\n"))
+        } catch { return .answer(Response(status: 404, text: "not found\n")) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            return .answer(Response(status: 404, text: "not found\n"))
+        }
+        return .file(OpenedFile(fd: fd, st: st))
+    }
+
+    struct OpenedFile {
+        let fd: Int32
+        let st: stat
+    }
+
+    enum Opened {
+        case file(OpenedFile)
+        case answer(Response)
     }
 
     public func respond(_ request: Request) throws -> Response {
@@ -25,21 +58,30 @@ public struct StaticFiles {
               !decoded.split(separator: "/").contains("..") else {
             return Response(status: 400, text: "bad path\n")
         }
-        var candidate = root + (decoded.hasPrefix("/") ? decoded : "/" + decoded)
-        guard let realC = realpath(candidate, nil) else { return Response(status: 404, text: "not found\n") }
-        candidate = String(cString: realC)
-        free(realC)
-        guard candidate == root || candidate.hasPrefix(root + "/") else { return Response(status: 404, text: "not found\n") }
-        var st = stat()
-        guard stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            // index.html may itself be a symlink leading out of DIR: resolve and check it like the path.
-            guard let indexC = realpath(candidate + "/index.html", nil) else { return Response(status: 404, text: "not found\n") }
-            candidate = String(cString: indexC)
-            free(indexC)
-            guard candidate.hasPrefix(root + "/"), stat(candidate, &st) == 0 else { return Response(status: 404, text: "not found\n") }
+        var relative = String(decoded.drop(while: { $0 == "/" }))
+        if relative.isEmpty { relative = "." }
+        var opened: OpenedFile
+        switch openFile(relative) {
+        case .answer(let answer): return answer
+        case .file(let f): opened = f
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { return Response(status: 404, text: "not found\n") }
+        if (opened.st.st_mode & S_IFMT) == S_IFDIR {
+            close(opened.fd)
+            // index.html may itself be a symlink: it is resolved beneath DIR like any path.
+            switch openFile(relative + "/index.html") {
+            case .answer(let answer): return answer
+            case .file(let f): opened = f
+            }
+        }
+        let st = opened.st
+        let candidate = relative
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(opened.fd)
+            return Response(status: 404, text: "not found\n")
+        }
+        // Every early answer below must not leak the fd.
+        var fdOwned = true
+        defer { if fdOwned { close(opened.fd) } }
 
         let size = Int(st.st_size)
         let etag = "\"\(String(st.st_ino, radix: 16))-\(String(size, radix: 16))-\(String(st.st_mtim.tv_sec, radix: 16))\""
@@ -60,8 +102,8 @@ public struct StaticFiles {
             }
         }
         let length = max(0, end - start + 1)
-        let fd = open(candidate, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return Response(status: 403, text: "forbidden\n") }
+        let fd = opened.fd
+        fdOwned = false
         if length <= Self.maxInMemory {
             defer { close(fd) }
             var body = [UInt8](repeating: 0, count: length)

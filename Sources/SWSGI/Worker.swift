@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
 struct WorkerContext {
@@ -53,6 +54,7 @@ final class Worker {
     var conns: [Int32: Connection] = [:]
     var mode = Mode.serving
     var retireAt: Instant = 0
+    var retireGraceOver = false
     var nextScanAt: Instant = .max
     var requestCounter: UInt64 = 0
     var scratch = [UInt8](repeating: 0, count: 65536)
@@ -73,7 +75,7 @@ final class Worker {
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         let s = ctx.settings
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
-        maxRequests = s.maxRequests > 0 ? Int64(s.maxRequests + ctx.id * s.maxRequestsDelta) : 0
+        maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
@@ -98,15 +100,20 @@ final class Worker {
         while true {
             if drainPending { handleSignals() }
             let now = monotonicNanoseconds()
-            if now >= nextScanAt || (mode == .retiring && now >= retireAt) { expireConnections(now: now) }
-            if mode == .retiring && conns.isEmpty { exit(0) }
+            if now >= nextScanAt || (mode == .retiring && !retireGraceOver && now >= retireAt) {
+                expireConnections(now: now)
+                // The grace is over once scanned past: its deadline must not stay in the wake-up set,
+                // or a retiring worker waiting on a slow client would wake every millisecond.
+                if mode == .retiring && now >= retireAt { retireGraceOver = true }
+            }
+            if mode == .retiring && conns.isEmpty { _exit(0) }
             var wake = nextScanAt
-            if mode == .retiring { wake = min(wake, retireAt) }
+            if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let events: [(token: UInt64, events: UInt32)]
             do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
                 ServerLog.line("\(error)")
-                exit(1)
+                _exit(1)
             }
             for (token, _) in events {
                 switch token {
@@ -169,8 +176,10 @@ final class Worker {
             switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
-                    c.headStartedAt = c.lastActivity
-                    schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
+                    // A connection's first head is timed from accept, not from its first byte: a client
+                    // that waits before sending must not get a second --header-timeout.
+                    c.headStartedAt = c.requests == 0 ? c.acceptedAt : c.lastActivity
+                    schedule(c.headStartedAt! + ctx.settings.headerTimeoutNanoseconds)
                 }
                 return true
             case .error(let e):
@@ -198,7 +207,7 @@ final class Worker {
         sb.set(slot, .requestCounter, Int64(requestCounter))
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
-        setHarakiriDeadline(harakiri > 0 ? started + harakiri : nil)
+        setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
 
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds)
@@ -207,7 +216,8 @@ final class Worker {
                               cgiVariables: c.uwsgi?.variables,
                               harakiriOverride: { [unowned self] ns in
                                   // The smaller of --harakiri and the app's limit wins.
-                                  if self.harakiriDeadline.map({ started + ns < $0 }) ?? true { self.setHarakiriDeadline(started + ns) }
+                                  let at = started.saturatingAdd(ns)
+                                  if self.harakiriDeadline.map({ at < $0 }) ?? true { self.setHarakiriDeadline(at) }
                               })
         // A response the app started before returning (WSGI's write()).
         var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
@@ -238,9 +248,13 @@ final class Worker {
             appFailed = true
         }
         request.responseStarter = nil
-        // Whatever body the app left unread must be consumed before the next request can be parsed.
-        let bodyComplete = reader.finish()
-        rest = reader.leftover
+        // Whatever body the app left unread must be consumed before the next request can be parsed;
+        // a streamed (or early-started) response may still be reading it, so it is finished after the stream.
+        var bodyComplete = true
+        if early == nil, case .bytes = response.body {
+            bodyComplete = reader.finish()
+            rest = reader.leftover
+        }
         // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
         // read it now, so this response already says Connection: close.
         if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals(midRequest: true) }
@@ -268,6 +282,8 @@ final class Worker {
             }
             sent = early.framing.sent
             response.status = early.status
+            if !reader.finish() { plan.keepAlive = false }
+            rest = reader.leftover
         } else {
         do {
             switch response.body {
@@ -291,6 +307,8 @@ final class Worker {
                 } else {
                     try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
                 }
+                if !reader.finish() { plan.keepAlive = false }
+                rest = reader.leftover
             }
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
@@ -356,7 +374,7 @@ final class Worker {
     private func setHarakiriDeadline(_ at: Instant?) {
         harakiriDeadline = at
         guard ctx.harakiriFD >= 0 else { return }
-        ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(at ?? 0))
+        ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(clamping: at ?? 0))
         SharedTimer.arm(ctx.harakiriFD, at: at)
     }
 
@@ -369,7 +387,7 @@ final class Worker {
             switch sig {
             case SIGUSR1: drainPending = true
             case SIGHUP: retire()
-            default: exit(0)
+            default: _exit(0)
             }
         }
         guard drainPending else { return }

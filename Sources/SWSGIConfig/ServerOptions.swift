@@ -27,8 +27,17 @@ public struct ServerOptions: Equatable, Sendable {
     public var appLibrary: String? = nil
     /// Largest request head accepted; above it the answer is 431 (`--buffer-size`).
     public var bufferSizeBytes: Int = 8192
+    /// Longest request line; above it the answer is 414 (`--limit-request-line`, gunicorn's name and default).
+    public var limitRequestLineBytes: Int = 4094
+    /// Longest header field line; above it the answer is 431 (`--limit-request-field-size`).
+    public var limitRequestFieldBytes: Int = 8190
+    /// Most header fields; above it the answer is 431 (`--limit-request-fields`).
+    public var limitRequestFields: Int = 100
+    /// Header fields whose name has `_` (`--underscore-headers`): dropped, refused (400) or kept.
+    public var underscoreHeaders: UnderscoreHeaders = .drop
     /// Largest request body accepted, 0 = unlimited; above it the answer is 413 (`--limit-post`).
-    public var limitPostBytes: Int = 0
+    /// On by default (nginx's client_max_body_size): defaults bound every per-request resource.
+    public var limitPostBytes: Int = 1 << 20
     /// A request head not complete within this gets 408 (`--header-timeout`).
     public var headerTimeoutNanoseconds: UInt64 = 10 * nanosecondsPerSecond
     /// Idle keep-alive connections are closed after this, 0 = never (`--keepalive-timeout`).
@@ -47,6 +56,10 @@ public struct ServerOptions: Equatable, Sendable {
     public var log5xx: Bool = false
     /// Prefix for process titles (`--procname-prefix`).
     public var procnamePrefix: String = ""
+    /// User (name or number) the master and workers run as once the listener is bound (`--uid`).
+    public var uid: String? = nil
+    /// Group (name or number) to run as (`--gid`); defaults to the --uid user's primary group.
+    public var gid: String? = nil
 
     // MARK: Worker management (uWSGI names)
 
@@ -186,4 +199,10 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// `--underscore-headers`: what happens to a header field named with `_` (ambiguous once mapped to
+/// CGI/WSGI `HTTP_*` variables, where `Transfer_Encoding` and `Transfer-Encoding` meet).
+public enum UnderscoreHeaders: String, Equatable, Sendable {
+    case drop, refuse, keep
 }

@@ -23,6 +23,10 @@ extension ServerOptions {
         }
         if case .staticFiles(let dir) = app, dir.isEmpty { try fail("--app: static:DIR needs a directory") }
         if let appLibrary, appLibrary.isEmpty { try fail("--app-library needs a path") }
+        // The swsgi_app_v1 ABI hands the library the body whole: only a limit keeps that bounded.
+        if appLibrary != nil, limitPostBytes == 0 {
+            try fail("--limit-post 0 (unlimited) cannot go with --app-library: the library gets the body whole, so it must be bounded")
+        }
         if python.isConfigured, app != nil || appLibrary != nil {
             try fail("\(app != nil ? "--app" : "--app-library") and a Python app (--wsgi-file/--module) are mutually exclusive: give one")
         }

@@ -177,6 +177,16 @@ extension ValueParser where Value == String {
         }
     }
 
+    /// A user or group name or number, resolved at run time: no spaces, colons or NUL.
+    static var userOrGroup: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> String in
+            guard !text.isEmpty, text.utf8.count <= 256, !text.contains(where: { $0 == " " || $0 == ":" || $0 == "\0" || $0 == "\n" }) else {
+                throw ValueProblem("\(quoted(text)) is not a user or group name or number")
+            }
+            return text
+        }
+    }
+
     /// `USER` or `USER:GROUP`, names or numeric ids, resolved at run time.
     static var owner: ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> String in
@@ -243,6 +253,18 @@ extension ValueParser where Value == BuiltinApp {
                 }
                 throw ValueProblem("\(quoted(text)) is not a built-in app (hello, echo, sleep, static:DIR); use --app-library for your own")
             }
+        }
+    }
+}
+
+extension ValueParser where Value == UnderscoreHeaders {
+    /// `drop`, `refuse` or `keep`.
+    static var underscoreHeaders: ValueParser {
+        ValueParser { (text: String) throws(ValueProblem) -> UnderscoreHeaders in
+            guard let v = UnderscoreHeaders(rawValue: text.lowercased()) else {
+                throw ValueProblem("\(quoted(text)) is not drop, refuse or keep")
+            }
+            return v
         }
     }
 }

@@ -28,6 +28,9 @@ public struct WorkerSlot: Equatable, Sendable {
     /// --max-worker-lifetime: when this worker is recycled.
     public var recycleAt: Instant?
     public var harakiriFired = false
+    /// This worker's row in the shared scoreboard: reserved by the pool when it decided the fork,
+    /// freed when the worker has exited (never while a retiring worker may still write it).
+    public var scoreboardIndex: Int = 0
 }
 
 /// The swsgi master's decisions about its workers, as a value: events in, actions out.
@@ -53,10 +56,15 @@ public struct WorkerPool: Sendable {
         public var initialWorkers: Int? = nil
         /// The fewest workers cheaper may leave (--cheaper; 0: cheaper off).
         public var minimumWorkers = 0
+        /// Rows in the shared scoreboard: one per live process, retiring ones included. Sized for
+        /// the workers plus several overlapping reloads' worth of retiring ones; when every row is held,
+        /// a fork waits for one to free (a retiring worker exits by --worker-reload-mercy at the latest).
+        public var scoreboardSlots: Int
 
         public init(processes: Int, mercyNanoseconds: UInt64) {
             self.processes = processes
             self.mercyNanoseconds = mercyNanoseconds
+            self.scoreboardSlots = processes * 3 + 8
         }
     }
 
@@ -113,11 +121,25 @@ public struct WorkerPool: Sendable {
     private var respawnAt: [Int: Instant] = [:]
     private var backoff: [Int: UInt64] = [:]
     private var spawnsTotal = 0
+    /// Scoreboard rows nobody holds, and the rows reserved for forks decided but not yet reported.
+    private var freeScoreboardSlots: [Int]
+    private var reservedScoreboardSlots: [Int: Int] = [:]
+    /// Worker ids whose fork waits for a scoreboard row, oldest first.
+    public private(set) var waitingForScoreboardSlot: [Int] = []
+    /// Workers whose replacement waits for a scoreboard row; they keep serving meanwhile.
+    private var deferredRetirements: [(pid: Int32, reason: RetireReason)] = []
 
     public init(config: Config) {
         self.config = config
         self.target = config.initialWorkers ?? config.processes
+        freeScoreboardSlots = Array((0..<max(1, config.scoreboardSlots)).reversed())
     }
+
+    /// Rows the master maps for the scoreboard (the pool hands out indices below this).
+    public var scoreboardCapacity: Int { max(1, config.scoreboardSlots) }
+
+    /// The scoreboard row reserved for the fork of worker `id` the pool just decided.
+    public func scoreboardIndex(forFork id: Int) -> Int? { reservedScoreboardSlots[id] }
 
     public func slot(pid: Int32) -> WorkerSlot? { slots.first { $0.pid == pid } }
 
@@ -139,14 +161,18 @@ public struct WorkerPool: Sendable {
             return (1...target).flatMap { forkWorker(id: $0) }
         case .forked(let id, let pid):
             let previous = respawnCount(id)
+            guard let row = reservedScoreboardSlots.removeValue(forKey: id) else {
+                return [.log("worker \(id) (pid \(pid)) forked without a scoreboard row: stopping it"), .kill(pid: pid)]
+            }
             let lifetime = config.maxLifetimeNanoseconds > 0
-                ? now + config.maxLifetimeNanoseconds + UInt64(id) * config.lifetimeDeltaNanoseconds : nil
+                ? now.saturatingAdd(config.maxLifetimeNanoseconds).saturatingAdd(UInt64(max(0, id)).saturatingMultiply(config.lifetimeDeltaNanoseconds)) : nil
             slots.append(WorkerSlot(id: id, pid: pid, state: .starting, startedAt: now, retireReason: nil,
-                                    killDeadline: stopping ? now + config.mercyNanoseconds : nil, respawns: previous,
-                                    recycleAt: lifetime))
+                                    killDeadline: stopping ? now.saturatingAdd(config.mercyNanoseconds) : nil, respawns: previous,
+                                    recycleAt: lifetime, scoreboardIndex: row))
             return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
-            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now)
+            if let row = reservedScoreboardSlots.removeValue(forKey: id) { freeScoreboardSlots.append(row) }
+            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
         case .workerReady(let pid):
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
             slots[i].state = .accepting
@@ -201,7 +227,20 @@ public struct WorkerPool: Sendable {
     private func respawnCount(_ id: Int) -> Int { respawnTotals[id, default: 0] }
     private var respawnTotals: [Int: Int] = [:]
 
+    /// Decides a fork, reserving its scoreboard row first; with every row held by a live (mostly
+    /// retiring) worker, the fork waits for the next exit, and the log says so truthfully.
     private mutating func forkWorker(id: Int) -> [Action] {
+        if reservedScoreboardSlots[id] == nil {
+            guard let row = freeScoreboardSlots.popLast() else {
+                guard !waitingForScoreboardSlot.contains(id) else { return [] }
+                waitingForScoreboardSlot.append(id)
+                let retiring = slots.filter { $0.state == .retiring }.count
+                // One line when the table fills, not one per waiting fork.
+                guard waitingForScoreboardSlot.count == 1 else { return [] }
+                return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(id) starts when one exits (by --worker-reload-mercy at the latest)")]
+            }
+            reservedScoreboardSlots[id] = row
+        }
         spawnsTotal += 1
         return [.fork(id: id)]
     }
@@ -210,18 +249,29 @@ public struct WorkerPool: Sendable {
     private func freeID(extra: [Action] = []) -> Int {
         var used = Set(slots.filter { $0.state != .retiring }.map(\.id))
         used.formUnion(respawnAt.keys)   // a crash-looping slot keeps its id while it waits
+        used.formUnion(waitingForScoreboardSlot)
         for case .fork(let id) in extra { used.insert(id) }
         var id = 1
         while used.contains(id) { id += 1 }
         return id
     }
 
-    /// Replacement first (when `replace`), then the old worker is told to retire.
+    /// Replacement first (when `replace`), then the old worker is told to retire. With no scoreboard row
+    /// free for the replacement, the old worker keeps accepting and retires when a row frees: a storm of
+    /// reloads during long requests never leaves the site without an accepting worker.
     private mutating func retire(pid: Int32, reason: RetireReason, now: Instant, replace: Bool) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
+        if replace && freeScoreboardSlots.isEmpty {
+            guard !deferredRetirements.contains(where: { $0.pid == pid }) else { return [] }
+            deferredRetirements.append((pid, reason))
+            guard deferredRetirements.count == 1 else { return [] }
+            let retiring = slots.filter { $0.state == .retiring }.count
+            return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
+        }
+        deferredRetirements.removeAll { $0.pid == pid }
         slots[i].state = .retiring
         slots[i].retireReason = reason
-        slots[i].killDeadline = now + config.mercyNanoseconds
+        slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
         let w = slots[i]
         var actions: [Action] = []
         if replace {
@@ -237,6 +287,8 @@ public struct WorkerPool: Sendable {
         let first = !stopping
         stopping = true
         respawnAt = [:]
+        waitingForScoreboardSlot = []
+        deferredRetirements = []
         var actions: [Action] = first ? [.notify("STOPPING=1"), .log(why)] : []
         for i in slots.indices {
             // Retiring workers already finish what they hold; an immediate stop overrides that.
@@ -245,7 +297,7 @@ public struct WorkerPool: Sendable {
             }
             slots[i].state = .retiring
             slots[i].retireReason = slots[i].retireReason ?? .shutdown
-            let deadline = now + (signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
+            let deadline = now.saturatingAdd(signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
             slots[i].killDeadline = min(slots[i].killDeadline ?? deadline, deadline)
         }
         if slots.isEmpty { actions.append(.exit(0)) }
@@ -255,6 +307,8 @@ public struct WorkerPool: Sendable {
     private mutating func workerExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
+        freeScoreboardSlots.append(w.scoreboardIndex)
+        deferredRetirements.removeAll { $0.pid == pid }
         harakiriRecheckAt[pid] = nil
         harakiriHeldLogged[pid] = nil
         var actions: [Action] = [.statusChanged]
@@ -264,10 +318,20 @@ public struct WorkerPool: Sendable {
             actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1
             if now - w.startedAt < config.crashWindowNanoseconds {
-                actions += scheduleRespawn(id: w.id, now: now)
+                actions += scheduleRespawn(id: w.id, now: now, why: "crash-looping")
             } else {
                 backoff[w.id] = nil
                 actions += forkWorker(id: w.id)
+            }
+        }
+        // A freed row goes to the oldest fork waiting for one, else to a deferred replacement.
+        if !stopping, !waitingForScoreboardSlot.isEmpty {
+            let id = waitingForScoreboardSlot.removeFirst()
+            actions += forkWorker(id: id)
+        } else if !stopping, let next = deferredRetirements.first {
+            deferredRetirements.removeFirst()
+            if let live = slots.first(where: { $0.pid == next.pid }), live.state != .retiring {
+                actions += retire(pid: next.pid, reason: next.reason, now: now, replace: true)
             }
         }
         if stopping && slots.isEmpty { actions.append(.exit(0)) }
@@ -275,12 +339,13 @@ public struct WorkerPool: Sendable {
     }
 
     /// A worker that keeps dying young is respawned after a doubling pause, not in a tight loop.
-    private mutating func scheduleRespawn(id: Int, now: Instant) -> [Action] {
+    private mutating func scheduleRespawn(id: Int, now: Instant, why: String) -> [Action] {
         guard !stopping else { return [] }
-        let wait = min((backoff[id] ?? 50_000_000) * 2, config.respawnBackoffMaxNanoseconds)
+        let wait = min((backoff[id] ?? 50_000_000).saturatingMultiply(2), config.respawnBackoffMaxNanoseconds)
         backoff[id] = wait
-        respawnAt[id] = now + wait
-        return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")]
+        respawnAt[id] = now.saturatingAdd(wait)
+        if why == "crash-looping" { return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
+        return [.log("worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
     }
 
     private mutating func deadlines(now: Instant) -> [Action] {
@@ -313,7 +378,7 @@ public struct WorkerPool: Sendable {
         guard let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].harakiriFired else { return [] }
         let w = slots[i]
         if config.harakiriQueueThreshold > 0, let q = queue, q <= config.harakiriQueueThreshold {
-            harakiriRecheckAt[pid] = now + config.harakiriRecheckNanoseconds
+            harakiriRecheckAt[pid] = now.saturatingAdd(config.harakiriRecheckNanoseconds)
             // The same request seen again starts within a few ms of the logged start (clock reads differ).
             let started = now - min(age, now)
             if harakiriHeldLogged[pid].map({ max($0, started) - min($0, started) > 5_000_000 }) ?? true {
@@ -336,7 +401,7 @@ public struct WorkerPool: Sendable {
             actions += forkWorker(id: w.id)
         }
         if config.harakiriGracefulNanoseconds > 0 {
-            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now + config.harakiriGracefulNanoseconds)
+            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now.saturatingAdd(config.harakiriGracefulNanoseconds))
             // HUP waits in the worker's signalfd until the app returns: the worker then retires instead of
             // taking new work that SIGKILL would cut off when the grace runs out.
             if !wasRetiring { actions.append(.signal(Self.sigHUP, pid: pid)) }

@@ -36,7 +36,9 @@ import Testing
     }
 
     @Test func methodIsAnyToken() throws {
-        #expect(head("M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n")?.method == "M-SEARCH")
+        #expect(head("M-SEARCH / HTTP/1.1\r\nHost: h\r\n\r\n")?.method == "M-SEARCH")
+        // RFC 9112 §3.2.4: the asterisk-form is for OPTIONS only (SSDP's `M-SEARCH *` is not HTTP).
+        #expect(headError("M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n")?.kind == .invalidTargetForm)
         #expect(head("get / HTTP/1.1\r\nHost: h\r\n\r\n")?.method == "get")  // case kept
     }
 
@@ -107,7 +109,6 @@ import Testing
 
     @Test func identicalContentLengthDuplicatesAccepted() throws {
         #expect(head("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")?.framing == .contentLength(5))
-        #expect(head("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5 ,5\r\n\r\n")?.framing == .contentLength(5))
         #expect(head("POST / HTTP/1.1\r\nHost: h\r\ncontent-length: 005\r\nContent-Length: 5\r\n\r\n")?.framing == .contentLength(5))
     }
 

@@ -4,17 +4,18 @@ import Testing
 
 extension SWSGIIntegration {
     @Suite struct Sockets {
-        /// A newer instance that took over the path keeps it when the older one exits.
+        /// A newer instance that took over the path keeps it when the older one exits. (Only hupwatch's next
+        /// generation may take a live path over: it says so in HUPWATCH_GENERATION.)
         @Test func vacuumRemovesOnlyItsOwnInode() throws {
             let dir = try TempDir()
             defer { dir.remove() }
-            let a = try Server(["--processes", "1", "--app", "hello"], dir: dir, name: "a")
+            let a = try Server(["--processes", "1", "--app", "hello"], dir: dir, environment: ["HUPWATCH_GENERATION": "1"], name: "a")
             defer { a.stop() }
             let path = a.socket!
             let inodeA = fileInode(path)
             #expect(try a.get("/").text == "Hello, World!\n")
 
-            let b = try Server(["--processes", "1", "--app", "echo"], dir: dir, name: "b")
+            let b = try Server(["--processes", "1", "--app", "echo"], dir: dir, environment: ["HUPWATCH_GENERATION": "2"], name: "b")
             defer { b.stop() }
             // B bound a new inode at the same path; new clients reach B.
             #expect(fileInode(path) != inodeA)

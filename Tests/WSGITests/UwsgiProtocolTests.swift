@@ -70,7 +70,8 @@ extension WSGIIntegration {
             var env = try writeProbe(dir)
             env["PATH"] = "/usr/bin:/bin"
             let sock = dir.file("app.sock")
-            let s = try Server(["--processes", "2", "--wsgi-file", dir.file("probe.py"), "--uwsgi-socket", sock], dir: dir,
+            // A 3 MiB upload below: over the 1 MiB --limit-post default.
+            let s = try Server(["--processes", "2", "--wsgi-file", dir.file("probe.py"), "--uwsgi-socket", sock, "--limit-post", "8m"], dir: dir,
                                socket: nil, environment: env, ready: false)
             defer { s.stop() }
             #expect(waitUntil(15) { s.log.contains("workers accepting") && fileExists(sock) }, "\(s.log)")

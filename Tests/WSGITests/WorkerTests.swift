@@ -91,7 +91,8 @@ extension WSGIIntegration {
         }
 
         @Test func aLargeUploadIsStreamedNotBuffered() throws {
-            try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py"]) { s, _ throws in
+            // 256 MiB: the 1 MiB --limit-post default is lifted for this test.
+            try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--limit-post", "0"]) { s, _ throws in
                 let worker = try #require(s.waitWorkers(1).first)
                 let warm = try post(s, "/upload", body: [UInt8](repeating: 7, count: 1 << 20))
                 #expect(warm.text == String(1 << 20))

@@ -442,14 +442,14 @@ final class ServicesRuntime: @unchecked Sendable {
         sigfillset(&all)
         sigprocmask(SIG_UNBLOCK, &all, nil)
         _ = setParentDeathSignal(SIGKILL)
-        if getppid() != masterPID { exit(0) }
+        if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(options.procnamePrefix)swsgi mule \(id)")
         for hook in postForkHooks { hook() }
         switch options.mules[id - 1] {
         case .file(let f):
             if let loop = muleLoops[f] { loop() }
             else if let runner = muleFileRunner { runner(f) }
-            exit(0)
+            _exit(0)
         case .dispatcher:
             while true {
                 guard let message = Mules.receiveMessage() else { continue }
