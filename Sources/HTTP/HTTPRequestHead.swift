@@ -45,6 +45,13 @@ public struct HTTPField: Sendable, Hashable {
 
     /// The value's bytes as sent.
     public var valueBytes: [UInt8] { rawValue ?? Array(value.utf8) }
+
+    /// Fields compare by name and value: the raw bytes are how they arrived, not what they mean.
+    public static func == (a: HTTPField, b: HTTPField) -> Bool { a.name == b.name && a.value == b.value }
+    public func hash(into h: inout Hasher) {
+        h.combine(name)
+        h.combine(value)
+    }
 }
 
 /// Header fields in wire order, duplicates kept. Lookups ignore ASCII case, as field
