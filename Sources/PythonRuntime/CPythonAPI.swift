@@ -26,10 +26,6 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyOS_BeforeFork: py_void_void
     public let PyOS_AfterFork_Parent: py_void_void
     public let PyOS_AfterFork_Child: py_void_void
-    /// Callbacks from swsgi's own loop (timers, signals, mule messages) take the GIL with these: they work
-    /// whether or not this thread holds it already (returns PyGILState_STATE, an int enum).
-    public let PyGILState_Ensure: py_int_void
-    public let PyGILState_Release: py_void_int
 
     // References and errors.
     public let Py_IncRef: py_void_obj
@@ -139,8 +135,6 @@ public struct CPythonAPI: @unchecked Sendable {
         PyOS_BeforeFork = try fn("PyOS_BeforeFork")
         PyOS_AfterFork_Parent = try fn("PyOS_AfterFork_Parent")
         PyOS_AfterFork_Child = try fn("PyOS_AfterFork_Child")
-        PyGILState_Ensure = try fn("PyGILState_Ensure")
-        PyGILState_Release = try fn("PyGILState_Release")
         Py_IncRef = try fn("Py_IncRef")
         Py_DecRef = try fn("Py_DecRef")
         PyErr_Occurred = try fn("PyErr_Occurred")
