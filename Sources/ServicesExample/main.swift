@@ -54,24 +54,32 @@ func decode(_ s: Substring) -> String {
 
 // MARK: timers and mules, registered before serve (before the fork)
 
+/// A refused registration (an interval above a year, say) ends start-up with the error, never a trap.
+func registerOrExit(_ body: () throws -> Void) {
+    do { try body() } catch {
+        say("ServicesExample: \(error)")
+        exit(1)
+    }
+}
+
 if let ms = environment("EXAMPLE_TIMER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms) { fire in
+    registerOrExit { try Timers.every(milliseconds: ms) { fire in
         let now = monotonic()
         say("example timer: signal \(fire.signal) worker \(ServerProcess.workerID) scheduled \(fire.scheduledAt) started \(now) late_us \((Int64(now) - Int64(fire.scheduledAt)) / 1000)")
-    }
+    } }
 }
 if let ms = environment("EXAMPLE_UNIQUE_MS").flatMap(Int.init) {
     let work = UInt32(environment("EXAMPLE_UNIQUE_WORK_MS").flatMap(Int.init) ?? 100)
     // EXAMPLE_UNIQUE=0: the same job without `unique`, to show what it prevents.
-    try! Timers.every(milliseconds: ms, on: .anyWorker, unique: environment("EXAMPLE_UNIQUE") != "0") { _ in
+    registerOrExit { try Timers.every(milliseconds: ms, on: .anyWorker, unique: environment("EXAMPLE_UNIQUE") != "0") { _ in
         say("example unique: start \(monotonic()) pid \(getpid())")
         usleep(work * 1000)
         say("example unique: end \(monotonic()) pid \(getpid())")
-    }
+    } }
 }
 if let ms = environment("EXAMPLE_EACH_WORKER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") }
-    try! Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") } }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") } }
 }
 if let ms = environment("EXAMPLE_LAZY_TIMER_MS").flatMap(Int.init) {
     // As an app imported in each worker (--lazy-apps) would: every worker registers the same timer.
@@ -86,7 +94,7 @@ if let ms = environment("EXAMPLE_LAZY_TIMER_MS").flatMap(Int.init) {
     }
 }
 if let ms = environment("EXAMPLE_MULE_TIMER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") } }
 }
 
 Mules.onMessage { bytes in say("example mule \(Mules.id) pid \(getpid()) message: \(String(decoding: bytes, as: UTF8.self))") }
