@@ -228,8 +228,14 @@ func route(_ request: Request) throws -> Response {
                 points += r.points
                 problems += r.problems.map { "\(name): \($0)" }
             }
-            let expected = "two=nil b=bee n=3"
-            let got = "two=\(try c.get("a").map { String(decoding: $0, as: UTF8.self) } ?? "nil") b=\(String(decoding: try c.get("b") ?? [], as: UTF8.self)) n=\(try c.counter("n") ?? 0)"
+            // At capacity: replacing an existing key writes into the spare slot, so it too rolls back exactly.
+            var filled = 0
+            do { while true { try c.update("f\(filled)", Array("x".utf8)); filled += 1 } } catch CacheError.full {}
+            let full = try c._checkEveryCrashPoint { try $0.update("k0", Array("replaced-at-capacity".utf8)) }
+            points += full.points
+            problems += full.problems.map { "replace-at-capacity: \($0)" }
+            let expected = "two=nil b=bee n=3 k0=replaced-at-capacity"
+            let got = "two=\(try c.get("a").map { String(decoding: $0, as: UTF8.self) } ?? "nil") b=\(String(decoding: try c.get("b") ?? [], as: UTF8.self)) n=\(try c.counter("n") ?? 0) k0=\(String(decoding: try c.get("k0") ?? [], as: UTF8.self))"
             if got != expected { problems.append("final state \(got), expected \(expected)") }
             return Response(status: problems.isEmpty ? 200 : 500, text: "\(points) crash points\n" + problems.joined(separator: "\n"))
         case "/cache/counter":
