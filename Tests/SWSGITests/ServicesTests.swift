@@ -482,6 +482,19 @@ extension SWSGIIntegration {
             // Reaped by the master (not orphaned to pid 1): nothing is left at that pid.
             #expect(kill(hook, 0) != 0 && errno == ESRCH, "the hook's sleep \(hook) still runs")
             #expect(!fileExists(dir.file("s")), "nothing bound")
+
+            // A hook that ignores SIGTERM (here at the accepting phase, the socket already published) is
+            // killed after the grace, and the published socket is removed.
+            let t = try Server(["--processes", "1", "--exec-accepting", "trap '' TERM; echo stubborn $$; while :; do sleep 0.05; done"],
+                               dir: dir, socket: "s2", ready: false)
+            #expect(t.waitForLog("stubborn "))
+            let stubborn = try #require(t.logLines.first { $0.hasPrefix("stubborn ") }.flatMap { Int32($0.dropFirst(9)) })
+            t.signal(SIGINT)
+            let tStatus = t.waitExit(timeout: 10)
+            #expect(tStatus != nil && tStatus != 0, "log:\n\(t.log)")
+            #expect(t.log.contains("stopped by SIGINT while the hook ran"), "log:\n\(t.log)")
+            #expect(kill(stubborn, 0) != 0 && errno == ESRCH, "the stubborn hook \(stubborn) still runs")
+            #expect(!fileExists(dir.file("s2")), "the published socket is removed")
         }
 
         @Test func badServicesConfigurationIsRefusedClearly() throws {
