@@ -32,11 +32,25 @@ public struct HTTPField: Sendable, Hashable {
     public var name: String
     /// Field value without leading/trailing spaces and tabs.
     public var value: String
+    /// The value's bytes as sent, kept when they are not all ASCII: `value` is their UTF-8 reading
+    /// (U+FFFD for bytes that are not UTF-8), while a WSGI environ needs them byte for byte (latin-1).
+    public var rawValue: [UInt8]?
 
     /// A field from its name and value.
-    public init(name: String, value: String) {
+    public init(name: String, value: String, rawValue: [UInt8]? = nil) {
         self.name = name
         self.value = value
+        self.rawValue = rawValue
+    }
+
+    /// The value's bytes as sent.
+    public var valueBytes: [UInt8] { rawValue ?? Array(value.utf8) }
+
+    /// Fields compare by name and value: the raw bytes are how they arrived, not what they mean.
+    public static func == (a: HTTPField, b: HTTPField) -> Bool { a.name == b.name && a.value == b.value }
+    public func hash(into h: inout Hasher) {
+        h.combine(name)
+        h.combine(value)
     }
 }
 

@@ -348,7 +348,9 @@ public struct HTTPRequestParser: Sendable {
             default:
                 break
             }
-            fields.append(HTTPField(name: makeString(p, nameStart, nameEnd), value: makeString(p, valueStart, valueEnd)))
+            let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
+            fields.append(HTTPField(name: makeString(p, nameStart, nameEnd), value: makeString(p, valueStart, valueEnd),
+                                    rawValue: valueBytes.contains(where: { $0 >= 0x80 }) ? Array(valueBytes) : nil))
         }
 
         if hostCount > 1 { return fail(.duplicateHost) }

@@ -7,8 +7,9 @@
 /// so the server runs the request as any other; `variables` keeps them all for a WSGI environ.
 public struct UwsgiRequestParser: Sendable {
     public let limits: HTTPLimits
-    /// The last request's variables, in packet order.
-    public private(set) var variables: [(name: String, value: String)] = []
+    /// The last request's variables, in packet order; values as the bytes sent (a WSGI environ
+    /// decodes them as latin-1, byte for byte).
+    public private(set) var variables: [(name: String, value: [UInt8])] = []
     private var buffer: [UInt8] = []
 
     public init(limits: HTTPLimits) { self.limits = limits }
@@ -21,20 +22,20 @@ public struct UwsgiRequestParser: Sendable {
         if size > limits.maxHeadBytes { return .error(HTTPError(.headTooLarge)) }
         guard buffer[0] == 0 else { return .error(HTTPError(.invalidRequestLine)) }
         guard buffer.count >= 4 + size else { return .needMore }
-        var vars: [(name: String, value: String)] = []
+        var vars: [(name: String, value: [UInt8])] = []
         var i = 4
         let end = 4 + size
-        func field() -> String? {
+        func field() -> [UInt8]? {
             guard i + 2 <= end else { return nil }
             let n = Int(buffer[i]) | Int(buffer[i + 1]) << 8
             i += 2
             guard i + n <= end else { return nil }
             defer { i += n }
-            return String(decoding: buffer[i..<(i + n)], as: UTF8.self)
+            return Array(buffer[i..<(i + n)])
         }
         while i < end {
             guard let name = field(), let value = field(), !name.isEmpty else { return .error(HTTPError(.invalidRequestLine)) }
-            vars.append((name, value))
+            vars.append((String(decoding: name, as: UTF8.self), value))
         }
         let consumed = end - already
         buffer = []
@@ -43,14 +44,16 @@ public struct UwsgiRequestParser: Sendable {
     }
 
     /// The request head the variables describe; nil when they lack a method.
-    func head(from vars: [(name: String, value: String)]) -> HTTPRequestHead? {
+    func head(from vars: [(name: String, value: [UInt8])]) -> HTTPRequestHead? {
         var method: String?
         var uri: String?
         var pathInfo = "/"
         var query: String?
         var headers = HTTPHeaders()
         var length: Int?
-        for (name, value) in vars {
+        for (name, raw) in vars {
+            // The Swift-side head holds text; the raw bytes stay in `variables` for the environ.
+            let value = String(decoding: raw, as: UTF8.self)
             switch name {
             case "REQUEST_METHOD": method = value
             case "REQUEST_URI": uri = value

@@ -48,6 +48,23 @@ public func waitWritable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
     }
 }
 
+/// Runs when a blocking write to a client is interrupted by a signal (EINTR): a host whose signal
+/// handlers run later (Python's) runs them here; throwing abandons the write. Set once per worker.
+public nonisolated(unsafe) var onBlockingWriteInterrupted: (() throws -> Void)?
+
+/// `waitWritable` that lets `onBlockingWriteInterrupted` act on each EINTR.
+public func waitWritableInterruptibly(_ fd: Int32, timeoutMilliseconds: Int32) throws -> Bool {
+    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+    while true {
+        let r = poll(&p, 1, timeoutMilliseconds)
+        if r < 0 && errno == EINTR {
+            try onBlockingWriteInterrupted?()
+            continue
+        }
+        return r > 0
+    }
+}
+
 /// Waits until `fd` is readable or `timeoutMilliseconds` pass; false on timeout.
 public func waitReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -66,3 +66,17 @@ public typealias SignalHandler = @convention(c) (Int32) -> Void
 public func installSignalHandler(_ sig: Int32, _ handler: SignalHandler) throws {
     try syscall("sigaction", SignalName.name(sig)) { shim_install_handler(sig, handler) }
 }
+
+/// Puts `signals` back to their default disposition (app code run in this process, such as a Python
+/// app's `signal.signal(SIGCHLD, SIG_IGN)` at import, may have changed them); returns those that had
+/// been changed.
+public func restoreDefaultDispositions(_ signals: [Int32]) throws -> [Int32] {
+    var changed: [Int32] = []
+    for sig in signals {
+        let isDefault = try syscall("sigaction", SignalName.name(sig)) { shim_signal_is_default(sig) }
+        if isDefault == 1 { continue }
+        try syscall("sigaction", SignalName.name(sig)) { shim_sigaction_default(sig) }
+        changed.append(sig)
+    }
+    return changed
+}

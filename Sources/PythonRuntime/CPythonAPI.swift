@@ -38,6 +38,9 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyErr_Fetch: py_fetch
     public let PyErr_Restore: py_restore
     public let PyErr_CheckSignals: py_int_void
+    /// PyGILState_Ensure/Release (PyGILState_STATE is an int enum): take the GIL from code that may or may not hold it.
+    public let PyGILState_Ensure: py_int_void
+    public let PyGILState_Release: py_void_int
 
     // Code, modules, attributes, calls, iteration.
     public let Py_CompileString: py_compile
@@ -96,6 +99,12 @@ public struct CPythonAPI: @unchecked Sendable {
     /// Opens `path` and resolves every symbol; names the first one missing.
     public init(libraryPath path: String) throws(PythonLoadError) {
         libraryPath = path
+        // dlopen of a FIFO blocks forever in open(2), and of a device or folder says nothing useful.
+        if path.contains("/") {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw PythonLoadError("cannot load libpython \(path): \(String(cString: strerror(errno)))") }
+            guard st.st_mode & S_IFMT == S_IFREG else { throw PythonLoadError("cannot load libpython \(path): not a regular file") }
+        }
         guard let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) else {
             let why = dlerror().map { String(cString: $0) } ?? "cannot load"
             throw PythonLoadError("cannot load libpython \(path): \(why)")
@@ -135,6 +144,8 @@ public struct CPythonAPI: @unchecked Sendable {
         PyErr_Fetch = try fn("PyErr_Fetch")
         PyErr_Restore = try fn("PyErr_Restore")
         PyErr_CheckSignals = try fn("PyErr_CheckSignals")
+        PyGILState_Ensure = try fn("PyGILState_Ensure")
+        PyGILState_Release = try fn("PyGILState_Release")
         Py_CompileString = try fn("Py_CompileString")
         PyEval_EvalCode = try fn("PyEval_EvalCode")
         PyImport_ImportModule = try fn("PyImport_ImportModule")

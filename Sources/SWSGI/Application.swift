@@ -29,10 +29,21 @@ public final class Request {
     let addresses: SocketAddresses
     /// The CGI variables of a request that came in the uwsgi protocol (from nginx's uwsgi_params):
     /// REMOTE_ADDR, SERVER_NAME, HTTPS and the like as the front server saw them. Nil for HTTP.
-    public let cgiVariables: [(name: String, value: String)]?
+    public let cgiVariables: [(name: String, value: [UInt8])]?
+    /// Set by the worker for `startResponse`: sends the head and gives the body stream.
+    var responseStarter: ((Int, HTTPHeaders, Int?) throws -> ResponseStream)?
+
+    /// Starts the response while the app still runs (WSGI's write()): the head leaves with the first
+    /// body bytes, each write reaches the client before it returns, and the `Response` the app then
+    /// returns only supplies the rest of the body (its status and headers are not used). A second call
+    /// returns the same stream.
+    public func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
+        guard let responseStarter else { throw SWSGIError("this request cannot start its response early") }
+        return try responseStarter(status, headers, contentLength)
+    }
 
     init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String,
-         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: String)]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
+         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: [UInt8])]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
         method = head.method
         target = head.target
         path = head.path

@@ -38,9 +38,9 @@ final class Connection {
             while off < b.count {
                 let n = send(fd, b.baseAddress! + off, b.count - off, Int32(MSG_NOSIGNAL))
                 if n > 0 { off += n; continue }
-                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EINTR { try onBlockingWriteInterrupted?(); continue }
                 if n < 0 && errno == EAGAIN {
-                    if waitWritable(fd, timeoutMilliseconds: timeoutMilliseconds) { continue }
+                    if try waitWritableInterruptibly(fd, timeoutMilliseconds: timeoutMilliseconds) { continue }
                     throw SWSGIError("write timed out")
                 }
                 throw SyscallError("send")

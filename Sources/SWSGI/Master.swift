@@ -43,6 +43,14 @@ final class Master {
     /// must wait for it rather than kill the worker by its default action.
     static let masterOnlySignals: [Int32] = [SIGTERM, SIGTTIN, SIGTTOU, SIGCHLD]
 
+    /// App code run in the master (a Python app's import, its at-fork hooks) may have changed the handled
+    /// signals' dispositions: SIGCHLD set to SIG_IGN makes the kernel reap workers behind the master's back.
+    static func restoreSignalDispositions() throws {
+        for sig in try restoreDefaultDispositions(handledSignals) {
+            ServerLog.line("warning: the app changed the master's \(SignalName.name(sig)) disposition; restored to the default (the master watches workers and stops through it)")
+        }
+    }
+
     init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
          stats: StatsServer?, environment env: [String], host: HostedApplication? = nil) throws {
         self.settings = settings
@@ -344,7 +352,10 @@ final class Master {
         }
         host?.prepareFork()
         let pid = fork()
-        if pid != 0 { host?.parentAfterFork() }
+        if pid != 0, let host {
+            host.parentAfterFork()
+            try? Self.restoreSignalDispositions()
+        }
         if pid < 0 {
             let e = errno
             scoreboard.release(slot)

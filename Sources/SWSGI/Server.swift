@@ -82,6 +82,8 @@ public enum SWSGIMain {
                 }
                 let loaded = try hostLoader(options, env)
                 host = loaded
+                // The app's import ran in this process: the master's signals must be its own again.
+                try Master.restoreSignalDispositions()
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
             } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }

@@ -57,9 +57,9 @@ final class StreamFraming {
             let n = shim_sendfile(connection.fd, fd, &position, total - done)
             if n > 0 { done += n; continue }
             if n == 0 { break }
-            if errno == EINTR { continue }
+            if errno == EINTR { try onBlockingWriteInterrupted?(); continue }
             if errno == EAGAIN {
-                if waitWritable(connection.fd, timeoutMilliseconds: timeoutMilliseconds) { continue }
+                if try waitWritableInterruptibly(connection.fd, timeoutMilliseconds: timeoutMilliseconds) { continue }
                 throw SWSGIError("write timed out")
             }
             throw SyscallError("sendfile")

@@ -219,21 +219,39 @@ final class Worker {
                                   let at = started.saturatingAdd(ns)
                                   if self.harakiriDeadline.map({ at < $0 }) ?? true { self.setHarakiriDeadline(at) }
                               })
+        // A response the app started before returning (WSGI's write()).
+        var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
+        request.responseStarter = { [unowned self, unowned c] status, headers, length in
+            if let early { return early.stream }
+            var out: [UInt8] = []
+            let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+                                                     for: head, keepAlive: head.keepAlive && self.mode == .serving && !c.closeAfterNext, to: &out)
+            // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
+            let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
+                                        timeoutMilliseconds: self.writeTimeoutMilliseconds)
+            let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
+            early = (status, plan, framing, stream)
+            return stream
+        }
         var response: Response
         var note: String? = nil
+        var appFailed = false
         do {
             response = try ctx.app(request)
         } catch let e as RequestBodyError {
             response = Response(status: e.status, text: e.message + "\n")
             note = e.message
+            appFailed = true
         } catch {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
+            appFailed = true
         }
+        request.responseStarter = nil
         // Whatever body the app left unread must be consumed before the next request can be parsed;
-        // a streamed response may still be reading it, so it is finished after the stream.
+        // a streamed (or early-started) response may still be reading it, so it is finished after the stream.
         var bodyComplete = true
-        if case .bytes = response.body {
+        if early == nil, case .bytes = response.body {
             bodyComplete = reader.finish()
             rest = reader.leftover
         }
@@ -245,6 +263,28 @@ final class Worker {
         out.reserveCapacity(512)
         var sent = 0
         var plan: HTTPResponsePlan
+        if let early {
+            // The head is out: the rest of the body follows it; a failure can only cut the connection.
+            plan = early.plan
+            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
+            // An app that failed after its response started: no last chunk, so the client sees it cut short.
+            if !appFailed {
+                do {
+                    switch response.body {
+                    case .bytes(let body): try early.stream.write(body)
+                    case .stream(let produce): try produce(early.stream)
+                    }
+                    try early.framing.end()
+                } catch {
+                    plan.keepAlive = false
+                    note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+                }
+            }
+            sent = early.framing.sent
+            response.status = early.status
+            if !reader.finish() { plan.keepAlive = false }
+            rest = reader.leftover
+        } else {
         do {
             switch response.body {
             case .bytes(let body):
@@ -273,6 +313,7 @@ final class Worker {
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+        }
         }
         response.finish?()
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }

@@ -218,7 +218,7 @@ extension ServerOptions {
                 throw ConfigError("\(where_): malformed line \(quoted(String(line))) (no key before =)")
             }
             if wanted == "uwsgi" {
-                assignments += try uwsgiAssignment(key: key, value: value, where: where_)
+                assignments += try uwsgiAssignment(key: key, value: value, where: where_, file: file)
                 continue
             }
             guard let spec = optionsByName[key] else {

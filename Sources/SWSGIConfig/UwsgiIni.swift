@@ -1,3 +1,5 @@
+import Glibc
+
 /// Reading a uWSGI config's `[uwsgi]` section (when the file has no `[swsgi]` one): each key either
 /// maps onto a swsgi option, is accepted because swsgi always behaves that way, or is refused with
 /// one line naming it. Nothing is silently ignored.
@@ -43,12 +45,13 @@ let uwsgiKeys: [String: UwsgiKey] = [
 
 extension ServerOptions {
     /// One `[uwsgi]` line as assignments (none for an accepted no-op); throws the one-line refusal.
-    static func uwsgiAssignment(key: String, value rawValue: String, where where_: String) throws(ConfigError) -> [Assignment] {
+    static func uwsgiAssignment(key: String, value rawValue: String, where where_: String, file: String) throws(ConfigError) -> [Assignment] {
         // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
         // to keep spaces (`procname-prefix = "mysvc "`).
         var value = withoutTrailingComment(rawValue)
         if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
         let label = "\(where_): \(key)"
+        value = try expandMagicVariables(value, file: file, label: label)
         switch uwsgiKeys[key] {
         case .rename(let name)?:
             guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
@@ -85,10 +88,57 @@ extension ServerOptions {
     }
 }
 
+/// uWSGI's magic variables of the ini file itself: `%d` its directory (absolute, with a trailing slash),
+/// `%p` its absolute path, `%s` its name, `%n` its name without extension, `%e` the extension, `%%` a `%`.
+/// Any other `%x`, and `$(VAR)` / `@(file)` (environment, file contents), are refused with one line:
+/// taking them literally would silently run with a wrong path or name.
+func expandMagicVariables(_ value: String, file: String, label: String) throws(ConfigError) -> String {
+    guard value.contains(where: { $0 == "%" || $0 == "$" || $0 == "@" }) else { return value }
+    let path = realpath(file, nil).map { p in defer { free(p) }; return String(cString: p) } ?? file
+    let slash = path.lastIndex(of: "/")
+    let directory = slash.map { String(path[...$0]) } ?? "./"
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let dot = name.lastIndex(of: ".")
+    let stem = dot.map { String(name[..<$0]) } ?? name
+    let ext = dot.map { String(name[name.index(after: $0)...]) } ?? ""
+    var out = ""
+    var i = value.startIndex
+    while i < value.endIndex {
+        let c = value[i]
+        let next = value.index(after: i)
+        let n: Character? = next < value.endIndex ? value[next] : nil
+        if (c == "$" || c == "@"), n == "(" {
+            throw ConfigError("\(label): \(c)(...) is a uWSGI config variable swsgi does not expand; write the value out")
+        }
+        if c == "%", let n {
+            switch n {
+            case "d": out += directory
+            case "p": out += path
+            case "s": out += name
+            case "n": out += stem
+            case "e": out += ext
+            case "%": out += "%"
+            case let x where x.isLetter || x.isNumber:
+                throw ConfigError("\(label): %\(n) is a uWSGI magic variable swsgi does not expand (only %d %p %s %n %e %%); write the value out")
+            default:  // `%(`, `%[`...: not a variable (log templates use them)
+                out.append(c)
+                i = next
+                continue
+            }
+            i = value.index(after: next)
+            continue
+        }
+        out.append(c)
+        i = next
+    }
+    return out
+}
+
 /// `60 ; seconds` -> `60`: a `;` or `#` after whitespace, outside double quotes, starts a comment.
+/// A value that starts with one (`procname-prefix = #svc`) is kept, as uWSGI keeps it.
 func withoutTrailingComment(_ value: String) -> String {
     var inQuotes = false
-    var previous: Character = " "
+    var previous: Character = "x"
     var out = ""
     for c in value {
         if c == "\"" { inQuotes.toggle() }

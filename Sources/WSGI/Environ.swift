@@ -43,6 +43,12 @@ final class EnvironBuilder {
         return api.PyDict_SetItem(env, k, v) == 0
     }
 
+    private func setRawValue(_ env: PyObjectPointer, _ k: PyObjectPointer, _ bytes: [UInt8]) -> Bool {
+        guard let v = bytes.withUnsafeBytes({ pyLatin1(api, $0) }) else { return false }
+        defer { api.Py_DecRef(v) }
+        return api.PyDict_SetItem(env, k, v) == 0
+    }
+
     private func setBytesValue(_ env: PyObjectPointer, _ name: String, _ bytes: [UInt8]) -> Bool {
         guard let k = key(name), let v = bytes.withUnsafeBytes({ pyLatin1(api, $0) }) else { return false }
         defer { api.Py_DecRef(v) }
@@ -84,25 +90,26 @@ final class EnvironBuilder {
         }
         // Duplicate fields are joined with ", " (cookies with "; "), as CGI and PEP 3333 expect.
         // A name with "_" is dropped: it would collide with the "-" spelling (header spoofing).
-        var seen: [String: String] = [:]
+        // Values go byte for byte (latin-1 native strings), whatever their encoding.
+        var seen: [String: [UInt8]] = [:]
         var order: [String] = []
         for f in r.headers.fields where !f.name.utf8.contains(UInt8(ascii: "_")) {
             let lower = f.name.lowercased()
             if let previous = seen[lower] {
-                seen[lower] = previous + (lower == "cookie" ? "; " : ", ") + f.value
+                seen[lower] = previous + Array((lower == "cookie" ? "; " : ", ").utf8) + f.valueBytes
             } else {
-                seen[lower] = f.value
+                seen[lower] = f.valueBytes
                 order.append(lower)
             }
         }
         for name in order where ok {
             let value = seen[name]!
             switch name {
-            case "content-type": ok = set(env, "CONTENT_TYPE", value)
-            case "content-length": ok = set(env, "CONTENT_LENGTH", value)
+            case "content-type": ok = setBytesValue(env, "CONTENT_TYPE", value)
+            case "content-length": ok = setBytesValue(env, "CONTENT_LENGTH", value)
             default:
                 guard let (k, owned) = headerKey(name.uppercased()) else { ok = false; break }
-                ok = setValue(env, k, value)
+                ok = setRawValue(env, k, value)
                 if owned { api.Py_DecRef(k) }
             }
         }
@@ -110,8 +117,10 @@ final class EnvironBuilder {
         if ok, let vars = r.cgiVariables {
             var https = false
             for (name, value) in vars where !name.hasPrefix("wsgi.") && ok {
-                ok = set(env, name, value)
-                if (name == "HTTPS" && (value == "on" || value == "1")) || (name == "REQUEST_SCHEME" && value == "https") { https = true }
+                // Byte for byte as latin-1 (PEP 3333): nginx sends PATH_INFO decoded, in whatever bytes the client used.
+                ok = setBytesValue(env, name, value)
+                if (name == "HTTPS" && (value == Array("on".utf8) || value == [UInt8(ascii: "1")]))
+                    || (name == "REQUEST_SCHEME" && value == Array("https".utf8)) { https = true }
             }
             if https { ok = ok && set(env, "wsgi.url_scheme", "https") }
         }

@@ -1,6 +1,7 @@
 import CGlibcShim
 import Glibc
 import HTTP
+import Posix
 import PythonRuntime
 import SWSGI
 
@@ -30,9 +31,11 @@ final class WSGIWorker {
     var headers = HTTPHeaders()
     var declaredLength: Int?
     var headersSent = false
-    /// Bytes given to write() before the response head went out.
-    var written: [UInt8] = []
-    /// The response body stream once the head is out (write() from a generator goes there).
+    /// This worker's pid: a child the app forks that comes back here must not go on serving.
+    let workerPID = getpid()
+    /// The request in hand: write() starts its response early.
+    var request: Request?
+    /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
 
     init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
@@ -63,6 +66,9 @@ final class WSGIWorker {
             }
             api.Py_DecRef(r)
         }
+        // A write blocked on a stalled client returns to Python when a signal lands, so harakiri's graceful
+        // signal (and any handler of the app) runs and unwinds the request before the SIGKILL.
+        onBlockingWriteInterrupted = { [unowned self] in try self.runPendingSignalHandlers() }
         let capsule = api.PyCapsule_New(Unmanaged.passUnretained(self).toOpaque(), nil, nil)!
         startResponse = makeFunction("start_response", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).startResponse(a) }
         writeCallable = makeFunction("write", capsule, swsgi_METH_O) { s, a in WSGIWorker.of(s).write(a) }
@@ -115,32 +121,33 @@ final class WSGIWorker {
             _ = api.PyTuple_SetItem(args, 1, startResponse)
             let result = api.PyObject_Call(app, args, nil)
             api.Py_DecRef(args)
+            exitIfForkedByTheApp()
             guard let result else { return try failure(result: nil) }
-            if api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
+            // (Once write() started the response, a file_wrapper is iterated like any iterable.)
+            if liveStream == nil, api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
             guard let iterator = ResultIterator(py, result) else { return try failure(result: result) }
-            var out = written
-            written = []
+            var out: [UInt8] = []
             var ended = false
-            // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole.
-            while true {
+            // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole. Once write()
+            // has started the response, the rest streams (write() inside the iterable included).
+            pull: while liveStream == nil {
                 switch iterator.next() {
                 case .chunk(let b):
                     out += b
+                    if liveStream != nil { break pull }
                     // PEP 3333: with Content-Length given, stop iterating once it is reached.
-                    if let declaredLength, out.count >= declaredLength { ended = true; break }
-                    if !b.isEmpty && !iterator.isSequence { break }
-                    continue
-                case .end: ended = true
+                    if let declaredLength, out.count >= declaredLength { ended = true; break pull }
+                    if !b.isEmpty && !iterator.isSequence { break pull }
+                case .end: ended = true; break pull
                 case .failed: return try failure(result: result, iterator: iterator)
                 }
-                break
             }
             guard let status else {
                 _ = py.raise(api.excAssertionError, "the WSGI app returned without calling start_response")
                 return try failure(result: result, iterator: iterator)
             }
             headersSent = true
-            if ended {
+            if ended && liveStream == nil {
                 close(result, iterator)
                 end()
                 if declaredLength == nil || declaredLength == out.count {
@@ -151,7 +158,7 @@ final class WSGIWorker {
                 return r
             }
             var response = Response(status: status, headers: headers) { [unowned self] stream in
-                try self.stream(first: out, from: iterator, to: stream)
+                try self.stream(first: out, from: ended ? nil : iterator, to: stream)
             }
             response.contentLength = declaredLength
             response.finish = { [unowned self] in
@@ -164,12 +171,14 @@ final class WSGIWorker {
         }
     }
 
-    private func stream(first: [UInt8], from iterator: ResultIterator, to stream: ResponseStream) throws {
+    private func stream(first: [UInt8], from iterator: ResultIterator?, to stream: ResponseStream) throws {
         liveStream = stream
         try stream.write(first)
+        guard let iterator else { return }
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
             let step = py.withGIL { iterator.next() }
+            exitIfForkedByTheApp()
             switch step {
             case .chunk(let b): try stream.write(b)
             case .end: return
@@ -199,11 +208,10 @@ final class WSGIWorker {
         }
         headersSent = true
         let length = declaredLength ?? max(0, size - position)
-        var response = Response(status: status, headers: headers) { [unowned self] stream in
-            try stream.write(self.written)
+        var response = Response(status: status, headers: headers) { stream in
             _ = try stream.sendFile(fd, offset: position, count: length)
         }
-        response.contentLength = length + written.count
+        response.contentLength = length
         response.finish = { [unowned self] in
             self.py.withGIL {
                 self.close(result, nil)
@@ -264,7 +272,7 @@ final class WSGIWorker {
         headers = HTTPHeaders()
         declaredLength = nil
         headersSent = false
-        written = []
+        self.request = request
         liveStream = nil
     }
 
@@ -272,7 +280,26 @@ final class WSGIWorker {
         setInRequest(false)
         body = .empty()
         liveStream = nil
-        written = []
+        request = nil
+    }
+
+    /// An os.fork() child that returned from the app would answer on the worker's connection and then
+    /// accept as a rogue worker nobody supervises: it ends here, without running exit handlers.
+    private func exitIfForkedByTheApp() {
+        guard getpid() != workerPID else { return }
+        let line = Array("swsgi worker (pid \(getpid())): a process forked by the app returned from the WSGI callable; it exits\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        _exit(0)
+    }
+
+    /// Runs Python's pending signal handlers from a blocked socket write (GIL held or not); throws when
+    /// one raised (harakiri's HarakiriInterrupt during a request), after logging its traceback.
+    func runPendingSignalHandlers() throws {
+        let state = api.PyGILState_Ensure()
+        defer { api.PyGILState_Release(state) }
+        guard api.PyErr_CheckSignals() != 0 else { return }
+        py.printError()
+        throw WSGIAppError(description: "write to the client interrupted by a signal handler's exception (traceback above)")
     }
 
     // MARK: callables the app gets
@@ -342,10 +369,19 @@ final class WSGIWorker {
     func write(_ data: PyObjectPointer?) -> PyObjectPointer? {
         guard status != nil else { return py.raise(api.excAssertionError, "write() before start_response") }
         guard let data, let bytes = bytesOf(data, what: "write()") else { return nil }
-        if let liveStream {
-            do { try liveStream.write(bytes) } catch { return py.raise(api.excOSError, "write(): \(error)") }
-        } else {
-            written += bytes
+        // PEP 3333: the head waits for the first non-empty data; then each write() is sent before it returns.
+        guard !bytes.isEmpty else { return py.newNone }
+        do {
+            if liveStream == nil {
+                guard let request, let status else { return py.raise(api.excAssertionError, "write() outside a request") }
+                liveStream = try request.startResponse(status: status, headers: headers, contentLength: declaredLength)
+                headersSent = true
+            }
+            let stream = liveStream!
+            // Without the GIL, as the yield path: a client that does not read must not stop the app's threads.
+            try py.withoutGIL { try stream.write(bytes) }
+        } catch {
+            return py.raise(api.excOSError, "write(): \(error)")
         }
         return py.newNone
     }

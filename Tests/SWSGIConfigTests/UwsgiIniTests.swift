@@ -92,3 +92,33 @@ let sharedUwsgiConfig = """
         #expect(try options(["--socket", "/c"]).socket == "/c")
     }
 }
+
+/// uWSGI magic variables and comment characters in `[uwsgi]` values (review of issue 11: they were taken
+/// literally, and `#svc` read as an empty comment).
+@Suite struct UwsgiIniMagicVariables {
+    /// Loads `ini` as if it were the file at `path` (not on disk: the path is taken as given).
+    func loaded(_ path: String, _ ini: String) throws -> ServerOptions {
+        guard case .run(let o) = try ServerOptions.load(arguments: ["--ini", path], environment: [], cores: 4, readFile: { _ in ini }) else {
+            throw TestFailure("expected .run")
+        }
+        return o
+    }
+
+    @Test func fileVariablesExpandAndLeadingHashIsKept() throws {
+        let o = try loaded("/srv/site/app.prod.ini", "[uwsgi]\npythonpath = %dlib\nprocname-prefix = %n/%e/%s %% \nmodule = app\n")
+        #expect(o.python.pythonPath == ["/srv/site/lib"])
+        #expect(o.procnamePrefix == "app.prod/ini/app.prod.ini %")
+        let hash = try loaded("/srv/site/app.ini", "[uwsgi]\nprocname-prefix = #svc\nmodule = app ; the app\n")
+        #expect(hash.procnamePrefix == "#svc", "a value starting with # is a value, not a comment")
+        #expect(hash.python.module == "app")
+    }
+
+    @Test(arguments: [
+        ("chdir = $(HOME)/app", "app.ini:2: chdir: $(...) is a uWSGI config variable swsgi does not expand; write the value out"),
+        ("module = @(/etc/mod)", "app.ini:2: module: @(...) is a uWSGI config variable swsgi does not expand; write the value out"),
+        ("pythonpath = %xlib", "app.ini:2: pythonpath: %x is a uWSGI magic variable swsgi does not expand (only %d %p %s %n %e %%); write the value out"),
+    ])
+    func unsupportedVariablesAreRefused(_ line: String, _ message: String) {
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\n\(line)\nmodule = app\n") == message)
+    }
+}

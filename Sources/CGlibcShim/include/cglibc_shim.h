@@ -77,6 +77,12 @@ static inline int shim_sigaction_default(int sig) {
     struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_DFL; sigemptyset(&sa.sa_mask);
     return sigaction(sig, &sa, NULL);
 }
+/// 1 when `sig` has its default disposition, 0 when not, -1 with errno.
+static inline int shim_signal_is_default(int sig) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0) return -1;
+    return (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) ? 1 : 0;
+}
 static inline int shim_sigaction_ignore(int sig) {
     struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = SIG_IGN; sigemptyset(&sa.sa_mask);
     return sigaction(sig, &sa, NULL);

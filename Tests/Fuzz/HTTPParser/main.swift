@@ -1,5 +1,5 @@
 // libFuzzer target for the request parser and body decoder (compiled together with Sources/HTTP by
-// Fuzz/run). Each input: one control byte (limits, underscore policy, how to split), then the bytes a
+// Tests/Fuzz/run). Each input: one control byte (limits, underscore policy, how to split), then the bytes a
 // client sends. Checked on every input, besides "no crash, hang or sanitizer report":
 // - the outcome does not depend on how the bytes are split across reads;
 // - every accepted head, written back out (`wireBytes`), parses to an equal head.

@@ -1,5 +1,5 @@
 // libFuzzer target for swsgi's option loading (compiled with Sources/Common, Sources/SWSGIConfig and
-// Sources/WorkerCore by Fuzz/run). Each input is split at 0xFF bytes into: command-line arguments
+// Sources/WorkerCore by Tests/Fuzz/run). Each input is split at 0xFF bytes into: command-line arguments
 // (NUL-separated), SWSGI_* environment entries (NUL-separated), and the text of the ini file.
 // Checked besides "no crash, hang or sanitizer report": a configuration that loads validates again, and
 // the worker pool built from it survives start-up, reloads, deadlines and stop at extreme clock values
