@@ -146,7 +146,8 @@ extension WorkerManagementIntegration {
             let old = try #require(try s.stats().workers.first)
             let outcome = try await onThread { [socket = s.socket] () -> (HTTPResponse, Result<HTTPResponse, HTTPClientError>) in
                 var c = try HTTPConnection(socket)
-                try c.send("GET /sleep/1.2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                // 1.8 s: the harakiri at 1 s fires well before the sleep would end, even on a loaded machine.
+                try c.send("GET /sleep/1.8 HTTP/1.1\r\nHost: x\r\n\r\n")
                 let first = try c.readResponse(timeout: 5)
                 // A well-behaved client: reuse the connection only if the server said so.
                 if !first.keepAlive { c = try HTTPConnection(socket) }
