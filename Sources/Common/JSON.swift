@@ -1,6 +1,10 @@
 /// `s` as a JSON string literal, quotes included (RFC 8259 §7: every control character escaped).
-public func jsonQuoted(_ s: String) -> String {
-    var out = "\""
+public func jsonQuoted(_ s: String) -> String { "\"" + jsonEscaped(s) + "\"" }
+
+/// The inside of a JSON string literal: quotes, backslashes and every control character escaped.
+public func jsonEscaped(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
     for c in s.unicodeScalars {
         switch c {
         case "\"": out += "\\\""
@@ -17,5 +21,5 @@ public func jsonQuoted(_ s: String) -> String {
             }
         }
     }
-    return out + "\""
+    return out
 }

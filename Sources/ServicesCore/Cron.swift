@@ -7,7 +7,10 @@ public struct CronSpec: Equatable, Sendable, CustomStringConvertible {
     public init(minute: Int, hour: Int, day: Int, month: Int, weekday: Int) throws(CronError) {
         func check(_ v: Int, _ name: String, _ r: ClosedRange<Int>) throws(CronError) {
             if v < 0 {
-                if v == Int.min || -v > r.upperBound + 1 { throw CronError("\(name) \(v): every-N must be between -1 and -\(r.upperBound + 1)") }
+                // Every N matches values divisible by N: a 0-based field still matches 0 at N = max + 1
+                // (minute -60 is minute 0), a 1-based one never above its maximum (day -32 never comes).
+                let most = r.lowerBound == 0 ? r.upperBound + 1 : r.upperBound
+                if v == Int.min || -v > most { throw CronError("\(name) \(v): every-N must be between -1 and -\(most)") }
             } else if !r.contains(v) {
                 throw CronError("\(name) \(v) is out of range \(r.lowerBound)...\(r.upperBound) (-1 = any)")
             }
@@ -17,6 +20,14 @@ public struct CronSpec: Equatable, Sendable, CustomStringConvertible {
         try check(day, "day", 1...31)
         try check(month, "month", 1...12)
         try check(weekday, "weekday", 0...7)
+        // With a weekday too, either may match (cron(8)); otherwise some month must hold such a day.
+        if day != -1 && weekday == -1 {
+            let longest = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            let possible = (1...12).contains { m in
+                Self.field(month, matches: m) && (1...longest[m - 1]).contains { Self.field(day, matches: $0) }
+            }
+            if !possible { throw CronError("day \(day) with month \(month) never happens (no such date)") }
+        }
         (self.minute, self.hour, self.day, self.month, self.weekday) = (minute, hour, day, month, weekday)
     }
 

@@ -77,14 +77,18 @@ public struct TimerScheduler: Sendable {
     private mutating func schedule(_ job: Job, clock: Clock, after previous: UInt64?) {
         switch job.kind {
         case .every(let ns):
-            let interval = max(ns, 1)
+            // A worker's value reaches the master unchecked: clamp it, and saturate every sum, so no
+            // interval can trap the master (callers refuse out-of-range intervals with an error).
+            let interval = min(max(ns, 1), TimerInterval.maximumNanoseconds)
             guard let previous else {
-                due[job.id] = clock.monotonic + interval
+                due[job.id] = clock.monotonic.saturatingAdd(interval)
                 return
             }
             // Skip runs a late wake missed instead of firing them in a burst.
-            var next = previous + interval
-            if next <= clock.monotonic { next += (clock.monotonic - next) / interval * interval + interval }
+            var next = previous.saturatingAdd(interval)
+            if next <= clock.monotonic {
+                next = next.saturatingAdd(((clock.monotonic - next) / interval).saturatingMultiply(interval).saturatingAdd(interval))
+            }
             due[job.id] = next
         case .cron(let spec):
             let localNow = clock.unixNanoseconds.floorDivNs() + clock.utcOffsetSeconds
@@ -96,9 +100,10 @@ public struct TimerScheduler: Sendable {
                 return
             }
             cronMinute[job.id] = minute
-            let wallDue = (minute - clock.utcOffsetSeconds) * 1_000_000_000
-            let wait = max(0, wallDue - clock.unixNanoseconds)
-            due[job.id] = clock.monotonic + UInt64(wait)
+            let wallDue = (minute - clock.utcOffsetSeconds).multipliedReportingOverflow(by: 1_000_000_000)
+            let diff = wallDue.partialValue.subtractingReportingOverflow(clock.unixNanoseconds)
+            let wait: UInt64 = wallDue.overflow || diff.overflow ? UInt64.max : UInt64(max(0, diff.partialValue))
+            due[job.id] = clock.monotonic.saturatingAdd(wait)
         }
     }
 }
@@ -106,3 +111,4 @@ public struct TimerScheduler: Sendable {
 extension Int64 {
     fileprivate func floorDivNs() -> Int64 { floorDiv(1_000_000_000) }
 }
+

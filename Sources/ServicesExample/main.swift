@@ -54,24 +54,32 @@ func decode(_ s: Substring) -> String {
 
 // MARK: timers and mules, registered before serve (before the fork)
 
+/// A refused registration (an interval above a year, say) ends start-up with the error, never a trap.
+func registerOrExit(_ body: () throws -> Void) {
+    do { try body() } catch {
+        say("ServicesExample: \(error)")
+        exit(1)
+    }
+}
+
 if let ms = environment("EXAMPLE_TIMER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms) { fire in
+    registerOrExit { try Timers.every(milliseconds: ms) { fire in
         let now = monotonic()
         say("example timer: signal \(fire.signal) worker \(ServerProcess.workerID) scheduled \(fire.scheduledAt) started \(now) late_us \((Int64(now) - Int64(fire.scheduledAt)) / 1000)")
-    }
+    } }
 }
 if let ms = environment("EXAMPLE_UNIQUE_MS").flatMap(Int.init) {
     let work = UInt32(environment("EXAMPLE_UNIQUE_WORK_MS").flatMap(Int.init) ?? 100)
     // EXAMPLE_UNIQUE=0: the same job without `unique`, to show what it prevents.
-    try! Timers.every(milliseconds: ms, on: .anyWorker, unique: environment("EXAMPLE_UNIQUE") != "0") { _ in
+    registerOrExit { try Timers.every(milliseconds: ms, on: .anyWorker, unique: environment("EXAMPLE_UNIQUE") != "0") { _ in
         say("example unique: start \(monotonic()) pid \(getpid())")
         usleep(work * 1000)
         say("example unique: end \(monotonic()) pid \(getpid())")
-    }
+    } }
 }
 if let ms = environment("EXAMPLE_EACH_WORKER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") }
-    try! Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .allWorkers) { _ in say("example each-worker timer: worker \(ServerProcess.workerID)") } }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .worker(2)) { _ in say("example worker-2 timer: worker \(ServerProcess.workerID)") } }
 }
 if let ms = environment("EXAMPLE_LAZY_TIMER_MS").flatMap(Int.init) {
     // As an app imported in each worker (--lazy-apps) would: every worker registers the same timer.
@@ -86,7 +94,7 @@ if let ms = environment("EXAMPLE_LAZY_TIMER_MS").flatMap(Int.init) {
     }
 }
 if let ms = environment("EXAMPLE_MULE_TIMER_MS").flatMap(Int.init) {
-    try! Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") }
+    registerOrExit { try Timers.every(milliseconds: ms, on: .mule(1)) { _ in say("example mule timer: mule \(Mules.id) pid \(getpid())") } }
 }
 
 Mules.onMessage { bytes in say("example mule \(Mules.id) pid \(getpid()) message: \(String(decoding: bytes, as: UTF8.self))") }
@@ -220,8 +228,14 @@ func route(_ request: Request) throws -> Response {
                 points += r.points
                 problems += r.problems.map { "\(name): \($0)" }
             }
-            let expected = "two=nil b=bee n=3"
-            let got = "two=\(try c.get("a").map { String(decoding: $0, as: UTF8.self) } ?? "nil") b=\(String(decoding: try c.get("b") ?? [], as: UTF8.self)) n=\(try c.counter("n") ?? 0)"
+            // At capacity: replacing an existing key writes into the spare slot, so it too rolls back exactly.
+            var filled = 0
+            do { while true { try c.update("f\(filled)", Array("x".utf8)); filled += 1 } } catch CacheError.full {}
+            let full = try c._checkEveryCrashPoint { try $0.update("k0", Array("replaced-at-capacity".utf8)) }
+            points += full.points
+            problems += full.problems.map { "replace-at-capacity: \($0)" }
+            let expected = "two=nil b=bee n=3 k0=replaced-at-capacity"
+            let got = "two=\(try c.get("a").map { String(decoding: $0, as: UTF8.self) } ?? "nil") b=\(String(decoding: try c.get("b") ?? [], as: UTF8.self)) n=\(try c.counter("n") ?? 0) k0=\(String(decoding: try c.get("k0") ?? [], as: UTF8.self))"
             if got != expected { problems.append("final state \(got), expected \(expected)") }
             return Response(status: problems.isEmpty ? 200 : 500, text: "\(points) crash points\n" + problems.joined(separator: "\n"))
         case "/cache/counter":

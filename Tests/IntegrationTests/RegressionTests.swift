@@ -368,11 +368,11 @@ extension HupwatchIntegration {
                 return false
             }
             let took = Date().timeIntervalSince(continued)
-            // hupwatch starts generation 3 as it reaps them (the old core waited 500 ms); end to end, with the
-            // child's own start-up on a busy 2-core machine, it answers well within a second.
+            // hupwatch starts generation 3 as it reaps them (the old core waited 500 ms): that is the strict
+            // check, on hupwatch's own log. End to end includes the child's start-up on 2 shared cores: loose.
             let decided = logGapMilliseconds(hw, from: "generation 2 exited", to: "generation 3 started")
             #expect(decided.map { $0 < 100 } == true, "generation 3 started \(String(describing: decided)) ms after generation 2 was reaped; stderr:\n\(hw.stderr)")
-            #expect(took < 1, "the next generation answered \(Int(took * 1000)) ms after the crash; stderr:\n\(hw.stderr)")
+            #expect(took < 3, "the next generation answered \(Int(took * 1000)) ms after the crash; stderr:\n\(hw.stderr)")
             #expect(try hw.waitServing(3) == third)
             hw.signal(SIGTERM)
             #expect(try hw.waitExit() == 0)

@@ -162,6 +162,28 @@ extension SWSGIIntegration {
             }
         }
 
+        @Test func aFullCacheStillUpdatesItsKeysAndAbsurdExpiriesNeverTrap() throws {
+            try withExample(["--processes", "1", "--cache2", "name=c,items=3,blocksize=64,keysize=16", "--stats", "{dir}/st"]) { s in
+                for k in ["x", "y", "z"] { #expect(try s.get("/cache/set?k=\(k)&v=1").status == 200) }
+                let update = try s.get("/cache/update?k=y&v=2")
+                #expect(update.status == 200, "an existing key is updated at capacity: \(update.text)")
+                #expect(try s.get("/cache/get?k=y").text.hasPrefix("2"))
+                for _ in 0..<5 { #expect(try s.get("/cache/update?k=z&v=again").status == 200, "repeatedly") }
+                #expect(try s.get("/cache/set?k=w&v=1").status == 413, "a new key is still refused")
+                // Expiries that overflowed the deadline arithmetic (a trap killed the worker) mean "a very long time".
+                for exp in ["99999999999", "18446744073", "9223372036854775807"] {
+                    let r = try s.get("/cache/update?k=x&v=e\(exp)&exp=\(exp)")
+                    #expect(r.status == 200, "exp=\(exp): \(r.status) \(r.text)")
+                    #expect(try s.get("/cache/get?k=x").text.hasPrefix("e\(exp)"))
+                }
+                #expect(try s.get("/cache/check").text == "consistent\n")
+                let cache = try #require((try readStats(s.dir.file("st"))["caches"] as? [[String: Any]])?.first)
+                #expect(cache["items"] as? Int == 3)
+                #expect(cache["refused_full"] as? Int == 1)
+                #expect(!s.log.contains("Fatal error"), "\(s.log)")
+            }
+        }
+
         @Test func cacheOperationsBehaveLikeUWSGIs() throws {
             try withExample(["--processes", "2", "--cache2", "name=c,items=8,blocksize=64,keysize=16",
                              "--cache2", "name=other,items=4"]) { s in
@@ -318,6 +340,26 @@ extension SWSGIIntegration {
             }
         }
 
+        @Test func absurdTimerIntervalsAreRefusedAndNeverTrapTheMaster() throws {
+            // After the fork, from each worker: refused there; the master keeps serving.
+            try withExample(["--processes", "2"], environment: ["EXAMPLE_LAZY_TIMER_MS": "18446744073709"]) { s in
+                #expect(s.waitForLog("18446744073709 ms is not an interval between 1 ns and 366 days", count: 2), "log:\n\(s.log)")
+                let who = try s.get("/whoami")
+                #expect(who.status == 200)
+                #expect(s.isRunning && !s.log.contains("Fatal error"), "log:\n\(s.log)")
+            }
+            // Before the fork: start-up ends with the error, not a trap.
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let binary = try servicesExampleBinary()
+            let s = try Server(["--processes", "1"], dir: dir, environment: ["EXAMPLE_TIMER_MS": "18446744073710"],
+                               shell: "exec '\(binary)' \"$@\"", ready: false)
+            let status = s.waitExit(timeout: 10)
+            #expect(status == 1, "log:\n\(s.log)")
+            #expect(s.log.contains("18446744073710 ms is not an interval"), "log:\n\(s.log)")
+            #expect(!s.log.contains("Fatal error"))
+        }
+
         @Test func timersAddedAfterTheForkByEveryWorkerRunOnce() throws {
             try withExample(["--processes", "2"], environment: ["EXAMPLE_LAZY_TIMER_MS": "50"]) { s in
                 func scheduled() -> [UInt64] {
@@ -403,6 +445,56 @@ extension SWSGIIntegration {
             let badMkdir = try runToExit(["--hook-asap", "mkdir:/proc/nope/x"], socket: "s3", in: dir)
             #expect(badMkdir.status == 1)
             #expect(badMkdir.output.contains("--hook-asap mkdir:/proc/nope/x: mkdir(/proc/nope/x): No such file or directory"), "\(badMkdir.output)")
+        }
+
+        @Test func mkdirHookRefusesAFileOrADanglingLink() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            #expect(FileManager.default.createFile(atPath: dir.file("file"), contents: Data("keep".utf8)))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("dangling"), withDestinationPath: dir.file("nowhere"))
+            try FileManager.default.createDirectory(atPath: dir.file("real"), withIntermediateDirectories: false)
+            try FileManager.default.createSymbolicLink(atPath: dir.file("linkdir"), withDestinationPath: dir.file("real"))
+            for (name, socket) in [("file", "s1"), ("dangling", "s2")] {
+                let r = try runToExit(["--hook-asap", "mkdir:\(dir.file(name))", "--processes", "1"], socket: socket, in: dir)
+                #expect(r.status == 1, "\(name): \(r.output)")
+                #expect(r.output.contains("mkdir(\(dir.file(name))): exists and is not a directory"), "\(name): \(r.output)")
+            }
+            #expect(try String(contentsOfFile: dir.file("file"), encoding: .utf8) == "keep")
+            // An existing directory, or a link to one, is fine (mkdir -p semantics).
+            let ok = try Server(["--processes", "1", "--hook-asap", "mkdir:\(dir.file("real"))", "--hook-asap", "mkdir:\(dir.file("linkdir"))"], dir: dir)
+            #expect(ok.stop() == 0)
+        }
+
+        @Test func stoppingTheServerDuringAnExecHookStopsTheHook() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            // The shell prints its pid, then becomes the sleep (same pid).
+            let s = try Server(["--processes", "1", "--exec-asap", "echo hookpid $$; exec sleep 1000"], dir: dir, ready: false)
+            #expect(s.waitForLog("hookpid "))
+            let hook = try #require(s.pidLogged(after: "hookpid"))
+            // A hook still running after 5 s is named in the log (start-up never hangs silently).
+            #expect(s.waitForLog("--hook-asap exec:echo hookpid $$; exec sleep 1000: waiting for hook (pid \(hook)", timeout: 10), "log:\n\(s.log)")
+            #expect(s.isRunning)
+            s.signal(SIGTERM)
+            let status = s.waitExit(timeout: 10)
+            #expect(status != nil && status != 0, "log:\n\(s.log)")
+            #expect(s.log.contains("stopped by SIGTERM while the hook ran"), "log:\n\(s.log)")
+            // Reaped by the master (not orphaned to pid 1): nothing is left at that pid.
+            #expect(kill(hook, 0) != 0 && errno == ESRCH, "the hook's sleep \(hook) still runs")
+            #expect(!fileExists(dir.file("s")), "nothing bound")
+
+            // A hook that ignores SIGTERM (here at the accepting phase, the socket already published) is
+            // killed after the grace, and the published socket is removed.
+            let t = try Server(["--processes", "1", "--exec-accepting", "trap '' TERM; echo stubborn $$; while :; do sleep 0.05; done"],
+                               dir: dir, socket: "s2", ready: false)
+            #expect(t.waitForLog("stubborn "))
+            let stubborn = try #require(t.logLines.first { $0.hasPrefix("stubborn ") }.flatMap { Int32($0.dropFirst(9)) })
+            t.signal(SIGINT)
+            let tStatus = t.waitExit(timeout: 10)
+            #expect(tStatus != nil && tStatus != 0, "log:\n\(t.log)")
+            #expect(t.log.contains("stopped by SIGINT while the hook ran"), "log:\n\(t.log)")
+            #expect(kill(stubborn, 0) != 0 && errno == ESRCH, "the stubborn hook \(stubborn) still runs")
+            #expect(!fileExists(dir.file("s2")), "the published socket is removed")
         }
 
         @Test func badServicesConfigurationIsRefusedClearly() throws {

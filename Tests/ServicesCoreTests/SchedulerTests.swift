@@ -58,9 +58,24 @@ struct FakeClock {
         #expect(sunday.nextMatch(after: seconds(2026, 11, 30)) == seconds(2026, 12, 6, 2, 30))
     }
 
-    @Test func februaryThirtiethNeverMatches() throws {
-        let spec = try CronSpec(minute: 0, hour: 0, day: 30, month: 2, weekday: -1)
-        #expect(spec.nextMatch(after: seconds(2026, 1, 1)) == nil)
+    @Test func datesThatNeverComeAreRefusedAtRegistration() throws {
+        // Accepted, they would silently never fire.
+        let never: [(Int, Int, String)] = [(30, 2, "never happens"), (31, 2, "never happens"), (31, 4, "never happens"),
+                                            (31, 11, "never happens"), (-32, -1, "every-N must be between -1 and -31"),
+                                            (-1, -13, "every-N must be between -1 and -12"), (31, -11, "never happens")]
+        for (day, month, message) in never {
+            #expect(throws: CronError.self, "day \(day) month \(month)") { try CronSpec(minute: 0, hour: 0, day: day, month: month, weekday: -1) }
+            do { _ = try CronSpec(minute: 0, hour: 0, day: day, month: month, weekday: -1) } catch {
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+        // Possible ones stay accepted: every 2nd month includes 31-day months, the 31st every month, a weekday
+        // rescues an impossible day (either matches), -60 minutes and -24 hours match 0.
+        _ = try CronSpec(minute: 0, hour: 0, day: 31, month: -2, weekday: -1)
+        _ = try CronSpec(minute: 0, hour: 0, day: 31, month: -1, weekday: -1)
+        _ = try CronSpec(minute: -60, hour: -24, day: -31, month: -12, weekday: -8)
+        let either = try CronSpec(minute: 0, hour: 0, day: 30, month: 2, weekday: 1)
+        #expect(either.nextMatch(after: seconds(2026, 1, 1)) == seconds(2026, 2, 2), "the first Monday of February")
         let leapDay = try CronSpec(minute: 0, hour: 0, day: 29, month: 2, weekday: -1)
         #expect(leapDay.nextMatch(after: seconds(2026, 1, 1)) == seconds(2028, 2, 29))
     }
@@ -121,6 +136,44 @@ struct FakeClock {
         let fired = s.fire(clock: clock.value)
         #expect(fired.map(\.id).sorted() == [1, 2], "each job fires once, not in a burst")
         #expect(s.nextDeadline == start + 1_100_000_000)
+    }
+
+    @Test func hugeIntervalsFromAWorkerNeverTrapTheMaster() {
+        // What a worker may send after the fork, unchecked: the scheduler clamps and saturates.
+        var clock = FakeClock(wall: 0)
+        clock.monotonic = UInt64.max - 1_000
+        var s = TimerScheduler()
+        s.add(.init(id: 1, kind: .every(nanoseconds: UInt64.max)), clock: clock.value)
+        s.add(.init(id: 2, kind: .every(nanoseconds: 18_446_744_073_709 * 1_000_000)), clock: clock.value)
+        #expect(s.nextDeadline == UInt64.max)
+        clock.monotonic = UInt64.max
+        #expect(s.fire(clock: clock.value).count == 2, "due at the saturated deadline")
+        #expect(s.nextDeadline == UInt64.max)
+        // A late wake on a huge interval (the skip-missed-runs line) saturates too.
+        var late = TimerScheduler()
+        var c2 = FakeClock(wall: 0)
+        late.add(.init(id: 3, kind: .every(nanoseconds: TimerInterval.maximumNanoseconds)), clock: c2.value)
+        c2.monotonic = UInt64.max - 1
+        #expect(late.fire(clock: c2.value).map(\.id) == [3])
+        #expect(late.nextDeadline == UInt64.max)
+    }
+
+    @Test func intervalsAreBoundedBeforeAnyMultiplication() throws {
+        #expect(try TimerInterval.nanoseconds(milliseconds: 250) == 250_000_000)
+        #expect(try TimerInterval.nanoseconds(seconds: 366 * 86_400) == TimerInterval.maximumNanoseconds)
+        #expect(try TimerInterval.nanoseconds(seconds: 0.5) == 500_000_000)
+        for ms in [0, -1, 18_446_744_073_709, 18_446_744_073_710, Int.max, Int.min, 366 * 86_400_000 + 1] {
+            #expect(throws: TimerIntervalError.self, "\(ms) ms") { try TimerInterval.nanoseconds(milliseconds: ms) }
+        }
+        for sec in [0, -5, Int.max, 366 * 86_400 + 1] {
+            #expect(throws: TimerIntervalError.self, "\(sec) s") { try TimerInterval.nanoseconds(seconds: sec) }
+        }
+        for sec in [0, -1, Double.nan, Double.infinity, 1e300] {
+            #expect(throws: TimerIntervalError.self, "\(sec) s") { try TimerInterval.nanoseconds(seconds: sec) }
+        }
+        for ns in [UInt64(0), UInt64.max, TimerInterval.maximumNanoseconds + 1] {
+            #expect(throws: TimerIntervalError.self, "\(ns) ns") { try TimerInterval.nanoseconds(ns) }
+        }
     }
 
     @Test func noJobsNoDeadline() {

@@ -43,7 +43,8 @@ extension WorkerManagementIntegration {
             #expect(iH < iM && iM < iK, "expected HARAKIRI < marker < SIGKILL, got \(iH), \(iM), \(iK)")
             #expect(kill.contains("(pid \(old.pid))"))
             if let t0 = logTimeMillis(harakiri), let t1 = logTimeMillis(kill) {
-                #expect(t1 - t0 >= 3000 && t1 - t0 <= 3500, "grace lasted \(t1 - t0) ms for --harakiri-graceful-timeout 3")
+                // Never shorter than the grace; the upper bound is loose (a loaded machine delays the master).
+                #expect(t1 - t0 >= 3000 && t1 - t0 <= 5000, "grace lasted \(t1 - t0) ms for --harakiri-graceful-timeout 3")
             }
             let outcome = try await stuck.result()
             if case .success(let r) = outcome { Issue.record("the harakiri'd request got a response: \(r.status) \(r.body)") }
@@ -105,7 +106,8 @@ extension WorkerManagementIntegration {
             let r1 = try await held.result()
             guard case .success(let ok) = r1 else { Issue.record("held request failed: \(r1)"); return }
             #expect(ok.status == 200)
-            #expect(held.duration.map { $0 >= 2.9 && $0 < 4.5 } == true, "held request took \(held.duration ?? -1) s")
+            // At least its own 3 s; the upper bound only says it was not killed and retried (loose: shared cores).
+            #expect(held.duration.map { $0 >= 2.9 && $0 < 7.5 } == true, "held request took \(held.duration ?? -1) s")
             #expect(s.lines(containing: "HARAKIRI").isEmpty)
             #expect(try s.stats().workers.first?.pid == worker.pid)
 
@@ -146,7 +148,8 @@ extension WorkerManagementIntegration {
             let old = try #require(try s.stats().workers.first)
             let outcome = try await onThread { [socket = s.socket] () -> (HTTPResponse, Result<HTTPResponse, HTTPClientError>) in
                 var c = try HTTPConnection(socket)
-                try c.send("GET /sleep/1.2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                // 1.8 s: the harakiri at 1 s fires well before the sleep would end, even on a loaded machine.
+                try c.send("GET /sleep/1.8 HTTP/1.1\r\nHost: x\r\n\r\n")
                 let first = try c.readResponse(timeout: 5)
                 // A well-behaved client: reuse the connection only if the server said so.
                 if !first.keepAlive { c = try HTTPConnection(socket) }

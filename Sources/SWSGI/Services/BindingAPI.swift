@@ -46,10 +46,10 @@ package enum UWSGIBinding {
     /// `uwsgi.signal_registered(num)`: uwsgidecorators looks for a free signal with it.
     package static func signalRegistered(_ signal: Int) -> Bool { ServicesRuntime.shared.signals[signal] != nil }
     package static func addTimer(_ signal: Int, seconds: Int) throws {
-        try Timers.addTimer(signal: signal, nanoseconds: UInt64(max(0, seconds)) * 1_000_000_000)
+        try Timers.addTimer(signal: signal, seconds: seconds)
     }
     package static func addMsTimer(_ signal: Int, milliseconds: Int) throws {
-        try Timers.addTimer(signal: signal, nanoseconds: UInt64(max(0, milliseconds)) * 1_000_000)
+        try Timers.addTimer(signal: signal, milliseconds: milliseconds)
     }
     package static func addCron(_ signal: Int, _ minute: Int, _ hour: Int, _ day: Int, _ month: Int, _ weekday: Int) throws {
         try Timers.addCron(signal: signal, minute: minute, hour: hour, day: day, month: month, weekday: weekday)

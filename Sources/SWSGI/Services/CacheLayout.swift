@@ -4,14 +4,19 @@
 /// header (512 B): robust mutex, counters, free-list head, undo journal
 /// buckets:        hashSize words, each 1 + the index of the first item in the chain (0 = empty)
 ///                 (free items: a list of released ones, then every item from `unusedFrom` on)
-/// items:          items x (keyLen, valueLen, expiresAt, next, key bytes)
-/// blocks:         items x blocksize: item i's value lives in block i
+/// items:          slots x (keyLen, valueLen, expiresAt, next, key bytes)
+/// blocks:         slots x blocksize: item i's value lives in block i
+/// slots = items + 1: at most `items` entries are live, so an update at capacity always has a spare slot
+/// to write its new copy into before the old one is freed.
 /// ```
 /// Every metadata word (bucket, item header, free-list head, count) changes only through the undo
 /// journal; key and value bytes are written only into an item that is off every list, so a rollback
 /// leaves them unreachable.
 struct CacheLayout: Equatable {
+    /// The capacity: live entries never exceed it.
     let items: Int
+    /// One more than the capacity (the spare an update writes into).
+    var slots: Int { items + 1 }
     let blockBytes: Int
     let keyBytes: Int
     let hashSize: Int
@@ -63,9 +68,9 @@ struct CacheLayout: Equatable {
     var itemBytes: Int { Self.keyStart + keyBytes }
     /// Item `ref` is 1-based (0 means none).
     func item(_ ref: Int) -> Int { itemsOffset + (ref - 1) * itemBytes }
-    var blocksOffset: Int { itemsOffset + items * itemBytes }
+    var blocksOffset: Int { itemsOffset + slots * itemBytes }
     func block(_ ref: Int) -> Int { blocksOffset + (ref - 1) * blockBytes }
-    var totalBytes: Int { (blocksOffset + items * blockBytes + 63) & ~63 }
+    var totalBytes: Int { (blocksOffset + slots * blockBytes + 63) & ~63 }
 
     /// FNV-1a: cheap, and good enough spread for a chained table.
     static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {

@@ -8,19 +8,27 @@ import SWSGIConfig
 enum Hooks {
     static func run(_ phase: HookPhase, _ hooks: [Hook], environment: [String]) throws {
         for h in hooks where h.phase == phase {
-            do { try perform(h.action, environment: environment) } catch {
-                throw SWSGIError("--hook-\(phase.rawValue) \(h.action): \(error)")
+            let label = "--hook-\(phase.rawValue) \(h.action)"
+            do { try perform(h.action, label: label, environment: environment) } catch {
+                throw SWSGIError("\(label): \(error)")
             }
         }
     }
 
-    private static func perform(_ action: HookAction, environment: [String]) throws {
+    private static func perform(_ action: HookAction, label: String, environment: [String]) throws {
         switch action {
         case .print(let text):
             // Like uWSGI: the text as it is, unless an encoder (--log-encoder json) wraps every line.
             if ServicesRuntime.shared.options.logEncoder == .plain { writeStderr(text) } else { ServerLog.line(text) }
         case .mkdir(let path):
-            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SyscallError("mkdir", context: path) }
+            if mkdir(path, 0o755) != 0 {
+                guard errno == EEXIST else { throw SyscallError("mkdir", context: path) }
+                // Only an existing directory (or a link to one) will do: a file or a dangling link is an error.
+                var st = stat()
+                if stat(path, &st) != 0 || st.st_mode & S_IFMT != S_IFDIR {
+                    throw SWSGIError("mkdir(\(path)): exists and is not a directory")
+                }
+            }
         case .unlink(let path):
             if Glibc.unlink(path) != 0 && errno != ENOENT { throw SyscallError("unlink", context: path) }
         case .write(let path, let text):
@@ -35,12 +43,7 @@ enum Hooks {
                 off += n
             }
         case .exec(let command):
-            let pid = try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["/bin/sh", "-c", command], environment: environment))
-            var st: Int32 = 0
-            while waitpid(pid, &st, 0) < 0 {
-                if errno != EINTR { throw SyscallError("waitpid", context: "hook") }
-            }
-            let status = ProcessEnd(waitStatus: st)
+            let status = try HookCommand.run(command, label: label, environment: environment)
             if status.shellCode != 0 { throw SWSGIError("the command ended with \(status)") }
         }
     }

@@ -1,5 +1,6 @@
 import Glibc
 import Posix
+import ServicesCore
 
 /// Mules: extra processes under the master (`--mule`, `--mule=FILE`), respawned when they die. Workers
 /// send them messages (delivered in order, and kept while a mule restarts); a mule either runs a loop
@@ -88,7 +89,8 @@ public enum Mules {
         let rt = ServicesRuntime.shared
         let fds = rt.muleQueues
         guard !fds.isEmpty else { return nil }
-        let deadline = timeoutMilliseconds < 0 ? UInt64.max : monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        // Saturating: an absurd timeout waits "forever" instead of trapping.
+        let deadline = timeoutMilliseconds < 0 ? UInt64.max : monotonicNanoseconds().saturatingAdd(UInt64(timeoutMilliseconds).saturatingMultiply(1_000_000))
         while true {
             for fd in fds {
                 while let r = try? RecordChannel.receive(fd, buffer: &rt.receiveBuffer) {

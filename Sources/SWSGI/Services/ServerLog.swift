@@ -53,28 +53,5 @@ enum ServerLog {
     }
 }
 
-/// `"text"` with JSON escapes.
-func jsonString(_ s: String) -> String { "\"" + jsonEscaped(s) + "\"" }
-
-/// The inside of a JSON string: quotes, backslashes and control characters escaped.
-func jsonEscaped(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for c in s.unicodeScalars {
-        switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if c.value < 0x20 {
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(c)
-            }
-        }
-    }
-    return out
-}
+/// `"text"` with JSON escapes (Common's, one copy for both programs).
+func jsonString(_ s: String) -> String { jsonQuoted(s) }

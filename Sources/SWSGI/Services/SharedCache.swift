@@ -1,5 +1,6 @@
 import Glibc
 import Posix
+import ServicesCore
 
 /// Why a cache refused a write. Each refusal is counted in the master's stats.
 public enum CacheError: Error, Equatable, CustomStringConvertible {
@@ -246,8 +247,9 @@ struct SharedCache: @unchecked Sendable {
             let now = monotonicNanoseconds()
             let found = find(k)
             if let (ref, _) = found, !replace, !expired(ref, now: now) { return false }
-            try store(k, v, expiresAt: expiresInSeconds > 0 ? now + UInt64(expiresInSeconds) * 1_000_000_000 : 0,
-                      replacing: found, now: now)
+            // Saturating: an absurd expiry (any Int) means "never", not a trap in the worker.
+            let expiresAt = expiresInSeconds > 0 ? now.saturatingAdd(UInt64(expiresInSeconds).saturatingMultiply(1_000_000_000)) : 0
+            try store(k, v, expiresAt: expiresAt, replacing: found, now: now)
             return true
         }
     }
@@ -255,16 +257,21 @@ struct SharedCache: @unchecked Sendable {
     /// Writes a new item off-list, then links it in place of `replacing` (or at its bucket's head).
     private func store(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, expiresAt: UInt64,
                        replacing: (ref: Int, link: Int)?, now: UInt64) throws {
-        if word(CacheLayout.freeHead) == 0 && Int(word(CacheLayout.unusedFrom)) > layout.items { purgeExpired(now: now) }
+        // Live entries never exceed `items`; the slots hold one more, so replacing an entry at capacity
+        // always finds a spare slot for its new copy (written off-list, as any write).
+        if Int(word(CacheLayout.count)) >= layout.items { purgeExpired(now: now) }
         var old = replacing
         // The purge may have removed (and moved the link of) the entry being replaced.
         if old != nil { old = find(k) }
+        if old == nil && Int(word(CacheLayout.count)) >= layout.items {
+            throw refuse(.full(cache: name, items: layout.items), counter: CacheLayout.refusedFull)
+        }
         var ref = Int(word(CacheLayout.freeHead))
         if ref != 0 {
             journaled(CacheLayout.freeHead, word(layout.item(ref) + CacheLayout.next))
         } else {
             ref = Int(word(CacheLayout.unusedFrom))
-            guard ref <= layout.items else {
+            guard ref <= layout.slots else {
                 throw refuse(.full(cache: name, items: layout.items), counter: CacheLayout.refusedFull)
             }
             journaled(CacheLayout.unusedFrom, UInt64(ref + 1))
@@ -359,30 +366,31 @@ struct SharedCache: @unchecked Sendable {
     /// Returns a problem description, nil when consistent.
     func checkConsistency() throws -> String? {
         try withLock {
-            var seen = [Bool](repeating: false, count: layout.items + 1)
+            var seen = [Bool](repeating: false, count: layout.slots + 1)
             var live = 0
             for b in 0..<layout.hashSize {
                 var ref = Int(word(layout.bucket(b)))
                 while ref != 0 {
-                    if ref > layout.items || seen[ref] { return "item \(ref) reached twice from the buckets" }
+                    if ref > layout.slots || seen[ref] { return "item \(ref) reached twice from the buckets" }
                     seen[ref] = true
                     live += 1
                     ref = Int(word(layout.item(ref) + CacheLayout.next))
                 }
             }
             let unused = Int(word(CacheLayout.unusedFrom))
-            if unused < 1 || unused > layout.items + 1 { return "unusedFrom is \(unused)" }
+            if unused < 1 || unused > layout.slots + 1 { return "unusedFrom is \(unused)" }
             var ref = Int(word(CacheLayout.freeHead))
-            var free = layout.items + 1 - unused
+            var free = layout.slots + 1 - unused
             while ref != 0 {
                 if ref >= unused || seen[ref] { return "item \(ref) both free and in use, or free twice" }
                 seen[ref] = true
                 free += 1
                 ref = Int(word(layout.item(ref) + CacheLayout.next))
             }
-            for r in unused..<(layout.items + 1) where seen[r] { return "item \(r) in use past unusedFrom" }
+            for r in unused..<(layout.slots + 1) where seen[r] { return "item \(r) in use past unusedFrom" }
             if live != Int(word(CacheLayout.count)) { return "count says \(word(CacheLayout.count)), chains hold \(live)" }
-            if live + free != layout.items { return "\(layout.items - live - free) items lost" }
+            if live > layout.items { return "\(live) live items above the capacity \(layout.items)" }
+            if live + free != layout.slots { return "\(layout.slots - live - free) items lost" }
             return nil
         }
     }
@@ -395,7 +403,7 @@ struct SharedCache: @unchecked Sendable {
             func add(_ off: Int, _ n: Int) { out += UnsafeRawBufferPointer(start: base + off, count: n) }
             for f in [CacheLayout.count, CacheLayout.freeHead, CacheLayout.unusedFrom, CacheLayout.clearing] { add(f, 8) }
             add(layout.bucketsOffset, layout.hashSize * 8)
-            for ref in 1...layout.items { add(layout.item(ref), CacheLayout.keyStart) }
+            for ref in 1...layout.slots { add(layout.item(ref), CacheLayout.keyStart) }
             for b in 0..<layout.hashSize {
                 var ref = Int(word(layout.bucket(b)))
                 while ref != 0 {

@@ -16,15 +16,15 @@ public enum Timers {
     @discardableResult
     public static func every(seconds: Double, on target: SignalTarget = .anyWorker, unique: Bool = false,
                              _ body: @escaping (SignalFire) -> Void) throws -> Int {
-        guard seconds > 0, seconds < 1e9 else { throw ServicesError("timer: \(seconds) s is not a positive interval") }
-        return try add(.every(nanoseconds: UInt64(seconds * 1e9)), target, unique, body)
+        return try add(.every(nanoseconds: try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(seconds: seconds) }),
+                       target, unique, body)
     }
 
     @discardableResult
     public static func every(milliseconds: Int, on target: SignalTarget = .anyWorker, unique: Bool = false,
                              _ body: @escaping (SignalFire) -> Void) throws -> Int {
-        guard milliseconds > 0 else { throw ServicesError("timer: \(milliseconds) ms is not a positive interval") }
-        return try add(.every(nanoseconds: UInt64(milliseconds) * 1_000_000), target, unique, body)
+        return try add(.every(nanoseconds: try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(milliseconds: milliseconds) }),
+                       target, unique, body)
     }
 
     /// At local-time minutes matching the fields; -1 = any, -N = every N (uWSGI's cron).
@@ -58,8 +58,23 @@ public enum Timers {
 
     /// `uwsgi.add_timer(num, seconds)` / `add_ms_timer(num, ms)`.
     public static func addTimer(signal: Int, nanoseconds: UInt64) throws {
-        guard nanoseconds > 0 else { throw ServicesError("timer: the interval must be above 0") }
-        try ServicesRuntime.shared.addTimer(signal: signal, kind: .every(nanoseconds: nanoseconds))
+        let ns = try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(nanoseconds) }
+        try ServicesRuntime.shared.addTimer(signal: signal, kind: .every(nanoseconds: ns))
+    }
+
+    /// `uwsgi.add_timer(num, seconds)`: the bound is checked before any multiplication.
+    public static func addTimer(signal: Int, seconds: Int) throws {
+        try addTimer(signal: signal, nanoseconds: try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(seconds: seconds) })
+    }
+
+    /// `uwsgi.add_ms_timer(num, ms)`.
+    public static func addTimer(signal: Int, milliseconds: Int) throws {
+        try addTimer(signal: signal, nanoseconds: try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(milliseconds: milliseconds) })
+    }
+
+    /// At most a year, above zero: out-of-range intervals are the caller's error, never the master's trap.
+    private static func interval(_ convert: () throws(TimerIntervalError) -> UInt64) throws -> UInt64 {
+        do { return try convert() } catch { throw ServicesError(error.description) }
     }
 
     /// `uwsgi.add_cron(num, minute, hour, day, month, weekday)`.
