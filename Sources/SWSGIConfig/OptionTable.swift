@@ -127,7 +127,7 @@ let optionTable: [OptionSpec] = [
     option(core, "header-timeout", "SECONDS", .seconds(positive: true), \.headerTimeoutNanoseconds, default: "10",
            "answer 408 when a request head is not complete in time"),
     option(core, "body-timeout", "SECONDS", .seconds(positive: true), \.bodyTimeoutNanoseconds, default: "60",
-           "answer 408 and close when a request body is not complete this long after the app starts reading it"),
+           "answer 408 and close when a request body takes longer than this from the first read"),
     option(core, "keepalive-timeout", "SECONDS", .seconds(), \.keepaliveTimeoutNanoseconds, default: "75",
            "close idle keep-alive connections after this (0 = never)"),
     option(core, "worker-reload-mercy", "SECONDS", .seconds(), \.workerReloadMercyNanoseconds, default: "60",
