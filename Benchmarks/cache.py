@@ -7,7 +7,7 @@ Each server runs 2 workers and one cache (1000 items, 128-byte blocks, 32-byte k
 request per worker starts, at the same wall-clock instant, a loop of N (update + get) pairs over 256
 keys with 64-byte values, inside the worker: swsgi's Swift `Cache` API (ServicesExample, release
 build) and uWSGI's Python `uwsgi.cache_update` / `uwsgi.cache_get` (Debian's uwsgi 2.0.21 with its
-python3 plugin). Reported: operations per second over both workers (total operations / the slower
+python3 plugin), and the same Python file under swsgi (its `uwsgi` module, the python3 on PATH). Reported: operations per second over both workers (total operations / the slower
 worker's time), best and median of R rounds. uWSGI's figure includes CPython's call overhead
 (~50-100 ns per call); swsgi's includes Swift's String -> bytes conversion of each key.
 With --timer-seconds S (default 60), it also runs a 100 ms timer on swsgi's idle workers for S seconds
@@ -103,9 +103,13 @@ def main():
     print('building ServicesExample (release)...', file=sys.stderr)
     build = subprocess.run(['swift', 'build', '-c', 'release', '--product', 'ServicesExample', '--scratch-path',
                             os.path.join(ROOT, '.build-bench')], cwd=ROOT, capture_output=True, text=True)
+    if build.returncode == 0:
+        build = subprocess.run(['swift', 'build', '-c', 'release', '--product', 'swsgi', '--scratch-path',
+                                os.path.join(ROOT, '.build-bench')], cwd=ROOT, capture_output=True, text=True)
     if build.returncode != 0:
         sys.exit(f'cache.py: swift build failed:\n{build.stdout[-4000:]}{build.stderr[-2000:]}')
     example = os.path.join(ROOT, '.build-bench', 'release', 'ServicesExample')
+    swsgi = os.path.join(ROOT, '.build-bench', 'release', 'swsgi')
     cache = 'name=bench,items=1000,blocksize=128,keysize=32'
     rows = []
     port = free_port()
@@ -114,6 +118,11 @@ def main():
     workdir = tempfile.mkdtemp(prefix='cachebench-')
     with open(os.path.join(workdir, 'app.py'), 'w') as f:
         f.write(UWSGI_APP)
+    port = free_port()
+    rows.append(('swsgi uwsgi module (Python API)',) + measure(
+        'swsgi-python', [swsgi, '--processes', '2', '--http-socket', f'127.0.0.1:{port}',
+                         '--wsgi-file', os.path.join(workdir, 'app.py'), '--cache2', cache, '--disable-logging'],
+        port, a.ops, a.rounds))
     port = free_port()
     if shutil.which('uwsgi'):
         rows.append(('uWSGI 2.0 cache2 (Python API)',) + measure(

@@ -66,6 +66,7 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyTuple_SetItem: py_int_obj_size_obj
     public let PyTuple_GetItem: py_obj_obj_size
     public let PyTuple_Size: py_size_obj
+    public let PyList_New: py_obj_size
     public let PyList_Size: py_size_obj
     public let PyList_GetItem: py_obj_obj_size
     public let PyList_SetItem: py_int_obj_size_obj
@@ -167,6 +168,7 @@ public struct CPythonAPI: @unchecked Sendable {
         PyTuple_SetItem = try fn("PyTuple_SetItem")
         PyTuple_GetItem = try fn("PyTuple_GetItem")
         PyTuple_Size = try fn("PyTuple_Size")
+        PyList_New = try fn("PyList_New")
         PyList_Size = try fn("PyList_Size")
         PyList_GetItem = try fn("PyList_GetItem")
         PyList_SetItem = try fn("PyList_SetItem")

@@ -159,6 +159,16 @@ public final class Interpreter {
         return try body()
     }
 
+    /// Runs `body` holding the GIL from a callback of swsgi's own loop (a timer, a signal, a mule message),
+    /// which may come while the GIL is held (a handler run inside `uwsgi.mule_get_msg`, which released it
+    /// with `withoutGIL`, takes it back here) or not (the worker's loop between requests).
+    @inline(__always)
+    public func withCallbackGIL<T>(_ body: () throws -> T) rethrows -> T {
+        let state = api.PyGILState_Ensure()
+        defer { api.PyGILState_Release(state) }
+        return try body()
+    }
+
     // MARK: fork
 
     /// Before fork: take the GIL and CPython's fork locks.

@@ -18,7 +18,7 @@ let servicesOptionRows: [OptionSpec] = [
     row("locks", "N", "0", "user locks 1...N shared by all processes, besides lock 0") { o, t throws(ValueProblem) in
         o.locks = try ValueParser<Int>.int(0...4096).parse(t)
     },
-    row("mule", "[FILE]", "none", "start a mule process (repeatable); --mule=FILE runs the loop registered for FILE",
+    row("mule", "[FILE]", "none", "start a mule (repeatable); --mule=FILE runs the loop registered as FILE, or the Python script FILE",
         optionalValue: true) { o, t throws(ValueProblem) in
         o.mules.append(MuleOptions.parse(t))
     },

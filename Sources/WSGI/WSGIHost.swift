@@ -44,6 +44,12 @@ public final class WSGIHost: HostedApplication {
             throw SWSGIError("the WSGI support code failed to load (traceback above)")
         }
         support = ns
+        // `import uwsgi` / `uwsgidecorators` work from here on, at the app's import and after.
+        // A mule's script missing is an error now, not a mule respawned forever.
+        for case .file(let f) in all.mules where access(f, R_OK) != 0 {
+            throw SWSGIError("--mule=\(f): \(errnoText(errno))")
+        }
+        _ = try UwsgiModule.install(interpreter)
         if !options.lazyApps {
             try loadApp()
             call("freeze")

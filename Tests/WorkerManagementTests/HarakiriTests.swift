@@ -50,7 +50,7 @@ extension WorkerManagementIntegration {
             if case .success(let r) = outcome { Issue.record("the harakiri'd request got a response: \(r.status) \(r.body)") }
             #expect(stuck.duration.map { $0 < 8 } == true, "the stuck request lasted \(stuck.duration ?? -1) s")
 
-            try await waitFor(3, "old pid reaped") { !isAlive(old.pid) }
+            try await waitFor(10, "old pid reaped") { !isAlive(old.pid) }
             let after = try s.stats()
             let w1 = try #require(after.workers.first { $0.id == 1 })
             #expect(after.workers.count == 1)
@@ -101,7 +101,7 @@ extension WorkerManagementIntegration {
 
             // Phase 1: empty queue: held at 1 s, completes at ~3 s with 200.
             let held = InFlight(s.socket, "/sleep/3", timeout: 8)
-            let heldLine = try await s.waitForLine("harakiri held for worker 1 (pid \(worker.pid))", timeout: 3)
+            let heldLine = try await s.waitForLine("harakiri held for worker 1 (pid \(worker.pid))", timeout: 10)
             #expect(heldLine.contains("listen queue 0 <= threshold 2"))
             let r1 = try await held.result()
             guard case .success(let ok) = r1 else { Issue.record("held request failed: \(r1)"); return }
@@ -113,12 +113,12 @@ extension WorkerManagementIntegration {
 
             // Phase 2: an overdue /sleep/10 with 2 queued connections is still held...
             let stuck = InFlight(s.socket, "/sleep/10", timeout: 15)
-            try await waitFor(3, "the /sleep/10 request overdue") { (try s.stats().workers.first?.requestAgeMs ?? 0) >= 1100 }
+            try await waitFor(10, "the /sleep/10 request overdue") { (try s.stats().workers.first?.requestAgeMs ?? 0) >= 1100 }
             var queued: [InFlight] = []
             for _ in 0..<2 { queued.append(InFlight(s.socket, "/sleep/0", timeout: 15)) }
-            try await waitFor(3, "listen queue 2") { try s.stats().listenQueue == 2 }
+            try await waitFor(10, "listen queue 2") { try s.stats().listenQueue == 2 }
             let heldAt = try #require(try s.stats().workers.first?.requestAgeMs)
-            try await waitFor(3, "300 ms more of holding") { (try s.stats().workers.first?.requestAgeMs ?? 0) >= heldAt + 300 }
+            try await waitFor(10, "300 ms more of holding") { (try s.stats().workers.first?.requestAgeMs ?? 0) >= heldAt + 300 }
             #expect(s.lines(containing: "HARAKIRI").isEmpty, "harakiri fired with only 2 queued (threshold 2)")
             // ...and fires once the queue holds more than 2.
             for _ in 0..<2 { queued.append(InFlight(s.socket, "/sleep/0", timeout: 15)) }
@@ -178,7 +178,7 @@ extension WorkerManagementIntegration {
             defer { s.stop() }
             let old = try #require(try s.stats().workers.first)
             let stuck = InFlight(s.socket, "/sleep/10", timeout: 15)
-            try await waitFor(3, "the request running") { try s.stats().workers.first?.status == "busy" }
+            try await waitFor(10, "the request running") { try s.stats().workers.first?.status == "busy" }
             kill(s.pid, SIGHUP)
             try await s.waitForLine("retiring worker 1 (pid \(old.pid)): reload", timeout: 6)
             let fired = try await s.waitForLine("HARAKIRI worker 1 (pid \(old.pid))", timeout: 6)

@@ -28,7 +28,8 @@ typedef struct PyMethodDef {
 #define swsgi_METH_O 0x0008
 #define swsgi_Py_file_input 257
 
-// Interpreter and GIL.
+// Interpreter and GIL. PyGILState_Ensure/Release pass PyGILState_STATE, an enum (an int in the ABI):
+// py_int_void / py_void_int.
 typedef void (*py_void_int)(int);
 typedef int (*py_int_void)(void);
 typedef void (*py_void_void)(void);

@@ -32,6 +32,8 @@ package enum UWSGIBinding {
         try Self.cache(cache).increment(key, by: -delta)
     }
     package static func cacheKeys(cache: String? = nil) throws -> [[UInt8]] { try Self.cache(cache).keys() }
+    /// One cache for a binding's hot path: raw buffers in, the value handed out in place (no arrays).
+    package static func cacheHandle(_ name: String?) throws -> UWSGICacheHandle { UWSGICacheHandle(cache: try cache(name)) }
 
     // register_signal, add_timer, add_ms_timer, add_cron: at import time in the master (before the fork),
     // or in each worker with --lazy-apps (after it: the same timer added by every worker runs once;
@@ -41,6 +43,8 @@ package enum UWSGIBinding {
         guard let t = SignalTarget(uwsgiName: target) else { throw ServicesError("unknown signal target '\(target)'") }
         try Timers.registerSignal(signal, target: t, unique: unique) { handler($0.signal) }
     }
+    /// `uwsgi.signal_registered(num)`: uwsgidecorators looks for a free signal with it.
+    package static func signalRegistered(_ signal: Int) -> Bool { ServicesRuntime.shared.signals[signal] != nil }
     package static func addTimer(_ signal: Int, seconds: Int) throws {
         try Timers.addTimer(signal: signal, seconds: seconds)
     }
@@ -63,6 +67,10 @@ package enum UWSGIBinding {
     package static func callMuleFunction(_ name: String, _ payload: [UInt8], mule: Int = 0) throws { try Mules.call(name, payload, mule: mule) }
     /// What a mule runs for `--mule=FILE` when no Swift loop is registered for FILE (the Python script).
     package static func setMuleFileRunner(_ runner: @escaping (String) -> Void) { ServicesRuntime.shared.muleFileRunner = runner }
+    /// Told about each mule fork (the Python host: fork locks and GIL, as around a worker's fork).
+    package static func setMuleForkHooks(prepare: @escaping () -> Void, parent: @escaping () -> Void, child: @escaping () -> Void) {
+        ServicesRuntime.shared.muleForkHooks = (prepare, parent, child)
+    }
     /// What the default `--mule` does with a plain message.
     package static func setMuleMessageHandler(_ handler: @escaping ([UInt8]) -> Void) { Mules.onMessage(handler) }
 
@@ -93,4 +101,20 @@ package enum UWSGIBinding {
         guard ServicesRuntime.shared.masterPID > 0 else { throw ServicesError("not running under swsgi") }
         if kill(ServicesRuntime.shared.masterPID, SIGHUP) != 0 { throw SyscallError("kill", context: "SIGHUP to the master") }
     }
+}
+
+/// `UWSGIBinding.cacheHandle`: a `--cache2` cache as a binding calls it per operation.
+package struct UWSGICacheHandle {
+    let cache: SharedCache
+    /// Not generic, so the binding's call is specialised here: `body` makes the caller's object from the value in place.
+    package func read(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> OpaquePointer?) throws -> OpaquePointer?? {
+        try cache.read(key, body)
+    }
+    /// `replace: false` leaves a live entry alone and returns false (cache_set).
+    package func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, expires: Int, replace: Bool) throws -> Bool {
+        try cache.set(raw: key, value, expiresInSeconds: expires, replace: replace)
+    }
+    package func delete(_ key: UnsafeRawBufferPointer) throws -> Bool { try cache.delete(raw: key) }
+    package func exists(_ key: UnsafeRawBufferPointer) throws -> Bool { try cache.exists(raw: key) }
+    package func increment(_ key: UnsafeRawBufferPointer, by delta: Int64) throws -> Int64 { try cache.increment(raw: key, by: delta) }
 }

@@ -97,6 +97,8 @@ final class ServicesRuntime: @unchecked Sendable {
     /// For a host that runs `--mule=FILE` itself (the Python binding): called in the mule when no Swift
     /// loop is registered for FILE.
     var muleFileRunner: ((String) -> Void)? = nil
+    /// A host with process-wide state (Python) told about each mule fork, as the master tells it about workers'.
+    var muleForkHooks: (prepare: () -> Void, parent: () -> Void, child: () -> Void)? = nil
 
     // Record channels (master keeps both ends: records for a dead process wait for its successor).
     var anyWorker: RecordChannel? = nil
@@ -397,9 +399,11 @@ final class ServicesRuntime: @unchecked Sendable {
             case .log(let m): ServerLog.line(m)
             case .signal(let sig, let pid): kill(pid, sig)
             case .fork(let id):
+                muleForkHooks?.prepare()
                 let pid = fork()
                 let e = errno
                 if pid == 0 { becomeMule(id) }
+                muleForkHooks?.parent()
                 let now = monotonicNanoseconds()
                 carryOut(pid < 0 ? mules.forkFailed(id: id, reason: errnoText(e), now: now) : mules.forked(id: id, pid: pid, now: now))
             }
@@ -434,6 +438,7 @@ final class ServicesRuntime: @unchecked Sendable {
     }
 
     private func becomeMule(_ id: Int) -> Never {
+        muleForkHooks?.child()
         closeMasterFDsInChild()
         role = .mule(id)
         scheduler = TimerScheduler()

@@ -182,29 +182,35 @@ struct SharedCache: @unchecked Sendable {
     // MARK: operations
 
     func get(_ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in
-            try withLock {
-                let now = monotonicNanoseconds()
-                guard let (ref, link) = find(k) else { count(CacheLayout.misses); return nil }
-                if expired(ref, now: now) {
-                    unlink(ref, link: link)
-                    count(CacheLayout.misses)
-                    return nil
-                }
-                count(CacheLayout.hits)
-                let n = Int(word(layout.item(ref) + CacheLayout.valueLength))
-                return Array(UnsafeRawBufferPointer(start: base + layout.block(ref), count: n))
+        try key.withUnsafeBytes { k in try read(k) { Array($0) } }
+    }
+
+    /// The value at `k` handed to `body` in place, under the lock (a binding copies it straight into its
+    /// own object: no intermediate array); nil when absent.
+    func read<T>(_ k: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> T) throws -> T? {
+        try withLock {
+            let now = monotonicNanoseconds()
+            guard let (ref, link) = find(k) else { count(CacheLayout.misses); return nil }
+            if expired(ref, now: now) {
+                unlink(ref, link: link)
+                count(CacheLayout.misses)
+                return nil
             }
+            count(CacheLayout.hits)
+            let n = Int(word(layout.item(ref) + CacheLayout.valueLength))
+            return body(UnsafeRawBufferPointer(start: base + layout.block(ref), count: n))
         }
     }
 
     func exists(_ key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { k in
-            try withLock {
-                guard let (ref, _) = find(k), !expired(ref, now: monotonicNanoseconds()) else { count(CacheLayout.misses); return false }
-                count(CacheLayout.hits)
-                return true
-            }
+        try key.withUnsafeBytes { try exists(raw: $0) }
+    }
+
+    func exists(raw k: UnsafeRawBufferPointer) throws -> Bool {
+        try withLock {
+            guard let (ref, _) = find(k), !expired(ref, now: monotonicNanoseconds()) else { count(CacheLayout.misses); return false }
+            count(CacheLayout.hits)
+            return true
         }
     }
 
@@ -229,20 +235,22 @@ struct SharedCache: @unchecked Sendable {
     /// left alone and false is returned (cache_set).
     @discardableResult
     func set(_ key: [UInt8], _ value: [UInt8], expiresInSeconds: Int, replace: Bool) throws -> Bool {
-        try checkSizes(key: key.count, value: value.count)
-        return try key.withUnsafeBytes { k in
-            try value.withUnsafeBytes { v in
-                try withLock {
-                    let now = monotonicNanoseconds()
-                    let found = find(k)
-                    if let (ref, _) = found, !replace, !expired(ref, now: now) { return false }
-                    // Saturating: an absurd expiry (any Int) means "never", not a trap in the worker.
-                    let expiresAt = expiresInSeconds > 0 ? now.saturatingAdd(UInt64(expiresInSeconds).saturatingMultiply(1_000_000_000)) : 0
-                    try store(k, v, expiresAt: expiresAt,
-                              replacing: found, now: now)
-                    return true
-                }
-            }
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in try set(raw: k, v, expiresInSeconds: expiresInSeconds, replace: replace) }
+        }
+    }
+
+    @discardableResult
+    func set(raw k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, expiresInSeconds: Int, replace: Bool) throws -> Bool {
+        try checkSizes(key: k.count, value: v.count)
+        return try withLock {
+            let now = monotonicNanoseconds()
+            let found = find(k)
+            if let (ref, _) = found, !replace, !expired(ref, now: now) { return false }
+            // Saturating: an absurd expiry (any Int) means "never", not a trap in the worker.
+            let expiresAt = expiresInSeconds > 0 ? now.saturatingAdd(UInt64(expiresInSeconds).saturatingMultiply(1_000_000_000)) : 0
+            try store(k, v, expiresAt: expiresAt, replacing: found, now: now)
+            return true
         }
     }
 
@@ -290,35 +298,40 @@ struct SharedCache: @unchecked Sendable {
 
     @discardableResult
     func delete(_ key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { k in
-            try withLock {
-                guard let (ref, link) = find(k) else { return false }
-                let live = !expired(ref, now: monotonicNanoseconds())
-                unlink(ref, link: link)
-                return live
-            }
+        try key.withUnsafeBytes { try delete(raw: $0) }
+    }
+
+    @discardableResult
+    func delete(raw k: UnsafeRawBufferPointer) throws -> Bool {
+        try withLock {
+            guard let (ref, link) = find(k) else { return false }
+            let live = !expired(ref, now: monotonicNanoseconds())
+            unlink(ref, link: link)
+            return live
         }
     }
 
     /// Adds `delta` to the 8-byte counter at `key` (created at `delta` when missing); the new value.
     func increment(_ key: [UInt8], by delta: Int64) throws -> Int64 {
-        try checkSizes(key: key.count, value: 8)
-        return try key.withUnsafeBytes { k in
-            try withLock {
-                let now = monotonicNanoseconds()
-                if let (ref, _) = find(k), !expired(ref, now: now) {
-                    guard word(layout.item(ref) + CacheLayout.valueLength) == 8 else {
-                        throw CacheError.notANumber(cache: name, key: String(decoding: k, as: UTF8.self))
-                    }
-                    let off = layout.block(ref)
-                    let value = Int64(bitPattern: word(off)) &+ delta
-                    journaled(off, UInt64(bitPattern: value))
-                    return value
+        try key.withUnsafeBytes { try increment(raw: $0, by: delta) }
+    }
+
+    func increment(raw k: UnsafeRawBufferPointer, by delta: Int64) throws -> Int64 {
+        try checkSizes(key: k.count, value: 8)
+        return try withLock {
+            let now = monotonicNanoseconds()
+            if let (ref, _) = find(k), !expired(ref, now: now) {
+                guard word(layout.item(ref) + CacheLayout.valueLength) == 8 else {
+                    throw CacheError.notANumber(cache: name, key: String(decoding: k, as: UTF8.self))
                 }
-                var value = delta
-                try withUnsafeBytes(of: &value) { v in try store(k, v, expiresAt: 0, replacing: find(k), now: now) }
-                return delta
+                let off = layout.block(ref)
+                let value = Int64(bitPattern: word(off)) &+ delta
+                journaled(off, UInt64(bitPattern: value))
+                return value
             }
+            var value = delta
+            try withUnsafeBytes(of: &value) { v in try store(k, v, expiresAt: 0, replacing: find(k), now: now) }
+            return delta
         }
     }
 
