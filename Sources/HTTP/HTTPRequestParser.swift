@@ -341,7 +341,8 @@ public struct HTTPRequestParser: Sendable {
                 guard let value = parseContentLength(p, valueStart, valueEnd) else {
                     return fail(.invalidContentLength)
                 }
-                if let contentLength, contentLength != value { return fail(.conflictingContentLength) }
+                // RFC 9110 §8.6: repeated fields are one list, refused like `5, 5` (see parseContentLength).
+                if contentLength != nil { return fail(.conflictingContentLength) }
                 contentLength = value
             case 17 where equalsLowercased(p, nameStart, nameEnd, "transfer-encoding"):
                 if let e = te.add(p, valueStart, valueEnd) { return fail(e) }
@@ -371,15 +372,21 @@ public struct HTTPRequestParser: Sendable {
         }
 
         let method = makeString(p, 0, methodEnd)
-        let path: String
-        let query: String?
-        if queryMark >= 0 {
-            path = makeString(p, targetStart, queryMark)
-            query = makeString(p, queryMark + 1, targetEnd)
-        } else {
-            path = makeString(p, targetStart, targetEnd)
-            query = nil
+        // RFC 9112 §3.2.2: with an absolute-form target the target's authority is the host, whatever
+        // Host says: the head is normalised to Host = authority and an origin-form target, so the app
+        // and the access log cannot see one host while a proxy routed on the other.
+        var pathStart = targetStart
+        if let (authStart, authEnd) = absoluteFormAuthority(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) {
+            if !isValidAuthority(p, authStart, authEnd, requirePort: false) || authStart == authEnd { return fail(.invalidHost) }
+            let authority = makeString(p, authStart, authEnd)
+            fields.removeAll { $0.name.utf8.count == 4 && $0.name.lowercased() == "host" }
+            fields.append(HTTPField(name: "Host", value: authority, rawValue: nil))
+            pathStart = authEnd
         }
+        let pathEnd = queryMark >= 0 ? queryMark : targetEnd
+        var path = makeString(p, pathStart, pathEnd)
+        if path.isEmpty { path = methodEnd == 7 && equalsExact(p, 0, 7, "OPTIONS") && queryMark < 0 ? "*" : "/" }
+        let query: String? = queryMark >= 0 ? makeString(p, queryMark + 1, targetEnd) : nil
         return .success(HTTPRequestHead(
             method: method, path: path, query: query, version: version,
             headers: HTTPHeaders(fields),
@@ -403,6 +410,19 @@ public struct HTTPRequestParser: Sendable {
             value = a
         }
         return value
+    }
+
+    /// The authority's bounds in an absolute-form target (`scheme://authority/path?query`), else nil.
+    static func absoluteFormAuthority(_ p: UnsafeBufferPointer<UInt8>, methodEnd: Int, targetStart: Int, targetEnd: Int) -> (Int, Int)? {
+        let first = p[targetStart]
+        if first == 0x2F || first == 0x2A || (methodEnd == 7 && equalsExact(p, 0, 7, "CONNECT")) { return nil }
+        var k = targetStart
+        while k + 2 < targetEnd, !(p[k] == colon && p[k + 1] == 0x2F && p[k + 2] == 0x2F) { k += 1 }
+        guard k + 2 < targetEnd else { return nil }
+        let start = k + 3
+        var end = start
+        while end < targetEnd, p[end] != 0x2F, p[end] != questionMark { end += 1 }
+        return (start, end)
     }
 
     /// RFC 9112 §3.2: origin-form (`/path`) for every method but CONNECT; asterisk-form (`*`) only with

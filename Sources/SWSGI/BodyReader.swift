@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// Pulls one request's body from what followed the head and then from the socket, decoding
 /// Content-Length or chunked framing. Sends `100 Continue` only when the app starts reading,
@@ -16,13 +17,25 @@ final class BodyReader {
     var continueSent = false
     var failed = false
     let timeoutMilliseconds: Int32
+    /// `--body-timeout`: the whole body must arrive within this from the app's first read, so a client
+    /// trickling a byte now and then cannot hold the worker (each wait alone is bounded by `timeoutMilliseconds`).
+    let bodyTimeoutNanoseconds: UInt64
+    /// Set at the first read from the socket.
+    var deadline: UInt64?
 
-    init(connection: Connection, head: HTTPRequestHead, limits: HTTPLimits, initial: ArraySlice<UInt8>, timeoutMilliseconds: Int32) {
+    init(connection: Connection, head: HTTPRequestHead, limits: HTTPLimits, initial: ArraySlice<UInt8>,
+         timeoutMilliseconds: Int32, bodyTimeoutNanoseconds: UInt64) {
         self.connection = connection
         self.decoder = HTTPBodyDecoder(framing: head.framing, limits: limits)
         self.input = initial
         self.expectContinue = head.expectContinue
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.bodyTimeoutNanoseconds = bodyTimeoutNanoseconds
+    }
+
+    private func timedOut() -> RequestBodyError {
+        failed = true
+        return RequestBodyError(status: 408, message: "request body not received in time")
     }
 
     /// Bytes after the body: the next pipelined request. Empty until the body is complete.
@@ -48,14 +61,18 @@ final class BodyReader {
                 if !out.isEmpty { return out }
                 if decoder.isDone { return nil }
             }
+            let now = monotonicNanoseconds()
+            let end = deadline ?? now.saturatingAdd(bodyTimeoutNanoseconds)
+            deadline = end
+            if now >= end { throw timedOut() }
             var buf = [UInt8](repeating: 0, count: 65536)
             let n = buf.withUnsafeMutableBytes { Glibc.read(connection.fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 input = buf[0..<n]
             } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                if !waitReadable(connection.fd, timeoutMilliseconds: timeoutMilliseconds) {
-                    failed = true
-                    throw RequestBodyError(status: 408, message: "request body not received in time")
+                let left = Int32(clamping: (end - now) / 1_000_000 + 1)
+                if !waitReadable(connection.fd, timeoutMilliseconds: min(left, timeoutMilliseconds)) {
+                    throw timedOut()
                 }
             } else {
                 failed = true

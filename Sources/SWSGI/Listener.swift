@@ -16,6 +16,10 @@ struct Listener {
     var temporaryPath: String? = nil
     /// The path held a stale socket: `publish()` may replace it.
     var replacesPath = false
+    /// That stale socket's inode: `publish()` replaces only it, re-checked right before the rename.
+    var staleInode: ino_t? = nil
+    /// hupwatch handover: the path's live listener is our predecessor's (see `SocketPathRule`).
+    var successor = false
     let isUnix: Bool
     var description: String
     /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
@@ -66,15 +70,23 @@ struct Listener {
     static func bindUnix(_ path: String, _ o: ServerOptions, environment env: [String]) throws -> Listener {
         let (dir, _) = splitPath(path)
         guard isDirectory(dir) else { throw SWSGIError("--socket \(path): folder \(dir) does not exist") }
-        let replace = try SocketPathRule.check(path, option: "--socket", successor: SocketPathRule.isHupwatchSuccessor(env))
+        let successor = SocketPathRule.isHupwatchSuccessor(env)
+        let replace = try SocketPathRule.check(path, option: "--socket", successor: successor)
+        let staleInode = replace ? UnixSocket.inode(atPath: path) : nil
         let sock = try UnixSocket.stream()
         var tmp = ""
         var bound = false
         // The name is unpredictable and bind(2) creates it exclusively (EADDRINUSE if anything is there,
-        // a symlink included): a planted file is never removed or followed.
+        // a symlink included): a planted file is never removed or followed. Short (`.s` + hex), shorter
+        // still near sun_path's limit; when not even that fits, the path itself is bound, after removing
+        // the stale socket that is (still) there.
         for _ in 0..<8 where !bound {
-            tmp = dir + "/.swsgi-" + (try unpredictableSuffix())
-            if SocketPath.problem(tmp) != nil { tmp = path }
+            let suffix = try unpredictableSuffix()
+            tmp = [16, 6].lazy.map { dir + "/.s" + suffix.prefix($0) }.first { SocketPath.problem($0) == nil } ?? path
+            if tmp == path, replace {
+                try confirmStale(path, inode: staleInode, successor: successor)
+                if unlink(path) != 0 && errno != ENOENT { throw SyscallError("unlink", context: path) }
+            }
             let r = tmp.withCString { shimBind(sock.raw, $0) }
             if r == 0 { bound = true; break }
             let e = errno
@@ -92,7 +104,20 @@ struct Listener {
         let pathInode = UnixSocket.inode(atPath: tmp)
         let inode = try UnixSocket.inode(of: sock.raw)
         return Listener(fd: sock.release(), inode: inode, pathInode: pathInode, ownedPath: path,
-                        temporaryPath: tmp == path ? nil : tmp, replacesPath: replace, isUnix: true, description: "unix:\(path)")
+                        temporaryPath: tmp == path ? nil : tmp, replacesPath: replace, staleInode: staleInode,
+                        successor: successor, isUnix: true, description: "unix:\(path)")
+    }
+
+    /// Throws unless `path` still holds the stale socket `inode` found at start-up with nobody accepting
+    /// on it: start-up (app loading, hooks) takes time, and meanwhile an operator may have put a file there,
+    /// or another instance published its own socket over the same stale one.
+    static func confirmStale(_ path: String, inode: ino_t?, successor: Bool) throws {
+        guard let inode, UnixSocket.inode(atPath: path) == inode else {
+            throw SWSGIError("--socket \(path): the stale socket found at start-up was replaced by something else meanwhile (another server, or a file): refusing to replace it")
+        }
+        if !successor && UnixSocket.hasLiveListener(path) {
+            throw SWSGIError("--socket \(path): a live server now accepts on this path (started meanwhile): refusing to take it over")
+        }
     }
 
     /// Moves a socket bound under its temporary name onto its path: over a stale socket when the check
@@ -100,7 +125,17 @@ struct Listener {
     mutating func publish() throws {
         guard let tmp = temporaryPath, let path = ownedPath else { return }
         do {
-            if replacesPath { try syscall("rename", path) { rename(tmp, path) } } else { try renameNoReplace(tmp, path) }
+            // Re-checked right before the rename (the start-up check was seconds ago); a stale socket
+            // removed meanwhile leaves a free path, taken only if still free.
+            if replacesPath, (try pathKind(path)) != .missing {
+                try Self.confirmStale(path, inode: staleInode, successor: successor)
+                try syscall("rename", path) { rename(tmp, path) }
+            } else {
+                try renameNoReplace(tmp, path)
+            }
+        } catch let e as SWSGIError {
+            unlink(tmp)
+            throw e
         } catch {
             unlink(tmp)
             throw SWSGIError("--socket \(path): \(error)")

@@ -148,14 +148,28 @@ public struct StaticFiles {
         guard spec.count == 2 else { return .whole }
         let a = spec[0].trimmingSpaces, b = spec[1].trimmingSpaces
         if a.isEmpty {
-            guard let suffix = Int(b), suffix > 0 else { return .unsatisfiable }
+            guard let suffix = Self.rangeNumber(b), suffix > 0 else { return .unsatisfiable }
             return size == 0 ? .unsatisfiable : .part(max(0, size - suffix), size - 1)
         }
-        guard let s = Int(a), s >= 0 else { return .whole }
+        guard let s = Self.rangeNumber(a) else { return .whole }
         guard s < size else { return .unsatisfiable }
         if b.isEmpty { return .part(s, size - 1) }
-        guard let e = Int(b), e >= s else { return .whole }
+        guard let e = Self.rangeNumber(b), e >= s else { return .whole }
         return .part(s, min(e, size - 1))
+    }
+
+    /// RFC 9110 §14.1.1: 1*DIGIT with no upper bound; a number beyond Int is past any file's end,
+    /// so it is clamped (a huge suffix means the whole file, a huge last-pos the end). nil: not digits.
+    static func rangeNumber<S: StringProtocol>(_ text: S) -> Int? {
+        guard !text.isEmpty else { return nil }
+        var value = 0
+        for c in text.utf8 {
+            guard c >= 0x30, c <= 0x39 else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (v, o2) = m.addingReportingOverflow(Int(c - 0x30))
+            value = o1 || o2 ? Int.max : v
+        }
+        return value
     }
 
     static func percentDecode(_ s: String) -> String? {

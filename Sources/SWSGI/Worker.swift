@@ -210,7 +210,8 @@ final class Worker {
         setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
 
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
-                                timeoutMilliseconds: writeTimeoutMilliseconds)
+                                timeoutMilliseconds: writeTimeoutMilliseconds,
+                                bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
                               workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables,

@@ -126,6 +126,8 @@ let optionTable: [OptionSpec] = [
            "header fields named with _: drop, refuse (400) or keep"),
     option(core, "header-timeout", "SECONDS", .seconds(positive: true), \.headerTimeoutNanoseconds, default: "10",
            "answer 408 when a request head is not complete in time"),
+    option(core, "body-timeout", "SECONDS", .seconds(positive: true), \.bodyTimeoutNanoseconds, default: "60",
+           "answer 408 and close when a request body takes longer than this from the first read"),
     option(core, "keepalive-timeout", "SECONDS", .seconds(), \.keepaliveTimeoutNanoseconds, default: "75",
            "close idle keep-alive connections after this (0 = never)"),
     option(core, "worker-reload-mercy", "SECONDS", .seconds(), \.workerReloadMercyNanoseconds, default: "60",

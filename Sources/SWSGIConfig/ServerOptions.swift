@@ -40,6 +40,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var limitPostBytes: Int = 1 << 20
     /// A request head not complete within this gets 408 (`--header-timeout`).
     public var headerTimeoutNanoseconds: UInt64 = 10 * nanosecondsPerSecond
+    /// A request body not complete this long after the app starts reading it gets 408 (`--body-timeout`):
+    /// a total, not a per-read wait, so a trickling client cannot hold a worker.
+    public var bodyTimeoutNanoseconds: UInt64 = 60 * nanosecondsPerSecond
     /// Idle keep-alive connections are closed after this, 0 = never (`--keepalive-timeout`).
     public var keepaliveTimeoutNanoseconds: UInt64 = 75 * nanosecondsPerSecond
     /// How long a reloading worker may take to finish before it is killed (`--worker-reload-mercy`).

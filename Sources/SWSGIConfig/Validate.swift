@@ -42,6 +42,7 @@ extension ServerOptions {
         if !(1...65535).contains(listenBacklog) { try fail("--listen must be between 1 and 65535 (got \(listenBacklog))") }
         if bufferSizeBytes < 1 { try fail("--buffer-size must be above 0") }
         if headerTimeoutNanoseconds == 0 { try fail("--header-timeout must be above 0") }
+        if bodyTimeoutNanoseconds == 0 { try fail("--body-timeout must be above 0") }
         if !isGracefulSignal(harakiriGracefulSignal) {
             try fail("--harakiri-graceful-signal: \(harakiriGracefulSignal) is not a signal a worker can catch")
         }

@@ -31,7 +31,15 @@ import Testing
 
     @Test func otherTargetForms() throws {
         #expect(head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")?.path == "*")
-        #expect(head("GET http://h/x?q HTTP/1.1\r\nHost: h\r\n\r\n")?.path == "http://h/x")
+        // RFC 9112 §3.2.2: absolute-form becomes origin-form with Host = the target's authority.
+        let absolute = head("GET http://evil:81/x?q HTTP/1.1\r\nHost: good\r\nX: 1\r\n\r\n")
+        #expect(absolute?.path == "/x" && absolute?.query == "q")
+        #expect(absolute?.headers.fields.filter { $0.name.lowercased() == "host" }.map(\.value) == ["evil:81"])
+        #expect(head("GET http://h HTTP/1.0\r\n\r\n")?.headers.fields.map(\.value) == ["h"])
+        #expect(head("GET http://h HTTP/1.0\r\n\r\n")?.path == "/")
+        #expect(head("OPTIONS http://h:8001 HTTP/1.1\r\nHost: h:8001\r\n\r\n")?.path == "*")
+        #expect(headError("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n")?.status == 400)
+        #expect(headError("GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n")?.status == 400)
         #expect(head("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n")?.path == "h:443")
     }
 
@@ -107,9 +115,11 @@ import Testing
         #expect(head("GET / HTTP/1.1\r\nHost: h\r\n\r\n")?.framing == HTTPBodyFraming.none)
     }
 
-    @Test func identicalContentLengthDuplicatesAccepted() throws {
-        #expect(head("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")?.framing == .contentLength(5))
-        #expect(head("POST / HTTP/1.1\r\nHost: h\r\ncontent-length: 005\r\nContent-Length: 5\r\n\r\n")?.framing == .contentLength(5))
+    /// RFC 9110 §8.6: repeated fields are the list `5, 5`, which is refused: so are they.
+    @Test func repeatedContentLengthIsRefusedLikeAList() throws {
+        #expect(headError("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")?.status == 400)
+        #expect(headError("POST / HTTP/1.1\r\nHost: h\r\ncontent-length: 005\r\nContent-Length: 5\r\n\r\n")?.status == 400)
+        #expect(headError("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n")?.status == 400)
     }
 
     @Test func leadingEmptyLinesAreSkipped() throws {

@@ -94,6 +94,12 @@ extension SWSGIIntegration {
                 let bad = try s.get("/digits.txt", headers: ["Range: bytes=10-20"])
                 #expect(bad.status == 416)
                 #expect(bad.header("Content-Range") == "bytes */10")
+                // Numbers beyond Int are clamped: a huge suffix is the whole file, a huge last-pos the end.
+                let hugeSuffix = try s.get("/digits.txt", headers: ["Range: bytes=-99999999999999999999"])
+                #expect(hugeSuffix.status == 206 && hugeSuffix.text == "0123456789")
+                let hugeEnd = try s.get("/digits.txt", headers: ["Range: bytes=7-99999999999999999999999"])
+                #expect(hugeEnd.status == 206 && hugeEnd.text == "789")
+                #expect(hugeEnd.header("Content-Range") == "bytes 7-9/10")
             }
         }
 
