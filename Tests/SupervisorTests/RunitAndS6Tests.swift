@@ -132,8 +132,10 @@ extension SupervisorExamples {
                         #expect(out.status == 0, "sv hup: \(out.output)")
                     })
                 report("runit + swsgi: \(load), 3 reloads, pid \(pid) kept")
-                // exec 2>&1 + svlogd: hupwatch's and swsgi's lines in one log.
-                #expect(s.log.contains("hupwatch[\(pid)]") && s.log.contains("swsgi master"))
+                // exec 2>&1 + svlogd: hupwatch's and swsgi's lines in one log (svlogd writes it on its own time).
+                try await waitFor("hupwatch's and swsgi's lines in svlogd's log; log:\n\(s.log)", timeout: 10) {
+                    s.log.contains("hupwatch[\(pid)]") && s.log.contains("swsgi master")
+                }
 
                 expectServiceVisible(dir, server: "swsgi")
                 let stop = try await s.sv("-w", "40", "stop", s.service)
@@ -184,8 +186,10 @@ extension SupervisorExamples {
                         #expect(out.status == 0, "sv hup: \(out.output)")
                     })
                 report("runit + uWSGI --listen: \(load), 3 reloads")
-                #expect(s.log.contains("SystemD socket activation detected"), "uWSGI should adopt hupwatch's listener")
-                #expect(s.log.contains("gracefully_kill_them_all"))
+                // The logger writes on its own time: wait for the lines.
+                try await waitFor("uWSGI adopting hupwatch's listener, and its graceful TERM hook, in the log; log:\n\(s.log)", timeout: 10) {
+                    s.log.contains("SystemD socket activation detected") && s.log.contains("gracefully_kill_them_all")
+                }
                 var st2 = stat()
                 #expect(stat(dir.file("app.sock"), &st2) == 0 && st2.st_ino == inode)
 
@@ -221,7 +225,9 @@ extension SupervisorExamples {
                     socket: dir.file("app.sock"), log: { s.log }, supervisorPid: { try await s.pid() },
                     reload: { try await check([s.svc, "-h", s.service], environment: childEnvironment(marker: dir.path)) })
                 report("s6 + swsgi: \(load), 3 reloads, pid \(pid) kept")
-                #expect(s.log.contains("hupwatch[\(pid)]") && s.log.contains("swsgi master"))
+                try await waitFor("hupwatch's and swsgi's lines in s6-log's log; log:\n\(s.log)", timeout: 10) {
+                    s.log.contains("hupwatch[\(pid)]") && s.log.contains("swsgi master")
+                }
 
                 expectServiceVisible(dir, server: "swsgi")
                 try await check([s.svc, "-wD", "-T", "45000", "-d", s.service], environment: childEnvironment(marker: dir.path))
