@@ -43,7 +43,7 @@ struct Runit {
         return p
     }
 
-    var log: String { dir.read("log/current") }
+    var log: String { rotatedLog(dir) }
 
     func waitUp(_ firstGenerationTimeout: Double = 20) async throws {
         try await waitFor("runsv to start the service and generation 1 to be ready; log:\n\(log)", timeout: firstGenerationTimeout) {
@@ -98,7 +98,7 @@ struct S6 {
         return p
     }
 
-    var log: String { dir.read("log/current") }
+    var log: String { rotatedLog(dir) }
 
     func waitUp() async throws {
         try await waitFor("s6-supervise to start the service and generation 1 to be ready; log:\n\(log)", timeout: 20) {
@@ -249,4 +249,13 @@ extension SupervisorExamples {
             await tearDown(dir, children: [s6?.svscan])
         }
     }
+}
+
+
+/// The whole log of an svlogd or s6-log directory: the rotated files (`@<tai64n>.s`/`.u`, oldest first),
+/// then `current`. Both loggers rotate at about 100 kB, which a logged load loop fills in seconds.
+func rotatedLog(_ dir: TempDir) -> String {
+    let folder = dir.file("log")
+    let rotated = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix("@") }.sorted()
+    return (rotated + ["current"]).map { dir.read("log/" + $0) }.joined()
 }
