@@ -41,8 +41,9 @@ let package = Package(
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),
         // What the test targets share: temp folders, waiting, child processes, /proc, raw HTTP clients,
-        // load loops, nginx, missing tools. Only test targets depend on it (it may use Foundation).
-        .target(name: "TestSupport"),
+        // load loops, nginx, missing tools. Not shipped: it lives under Tests/, only test targets depend on
+        // it, and it may use Foundation.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PosixTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "ReloadCoreTests", dependencies: ["ReloadCore"]),

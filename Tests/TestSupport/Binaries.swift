@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 
-/// The package root (this file is Sources/TestSupport/Binaries.swift).
+/// The package root (this file is Tests/TestSupport/Binaries.swift).
 public let packageRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
 
