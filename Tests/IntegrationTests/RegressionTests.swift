@@ -111,6 +111,22 @@ func logGapMilliseconds(_ hw: Hupwatch, from: String, to: String) -> Int? {
     return b - a
 }
 
+/// HUP with `mode` as the next release, wait until generation 2 has exec'd it (run.sh reads the mode file
+/// after the spawn, so only then may the next mode be written), then HUP again with a plain release: one
+/// more reload is queued behind generation 2. Returns generation 2's pid.
+func startGenerationTwoWithAReloadQueued(_ hw: Hupwatch, _ dir: TempDir, mode: String) throws -> pid_t {
+    try dir.write("mode", mode)
+    hw.signal(SIGHUP)
+    let pending = try hw.waitStatus(5, "generation 2 starting") { $0.generations.contains { $0.generation == 2 } }
+    let second = try #require(pending.generations.first { $0.generation == 2 }?.pid)
+    let flag = String(mode.split(separator: " ")[0])
+    try waitUntil(5, "generation 2 (pid \(second)) to run TestChild \(mode)") { commandLine(of: second).contains(flag) }
+    try dir.write("mode", "")
+    hw.signal(SIGHUP)
+    try hw.waitLog("one more reload follows once generation 2 is settled")
+    return second
+}
+
 extension HupwatchIntegration {
     @Suite(.serialized) struct Regressions {
         /// Issue 9.1: a script in front of the server hides its --socket flag from hupwatch; the path given to
@@ -283,15 +299,7 @@ extension HupwatchIntegration {
             let hw = try Hupwatch(["--ready", "socket:\(s)", "--ready-timeout", "5", "--", try modeScript(dir, socket: s)], dir: dir)
             defer { hw.kill() }
             let first = try hw.waitServing(1)
-            try dir.write("mode", "--ready-delay 1")
-            hw.signal(SIGHUP)
-            let pending = try hw.waitStatus(5, "generation 2 starting") { $0.generations.contains { $0.generation == 2 } }
-            let second = try #require(pending.generations.first { $0.generation == 2 }?.pid)
-            // run.sh reads the mode file after the spawn: only once it has exec'd may the next mode be written.
-            try waitUntil(5, "generation 2 (pid \(second)) to run TestChild --ready-delay") { commandLine(of: second).contains("--ready-delay") }
-            try dir.write("mode", "")
-            hw.signal(SIGHUP)
-            try hw.waitLog("one more reload follows once generation 2 is settled")
+            let second = try startGenerationTwoWithAReloadQueued(hw, dir, mode: "--ready-delay 1")
             kill(first, SIGKILL)
             let orphaned = try hw.waitStatus(5, "generation 1 reaped") { !$0.generations.contains { $0.generation == 1 } }
             #expect(orphaned.generations.map(\.state) == ["starting"], "generation 2 was still starting when generation 1 died")
@@ -324,15 +332,7 @@ extension HupwatchIntegration {
             let hw = try Hupwatch(["--ready", "socket:\(s)", "--ready-timeout", "10", "--", try modeScript(dir, socket: s)], dir: dir)
             defer { hw.kill() }
             let first = try hw.waitServing(1)
-            try dir.write("mode", "--never-ready")
-            hw.signal(SIGHUP)
-            let pending = try hw.waitStatus(5, "generation 2 starting") { $0.generations.contains { $0.generation == 2 } }
-            let second = try #require(pending.generations.first { $0.generation == 2 }?.pid)
-            // run.sh reads the mode file after the spawn: only once it has exec'd may the next mode be written.
-            try waitUntil(5, "generation 2 (pid \(second)) to run TestChild --never-ready") { commandLine(of: second).contains("--never-ready") }
-            try dir.write("mode", "")
-            hw.signal(SIGHUP)
-            try hw.waitLog("one more reload follows once generation 2 is settled")
+            let second = try startGenerationTwoWithAReloadQueued(hw, dir, mode: "--never-ready")
             _ = try killTogether(hw, [first, second])
             let third = try hw.waitServing(3, timeout: 5)
             #expect(try answeringPid(s) == third)
