@@ -65,7 +65,7 @@ func equalsLowercased(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int,
 
 /// ASCII case-insensitive comparison of two strings (field names are ASCII tokens, so
 /// full Unicode case folding would be both slower and wrong).
-func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+public func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
     var a = a, b = b
     return a.withUTF8 { ua in
         b.withUTF8 { ub in

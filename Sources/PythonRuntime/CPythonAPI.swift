@@ -62,6 +62,8 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyDict_New: py_obj_void
     public let PyDict_Copy: py_obj_obj
     public let PyDict_SetItem: py_int_obj_obj_obj
+    /// Borrowed reference, nil when absent (no exception set).
+    public let PyDict_GetItem: py_obj_obj_obj
     public let PyTuple_New: py_obj_size
     public let PyTuple_SetItem: py_int_obj_size_obj
     public let PyTuple_GetItem: py_obj_obj_size
@@ -80,6 +82,7 @@ public struct CPythonAPI: @unchecked Sendable {
     public let PyUnicode_DecodeUTF8: py_decode
     public let PyUnicode_AsLatin1String: py_obj_obj
     public let PyUnicode_AsUTF8String: py_obj_obj
+    public let PyUnicode_Concat: py_obj_obj_obj
     public let PyCFunction_NewEx: py_cfunction_new
     public let PyCapsule_New: py_capsule_new
     public let PyCapsule_GetPointer: py_capsule_pointer
@@ -164,6 +167,7 @@ public struct CPythonAPI: @unchecked Sendable {
         PyDict_New = try fn("PyDict_New")
         PyDict_Copy = try fn("PyDict_Copy")
         PyDict_SetItem = try fn("PyDict_SetItem")
+        PyDict_GetItem = try fn("PyDict_GetItem")
         PyTuple_New = try fn("PyTuple_New")
         PyTuple_SetItem = try fn("PyTuple_SetItem")
         PyTuple_GetItem = try fn("PyTuple_GetItem")
@@ -182,6 +186,7 @@ public struct CPythonAPI: @unchecked Sendable {
         PyUnicode_DecodeUTF8 = try fn("PyUnicode_DecodeUTF8")
         PyUnicode_AsLatin1String = try fn("PyUnicode_AsLatin1String")
         PyUnicode_AsUTF8String = try fn("PyUnicode_AsUTF8String")
+        PyUnicode_Concat = try fn("PyUnicode_Concat")
         PyCFunction_NewEx = try fn("PyCFunction_NewEx")
         PyCapsule_New = try fn("PyCapsule_New")
         PyCapsule_GetPointer = try fn("PyCapsule_GetPointer")

@@ -3,157 +3,240 @@ import PythonRuntime
 import SWSGI
 
 /// Builds each request's PEP 3333 environ: a copy of the worker's constant part (wsgi.*), plus the
-/// CGI variables. Key strings are made once and reused.
+/// CGI variables. Keys are made once; values that repeat from request to request (method, protocol,
+/// host, peer) come from small caches, so a typical request makes only its path, target and header
+/// values as new Python strings.
 final class EnvironBuilder {
     let api: CPythonAPI
     let base: PyObjectPointer
-    private var keys: [String: PyObjectPointer] = [:]
-    /// Header names seen, to their `HTTP_*` keys; bounded so hostile clients cannot grow it.
-    private var headerKeys: [String: PyObjectPointer] = [:]
-    static let headerKeyCacheLimit = 256
+    private let keyMethod, keyPathInfo, keyQuery, keyURI, keyProtocol, keyServerName, keyServerPort,
+                keyRemoteAddr, keyRemotePort, keyContentType, keyContentLength, keyURLScheme: PyObjectPointer
+    private let empty, https, commaSpace, semicolonSpace: PyObjectPointer
+    private var methods = PyStringCache<String>(capacity: 8)
+    private var protocols = PyStringCache<HTTPVersion>(capacity: 4)
+    private var serverNames = PyStringCache<String>(capacity: 8)
+    private var serverPorts = PyStringCache<String>(capacity: 8)
+    private var ports = PyStringCache<Int>(capacity: 64)
+    private var remoteAddresses = PyStringCache<String>(capacity: 16)
+    /// Header names to their `HTTP_*` keys, and uwsgi variable names to theirs; bounded so hostile
+    /// clients cannot grow them.
+    private var headerKeys = PyStringCache<String>(capacity: 64)
+    private var variableKeys = PyStringCache<String>(capacity: 64)
 
     init(api: CPythonAPI, constants: [(String, PyObjectPointer)]) throws {
         self.api = api
+        func string(_ s: String) throws -> PyObjectPointer {
+            guard let o = pyString(api, s) else { throw SWSGIError("cannot create the WSGI environ") }
+            return o
+        }
         guard let d = api.PyDict_New() else { throw SWSGIError("cannot create the WSGI environ") }
         base = d
         for (k, v) in constants {
-            guard let key = pyString(api, k), api.PyDict_SetItem(d, key, v) == 0 else { throw SWSGIError("cannot create the WSGI environ") }
-            api.Py_DecRef(key)
+            let key = try string(k)
+            defer { api.Py_DecRef(key) }
+            guard api.PyDict_SetItem(d, key, v) == 0 else { throw SWSGIError("cannot create the WSGI environ") }
         }
+        keyMethod = try string("REQUEST_METHOD")
+        keyPathInfo = try string("PATH_INFO")
+        keyQuery = try string("QUERY_STRING")
+        keyURI = try string("REQUEST_URI")
+        keyProtocol = try string("SERVER_PROTOCOL")
+        keyServerName = try string("SERVER_NAME")
+        keyServerPort = try string("SERVER_PORT")
+        keyRemoteAddr = try string("REMOTE_ADDR")
+        keyRemotePort = try string("REMOTE_PORT")
+        keyContentType = try string("CONTENT_TYPE")
+        keyContentLength = try string("CONTENT_LENGTH")
+        keyURLScheme = try string("wsgi.url_scheme")
+        empty = try string("")
+        https = try string("https")
+        commaSpace = try string(", ")
+        semicolonSpace = try string("; ")
     }
 
-    private func key(_ name: String) -> PyObjectPointer? {
-        if let k = keys[name] { return k }
-        guard let k = pyString(api, name) else { return nil }
-        keys[name] = k
-        return k
+    /// `env[key] = value`; false with a Python error pending.
+    private func put(_ env: PyObjectPointer, _ key: PyObjectPointer, _ value: PyObjectPointer?) -> Bool {
+        guard let value else { return false }
+        return api.PyDict_SetItem(env, key, value) == 0
     }
 
-    /// `environ[name] = value` with value a native (latin-1) string of its UTF-8 bytes; false on error.
-    @discardableResult
-    private func set(_ env: PyObjectPointer, _ name: String, _ value: String) -> Bool {
-        guard let k = key(name) else { return false }
-        return setValue(env, k, value)
+    /// `env[key] = value` with a new value: the text's UTF-8 bytes read as latin-1 (a native string).
+    private func put(_ env: PyObjectPointer, _ key: PyObjectPointer, text: String) -> Bool {
+        var text = text
+        return put(env, key, owned: text.withUTF8 { latin1($0) })
     }
 
-    private func setValue(_ env: PyObjectPointer, _ k: PyObjectPointer, _ value: String) -> Bool {
-        var value = value
-        guard let v = value.withUTF8({ pyLatin1(api, UnsafeRawBufferPointer($0)) }) else { return false }
-        defer { api.Py_DecRef(v) }
-        return api.PyDict_SetItem(env, k, v) == 0
+    private func put(_ env: PyObjectPointer, _ key: PyObjectPointer, owned value: PyObjectPointer?) -> Bool {
+        guard let value else { return false }
+        defer { api.Py_DecRef(value) }
+        return api.PyDict_SetItem(env, key, value) == 0
     }
 
-    private func setRawValue(_ env: PyObjectPointer, _ k: PyObjectPointer, _ bytes: [UInt8]) -> Bool {
-        guard let v = bytes.withUnsafeBytes({ pyLatin1(api, $0) }) else { return false }
-        defer { api.Py_DecRef(v) }
-        return api.PyDict_SetItem(env, k, v) == 0
+    private func latin1(_ bytes: UnsafeBufferPointer<UInt8>) -> PyObjectPointer? {
+        pyLatin1(api, UnsafeRawBufferPointer(bytes))
     }
 
-    private func setBytesValue(_ env: PyObjectPointer, _ name: String, _ bytes: [UInt8]) -> Bool {
-        guard let k = key(name), let v = bytes.withUnsafeBytes({ pyLatin1(api, $0) }) else { return false }
-        defer { api.Py_DecRef(v) }
-        return api.PyDict_SetItem(env, k, v) == 0
-    }
-
-    private func headerKey(_ name: String) -> (PyObjectPointer, owned: Bool)? {
-        if let k = headerKeys[name] { return (k, false) }
-        var text = "HTTP_"
-        text.unicodeScalars.append(contentsOf: name.unicodeScalars.map { $0 == "-" ? "_" : $0 })
-        guard let k = pyString(api, text) else { return nil }
-        if headerKeys.count < Self.headerKeyCacheLimit {
-            headerKeys[name] = k
-            return (k, false)
+    private func cachedText(_ cache: inout PyStringCache<String>, _ text: String) -> PyObjectPointer? {
+        cache.object(text, api: api) { t in
+            var t = t
+            return t.withUTF8 { latin1($0) }
         }
-        return (k, true)
     }
 
     /// A new environ for `r`; nil with a Python error pending.
     func environ(for r: Request) -> PyObjectPointer? {
         guard let env = api.PyDict_Copy(base) else { return nil }
-        var ok = set(env, "REQUEST_METHOD", r.method)
-        ok = ok && setBytesValue(env, "PATH_INFO", pathInfo(r.path))
-        ok = ok && set(env, "QUERY_STRING", r.query ?? "")
-        ok = ok && set(env, "REQUEST_URI", r.target)
-        ok = ok && set(env, "SERVER_PROTOCOL", r.version.description)
+        if fill(env, r) { return env }
+        api.Py_DecRef(env)
+        return nil
+    }
+
+    private func fill(_ env: PyObjectPointer, _ r: Request) -> Bool {
+        guard put(env, keyMethod, cachedText(&methods, r.method)),
+              put(env, keyPathInfo, owned: withPathInfo(r.path, { latin1($0) })),
+              r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
+              put(env, keyURI, text: r.target),
+              put(env, keyProtocol, protocols.object(r.version, api: api, make: { v in pyString(api, v.description) }))
+        else { return false }
         let fromFront = r.cgiVariables != nil
         let local = fromFront ? nil : r.localAddress
         var serverName = local?.host ?? "localhost"
-        var serverPort = local.map { String($0.port) } ?? "80"
+        var serverPort: String? = nil
         if let host = r.header("Host"), !host.isEmpty {
-            (serverName, serverPort) = splitHost(host, defaultPort: serverPort)
+            (serverName, serverPort) = splitHost(host)
         }
-        ok = ok && set(env, "SERVER_NAME", serverName)
-        ok = ok && set(env, "SERVER_PORT", serverPort)
+        guard put(env, keyServerName, cachedText(&serverNames, serverName)),
+              put(env, keyServerPort, serverPort.map { cachedText(&serverPorts, $0) }
+                  ?? ports.object(local?.port ?? 80, api: api, make: { pyString(api, String($0)) }))
+        else { return false }
         if !fromFront, let peer = r.peerAddress {
-            ok = ok && set(env, "REMOTE_ADDR", peer.host)
-            ok = ok && set(env, "REMOTE_PORT", String(peer.port))
+            guard put(env, keyRemoteAddr, cachedText(&remoteAddresses, peer.host)),
+                  put(env, keyRemotePort, ports.object(peer.port, api: api, make: { pyString(api, String($0)) }))
+            else { return false }
         }
-        // Duplicate fields are joined with ", " (cookies with "; "), as CGI and PEP 3333 expect.
-        // A name with "_" is dropped: it would collide with the "-" spelling (header spoofing).
-        // Values go byte for byte (latin-1 native strings), whatever their encoding.
-        var seen: [String: [UInt8]] = [:]
-        var order: [String] = []
-        for f in r.headers.fields where !f.name.utf8.contains(UInt8(ascii: "_")) {
-            let lower = f.name.lowercased()
-            if let previous = seen[lower] {
-                seen[lower] = previous + Array((lower == "cookie" ? "; " : ", ").utf8) + f.valueBytes
-            } else {
-                seen[lower] = f.valueBytes
-                order.append(lower)
-            }
-        }
-        for name in order where ok {
-            let value = seen[name]!
-            switch name {
-            case "content-type": ok = setBytesValue(env, "CONTENT_TYPE", value)
-            case "content-length": ok = setBytesValue(env, "CONTENT_LENGTH", value)
-            default:
-                guard let (k, owned) = headerKey(name.uppercased()) else { ok = false; break }
-                ok = setRawValue(env, k, value)
-                if owned { api.Py_DecRef(k) }
-            }
-        }
+        guard addHeaders(env, r.headers) else { return false }
         // uwsgi protocol: the front server's variables (uwsgi_params) are the environ, as under uWSGI.
-        if ok, let vars = r.cgiVariables {
-            var https = false
-            for (name, value) in vars where !name.hasPrefix("wsgi.") && ok {
+        if let vars = r.cgiVariables {
+            var isHTTPS = false
+            for (name, value) in vars where !name.hasPrefix("wsgi.") {
                 // Byte for byte as latin-1 (PEP 3333): nginx sends PATH_INFO decoded, in whatever bytes the client used.
-                ok = setBytesValue(env, name, value)
+                guard let key = variableKeys.object(name, api: api, make: { pyString(api, $0) }),
+                      put(env, key, owned: value.withUnsafeBufferPointer { latin1($0) }) else { return false }
                 if (name == "HTTPS" && (value == Array("on".utf8) || value == [UInt8(ascii: "1")]))
-                    || (name == "REQUEST_SCHEME" && value == Array("https".utf8)) { https = true }
+                    || (name == "REQUEST_SCHEME" && value == Array("https".utf8)) { isHTTPS = true }
             }
-            if https { ok = ok && set(env, "wsgi.url_scheme", "https") }
+            if isHTTPS && !put(env, keyURLScheme, https) { return false }
         }
-        if !ok {
-            api.Py_DecRef(env)
-            return nil
+        return true
+    }
+
+    /// The request's fields as `HTTP_*` (and CONTENT_TYPE/CONTENT_LENGTH). Duplicate fields are joined
+    /// with ", " (cookies with "; "), as CGI and PEP 3333 expect. A name with "_" is dropped: it would
+    /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
+    /// strings), whatever their encoding.
+    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders) -> Bool {
+        for f in headers.fields where !f.name.utf8.contains(UInt8(ascii: "_")) {
+            let key: PyObjectPointer
+            if equalsIgnoringASCIICase(f.name, "content-type") {
+                key = keyContentType
+            } else if equalsIgnoringASCIICase(f.name, "content-length") {
+                key = keyContentLength
+            } else {
+                guard let k = headerKeys.object(f.name, api: api, make: { name in
+                    var text = "HTTP_"
+                    text.unicodeScalars.append(contentsOf: name.uppercased().unicodeScalars.map { $0 == "-" ? "_" : $0 })
+                    return pyString(api, text)
+                }) else { return false }
+                key = k
+            }
+            let value: PyObjectPointer?
+            if let raw = f.rawValue {
+                value = raw.withUnsafeBufferPointer { latin1($0) }
+            } else {
+                var text = f.value
+                value = text.withUTF8 { latin1($0) }
+            }
+            guard let value else { return false }
+            defer { api.Py_DecRef(value) }
+            // A repeated field (names compare without case, as their keys): append to the value so far.
+            if let previous = api.PyDict_GetItem(env, key) {
+                let separator = equalsIgnoringASCIICase(f.name, "cookie") ? semicolonSpace : commaSpace
+                guard let head = api.PyUnicode_Concat(previous, separator) else { return false }
+                let joined = api.PyUnicode_Concat(head, value)
+                api.Py_DecRef(head)
+                guard put(env, key, owned: joined) else { return false }
+            } else if api.PyDict_SetItem(env, key, value) != 0 {
+                return false
+            }
         }
-        return env
+        return true
     }
 }
 
-/// The request path percent-decoded to bytes (PATH_INFO); absolute-form targets lose their
-/// scheme and authority.
-func pathInfo(_ path: String) -> [UInt8] {
-    var raw = Array(path.utf8)
-    for scheme in ["http://", "https://"] where path.lowercased().hasPrefix(scheme) {
-        let rest = raw[scheme.utf8.count...]
-        raw = rest.firstIndex(of: UInt8(ascii: "/")).map { Array(raw[$0...]) } ?? [UInt8(ascii: "/")]
+/// Python strings for values that repeat from request to request, made once: a few entries looked up
+/// linearly (cheaper than hashing for so few), the oldest replaced when full so that hostile values
+/// cannot grow it. The object it returns is borrowed: valid until the next miss.
+struct PyStringCache<Key: Equatable> {
+    private var entries: [(key: Key, object: PyObjectPointer)] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        entries.reserveCapacity(capacity)
     }
-    var out: [UInt8] = []
-    out.reserveCapacity(raw.count)
-    var i = 0
-    while i < raw.count {
-        if raw[i] == UInt8(ascii: "%"), i + 2 < raw.count, let h = hexValue(raw[i + 1]), let l = hexValue(raw[i + 2]) {
-            out.append(h << 4 | l)
-            i += 3
+
+    /// nil with a Python error pending (from `make`).
+    mutating func object(_ key: Key, api: CPythonAPI, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
+        for e in entries where e.key == key { return e.object }
+        guard let o = make(key) else { return nil }
+        if entries.count < capacity {
+            entries.append((key, o))
         } else {
-            out.append(raw[i])
-            i += 1
+            api.Py_DecRef(entries[next].object)
+            entries[next] = (key, o)
+            next = (next + 1) % capacity
         }
+        return o
     }
-    return out
 }
+
+/// Calls `body` with PATH_INFO: the request path percent-decoded to bytes; absolute-form targets
+/// lose their scheme and authority. Most paths have neither, and go through as they are.
+func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+    var path = path
+    return path.withUTF8 { raw in
+        var start = 0
+        if let first = raw.first, first | 0x20 == UInt8(ascii: "h") {
+            for scheme in ["http://", "https://"] where raw.count >= scheme.utf8.count
+                && zip(raw, scheme.utf8).allSatisfy({ $0 | 0x20 == $1 }) {
+                let rest = raw[scheme.utf8.count...]
+                guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
+                    return [UInt8(ascii: "/")].withUnsafeBufferPointer(body)
+                }
+                start = slash
+            }
+        }
+        let part = UnsafeBufferPointer(rebasing: raw[start...])
+        guard part.contains(UInt8(ascii: "%")) else { return body(part) }
+        var out: [UInt8] = []
+        out.reserveCapacity(part.count)
+        var i = 0
+        while i < part.count {
+            if part[i] == UInt8(ascii: "%"), i + 2 < part.count, let h = hexValue(part[i + 1]), let l = hexValue(part[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(part[i])
+                i += 1
+            }
+        }
+        return out.withUnsafeBufferPointer(body)
+    }
+}
+
+/// PATH_INFO as an array (tests, and callers that keep it).
+func pathInfo(_ path: String) -> [UInt8] { withPathInfo(path) { Array($0) } }
 
 private func hexValue(_ c: UInt8) -> UInt8? {
     switch c {
@@ -164,16 +247,16 @@ private func hexValue(_ c: UInt8) -> UInt8? {
     }
 }
 
-/// `example.com:8080` -> (example.com, 8080); `[::1]:80` -> (::1, 80); no port -> the default.
-func splitHost(_ host: String, defaultPort: String) -> (String, String) {
+/// `example.com:8080` -> (example.com, 8080); `[::1]:80` -> (::1, 80); no port -> nil.
+func splitHost(_ host: String) -> (name: String, port: String?) {
     if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
         let name = String(host[host.index(after: host.startIndex)..<close])
         let rest = host[host.index(after: close)...]
-        return (name, rest.hasPrefix(":") && rest.count > 1 ? String(rest.dropFirst()) : defaultPort)
+        return (name, rest.hasPrefix(":") && rest.count > 1 ? String(rest.dropFirst()) : nil)
     }
     if let colon = host.lastIndex(of: ":") {
         let port = host[host.index(after: colon)...]
-        return (String(host[..<colon]), port.isEmpty ? defaultPort : String(port))
+        return (String(host[..<colon]), port.isEmpty ? nil : String(port))
     }
-    return (host, defaultPort)
+    return (host, nil)
 }

@@ -31,8 +31,12 @@ final class WSGIWorker {
     var headers = HTTPHeaders()
     var declaredLength: Int?
     var headersSent = false
-    /// This worker's pid: a child the app forks that comes back here must not go on serving.
-    let workerPID = getpid()
+    /// Forks of this process seen when the worker started: a child the app forks that comes back here
+    /// must not go on serving (a counter, not getpid(2): this check runs on every request).
+    let forksAtStart = ForkCounter.current
+    /// The status object of the last response, with its code.
+    var lastStatus: (object: PyObjectPointer, code: Int)?
+    var headerTexts = TextCache()
     /// The request in hand: write() starts its response early.
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
@@ -234,6 +238,15 @@ final class WSGIWorker {
 
     /// Calls the iterable's close() if it has one and drops our references.
     private func close(_ result: PyObjectPointer, _ iterator: ResultIterator?) {
+        // A plain list or tuple (the usual `[body]`) has no close(): asking would raise and clear an AttributeError.
+        if let type = api.PyObject_Type(result) {
+            api.Py_DecRef(type)
+            if type == api.listType || type == api.tupleType {
+                iterator?.release()
+                api.Py_DecRef(result)
+                return
+            }
+        }
         let pending = savePendingError()
         if let close = api.PyObject_GetAttrString(result, "close") {
             if let r = api.PyObject_CallObject(close, nil) { api.Py_DecRef(r) } else { py.printError() }
@@ -286,7 +299,7 @@ final class WSGIWorker {
     /// An os.fork() child that returned from the app would answer on the worker's connection and then
     /// accept as a rogue worker nobody supervises: it ends here, without running exit handlers.
     private func exitIfForkedByTheApp() {
-        guard getpid() != workerPID else { return }
+        guard ForkCounter.current != forksAtStart else { return }
         let line = Array("swsgi worker (pid \(getpid())): a process forked by the app returned from the WSGI callable; it exits\n".utf8)
         _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
         _exit(0)
@@ -325,12 +338,7 @@ final class WSGIWorker {
         } else if status != nil {
             return py.raise(api.excAssertionError, "start_response called a second time without exc_info")
         }
-        guard let statusText = latin1String(statusObject, what: "status") else { return nil }
-        let digits = statusText.utf8.prefix(3)
-        guard digits.count == 3, digits.allSatisfy({ (0x30...0x39).contains($0) }), let code = Int(String(decoding: digits, as: UTF8.self)),
-              code >= 100, statusText.utf8.count == 3 || statusText.utf8.dropFirst(3).first == 0x20 else {
-            return py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
-        }
+        guard let code = statusCode(statusObject) else { return nil }
         guard api.PyObject_IsInstance(headerList, api.listType) == 1 else {
             return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
         }
@@ -341,16 +349,16 @@ final class WSGIWorker {
             guard api.PyObject_IsInstance(pair, api.tupleType) == 1, api.PyTuple_Size(pair) == 2 else {
                 return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")
             }
-            guard let name = latin1String(api.PyTuple_GetItem(pair, 0)!, what: "header name"),
-                  let value = latin1String(api.PyTuple_GetItem(pair, 1)!, what: "header value") else { return nil }
+            guard let name = headerText(api.PyTuple_GetItem(pair, 0)!, what: "header name"),
+                  let value = headerText(api.PyTuple_GetItem(pair, 1)!, what: "header value") else { return nil }
             if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F }) {
                 return py.raise(api.excValueError, "invalid response header name \(name.debugDescription)")
             }
             if value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) {
                 return py.raise(api.excValueError, "response header \(name) has a control character in its value")
             }
-            if name.lowercased() == "content-length" {
-                guard let l = Int(value.trimmingCharacters(in: " \t")), l >= 0 else {
+            if equalsIgnoringASCIICase(name, "content-length") {
+                guard let l = contentLength(value) else {
                     return py.raise(api.excValueError, "Content-Length \(value.debugDescription) is not a number")
                 }
                 length = l
@@ -407,6 +415,32 @@ final class WSGIWorker {
 
     // MARK: conversions
 
+    /// The code of a status like "200 OK"; nil with a Python error set. The app's last status object
+    /// is remembered (a str cannot change), so the usual constant status is read once.
+    func statusCode(_ o: PyObjectPointer) -> Int? {
+        if let last = lastStatus, last.object == o { return last.code }
+        guard let statusText = latin1String(o, what: "status") else { return nil }
+        let digits = statusText.utf8.prefix(3)
+        guard digits.count == 3, digits.allSatisfy({ (0x30...0x39).contains($0) }),
+              let code = Int(String(decoding: digits, as: UTF8.self)), code >= 100,
+              statusText.utf8.count == 3 || statusText.utf8.dropFirst(3).first == 0x20 else {
+            _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
+            return nil
+        }
+        api.Py_IncRef(o)
+        if let last = lastStatus { api.Py_DecRef(last.object) }
+        lastStatus = (o, code)
+        return code
+    }
+
+    /// A header name or value as Swift text; the app's constant strings are read once (see `TextCache`).
+    func headerText(_ o: PyObjectPointer, what: String) -> String? {
+        if let text = headerTexts.text(of: o) { return text }
+        guard let text = latin1String(o, what: what) else { return nil }
+        headerTexts.remember(o, text, api: api)
+        return text
+    }
+
     func latin1String(_ o: PyObjectPointer, what: String) -> String? {
         guard let b = api.PyUnicode_AsLatin1String(o) else {
             api.PyErr_Clear()
@@ -438,15 +472,39 @@ final class WSGIWorker {
     }
 }
 
-/// The api for the C callbacks, which get only their capsule: set once per process before any callback exists.
-nonisolated(unsafe) var capsuleAPI: CPythonAPI?
+/// Content-Length's value: digits only (RFC 9110 §8.6), spaces and tabs around them allowed.
+func contentLength(_ value: String) -> Int? {
+    var digits = Substring(value).utf8[...]
+    while let f = digits.first, f == 0x20 || f == 0x09 { digits = digits.dropFirst() }
+    while let l = digits.last, l == 0x20 || l == 0x09 { digits = digits.dropLast() }
+    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+    return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+}
 
-private extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
+/// Swift text of Python str objects seen lately, by identity: an app's header names and values are
+/// mostly the same constant objects request after request. A reference is held on each, so an address
+/// cannot be reused by another object while it is here; a few entries, the oldest replaced.
+struct TextCache {
+    private var entries: [(object: PyObjectPointer, text: String)] = []
+    private var next = 0
+    static let capacity = 32
+
+    func text(of o: PyObjectPointer) -> String? {
+        for e in entries where e.object == o { return e.text }
+        return nil
+    }
+
+    mutating func remember(_ o: PyObjectPointer, _ text: String, api: CPythonAPI) {
+        api.Py_IncRef(o)
+        if entries.count < Self.capacity {
+            entries.append((o, text))
+        } else {
+            api.Py_DecRef(entries[next].object)
+            entries[next] = (o, text)
+            next = (next + 1) % Self.capacity
+        }
     }
 }
+
+/// The api for the C callbacks, which get only their capsule: set once per process before any callback exists.
+nonisolated(unsafe) var capsuleAPI: CPythonAPI?
