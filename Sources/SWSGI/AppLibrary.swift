@@ -111,8 +111,7 @@ public func exportApplication(_ app: Application, _ request: UnsafePointer<UInt8
                                framing: body.isEmpty ? .none : .contentLength(body.count))
     var delivered = false
     let requestBody = RequestBody { if delivered || body.isEmpty { return nil }; delivered = true; return body }
-    let req = Request(head: head, body: requestBody, remote: lines[4], workerID: Int(lines[5]) ?? 0, requestID: lines[6],
-                      harakiriOverride: { _ in })
+    let req = Request(head: head, body: requestBody, remote: lines[4], workerID: Int(lines[5]) ?? 0, requestID: lines[6])
     do {
         let response = try app(req)
         var out = Array("\(response.status)\n".utf8)

@@ -7,11 +7,19 @@ import WorkerCore
 /// Each worker runs one request at a time, so an app needs no locking of its own.
 public typealias Application = (Request) throws -> Response
 
+/// The worker side of a request in hand: the worker itself, so that no closure is made per request.
+protocol RequestServer: AnyObject {
+    /// See `Request.startResponse`.
+    func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream
+    /// The request's harakiri deadline moves to `nanoseconds` after its start, if that is sooner.
+    func shortenHarakiri(to nanoseconds: UInt64)
+}
+
 /// One HTTP request as an application sees it.
 public final class Request {
     public let method: String
     /// The request-target as sent: path and query.
-    public let target: String
+    public var target: String { query.map { path + "?" + $0 } ?? path }
     public let path: String
     public let query: String?
     public let headers: HTTPHeaders
@@ -23,29 +31,33 @@ public final class Request {
     /// 1-based id of the worker running the request.
     public let workerID: Int
     /// Unique within the worker's lifetime: `pid-counter`.
-    public let requestID: String
-    let harakiriOverride: (UInt64) -> Void
+    public var requestID: String { requestNumber.map { requestIDPrefix + String($0) } ?? requestIDPrefix }
+    /// `pid-` and the counter, joined only when asked for; or the whole id with no number.
+    private let requestIDPrefix: String
+    private let requestNumber: UInt64?
     /// The client connection's addresses, looked up once per connection.
     let addresses: SocketAddresses
     /// The CGI variables of a request that came in the uwsgi protocol (from nginx's uwsgi_params):
     /// REMOTE_ADDR, SERVER_NAME, HTTPS and the like as the front server saw them. Nil for HTTP.
     public let cgiVariables: [(name: String, value: [UInt8])]?
-    /// Set by the worker for `startResponse`: sends the head and gives the body stream.
-    var responseStarter: ((Int, HTTPHeaders, Int?) throws -> ResponseStream)?
+    /// The worker serving the request while the app runs; nil afterwards, and for a request handed
+    /// to a library app.
+    var server: (any RequestServer)?
 
     /// Starts the response while the app still runs (WSGI's write()): the head leaves with the first
     /// body bytes, each write reaches the client before it returns, and the `Response` the app then
     /// returns only supplies the rest of the body (its status and headers are not used). A second call
     /// returns the same stream.
     public func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
-        guard let responseStarter else { throw SWSGIError("this request cannot start its response early") }
-        return try responseStarter(status, headers, contentLength)
+        guard let server else { throw SWSGIError("this request cannot start its response early") }
+        return try server.startResponse(status: status, headers: headers, contentLength: contentLength)
     }
 
-    init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String,
-         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: [UInt8])]? = nil, harakiriOverride: @escaping (UInt64) -> Void) {
+    /// `requestID`: "pid-" with `number`, or the whole id when `number` is nil.
+    init(head: HTTPRequestHead, body: RequestBody, remote: String, workerID: Int, requestID: String, number: UInt64? = nil,
+         addresses: SocketAddresses = SocketAddresses(fd: -1), cgiVariables: [(name: String, value: [UInt8])]? = nil,
+         server: (any RequestServer)? = nil) {
         method = head.method
-        target = head.target
         path = head.path
         query = head.query
         headers = head.headers
@@ -53,10 +65,11 @@ public final class Request {
         self.body = body
         self.remote = remote
         self.workerID = workerID
-        self.requestID = requestID
-        self.harakiriOverride = harakiriOverride
+        requestIDPrefix = requestID
+        requestNumber = number
         self.addresses = addresses
         self.cgiVariables = cgiVariables
+        self.server = server
     }
 
     /// The TCP peer's address and port; nil for Unix sockets.
@@ -72,7 +85,7 @@ public final class Request {
     /// NaN, zero, negative or infinite seconds (or beyond 584 years) shorten nothing.
     public func setHarakiri(seconds: Double) {
         guard let ns = nanoseconds(seconds: seconds) else { return }
-        harakiriOverride(ns)
+        server?.shortenHarakiri(to: ns)
     }
 }
 

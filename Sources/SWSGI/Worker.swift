@@ -58,7 +58,10 @@ final class Worker {
     var nextScanAt: Instant = .max
     var requestCounter: UInt64 = 0
     var scratch = [UInt8](repeating: 0, count: 65536)
-    let pidText = String(getpid())
+    /// "pid-": request ids are this and the request's number.
+    let requestIDPrefix = "\(getpid())-"
+    /// The request in hand while the app runs.
+    var inHand: InHand?
     let log: AccessLog
     var harakiriDeadline: Instant?
     var recycleRequested = false
@@ -213,27 +216,9 @@ final class Worker {
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
-                              workerID: ctx.id, requestID: "\(pidText)-\(requestCounter)", addresses: c.addresses,
-                              cgiVariables: c.uwsgi?.variables,
-                              harakiriOverride: { [unowned self] ns in
-                                  // The smaller of --harakiri and the app's limit wins.
-                                  let at = started.saturatingAdd(ns)
-                                  if self.harakiriDeadline.map({ at < $0 }) ?? true { self.setHarakiriDeadline(at) }
-                              })
-        // A response the app started before returning (WSGI's write()).
-        var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
-        request.responseStarter = { [unowned self, unowned c] status, headers, length in
-            if let early { return early.stream }
-            var out: [UInt8] = []
-            let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                     for: head, keepAlive: head.keepAlive && self.mode == .serving && !c.closeAfterNext, to: &out)
-            // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
-            let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
-                                        timeoutMilliseconds: self.writeTimeoutMilliseconds)
-            let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
-            early = (status, plan, framing, stream)
-            return stream
-        }
+                              workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
+                              cgiVariables: c.uwsgi?.variables, server: self)
+        inHand = InHand(connection: c, head: head, started: started)
         var response: Response
         var note: String? = nil
         var appFailed = false
@@ -248,7 +233,10 @@ final class Worker {
             note = "application error: \(error)"
             appFailed = true
         }
-        request.responseStarter = nil
+        request.server = nil
+        // A response the app started before returning (WSGI's write()).
+        let early = inHand?.early
+        inHand = nil
         // Whatever body the app left unread must be consumed before the next request can be parsed;
         // a streamed (or early-started) response may still be reading it, so it is finished after the stream.
         var bodyComplete = true
@@ -372,7 +360,7 @@ final class Worker {
     }
 
     /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.
-    private func setHarakiriDeadline(_ at: Instant?) {
+    fileprivate func setHarakiriDeadline(_ at: Instant?) {
         harakiriDeadline = at
         guard ctx.harakiriFD >= 0 else { return }
         ctx.scoreboard.set(ctx.slot, .harakiriDeadline, Int64(clamping: at ?? 0))
@@ -408,5 +396,38 @@ final class Worker {
         retireAt = monotonicNanoseconds() + Self.retireGrace
         epoll.remove(ctx.listener)
         for c in conns.values { c.closeAfterNext = true }
+    }
+}
+
+/// The request a worker is serving, for what its app asks while it runs.
+struct InHand {
+    let connection: Connection
+    let head: HTTPRequestHead
+    let started: Instant
+    /// The response the app started before returning (WSGI's write()).
+    var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
+}
+
+extension Worker: RequestServer {
+    func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
+        guard let request = inHand else { throw SWSGIError("this request cannot start its response early") }
+        if let early = request.early { return early.stream }
+        let c = request.connection, head = request.head
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+                                                 for: head, keepAlive: head.keepAlive && mode == .serving && !c.closeAfterNext, to: &out)
+        // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
+        let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
+                                    timeoutMilliseconds: writeTimeoutMilliseconds)
+        let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
+        inHand?.early = (status, plan, framing, stream)
+        return stream
+    }
+
+    func shortenHarakiri(to nanoseconds: UInt64) {
+        guard let started = inHand?.started else { return }
+        // The smaller of --harakiri and the app's limit wins.
+        let at = started.saturatingAdd(nanoseconds)
+        if harakiriDeadline.map({ at < $0 }) ?? true { setHarakiriDeadline(at) }
     }
 }

@@ -1,3 +1,4 @@
+import CGlibcShim
 import HTTP
 import PythonRuntime
 import SWSGI
@@ -14,8 +15,10 @@ final class EnvironBuilder {
     private let empty, https, commaSpace, semicolonSpace: PyObjectPointer
     private var methods = PyStringCache<String>(capacity: 8)
     private var protocols = PyStringCache<HTTPVersion>(capacity: 4)
-    private var serverNames = PyStringCache<String>(capacity: 8)
-    private var serverPorts = PyStringCache<String>(capacity: 8)
+    /// By Host field: SERVER_NAME, and SERVER_PORT (None when the field names no port).
+    private var hostNames = PyStringCache<String>(capacity: 8)
+    private var hostPorts = PyStringCache<String>(capacity: 8)
+    private var localNames = PyStringCache<String>(capacity: 4)
     private var ports = PyStringCache<Int>(capacity: 64)
     private var remoteAddresses = PyStringCache<String>(capacity: 16)
     /// Header names to their `HTTP_*` keys, and uwsgi variable names to theirs; bounded so hostile
@@ -77,7 +80,7 @@ final class EnvironBuilder {
     }
 
     private func cachedText(_ cache: inout PyStringCache<String>, _ text: String) -> PyObjectPointer? {
-        cache.object(text, api: api) { t in
+        cache.object(text, decRef: api.Py_DecRef) { t in
             var t = t
             return t.withUTF8 { latin1($0) }
         }
@@ -96,22 +99,33 @@ final class EnvironBuilder {
               put(env, keyPathInfo, owned: withPathInfo(r.path, { latin1($0) })),
               r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
               put(env, keyURI, text: r.target),
-              put(env, keyProtocol, protocols.object(r.version, api: api, make: { v in pyString(api, v.description) }))
+              put(env, keyProtocol, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
         let fromFront = r.cgiVariables != nil
         let local = fromFront ? nil : r.localAddress
-        var serverName = local?.host ?? "localhost"
-        var serverPort: String? = nil
+        let serverName: PyObjectPointer?
+        var serverPort: PyObjectPointer?
         if let host = r.header("Host"), !host.isEmpty {
-            (serverName, serverPort) = splitHost(host)
+            // Both come from the Host text; a port it lacks is the connection's (below): None here.
+            serverName = hostNames.object(host, decRef: api.Py_DecRef) { h in
+                var name = splitHost(h).name
+                return name.withUTF8 { latin1($0) }
+            }
+            serverPort = hostPorts.object(host, decRef: api.Py_DecRef) { h in
+                guard let port = splitHost(h).port else { api.Py_IncRef(api.none); return api.none }
+                return pyString(api, port)
+            }
+        } else {
+            serverName = cachedText(&localNames, local?.host ?? "localhost")
+            serverPort = api.none
         }
-        guard put(env, keyServerName, cachedText(&serverNames, serverName)),
-              put(env, keyServerPort, serverPort.map { cachedText(&serverPorts, $0) }
-                  ?? ports.object(local?.port ?? 80, api: api, make: { pyString(api, String($0)) }))
-        else { return false }
+        if serverPort == api.none {
+            serverPort = ports.object(local?.port ?? 80, decRef: api.Py_DecRef) { pyString(api, String($0)) }
+        }
+        guard put(env, keyServerName, serverName), put(env, keyServerPort, serverPort) else { return false }
         if !fromFront, let peer = r.peerAddress {
             guard put(env, keyRemoteAddr, cachedText(&remoteAddresses, peer.host)),
-                  put(env, keyRemotePort, ports.object(peer.port, api: api, make: { pyString(api, String($0)) }))
+                  put(env, keyRemotePort, ports.object(peer.port, decRef: api.Py_DecRef, make: { pyString(api, String($0)) }))
             else { return false }
         }
         guard addHeaders(env, r.headers) else { return false }
@@ -120,7 +134,7 @@ final class EnvironBuilder {
             var isHTTPS = false
             for (name, value) in vars where !name.hasPrefix("wsgi.") {
                 // Byte for byte as latin-1 (PEP 3333): nginx sends PATH_INFO decoded, in whatever bytes the client used.
-                guard let key = variableKeys.object(name, api: api, make: { pyString(api, $0) }),
+                guard let key = variableKeys.object(name, decRef: api.Py_DecRef, make: { pyString(api, $0) }),
                       put(env, key, owned: value.withUnsafeBufferPointer { latin1($0) }) else { return false }
                 if (name == "HTTPS" && (value == Array("on".utf8) || value == [UInt8(ascii: "1")]))
                     || (name == "REQUEST_SCHEME" && value == Array("https".utf8)) { isHTTPS = true }
@@ -142,7 +156,7 @@ final class EnvironBuilder {
             } else if equalsIgnoringASCIICase(f.name, "content-length") {
                 key = keyContentLength
             } else {
-                guard let k = headerKeys.object(f.name, api: api, make: { name in
+                guard let k = headerKeys.object(f.name, decRef: api.Py_DecRef, make: { name in
                     var text = "HTTP_"
                     text.unicodeScalars.append(contentsOf: name.uppercased().unicodeScalars.map { $0 == "-" ? "_" : $0 })
                     return pyString(api, text)
@@ -187,13 +201,13 @@ struct PyStringCache<Key: Equatable> {
     }
 
     /// nil with a Python error pending (from `make`).
-    mutating func object(_ key: Key, api: CPythonAPI, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
+    mutating func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
         for e in entries where e.key == key { return e.object }
         guard let o = make(key) else { return nil }
         if entries.count < capacity {
             entries.append((key, o))
         } else {
-            api.Py_DecRef(entries[next].object)
+            decRef(entries[next].object)
             entries[next] = (key, o)
             next = (next + 1) % capacity
         }
@@ -247,16 +261,20 @@ private func hexValue(_ c: UInt8) -> UInt8? {
     }
 }
 
-/// `example.com:8080` -> (example.com, 8080); `[::1]:80` -> (::1, 80); no port -> nil.
+/// `example.com:8080` -> (example.com, 8080); `[::1]:80` -> (::1, 80); no port -> nil. (Bytes, not
+/// Characters: the parser has checked the Host syntax, and grapheme walking is slow.)
 func splitHost(_ host: String) -> (name: String, port: String?) {
-    if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
-        let name = String(host[host.index(after: host.startIndex)..<close])
-        let rest = host[host.index(after: close)...]
-        return (name, rest.hasPrefix(":") && rest.count > 1 ? String(rest.dropFirst()) : nil)
+    var host = host
+    return host.withUTF8 { b in
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self) }
+        if b.first == UInt8(ascii: "["), let close = b.firstIndex(of: UInt8(ascii: "]")) {
+            let portStart = close + 2
+            let hasPort = close + 1 < b.count && b[close + 1] == UInt8(ascii: ":") && portStart < b.count
+            return (text(1..<close), hasPort ? text(portStart..<b.count) : nil)
+        }
+        if let colon = b.lastIndex(of: UInt8(ascii: ":")) {
+            return (text(0..<colon), colon + 1 < b.count ? text(colon + 1..<b.count) : nil)
+        }
+        return (text(0..<b.count), nil)
     }
-    if let colon = host.lastIndex(of: ":") {
-        let port = host[host.index(after: colon)...]
-        return (String(host[..<colon]), port.isEmpty ? nil : String(port))
-    }
-    return (host, nil)
 }
