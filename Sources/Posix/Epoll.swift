@@ -25,17 +25,27 @@ public struct Epoll: ~Copyable {
 
     /// Waits up to `timeoutMilliseconds` (-1: forever); returns (token, events) pairs. EINTR: none.
     public mutating func wait(timeoutMilliseconds: Int32) throws -> [(token: UInt64, events: UInt32)] {
+        let n = try waitCount(timeoutMilliseconds: timeoutMilliseconds)
+        return (0..<n).map { event($0) }
+    }
+
+    /// `wait` without making an array (a busy worker's loop): the number of events, each then read
+    /// with `event(_:)` until the next wait.
+    public mutating func waitCount(timeoutMilliseconds: Int32) throws -> Int {
         let n = tokens.withUnsafeMutableBufferPointer { t in
             masks.withUnsafeMutableBufferPointer { m in
                 shim_epoll_wait(fd.raw, t.baseAddress, m.baseAddress, 64, timeoutMilliseconds)
             }
         }
         if n < 0 {
-            if errno == EINTR { return [] }
+            if errno == EINTR { return 0 }
             throw SyscallError("epoll_wait")
         }
-        return (0..<Int(n)).map { (tokens[$0], masks[$0]) }
+        return Int(n)
     }
+
+    /// Event `i` of the last `waitCount`.
+    public func event(_ i: Int) -> (token: UInt64, events: UInt32) { (tokens[i], masks[i]) }
 }
 
 /// Waits until `fd` is writable or `timeoutMilliseconds` pass; false on timeout.

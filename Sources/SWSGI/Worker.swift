@@ -51,7 +51,7 @@ final class Worker {
     let ctx: WorkerContext
     let signals: SignalFD
     var epoll: Epoll
-    var conns: [Int32: Connection] = [:]
+    var conns = ConnectionTable()
     var mode = Mode.serving
     var retireAt: Instant = 0
     var retireGraceOver = false
@@ -113,12 +113,13 @@ final class Worker {
             var wake = nextScanAt
             if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
-            let events: [(token: UInt64, events: UInt32)]
-            do { events = try epoll.wait(timeoutMilliseconds: timeout) } catch {
+            let count: Int
+            do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
                 ServerLog.line("\(error)")
                 _exit(1)
             }
-            for (token, _) in events {
+            for i in 0..<count {
+                let token = epoll.event(i).token
                 switch token {
                 case Self.listenerToken: if mode == .serving { acceptOne() }
                 case Self.signalToken: handleSignals()
@@ -331,7 +332,7 @@ final class Worker {
     /// retiring, idle keep-alive connections past the retire grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
-        for c in Array(conns.values) {
+        for c in conns.values {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
             if mode == .retiring && c.headStartedAt == nil {

@@ -25,7 +25,8 @@ final class WSGIWorker {
     var writeCallable: PyObjectPointer!
 
     // The request in hand.
-    var body = BodyBuffer.empty()
+    /// wsgi.input's buffer, made on the request's first read (most requests read nothing).
+    var body: BodyBuffer?
     var bodyError: RequestBodyError?
     var status: Int?
     var headers = HTTPHeaders()
@@ -137,7 +138,7 @@ final class WSGIWorker {
             pull: while liveStream == nil {
                 switch iterator.next() {
                 case .chunk(let b):
-                    out += b
+                    if out.isEmpty { out = b } else { out += b }
                     if liveStream != nil { break pull }
                     // PEP 3333: with Content-Length given, stop iterating once it is reached.
                     if let declaredLength, out.count >= declaredLength { ended = true; break pull }
@@ -279,7 +280,7 @@ final class WSGIWorker {
         // request: a late harakiri signal must not interrupt the next request.
         if api.PyErr_CheckSignals() != 0 { py.printError() }
         setInRequest(true)
-        body = BodyBuffer { [unowned request] in try request.body.read() }
+        body = nil
         bodyError = nil
         status = nil
         headers = HTTPHeaders()
@@ -291,7 +292,7 @@ final class WSGIWorker {
 
     private func end() {
         setInRequest(false)
-        body = .empty()
+        body = nil
         liveStream = nil
         request = nil
     }
@@ -401,7 +402,15 @@ final class WSGIWorker {
             size = api.PyLong_AsSsize_t(s)
             if size == -1, api.PyErr_Occurred() != nil { return nil }
         }
-        let body = self.body
+        let body: BodyBuffer
+        if let b = self.body {
+            body = b
+        } else if let request {
+            body = BodyBuffer { [unowned request] in try request.body.read() }
+            self.body = body
+        } else {
+            body = .empty()
+        }
         do {
             let bytes = try py.withoutGIL { line ? try body.readline(size) : try body.read(size) }
             return bytes.withUnsafeBytes { api.PyBytes_FromStringAndSize($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
