@@ -234,8 +234,10 @@ public enum HTTPResponseWriter {
 
     /// Appends the UTF-8 of `s`, replacing control bytes other than HTAB by SP.
     private static func appendSanitized(_ s: String, to buffer: inout [UInt8]) {
-        let start = buffer.count
-        buffer.append(contentsOf: s.utf8)
-        for j in start..<buffer.count where isForbiddenControl(buffer[j]) { buffer[j] = sp }
+        var s = s
+        s.withUTF8 { bytes in
+            guard bytes.contains(where: isForbiddenControl) else { return buffer.append(contentsOf: bytes) }
+            for b in bytes { buffer.append(isForbiddenControl(b) ? sp : b) }
+        }
     }
 }

@@ -159,14 +159,18 @@ public final class ResponseStream {
     public func write(_ text: String) throws { try write(Array(text.utf8)) }
 }
 
-/// A request body, pulled from the connection as the app reads it.
-public final class RequestBody {
-    let pull: () throws -> [UInt8]?
+/// A request body, pulled from the connection as the app reads it. (The worker's `BodyReader` is
+/// one itself, so a request needs no closure to reach its body.)
+public class RequestBody {
+    private let pull: (() throws -> [UInt8]?)?
 
     init(pull: @escaping () throws -> [UInt8]?) { self.pull = pull }
 
+    /// For a subclass that overrides `read`.
+    init() { pull = nil }
+
     /// The next piece of the body, nil at its end.
-    public func read() throws -> [UInt8]? { try pull() }
+    public func read() throws -> [UInt8]? { try pull?() ?? nil }
 
     /// The whole (rest of the) body.
     public func readAll() throws -> [UInt8] {

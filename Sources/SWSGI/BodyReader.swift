@@ -6,7 +6,7 @@ import WorkerCore
 /// Pulls one request's body from what followed the head and then from the socket, decoding
 /// Content-Length or chunked framing. Sends `100 Continue` only when the app starts reading,
 /// so a client never uploads a body the app will refuse.
-final class BodyReader {
+final class BodyReader: RequestBody {
     /// An unread body larger than this is not drained after the response: the connection closes.
     static let drainLimit = 1 << 20
 
@@ -31,7 +31,10 @@ final class BodyReader {
         self.expectContinue = head.expectContinue
         self.timeoutMilliseconds = timeoutMilliseconds
         self.bodyTimeoutNanoseconds = bodyTimeoutNanoseconds
+        super.init()
     }
+
+    override func read() throws -> [UInt8]? { try pull() }
 
     private func timedOut() -> RequestBodyError {
         failed = true

@@ -169,13 +169,15 @@ final class Worker {
         }
         if n == 0 { drop(c); return }
         c.lastActivity = monotonicNanoseconds()
-        let keep = process(c, Array(scratch[0..<n]))
+        // A slice of the read buffer, not a copy: nothing keeps it past the request, so the next read
+        // finds the buffer unshared (were it kept, copy-on-write would copy it then).
+        let keep = process(c, scratch[0..<n])
         if !keep { drop(c) }
     }
 
     /// Parses and serves every complete request in `input`; false when the connection must close.
-    private func process(_ c: Connection, _ bytes: [UInt8]) -> Bool {
-        var input = bytes[...]
+    private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
+        var input = bytes
         while true {
             switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
             case .needMore:
@@ -202,7 +204,8 @@ final class Worker {
 
     /// Runs the application for one request and writes its response.
     private func serve(_ c: Connection, _ head: HTTPRequestHead, rest: inout ArraySlice<UInt8>) -> Bool {
-        let started = monotonicNanoseconds()
+        // Set by the read that brought the head in, or by the end of the request before it (pipelined).
+        let started = c.lastActivity
         requestCounter += 1
         c.requests += 1
         let sb = ctx.scoreboard, slot = ctx.slot
@@ -216,7 +219,7 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: RequestBody(pull: reader.pull), remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, head: head, started: started)
@@ -309,7 +312,8 @@ final class Worker {
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
-        sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(monotonicNanoseconds() - started))
+        let finished = monotonicNanoseconds()
+        sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(finished - started))
         sb.set(slot, .state, Scoreboard.State.idle.rawValue)
         if !recycleRequested {
             if maxRequests > 0 && served >= maxRequests {
@@ -321,7 +325,7 @@ final class Worker {
             }
         }
         log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
-        c.lastActivity = monotonicNanoseconds()
+        c.lastActivity = finished
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
             schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)
         }

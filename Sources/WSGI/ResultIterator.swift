@@ -1,8 +1,9 @@
 import PythonRuntime
 
 /// Walks the iterable a WSGI app returned: a list or tuple by index (no iterator object, the
-/// common `[body]` case), anything else with iter()/next(). Every item must be bytes.
-final class ResultIterator {
+/// common `[body]` case), anything else with iter()/next(). Every item must be bytes. A value: one
+/// request's walk makes no object.
+struct ResultIterator {
     enum Step {
         case chunk([UInt8])
         case end
@@ -40,7 +41,7 @@ final class ResultIterator {
         }
     }
 
-    func next() -> Step {
+    mutating func next() -> Step {
         let item: PyObjectPointer
         var owned = false
         if let sequence {
@@ -68,7 +69,7 @@ final class ResultIterator {
     }
 
     /// Drops the iterator (the result itself belongs to the caller).
-    func release() {
+    mutating func release() {
         if let iterator { api.Py_DecRef(iterator) }
         iterator = nil
     }

@@ -130,7 +130,7 @@ final class WSGIWorker {
             guard let result else { return try failure(result: nil) }
             // (Once write() started the response, a file_wrapper is iterated like any iterable.)
             if liveStream == nil, api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
-            guard let iterator = ResultIterator(py, result) else { return try failure(result: result) }
+            guard var iterator = ResultIterator(py, result) else { return try failure(result: result) }
             var out: [UInt8] = []
             var ended = false
             // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole. Once write()
@@ -179,7 +179,7 @@ final class WSGIWorker {
     private func stream(first: [UInt8], from iterator: ResultIterator?, to stream: ResponseStream) throws {
         liveStream = stream
         try stream.write(first)
-        guard let iterator else { return }
+        guard var iterator else { return }
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
             let step = py.withGIL { iterator.next() }
@@ -239,6 +239,7 @@ final class WSGIWorker {
 
     /// Calls the iterable's close() if it has one and drops our references.
     private func close(_ result: PyObjectPointer, _ iterator: ResultIterator?) {
+        var iterator = iterator
         // A plain list or tuple (the usual `[body]`) has no close(): asking would raise and clear an AttributeError.
         if let type = api.PyObject_Type(result) {
             api.Py_DecRef(type)
@@ -350,22 +351,16 @@ final class WSGIWorker {
             guard api.PyObject_IsInstance(pair, api.tupleType) == 1, api.PyTuple_Size(pair) == 2 else {
                 return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")
             }
-            guard let name = headerText(api.PyTuple_GetItem(pair, 0)!, what: "header name"),
-                  let value = headerText(api.PyTuple_GetItem(pair, 1)!, what: "header value") else { return nil }
-            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F }) {
-                return py.raise(api.excValueError, "invalid response header name \(name.debugDescription)")
-            }
-            if value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) {
-                return py.raise(api.excValueError, "response header \(name) has a control character in its value")
-            }
-            if equalsIgnoringASCIICase(name, "content-length") {
-                guard let l = contentLength(value) else {
-                    return py.raise(api.excValueError, "Content-Length \(value.debugDescription) is not a number")
+            guard let name = headerText(api.PyTuple_GetItem(pair, 0)!, name: nil),
+                  let value = headerText(api.PyTuple_GetItem(pair, 1)!, name: name.text) else { return nil }
+            if name.isContentLength {
+                guard let l = contentLength(value.text) else {
+                    return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is not a number")
                 }
                 length = l
                 continue
             }
-            parsed.append(name, value)
+            parsed.append(name.text, value.text)
         }
         status = code
         headers = parsed
@@ -442,15 +437,28 @@ final class WSGIWorker {
         return code
     }
 
-    /// A header name or value as Swift text; the app's constant strings are read once (see `TextCache`).
-    func headerText(_ o: PyObjectPointer, what: String) -> String? {
-        if let text = headerTexts.text(of: o) { return text }
-        guard let text = latin1String(o, what: what) else { return nil }
-        headerTexts.remember(o, text, api: api)
-        return text
+    /// A response header's name (`name` nil) or value, checked and read as text; the app's constant
+    /// strings are checked and read once (see `TextCache`). nil with a Python error set.
+    func headerText(_ o: PyObjectPointer, name: String?) -> HeaderText? {
+        let isName = name == nil
+        if let known = headerTexts.text(of: o, isName: isName) { return known }
+        let what = isName ? "header name" : "header value"
+        guard let text = latin1String(o, what: what, invalid: { raw in
+            if let name {
+                return raw.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 })
+                    ? "response header \(name) has a control character in its value" : nil
+            }
+            return raw.isEmpty || raw.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F })
+                ? "invalid response header name \(String(decoding: raw, as: UTF8.self).debugDescription)" : nil
+        }) else { return nil }
+        let known = HeaderText(text: text, isContentLength: isName && equalsIgnoringASCIICase(text, "content-length"))
+        headerTexts.remember(o, isName: isName, known, api: api)
+        return known
     }
 
-    func latin1String(_ o: PyObjectPointer, what: String) -> String? {
+    /// The text of a str of latin-1 characters; nil with a Python error set (TypeError, or ValueError
+    /// with the message `invalid` gives for its bytes).
+    func latin1String(_ o: PyObjectPointer, what: String, invalid: (UnsafeRawBufferPointer) -> String? = { _ in nil }) -> String? {
         guard let b = api.PyUnicode_AsLatin1String(o) else {
             api.PyErr_Clear()
             _ = py.raise(api.excTypeError, "\(what) must be a str of latin-1 characters, not \(py.typeName(o))")
@@ -463,6 +471,10 @@ final class WSGIWorker {
         // Latin-1 bytes to Swift text scalar by scalar, so they round-trip to the same bytes on the wire
         // (ASCII, the common case, is the same bytes in UTF-8).
         let raw = UnsafeRawBufferPointer(start: p, count: n)
+        if let message = invalid(raw) {
+            _ = py.raise(api.excValueError, message)
+            return nil
+        }
         if !raw.contains(where: { $0 >= 0x80 }) { return String(decoding: raw, as: UTF8.self) }
         var s = ""
         s.unicodeScalars.append(contentsOf: raw.map { Unicode.Scalar($0) })
@@ -490,26 +502,34 @@ func contentLength(_ value: String) -> Int? {
     return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
 }
 
-/// Swift text of Python str objects seen lately, by identity: an app's header names and values are
-/// mostly the same constant objects request after request. A reference is held on each, so an address
-/// cannot be reused by another object while it is here; a few entries, the oldest replaced.
+/// A response header's name or value as checked and read.
+struct HeaderText {
+    let text: String
+    /// A name that is Content-Length (any case).
+    let isContentLength: Bool
+}
+
+/// Header names and values read lately, by str object identity: an app's header names and values
+/// are mostly the same constant objects request after request. A reference is held on each, so an
+/// address cannot be reused by another object while it is here; a few entries, the oldest replaced.
+/// Names and values are kept apart: each passed its own check.
 struct TextCache {
-    private var entries: [(object: PyObjectPointer, text: String)] = []
+    private var entries: [(object: PyObjectPointer, isName: Bool, text: HeaderText)] = []
     private var next = 0
     static let capacity = 32
 
-    func text(of o: PyObjectPointer) -> String? {
-        for e in entries where e.object == o { return e.text }
+    func text(of o: PyObjectPointer, isName: Bool) -> HeaderText? {
+        for e in entries where e.object == o && e.isName == isName { return e.text }
         return nil
     }
 
-    mutating func remember(_ o: PyObjectPointer, _ text: String, api: CPythonAPI) {
+    mutating func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
         api.Py_IncRef(o)
         if entries.count < Self.capacity {
-            entries.append((o, text))
+            entries.append((o, isName, text))
         } else {
             api.Py_DecRef(entries[next].object)
-            entries[next] = (o, text)
+            entries[next] = (o, isName, text)
             next = (next + 1) % Self.capacity
         }
     }
