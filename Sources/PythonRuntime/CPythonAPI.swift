@@ -13,8 +13,9 @@ public struct PythonLoadError: Error, CustomStringConvertible {
 
 /// The CPython functions and objects swsgi calls, found with dlsym in a libpython opened with
 /// RTLD_NOW | RTLD_GLOBAL (global, so C extension modules resolve their `Py*` symbols against it).
-/// Each is a stable-ABI function of CPython 3.8+, declared in `python_abi.h`.
-public struct CPythonAPI: @unchecked Sendable {
+/// Each is a stable-ABI function of CPython 3.8+, declared in `python_abi.h`. A class: the table is
+/// large, and a copy per use would cost more than the calls it makes.
+public final class CPythonAPI: @unchecked Sendable {
     public let libraryPath: String
 
     // Interpreter, GIL and fork.

@@ -222,7 +222,7 @@ final class Worker {
         let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
-        inHand = InHand(connection: c, head: head, started: started)
+        inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
         var response: Response
         var note: String? = nil
         var appFailed = false
@@ -406,8 +406,11 @@ final class Worker {
 
 /// The request a worker is serving, for what its app asks while it runs.
 struct InHand {
-    let connection: Connection
-    let head: HTTPRequestHead
+    unowned(unsafe) let connection: Connection
+    // What the response head depends on (not the whole head: no references to count).
+    let version: HTTPVersion
+    let keepAlive: Bool
+    let isHead: Bool
     let started: Instant
     /// The response the app started before returning (WSGI's write()).
     var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
@@ -417,10 +420,11 @@ extension Worker: RequestServer {
     func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let c = request.connection, head = request.head
+        let c = request.connection
         var out: [UInt8] = []
         let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 for: head, keepAlive: head.keepAlive && mode == .serving && !c.closeAfterNext, to: &out)
+                                                 version: request.version, keepAlive: request.keepAlive && mode == .serving && !c.closeAfterNext,
+                                                 headRequest: request.isHead, to: &out)
         // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: writeTimeoutMilliseconds)

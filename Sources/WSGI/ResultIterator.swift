@@ -11,8 +11,9 @@ struct ResultIterator {
         case failed
     }
 
-    let py: Interpreter
-    let api: CPythonAPI
+    // Unowned: both live as long as the process, and a value copied around must not count references.
+    unowned(unsafe) let py: Interpreter
+    unowned(unsafe) let api: CPythonAPI
     private let sequence: PyObjectPointer?
     private let isList: Bool
     private var count = 0
