@@ -101,11 +101,13 @@ final class EnvironBuilder {
               put(env, keyURI, text: r.target),
               put(env, keyProtocol, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
+        var host = ""
+        guard addHeaders(env, r.headers, host: &host) else { return false }
         let fromFront = r.cgiVariables != nil
         let local = fromFront ? nil : r.localAddress
         let serverName: PyObjectPointer?
         var serverPort: PyObjectPointer?
-        if let host = r.header("Host"), !host.isEmpty {
+        if !host.isEmpty {
             // Both come from the Host text; a port it lacks is the connection's (below): None here.
             serverName = hostNames.object(host, decRef: api.Py_DecRef) { h in
                 var name = splitHost(h).name
@@ -128,7 +130,6 @@ final class EnvironBuilder {
                   put(env, keyRemotePort, ports.object(peer.port, decRef: api.Py_DecRef, make: { pyString(api, String($0)) }))
             else { return false }
         }
-        guard addHeaders(env, r.headers) else { return false }
         // uwsgi protocol: the front server's variables (uwsgi_params) are the environ, as under uWSGI.
         if let vars = r.cgiVariables {
             var isHTTPS = false
@@ -147,13 +148,15 @@ final class EnvironBuilder {
     /// The request's fields as `HTTP_*` (and CONTENT_TYPE/CONTENT_LENGTH). Duplicate fields are joined
     /// with ", " (cookies with "; "), as CGI and PEP 3333 expect. A name with "_" is dropped: it would
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
-    /// strings), whatever their encoding.
-    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders) -> Bool {
+    /// strings), whatever their encoding. `host`: the first Host field's value.
+    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String) -> Bool {
         for f in headers.fields where !f.name.utf8.contains(UInt8(ascii: "_")) {
             let key: PyObjectPointer
-            if equalsIgnoringASCIICase(f.name, "content-type") {
+            let length = f.name.utf8.count
+            if length == 4 && host.isEmpty && equalsIgnoringASCIICase(f.name, "host") { host = f.value }
+            if length == 12 && equalsIgnoringASCIICase(f.name, "content-type") {
                 key = keyContentType
-            } else if equalsIgnoringASCIICase(f.name, "content-length") {
+            } else if length == 14 && equalsIgnoringASCIICase(f.name, "content-length") {
                 key = keyContentLength
             } else {
                 guard let k = headerKeys.object(f.name, decRef: api.Py_DecRef, make: { name in
