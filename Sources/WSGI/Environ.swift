@@ -13,18 +13,18 @@ final class EnvironBuilder {
     private let keyMethod, keyPathInfo, keyQuery, keyURI, keyProtocol, keyServerName, keyServerPort,
                 keyRemoteAddr, keyRemotePort, keyContentType, keyContentLength, keyURLScheme: PyObjectPointer
     private let empty, https, commaSpace, semicolonSpace: PyObjectPointer
-    private var methods = PyStringCache<String>(capacity: 8)
-    private var protocols = PyStringCache<HTTPVersion>(capacity: 4)
+    private let methods = PyStringCache<String>(capacity: 8)
+    private let protocols = PyStringCache<HTTPVersion>(capacity: 4)
     /// By Host field: SERVER_NAME, and SERVER_PORT (None when the field names no port).
-    private var hostNames = PyStringCache<String>(capacity: 8)
-    private var hostPorts = PyStringCache<String>(capacity: 8)
-    private var localNames = PyStringCache<String>(capacity: 4)
-    private var ports = PyStringCache<Int>(capacity: 64)
-    private var remoteAddresses = PyStringCache<String>(capacity: 16)
+    private let hostNames = PyStringCache<String>(capacity: 8)
+    private let hostPorts = PyStringCache<String>(capacity: 8)
+    private let localNames = PyStringCache<String>(capacity: 4)
+    private let ports = PyStringCache<Int>(capacity: 64)
+    private let remoteAddresses = PyStringCache<String>(capacity: 16)
     /// Header names to their `HTTP_*` keys, and uwsgi variable names to theirs; bounded so hostile
     /// clients cannot grow them.
-    private var headerKeys = PyStringCache<String>(capacity: 64)
-    private var variableKeys = PyStringCache<String>(capacity: 64)
+    private let headerKeys = PyStringCache<String>(capacity: 64)
+    private let variableKeys = PyStringCache<String>(capacity: 64)
 
     init(api: CPythonAPI, constants: [(String, PyObjectPointer)]) throws {
         self.api = api
@@ -79,7 +79,7 @@ final class EnvironBuilder {
         pyLatin1(api, UnsafeRawBufferPointer(bytes))
     }
 
-    private func cachedText(_ cache: inout PyStringCache<String>, _ text: String) -> PyObjectPointer? {
+    private func cachedText(_ cache: PyStringCache<String>, _ text: String) -> PyObjectPointer? {
         cache.object(text, decRef: api.Py_DecRef) { t in
             var t = t
             return t.withUTF8 { latin1($0) }
@@ -95,7 +95,7 @@ final class EnvironBuilder {
     }
 
     private func fill(_ env: PyObjectPointer, _ r: Request) -> Bool {
-        guard put(env, keyMethod, cachedText(&methods, r.method)),
+        guard put(env, keyMethod, cachedText(methods, r.method)),
               put(env, keyPathInfo, owned: withPathInfo(r.path, { latin1($0) })),
               r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
               put(env, keyURI, text: r.target),
@@ -118,7 +118,7 @@ final class EnvironBuilder {
                 return pyString(api, port)
             }
         } else {
-            serverName = cachedText(&localNames, local?.host ?? "localhost")
+            serverName = cachedText(localNames, local?.host ?? "localhost")
             serverPort = api.none
         }
         if serverPort == api.none {
@@ -126,7 +126,7 @@ final class EnvironBuilder {
         }
         guard put(env, keyServerName, serverName), put(env, keyServerPort, serverPort) else { return false }
         if !fromFront, let peer = r.peerAddress {
-            guard put(env, keyRemoteAddr, cachedText(&remoteAddresses, peer.host)),
+            guard put(env, keyRemoteAddr, cachedText(remoteAddresses, peer.host)),
                   put(env, keyRemotePort, ports.object(peer.port, decRef: api.Py_DecRef, make: { pyString(api, String($0)) }))
             else { return false }
         }
@@ -192,8 +192,9 @@ final class EnvironBuilder {
 
 /// Python strings for values that repeat from request to request, made once: a few entries looked up
 /// linearly (cheaper than hashing for so few), the oldest replaced when full so that hostile values
-/// cannot grow it. The object it returns is borrowed: valid until the next miss.
-struct PyStringCache<Key: Equatable> {
+/// cannot grow it. The object it returns is borrowed: valid until the next miss. (A class, held in
+/// `let`s: a lookup is then no mutating access for the exclusivity checks to track.)
+final class PyStringCache<Key: Equatable> {
     private var entries: [(key: Key, object: PyObjectPointer)] = []
     private var next = 0
     let capacity: Int
@@ -204,7 +205,7 @@ struct PyStringCache<Key: Equatable> {
     }
 
     /// nil with a Python error pending (from `make`).
-    mutating func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
+    func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
         for e in entries where e.key == key { return e.object }
         guard let o = make(key) else { return nil }
         if entries.count < capacity {

@@ -37,7 +37,7 @@ final class WSGIWorker {
     let forksAtStart = ForkCounter.current
     /// The status object of the last response, with its code.
     var lastStatus: (object: PyObjectPointer, code: Int)?
-    var headerTexts = TextCache()
+    let headerTexts = TextCache()
     /// The request in hand: write() starts its response early.
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
@@ -354,7 +354,7 @@ final class WSGIWorker {
             guard let name = headerText(api.PyTuple_GetItem(pair, 0)!, name: nil),
                   let value = headerText(api.PyTuple_GetItem(pair, 1)!, name: name.text) else { return nil }
             if name.isContentLength {
-                guard let l = contentLength(value.text) else {
+                guard let l = value.number else {
                     return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is not a number")
                 }
                 length = l
@@ -451,7 +451,8 @@ final class WSGIWorker {
             return raw.isEmpty || raw.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F })
                 ? "invalid response header name \(String(decoding: raw, as: UTF8.self).debugDescription)" : nil
         }) else { return nil }
-        let known = HeaderText(text: text, isContentLength: isName && equalsIgnoringASCIICase(text, "content-length"))
+        let known = HeaderText(text: text, isContentLength: isName && equalsIgnoringASCIICase(text, "content-length"),
+                               number: isName ? nil : contentLength(text))
         headerTexts.remember(o, isName: isName, known, api: api)
         return known
     }
@@ -507,13 +508,15 @@ struct HeaderText {
     let text: String
     /// A name that is Content-Length (any case).
     let isContentLength: Bool
+    /// A value's number, when it is a valid Content-Length.
+    let number: Int?
 }
 
 /// Header names and values read lately, by str object identity: an app's header names and values
 /// are mostly the same constant objects request after request. A reference is held on each, so an
 /// address cannot be reused by another object while it is here; a few entries, the oldest replaced.
 /// Names and values are kept apart: each passed its own check.
-struct TextCache {
+final class TextCache {
     private var entries: [(object: PyObjectPointer, isName: Bool, text: HeaderText)] = []
     private var next = 0
     static let capacity = 32
@@ -523,7 +526,7 @@ struct TextCache {
         return nil
     }
 
-    mutating func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
+    func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
         api.Py_IncRef(o)
         if entries.count < Self.capacity {
             entries.append((o, isName, text))
