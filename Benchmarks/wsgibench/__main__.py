@@ -1,4 +1,4 @@
-"""python3 -m wsgibench [direct|nginx|all]; knobs: DURATION=8 CONNECTIONS=32 WORKERS=2
+"""python3 -m wsgibench [direct|nginx|all]; knobs: DURATION=8 CONNECTIONS=32 WORKERS=2 ROUNDS=3
 SERVERS=swsgi,uwsgi,gunicorn,granian,bjoern BENCH_WSGI_VENV=<venv with gunicorn, granian, bjoern, flask>."""
 import os
 import platform

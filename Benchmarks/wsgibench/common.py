@@ -27,6 +27,9 @@ def env_num(name, default, kind=float):
 DURATION = env_num("DURATION", 8.0)
 CONNECTIONS = int(env_num("CONNECTIONS", 32))
 WORKERS = int(env_num("WORKERS", 2))
+# Direct rows: each server measured this many times, interleaved, the median reported (CPU time per
+# request moves with the host's load; interleaving spreads that over every server alike).
+ROUNDS = max(1, int(env_num("ROUNDS", 3)))
 BIN = os.environ.get("BENCH_BIN", os.path.join(ROOT, ".build-bench", "release"))
 NGINX = os.environ.get("BENCH_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
 WRK = os.environ.get("BENCH_WRK") or shutil.which("wrk") or "wrk"
@@ -99,17 +102,23 @@ def tree(pid):
     return out
 
 
-def cpu_seconds(pids):
-    """utime + stime of the processes (threads included), live ones only."""
-    total = 0
+def cpu_split(pids):
+    """(utime, stime) seconds of the processes (threads included), live ones only."""
+    user = system = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pids):
+    """utime + stime of the processes (threads included), live ones only."""
+    return sum(cpu_split(pids))
 
 
 def rss_mib(pid):

@@ -21,10 +21,13 @@ def direct_table(rows):
         if r["scenario"] != "direct":
             continue
         if "error" in r:
-            out.append([r["server"], r["app"], "-", "-", "-", "-", r["error"][:60]])
+            out.append([r["server"], r["app"], "-", "-", "-", "-", "-", "-", r["error"][:60]])
         else:
-            out.append([r["server"], r["app"], f(r["cpu_us"]), f(r["rps"], 0), f(r["rss_mib"]), f(r["p99_ms"], 2), r["failed"]])
-    return table(["server", "app", "CPU µs/request", "requests/s", "worker RSS MiB", "p99 ms", "failed"], out)
+            rounds = " ".join(f(x, 2) for x in r.get("rounds_cpu_us", []))
+            out.append([r["server"], r["app"], f(r["cpu_us"], 2), f"{f(r['user_us'], 2)} + {f(r['sys_us'], 2)}", rounds,
+                        f(r["rps"], 0), f(r["rss_mib"]), f(r["p99_ms"], 2), r["failed"]])
+    return table(["server", "app", "CPU µs/request (median)", "user + sys", "every round", "requests/s", "worker RSS MiB",
+                  "p99 ms", "failed"], out)
 
 
 def nginx_table(rows):
