@@ -242,6 +242,18 @@ func route(_ request: Request) throws -> Response {
             return Response(text: "\(try cache().counter(p["k"] ?? "n").map(String.init) ?? "none")\n")
         case "/cache/check":
             return Response(text: (try cache().consistencyProblem()) ?? "consistent\n")
+        case "/harakiri/stream":
+            // Request.setHarakiri called from the response's stream, after the app has returned: the limit
+            // still holds for this request (a streamed response is part of it).
+            let seconds = Double(p["s"] ?? "1") ?? 1
+            return Response(status: 200) { stream in
+                request.setHarakiri(seconds: seconds)
+                say("example: worker \(ServerProcess.workerID) pid \(getpid()) streams under harakiri \(seconds)")
+                for _ in 0..<600 {
+                    try stream.write("tick\n")
+                    usleep(50_000)
+                }
+            }
         case "/lock/hold":
             // Takes the lock and keeps it past any harakiri: the worker dies holding it.
             let n = Int(p["n"] ?? "0") ?? 0

@@ -289,6 +289,20 @@ extension SWSGIIntegration {
             }
         }
 
+        /// Request.setHarakiri from a streamed response's body (after the app returned) shortens this
+        /// request's harakiri: the streaming worker dies about 1 s in, not at --harakiri's 60 s.
+        @Test func setHarakiriFromAStreamedBodyStillShortensTheRequestsHarakiri() throws {
+            try withExample(["--processes", "1", "--harakiri", "60"]) { s in
+                let c = try startRequest(s, "/harakiri/stream?s=1")
+                #expect(waitUntil(5) { s.log.contains("streams under harakiri") })
+                let pid = try #require(s.pidLogged(after: "streams under harakiri"))
+                let start = monotonicSeconds()
+                #expect(waitUntil(10) { !isAlive(pid) }, "the stream's setHarakiri(1) was ignored: worker \(pid) still streaming")
+                #expect(monotonicSeconds() - start < 10)
+                _ = try? c.readToEnd(timeout: 2)
+            }
+        }
+
         @Test func muleMessagesArriveInOrderAndADeadMuleIsRespawned() throws {
             try withExample(["--processes", "2", "--mule=looper", "--mule", "--stats", "{dir}/st"]) { s in
                 #expect(waitUntil(5) { s.log.contains("example looper mule 1 started") })
