@@ -237,10 +237,10 @@ final class Worker {
             note = "application error: \(error)"
             appFailed = true
         }
-        request.server = nil
-        // A response the app started before returning (WSGI's write()).
+        // A response the app started before returning (WSGI's write()). From here the response is the
+        // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
         let early = inHand?.early
-        inHand = nil
+        inHand?.appReturned = true
         // Whatever body the app left unread must be consumed before the next request can be parsed;
         // a streamed (or early-started) response may still be reading it, so it is finished after the stream.
         var bodyComplete = true
@@ -309,6 +309,8 @@ final class Worker {
         }
         }
         response.finish?()
+        request.server = nil
+        inHand = nil
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
@@ -412,13 +414,15 @@ struct InHand {
     let keepAlive: Bool
     let isHead: Bool
     let started: Instant
+    /// Set once the app has returned: its response can no longer be started early.
+    var appReturned = false
     /// The response the app started before returning (WSGI's write()).
     var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
 }
 
 extension Worker: RequestServer {
     func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
-        guard let request = inHand else { throw SWSGIError("this request cannot start its response early") }
+        guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
         let c = request.connection
         var out: [UInt8] = []
