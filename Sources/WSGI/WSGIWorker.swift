@@ -499,7 +499,10 @@ func contentLength(_ value: String) -> Int? {
     var digits = Substring(value).utf8[...]
     while let f = digits.first, f == 0x20 || f == 0x09 { digits = digits.dropFirst() }
     while let l = digits.last, l == 0x20 || l == 0x09 { digits = digits.dropLast() }
-    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+    guard !digits.isEmpty, digits.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+    // Leading zeros are digits too; 18 significant ones cannot overflow an Int.
+    while digits.count > 1, digits.first == 0x30 { digits = digits.dropFirst() }
+    guard digits.count <= 18 else { return nil }
     return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
 }
 
