@@ -194,7 +194,7 @@ final class EnvironBuilder {
 /// linearly (cheaper than hashing for so few), the oldest replaced when full so that hostile values
 /// cannot grow it. The object it returns is borrowed: valid until the next miss. (A class, held in
 /// `let`s: a lookup is then no mutating access for the exclusivity checks to track.)
-final class PyStringCache<Key: Equatable> {
+final class PyStringCache<Key: ExactKey> {
     private var entries: [(key: Key, object: PyObjectPointer)] = []
     private var next = 0
     let capacity: Int
@@ -206,7 +206,7 @@ final class PyStringCache<Key: Equatable> {
 
     /// nil with a Python error pending (from `make`).
     func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
-        for e in entries where e.key == key { return e.object }
+        for e in entries where e.key.isExactly(key) { return e.object }
         guard let o = make(key) else { return nil }
         if entries.count < capacity {
             entries.append((key, o))
@@ -217,6 +217,32 @@ final class PyStringCache<Key: Equatable> {
         }
         return o
     }
+}
+
+/// A cache key compared exactly. Text compares byte for byte: String's `==` holds canonically
+/// equivalent text equal ("café" with U+00E9 and with U+0301), and the Python string made from one
+/// spelling must not stand for the other.
+protocol ExactKey {
+    func isExactly(_ other: Self) -> Bool
+}
+
+extension String: ExactKey {
+    func isExactly(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        let contiguous = a.withContiguousStorageIfAvailable { pa in
+            b.withContiguousStorageIfAvailable { pb in pa.elementsEqual(pb) }
+        }
+        return (contiguous ?? nil) ?? a.elementsEqual(b)
+    }
+}
+
+extension Int: ExactKey {
+    func isExactly(_ other: Int) -> Bool { self == other }
+}
+
+extension HTTPVersion: ExactKey {
+    func isExactly(_ other: HTTPVersion) -> Bool { self == other }
 }
 
 /// Calls `body` with PATH_INFO: the request path percent-decoded to bytes; absolute-form targets
