@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Posix", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "WSGITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "WSGITests", dependencies: ["TestSupport", "WSGI"]),
     ],
     swiftLanguageModes: [.v6]
 )

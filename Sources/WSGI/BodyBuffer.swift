@@ -52,8 +52,11 @@ final class BodyBuffer {
         if cap == 0 { return [] }
         var scanned = 0
         while true {
-            if let i = buffer[(start + scanned)...].firstIndex(of: 10) {
-                return take(min(i - start + 1, cap))
+            // Only as far as the line may reach: a small `limit` on a long line must not scan the
+            // whole buffered body on every call.
+            let end = cap >= buffer.count - start ? buffer.count : start + cap
+            if start + scanned < end, let i = buffer[(start + scanned)..<end].firstIndex(of: 10) {
+                return take(i - start + 1)
             }
             scanned = available
             if available >= cap { return take(cap) }

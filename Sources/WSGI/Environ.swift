@@ -211,9 +211,10 @@ final class PyStringCache<Key: ExactKey> {
         if entries.count < capacity {
             entries.append((key, o))
         } else {
-            decRef(entries[next].object)
+            let evicted = entries[next].object
             entries[next] = (key, o)
             next = (next + 1) % capacity
+            decRef(evicted)
         }
         return o
     }

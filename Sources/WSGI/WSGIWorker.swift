@@ -432,8 +432,11 @@ final class WSGIWorker {
             return nil
         }
         api.Py_IncRef(o)
-        if let last = lastStatus { api.Py_DecRef(last.object) }
+        // Replaced before the old one is released: releasing can run Python code (a __del__) that calls
+        // start_response again, and it must find the cache whole.
+        let previous = lastStatus
         lastStatus = (o, code)
+        if let previous { api.Py_DecRef(previous.object) }
         return code
     }
 
@@ -534,9 +537,11 @@ final class TextCache {
         if entries.count < Self.capacity {
             entries.append((o, isName, text))
         } else {
-            api.Py_DecRef(entries[next].object)
+            // The old entry goes before its object is released (a __del__ may call start_response).
+            let evicted = entries[next].object
             entries[next] = (o, isName, text)
             next = (next + 1) % Self.capacity
+            api.Py_DecRef(evicted)
         }
     }
 }

@@ -43,8 +43,10 @@ extension WorkerManagementIntegration {
             #expect(iH < iM && iM < iK, "expected HARAKIRI < marker < SIGKILL, got \(iH), \(iM), \(iK)")
             #expect(kill.contains("(pid \(old.pid))"))
             if let t0 = logTimeMillis(harakiri), let t1 = logTimeMillis(kill) {
-                // Never shorter than the grace; the upper bound is loose (a loaded machine delays the master).
-                #expect(t1 - t0 >= 3000 && t1 - t0 <= 5000, "grace lasted \(t1 - t0) ms for --harakiri-graceful-timeout 3")
+                // Never shorter than the grace. The two stamps are millisecond wall-clock times of log lines,
+                // and the HARAKIRI line is written just after the grace starts: allow 10 ms for that (it came
+                // out 2999 once). The upper bound is loose (a loaded machine delays the master).
+                #expect(t1 - t0 >= 2990 && t1 - t0 <= 5000, "grace lasted \(t1 - t0) ms for --harakiri-graceful-timeout 3")
             }
             let outcome = try await stuck.result()
             if case .success(let r) = outcome { Issue.record("the harakiri'd request got a response: \(r.status) \(r.body)") }
