@@ -1,4 +1,5 @@
 import CGlibcShim
+import Glibc
 import HTTP
 import PythonRuntime
 import SWSGI
@@ -206,7 +207,12 @@ final class PyStringCache<Key: ExactKey> {
 
     /// nil with a Python error pending (from `make`).
     func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
-        for e in entries where e.key.isExactly(key) { return e.object }
+        // Through the buffer: walking the array by value would retain and release every key it passes.
+        let hit: PyObjectPointer? = entries.withUnsafeBufferPointer { buf in
+            for i in buf.indices where buf[i].key.isExactly(key) { return buf[i].object }
+            return nil
+        }
+        if let hit { return hit }
         guard let o = make(key) else { return nil }
         if entries.count < capacity {
             entries.append((key, o))
@@ -229,12 +235,10 @@ protocol ExactKey {
 
 extension String: ExactKey {
     func isExactly(_ other: String) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        let contiguous = a.withContiguousStorageIfAvailable { pa in
-            b.withContiguousStorageIfAvailable { pb in pa.elementsEqual(pb) }
+        var a = self, b = other
+        return a.withUTF8 { pa in
+            b.withUTF8 { pb in pa.count == pb.count && (pa.isEmpty || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0) }
         }
-        return (contiguous ?? nil) ?? a.elementsEqual(b)
     }
 }
 

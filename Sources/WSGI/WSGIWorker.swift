@@ -528,8 +528,10 @@ final class TextCache {
     static let capacity = 32
 
     func text(of o: PyObjectPointer, isName: Bool) -> HeaderText? {
-        for e in entries where e.object == o && e.isName == isName { return e.text }
-        return nil
+        entries.withUnsafeBufferPointer { buf in
+            for i in buf.indices where buf[i].object == o && buf[i].isName == isName { return buf[i].text }
+            return nil
+        }
     }
 
     func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
