@@ -47,6 +47,8 @@ final class Worker {
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
+    /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
+    static let warmUpRequests: UInt64 = 100
 
     let ctx: WorkerContext
     let signals: SignalFD
@@ -314,6 +316,8 @@ final class Worker {
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
+        // Warmed up: the code only start-up and the first requests needed leaves the resident set.
+        if requestCounter == Self.warmUpRequests { dropCodePageTableEntries() }
         let finished = monotonicNanoseconds()
         sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(finished - started))
         sb.set(slot, .state, Scoreboard.State.idle.rawValue)
