@@ -25,8 +25,13 @@ final class AccessLog {
         format = settings.logFormat.flatMap { try? RequestLogFormat($0, workerID: workerID, remote: remote) }
     }
 
+    /// Whether a request with this status gets a line (--disable-logging keeps 4xx/5xx with --log-4xx/--log-5xx).
+    func wants(status: Int) -> Bool {
+        enabled || (log4xx && (400..<500).contains(status)) || (log5xx && status >= 500)
+    }
+
     func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?, head: HTTPRequestHead? = nil) {
-        guard enabled || (log4xx && (400..<500).contains(status)) || (log5xx && status >= 500) else { return }
+        guard wants(status: status) else { return }
         if let format {
             writeStderr(format.line(method: method, uri: path, status: status, bytes: bytes, started: started, note: note, head: head))
             return

@@ -47,6 +47,13 @@ final class Worker {
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
+    /// Responses are built in one buffer per worker, kept between requests up to this size.
+    static let keptResponseBufferBytes = 65536
+    var responseBuffer: [UInt8] = {
+        var b: [UInt8] = []
+        b.reserveCapacity(512)
+        return b
+    }()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
     static let warmUpRequests: UInt64 = 100
 
@@ -254,8 +261,14 @@ final class Worker {
         // read it now, so this response already says Connection: close.
         if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals(midRequest: true) }
         let keepAlive = head.keepAlive && mode == .serving && !c.closeAfterNext && bodyComplete
-        var out: [UInt8] = []
-        out.reserveCapacity(512)
+        // The worker's response buffer, taken (so it is uniquely held while written) and given back below.
+        var out = responseBuffer
+        responseBuffer = []
+        out.removeAll(keepingCapacity: true)
+        defer {
+            // A buffer a huge body grew is not kept.
+            if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
+        }
         var sent = 0
         var plan: HTTPResponsePlan
         if let early {
@@ -330,7 +343,9 @@ final class Worker {
                 tellMaster(.recycleRSS)
             }
         }
-        log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+        if log.wants(status: response.status) {
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+        }
         c.lastActivity = finished
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
             schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)
