@@ -39,43 +39,70 @@ public func releaseStartupPages() -> Int {
 /// back with a minor fault. A forked worker calls it once it has warmed up: the code the master ran at
 /// start-up and the code of the worker's first requests (one-time set-up: type metadata, the demangler)
 /// leave its resident set, which then shows the code it keeps running. (MADV_PAGEOUT, above, skips
-/// pages another process maps, so it cannot do this after a fork.) Mappings with anonymous pages
-/// (text relocations) are left alone: MADV_DONTNEED would revert them to the file. Returns the bytes.
+/// pages another process maps, so it cannot do this after a fork.) Only a single-threaded process does
+/// it: another thread (one an app started) could unmap a listed range and map its own memory there
+/// between the read of smaps and the madvise, which would then zero that memory. Returns the bytes.
 @discardableResult
 public func dropCodePageTableEntries() -> Int {
-    let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    var text: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        text += buf[0..<n]
-    }
-    close(fd)
-    // Each mapping: a header line (start-end perms offset dev inode path), then "Key: value kB" lines.
-    var candidate: (start: UInt, end: UInt)? = nil
+    // Only this thread can start another, so a count of one holds until this function returns.
+    guard let status = readProcFile("/proc/self/status"), threadCount(status: status) == 1,
+          let smaps = readProcFile("/proc/self/smaps") else { return 0 }
     var dropped = 0
-    func finish() {
-        guard let c = candidate, let p = UnsafeMutableRawPointer(bitPattern: c.start) else { return }
-        if madvise(p, Int(c.end - c.start), MADV_DONTNEED) == 0 { dropped += Int(c.end - c.start) }
+    for r in codeMappingsToDrop(smaps: smaps) {
+        guard let p = UnsafeMutableRawPointer(bitPattern: r.lowerBound) else { continue }
+        if madvise(p, Int(r.upperBound - r.lowerBound), MADV_DONTNEED) == 0 { dropped += Int(r.upperBound - r.lowerBound) }
     }
+    return dropped
+}
+
+/// The "Threads:" figure of a /proc/PID/status text.
+public func threadCount(status: [UInt8]) -> Int? {
+    for line in status.split(separator: 10) {
+        let fields = line.split(whereSeparator: { $0 == 32 || $0 == 9 })
+        if fields.count == 2, fields[0].elementsEqual("Threads:".utf8) { return Int(String(decoding: fields[1], as: UTF8.self)) }
+    }
+    return nil
+}
+
+/// The mappings of a /proc/PID/smaps text whose page-table entries can go without losing data: r-xp,
+/// backed by a file, and no private page in them, resident (Anonymous) or swapped out (Swap). A private
+/// page (text relocations, a debugger's breakpoint) would revert to the file's bytes.
+public func codeMappingsToDrop(smaps text: [UInt8]) -> [Range<UInt>] {
+    // Each mapping: a header line (start-end perms offset dev inode path), then "Key: value kB" lines.
+    var candidate: Range<UInt>? = nil
+    var found: [Range<UInt>] = []
     for line in text.split(separator: 10) {
         let fields = line.split(separator: 32, omittingEmptySubsequences: true)
         guard let first = fields.first else { continue }
         if first.contains(UInt8(ascii: "-")) && !first.contains(UInt8(ascii: ":")) {
-            finish()
+            if let c = candidate { found.append(c) }
             candidate = nil
             let range = first.split(separator: UInt8(ascii: "-"))
             guard fields.count >= 6, fields[1].elementsEqual("r-xp".utf8), fields[5].first == UInt8(ascii: "/"),
                   range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
                   let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start else { continue }
-            candidate = (start, end)
-        } else if first.elementsEqual("Anonymous:".utf8), fields.count >= 2, !fields[1].elementsEqual("0".utf8) {
+            candidate = start..<end
+        } else if first.elementsEqual("Anonymous:".utf8) || first.elementsEqual("Swap:".utf8),
+                  !(fields.count >= 2 && fields[1].elementsEqual("0".utf8)) {
             candidate = nil
         }
     }
-    finish()
-    return dropped
+    if let c = candidate { found.append(c) }
+    return found
+}
+
+/// A whole /proc file (their sizes read as 0), nil if it cannot be opened.
+func readProcFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var text: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { return text }
+        text += buf[0..<n]
+    }
 }
