@@ -9,16 +9,7 @@ public func releaseStartupPages() -> Int {
     guard let exe = realpath("/proc/self/exe", nil) else { return 0 }
     let exePath = String(cString: exe)
     free(exe)
-    let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    var text: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 16384)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        text += buf[0..<n]
-    }
-    close(fd)
+    guard let text = procFile("/proc/self/maps") else { return 0 }
     var advised = 0
     for line in text.split(separator: 10) {
         let fields = line.split(separator: 32, omittingEmptySubsequences: true)
@@ -43,17 +34,7 @@ public func releaseStartupPages() -> Int {
 /// (text relocations) are left alone: MADV_DONTNEED would revert them to the file. Returns the bytes.
 @discardableResult
 public func dropCodePageTableEntries() -> Int {
-    let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    var text: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        text += buf[0..<n]
-    }
-    close(fd)
+    guard let text = procFile("/proc/self/smaps") else { return 0 }
     // Each mapping: a header line (start-end perms offset dev inode path), then "Key: value kB" lines.
     var candidate: (start: UInt, end: UInt)? = nil
     var dropped = 0
@@ -78,4 +59,20 @@ public func dropCodePageTableEntries() -> Int {
     }
     finish()
     return dropped
+}
+
+/// A /proc file's whole text; nil when it cannot be opened (no /proc).
+private func procFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var text: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        text += buf[0..<n]
+    }
+    return text
 }
