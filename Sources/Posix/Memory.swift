@@ -9,16 +9,7 @@ public func releaseStartupPages() -> Int {
     guard let exe = realpath("/proc/self/exe", nil) else { return 0 }
     let exePath = String(cString: exe)
     free(exe)
-    let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    var text: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 16384)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        text += buf[0..<n]
-    }
-    close(fd)
+    guard let text = procFile("/proc/self/maps") else { return 0 }
     var advised = 0
     for line in text.split(separator: 10) {
         let fields = line.split(separator: 32, omittingEmptySubsequences: true)
@@ -45,8 +36,8 @@ public func releaseStartupPages() -> Int {
 @discardableResult
 public func dropCodePageTableEntries() -> Int {
     // Only this thread can start another, so a count of one holds until this function returns.
-    guard let status = readProcFile("/proc/self/status"), threadCount(status: status) == 1,
-          let smaps = readProcFile("/proc/self/smaps") else { return 0 }
+    guard let status = procFile("/proc/self/status"), threadCount(status: status) == 1,
+          let smaps = procFile("/proc/self/smaps") else { return 0 }
     var dropped = 0
     for r in codeMappingsToDrop(smaps: smaps) {
         guard let p = UnsafeMutableRawPointer(bitPattern: r.lowerBound) else { continue }
@@ -91,8 +82,9 @@ public func codeMappingsToDrop(smaps text: [UInt8]) -> [Range<UInt>] {
     return found
 }
 
-/// A whole /proc file (their sizes read as 0), nil if it cannot be opened.
-func readProcFile(_ path: String) -> [UInt8]? {
+/// A /proc file's whole text; nil when it cannot be opened (no /proc) or a read fails (a record cut
+/// short would be parsed without its counters).
+private func procFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }

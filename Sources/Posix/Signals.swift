@@ -70,6 +70,11 @@ public func installSignalHandler(_ sig: Int32, _ handler: SignalHandler) throws 
 /// Puts `signals` back to their default disposition (app code run in this process, such as a Python
 /// app's `signal.signal(SIGCHLD, SIG_IGN)` at import, may have changed them); returns those that had
 /// been changed.
+/// Those of `signals` whose disposition is not the default (ignored or handled), without changing any.
+public func signalsNotAtDefault(_ signals: [Int32]) throws -> [Int32] {
+    try signals.filter { sig in try syscall("sigaction", SignalName.name(sig)) { shim_signal_is_default(sig) } != 1 }
+}
+
 public func restoreDefaultDispositions(_ signals: [Int32]) throws -> [Int32] {
     var changed: [Int32] = []
     for sig in signals {

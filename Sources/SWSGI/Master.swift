@@ -45,8 +45,10 @@ final class Master {
 
     /// App code run in the master (a Python app's import, its at-fork hooks) may have changed the handled
     /// signals' dispositions: SIGCHLD set to SIG_IGN makes the kernel reap workers behind the master's back.
-    static func restoreSignalDispositions() throws {
-        for sig in try restoreDefaultDispositions(handledSignals) {
+    /// `inherited`: those already off the default when swsgi started (`nohup`, a shell's `&`): restored
+    /// too, but they are not the app's doing, so they get no warning.
+    static func restoreSignalDispositions(inherited: [Int32] = []) throws {
+        for sig in try restoreDefaultDispositions(handledSignals) where !inherited.contains(sig) {
             ServerLog.line("warning: the app changed the master's \(SignalName.name(sig)) disposition; restored to the default (the master watches workers and stops through it)")
         }
     }

@@ -80,10 +80,11 @@ public enum SWSGIMain {
                 guard let hostLoader else {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
+                let inherited = try signalsNotAtDefault(Master.handledSignals)
                 let loaded = try hostLoader(options, env)
                 host = loaded
                 // The app's import ran in this process: the master's signals must be its own again.
-                try Master.restoreSignalDispositions()
+                try Master.restoreSignalDispositions(inherited: inherited)
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
             } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }

@@ -88,6 +88,22 @@ def application(environ, start_response):
     @Suite struct ReviewFixes {
         static let args = ["--processes", "1", "--wsgi-file", "{dir}/review.py"]
 
+        /// Started with INT, QUIT and HUP ignored (a shell's `&`, nohup): not the app's doing, so no warning
+        /// blames it, and the master still answers them as its own (QUIT stops it).
+        @Test func inheritedIgnoredSignalsAreNotBlamedOnTheApp() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            var env = try writeProbe(dir)
+            env.merge(PythonUnderTest.debian.environment) { _, b in b }
+            let s = try Server(["--processes", "1", "--wsgi-file", dir.file("probe.py")], dir: dir, socket: "s", environment: env,
+                               shell: "trap '' INT QUIT HUP; exec \"$0\" \"$@\"")
+            defer { s.stop() }
+            #expect(try s.get("/").status == 200)
+            #expect(!s.log.contains("changed the master's"), "\(s.log)")
+            s.signal(SIGQUIT)
+            #expect(waitUntil(10) { !s.isRunning }, "SIGQUIT stops the master: \(s.log)")
+        }
+
         /// SIGCHLD set to SIG_IGN at import must not make the kernel reap workers behind the master's back.
         @Test func appIgnoringSIGCHLDAtImportDoesNotDisableTheMaster() throws {
             try withPython(Self.args, setUp: WSGIIntegration.writeReviewApp) { s, _ throws in

@@ -69,11 +69,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let split = run(input, limits: limits, pieceSize: pieceSize)
     precondition(whole == split, "the outcome depends on the split (pieces of \(pieceSize))")
     // Written back out, bytes that were not UTF-8 (legal obs-text) become U+FFFD's three bytes, so the
-    // same request may be longer: the size limits are widened for the re-parse, nothing else is.
+    // same request may be longer: the size limits are widened for the re-parse, and the field count.
     var wide = limits
     wide.maxHeadBytes = 1 << 20
     wide.maxRequestLineBytes = 1 << 20
     wide.maxFieldBytes = 1 << 20
+    // An absolute-form target's authority comes back as a Host field (RFC 9112 §3.2.2): one field more.
+    wide.maxFields = limits.maxFields + 1
     for head in whole.heads {
         var again = HTTPRequestParser(limits: wide)
         guard case .head(let reparsed, let consumed) = again.parse(head.wireBytes) else {
