@@ -36,10 +36,21 @@ final class Scoreboard {
 
     /// The running request's method and path, as the worker recorded them.
     func setRequest(_ i: Int, method: String, path: String) {
-        let text = method + " " + path
+        // "METHOD path", cut to the field, NUL-terminated; copied as bytes (no joined String per request).
         let dst = slot(i) + 128
         var n = 0
-        for b in text.utf8 where n < Self.pathBytes - 1 { dst.storeBytes(of: b, toByteOffset: n, as: UInt8.self); n += 1 }
+        func append(_ text: String) {
+            var text = text
+            text.withUTF8 { b in
+                let count = min(b.count, Self.pathBytes - 1 - n)
+                guard count > 0, let base = b.baseAddress else { return }
+                (dst + n).copyMemory(from: base, byteCount: count)
+                n += count
+            }
+        }
+        append(method)
+        append(" ")
+        append(path)
         dst.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
     }
 
