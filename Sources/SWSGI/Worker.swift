@@ -105,9 +105,8 @@ final class Worker {
     }
 
     func run() -> Never {
-        // The fork inherited mappings of everything the master touched at start-up (config, app
-        // loading); drop them so the worker's resident set is what serving touches.
-        releaseStartupPages()
+        // (The start-up code leaves the worker's resident set once it has warmed up: see `serve`. MADV_PAGEOUT,
+        // hupwatch's way, would do nothing here: the master maps the same pages.)
         tellMaster(.ready)
         while true {
             if drainPending { handleSignals() }

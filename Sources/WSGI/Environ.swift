@@ -284,9 +284,6 @@ func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) 
     }
 }
 
-/// PATH_INFO as an array (tests, and callers that keep it).
-func pathInfo(_ path: String) -> [UInt8] { withPathInfo(path) { Array($0) } }
-
 private func hexValue(_ c: UInt8) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
