@@ -16,11 +16,10 @@ public func releaseStartupPages() -> Int {
         // start-end perms offset dev inode path: only our own file, only mappings we never write.
         guard fields.count >= 6, String(decoding: fields[5], as: UTF8.self) == exePath,
               fields[1].count == 4, fields[1][fields[1].startIndex + 1] == UInt8(ascii: "-") else { continue }
-        let range = fields[0].split(separator: UInt8(ascii: "-"))
-        guard range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
-              let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16),
-              let p = UnsafeMutableRawPointer(bitPattern: start) else { continue }
-        if madvise(p, Int(end - start), 21 /* MADV_PAGEOUT, Linux 5.4 */) == 0 { advised += Int(end - start) }
+        guard let r = addressRange(fields[0]), let p = UnsafeMutableRawPointer(bitPattern: r.lowerBound) else { continue }
+        if madvise(p, Int(r.upperBound - r.lowerBound), 21 /* MADV_PAGEOUT, Linux 5.4 */) == 0 {
+            advised += Int(r.upperBound - r.lowerBound)
+        }
     }
     return advised
 }
@@ -68,11 +67,9 @@ public func codeMappingsToDrop(smaps text: [UInt8]) -> [Range<UInt>] {
         if first.contains(UInt8(ascii: "-")) && !first.contains(UInt8(ascii: ":")) {
             if let c = candidate { found.append(c) }
             candidate = nil
-            let range = first.split(separator: UInt8(ascii: "-"))
             guard fields.count >= 6, fields[1].elementsEqual("r-xp".utf8), fields[5].first == UInt8(ascii: "/"),
-                  range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
-                  let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start else { continue }
-            candidate = start..<end
+                  let r = addressRange(first) else { continue }
+            candidate = r
         } else if first.elementsEqual("Anonymous:".utf8) || first.elementsEqual("Swap:".utf8),
                   !(fields.count >= 2 && fields[1].elementsEqual("0".utf8)) {
             candidate = nil
@@ -80,6 +77,14 @@ public func codeMappingsToDrop(smaps text: [UInt8]) -> [Range<UInt>] {
     }
     if let c = candidate { found.append(c) }
     return found
+}
+
+/// The `start-end` (hex) field of a maps/smaps header line; nil unless it is one with end > start.
+private func addressRange(_ field: ArraySlice<UInt8>) -> Range<UInt>? {
+    let parts = field.split(separator: UInt8(ascii: "-"))
+    guard parts.count == 2, let start = UInt(String(decoding: parts[0], as: UTF8.self), radix: 16),
+          let end = UInt(String(decoding: parts[1], as: UTF8.self), radix: 16), end > start else { return nil }
+    return start..<end
 }
 
 /// A /proc file's whole text; nil when it cannot be opened (no /proc) or a read fails (a record cut
