@@ -191,37 +191,23 @@ final class EnvironBuilder {
     }
 }
 
-/// Python strings for values that repeat from request to request, made once: a few entries looked up
-/// linearly (cheaper than hashing for so few), the oldest replaced when full so that hostile values
-/// cannot grow it. The object it returns is borrowed: valid until the next miss. (A class, held in
+/// Python strings for values that repeat from request to request, made once (a `RingCache`). The
+/// object it returns is borrowed: valid until the next miss. (A class, held in
 /// `let`s: a lookup is then no mutating access for the exclusivity checks to track.)
 final class PyStringCache<Key: ExactKey> {
-    private var entries: [(key: Key, object: PyObjectPointer)] = []
-    private var next = 0
-    let capacity: Int
+    private var ring: RingCache<(key: Key, object: PyObjectPointer)>
 
-    init(capacity: Int) {
-        self.capacity = capacity
-        entries.reserveCapacity(capacity)
-    }
+    init(capacity: Int) { ring = RingCache(capacity: capacity) }
 
     /// nil with a Python error pending (from `make`).
     func object(_ key: Key, decRef: py_void_obj, make: (Key) -> PyObjectPointer?) -> PyObjectPointer? {
-        // Through the buffer: walking the array by value would retain and release every key it passes.
-        let hit: PyObjectPointer? = entries.withUnsafeBufferPointer { buf in
+        let hit: PyObjectPointer? = ring.lookup { buf in
             for i in buf.indices where buf[i].key.isExactly(key) { return buf[i].object }
             return nil
         }
         if let hit { return hit }
         guard let o = make(key) else { return nil }
-        if entries.count < capacity {
-            entries.append((key, o))
-        } else {
-            let evicted = entries[next].object
-            entries[next] = (key, o)
-            next = (next + 1) % capacity
-            decRef(evicted)
-        }
+        if let evicted = ring.insert((key, o)) { decRef(evicted.object) }
         return o
     }
 }

@@ -520,15 +520,13 @@ struct HeaderText {
 
 /// Header names and values read lately, by str object identity: an app's header names and values
 /// are mostly the same constant objects request after request. A reference is held on each, so an
-/// address cannot be reused by another object while it is here; a few entries, the oldest replaced.
-/// Names and values are kept apart: each passed its own check.
+/// address cannot be reused by another object while it is here (a `RingCache` of 32). Names and
+/// values are kept apart: each passed its own check.
 final class TextCache {
-    private var entries: [(object: PyObjectPointer, isName: Bool, text: HeaderText)] = []
-    private var next = 0
-    static let capacity = 32
+    private var ring = RingCache<(object: PyObjectPointer, isName: Bool, text: HeaderText)>(capacity: 32)
 
     func text(of o: PyObjectPointer, isName: Bool) -> HeaderText? {
-        entries.withUnsafeBufferPointer { buf in
+        ring.lookup { buf in
             for i in buf.indices where buf[i].object == o && buf[i].isName == isName { return buf[i].text }
             return nil
         }
@@ -536,15 +534,7 @@ final class TextCache {
 
     func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
         api.Py_IncRef(o)
-        if entries.count < Self.capacity {
-            entries.append((o, isName, text))
-        } else {
-            // The old entry goes before its object is released (a __del__ may call start_response).
-            let evicted = entries[next].object
-            entries[next] = (o, isName, text)
-            next = (next + 1) % Self.capacity
-            api.Py_DecRef(evicted)
-        }
+        if let evicted = ring.insert((o, isName, text)) { api.Py_DecRef(evicted.object) }
     }
 }
 
