@@ -27,8 +27,8 @@ public struct ReloadSupervisor: Sendable {
         public var canProbe = false
         /// A crash within this long of the previous restart is a crash loop: restarts then back off.
         public var crashLoopWindow: UInt64 = 10 * nanosecondsPerSecond
-        public var restartBackoffInitial: UInt64 = 500_000_000
-        public var restartBackoffMax: UInt64 = 30 * nanosecondsPerSecond
+        public var restartBackoffInitial: UInt64 = Backoff.restart.initialNanoseconds
+        public var restartBackoffMax: UInt64 = Backoff.restart.maximumNanoseconds
         /// Rebind mode: how long the reload signal may wait for the old listener's accept queue to empty
         /// (0: send it at once). Servers that close their listener on TERM reset what is still queued.
         public var handoverNanoseconds: UInt64 = 0

@@ -66,6 +66,8 @@ final class Master {
         config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
         config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
+        config.workersLoadTheApp = host != nil && settings.python.lazyApps
+        config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
             config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
@@ -104,7 +106,7 @@ final class Master {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
-        if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
+        if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
         if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
@@ -142,6 +144,9 @@ final class Master {
             return execute(events(for: sig))
         case .childExited(let pid, let status):
             if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { return nil }
+            // What the worker wrote before it exited (its TERM, a recycle request) comes first: the reactor
+            // reaps before it reports the pipe readable.
+            if let code = readWorkerMessages() { return code }
             return execute(workerExited(pid, status: status))
         case .deadline:
             let now = monotonicNanoseconds()
@@ -154,14 +159,7 @@ final class Master {
         case .readable(let token, _):
             switch token {
             case Token.workerMessages:
-                for (pid, message) in workerMessages() {
-                    let event: WorkerPool.Event = switch message {
-                    case .ready: .workerReady(pid: pid)
-                    case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
-                    case .recycleRSS: .recycle(pid: pid, reason: .rss)
-                    }
-                    if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
-                }
+                return readWorkerMessages()
             case Token.stats:
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
@@ -176,6 +174,25 @@ final class Master {
             }
             return nil
         }
+    }
+
+    /// The workers' messages waiting in the pipe, each handed to the pool in order.
+    private func readWorkerMessages() -> Int32? {
+        for (pid, message) in workerMessages() {
+            let event: WorkerPool.Event = switch message {
+            case .ready: .workerReady(pid: pid)
+            case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
+            case .recycleRSS: .recycle(pid: pid, reason: .rss)
+            case .gotTERM: .workerGotTERM(pid: pid)
+            }
+            // A TERM to the whole group reaches the master too, in the same kill(2): the master's own
+            // TERM, still pending, goes first, so the pool sees a stop, not one worker to replace.
+            if message == .gotTERM, !pool.stopping, signalIsPending(SIGTERM) {
+                if let code = execute(events(for: SIGTERM)) { return code }
+            }
+            if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
+        }
+        return nil
     }
 
     /// Keeps the reactor watching exactly the stats clients still waiting for an answer.
@@ -222,13 +239,9 @@ final class Master {
     private func periodicChecks(now: Instant) -> [WorkerPool.Action] {
         var actions: [WorkerPool.Action] = []
         if let at = nextEvilCheckAt, at <= now {
-            nextEvilCheckAt = now + 1_000_000_000
-            let limit = settings.evilReloadOnRSSMiB << 20
-            for w in pool.slots where w.state != .retiring {
-                if let rss = residentBytes(pid: w.pid), rss > limit {
-                    actions.append(.log("worker \(w.id) (pid \(w.pid)) RSS \(rss >> 20) MiB > --evil-reload-on-rss \(settings.evilReloadOnRSSMiB) MiB"))
-                    actions += pool.handle(.recycle(pid: w.pid, reason: .evilRSS), now: now)
-                }
+            nextEvilCheckAt = now + pool.config.rssSampleNanoseconds
+            for w in pool.slots {
+                if let rss = residentBytes(pid: w.pid) { actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now) }
             }
         }
         if let at = nextCheaperCycleAt, at <= now, cheaper != nil {
@@ -283,15 +296,11 @@ final class Master {
         }
         idOfPID[pid] = nil
         lastBusy[pid] = nil
-        var actions = pool.handle(.workerExited(pid: pid, status: status), now: monotonicNanoseconds())
-        // --need-app with --lazy-apps: a worker that cannot import the app stops swsgi, as uWSGI does,
-        // rather than respawning into the same traceback forever.
-        if host != nil, status == .exited(HostedAppExit.loadFailed), !appLoadFailed {
-            appLoadFailed = true
-            actions.append(.log("worker pid \(pid) could not load the app (traceback above): stopping"))
-            actions += pool.handle(.immediateStop, now: monotonicNanoseconds())
-        }
-        return actions
+        // A worker that cannot load the app stops swsgi (the pool's boot-failure policy), as uWSGI's
+        // --need-app does, rather than respawning into the same traceback forever.
+        let event: WorkerPool.Event = status == .exited(ExitCode.appLoadFailed)
+            ? .appLoadFailed(pid: pid, status: status) : .workerExited(pid: pid, status: status)
+        return pool.handle(event, now: monotonicNanoseconds())
     }
 
     private func execute(_ actions: [WorkerPool.Action]) -> Int32? {
@@ -319,10 +328,10 @@ final class Master {
                 break
             case .checkHarakiri(let pid):
                 queue = (checkHarakiri(pid) + queue)[...]
-            case .countHarakiri(let pid):
+            case .recordHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
-            case .exit(let poolCode):
-                let code = appLoadFailed ? HostedAppExit.loadFailed : poolCode
+                if let slot = slotOfPID[pid] { scoreboard.set(slot, .harakiriFiredFor, scoreboard.get(slot, .requestCounter)) }
+            case .exit(let code):
                 ServicesRuntime.shared.stopMules()
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
@@ -334,8 +343,6 @@ final class Master {
     }
 
     private var readyLogged = false
-    /// A worker could not load the hosted app (--lazy-apps): the master stops with that status.
-    private var appLoadFailed = false
 
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
@@ -386,17 +393,27 @@ final class Master {
         if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
+        // TERM is caught from here on (a TERM to the process group during --lazy-apps' import must not
+        // kill a worker that would then look like an app that cannot load).
+        let term: (read: Int32, write: Int32)
+        do {
+            term = try makePipe(nonBlocking: true)
+            try WorkerTerm.install(notifyFD: term.write, scoreboard: scoreboard, slot: slot, chainHarakiri: false)
+        } catch {
+            writeStderr("swsgi worker \(id): \(error)")
+            _exit(1)
+        }
         var app = self.app
         if let host {
             do { app = try host.workerApplication(workerID: id) } catch {
                 writeStderr("swsgi worker \(id): \(error)")
-                exit(HostedAppExit.loadFailed)
+                exit(ExitCode.appLoadFailed)
             }
         }
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
                                 uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
-                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
+                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         do {
             try Worker(ctx).run()
         } catch {

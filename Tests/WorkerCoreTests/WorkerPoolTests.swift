@@ -120,7 +120,7 @@ private struct LifecycleDriver {
         d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
         #expect(d.pool.slots.count == 1, "respawned at once")
         d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
-        #expect(d.logs.last == "worker 1 is crash-looping: next respawn in 100 ms")
+        #expect(d.logs.last == "worker 1 is crash-looping: next respawn in 500 ms")
     }
 
     @Test func forkFailureIsRetriedLater() {
