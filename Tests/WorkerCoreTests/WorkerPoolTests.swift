@@ -114,7 +114,8 @@ private struct LifecycleDriver {
             #expect(d.forks.count == forksBefore + 1)
             d.readyAll()
         }
-        #expect(waits == [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000])
+        // The back-off both programs share (Common's Backoff.restart).
+        #expect(waits == [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000])
         // A worker that lived past the window starts the backoff over.
         d.advance(seconds: 2)
         d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
@@ -127,7 +128,7 @@ private struct LifecycleDriver {
         var d = LifecycleDriver(processes: 1)
         d.send(.forkFailed(id: 1, reason: "EAGAIN"))
         #expect(d.logs.first == "cannot fork worker 1: EAGAIN")
-        #expect(d.pool.nextDeadline == d.now + 100_000_000)
+        #expect(d.pool.nextDeadline == d.now + Backoff.restart.initialNanoseconds)
         d.runDeadline()
         #expect(d.forks.map(\.id) == [1])
     }
@@ -266,5 +267,72 @@ private struct LifecycleDriver {
         d.readyAll()
         #expect(d.activeIDs == [1, 2, 3])
         #expect(d.activeIDs.count == 3)
+    }
+}
+
+/// Issue 19's pool events: a group TERM told apart from a TERM to one worker, evil RSS, app-load failure.
+@Suite struct WorkerPoolProcessSideTests {
+    func pool(_ processes: Int = 2, configure: (inout WorkerPool.Config) -> Void = { _ in }) -> (WorkerPool, [Int32]) {
+        var config = WorkerPool.Config(processes: processes, mercyNanoseconds: 30_000_000_000)
+        configure(&config)
+        var p = WorkerPool(config: config)
+        var pids: [Int32] = []
+        for case .fork(let id) in p.handle(.started, now: 1) {
+            let pid = Int32(100 + id)
+            _ = p.handle(.forked(id: id, pid: pid), now: 1)
+            pids.append(pid)
+        }
+        for pid in pids { _ = p.handle(.workerReady(pid: pid), now: 2) }
+        return (p, pids)
+    }
+
+    @Test func termToOneWorkerReplacesIt() {
+        var (p, pids) = pool()
+        let out = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        #expect(out.contains(.fork(id: 1)), "\(out)")
+        #expect(out.contains(.log("retiring worker 1 (pid 101): SIGTERM to the worker")))
+        #expect(!p.stopping)
+    }
+
+    @Test func termToTheGroupIsLoggedOnceAndReplacesNothing() {
+        var (p, pids) = pool()
+        let stop = p.handle(.gracefulStop, now: 10)
+        #expect(stop.contains(.log("graceful shutdown (SIGTERM to the master): serving queued connections and in-flight requests")))
+        let first = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        #expect(first.count == 1 && p.groupTERMSeen, "\(first)")
+        #expect(p.handle(.workerGotTERM(pid: pids[1]), now: 10) == [])
+        _ = p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 11)
+        #expect(p.handle(.workerExited(pid: pids[1], status: .exited(0)), now: 11).contains(.exit(0)))
+    }
+
+    @Test func evilRSSKillsABusyWorkerOnceAndForksItsReplacement() {
+        var (p, pids) = pool { $0.evilRSSLimitBytes = 300 << 20 }
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20), now: 10) == [])
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20), now: 10)
+        #expect(out.contains(.kill(pid: pids[0])) && out.contains(.fork(id: 1)), "\(out)")
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: 11).isEmpty, "killed once")
+        let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 12)
+        #expect(!exit.contains(where: { if case .log(let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
+    }
+
+    @Test func lazyWorkerEndingBeforeReadyStopsThePoolWithTheAppLoadStatus() {
+        var config = WorkerPool.Config(processes: 2, mercyNanoseconds: 30_000_000_000)
+        config.workersLoadTheApp = true
+        var p = WorkerPool(config: config)
+        for case .fork(let id) in p.handle(.started, now: 1) { _ = p.handle(.forked(id: id, pid: Int32(100 + id)), now: 1) }
+        let out = p.handle(.workerExited(pid: 101, status: .exited(0)), now: 2)
+        #expect(p.stopping && !out.contains(.fork(id: 1)), "no respawn: \(out)")
+        #expect(out.contains(.signal(WorkerPool.sigINT, pid: 102)))
+        #expect(p.handle(.workerExited(pid: 102, status: .signaled(2)), now: 3).contains(.exit(ExitCode.appLoadFailed)))
+    }
+
+    @Test func appLoadFailureAfterForkStopsEvenWithoutLazyApps() {
+        var config = WorkerPool.Config(processes: 1, mercyNanoseconds: 30_000_000_000)
+        var p = WorkerPool(config: config)
+        config.workersLoadTheApp = false
+        _ = p.handle(.started, now: 1)
+        _ = p.handle(.forked(id: 1, pid: 101), now: 1)
+        let out = p.handle(.appLoadFailed(pid: 101, status: .exited(ExitCode.appLoadFailed)), now: 2)
+        #expect(out.contains(.exit(ExitCode.appLoadFailed)), "\(out)")
     }
 }
