@@ -28,7 +28,6 @@ final class Master {
     var harakiriFDs: [Int32: Int32] = [:]
     var harakiriCount: [Int: Int] = [:]
     let startedAt = monotonicNanoseconds()
-    var cheaper: CheaperBusyness?
     /// Periodic checks exist only when asked for: --evil-reload-on-rss (every second) and
     /// cheaper (every --cheaper-overload). Without them an idle master never wakes.
     var nextPeriodicAt: Instant?
@@ -71,12 +70,12 @@ final class Master {
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
             config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
-            cheaper = CheaperBusyness(config: .init(
+            config.cheaper = CheaperBusyness.Config(
                 minimumWorkers: settings.cheaper, maximumWorkers: settings.processes, step: settings.cheaperStep,
                 busynessMin: settings.cheaperBusynessMin, busynessMax: settings.cheaperBusynessMax,
                 multiplier: settings.cheaperBusynessMultiplier, backlogAlert: settings.cheaperBusynessBacklogAlert,
                 backlogStep: settings.cheaperBusynessBacklogStep, rssSoftBytes: settings.cheaperRSSLimitSoftBytes,
-                rssHardBytes: settings.cheaperRSSLimitHardBytes))
+                rssHardBytes: settings.cheaperRSSLimitHardBytes)
         }
         pool = WorkerPool(config: config)
         reactor = try Reactor(signals: Self.handledSignals)
@@ -91,23 +90,18 @@ final class Master {
         notifier = try SdNotifier(environment: env)
     }
 
-    /// Repeated error lines of one kind (a fork failing for every worker) are counted, not each written;
-    /// lifecycle lines (reloads, recycling) are always written.
+    /// Repeated trouble lines of one kind (a fork failing for every worker: `WorkerPool.Action.report`) are
+    /// counted, not each written; lifecycle lines (reloads, recycling) are always written.
     var repeatedLines = RepeatedLineFilter()
-    static let rateLimitedErrors = ["cannot fork", "not started (", "crash-looping", ") died (", "scoreboard slots are held"]
 
-    func log(_ message: String) {
-        let lines = Self.rateLimitedErrors.contains(where: { message.contains($0) })
-            ? repeatedLines.admit(message, now: monotonicNanoseconds()) : [message]
-        for line in lines { ServerLog.line(line) }
-    }
+    func log(_ message: String) { ServerLog.line(message) }
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
-        if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
+        if pool.config.cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
             self.closeMasterFDs()
@@ -235,7 +229,8 @@ final class Master {
                                             listenQueue: queue), now: now)
     }
 
-    /// --evil-reload-on-rss (every second) and the cheaper cycle (every --cheaper-overload).
+    /// The samples the pool decides from: --evil-reload-on-rss's RSS (every `rssSampleNanoseconds`) and
+    /// cheaper's busyness (every --cheaper-overload).
     private func periodicChecks(now: Instant) -> [WorkerPool.Action] {
         var actions: [WorkerPool.Action] = []
         if let at = nextEvilCheckAt, at <= now {
@@ -244,7 +239,7 @@ final class Master {
                 if let rss = residentBytes(pid: w.pid) { actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now) }
             }
         }
-        if let at = nextCheaperCycleAt, at <= now, cheaper != nil {
+        if let at = nextCheaperCycleAt, at <= now {
             nextCheaperCycleAt = now + settings.cheaperOverloadNanoseconds
             let active = pool.slots.filter { $0.state != .retiring }
             var busy: Int64 = 0
@@ -262,10 +257,7 @@ final class Master {
             let span = Double(now - lastCycleAt) * Double(max(1, active.count))
             lastCycleAt = now
             let percent = span > 0 ? Double(busy) / span * 100 : 0
-            if let decision = cheaper!.cycle(busyPercent: percent, activeWorkers: active.count,
-                                             listenQueue: listenQueue()?.queued, totalRSSBytes: rss) {
-                actions += pool.handle(.resize(by: decision.delta, why: decision.why), now: now)
-            }
+            actions += pool.handle(.busySampled(busyPercent: percent, listenQueue: listenQueue()?.queued, totalRSSBytes: rss), now: now)
         }
         return actions
     }
@@ -315,6 +307,8 @@ final class Master {
                 _ = try? sendSignal(SIGKILL, to: pid)
             case .log(let m):
                 log(m)
+            case .report(let kind, let m):
+                for line in repeatedLines.admit(m, kind: kind.rawValue, now: monotonicNanoseconds()) { log(line) }
             case .notify(let text):
                 if let notifier {
                     if text.hasPrefix("READY=1") && !readyLogged {

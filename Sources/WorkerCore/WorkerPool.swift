@@ -61,6 +61,8 @@ public struct WorkerPool: Sendable {
         /// How often the master samples its workers' RSS for it (uWSGI's collector samples every 3 s and its
         /// master looks every second; a worker growing fast overshoots by what it grows in one period).
         public var rssSampleNanoseconds: UInt64 = 250_000_000
+        /// The cheaper busyness algorithm (nil: cheaper off): fed by `.busySampled` every --cheaper-overload.
+        public var cheaper: CheaperBusyness.Config? = nil
         /// Each worker loads the app after fork (--lazy-apps): one that ends before it is ready is an app that
         /// cannot load, and respawning it would crash-loop while the listener queues clients for nobody.
         public var workersLoadTheApp = false
@@ -107,6 +109,9 @@ public struct WorkerPool: Sendable {
         case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
         /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on).
         case rssSampled(pid: Int32, bytes: Int)
+        /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
+        /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
+        case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
         /// Cheaper wants this many more (positive) or fewer (negative) workers.
         case resize(by: Int, why: String)
         case deadlinePassed
@@ -119,7 +124,11 @@ public struct WorkerPool: Sendable {
         /// SIGINT = exit now. The master sends SIGTERM only as harakiri's graceful signal (see WorkerLifecycle).
         case signal(Int32, pid: Int32)
         case kill(pid: Int32)
+        /// A lifecycle line (reloads, recycling, stops): always written.
         case log(String)
+        /// A trouble line that can repeat for every worker (a fork failing 300 times): the master
+        /// rate-limits it by its kind, not by its text.
+        case report(Trouble, String)
         case notify(String)
         case statusChanged
         case exit(Int32)
@@ -128,6 +137,11 @@ public struct WorkerPool: Sendable {
         /// Count a harakiri against the worker's slot (stats) and mark its request as harakiri's on the
         /// scoreboard: comes before the graceful signal, so the worker's TERM handler can tell it from a stop.
         case recordHarakiri(pid: Int32)
+    }
+
+    /// The kinds of repeating trouble lines (`Action.report`).
+    public enum Trouble: String, Sendable, CaseIterable {
+        case forkFailed, notStarted, crashLooping, workerDied, scoreboardFull
     }
 
     public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigUSR1: Int32 = 10, sigTERM: Int32 = 15
@@ -149,8 +163,12 @@ public struct WorkerPool: Sendable {
     /// Workers whose replacement waits for a scoreboard row; they keep serving meanwhile.
     private var deferredRetirements: [(pid: Int32, reason: RetireReason)] = []
 
+    /// Cheaper's own state (quiet cycles), when cheaper is on.
+    public private(set) var cheaperState: CheaperBusyness?
+
     public init(config: Config) {
         self.config = config
+        cheaperState = config.cheaper.map(CheaperBusyness.init(config:))
         self.target = config.initialWorkers ?? config.processes
         freeScoreboardSlots = Array((0..<max(1, config.scoreboardSlots)).reversed())
     }
@@ -192,7 +210,7 @@ public struct WorkerPool: Sendable {
             return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
             if let row = reservedScoreboardSlots.removeValue(forKey: id) { freeScoreboardSlots.append(row) }
-            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
+            return [.report(.forkFailed, "cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
         case .workerReady(let pid):
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
             slots[i].state = .accepting
@@ -247,6 +265,12 @@ public struct WorkerPool: Sendable {
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
         case .rssSampled(let pid, let bytes):
             return evilRSS(pid: pid, bytes: bytes, now: now)
+        case .busySampled(let percent, let queue, let rss):
+            guard !stopping, var c = cheaperState,
+                  let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
+            else { return [] }
+            cheaperState = c
+            return resize(by: decision.delta, why: decision.why, now: now)
         case .resize(let delta, let why):
             return resize(by: delta, why: why, now: now)
         case .deadlinePassed:
@@ -274,7 +298,7 @@ public struct WorkerPool: Sendable {
                 let retiring = slots.filter { $0.state == .retiring }.count
                 // One line when the table fills, not one per waiting fork.
                 guard waitingForScoreboardSlot.count == 1 else { return [] }
-                return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(id) starts when one exits (by --worker-reload-mercy at the latest)")]
+                return [.report(.scoreboardFull, "all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(id) starts when one exits (by --worker-reload-mercy at the latest)")]
             }
             reservedScoreboardSlots[id] = row
         }
@@ -303,7 +327,7 @@ public struct WorkerPool: Sendable {
             deferredRetirements.append((pid, reason))
             guard deferredRetirements.count == 1 else { return [] }
             let retiring = slots.filter { $0.state == .retiring }.count
-            return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
+            return [.report(.scoreboardFull, "all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
         }
         deferredRetirements.removeAll { $0.pid == pid }
         slots[i].state = .retiring
@@ -363,7 +387,7 @@ public struct WorkerPool: Sendable {
         if w.state == .retiring {
             if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired: \(status)")) }
         } else {
-            actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
+            actions.append(.report(.workerDied, "worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1
             if now - w.startedAt < config.crashWindowNanoseconds {
                 actions += scheduleRespawn(id: w.id, now: now, why: "crash-looping")
@@ -393,8 +417,8 @@ public struct WorkerPool: Sendable {
         let wait = b.next()
         backoff[id] = b
         respawnAt[id] = now.saturatingAdd(wait)
-        if why == "crash-looping" { return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
-        return [.log("worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
+        if why == "crash-looping" { return [.report(.crashLooping, "worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
+        return [.report(.notStarted, "worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
     }
 
     private mutating func deadlines(now: Instant) -> [Action] {

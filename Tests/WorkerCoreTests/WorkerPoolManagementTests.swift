@@ -36,7 +36,9 @@ private struct ManagementPoolDriver {
 }
 
 private func forks(_ a: [WorkerPool.Action]) -> [Int] { a.compactMap { if case .fork(let id) = $0 { id } else { nil } } }
-private func logs(_ a: [WorkerPool.Action]) -> [String] { a.compactMap { if case .log(let m) = $0 { m } else { nil } } }
+private func logs(_ a: [WorkerPool.Action]) -> [String] {
+    a.compactMap { switch $0 { case .log(let m), .report(_, let m): m; default: nil } }
+}
 private let second: UInt64 = 1_000_000_000
 private let ms: UInt64 = 1_000_000
 

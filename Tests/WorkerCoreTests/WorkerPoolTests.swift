@@ -33,7 +33,7 @@ private struct LifecycleDriver {
                 queue = (pool.handle(.forked(id: id, pid: nextPID), now: now) + queue)[...]
             case .signal(let sig, let pid): signals.append((sig, pid))
             case .kill(let pid): kills.append(pid)
-            case .log(let m): logs.append(m)
+            case .log(let m), .report(_, let m): logs.append(m)
             case .notify(let n): notes.append(n)
             case .exit(let c): exitCode = c
             default: break
@@ -312,7 +312,7 @@ private struct LifecycleDriver {
         #expect(out.contains(.kill(pid: pids[0])) && out.contains(.fork(id: 1)), "\(out)")
         #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: 11).isEmpty, "killed once")
         let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 12)
-        #expect(!exit.contains(where: { if case .log(let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
+        #expect(!exit.contains(where: { if case .report(_, let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
     }
 
     @Test func lazyWorkerEndingBeforeReadyStopsThePoolWithTheAppLoadStatus() {
