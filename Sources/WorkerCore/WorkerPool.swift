@@ -266,10 +266,10 @@ public struct WorkerPool: Sendable {
         case .rssSampled(let pid, let bytes):
             return evilRSS(pid: pid, bytes: bytes, now: now)
         case .busySampled(let percent, let queue, let rss):
-            guard !stopping, var c = cheaperState,
-                  let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
-            else { return [] }
-            cheaperState = c
+            guard !stopping, var c = cheaperState else { return [] }
+            let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
+            cheaperState = c  // its count of quiet cycles moves on every sample
+            guard let decision else { return [] }
             return resize(by: decision.delta, why: decision.why, now: now)
         case .resize(let delta, let why):
             return resize(by: delta, why: why, now: now)
@@ -500,7 +500,14 @@ public struct WorkerPool: Sendable {
             slots[i].state = .retiring
             slots[i].retireReason = .evilRSS
             respawnTotals[w.id, default: 0] += 1
-            actions += forkWorker(id: w.id)
+            if now - min(now, w.startedAt) < config.crashWindowNanoseconds {
+                // Over the limit within its first second: the limit is below what a fresh worker needs, and
+                // an immediate replacement would be killed too, four times a second for ever. Back off.
+                actions += scheduleRespawn(id: w.id, now: now, why: "over --evil-reload-on-rss within a second of its start: the limit is below a fresh worker's RSS")
+            } else {
+                backoff[w.id] = nil
+                actions += forkWorker(id: w.id)
+            }
         }
         return actions + [.kill(pid: pid), .statusChanged]
     }

@@ -307,11 +307,12 @@ private struct LifecycleDriver {
 
     @Test func evilRSSKillsABusyWorkerOnceAndForksItsReplacement() {
         var (p, pids) = pool { $0.evilRSSLimitBytes = 300 << 20 }
-        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20), now: 10) == [])
-        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20), now: 10)
+        let t: Instant = 5_000_000_000
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20), now: t) == [])
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20), now: t)
         #expect(out.contains(.kill(pid: pids[0])) && out.contains(.fork(id: 1)), "\(out)")
-        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: 11).isEmpty, "killed once")
-        let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 12)
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: t + 1).isEmpty, "killed once")
+        let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: t + 2)
         #expect(!exit.contains(where: { if case .report(_, let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
     }
 
@@ -334,5 +335,37 @@ private struct LifecycleDriver {
         _ = p.handle(.forked(id: 1, pid: 101), now: 1)
         let out = p.handle(.appLoadFailed(pid: 101, status: .exited(ExitCode.appLoadFailed)), now: 2)
         #expect(out.contains(.exit(ExitCode.appLoadFailed)), "\(out)")
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// Cheaper decides inside the pool from `.busySampled`: quiet cycles add up across samples.
+    @Test func cheaperScalesDownAfterQuietSamples() {
+        var (p, _) = pool(3) {
+            $0.minimumWorkers = 1
+            $0.cheaper = CheaperBusyness.Config(minimumWorkers: 1, maximumWorkers: 3, step: 1, busynessMin: 25, busynessMax: 50,
+                                                multiplier: 2, backlogAlert: 33, backlogStep: 1, rssSoftBytes: 0, rssHardBytes: 0)
+        }
+        var removed = 0
+        for i in 0..<20 {
+            let out = p.handle(.busySampled(busyPercent: 0, listenQueue: 0, totalRSSBytes: 0), now: UInt64(10 + i))
+            removed += out.filter { if case .signal(WorkerPool.sigHUP, _) = $0 { true } else { false } }.count
+        }
+        #expect(removed == 2 && p.activeCount == 1, "\(removed) removed, \(p.activeCount) active")
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// A hostile limit: --evil-reload-on-rss below a fresh worker's RSS. Each replacement would be killed
+    /// at its first sample, four forks a second for ever; the pool backs off and says why instead.
+    @Test func evilRSSLimitBelowAFreshWorkerBacksOff() {
+        var (p, pids) = pool(1) { $0.evilRSSLimitBytes = 1 << 20 }
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 5 << 20), now: 250_000_000)
+        #expect(out.contains(.kill(pid: pids[0])))
+        #expect(!out.contains(.fork(id: 1)), "no immediate replacement: \(out)")
+        #expect(out.contains(where: { if case .report(.notStarted, let m) = $0 { m.contains("below a fresh worker") } else { false } }), "\(out)")
+        #expect(p.nextDeadline == 250_000_000 + Backoff.restart.initialNanoseconds)
+        _ = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 260_000_000)
+        #expect(p.handle(.deadlinePassed, now: 250_000_000 + Backoff.restart.initialNanoseconds).contains(.fork(id: 1)))
     }
 }

@@ -93,6 +93,8 @@ extension WorkerManagementIntegration {
             do {
                 let over = run.log.filter { $0.contains("MiB >= --evil-reload-on-rss 1 MiB: SIGKILL") }
                 #expect(over.count >= 4, "expected rounds of 2 workers over the limit, got \(over.count)")
+                // 1 MiB is below a fresh worker's RSS: replacements back off, and the log says why.
+                #expect(run.log.contains { $0.contains("below a fresh worker's RSS") })
                 let trouble = run.log.filter { $0.contains("crash-looping") || $0.contains("died") }
                 #expect(trouble.isEmpty, "\(trouble.prefix(3))")
             }
