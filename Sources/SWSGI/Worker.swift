@@ -141,8 +141,10 @@ final class Worker {
                 expireConnections(now: now)
             }
             if lifecycle.retiring && conns.isEmpty {
-                // A signal already queued (the master's USR1 after a group TERM) is heard before leaving.
+                // What already arrived is heard before leaving: the master's USR1 after a group TERM, and a TERM
+                // whose handler ran as the last wait returned (its pipe byte is not in that wait's events).
                 handleSignals()
+                if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
             var wake = nextScanAt
