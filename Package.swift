@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Posix", dependencies: ["CGlibcShim", "Common"]),
         // hupwatch's reload state machine and option parsing: pure values, no syscalls.
         .target(name: "ReloadCore", dependencies: ["Common"]),
-        .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
+        .executableTarget(name: "hupwatch", dependencies: ["Common", "Posix", "ReloadCore"]),
         // HTTP/1.1 request parser and response writer over bytes: no sockets.
         .target(name: "HTTP"),
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
