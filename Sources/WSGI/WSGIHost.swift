@@ -35,7 +35,7 @@ public final class WSGIHost: HostedApplication {
         let installation: PythonInstallation
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home),
-                                                    environment: environment)
+                                                    environment: environment, ownExecutable: ownExecutablePath())
             interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
         } catch {
             throw SWSGIError("\(error)")
