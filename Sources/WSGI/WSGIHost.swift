@@ -20,7 +20,8 @@ public final class WSGIHost: HostedApplication {
     public var description: String {
         let what = options.wsgiFile.map { "--wsgi-file \($0)" }
             ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? "?"
-        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)) \(what)\(options.lazyApps ? " (lazy)" : "")"
+        let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
+        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : "")"
     }
 
     /// Starts Python and, unless --lazy-apps, imports the app: any failure (missing library,
