@@ -57,6 +57,8 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "WSGITests", dependencies: ["TestSupport", "WSGI"]),
+        // The wheel (Packaging/wheel/build) installed with pip into fresh virtualenvs.
+        .testTarget(name: "PackagingTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
