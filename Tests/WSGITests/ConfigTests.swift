@@ -172,6 +172,14 @@ extension WSGIIntegration {
             let elsewhere = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s2",
                                        environment: activated, name: "activated")
             #expect(try prefix(elsewhere) == dir.file("venv"), "\(elsewhere.log)")
+            elsewhere.stop()
+            // Installed into a Python prefix (a pyenv version, /usr/local): the python3 beside swsgi.
+            try FileManager.default.createDirectory(atPath: dir.file("prefix/bin"), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: try swsgiBinary(), toPath: dir.file("prefix/bin/swsgi"))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("prefix/bin/python3"), withDestinationPath: "/usr/bin/python3")
+            let beside = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s3",
+                                    environment: plain, shell: "exec \(dir.file("prefix/bin/swsgi")) \"$@\"", name: "beside")
+            #expect(try prefix(beside) == "/usr", "\(beside.log)")
         }
 
         @Test func explicitLibraryAndVirtualenvHome() throws {
