@@ -93,6 +93,53 @@ private func serveOnce(_ command: String, in dir: TempDir, port: UInt16, environ
 }
 
 @Suite(.serialized) struct WheelTests {
+    /// The wheel's executables in a root holding only what `ldd` names (the dynamic loader, libc, libm)
+    /// plus /proc and /dev: no Swift runtime, no C++ runtime. hupwatch serves swsgi's hello app and reloads it.
+    @Test func theExecutablesNeedOnlyGlibc() async throws {
+        guard getuid() == 0 else {
+            print("WheelTests: not root, so no chroot: the glibc-only check did not run")
+            return
+        }
+        let wheel = try await wheelPath()
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let root = dir.file("root")
+        for d in ["root/proc", "root/dev", "root/tmp"] { try dir.mkdir(d) }
+        try await check(["/usr/bin/env", "python3", "-c", """
+            import os, sys, zipfile
+            z = zipfile.ZipFile(sys.argv[1])
+            for n in z.namelist():
+                if "/scripts/" in n:
+                    p = os.path.join(sys.argv[2], os.path.basename(n))
+                    open(p, "wb").write(z.read(n)); os.chmod(p, 0o755)
+            """, wheel, root])
+        let ldd = try await check(["/usr/bin/ldd", root + "/swsgi", root + "/hupwatch"])
+        let libraries = Set(ldd.split(separator: "\n").compactMap { line -> String? in
+            line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first { $0.hasPrefix("/") && !$0.hasSuffix(":") }.map(String.init)
+        })
+        #expect(libraries.count == 3 && libraries.allSatisfy { ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"].contains(URL(fileURLWithPath: $0).lastPathComponent) },
+                "\(ldd)")
+        for library in libraries { try await check(["/bin/cp", "--parents", "-L", library, root]) }
+        let port = try freeLocalPort()
+        let hupwatch = try Child(["/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                                  "mount --bind /proc '\(root)/proc' && mount --bind /dev '\(root)/dev' && exec chroot '\(root)' "
+                                  + "/hupwatch --listen 127.0.0.1:\(port) -- /swsgi --app hello --http-socket 127.0.0.1:\(port)"],
+                                 output: dir.file("chroot.log"), environment: testEnvironment())
+        defer { hupwatch.stop() }
+        func hello() -> Bool {
+            if case .success(let r) = getOnce(.tcp(port: port)), r.status == 200, r.body == "Hello, World!" { return true }
+            return false
+        }
+        try waitUntil(20, "hello from the chroot: \(hupwatch.output)") {
+            guard hupwatch.running else { throw TestFailure("hupwatch in the chroot exited: \(hupwatch.output)") }
+            return hello()
+        }
+        hupwatch.signal(SIGHUP)
+        try waitUntil(20, "generation 2 ready in the chroot: \(hupwatch.output)") { hupwatch.output.contains("generation 2 is ready") }
+        #expect(hello())
+        #expect(hupwatch.stop() == 0, "\(hupwatch.output)")
+    }
+
     @Test func pipInstallSwsgiServesFlaskReloadsAndUninstallsCleanly() async throws {
         let started = Date()
         let wheel = try await wheelPath()
