@@ -70,7 +70,14 @@ public enum PythonLocator {
             let venv = parentDirectory(binDir)
             if access("\(venv)/pyvenv.cfg", R_OK) == 0, let found = python(in: venv) { return found }
         }
-        if let venv = lookup("VIRTUAL_ENV", in: environment), !venv.isEmpty, let found = python(in: venv) { return found }
+        if let venv = lookup("VIRTUAL_ENV", in: environment), !venv.isEmpty {
+            // A stale VIRTUAL_ENV (the venv removed) must not quietly become some other Python.
+            guard let found = python(in: venv) else {
+                throw PythonLoadError("VIRTUAL_ENV=\(venv) (the activated virtualenv) has no bin/python3: recreate it, "
+                    + "deactivate it, or give --home DIR")
+            }
+            return found
+        }
         if let binDir, let found = ([binDir + "/python3", binDir + "/python"] as [String]).first(where: { access($0, X_OK) == 0 }) {
             return found
         }

@@ -5,9 +5,9 @@ import Glibc
 import Testing
 import TestSupport
 
-/// The wheel under test: $SWSGI_WHEEL (Tests/run builds it once before `swift test`), else built now.
+/// The wheel under test: $PACKAGING_TEST_WHEEL (Tests/run builds it once before `swift test`), else built now.
 private func wheelPath() async throws -> String {
-    if let given = ProcessInfo.processInfo.environment["SWSGI_WHEEL"], !given.isEmpty { return given }
+    if let given = ProcessInfo.processInfo.environment["PACKAGING_TEST_WHEEL"], !given.isEmpty { return given }
     let output = try await check(["/bin/sh", "-c", "cd '\(packageRoot)' && Packaging/wheel/build"], timeout: 1800)
     return try #require(output.split(separator: "\n").last.map(String.init), "the build printed no wheel path: \(output)")
 }

@@ -180,6 +180,11 @@ extension WSGIIntegration {
             let beside = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s3",
                                     environment: plain, shell: "exec \(dir.file("prefix/bin/swsgi")) \"$@\"", name: "beside")
             #expect(try prefix(beside) == "/usr", "\(beside.log)")
+            beside.stop()
+            // A stale VIRTUAL_ENV is an error, not a silent switch to another Python.
+            let stale = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], environment: ["VIRTUAL_ENV": dir.file("gone")])
+            #expect(stale.status == 1 && !stale.bound, "\(stale.log)")
+            #expect(stale.log.contains("VIRTUAL_ENV=\(dir.file("gone")) (the activated virtualenv) has no bin/python3"), "\(stale.log)")
         }
 
         @Test func explicitLibraryAndVirtualenvHome() throws {
