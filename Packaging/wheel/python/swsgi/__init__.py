@@ -8,7 +8,14 @@ import os
 import sys
 import sysconfig
 
-__all__ = ["find_binary"]
+__all__ = ["__version__", "find_binary", "run"]
+
+try:
+    from importlib.metadata import version as _version  # Python 3.8+
+
+    __version__ = _version("swsgi")  # the wheel's, which is `swsgi --version`'s
+except Exception:  # not installed as a distribution (a source checkout on sys.path)
+    __version__ = "unknown"
 
 
 def find_binary(name):
