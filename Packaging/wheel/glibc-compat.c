@@ -1,7 +1,7 @@
 // Linked only into the wheel's executables (Packaging/wheel/build), never into the package's targets.
 //
 // The wheel links the C++ runtime statically (libstdc++.a, libgcc_eh.a) so that it needs nothing but glibc.
-// Built on glibc 2.36, three references in those archives and in the Swift runtime would raise the floor
+// Built on glibc 2.36, three references in those archives and in Swift's static libraries would raise the floor
 // above glibc 2.34, the floor every binary linked here has anyway (__libc_start_main@GLIBC_2.34 from crt1.o,
 // pthread and dl functions that moved into libc in 2.34). Each is defined here with the same behaviour
 // using only older glibc functions. Hidden: the executable's own references bind to these at link time,
@@ -17,8 +17,8 @@
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
-// hypotf@GLIBC_2.35 (the Swift runtime): in double precision x*x + y*y neither overflows nor underflows
-// for any pair of floats, so one rounding to float gives the correctly rounded result in all but rare ties.
+// hypotf@GLIBC_2.35 (Swift's Glibc overlay, libswiftGlibc.a): in double precision x*x + y*y neither
+// overflows nor underflows for any pair of floats, so one rounding to float is right in all but rare ties.
 HIDDEN float hypotf(float x, float y) {
     if (isinf(x) || isinf(y)) return INFINITY;  // C99 F.10.4.3: hypot(±inf, NaN) is +inf
     double dx = x, dy = y;
