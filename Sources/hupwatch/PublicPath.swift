@@ -34,7 +34,7 @@ final class PublicPath {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-                throw Runner.SetupError(message: "\(path) exists and is \(describe(st.st_mode & S_IFMT)), not a socket; refusing to replace it")
+                throw Runner.SetupError(message: "\(path) exists and is not a socket (it is \(describe(st.st_mode & S_IFMT))); refusing to replace it")
             }
             if UnixSocket.hasLiveListener(path) {
                 throw Runner.SetupError(message: "\(path): a live listener already serves this path; refusing to steal it")
@@ -62,7 +62,7 @@ final class PublicPath {
         let p = privatePath(n)
         var st = stat()
         guard lstat(p, &st) == 0 else { return nil }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return "\(p) exists and is \(describe(st.st_mode & S_IFMT)), not a socket; refusing to replace it" }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return "\(p) exists and is not a socket (it is \(describe(st.st_mode & S_IFMT))); refusing to replace it" }
         if UnixSocket.hasLiveListener(p) { return "\(p): a live listener already serves this path" }
         unlink(p)
         return nil

@@ -60,7 +60,7 @@ final class SocketGuard {
     deinit { removeLink() }
 
     /// Removes the hidden link (at exit: deinit does not run when the process exits).
-    func removeLink() { unlink(hiddenPath) }
+    func removeLink() { if UnixSocket.inode(atPath: hiddenPath) != nil { unlink(hiddenPath) } }
 
     /// Links the hidden name to whatever listener is at the path now. Returns the inode, nil if none.
     @discardableResult
