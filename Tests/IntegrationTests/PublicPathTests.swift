@@ -251,6 +251,48 @@ extension HupwatchIntegration {
             }
         }
 
+        // MARK: item 7: processes a generation leaves behind
+
+        /// A generation's daemonized helper (setsid, with a child of its own) goes with its generation at the
+        /// next reload, and the last one's with hupwatch: nothing is left under init.
+        @Test func daemonizedHelpersGoWithTheirGeneration() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            try dir.write("run.sh", """
+                #!/bin/sh
+                setsid sh -c 'sleep 300 & echo $! > \(dir.path)/child.$HUPWATCH_GENERATION; exec sleep 301' &
+                echo $! > \(dir.path)/helper.$HUPWATCH_GENERATION
+                exec \(try binary("TestChild")) "$@"
+
+                """, executable: true)
+            let hw = try Hupwatch(["--", dir.file("run.sh"), "--socket", s], dir: dir)
+            var seen: [pid_t] = []
+            defer {
+                hw.kill()
+                // Not ours once reparented: only those still carrying this test's generation marker.
+                for p in seen where isAlive(p) && environment(of: p)["HUPWATCH_GENERATION"] != nil { kill(p, SIGKILL) }
+            }
+            _ = try hw.waitServing(1)
+            func pids(_ n: Int) throws -> [pid_t] {
+                try waitUntil(10, "generation \(n)'s helper to write its pids") { dir.exists("helper.\(n)") && dir.exists("child.\(n)") && !dir.read("child.\(n)").isEmpty }
+                let found = ["helper", "child"].compactMap { pid_t(dir.read("\($0).\(n)").trimmingCharacters(in: .whitespacesAndNewlines)) }
+                seen += found
+                return found
+            }
+            let first = try pids(1)
+            #expect(first.count == 2 && first.allSatisfy(isAlive))
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2)
+            try hw.waitStatus(10, "generation 2 alone") { $0.settled }
+            let second = try pids(2)
+            try waitUntil(5, "generation 1's helper and its child gone: \(first.filter(isAlive))") { !first.contains(where: isAlive) }
+            #expect(second.allSatisfy(isAlive), "generation 2's helper keeps running")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
+            try waitUntil(5, "generation 2's helper and its child gone with hupwatch: \(second.filter(isAlive))") { !second.contains(where: isAlive) }
+        }
+
         // MARK: item 7: exit statuses, the guard's link
 
         @Test func termWhileTheFirstGenerationStartsExitsWithItsStatus() throws {
