@@ -164,6 +164,10 @@ public struct ReloadSupervisor: Sendable {
         case signal(Int32, pid: Int32)
         /// SIGKILL to the generation's process group (its pgid is its pid).
         case killGroup(pgid: Int32)
+        /// Processes handed to hupwatch (it is their subreaper) that belong to none of these generations,
+        /// as their environment's HUPWATCH_GENERATION says: a gone generation's daemonized helpers (setsid).
+        /// SIGKILL them; their own children come back as further reaped descendants.
+        case killOrphans(keeping: [Int])
         case setGuard(GuardCommand)
         case log(String)
         case debug(String)
@@ -602,11 +606,12 @@ public struct ReloadSupervisor: Sendable {
 
     private mutating func childExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
         guard let i = generations.firstIndex(where: { $0.pid == pid }) else {
-            return [.debug("reaped pid \(pid) (\(status)): a descendant left to hupwatch")]
+            // A descendant handed to us died: its own children are ours now.
+            return [.debug("reaped pid \(pid) (\(status)): a descendant left to hupwatch"), .killOrphans(keeping: generations.map(\.number))]
         }
         let gen = generations.remove(at: i)
-        // Whatever the main process left in its group goes with it.
-        var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid)]
+        // Whatever the main process left in its group goes with it, and whatever left the group too.
+        var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid), .killOrphans(keeping: generations.map(\.number))]
         // Its private path is the core's to remove, whatever still holds the listener (a worker about to die).
         if config.protection.rewrites { actions.append(.removePrivate(generation: gen.number)) }
         publishingHow[gen.number] = nil

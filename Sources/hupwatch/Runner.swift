@@ -201,7 +201,7 @@ final class Runner {
                     inheritedNames.append(Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "hupwatch")
                 }
             }
-            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
+            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "HUPWATCH_GENERATION"], from: env)
 
             var fds: [Int32] = []
             var owned: [(String, ino_t)] = []
@@ -379,6 +379,8 @@ final class Runner {
                 } catch { log("\(error)") }
             case .killGroup(let pgid):
                 _ = try? sendSignal(SIGKILL, to: -pgid)
+            case .killOrphans(let keeping):
+                killOrphans(keeping: Set(keeping))
             case .setGuard(let command):
                 setGuard(command)
             case .log(let m):
@@ -581,18 +583,45 @@ final class Runner {
         }
     }
 
-    /// Descendants that left their generation's process group (setsid) and outlived it were handed to us
-    /// (we are their subreaper): they go with hupwatch, never to pid 1.
-    private func killLeftoverDescendants() {
+    /// Our children now: the generations, and descendants handed to us (we are their subreaper).
+    private func ownChildren() -> [pid_t] {
         let me = getpid()
-        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return }
-        let pids = text.split(separator: " ").compactMap { pid_t($0) }
-        guard !pids.isEmpty else { return }
-        log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
-        for pid in pids {
+        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return [] }
+        return text.split(separator: " ").compactMap { pid_t($0) }
+    }
+
+    /// Descendants handed to us whose generation (HUPWATCH_GENERATION in their environment) is not in
+    /// `keeping`: a gone generation's daemonized helpers. SIGKILLed; reaped as unknown pids, at which point
+    /// their children are ours and looked at in turn.
+    private func killOrphans(keeping: Set<Int>) {
+        let mains = Set(machine.generations.map(\.pid))
+        for pid in ownChildren() where !mains.contains(pid) {
+            guard let n = generationOf(pid), !keeping.contains(n) else { continue }
+            log("pid \(pid), left by generation \(n), outlived it: SIGKILL")
             _ = try? sendSignal(SIGKILL, to: pid)
-            var st: Int32 = 0
-            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        }
+    }
+
+    /// The generation a process was started under, from its environment (nil: unreadable, or none).
+    private func generationOf(_ pid: pid_t) -> Int? {
+        guard let text = try? readTextFile("/proc/\(pid)/environ", maxBytes: 1 << 20) else { return nil }
+        // The last one: ours is appended after whatever an outer hupwatch set.
+        let entry = text.split(separator: "\0").last { $0.hasPrefix("HUPWATCH_GENERATION=") }
+        return entry.flatMap { Int($0.dropFirst("HUPWATCH_GENERATION=".count)) }
+    }
+
+    /// At exit: every descendant handed to us goes with hupwatch, never to pid 1, and so do the ones each
+    /// of them hands us as it dies (until none is left, or a bound for a fork bomb).
+    private func killLeftoverDescendants() {
+        for _ in 0..<64 {
+            let pids = ownChildren()
+            guard !pids.isEmpty else { return }
+            log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
+            for pid in pids {
+                _ = try? sendSignal(SIGKILL, to: pid)
+                var st: Int32 = 0
+                while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+            }
         }
     }
 

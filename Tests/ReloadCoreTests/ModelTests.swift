@@ -276,6 +276,8 @@ struct World {
             awaited.remove(outcome.id)
         case .reloadRefused:
             if !stopping { try fail("a reload request was refused while not stopping") }
+        case .killOrphans(let keeping):
+            if Set(keeping) != Set(machine.generations.map(\.number)) { try fail("killOrphans keeping \(keeping) while generations \(machine.generations.map(\.number)) live") }
         case .setGuard, .log, .debug, .notifySupervisor, .statusChanged, .closeNotify:
             break
         }
@@ -383,7 +385,14 @@ struct World {
             let before = (machine.mode, machine.generations, machine.reloads, machine.nextDeadline)
             var copy = machine
             let actions = copy.handle(event, now: now)
-            let effects = actions.filter { if case .log = $0 { false } else if case .debug = $0 { false } else { true } }
+            let effects = actions.filter { a in
+                switch a {
+                case .log, .debug: return false
+                // Killing orphans of gone generations, keeping every live one, changes no generation.
+                case .killOrphans(let keeping): return Set(keeping) != Set(machine.generations.map(\.number))
+                default: return true
+                }
+            }
             if !effects.isEmpty || copy.mode != before.0 || copy.generations != before.1 || copy.reloads != before.2 || copy.nextDeadline != before.3 {
                 try fail("stray event \(event) changed something: \(effects), mode \(before.0) -> \(copy.mode)")
             }
