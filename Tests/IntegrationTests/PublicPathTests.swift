@@ -321,6 +321,22 @@ extension HupwatchIntegration {
             #expect(try hw.waitExit() == 137, "\(hw.stderr)")
         }
 
+        /// `hupwatch status PID` for another user's hupwatch says so, not "no process".
+        @Test func statusOfAnotherUsersHupwatchSaysWhose() async throws {
+            let setpriv = try requireTool("setpriv")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--ready", "delay:0.1", "--", "/bin/sleep", "30"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            let r = try await run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", try binary("hupwatch"), "status", String(hw.pid)], timeout: 10)
+            #expect(r.status == 3, "\(r.output)")
+            #expect(!r.output.contains("no process"), "\(r.output)")
+            #expect(r.output.contains("not yours"), "\(r.output)")
+            hw.signal(SIGTERM)
+            _ = try hw.waitExit()
+        }
+
         @Test func aRegularFileAtTheGuardsLinkNameIsRefused() throws {
             let dir = try TempDir()
             defer { dir.remove() }
