@@ -1,0 +1,32 @@
+import Glibc
+
+/// Serialises one connection's socket I/O done on a request's behalf between the worker's thread and
+/// the app's own threads (a thread that calls write() or wsgi.input.read() while the worker streams or
+/// drains the body). Taken only without the GIL, so a holder that needs the GIL (a signal handler run
+/// from a blocked write) can never wait on a thread that holds the GIL and waits for this lock.
+/// Recursive: wsgi.input's buffer holds it around a read that pulls from the body reader, which takes
+/// it again. One per connection (made at accept), so no request pays an allocation for it.
+public final class RequestIOLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
