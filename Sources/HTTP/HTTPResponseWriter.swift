@@ -72,7 +72,10 @@ public enum HTTPResponseWriter {
             buffer.appendStatic(reasonPhraseStatic(status))
         }
         buffer.appendStatic("\r\n")
-        if date { HTTPDate.current.append(to: &buffer) }
+        // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
+        if date && !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
+            HTTPDate.current.append(to: &buffer)
+        }
 
         for field in headers.fields {
             switch ownedField(field.name) {

@@ -543,6 +543,11 @@ final class WSGIWorker {
             _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
             return nil
         }
+        // A 1xx is an interim response: sent as the app's final one, the client would wait for another.
+        guard code >= 200 else {
+            _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is informational (1xx); a WSGI response needs a final status (200 or more)")
+            return nil
+        }
         let reason = reasonBytes.isEmpty ? nil : reasonBytes
         api.Py_IncRef(o)
         // Replaced before the old one is released: releasing can run Python code (a __del__) that calls

@@ -7,7 +7,7 @@ import Testing
 extension WSGIIntegration {
     /// An app that keeps what one request handed it and lets a thread use it during later requests.
     static let scopeApp = #"""
-import json, os, sys, threading
+import json, os, sys, threading, time
 
 kept = {}
 results = {}
@@ -81,6 +81,49 @@ def application(environ, start_response):
     if path == '/snowman':
         start_response('200 OK', [('X-Name', '\u2603 snowman')])
         return [b'unreachable']
+    if path == '/thread-writer':
+        # A thread that writes through this request's write() in a loop, past the request's end.
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        def hammer():
+            n = 0
+            while n < 100000:
+                try:
+                    write(b't')
+                except BaseException as e:
+                    results['hammer'] = {'ok': False, 'type': type(e).__name__, 'oserror': isinstance(e, OSError), 'message': str(e), 'writes': n}
+                    return
+                n += 1
+            results['hammer'] = {'ok': True, 'writes': n}
+        threading.Thread(target=hammer, daemon=True).start()
+        def gen():
+            for i in range(5):
+                time.sleep(0.01)
+                yield b'chunk%d' % i
+        return gen()
+    if path == '/thread-reader':
+        # A thread that reads this request's input in a loop, past the request's end.
+        inp = environ['wsgi.input']
+        def reader():
+            got = b''
+            while len(got) < 1 << 20:
+                try:
+                    got += inp.read(1)
+                except BaseException as e:
+                    results['reader'] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e), 'got': got.decode('latin-1')}
+                    return
+                time.sleep(0.001)
+            results['reader'] = {'ok': True, 'got': got.decode('latin-1')}
+        threading.Thread(target=reader, daemon=True).start()
+        time.sleep(0.05)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'reader started']
+    if path == '/echo':
+        body = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'echo: ' + body]
+    if path == '/app-date':
+        start_response('200 OK', [('Date', 'Sun, 06 Nov 1994 08:49:37 GMT')])
+        return [b'dated']
     if path == '/environ':
         data = json.dumps({k: v for k, v in environ.items() if isinstance(v, str)}).encode()
         start_response('200 OK', [('Content-Type', 'application/json')])
@@ -133,6 +176,62 @@ def application(environ, start_response):
                 // The worker serves on, and a new request's own objects work.
                 let r = try post(s, "/victim", body: Array("C".utf8))
                 #expect(r.text == "B got: C")
+            }
+        }
+
+        /// Attack: a thread writes through its request's write() in a loop while the request streams and after it
+        /// ends; the next request on the same connection must parse, and the thread must get OSError.
+        @Test func threadWritingPastItsRequestCannotCorruptTheConnection() throws {
+            try withPython(Self.args, setUp: WSGIIntegration.writeScopeApp) { s, _ throws in
+                for round in 0..<5 {
+                    let c = try s.connect()
+                    try c.send("GET /thread-writer HTTP/1.1\r\nHost: t\r\n\r\n")
+                    let a = try c.readResponse()
+                    #expect(a.status == 200, "round \(round)")
+                    #expect(a.text.contains("chunk4"), "the response is whole and well framed")
+                    let rest = a.text.replacingOccurrences(of: "t", with: "")
+                    #expect(rest == "chunk0chunk1chunk2chunk3chunk4", "only the thread's bytes and the iterable's: \(a.text.prefix(200))")
+                    try c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    let b = try c.readResponse()
+                    #expect(b.text == "hello", "the next response on the connection is intact (round \(round))")
+                    #expect(waitUntil(10) { (try? results(s)["hammer"]) != nil })
+                    let h = try results(s)["hammer"] ?? [:]
+                    #expect(h["oserror"] as? Bool == true, "the thread's write past its request raises OSError: \(h)")
+                }
+            }
+        }
+
+        /// Attack: a thread reads its request's wsgi.input a byte at a time past the request's end, while the next
+        /// client sends a body with Expect: 100-continue: that body is the next request's alone.
+        @Test func threadReadingPastItsRequestGetsNothingOfTheNext() throws {
+            try withPython(Self.args, setUp: WSGIIntegration.writeScopeApp) { s, _ throws in
+                let a = try s.connect()
+                try a.send("POST /thread-reader HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nAAAAAA")
+                #expect(try a.readResponse().text == "reader started")
+                let b = try s.connect()
+                try b.send("POST /echo HTTP/1.1\r\nHost: b\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n")
+                let interim = try b.readResponse()
+                #expect(interim.status == 100)
+                try b.send("B-SECRETS")
+                #expect(try b.readResponse().text == "echo: B-SECRETS")
+                #expect(waitUntil(10) { (try? results(s)["reader"]) != nil })
+                let r = try results(s)["reader"] ?? [:]
+                #expect(r["oserror"] as? Bool == true, "\(r)")
+                #expect(!(r["got"] as? String ?? "B").contains("B"), "no byte of B's body: \(r)")
+            }
+        }
+
+        /// Attack: odd statuses and an app's own Date.
+        @Test func informationalStatusesAndTheAppsDate() throws {
+            try withPython(Self.args, setUp: WSGIIntegration.writeScopeApp) { s, _ throws in
+                for q in ["103%20Early%20Hints", "100%20Continue", "101%20Switching"] {
+                    #expect(try s.get("/status?" + q).status == 500, "\(q) cannot be a final status")
+                }
+                #expect(s.waitForLog("informational"))
+                let bare = try s.get("/status?204")
+                #expect(bare.status == 204 && bare.reason == "No Content", "a status without a reason gets the standard one")
+                let d = try s.get("/app-date")
+                #expect(d.headerCount("Date") == 1 && d.header("Date") == "Sun, 06 Nov 1994 08:49:37 GMT")
             }
         }
 
