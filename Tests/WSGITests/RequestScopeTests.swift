@@ -179,6 +179,35 @@ def application(environ, start_response):
             }
         }
 
+        /// The same input against gunicorn 27 (the reference): its kept write() raises OSError and the
+        /// next client's response and body stay its own, as under swsgi, where every kept object refuses.
+        @Test func gunicornOnTheSameInput() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write("scope.py", WSGIIntegration.scopeApp)
+            let sock = dir.file("g.sock")
+            let child = try Child([gunicorn, "--workers", "1", "--bind", "unix:" + sock, "--chdir", dir.path,
+                                   "--no-control-socket", "scope:application"],
+                                  output: dir.file("gunicorn.log"), environment: cleanEnvironment())
+            defer { _ = child.stop() }
+            #expect(waitUntil(15) { (try? Client(path: sock, timeout: 1)) != nil }, "gunicorn answers: \(child.output)")
+            func exchange(_ raw: String) throws -> HTTPReply {
+                let c = try Client(path: sock)
+                try c.send(raw)
+                return try c.readResponse()
+            }
+            #expect(try exchange("POST /keep HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nA-BODY-123").text == "kept")
+            let b = try exchange("POST /victim HTTP/1.1\r\nHost: b\r\nContent-Length: 13\r\n\r\nSECRET-OF-B!!")
+            #expect(b.text == "B got: SECRET-OF-B!!")
+            let got = try #require(try JSONSerialization.jsonObject(with: Data(try exchange("GET /results HTTP/1.1\r\nHost: c\r\n\r\n").body))
+                                   as? [String: [String: Any]])
+            let write = got["write"] ?? [:], read = got["read"] ?? [:]
+            #expect(write["oserror"] as? Bool == true, "gunicorn: \(got)")
+            let readValue = read["value"] as? String ?? ""
+            #expect(!readValue.contains("SECRET"), "gunicorn: \(got)")
+        }
+
         /// Attack: a thread writes through its request's write() in a loop while the request streams and after it
         /// ends; the next request on the same connection must parse, and the thread must get OSError.
         @Test func threadWritingPastItsRequestCannotCorruptTheConnection() throws {
