@@ -121,6 +121,12 @@ def application(environ, start_response):
         body = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'echo: ' + body]
+    if path == '/header-control':
+        start_response('200 OK', [('X-Odd', 'a\x01b' if environ['QUERY_STRING'] == '1' else 'a\x7fb')])
+        return [b'unreachable']
+    if path == '/two-lengths':
+        start_response('200 OK', [('Content-Length', '5'), ('Content-Length', '10')])
+        return [b'01234']
     if path == '/app-date':
         start_response('200 OK', [('Date', 'Sun, 06 Nov 1994 08:49:37 GMT')])
         return [b'dated']
@@ -259,6 +265,10 @@ def application(environ, start_response):
                 #expect(s.waitForLog("informational"))
                 let bare = try s.get("/status?204")
                 #expect(bare.status == 204 && bare.reason == "No Content", "a status without a reason gets the standard one")
+                #expect(try s.get("/header-control?1").status == 500, "\\x01 in a header value")
+                #expect(try s.get("/header-control?2").status == 500, "DEL in a header value")
+                #expect(try s.get("/two-lengths").status == 500)
+                #expect(s.waitForLog("different values (5 and 10)"))
                 let d = try s.get("/app-date")
                 #expect(d.headerCount("Date") == 1 && d.header("Date") == "Sun, 06 Nov 1994 08:49:37 GMT")
             }
