@@ -453,6 +453,10 @@ final class WSGIWorker {
                 guard let l = value.number else {
                     return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is not a number")
                 }
+                // Two different lengths: which one the body is meant to have cannot be known.
+                if let length, length != l {
+                    return py.raise(api.excValueError, "Content-Length given twice with different values (\(length) and \(l))")
+                }
                 length = l
                 continue
             }
@@ -566,8 +570,10 @@ final class WSGIWorker {
         let what = name.map { "response header \($0)'s value" } ?? "a response header name"
         guard let text = latin1String(o, what: what, invalid: { raw in
             if let name {
-                return raw.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 })
-                    ? "response header \(name) has a control character in its value" : nil
+                // RFC 9110 §5.5: a field value is visible characters, SP, HTAB and obs-text; CR or LF would
+                // split the head, and the other controls are refused like them rather than sent altered.
+                return raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
+                    ? "response header \(name) has a control character (CR, LF or another) in its value" : nil
             }
             return raw.isEmpty || raw.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F })
                 ? "invalid response header name \(String(decoding: raw, as: UTF8.self).debugDescription)" : nil
