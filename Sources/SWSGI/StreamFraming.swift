@@ -17,8 +17,6 @@ final class StreamFraming {
     /// Set by `end`: the response is complete, and a write that comes later (an app's thread holding
     /// a finished request's write()) is refused instead of landing in the next response on the connection.
     private var ended = false
-    /// Bytes past the declared Content-Length were cut (logged once per response).
-    private var overflowLogged = false
 
     init(connection: Connection, head: [UInt8], chunked: Bool, declaredLength: Int?, timeoutMilliseconds: Int32) {
         self.connection = connection
@@ -39,18 +37,9 @@ final class StreamFraming {
         if ended { throw SWSGIError("write after the response was complete (its request is over)") }
     }
 
-    /// The app's body runs past its Content-Length: the rest is not sent (the client reads exactly what the
-    /// head announced), and the log says so once per response.
-    private func cut(_ extra: Int) {
-        guard let declaredLength, extra > 0, !overflowLogged else { return }
-        overflowLogged = true
-        ServerLog.line("response body longer than its Content-Length \(declaredLength): \(extra) byte(s) past it not sent")
-    }
-
     private func writeLocked(_ piece: [UInt8]) throws {
         try refuseWhenEnded()
         let n = min(piece.count, room)
-        cut(piece.count - max(n, 0))
         guard n > 0 else { return }
         if chunked {
             var framed = takeHead()

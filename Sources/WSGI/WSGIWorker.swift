@@ -45,6 +45,10 @@ final class WSGIWorker {
     var lastStatus: (object: PyObjectPointer, code: Int, reason: [UInt8]?)?
     /// The reason phrase of the response in hand, as the app gave it.
     var reason: [UInt8]?
+    /// Body bytes the app produced for the response in hand (write() and the iterable), and whether
+    /// their going past its Content-Length was logged (once per response).
+    var produced = 0
+    var cutLogged = false
     let headerTexts = TextCache()
     /// The request in hand: write() starts its response early.
     var request: Request?
@@ -206,8 +210,7 @@ final class WSGIWorker {
                     // holds past it is known without running app code: it is cut, and logged.
                     if let declaredLength, out.count >= declaredLength {
                         ended = true
-                        let beyond = out.count - declaredLength + iterator.remainingSequenceBytes()
-                        if beyond > 0 { logCut(beyond, declaredLength) }
+                        _ = count(out.count + iterator.remainingSequenceBytes())
                         if out.count > declaredLength { out.removeLast(out.count - declaredLength) }
                         break pull
                     }
@@ -250,16 +253,27 @@ final class WSGIWorker {
     }
 
     private func stream(first: [UInt8], from iterator: ResultIterator?, to stream: ResponseStream) throws {
-        // Under the GIL: an app's thread calling write() reads it there.
-        py.withGIL { liveStream = stream }
+        // Under the GIL: an app's thread calling write() reads them there.
+        let reached = py.withGIL {
+            liveStream = stream
+            return count(first.count)
+        }
         try stream.write(first)
-        guard var iterator else { return }
+        guard var iterator, !reached else { return }
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
-            let step = py.withGIL { iterator.next() }
+            var reached = false
+            let step = py.withGIL {
+                let step = iterator.next()
+                if case .chunk(let b) = step { reached = count(b.count) }
+                return step
+            }
             exitIfForkedByTheApp()
             switch step {
-            case .chunk(let b): try stream.write(b)
+            case .chunk(let b):
+                try stream.write(b)
+                // PEP 3333: once Content-Length is reached, the server stops iterating.
+                if reached { return }
             case .end: return
             case .failed:
                 py.withGIL { py.printError() }
@@ -363,6 +377,8 @@ final class WSGIWorker {
         bodyError = nil
         status = nil
         reason = nil
+        produced = 0
+        cutLogged = false
         headers = HTTPHeaders()
         declaredLength = nil
         headersSent = false
@@ -389,7 +405,18 @@ final class WSGIWorker {
         }
     }
 
-    /// The app's body goes past its Content-Length: the excess is not sent (PEP 3333), and the log says so.
+    /// Counts `n` more body bytes from the app; true once its Content-Length is reached. A body that goes
+    /// past it is cut there (PEP 3333: never more than Content-Length on the wire) and logged once per response.
+    private func count(_ n: Int) -> Bool {
+        produced += n
+        guard let declaredLength, produced >= declaredLength else { return false }
+        if produced > declaredLength && !cutLogged {
+            cutLogged = true
+            logCut(produced - declaredLength, declaredLength)
+        }
+        return true
+    }
+
     private func logCut(_ extra: Int, _ declared: Int) {
         ServerLog.line("response body longer than its Content-Length \(declared): \(extra) byte(s) past it not sent")
     }
@@ -477,6 +504,7 @@ final class WSGIWorker {
         guard let data, let bytes = bytesOf(data, what: "write()") else { return nil }
         // PEP 3333: the head waits for the first non-empty data; then each write() is sent before it returns.
         guard !bytes.isEmpty else { return py.newNone }
+        _ = count(bytes.count)
         do {
             if liveStream == nil {
                 guard let request, let status else { return py.raise(api.excAssertionError, "write() outside a request") }
