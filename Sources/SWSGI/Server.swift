@@ -37,7 +37,12 @@ public enum SWSGIMain {
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            switch try ServerOptions.load(arguments: arguments, environment: env, cores: max(1, cores), readFile: readConfigFile) {
+            let world = UwsgiConfigWorld.live(environment: env, cores: max(1, cores), readFile: readConfigFile)
+            switch try ServerOptions.load(arguments: arguments, environment: env, world: world) {
+            case .check(_, let report):
+                writeStdout(report)
+                writeStderr("swsgi: the configuration is valid")
+                return 0
             case .help:
                 writeStdout(ServerOptions.helpText)
                 return 0
@@ -46,6 +51,7 @@ public enum SWSGIMain {
                 return 0
             case .run(let o): options = o
             }
+            if let text = options.showConfigText { writeStderr(text) }
         } catch {
             writeStderr("swsgi: \(error)")
             return 2

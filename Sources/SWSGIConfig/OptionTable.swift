@@ -11,6 +11,8 @@ struct OptionSpec: Sendable {
         case ini
         /// `--help` / `--version`: command line only.
         case help, version
+        /// `--check`: validate the configuration, print it resolved and exit.
+        case check
     }
 
     let name: String
@@ -148,6 +150,10 @@ let optionTable: [OptionSpec] = [
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
                help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
+    OptionSpec(name: "check", aliases: [], group: core, valueName: nil, defaultText: nil,
+               help: "check the configuration (every problem at once, each with file:line), print it resolved and exit",
+               role: .check, isBoolean: true),
+    boolean(core, "show-config", \.showConfig, "print the resolved configuration at start-up (uWSGI's --show-config)"),
     OptionSpec(name: "help", aliases: [], group: core, valueName: nil, defaultText: nil,
                help: "print this help and exit", role: .help, isBoolean: true),
     OptionSpec(name: "version", aliases: [], group: core, valueName: nil, defaultText: nil,

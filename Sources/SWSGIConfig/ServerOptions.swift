@@ -63,6 +63,10 @@ public struct ServerOptions: Equatable, Sendable {
     public var uid: String? = nil
     /// Group (name or number) to run as (`--gid`); defaults to the --uid user's primary group.
     public var gid: String? = nil
+    /// Print the resolved configuration at start-up (`--show-config`).
+    public var showConfig: Bool = false
+    /// What `--show-config` prints: set by `load`, nil otherwise.
+    public var showConfigText: String? = nil
 
     // MARK: Worker management (uWSGI names)
 
@@ -191,6 +195,8 @@ public enum BuiltinApp: Equatable, Sendable, CustomStringConvertible {
 /// What loading the configuration asks for.
 public enum LoadResult: Equatable, Sendable {
     case run(ServerOptions)
+    /// `--check`: the configuration is valid; `report` is its resolved form, one option a line.
+    case check(ServerOptions, report: String)
     /// `--help`: print `ServerOptions.helpText`.
     case help
     /// `--version`.
