@@ -33,12 +33,12 @@ public enum SWSGIMain {
     /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.
     public static func run(arguments: [String], app given: Application?, onHarakiri: HarakiriHandler? = nil,
                            hostLoader: HostLoader? = nil) -> Int32 {
-        let env = environmentSnapshot()
+        let inherited = environmentSnapshot()
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            let world = UwsgiConfigWorld.live(environment: env, cores: max(1, cores), readFile: readConfigFile)
-            switch try ServerOptions.load(arguments: arguments, environment: env, world: world) {
+            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
+            switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
             case .check(_, let report):
                 writeStdout(report)
                 writeStderr("swsgi: the configuration is valid")
@@ -52,10 +52,17 @@ public enum SWSGIMain {
             case .run(let o): options = o
             }
             if let text = options.showConfigText { writeStderr(text) }
+            if let mask = options.umask { Glibc.umask(mode_t(mask)) }
+            try LogTarget.apply(options)
+        } catch let error as SyscallError {
+            writeStderr("swsgi: --logto/--daemonize: \(error)")
+            return 1
         } catch {
             writeStderr("swsgi: \(error)")
             return 2
         }
+        // --env: hooks, mules and the Python app see these (a later NAME= replaces an inherited one).
+        let env = withEnvironment(options.env, over: inherited)
         var bound: Listener? = nil
         var pidFileWritten = false
         ServicesRuntime.shared.options = options
@@ -122,6 +129,14 @@ public enum SWSGIMain {
             return 1
         }
     }
+}
+
+/// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).
+func withEnvironment(_ overrides: [String], over base: [String]) -> [String] {
+    guard !overrides.isEmpty else { return base }
+    func name(_ e: String) -> Substring { e.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? Substring(e) }
+    let names = Set(overrides.map(name))
+    return base.filter { !names.contains(name($0)) } + overrides
 }
 
 /// The config loader's file reader: errors as one line naming the path.

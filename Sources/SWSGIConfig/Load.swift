@@ -64,7 +64,7 @@ extension ServerOptions {
         var fromIni: [Assignment] = []
         var notes: [String] = []
         if let ini {
-            (fromIni, notes) = readIni(ini, world: world, problems: &problems)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems)
         }
 
         var options = ServerOptions(cores: world.cores)
@@ -88,7 +88,7 @@ extension ServerOptions {
 
     /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
     /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
-    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, problems: inout [String]) -> ([Assignment], [String]) {
+    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String]) -> ([Assignment], [String]) {
         var path = ini.path
         var section: String? = nil
         if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
@@ -112,7 +112,7 @@ extension ServerOptions {
                 return ([], [])
             }
         }
-        return uwsgiAssignments(file: path, section: section, world: world, problems: &problems)
+        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems)
     }
 
     // MARK: Command line

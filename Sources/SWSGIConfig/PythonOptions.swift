@@ -52,9 +52,9 @@ public struct PythonAppOptions: Equatable, Sendable {
         if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
         if let (m, c) = moduleAndCallable {
             if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
-            if !isIdentifier(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier") }
+            if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
         }
-        if !isIdentifier(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier") }
+        if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
         if !isConfigured {
             for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
                                   (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir")] where given {
@@ -67,6 +67,11 @@ public struct PythonAppOptions: Equatable, Sendable {
 private func isIdentifier<S: StringProtocol>(_ s: S) -> Bool {
     guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return false }
     return s.unicodeScalars.allSatisfy { $0 == "_" || $0.properties.isXIDContinue }
+}
+
+/// `application`, or `create_app()`: a factory called once with no arguments (uWSGI's form).
+private func isCallableName(_ s: String) -> Bool {
+    s.hasSuffix("()") ? isIdentifier(s.dropLast(2)) : isIdentifier(s)
 }
 
 private func isDottedName(_ s: String) -> Bool {

@@ -63,6 +63,16 @@ public struct ServerOptions: Equatable, Sendable {
     public var uid: String? = nil
     /// Group (name or number) to run as (`--gid`); defaults to the --uid user's primary group.
     public var gid: String? = nil
+    /// File the master opens and makes stdout and stderr of every process (`--logto`, uWSGI's).
+    public var logTo: String? = nil
+    /// Detach (new session, the started process exits 0) and log to this file (`--daemonize`).
+    public var daemonize: String? = nil
+    /// Mode of the log file (`--logfile-chmod`, octal).
+    public var logFileMode: UInt32? = nil
+    /// Environment variables set for the app, `NAME=VALUE`, in order (`--env`, repeatable).
+    public var env: [String] = []
+    /// The process umask, octal (`--umask`).
+    public var umask: UInt32? = nil
     /// Print the resolved configuration at start-up (`--show-config`).
     public var showConfig: Bool = false
     /// What `--show-config` prints: set by `load`, nil otherwise.

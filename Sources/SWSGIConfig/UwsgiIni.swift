@@ -37,10 +37,50 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http-socket": .custom(httpListener),
     "http11-socket": .custom(httpListener),
     "protocol": .only(["uwsgi"], "a [uwsgi] socket = speaks the uwsgi protocol; for HTTP write http-socket = instead"),
-    "chmod": .rename("chmod-socket"),
+    "stats": .custom(statsServer),
+    "stats-http": .refused("not supported: swsgi's stats server answers JSON on a Unix socket (stats = PATH)"),
+    "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
+    "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
+    "http-timeout": .noOp(noRouter),
+    "no-defer-accept": .always("swsgi does not set TCP_DEFER_ACCEPT: a connection is accepted as soon as it is made"),
+    "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
+    "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
+    "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
+    "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
+    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
+    "chunked-input-timeout": .rename("body-timeout"),
     // Workers.
     "workers": .rename("processes"),
     "reload-mercy": .rename("worker-reload-mercy"),
+    "thunder-lock": .always("each swsgi worker waits on the listener with EPOLLEXCLUSIVE: the kernel wakes one worker per connection, so there is no herd to serialize"),
+    "no-orphans": .always("swsgi's workers get SIGKILL when the master dies (PR_SET_PDEATHSIG)"),
+    "harakiri-verbose": .always("swsgi's HARAKIRI line always names the request and how long it ran"),
+    "hook-master-start": .only(["unix_signal:15gracefully_kill_them_all"],
+                               "SIGTERM already stops swsgi gracefully (queued connections are served, then the workers exit); other hooks: use hook-asap"),
+    "py-call-uwsgi-fork-hooks": .always("swsgi calls Python's own fork hooks around every fork"),
+    "gevent": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "gevent-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
+    "gevent-early-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
+    "async": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
+    "smart-attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
+    "cron": .refused("not supported: use cron or a systemd timer"),
+    "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
+    "cpu-affinity": .refused("not supported: pin the whole service instead (taskset, systemd CPUAffinity=)"),
+    "max-fd": .refused("not supported: raise the open-files limit of the service (ulimit -n, systemd LimitNOFILE=)"),
+    "limit-as": .refused("not supported: limit the service's memory (systemd MemoryMax=, ulimit -v), or recycle workers with reload-on-rss"),
+    "reload-on-as": .refused("not supported: recycle workers on resident memory with reload-on-rss"),
+    "reload-on-exception": .refused("not supported: swsgi keeps a worker after an app exception (the request gets a 500)"),
+    "vhost": .refused("not supported: swsgi serves one app; run one swsgi per app"),
+    "optimize": .refused("not supported: set PYTHONOPTIMIZE in the environment instead"),
+    "pyargv": .refused("not supported: read configuration from the environment (env =) instead of sys.argv"),
+    "import": .refused("not supported: import the module from your WSGI file"),
+    "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
+    "honour-stdin": .refused("not supported: swsgi's workers read no stdin"),
+    "fs-reload": .refused("not supported: use touch-reload = PATH"),
+    "touch-chain-reload": .refused("not supported: use touch-reload = PATH (workers are replaced one generation at a time)"),
+    "plugin-dir": .refused("not supported: swsgi loads no plugins (Python, HTTP and busyness are built in)"),
     // Python.
     "wsgi": .rename("module"),
     "file": .rename("wsgi-file"),
@@ -57,8 +97,22 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "safe-pidfile": .rename("pid-file"),
     "safe-pidfile2": .rename("pid-file"),
     "procname-prefix-spaced": .custom { v throws(ValueProblem) in .set([("procname-prefix", v + " ")]) },
-    "logformat": .rename("log-format"),
     "print": .custom { v throws(ValueProblem) in .set([("hook-asap", "print:" + v)]) },
+    // Logging.
+    "logformat": .rename("log-format"),
+    "log-master": .always("every swsgi log line is one write(2), so lines from different workers never mix"),
+    "threaded-log": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to add"),
+    "log-date": .only(["true", "1", "yes", "on"], "swsgi's log lines already start with a UTC timestamp; a custom date format is not supported"),
+    "log-x-forwarded-for": .refused("not supported: the request log does not show client addresses"),
+    "log-slow": .refused("not supported: the request log shows every request's duration; filter it"),
+    "logformat-strftime": .refused("not supported: the request log's times are UTC timestamps"),
+    "log-reopen": .refused("not supported: swsgi keeps its log file open; rotate it with logrotate's copytruncate"),
+    "log-maxsize": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate) or let the supervisor collect stderr"),
+    "log-backupname": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate)"),
+    "req-logger": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
+    "logger-req": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
+    "log-route": .refused("not supported: swsgi has one log (logto or stderr)"),
+    "log-req-encoder": .refused("not supported: use log-format for request lines"),
     // Always so in swsgi.
     "strict": .always("swsgi refuses unknown options everywhere"),
     "master": .always("swsgi always runs a master process"),
@@ -66,13 +120,41 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "single-interpreter": .always("swsgi runs one interpreter per process"),
     "die-on-term": .always("SIGTERM stops swsgi gracefully"),
     "auto-procname": .always("swsgi always titles its processes"),
+    "ignore-sigpipe": .always("swsgi never gets SIGPIPE: the signal is ignored and sockets are written with MSG_NOSIGNAL"),
     "cheaper-algo": .only(["busyness"], "swsgi's cheaper mode is the busyness algorithm"),
     "plugin": .custom(plugins),
     "plugins": .custom(plugins),
     "memory-report": .only(["false", "0"], "not supported: worker RSS is in the stats socket (--stats)"),
-    "daemonize": .refused("not supported: run swsgi under a supervisor (systemd, hupwatch)"),
-    "logto": .refused("not supported: swsgi logs to stderr; redirect it or let the supervisor collect it"),
+    "logger": .custom(logger),
 ]
+
+/// `logger = file:PATH` (or `file:logfile=PATH`) is logto; `stdio` loggers are what swsgi does anyway.
+private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    let words = value.split(separator: " ", maxSplits: 1).map(String.init)
+    let spec = words.count == 2 && !words[0].contains(":") ? words[1] : value
+    if spec == "stdio" { return .accepted("swsgi logs to stderr") }
+    if spec.hasPrefix("file:") {
+        var path = String(spec.dropFirst("file:".count))
+        if path.hasPrefix("logfile=") {
+            let fields = path.dropFirst("logfile=".count).split(separator: ",")
+            guard fields.count == 1 else { throw ValueProblem("\(quoted(value)): log rotation (maxsize) is not supported; use logrotate") }
+            path = String(fields[0])
+        }
+        guard words.count == 1 || words[0].contains(":") else {
+            throw ValueProblem("\(quoted(value)): named loggers (log-route) are not supported; swsgi has one log")
+        }
+        return .set([("logto", path)])
+    }
+    throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
+}
+
+/// `stats = PATH`: swsgi's stats server is a Unix socket; uWSGI's `HOST:PORT` form is refused.
+private func statsServer(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    if !value.contains("/"), value.contains(":") {
+        throw ValueProblem("\(quoted(value)): swsgi's stats server listens on a Unix socket only; give a path (stats = /run/app/stats.sock)")
+    }
+    return .set([("stats", value)])
+}
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
 private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
@@ -98,7 +180,8 @@ private func httpListener(_ value: String) throws(ValueProblem) -> UwsgiOutcome 
 extension ServerOptions {
     /// The `[uwsgi]` section of `file` (or `section`) run through uWSGI's config language and mapped
     /// to swsgi options; the second list is the keys accepted with no option behind them, with why.
-    static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, problems: inout [String]) -> ([Assignment], [String]) {
+    static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
+                                 problems: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
@@ -108,7 +191,7 @@ extension ServerOptions {
         var notes: [String] = []
         for entry in reader.entries {
             do {
-                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict)
+                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
@@ -119,7 +202,7 @@ extension ServerOptions {
     }
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
-    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool) throws(ConfigError) -> ([Assignment], String?) {
+    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
         let label = "\(where_): \(key)"
@@ -133,22 +216,28 @@ extension ServerOptions {
         if entry.isPlaceholder || ["ini", "include", "inherit"].contains(key) {
             return ([], nil)
         }
+        // uWSGI keeps `$(VAR)` as written when VAR is unset: the value belongs to the machine that runs it.
+        if let variable = unresolvedVariable(in: value) {
+            if check {
+                return ([], "; \(key) = \(value): depends on $(\(variable)), unset here; checked when swsgi starts")
+            }
+            throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
+        }
+        // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay placeholders.
+        if referenced.contains(key), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
+            return ([], "; \(key) = \(value): placeholder (not an option)")
+        }
         func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {
             guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
-            return Assignment(spec: spec, value: v, label: label)
+            // uWSGI's flags: given alone, or with anything but false/off/no/0, they are on.
+            return Assignment(spec: spec, value: spec.isBoolean ? String(uwsgiFlag(v)) : v, label: label)
         }
         switch uwsgiKeys[key] {
         case .rename(let name)?:
             return ([try assign(name, value)], nil)
         case .always(let why)?:
-            do {
-                guard try ValueParser<Bool>.bool.parse(value.isEmpty ? "true" : value) else {
-                    throw ConfigError("\(label) = \(value): not supported, \(why)")
-                }
-            } catch let e as ConfigError {
-                throw e
-            } catch {
-                throw ConfigError("\(label): \((error as? ValueProblem)?.message ?? "\(error)")")
+            guard uwsgiFlag(value) else {
+                throw ConfigError("\(label) = \(value): not supported, \(why)")
             }
             return ([], "; \(key) = \(value): accepted, \(why)")
         case .noOp(let why)?:
@@ -183,7 +272,7 @@ extension ServerOptions {
             case .help, .version, .ini, .check:
                 throw ConfigError("\(where_): '\(key)' cannot be set in an ini file")
             case .setting:
-                return ([Assignment(spec: spec, value: value, label: label)], nil)
+                return ([try assign(key, value)], nil)
             }
         }
         if uwsgiOptionNames.contains(key) {
@@ -200,6 +289,21 @@ extension ServerOptions {
         }
         throw ConfigError("\(where_): unknown option \(quoted(key))\(hint)")
     }
+}
+
+/// uWSGI's reading of a flag's value (uwsgi_opt_true): empty or anything but false/off/no/0 is on.
+func uwsgiFlag(_ value: String) -> Bool {
+    !["false", "off", "no", "0"].contains(value.lowercased())
+}
+
+/// The name in the first `$(NAME)` left in a value (uWSGI leaves unset variables as written).
+func unresolvedVariable(in value: String) -> String? {
+    guard let start = value.firstRange(of: "$(") else { return nil }
+    let rest = value[start.upperBound...]
+    guard let close = rest.firstIndex(of: ")") else { return nil }
+    let name = rest[..<close]
+    guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ":" }) else { return nil }
+    return String(name)
 }
 
 /// `60 ; seconds` -> `60`: a `;` or `#` after whitespace, outside double quotes, starts a comment.
