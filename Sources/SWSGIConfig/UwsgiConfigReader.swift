@@ -429,10 +429,11 @@ struct UwsgiConfigReader {
             let a = leadingInteger(current ?? ""), b = leadingInteger(value)
             switch op {
             case .concat: current = (current ?? "") + value
-            case .sum: current = String(a &+ b)
-            case .sub: current = String(a &- b)
-            case .mul: current = String(a &* b)
-            case .div: current = String(b == 0 ? 0 : (a == Int64.min && b == -1 ? a : a / b))
+            // Saturating, where uWSGI's int64 would wrap: a number too large stays too large.
+            case .sum: current = String(saturating(a.addingReportingOverflow(b), a > 0 || b > 0))
+            case .sub: current = String(saturating(a.subtractingReportingOverflow(b), a > 0))
+            case .mul: current = String(saturating(a.multipliedReportingOverflow(by: b), (a < 0) == (b < 0)))
+            case .div: current = String(b == 0 ? 0 : (a == Int64.min && b == -1 ? Int64.max : a / b))
             }
             // uWSGI keeps the operator: `a + b c` adds c too.
         }
@@ -515,6 +516,10 @@ let logicOpeners: Set<String> = [
 private func isNumber(_ s: String) -> Bool {
     let digits = s.hasPrefix("-") ? s.dropFirst() : Substring(s)
     return !digits.isEmpty && digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+}
+
+private func saturating(_ r: (partialValue: Int64, overflow: Bool), _ positive: Bool) -> Int64 {
+    r.overflow ? (positive ? Int64.max : Int64.min) : r.partialValue
 }
 
 /// strtoll: the leading integer, 0 when there is none, clamped on overflow.
