@@ -54,6 +54,7 @@ public enum SWSGIMain {
             if let text = options.showConfigText { writeStderr(text) }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
+            for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
             return 1
@@ -71,7 +72,9 @@ public enum SWSGIMain {
             try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
             // The stats socket first: a live one at its path stops us before our listener is bound.
-            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
+            let stats = try options.statsSocket.map { spec in
+                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec)
+            }
             // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
             // cannot load (below) leaves the path as it was, a live predecessor's socket included.
             var listener = try Listener.open(options, environment: env)
@@ -81,7 +84,7 @@ public enum SWSGIMain {
                 if options.chownSocket == nil, let tmp = listener.temporaryPath ?? listener.ownedPath {
                     try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) }
                 }
-                if let s = stats { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                if let s = stats, !s.path.isEmpty { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
                 try drop.apply()
             }
             // App code (hooks, a library's constructors included) runs only now, after the drop.

@@ -22,6 +22,10 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var callOsAfterFork: Bool = true
     /// Threads started by the app run (`--enable-threads`); always on.
     public var enableThreads: Bool = true
+    /// write() failing (the client gone) returns None instead of raising OSError (`--disable-write-exception`).
+    public var disableWriteException: Bool = false
+    /// No wsgi.file_wrapper in the environ (`--wsgi-disable-file-wrapper`).
+    public var disableFileWrapper: Bool = false
     /// Request threads per worker (`--threads`); only 1 until threaded workers exist.
     public var threads: Int = 1
 
@@ -102,6 +106,9 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
     boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
+    boolean(python, "disable-write-exception", \.python.disableWriteException,
+            "write() to a client that went away returns None instead of raising OSError"),
+    boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker: only 1 (use --processes)"),
 ]

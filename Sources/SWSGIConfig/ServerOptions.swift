@@ -49,7 +49,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var workerReloadMercyNanoseconds: UInt64 = 60 * nanosecondsPerSecond
     /// File the master writes its pid to (`--pid-file`).
     public var pidFile: String? = nil
-    /// Unix socket serving stats (`--stats`).
+    /// Adds the worker's memory use to each request line (`--memory-report`).
+    public var memoryReport: Bool = false
+    /// Stats server (`--stats`): a Unix socket path, or `HOST:PORT` for TCP.
     public var statsSocket: String? = nil
     /// No request log lines (`--disable-logging`).
     public var disableLogging: Bool = false
@@ -71,8 +73,15 @@ public struct ServerOptions: Equatable, Sendable {
     public var logFileMode: UInt32? = nil
     /// Environment variables set for the app, `NAME=VALUE`, in order (`--env`, repeatable).
     public var env: [String] = []
+    /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
+    public var staticMaps: [String] = []
     /// The process umask, octal (`--umask`).
     public var umask: UInt32? = nil
+    /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.
+    public var statsTCPAddress: HTTPSocketAddress? {
+        guard let s = statsSocket, !s.contains("/"), s.contains(":") else { return nil }
+        return try? ValueParser<HTTPSocketAddress>.hostPort.parse(s)
+    }
     /// Print the resolved configuration at start-up (`--show-config`).
     public var showConfig: Bool = false
     /// What `--show-config` prints: set by `load`, nil otherwise.

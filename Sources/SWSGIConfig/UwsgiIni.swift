@@ -37,8 +37,10 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http-socket": .custom(httpListener),
     "http11-socket": .custom(httpListener),
     "protocol": .only(["uwsgi"], "a [uwsgi] socket = speaks the uwsgi protocol; for HTTP write http-socket = instead"),
-    "stats": .custom(statsServer),
-    "stats-http": .refused("not supported: swsgi's stats server answers JSON on a Unix socket (stats = PATH)"),
+    "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
+    "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
+    "mount": .custom(mount),
+    "manage-script-name": .always("swsgi mounts its one app at /: SCRIPT_NAME is empty and PATH_INFO is the whole path"),
     "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
     "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
     "http-timeout": .noOp(noRouter),
@@ -49,6 +51,13 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
+    // Static files.
+    "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
+    "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
+    "static-expires": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
+    "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
+    "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
+    "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
     // Workers.
     "workers": .rename("processes"),
     "reload-mercy": .rename("worker-reload-mercy"),
@@ -124,7 +133,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "cheaper-algo": .only(["busyness"], "swsgi's cheaper mode is the busyness algorithm"),
     "plugin": .custom(plugins),
     "plugins": .custom(plugins),
-    "memory-report": .only(["false", "0"], "not supported: worker RSS is in the stats socket (--stats)"),
     "logger": .custom(logger),
 ]
 
@@ -148,12 +156,14 @@ private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
 }
 
-/// `stats = PATH`: swsgi's stats server is a Unix socket; uWSGI's `HOST:PORT` form is refused.
-private func statsServer(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    if !value.contains("/"), value.contains(":") {
-        throw ValueProblem("\(quoted(value)): swsgi's stats server listens on a Unix socket only; give a path (stats = /run/app/stats.sock)")
+/// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
+private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
+    let point = value[..<eq], app = String(value[value.index(after: eq)...])
+    guard point == "/" || point.isEmpty else {
+        throw ValueProblem("\(quoted(value)): swsgi serves one app at /; mount it there (nginx can strip the prefix)")
     }
-    return .set([("stats", value)])
+    return .set([(app.hasSuffix(".py") || app.hasSuffix(".wsgi") ? "wsgi-file" : "module", app)])
 }
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.

@@ -43,10 +43,14 @@ final class WSGIWorker {
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
 
+    /// `--disable-write-exception`.
+    let disableWriteException: Bool
+
     init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
         py = interpreter
         api = interpreter.api
         self.app = app
+        disableWriteException = host.options.disableWriteException
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -97,8 +101,8 @@ final class WSGIWorker {
         environ = try EnvironBuilder(api: api, constants: [
             ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.input", input), ("wsgi.errors", errors),
             ("wsgi.multithread", no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
-            ("wsgi.input_terminated", yes), ("wsgi.file_wrapper", fileWrapperType), ("SCRIPT_NAME", empty),
-        ])
+            ("wsgi.input_terminated", yes), ("SCRIPT_NAME", empty),
+        ] + (host.options.disableFileWrapper ? [] : [("wsgi.file_wrapper", fileWrapperType)]))
         for o in [version, yes, no, http, empty, input] { api.Py_DecRef(o) }
     }
 
@@ -385,6 +389,8 @@ final class WSGIWorker {
             // Without the GIL, as the yield path: a client that does not read must not stop the app's threads.
             try py.withoutGIL { try stream.write(bytes) }
         } catch {
+            // --disable-write-exception: the client is gone; the app carries on as if written (uWSGI's).
+            if disableWriteException { return py.newNone }
             return py.raise(api.excOSError, "write(): \(error)")
         }
         return py.newNone
