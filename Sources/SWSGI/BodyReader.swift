@@ -34,7 +34,18 @@ final class BodyReader: RequestBody {
         super.init()
     }
 
-    override func read() throws -> [UInt8]? { try pull() }
+    /// Set by `finish`: the request is over, and a read that comes later (an app's thread holding a
+    /// finished request's wsgi.input) is refused instead of taking the next request's bytes.
+    var finished = false
+
+    override func read() throws -> [UInt8]? {
+        try connection.io.withLock {
+            if finished { throw RequestBodyError(status: 400, message: "wsgi.input read after its request was over") }
+            return try pull()
+        }
+    }
+
+    override func serialized<T>(_ body: () throws -> T) rethrows -> T { try connection.io.withLock(body) }
 
     private func timedOut() -> RequestBodyError {
         failed = true
@@ -90,6 +101,13 @@ final class BodyReader: RequestBody {
 
     /// Consumes what the app left unread; false when the connection cannot be reused.
     func finish() -> Bool {
+        connection.io.withLock {
+            defer { finished = true }
+            return finished ? !failed : drain()
+        }
+    }
+
+    private func drain() -> Bool {
         if failed { return false }
         if decoder.isDone { return true }
         // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.

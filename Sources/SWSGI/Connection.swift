@@ -23,6 +23,8 @@ final class Connection {
     var exchange = Exchange.idle
     /// Peer and local addresses, looked up once (WSGI's REMOTE_ADDR, SERVER_NAME).
     lazy var addresses = SocketAddresses(fd: fd)
+    /// Held around each body read and response write made for a request (see `RequestIOLock`).
+    let io = RequestIOLock.make()
 
     init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
         self.fd = fd

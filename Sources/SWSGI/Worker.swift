@@ -228,7 +228,7 @@ final class Worker {
                 return true
             case .error(let e):
                 try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
-                log.write(method: "-", path: "-", status: e.status, bytes: 0, started: c.lastActivity, note: "\(e)")
+                log.refused(e, started: c.lastActivity)
                 return false
             case .head(let head, let consumed):
                 c.headStartedAt = nil
@@ -329,15 +329,15 @@ final class Worker {
         do {
             switch response.body {
             case .bytes(let body):
-                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, to: &out)
+                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
                 let length = response.contentLength
-                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
+                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, to: &out)
+                                                     keepAlive: keepAlive, date: true, to: &out)
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -407,7 +407,8 @@ final class Worker {
                 if now >= deadline {
                     if c.headStartedAt != nil {
                         try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: 0, started: started, note: "request head not complete in time")
+                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
+                                  started: started, note: "request head not complete in time")
                     }
                     drop(c)
                 } else {
@@ -493,14 +494,14 @@ struct InHand {
 }
 
 extension Worker: RequestServer {
-    func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
+    func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
         let c = request.connection
         var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, to: &out)
+                                                 headRequest: request.isHead, date: true, to: &out)
         // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: writeTimeoutMilliseconds)

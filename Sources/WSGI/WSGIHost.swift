@@ -21,7 +21,8 @@ public final class WSGIHost: HostedApplication {
     public var description: String {
         let what = options.wsgiFile.map { "--wsgi-file \($0)" }
             ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? "?"
-        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)) \(what)\(options.lazyApps ? " (lazy)" : "")"
+        let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
+        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : "")"
     }
 
     /// Starts Python and, unless --lazy-apps, imports the app: any failure (missing library,
@@ -36,7 +37,7 @@ public final class WSGIHost: HostedApplication {
         let installation: PythonInstallation
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home),
-                                                    environment: environment)
+                                                    environment: environment, ownExecutable: ownExecutablePath())
             interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
         } catch {
             throw SWSGIError("\(error)")
@@ -51,6 +52,10 @@ public final class WSGIHost: HostedApplication {
             throw SWSGIError("--mule=\(f): \(errnoText(errno))")
         }
         _ = try UwsgiModule.install(interpreter)
+        for entry in all.env where call("set_env", entry) == nil {
+            interpreter.printError()
+            throw SWSGIError("--env \(entry): cannot set it in os.environ")
+        }
         if !options.lazyApps {
             try loadApp()
             call("freeze")
