@@ -193,3 +193,21 @@ extension WSGIIntegration.ProcessSide {
         #expect(left.allSatisfy { !$0.hasPrefix(".s") && $0 != "s" }, "no socket left: \(left)")
     }
 }
+
+extension WSGIIntegration.ProcessSide {
+    /// A TERM to the whole group while --lazy-apps workers are still importing: the workers keep it until
+    /// the app is up, then leave; nothing counts as an app that cannot load (no status 22), swsgi exits 0.
+    @Test func groupTermWhileLazyWorkersImport() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", "import time\ntime.sleep(1)\ndef application(e, s):\n    s('200 OK', [])\n    return [b'up']\n")
+        let s = try Server(["--processes", "2", "--lazy-apps", "--wsgi-file", dir.file("app.py")], dir: dir,
+                           environment: PythonUnderTest.debian.environment, ready: false, newProcessGroup: true)
+        defer { s.stop() }
+        #expect(s.waitForLog("listening on"))
+        _ = s.waitWorkers(2)
+        s.signalGroup(SIGTERM)
+        #expect(s.waitExit(timeout: 15) == 0, "\(s.log)")
+        #expect(!s.log.contains("load the app"), "\(s.log)")
+    }
+}
