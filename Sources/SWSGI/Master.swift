@@ -404,6 +404,7 @@ final class Master {
                 exit(ExitCode.appLoadFailed)
             }
         }
+        app = StaticMap(settings.staticMaps).wrap(app)
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
                                 uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,

@@ -1,6 +1,7 @@
 import Glibc
 import Posix
 import Common
+import SWSGIConfig
 
 /// What the stats socket reports: per worker pid, state, requests, the running request and its age,
 /// respawns, harakiris, RSS; and the listen queue as the kernel counts it.
@@ -81,9 +82,18 @@ final class StatsServer {
         fd = sock.release()
     }
 
+    /// `--stats HOST:PORT`: the same server on TCP (uWSGI's usual `stats = 127.0.0.1:9191`).
+    init(tcp address: HTTPSocketAddress) throws {
+        let sock = try TCPSocket.listen(host: address.host, port: address.port, backlog: 16)
+        try sock.setNonBlocking()
+        path = ""
+        inode = 0
+        fd = sock.release()
+    }
+
     deinit {
         for p in pending { close(p.fd) }
-        if UnixSocket.inode(atPath: path) == inode { unlink(path) }
+        if !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
     }
 
     /// Clients accepted and waiting for their request (or for 20 ms of silence, then raw JSON).

@@ -52,6 +52,10 @@ public final class WSGIHost: HostedApplication {
             throw SWSGIError("--mule=\(f): \(errnoText(errno))")
         }
         _ = try UwsgiModule.install(interpreter)
+        for entry in all.env where call("set_env", entry) == nil {
+            interpreter.printError()
+            throw SWSGIError("--env \(entry): cannot set it in os.environ")
+        }
         if !options.lazyApps {
             try loadApp()
             call("freeze")
