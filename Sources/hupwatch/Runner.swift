@@ -637,6 +637,9 @@ final class Runner {
     private func releasePagesIfSettled() {
         guard machine.generations.count == 1, machine.serving?.phase == .ready, case .running = machine.mode else { return }
         releaseStartupPages()
+        // PAGEOUT leaves pages the kernel will not reclaim (shared, or in large folios); dropping the
+        // page-table entries takes them out of our resident set whatever the page cache keeps.
+        dropCodePageTableEntries()
     }
 
     private func writeStatus() {
