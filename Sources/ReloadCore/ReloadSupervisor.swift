@@ -27,8 +27,8 @@ public struct ReloadSupervisor: Sendable {
         public var protection: Protection = .none
         /// A crash within this long of the previous restart is a crash loop: restarts then back off.
         public var crashLoopWindow: UInt64 = 10 * nanosecondsPerSecond
-        public var restartBackoffInitial: UInt64 = 500_000_000
-        public var restartBackoffMax: UInt64 = 30 * nanosecondsPerSecond
+        public var restartBackoffInitial: UInt64 = Backoff.restart.initialNanoseconds
+        public var restartBackoffMax: UInt64 = Backoff.restart.maximumNanoseconds
         /// Rewrite and rebind modes: the reload signal waits (up to the graceful timeout) for the old
         /// listener's accept queue to empty: servers that close their listener on TERM reset what is queued.
         public var handoverCheckInterval: UInt64 = 2_000_000
