@@ -279,21 +279,25 @@ final class Runner {
 
     /// Says at start which protection against a lost socket path is in force, and how to get one if none.
     private func logProtection() {
-        if !options.listens.isEmpty {
+        switch machine.config.protection {
+        case .ownedListener:
             log("protection: hupwatch owns the listeners \(options.listens.map { "\($0.name)=\($0.address)" }.joined(separator: ", ")) (--listen); every generation inherits them")
-        } else if !listenerFDs.isEmpty {
+        case .inherited:
             log("protection: hupwatch hands its \(listenerFDs.count) inherited listener(s) (LISTEN_FDS) to every generation")
-        } else if let r = rewrite {
-            log("protection: rewrite mode on \(r.path): each generation binds its own path beside it (.\(splitPath(r.path).name).gN), and \(r.path) is pointed at a generation once it is ready (--no-rewrite turns this off)")
-        } else if let path = options.socketPath, socketGuard != nil {
+        case .rewrite(let path):
+            log("protection: rewrite mode on \(path): each generation binds its own path beside it (.\(splitPath(path).name).gN), and \(path) is pointed at a generation once it is ready (--no-rewrite turns this off)")
+        case .guardedRebind(let path):
             log("protection: guard on \(path) (\(options.socketPathSource.description)): a path an old generation removes is put back")
-        } else if let path = options.socketPath {
-            log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
-        } else if !options.ambiguousSocketPaths.isEmpty {
-            log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
-        } else {
-            log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
+        case .none:
+            if let path = options.socketPath {
+                log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
+            } else if !options.ambiguousSocketPaths.isEmpty {
+                log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
+            } else {
+                log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
+            }
         }
+        for line in CommandWarnings.lines(command: options.command, reloadSignal: options.reloadSignal) { log(line) }
     }
 
     func run() throws -> Int32 {

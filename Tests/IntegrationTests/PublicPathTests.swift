@@ -76,6 +76,34 @@ extension HupwatchIntegration {
             }, name: "uWSGI")
         }
 
+        // MARK: item 6: uWSGI's SIGTERM
+
+        /// uWSGI with --die-on-term and no graceful hook resets what its workers accepted at every reload:
+        /// hupwatch says so at start, naming the hook; with the hook it says nothing.
+        @Test func uwsgiDieOnTermWithoutTheGracefulHookIsWarnedAbout() throws {
+            let uwsgi = try uwsgiTool()
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write("slow.py", slowApp)
+            for hooked in [false, true] {
+                let s = dir.file("app\(hooked ? 1 : 0).sock")
+                let hook = hooked ? ["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"] : []
+                let hw = try Hupwatch(["--", uwsgi, "--plugin", "python3", "--master", "--processes", "1", "--http-socket", s,
+                                       "--wsgi-file", dir.file("slow.py"), "--die-on-term", "--disable-logging"] + hook,
+                                      dir: dir, name: "hw\(hooked)")
+                defer { hw.kill() }
+                _ = try hw.waitServing(1, timeout: 30)
+                let warned = hw.lines(containing: "warning: uwsgi --die-on-term")
+                if hooked {
+                    #expect(warned.isEmpty, "\(warned)")
+                } else {
+                    #expect(warned.count == 1 && warned[0].contains("unix_signal:15 gracefully_kill_them_all"), "\(hw.stderr)")
+                }
+                hw.signal(SIGTERM)
+                #expect(try hw.waitExit(30) == 0)
+            }
+        }
+
         // MARK: item 1: a bare socket name is protected
 
         @Test func aBareSocketNameIsRelativeToTheCommandsFolderAndProtected() throws {
