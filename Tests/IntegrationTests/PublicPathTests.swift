@@ -216,6 +216,17 @@ extension HupwatchIntegration {
             }
         }
 
+        /// A file at the lock's name that is not an empty lock file is someone else's: refused, kept.
+        @Test func aFileWithContentAtTheLockNameIsRefusedAndKept() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write(".app.sock.lock", "precious data")
+            let r = try runHupwatch(["--", try binary("TestChild"), "--socket", dir.file("app.sock")], dir: dir)
+            #expect(r.code == 3, "\(r.stderr)")
+            #expect(r.stderr.contains(".app.sock.lock"), "\(r.stderr)")
+            #expect(dir.read(".app.sock.lock") == "precious data")
+        }
+
         // MARK: item 5: nothing left behind
 
         /// gunicorn's master SIGKILLed: its worker still holds the listener when hupwatch reaps the master.
