@@ -370,6 +370,26 @@ extension HupwatchIntegration {
             try waitUntil(5, "generation 2's helper and its child gone with hupwatch: \(second.filter(isAlive))") { !second.contains(where: isAlive) }
         }
 
+        /// `hupwatch -k` SIGKILLed: every process of its generations goes, gunicorn's worker too (it is
+        /// not hupwatch's child, so PR_SET_PDEATHSIG alone left it serving for ~15 s).
+        @Test func killAtExitTakesTheWholeGenerationWhenHupwatchIsSIGKILLed() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let apps = packageRoot + "/supervisor-examples/apps"
+            let s = dir.file("app.sock")
+            let hw = try Hupwatch(["-k", "--", gunicorn, "--bind", "unix:\(s)", "--workers", "1", "--no-control-socket",
+                                   "--chdir", apps, "hello:application"], dir: dir)
+            defer { hw.kill() }
+            let master = try hw.waitServing(1, timeout: 30)
+            try waitUntil(10, "gunicorn's worker") { !children(of: master).isEmpty }
+            let worker = children(of: master)[0]
+            hw.outliving = [master, worker]
+            hw.signal(SIGKILL)
+            _ = try hw.waitExit()
+            try waitUntil(3, "gunicorn's master and worker gone with hupwatch") { !isAlive(master) && !isAlive(worker) }
+        }
+
         // MARK: item 7: exit statuses, the guard's link
 
         @Test func termWhileTheFirstGenerationStartsExitsWithItsStatus() throws {
