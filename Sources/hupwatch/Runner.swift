@@ -39,6 +39,10 @@ final class Runner {
     /// The inode each generation served when it became ready (rebind mode), to read its listen queue
     /// during a hand-over.
     var servedInode: [Int: ino_t] = [:]
+    /// `-k`: the pipe to the group reaper, which SIGKILLs every generation's process group if hupwatch
+    /// dies, and which group each generation has.
+    var groupReaper: Int32?
+    var reaperGroups: [Int: Int32] = [:]
     /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify).
     let upstream: SdNotifier?
     /// Events produced by carrying out actions, handled before the next outside event.
@@ -162,6 +166,12 @@ final class Runner {
         reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
         try becomeChildSubreaper()
+        if options.killAtExit {
+            // Forked now, single-threaded and before any generation exists.
+            var fd: Int32 = -1
+            guard shim_start_group_reaper(&fd) > 0 else { throw SyscallError("fork(group reaper)") }
+            groupReaper = fd
+        }
         let socketActivated = lookup("LISTEN_PID", in: env) == String(getpid()) && (lookup("LISTEN_FDS", in: env).flatMap(Int.init) ?? 0) > 0
         let config = ReloadSupervisor.Config(options: options, socketActivated: socketActivated)
         machine = ReloadSupervisor(config: config)
@@ -354,7 +364,9 @@ final class Runner {
         for action in actions {
             switch action {
             case .spawn(let n):
-                results.append(spawnGeneration(n))
+                let result = spawnGeneration(n)
+                if case .spawned(_, let pid) = result { tellReaper(pid, generation: n) }
+                results.append(result)
             case .probe(let n):
                 startProbe(n)
             case .cancelProbe(let n):
@@ -373,6 +385,7 @@ final class Runner {
             case .removePrivate(let n):
                 publicPath?.removePrivatePath(n)
             case .forget(let n):
+                if let pgid = reaperGroups.removeValue(forKey: n) { tellReaper(-pgid, generation: n) }
                 stopProbe(n)
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
                 probes[n] = nil
@@ -465,6 +478,17 @@ final class Runner {
             reactor.unwatch(channel.fd, token: Token.notify(n))
             return .spawnFailed(generation: n, reason: "\(error)", shellCode: ExitCode.environment)
         }
+    }
+
+    /// One record to the group reaper (`-k`): a generation's pgid to kill if hupwatch dies, or its
+    /// negation once that group is gone.
+    private func tellReaper(_ value: Int32, generation n: Int) {
+        guard let fd = groupReaper else { return }
+        if value > 0 { reaperGroups[n] = value }
+        var v = value
+        // 4 bytes to a pipe nobody else writes: atomic, and the reaper reads as fast as generations start.
+        let written = withUnsafeBytes(of: &v) { write(fd, $0.baseAddress, 4) }
+        if written != 4 { log("group reaper: write: \(errnoText(errno)); -k will not reach generation \(n)'s workers") }
     }
 
     // MARK: readiness
