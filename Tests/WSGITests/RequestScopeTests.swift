@@ -86,6 +86,9 @@ def application(environ, start_response):
             results['gen-pulled-past'] = True
             yield b'789'
         return gen()
+    if path == '/fw-kw':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return environ['wsgi.file_wrapper'](open(__file__, 'rb'), blksize=4096)
     if path == '/write-length':
         write = start_response('200 OK', [('Content-Length', '5')])
         write(b'hello')
@@ -191,6 +194,9 @@ def application(environ, start_response):
                 for name in ["write", "read", "start_response"] {
                     #expect(again[name]?["oserror"] as? Bool == true, "\(name) between requests: \(again[name] ?? [:])")
                 }
+                // file_wrapper takes blksize by keyword too, and its result is still sent as a file.
+                let fw = try s.get("/fw-kw")
+                #expect(fw.status == 200 && fw.text.hasPrefix("import json") && fw.header("Content-Length") != nil)
                 // The worker serves on, and a new request's own objects work.
                 let r = try post(s, "/victim", body: Array("C".utf8))
                 #expect(r.text == "B got: C")
