@@ -14,7 +14,7 @@ final class BodyReader: RequestBody {
     var decoder: HTTPBodyDecoder
     var input: ArraySlice<UInt8>
     let expectContinue: Bool
-    var continueSent = false
+    var interimAsked = false
     var failed = false
     let timeoutMilliseconds: Int32
     /// `--body-timeout`: the whole body must arrive within this from the app's first read, so a client
@@ -58,9 +58,13 @@ final class BodyReader: RequestBody {
     func pull() throws -> [UInt8]? {
         if failed { throw RequestBodyError(status: 400, message: "request body unreadable") }
         if decoder.isDone { return nil }
-        if expectContinue && !continueSent {
-            continueSent = true
-            try connection.writeAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+        if expectContinue && !interimAsked {
+            // Once: later reads ask nothing of the exchange. The rule itself (no interim response once the
+            // final one has started) is the exchange's.
+            interimAsked = true
+            if connection.exchange.handle(.bodyReadWanted) == .sendContinue {
+                try connection.sendAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+            }
         }
         while true {
             if !input.isEmpty {
@@ -106,8 +110,8 @@ final class BodyReader: RequestBody {
     private func drain() -> Bool {
         if failed { return false }
         if decoder.isDone { return true }
-        // The client waits for 100 Continue before sending: it has sent nothing we must skip.
-        if expectContinue && !continueSent { return false }
+        // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.
+        if !connection.exchange.bodyFramingKnown { return false }
         var drained = 0
         do {
             while let piece = try pull() {

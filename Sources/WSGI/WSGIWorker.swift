@@ -55,10 +55,17 @@ final class WSGIWorker {
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
 
+    /// `--disable-write-exception`.
+    let disableWriteException: Bool
+    /// `--wsgi-disable-file-wrapper`.
+    let disableFileWrapper: Bool
+
     init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
         py = interpreter
         api = interpreter.api
         self.app = app
+        disableWriteException = host.options.disableWriteException
+        disableFileWrapper = host.options.disableFileWrapper
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -135,7 +142,8 @@ final class WSGIWorker {
             throw SWSGIError("cannot create wsgi.input")
         }
         environ.setConstant("wsgi.input", input)
-        environ.setConstant("wsgi.file_wrapper", fileWrapper)
+        // --wsgi-disable-file-wrapper: no wsgi.file_wrapper in the environ (apps fall back to iterating).
+        if !disableFileWrapper { environ.setConstant("wsgi.file_wrapper", fileWrapper) }
         var made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
                                 read: read, readline: readline, fileWrapper: fileWrapper)
         made.recordIdleCounts()
@@ -518,6 +526,8 @@ final class WSGIWorker {
             // Without the GIL, as the yield path: a client that does not read must not stop the app's threads.
             try py.withoutGIL { try stream.write(bytes) }
         } catch {
+            // --disable-write-exception: the client is gone; the app carries on as if written (uWSGI's).
+            if disableWriteException { return py.newNone }
             return py.raise(api.excOSError, "write(): \(error)")
         }
         return py.newNone
