@@ -412,6 +412,18 @@ def application(environ, start_response):
                 #expect(s.waitForLog("POST /upload/here?x=1 413 \(r.body.count)B"), "log:\n\(s.log)")
                 #expect(!s.log.contains("- - 413"))
                 #expect(s.log.contains("larger than"), "plain words:\n\(s.log)")
+                // Refused while the head was scanned (431): the request line had arrived, so it is named.
+                let big = try s.connect()
+                try big.send("GET /huge/head HTTP/1.1\r\nHost: t\r\nX-Big: " + String(repeating: "b", count: 9000) + "\r\n\r\n")
+                let r431 = try big.readResponse()
+                #expect(r431.status == 431)
+                #expect(s.waitForLog("GET /huge/head 431 \(r431.body.count)B"), "log:\n\(s.log)")
+                // A duplicate singleton: named in plain words.
+                let dup = try s.connect()
+                try dup.send("POST /dup HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 0\r\n\r\n")
+                #expect(try dup.readResponse().status == 400)
+                #expect(s.waitForLog("POST /dup 400 16B"), "log:\n\(s.log)")
+                #expect(s.log.contains("Content-Type given more than once"))
                 let bad = try s.get("/snowman")
                 #expect(bad.status == 500)
                 #expect(s.waitForLog("X-Name"), "the header is named:\n\(s.log)")
