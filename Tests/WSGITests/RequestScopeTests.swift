@@ -66,6 +66,10 @@ def application(environ, start_response):
         status = environ['QUERY_STRING'].replace('%20', ' ').replace('%0D', '\r').replace('%0A', '\n').replace('%E2%98%83', '\u2603')
         start_response(status, [('Content-Type', 'text/plain')])
         return [b'status sent']
+    if path == '/write-custom':
+        write = start_response('299 Written Custom', [('X-Caf', 'caf\xe9')])
+        write(b'early ')
+        return [b'and late']
     if path == '/connection-close':
         start_response('200 OK', [('Connection', 'close'), ('Content-Type', 'text/plain')])
         return [b'bye']
@@ -186,8 +190,9 @@ def application(environ, start_response):
                     #expect(r["oserror"] as? Bool == true, "\(name) raises an OSError, as gunicorn's: \(r)")
                     #expect((r["message"] as? String ?? "").contains("over"), "\(name)'s message says the request is over: \(r)")
                 }
-                // One log line per kept object, however often it is called.
+                // One log line for the kept set, however many of its objects are called, however often.
                 #expect(s.waitForLog("called after its request", count: 1))
+                #expect(s.log.components(separatedBy: "called after its request").count - 1 == 1, "one line:\n\(s.log)")
                 // Between requests too.
                 #expect(try s.get("/between").text == "ok")
                 let again = try results(s)
@@ -301,6 +306,12 @@ def application(environ, start_response):
                 let expected = Array("filename=\"caf".utf8) + [0xE9] + Array(".txt\"".utf8)
                 #expect(occurs(expected, in: raw), "é is the one byte E9: \(raw.map { String(format: "%02x", $0) }.joined())")
                 #expect(!occurs([0xC3, 0xA9], in: raw), "not UTF-8")
+                // The same through write() (the head leaves early) and through a streamed iterable.
+                let w = try s.connect()
+                try w.send("GET /write-custom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                let wraw = try w.readToEnd(timeout: 10)
+                #expect(occurs(Array("HTTP/1.1 299 Written Custom\r\n".utf8), in: wraw))
+                #expect(occurs(Array("X-Caf: caf".utf8) + [0xE9, 0x0D, 0x0A], in: wraw))
                 for (query, line) in [("299%20Custom", "299 Custom"), ("429%20Slow%20Down%20Please", "429 Slow Down Please"),
                                       ("200%20Fine%20Thanks", "200 Fine Thanks")] {
                     let r = try s.get("/status?" + query)
