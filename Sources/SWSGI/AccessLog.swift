@@ -63,6 +63,13 @@ final class AccessLog {
         return " {address space usage: \(vsz) bytes/\(vsz >> 20)MB} {rss usage: \(rss) bytes/\(rss >> 20)MB}"
     }
 
+    /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
+    /// when the request line was read, the bytes of the error body sent, and the reason in plain words.
+    func refused(_ e: HTTPError, started: UInt64) {
+        write(method: e.method ?? "-", path: e.target ?? "-", status: e.status,
+              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: e.message)
+    }
+
     /// The timestamp is rebuilt once a second, not per request.
     private func wallClock() -> String {
         var ts = timespec()

@@ -10,11 +10,6 @@ public protocol HostedApplication: AnyObject {
     /// In the new worker, just after fork, before anything else runs there.
     func childAfterFork()
     /// In the worker: the application it serves (apps loaded lazily are imported here). A throw
-    /// ends the worker with `HostedAppExit.loadFailed`.
+    /// ends the worker with `ExitCode.appLoadFailed`.
     func workerApplication(workerID: Int) throws -> Application
-}
-
-/// Exit status of a worker whose hosted app failed to load after fork (--lazy-apps).
-public enum HostedAppExit {
-    public static let loadFailed: Int32 = 22
 }

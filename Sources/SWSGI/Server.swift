@@ -1,5 +1,6 @@
 import Glibc
 import Posix
+import Common
 import SWSGIConfig
 
 /// Runs swsgi with `app` (or, when nil, the one `--app` / `--app-library` names) and exits.
@@ -27,7 +28,9 @@ public func serve(hostLoader loader: @escaping HostLoader) -> Never {
 }
 
 public enum SWSGIMain {
-    public static let version = "swsgi 1.0.0"
+    public static let version = "swsgi \(packageVersion)"
+    /// CGI's SERVER_SOFTWARE (product/version, RFC 3875 §4.1.17).
+    public static let software = "swsgi/\(packageVersion)"
 
     /// Parses the configuration, loads the app (before binding anything: an app that cannot load
     /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.

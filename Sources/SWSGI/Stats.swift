@@ -1,5 +1,6 @@
 import Glibc
 import Posix
+import Common
 import SWSGIConfig
 
 /// What the stats socket reports: per worker pid, state, requests, the running request and its age,
@@ -29,7 +30,7 @@ struct StatsSnapshot {
                 + "\"request\":\(w.runningRequest.map(q) ?? "null"),\"request_age_ms\":\(opt(w.runningForMilliseconds)),"
                 + "\"respawn_count\":\(w.respawns),\"harakiri_count\":\(w.harakiris),\"rss\":\(opt(w.rssBytes))}"
         }
-        return "{\"version\":\"swsgi 1.0.0\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
+        return "{\"version\":\"swsgi \(packageVersion)\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
             + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))],"
             + "\"caches\":[\(ServicesRuntime.shared.cacheStatsJSON)],\"mules\":[\(ServicesRuntime.shared.muleStatsJSON)]}\n"
     }

@@ -1,6 +1,6 @@
 /// The Python WSGI app and its interpreter (uWSGI's option names): part of `ServerOptions`.
 public struct PythonAppOptions: Equatable, Sendable {
-    /// libpython to load (`--python-lib`); nil = the one of `home`, else of the `python3` on PATH.
+    /// libpython to load (`--python-lib`); nil = the one of the interpreter PythonLocator picks.
     public var libraryPath: String? = nil
     /// Virtualenv or Python prefix (`--home`, `--virtualenv`, `--venv`).
     public var home: String? = nil
@@ -96,9 +96,10 @@ let pythonOptionRows: [OptionSpec] = [
               "directory put first on sys.path (repeatable)", aliases: ["python-path", "pp"]),
     option(python, "chdir", "DIR", .string(), \.python.chdir, default: "none",
            "change to this directory before loading the app"),
-    option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "python3 on PATH",
+    option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "the interpreter's",
            "shared libpython to load"),
-    option(python, "home", "DIR", .string(), \.python.home, default: "none",
+    option(python, "home", "DIR", .string(), \.python.home,
+           default: "swsgi's own venv, else $VIRTUAL_ENV, else python3",
            "virtualenv (or Python prefix) whose interpreter, sys.path and site-packages the app uses",
            aliases: ["virtualenv", "venv"]),
     boolean(python, "lazy-apps", \.python.lazyApps, "import the app in each worker after fork, not once in the master"),

@@ -78,7 +78,37 @@ def _check(app, what):
         raise TypeError('%s is %r, not a WSGI callable' % (what, app))
     return app
 
+class ExitAtImport(BaseException):
+    """The app tried to end the process while being imported (os._exit, sys.exit): swsgi would otherwise
+    exit with the app's status and no word (or, with --lazy-apps, respawn it forever)."""
+
+def load_guarded(load, *args):
+    import posix
+    real = posix._exit
+    importing = [True]
+    def _exit(status):
+        if importing[0]:
+            raise ExitAtImport('the app called os._exit(%r) while being imported' % (status,))
+        real(status)
+    os._exit = posix._exit = _exit
+    try:
+        return load(*args)
+    except SystemExit as e:
+        raise ExitAtImport('the app raised SystemExit(%r) while being imported' % (e.code,)) from None
+    finally:
+        importing[0] = False
+        if os._exit is _exit:
+            os._exit = real
+        if posix._exit is _exit:
+            posix._exit = real
+
 def load_file(path, name, pythonpath_count):
+    return load_guarded(_load_file, path, name, pythonpath_count)
+
+def load_module(modname, name):
+    return load_guarded(_load_module, modname, name)
+
+def _load_file(path, name, pythonpath_count):
     import importlib.util
     path = os.path.abspath(path)
     if not os.path.isfile(path):
@@ -97,7 +127,7 @@ def load_file(path, name, pythonpath_count):
     spec.loader.exec_module(module)
     return _callable(module, name, '%s:%s' % (path, name), '--wsgi-file %s defines no %r (set --callable)' % (path, name))
 
-def load_module(modname, name):
+def _load_module(modname, name):
     import importlib
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
