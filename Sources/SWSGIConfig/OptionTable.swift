@@ -151,6 +151,8 @@ let optionTable: [OptionSpec] = [
     option(core, "logfile-chmod", "MODE", .octalMode, \.logFileMode, default: "0640",
            "mode of the --logto/--daemonize file"),
     appending(core, "env", "NAME=VALUE", \.env, "set an environment variable for the app, hooks and mules (repeatable)"),
+    appending(core, "touch-reload", "PATH", \.touchReload,
+              "reload the workers gracefully (as SIGHUP) when PATH is touched, written or replaced (inotify; repeatable)"),
     appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
               "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",

@@ -73,6 +73,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var logFileMode: UInt32? = nil
     /// Environment variables set for the app, `NAME=VALUE`, in order (`--env`, repeatable).
     public var env: [String] = []
+    /// Files (or directories) whose change reloads the workers gracefully, as SIGHUP (`--touch-reload`).
+    public var touchReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
     /// The process umask, octal (`--umask`).

@@ -51,6 +51,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
+    // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
+    "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
     "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
