@@ -284,6 +284,8 @@ final class Master {
             return pool.handle(.gracefulStop, now: now)
         case SIGINT, SIGQUIT: return pool.handle(.immediateStop, now: now)
         case SIGHUP:
+            // --log-reopen: the new generation (and the master) write to the file at the path now.
+            if settings.logReopen { do { try LogTarget.reopen(settings) } catch { log("--log-reopen: \(error)") } }
             ServicesRuntime.shared.reloadMules()
             return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)

@@ -148,6 +148,7 @@ let optionTable: [OptionSpec] = [
            "append every process's output to FILE (opened once by the master)", aliases: ["logto2"]),
     option(core, "daemonize", "FILE", .string(), \.daemonize, default: "none",
            "detach into the background (the started process exits 0) and log to FILE; not under hupwatch or systemd"),
+    boolean(core, "log-reopen", \.logReopen, "reopen the --logto/--daemonize file at each reload (SIGHUP), after logrotate moved it"),
     option(core, "logfile-chmod", "MODE", .octalMode, \.logFileMode, default: "0640",
            "mode of the --logto/--daemonize file"),
     appending(core, "env", "NAME=VALUE", \.env, "set an environment variable for the app, hooks and mules (repeatable)"),
