@@ -48,6 +48,13 @@ final class AccessLog {
         writeStderr("\(wallClock()) \(prefix): \(text)")
     }
 
+    /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
+    /// when the request line was read, the bytes of the error body sent, and the reason in plain words.
+    func refused(_ e: HTTPError, started: UInt64) {
+        write(method: e.method ?? "-", path: e.target ?? "-", status: e.status,
+              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: e.message)
+    }
+
     /// uWSGI's memory-report text: ` {address space usage: N bytes/NMB} {rss usage: N bytes/NMB}`, from /proc/self/statm.
     static func memoryUse() -> String {
         let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
@@ -61,13 +68,6 @@ final class AccessLog {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let vsz = fields[0] * page, rss = fields[1] * page
         return " {address space usage: \(vsz) bytes/\(vsz >> 20)MB} {rss usage: \(rss) bytes/\(rss >> 20)MB}"
-    }
-
-    /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
-    /// when the request line was read, the bytes of the error body sent, and the reason in plain words.
-    func refused(_ e: HTTPError, started: UInt64) {
-        write(method: e.method ?? "-", path: e.target ?? "-", status: e.status,
-              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: e.message)
     }
 
     /// The timestamp is rebuilt once a second, not per request.

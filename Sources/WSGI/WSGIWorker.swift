@@ -145,6 +145,7 @@ final class WSGIWorker {
             throw SWSGIError("cannot create wsgi.input")
         }
         environ.setConstant("wsgi.input", input)
+        // --wsgi-disable-file-wrapper: no wsgi.file_wrapper in the environ (apps fall back to iterating).
         if !disableFileWrapper { environ.setConstant("wsgi.file_wrapper", fileWrapper) }
         var made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
                                 read: read, readline: readline, fileWrapper: fileWrapper)
