@@ -229,3 +229,18 @@ extension UwsgiIniRun {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir.file("tmp"))) ?? ["?"]).isEmpty)
     }
 }
+
+extension UwsgiIniRun {
+    /// Under hupwatch (HUPWATCH_GENERATION in the environment) a daemonize from the ini is refused: the
+    /// server would leave the supervisor that reloads it.
+    @Test func daemonizeUnderHupwatchIsRefused() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.ini", "[uwsgi]\nhttp-socket = %ds\ndaemonize = %dd.log\n")
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: ["HUPWATCH_GENERATION": "1"], ready: false)
+        defer { s.stop() }
+        #expect(s.waitExit(timeout: 10) == 2, "\(s.log)")
+        #expect(s.log.contains("--daemonize under hupwatch"), "\(s.log)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("d.log")))
+    }
+}
