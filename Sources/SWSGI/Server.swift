@@ -56,6 +56,10 @@ public enum SWSGIMain {
             case .run(let o): options = o
             }
             if let text = options.showConfigText { writeStderr(text) }
+            if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
+                writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
+                return 2
+            }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
