@@ -233,7 +233,7 @@ final class Worker {
                 }
                 return true
             case .error(let e):
-                try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
+                try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
                 log.refused(e, started: c.lastActivity)
                 return false
             case .head(let head, let consumed):
@@ -336,14 +336,14 @@ final class Worker {
             switch response.body {
             case .bytes(let body):
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
+                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
                 let length = response.contentLength
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, date: true, to: &out)
+                                                     keepAlive: keepAlive, date: DateClock.now, to: &out)
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -412,7 +412,7 @@ final class Worker {
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
                 if now >= deadline {
                     if c.headStartedAt != nil {
-                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
+                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
                         log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
                                   started: started, note: "request head not complete in time")
                     }
@@ -510,7 +510,7 @@ extension Worker: RequestServer {
         var out: [UInt8] = []
         let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: true, to: &out)
+                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
         // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: writeTimeoutMilliseconds)
