@@ -136,6 +136,8 @@ final class Runner {
             free(cwd)
         }
         if let dir = o.chdir { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
+        // gunicorn and uWSGI change to their own --chdir before they bind.
+        if let dir = SocketArgument.commandChdir(in: o.command) { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
         // The folder is resolved once, here: with `--chdir current` (a symlink switched at each release),
         // the public path, the private ones and the lock stay where they were when hupwatch started,
         // and a switch never strands them in an old release folder.
