@@ -130,6 +130,32 @@ extension HupwatchIntegration {
             #expect(entries(dir.file("app")).isEmpty, "nothing left behind: \(entries(dir.file("app")))")
         }
 
+        /// gunicorn and uWSGI change to their own `--chdir` before they bind, so alone they bind a relative
+        /// `app.sock` in that folder (where nginx is told to look). Under hupwatch the public path must be
+        /// there too, not in the folder hupwatch started the command in.
+        @Test func theCommandsOwnChdirAnchorsARelativeSocketPath() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("srv")
+            try dir.write("srv/hello.py", try String(contentsOfFile: packageRoot + "/supervisor-examples/apps/hello.py", encoding: .utf8))
+            let s = dir.file("srv/app.sock")
+            // The command runs in dir (hupwatch's --chdir) and changes itself to dir/srv before binding.
+            let hw = try Hupwatch(["--chdir", dir.path, "--", gunicorn, "--chdir", "srv", "-b", "unix:app.sock",
+                                   "--workers", "1", "--no-control-socket", "hello:application"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1, timeout: 30)
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1, "\(hw.stderr)")
+            #expect(try answeringPid(s) > 0)
+            #expect(!fileExists(dir.file("app.sock")), "nothing published beside the command's starting folder: \(entries(dir.path))")
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2, timeout: 30)
+            #expect(try answeringPid(s) > 0)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+            #expect(entries(dir.file("srv")).filter { $0.contains("sock") }.isEmpty, "nothing left: \(entries(dir.file("srv")))")
+        }
+
         // MARK: items 2 and 3: whatever is at the public path is never destroyed; a failed publish is a rollback
 
         /// Starts TestChild in rewrite mode, puts `intruder` at the public path, asks for a reload and
