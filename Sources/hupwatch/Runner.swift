@@ -147,8 +147,20 @@ final class Runner {
             let resolved = String(cString: real)
             return (resolved == "/" ? "" : resolved) + "/" + name
         }
-        if let p = o.socketPath { o.socketPath = absolute(p) }
-        if let a = o.socketArgument { o.socketArgument = a.with(path: absolute(a.path)) }
+        // A path in the command line is where the command binds it: in its own `--chdir` folder, if it
+        // names one (gunicorn and uWSGI change there before binding), taken from the folder it starts in.
+        let commandBase = SocketArgument.commandFolder(in: o.command).map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+        func absoluteInCommand(_ p: String) -> String {
+            guard let commandBase, !p.hasPrefix("/") else { return absolute(p) }
+            return absolute(commandBase + "/" + p)
+        }
+        if let a = o.socketArgument {
+            // `--socket PATH` naming the same path as the command means the same file.
+            if o.socketPath == a.path { o.socketPath = absoluteInCommand(a.path) } else if let p = o.socketPath { o.socketPath = absolute(p) }
+            o.socketArgument = a.with(path: absoluteInCommand(a.path))
+        } else if let p = o.socketPath {
+            o.socketPath = absolute(p)
+        }
         if case .socket(let p) = o.ready { o.ready = .socket(path: absolute(p)) }
         for p in [o.socketPath, o.socketArgument?.path].compactMap({ $0 }) {
             if let problem = SocketPath.problem(p) { return .failure(SetupError(message: "\(problem) (made absolute from --chdir)")) }
