@@ -460,6 +460,23 @@ extension HupwatchIntegration {
             _ = try hw.waitExit()
         }
 
+        /// The scratch names hupwatch links through (`.NAME.hupwatch-new` for a publish, `.NAME.hupwatch.tmp`
+        /// for the guard's link) are names beside the path like the others: a file someone keeps there is
+        /// refused at start, never deleted (it was unlinked without a word at the first publish).
+        @Test func aRegularFileAtAScratchNameIsRefusedAndKept() throws {
+            for (scratch, extra) in [(".app.sock.hupwatch-new", [String]()), (".app.sock.hupwatch.tmp", []),
+                                     (".app.sock.hupwatch.tmp", ["--no-rewrite"])] {
+                let dir = try TempDir()
+                defer { dir.remove() }
+                let s = dir.file("app.sock")
+                try dir.write(scratch, "precious data")
+                let r = try runHupwatch(extra + ["--ready-timeout", "5", "--", try binary("TestChild"), "--socket", s], dir: dir)
+                #expect(r.code == 3, "\(scratch) \(extra): \(r.stderr)")
+                #expect(r.stderr.contains(scratch), "\(r.stderr)")
+                #expect(dir.read(scratch) == "precious data", "\(scratch) \(extra) was deleted")
+            }
+        }
+
         @Test func aRegularFileAtTheGuardsLinkNameIsRefused() throws {
             let dir = try TempDir()
             defer { dir.remove() }
