@@ -477,6 +477,28 @@ extension HupwatchIntegration {
             }
         }
 
+        /// A second hupwatch given a live hupwatch's --pid-file (another socket, so no lock stops it) replaced
+        /// the file, and removed it at its exit: `hupwatch reload --pid-file` then failed with 3 while the first
+        /// still served. As gunicorn does with its --pid, the second refuses; a file naming another pid is
+        /// not removed at exit.
+        @Test func aLiveHupwatchsPidFileIsNeitherReplacedNorRemoved() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let pidFile = dir.file("hw.pid")
+            let a = try Hupwatch(["--pid-file", pidFile, "--", try binary("TestChild"), "--socket", dir.file("a.sock")], dir: dir, name: "a")
+            defer { a.kill() }
+            _ = try a.waitServing(1)
+            let r = try runHupwatch(["--pid-file", pidFile, "--", try binary("TestChild"), "--socket", dir.file("b.sock")], dir: dir)
+            #expect(r.code == 3, "\(r.stderr)")
+            #expect(r.stderr.contains(pidFile), "\(r.stderr)")
+            #expect(dir.read("hw.pid") == "\(a.pid)\n", "the first hupwatch's pid file is kept")
+            let reload = try runHupwatch(["reload", "--wait", "--pid-file", pidFile], dir: dir)
+            #expect(reload.code == 0, "\(reload.stderr)")
+            a.signal(SIGTERM)
+            #expect(try a.waitExit() == 0)
+            #expect(!fileExists(pidFile), "removed at exit while it names this hupwatch")
+        }
+
         @Test func aRegularFileAtTheGuardsLinkNameIsRefused() throws {
             let dir = try TempDir()
             defer { dir.remove() }
