@@ -126,6 +126,17 @@ final class Runner {
 
     struct SetupError: Error { let message: String }
 
+    /// The pid in `pidFile` when it is another live hupwatch (as gunicorn's --pid refuses a running
+    /// master's file); nil for no file, a stale pid, or a pid reused by another program.
+    static func runningHupwatch(named pidFile: String) -> pid_t? {
+        guard let text = try? readTextFile(pidFile, maxBytes: 64),
+              let pid = pid_t(text.split(whereSeparator: { $0 == "\n" || $0 == " " }).first ?? ""), pid > 0, pid != getpid(),
+              kill(pid, 0) == 0 || errno == EPERM,
+              let theirs = try? readTextFile("/proc/\(pid)/comm", maxBytes: 64),
+              let ours = try? readTextFile("/proc/self/comm", maxBytes: 64), theirs == ours else { return nil }
+        return pid
+    }
+
     /// The socket path hupwatch probes, guards and points, made absolute: the command runs in --chdir (if
     /// given), so a relative path there means a path in that folder, whatever hupwatch's own folder is.
     static func resolvingRelativePaths(_ given: HupwatchOptions) -> Result<HupwatchOptions, SetupError> {
@@ -281,6 +292,9 @@ final class Runner {
             undo.append { controlServer.closeAll(reason: "") }
             try reactor.watch(control.fd, token: Token.control)
             if let pidFile = options.pidFile {
+                if let holder = Self.runningHupwatch(named: pidFile) {
+                    throw SetupError(message: "--pid-file \(pidFile) names hupwatch \(holder), which is running; refusing to replace it (give each hupwatch its own pid file)")
+                }
                 do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
                     throw SetupError(message: "--pid-file \(pidFile): \(error)")
                 }
@@ -698,7 +712,8 @@ final class Runner {
         socketGuard?.removeLink()
         control.closeAll(reason: "hupwatch stopped before the reload completed")
         killLeftoverDescendants()
-        if let pidFile = options.pidFile { unlink(pidFile) }
+        // Only while it still names this hupwatch: a file someone rewrote since is theirs.
+        if let pidFile = options.pidFile, (try? readTextFile(pidFile, maxBytes: 64)) == pidString + "\n" { unlink(pidFile) }
         for lock in locks { lock.release() }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]
