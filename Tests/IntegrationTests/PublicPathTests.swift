@@ -492,6 +492,10 @@ extension HupwatchIntegration {
             #expect(r.code == 3, "\(r.stderr)")
             #expect(r.stderr.contains(pidFile), "\(r.stderr)")
             #expect(dir.read("hw.pid") == "\(a.pid)\n", "the first hupwatch's pid file is kept")
+            // The status file names the hupwatch that `reload --status-file` reaches: the same rule.
+            let st = try runHupwatch(["--status-file", a.statusPath, "--", try binary("TestChild"), "--socket", dir.file("c.sock")], dir: dir)
+            #expect(st.code == 3, "\(st.stderr)")
+            #expect(dir.read("a.status.json").hasPrefix("{\"pid\":\(a.pid),"), "the first hupwatch's status file is kept")
             let reload = try runHupwatch(["reload", "--wait", "--pid-file", pidFile], dir: dir)
             #expect(reload.code == 0, "\(reload.stderr)")
             a.signal(SIGTERM)
