@@ -126,11 +126,13 @@ final class Runner {
 
     struct SetupError: Error { let message: String }
 
-    /// The pid in `pidFile` when it is another live hupwatch (as gunicorn's --pid refuses a running
-    /// master's file); nil for no file, a stale pid, or a pid reused by another program.
-    static func runningHupwatch(named pidFile: String) -> pid_t? {
-        guard let text = try? readTextFile(pidFile, maxBytes: 64),
-              let pid = pid_t(text.split(whereSeparator: { $0 == "\n" || $0 == " " }).first ?? ""), pid > 0, pid != getpid(),
+    /// The pid a --pid-file (`N`) or --status-file (`{"pid":N,...`) names when it is another live hupwatch
+    /// (as gunicorn's --pid refuses a running master's file); nil for no file, a stale pid, or a pid reused
+    /// by another program.
+    static func runningHupwatch(named file: String) -> pid_t? {
+        guard var text = try? readTextFile(file, maxBytes: 1 << 20) else { return nil }
+        if text.hasPrefix("{\"pid\":") { text = String(text.dropFirst("{\"pid\":".count)) }
+        guard let pid = pid_t(String(text.prefix { $0.isASCII && $0.isNumber })), pid > 0, pid != getpid(),
               kill(pid, 0) == 0 || errno == EPERM,
               let theirs = try? readTextFile("/proc/\(pid)/comm", maxBytes: 64),
               let ours = try? readTextFile("/proc/self/comm", maxBytes: 64), theirs == ours else { return nil }
@@ -291,10 +293,13 @@ final class Runner {
             control = controlServer
             undo.append { controlServer.closeAll(reason: "") }
             try reactor.watch(control.fd, token: Token.control)
-            if let pidFile = options.pidFile {
-                if let holder = Self.runningHupwatch(named: pidFile) {
-                    throw SetupError(message: "--pid-file \(pidFile) names hupwatch \(holder), which is running; refusing to replace it (give each hupwatch its own pid file)")
+            // The files a control verb finds hupwatch through: another running one's are not taken over.
+            for (flag, file) in [("--pid-file", options.pidFile), ("--status-file", options.statusFile)] {
+                if let file, let holder = Self.runningHupwatch(named: file) {
+                    throw SetupError(message: "\(flag) \(file) names hupwatch \(holder), which is running; refusing to replace it (give each hupwatch its own)")
                 }
+            }
+            if let pidFile = options.pidFile {
                 do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
                     throw SetupError(message: "--pid-file \(pidFile): \(error)")
                 }
