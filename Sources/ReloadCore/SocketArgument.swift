@@ -66,7 +66,7 @@ public struct SocketArgument: Equatable, Sendable {
                 prefix = flag
             }
             // Abstract names (@...) have no file to point or guard.
-            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
+            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@"), !v.hasPrefix("unix://@") {
                 switch flag {
                 case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
                     // A name without a slash is a path too, relative to the command's folder; an address
@@ -76,7 +76,12 @@ public struct SocketArgument: Equatable, Sendable {
                     let pathLike = flag != "-s" || v.contains("/") || v.hasSuffix(".sock")
                     if pathLike, !v.isEmpty, !v.hasPrefix("-"), !v.contains(":") { found.append(SocketArgument(index: valueIndex, prefix: prefix, path: v)) }
                 case "--bind", "-b":
-                    if v.hasPrefix("unix:"), v.count > 5 { found.append(SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5)))) }
+                    // gunicorn reads `unix:` with an optional `//` (`re.split(r'unix:(//)?', ...)`): `unix://app.sock`
+                    // is the relative `app.sock`, `unix:///run/g.sock` the absolute `/run/g.sock`.
+                    let scheme = v.hasPrefix("unix://") ? "unix://" : "unix:"
+                    if v.hasPrefix(scheme), v.count > scheme.count {
+                        found.append(SocketArgument(index: valueIndex, prefix: prefix + scheme, path: String(v.dropFirst(scheme.count))))
+                    }
                 default: break
                 }
             }
