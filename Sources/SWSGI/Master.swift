@@ -192,11 +192,6 @@ final class Master {
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .gotTERM: .workerGotTERM(pid: pid)
             }
-            // A TERM to the whole group reaches the master too, in the same kill(2): the master's own
-            // TERM, still pending, goes first, so the pool sees a stop, not one worker to replace.
-            if message == .gotTERM, !pool.stopping, signalIsPending(SIGTERM) {
-                if let code = execute(events(for: SIGTERM)) { return code }
-            }
             if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
         }
         return nil

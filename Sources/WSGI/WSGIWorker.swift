@@ -601,7 +601,8 @@ final class WSGIWorker {
             _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is informational (1xx); a WSGI response needs a final status (200 or more)")
             return nil
         }
-        let reason = reasonBytes.isEmpty ? nil : reasonBytes
+        // The standard phrase (the usual "200 OK") is left to the writer's static text.
+        let reason = reasonBytes.isEmpty || reasonBytes.elementsEqual(HTTPResponseWriter.reasonPhrase(code).utf8) ? nil : reasonBytes
         api.Py_IncRef(o)
         // Replaced before the old one is released: releasing can run Python code (a __del__) that calls
         // start_response again, and it must find the cache whole.
