@@ -265,3 +265,12 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(message.contains("fifo: not a regular file"), "\(message)")
     }
 }
+
+@Suite struct UwsgiMount {
+    @Test func theRootMountIsTheAppAndOthersAreRefused() throws {
+        let o = try uwsgiOptions("[uwsgi]\nmount = /=site.wsgi:application\nmanage-script-name = true\n")
+        #expect(o.python.module == "site.wsgi:application")
+        #expect(try uwsgiOptions("[uwsgi]\nmount = /=/srv/app/wsgi.py\n").python.wsgiFile == "/srv/app/wsgi.py")
+        #expect(uwsgiFailure("[uwsgi]\nmount = /api=site.wsgi:application\n")?.contains("one app at /") == true)
+    }
+}
