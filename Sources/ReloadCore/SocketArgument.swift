@@ -23,6 +23,25 @@ public struct SocketArgument: Equatable, Sendable {
     /// (`app.sock`) is a path relative to the command's working directory. The first one found; nil for none.
     public static func find(in command: [String]) -> SocketArgument? { findAll(in: command).first }
 
+    /// The folder the command changes to before it binds (`--chdir DIR` of gunicorn and uWSGI, the last
+    /// one given): a relative socket path is taken there. Nil when it names none.
+    public static func commandChdir(in command: [String]) -> String? {
+        var found: String?
+        var i = 1
+        while i < command.count {
+            let word = command[i]
+            if word == "--" { break }
+            if word == "--chdir", i + 1 < command.count {
+                found = command[i + 1]
+                i += 1
+            } else if word.hasPrefix("--chdir=") {
+                found = String(word.dropFirst("--chdir=".count))
+            }
+            i += 1
+        }
+        return found.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Every socket path the command names (gunicorn binds each `--bind`; swsgi and uWSGI keep the last).
     public static func findAll(in command: [String]) -> [SocketArgument] {
         var found: [SocketArgument] = []

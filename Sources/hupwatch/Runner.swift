@@ -136,6 +136,8 @@ final class Runner {
             free(cwd)
         }
         if let dir = o.chdir { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
+        // gunicorn and uWSGI change to their own --chdir before they bind.
+        if let dir = SocketArgument.commandChdir(in: o.command) { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
         // The folder is resolved once, here: with `--chdir current` (a symlink switched at each release),
         // the public path, the private ones and the lock stay where they were when hupwatch started,
         // and a switch never strands them in an old release folder.
@@ -182,7 +184,14 @@ final class Runner {
             // One hupwatch per path, decided before anything is bound or removed there.
             var taken: [PathLock] = []
             let unixListens = options.listens.compactMap { if case .unix(let p) = $0.address { p } else { nil } }
-            for path in unixListens + (socketActivated ? [] : [options.socketPath].compactMap { $0 }) {
+            // Only the paths hupwatch binds, points or guards: with --no-guard and no rewrite it never
+            // touches the command's path (whose folder it may not be allowed to write).
+            var managed = unixListens
+            switch config.protection {
+            case .rewrite(let p), .guardedRebind(let p): managed.append(p)
+            case .ownedListener, .inherited, .none: break
+            }
+            for path in managed {
                 let (dir, name) = splitPath(path)
                 let lockPath = dir + "/." + name + ".lock"
                 do {

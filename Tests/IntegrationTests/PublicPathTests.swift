@@ -130,6 +130,26 @@ extension HupwatchIntegration {
             #expect(entries(dir.file("app")).isEmpty, "nothing left behind: \(entries(dir.file("app")))")
         }
 
+        /// gunicorn's own `--chdir` comes before it binds: a bare name is a path in that folder.
+        @Test func aBareNameFollowsTheCommandsOwnChdir() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("app")
+            try FileManager.default.copyItem(atPath: packageRoot + "/supervisor-examples/apps/hello.py", toPath: dir.file("app/hello.py"))
+            let hw = try Hupwatch(["--", gunicorn, "-bunix:app.sock", "--workers", "1", "--no-control-socket",
+                                   "--chdir", dir.file("app"), "hello:application"], dir: dir)
+            defer { hw.kill() }
+            let pid = try hw.waitServing(1, timeout: 30)
+            let s = dir.file("app/app.sock")
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1, "\(hw.stderr)")
+            guard case .success(let r) = unixGet(s) else { throw TestFailure("nothing answers at \(s)") }
+            #expect(r.status == 200 && isAlive(pid))
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+            #expect(entries(dir.file("app")).filter { $0.contains("sock") }.isEmpty, "\(entries(dir.file("app")))")
+        }
+
         // MARK: items 2 and 3: whatever is at the public path is never destroyed; a failed publish is a rollback
 
         /// Starts TestChild in rewrite mode, puts `intruder` at the public path, asks for a reload and
