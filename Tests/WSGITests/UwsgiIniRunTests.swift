@@ -244,3 +244,24 @@ extension UwsgiIniRun {
         #expect(!FileManager.default.fileExists(atPath: dir.file("d.log")))
     }
 }
+
+extension UwsgiIniRun {
+    /// log-reopen: after logrotate moves the file away, a reload (SIGHUP) writes to a new file at the path.
+    @Test func logReopenWritesToTheNewFileAfterAReload() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("envapp.py", factoryApp)
+        try dir.write("app.ini", "[uwsgi]\nchdir = %d\nmodule = envapp:create_app()\nprocesses = 1\nhttp-socket = %ds\nlogto = %dapp.log\nlog-reopen = true\n")
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: PythonUnderTest.debian.environment,
+                           ready: false)
+        defer { s.stop() }
+        func text(_ name: String) -> String { (try? String(contentsOfFile: dir.file(name), encoding: .utf8)) ?? "" }
+        #expect(waitUntil(15) { text("app.log").contains("workers accepting") }, "\(text("app.log"))\n\(s.log)")
+        #expect(rename(dir.file("app.log"), dir.file("app.log.1")) == 0)
+        s.signal(SIGHUP)
+        #expect(waitUntil(15) { text("app.log").contains("reloading 1 workers") }, "the master logs to a new file: \(text("app.log"))")
+        // The replacement worker (forked after the reopen) writes its request lines there too.
+        #expect(waitUntil(15) { (try? unixGet(dir.file("s")).get().status) == 200 && text("app.log").contains("GET / 200") },
+                "\(text("app.log"))")
+    }
+}
