@@ -44,9 +44,17 @@ extension SWSGIIntegration {
 
         @Test func aRetiringWorkerServesARequestWaitingUnread() throws {
             try withServer(["--processes", "1", "--app", "sleep"]) { s throws in
-                // SIGHUP: the worker retires (its replacement is forked first) while it runs B.
-                let r = try Self.parkThenServeLong(s) { $0.signal(SIGHUP) }
+                // A TERM to the whole group while B runs: after B the worker drains C from the listen queue and
+                // serves it, which takes longer than the retire grace; A waited on a connection it already held.
+                var c: Client?
+                let r = try Self.parkThenServeLong(s) { s in
+                    c = try? s.connect()
+                    try? c?.send("GET /sleep/1 HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n")
+                    s.signalGroup(SIGTERM)
+                }
+                #expect(try #require(c).readResponse(timeout: 20).status == 200, "C was queued before the TERM")
                 #expect(r.status == 200, "A's request was queued on a connection the retiring worker held")
+                #expect(s.waitExit(timeout: 20) == 0)
             }
         }
     }
