@@ -16,7 +16,7 @@ extension SWSGIIntegration {
         static func sleeping(_ pid: Int32) -> Bool {
             guard let s = try? String(contentsOfFile: "/proc/\(pid)/syscall", encoding: .utf8),
                   let n = Int(s.split(separator: " ").first ?? "") else { return false }
-            return n == Int(SYS_nanosleep) || n == Int(SYS_clock_nanosleep)
+            return n == 35 || n == 230  // x86_64: nanosleep, clock_nanosleep
         }
 
         /// A is accepted and parked (nothing to read yet); B's request takes longer than --header-timeout;
