@@ -43,7 +43,12 @@ extension SWSGIIntegration {
         }
 
         @Test func aRetiringWorkerServesARequestWaitingUnread() throws {
-            try withServer(["--processes", "1", "--app", "sleep"]) { s throws in
+            let dir = try TempDir()
+            defer { dir.remove() }
+            // Its own process group, so the TERM reaches the workers as systemd's KillMode=control-group sends it.
+            let s = try Server(["--processes", "1", "--app", "sleep"], dir: dir, newProcessGroup: true)
+            defer { s.stop() }
+            do {
                 // A TERM to the whole group while B runs: after B the worker drains C from the listen queue and
                 // serves it, which takes longer than the retire grace; A waited on a connection it already held.
                 var c: Client?
@@ -54,7 +59,7 @@ extension SWSGIIntegration {
                 }
                 #expect(try #require(c).readResponse(timeout: 20).status == 200, "C was queued before the TERM")
                 #expect(r.status == 200, "A's request was queued on a connection the retiring worker held")
-                #expect(s.waitExit(timeout: 20) == 0)
+                #expect(s.waitExit(timeout: 20) == 0, "log:\n\(s.log)")
             }
         }
     }
