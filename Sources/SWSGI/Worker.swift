@@ -309,6 +309,8 @@ final class Worker {
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
         var sent = 0
+        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
+        var streamed: StreamFraming?
         var plan: HTTPResponsePlan
         if let early {
             // The head is out: the rest of the body follows it; a failure can only cut the connection.
@@ -348,6 +350,7 @@ final class Worker {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                timeoutMilliseconds: writeTimeoutMilliseconds)
+                    streamed = stream
                     try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
                     try stream.end()
                     sent = stream.sent
@@ -360,6 +363,7 @@ final class Worker {
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+            if let streamed { sent = streamed.sent }
         }
         }
         response.finish?()
