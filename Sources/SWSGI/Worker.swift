@@ -418,8 +418,10 @@ final class Worker {
                 if now >= deadline {
                     if c.headStartedAt != nil {
                         try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
-                                  started: started, note: "request head not complete in time")
+                        let line = c.uwsgi == nil ? c.parser.partialRequestLine : nil
+                        log.write(method: line?.method ?? "-", path: line?.target ?? "-", status: 408,
+                                  bytes: HTTPResponseWriter.errorBody(status: 408).count, started: started,
+                                  note: "request head not complete in time")
                     }
                     drop(c)
                 } else {
