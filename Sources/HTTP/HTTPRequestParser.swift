@@ -141,18 +141,30 @@ public struct HTTPRequestParser: Sendable {
     /// A head refused before it was parsed (too large, a control byte in a field) still names its method
     /// and target in the log when its request line had arrived whole. Runs on refusals only.
     static func withRequestLine(_ e: HTTPError, _ p: UnsafeBufferPointer<UInt8>) -> HTTPError {
+        guard let line = requestLine(p) else { return e }
+        return HTTPError(e.kind, method: line.method, target: line.target)
+    }
+
+    /// The method and target of the incomplete head buffered, when its request line arrived whole: a head
+    /// that times out (408, the caller's) names them in the log like every other refusal.
+    public var partialRequestLine: (method: String, target: String)? {
+        buffer.withUnsafeBufferPointer { Self.requestLine($0) }
+    }
+
+    /// The method and target of a request line ended by CRLF at the start of `p`, if it is well formed.
+    static func requestLine(_ p: UnsafeBufferPointer<UInt8>) -> (method: String, target: String)? {
         var lineEnd = 0
         while lineEnd + 1 < p.count, !(p[lineEnd] == cr && p[lineEnd + 1] == lf) { lineEnd += 1 }
-        guard lineEnd + 1 < p.count else { return e }
+        guard lineEnd + 1 < p.count else { return nil }
         var i = 0
         while i < lineEnd, isTChar(p[i]) { i += 1 }
         let methodEnd = i
-        guard methodEnd > 0, i < lineEnd, p[i] == sp else { return e }
+        guard methodEnd > 0, i < lineEnd, p[i] == sp else { return nil }
         i += 1
         let targetStart = i
         while i < lineEnd, p[i] > 0x20, p[i] < 0x7F { i += 1 }
-        guard i > targetStart, i < lineEnd, p[i] == sp else { return e }
-        return HTTPError(e.kind, method: makeString(p, 0, methodEnd), target: makeString(p, targetStart, i))
+        guard i > targetStart, i < lineEnd, p[i] == sp else { return nil }
+        return (makeString(p, 0, methodEnd), makeString(p, targetStart, i))
     }
 
     /// The buffer holds only the CR of a leading empty line.

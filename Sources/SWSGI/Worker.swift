@@ -291,6 +291,8 @@ final class Worker {
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
         var sent = 0
+        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
+        var streamed: StreamFraming?
         var plan: HTTPResponsePlan
         if let early {
             // The head is out: the rest of the body follows it; a failure can only cut the connection.
@@ -330,6 +332,7 @@ final class Worker {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                timeoutMilliseconds: writeTimeoutMilliseconds)
+                    streamed = stream
                     try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
                     try stream.end()
                     sent = stream.sent
@@ -342,6 +345,7 @@ final class Worker {
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+            if let streamed { sent = streamed.sent }
         }
         }
         response.finish?()
@@ -382,21 +386,24 @@ final class Worker {
     /// retiring, idle keep-alive connections past the retire grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
-        for c in conns.values {
+        for c in conns.values where conns[c.fd] === c {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
             if lifecycle.retiring && c.headStartedAt == nil {
-                if now >= retireAt { drop(c) }
+                if now >= retireAt && !readWaitingInput(c) { drop(c) }
                 continue
             }
             if c.headStartedAt != nil || c.requests == 0 {
                 let started = c.headStartedAt ?? c.lastActivity
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
+                if now >= deadline && readWaitingInput(c) { continue }
                 if now >= deadline {
                     if c.headStartedAt != nil {
                         try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
-                                  started: started, note: "request head not complete in time")
+                        let line = c.uwsgi == nil ? c.parser.partialRequestLine : nil
+                        log.write(method: line?.method ?? "-", path: line?.target ?? "-", status: 408,
+                                  bytes: HTTPResponseWriter.errorBody(status: 408).count, started: started,
+                                  note: "request head not complete in time")
                     }
                     drop(c)
                 } else {
@@ -406,9 +413,28 @@ final class Worker {
             }
             let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
             if idleTimeout > 0 {
-                if now >= c.lastActivity + idleTimeout { drop(c) } else { schedule(c.lastActivity + idleTimeout) }
+                if now >= c.lastActivity + idleTimeout {
+                    if !readWaitingInput(c) { drop(c) }
+                } else {
+                    schedule(c.lastActivity + idleTimeout)
+                }
             }
         }
+    }
+
+    /// Before a connection is judged late or idle: bytes the kernel already holds for it are read and served
+    /// now. They arrived while this worker was busy with another connection's request (a connection accepted
+    /// before its request came is parked in epoll, and epoll is not consulted mid-request), so the wait was
+    /// the worker's, not the client's; dropping the connection would reset a request nobody read. Returns
+    /// whether it read any (the connection then carries on, or was closed by what it read).
+    private func readWaitingInput(_ c: Connection) -> Bool {
+        var byte: UInt8 = 0
+        guard recv(c.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0 else { return false }
+        readable(c)
+        // Still open: judged again on the next pass, against what it has now (a head still incomplete past its
+        // deadline is answered 408 then, unless more bytes wait again).
+        if conns[c.fd] === c { schedule(monotonicNanoseconds()) }
+        return true
     }
 
     /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.

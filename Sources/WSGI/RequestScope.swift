@@ -67,6 +67,9 @@ struct BoundObjects {
     let readline: PyObjectPointer
     let fileWrapper: PyObjectPointer
     private(set) var idleCounts: [Int] = []
+    /// Where each object's type keeps its list of weak references (`__weakrefoffset__`): 0, none can be
+    /// taken (wsgi.input's class has __slots__); negative, the interpreter manages it out of our sight.
+    private(set) var weakListOffsets: [Int] = []
 
     init(binding: RequestBinding, startResponse: PyObjectPointer, write: PyObjectPointer, input: PyObjectPointer,
          read: PyObjectPointer, readline: PyObjectPointer, fileWrapper: PyObjectPointer) {
@@ -81,15 +84,45 @@ struct BoundObjects {
 
     private var all: [PyObjectPointer] { [startResponse, write, input, read, readline, fileWrapper] }
 
-    /// Records the counts of the set as installed (nothing of the app holds it yet).
-    mutating func recordIdleCounts() { idleCounts = all.map { swsgi_refcount($0) } }
+    /// Records the counts of the set as installed (nothing of the app holds it yet), and where its objects'
+    /// weak references would be listed.
+    mutating func recordIdleCounts(_ api: CPythonAPI) {
+        idleCounts = all.map { swsgi_refcount($0) }
+        weakListOffsets = all.map { o in
+            guard let type = api.PyObject_Type(o) else { return -1 }
+            defer { api.Py_DecRef(type) }
+            guard let offset = api.PyObject_GetAttrString(type, "__weakrefoffset__") else {
+                api.PyErr_Clear()
+                return -1
+            }
+            defer { api.Py_DecRef(offset) }
+            let n = api.PyLong_AsSsize_t(offset)
+            if n == -1, api.PyErr_Occurred() != nil { api.PyErr_Clear() }
+            return n
+        }
+    }
 
-    /// Whether anything besides swsgi still holds one of the objects: the app kept it (a global, a
-    /// thread, a cycle not yet collected), so the set must not serve another request.
+    /// Whether anything besides swsgi can still reach one of the objects, so the set must not serve another
+    /// request: the app holds it (a global, a thread, a cycle not yet collected), or a weak reference to it
+    /// exists, which a reference count does not show (`weakref.ref(write)` called during the next request
+    /// would hand back the same object, bound to that request).
     var isKept: Bool {
-        swsgi_refcount(startResponse) != idleCounts[0] || swsgi_refcount(write) != idleCounts[1]
+        if swsgi_refcount(startResponse) != idleCounts[0] || swsgi_refcount(write) != idleCounts[1]
             || swsgi_refcount(input) != idleCounts[2] || swsgi_refcount(read) != idleCounts[3]
-            || swsgi_refcount(readline) != idleCounts[4] || swsgi_refcount(fileWrapper) != idleCounts[5]
+            || swsgi_refcount(readline) != idleCounts[4] || swsgi_refcount(fileWrapper) != idleCounts[5] {
+            return true
+        }
+        return hasWeakReference(startResponse, weakListOffsets[0]) || hasWeakReference(write, weakListOffsets[1])
+            || hasWeakReference(input, weakListOffsets[2]) || hasWeakReference(read, weakListOffsets[3])
+            || hasWeakReference(readline, weakListOffsets[4]) || hasWeakReference(fileWrapper, weakListOffsets[5])
+    }
+
+    /// The head of the object's weak reference list is set while any weak reference to it lives (one load).
+    /// A list the interpreter keeps elsewhere (a negative offset) cannot be read: counted as kept.
+    private func hasWeakReference(_ o: PyObjectPointer, _ offset: Int) -> Bool {
+        if offset == 0 { return false }
+        if offset < 0 { return true }
+        return UnsafeRawPointer(o).load(fromByteOffset: offset, as: UnsafeRawPointer?.self) != nil
     }
 
     /// Drops swsgi's references (a retired set lives on as long as the app holds it).

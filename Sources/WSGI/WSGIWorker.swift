@@ -149,7 +149,7 @@ final class WSGIWorker {
         if !disableFileWrapper { environ.setConstant("wsgi.file_wrapper", fileWrapper) }
         var made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
                                 read: read, readline: readline, fileWrapper: fileWrapper)
-        made.recordIdleCounts()
+        made.recordIdleCounts(api)
         return made
     }
 
