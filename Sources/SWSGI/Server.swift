@@ -78,7 +78,7 @@ public enum SWSGIMain {
         do {
             // Until the event loop exists, TERM/INT/QUIT/HUP are recorded rather than fatal (see `startupSignals`).
             let inheritedDispositions = try signalsNotAtDefault(Master.handledSignals)
-            try syscall("sigaction", "start-up signals") { shim_startup_signals_install() }
+            try StartupSignals.install()
             // uWSGI's exec-asap: as soon as possible, before anything is bound or dropped.
             try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
@@ -158,7 +158,7 @@ public enum SWSGIMain {
 /// a TERM during a long import used to kill it silently and leave its temporary socket behind.
 func startupSignals() throws -> UInt {
     try SignalSet(Master.handledSignals).block()
-    return UInt(shim_startup_signals_release())
+    return StartupSignals.release()
 }
 
 /// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).

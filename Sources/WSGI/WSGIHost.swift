@@ -68,8 +68,8 @@ public final class WSGIHost: HostedApplication {
         let api = interpreter.api
         let loaded: PyObjectPointer?
         // A C-level exit() during the import ends the process with a line and the app-load status.
-        _ = shim_exit_guard(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
-        defer { _ = shim_exit_guard(0, nil) }
+        ExitGuard.set(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
+        defer { ExitGuard.set(0, nil) }
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {

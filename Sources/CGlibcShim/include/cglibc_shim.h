@@ -31,10 +31,7 @@
 #include <linux/unix_diag.h>
 #include <pthread.h>
 #include <sys/mman.h>
-#include "cglibc_worker_term.h"
-#include "cglibc_exit_guard.h"
 #include "cglibc_group_reaper.h"
-#include "cglibc_startup_signals.h"
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.
