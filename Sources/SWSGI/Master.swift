@@ -387,7 +387,8 @@ final class Master {
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
         var app = self.app
-        if let host {
+        let threads = settings.python.threads
+        if let host, threads <= 1 {
             do { app = try host.workerApplication(workerID: id) } catch {
                 writeStderr("swsgi worker \(id): \(error)")
                 exit(HostedAppExit.loadFailed)
@@ -398,6 +399,14 @@ final class Master {
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
         do {
+            if threads > 1 {
+                let worker: ThreadedWorker
+                do { worker = try ThreadedWorker(ctx, threads: threads, host: host) } catch {
+                    writeStderr("swsgi worker \(id): \(error)")
+                    exit(HostedAppExit.loadFailed)
+                }
+                try worker.run()
+            }
             try Worker(ctx).run()
         } catch {
             ServerLog.line("\(error)")

@@ -22,8 +22,10 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var callOsAfterFork: Bool = true
     /// Threads started by the app run (`--enable-threads`); always on.
     public var enableThreads: Bool = true
-    /// Request threads per worker (`--threads`); only 1 until threaded workers exist.
+    /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
     public var threads: Int = 1
+    /// More request threads than this would mostly wait for the GIL: use more processes.
+    public static let maxThreads = 256
 
     public init() {}
 
@@ -42,8 +44,8 @@ public struct PythonAppOptions: Equatable, Sendable {
     func validate() throws(ConfigError) {
         func fail(_ m: String) throws(ConfigError) { throw ConfigError(m) }
         if wsgiFile != nil, module != nil { try fail("--wsgi-file and --module both name the app: give one") }
-        if threads != 1 {
-            try fail("--threads \(threads): swsgi workers run one request at a time; use --processes \(max(2, threads)) for more concurrency")
+        if threads < 1 || threads > Self.maxThreads {
+            try fail("--threads \(threads): give 1 to \(Self.maxThreads) request threads per worker")
         }
         if !needApp { try fail("--need-app false is not supported: swsgi never serves without its app") }
         if !callOsAfterFork {
@@ -98,5 +100,5 @@ let pythonOptionRows: [OptionSpec] = [
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
     boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
-           "request threads per worker: only 1 (use --processes)"),
+           "request threads per worker: each serves one request at a time; the worker's main thread accepts and reads heads"),
 ]

@@ -43,7 +43,9 @@ final class WSGIWorker {
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
 
-    init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
+    /// `threaded`: one of a worker's request threads (`--threads` > 1): wsgi.multithread is true, and
+    /// harakiri's graceful handler is the host's, installed once for all threads.
+    init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost, threaded: Bool = false) throws {
         py = interpreter
         api = interpreter.api
         self.app = app
@@ -58,7 +60,7 @@ final class WSGIWorker {
         filenoOf = try item("fileno_of")
         inRequest = try item("in_request")
         // harakiri's graceful signal unwinds the request once the app's own handler has run.
-        if let signal = host.harakiriGracefulSignal {
+        if let signal = host.harakiriGracefulSignal, !threaded {
             guard let install = try? item("install_harakiri"), let args = api.PyTuple_New(1) else {
                 throw SWSGIError("WSGI support code has no install_harakiri")
             }
@@ -96,7 +98,7 @@ final class WSGIWorker {
         let http = pyString(api, "http")!, empty = pyString(api, "")!
         environ = try EnvironBuilder(api: api, constants: [
             ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.input", input), ("wsgi.errors", errors),
-            ("wsgi.multithread", no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
+            ("wsgi.multithread", threaded ? yes : no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
             ("wsgi.input_terminated", yes), ("wsgi.file_wrapper", fileWrapperType), ("SCRIPT_NAME", empty),
         ])
         for o in [version, yes, no, http, empty, input] { api.Py_DecRef(o) }
