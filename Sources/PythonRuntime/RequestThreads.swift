@@ -44,6 +44,12 @@ public final class RequestThreads: @unchecked Sendable {
     /// Raises `exception` in the thread `thread` (its pthread id, which is CPython's thread id on
     /// Linux) the next time it runs Python code. Call with the GIL held. False when no such thread
     /// runs Python or the function is missing.
+    /// Drops an interrupt raised into this thread too late for its request (the request ended between
+    /// the graceful signal's check and the raise): the next request must not get it. GIL held.
+    public func clearPendingInterrupt() {
+        _ = setAsyncExc?(UInt(pthread_self()), nil)
+    }
+
     public func raise(_ exception: PyObjectPointer, inThread thread: UInt) -> Bool {
         guard let setAsyncExc else { return false }
         return setAsyncExc(thread, exception) == 1

@@ -127,7 +127,12 @@ def install_harakiri_threads(signum, interrupt):
     def on_harakiri(sig, frame):
         if callable(previous):
             previous(sig, frame)
-        interrupt(HarakiriInterrupt('request stopped by harakiri (signal %d)' % sig))
+        # PyThreadState_SetAsyncExc takes a class: one whose instances carry the usual message.
+        class Interrupt(HarakiriInterrupt):
+            def __init__(self, *args):
+                HarakiriInterrupt.__init__(self, 'request stopped by harakiri (signal %d)' % sig)
+        Interrupt.__name__ = Interrupt.__qualname__ = 'HarakiriInterrupt'
+        interrupt(Interrupt)
     signal.signal(signum, on_harakiri)
 
 def fileno_of(wrapper):

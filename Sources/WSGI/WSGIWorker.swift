@@ -282,6 +282,8 @@ final class WSGIWorker {
         // Signals that arrived while the worker was idle run their Python handlers now, outside the
         // request: a late harakiri signal must not interrupt the next request.
         if api.PyErr_CheckSignals() != 0 { py.printError() }
+        // A request thread: a harakiri interrupt meant for its previous request is stale.
+        py.requestThreads?.clearPendingInterrupt()
         setInRequest(true)
         body = nil
         bodyError = nil
