@@ -84,7 +84,7 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
-        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
+        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
     }
@@ -238,10 +238,7 @@ final class Master {
             var rss = 0
             for w in active {
                 guard let slot = slotOfPID[w.pid] else { continue }
-                var total = scoreboard.get(slot, .busyNanos)
-                if scoreboard.get(slot, .state) == Scoreboard.State.busy.rawValue {
-                    total += Int64(now) - scoreboard.get(slot, .requestStartNanos)
-                }
+                let total = scoreboard.get(slot, .busyNanos) + scoreboard.busyInProgressNanos(slot, now: now)
                 busy += max(0, total - (lastBusy[w.pid] ?? 0))
                 lastBusy[w.pid] = total
                 rss += residentBytes(pid: w.pid) ?? 0
@@ -428,6 +425,19 @@ final class Master {
         if let n = notifier { close(n.fd) }
     }
 
+    /// A worker's request threads as its scoreboard rows show them (none with --threads 1).
+    private func coreStats(_ slot: Int) -> [StatsSnapshot.CoreStats] {
+        guard scoreboard.threads > 1 else { return [] }
+        let now = monotonicNanoseconds()
+        return (0..<scoreboard.threads).map { t in
+            let busy = scoreboard.get(slot, core: t, .state) == Scoreboard.State.busy.rawValue
+            let started = UInt64(max(0, scoreboard.get(slot, core: t, .requestStartNanos)))
+            return .init(id: t, busy: busy, requests: Int(scoreboard.get(slot, core: t, .requests)),
+                         runningRequest: busy ? scoreboard.request(slot, core: t) : nil,
+                         runningForMilliseconds: busy ? (now - min(started, now)) / 1_000_000 : nil)
+        }
+    }
+
     func statsSnapshot() -> StatsSnapshot {
         let workers = pool.slots.map { w -> StatsSnapshot.WorkerStats in
             let i = slotOfPID[w.pid]
@@ -438,7 +448,7 @@ final class Master {
                          runningRequest: busy ? i.map(scoreboard.request) : nil,
                          runningForMilliseconds: busy ? (monotonicNanoseconds() - min(started, monotonicNanoseconds())) / 1_000_000 : nil,
                          respawns: w.respawns, harakiris: harakiriCount[w.id, default: 0],
-                         rssBytes: residentBytes(pid: w.pid))
+                         rssBytes: residentBytes(pid: w.pid), cores: i.map(coreStats) ?? [])
         }
         let queue = listenQueue()
         return StatsSnapshot(masterPID: masterPID, listenQueue: queue?.queued, listenQueueMax: queue?.backlog, workers: workers)

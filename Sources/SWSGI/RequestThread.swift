@@ -63,6 +63,11 @@ final class RequestThread: RequestServer {
             setHarakiriDeadlineLocked(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
             return worker.requestCounter
         }
+        // This thread's own scoreboard row (stats, busyness): written by this thread only.
+        let sb = ctx.scoreboard, slot = ctx.slot
+        sb.set(slot, core: index, .requestStartNanos, Int64(clamping: started))
+        sb.setRequest(slot, core: index, method: head.method, path: head.path)
+        sb.set(slot, core: index, .state, Scoreboard.State.busy.rawValue)
         let timeout = worker.writeTimeoutMilliseconds
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
@@ -151,6 +156,8 @@ final class RequestThread: RequestServer {
         request.server = nil
         inHand = nil
         let finished = monotonicNanoseconds()
+        sb.set(slot, core: index, .requests, sb.get(slot, core: index, .requests) + 1)
+        sb.set(slot, core: index, .state, Scoreboard.State.idle.rawValue)
         worker.monitor.withLock {
             busy = false
             setHarakiriDeadlineLocked(nil)

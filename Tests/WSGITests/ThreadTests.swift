@@ -123,13 +123,26 @@ extension WSGIIntegration {
         /// and after HUP new workers serve.
         @Test func hupAndTermWithAllThreadsBusyAnswerEveryRequest() throws {
             for sig in [SIGHUP, SIGTERM] {
-                try withPython(["--processes", "2", "--threads", "4", "--wsgi-file", "{dir}/threads.py"], setUp: Self.setUp) { s, dir throws in
+                try withPython(["--processes", "2", "--threads", "4", "--wsgi-file", "{dir}/threads.py", "--stats", "{dir}/st"],
+                               setUp: Self.setUp) { s, dir throws in
                     let socket = s.socket!
                     let before = s.waitWorkers(2)
                     let group = DispatchGroup()
                     nonisolated(unsafe) var replies: [Result<HTTPReply, Error>] = []
                     DispatchQueue.global().async(group: group) { replies = Self.concurrently(socket, (0..<8).map { _ in "/hold" }) }
                     #expect(waitUntil(15) { Self.markers(dir, "hold-") == 8 }, "8 requests in flight")
+                    if sig == SIGHUP {
+                        // --stats shows each worker's threads ("cores"), every one busy with its request.
+                        let stats = try JSONSerialization.jsonObject(with: Data(try rawStats(dir.file("st")).utf8)) as? [String: Any]
+                        let workers = stats?["workers"] as? [[String: Any]] ?? []
+                        #expect(workers.count == 2)
+                        for w in workers {
+                            let cores = w["cores"] as? [[String: Any]] ?? []
+                            #expect(cores.count == 4 && cores.allSatisfy { $0["status"] as? String == "busy" && $0["request"] as? String == "GET /hold" },
+                                    "worker \(w["id"] ?? "?"): \(cores)")
+                            #expect(w["status"] as? String == "busy")
+                        }
+                    }
                     s.signal(sig)
                     if sig == SIGHUP {
                         #expect(s.waitForLog("retiring worker 2"), "the old workers retire with their requests in flight")
