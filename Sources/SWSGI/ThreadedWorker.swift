@@ -53,6 +53,12 @@ final class ThreadedWorker {
     /// of new connections that the other workers' idle threads could serve).
     var fresh: [(fd: Int32, at: Instant)] = []
     static let freshWindow: UInt64 = 50_000_000
+    /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
+    /// takes new connections; but when every worker is taken, connections would wait in the listen queue
+    /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and
+    /// takes one connection still waiting there (no worker with a free thread took it meanwhile).
+    static let saturatedAcceptInterval: UInt64 = 10_000_000
+    var saturatedAcceptAt: Instant?
     let log: AccessLog
     let wakeRead: Int32
     let wakeWrite: Int32
@@ -129,9 +135,14 @@ final class ThreadedWorker {
                 if mode == .retiring && now >= retireAt { retireGraceOver = true }
                 if !fresh.isEmpty { updateListening() }
             }
+            if let at = saturatedAcceptAt, now >= at {
+                saturatedAcceptAt = nil
+                if mode == .serving && !listening && waitReadable(ctx.listener, timeoutMilliseconds: 0) { acceptOne() }
+                updateListening()
+            }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
             if mode == .retiring && conns.isEmpty { _exit(0) }
-            var wake = nextScanAt
+            var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
             if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let count: Int
@@ -245,6 +256,9 @@ final class ThreadedWorker {
                 // Look again when the oldest stops counting.
                 schedule(fresh[0].at + Self.freshWindow)
             }
+        }
+        if !want && mode == .serving && saturatedAcceptAt == nil {
+            saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }
         listening = want
