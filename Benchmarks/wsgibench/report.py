@@ -51,13 +51,14 @@ def threads_table(rows):
         if r["scenario"] != "threads":
             continue
         if "error" in r:
-            out.append([r["server"], r.get("threads", "-"), "-", "-", "-", "-", "-", r["error"][:60]])
+            out.append([r["server"], r.get("threads", "-"), "-", "-", "-", "-", "-", "-", "-", r["error"][:60]])
             continue
         rounds = " ".join(str(x) for x in r.get("rounds_rps", []))
         out.append([r["server"], f"{common.WORKERS} x {r['threads']}", f(r["rps"], 0), rounds, f(r["p99_ms"], 1), r["failed"],
-                    f(r["rss_mib"]), ""])
-    return table(["server", "processes x threads", "requests/s (median)", "every round", "p99 ms", "failed", "worker RSS MiB",
-                  "notes"], out)
+                    f"{r.get('connections_served', '-')}", f(r.get("worst_wait_ms", "-"), 0), f(r["rss_mib"]), ""])
+    from .scenarios import threads
+    return table(["server", "processes x threads", "requests/s (median)", "every round", "wrk p99 ms", "failed",
+                  f"connections answered (of {threads.CONNECTIONS}, 3 s)", "worst wait ms", "worker RSS MiB", "notes"], out)
 
 
 def memory_table(rows):

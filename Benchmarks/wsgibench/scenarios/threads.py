@@ -16,6 +16,46 @@ MEMORY_WORKERS = int(common.env_num("MEMORY_WORKERS", 8))
 THREADED = {"swsgi", "uwsgi", "gunicorn"}
 
 
+def fairness(port, seconds=3.0):
+    """CONNECTIONS keep-alive clients, each sending GET / in a loop for `seconds`: how many connections got
+    at least one answer, and the slowest connection's worst wait (a request still unanswered at the end
+    counts with its age). wrk's latencies only cover requests that were answered, so a server that serves
+    a few connections and leaves the rest waiting shows a low p99 there; this shows it."""
+    import asyncio
+
+    async def client(end, out):
+        worst, served, started = 0.0, 0, None
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            while time.monotonic() < end:
+                started = time.monotonic()
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=max(0.01, end - time.monotonic()))
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await asyncio.wait_for(reader.readexactly(length), timeout=max(0.01, end - time.monotonic()))
+                worst = max(worst, time.monotonic() - started)
+                served += 1
+                started = None
+            writer.close()
+        except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
+            pass
+        if started is not None:
+            worst = max(worst, time.monotonic() - started)
+        out.append((served, worst))
+
+    async def main():
+        out = []
+        end = time.monotonic() + seconds
+        await asyncio.gather(*(client(end, out) for _ in range(CONNECTIONS)))
+        return out
+
+    results = asyncio.run(main())
+    return sum(1 for served, _ in results if served > 0), max(w for _, w in results) * 1000
+
+
 def io_measure(server, threads):
     port = common.free_port()
     proc = server.start("io_sleep", ("tcp", port), common.WORKERS, threads=threads)
@@ -24,8 +64,10 @@ def io_measure(server, threads):
         common.wrk(f"{server.NAME}-io-t{threads}-warm", port, seconds=1, connections=CONNECTIONS)
         r = common.wrk(f"{server.NAME}-io-t{threads}", port, connections=CONNECTIONS)
         rss = max(common.rss_mib(p) for p in common.tree(proc.pid)[1:] or [proc.pid])
+        served, worst_ms = fairness(port)
         return {"scenario": "threads", "server": server.NAME, "threads": threads, "rps": r["rps"],
-                "p99_ms": r["p99_us"] / 1000, "failed": r["failed"], "requests": r["requests"], "rss_mib": rss}
+                "p99_ms": r["p99_us"] / 1000, "failed": r["failed"], "requests": r["requests"], "rss_mib": rss,
+                "connections_served": served, "worst_wait_ms": worst_ms}
     finally:
         proc.stop()
 
