@@ -100,5 +100,5 @@ let pythonOptionRows: [OptionSpec] = [
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
     boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
-           "request threads per worker: each serves one request at a time; the worker's main thread accepts and reads heads"),
+           "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]
