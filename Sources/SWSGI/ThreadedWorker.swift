@@ -56,7 +56,8 @@ final class ThreadedWorker {
     /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
     /// takes new connections; but when every worker is taken, connections would wait in the listen queue
     /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and
-    /// takes one connection still waiting there (no worker with a free thread took it meanwhile).
+    /// takes every connection still waiting there (no worker with a free thread took them meanwhile: a
+    /// flood of idle or slow clients is taken in one go, not one by one).
     static let saturatedAcceptInterval: UInt64 = 10_000_000
     var saturatedAcceptAt: Instant?
     let log: AccessLog
@@ -137,7 +138,9 @@ final class ThreadedWorker {
             }
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
-                if mode == .serving && !listening && waitReadable(ctx.listener, timeoutMilliseconds: 0) { acceptOne() }
+                if mode == .serving && !listening {
+                    while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+                }
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
