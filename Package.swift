@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Posix", dependencies: ["CGlibcShim", "Common"]),
         // hupwatch's reload state machine and option parsing: pure values, no syscalls.
         .target(name: "ReloadCore", dependencies: ["Common"]),
-        .executableTarget(name: "hupwatch", dependencies: ["Posix", "ReloadCore"]),
+        .executableTarget(name: "hupwatch", dependencies: ["Common", "Posix", "ReloadCore"]),
         // HTTP/1.1 request parser and response writer over bytes: no sockets.
         .target(name: "HTTP"),
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
@@ -57,6 +57,8 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "WSGITests", dependencies: ["TestSupport", "WSGI"]),
+        // The wheel (Packaging/wheel/build) installed with pip into fresh virtualenvs.
+        .testTarget(name: "PackagingTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

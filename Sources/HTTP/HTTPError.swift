@@ -50,6 +50,9 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case missingHost
         /// More than one Host field: 400.
         case duplicateHost
+        /// A field that may appear once (RFC 9110 §5.3: its value is not a list) appears twice: 400.
+        /// Holds the field's name as RFC 9110 spells it.
+        case duplicateField(String)
         /// Malformed chunked body (size line, data terminator, whitespace after a size without an
         /// extension): 400.
         case invalidChunk
@@ -75,9 +78,20 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The violated rule.
     public let kind: Kind
+    /// The request's method and target when its request line was read before the error (for the log).
+    public var method: String?
+    public var target: String?
 
     /// An error for a violated rule; the status follows from the kind.
-    public init(_ kind: Kind) { self.kind = kind }
+    public init(_ kind: Kind, method: String? = nil, target: String? = nil) {
+        self.kind = kind
+        self.method = method
+        self.target = target
+    }
+
+    /// Errors are the rule they break; the request line is context.
+    public static func == (a: HTTPError, b: HTTPError) -> Bool { a.kind == b.kind }
+    public func hash(into h: inout Hasher) { h.combine(kind) }
 
     /// The status code to answer with.
     public var status: Int {
@@ -93,6 +107,44 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// For logs: status and kind.
     public var description: String { "HTTPError(\(status), \(kind))" }
+
+    /// What was wrong, in plain words, for the log.
+    public var message: String {
+        switch kind {
+        case .headTooLarge: "request head larger than the limit"
+        case .bodyTooLarge: "request body (Content-Length) larger than the limit"
+        case .tooManyEmptyLines: "too many empty lines before the request line"
+        case .bareCR: "a CR not followed by LF in the request head"
+        case .bareLF: "a line ending in LF without CR in the request head"
+        case .controlCharacter: "a control character in the request head"
+        case .invalidMethod: "the method is not a token"
+        case .invalidTarget: "the request target has a byte outside visible ASCII"
+        case .invalidRequestLine: "the request line is not METHOD TARGET VERSION"
+        case .invalidVersion: "the HTTP version is malformed"
+        case .unsupportedVersion: "an HTTP version other than 1.x"
+        case .obsFold: "a header line folded onto the next (obsolete line folding)"
+        case .whitespaceBeforeColon: "whitespace between a header name and its colon"
+        case .invalidFieldName: "a header name that is empty or not a token"
+        case .invalidFieldValue: "a forbidden byte in a header value"
+        case .invalidContentLength: "Content-Length is not a number"
+        case .conflictingContentLength: "Content-Length given more than once"
+        case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
+        case .invalidTransferEncoding: "a Transfer-Encoding that does not end in chunked, or on HTTP/1.0"
+        case .unsupportedTransferCoding: "a transfer coding other than chunked"
+        case .missingHost: "an HTTP/1.1 request without Host"
+        case .duplicateHost: "Host given more than once"
+        case .duplicateField(let name): "\(name) given more than once (it may appear only once)"
+        case .invalidChunk: "a malformed chunk in the chunked body"
+        case .requestLineTooLong: "request line longer than the limit"
+        case .fieldTooLarge: "a header line longer than the limit"
+        case .tooManyFields: "more header lines than the limit"
+        case .invalidHost: "Host is not a valid host[:port]"
+        case .underscoreInFieldName: "a header name with an underscore"
+        case .invalidTargetForm: "a request target form the method does not allow"
+        case .forbiddenTrailerField: "a trailer field that may only be a header"
+        case .chunkExtensionsTooLarge: "chunk extensions larger than the limit"
+        }
+    }
 }
 
 /// What the parser does with a field whose name contains `_`. Apps that map fields to variables

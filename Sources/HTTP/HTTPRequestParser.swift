@@ -267,6 +267,10 @@ public struct HTTPRequestParser: Sendable {
         if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return fail(e) }
         let atLeast11 = version.minor >= 1
         i += 10
+        // From here the request line is known: errors carry its method and target for the log.
+        @inline(__always) func refuse(_ kind: HTTPError.Kind) -> Result<HTTPRequestHead, HTTPError> {
+            .failure(HTTPError(kind, method: makeString(p, 0, methodEnd), target: makeString(p, targetStart, targetEnd)))
+        }
 
         var fields: [HTTPField] = []
         fields.reserveCapacity(16)
@@ -277,25 +281,26 @@ public struct HTTPRequestParser: Sendable {
         var expectContinue = false
         var te = TransferCodings()
         var fieldCount = 0
+        var singletons = SingletonFields()
 
         while i < n {
             let first = p[i]
             if first == cr { break }  // the empty line ending the head
-            if isOWS(first) { return fail(.obsFold) }
+            if isOWS(first) { return refuse(.obsFold) }
 
             // RFC 6585 §5: too many fields is 431, like a head that is too large.
             fieldCount += 1
-            if fieldCount > limits.maxFields { return fail(.tooManyFields) }
+            if fieldCount > limits.maxFields { return refuse(.tooManyFields) }
             let nameStart = i
             var underscore = false
             while i < n, p[i] != colon {
                 let b = p[i]
                 // RFC 9110 §5.1: a field name is a token.
-                if !isTChar(b) { return fail(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName) }
+                if !isTChar(b) { return refuse(isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName) }
                 if b == 0x5F { underscore = true }
                 i += 1
             }
-            guard i < n, i > nameStart else { return fail(.invalidFieldName) }
+            guard i < n, i > nameStart else { return refuse(.invalidFieldName) }
             let nameEnd = i
             i += 1
 
@@ -304,18 +309,18 @@ public struct HTTPRequestParser: Sendable {
             var valueEnd = i
             while i < n, p[i] != cr {
                 let b = p[i]
-                if isForbiddenControl(b) { return fail(.invalidFieldValue) }
+                if isForbiddenControl(b) { return refuse(.invalidFieldValue) }
                 i += 1
                 if !isOWS(b) { valueEnd = i }
             }
-            guard i + 1 < n else { return fail(.invalidFieldValue) }
-            if i - nameStart > limits.maxFieldBytes { return fail(.fieldTooLarge) }
+            guard i + 1 < n else { return refuse(.invalidFieldValue) }
+            if i - nameStart > limits.maxFieldBytes { return refuse(.fieldTooLarge) }
             i += 2  // CRLF
 
             if underscore {
                 switch limits.underscoreFields {
                 case .drop: continue
-                case .refuse: return fail(.underscoreInFieldName)
+                case .refuse: return refuse(.underscoreInFieldName)
                 case .keep: break
                 }
             }
@@ -325,7 +330,7 @@ public struct HTTPRequestParser: Sendable {
             case 4 where equalsLowercased(p, nameStart, nameEnd, "host"):
                 hostCount += 1
                 // RFC 9112 §3.2: a Host that is not a valid host[:port] gets 400.
-                if !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return fail(.invalidHost) }
+                if !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return refuse(.invalidHost) }
             case 6 where equalsLowercased(p, nameStart, nameEnd, "expect"):
                 if equalsLowercased(p, valueStart, valueEnd, "100-continue") { expectContinue = true }
             case 10 where equalsLowercased(p, nameStart, nameEnd, "connection"):
@@ -339,33 +344,35 @@ public struct HTTPRequestParser: Sendable {
                 }
             case 14 where equalsLowercased(p, nameStart, nameEnd, "content-length"):
                 guard let value = parseContentLength(p, valueStart, valueEnd) else {
-                    return fail(.invalidContentLength)
+                    return refuse(.invalidContentLength)
                 }
                 // RFC 9110 §8.6: repeated fields are one list, refused like `5, 5` (see parseContentLength).
-                if contentLength != nil { return fail(.conflictingContentLength) }
+                if contentLength != nil { return refuse(.conflictingContentLength) }
                 contentLength = value
             case 17 where equalsLowercased(p, nameStart, nameEnd, "transfer-encoding"):
-                if let e = te.add(p, valueStart, valueEnd) { return fail(e) }
+                if let e = te.add(p, valueStart, valueEnd) { return refuse(e) }
             default:
-                break
+                // RFC 9110 §5.3: a field whose value is not a list must not repeat; two values of one
+                // Content-Type (or Authorization...) would be read one way here and another by a proxy.
+                if let name = singletons.repeated(p, nameStart, nameEnd) { return refuse(.duplicateField(name)) }
             }
             let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
             fields.append(HTTPField(name: makeString(p, nameStart, nameEnd), value: makeString(p, valueStart, valueEnd),
                                     rawValue: valueBytes.contains(where: { $0 >= 0x80 }) ? Array(valueBytes) : nil))
         }
 
-        if hostCount > 1 { return fail(.duplicateHost) }
-        if atLeast11 && hostCount == 0 { return fail(.missingHost) }
+        if hostCount > 1 { return refuse(.duplicateHost) }
+        if atLeast11 && hostCount == 0 { return refuse(.missingHost) }
 
         let framing: HTTPBodyFraming
         if te.present {
-            if contentLength != nil { return fail(.contentLengthWithTransferEncoding) }
+            if contentLength != nil { return refuse(.contentLengthWithTransferEncoding) }
             // RFC 9112 §6.1: Transfer-Encoding on 1.0 means faulty framing.
-            if !atLeast11 { return fail(.invalidTransferEncoding) }
-            if let e = te.finish() { return fail(e) }
+            if !atLeast11 { return refuse(.invalidTransferEncoding) }
+            if let e = te.finish() { return refuse(e) }
             framing = .chunked
         } else if let contentLength {
-            if let maxBody = limits.maxBodyBytes, contentLength > maxBody { return fail(.bodyTooLarge) }
+            if let maxBody = limits.maxBodyBytes, contentLength > maxBody { return refuse(.bodyTooLarge) }
             framing = .contentLength(contentLength)
         } else {
             framing = .none
@@ -377,7 +384,7 @@ public struct HTTPRequestParser: Sendable {
         // and the access log cannot see one host while a proxy routed on the other.
         var pathStart = targetStart
         if let (authStart, authEnd) = absoluteFormAuthority(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) {
-            if !isValidAuthority(p, authStart, authEnd, requirePort: false) || authStart == authEnd { return fail(.invalidHost) }
+            if !isValidAuthority(p, authStart, authEnd, requirePort: false) || authStart == authEnd { return refuse(.invalidHost) }
             let authority = makeString(p, authStart, authEnd)
             fields.removeAll { $0.name.utf8.count == 4 && $0.name.lowercased() == "host" }
             fields.append(HTTPField(name: "Host", value: authority, rawValue: nil))
@@ -486,6 +493,38 @@ struct TransferCodings {
     func finish() -> HTTPError.Kind? {
         if count == 0 || !chunkedSeen { return .invalidTransferEncoding }  // e.g. "gzip" alone
         if unknownSeen { return .unsupportedTransferCoding }  // e.g. "gzip, chunked"
+        return nil
+    }
+}
+
+/// The request fields RFC 9110 and RFC 9111 define as a single value (not a list), besides Host and
+/// Content-Length, which the parser checks itself: a second occurrence is refused.
+struct SingletonFields {
+    private var seen: UInt32 = 0
+
+    /// Names by length, for a dispatch that costs one switch on the common fields.
+    private static let names: [(lower: StaticString, name: String)] = [
+        ("content-type", "Content-Type"), ("authorization", "Authorization"), ("proxy-authorization", "Proxy-Authorization"),
+        ("if-modified-since", "If-Modified-Since"), ("if-unmodified-since", "If-Unmodified-Since"), ("if-range", "If-Range"),
+        ("range", "Range"), ("max-forwards", "Max-Forwards"), ("content-range", "Content-Range"),
+        ("content-location", "Content-Location"), ("date", "Date"), ("from", "From"), ("referer", "Referer"),
+        ("user-agent", "User-Agent"),
+    ]
+
+    /// The field's name when it is a singleton seen before; records it otherwise.
+    mutating func repeated(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String? {
+        let length = end - start
+        // Only the lengths of singleton names get a name comparison.
+        switch length {
+        case 4, 5, 7, 8, 10, 12, 13, 16, 17, 19: break
+        default: return nil
+        }
+        for (i, n) in Self.names.enumerated() where n.lower.utf8CodeUnitCount == length && equalsLowercased(p, start, end, n.lower) {
+            let bit: UInt32 = 1 << UInt32(i)
+            if seen & bit != 0 { return n.name }
+            seen |= bit
+            return nil
+        }
         return nil
     }
 }

@@ -42,14 +42,19 @@ public enum HTTPResponseWriter {
     ///   request did not allow it; see the `for request:` overload).
     /// - `headRequest`: HEAD: framing fields as for GET, but no body.
     ///
-    /// Caller fields named Content-Length, Transfer-Encoding or Connection are dropped:
-    /// the writer owns framing so it can never contradict the body it is told about.
-    /// Control bytes (except HTAB) in names, values and `reason` are replaced by SP to
+    /// Caller fields named Content-Length, Transfer-Encoding, Connection or Keep-Alive are dropped:
+    /// the writer owns framing and connection management so it can never contradict the body it is
+    /// told about or the server's real keep-alive timeout (a Keep-Alive field is hop-by-hop, RFC 9112
+    /// §9.3 and RFC 9110 §7.6.1, and only the server knows its timeout). A caller's `Connection: close`
+    /// is honoured: the plan says close and the head says so.
+    /// A field with a `rawValue` is sent as those bytes (a WSGI app's latin-1 text, PEP 3333); so is
+    /// `rawReason`. Control bytes (except HTAB) in names, values and reasons are replaced by SP to
     /// rule out response splitting; callers should still send valid tokens as names.
+    /// `date`: a `Date` field for the current second (RFC 9110 §6.6.1); off for byte-exact tests.
     @discardableResult
     public static func appendHead(
-        status: Int, reason: String? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
-        version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false,
+        status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
+        version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false, date: Bool = false,
         to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         let bodyless = (100...199).contains(status) || status == 204 || status == 304
@@ -59,17 +64,30 @@ public enum HTTPResponseWriter {
         buffer.appendStatic("HTTP/1.1 ")
         buffer.appendDecimal(status)
         buffer.append(sp)
-        if let reason {
+        if let rawReason, !rawReason.isEmpty {
+            appendSanitized(rawReason, to: &buffer)
+        } else if let reason {
             appendSanitized(reason, to: &buffer)
         } else {
             buffer.appendStatic(reasonPhraseStatic(status))
         }
         buffer.appendStatic("\r\n")
+        // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
+        if date && !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
+            HTTPDate.current.append(to: &buffer)
+        }
 
-        for field in headers.fields where !isFramingField(field.name) {
+        for field in headers.fields {
+            switch ownedField(field.name) {
+            case .framing: continue
+            case .connection:
+                if plan.keepAlive && listContainsClose(field.value) { plan.keepAlive = false }
+                continue
+            case nil: break
+            }
             appendSanitized(field.name, to: &buffer)
             buffer.appendStatic(": ")
-            appendSanitized(field.value, to: &buffer)
+            if let raw = field.rawValue { appendSanitized(raw, to: &buffer) } else { appendSanitized(field.value, to: &buffer) }
             buffer.appendStatic("\r\n")
         }
 
@@ -104,12 +122,12 @@ public enum HTTPResponseWriter {
     /// `keepAlive: false` lets the server close anyway (e.g. shutting down, recycling).
     @discardableResult
     public static func appendHead(
-        status: Int, reason: String? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
-        for request: HTTPRequestHead, keepAlive: Bool = true, to buffer: inout [UInt8]
+        status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
+        for request: HTTPRequestHead, keepAlive: Bool = true, date: Bool = false, to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         appendHead(
-            status: status, reason: reason, headers: headers, body: body, version: request.version,
-            keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, to: &buffer)
+            status: status, reason: reason, rawReason: rawReason, headers: headers, body: body, version: request.version,
+            keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, date: date, to: &buffer)
     }
 
     /// Appends one chunk (`<hex size>\r\n<data>\r\n`). Empty data appends nothing,
@@ -142,21 +160,27 @@ public enum HTTPResponseWriter {
         return out
     }
 
-    /// A complete `Connection: close` response for a rejected request: status line,
-    /// `text/plain` body "<status> <reason>\n", Content-Length. Meant for 4xx/5xx.
-    public static func errorResponse(status: Int) -> [UInt8] {
+    /// A complete `Connection: close` response for a rejected request: status line, Date (unless
+    /// `date` is false), `text/plain` body `errorBody(status:)`, Content-Length. Meant for 4xx/5xx.
+    public static func errorResponse(status: Int, date: Bool = true) -> [UInt8] {
+        let body = errorBody(status: status)
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + body.count)
+        appendHead(
+            status: status, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: .contentLength(body.count), keepAlive: false, date: date, to: &out)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// The body of `errorResponse(status:)`: "<status> <reason>\n" (its length is what an access log counts).
+    public static func errorBody(status: Int) -> [UInt8] {
         var body: [UInt8] = []
         body.appendDecimal(status)
         body.append(sp)
         body.appendStatic(reasonPhraseStatic(status))
         body.append(lf)
-        var out: [UInt8] = []
-        out.reserveCapacity(128 + body.count)
-        appendHead(
-            status: status, headers: ["Content-Type": "text/plain; charset=utf-8"],
-            body: .contentLength(body.count), keepAlive: false, to: &out)
-        out.append(contentsOf: body)
-        return out
+        return body
     }
 
     /// `errorResponse(status: error.status)`.
@@ -223,13 +247,32 @@ public enum HTTPResponseWriter {
         }
     }
 
-    private static func isFramingField(_ name: String) -> Bool {
+    /// A caller field the writer decides itself.
+    private enum OwnedField { case framing, connection }
+
+    private static func ownedField(_ name: String) -> OwnedField? {
         switch name.utf8.count {
-        case 10: equalsIgnoringASCIICase(name, "connection")
-        case 14: equalsIgnoringASCIICase(name, "content-length")
-        case 17: equalsIgnoringASCIICase(name, "transfer-encoding")
-        default: false
+        case 10:
+            if equalsIgnoringASCIICase(name, "connection") { return .connection }
+            return equalsIgnoringASCIICase(name, "keep-alive") ? .framing : nil
+        case 14: return equalsIgnoringASCIICase(name, "content-length") ? .framing : nil
+        case 17: return equalsIgnoringASCIICase(name, "transfer-encoding") ? .framing : nil
+        default: return nil
         }
+    }
+
+    /// Whether a Connection value's list holds `close` (RFC 9110 §7.6.1, any case).
+    private static func listContainsClose(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { b in
+            forEachListElement(b, 0, b.count) { s, e in !equalsLowercased(b, s, e, "close") } == false
+        }
+    }
+
+    /// Appends `bytes`, replacing control bytes other than HTAB by SP.
+    private static func appendSanitized(_ bytes: [UInt8], to buffer: inout [UInt8]) {
+        guard bytes.contains(where: isForbiddenControl) else { return buffer.append(contentsOf: bytes) }
+        for b in bytes { buffer.append(isForbiddenControl(b) ? sp : b) }
     }
 
     /// Appends the UTF-8 of `s`, replacing control bytes other than HTAB by SP.

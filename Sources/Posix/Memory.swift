@@ -6,9 +6,7 @@ import Glibc
 /// and the kernel maps up to 16 neighbours per fault. Returns the bytes advised, 0 if unsupported.
 @discardableResult
 public func releaseStartupPages() -> Int {
-    guard let exe = realpath("/proc/self/exe", nil) else { return 0 }
-    let exePath = String(cString: exe)
-    free(exe)
+    guard let exePath = ownExecutablePath() else { return 0 }
     guard let text = procFile("/proc/self/maps") else { return 0 }
     var advised = 0
     for line in text.split(separator: 10) {

@@ -43,3 +43,10 @@ let argvRoom: Int = {
     for i in 1..<argc { if let a = argv[i], a == end { end = a + strlen(a) + 1 } }
     return end - first
 }()
+
+/// This program's own file, symlinks resolved (/proc/self/exe); nil if /proc is not mounted.
+public func ownExecutablePath() -> String? {
+    guard let exe = realpath("/proc/self/exe", nil) else { return nil }
+    defer { free(exe) }
+    return String(cString: exe)
+}

@@ -264,12 +264,3 @@ extension HupwatchOptions {
 }
 
 /// hupwatch's own exit codes; otherwise it exits with its serving generation's status.
-public enum ExitCode {
-    /// A bad command line.
-    public static let usage: Int32 = 2
-    /// The environment refused: bad --chdir, socket folder missing, socket path in use, pid file unwritable.
-    public static let environment: Int32 = 3
-    /// Command not executable / not found, as a shell reports it.
-    public static let notExecutable: Int32 = 126
-    public static let notFound: Int32 = 127
-}

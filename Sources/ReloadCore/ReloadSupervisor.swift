@@ -22,17 +22,18 @@ public struct ReloadSupervisor: Sendable {
         public var readyTimeout: UInt64
         public var reloadSignal: Int32
         public var onExit: OnExit
-        public var readiness: ReadinessMode = .auto
-        /// A Unix socket path the runner can probe (the command's own path, or `--ready socket:PATH`).
-        public var canProbe = false
+        public var readiness: ReadinessRule = .auto(probe: false)
+        /// How the socket clients connect to survives a reload (and who points the public path).
+        public var protection: Protection = .none
         /// A crash within this long of the previous restart is a crash loop: restarts then back off.
         public var crashLoopWindow: UInt64 = 10 * nanosecondsPerSecond
-        public var restartBackoffInitial: UInt64 = 500_000_000
-        public var restartBackoffMax: UInt64 = 30 * nanosecondsPerSecond
-        /// Rebind mode: how long the reload signal may wait for the old listener's accept queue to empty
-        /// (0: send it at once). Servers that close their listener on TERM reset what is still queued.
-        public var handoverNanoseconds: UInt64 = 0
+        public var restartBackoffInitial: UInt64 = Backoff.restart.initialNanoseconds
+        public var restartBackoffMax: UInt64 = Backoff.restart.maximumNanoseconds
+        /// Rewrite and rebind modes: the reload signal waits (up to the graceful timeout) for the old
+        /// listener's accept queue to empty: servers that close their listener on TERM reset what is queued.
         public var handoverCheckInterval: UInt64 = 2_000_000
+        /// How often a hand-over still waiting says so.
+        public var handoverReportInterval: UInt64 = nanosecondsPerSecond
         /// Probe cadence: fast while a start is expected, slow for a generation silent after `probeSlowAfter`.
         public var probeFastInterval: UInt64 = 10_000_000
         public var probeSlowInterval: UInt64 = 200_000_000
@@ -41,9 +42,6 @@ public struct ReloadSupervisor: Sendable {
         public var probeTimeout: UInt64 = nanosecondsPerSecond
         /// `auto` with nothing to probe and no sd_notify: the generation is called ready after this.
         public var warmup: UInt64 = nanosecondsPerSecond
-        /// Rewrite mode: the public path is pointed at a generation's own listener once it is ready, so
-        /// whatever else its readiness rule asks, a probe must also have seen that listener accept.
-        public var listenerMustAccept = false
 
         public init(gracefulTimeout: UInt64, readyTimeout: UInt64, reloadSignal: Int32, onExit: OnExit) {
             self.gracefulTimeout = gracefulTimeout
@@ -73,9 +71,13 @@ public struct ReloadSupervisor: Sendable {
     public enum Phase: Equatable, Sendable {
         /// Waiting to be ready; past `readyBy` it is rolled back (nil: kept regardless, it is all there is).
         case starting(readyBy: Instant?)
+        /// Ready by its rule; `.publish` asked for the public path to lead to it (rewrite mode), and its
+        /// answer is awaited. Not ready until that succeeds.
+        case publishing
         case ready
-        /// Retiring: the reload signal waits until its listener's queue is empty, or `signalBy`.
-        case handingOver(signalBy: Instant, nextCheckAt: Instant?)
+        /// Retiring: the reload signal waits until its listener's queue is empty, or `signalBy`; a line
+        /// says it still waits at `reportAt`.
+        case handingOver(signalBy: Instant, nextCheckAt: Instant?, reportAt: Instant)
         /// Told to stop; its process group gets SIGKILL at `killAt`.
         case draining(killAt: Instant)
         /// SIGKILL was sent; waiting for it to be reaped.
@@ -97,14 +99,8 @@ public struct ReloadSupervisor: Sendable {
         public var phase: Phase
         /// When it became ready; nil if it never was.
         public var readyAt: Instant?
-        /// Sent anything on its NOTIFY_SOCKET.
-        public var spoke = false
-        /// Sent READY=1.
-        public var saidReady = false
-        /// A probe saw its listener accept.
-        public var accepted = false
-        /// Its `delay:` or warm-up time has passed (it may still wait for its listener in rewrite mode).
-        public var timeRuleMet = false
+        /// What it said and what probes saw: the readiness rule reads this.
+        public var evidence: Evidence = []
         public var probe: Probe = .none
     }
 
@@ -131,6 +127,8 @@ public struct ReloadSupervisor: Sendable {
         case probed(generation: Int, accepting: Bool)
         /// The answer to `.checkQueue`: connections waiting on the retiring listener (nil: unknown or gone).
         case queueChecked(generation: Int, queued: Int?)
+        /// The answer to `.publish`.
+        case published(generation: Int, PublishResult)
         case childExited(pid: Int32, status: ProcessEnd)
         case terminate(signal: Int32)
         case forward(signal: Int32)
@@ -150,6 +148,14 @@ public struct ReloadSupervisor: Sendable {
         case stopProbing(generation: Int)
         /// Read the generation's listen queue; answer with `.queueChecked`.
         case checkQueue(generation: Int)
+        /// Rewrite mode: point the public path at the generation's own listener, never destroying whatever
+        /// else is at it; answer with `.published`.
+        case publish(generation: Int)
+        /// Rewrite mode, on a rollback: the public path must lead to this (serving) generation's listener;
+        /// put it back if it went missing, again without destroying anything else.
+        case putBack(generation: Int)
+        /// Rewrite mode: the generation is gone; remove its private path.
+        case removePrivate(generation: Int)
         /// The generation is gone: drop its notify socket and probe.
         case forget(generation: Int)
         /// Nothing the generation says on its NOTIFY_SOCKET matters any more (it is ready, or retiring):
@@ -158,6 +164,10 @@ public struct ReloadSupervisor: Sendable {
         case signal(Int32, pid: Int32)
         /// SIGKILL to the generation's process group (its pgid is its pid).
         case killGroup(pgid: Int32)
+        /// Processes handed to hupwatch (it is their subreaper) that belong to none of these generations,
+        /// as their environment's HUPWATCH_GENERATION says: a gone generation's daemonized helpers (setsid).
+        /// SIGKILL them; their own children come back as further reaped descendants.
+        case killOrphans(keeping: [Int])
         case setGuard(GuardCommand)
         case log(String)
         case debug(String)
@@ -188,6 +198,11 @@ public struct ReloadSupervisor: Sendable {
     private var reloadStartedAt: Instant = 0
     private var lastRestartAt: Instant?
     private var restartBackoff: UInt64
+    /// The status the serving generation ended with when it exited during a reload: hupwatch exits with
+    /// it if the reload then fails, or if it is told to stop before a successor is ready.
+    private var servingEnd: Int32?
+    /// How each generation now publishing met its rule, for the line saying it is ready.
+    private var publishingHow: [Int: String] = [:]
 
     public init(config: Config) {
         self.config = config
@@ -227,9 +242,10 @@ public struct ReloadSupervisor: Sendable {
         for g in generations {
             switch g.phase {
             case .starting(let r): if let r { all.append(r) }
-            case .handingOver(let by, let check): all.append(check.map { min($0, by) } ?? by)
+            // The progress line needs no deadline of its own: it goes with the queue check after `reportAt`.
+            case .handingOver(let by, let check, _): all.append(check.map { min($0, by) } ?? by)
             case .draining(let k): all.append(k)
-            case .ready, .killed: break
+            case .ready, .killed, .publishing: break
             }
             switch g.probe {
             case .due(let at): all.append(at)
@@ -255,7 +271,7 @@ public struct ReloadSupervisor: Sendable {
         case .spawnFailed(let n, let reason, let code):
             return spawnFailed(n, reason: reason, code: code, now: now)
         case .hangup:
-            return hangup(now: now)
+            return hangup(now: now, via: "SIGHUP")
         case .reloadRequested(let token):
             return reloadRequested(token: token, now: now)
         case .notified(let n, let ready):
@@ -264,6 +280,8 @@ public struct ReloadSupervisor: Sendable {
             return probed(n, accepting: accepting, now: now)
         case .queueChecked(let n, let queued):
             return queueChecked(n, queued: queued, now: now)
+        case .published(let n, let result):
+            return published(n, result, now: now)
         case .childExited(let pid, let status):
             return childExited(pid, status: status, now: now)
         case .terminate(let sig):
@@ -326,49 +344,54 @@ public struct ReloadSupervisor: Sendable {
         return failed(n, serving: s, queued: queued, why: "cannot start: \(reason)", code: code, now: now)
     }
 
+    /// Rewrite mode points the public path at a generation's own listener, so whatever else its rule
+    /// asks, a probe must also have seen that listener accept.
+    private var listenerMustAccept: Bool { config.protection.rewrites }
+
     /// Whether this generation is probed: its rule asks for it, or rewrite mode must see its listener.
     private func usesProbe(_ g: Generation) -> Bool {
-        if g.accepted { return false }
-        if config.listenerMustAccept { return true }
+        if g.evidence.contains(.accepted) { return false }
+        if listenerMustAccept { return true }
         switch config.readiness {
-        case .socket, .http: return true
-        case .auto: return config.canProbe && !learnedNotify && !g.spoke
+        case .probe: return true
+        case .auto(let probe): return probe && !learnedNotify && !g.evidence.contains(.spoke)
         case .notify, .delay: return false
         }
     }
 
     /// When a generation is called ready without any word from it (`delay:`, or `auto`'s warm-up).
     private func warmupEnd(_ g: Generation) -> Instant? {
-        guard case .starting = g.phase, !g.timeRuleMet else { return nil }
+        guard case .starting = g.phase, !g.evidence.contains(.timeElapsed) else { return nil }
         switch config.readiness {
         case .delay(let d): return g.startedAt + d
-        case .auto where !config.canProbe && !config.listenerMustAccept && !learnedNotify && !g.spoke: return g.startedAt + config.warmup
+        case .auto(false) where !listenerMustAccept && !learnedNotify && !g.evidence.contains(.spoke): return g.startedAt + config.warmup
         default: return nil
         }
     }
 
-    /// The readiness rule, over what the generation has said and what probes have seen.
-    /// An explicit mode is the operator's word: `http:` means the health check must pass, whatever the
-    /// generation says on its NOTIFY_SOCKET. Only `notify` and `auto` take READY=1.
+    /// The readiness rule, over the evidence. An explicit mode is the operator's word: `http:` means the
+    /// health check must pass, whatever the generation says on its NOTIFY_SOCKET. Only `notify` and
+    /// `auto` take READY=1.
     private func isReady(_ g: Generation, now: Instant) -> Bool {
-        if config.listenerMustAccept && !g.accepted { return false }
+        let e = g.evidence
+        if listenerMustAccept && !e.contains(.accepted) { return false }
         switch config.readiness {
-        case .notify: return g.saidReady
-        case .delay(let d): return now >= g.startedAt + d
-        case .socket, .http: return g.accepted
-        case .auto:
-            if g.saidReady { return true }
-            if learnedNotify || g.spoke { return false }
-            return config.canProbe || config.listenerMustAccept ? g.accepted : now >= g.startedAt + config.warmup
+        case .notify: return e.contains(.saidReady)
+        case .delay(let d): return e.contains(.timeElapsed) || now >= g.startedAt + d
+        case .probe: return e.contains(.accepted)
+        case .auto(let probe):
+            if e.contains(.saidReady) { return true }
+            if learnedNotify || e.contains(.spoke) { return false }
+            return probe || listenerMustAccept ? e.contains(.accepted) : (e.contains(.timeElapsed) || now >= g.startedAt + config.warmup)
         }
     }
 
     private mutating func notified(_ n: Int, ready: Bool, now: Instant) -> [Action] {
         guard let i = index(n), case .starting = generations[i].phase else { return [] }
-        generations[i].spoke = true
+        generations[i].evidence.insert(.spoke)
         if ready {
             learnedNotify = true
-            generations[i].saidReady = true
+            generations[i].evidence.insert(.saidReady)
         }
         if isReady(generations[i], now: now) { return becameReady(i, how: ready ? "READY=1" : "", now: now) }
         // A generation that speaks sd_notify will say READY=1: `auto` stops guessing from the socket.
@@ -382,7 +405,7 @@ public struct ReloadSupervisor: Sendable {
     private mutating func probed(_ n: Int, accepting: Bool, now: Instant) -> [Action] {
         guard let i = index(n), case .starting = generations[i].phase, case .inFlight = generations[i].probe else { return [] }
         if accepting {
-            generations[i].accepted = true
+            generations[i].evidence.insert(.accepted)
             generations[i].probe = .none
             if isReady(generations[i], now: now) { return becameReady(i, how: "its listener accepts", now: now) }
             return [.stopProbing(generation: n), .debug("generation \(n)'s listener accepts; waiting for READY=1")]
@@ -399,26 +422,61 @@ public struct ReloadSupervisor: Sendable {
         return now - g.startedAt < config.probeSlowAfter ? config.probeFastInterval : config.probeSlowInterval
     }
 
+    /// The generation meets its readiness rule. In rewrite mode it is not ready until the public path
+    /// leads to it: `.publish` asks for that, and `.published` finishes (or rolls back) the take-over.
     private mutating func becameReady(_ i: Int, how: String, now: Instant) -> [Action] {
         let g = generations[i]
         var actions: [Action] = [.stopProbing(generation: g.number), .closeNotify(generation: g.number)]
+        generations[i].probe = .none
+        guard config.protection.rewrites else { return actions + tookOver(i, how: how, now: now) }
+        generations[i].phase = .publishing
+        publishingHow[g.number] = how
+        return actions + [.publish(generation: g.number)]
+    }
+
+    private mutating func published(_ n: Int, _ result: PublishResult, now: Instant) -> [Action] {
+        // A late answer for a generation no longer publishing (stopped, exited) changes nothing.
+        guard let i = index(n), generations[i].phase == .publishing else { return [.debug("publish answer for generation \(n) ignored: it is not publishing")] }
+        let how = publishingHow.removeValue(forKey: n) ?? ""
+        switch result {
+        case .ok:
+            return tookOver(i, how: how, now: now)
+        case .failed(let why):
+            let reason = "could not be published: \(why)"
+            switch mode {
+            case .reloading(let s, n, let queued):
+                return failed(n, serving: s, queued: queued, why: reason, code: ExitCode.environment, now: now)
+            case .running(n):
+                // The only generation, kept past its ready timeout: nothing else could serve.
+                return failed(n, serving: nil, queued: false, why: reason, code: ExitCode.environment, now: now)
+            default:
+                return [.log("generation \(n) \(reason)")] + retire(n, now: now)
+            }
+        }
+    }
+
+    /// The generation serves: the reload that started it succeeded, and the one it replaces retires.
+    private mutating func tookOver(_ i: Int, how: String, now: Instant) -> [Action] {
+        let g = generations[i]
         // Whatever the mode, the reload that started this generation has succeeded.
-        actions += record(g.number, succeeded: true, reason: "ready", now: now)
+        var actions = record(g.number, succeeded: true, reason: "ready", now: now)
         generations[i].phase = .ready
         generations[i].readyAt = now
-        generations[i].probe = .none
+        servingEnd = nil
         let took = formatDuration(now - g.startedAt) + (how.isEmpty ? "" : ", \(how)")
         let serving: [Action] = [.notifySupervisor("READY=1\nSTATUS=generation \(g.number) serving, pid \(g.pid)"), .statusChanged]
+        // In rewrite mode the path already leads here (published); the guard keeps it so.
+        let follow: [Action] = config.protection.rewrites ? [] : [.setGuard(.follow(generation: g.number))]
         switch mode {
         case .running(g.number):
             // The only generation, kept past its ready timeout, is ready after all.
-            return actions + [.setGuard(.follow(generation: g.number)), .log("generation \(g.number) is ready (\(took))")] + serving
+            return actions + follow + [.log("generation \(g.number) is ready (\(took))")] + serving
         case .reloading(let old, g.number, let queued):
             mode = .running(serving: g.number)
-            actions.append(.setGuard(.follow(generation: g.number)))
+            actions += follow
             if let old {
                 actions.append(.log("generation \(g.number) is ready (\(took)); retiring generation \(old)"))
-                actions += retire(old, now: now, handover: config.handoverNanoseconds > 0)
+                actions += retire(old, now: now, handover: config.protection.handsOverQueue)
             } else {
                 actions.append(.log("generation \(g.number) is ready (\(took))"))
             }
@@ -438,7 +496,7 @@ public struct ReloadSupervisor: Sendable {
         if let s = serving {
             mode = .running(serving: s)
             actions += [.log("reload failed: generation \(n) \(why); rolling back, generation \(s) keeps serving"),
-                        .setGuard(.follow(generation: s)),
+                        follow(s),
                         .notifySupervisor("READY=1\nSTATUS=reload failed, generation \(s) serving"), .statusChanged]
             // The HUP that came meanwhile asked for a newer release than the one that failed.
             if queued { actions += beginReload(serving: s, now: now) }
@@ -448,6 +506,8 @@ public struct ReloadSupervisor: Sendable {
             return actions + [.log("generation \(n) \(why); no generation is serving")] + beginReload(serving: nil, now: now) + [.statusChanged]
         }
         if config.onExit == .exit {
+            // The serving generation ended during this reload: its status is the one to exit with.
+            let code = servingEnd ?? code
             actions.append(.log("generation \(n) \(why); no generation is serving; hupwatch exits with status \(code)"))
             return actions + beginStop(signal: config.reloadSignal, code: code, serving: nil, now: now)
         }
@@ -456,17 +516,24 @@ public struct ReloadSupervisor: Sendable {
         return actions + scheduleRestart(now: now) + [.statusChanged]
     }
 
+    /// The path must lead to serving generation `s`: the guard follows it, or in rewrite mode the path is
+    /// checked and put back (a failed generation never touched it).
+    private func follow(_ s: Int) -> Action {
+        config.protection.rewrites ? .putBack(generation: s) : .setGuard(.follow(generation: s))
+    }
+
     // MARK: HUP
 
-    private mutating func hangup(now: Instant) -> [Action] {
+    /// `via` names what asked (SIGHUP, a control request) in the lines it logs.
+    private mutating func hangup(now: Instant, via: String) -> [Action] {
         switch mode {
         case .idle, .exited: return []
-        case .stopping: return [.log("SIGHUP ignored: stopping")]
+        case .stopping: return [.log("\(via) ignored: stopping")]
         case .running(let s): return beginReload(serving: s, now: now)
         case .reloading(let s, let p, let queued):
-            if queued { return [.log("SIGHUP during a reload: a reload after generation \(p) is already queued")] }
+            if queued { return [.log("\(via) during a reload: a reload after generation \(p) is already queued")] }
             mode = .reloading(serving: s, pending: p, queued: true)
-            return [.log("SIGHUP during a reload: one more reload follows once generation \(p) is settled")]
+            return [.log("\(via) during a reload: one more reload follows once generation \(p) is settled")]
         case .restarting:
             return beginReload(serving: nil, now: now)
         }
@@ -479,10 +546,10 @@ public struct ReloadSupervisor: Sendable {
             return [.reloadRefused(token: token, reason: "hupwatch is stopping")]
         case .running, .restarting:
             let id = nextReloadID
-            return hangup(now: now) + [.reloadAccepted(token: token, id: id)]
+            return hangup(now: now, via: "reload request") + [.reloadAccepted(token: token, id: id)]
         case .reloading:
             // The queued reload is the next to start: it will get the next id.
-            return hangup(now: now) + [.reloadAccepted(token: token, id: nextReloadID)]
+            return hangup(now: now, via: "reload request") + [.reloadAccepted(token: token, id: nextReloadID)]
         }
     }
 
@@ -495,10 +562,13 @@ public struct ReloadSupervisor: Sendable {
         var actions: [Action] = generations[i].probe == .none ? [] : [.stopProbing(generation: n)]
         if generations[i].readyAt == nil { actions.append(.closeNotify(generation: n)) }
         generations[i].probe = .none
+        publishingHow[n] = nil
         switch generations[i].phase {
-        case .starting, .ready:
+        case .starting, .publishing, .ready:
             if handover {
-                generations[i].phase = .handingOver(signalBy: now + config.handoverNanoseconds, nextCheckAt: now)
+                // Up to the graceful timeout: every queued request is one a client is waiting for.
+                generations[i].phase = .handingOver(signalBy: now + config.gracefulTimeout, nextCheckAt: now,
+                                                    reportAt: now + config.handoverReportInterval)
                 return actions
             }
             return actions + signalToStop(i, config.reloadSignal, now: now)
@@ -518,10 +588,15 @@ public struct ReloadSupervisor: Sendable {
     }
 
     private mutating func queueChecked(_ n: Int, queued: Int?, now: Instant) -> [Action] {
-        guard let i = index(n), case .handingOver(let by, nil) = generations[i].phase else { return [] }
+        guard let i = index(n), case .handingOver(let by, nil, var report) = generations[i].phase else { return [] }
         if let q = queued, q > 0 {
-            generations[i].phase = .handingOver(signalBy: by, nextCheckAt: now + config.handoverCheckInterval)
-            return []
+            var actions: [Action] = []
+            if report <= now {
+                actions.append(.log("generation \(n)'s listener has \(q) connection(s) still queued; the reload signal waits until they are accepted (at most \(formatDuration(by > now ? by - now : 0)) more)"))
+                report = now + config.handoverReportInterval
+            }
+            generations[i].phase = .handingOver(signalBy: by, nextCheckAt: now + config.handoverCheckInterval, reportAt: report)
+            return actions
         }
         return [.debug("generation \(n)'s listener is empty: sending the reload signal")]
             + signalToStop(i, config.reloadSignal, now: now)
@@ -531,11 +606,15 @@ public struct ReloadSupervisor: Sendable {
 
     private mutating func childExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
         guard let i = generations.firstIndex(where: { $0.pid == pid }) else {
-            return [.debug("reaped pid \(pid) (\(status)): a descendant left to hupwatch")]
+            // A descendant handed to us died: its own children are ours now.
+            return [.debug("reaped pid \(pid) (\(status)): a descendant left to hupwatch"), .killOrphans(keeping: generations.map(\.number))]
         }
         let gen = generations.remove(at: i)
-        // Whatever the main process left in its group goes with it.
-        var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid)]
+        // Whatever the main process left in its group goes with it, and whatever left the group too.
+        var actions: [Action] = [.forget(generation: gen.number), .killGroup(pgid: pid), .killOrphans(keeping: generations.map(\.number))]
+        // Its private path is the core's to remove, whatever still holds the listener (a worker about to die).
+        if config.protection.rewrites { actions.append(.removePrivate(generation: gen.number)) }
+        publishingHow[gen.number] = nil
         if gen.readyAt == nil, !(pendingNumber == gen.number) {
             // Not the pending one (its failure is told below, with the rollback): a reload it realized is over.
             actions += record(gen.number, succeeded: false, reason: "exited before it was ready (\(status))", now: now)
@@ -546,6 +625,7 @@ public struct ReloadSupervisor: Sendable {
                               code: status.shellCode, now: now)
         case .reloading(gen.number, let p, let queued):
             mode = .reloading(serving: nil, pending: p, queued: queued)
+            servingEnd = status.shellCode
             actions += [.log("generation \(gen.number) exited (\(status)) during a reload; generation \(p) takes over once ready"),
                         .setGuard(.hold)]
         case .running(gen.number):
@@ -594,7 +674,10 @@ public struct ReloadSupervisor: Sendable {
         if !isStopping { actions.append(.notifySupervisor("STOPPING=1")) }
         actions.append(.log("received \(SignalName.name(sig)): stopping every generation"))
         if case .stopping(let code, let serving) = mode { return actions + beginStop(signal: sig, code: code, serving: serving, now: now) }
-        return actions + beginStop(signal: sig, code: 0, serving: servingNumber, now: now)
+        // A generation still starting with nothing else serving is the one whose status hupwatch exits
+        // with; if the serving one already ended during this reload, its status.
+        if let end = servingEnd { return actions + beginStop(signal: sig, code: end, serving: nil, now: now) }
+        return actions + beginStop(signal: sig, code: 0, serving: servingNumber ?? pendingNumber, now: now)
     }
 
     /// Tells every generation to stop; `serving` is the one whose status hupwatch will exit with.
@@ -642,16 +725,16 @@ public struct ReloadSupervisor: Sendable {
                     continue
                 }
                 // Time is up, but rewrite mode still waits for its listener: the time rule is met.
-                generations[i].timeRuleMet = true
+                generations[i].evidence.insert(.timeElapsed)
             }
             switch g.phase {
             case .starting(let r?) where r <= now:
                 actions += readyTimedOut(n, now: now)
-            case .handingOver(let by, _) where by <= now:
-                actions.append(.log("generation \(n)'s listener still had connections queued after \(formatDuration(config.handoverNanoseconds)); sending the reload signal anyway"))
+            case .handingOver(let by, _, _) where by <= now:
+                actions.append(.log("generation \(n)'s listener still had connections queued after \(formatDuration(config.gracefulTimeout)); sending the reload signal anyway"))
                 actions += signalToStop(i, config.reloadSignal, now: now)
-            case .handingOver(let by, let check?) where check <= now:
-                generations[i].phase = .handingOver(signalBy: by, nextCheckAt: nil)
+            case .handingOver(let by, let check?, let report) where check <= now:
+                generations[i].phase = .handingOver(signalBy: by, nextCheckAt: nil, reportAt: report)
                 actions.append(.checkQueue(generation: n))
             case .draining(let k) where k <= now:
                 generations[i].phase = .killed

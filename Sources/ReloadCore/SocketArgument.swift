@@ -19,7 +19,8 @@ public struct SocketArgument: Equatable, Sendable {
 
     /// The Unix socket path a server command binds, from the spellings of swsgi, uWSGI and gunicorn:
     /// `--socket PATH`, `-s PATH`, `--http-socket PATH`, `--uwsgi-socket PATH`, `--bind unix:PATH`,
-    /// `-b unix:PATH`, and their `--flag=value` forms. The first one found; nil for none.
+    /// `-b unix:PATH`, their `--flag=value` forms and the attached `-bunix:PATH`, `-sPATH`. A bare name
+    /// (`app.sock`) is a path relative to the command's working directory. The first one found; nil for none.
     public static func find(in command: [String]) -> SocketArgument? { findAll(in: command).first }
 
     /// Every socket path the command names (gunicorn binds each `--bind`; swsgi and uWSGI keep the last).
@@ -38,14 +39,25 @@ public struct SocketArgument: Equatable, Sendable {
                 value = String(word[word.index(after: eq)...])
                 valueIndex = i
                 prefix = flag + "="
+            } else if !word.hasPrefix("--"), word.count > 2, word.hasPrefix("-b") || word.hasPrefix("-s") {
+                // The attached short form, as getopt and argparse take it: `-bunix:PATH`, `-sPATH`.
+                flag = String(word.prefix(2))
+                value = String(word.dropFirst(2))
+                valueIndex = i
+                prefix = flag
             }
             // Abstract names (@...) have no file to point or guard.
             if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
                 switch flag {
                 case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
-                    if v.contains("/"), !v.contains(":") { found.append(SocketArgument(index: valueIndex, prefix: prefix, path: v)) }
+                    // A name without a slash is a path too, relative to the command's folder; an address
+                    // has a colon (host:port, :port).
+                    // `-s` means other things to other programs (python -s, nginx -s reload): there a bare
+                    // name must end in .sock to count.
+                    let pathLike = flag != "-s" || v.contains("/") || v.hasSuffix(".sock")
+                    if pathLike, !v.isEmpty, !v.hasPrefix("-"), !v.contains(":") { found.append(SocketArgument(index: valueIndex, prefix: prefix, path: v)) }
                 case "--bind", "-b":
-                    if v.hasPrefix("unix:") { found.append(SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5)))) }
+                    if v.hasPrefix("unix:"), v.count > 5 { found.append(SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5)))) }
                 default: break
                 }
             }

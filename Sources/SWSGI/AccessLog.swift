@@ -14,6 +14,8 @@ final class AccessLog {
     private var stamp = ""
 
     let format: RequestLogFormat?
+    /// `--memory-report`.
+    let memoryReport: Bool
     let encoded: Bool
 
     init(settings: ServerOptions, workerID: Int, remote: String = "-") {
@@ -22,6 +24,7 @@ final class AccessLog {
         log5xx = settings.log5xx
         prefix = "swsgi worker \(workerID) [pid \(getpid())]"
         encoded = settings.logEncoder != .plain
+        memoryReport = settings.memoryReport
         format = settings.logFormat.flatMap { try? RequestLogFormat($0, workerID: workerID, remote: remote) }
     }
 
@@ -38,10 +41,33 @@ final class AccessLog {
         }
         let micros = (monotonicNanoseconds() - started) / 1000
         let ms = "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)"
-        let text = "\(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? "")
+        var text = "\(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? "")
+        if memoryReport { text += Self.memoryUse() }
         // Without --log-format, --log-encoder json/format wraps request lines like every other line.
         if encoded { ServerLog.line(text); return }
         writeStderr("\(wallClock()) \(prefix): \(text)")
+    }
+
+    /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
+    /// when the request line was read, the bytes of the error body sent, and the reason in plain words.
+    func refused(_ e: HTTPError, started: UInt64) {
+        write(method: e.method ?? "-", path: e.target ?? "-", status: e.status,
+              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: e.message)
+    }
+
+    /// uWSGI's memory-report text: ` {address space usage: N bytes/NMB} {rss usage: N bytes/NMB}`, from /proc/self/statm.
+    static func memoryUse() -> String {
+        let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return "" }
+        let fields = buf[0..<n].split(separator: UInt8(ascii: " ")).prefix(2).map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 }
+        guard fields.count == 2 else { return "" }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let vsz = fields[0] * page, rss = fields[1] * page
+        return " {address space usage: \(vsz) bytes/\(vsz >> 20)MB} {rss usage: \(rss) bytes/\(rss >> 20)MB}"
     }
 
     /// The timestamp is rebuilt once a second, not per request.

@@ -10,7 +10,7 @@ public typealias Application = (Request) throws -> Response
 /// The worker side of a request in hand: the worker itself, so that no closure is made per request.
 protocol RequestServer: AnyObject {
     /// See `Request.startResponse`.
-    func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream
+    func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream
     /// The request's harakiri deadline moves to `nanoseconds` after its start, if that is sooner.
     func shortenHarakiri(to nanoseconds: UInt64)
 }
@@ -48,9 +48,10 @@ public final class Request {
     /// body bytes, each write reaches the client before it returns, and the `Response` the app then
     /// returns only supplies the rest of the body (its status and headers are not used). A second call
     /// returns the same stream.
-    public func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
+    /// `reason`: the reason phrase's bytes as the app gave them (nil: the standard one).
+    public func startResponse(status: Int, reason: [UInt8]? = nil, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
         guard let server else { throw SWSGIError("this request cannot start its response early") }
-        return try server.startResponse(status: status, headers: headers, contentLength: contentLength)
+        return try server.startResponse(status: status, reason: reason, headers: headers, contentLength: contentLength)
     }
 
     /// `requestID`: "pid-" with `number`, or the whole id when `number` is nil.
@@ -99,6 +100,9 @@ public struct Response {
     }
 
     public var status: Int
+    /// The reason phrase's bytes as the app gave them (a WSGI status's text after the code, sent as
+    /// given, PEP 3333); nil for the standard phrase.
+    public var reason: [UInt8]? = nil
     public var headers: HTTPHeaders
     public var body: Body
     /// For a `.stream` body whose length is known: sent as Content-Length instead of chunked framing.
@@ -171,6 +175,10 @@ public class RequestBody {
 
     /// The next piece of the body, nil at its end.
     public func read() throws -> [UInt8]? { try pull?() ?? nil }
+
+    /// Runs `body` with the request's socket I/O held by this thread (a buffer over `read` shared with
+    /// other threads of the app); a body that is not a socket needs no lock.
+    public func serialized<T>(_ body: () throws -> T) rethrows -> T { try body() }
 
     /// The whole (rest of the) body.
     public func readAll() throws -> [UInt8] {

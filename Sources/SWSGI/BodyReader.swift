@@ -14,7 +14,7 @@ final class BodyReader: RequestBody {
     var decoder: HTTPBodyDecoder
     var input: ArraySlice<UInt8>
     let expectContinue: Bool
-    var continueSent = false
+    var interimAsked = false
     var failed = false
     let timeoutMilliseconds: Int32
     /// `--body-timeout`: the whole body must arrive within this from the app's first read, so a client
@@ -34,7 +34,18 @@ final class BodyReader: RequestBody {
         super.init()
     }
 
-    override func read() throws -> [UInt8]? { try pull() }
+    /// Set by `finish`: the request is over, and a read that comes later (an app's thread holding a
+    /// finished request's wsgi.input) is refused instead of taking the next request's bytes.
+    var finished = false
+
+    override func read() throws -> [UInt8]? {
+        try connection.io.withLock {
+            if finished { throw RequestBodyError(status: 400, message: "wsgi.input read after its request was over") }
+            return try pull()
+        }
+    }
+
+    override func serialized<T>(_ body: () throws -> T) rethrows -> T { try connection.io.withLock(body) }
 
     private func timedOut() -> RequestBodyError {
         failed = true
@@ -47,9 +58,13 @@ final class BodyReader: RequestBody {
     func pull() throws -> [UInt8]? {
         if failed { throw RequestBodyError(status: 400, message: "request body unreadable") }
         if decoder.isDone { return nil }
-        if expectContinue && !continueSent {
-            continueSent = true
-            try connection.writeAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+        if expectContinue && !interimAsked {
+            // Once: later reads ask nothing of the exchange. The rule itself (no interim response once the
+            // final one has started) is the exchange's.
+            interimAsked = true
+            if connection.exchange.handle(.bodyReadWanted) == .sendContinue {
+                try connection.sendAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+            }
         }
         while true {
             if !input.isEmpty {
@@ -86,10 +101,17 @@ final class BodyReader: RequestBody {
 
     /// Consumes what the app left unread; false when the connection cannot be reused.
     func finish() -> Bool {
+        connection.io.withLock {
+            defer { finished = true }
+            return finished ? !failed : drain()
+        }
+    }
+
+    private func drain() -> Bool {
         if failed { return false }
         if decoder.isDone { return true }
-        // The client waits for 100 Continue before sending: it has sent nothing we must skip.
-        if expectContinue && !continueSent { return false }
+        // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.
+        if !connection.exchange.bodyFramingKnown { return false }
         var drained = 0
         do {
             while let piece = try pull() {

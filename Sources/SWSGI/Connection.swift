@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// One client connection inside a worker: its fd, the bytes read but not yet used, and its timers.
 final class Connection {
@@ -18,8 +19,12 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
+    /// The request in hand on this connection and its response (scope, interim-response rule).
+    var exchange = Exchange.idle
     /// Peer and local addresses, looked up once (WSGI's REMOTE_ADDR, SERVER_NAME).
     lazy var addresses = SocketAddresses(fd: fd)
+    /// Held around each body read and response write made for a request (see `RequestIOLock`).
+    let io = RequestIOLock.make()
 
     init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
         self.fd = fd
@@ -31,8 +36,15 @@ final class Connection {
 
     deinit { close(fd) }
 
-    /// Writes every byte, waiting for room up to `timeoutMilliseconds` each time the socket is full.
+    /// Writes bytes of the final response (every byte, waiting for room up to `timeoutMilliseconds` each
+    /// time the socket is full): from here no interim response may be sent for this exchange.
     func writeAll(_ bytes: [UInt8], timeoutMilliseconds: Int32) throws {
+        _ = exchange.handle(.responseBytesWritten)
+        try sendAll(bytes, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Writes bytes that are not the final response's (`100 Continue`).
+    func sendAll(_ bytes: [UInt8], timeoutMilliseconds: Int32) throws {
         try bytes.withUnsafeBytes { b in
             var off = 0
             while off < b.count {

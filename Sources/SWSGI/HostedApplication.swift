@@ -10,7 +10,7 @@ public protocol HostedApplication: AnyObject {
     /// In the new worker, just after fork, before anything else runs there.
     func childAfterFork()
     /// In the worker: the application it serves (apps loaded lazily are imported here). A throw
-    /// ends the worker with `HostedAppExit.loadFailed`.
+    /// ends the worker with `ExitCode.appLoadFailed`.
     func workerApplication(workerID: Int) throws -> Application
     /// In a worker with `--threads` > 1, instead of `workerApplication`: one `Application` per request
     /// thread. `overrunning` answers, when harakiri's graceful signal arrives, the request threads
@@ -34,9 +34,4 @@ public struct RequestThreadApplications {
         self.threadStarted = threadStarted
         self.signalsArrived = signalsArrived
     }
-}
-
-/// Exit status of a worker whose hosted app failed to load after fork (--lazy-apps).
-public enum HostedAppExit {
-    public static let loadFailed: Int32 = 22
 }

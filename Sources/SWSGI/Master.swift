@@ -28,7 +28,6 @@ final class Master {
     var harakiriFDs: [Int32: Int32] = [:]
     var harakiriCount: [Int: Int] = [:]
     let startedAt = monotonicNanoseconds()
-    var cheaper: CheaperBusyness?
     /// Periodic checks exist only when asked for: --evil-reload-on-rss (every second) and
     /// cheaper (every --cheaper-overload). Without them an idle master never wakes.
     var nextPeriodicAt: Instant?
@@ -66,15 +65,17 @@ final class Master {
         config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
         config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
+        config.workersLoadTheApp = host != nil && settings.python.lazyApps
+        config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
             config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
-            cheaper = CheaperBusyness(config: .init(
+            config.cheaper = CheaperBusyness.Config(
                 minimumWorkers: settings.cheaper, maximumWorkers: settings.processes, step: settings.cheaperStep,
                 busynessMin: settings.cheaperBusynessMin, busynessMax: settings.cheaperBusynessMax,
                 multiplier: settings.cheaperBusynessMultiplier, backlogAlert: settings.cheaperBusynessBacklogAlert,
                 backlogStep: settings.cheaperBusynessBacklogStep, rssSoftBytes: settings.cheaperRSSLimitSoftBytes,
-                rssHardBytes: settings.cheaperRSSLimitHardBytes))
+                rssHardBytes: settings.cheaperRSSLimitHardBytes)
         }
         pool = WorkerPool(config: config)
         reactor = try Reactor(signals: Self.handledSignals)
@@ -89,23 +90,18 @@ final class Master {
         notifier = try SdNotifier(environment: env)
     }
 
-    /// Repeated error lines of one kind (a fork failing for every worker) are counted, not each written;
-    /// lifecycle lines (reloads, recycling) are always written.
+    /// Repeated trouble lines of one kind (a fork failing for every worker: `WorkerPool.Action.report`) are
+    /// counted, not each written; lifecycle lines (reloads, recycling) are always written.
     var repeatedLines = RepeatedLineFilter()
-    static let rateLimitedErrors = ["cannot fork", "not started (", "crash-looping", ") died (", "scoreboard slots are held"]
 
-    func log(_ message: String) {
-        let lines = Self.rateLimitedErrors.contains(where: { message.contains($0) })
-            ? repeatedLines.admit(message, now: monotonicNanoseconds()) : [message]
-        for line in lines { ServerLog.line(line) }
-    }
+    func log(_ message: String) { ServerLog.line(message) }
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
-        if settings.evilReloadOnRSSMiB > 0 { nextEvilCheckAt = now0 + 1_000_000_000 }
-        if cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
+        if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
+        if pool.config.cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
             self.closeMasterFDs()
@@ -142,6 +138,9 @@ final class Master {
             return execute(events(for: sig))
         case .childExited(let pid, let status):
             if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { return nil }
+            // What the worker wrote before it exited (its TERM, a recycle request) comes first: the reactor
+            // reaps before it reports the pipe readable.
+            if let code = readWorkerMessages() { return code }
             return execute(workerExited(pid, status: status))
         case .deadline:
             let now = monotonicNanoseconds()
@@ -154,14 +153,7 @@ final class Master {
         case .readable(let token, _):
             switch token {
             case Token.workerMessages:
-                for (pid, message) in workerMessages() {
-                    let event: WorkerPool.Event = switch message {
-                    case .ready: .workerReady(pid: pid)
-                    case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
-                    case .recycleRSS: .recycle(pid: pid, reason: .rss)
-                    }
-                    if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
-                }
+                return readWorkerMessages()
             case Token.stats:
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
@@ -176,6 +168,25 @@ final class Master {
             }
             return nil
         }
+    }
+
+    /// The workers' messages waiting in the pipe, each handed to the pool in order.
+    private func readWorkerMessages() -> Int32? {
+        for (pid, message) in workerMessages() {
+            let event: WorkerPool.Event = switch message {
+            case .ready: .workerReady(pid: pid)
+            case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
+            case .recycleRSS: .recycle(pid: pid, reason: .rss)
+            case .gotTERM: .workerGotTERM(pid: pid)
+            }
+            // A TERM to the whole group reaches the master too, in the same kill(2): the master's own
+            // TERM, still pending, goes first, so the pool sees a stop, not one worker to replace.
+            if message == .gotTERM, !pool.stopping, signalIsPending(SIGTERM) {
+                if let code = execute(events(for: SIGTERM)) { return code }
+            }
+            if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
+        }
+        return nil
     }
 
     /// Keeps the reactor watching exactly the stats clients still waiting for an answer.
@@ -218,20 +229,17 @@ final class Master {
                                             listenQueue: queue), now: now)
     }
 
-    /// --evil-reload-on-rss (every second) and the cheaper cycle (every --cheaper-overload).
+    /// The samples the pool decides from: --evil-reload-on-rss's RSS (every `rssSampleNanoseconds`) and
+    /// cheaper's busyness (every --cheaper-overload).
     private func periodicChecks(now: Instant) -> [WorkerPool.Action] {
         var actions: [WorkerPool.Action] = []
         if let at = nextEvilCheckAt, at <= now {
-            nextEvilCheckAt = now + 1_000_000_000
-            let limit = settings.evilReloadOnRSSMiB << 20
-            for w in pool.slots where w.state != .retiring {
-                if let rss = residentBytes(pid: w.pid), rss > limit {
-                    actions.append(.log("worker \(w.id) (pid \(w.pid)) RSS \(rss >> 20) MiB > --evil-reload-on-rss \(settings.evilReloadOnRSSMiB) MiB"))
-                    actions += pool.handle(.recycle(pid: w.pid, reason: .evilRSS), now: now)
-                }
+            nextEvilCheckAt = now + pool.config.rssSampleNanoseconds
+            for w in pool.slots {
+                if let rss = residentBytes(pid: w.pid) { actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now) }
             }
         }
-        if let at = nextCheaperCycleAt, at <= now, cheaper != nil {
+        if let at = nextCheaperCycleAt, at <= now {
             nextCheaperCycleAt = now + settings.cheaperOverloadNanoseconds
             let active = pool.slots.filter { $0.state != .retiring }
             var busy: Int64 = 0
@@ -246,10 +254,7 @@ final class Master {
             let span = Double(now - lastCycleAt) * Double(max(1, active.count))
             lastCycleAt = now
             let percent = span > 0 ? Double(busy) / span * 100 : 0
-            if let decision = cheaper!.cycle(busyPercent: percent, activeWorkers: active.count,
-                                             listenQueue: listenQueue()?.queued, totalRSSBytes: rss) {
-                actions += pool.handle(.resize(by: decision.delta, why: decision.why), now: now)
-            }
+            actions += pool.handle(.busySampled(busyPercent: percent, listenQueue: listenQueue()?.queued, totalRSSBytes: rss), now: now)
         }
         return actions
     }
@@ -280,15 +285,11 @@ final class Master {
         }
         idOfPID[pid] = nil
         lastBusy[pid] = nil
-        var actions = pool.handle(.workerExited(pid: pid, status: status), now: monotonicNanoseconds())
-        // --need-app with --lazy-apps: a worker that cannot import the app stops swsgi, as uWSGI does,
-        // rather than respawning into the same traceback forever.
-        if host != nil, status == .exited(HostedAppExit.loadFailed), !appLoadFailed {
-            appLoadFailed = true
-            actions.append(.log("worker pid \(pid) could not load the app (traceback above): stopping"))
-            actions += pool.handle(.immediateStop, now: monotonicNanoseconds())
-        }
-        return actions
+        // A worker that cannot load the app stops swsgi (the pool's boot-failure policy), as uWSGI's
+        // --need-app does, rather than respawning into the same traceback forever.
+        let event: WorkerPool.Event = status == .exited(ExitCode.appLoadFailed)
+            ? .appLoadFailed(pid: pid, status: status) : .workerExited(pid: pid, status: status)
+        return pool.handle(event, now: monotonicNanoseconds())
     }
 
     private func execute(_ actions: [WorkerPool.Action]) -> Int32? {
@@ -303,6 +304,8 @@ final class Master {
                 _ = try? sendSignal(SIGKILL, to: pid)
             case .log(let m):
                 log(m)
+            case .report(let kind, let m):
+                for line in repeatedLines.admit(m, kind: kind.rawValue, now: monotonicNanoseconds()) { log(line) }
             case .notify(let text):
                 if let notifier {
                     if text.hasPrefix("READY=1") && !readyLogged {
@@ -316,10 +319,10 @@ final class Master {
                 break
             case .checkHarakiri(let pid):
                 queue = (checkHarakiri(pid) + queue)[...]
-            case .countHarakiri(let pid):
+            case .recordHarakiri(let pid):
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
-            case .exit(let poolCode):
-                let code = appLoadFailed ? HostedAppExit.loadFailed : poolCode
+                if let slot = slotOfPID[pid] { scoreboard.set(slot, .harakiriFiredFor, scoreboard.get(slot, .requestCounter)) }
+            case .exit(let code):
                 ServicesRuntime.shared.stopMules()
                 listener.vacuum()
                 if let p = settings.pidFile { unlink(p) }
@@ -331,8 +334,6 @@ final class Master {
     }
 
     private var readyLogged = false
-    /// A worker could not load the hosted app (--lazy-apps): the master stops with that status.
-    private var appLoadFailed = false
 
     private func forkWorker(id: Int) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
@@ -383,24 +384,35 @@ final class Master {
         if getppid() != masterPID { _exit(0) }
         setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
         scoreboard.set(slot, .pid, Int64(getpid()))
+        // TERM is caught from here on (a TERM to the process group during --lazy-apps' import must not
+        // kill a worker that would then look like an app that cannot load).
+        let term: (read: Int32, write: Int32)
+        do {
+            term = try makePipe(nonBlocking: true)
+            try WorkerTerm.install(notifyFD: term.write, scoreboard: scoreboard, slot: slot, chainHarakiri: false)
+        } catch {
+            writeStderr("swsgi worker \(id): \(error)")
+            _exit(1)
+        }
         var app = self.app
         let threads = settings.python.threads
         if let host, threads <= 1 {
             do { app = try host.workerApplication(workerID: id) } catch {
                 writeStderr("swsgi worker \(id): \(error)")
-                exit(HostedAppExit.loadFailed)
+                exit(ExitCode.appLoadFailed)
             }
         }
+        app = StaticMap(settings.staticMaps).wrap(app)
         let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
                                 uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
-                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler)
+                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         do {
             if threads > 1 {
                 let worker: ThreadedWorker
                 do { worker = try ThreadedWorker(ctx, threads: threads, host: host) } catch {
                     writeStderr("swsgi worker \(id): \(error)")
-                    exit(HostedAppExit.loadFailed)
+                    exit(ExitCode.appLoadFailed)
                 }
                 try worker.run()
             }

@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import WorkerCore
 
 /// One request thread of a `ThreadedWorker`: takes a job (a connection with a complete head), runs
 /// the app, writes the response and gives the connection back. Its state is its own; what the worker
@@ -20,6 +21,7 @@ final class RequestThread: RequestServer {
     var requestStarted: Instant = 0
     var requestMethod = ""
     var requestPath = ""
+    var requestNumber: UInt64 = 0
     var harakiriDeadline: Instant?
 
     init(index: Int, worker: ThreadedWorker, app: @escaping Application) {
@@ -55,7 +57,7 @@ final class RequestThread: RequestServer {
         let harakiri = ctx.settings.harakiriNanoseconds
         let number: UInt64 = worker.monitor.withLock {
             worker.requestCounter += 1
-            ctx.scoreboard.set(ctx.slot, .requestCounter, Int64(worker.requestCounter))
+            requestNumber = worker.requestCounter
             busy = true
             requestStarted = started
             requestMethod = head.method
@@ -69,6 +71,7 @@ final class RequestThread: RequestServer {
         sb.setRequest(slot, core: index, method: head.method, path: head.path)
         sb.set(slot, core: index, .state, Scoreboard.State.busy.rawValue)
         let timeout = worker.writeTimeoutMilliseconds
+        c.exchange = Exchange(number: number, expectContinue: head.expectContinue)
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
@@ -126,15 +129,15 @@ final class RequestThread: RequestServer {
             do {
                 switch response.body {
                 case .bytes(let body):
-                    plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
-                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, to: &out)
+                    plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
                     if plan.sendsBody { out += body; sent = body.count }
                     try c.writeAll(out, timeoutMilliseconds: timeout)
                 case .stream(let produce):
                     let length = response.contentLength
-                    plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
+                    plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                         keepAlive: keepAlive, to: &out)
+                                                         keepAlive: keepAlive, date: true, to: &out)
                     if plan.sendsBody {
                         let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                    timeoutMilliseconds: timeout)
@@ -155,6 +158,7 @@ final class RequestThread: RequestServer {
         response.finish?()
         request.server = nil
         inHand = nil
+        _ = c.exchange.handle(.ended)
         let finished = monotonicNanoseconds()
         sb.set(slot, core: index, .requests, sb.get(slot, core: index, .requests) + 1)
         sb.set(slot, core: index, .state, Scoreboard.State.idle.rawValue)
@@ -175,14 +179,14 @@ final class RequestThread: RequestServer {
 }
 
 extension RequestThread {
-    func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
+    func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
         let c = request.connection
         var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: request.keepAlive && !retiring && !c.closeAfterNext,
-                                                 headRequest: request.isHead, to: &out)
+                                                 headRequest: request.isHead, date: true, to: &out)
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: worker.writeTimeoutMilliseconds)
         let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)

@@ -7,7 +7,10 @@ import Posix
 final class Scoreboard {
     static let slotBytes = 256
     static let pathBytes = 120
-    enum Field: Int { case pid = 0, state, requests, requestStartNanos, requestCounter, harakiris, rssBytes, respawns, workerID, harakiriDeadline, busyNanos }
+    enum Field: Int { case pid = 0, state, requests, requestStartNanos, requestCounter, harakiris, rssBytes, respawns, workerID, harakiriDeadline, busyNanos,
+                    /// The request number harakiri fired for: set by the master before it sends the graceful
+                    /// signal, read by the worker's SIGTERM handler to tell harakiri's TERM from a stop.
+                    harakiriFiredFor }
     enum State: Int64 { case free = 0, idle = 1, busy = 2 }
 
     let capacity: Int
@@ -63,6 +66,11 @@ final class Scoreboard {
 
     func get(_ i: Int, _ f: Field) -> Int64 { slot(i).load(fromByteOffset: f.rawValue * 8, as: Int64.self) }
     func set(_ i: Int, _ f: Field, _ v: Int64) { slot(i).storeBytes(of: v, toByteOffset: f.rawValue * 8, as: Int64.self) }
+
+    /// The address of a field, for a reader in signal context (the worker's SIGTERM handler).
+    func cell(_ i: Int, _ f: Field) -> UnsafeMutablePointer<Int64> {
+        (slot(i) + f.rawValue * 8).assumingMemoryBound(to: Int64.self)
+    }
 
     /// Clears row `i` for a new worker (WorkerPool hands out the rows: see `scoreboardIndex(forFork:)`).
     func reset(_ i: Int, workerID: Int, respawns: Int) {

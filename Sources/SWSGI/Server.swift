@@ -1,5 +1,6 @@
 import Glibc
 import Posix
+import Common
 import SWSGIConfig
 
 /// Runs swsgi with `app` (or, when nil, the one `--app` / `--app-library` names) and exits.
@@ -27,17 +28,24 @@ public func serve(hostLoader loader: @escaping HostLoader) -> Never {
 }
 
 public enum SWSGIMain {
-    public static let version = "swsgi 1.0.0"
+    public static let version = "swsgi \(packageVersion)"
+    /// CGI's SERVER_SOFTWARE (product/version, RFC 3875 §4.1.17).
+    public static let software = "swsgi/\(packageVersion)"
 
     /// Parses the configuration, loads the app (before binding anything: an app that cannot load
     /// stops swsgi, never leaves an empty shell answering 500), binds, forks workers and serves.
     public static func run(arguments: [String], app given: Application?, onHarakiri: HarakiriHandler? = nil,
                            hostLoader: HostLoader? = nil) -> Int32 {
-        let env = environmentSnapshot()
+        let inherited = environmentSnapshot()
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            switch try ServerOptions.load(arguments: arguments, environment: env, cores: max(1, cores), readFile: readConfigFile) {
+            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
+            switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
+            case .check(_, let report):
+                writeStdout(report)
+                writeStderr("swsgi: the configuration is valid")
+                return 0
             case .help:
                 writeStdout(ServerOptions.helpText)
                 return 0
@@ -46,10 +54,19 @@ public enum SWSGIMain {
                 return 0
             case .run(let o): options = o
             }
+            if let text = options.showConfigText { writeStderr(text) }
+            if let mask = options.umask { Glibc.umask(mode_t(mask)) }
+            try LogTarget.apply(options)
+            for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
+        } catch let error as SyscallError {
+            writeStderr("swsgi: --logto/--daemonize: \(error)")
+            return 1
         } catch {
             writeStderr("swsgi: \(error)")
             return 2
         }
+        // --env: hooks, mules and the Python app see these (a later NAME= replaces an inherited one).
+        let env = withEnvironment(options.env, over: inherited)
         var bound: Listener? = nil
         var pidFileWritten = false
         ServicesRuntime.shared.options = options
@@ -58,7 +75,9 @@ public enum SWSGIMain {
             try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
             // The stats socket first: a live one at its path stops us before our listener is bound.
-            let stats = try options.statsSocket.map { try StatsServer(path: $0) }
+            let stats = try options.statsSocket.map { spec in
+                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec)
+            }
             // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
             // cannot load (below) leaves the path as it was, a live predecessor's socket included.
             var listener = try Listener.open(options, environment: env)
@@ -68,7 +87,7 @@ public enum SWSGIMain {
                 if options.chownSocket == nil, let tmp = listener.temporaryPath ?? listener.ownedPath {
                     try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) }
                 }
-                if let s = stats { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                if let s = stats, !s.path.isEmpty { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
                 try drop.apply()
             }
             // App code (hooks, a library's constructors included) runs only now, after the drop.
@@ -116,6 +135,14 @@ public enum SWSGIMain {
             return 1
         }
     }
+}
+
+/// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).
+func withEnvironment(_ overrides: [String], over base: [String]) -> [String] {
+    guard !overrides.isEmpty else { return base }
+    func name(_ e: String) -> Substring { e.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? Substring(e) }
+    let names = Set(overrides.map(name))
+    return base.filter { !names.contains(name($0)) } + overrides
 }
 
 /// The config loader's file reader: errors as one line naming the path.

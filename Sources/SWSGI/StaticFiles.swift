@@ -50,11 +50,15 @@ public struct StaticFiles {
         case answer(Response)
     }
 
-    public func respond(_ request: Request) throws -> Response {
+    public func respond(_ request: Request) throws -> Response { try respond(request, path: request.path) }
+
+    /// The file at `path` (percent-encoded, as in the request) beneath DIR: `static-map` passes what
+    /// follows its mount point.
+    func respond(_ request: Request, path: String) throws -> Response {
         guard request.method == "GET" || request.method == "HEAD" else {
             return Response(status: 405, headers: ["Allow": "GET, HEAD"], text: "method not allowed\n")
         }
-        guard let decoded = Self.percentDecode(request.path), !decoded.contains("\0"),
+        guard let decoded = Self.percentDecode(path), !decoded.contains("\0"),
               !decoded.split(separator: "/").contains("..") else {
             return Response(status: 400, text: "bad path\n")
         }

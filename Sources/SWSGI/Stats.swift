@@ -1,5 +1,7 @@
 import Glibc
 import Posix
+import Common
+import SWSGIConfig
 
 /// What the stats socket reports: per worker pid, state, requests, the running request and its age,
 /// respawns, harakiris, RSS; and the listen queue as the kernel counts it.
@@ -43,7 +45,7 @@ struct StatsSnapshot {
             "{\"id\":\(c.id),\"status\":\(q(c.busy ? "busy" : "idle")),\"requests\":\(c.requests),"
                 + "\"request\":\(c.runningRequest.map(q) ?? "null"),\"request_age_ms\":\(opt(c.runningForMilliseconds))}"
         }
-        return "{\"version\":\"swsgi 1.0.0\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
+        return "{\"version\":\"swsgi \(packageVersion)\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
             + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))],"
             + "\"caches\":[\(ServicesRuntime.shared.cacheStatsJSON)],\"mules\":[\(ServicesRuntime.shared.muleStatsJSON)]}\n"
     }
@@ -95,9 +97,18 @@ final class StatsServer {
         fd = sock.release()
     }
 
+    /// `--stats HOST:PORT`: the same server on TCP (uWSGI's usual `stats = 127.0.0.1:9191`).
+    init(tcp address: HTTPSocketAddress) throws {
+        let sock = try TCPSocket.listen(host: address.host, port: address.port, backlog: 16)
+        try sock.setNonBlocking()
+        path = ""
+        inode = 0
+        fd = sock.release()
+    }
+
     deinit {
         for p in pending { close(p.fd) }
-        if UnixSocket.inode(atPath: path) == inode { unlink(path) }
+        if !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
     }
 
     /// Clients accepted and waiting for their request (or for 20 ms of silence, then raw JSON).

@@ -14,6 +14,9 @@ final class StreamFraming {
     private(set) var sent = 0
     /// The response head, not yet sent: it leaves with the first body bytes (or at `end`).
     private var head: [UInt8]
+    /// Set by `end`: the response is complete, and a write that comes later (an app's thread holding
+    /// a finished request's write()) is refused instead of landing in the next response on the connection.
+    private var ended = false
 
     init(connection: Connection, head: [UInt8], chunked: Bool, declaredLength: Int?, timeoutMilliseconds: Int32) {
         self.connection = connection
@@ -27,6 +30,15 @@ final class StreamFraming {
     private var room: Int { declaredLength.map { $0 - sent } ?? Int.max }
 
     func write(_ piece: [UInt8]) throws {
+        try connection.io.withLock { try writeLocked(piece) }
+    }
+
+    private func refuseWhenEnded() throws {
+        if ended { throw SWSGIError("write after the response was complete (its request is over)") }
+    }
+
+    private func writeLocked(_ piece: [UInt8]) throws {
+        try refuseWhenEnded()
         let n = min(piece.count, room)
         guard n > 0 else { return }
         if chunked {
@@ -46,6 +58,11 @@ final class StreamFraming {
 
     /// sendfile(2) straight from the file to the socket; returns the bytes sent (fewer at end of file).
     func sendFile(_ fd: Int32, offset: Int, count: Int) throws -> Int {
+        try connection.io.withLock { try sendFileLocked(fd, offset: offset, count: count) }
+    }
+
+    private func sendFileLocked(_ fd: Int32, offset: Int, count: Int) throws -> Int {
+        try refuseWhenEnded()
         let total = min(count, room)
         guard total > 0 else { return 0 }
         var header = takeHead()
@@ -80,6 +97,12 @@ final class StreamFraming {
 
     /// Ends the body: the last chunk, or a check that the declared length was met.
     func end() throws {
+        try connection.io.withLock { try endLocked() }
+    }
+
+    private func endLocked() throws {
+        try refuseWhenEnded()
+        ended = true
         var tail = takeHead()
         if chunked { tail += HTTPResponseWriter.lastChunk }
         if !tail.isEmpty { try connection.writeAll(tail, timeoutMilliseconds: timeoutMilliseconds) }

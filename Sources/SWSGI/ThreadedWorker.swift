@@ -13,9 +13,10 @@ import WorkerCore
 /// the loop) for its next request. While all N threads are taken the listener leaves the epoll set,
 /// so the other workers accept what this one could not start.
 ///
-/// Signals stay the main thread's (request threads block all of them): HUP, USR1, INT and QUIT as in
-/// `Worker`; harakiri's graceful signal runs the host's handlers here (`signalsArrived`), which
-/// interrupt only the threads past their deadline (`overrunningThreads`).
+/// Signals stay the main thread's (request threads block all of them): what HUP, USR1, TERM, INT and QUIT
+/// mean is `WorkerLifecycle`'s, as in `Worker` (one `.requestStarted`/`.requestFinished` per request);
+/// harakiri's graceful signal runs the host's handlers here (`signalsArrived`), which interrupt only the
+/// threads past their deadline (`overrunningThreads`).
 final class ThreadedWorker {
     struct Job {
         let connection: Connection
@@ -31,19 +32,18 @@ final class ThreadedWorker {
     static let listenerToken = Worker.listenerToken
     static let signalToken = Worker.signalToken
     static let servicesToken = Worker.servicesToken
-    static let wakeToken = UInt64.max - 3
+    static let termToken = Worker.termToken
+    static let wakeToken = UInt64.max - 4
 
     let ctx: WorkerContext
     let threadCount: Int
     let signals: SignalFD
     var epoll: Epoll
     var conns = ConnectionTable()
-    var mode = Worker.Mode.serving
+    var lifecycle = WorkerLifecycle()
     var retireAt: Instant = 0
-    var retireGraceOver = false
     var nextScanAt: Instant = .max
     var scratch = [UInt8](repeating: 0, count: 65536)
-    var drainPending = false
     /// Connections a request thread holds (main thread only).
     var inFlight = Set<Int32>()
     /// The listener is in the epoll set (main thread only).
@@ -98,6 +98,7 @@ final class ThreadedWorker {
         try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try epoll.add(signals.fd.raw, token: Self.signalToken)
         try epoll.add(wakeRead, token: Self.wakeToken)
+        try epoll.add(ctx.termFD, token: Self.termToken)
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -109,9 +110,14 @@ final class ThreadedWorker {
             // A Swift app serves every thread: with --threads it must be safe to call concurrently.
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
+        // (ctx.app, a Swift app's, is already wrapped by the master.)
+        let staticMap = StaticMap(s.staticMaps)
         for i in 0..<threads {
-            self.threads.append(RequestThread(index: i, worker: self, app: apps.apps[i]))
+            self.threads.append(RequestThread(index: i, worker: self, app: host == nil ? apps.apps[i] : staticMap.wrap(apps.apps[i])))
         }
+        // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
+        try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
+                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
     }
 
     func tellMaster(_ m: WorkerMessage) {
@@ -127,26 +133,29 @@ final class ThreadedWorker {
                 t.loop()
             }
         }
-        tellMaster(.ready)
+        perform(lifecycle.handle(.appLoaded))
         while true {
-            if drainPending { handleSignals() }
             let now = monotonicNanoseconds()
-            if now >= nextScanAt || (mode == .retiring && !retireGraceOver && now >= retireAt) {
+            let graceRunning = lifecycle.mode == .retiring(graceOver: false)
+            if now >= nextScanAt || (graceRunning && now >= retireAt) {
+                if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
-                if mode == .retiring && now >= retireAt { retireGraceOver = true }
                 if !fresh.isEmpty { updateListening() }
             }
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
-                if mode == .serving && !listening {
+                if lifecycle.accepting && !listening {
                     while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
                 }
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
-            if mode == .retiring && conns.isEmpty { _exit(0) }
+            if lifecycle.retiring && conns.isEmpty {
+                handleSignals()
+                if conns.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
+            }
             var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
-            if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
+            if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let count: Int
             do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
@@ -158,8 +167,9 @@ final class ThreadedWorker {
             for i in 0..<count {
                 let token = epoll.event(i).token
                 switch token {
-                case Self.listenerToken: if mode == .serving && listening { acceptOne() }
+                case Self.listenerToken: if lifecycle.accepting && listening { acceptOne() }
                 case Self.signalToken: handleSignals()
+                case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
                 default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
@@ -186,7 +196,7 @@ final class ThreadedWorker {
             conns[fd] = nil
             return
         }
-        if mode == .retiring { c.closeAfterNext = true }
+        if lifecycle.retiring { c.closeAfterNext = true }
         readable(c)
         if conns[fd] != nil && !inFlight.contains(fd) {
             schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
@@ -231,12 +241,13 @@ final class ThreadedWorker {
             rearm(c)
         case .error(let e):
             try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
-            log.write(method: "-", path: "-", status: e.status, bytes: 0, started: c.lastActivity, note: "\(e)")
+            log.refused(e, started: c.lastActivity)
             drop(c)
         case .head(let head, let consumed):
             c.headStartedAt = nil
             c.requests += 1
             inFlight.insert(c.fd)
+            _ = lifecycle.handle(.requestStarted)
             let job = Job(connection: c, head: head, rest: input[(input.startIndex + consumed)...])
             monitor.withLock {
                 jobs.append(job)
@@ -248,7 +259,7 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        var want = mode == .serving && inFlight.count < threadCount
+        var want = lifecycle.accepting && inFlight.count < threadCount
         if want && !fresh.isEmpty {
             let now = monotonicNanoseconds()
             fresh.removeAll { f in
@@ -260,7 +271,7 @@ final class ThreadedWorker {
                 schedule(fresh[0].at + Self.freshWindow)
             }
         }
-        if !want && mode == .serving && saturatedAcceptAt == nil {
+        if !want && lifecycle.accepting && saturatedAcceptAt == nil {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }
@@ -285,14 +296,16 @@ final class ThreadedWorker {
             done.removeAll(keepingCapacity: true)
             return d
         }
+        var after: [WorkerLifecycle.Action] = []
         for d in finished {
             let c = d.connection
             inFlight.remove(c.fd)
+            after += lifecycle.handle(.requestFinished)
             if !d.keepAlive {
                 drop(c)
                 continue
             }
-            if mode == .retiring { c.closeAfterNext = true }
+            if lifecycle.retiring { c.closeAfterNext = true }
             if ctx.settings.keepaliveTimeoutNanoseconds > 0 { schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds) }
             if d.rest.isEmpty {
                 rearm(c)
@@ -301,13 +314,15 @@ final class ThreadedWorker {
             }
         }
         updateListening()
+        // A drain that waited for the requests' end serves connections: carried out after the loop above.
+        perform(after)
     }
 
     /// Closes connections past their header or keep-alive timeout, and when retiring, idle ones past the grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
         for c in conns.values where !inFlight.contains(c.fd) {
-            if mode == .retiring && c.headStartedAt == nil {
+            if lifecycle.retiring && c.headStartedAt == nil {
                 if now >= retireAt { drop(c) }
                 continue
             }
@@ -317,7 +332,8 @@ final class ThreadedWorker {
                 if now >= deadline {
                     if c.headStartedAt != nil {
                         try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: 0, started: started, note: "request head not complete in time")
+                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
+                                  started: started, note: "request head not complete in time")
                     }
                     drop(c)
                 } else {
@@ -336,30 +352,50 @@ final class ThreadedWorker {
 
     private func handleSignals() {
         while let (sig, _) = try? signals.next() {
+            let signal: WorkerLifecycle.Signal
             switch sig {
-            case SIGUSR1: drainPending = true
-            case SIGHUP: retire()
-            default: _exit(0)
+            case SIGUSR1: signal = .usr1
+            case SIGHUP: signal = .hup
+            case SIGINT: signal = .int
+            default: signal = .quit
             }
+            perform(lifecycle.handle(.signal(signal)))
         }
         // The graceful signal the master sends after HUP may already be pending too.
         apps.signalsArrived()
-        guard drainPending else { return }
-        drainPending = false
-        while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
-        retire()
     }
 
-    private func retire() {
-        guard mode == .serving else { return }
-        mode = .retiring
-        retireAt = monotonicNanoseconds() + Worker.retireGrace
-        if listening {
-            epoll.remove(ctx.listener)
-            listening = false
+    /// The SIGTERM handler wrote to its pipe.
+    private func termArrived() {
+        var byte: UInt8 = 0
+        while Glibc.read(ctx.termFD, &byte, 1) > 0 {}
+        perform(lifecycle.handle(.signal(.term)))
+    }
+
+    /// Carries out the lifecycle's decisions.
+    private func perform(_ actions: [WorkerLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .tell(let message):
+                tellMaster(message)
+            case .stopAccepting:
+                if listening {
+                    epoll.remove(ctx.listener)
+                    listening = false
+                }
+                monitor.withLock { retiring = true }
+                for c in conns.values where !inFlight.contains(c.fd) { c.closeAfterNext = true }
+            case .armRetireGrace:
+                retireAt = monotonicNanoseconds() + Worker.retireGrace
+            case .drainListenQueue:
+                // Connections already queued would be reset when the listener closes: take them all.
+                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+            case .closeIdleConnections:
+                expireConnections(now: monotonicNanoseconds())
+            case .exit(let code):
+                _exit(code)
+            }
         }
-        monitor.withLock { retiring = true }
-        for c in conns.values where !inFlight.contains(c.fd) { c.closeAfterNext = true }
     }
 
     // MARK: shared with the request threads
@@ -415,6 +451,9 @@ final class ThreadedWorker {
             return
         }
         sb.set(slot, .requestStartNanos, Int64(pick.requestStarted))
+        // The master marks a harakiri with this number; the TERM handler compares it to tell harakiri's
+        // graceful TERM from a stop-TERM (see `WorkerTerm`).
+        sb.set(slot, .requestCounter, Int64(pick.requestNumber))
         sb.setRequest(slot, method: pick.requestMethod, path: pick.requestPath)
         sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         if ctx.harakiriFD >= 0 {

@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import HTTP
 import Posix
@@ -20,30 +21,44 @@ struct WorkerContext {
     let harakiriFD: Int32
     /// Installed for --harakiri-graceful-signal so the app can flush before SIGKILL.
     let harakiriHandler: HarakiriHandler?
+    /// The pipe the worker's SIGTERM handler writes to (see `WorkerTerm`).
+    let termFD: Int32
+    let termWriteFD: Int32
 }
 
 /// What a worker tells its master, 8 bytes (pid, code) per message: atomic on a pipe.
-enum WorkerMessage: Int32 {
-    case ready = 0
-    case recycleMaxRequests = 1
-    case recycleRSS = 2
+typealias WorkerMessage = WorkerLifecycle.MasterMessage
+
+/// A worker's SIGTERM: harakiri's graceful signal for the request in hand runs the app's handler as it
+/// always did; any other TERM (systemd's group TERM, an operator's kill) is a stop request the event loop
+/// reads from a pipe. The C handler tells them apart by the scoreboard mark the master sets before
+/// signalling a harakiri (`Scoreboard.Field.harakiriFiredFor`).
+enum WorkerTerm {
+    /// Installed right after fork (so a TERM during --lazy-apps' import is kept, not fatal) and again once
+    /// the app is loaded, when the TERM handler the app or harakiri set up is taken as harakiri's.
+    static func install(notifyFD: Int32, scoreboard: Scoreboard, slot: Int, chainHarakiri: Bool) throws {
+        let mark = chainHarakiri ? UnsafePointer(scoreboard.cell(slot, .harakiriFiredFor)) : nil
+        let request = chainHarakiri ? UnsafePointer(scoreboard.cell(slot, .requestCounter)) : nil
+        try syscall("sigaction", "SIGTERM") { shim_worker_term_install(notifyFD, mark, request, chainHarakiri ? 1 : 0) }
+    }
+
+    /// A stop-TERM has arrived (no syscall: read on the request path).
+    static var arrived: Bool { shim_worker_term_arrived() != 0 }
 }
 
 /// A worker process: one request at a time, idle keep-alive connections parked in epoll, new
 /// connections accepted whenever no request is in hand. So two workers can serve a pool of 32
 /// nginx upstream connections without one idle connection pinning a worker.
 ///
-/// Signals from the master: SIGUSR1 = serve what is in the listen queue, then retire;
-/// SIGHUP = retire (stop accepting, finish, close keep-alive connections without a race);
-/// SIGINT/SIGQUIT = exit now. SIGTERM is left alone: it is harakiri's default graceful signal,
-/// and the app's handler (if any) runs on it.
+/// What each signal means, in each mode, is `WorkerLifecycle`'s decision (HUP, USR1, TERM, INT/QUIT);
+/// this class turns fds into its events and carries out its actions.
 final class Worker {
-    enum Mode { case serving, retiring }
-
     static let listenerToken = UInt64.max
     static let signalToken = UInt64.max - 1
     /// The services' signal queues (timers, cron; see ServicesRuntime).
     static let servicesToken = UInt64.max - 2
+    /// The SIGTERM handler's pipe.
+    static let termToken = UInt64.max - 3
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -61,9 +76,10 @@ final class Worker {
     let signals: SignalFD
     var epoll: Epoll
     var conns = ConnectionTable()
-    var mode = Mode.serving
+    var lifecycle = WorkerLifecycle()
+    /// The lifecycle's decisions at the end of a request, carried out back in the loop.
+    var afterRequest: [WorkerLifecycle.Action] = []
     var retireAt: Instant = 0
-    var retireGraceOver = false
     var nextScanAt: Instant = .max
     var requestCounter: UInt64 = 0
     var scratch = [UInt8](repeating: 0, count: 65536)
@@ -74,8 +90,6 @@ final class Worker {
     let log: AccessLog
     var harakiriDeadline: Instant?
     var recycleRequested = false
-    /// SIGUSR1 arrived while a request was in hand: drain the listen queue once back in the loop.
-    var drainPending = false
     let writeTimeoutMilliseconds: Int32 = 30_000
     let maxRequests: Int64
     let rssLimitBytes: Int
@@ -85,6 +99,9 @@ final class Worker {
         self.ctx = ctx
         signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
+        // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
+        try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
+                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
         let s = ctx.settings
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
@@ -94,6 +111,7 @@ final class Worker {
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try epoll.add(signals.fd.raw, token: Self.signalToken)
+        try epoll.add(ctx.termFD, token: Self.termToken)
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -107,19 +125,28 @@ final class Worker {
     func run() -> Never {
         // (The start-up code leaves the worker's resident set once it has warmed up: see `serve`. MADV_PAGEOUT,
         // hupwatch's way, would do nothing here: the master maps the same pages.)
-        tellMaster(.ready)
+        perform(lifecycle.handle(.appLoaded))
         while true {
-            if drainPending { handleSignals() }
+            if !afterRequest.isEmpty {
+                let actions = afterRequest
+                afterRequest = []
+                perform(actions)
+            }
             let now = monotonicNanoseconds()
-            if now >= nextScanAt || (mode == .retiring && !retireGraceOver && now >= retireAt) {
-                expireConnections(now: now)
+            let graceRunning = lifecycle.mode == .retiring(graceOver: false)
+            if now >= nextScanAt || (graceRunning && now >= retireAt) {
                 // The grace is over once scanned past: its deadline must not stay in the wake-up set,
                 // or a retiring worker waiting on a slow client would wake every millisecond.
-                if mode == .retiring && now >= retireAt { retireGraceOver = true }
+                if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
+                expireConnections(now: now)
             }
-            if mode == .retiring && conns.isEmpty { _exit(0) }
+            if lifecycle.retiring && conns.isEmpty {
+                // A signal already queued (the master's USR1 after a group TERM) is heard before leaving.
+                handleSignals()
+                if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
+            }
             var wake = nextScanAt
-            if mode == .retiring && !retireGraceOver { wake = min(wake, retireAt) }
+            if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let count: Int
             do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
@@ -129,8 +156,9 @@ final class Worker {
             for i in 0..<count {
                 let token = epoll.event(i).token
                 switch token {
-                case Self.listenerToken: if mode == .serving { acceptOne() }
+                case Self.listenerToken: if lifecycle.accepting { acceptOne() }
                 case Self.signalToken: handleSignals()
+                case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
@@ -153,7 +181,7 @@ final class Worker {
             conns[fd] = nil
             return
         }
-        if mode == .retiring { c.closeAfterNext = true }
+        if lifecycle.retiring { c.closeAfterNext = true }
         // nginx writes the request right after connecting: try it now and skip an epoll round trip.
         readable(c)
         if conns[fd] != nil { schedule(c.lastActivity + firstRequestTimeout) }
@@ -198,7 +226,7 @@ final class Worker {
                 return true
             case .error(let e):
                 try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
-                log.write(method: "-", path: "-", status: e.status, bytes: 0, started: c.lastActivity, note: "\(e)")
+                log.refused(e, started: c.lastActivity)
                 return false
             case .head(let head, let consumed):
                 c.headStartedAt = nil
@@ -220,6 +248,8 @@ final class Worker {
         sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         sb.set(slot, .requestStartNanos, Int64(started))
         sb.set(slot, .requestCounter, Int64(requestCounter))
+        c.exchange = Exchange(number: requestCounter, expectContinue: head.expectContinue)
+        _ = lifecycle.handle(.requestStarted)
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
         setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
@@ -258,8 +288,10 @@ final class Worker {
         }
         // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
         // read it now, so this response already says Connection: close.
-        if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals(midRequest: true) }
-        let keepAlive = head.keepAlive && mode == .serving && !c.closeAfterNext && bodyComplete
+        if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals() }
+        // A stop-TERM that came while the app ran: this response already says close.
+        if WorkerTerm.arrived && lifecycle.accepting { termArrived() }
+        let keepAlive = head.keepAlive && lifecycle.accepting && !c.closeAfterNext && bodyComplete
         // The worker's response buffer, taken (so it is uniquely held while written) and given back below.
         var out = responseBuffer
         responseBuffer = []
@@ -295,15 +327,15 @@ final class Worker {
         do {
             switch response.body {
             case .bytes(let body):
-                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, to: &out)
+                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
                 let length = response.contentLength
-                plan = HTTPResponseWriter.appendHead(status: response.status, headers: response.headers,
+                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, to: &out)
+                                                     keepAlive: keepAlive, date: true, to: &out)
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -325,6 +357,7 @@ final class Worker {
         response.finish?()
         request.server = nil
         inHand = nil
+        _ = c.exchange.handle(.ended)
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
@@ -349,6 +382,9 @@ final class Worker {
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
             schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)
         }
+        // Carried out from the loop, not here: a drain serves other connections, which must not nest in this one.
+        let after = lifecycle.handle(.requestFinished)
+        if !after.isEmpty { afterRequest += after }
         return plan.keepAlive
     }
 
@@ -359,7 +395,7 @@ final class Worker {
         for c in conns.values {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
-            if mode == .retiring && c.headStartedAt == nil {
+            if lifecycle.retiring && c.headStartedAt == nil {
                 if now >= retireAt { drop(c) }
                 continue
             }
@@ -369,7 +405,8 @@ final class Worker {
                 if now >= deadline {
                     if c.headStartedAt != nil {
                         try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: 0, started: started, note: "request head not complete in time")
+                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
+                                  started: started, note: "request head not complete in time")
                     }
                     drop(c)
                 } else {
@@ -394,33 +431,49 @@ final class Worker {
 
     // MARK: signals
 
-    /// `midRequest`: called while a request is in hand, so the drain (which serves connections) waits
-    /// for the event loop instead of running inside `serve`.
-    private func handleSignals(midRequest: Bool = false) {
+    /// Reads the signals waiting in the signalfd (between requests, or while a request overran its
+    /// harakiri deadline: the master may have queued HUP) and hands each to the lifecycle. A drain asked
+    /// for mid-request is the lifecycle's to defer.
+    private func handleSignals() {
         while let (sig, _) = try? signals.next() {
+            let signal: WorkerLifecycle.Signal
             switch sig {
-            case SIGUSR1: drainPending = true
-            case SIGHUP: retire()
-            default: _exit(0)
+            case SIGUSR1: signal = .usr1
+            case SIGHUP: signal = .hup
+            case SIGINT: signal = .int
+            default: signal = .quit
             }
+            perform(lifecycle.handle(.signal(signal)))
         }
-        guard drainPending else { return }
-        if midRequest {
-            retire()
-            return
-        }
-        drainPending = false
-        // Connections already queued would be reset when the listener closes: take them all.
-        while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
-        retire()
     }
 
-    private func retire() {
-        guard mode == .serving else { return }
-        mode = .retiring
-        retireAt = monotonicNanoseconds() + Self.retireGrace
-        epoll.remove(ctx.listener)
-        for c in conns.values { c.closeAfterNext = true }
+    /// The SIGTERM handler wrote to its pipe (or its flag was seen mid-request).
+    private func termArrived() {
+        var byte: UInt8 = 0
+        while Glibc.read(ctx.termFD, &byte, 1) > 0 {}
+        perform(lifecycle.handle(.signal(.term)))
+    }
+
+    /// Carries out the lifecycle's decisions.
+    private func perform(_ actions: [WorkerLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .tell(let message):
+                tellMaster(message)
+            case .stopAccepting:
+                epoll.remove(ctx.listener)
+                for c in conns.values { c.closeAfterNext = true }
+            case .armRetireGrace:
+                retireAt = monotonicNanoseconds() + Self.retireGrace
+            case .drainListenQueue:
+                // Connections already queued would be reset when the listener closes: take them all.
+                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+            case .closeIdleConnections:
+                expireConnections(now: monotonicNanoseconds())
+            case .exit(let code):
+                _exit(code)
+            }
+        }
     }
 }
 
@@ -439,14 +492,14 @@ struct InHand {
 }
 
 extension Worker: RequestServer {
-    func startResponse(status: Int, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
+    func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
         let c = request.connection
         var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 version: request.version, keepAlive: request.keepAlive && mode == .serving && !c.closeAfterNext,
-                                                 headRequest: request.isHead, to: &out)
+        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+                                                 version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
+                                                 headRequest: request.isHead, date: true, to: &out)
         // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: writeTimeoutMilliseconds)

@@ -23,52 +23,103 @@ struct IniSource {
 
 extension ServerOptions {
     /// Loads the configuration: defaults < `--ini FILE` < `SWSGI_*` environment variables < command line,
-    /// then `validate()`s it.
+    /// then `validate()`s it. Every problem of the ini file and of the values is reported at once, one
+    /// line each, before the cross-option rules.
     ///
     /// - Parameters:
     ///   - arguments: the command line without the program name (`CommandLine.arguments.dropFirst()`).
-    ///   - environment: `NAME=VALUE` entries; only `SWSGI_*` ones are read.
-    ///   - cores: default for `--processes`.
+    ///   - environment: `NAME=VALUE` entries; `SWSGI_*` ones are options, all of them feed `$(VAR)`.
+    ///   - cores: default for `--processes`, and uWSGI's `%k`.
     ///   - readFile: returns the text of the ini file at a path; its error is quoted in the `ConfigError`.
     public static func load(
         arguments: [String], environment: [String], cores: Int, readFile: (String) throws -> String
     ) throws(ConfigError) -> LoadResult {
+        try withoutActuallyEscaping(readFile) { (escapable) throws(ConfigError) -> LoadResult in
+            var env: [String: String] = [:]
+            for entry in environment {
+                if let eq = entry.firstIndex(of: "=") { env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...]) }
+            }
+            let world = UwsgiConfigWorld(readFile: escapable, environment: env, cores: cores)
+            return try load(arguments: arguments, environment: environment, world: world)
+        }
+    }
+
+    /// `load` with the files, environment and machine facts a uWSGI config may consult (`UwsgiConfigWorld.live`).
+    public static func load(arguments: [String], environment: [String], world: UwsgiConfigWorld) throws(ConfigError) -> LoadResult {
         let commandLine: [Assignment]
         var ini: IniSource? = nil
+        var check = false
         switch try parseCommandLine(arguments) {
         case .help: return .help
         case .version: return .version
-        case .assignments(let a, let iniPath):
+        case .assignments(let a, let iniPath, let checkOnly):
             commandLine = a
+            check = checkOnly
             if let iniPath { ini = IniSource(path: iniPath, label: "--ini") }
         }
         let (fromEnvironment, environmentIni) = try parseEnvironment(environment)
         if ini == nil, let environmentIni { ini = IniSource(path: environmentIni, label: "SWSGI_INI") }
 
+        var problems: [String] = []
         var fromIni: [Assignment] = []
+        var notes: [String] = []
         if let ini {
-            let text: String
-            do {
-                text = try readFile(ini.path)
-            } catch {
-                throw ConfigError("\(ini.label) \(quoted(ini.path)): cannot read the file: \(oneLine("\(error)"))")
-            }
-            fromIni = try parseIni(text, file: ini.path)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems)
         }
 
-        var options = ServerOptions(cores: cores)
+        var options = ServerOptions(cores: world.cores)
+        var resolved: [String] = []
         for a in fromIni + fromEnvironment + commandLine {
-            try a.apply(to: &options)
+            do {
+                try a.apply(to: &options)
+                resolved.append("\(a.spec.name) = \(a.value)")
+                resolved[resolved.count - 1] += String(repeating: " ", count: max(1, 48 - resolved[resolved.count - 1].count)) + "; \(a.label)"
+            } catch {
+                problems.append(error.message)
+            }
         }
+        if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
         try options.validate()
+        let report = (resolved + notes).joined(separator: "\n") + "\n"
+        if check { return .check(options, report: report) }
+        if options.showConfig { options.showConfigText = report }
         return .run(options)
+    }
+
+    /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
+    /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
+    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String]) -> ([Assignment], [String]) {
+        var path = ini.path
+        var section: String? = nil
+        if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
+            section = String(path[path.index(after: colon)...])
+            path = String(path[..<colon])
+        }
+        let text: String
+        do {
+            text = try world.readFile(path)
+        } catch {
+            problems.append("\(ini.label) \(quoted(path)): cannot read the file: \(oneLine("\(error)"))")
+            return ([], [])
+        }
+        let sections = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map { $0.trimmingSpaces() }
+            .filter { $0.hasPrefix("[") && $0.hasSuffix("]") && $0.count >= 2 }.map { String($0.dropFirst().dropLast().trimmingSpaces()) }
+        if section == nil, sections.contains("swsgi") || !sections.contains("uwsgi") {
+            do {
+                return (try parseIni(text, file: path), [])
+            } catch {
+                problems.append(error.message)
+                return ([], [])
+            }
+        }
+        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems)
     }
 
     // MARK: Command line
 
     enum CommandLineResult {
         case help, version
-        case assignments([Assignment], ini: String?)
+        case assignments([Assignment], ini: String?, check: Bool)
     }
 
     /// Splits `--name value`, `--name=value` and lone booleans into assignments. `--help` and
@@ -76,6 +127,7 @@ extension ServerOptions {
     static func parseCommandLine(_ args: [String]) throws(ConfigError) -> CommandLineResult {
         var assignments: [Assignment] = []
         var ini: String? = nil
+        var check = false
         var firstError: ConfigError? = nil
         func fail(_ message: String) {
             if firstError == nil { firstError = ConfigError(message) }
@@ -113,6 +165,13 @@ extension ServerOptions {
                 }
                 if case .help = spec.role { return .help }
                 return .version
+            case .check:
+                if inline != nil {
+                    fail("\(flag) takes no value")
+                } else {
+                    check = true
+                }
+                continue
             case .ini, .setting:
                 break
             }
@@ -143,7 +202,7 @@ extension ServerOptions {
             assignments.append(Assignment(spec: spec, value: value, label: flag))
         }
         if let firstError { throw firstError }
-        return .assignments(assignments, ini: ini)
+        return .assignments(assignments, ini: ini, check: check)
     }
 
     // MARK: Environment
@@ -167,7 +226,7 @@ extension ServerOptions {
                 throw ConfigError("\(oneLine(key)): unknown swsgi setting\(suggestion(for: name, style: .environment))")
             }
             switch spec.role {
-            case .help, .version:
+            case .help, .version, .check:
                 throw ConfigError("\(key): --\(spec.name) is a command-line flag only")
             case .ini:
                 if value.isEmpty || value.utf8.contains(0) {
@@ -183,14 +242,12 @@ extension ServerOptions {
 
     // MARK: ini file
 
-    /// The `[swsgi]` section of a uWSGI-style ini file as assignments; other sections are ignored.
-    /// A file without `[swsgi]` but with `[uwsgi]` is read from there, uWSGI's names mapped (see `uwsgiKeys`).
+    /// The `[swsgi]` section of an ini file as assignments; other sections are ignored. (A file with
+    /// only `[uwsgi]` goes through `uwsgiAssignments` instead.)
     static func parseIni(_ text: String, file: String) throws(ConfigError) -> [Assignment] {
         var assignments: [Assignment] = []
         var section: String? = nil
-        let sections = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map { $0.trimmingSpaces() }
-            .filter { $0.hasPrefix("[") && $0.hasSuffix("]") && $0.count >= 2 }.map { String($0.dropFirst().dropLast().trimmingSpaces()) }
-        let wanted = !sections.contains("swsgi") && sections.contains("uwsgi") ? "uwsgi" : "swsgi"
+        let wanted = "swsgi"
         var lineNumber = 0
         // "\r\n" is one Character, so CRLF files split on it too.
         for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
@@ -217,15 +274,11 @@ extension ServerOptions {
             if key.isEmpty {
                 throw ConfigError("\(where_): malformed line \(quoted(String(line))) (no key before =)")
             }
-            if wanted == "uwsgi" {
-                assignments += try uwsgiAssignment(key: key, value: value, where: where_, file: file)
-                continue
-            }
             guard let spec = optionsByName[key] else {
                 throw ConfigError("\(where_): unknown option \(quoted(key))\(suggestion(for: key, style: .ini))")
             }
             switch spec.role {
-            case .help, .version, .ini:
+            case .help, .version, .ini, .check:
                 throw ConfigError("\(where_): '\(key)' cannot be set in an ini file")
             case .setting:
                 assignments.append(Assignment(spec: spec, value: value, label: "\(where_): \(key)"))
@@ -255,7 +308,7 @@ func suggestion(for typed: String, style: NameStyle, extra: [String] = []) -> St
     var best: (name: String, distance: Int)? = nil
     for spec in optionTable {
         switch (spec.role, style) {
-        case (.help, .commandLine), (.version, .commandLine), (.ini, .commandLine), (.ini, .environment), (.setting, _):
+        case (.help, .commandLine), (.version, .commandLine), (.check, .commandLine), (.ini, .commandLine), (.ini, .environment), (.setting, _):
             break
         default:
             continue

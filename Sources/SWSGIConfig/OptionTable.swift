@@ -11,6 +11,8 @@ struct OptionSpec: Sendable {
         case ini
         /// `--help` / `--version`: command line only.
         case help, version
+        /// `--check`: validate the configuration, print it resolved and exit.
+        case check
     }
 
     let name: String
@@ -134,13 +136,25 @@ let optionTable: [OptionSpec] = [
            "how long a reloading worker may finish its requests before it is killed"),
     option(core, "pid-file", "PATH", .string(), \.pidFile, default: "none",
            "write the master's pid to this file"),
-    option(core, "stats", "PATH", .unixSocketPath, \.statsSocket, default: "none",
-           "Unix socket serving stats"),
+    option(core, "stats", "PATH|HOST:PORT", .string(), \.statsSocket, default: "none",
+           "stats server: a Unix socket path, or a TCP address (JSON, HTTP GET, GET /metrics)"),
+    boolean(core, "memory-report", \.memoryReport, "add the worker's address space and RSS to each request line (uWSGI's format)"),
     boolean(core, "disable-logging", \.disableLogging, "no request log lines"),
     boolean(core, "log-4xx", \.log4xx, "log 4xx responses even with --disable-logging"),
     boolean(core, "log-5xx", \.log5xx, "log 5xx responses even with --disable-logging"),
     option(core, "procname-prefix", "TEXT", .string(allowEmpty: true), \.procnamePrefix, default: "none",
            "prefix for process titles"),
+    option(core, "logto", "FILE", .string(), \.logTo, default: "stderr",
+           "append every process's output to FILE (opened once by the master)", aliases: ["logto2"]),
+    option(core, "daemonize", "FILE", .string(), \.daemonize, default: "none",
+           "detach into the background (the started process exits 0) and log to FILE; not under hupwatch or systemd"),
+    option(core, "logfile-chmod", "MODE", .octalMode, \.logFileMode, default: "0640",
+           "mode of the --logto/--daemonize file"),
+    appending(core, "env", "NAME=VALUE", \.env, "set an environment variable for the app, hooks and mules (repeatable)"),
+    appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
+              "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
+    option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
+           "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",
            "run as this user (name or number) once the listener is bound, before any app code"),
     option(core, "gid", "GROUP", .userOrGroup, \.gid, default: "--uid's group",
@@ -148,6 +162,10 @@ let optionTable: [OptionSpec] = [
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
                help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
+    OptionSpec(name: "check", aliases: [], group: core, valueName: nil, defaultText: nil,
+               help: "check the configuration (every problem at once, each with file:line), print it resolved and exit",
+               role: .check, isBoolean: true),
+    boolean(core, "show-config", \.showConfig, "print the resolved configuration at start-up (uWSGI's --show-config)"),
     OptionSpec(name: "help", aliases: [], group: core, valueName: nil, defaultText: nil,
                help: "print this help and exit", role: .help, isBoolean: true),
     OptionSpec(name: "version", aliases: [], group: core, valueName: nil, defaultText: nil,

@@ -1,6 +1,6 @@
 /// The Python WSGI app and its interpreter (uWSGI's option names): part of `ServerOptions`.
 public struct PythonAppOptions: Equatable, Sendable {
-    /// libpython to load (`--python-lib`); nil = the one of `home`, else of the `python3` on PATH.
+    /// libpython to load (`--python-lib`); nil = the one of the interpreter PythonLocator picks.
     public var libraryPath: String? = nil
     /// Virtualenv or Python prefix (`--home`, `--virtualenv`, `--venv`).
     public var home: String? = nil
@@ -22,6 +22,10 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var callOsAfterFork: Bool = true
     /// Threads started by the app run (`--enable-threads`); always on.
     public var enableThreads: Bool = true
+    /// write() failing (the client gone) returns None instead of raising OSError (`--disable-write-exception`).
+    public var disableWriteException: Bool = false
+    /// No wsgi.file_wrapper in the environ (`--wsgi-disable-file-wrapper`).
+    public var disableFileWrapper: Bool = false
     /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
     public var threads: Int = 1
     /// More request threads than this would mostly wait for the GIL: use more processes.
@@ -54,9 +58,9 @@ public struct PythonAppOptions: Equatable, Sendable {
         if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
         if let (m, c) = moduleAndCallable {
             if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
-            if !isIdentifier(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier") }
+            if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
         }
-        if !isIdentifier(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier") }
+        if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
         if !isConfigured {
             for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
                                   (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir")] where given {
@@ -69,6 +73,11 @@ public struct PythonAppOptions: Equatable, Sendable {
 private func isIdentifier<S: StringProtocol>(_ s: S) -> Bool {
     guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return false }
     return s.unicodeScalars.allSatisfy { $0 == "_" || $0.properties.isXIDContinue }
+}
+
+/// `application`, or `create_app()`: a factory called once with no arguments (uWSGI's form).
+private func isCallableName(_ s: String) -> Bool {
+    s.hasSuffix("()") ? isIdentifier(s.dropLast(2)) : isIdentifier(s)
 }
 
 private func isDottedName(_ s: String) -> Bool {
@@ -89,9 +98,10 @@ let pythonOptionRows: [OptionSpec] = [
               "directory put first on sys.path (repeatable)", aliases: ["python-path", "pp"]),
     option(python, "chdir", "DIR", .string(), \.python.chdir, default: "none",
            "change to this directory before loading the app"),
-    option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "python3 on PATH",
+    option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "the interpreter's",
            "shared libpython to load"),
-    option(python, "home", "DIR", .string(), \.python.home, default: "none",
+    option(python, "home", "DIR", .string(), \.python.home,
+           default: "swsgi's own venv, else $VIRTUAL_ENV, else python3",
            "virtualenv (or Python prefix) whose interpreter, sys.path and site-packages the app uses",
            aliases: ["virtualenv", "venv"]),
     boolean(python, "lazy-apps", \.python.lazyApps, "import the app in each worker after fork, not once in the master"),
@@ -99,6 +109,9 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
     boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
+    boolean(python, "disable-write-exception", \.python.disableWriteException,
+            "write() to a client that went away returns None instead of raising OSError"),
+    boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]

@@ -49,7 +49,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var workerReloadMercyNanoseconds: UInt64 = 60 * nanosecondsPerSecond
     /// File the master writes its pid to (`--pid-file`).
     public var pidFile: String? = nil
-    /// Unix socket serving stats (`--stats`).
+    /// Adds the worker's memory use to each request line (`--memory-report`).
+    public var memoryReport: Bool = false
+    /// Stats server (`--stats`): a Unix socket path, or `HOST:PORT` for TCP.
     public var statsSocket: String? = nil
     /// No request log lines (`--disable-logging`).
     public var disableLogging: Bool = false
@@ -63,6 +65,27 @@ public struct ServerOptions: Equatable, Sendable {
     public var uid: String? = nil
     /// Group (name or number) to run as (`--gid`); defaults to the --uid user's primary group.
     public var gid: String? = nil
+    /// File the master opens and makes stdout and stderr of every process (`--logto`, uWSGI's).
+    public var logTo: String? = nil
+    /// Detach (new session, the started process exits 0) and log to this file (`--daemonize`).
+    public var daemonize: String? = nil
+    /// Mode of the log file (`--logfile-chmod`, octal).
+    public var logFileMode: UInt32? = nil
+    /// Environment variables set for the app, `NAME=VALUE`, in order (`--env`, repeatable).
+    public var env: [String] = []
+    /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
+    public var staticMaps: [String] = []
+    /// The process umask, octal (`--umask`).
+    public var umask: UInt32? = nil
+    /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.
+    public var statsTCPAddress: HTTPSocketAddress? {
+        guard let s = statsSocket, !s.contains("/"), s.contains(":") else { return nil }
+        return try? ValueParser<HTTPSocketAddress>.hostPort.parse(s)
+    }
+    /// Print the resolved configuration at start-up (`--show-config`).
+    public var showConfig: Bool = false
+    /// What `--show-config` prints: set by `load`, nil otherwise.
+    public var showConfigText: String? = nil
 
     // MARK: Worker management (uWSGI names)
 
@@ -191,6 +214,8 @@ public enum BuiltinApp: Equatable, Sendable, CustomStringConvertible {
 /// What loading the configuration asks for.
 public enum LoadResult: Equatable, Sendable {
     case run(ServerOptions)
+    /// `--check`: the configuration is valid; `report` is its resolved form, one option a line.
+    case check(ServerOptions, report: String)
     /// `--help`: print `ServerOptions.helpText`.
     case help
     /// `--version`.

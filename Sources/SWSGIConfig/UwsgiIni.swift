@@ -1,137 +1,319 @@
 import Glibc
 
 /// Reading a uWSGI config's `[uwsgi]` section (when the file has no `[swsgi]` one): each key either
-/// maps onto a swsgi option, is accepted because swsgi always behaves that way, or is refused with
-/// one line naming it. Nothing is silently ignored.
-enum UwsgiKey {
-    /// The same option under another name (`socket` is the uwsgi protocol, as in uWSGI).
+/// maps onto a swsgi option, is accepted because swsgi already behaves that way (the reason is kept
+/// and shown by `--check`), or is refused with one line saying what to do instead. Nothing is
+/// silently ignored. README's "uWSGI options" table lists the same rows.
+enum UwsgiKey: Sendable {
+    /// The same option under another name.
     case rename(String)
     /// swsgi always does this: a true value is accepted, a false one refused with the reason.
     case always(String)
+    /// Any value: swsgi already gives what the option asks for, for the reason given.
+    case noOp(String)
     /// The value must be one of these; swsgi does that already.
     case only([String], String)
     /// Not supported: the line says why or what to do instead.
     case refused(String)
+    /// Decided from the value (a listener's address form, a plugin list...).
+    case custom(@Sendable (String) throws(ValueProblem) -> UwsgiOutcome)
 }
 
+/// What one `[uwsgi]` line comes to.
+enum UwsgiOutcome: Sendable {
+    /// Set these swsgi options (name, value).
+    case set([(String, String)])
+    /// Accepted: swsgi already does this; the reason is shown by `--check`.
+    case accepted(String)
+}
+
+private let noRouter = "swsgi's workers speak HTTP themselves: there is no separate HTTP router process to configure"
+
 let uwsgiKeys: [String: UwsgiKey] = [
+    // Listeners.
     "socket": .rename("uwsgi-socket"),
     "uwsgi-socket": .rename("uwsgi-socket"),
-    "http": .rename("http-socket"),
+    "http": .custom(httpListener),
+    "http-socket": .custom(httpListener),
+    "http11-socket": .custom(httpListener),
+    "protocol": .only(["uwsgi"], "a [uwsgi] socket = speaks the uwsgi protocol; for HTTP write http-socket = instead"),
+    "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
+    "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
+    "mount": .custom(mount),
+    "manage-script-name": .always("swsgi mounts its one app at /: SCRIPT_NAME is empty and PATH_INFO is the whole path"),
+    "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
+    "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
+    "http-timeout": .noOp(noRouter),
+    "no-defer-accept": .always("swsgi does not set TCP_DEFER_ACCEPT: a connection is accepted as soon as it is made"),
+    "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
+    "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
+    "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
+    "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
+    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
+    "chunked-input-timeout": .rename("body-timeout"),
+    // Static files.
+    "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
+    "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
+    "static-expires": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
+    "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
+    "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
+    "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
+    // Workers.
     "workers": .rename("processes"),
+    "reload-mercy": .rename("worker-reload-mercy"),
+    "thunder-lock": .always("each swsgi worker waits on the listener with EPOLLEXCLUSIVE: the kernel wakes one worker per connection, so there is no herd to serialize"),
+    "no-orphans": .always("swsgi's workers get SIGKILL when the master dies (PR_SET_PDEATHSIG)"),
+    "harakiri-verbose": .always("swsgi's HARAKIRI line always names the request and how long it ran"),
+    "hook-master-start": .only(["unix_signal:15gracefully_kill_them_all"],
+                               "SIGTERM already stops swsgi gracefully (queued connections are served, then the workers exit); other hooks: use hook-asap"),
+    "py-call-uwsgi-fork-hooks": .always("swsgi calls Python's own fork hooks around every fork"),
+    "gevent": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "gevent-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
+    "gevent-early-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
+    "async": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    "attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
+    "smart-attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
+    "cron": .refused("not supported: use cron or a systemd timer"),
+    "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
+    "cpu-affinity": .refused("not supported: pin the whole service instead (taskset, systemd CPUAffinity=)"),
+    "max-fd": .refused("not supported: raise the open-files limit of the service (ulimit -n, systemd LimitNOFILE=)"),
+    "limit-as": .refused("not supported: limit the service's memory (systemd MemoryMax=, ulimit -v), or recycle workers with reload-on-rss"),
+    "reload-on-as": .refused("not supported: recycle workers on resident memory with reload-on-rss"),
+    "reload-on-exception": .refused("not supported: swsgi keeps a worker after an app exception (the request gets a 500)"),
+    "vhost": .refused("not supported: swsgi serves one app; run one swsgi per app"),
+    "optimize": .refused("not supported: set PYTHONOPTIMIZE in the environment instead"),
+    "pyargv": .refused("not supported: read configuration from the environment (env =) instead of sys.argv"),
+    "import": .refused("not supported: import the module from your WSGI file"),
+    "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
+    "honour-stdin": .refused("not supported: swsgi's workers read no stdin"),
+    "fs-reload": .refused("not supported: use touch-reload = PATH"),
+    "touch-chain-reload": .refused("not supported: use touch-reload = PATH (workers are replaced one generation at a time)"),
+    "plugin-dir": .refused("not supported: swsgi loads no plugins (Python, HTTP and busyness are built in)"),
+    // Python.
     "wsgi": .rename("module"),
+    "file": .rename("wsgi-file"),
     "python-path": .rename("pythonpath"),
     "pp": .rename("pythonpath"),
     "virtualenv": .rename("home"),
     "venv": .rename("home"),
+    "pyhome": .rename("home"),
+    "lazy": .rename("lazy-apps"),
+    "enable-threads": .rename("enable-threads"),
+    // Process, files.
+    "pidfile": .rename("pid-file"),
+    "pidfile2": .rename("pid-file"),
+    "safe-pidfile": .rename("pid-file"),
+    "safe-pidfile2": .rename("pid-file"),
+    "procname-prefix-spaced": .custom { v throws(ValueProblem) in .set([("procname-prefix", v + " ")]) },
+    "print": .custom { v throws(ValueProblem) in .set([("hook-asap", "print:" + v)]) },
+    // Logging.
+    "logformat": .rename("log-format"),
+    "log-master": .always("every swsgi log line is one write(2), so lines from different workers never mix"),
+    "threaded-log": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to add"),
+    "log-date": .only(["true", "1", "yes", "on"], "swsgi's log lines already start with a UTC timestamp; a custom date format is not supported"),
+    "log-x-forwarded-for": .refused("not supported: the request log does not show client addresses"),
+    "log-slow": .refused("not supported: the request log shows every request's duration; filter it"),
+    "logformat-strftime": .refused("not supported: the request log's times are UTC timestamps"),
+    "log-reopen": .refused("not supported: swsgi keeps its log file open; rotate it with logrotate's copytruncate"),
+    "log-maxsize": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate) or let the supervisor collect stderr"),
+    "log-backupname": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate)"),
+    "req-logger": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
+    "logger-req": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
+    "log-route": .refused("not supported: swsgi has one log (logto or stderr)"),
+    "log-req-encoder": .refused("not supported: use log-format for request lines"),
+    // Always so in swsgi.
     "strict": .always("swsgi refuses unknown options everywhere"),
     "master": .always("swsgi always runs a master process"),
     "vacuum": .always("swsgi removes its own socket path at exit"),
     "single-interpreter": .always("swsgi runs one interpreter per process"),
     "die-on-term": .always("SIGTERM stops swsgi gracefully"),
     "auto-procname": .always("swsgi always titles its processes"),
-    "memory-report": .refused("not supported: worker RSS is in the stats socket (--stats)"),
+    "ignore-sigpipe": .always("swsgi never gets SIGPIPE: the signal is ignored and sockets are written with MSG_NOSIGNAL"),
     "cheaper-algo": .only(["busyness"], "swsgi's cheaper mode is the busyness algorithm"),
-    "plugin": .only(["python3", "python", "python3,cheaper_busyness", "cheaper_busyness,python3", "python,cheaper_busyness"],
-                    "swsgi has Python and busyness built in"),
-    "plugins": .only(["python3", "python", "python3,cheaper_busyness", "cheaper_busyness,python3", "python,cheaper_busyness"],
-                     "swsgi has Python and busyness built in"),
-    "uid": .refused("not supported: start swsgi as that user (systemd User=, or su)"),
-    "gid": .refused("not supported: start swsgi as that group (systemd Group=)"),
-    "daemonize": .refused("not supported: run swsgi under a supervisor (systemd, hupwatch)"),
-    "logto": .refused("not supported: swsgi logs to stderr; redirect it or let the supervisor collect it"),
-    "enable-threads": .rename("enable-threads"),
+    "plugin": .custom(plugins),
+    "plugins": .custom(plugins),
+    "logger": .custom(logger),
 ]
 
+/// `logger = file:PATH` (or `file:logfile=PATH`) is logto; `stdio` loggers are what swsgi does anyway.
+private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    let words = value.split(separator: " ", maxSplits: 1).map(String.init)
+    let spec = words.count == 2 && !words[0].contains(":") ? words[1] : value
+    if spec == "stdio" { return .accepted("swsgi logs to stderr") }
+    if spec.hasPrefix("file:") {
+        var path = String(spec.dropFirst("file:".count))
+        if path.hasPrefix("logfile=") {
+            let fields = path.dropFirst("logfile=".count).split(separator: ",")
+            guard fields.count == 1 else { throw ValueProblem("\(quoted(value)): log rotation (maxsize) is not supported; use logrotate") }
+            path = String(fields[0])
+        }
+        guard words.count == 1 || words[0].contains(":") else {
+            throw ValueProblem("\(quoted(value)): named loggers (log-route) are not supported; swsgi has one log")
+        }
+        return .set([("logto", path)])
+    }
+    throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
+}
+
+/// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
+private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
+    let point = value[..<eq], app = String(value[value.index(after: eq)...])
+    guard point == "/" || point.isEmpty else {
+        throw ValueProblem("\(quoted(value)): swsgi serves one app at /; mount it there (nginx can strip the prefix)")
+    }
+    return .set([(app.hasSuffix(".py") || app.hasSuffix(".wsgi") ? "wsgi-file" : "module", app)])
+}
+
+/// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
+private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    let builtIn = ["python", "http", "cheaper_busyness", "corerouter"]
+    for raw in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
+        var name = String(raw)
+        if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
+        if name.hasSuffix("_plugin.so") { name = String(name.dropLast("_plugin.so".count)) }
+        let isPython = name.hasPrefix("python") && name.dropFirst("python".count).allSatisfy { $0.isNumber }
+        if !isPython && !builtIn.contains(name) {
+            throw ValueProblem("plugin \(quoted(String(raw))) is not built into swsgi (it has Python, HTTP and the busyness algorithm); remove it")
+        }
+    }
+    return .accepted("swsgi has Python, HTTP and the busyness algorithm built in")
+}
+
+/// `http = ADDR` / `http-socket = ADDR`: HTTP on TCP (`HOST:PORT`) or on a Unix socket (a path).
+private func httpListener(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    if value.contains("/") || !value.contains(":") { return .set([("socket", value)]) }
+    return .set([("http-socket", value)])
+}
+
 extension ServerOptions {
-    /// One `[uwsgi]` line as assignments (none for an accepted no-op); throws the one-line refusal.
-    static func uwsgiAssignment(key: String, value rawValue: String, where where_: String, file: String) throws(ConfigError) -> [Assignment] {
-        // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
-        // to keep spaces (`procname-prefix = "mysvc "`).
-        var value = withoutTrailingComment(rawValue)
-        if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-        let label = "\(where_): \(key)"
-        value = try expandMagicVariables(value, file: file, label: label)
-        switch uwsgiKeys[key] {
-        case .rename(let name)?:
-            guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
-            return [Assignment(spec: spec, value: value, label: label)]
-        case .always(let why)?:
+    /// The `[uwsgi]` section of `file` (or `section`) run through uWSGI's config language and mapped
+    /// to swsgi options; the second list is the keys accepted with no option behind them, with why.
+    static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
+                                 problems: inout [String]) -> ([Assignment], [String]) {
+        var reader = UwsgiConfigReader(world: world)
+        reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
+        reader.finish()
+        problems += reader.problems
+        let strict = reader.entries.contains { $0.key == "strict" && ((try? ValueParser<Bool>.bool.parse($0.value.isEmpty ? "true" : $0.value)) ?? false) }
+        var assignments: [Assignment] = []
+        var notes: [String] = []
+        for entry in reader.entries {
             do {
-                guard try ValueParser<Bool>.bool.parse(value) else {
-                    throw ConfigError("\(label) = \(value): not supported, \(why)")
-                }
-            } catch let e as ConfigError {
-                throw e
+                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
+                assignments += a
+                if let note { notes.append(note) }
             } catch {
-                throw ConfigError("\(label): \((error as? ValueProblem)?.message ?? "\(error)")")
-            }
-            return []
-        case .only(let allowed, let why)?:
-            guard allowed.contains(value.replacingOccurrences(of: " ", with: "")) else {
-                throw ConfigError("\(label) = \(quoted(value)): not supported; \(why)")
-            }
-            return []
-        case .refused(let why)?:
-            throw ConfigError("\(label): \(why)")
-        case nil:
-            guard let spec = optionsByName[key] else {
-                throw ConfigError("\(where_): unknown option \(quoted(key))\(suggestion(for: key, style: .ini, extra: Array(uwsgiKeys.keys)))")
-            }
-            switch spec.role {
-            case .help, .version, .ini:
-                throw ConfigError("\(where_): '\(key)' cannot be set in an ini file")
-            case .setting:
-                return [Assignment(spec: spec, value: value, label: label)]
+                problems.append(error.message)
             }
         }
+        return (assignments, notes)
+    }
+
+    /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
+    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false) throws(ConfigError) -> ([Assignment], String?) {
+        let key = entry.key
+        let where_ = entry.origin
+        let label = "\(where_): \(key)"
+        if key.isEmpty {
+            throw ConfigError("\(where_): malformed line (no key before =)")
+        }
+        // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
+        // to keep spaces (`procname-prefix = "mysvc "`).
+        var value = withoutTrailingComment(entry.value)
+        if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+        if entry.isPlaceholder || ["ini", "include", "inherit"].contains(key) {
+            return ([], nil)
+        }
+        // uWSGI keeps `$(VAR)` as written when VAR is unset: the value belongs to the machine that runs it.
+        if let variable = unresolvedVariable(in: value) {
+            if check {
+                return ([], "; \(key) = \(value): depends on $(\(variable)), unset here; checked when swsgi starts")
+            }
+            throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
+        }
+        // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay placeholders.
+        if referenced.contains(key), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
+            return ([], "; \(key) = \(value): placeholder (not an option)")
+        }
+        func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {
+            guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
+            // uWSGI's flags: given alone, or with anything but false/off/no/0, they are on.
+            return Assignment(spec: spec, value: spec.isBoolean ? String(uwsgiFlag(v)) : v, label: label)
+        }
+        switch uwsgiKeys[key] {
+        case .rename(let name)?:
+            return ([try assign(name, value)], nil)
+        case .always(let why)?:
+            guard uwsgiFlag(value) else {
+                throw ConfigError("\(label) = \(value): not supported, \(why)")
+            }
+            return ([], "; \(key) = \(value): accepted, \(why)")
+        case .noOp(let why)?:
+            return ([], "; \(key) = \(value): accepted, \(why)")
+        case .only(let allowed, let why)?:
+            guard allowed.contains(value.lowercased().filter { $0 != " " }) else {
+                throw ConfigError("\(label) = \(quoted(value)): not supported; \(why)")
+            }
+            return ([], "; \(key) = \(value): accepted, \(why)")
+        case .refused(let why)?:
+            throw ConfigError("\(label): \(why)")
+        case .custom(let decide)?:
+            let outcome: UwsgiOutcome
+            do {
+                outcome = try decide(value)
+            } catch {
+                throw ConfigError("\(label): \(error.message)")
+            }
+            switch outcome {
+            case .set(let pairs):
+                var out: [Assignment] = []
+                for (name, v) in pairs { out.append(try assign(name, v)) }
+                return (out, nil)
+            case .accepted(let why):
+                return ([], "; \(key) = \(value): accepted, \(why)")
+            }
+        case nil:
+            break
+        }
+        if let spec = optionsByName[key] {
+            switch spec.role {
+            case .help, .version, .ini, .check:
+                throw ConfigError("\(where_): '\(key)' cannot be set in an ini file")
+            case .setting:
+                return ([try assign(key, value)], nil)
+            }
+        }
+        if uwsgiOptionNames.contains(key) {
+            throw ConfigError("\(label): a uWSGI option swsgi does not implement; remove it (README, \"uWSGI options\", says what to use instead)")
+        }
+        // Not an option anywhere: uWSGI keeps it as a placeholder for %(name). A near miss of a real
+        // option is far likelier a typo, and strict = true forbids placeholders not declared as such.
+        let hint = suggestion(for: key, style: .ini, extra: Array(uwsgiKeys.keys) + Array(uwsgiOptionNames))
+        if strict && !referenced.contains(key) {
+            throw ConfigError("\(where_): unknown option \(quoted(key))\(hint) (strict = true: declare placeholders with set-placeholder)")
+        }
+        if referenced.contains(key) || hint.isEmpty {
+            return ([], "; \(key) = \(value): placeholder (not an option)\(referenced.contains(key) ? "" : ", not referred to")")
+        }
+        throw ConfigError("\(where_): unknown option \(quoted(key))\(hint)")
     }
 }
 
-/// uWSGI's magic variables of the ini file itself: `%d` its directory (absolute, with a trailing slash),
-/// `%p` its absolute path, `%s` its name, `%n` its name without extension, `%e` the extension, `%%` a `%`.
-/// Any other `%x`, and `$(VAR)` / `@(file)` (environment, file contents), are refused with one line:
-/// taking them literally would silently run with a wrong path or name.
-func expandMagicVariables(_ value: String, file: String, label: String) throws(ConfigError) -> String {
-    guard value.contains(where: { $0 == "%" || $0 == "$" || $0 == "@" }) else { return value }
-    let path = realpath(file, nil).map { p in defer { free(p) }; return String(cString: p) } ?? file
-    let slash = path.lastIndex(of: "/")
-    let directory = slash.map { String(path[...$0]) } ?? "./"
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let dot = name.lastIndex(of: ".")
-    let stem = dot.map { String(name[..<$0]) } ?? name
-    let ext = dot.map { String(name[name.index(after: $0)...]) } ?? ""
-    var out = ""
-    var i = value.startIndex
-    while i < value.endIndex {
-        let c = value[i]
-        let next = value.index(after: i)
-        let n: Character? = next < value.endIndex ? value[next] : nil
-        if (c == "$" || c == "@"), n == "(" {
-            throw ConfigError("\(label): \(c)(...) is a uWSGI config variable swsgi does not expand; write the value out")
-        }
-        if c == "%", let n {
-            switch n {
-            case "d": out += directory
-            case "p": out += path
-            case "s": out += name
-            case "n": out += stem
-            case "e": out += ext
-            case "%": out += "%"
-            case let x where x.isLetter || x.isNumber:
-                throw ConfigError("\(label): %\(n) is a uWSGI magic variable swsgi does not expand (only %d %p %s %n %e %%); write the value out")
-            default:  // `%(`, `%[`...: not a variable (log templates use them)
-                out.append(c)
-                i = next
-                continue
-            }
-            i = value.index(after: next)
-            continue
-        }
-        out.append(c)
-        i = next
-    }
-    return out
+/// uWSGI's reading of a flag's value (uwsgi_opt_true): empty or anything but false/off/no/0 is on.
+func uwsgiFlag(_ value: String) -> Bool {
+    !["false", "off", "no", "0"].contains(value.lowercased())
+}
+
+/// The name in the first `$(NAME)` left in a value (uWSGI leaves unset variables as written).
+func unresolvedVariable(in value: String) -> String? {
+    guard let start = value.firstRange(of: "$(") else { return nil }
+    let rest = value[start.upperBound...]
+    guard let close = rest.firstIndex(of: ")") else { return nil }
+    let name = rest[..<close]
+    guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ":" }) else { return nil }
+    return String(name)
 }
 
 /// `60 ; seconds` -> `60`: a `;` or `#` after whitespace, outside double quotes, starts a comment.
@@ -147,10 +329,4 @@ func withoutTrailingComment(_ value: String) -> String {
         previous = c
     }
     return String(out.trimmingSpaces())
-}
-
-private extension String {
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
-    }
 }

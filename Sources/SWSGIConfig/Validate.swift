@@ -13,9 +13,34 @@ extension ServerOptions {
         }
         if case .tcp(let a) = uwsgiSocket, a.port == 0 { try fail("--uwsgi-socket: the port must be between 1 and 65535") }
         if let socket, let p = SocketPath.problem(socket) { try fail("--socket: \(p)") }
-        if let statsSocket, let p = SocketPath.problem(statsSocket) { try fail("--stats: \(p)") }
+        if let statsSocket {
+            if !statsSocket.contains("/"), statsSocket.contains(":") {
+                do { _ = try ValueParser<HTTPSocketAddress>.hostPort.parse(statsSocket) } catch { try fail("--stats: \(error.message)") }
+            } else if let p = SocketPath.problem(statsSocket) {
+                try fail("--stats: \(p)")
+            }
+        }
         if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
         if let chmodSocket, chmodSocket > 0o7777 { try fail("--chmod-socket: \(chmodSocket) is above 07777") }
+
+        for entry in env {
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex,
+                  !entry[..<eq].contains(where: { $0 == " " || $0 == "\0" }), !entry.utf8.contains(0) else {
+                try fail("--env \(quoted(entry)): expected NAME=VALUE")
+                continue
+            }
+        }
+        for m in staticMaps {
+            guard let eq = m.firstIndex(of: "="), m.hasPrefix("/"), eq != m.index(before: m.endIndex), !m.utf8.contains(0) else {
+                try fail("--static-map \(quoted(m)): expected /MOUNT=DIR")
+                continue
+            }
+        }
+        if let umask, umask > 0o777 { try fail("--umask: \(String(umask, radix: 8)) is above 0777") }
+        if logTo != nil, daemonize != nil { try fail("--logto and --daemonize both name the log file: give one") }
+        for (path, flag) in [(logTo, "--logto"), (daemonize, "--daemonize")] {
+            if let path, path.isEmpty || path.utf8.contains(0) { try fail("\(flag): \(quoted(path)) is not a file path") }
+        }
 
         // Apps.
         if app != nil, appLibrary != nil {

@@ -58,6 +58,13 @@ final class EnvironBuilder {
         semicolonSpace = try string("; ")
     }
 
+    /// Sets a constant of every later request's environ (a new set of request objects).
+    func setConstant(_ key: String, _ value: PyObjectPointer) {
+        guard let k = pyString(api, key) else { return }
+        _ = api.PyDict_SetItem(base, k, value)
+        api.Py_DecRef(k)
+    }
+
     /// `env[key] = value`; false with a Python error pending.
     private func put(_ env: PyObjectPointer, _ key: PyObjectPointer, _ value: PyObjectPointer?) -> Bool {
         guard let value else { return false }

@@ -69,6 +69,22 @@ struct ResultIterator {
         return .chunk(Array(UnsafeRawBufferPointer(start: p, count: n)))
     }
 
+    /// The bytes a list or tuple holds past what `next` has taken (0 for other iterables, whose rest
+    /// only running the app's code would tell).
+    func remainingSequenceBytes() -> Int {
+        guard let sequence else { return 0 }
+        let total = isList ? api.PyList_Size(sequence) : api.PyTuple_Size(sequence)
+        guard index < total else { return 0 }
+        var sum = 0
+        for i in index..<total {
+            let item = (isList ? api.PyList_GetItem(sequence, i) : api.PyTuple_GetItem(sequence, i))!
+            var p: UnsafeMutablePointer<CChar>?
+            var n = 0
+            if api.PyObject_IsInstance(item, api.bytesType) == 1, api.PyBytes_AsStringAndSize(item, &p, &n) == 0 { sum += n } else { api.PyErr_Clear() }
+        }
+        return sum
+    }
+
     /// Drops the iterator (the result itself belongs to the caller).
     mutating func release() {
         if let iterator { api.Py_DecRef(iterator) }

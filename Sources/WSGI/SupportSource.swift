@@ -59,12 +59,56 @@ class FileWrapper:
             return data
         raise StopIteration
 
+def set_env(entry):
+    # --env NAME=VALUE: os.environ's setter also calls putenv(), so the app's own children see it too.
+    name, _, value = entry.partition('=')
+    os.environ[name] = value
+
+def _callable(module, name, what, hint):
+    # uWSGI's `module = pkg:create_app()`: the factory is called once, its result is the app.
+    factory = name.endswith('()')
+    attr = name[:-2] if factory else name
+    if not hasattr(module, attr):
+        raise AttributeError(hint)
+    app = getattr(module, attr)
+    return _check(app() if factory else app, what)
+
 def _check(app, what):
     if not callable(app):
         raise TypeError('%s is %r, not a WSGI callable' % (what, app))
     return app
 
+class ExitAtImport(BaseException):
+    """The app tried to end the process while being imported (os._exit, sys.exit): swsgi would otherwise
+    exit with the app's status and no word (or, with --lazy-apps, respawn it forever)."""
+
+def load_guarded(load, *args):
+    import posix
+    real = posix._exit
+    importing = [True]
+    def _exit(status):
+        if importing[0]:
+            raise ExitAtImport('the app called os._exit(%r) while being imported' % (status,))
+        real(status)
+    os._exit = posix._exit = _exit
+    try:
+        return load(*args)
+    except SystemExit as e:
+        raise ExitAtImport('the app raised SystemExit(%r) while being imported' % (e.code,)) from None
+    finally:
+        importing[0] = False
+        if os._exit is _exit:
+            os._exit = real
+        if posix._exit is _exit:
+            posix._exit = real
+
 def load_file(path, name, pythonpath_count):
+    return load_guarded(_load_file, path, name, pythonpath_count)
+
+def load_module(modname, name):
+    return load_guarded(_load_module, modname, name)
+
+def _load_file(path, name, pythonpath_count):
     import importlib.util
     path = os.path.abspath(path)
     if not os.path.isfile(path):
@@ -81,18 +125,15 @@ def load_file(path, name, pythonpath_count):
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     spec.loader.exec_module(module)
-    if not hasattr(module, name):
-        raise AttributeError('--wsgi-file %s defines no %r (set --callable)' % (path, name))
-    return _check(getattr(module, name), '%s:%s' % (path, name))
+    return _callable(module, name, '%s:%s' % (path, name), '--wsgi-file %s defines no %r (set --callable)' % (path, name))
 
-def load_module(modname, name):
+def _load_module(modname, name):
     import importlib
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     module = importlib.import_module(modname)
-    if not hasattr(module, name):
-        raise AttributeError('module %r has no %r (use --module %s:CALLABLE or --callable)' % (modname, name, modname))
-    return _check(getattr(module, name), '%s:%s' % (modname, name))
+    return _callable(module, name, '%s:%s' % (modname, name),
+                     'module %r has no %r (use --module %s:CALLABLE or --callable)' % (modname, name, modname))
 
 def freeze():
     # Objects loaded before fork stay out of the collector's reach, so the workers' first collections

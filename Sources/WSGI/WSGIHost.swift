@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import Posix
 import PythonRuntime
@@ -20,7 +21,8 @@ public final class WSGIHost: HostedApplication {
     public var description: String {
         let what = options.wsgiFile.map { "--wsgi-file \($0)" }
             ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? "?"
-        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)) \(what)\(options.lazyApps ? " (lazy)" : "")"
+        let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
+        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : "")"
     }
 
     /// Starts Python and, unless --lazy-apps, imports the app: any failure (missing library,
@@ -35,7 +37,7 @@ public final class WSGIHost: HostedApplication {
         let installation: PythonInstallation
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home),
-                                                    environment: environment)
+                                                    environment: environment, ownExecutable: ownExecutablePath())
             interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
         } catch {
             throw SWSGIError("\(error)")
@@ -50,6 +52,10 @@ public final class WSGIHost: HostedApplication {
             throw SWSGIError("--mule=\(f): \(errnoText(errno))")
         }
         _ = try UwsgiModule.install(interpreter)
+        for entry in all.env where call("set_env", entry) == nil {
+            interpreter.printError()
+            throw SWSGIError("--env \(entry): cannot set it in os.environ")
+        }
         if !options.lazyApps {
             try loadApp()
             call("freeze")
@@ -61,6 +67,9 @@ public final class WSGIHost: HostedApplication {
     func loadApp() throws {
         let api = interpreter.api
         let loaded: PyObjectPointer?
+        // A C-level exit() during the import ends the process with a line and the app-load status.
+        _ = shim_exit_guard(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
+        defer { _ = shim_exit_guard(0, nil) }
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {

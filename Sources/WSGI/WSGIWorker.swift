@@ -20,9 +20,15 @@ final class WSGIWorker {
     let filenoOf: PyObjectPointer
     /// The support code's `in_request` list: [True] while a request is in hand.
     let inRequest: PyObjectPointer
+    let inputClass: PyObjectPointer
     var environ: EnvironBuilder!
-    var startResponse: PyObjectPointer!
-    var writeCallable: PyObjectPointer!
+    /// Which request is in hand, for the objects handed to the app (see `RequestScope`).
+    var scope = RequestScope()
+    /// start_response, write, wsgi.input and file_wrapper, bound to the request in hand.
+    var objects: BoundObjects!
+    /// Set once the app has returned (under the GIL): from then on write() cannot start the response,
+    /// the worker has taken it over.
+    var appReturned = false
 
     // The request in hand.
     /// wsgi.input's buffer, made on the request's first read (most requests read nothing).
@@ -35,13 +41,24 @@ final class WSGIWorker {
     /// Forks of this process seen when the worker started: a child the app forks that comes back here
     /// must not go on serving (a counter, not getpid(2): this check runs on every request).
     let forksAtStart = ForkCounter.current
-    /// The status object of the last response, with its code.
-    var lastStatus: (object: PyObjectPointer, code: Int)?
+    /// The status object of the last response, with its code and reason phrase.
+    var lastStatus: (object: PyObjectPointer, code: Int, reason: [UInt8]?)?
+    /// The reason phrase of the response in hand, as the app gave it.
+    var reason: [UInt8]?
+    /// Body bytes the app produced for the response in hand (write() and the iterable), and whether
+    /// their going past its Content-Length was logged (once per response).
+    var produced = 0
+    var cutLogged = false
     let headerTexts = TextCache()
     /// The request in hand: write() starts its response early.
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
+
+    /// `--disable-write-exception`.
+    let disableWriteException: Bool
+    /// `--wsgi-disable-file-wrapper`.
+    let disableFileWrapper: Bool
 
     /// `threaded`: one of a worker's request threads (`--threads` > 1): wsgi.multithread is true, and
     /// harakiri's graceful handler is the host's, installed once for all threads.
@@ -49,6 +66,8 @@ final class WSGIWorker {
         py = interpreter
         api = interpreter.api
         self.app = app
+        disableWriteException = host.options.disableWriteException
+        disableFileWrapper = host.options.disableFileWrapper
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -59,6 +78,7 @@ final class WSGIWorker {
         fileWrapperType = try item("FileWrapper")
         filenoOf = try item("fileno_of")
         inRequest = try item("in_request")
+        inputClass = try item("Input")
         // harakiri's graceful signal unwinds the request once the app's own handler has run.
         if let signal = host.harakiriGracefulSignal, !threaded {
             guard let install = try? item("install_harakiri"), let args = api.PyTuple_New(1) else {
@@ -76,44 +96,97 @@ final class WSGIWorker {
         // A write blocked on a stalled client returns to Python when a signal lands, so harakiri's graceful
         // signal (and any handler of the app) runs and unwinds the request before the SIGKILL.
         onBlockingWriteInterrupted = { [unowned self] in try self.runPendingSignalHandlers() }
-        let capsule = api.PyCapsule_New(Unmanaged.passUnretained(self).toOpaque(), nil, nil)!
-        startResponse = makeFunction("start_response", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).startResponse(a) }
-        writeCallable = makeFunction("write", capsule, swsgi_METH_O) { s, a in WSGIWorker.of(s).write(a) }
-        let read = makeFunction("read", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).inputRead(a, line: false) }
-        let readline = makeFunction("readline", capsule, swsgi_METH_VARARGS) { s, a in WSGIWorker.of(s).inputRead(a, line: true) }
-        let inputClass = try item("Input")
-        guard let args = api.PyTuple_New(2) else { throw SWSGIError("cannot create wsgi.input") }
-        _ = api.PyTuple_SetItem(args, 0, read)
-        _ = api.PyTuple_SetItem(args, 1, readline)
-        guard let input = api.PyObject_CallObject(inputClass, args) else {
-            py.printError()
-            throw SWSGIError("cannot create wsgi.input")
-        }
-        api.Py_DecRef(args)
+        capsuleAPI = api
         guard let errors = api.PySys_GetObject("stderr") else { throw SWSGIError("no sys.stderr for wsgi.errors") }
         guard let version = api.PyTuple_New(2) else { throw SWSGIError("cannot create the WSGI environ") }
         _ = api.PyTuple_SetItem(version, 0, api.PyLong_FromLong(1))
         _ = api.PyTuple_SetItem(version, 1, api.PyLong_FromLong(0))
         let yes = api.PyBool_FromLong(1)!, no = api.PyBool_FromLong(0)!
         let http = pyString(api, "http")!, empty = pyString(api, "")!
+        // CGI (RFC 3875 §4.1.17), which PEP 3333 inherits. (httpbin accepts chunked uploads only from a
+        // SERVER_SOFTWARE starting with gunicorn/; swsgi does not pretend: wsgi.input_terminated says the
+        // same thing to apps that ask.)
+        guard let software = pyString(api, SWSGIMain.software) else {
+            throw SWSGIError("cannot create the WSGI environ")
+        }
         environ = try EnvironBuilder(api: api, constants: [
-            ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.input", input), ("wsgi.errors", errors),
+            ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.errors", errors),
             ("wsgi.multithread", threaded ? yes : no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
-            ("wsgi.input_terminated", yes), ("wsgi.file_wrapper", fileWrapperType), ("SCRIPT_NAME", empty),
+            ("wsgi.input_terminated", yes), ("SCRIPT_NAME", empty), ("SERVER_SOFTWARE", software),
         ])
-        for o in [version, yes, no, http, empty, input] { api.Py_DecRef(o) }
+        for o in [version, yes, no, http, empty, software] { api.Py_DecRef(o) }
+        objects = try makeObjects()
     }
 
-    static func of(_ capsule: PyObjectPointer?) -> WSGIWorker {
-        Unmanaged<WSGIWorker>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule!, nil)!).takeUnretainedValue()
+    /// A new set of request objects, installed in the environ template (wsgi.input, wsgi.file_wrapper).
+    private func makeObjects() throws -> BoundObjects {
+        let binding = RequestBinding(worker: self)
+        // The capsule owns the binding; the functions own the capsule. A retired set lives until the app
+        // lets go of its last object.
+        guard let capsule = api.PyCapsule_New(Unmanaged.passRetained(binding).toOpaque(), nil, { capsule in
+            Unmanaged<RequestBinding>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule, nil)!).release()
+        }) else { throw SWSGIError("cannot create the WSGI request objects") }
+        defer { api.Py_DecRef(capsule) }
+        let startResponse = makeFunction(Self.startResponseDef, capsule)
+        let write = makeFunction(Self.writeDef, capsule)
+        let read = makeFunction(Self.readDef, capsule)
+        let readline = makeFunction(Self.readlineDef, capsule)
+        let fileWrapper = makeFunction(Self.fileWrapperDef, capsule)
+        guard let args = api.PyTuple_New(2) else { throw SWSGIError("cannot create wsgi.input") }
+        api.Py_IncRef(read)
+        api.Py_IncRef(readline)
+        _ = api.PyTuple_SetItem(args, 0, read)
+        _ = api.PyTuple_SetItem(args, 1, readline)
+        let input = api.PyObject_CallObject(inputClass, args)
+        api.Py_DecRef(args)
+        guard let input else {
+            py.printError()
+            throw SWSGIError("cannot create wsgi.input")
+        }
+        environ.setConstant("wsgi.input", input)
+        // --wsgi-disable-file-wrapper: no wsgi.file_wrapper in the environ (apps fall back to iterating).
+        if !disableFileWrapper { environ.setConstant("wsgi.file_wrapper", fileWrapper) }
+        var made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
+                                read: read, readline: readline, fileWrapper: fileWrapper)
+        made.recordIdleCounts()
+        return made
     }
 
-    /// A builtin function calling `body` with the capsule as self. The method table lives for the process.
-    private func makeFunction(_ name: String, _ capsule: PyObjectPointer, _ flags: Int32, _ body: PyCFunction) -> PyObjectPointer {
-        capsuleAPI = api
+    // The C callbacks: each finds its binding through its capsule and refuses unless its request is in hand.
+    private static let startResponseDef = methodDef("start_response", swsgi_METH_VARARGS) { s, a in
+        let b = RequestBinding.of(s)
+        return b.isLive ? b.worker.startResponse(a) : b.refuse("start_response()")
+    }
+    private static let writeDef = methodDef("write", swsgi_METH_O) { s, a in
+        let b = RequestBinding.of(s)
+        return b.isLive ? b.worker.write(a) : b.refuse("write()")
+    }
+    private static let readDef = methodDef("read", swsgi_METH_VARARGS) { s, a in
+        let b = RequestBinding.of(s)
+        return b.isLive ? b.worker.inputRead(a, line: false) : b.refuse("wsgi.input.read()")
+    }
+    private static let readlineDef = methodDef("readline", swsgi_METH_VARARGS) { s, a in
+        let b = RequestBinding.of(s)
+        return b.isLive ? b.worker.inputRead(a, line: true) : b.refuse("wsgi.input.readline()")
+    }
+    private static let fileWrapperDef = methodDef("file_wrapper", swsgi_METH_VARARGS | swsgi_METH_KEYWORDS,
+                                                 unsafeBitCast(fileWrapperCall, to: PyCFunction.self))
+    private static let fileWrapperCall: PyCFunctionWithKeywords = { s, a, k in
+        let b = RequestBinding.of(s)
+        guard b.isLive else { return b.refuse("wsgi.file_wrapper()") }
+        return b.worker.api.PyObject_Call(b.worker.fileWrapperType, a!, k)
+    }
+
+    /// A method table entry for the process's life (sets of request objects are made again and again).
+    private static func methodDef(_ name: String, _ flags: Int32, _ body: PyCFunction) -> MethodDef {
         let def = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
         def.initialize(to: PyMethodDef(ml_name: strdup(name), ml_meth: body, ml_flags: flags, ml_doc: nil))
-        return api.PyCFunction_NewEx(def, capsule, nil)!
+        return MethodDef(pointer: def)
+    }
+
+    /// A builtin function calling `def`'s body with the capsule as self.
+    private func makeFunction(_ def: MethodDef, _ capsule: PyObjectPointer) -> PyObjectPointer {
+        api.PyCFunction_NewEx(def.pointer, capsule, nil)!
     }
 
     // MARK: request
@@ -121,11 +194,12 @@ final class WSGIWorker {
     func handle(_ request: Request) throws -> Response {
         try py.withGIL {
             begin(request)
+            defer { appReturned = true }
             guard let env = environ.environ(for: request) else { return try failure(result: nil) }
             guard let args = api.PyTuple_New(2) else { api.Py_DecRef(env); return try failure(result: nil) }
             _ = api.PyTuple_SetItem(args, 0, env)
-            api.Py_IncRef(startResponse)
-            _ = api.PyTuple_SetItem(args, 1, startResponse)
+            api.Py_IncRef(objects.startResponse)
+            _ = api.PyTuple_SetItem(args, 1, objects.startResponse)
             let result = api.PyObject_Call(app, args, nil)
             api.Py_DecRef(args)
             exitIfForkedByTheApp()
@@ -142,8 +216,14 @@ final class WSGIWorker {
                 case .chunk(let b):
                     if out.isEmpty { out = b } else { out += b }
                     if liveStream != nil { break pull }
-                    // PEP 3333: with Content-Length given, stop iterating once it is reached.
-                    if let declaredLength, out.count >= declaredLength { ended = true; break pull }
+                    // PEP 3333: with Content-Length given, stop iterating once it is reached. What a list
+                    // holds past it is known without running app code: it is cut, and logged.
+                    if let declaredLength, out.count >= declaredLength {
+                        ended = true
+                        _ = count(out.count + iterator.remainingSequenceBytes())
+                        if out.count > declaredLength { out.removeLast(out.count - declaredLength) }
+                        break pull
+                    }
                     if !b.isEmpty && !iterator.isSequence { break pull }
                 case .end: ended = true; break pull
                 case .failed: return try failure(result: result, iterator: iterator)
@@ -158,15 +238,19 @@ final class WSGIWorker {
                 close(result, iterator)
                 end()
                 if declaredLength == nil || declaredLength == out.count {
-                    return Response(status: status, headers: headers, body: out)
+                    var r = Response(status: status, headers: headers, body: out)
+                    r.reason = reason
+                    return r
                 }
                 var r = Response(status: status, headers: headers) { try $0.write(out) }
+                r.reason = reason
                 r.contentLength = declaredLength
                 return r
             }
             var response = Response(status: status, headers: headers) { [unowned self] stream in
                 try self.stream(first: out, from: ended ? nil : iterator, to: stream)
             }
+            response.reason = reason
             response.contentLength = declaredLength
             response.finish = { [unowned self] in
                 self.py.withGIL {
@@ -179,15 +263,27 @@ final class WSGIWorker {
     }
 
     private func stream(first: [UInt8], from iterator: ResultIterator?, to stream: ResponseStream) throws {
-        liveStream = stream
+        // Under the GIL: an app's thread calling write() reads them there.
+        let reached = py.withGIL {
+            liveStream = stream
+            return count(first.count)
+        }
         try stream.write(first)
-        guard var iterator else { return }
+        guard var iterator, !reached else { return }
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
-            let step = py.withGIL { iterator.next() }
+            var reached = false
+            let step = py.withGIL {
+                let step = iterator.next()
+                if case .chunk(let b) = step { reached = count(b.count) }
+                return step
+            }
             exitIfForkedByTheApp()
             switch step {
-            case .chunk(let b): try stream.write(b)
+            case .chunk(let b):
+                try stream.write(b)
+                // PEP 3333: once Content-Length is reached, the server stops iterating.
+                if reached { return }
             case .end: return
             case .failed:
                 py.withGIL { py.printError() }
@@ -215,9 +311,11 @@ final class WSGIWorker {
         }
         headersSent = true
         let length = declaredLength ?? max(0, size - position)
+        if length < size - position { logCut(size - position - length, length) }
         var response = Response(status: status, headers: headers) { stream in
             _ = try stream.sendFile(fd, offset: position, count: length)
         }
+        response.reason = reason
         response.contentLength = length
         response.finish = { [unowned self] in
             self.py.withGIL {
@@ -285,9 +383,14 @@ final class WSGIWorker {
         // A request thread: a harakiri interrupt meant for its previous request is stale.
         py.requestThreads?.clearPendingInterrupt()
         setInRequest(true)
+        objects.binding.generation = scope.open()
+        appReturned = false
         body = nil
         bodyError = nil
         status = nil
+        reason = nil
+        produced = 0
+        cutLogged = false
         headers = HTTPHeaders()
         declaredLength = nil
         headersSent = false
@@ -295,11 +398,39 @@ final class WSGIWorker {
         liveStream = nil
     }
 
+    /// The request is over: its objects refuse from now on. A set the app still holds is retired for
+    /// good (its generation is never opened again) and the next request gets a new one.
     private func end() {
+        scope.close()
         setInRequest(false)
         body = nil
         liveStream = nil
         request = nil
+        if objects.isKept {
+            let kept = objects!
+            do { objects = try makeObjects() } catch {
+                // Without new objects the kept ones would serve the next request: this worker stops.
+                ServerLog.line("cannot make new WSGI request objects (\(error)); the worker exits")
+                _exit(1)
+            }
+            kept.release(api)
+        }
+    }
+
+    /// Counts `n` more body bytes from the app; true once its Content-Length is reached. A body that goes
+    /// past it is cut there (PEP 3333: never more than Content-Length on the wire) and logged once per response.
+    private func count(_ n: Int) -> Bool {
+        produced += n
+        guard let declaredLength, produced >= declaredLength else { return false }
+        if produced > declaredLength && !cutLogged {
+            cutLogged = true
+            logCut(produced - declaredLength, declaredLength)
+        }
+        return true
+    }
+
+    private func logCut(_ extra: Int, _ declared: Int) {
+        ServerLog.line("response body longer than its Content-Length \(declared): \(extra) byte(s) past it not sent")
     }
 
     /// An os.fork() child that returned from the app would answer on the worker's connection and then
@@ -344,7 +475,7 @@ final class WSGIWorker {
         } else if status != nil {
             return py.raise(api.excAssertionError, "start_response called a second time without exc_info")
         }
-        guard let code = statusCode(statusObject) else { return nil }
+        guard let (code, phrase) = statusCode(statusObject) else { return nil }
         guard api.PyObject_IsInstance(headerList, api.listType) == 1 else {
             return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
         }
@@ -361,16 +492,22 @@ final class WSGIWorker {
                 guard let l = value.number else {
                     return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is not a number")
                 }
+                // Two different lengths: which one the body is meant to have cannot be known.
+                if let length, length != l {
+                    return py.raise(api.excValueError, "Content-Length given twice with different values (\(length) and \(l))")
+                }
                 length = l
                 continue
             }
-            parsed.append(name.text, value.text)
+            // A value with latin-1 characters past ASCII goes out as those bytes (PEP 3333), not as UTF-8.
+            parsed.fields.append(HTTPField(name: name.text, value: value.text, rawValue: value.latin1))
         }
         status = code
+        reason = phrase
         headers = parsed
         declaredLength = length
-        api.Py_IncRef(writeCallable)
-        return writeCallable
+        api.Py_IncRef(objects.write)
+        return objects.write
     }
 
     /// The write() callable start_response returns.
@@ -379,16 +516,22 @@ final class WSGIWorker {
         guard let data, let bytes = bytesOf(data, what: "write()") else { return nil }
         // PEP 3333: the head waits for the first non-empty data; then each write() is sent before it returns.
         guard !bytes.isEmpty else { return py.newNone }
+        _ = count(bytes.count)
         do {
             if liveStream == nil {
                 guard let request, let status else { return py.raise(api.excAssertionError, "write() outside a request") }
-                liveStream = try request.startResponse(status: status, headers: headers, contentLength: declaredLength)
+                // After the app returned only another thread can call write(), before the worker has set up the
+                // stream the iterable feeds: too late to start the response here.
+                guard !appReturned else { return py.raise(api.excOSError, "write() from another thread after the app returned") }
+                liveStream = try request.startResponse(status: status, reason: reason, headers: headers, contentLength: declaredLength)
                 headersSent = true
             }
             let stream = liveStream!
             // Without the GIL, as the yield path: a client that does not read must not stop the app's threads.
             try py.withoutGIL { try stream.write(bytes) }
         } catch {
+            // --disable-write-exception: the client is gone; the app carries on as if written (uWSGI's).
+            if disableWriteException { return py.newNone }
             return py.raise(api.excOSError, "write(): \(error)")
         }
         return py.newNone
@@ -411,7 +554,8 @@ final class WSGIWorker {
             body = .empty()
         }
         do {
-            let bytes = try py.withoutGIL { line ? try body.readline(size) : try body.read(size) }
+            // The buffer is shared with any thread of the app reading the same input: one reader at a time.
+            let bytes = try py.withoutGIL { try request?.body.serialized { line ? try body.readline(size) : try body.read(size) } ?? [] }
             return bytes.withUnsafeBytes { api.PyBytes_FromStringAndSize($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         } catch let e as RequestBodyError {
             bodyError = e
@@ -423,11 +567,21 @@ final class WSGIWorker {
 
     // MARK: conversions
 
-    /// The code of a status like "200 OK"; nil with a Python error set. The app's last status object
-    /// is remembered (a str cannot change), so the usual constant status is read once.
-    func statusCode(_ o: PyObjectPointer) -> Int? {
-        if let last = lastStatus, last.object == o { return last.code }
-        guard let statusText = latin1String(o, what: "status") else { return nil }
+    /// The code and reason phrase (its latin-1 bytes, sent as given: PEP 3333; nil when there is none)
+    /// of a status like "200 OK"; nil with a Python error set. The app's last status object is
+    /// remembered (a str cannot change), so the usual constant status is read once.
+    func statusCode(_ o: PyObjectPointer) -> (Int, [UInt8]?)? {
+        if let last = lastStatus, last.object == o { return (last.code, last.reason) }
+        var reasonBytes: [UInt8] = []
+        guard let statusText = latin1String(o, what: "status", invalid: { raw in
+            // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ); CR or LF would end the
+            // status line early and let the app's text become header lines.
+            if raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+                return "status \(String(decoding: raw, as: UTF8.self).debugDescription) has a control character (CR, LF or another)"
+            }
+            reasonBytes = Array(raw.dropFirst(4))
+            return nil
+        }) else { return nil }
         let digits = statusText.utf8.prefix(3)
         guard digits.count == 3, digits.allSatisfy({ (0x30...0x39).contains($0) }),
               let code = Int(String(decoding: digits, as: UTF8.self)), code >= 100,
@@ -435,13 +589,19 @@ final class WSGIWorker {
             _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
             return nil
         }
+        // A 1xx is an interim response: sent as the app's final one, the client would wait for another.
+        guard code >= 200 else {
+            _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is informational (1xx); a WSGI response needs a final status (200 or more)")
+            return nil
+        }
+        let reason = reasonBytes.isEmpty ? nil : reasonBytes
         api.Py_IncRef(o)
         // Replaced before the old one is released: releasing can run Python code (a __del__) that calls
         // start_response again, and it must find the cache whole.
         let previous = lastStatus
-        lastStatus = (o, code)
+        lastStatus = (o, code, reason)
         if let previous { api.Py_DecRef(previous.object) }
-        return code
+        return (code, reason)
     }
 
     /// A response header's name (`name` nil) or value, checked and read as text; the app's constant
@@ -449,17 +609,21 @@ final class WSGIWorker {
     func headerText(_ o: PyObjectPointer, name: String?) -> HeaderText? {
         let isName = name == nil
         if let known = headerTexts.text(of: o, isName: isName) { return known }
-        let what = isName ? "header name" : "header value"
+        let what = name.map { "response header \($0)'s value" } ?? "a response header name"
         guard let text = latin1String(o, what: what, invalid: { raw in
             if let name {
-                return raw.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 })
-                    ? "response header \(name) has a control character in its value" : nil
+                // RFC 9110 §5.5: a field value is visible characters, SP, HTAB and obs-text; CR or LF would
+                // split the head, and the other controls are refused like them rather than sent altered.
+                return raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
+                    ? "response header \(name) has a control character (CR, LF or another) in its value" : nil
             }
             return raw.isEmpty || raw.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F })
                 ? "invalid response header name \(String(decoding: raw, as: UTF8.self).debugDescription)" : nil
         }) else { return nil }
+        let raw: [UInt8]? = text.unicodeScalars.contains(where: { $0.value >= 0x80 })
+            ? text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } : nil
         let known = HeaderText(text: text, isContentLength: isName && equalsIgnoringASCIICase(text, "content-length"),
-                               number: isName ? nil : contentLength(text))
+                               number: isName ? nil : contentLength(text), latin1: raw)
         headerTexts.remember(o, isName: isName, known, api: api)
         return known
     }
@@ -469,7 +633,15 @@ final class WSGIWorker {
     func latin1String(_ o: PyObjectPointer, what: String, invalid: (UnsafeRawBufferPointer) -> String? = { _ in nil }) -> String? {
         guard let b = api.PyUnicode_AsLatin1String(o) else {
             api.PyErr_Clear()
-            _ = py.raise(api.excTypeError, "\(what) must be a str of latin-1 characters, not \(py.typeName(o))")
+            // Say which of the two it is: a str with a character past U+00FF, or not a str at all.
+            if let text = py.string(o),
+               let wide = text.unicodeScalars.first(where: { $0.value > 0xFF }) {
+                let code = String(wide.value, radix: 16, uppercase: true)
+                _ = py.raise(api.excValueError, "\(what) \(text.debugDescription) has the character U+\(String(repeating: "0", count: max(0, 4 - code.count)) + code), "
+                    + "which is not latin-1: PEP 3333 status and header strings hold latin-1 characters only (encode other text, e.g. RFC 8187 for filenames)")
+            } else {
+                _ = py.raise(api.excTypeError, "\(what) must be a str, not \(py.typeName(o))")
+            }
             return nil
         }
         defer { api.Py_DecRef(b) }
@@ -520,6 +692,13 @@ struct HeaderText {
     let isContentLength: Bool
     /// A value's number, when it is a valid Content-Length.
     let number: Int?
+    /// A value's latin-1 bytes when it has characters past ASCII (sent as they are, not as UTF-8).
+    let latin1: [UInt8]?
+}
+
+/// A method table entry, made once per process and shared by every set of request objects.
+struct MethodDef: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<PyMethodDef>
 }
 
 /// Header names and values read lately, by str object identity: an app's header names and values

@@ -40,9 +40,13 @@ public struct RepeatedLineFilter: Sendable {
         return out
     }
 
-    /// The lines to write now for `line`.
+    /// The lines to write now for `line`, its kind told by its text with the numbers masked.
     public mutating func admit(_ line: String, now: Instant) -> [String] {
-        let k = Self.kind(line)
+        admit(line, kind: Self.kind(line), now: now)
+    }
+
+    /// The lines to write now for `line` of the named `kind` (the caller's typed kind: no text matching).
+    public mutating func admit(_ line: String, kind k: String, now: Instant) -> [String] {
         var out: [String] = []
         if var w = windows[k] {
             if now < w.start.saturatingAdd(windowNanoseconds) {

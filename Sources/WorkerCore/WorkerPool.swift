@@ -11,6 +11,7 @@ public enum RetireReason: String, Sendable {
     case evilRSS = "evil-reload-on-rss"
     case harakiri = "harakiri"
     case cheaper = "cheaper"
+    case term = "SIGTERM to the worker"
 }
 
 /// One worker process as the master sees it.
@@ -28,6 +29,8 @@ public struct WorkerSlot: Equatable, Sendable {
     /// --max-worker-lifetime: when this worker is recycled.
     public var recycleAt: Instant?
     public var harakiriFired = false
+    /// --evil-reload-on-rss sent SIGKILL: its exit is expected, and it is not killed twice.
+    public var evilKilled = false
     /// This worker's row in the shared scoreboard: reserved by the pool when it decided the fork,
     /// freed when the worker has exited (never while a retiring worker may still write it).
     public var scoreboardIndex: Int = 0
@@ -41,7 +44,8 @@ public struct WorkerPool: Sendable {
         public var mercyNanoseconds: UInt64
         /// A worker that dies sooner than this after starting counts towards crash-loop throttling.
         public var crashWindowNanoseconds: UInt64 = 1_000_000_000
-        public var respawnBackoffMaxNanoseconds: UInt64 = 10_000_000_000
+        /// How a worker that keeps dying young is respawned (the same back-off as hupwatch's restarts).
+        public var respawnBackoff = Backoff.restart
         /// Harakiri: 0 grace means SIGKILL at the deadline; else `harakiriGracefulSignal` first.
         public var harakiriGracefulNanoseconds: UInt64 = 0
         public var harakiriGracefulSignal: Int32 = 15
@@ -52,6 +56,16 @@ public struct WorkerPool: Sendable {
         /// --max-worker-lifetime (0: off) plus worker id times --max-worker-lifetime-delta.
         public var maxLifetimeNanoseconds: UInt64 = 0
         public var lifetimeDeltaNanoseconds: UInt64 = 0
+        /// --evil-reload-on-rss in bytes (0: off): a worker at or above it is SIGKILLed, busy or not, as uWSGI does.
+        public var evilRSSLimitBytes = 0
+        /// How often the master samples its workers' RSS for it (uWSGI's collector samples every 3 s and its
+        /// master looks every second; a worker growing fast overshoots by what it grows in one period).
+        public var rssSampleNanoseconds: UInt64 = 250_000_000
+        /// The cheaper busyness algorithm (nil: cheaper off): fed by `.busySampled` every --cheaper-overload.
+        public var cheaper: CheaperBusyness.Config? = nil
+        /// Each worker loads the app after fork (--lazy-apps): one that ends before it is ready is an app that
+        /// cannot load, and respawning it would crash-loop while the listener queues clients for nobody.
+        public var workersLoadTheApp = false
         /// Workers wanted at start (--cheaper-initial, else --processes).
         public var initialWorkers: Int? = nil
         /// The fewest workers cheaper may leave (--cheaper; 0: cheaper off).
@@ -75,8 +89,13 @@ public struct WorkerPool: Sendable {
         /// The worker reported it is accepting.
         case workerReady(pid: Int32)
         case workerExited(pid: Int32, status: ProcessEnd)
+        /// A worker ended with `ExitCode.appLoadFailed`: its app could not be loaded after fork.
+        case appLoadFailed(pid: Int32, status: ProcessEnd)
         /// SIGTERM: serve what is queued, finish in-flight requests, exit 0.
         case gracefulStop
+        /// A worker caught a SIGTERM that was not harakiri's: it is finishing what it holds and leaving.
+        /// While the master stops on its own TERM this is a TERM to the whole process group.
+        case workerGotTERM(pid: Int32)
         /// SIGINT / SIGQUIT: stop now.
         case immediateStop
         /// SIGHUP: replace every worker without refusing a request.
@@ -88,6 +107,11 @@ public struct WorkerPool: Sendable {
         /// A worker's request is past its harakiri deadline; `listenQueue` is the kernel's count
         /// (nil when unknown or not asked for).
         case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
+        /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on).
+        case rssSampled(pid: Int32, bytes: Int)
+        /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
+        /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
+        case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
         /// Cheaper wants this many more (positive) or fewer (negative) workers.
         case resize(by: Int, why: String)
         case deadlinePassed
@@ -97,17 +121,27 @@ public struct WorkerPool: Sendable {
         case fork(id: Int)
         /// Worker protocol: SIGUSR1 = drain the listen queue then retire (shutdown);
         /// SIGHUP = stop accepting, finish, retire keep-alive connections, exit (retire);
-        /// SIGINT = exit now. SIGTERM is left to the app (harakiri's graceful signal).
+        /// SIGINT = exit now. The master sends SIGTERM only as harakiri's graceful signal (see WorkerLifecycle).
         case signal(Int32, pid: Int32)
         case kill(pid: Int32)
+        /// A lifecycle line (reloads, recycling, stops): always written.
         case log(String)
+        /// A trouble line that can repeat for every worker (a fork failing 300 times): the master
+        /// rate-limits it by its kind, not by its text.
+        case report(Trouble, String)
         case notify(String)
         case statusChanged
         case exit(Int32)
         /// Read the worker's scoreboard again and answer with `.harakiriExpired` if still overdue.
         case checkHarakiri(pid: Int32)
-        /// Count a harakiri against the worker's slot (stats).
-        case countHarakiri(pid: Int32)
+        /// Count a harakiri against the worker's slot (stats) and mark its request as harakiri's on the
+        /// scoreboard: comes before the graceful signal, so the worker's TERM handler can tell it from a stop.
+        case recordHarakiri(pid: Int32)
+    }
+
+    /// The kinds of repeating trouble lines (`Action.report`).
+    public enum Trouble: String, Sendable, CaseIterable {
+        case forkFailed, notStarted, crashLooping, workerDied, scoreboardFull
     }
 
     public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigUSR1: Int32 = 10, sigTERM: Int32 = 15
@@ -119,7 +153,7 @@ public struct WorkerPool: Sendable {
     /// Workers wanted now (between cheaper's minimum and --processes; TTIN/TTOU move it).
     public private(set) var target: Int
     private var respawnAt: [Int: Instant] = [:]
-    private var backoff: [Int: UInt64] = [:]
+    private var backoff: [Int: Backoff] = [:]
     private var spawnsTotal = 0
     /// Scoreboard rows nobody holds, and the rows reserved for forks decided but not yet reported.
     private var freeScoreboardSlots: [Int]
@@ -129,8 +163,12 @@ public struct WorkerPool: Sendable {
     /// Workers whose replacement waits for a scoreboard row; they keep serving meanwhile.
     private var deferredRetirements: [(pid: Int32, reason: RetireReason)] = []
 
+    /// Cheaper's own state (quiet cycles), when cheaper is on.
+    public private(set) var cheaperState: CheaperBusyness?
+
     public init(config: Config) {
         self.config = config
+        cheaperState = config.cheaper.map(CheaperBusyness.init(config:))
         self.target = config.initialWorkers ?? config.processes
         freeScoreboardSlots = Array((0..<max(1, config.scoreboardSlots)).reversed())
     }
@@ -172,7 +210,7 @@ public struct WorkerPool: Sendable {
             return stopping ? [.signal(Self.sigUSR1, pid: pid)] : [.statusChanged]
         case .forkFailed(let id, let reason):
             if let row = reservedScoreboardSlots.removeValue(forKey: id) { freeScoreboardSlots.append(row) }
-            return [.log("cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
+            return [.report(.forkFailed, "cannot fork worker \(id): \(reason)")] + scheduleRespawn(id: id, now: now, why: "fork failed")
         case .workerReady(let pid):
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
             slots[i].state = .accepting
@@ -187,9 +225,19 @@ public struct WorkerPool: Sendable {
             }
             return actions
         case .workerExited(let pid, let status):
-            return workerExited(pid, status: status, now: now)
+            return workerExited(pid, status: status, now: now, loadFailed: false)
+        case .appLoadFailed(let pid, let status):
+            return workerExited(pid, status: status, now: now, loadFailed: true)
         case .gracefulStop:
-            return stop(signal: Self.sigUSR1, now: now, why: "graceful shutdown: serving queued connections and in-flight requests")
+            return stop(signal: Self.sigUSR1, now: now, why: "graceful shutdown (SIGTERM to the master): serving queued connections and in-flight requests")
+        case .workerGotTERM(let pid):
+            if stopping {
+                guard !groupTERMSeen, gracefulStopping else { return [] }
+                groupTERMSeen = true
+                return [.log("SIGTERM reached the workers too: a TERM to the whole process group (systemd KillMode=control-group, timeout(1), supervisord stopasgroup); each worker finishes the requests it holds, then exits")]
+            }
+            guard let w = slot(pid: pid), w.state != .retiring else { return [] }
+            return retire(pid: pid, reason: .term, now: now, replace: true)
         case .immediateStop:
             return stop(signal: Self.sigINT, now: now, why: "immediate shutdown")
         case .reloadWorkers:
@@ -215,6 +263,14 @@ public struct WorkerPool: Sendable {
             return retire(pid: pid, reason: reason, now: now, replace: true)
         case .harakiriExpired(let pid, let request, let age, let queue):
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
+        case .rssSampled(let pid, let bytes):
+            return evilRSS(pid: pid, bytes: bytes, now: now)
+        case .busySampled(let percent, let queue, let rss):
+            guard !stopping, var c = cheaperState else { return [] }
+            let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
+            cheaperState = c  // its count of quiet cycles moves on every sample
+            guard let decision else { return [] }
+            return resize(by: decision.delta, why: decision.why, now: now)
         case .resize(let delta, let why):
             return resize(by: delta, why: why, now: now)
         case .deadlinePassed:
@@ -223,6 +279,11 @@ public struct WorkerPool: Sendable {
     }
 
     private var reloading = false
+    /// The status the master exits with once every worker is gone (`ExitCode`).
+    public private(set) var exitCode = ExitCode.success
+    /// The stop is SIGTERM's (graceful), and a worker reported TERM too (a process-group TERM).
+    private var gracefulStopping = false
+    public private(set) var groupTERMSeen = false
 
     private func respawnCount(_ id: Int) -> Int { respawnTotals[id, default: 0] }
     private var respawnTotals: [Int: Int] = [:]
@@ -237,7 +298,7 @@ public struct WorkerPool: Sendable {
                 let retiring = slots.filter { $0.state == .retiring }.count
                 // One line when the table fills, not one per waiting fork.
                 guard waitingForScoreboardSlot.count == 1 else { return [] }
-                return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(id) starts when one exits (by --worker-reload-mercy at the latest)")]
+                return [.report(.scoreboardFull, "all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(id) starts when one exits (by --worker-reload-mercy at the latest)")]
             }
             reservedScoreboardSlots[id] = row
         }
@@ -266,7 +327,7 @@ public struct WorkerPool: Sendable {
             deferredRetirements.append((pid, reason))
             guard deferredRetirements.count == 1 else { return [] }
             let retiring = slots.filter { $0.state == .retiring }.count
-            return [.log("all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
+            return [.report(.scoreboardFull, "all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
         }
         deferredRetirements.removeAll { $0.pid == pid }
         slots[i].state = .retiring
@@ -285,6 +346,8 @@ public struct WorkerPool: Sendable {
 
     private mutating func stop(signal: Int32, now: Instant, why: String) -> [Action] {
         let first = !stopping
+        if first && signal == Self.sigUSR1 { gracefulStopping = true }
+        if signal == Self.sigINT { gracefulStopping = false }
         stopping = true
         respawnAt = [:]
         waitingForScoreboardSlot = []
@@ -300,13 +363,22 @@ public struct WorkerPool: Sendable {
             let deadline = now.saturatingAdd(signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
             slots[i].killDeadline = min(slots[i].killDeadline ?? deadline, deadline)
         }
-        if slots.isEmpty { actions.append(.exit(0)) }
+        if slots.isEmpty { actions.append(.exit(exitCode)) }
         return actions
     }
 
-    private mutating func workerExited(_ pid: Int32, status: ProcessEnd, now: Instant) -> [Action] {
+    private mutating func workerExited(_ pid: Int32, status: ProcessEnd, now: Instant, loadFailed: Bool) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
+        // The boot-failure policy (gunicorn halts on its worker boot error too): a worker that could not load
+        // the app, or with --lazy-apps ended in any way before it was ready, stops swsgi with one line.
+        if !stopping, w.state == .starting, loadFailed || config.workersLoadTheApp {
+            freeScoreboardSlots.append(w.scoreboardIndex)
+            exitCode = ExitCode.appLoadFailed
+            let how = loadFailed ? "could not load the app (its error is above)" : "ended (\(status)) while loading the app, before it was ready"
+            return [.statusChanged, .log("worker \(w.id) (pid \(pid)) \(how): stopping with status \(ExitCode.appLoadFailed)")]
+                + stop(signal: Self.sigINT, now: now, why: "immediate shutdown: the app cannot be loaded")
+        }
         freeScoreboardSlots.append(w.scoreboardIndex)
         deferredRetirements.removeAll { $0.pid == pid }
         harakiriRecheckAt[pid] = nil
@@ -315,7 +387,7 @@ public struct WorkerPool: Sendable {
         if w.state == .retiring {
             if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired: \(status)")) }
         } else {
-            actions.append(.log("worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
+            actions.append(.report(.workerDied, "worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1
             if now - w.startedAt < config.crashWindowNanoseconds {
                 actions += scheduleRespawn(id: w.id, now: now, why: "crash-looping")
@@ -334,18 +406,19 @@ public struct WorkerPool: Sendable {
                 actions += retire(pid: next.pid, reason: next.reason, now: now, replace: true)
             }
         }
-        if stopping && slots.isEmpty { actions.append(.exit(0)) }
+        if stopping && slots.isEmpty { actions.append(.exit(exitCode)) }
         return actions
     }
 
     /// A worker that keeps dying young is respawned after a doubling pause, not in a tight loop.
     private mutating func scheduleRespawn(id: Int, now: Instant, why: String) -> [Action] {
         guard !stopping else { return [] }
-        let wait = min((backoff[id] ?? 50_000_000).saturatingMultiply(2), config.respawnBackoffMaxNanoseconds)
-        backoff[id] = wait
+        var b = backoff[id] ?? config.respawnBackoff
+        let wait = b.next()
+        backoff[id] = b
         respawnAt[id] = now.saturatingAdd(wait)
-        if why == "crash-looping" { return [.log("worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
-        return [.log("worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
+        if why == "crash-looping" { return [.report(.crashLooping, "worker \(id) is crash-looping: next respawn in \(wait / 1_000_000) ms")] }
+        return [.report(.notStarted, "worker \(id) not started (\(why)): next try in \(wait / 1_000_000) ms")]
     }
 
     private mutating func deadlines(now: Instant) -> [Action] {
@@ -391,7 +464,7 @@ public struct WorkerPool: Sendable {
         slots[i].harakiriFired = true
         let queueText = queue.map { ", listen queue \($0)" } ?? ""
         var actions: [Action] = [.log("HARAKIRI worker \(w.id) (pid \(pid)): \(request) running \(age / 1_000_000) ms\(queueText)"),
-                                 .countHarakiri(pid: pid)]
+                                 .recordHarakiri(pid: pid)]
         let wasRetiring = w.state == .retiring
         if !wasRetiring && !stopping {
             // The replacement accepts while the stuck worker is still being put down.
@@ -411,6 +484,32 @@ public struct WorkerPool: Sendable {
             actions.append(.kill(pid: pid))
         }
         return actions + [.statusChanged]
+    }
+
+    /// --evil-reload-on-rss: uWSGI's master SIGKILLs a worker whose sampled RSS reached the limit, whatever
+    /// it is doing (core/master_checks.c); a graceful recycle would let a busy worker grow on until its
+    /// request ends. The replacement is forked first, as for any recycle.
+    private mutating func evilRSS(pid: Int32, bytes: Int, now: Instant) -> [Action] {
+        guard config.evilRSSLimitBytes > 0, bytes >= config.evilRSSLimitBytes,
+              let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].evilKilled else { return [] }
+        slots[i].evilKilled = true
+        slots[i].killDeadline = nil
+        let w = slots[i]
+        var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) RSS \(bytes >> 20) MiB >= --evil-reload-on-rss \(config.evilRSSLimitBytes >> 20) MiB: SIGKILL")]
+        if w.state != .retiring && !stopping {
+            slots[i].state = .retiring
+            slots[i].retireReason = .evilRSS
+            respawnTotals[w.id, default: 0] += 1
+            if now - min(now, w.startedAt) < config.crashWindowNanoseconds {
+                // Over the limit within its first second: the limit is below what a fresh worker needs, and
+                // an immediate replacement would be killed too, four times a second for ever. Back off.
+                actions += scheduleRespawn(id: w.id, now: now, why: "over --evil-reload-on-rss within a second of its start: the limit is below a fresh worker's RSS")
+            } else {
+                backoff[w.id] = nil
+                actions += forkWorker(id: w.id)
+            }
+        }
+        return actions + [.kill(pid: pid), .statusChanged]
     }
 
     /// Cheaper's decisions: more workers up to --processes, fewer down to --cheaper.

@@ -103,7 +103,10 @@ enum ControlClient {
     /// The pid's listening Unix sockets named `.../hupwatch.XXXXXX/control`, matched by inode in /proc/net/unix.
     static func controlSocket(ofPID pid: Int32) -> Result<String, Failure> {
         guard let dir = opendir("/proc/\(pid)/fd") else {
-            return .failure(Failure(message: "no process \(pid) (or not allowed to look at it)"))
+            let e = errno
+            if e == ENOENT { return .failure(Failure(message: "no process \(pid)")) }
+            // Another user's hupwatch: its fds (and its control socket) are not ours to look at.
+            return .failure(Failure(message: "process \(pid) is not yours to control: /proc/\(pid)/fd: \(errnoText(e)); run this as its user (or root)"))
         }
         var inodes = Set<Substring>()
         var link = [CChar](repeating: 0, count: 64)

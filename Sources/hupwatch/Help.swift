@@ -1,4 +1,6 @@
-let version = "hupwatch 1.0.0"
+import Common
+
+let version = "hupwatch \(packageVersion)"
 
 let helpText = """
 usage: hupwatch [OPTIONS] -- COMMAND [ARG...]

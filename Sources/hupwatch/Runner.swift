@@ -23,20 +23,21 @@ final class Runner {
     let socketGuard: SocketGuard?
     /// Rewrite mode: where the path stands in the command; each generation binds its own private path.
     let rewrite: SocketArgument?
-    var privatePaths: [Int: String] = [:]
+    /// Rewrite mode: the public path and the generations' private paths.
+    let publicPath: PublicPath?
+    /// One hupwatch per socket path: held from before anything is bound until exit.
+    let locks: [PathLock]
     /// Datagrams from other processes since the last log line about them, and when the next may be logged.
     var foreignDatagrams = 0
     var nextForeignLogAt: Instant = 0
-    /// The inode the public path was last pointed at (rewrite mode).
-    var publishedInode: ino_t?
     let control: ControlServer
     /// s6's notification-fd: written once when the first generation is ready, then closed.
     var readinessFD: Int32?
     let notifyFolder: NotifyFolder
     var notifyChannels: [Int: NotifyChannel] = [:]
     var probes: [Int: ReadinessProbe] = [:]
-    /// The inode each generation served when it became ready (rebind mode), to put back on rollback and
-    /// to read its listen queue during a hand-over.
+    /// The inode each generation served when it became ready (rebind mode), to read its listen queue
+    /// during a hand-over.
     var servedInode: [Int: ino_t] = [:]
     /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify).
     let upstream: SdNotifier?
@@ -131,7 +132,17 @@ final class Runner {
             free(cwd)
         }
         if let dir = o.chdir { base = dir.hasPrefix("/") ? dir : base + "/" + dir }
-        func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : base + "/" + p }
+        // The folder is resolved once, here: with `--chdir current` (a symlink switched at each release),
+        // the public path, the private ones and the lock stay where they were when hupwatch started,
+        // and a switch never strands them in an old release folder.
+        func absolute(_ p: String) -> String {
+            let full = p.hasPrefix("/") ? p : base + "/" + p
+            let (dir, name) = splitPath(full)
+            guard let real = realpath(dir, nil) else { return full }
+            defer { free(real) }
+            let resolved = String(cString: real)
+            return (resolved == "/" ? "" : resolved) + "/" + name
+        }
         if let p = o.socketPath { o.socketPath = absolute(p) }
         if let a = o.socketArgument { o.socketArgument = a.with(path: absolute(a.path)) }
         if case .socket(let p) = o.ready { o.ready = .socket(path: absolute(p)) }
@@ -151,23 +162,30 @@ final class Runner {
         reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
         try becomeChildSubreaper()
-        var config = ReloadSupervisor.Config(gracefulTimeout: options.gracefulTimeout, readyTimeout: options.readyTimeout,
-                                             reloadSignal: options.reloadSignal, onExit: options.onExit)
-        config.readiness = options.ready
         let socketActivated = lookup("LISTEN_PID", in: env) == String(getpid()) && (lookup("LISTEN_FDS", in: env).flatMap(Int.init) ?? 0) > 0
-        // With a listener every generation shares, no probe can tell the new one from the old.
-        config.canProbe = options.probePath != nil && !socketActivated
-        config.listenerMustAccept = options.rewritesSocketArgument
-        if options.listens.isEmpty, options.socketPath != nil, options.guardEnabled || options.rewritesSocketArgument {
-            // Rebind mode: the old listener gets no new connection once the path leads to the new one,
-            // so its queue empties within milliseconds; a server that closes it on TERM would reset them.
-            config.handoverNanoseconds = nanosecondsPerSecond
-        }
+        let config = ReloadSupervisor.Config(options: options, socketActivated: socketActivated)
         machine = ReloadSupervisor(config: config)
         upstream = try SdNotifier(environment: env)
         // What set-up made so far is undone if a later step fails: no stray folder, socket or link.
         var undo: [() -> Void] = []
         do {
+            // One hupwatch per path, decided before anything is bound or removed there.
+            var taken: [PathLock] = []
+            let unixListens = options.listens.compactMap { if case .unix(let p) = $0.address { p } else { nil } }
+            for path in unixListens + (socketActivated ? [] : [options.socketPath].compactMap { $0 }) {
+                let (dir, name) = splitPath(path)
+                let lockPath = dir + "/." + name + ".lock"
+                do {
+                    guard let lock = try PathLock.acquire(lockPath) else {
+                        throw SetupError(message: "another hupwatch serves \(path) (it holds \(lockPath)); refusing to start a second one")
+                    }
+                    taken.append(lock)
+                    undo.append { lock.release() }
+                } catch let e as SyscallError {
+                    throw SetupError(message: "cannot lock \(path): \(e)")
+                }
+            }
+            locks = taken
             let folder = try NotifyFolder(base: lookup("TMPDIR", in: env))
             notifyFolder = folder
             undo.append { folder.remove() }
@@ -183,7 +201,7 @@ final class Runner {
                     inheritedNames.append(Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "hupwatch")
                 }
             }
-            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"], from: env)
+            childEnvironment = removing(["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "HUPWATCH_GENERATION"], from: env)
 
             var fds: [Int32] = []
             var owned: [(String, ino_t)] = []
@@ -223,8 +241,13 @@ final class Runner {
             listenerNames = inherited.isEmpty ? options.listens.map(\.name) : inheritedNames
             ownedListenPaths = owned
 
-            rewrite = options.rewritesSocketArgument && inherited.isEmpty ? options.socketArgument : nil
-            if let r = rewrite { try Self.checkPublicPath(r.path) }
+            rewrite = config.protection.rewrites ? options.socketArgument : nil
+            let pub = rewrite.map { PublicPath(path: $0.path) }
+            publicPath = pub
+            if let pub {
+                try pub.prepare(log: { writeStderr("\(timestamp()) hupwatch[\(getpid())]: \($0)") })
+                undo.append { pub.removeAtExit() }
+            }
             let guardPath = options.listenPath ?? (listenerFDs.isEmpty ? options.socketPath : nil)
             let theGuard = options.guardEnabled || rewrite != nil ? try guardPath.map { try SocketGuard(path: $0) } : nil
             socketGuard = theGuard
@@ -339,8 +362,13 @@ final class Runner {
                 results.append(.queueChecked(generation: n, queued: listenQueue(of: n)))
             case .closeNotify(let n):
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
+            case .publish(let n):
+                results.append(.published(generation: n, publish(n)))
+            case .putBack(let n):
+                putBack(n)
+            case .removePrivate(let n):
+                publicPath?.removePrivatePath(n)
             case .forget(let n):
-                removePrivatePath(n)
                 stopProbe(n)
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
                 probes[n] = nil
@@ -351,6 +379,8 @@ final class Runner {
                 } catch { log("\(error)") }
             case .killGroup(let pgid):
                 _ = try? sendSignal(SIGKILL, to: -pgid)
+            case .killOrphans(let keeping):
+                killOrphans(keeping: Set(keeping))
             case .setGuard(let command):
                 setGuard(command)
             case .log(let m):
@@ -404,14 +434,13 @@ final class Runner {
         if !listenerFDs.isEmpty { env.append("LISTEN_FDNAMES=" + listenerNames.joined(separator: ":")) }
         var argv = options.command
         var probePath = listenerFDs.isEmpty ? options.probePath : nil
-        if let r = rewrite {
-            let privatePath = Self.privatePath(r.path, generation: n)
-            if let problem = Self.clearPrivatePath(privatePath) {
+        if let r = rewrite, let pub = publicPath {
+            let privatePath = pub.privatePath(n)
+            if let problem = pub.clearPrivatePath(n) {
                 reactor.unwatch(channel.fd, token: Token.notify(n))
                 return .spawnFailed(generation: n, reason: problem, shellCode: ExitCode.environment)
             }
             argv = r.rewriting(argv, to: privatePath)
-            privatePaths[n] = privatePath
             // Probes look where this generation binds: its own path.
             probePath = privatePath
         }
@@ -495,8 +524,6 @@ final class Runner {
         if case .follow(let n) = command { announceReadiness(n) }
         guard let g = socketGuard else { return }
         switch command {
-        case .follow(let n) where rewrite != nil:
-            publish(n, guard: g)
         case .follow(let n):
             if options.listenPath != nil || !listenerFDs.isEmpty {
                 // hupwatch's own listener: the same inode serves every generation.
@@ -528,26 +555,73 @@ final class Runner {
         } catch { log("\(error)") }
     }
 
+    /// Rewrite mode: the public path is pointed at generation n; the guard then keeps it there.
+    private func publish(_ n: Int) -> PublishResult {
+        guard let pub = publicPath else { return .failed("not in rewrite mode") }
+        let result = pub.publish(n)
+        if result == .ok {
+            socketGuard?.trackCurrentPath()
+            announceReadiness(n)
+            debug("\(pub.path) now leads to generation \(n) (\(pub.privatePath(n)))")
+        }
+        return result
+    }
+
+    /// A rollback in rewrite mode: the path must still lead to serving generation n.
+    private func putBack(_ n: Int) {
+        guard let pub = publicPath else { return }
+        if let line = pub.putBack(n) { log(line) }
+        // Gone missing meanwhile: the guard's link still leads to the serving listener.
+        if let line = socketGuard?.restoreIfMissing() { log(line) }
+    }
+
     private func listenQueue(of n: Int) -> Int? {
-        guard let ino = servedInode[n] else { return nil }
+        guard let ino = servedInode[n] ?? publicPath?.publishedInode[n] else { return nil }
         do { return try UnixSocket.listenQueue(fileInode: ino) } catch {
             debug("\(error)")
             return nil
         }
     }
 
-    /// Descendants that left their generation's process group (setsid) and outlived it were handed to us
-    /// (we are their subreaper): they go with hupwatch, never to pid 1.
-    private func killLeftoverDescendants() {
+    /// Our children now: the generations, and descendants handed to us (we are their subreaper).
+    private func ownChildren() -> [pid_t] {
         let me = getpid()
-        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return }
-        let pids = text.split(separator: " ").compactMap { pid_t($0) }
-        guard !pids.isEmpty else { return }
-        log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
-        for pid in pids {
+        guard let text = try? readTextFile("/proc/\(me)/task/\(me)/children", maxBytes: 1 << 20) else { return [] }
+        return text.split(separator: " ").compactMap { pid_t($0) }
+    }
+
+    /// Descendants handed to us whose generation (HUPWATCH_GENERATION in their environment) is not in
+    /// `keeping`: a gone generation's daemonized helpers. SIGKILLed; reaped as unknown pids, at which point
+    /// their children are ours and looked at in turn.
+    private func killOrphans(keeping: Set<Int>) {
+        let mains = Set(machine.generations.map(\.pid))
+        for pid in ownChildren() where !mains.contains(pid) {
+            guard let n = generationOf(pid), !keeping.contains(n) else { continue }
+            log("pid \(pid), left by generation \(n), outlived it: SIGKILL")
             _ = try? sendSignal(SIGKILL, to: pid)
-            var st: Int32 = 0
-            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        }
+    }
+
+    /// The generation a process was started under, from its environment (nil: unreadable, or none).
+    private func generationOf(_ pid: pid_t) -> Int? {
+        guard let text = try? readTextFile("/proc/\(pid)/environ", maxBytes: 1 << 20) else { return nil }
+        // The last one: ours is appended after whatever an outer hupwatch set.
+        let entry = text.split(separator: "\0").last { $0.hasPrefix("HUPWATCH_GENERATION=") }
+        return entry.flatMap { Int($0.dropFirst("HUPWATCH_GENERATION=".count)) }
+    }
+
+    /// At exit: every descendant handed to us goes with hupwatch, never to pid 1, and so do the ones each
+    /// of them hands us as it dies (until none is left, or a bound for a fork bomb).
+    private func killLeftoverDescendants() {
+        for _ in 0..<64 {
+            let pids = ownChildren()
+            guard !pids.isEmpty else { return }
+            log("stopping \(pids.count) leftover descendant(s) of earlier generations: \(pids.map(String.init).joined(separator: ", "))")
+            for pid in pids {
+                _ = try? sendSignal(SIGKILL, to: pid)
+                var st: Int32 = 0
+                while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+            }
         }
     }
 
@@ -577,17 +651,12 @@ final class Runner {
             // Remove the path only while it is still our listener's.
             if UnixSocket.inode(atPath: path) == mine { unlink(path) }
         }
-        if let r = rewrite, let ino = UnixSocket.inode(atPath: r.path), Set(servedInode.values).contains(ino) || publishedInode == ino {
-            // The public path leads to a generation we published: it is ours to remove.
-            unlink(r.path)
-        }
-        for path in privatePaths.values where UnixSocket.inode(atPath: path) != nil && !UnixSocket.hasLiveListener(path) {
-            unlink(path)
-        }
+        publicPath?.removeAtExit()
         socketGuard?.removeLink()
         control.closeAll(reason: "hupwatch stopped before the reload completed")
         killLeftoverDescendants()
         if let pidFile = options.pidFile { unlink(pidFile) }
+        for lock in locks { lock.release() }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]
         notifyChannels = [:]

@@ -46,14 +46,21 @@ final class SocketGuard {
         self.name = name
         self.hiddenPath = dir + "/." + name + ".hupwatch"
         self.watch = try DirectoryWatch(directory: dir)
-        // One hupwatch guards a path; a link left by an earlier one (killed by SIGKILL) is stale.
-        unlink(hiddenPath)
+        // One hupwatch guards a path (it holds the path's lock): a link left by an earlier one (killed by
+        // SIGKILL) is stale. Anything else at that name is not ours to remove.
+        var st = stat()
+        if lstat(hiddenPath, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw Runner.SetupError(message: "\(hiddenPath) exists and is \(describe(st.st_mode & S_IFMT)), not hupwatch's link to a socket; refusing to replace it")
+            }
+            unlink(hiddenPath)
+        }
     }
 
     deinit { removeLink() }
 
     /// Removes the hidden link (at exit: deinit does not run when the process exits).
-    func removeLink() { unlink(hiddenPath) }
+    func removeLink() { if UnixSocket.inode(atPath: hiddenPath) != nil { unlink(hiddenPath) } }
 
     /// Links the hidden name to whatever listener is at the path now. Returns the inode, nil if none.
     @discardableResult
@@ -83,14 +90,10 @@ final class SocketGuard {
         let now = UnixSocket.inode(atPath: path)
         if now == inode { return nil }
         if now == nil { return restoreIfMissing() }
-        // Replace atomically: a clients never sees the path missing.
-        let tmp = hiddenPath + ".tmp"
-        unlink(tmp)
-        guard link(hiddenPath, tmp) == 0 else { return "cannot restore \(path): link: \(errnoText(errno))" }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            unlink(tmp)
-            return "cannot restore \(path): rename: \(errnoText(e))"
+        // Replace atomically (a client never sees the path missing), and only a socket: the generations
+        // rebind this path, so a socket there is one of theirs; a file or a symlink is someone else's.
+        if let problem = replaceWithLink(path, to: hiddenPath, scratch: hiddenPath + ".tmp", replaceable: { type, _ in type == S_IFSOCK }) {
+            return "cannot restore \(path): \(problem)"
         }
         return "put \(path) back on the serving generation's listener"
     }
@@ -104,7 +107,9 @@ final class SocketGuard {
         return restoreIfMissing().map { [$0] } ?? []
     }
 
-    private func restoreIfMissing() -> String? {
+    /// Links the path back to the kept listener if it is missing (link(2) never clobbers).
+    func restoreIfMissing() -> String? {
+        guard inode != nil else { return nil }
         let started = monotonicNanoseconds()
         var st = stat()
         if lstat(path, &st) == 0 { return nil }

@@ -39,7 +39,7 @@ func statusSummary(_ m: ReloadSupervisor, now: Instant) -> String {
 /// The words the status file has always used for a generation's phase.
 func stateName(_ phase: ReloadSupervisor.Phase) -> String {
     switch phase {
-    case .starting: return "starting"
+    case .starting, .publishing: return "starting"
     case .ready: return "ready"
     case .handingOver, .draining, .killed: return "draining"
     }

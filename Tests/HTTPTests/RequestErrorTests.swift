@@ -86,6 +86,22 @@ let badHeads: [BadHead] = [
     BadHead(h11 + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", .unsupportedTransferCoding, 501),
     // Limits decided from the head.
     BadHead(h11 + "Content-Length: 1048577\r\n\r\n", .bodyTooLarge, 413),
+    // Singleton fields (RFC 9110 §5.3), whatever the case of the second name.
+    BadHead(h11 + "Content-Type: a/b\r\ncontent-type: c/d\r\n\r\n", .duplicateField("Content-Type")),
+    BadHead(h11 + "Content-Type: a/b\r\nContent-Type: a/b\r\n\r\n", .duplicateField("Content-Type")),
+    BadHead(h11 + "Authorization: x\r\nAUTHORIZATION: y\r\n\r\n", .duplicateField("Authorization")),
+    BadHead(h11 + "Proxy-Authorization: x\r\nProxy-Authorization: y\r\n\r\n", .duplicateField("Proxy-Authorization")),
+    BadHead(h11 + "If-Modified-Since: x\r\nIf-Modified-Since: y\r\n\r\n", .duplicateField("If-Modified-Since")),
+    BadHead(h11 + "If-Unmodified-Since: x\r\nIf-Unmodified-Since: y\r\n\r\n", .duplicateField("If-Unmodified-Since")),
+    BadHead(h11 + "Range: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n", .duplicateField("Range")),
+    BadHead(h11 + "If-Range: x\r\nIf-Range: y\r\n\r\n", .duplicateField("If-Range")),
+    BadHead(h11 + "Max-Forwards: 1\r\nMax-Forwards: 2\r\n\r\n", .duplicateField("Max-Forwards")),
+    BadHead(h11 + "Referer: /a\r\nReferer: /b\r\n\r\n", .duplicateField("Referer")),
+    BadHead(h11 + "User-Agent: a\r\nUser-Agent: b\r\n\r\n", .duplicateField("User-Agent")),
+    BadHead(h11 + "Date: a\r\nDate: b\r\n\r\n", .duplicateField("Date")),
+    BadHead(h11 + "From: a\r\nFrom: b\r\n\r\n", .duplicateField("From")),
+    BadHead(h11 + "Content-Range: a\r\nContent-Range: b\r\n\r\n", .duplicateField("Content-Range")),
+    BadHead(h11 + "Content-Location: a\r\nContent-Location: b\r\n\r\n", .duplicateField("Content-Location")),
 ]
 
 @Suite struct RequestErrorTests {
@@ -106,6 +122,24 @@ let badHeads: [BadHead] = [
             if result == .needMore { result = p.parse(Array(raw[cut...])) }
             #expect(result == .error(HTTPError(bad.kind)), "cut at \(cut)")
         }
+    }
+
+    /// List fields may repeat; a refusal after the request line carries its method and target for the log.
+    @Test func listFieldsRepeatAndRefusalsKnowTheirRequest() {
+        var p = HTTPRequestParser()
+        guard case .head(let h, _) = p.parse(bytes(h11 + "Accept: a\r\nAccept: b\r\nCookie: a=1\r\nCookie: b=2\r\nX-A: 1\r\nX-A: 2\r\nCache-Control: x\r\nCache-Control: y\r\n\r\n")) else {
+            Issue.record("repeated list fields refused")
+            return
+        }
+        #expect(h.headers.values("accept") == ["a", "b"])
+        var q = HTTPRequestParser()
+        guard case .error(let e) = q.parse(bytes("POST /up?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n")) else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(e.method == "POST" && e.target == "/up?x=1")
+        #expect(e.message.contains("larger than"))
+        #expect(HTTPError(.duplicateField("Content-Type")).message == "Content-Type given more than once (it may appear only once)")
     }
 
     @Test func errorStatusMapping() {

@@ -151,7 +151,10 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
     }
 
     @Test func errorResponses() {
-        let r = text(HTTPResponseWriter.errorResponse(status: 400))
+        let dated = text(HTTPResponseWriter.errorResponse(status: 400))
+
+        #expect(dated.hasPrefix("HTTP/1.1 400 Bad Request\r\nDate: ") && dated.contains(" GMT\r\nContent-Type: "), "refusals carry Date")
+        let r = text(HTTPResponseWriter.errorResponse(status: 400, date: false))
         #expect(r == "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n")
         let e = text(HTTPResponseWriter.errorResponse(for: HTTPError(.headTooLarge)))
         #expect(e.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
@@ -169,5 +172,42 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
         #expect(c == asRequest.count)
         #expect(h.headers.first("a") == "spaced")
         #expect(h.framing == .contentLength(0))
+    }
+
+    // Issue 19: PEP 3333 bytes, the app's Connection and Keep-Alive, Date.
+    @Test func rawValuesAndReasonsGoOutAsTheirBytes() {
+        var out: [UInt8] = []
+        var h = HTTPHeaders()
+        h.fields.append(HTTPField(name: "Content-Disposition", value: "caf\u{E9}", rawValue: [0x63, 0x61, 0x66, 0xE9]))
+        HTTPResponseWriter.appendHead(status: 299, rawReason: Array("Custom Thing".utf8), headers: h, body: .contentLength(0), to: &out)
+        #expect(out == Array("HTTP/1.1 299 Custom Thing\r\nContent-Disposition: caf".utf8) + [0xE9] + Array("\r\nContent-Length: 0\r\n\r\n".utf8))
+        out = []
+        HTTPResponseWriter.appendHead(status: 200, rawReason: [0x4F, 0x0D, 0x0A, 0x4B], body: .contentLength(0), to: &out)
+        #expect(text(out).hasPrefix("HTTP/1.1 200 O  K\r\n"), "raw reasons are sanitised too")
+    }
+
+    @Test func callersConnectionCloseIsHonouredAndKeepAliveDropped() {
+        for value in ["close", "Close", "keep-alive, close", " upgrade ,CLOSE"] {
+            var out: [UInt8] = []
+            let plan = HTTPResponseWriter.appendHead(status: 200, headers: ["Connection": value], body: .contentLength(0), to: &out)
+            #expect(!plan.keepAlive, "\(value)")
+            #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, headers: ["Keep-Alive": "timeout=5", "Connection": "closed"],
+                                                 body: .contentLength(0), to: &out)
+        #expect(plan.keepAlive, "`closed` is not `close`")
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    @Test func dateIsIMFFixdate() {
+        #expect(text(HTTPDate.format(epochSeconds: 784111777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(text(HTTPDate.format(epochSeconds: 0)) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(text(HTTPDate.format(epochSeconds: 951782400)) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(text(HTTPDate.format(epochSeconds: 4102444799)) == "Thu, 31 Dec 2099 23:59:59 GMT")
+        var out: [UInt8] = []
+        HTTPResponseWriter.appendHead(status: 200, body: .contentLength(0), date: true, to: &out)
+        let head = text(out)
+        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\nDate: ") && head.count == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n".count)
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import ReloadCore
 
@@ -35,6 +36,11 @@ enum Step: Equatable, CustomStringConvertible {
     case forward(Int32)
     /// `hupwatch reload` over the control socket.
     case request
+    /// The next `.publish` fails (something not ours is at the public path).
+    case nextPublishFails
+    /// An event about nothing hupwatch knows: an unknown pid reaped, a probe answer or notification for a
+    /// generation that is gone or not probed, a queue reading or publish answer nobody asked for.
+    case stray(Int)
 
     var description: String {
         switch self {
@@ -48,6 +54,8 @@ enum Step: Equatable, CustomStringConvertible {
         case .nextSpawnFails: return "next spawn fails"
         case .forward(let s): return "forward(\(s))"
         case .request: return "reload request"
+        case .nextPublishFails: return "next publish fails"
+        case .stray(let k): return "stray(\(k))"
         }
     }
 
@@ -64,9 +72,10 @@ enum Step: Equatable, CustomStringConvertible {
         case 42..<55: return .answerProbe(k, accepting: Bool.random(using: &rng))
         case 55..<62: return .answerQueue(k, queued: Int.random(in: 0...2, using: &rng))
         case 62..<94: return .advance(milliseconds: [1, 5, 20, 300, 1_100, 2_500, 31_000].randomElement(using: &rng)!)
-        case 94..<97: return .nextSpawnFails
-        case 97..<99: return .request
-        default: return .forward(10)
+        case 94..<96: return .nextSpawnFails
+        case 96..<98: return .request
+        case 98: return .forward(10)
+        default: return Bool.random(using: &rng) ? .nextPublishFails : .stray(Int.random(in: 0..<5, using: &rng))
         }
     }
 }
@@ -106,9 +115,23 @@ struct World {
     var awaited: Set<Int> = []
     var finished: Set<Int> = []
     var nextToken = 1
+    /// Rewrite mode: the generation the public path leads to, and the private paths that exist.
+    var publicPath: Int?
+    var privatePaths: Set<Int> = []
+    var failNextPublish = false
+    /// When each process was first told to stop.
+    var signalledAt: [Int32: Instant] = [:]
+    /// The status the serving generation ended with during a reload (what hupwatch then owes).
+    var servingEnd: Int32?
+    var goneGenerations: [Int] = []
+    /// A deliberately broken core, to show the invariants catch it.
+    var fault: Fault?
 
-    init(config: ReloadSupervisor.Config) {
+    enum Fault { case signalOldAtHangup }
+
+    init(config: ReloadSupervisor.Config, fault: Fault? = nil) {
         machine = ReloadSupervisor(config: config)
+        self.fault = fault
     }
 
     func liveProcess(_ k: Int) -> Process? { live.isEmpty ? nil : live[k % live.count] }
@@ -127,35 +150,55 @@ struct World {
             if case .hangup = e, case .reloading(_, _, _) = modeBefore { owedReload = true }
             if case .terminate = e, !stopping {
                 stopping = true
-                expectedCode = 0
-                servingAtStop = servingBefore
                 owedReload = false
+                // The first generation still starting is the one whose status is owed; if the serving one
+                // ended during this reload, its status.
+                expectedCode = servingEnd ?? 0
+                servingAtStop = servingEnd == nil ? (servingBefore ?? machine.pendingNumber) : nil
             }
             // The exit code hupwatch owes: the serving generation's status once stopping, 0 if none.
             if case .childExited(_, let status) = e, let g = machine.generations.first(where: { if case .childExited(let pid, _) = e { $0.pid == pid } else { false } }) {
                 if stopping {
                     if servingAtStop == g.number { expectedCode = status.shellCode; servingAtStop = nil }
-                } else if machine.config.onExit == .exit,
-                          modeBefore == .running(serving: g.number) || modeBefore == .reloading(serving: nil, pending: g.number, queued: false) {
+                } else if machine.config.onExit == .exit, modeBefore == .running(serving: g.number) {
                     stopping = true
                     expectedCode = status.shellCode
                     owedReload = false
+                } else if machine.config.onExit == .exit, modeBefore == .reloading(serving: nil, pending: g.number, queued: false) {
+                    stopping = true
+                    expectedCode = servingEnd ?? status.shellCode
+                    owedReload = false
+                } else if case .reloading(g.number, _, _) = modeBefore {
+                    servingEnd = status.shellCode
                 }
+            }
+            if case .published(let n, .failed) = e, !stopping, machine.config.onExit == .exit,
+               machine.generation(n)?.phase == .publishing,
+               modeBefore == .reloading(serving: nil, pending: n, queued: false) || modeBefore == .running(serving: n) {
+                stopping = true
+                expectedCode = servingEnd ?? 3
+                owedReload = false
             }
             if case .spawnFailed(let n, _, let code) = e, !stopping,
                modeBefore == .reloading(serving: nil, pending: n, queued: false),
                machine.config.onExit == .exit || !everSpawned {
                 stopping = true
-                expectedCode = code
+                expectedCode = everSpawned ? (servingEnd ?? code) : code
             }
-            let actions = machine.handle(e, now: now)
+            let readyBefore = Set(machine.generations.filter { $0.phase == .ready }.map(\.number))
+            var actions = machine.handle(e, now: now)
+            if fault == .signalOldAtHangup, case .hangup = e, let s = servingBefore, let g = machine.generation(s) {
+                actions.append(.signal(15, pid: g.pid))
+            }
+            if machine.generations.contains(where: { $0.phase == .ready && !readyBefore.contains($0.number) }) { servingEnd = nil }
             trace.append("\(e) -> \(actions.filter { if case .log = $0 { false } else if case .debug = $0 { false } else { true } })")
-            for a in actions { try perform(a, after: e) }
+            for a in actions { try perform(a, after: e, readyBefore: readyBefore) }
         }
         try checkTable()
+        try checkPaths()
     }
 
-    mutating func perform(_ a: ReloadSupervisor.Action, after e: ReloadSupervisor.Event) throws {
+    mutating func perform(_ a: ReloadSupervisor.Action, after e: ReloadSupervisor.Event, readyBefore: Set<Int>) throws {
         if exited != nil {
             if case .debug = a { return }
             try fail("action \(a) after hupwatch exited")
@@ -171,6 +214,7 @@ struct World {
                 nextPid += 1
                 everSpawned = true
                 live.append(Process(pid: pid, generation: n))
+                if machine.config.protection.rewrites { privatePaths.insert(n) }
                 results.append(.spawned(generation: n, pid: pid))
             }
         case .probe(let n):
@@ -186,10 +230,39 @@ struct World {
         case .signal(let sig, let pid):
             if reaped.contains(pid) { try fail("signal \(sig) to pid \(pid), which was already reaped") }
             guard let i = live.firstIndex(where: { $0.pid == pid }) else { try fail("signal to pid \(pid), never spawned") }
-            live[i].signalled = true
+            // The serving generation is never told to stop before its successor is ready, unless hupwatch
+            // is stopping (a forwarded signal is the operator's).
+            if readyBefore.contains(live[i].generation), !machine.isStopping {
+                if case .forward = e {} else if !machine.generations.contains(where: { $0.phase == .ready && $0.number != live[i].generation }) {
+                    try fail("serving generation \(live[i].generation) got signal \(sig) with no ready successor, not stopping")
+                }
+            }
+            if case .forward = e {} else {
+                live[i].signalled = true
+                if signalledAt[pid] == nil { signalledAt[pid] = now }
+            }
         case .killGroup(let pgid):
             // The group may outlive its leader; only live members matter.
-            if let i = live.firstIndex(where: { $0.pid == pgid }) { live[i].killed = true }
+            if let i = live.firstIndex(where: { $0.pid == pgid }) {
+                guard let told = signalledAt[pgid], now >= told + machine.config.gracefulTimeout else {
+                    try fail("SIGKILL to generation \(live[i].generation) before its graceful timeout (told at \(signalledAt[pgid].map(String.init) ?? "never"), now \(now))")
+                }
+                live[i].killed = true
+            }
+        case .publish(let n):
+            guard machine.config.protection.rewrites else { try fail("publish in \(machine.config.protection)") }
+            if failNextPublish {
+                failNextPublish = false
+                results.append(.published(generation: n, .failed("model")))
+            } else {
+                publicPath = n
+                results.append(.published(generation: n, .ok))
+            }
+        case .putBack(let n):
+            guard machine.config.protection.rewrites else { try fail("putBack in \(machine.config.protection)") }
+            _ = n
+        case .removePrivate(let n):
+            if privatePaths.remove(n) == nil { try fail("removePrivate(\(n)): no such private path") }
         case .exit(let code):
             if !live.isEmpty { try fail("exit(\(code)) while pids \(live.map(\.pid)) it spawned are alive") }
             if code != expectedCode { try fail("exit(\(code)), expected \(expectedCode)") }
@@ -203,8 +276,25 @@ struct World {
             awaited.remove(outcome.id)
         case .reloadRefused:
             if !stopping { try fail("a reload request was refused while not stopping") }
+        case .killOrphans(let keeping):
+            if Set(keeping) != Set(machine.generations.map(\.number)) { try fail("killOrphans keeping \(keeping) while generations \(machine.generations.map(\.number)) live") }
         case .setGuard, .log, .debug, .notifySupervisor, .statusChanged, .closeNotify:
             break
+        }
+    }
+
+    /// What matters most, after every step: the public path leads to the serving generation once it is
+    /// ready, no private path outlives its generation, the restart back-off stays bounded.
+    func checkPaths() throws {
+        var me = self
+        let numbers = Set(machine.generations.map(\.number))
+        let orphans = privatePaths.subtracting(numbers)
+        if !orphans.isEmpty { try me.fail("private paths of gone generations \(orphans.sorted()) remain") }
+        if machine.config.protection.rewrites, !machine.isStopping, let s = machine.serving, s.phase == .ready, publicPath != s.number {
+            try me.fail("generation \(s.number) serves, ready, but the public path leads to \(publicPath.map(String.init) ?? "nothing")")
+        }
+        if case .restarting(let at) = machine.mode, at > now + machine.config.restartBackoffMax {
+            try me.fail("restart in \((at - now) / 1_000_000) ms, beyond the \(machine.config.restartBackoffMax / 1_000_000) ms maximum back-off")
         }
     }
 
@@ -235,6 +325,7 @@ struct World {
     }
 
     mutating func reap(_ pid: Int32, _ status: ProcessEnd) throws {
+        if let g = live.first(where: { $0.pid == pid }) { goneGenerations.append(g.generation) }
         live.removeAll { $0.pid == pid }
         reaped.insert(pid)
         try feed(.childExited(pid: pid, status: status))
@@ -274,6 +365,38 @@ struct World {
             now = target
         case .nextSpawnFails:
             failNextSpawn = true
+        case .nextPublishFails:
+            failNextPublish = true
+        case .stray(let k):
+            let gone = goneGenerations.last ?? 10_000
+            let unprobed = machine.generations.first { g in
+                if case .inFlight = g.probe { false } else { true }
+            }?.number ?? gone
+            let event: ReloadSupervisor.Event
+            switch k {
+            case 0: event = .childExited(pid: 99_999, status: .exited(0))
+            case 1: event = .probed(generation: unprobed, accepting: true)
+            case 2: event = .notified(generation: gone, ready: true)
+            case 3: event = .queueChecked(generation: gone, queued: 0)
+            default:
+                let notPublishing = machine.generations.first { $0.phase != .publishing }?.number ?? gone
+                event = .published(generation: notPublishing, .ok)
+            }
+            let before = (machine.mode, machine.generations, machine.reloads, machine.nextDeadline)
+            var copy = machine
+            let actions = copy.handle(event, now: now)
+            let effects = actions.filter { a in
+                switch a {
+                case .log, .debug: return false
+                // Killing orphans of gone generations, keeping every live one, changes no generation.
+                case .killOrphans(let keeping): return Set(keeping) != Set(machine.generations.map(\.number))
+                default: return true
+                }
+            }
+            if !effects.isEmpty || copy.mode != before.0 || copy.generations != before.1 || copy.reloads != before.2 || copy.nextDeadline != before.3 {
+                try fail("stray event \(event) changed something: \(effects), mode \(before.0) -> \(copy.mode)")
+            }
+            machine = copy
         case .request:
             if case .reloading = machine.mode { owedReload = true }
             nextToken += 1
@@ -285,6 +408,7 @@ struct World {
     /// queue checks are answered, time moves to each deadline. Then the end state is checked.
     mutating func settle() throws {
         failNextSpawn = false
+        failNextPublish = false
         for _ in 0..<400 {
             guard exited == nil else { break }
             if let p = live.first(where: { $0.killed }) { try reap(p.pid, .signaled(9)); continue }
@@ -313,6 +437,7 @@ struct World {
         }
         if exited != nil {
             if !live.isEmpty { try fail("exited with live processes") }
+            if !privatePaths.isEmpty { try fail("exited leaving private paths \(privatePaths.sorted())") }
             return
         }
         if owedReload { try fail("a HUP received while a generation was starting was lost") }
@@ -330,21 +455,24 @@ func modelConfig(_ variant: Int) -> ReloadSupervisor.Config {
     var c = ReloadSupervisor.Config(gracefulTimeout: 30 * nanosecondsPerSecond, readyTimeout: 2 * nanosecondsPerSecond,
                                     reloadSignal: 15, onExit: variant % 2 == 0 ? .exit : .restart)
     switch (variant / 2) % 5 {
-    case 0: c.readiness = .auto; c.canProbe = true
-    case 1: c.readiness = .auto; c.canProbe = false
+    case 0: c.readiness = .auto(probe: true)
+    case 1: c.readiness = .auto(probe: false)
     case 2: c.readiness = .notify
-    case 3: c.readiness = .socket(path: "/x")
+    case 3: c.readiness = .probe
     default: c.readiness = .delay(nanoseconds: 300_000_000)
     }
-    c.canProbe = c.canProbe || c.readiness == .socket(path: "/x")
-    if variant % 3 == 0 { c.handoverNanoseconds = nanosecondsPerSecond }
-    if variant % 7 == 3 { c.listenerMustAccept = true; c.canProbe = true }
+    switch variant % 7 {
+    case 3, 5: c.protection = .rewrite(publicPath: "/x")
+    case 0, 4: c.protection = .guardedRebind(path: "/x")
+    case 1: c.protection = .ownedListener
+    default: c.protection = .none
+    }
     return c
 }
 
 /// Runs one sequence; nil when every invariant held.
-func runModel(config: ReloadSupervisor.Config, steps: [Step]) -> String? {
-    var w = World(config: config)
+func runModel(config: ReloadSupervisor.Config, steps: [Step], fault: World.Fault? = nil) -> String? {
+    var w = World(config: config, fault: fault)
     do {
         try w.feed(.started)
         for s in steps { try w.step(s) }
@@ -356,7 +484,7 @@ func runModel(config: ReloadSupervisor.Config, steps: [Step]) -> String? {
 }
 
 /// Removes steps one at a time while the sequence still fails, until none can go.
-func shrink(config: ReloadSupervisor.Config, steps: [Step]) -> [Step] {
+func shrink(config: ReloadSupervisor.Config, steps: [Step], fault: World.Fault? = nil) -> [Step] {
     var best = steps
     var changed = true
     while changed {
@@ -365,7 +493,7 @@ func shrink(config: ReloadSupervisor.Config, steps: [Step]) -> [Step] {
         while i < best.count {
             var candidate = best
             candidate.remove(at: i)
-            if runModel(config: config, steps: candidate) != nil {
+            if runModel(config: config, steps: candidate, fault: fault) != nil {
                 best = candidate
                 changed = true
             } else {
@@ -376,26 +504,66 @@ func shrink(config: ReloadSupervisor.Config, steps: [Step]) -> [Step] {
     return best
 }
 
+/// This run's base seed: MODEL_SEED replays a printed one; otherwise a new one each run.
+let modelBaseSeed: UInt64 = {
+    if let text = getenv("MODEL_SEED"), let v = UInt64(String(cString: text)) { return v }
+    return UInt64.random(in: 0...UInt64.max)
+}()
+
+/// The seed of sequence i of a shard: every run explores other sequences, and a printed seed replays one.
+func modelSeed(shard: Int, index i: Int, base: UInt64 = modelBaseSeed) -> UInt64 {
+    var r = SeededRandom(seed: base ^ (UInt64(shard) &* 0x9E37_79B9_7F4A_7C15))
+    for _ in 0...(i % 8) { _ = r.next() }
+    return r.next() &+ UInt64(i)
+}
+
+/// One sequence from its seed: the config, then the steps.
+func sequence(seed: UInt64) -> (ReloadSupervisor.Config, [Step]) {
+    var rng = SeededRandom(seed: seed)
+    let config = modelConfig(Int.random(in: 0..<70, using: &rng))
+    let steps = (0..<Int.random(in: 4...28, using: &rng)).map { _ in Step.random(&rng) }
+    return (config, steps)
+}
+
 @Suite struct ReloadSupervisorModelTests {
-    /// 100,000 sequences per run, in 4 parallel shards; each shard's seeds differ from run to run's
-    /// base only through the shard number, so a failure's printed seed replays it exactly.
+    /// 100,000 sequences per run, in 4 parallel shards. The base seed differs per run and is printed;
+    /// a failure prints its own seed (replay: MODEL_SEED=<base>, or `replaysOneSeed` with the seed).
     @Test(arguments: 0..<4)
     func randomSequencesKeepEveryInvariant(shard: Int) {
         let perShard = 25_000
+        if shard == 0 { print("model test: base seed \(modelBaseSeed) (replay the run with MODEL_SEED=\(modelBaseSeed))") }
         for i in 0..<perShard {
-            let seed = UInt64(shard * perShard + i) &* 0x2545_F491_4F6C_DD1D &+ 17
-            var rng = SeededRandom(seed: seed)
-            let config = modelConfig(Int.random(in: 0..<70, using: &rng))
-            let steps = (0..<Int.random(in: 4...28, using: &rng)).map { _ in Step.random(&rng) }
+            let seed = modelSeed(shard: shard, index: i)
+            let (config, steps) = sequence(seed: seed)
             if let failure = runModel(config: config, steps: steps) {
                 let shortest = shrink(config: config, steps: steps)
                 Issue.record("""
-                    seed \(seed) failed: \(failure)
+                    seed \(seed) (base \(modelBaseSeed), shard \(shard), index \(i)) failed: \(failure)
                     shortest sequence (\(shortest.count) steps): \(shortest.map(\.description).joined(separator: ", "))
                     it fails with: \(runModel(config: config, steps: shortest) ?? "?")
                     """)
                 return
             }
         }
+    }
+
+    /// A core that signals the old generation at HUP (before its successor is ready) is caught, with a
+    /// short replayable sequence.
+    @Test func aBrokenCoreIsCaught() {
+        var caught: (UInt64, [Step], String)?
+        for i in 0..<2_000 where caught == nil {
+            let seed = modelSeed(shard: 9, index: i)
+            let (config, steps) = sequence(seed: seed)
+            if let failure = runModel(config: config, steps: steps, fault: .signalOldAtHangup) {
+                caught = (seed, shrink(config: config, steps: steps, fault: .signalOldAtHangup), failure)
+            }
+        }
+        guard let (seed, shortest, failure) = caught else {
+            Issue.record("2,000 sequences did not catch a core that signals the serving generation at HUP")
+            return
+        }
+        print("broken core caught by seed \(seed): \(shortest.map(\.description).joined(separator: ", "))")
+        #expect(failure.contains("got signal 15 with no ready successor"), "\(failure)")
+        #expect(shortest.count <= 3, "shrunk to \(shortest.map(\.description))")
     }
 }

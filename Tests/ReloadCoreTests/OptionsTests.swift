@@ -259,6 +259,24 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(try detected(["uwsgi", "--socket", ":3031"]) == nil)
     }
 
+    /// Issue 21.1: a name without a slash is a path relative to the command's folder; gunicorn's attached
+    /// short form and uWSGI's attached `-s` are the same flags.
+    @Test func bareNamesAndAttachedShortForms() throws {
+        #expect(try detected(["uwsgi", "--http-socket", "app.sock"]) == "app.sock")
+        #expect(try detected(["uwsgi", "--socket", "app.sock"]) == "app.sock")
+        #expect(try detected(["swsgi", "--socket=app.sock"]) == "app.sock")
+        #expect(try detected(["gunicorn", "-bunix:app.sock", "app:app"]) == "app.sock")
+        #expect(try detected(["gunicorn", "-bunix:/run/g.sock", "app:app"]) == "/run/g.sock")
+        #expect(try detected(["gunicorn", "--bind", "unix:app.sock", "app:app"]) == "app.sock")
+        #expect(try detected(["uwsgi", "-sapp.sock"]) == "app.sock")
+        let o = try options(["--", "gunicorn", "-bunix:app.sock", "app:app"])
+        #expect(o.socketArgument?.rewriting(o.command, to: "/x/.app.sock.g1") == ["gunicorn", "-bunix:/x/.app.sock.g1", "app:app"])
+        // Still not paths: TCP addresses, ports, abstract names.
+        #expect(try detected(["uwsgi", "--socket", "127.0.0.1:3031"]) == nil)
+        #expect(try detected(["gunicorn", "-b127.0.0.1:8000", "app:app"]) == nil)
+        #expect(try detected(["uwsgi", "--socket", "@abstract"]) == nil)
+    }
+
     @Test func notDetected() throws {
         #expect(try detected(["server"]) == nil)
         #expect(try detected(["server", "--socket"]) == nil)

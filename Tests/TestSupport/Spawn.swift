@@ -6,11 +6,12 @@ import Glibc
 // A test never signals a pid it did not start.
 
 /// The environment children get: the test's own, minus what a supervisor of the test runner (systemd,
-/// runit, a CI's swsgi) may have set and would change the program's behaviour, plus `extra`.
+/// runit, a CI's swsgi) may have set and would change the program's behaviour, plus `extra`. An activated
+/// virtualenv's VIRTUAL_ENV goes too: swsgi would take that Python over the one a test puts on PATH.
 public func testEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     var env = ProcessInfo.processInfo.environment.filter { key, _ in
         !key.hasPrefix("SWSGI_") && !key.hasPrefix("LISTEN_") && !key.hasPrefix("HWSUP_TEST_")
-            && !["NOTIFY_SOCKET", "SVDIR", "SVWAIT"].contains(key)
+            && !["NOTIFY_SOCKET", "SVDIR", "SVWAIT", "VIRTUAL_ENV"].contains(key)
     }
     for (k, v) in extra { env[k] = v }
     return env

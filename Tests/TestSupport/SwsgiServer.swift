@@ -21,7 +21,8 @@ public final class Server {
     /// `socket` is nil) and, when `ready`,
     /// waits until every worker accepts. `shell`: run through `/bin/sh -c SHELL swsgi ARGS...`.
     public init(_ arguments: [String], dir: TempDir, socket: String? = "s", environment: [String: String] = [:],
-         shell: String? = nil, fd3: Int32? = nil, ready: Bool = true, name: String = "swsgi") throws {
+         shell: String? = nil, fd3: Int32? = nil, ready: Bool = true, name: String = "swsgi",
+         newProcessGroup: Bool = false) throws {
         self.dir = dir
         self.socket = socket.map { dir.file($0) }
         // "{dir}" in an argument stands for the temp dir.
@@ -32,7 +33,7 @@ public final class Server {
         let binary = try swsgiBinary()
         let argv = shell.map { ["/bin/sh", "-c", $0, binary] } ?? [binary]
         child = try Child(argv + args, output: stderrPath, environment: cleanEnvironment(environment), fd3: fd3,
-                          newProcessGroup: false)
+                          newProcessGroup: newProcessGroup)
         pid = child.pid
         if ready {
             do { try waitReady() } catch {
@@ -70,6 +71,13 @@ public final class Server {
 
     /// Only the master we launched, and only while it has not been reaped.
     public func signal(_ sig: Int32) { child.signal(sig) }
+
+    /// `sig` to the master's whole process group, workers included (systemd's KillMode=control-group,
+    /// timeout(1)); only for a server started with `newProcessGroup`, whose group is its own pid.
+    public func signalGroup(_ sig: Int32) {
+        guard isRunning else { return }
+        kill(-pid, sig)
+    }
 
     /// Exit status once the master has ended within `timeout`, else nil.
     public func waitExit(timeout: Double) -> Int32? { child.waitExit(timeout: timeout) }

@@ -101,7 +101,7 @@ extension WSGIIntegration {
             let r = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"]) { dir in
                 var env = try writeProbe(dir)
                 try FileManager.default.createDirectory(atPath: dir.file("fake"), withIntermediateDirectories: true)
-                try dir.write("fake/python3", "#!/bin/sh\nprintf '/nowhere/lib\\0libpython3.11.so.1.0\\0libpython3.11.so\\0003.11\\0/usr\\0/usr\\0/usr/bin/python3\\0/usr/lib/python3.11'\n")
+                try dir.write("fake/python3", "#!/bin/sh\nprintf '/nowhere/lib\\0libpython3.11.so.1.0\\0libpython3.11.so\\0003.11\\0/usr\\0/usr\\0/usr/bin/python3\\0001\\0/usr\\0003.11.2\\0/usr/lib/python3.11'\n")
                 chmod(dir.file("fake/python3"), 0o755)
                 env["PATH"] = dir.file("fake") + ":/bin"
                 return env
@@ -111,6 +111,80 @@ extension WSGIIntegration {
             #expect(r.log.split(separator: "\n").count == 1, "one line: \(r.log)")
             let none = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], environment: ["PATH": "/nonexistent"])
             #expect(none.status == 1 && none.log.contains("no python3 on PATH"), "\(none.log)")
+        }
+
+        /// A python3 on PATH answering the locator's query with `fields` (NUL-separated, sys.path last).
+        static func fakePython(_ fields: [String]) -> (TempDir) throws -> [String: String] {
+            { dir in
+                var env = try writeProbe(dir)
+                try FileManager.default.createDirectory(atPath: dir.file("fake"), withIntermediateDirectories: true)
+                let octal = fields.map { $0.replacingOccurrences(of: "%", with: "%%") }.joined(separator: "\\000")
+                try dir.write("fake/python3", "#!/bin/sh\nprintf '\(octal)'\n")
+                chmod(dir.file("fake/python3"), 0o755)
+                env["PATH"] = dir.file("fake") + ":/bin"
+                return env
+            }
+        }
+
+        @Test func aPythonBuiltWithoutSharedLibrarySaysTheCommandThatFixesIt() throws {
+            // pyenv's default build (no --enable-shared): LDLIBRARY is the static archive.
+            let pyenv = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], setUp: Self.fakePython(
+                ["/home/u/.pyenv/versions/3.12.1/lib", "libpython3.12.a", "libpython3.12.a", "3.12", "/srv/venv", "/srv/venv",
+                 "/srv/venv/bin/python3", "0", "/home/u/.pyenv/versions/3.12.1", "3.12.1", "/srv/venv/lib/python3.12/site-packages"]))
+            #expect(pyenv.status == 1 && !pyenv.bound)
+            #expect(pyenv.log.contains("(Python 3.12.1 from /home/u/.pyenv/versions/3.12.1) has no shared libpython: "
+                                       + "it was built without --enable-shared (LDLIBRARY=libpython3.12.a); reinstall it with one: "
+                                       + "env PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install --force 3.12.1"), "\(pyenv.log)")
+            // A source build in /opt: configure's flag.
+            let source = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], setUp: Self.fakePython(
+                ["/opt/py/lib", "libpython3.13.a", "libpython3.13.a", "3.13", "/opt/py", "/opt/py", "/opt/py/bin/python3", "0",
+                 "/opt/py", "3.13.0", "/opt/py/lib/python3.13"]))
+            #expect(source.status == 1 && source.log.contains("rebuild it with ./configure --enable-shared"), "\(source.log)")
+            for r in [pyenv, source] {
+                #expect(r.log.split(separator: "\n").count == 1, "one line: \(r.log)")
+                #expect(r.log.contains("--python-lib PATH"), "\(r.log)")
+            }
+        }
+
+        /// `pip install swsgi` into a virtualenv: swsgi run as venv/bin/swsgi (nothing activated, no python3
+        /// on PATH) hosts the app with that venv's interpreter; a swsgi from elsewhere uses the activated one.
+        @Test func theVirtualenvSwsgiIsInstalledInOrTheActivatedOneNeedsNoFlags() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let env = try writeProbe(dir)
+            let made = try runCommand("/usr/bin/python3", ["-m", "venv", "--without-pip", dir.file("venv")])
+            try #require(made.status == 0, "python3 -m venv: \(made.output)")
+            try FileManager.default.copyItem(atPath: try swsgiBinary(), toPath: dir.file("venv/bin/swsgi"))
+            func prefix(_ s: Server) throws -> String? {
+                let sys = try JSONSerialization.jsonObject(with: Data(try s.get("/sys").body)) as? [String: Any]
+                return sys?["prefix"] as? String
+            }
+            var plain = env
+            plain["PATH"] = "/nonexistent"
+            let installed = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s1",
+                                       environment: plain, shell: "exec \(dir.file("venv/bin/swsgi")) \"$@\"", name: "installed")
+            #expect(try prefix(installed) == dir.file("venv"), "\(installed.log)")
+            installed.stop()
+            // Activated: VIRTUAL_ENV names it while PATH's python3 is Debian's (prefix /usr).
+            var activated = env
+            activated["PATH"] = "/usr/bin:/bin"
+            activated["VIRTUAL_ENV"] = dir.file("venv")
+            let elsewhere = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s2",
+                                       environment: activated, name: "activated")
+            #expect(try prefix(elsewhere) == dir.file("venv"), "\(elsewhere.log)")
+            elsewhere.stop()
+            // Installed into a Python prefix (a pyenv version, /usr/local): the python3 beside swsgi.
+            try FileManager.default.createDirectory(atPath: dir.file("prefix/bin"), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: try swsgiBinary(), toPath: dir.file("prefix/bin/swsgi"))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("prefix/bin/python3"), withDestinationPath: "/usr/bin/python3")
+            let beside = try Server(["--processes", "1", "--wsgi-file", "{dir}/probe.py"], dir: dir, socket: "s3",
+                                    environment: plain, shell: "exec \(dir.file("prefix/bin/swsgi")) \"$@\"", name: "beside")
+            #expect(try prefix(beside) == "/usr", "\(beside.log)")
+            beside.stop()
+            // A stale VIRTUAL_ENV is an error, not a silent switch to another Python.
+            let stale = try runPythonToExit(["--wsgi-file", "{dir}/probe.py"], environment: ["VIRTUAL_ENV": dir.file("gone")])
+            #expect(stale.status == 1 && !stale.bound, "\(stale.log)")
+            #expect(stale.log.contains("VIRTUAL_ENV=\(dir.file("gone")) (the activated virtualenv) has no bin/python3"), "\(stale.log)")
         }
 
         @Test func explicitLibraryAndVirtualenvHome() throws {

@@ -21,7 +21,7 @@ import WorkerCore
                     nextPID += 1
                     queue = (pool.handle(.forked(id: id, pid: nextPID), now: now) + queue)[...]
                     queue = (pool.handle(.workerReady(pid: nextPID), now: now) + queue)[...]
-                case .log(let m): logs.append(m)
+                case .log(let m), .report(_, let m): logs.append(m)
                 default: break
                 }
             }

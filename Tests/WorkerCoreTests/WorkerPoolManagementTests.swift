@@ -36,7 +36,9 @@ private struct ManagementPoolDriver {
 }
 
 private func forks(_ a: [WorkerPool.Action]) -> [Int] { a.compactMap { if case .fork(let id) = $0 { id } else { nil } } }
-private func logs(_ a: [WorkerPool.Action]) -> [String] { a.compactMap { if case .log(let m) = $0 { m } else { nil } } }
+private func logs(_ a: [WorkerPool.Action]) -> [String] {
+    a.compactMap { switch $0 { case .log(let m), .report(_, let m): m; default: nil } }
+}
 private let second: UInt64 = 1_000_000_000
 private let ms: UInt64 = 1_000_000
 
@@ -52,7 +54,7 @@ private func config(processes: Int = 2, mercy: UInt64 = 60 * second, grace: UInt
         d.send(.started)
         let pid = d.pid(ofActive: 1)!
         let out = d.send(.harakiriExpired(pid: pid, request: "GET /sleep/10", ageNanoseconds: 1_003 * ms, listenQueue: nil), forkAndReady: false)
-        #expect(out == [.log("HARAKIRI worker 1 (pid \(pid)): GET /sleep/10 running 1003 ms"), .countHarakiri(pid: pid),
+        #expect(out == [.log("HARAKIRI worker 1 (pid \(pid)): GET /sleep/10 running 1003 ms"), .recordHarakiri(pid: pid),
                         .fork(id: 1), .signal(1, pid: pid), .signal(15, pid: pid), .statusChanged])
         let slot = d.pool.slot(pid: pid)!
         #expect(slot.state == .retiring)
@@ -83,7 +85,7 @@ private func config(processes: Int = 2, mercy: UInt64 = 60 * second, grace: UInt
         d.send(.started)
         let pid = d.pid(ofActive: 2)!
         let out = d.send(.harakiriExpired(pid: pid, request: "GET /x", ageNanoseconds: second, listenQueue: nil), forkAndReady: false)
-        #expect(out == [.log("HARAKIRI worker 2 (pid \(pid)): GET /x running 1000 ms"), .countHarakiri(pid: pid),
+        #expect(out == [.log("HARAKIRI worker 2 (pid \(pid)): GET /x running 1000 ms"), .recordHarakiri(pid: pid),
                         .fork(id: 2), .kill(pid: pid), .statusChanged])
         #expect(d.pool.slot(pid: pid)?.killDeadline == nil)
     }
@@ -123,7 +125,7 @@ private func config(processes: Int = 2, mercy: UInt64 = 60 * second, grace: UInt
         #expect(d.send(.deadlinePassed) == [.checkHarakiri(pid: pid)])
         // Above the threshold: fires.
         let fired = d.send(.harakiriExpired(pid: pid, request: "GET /slow", ageNanoseconds: 1100 * ms, listenQueue: 3), forkAndReady: false)
-        #expect(fired == [.log("HARAKIRI worker 1 (pid \(pid)): GET /slow running 1100 ms, listen queue 3"), .countHarakiri(pid: pid),
+        #expect(fired == [.log("HARAKIRI worker 1 (pid \(pid)): GET /slow running 1100 ms, listen queue 3"), .recordHarakiri(pid: pid),
                           .fork(id: 1), .kill(pid: pid), .statusChanged])
         #expect(d.pool.nextDeadline == nil, "the recheck must be dropped once harakiri fired")
     }
@@ -151,7 +153,7 @@ private func config(processes: Int = 2, mercy: UInt64 = 60 * second, grace: UInt
         let out = d.send(.harakiriExpired(pid: pid, request: "GET /slow", ageNanoseconds: second, listenQueue: nil))
         #expect(forks(out).isEmpty)
         #expect(out.contains(.signal(15, pid: pid)))
-        #expect(out.contains(.countHarakiri(pid: pid)))
+        #expect(out.contains(.recordHarakiri(pid: pid)))
         #expect(d.pool.slot(pid: pid)?.retireReason == .maxRequests)
         // The grace is shorter than the remaining mercy: it wins.
         #expect(d.pool.slot(pid: pid)?.killDeadline == d.now + 1 * second)

@@ -33,7 +33,7 @@ private struct LifecycleDriver {
                 queue = (pool.handle(.forked(id: id, pid: nextPID), now: now) + queue)[...]
             case .signal(let sig, let pid): signals.append((sig, pid))
             case .kill(let pid): kills.append(pid)
-            case .log(let m): logs.append(m)
+            case .log(let m), .report(_, let m): logs.append(m)
             case .notify(let n): notes.append(n)
             case .exit(let c): exitCode = c
             default: break
@@ -114,20 +114,21 @@ private struct LifecycleDriver {
             #expect(d.forks.count == forksBefore + 1)
             d.readyAll()
         }
-        #expect(waits == [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000])
+        // The back-off both programs share (Common's Backoff.restart).
+        #expect(waits == [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000])
         // A worker that lived past the window starts the backoff over.
         d.advance(seconds: 2)
         d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
         #expect(d.pool.slots.count == 1, "respawned at once")
         d.send(.workerExited(pid: d.pids[0], status: .exited(1)))
-        #expect(d.logs.last == "worker 1 is crash-looping: next respawn in 100 ms")
+        #expect(d.logs.last == "worker 1 is crash-looping: next respawn in 500 ms")
     }
 
     @Test func forkFailureIsRetriedLater() {
         var d = LifecycleDriver(processes: 1)
         d.send(.forkFailed(id: 1, reason: "EAGAIN"))
         #expect(d.logs.first == "cannot fork worker 1: EAGAIN")
-        #expect(d.pool.nextDeadline == d.now + 100_000_000)
+        #expect(d.pool.nextDeadline == d.now + Backoff.restart.initialNanoseconds)
         d.runDeadline()
         #expect(d.forks.map(\.id) == [1])
     }
@@ -266,5 +267,105 @@ private struct LifecycleDriver {
         d.readyAll()
         #expect(d.activeIDs == [1, 2, 3])
         #expect(d.activeIDs.count == 3)
+    }
+}
+
+/// Issue 19's pool events: a group TERM told apart from a TERM to one worker, evil RSS, app-load failure.
+@Suite struct WorkerPoolProcessSideTests {
+    func pool(_ processes: Int = 2, configure: (inout WorkerPool.Config) -> Void = { _ in }) -> (WorkerPool, [Int32]) {
+        var config = WorkerPool.Config(processes: processes, mercyNanoseconds: 30_000_000_000)
+        configure(&config)
+        var p = WorkerPool(config: config)
+        var pids: [Int32] = []
+        for case .fork(let id) in p.handle(.started, now: 1) {
+            let pid = Int32(100 + id)
+            _ = p.handle(.forked(id: id, pid: pid), now: 1)
+            pids.append(pid)
+        }
+        for pid in pids { _ = p.handle(.workerReady(pid: pid), now: 2) }
+        return (p, pids)
+    }
+
+    @Test func termToOneWorkerReplacesIt() {
+        var (p, pids) = pool()
+        let out = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        #expect(out.contains(.fork(id: 1)), "\(out)")
+        #expect(out.contains(.log("retiring worker 1 (pid 101): SIGTERM to the worker")))
+        #expect(!p.stopping)
+    }
+
+    @Test func termToTheGroupIsLoggedOnceAndReplacesNothing() {
+        var (p, pids) = pool()
+        let stop = p.handle(.gracefulStop, now: 10)
+        #expect(stop.contains(.log("graceful shutdown (SIGTERM to the master): serving queued connections and in-flight requests")))
+        let first = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        #expect(first.count == 1 && p.groupTERMSeen, "\(first)")
+        #expect(p.handle(.workerGotTERM(pid: pids[1]), now: 10) == [])
+        _ = p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 11)
+        #expect(p.handle(.workerExited(pid: pids[1], status: .exited(0)), now: 11).contains(.exit(0)))
+    }
+
+    @Test func evilRSSKillsABusyWorkerOnceAndForksItsReplacement() {
+        var (p, pids) = pool { $0.evilRSSLimitBytes = 300 << 20 }
+        let t: Instant = 5_000_000_000
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20), now: t) == [])
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20), now: t)
+        #expect(out.contains(.kill(pid: pids[0])) && out.contains(.fork(id: 1)), "\(out)")
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: t + 1).isEmpty, "killed once")
+        let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: t + 2)
+        #expect(!exit.contains(where: { if case .report(_, let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
+    }
+
+    @Test func lazyWorkerEndingBeforeReadyStopsThePoolWithTheAppLoadStatus() {
+        var config = WorkerPool.Config(processes: 2, mercyNanoseconds: 30_000_000_000)
+        config.workersLoadTheApp = true
+        var p = WorkerPool(config: config)
+        for case .fork(let id) in p.handle(.started, now: 1) { _ = p.handle(.forked(id: id, pid: Int32(100 + id)), now: 1) }
+        let out = p.handle(.workerExited(pid: 101, status: .exited(0)), now: 2)
+        #expect(p.stopping && !out.contains(.fork(id: 1)), "no respawn: \(out)")
+        #expect(out.contains(.signal(WorkerPool.sigINT, pid: 102)))
+        #expect(p.handle(.workerExited(pid: 102, status: .signaled(2)), now: 3).contains(.exit(ExitCode.appLoadFailed)))
+    }
+
+    @Test func appLoadFailureAfterForkStopsEvenWithoutLazyApps() {
+        var config = WorkerPool.Config(processes: 1, mercyNanoseconds: 30_000_000_000)
+        var p = WorkerPool(config: config)
+        config.workersLoadTheApp = false
+        _ = p.handle(.started, now: 1)
+        _ = p.handle(.forked(id: 1, pid: 101), now: 1)
+        let out = p.handle(.appLoadFailed(pid: 101, status: .exited(ExitCode.appLoadFailed)), now: 2)
+        #expect(out.contains(.exit(ExitCode.appLoadFailed)), "\(out)")
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// Cheaper decides inside the pool from `.busySampled`: quiet cycles add up across samples.
+    @Test func cheaperScalesDownAfterQuietSamples() {
+        var (p, _) = pool(3) {
+            $0.minimumWorkers = 1
+            $0.cheaper = CheaperBusyness.Config(minimumWorkers: 1, maximumWorkers: 3, step: 1, busynessMin: 25, busynessMax: 50,
+                                                multiplier: 2, backlogAlert: 33, backlogStep: 1, rssSoftBytes: 0, rssHardBytes: 0)
+        }
+        var removed = 0
+        for i in 0..<20 {
+            let out = p.handle(.busySampled(busyPercent: 0, listenQueue: 0, totalRSSBytes: 0), now: UInt64(10 + i))
+            removed += out.filter { if case .signal(WorkerPool.sigHUP, _) = $0 { true } else { false } }.count
+        }
+        #expect(removed == 2 && p.activeCount == 1, "\(removed) removed, \(p.activeCount) active")
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// A hostile limit: --evil-reload-on-rss below a fresh worker's RSS. Each replacement would be killed
+    /// at its first sample, four forks a second for ever; the pool backs off and says why instead.
+    @Test func evilRSSLimitBelowAFreshWorkerBacksOff() {
+        var (p, pids) = pool(1) { $0.evilRSSLimitBytes = 1 << 20 }
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 5 << 20), now: 250_000_000)
+        #expect(out.contains(.kill(pid: pids[0])))
+        #expect(!out.contains(.fork(id: 1)), "no immediate replacement: \(out)")
+        #expect(out.contains(where: { if case .report(.notStarted, let m) = $0 { m.contains("below a fresh worker") } else { false } }), "\(out)")
+        #expect(p.nextDeadline == 250_000_000 + Backoff.restart.initialNanoseconds)
+        _ = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 260_000_000)
+        #expect(p.handle(.deadlinePassed, now: 250_000_000 + Backoff.restart.initialNanoseconds).contains(.fork(id: 1)))
     }
 }

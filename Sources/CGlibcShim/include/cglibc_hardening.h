@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <linux/openat2.h>
@@ -34,6 +35,19 @@ static inline int shim_openat2_beneath(int dirfd, const char *path, int flags) {
 static inline int shim_rename_noreplace(const char *from, const char *to) {
     return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/// Swaps what `a` and `b` name, atomically (both must exist): hupwatch puts a socket at its public path
+/// this way, looks at what it displaced, and swaps back when that was not its own.
+static inline int shim_rename_exchange(const char *a, const char *b) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+/// flock(2) with LOCK_EX | LOCK_NB: 0, or -1 with EWOULDBLOCK when another open file holds it.
+static inline int shim_flock_exclusive_nonblocking(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
 
 /// O_PATH (a _GNU_SOURCE name): an fd that names a directory for openat without opening it for reading.
 static inline int shim_O_PATH(void) { return 010000000; }

@@ -31,6 +31,8 @@
 #include <linux/unix_diag.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include "cglibc_worker_term.h"
+#include "cglibc_exit_guard.h"
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.

@@ -73,4 +73,13 @@ typedef void (*py_capsule_destructor)(PyObject *);
 typedef PyObject *(*py_capsule_new)(void *, const char *, py_capsule_destructor);
 typedef void *(*py_capsule_pointer)(PyObject *, const char *);
 
+// How many references an object has. ob_refcnt is PyObject's first field in every build with a GIL
+// (Py_REFCNT reads it as a macro in the limited API through 3.13; 3.12's immortal objects keep it a
+// Py_ssize_t there). swsgi only compares it with what it saw before, to learn whether an app kept an
+// object it was handed; it never changes it.
+static inline Py_ssize_t swsgi_refcount(PyObject *o) { return *(const Py_ssize_t *)(const void *)o; }
+
+typedef PyObject *(*PyCFunctionWithKeywords)(PyObject *self, PyObject *args, PyObject *kwargs);
+#define swsgi_METH_KEYWORDS 0x0002
+
 #endif

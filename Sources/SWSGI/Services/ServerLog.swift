@@ -5,8 +5,8 @@ import SWSGIConfig
 /// The server's own log lines (not the request log), one write(2) each, encoded as `--log-encoder` says:
 /// plain (`TIME swsgi master [pid N]: message`), `json` (one object per line, so log shippers parse it)
 /// or a `format` template.
-enum ServerLog {
-    static func line(_ message: String) {
+public enum ServerLog {
+    public static func line(_ message: String) {
         let rt = ServicesRuntime.shared
         let (source, worker): (String, Int) = switch rt.role {
         case .master: ("swsgi master", 0)

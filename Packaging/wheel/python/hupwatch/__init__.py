@@ -1,0 +1,1 @@
+"""hupwatch, installed by `pip install swsgi`: `python -m hupwatch ARGS...` is `hupwatch ARGS...`."""

@@ -1,0 +1,29 @@
+import Glibc
+import Posix
+import SWSGIConfig
+
+/// uWSGI's `logto` and `daemonize`: the master opens the log file once (O_APPEND, so every process's
+/// one-write(2) lines stay whole) and makes it fd 1 and 2, which workers, mules and Python inherit.
+/// `daemonize` also detaches: the process that was started exits 0 at once and a new session carries on.
+enum LogTarget {
+    /// Carries out `--logto` / `--daemonize` before anything else is opened; throws with the call named.
+    static func apply(_ options: ServerOptions) throws {
+        guard let path = options.daemonize ?? options.logTo else { return }
+        let fd = try syscall("open", path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640) }
+        defer { close(fd) }
+        if let mode = options.logFileMode {
+            _ = try syscall("fchmod", path) { fchmod(fd, mode_t(mode)) }
+        }
+        if options.daemonize != nil {
+            let devNull = try syscall("open", "/dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            defer { close(devNull) }
+            // Still one thread, nothing bound: the fork copies only this process's config.
+            let pid = try syscall("fork") { fork() }
+            if pid > 0 { _exit(0) }
+            _ = try syscall("setsid") { setsid() }
+            _ = try syscall("dup2", "stdin") { dup2(devNull, 0) }
+        }
+        _ = try syscall("dup2", path) { dup2(fd, 1) }
+        _ = try syscall("dup2", path) { dup2(fd, 2) }
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Glibc
+import Posix
+import Testing
+
+/// A WSGI app taking 0.3 s per request: with 12 clients on 2 workers, its listener always has a queue.
+private let slowApp = """
+import os, time
+def application(environ, start_response):
+    time.sleep(0.3)
+    body = ("hello from pid %d\\n" % os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+/// uWSGI (Debian's, python3 plugin) and its python3 plugin; fails naming the install command.
+func uwsgiTool() throws -> String {
+    let uwsgi = try requireTool("uwsgi")
+    guard FileManager.default.fileExists(atPath: "/usr/lib/uwsgi/plugins/python3_plugin.so") else {
+        throw TestFailure("uWSGI's python3 plugin is not installed: run `apt-get install -y uwsgi-plugin-python3`")
+    }
+    return uwsgi
+}
+
+/// The entries of a folder, "" for none.
+func entries(_ path: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
+
+extension HupwatchIntegration {
+    /// Issue 21: the public path is a transaction the core knows; nothing at that path is ever destroyed.
+    @Suite(.serialized) struct PublicPath {
+        // MARK: item 0: a slow app's queue is handed over before the old generation is signalled
+
+        func slowAppLosesNothing(_ command: (TempDir, String) throws -> [String], name: String, timeout: Double = 30) throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write("slow.py", slowApp)
+            let s = dir.file("app.sock")
+            let hw = try Hupwatch(["--graceful-timeout", "20", "--"] + (try command(dir, s)), dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1, timeout: timeout)
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1)
+            let client = LoadClient(path: s, concurrency: 12, timeoutSeconds: 20, pauseMicroseconds: 0)
+            var stopped = false
+            defer { if !stopped { try? client.stop() } }
+            try waitUntil(10, "the clients' first answers") { client.snapshot().succeeded >= 6 }
+            for n in 2...4 {
+                client.startingReload(n - 1)
+                hw.signal(SIGHUP)
+                _ = try hw.waitServing(n, timeout: timeout)
+                try hw.waitStatus(timeout, "generation \(n) alone") { $0.settled }
+            }
+            try client.stop()
+            stopped = true
+            let r = client.snapshot()
+            print("[PublicPath] \(name), 0.3 s app, 12 clients, 2 workers, 3 reloads: \(r.succeeded) answered, \(r.failures.count) failed \(r.failures.prefix(3))")
+            #expect(r.failures.isEmpty, "\(name): \(r.failures.count) requests failed: \(r.failures.prefix(5))")
+            #expect(!hw.lines(containing: "connection(s) still queued").isEmpty, "the hand-over says what it waits for:\n\(hw.stderr)")
+            #expect(hw.lines(containing: "sending the reload signal anyway").isEmpty)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+        }
+
+        @Test func gunicornWithASlowAppLosesNoQueuedRequest() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            try slowAppLosesNothing({ dir, s in
+                [gunicorn, "--bind", "unix:\(s)", "--workers", "2", "--no-control-socket", "--chdir", dir.path, "slow:application"]
+            }, name: "gunicorn")
+        }
+
+        @Test func uwsgiWithASlowAppLosesNoQueuedRequest() throws {
+            let uwsgi = try uwsgiTool()
+            try slowAppLosesNothing({ dir, s in
+                [uwsgi, "--plugin", "python3", "--master", "--processes", "2", "--http-socket", s,
+                 "--wsgi-file", dir.file("slow.py"), "--hook-master-start", "unix_signal:15 gracefully_kill_them_all",
+                 "--disable-logging"]
+            }, name: "uWSGI")
+        }
+
+        // MARK: item 1: a bare socket name is protected
+
+        @Test func aBareSocketNameIsRelativeToTheCommandsFolderAndProtected() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("app")
+            let s = dir.file("app/app.sock")
+            let hw = try Hupwatch(["--chdir", dir.file("app"), "--", try binary("TestChild"), "--socket", "app.sock",
+                                   "--unlink-bind", "--unlink-at-exit"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1, "\(hw.stderr)")
+            let poller = PathPoller(s)
+            for n in 2...4 {
+                hw.signal(SIGHUP)
+                let pid = try hw.waitServing(n)
+                try hw.waitStatus(10, "generation \(n) alone") { $0.settled }
+                #expect(try answeringPid(s) == pid)
+            }
+            let r = try poller.stop()
+            #expect(r.problems.isEmpty, "the public path was missing or refused: \(r.problems.prefix(5))")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
+            #expect(entries(dir.file("app")).isEmpty, "nothing left behind: \(entries(dir.file("app")))")
+        }
+
+        // MARK: items 2 and 3: whatever is at the public path is never destroyed; a failed publish is a rollback
+
+        /// Starts TestChild in rewrite mode, puts `intruder` at the public path, asks for a reload and
+        /// expects it refused (`reload --wait` exits 1) with the intruder intact and a line saying why.
+        func refusesToReplace(_ what: String, put intruder: (TempDir, String) throws -> Void,
+                              check: (TempDir, String) throws -> Bool) throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            let hw = try Hupwatch(["--pid-file", dir.file("hw.pid"), "--", try binary("TestChild"), "--socket", s], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            try intruder(dir, s)
+            let r = try runHupwatch(["reload", "--wait", String(hw.pid)], dir: dir)
+            #expect(r.code == 1, "\(what): reload --wait exits 1 (rolled back); got \(r.code): \(r.stdout) \(r.stderr)")
+            #expect(try check(dir, s), "\(what) at the public path is intact")
+            try hw.waitStatus(10, "generation 1 alone, after the rollback") { $0.current_generation == 1 && $0.settled }
+            #expect(!hw.lines(containing: "refusing to replace").isEmpty, "\(what): the log says why:\n\(hw.stderr)")
+            // A second reload is refused the same way.
+            #expect(try runHupwatch(["reload", "--wait", String(hw.pid)], dir: dir).code == 1)
+            #expect(try check(dir, s), "\(what) at the public path is intact after a second reload")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
+            #expect(try check(dir, s), "\(what) at the public path is intact after hupwatch stopped")
+        }
+
+        @Test func aRegularFileRenamedOverThePublicPathIsNeverDestroyed() throws {
+            try refusesToReplace("a regular file", put: { dir, s in
+                try dir.write("precious", "precious data")
+                #expect(rename(dir.file("precious"), s) == 0)
+            }, check: { dir, s in (try? String(contentsOfFile: s, encoding: .utf8)) == "precious data" })
+        }
+
+        @Test func aSymlinkRenamedOverThePublicPathIsNeverDestroyed() throws {
+            try refusesToReplace("a symlink", put: { dir, s in
+                #expect(symlink("/etc/hostname", dir.file("link")) == 0)
+                #expect(rename(dir.file("link"), s) == 0)
+            }, check: { dir, s in
+                var st = stat()
+                return lstat(s, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+            })
+        }
+
+        @Test func anotherServersListenerRenamedOverThePublicPathIsNeverDestroyed() throws {
+            var listener: Int32 = -1
+            defer { if listener >= 0 { close(listener) } }
+            var ino: UInt64? = nil
+            try refusesToReplace("another server's listener", put: { dir, s in
+                listener = try makeListener(dir.file("other.sock"))
+                ino = fileInode(dir.file("other.sock"))
+                #expect(rename(dir.file("other.sock"), s) == 0)
+            }, check: { _, s in fileInode(s) == ino })
+        }
+
+        @Test func aDirectoryAtThePublicPathMakesTheReloadFail() throws {
+            try refusesToReplace("a directory", put: { _, s in
+                #expect(unlink(s) == 0)
+                #expect(mkdir(s, 0o755) == 0)
+            }, check: { _, s in
+                var st = stat()
+                return lstat(s, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+            })
+        }
+
+        // MARK: item 4: one hupwatch per path
+
+        @Test func twoHupwatchOnOnePathAtOnceOneWins() throws {
+            for round in 0..<3 {
+                let dir = try TempDir()
+                defer { dir.remove() }
+                let s = dir.file("app.sock")
+                let a = try Hupwatch(["--", try binary("TestChild"), "--socket", s], dir: dir, name: "a")
+                let b = try Hupwatch(["--", try binary("TestChild"), "--socket", s], dir: dir, name: "b")
+                defer { a.kill(); b.kill() }
+                try waitUntil(10, "one of the two to exit (round \(round))") { a.poll() != nil || b.poll() != nil }
+                let (loser, winner) = a.poll() != nil ? (a, b) : (b, a)
+                #expect(loser.poll() == 3, "the loser exits 3:\n\(loser.stderr)")
+                #expect(!loser.lines(containing: "another hupwatch").isEmpty, "the loser says why:\n\(loser.stderr)")
+                let pid = try winner.waitServing(1)
+                #expect(try answeringPid(s) == pid)
+                winner.signal(SIGTERM)
+                #expect(try winner.waitExit() == 0)
+                #expect(entries(dir.path).filter { $0.contains("sock") }.isEmpty, "nothing left: \(entries(dir.path))")
+            }
+        }
+
+        // MARK: item 5: nothing left behind
+
+        /// gunicorn's master SIGKILLed: its worker still holds the listener when hupwatch reaps the master.
+        @Test func aGenerationKilledBySIGKILLLeavesNoPrivatePath() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let apps = packageRoot + "/supervisor-examples/apps"
+            let s = dir.file("app.sock")
+            // A stale private path of an earlier hupwatch killed by SIGKILL.
+            let stale = try makeListener(dir.file(".app.sock.g7"))
+            close(stale)
+            let hw = try Hupwatch(["--on-exit", "restart", "--", gunicorn, "--bind", "unix:\(s)", "--workers", "1",
+                                   "--no-control-socket", "--chdir", apps, "hello:application"], dir: dir)
+            defer { hw.kill() }
+            let pid = try hw.waitServing(1, timeout: 30)
+            #expect(!fileExists(dir.file(".app.sock.g7")), "the stale private path of an earlier run is removed")
+            kill(pid, SIGKILL)
+            _ = try hw.waitServing(2, timeout: 30)
+            try waitUntil(10, ".app.sock.g1 removed: \(entries(dir.path))") { !fileExists(dir.file(".app.sock.g1")) }
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+            #expect(entries(dir.path).filter { $0.contains("sock") }.isEmpty, "nothing left: \(entries(dir.path))")
+        }
+
+        /// `--chdir current` with a relative path: the folder is the one `current` named at start.
+        @Test func chdirThroughASymlinkKeepsThePathWhereItWas() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("a")
+            try dir.mkdir("b")
+            let tc = try binary("TestChild")
+            try dir.write("a/run.sh", "#!/bin/sh\nexec \(tc) \"$@\"\n", executable: true)
+            try dir.write("b/run.sh", "#!/bin/sh\nexec \(tc) \"$@\" --fail-at-start\n", executable: true)
+            try dir.mkdir("c")
+            try dir.write("c/run.sh", "#!/bin/sh\nexec \(tc) \"$@\"\n", executable: true)
+            #expect(symlink("a", dir.file("current")) == 0)
+            let s = dir.file("a/app.sock")
+            let hw = try Hupwatch(["--chdir", dir.file("current"), "--", "./run.sh", "--socket", "app.sock",
+                                   "--unlink-bind", "--unlink-at-exit"], dir: dir)
+            defer { hw.kill() }
+            let first = try hw.waitServing(1)
+            func switchTo(_ release: String) {
+                unlink(dir.file("next"))
+                #expect(symlink(release, dir.file("next")) == 0)
+                #expect(rename(dir.file("next"), dir.file("current")) == 0)
+            }
+            // A broken release: rolled back, and the path still leads to generation 1.
+            switchTo("b")
+            #expect(try runHupwatch(["reload", "--wait", String(hw.pid)], dir: dir).code == 1)
+            #expect(try answeringPid(s) == first)
+            // A good one: the path (where it was at start) leads to it.
+            switchTo("c")
+            #expect(try runHupwatch(["reload", "--wait", String(hw.pid)], dir: dir).code == 0)
+            let third = try hw.waitServing(3)
+            #expect(try answeringPid(s) == third)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
+            for f in ["a", "b", "c"] {
+                #expect(entries(dir.file(f)) == ["run.sh"], "nothing left in \(f): \(entries(dir.file(f)))")
+            }
+        }
+
+        // MARK: item 7: processes a generation leaves behind
+
+        /// A generation's daemonized helper (setsid, with a child of its own) goes with its generation at the
+        /// next reload, and the last one's with hupwatch: nothing is left under init.
+        @Test func daemonizedHelpersGoWithTheirGeneration() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            try dir.write("run.sh", """
+                #!/bin/sh
+                setsid sh -c 'sleep 300 & echo $! > \(dir.path)/child.$HUPWATCH_GENERATION; exec sleep 301' &
+                echo $! > \(dir.path)/helper.$HUPWATCH_GENERATION
+                exec \(try binary("TestChild")) "$@"
+
+                """, executable: true)
+            let hw = try Hupwatch(["--", dir.file("run.sh"), "--socket", s], dir: dir)
+            var seen: [pid_t] = []
+            defer {
+                hw.kill()
+                // Not ours once reparented: only those still carrying this test's generation marker.
+                for p in seen where isAlive(p) && environment(of: p)["HUPWATCH_GENERATION"] != nil { kill(p, SIGKILL) }
+            }
+            _ = try hw.waitServing(1)
+            func pids(_ n: Int) throws -> [pid_t] {
+                try waitUntil(10, "generation \(n)'s helper to write its pids") { dir.exists("helper.\(n)") && dir.exists("child.\(n)") && !dir.read("child.\(n)").isEmpty }
+                let found = ["helper", "child"].compactMap { pid_t(dir.read("\($0).\(n)").trimmingCharacters(in: .whitespacesAndNewlines)) }
+                seen += found
+                return found
+            }
+            let first = try pids(1)
+            #expect(first.count == 2 && first.allSatisfy(isAlive))
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2)
+            try hw.waitStatus(10, "generation 2 alone") { $0.settled }
+            let second = try pids(2)
+            try waitUntil(5, "generation 1's helper and its child gone: \(first.filter(isAlive))") { !first.contains(where: isAlive) }
+            #expect(second.allSatisfy(isAlive), "generation 2's helper keeps running")
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 0)
+            try waitUntil(5, "generation 2's helper and its child gone with hupwatch: \(second.filter(isAlive))") { !second.contains(where: isAlive) }
+        }
+
+        // MARK: item 7: exit statuses, the guard's link
+
+        @Test func termWhileTheFirstGenerationStartsExitsWithItsStatus() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--ready", "notify", "--", "/bin/sleep", "30"], dir: dir)
+            defer { hw.kill() }
+            try hw.waitStatus(10, "generation 1 starting") { $0.generations.count == 1 }
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit() == 143, "\(hw.stderr)")
+        }
+
+        @Test func servingGenerationKilledDuringAFailingReloadGivesItsStatus() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            // The new release fails 0.5 s after it starts.
+            try dir.write("run.sh", "#!/bin/sh\nif [ -e \(dir.file("broken")) ]; then sleep 0.5; exit 1; fi\nexec \(try binary("TestChild")) \"$@\"\n", executable: true)
+            let hw = try Hupwatch(["--", dir.file("run.sh"), "--socket", s], dir: dir)
+            defer { hw.kill() }
+            let old = try hw.waitServing(1)
+            try dir.write("broken", "")
+            hw.signal(SIGHUP)
+            try hw.waitStatus(10, "generation 2 starting") { $0.generations.count == 2 }
+            kill(old, SIGKILL)
+            #expect(try hw.waitExit() == 137, "\(hw.stderr)")
+        }
+
+        /// `hupwatch status PID` for another user's hupwatch says so, not "no process".
+        @Test func statusOfAnotherUsersHupwatchSaysWhose() async throws {
+            let setpriv = try requireTool("setpriv")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let hw = try Hupwatch(["--ready", "delay:0.1", "--", "/bin/sleep", "30"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1)
+            let r = try await run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", try binary("hupwatch"), "status", String(hw.pid)], timeout: 10)
+            #expect(r.status == 3, "\(r.output)")
+            #expect(!r.output.contains("no process"), "\(r.output)")
+            #expect(r.output.contains("not yours"), "\(r.output)")
+            hw.signal(SIGTERM)
+            _ = try hw.waitExit()
+        }
+
+        @Test func aRegularFileAtTheGuardsLinkNameIsRefused() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = dir.file("app.sock")
+            try dir.write(".app.sock.hupwatch", "precious data")
+            let r = try runHupwatch(["--", try binary("TestChild"), "--socket", s], dir: dir)
+            #expect(r.code == 3, "\(r.stderr)")
+            #expect(r.stderr.contains(".app.sock.hupwatch"), "\(r.stderr)")
+            #expect(dir.read(".app.sock.hupwatch") == "precious data")
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+@testable import SWSGIConfig
+import Testing
+
+/// A fixed world: the files in `files`, the variables in `env`, 4 cores.
+private func world(_ files: [String: String], env: [String: String] = [:], existing: Set<String> = []) -> UwsgiConfigWorld {
+    UwsgiConfigWorld(readFile: { path in
+        guard let text = files[path] else { throw FileMissing() }
+        return text
+    }, environment: env, cores: 4, exists: { existing.contains($0) }, isFile: { existing.contains($0) },
+       absolutePath: { $0.hasPrefix("/") ? $0 : "/srv/app/" + $0 }, hostname: "web1", workingDirectory: "/srv/app")
+}
+
+private func loadUwsgi(_ text: String, files: [String: String] = [:], env: [String: String] = [:], existing: Set<String> = [],
+                       extra: [String] = []) throws(ConfigError) -> LoadResult {
+    var all = files
+    all["/srv/app/app.ini"] = text
+    return try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini"] + extra, environment: [],
+                                  world: world(all, env: env, existing: existing))
+}
+
+private func uwsgiOptions(_ text: String, files: [String: String] = [:], env: [String: String] = [:], existing: Set<String> = []) throws -> ServerOptions {
+    guard case .run(let o) = try loadUwsgi(text, files: files, env: env, existing: existing) else {
+        Issue.record("expected .run")
+        return ServerOptions(cores: 4)
+    }
+    return o
+}
+
+private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [String: String] = [:]) -> String? {
+    do {
+        _ = try loadUwsgi(text, files: files, env: env)
+        return nil
+    } catch {
+        return error.message
+    }
+}
+
+@Suite struct UwsgiLanguage {
+    @Test func customKeysAndPlaceholdersResolveInUwsgisOrder() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            project = shop
+            base = /srv/%(project)
+            chdir = %(base)
+            module = %(project).wsgi:application
+            # a placeholder may be defined after its use: uWSGI expands once everything is read
+            pythonpath = %(lib)
+            lib = %(base)/lib
+            processes = %(%k * 2)
+            """)
+        #expect(o.python.chdir == "/srv/shop")
+        #expect(o.python.module == "shop.wsgi:application")
+        #expect(o.python.pythonPath == ["/srv/shop/lib"])
+        #expect(o.processes == 8, "%k is the cores (4), and %( * ) multiplies")
+    }
+
+    @Test func magicVariablesAreUwsgis() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            chdir = %d
+            wsgi-file = %dwsgi_%n.py
+            pid-file = /run/%c/%s.%e.pid
+            procname-prefix = %x%0-%1:
+            """)
+        #expect(o.python.chdir == "/srv/app/")
+        #expect(o.python.wsgiFile == "/srv/app/wsgi_app.py")
+        #expect(o.pidFile == "/run/app/app.ini.ini.pid")
+        #expect(o.procnamePrefix == "srv-app:", "%x (no section given) is empty, %0 %1 the path's parts")
+    }
+
+    @Test func environmentVariablesWithDefaults() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            http-socket = :$(PORT)
+            processes = $(WORKERS:-3)
+            harakiri = $(UNSET-30)
+            """, env: ["PORT": "8123", "WORKERS": ""])
+        #expect(o.httpSocket == HTTPSocketAddress(host: "", port: 8123))
+        #expect(o.processes == 3, "`:-` also covers an empty variable")
+        #expect(o.harakiriNanoseconds == 30 * 1_000_000_000)
+    }
+
+    @Test func anUnsetVariableIsNotedByCheckAndRefusedByRun() throws {
+        let ini = "[uwsgi]\nhttp-socket = :$(PORT)\n"
+        guard case .check(_, let report) = try loadUwsgi(ini, extra: ["--check"]) else {
+            Issue.record("--check accepts it")
+            return
+        }
+        #expect(report.contains("depends on $(PORT)"), "\(report)")
+        #expect(uwsgiFailure(ini)?.contains("$(PORT) is not set in the environment") == true)
+    }
+
+    @Test func sectionsIncludesAndInherit() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            ini = :base
+            socket = /run/app.sock
+            ini = common.ini:prod
+            [base]
+            module = site.wsgi
+            chmod-socket = 660
+            [dev]
+            processes = 99
+            """, files: ["common.ini": "[prod]\nprocesses = 6\nharakiri = 20\n[uwsgi]\nprocesses = 1\n"])
+        #expect(o.python.module == "site.wsgi" && o.chmodSocket == 0o660)
+        #expect(o.uwsgiSocket == .unix("/run/app.sock"))
+        #expect(o.processes == 6 && o.harakiriNanoseconds == 20_000_000_000, "file:section reads that section only")
+    }
+
+    @Test func ifEnvIfExistsElseAndFor() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            module = app
+            if-env = APP_PROCESSES
+            processes = %(_)
+            endif =
+            if-not-env = MISSING
+            harakiri = 15
+            endif =
+            if-exists = /etc/maintenance
+            harakiri = 99
+            else =
+            max-requests = 500
+            endif =
+            for = /a /b /c
+            pythonpath = %(_)/lib
+            endfor =
+            if-env = STAGE=prod
+            limit-post = 2m
+            endif =
+            """, env: ["APP_PROCESSES": "3", "STAGE": "dev"])
+        #expect(o.processes == 3)
+        #expect(o.harakiriNanoseconds == 15_000_000_000)
+        #expect(o.maxRequests == 500, "else runs when if-exists failed")
+        #expect(o.python.pythonPath == ["/a/lib", "/b/lib", "/c/lib"], "pythonpath accumulates, as in uWSGI")
+        #expect(o.limitPostBytes == 1 << 20, "if-env NAME=VALUE compares: dev is not prod")
+    }
+
+    @Test func repeatedKeysAccumulateWhereUwsgiAccumulates() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            module = app
+            env = A=1
+            env = B=two words
+            pythonpath = /x
+            pythonpath = /y
+            processes = 2
+            processes = 5
+            """)
+        #expect(o.env == ["A=1", "B=two words"])
+        #expect(o.python.pythonPath == ["/x", "/y"])
+        #expect(o.processes == 5, "a single-valued option: the last one wins")
+    }
+
+    @Test func flagsReadAsUwsgiReadsThem() throws {
+        let o = try uwsgiOptions("""
+            [uwsgi]
+            master
+            disable-logging
+            log-4xx = false
+            log-5xx = yes
+            thunder-lock
+            """)
+        #expect(o.disableLogging && !o.log4xx && o.log5xx)
+    }
+
+    @Test func everyProblemAtOnceEachWithFileAndLine() throws {
+        let message = uwsgiFailure("""
+            [uwsgi]
+            proceses = 4
+            harakiri = soon
+            gevent = 100
+            ini = missing.ini
+            """)
+        let lines = message?.split(separator: "\n").map(String.init) ?? []
+        #expect(lines.count == 4, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:2: unknown option 'proceses' (did you mean 'processes'?)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:3: harakiri:") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:4: gevent: not supported") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:5: cannot read 'missing.ini'") }, "\(lines)")
+    }
+
+    @Test func aPlaceholderThatIsNoOptionIsAcceptedAndShownByCheck() throws {
+        guard case .check(_, let report) = try loadUwsgi("[uwsgi]\nsitename = shop\nsocket = /tmp/%(sitename).sock\n", extra: ["--check"]) else {
+            Issue.record("--check accepts it")
+            return
+        }
+        #expect(report.contains("uwsgi-socket = /tmp/shop.sock"), "\(report)")
+        #expect(report.contains("sitename = shop: placeholder"), "\(report)")
+    }
+
+    @Test func strictForbidsUndeclaredPlaceholders() {
+        #expect(uwsgiFailure("[uwsgi]\nstrict = true\nsitename = shop\n")?.contains("strict") == true)
+        #expect(uwsgiFailure("[uwsgi]\nstrict = true\nset-placeholder = sitename=shop\nsocket = /tmp/%(sitename).sock\n") == nil)
+    }
+
+    // MARK: Hostile configs: each one a clear error, never a crash, hang or trap.
+
+    @Test func includeLoopsAreRefused() {
+        let m = uwsgiFailure("[uwsgi]\nini = :a\n[a]\nini = :b\n[b]\nini = :a\n")
+        #expect(m?.contains("includes itself") == true, "\(m ?? "accepted")")
+        let files = ["/x.ini": "[uwsgi]\nini = /y.ini\n", "/y.ini": "[uwsgi]\nini = /x.ini\n"]
+        #expect(uwsgiFailure("[uwsgi]\nini = /x.ini\n", files: files)?.contains("includes itself") == true)
+    }
+
+    @Test func placeholdersThatReferToThemselvesStop() {
+        let m = uwsgiFailure("[uwsgi]\na = x%(a)\nchdir = %(a)\n")
+        #expect(m?.contains("does not end") == true, "\(m ?? "accepted")")
+        #expect(uwsgiFailure("[uwsgi]\na = %(b)%(b)\nb = %(a)%(a)\nchdir = %(a)\n")?.contains("does not end") == true)
+    }
+
+    @Test func forBombsAndHugeCountsAreBounded() {
+        let tokens = Array(repeating: "x", count: 110_000).joined(separator: " ")
+        #expect(uwsgiFailure("[uwsgi]\nfor = \(tokens)\npythonpath = /%(_)\nendfor =\n")?.contains("more than") == true)
+        #expect(uwsgiFailure("[uwsgi]\nfor-times = 999999999999999\nenv = A=%(_)\nendfor =\n") != nil)
+        let doubling = (0..<40).map { "v\($0 + 1) = %(v\($0)) %(v\($0))" }.joined(separator: "\n")
+        #expect(uwsgiFailure("[uwsgi]\nv0 = x\n\(doubling)\nchdir = %(v40)\n")?.contains("does not end") == true)
+    }
+
+    @Test func unterminatedAndNestedLogicAreReported() {
+        #expect(uwsgiFailure("[uwsgi]\nif-env = HOME\nprocesses = 2\n")?.contains("never closed") == true)
+        #expect(uwsgiFailure("[uwsgi]\nfor = a b\nif-env = X\nendif =\n")?.contains("nested") == true)
+    }
+
+    @Test func absurdValuesAreOneLineEach() {
+        #expect(uwsgiFailure("[uwsgi]\nprocesses = %(99999999999999999999 * 99999999999999)\n") != nil)
+        #expect(uwsgiFailure("[uwsgi]\nenv = NOEQUALS\n")?.contains("NAME=VALUE") == true)
+        #expect(uwsgiFailure("[uwsgi]\numask = 7777\n")?.contains("umask") == true)
+        #expect(uwsgiFailure("[uwsgi]\nplugins = python3,gevent\n")?.contains("not built into swsgi") == true)
+        #expect(uwsgiFailure("[uwsgi]\n=======\n")?.contains("no key") == true)
+    }
+
+    @Test func randomConfigsNeverTrap() {
+        // Seeded fuzz over the language's own tokens: any outcome but a trap or a hang is fine.
+        let pieces = ["[uwsgi]", "[base]", "ini = :base", "ini = :uwsgi", "for = a b", "endfor =", "if-env = HOME", "endif =",
+                      "else =", "a = %(a)", "b = %(a)%(c)", "c = $(HOME)", "d = @(x)", "processes = %(%k + 1)", "%(", "$(", "%",
+                      "chdir = %d%n%x%0%9", "set-ph = p=%(p)", "for-times = 3", "for-readline = /nope", "x", "=", "= ="]
+        var rng = SplitMix64(seed: 20)
+        for round in 0..<300 {
+            var text = ""
+            for _ in 0..<Int(rng.next() % 12) { text += pieces[Int(rng.next() % UInt64(pieces.count))] + "\n" }
+            _ = uwsgiFailure(text)
+            _ = round
+        }
+    }
+}
