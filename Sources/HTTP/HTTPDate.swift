@@ -1,8 +1,6 @@
-import Glibc
-
-/// The `Date` field (RFC 9110 §6.6.1: an origin server with a clock MUST send it) in IMF-fixdate form
-/// (§5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. Formatted by arithmetic (never by strftime, whose
-/// names follow the process locale, which an app may change).
+/// The `Date` field's value (RFC 9110 §6.6.1: an origin server with a clock MUST send it) in IMF-fixdate
+/// form (§5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. Formatted by arithmetic (never by strftime, whose
+/// names follow the process locale, which an app may change). Pure: the server reads the clock.
 public enum HTTPDate {
     /// The 29 bytes of IMF-fixdate for `seconds` since the epoch (UTC).
     public static func format(epochSeconds seconds: Int) -> [UInt8] {
@@ -32,9 +30,6 @@ public enum HTTPDate {
         return out
     }
 
-    /// `Date: <now>\r\n`, formatted again only when the second changes (see `DateLine`).
-    static let current = DateLine()
-
     private static let dayNames: [UInt8] = Array("SunMonTueWedThuFriSat".utf8)
     private static let monthNames: [UInt8] = Array("JanFebMarAprMayJunJulAugSepOctNovDec".utf8)
 
@@ -54,34 +49,5 @@ public enum HTTPDate {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-}
-
-/// The `Date: ...\r\n` line of the current second, shared by every response of the process: the clock
-/// is read per response (CLOCK_REALTIME_COARSE, a vDSO read, no syscall) and the text made once a
-/// second. A mutex, not a per-thread copy, because request threads of one worker share it; it is held
-/// for a compare and a 37-byte copy.
-public final class DateLine: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var second = Int.min
-    private var line: [UInt8] = []
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    /// Appends `Date: <IMF-fixdate>\r\n` for now.
-    public func append(to buffer: inout [UInt8]) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
-        let now = Int(ts.tv_sec)
-        pthread_mutex_lock(mutex)
-        if now != second {
-            second = now
-            line = Array("Date: ".utf8) + HTTPDate.format(epochSeconds: now) + [0x0D, 0x0A]
-        }
-        buffer.append(contentsOf: line)
-        pthread_mutex_unlock(mutex)
     }
 }

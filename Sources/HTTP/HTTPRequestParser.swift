@@ -134,8 +134,25 @@ public struct HTTPRequestParser: Sendable {
             scanned = resume
             return .needMore
         case .failed(let e):
-            return .error(e)
+            return .error(Self.withRequestLine(e, rest))
         }
+    }
+
+    /// A head refused before it was parsed (too large, a control byte in a field) still names its method
+    /// and target in the log when its request line had arrived whole. Runs on refusals only.
+    static func withRequestLine(_ e: HTTPError, _ p: UnsafeBufferPointer<UInt8>) -> HTTPError {
+        var lineEnd = 0
+        while lineEnd + 1 < p.count, !(p[lineEnd] == cr && p[lineEnd + 1] == lf) { lineEnd += 1 }
+        guard lineEnd + 1 < p.count else { return e }
+        var i = 0
+        while i < lineEnd, isTChar(p[i]) { i += 1 }
+        let methodEnd = i
+        guard methodEnd > 0, i < lineEnd, p[i] == sp else { return e }
+        i += 1
+        let targetStart = i
+        while i < lineEnd, p[i] > 0x20, p[i] < 0x7F { i += 1 }
+        guard i > targetStart, i < lineEnd, p[i] == sp else { return e }
+        return HTTPError(e.kind, method: makeString(p, 0, methodEnd), target: makeString(p, targetStart, i))
     }
 
     /// The buffer holds only the CR of a leading empty line.
@@ -168,7 +185,7 @@ public struct HTTPRequestParser: Sendable {
                 case .failure(let e): return (.error(e), 0)
                 }
             case .needMore(let resume): return (.needMore, resume)
-            case .failed(let e): return (.error(e), 0)
+            case .failed(let e): return (.error(Self.withRequestLine(e, b)), 0)
             }
         }
         switch outcome.0 {

@@ -50,11 +50,11 @@ public enum HTTPResponseWriter {
     /// A field with a `rawValue` is sent as those bytes (a WSGI app's latin-1 text, PEP 3333); so is
     /// `rawReason`. Control bytes (except HTAB) in names, values and reasons are replaced by SP to
     /// rule out response splitting; callers should still send valid tokens as names.
-    /// `date`: a `Date` field for the current second (RFC 9110 §6.6.1); off for byte-exact tests.
+    /// `date`: the `Date` field's value (`HTTPDate.format`, RFC 9110 §6.6.1), unless `headers` has one.
     @discardableResult
     public static func appendHead(
         status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
-        version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false, date: Bool = false,
+        version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false, date: [UInt8]? = nil,
         to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         let bodyless = (100...199).contains(status) || status == 204 || status == 304
@@ -73,8 +73,10 @@ public enum HTTPResponseWriter {
         }
         buffer.appendStatic("\r\n")
         // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
-        if date && !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
-            HTTPDate.current.append(to: &buffer)
+        if let date, !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
+            buffer.appendStatic("Date: ")
+            buffer.append(contentsOf: date)
+            buffer.appendStatic("\r\n")
         }
 
         for field in headers.fields {
@@ -123,7 +125,7 @@ public enum HTTPResponseWriter {
     @discardableResult
     public static func appendHead(
         status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
-        for request: HTTPRequestHead, keepAlive: Bool = true, date: Bool = false, to buffer: inout [UInt8]
+        for request: HTTPRequestHead, keepAlive: Bool = true, date: [UInt8]? = nil, to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         appendHead(
             status: status, reason: reason, rawReason: rawReason, headers: headers, body: body, version: request.version,
@@ -160,9 +162,9 @@ public enum HTTPResponseWriter {
         return out
     }
 
-    /// A complete `Connection: close` response for a rejected request: status line, Date (unless
-    /// `date` is false), `text/plain` body `errorBody(status:)`, Content-Length. Meant for 4xx/5xx.
-    public static func errorResponse(status: Int, date: Bool = true) -> [UInt8] {
+    /// A complete `Connection: close` response for a rejected request: status line, Date (when given),
+    /// `text/plain` body `errorBody(status:)`, Content-Length. Meant for 4xx/5xx.
+    public static func errorResponse(status: Int, date: [UInt8]? = nil) -> [UInt8] {
         let body = errorBody(status: status)
         var out: [UInt8] = []
         out.reserveCapacity(160 + body.count)
@@ -184,8 +186,8 @@ public enum HTTPResponseWriter {
     }
 
     /// `errorResponse(status: error.status)`.
-    public static func errorResponse(for error: HTTPError) -> [UInt8] {
-        errorResponse(status: error.status)
+    public static func errorResponse(for error: HTTPError, date: [UInt8]? = nil) -> [UInt8] {
+        errorResponse(status: error.status, date: date)
     }
 
     /// The standard reason phrase for `status` (RFC 9110 wording), or "Unknown".

@@ -24,9 +24,11 @@ public final class PathLock {
             }
             var mine = stat(), there = stat()
             if fstat(fd, &mine) == 0, lstat(path, &there) == 0, mine.st_ino == there.st_ino, mine.st_dev == there.st_dev {
-                if (mine.st_mode & S_IFMT) != S_IFREG {
+                // hupwatch never writes its lock file: one with content is someone else's, not to be
+                // locked (and later removed) as ours.
+                if (mine.st_mode & S_IFMT) != S_IFREG || mine.st_size != 0 {
                     close(fd)
-                    throw SyscallError("open(\(path)): not a regular file", errno: EEXIST)
+                    throw SyscallError("open(\(path)): exists and is not an empty lock file", errno: EEXIST)
                 }
                 return PathLock(path: path, fd: fd, inode: mine.st_ino)
             }
@@ -44,7 +46,7 @@ public final class PathLock {
     /// Removes the file (while still holding the lock, and only if it is still ours), then unlocks.
     public func release() {
         var st = stat()
-        if lstat(path, &st) == 0, st.st_ino == inode { unlink(path) }
+        if lstat(path, &st) == 0, st.st_ino == inode, st.st_size == 0 { unlink(path) }
         close(fd)
     }
 }

@@ -23,15 +23,23 @@ public final class Reactor {
     private var epoll: Epoll
     private let signals: SignalFD
     private var timer: TimerFD
+    /// Events read but not yet handed out, from `head` on (a worker's loop: no array made per wait).
     private var queued: [Event] = []
+    private var head = 0
     /// SIGCHLD came in: waitpid until it reports nothing more, one child per `next()`.
     private var reaping = false
+    private let reapsChildren: Bool
+    /// The deadline the timerfd holds now (nil: disarmed or fired): setting the same one again costs no syscall.
+    private var armed: Instant?
 
-    /// Blocks `signals` (SIGCHLD is always added) before any child exists and starts watching them.
-    public init(signals handled: [Int32]) throws {
+    /// Blocks `signals` (plus SIGCHLD when `reapChildren`) before any child exists and starts watching them.
+    /// A swsgi worker does not reap: its app's children (Python's subprocess) are the app's to wait for.
+    public init(signals handled: [Int32], reapChildren: Bool = true) throws {
         epoll = try Epoll()
-        signals = try SignalFD(Array(Set(handled + [SIGCHLD])).sorted())
+        reapsChildren = reapChildren
+        signals = try SignalFD(Array(Set(handled + (reapChildren ? [SIGCHLD] : []))).sorted())
         timer = try TimerFD()
+        queued.reserveCapacity(64)
         try epoll.add(signals.fd.raw, token: Self.signalToken)
         try epoll.add(timer.fd.raw, token: Self.timerToken)
     }
@@ -45,17 +53,43 @@ public final class Reactor {
     /// Stops reporting `fd`; events already read for it are dropped.
     public func unwatch(_ fd: Int32, token: UInt64) {
         epoll.remove(fd)
-        queued.removeAll { if case .readable(token, _) = $0 { return true } else { return false } }
+        forget(token: token)
     }
 
     /// Drops events already read for a token whose fd was closed (closing took it out of epoll).
     public func forget(token: UInt64) {
+        compact()
         queued.removeAll { if case .readable(token, _) = $0 { return true } else { return false } }
     }
 
     /// The instant (monotonic ns) at which `.deadline` is delivered; nil: none.
     public func setDeadline(_ at: Instant?) throws {
+        guard at != armed else { return }
         try timer.arm(at: at)
+        armed = at
+    }
+
+    /// The handled signals that have arrived and not been handed out yet, taken now without waiting (a
+    /// worker looks mid-request, or before it leaves). In arrival order.
+    public func takeSignals() throws -> [(signal: Int32, sender: pid_t)] {
+        var out: [(signal: Int32, sender: pid_t)] = []
+        compact()
+        queued.removeAll {
+            if case .signal(let sig, let sender) = $0 { out.append((sig, sender)); return true }
+            return false
+        }
+        while let (sig, sender) = try signals.next() {
+            if sig == SIGCHLD { reaping = true } else { out.append((sig, sender)) }
+        }
+        return out
+    }
+
+    /// Drops the events already handed out from the front of the queue.
+    private func compact() {
+        if head > 0 {
+            queued.removeFirst(head)
+            head = 0
+        }
     }
 
     /// In a forked child that will never run this reactor: close its fds (the child's own copies).
@@ -72,15 +106,24 @@ public final class Reactor {
                 if let child = try reapOne() { return .childExited(pid: child.pid, status: child.status) }
                 reaping = false
             }
-            if !queued.isEmpty { return queued.removeFirst() }
-            for (token, events) in try epoll.wait(timeoutMilliseconds: -1) {
+            if head < queued.count {
+                head += 1
+                return queued[head - 1]
+            }
+            // All handed out: empty the queue keeping its storage (no allocation per wait).
+            queued.removeAll(keepingCapacity: true)
+            head = 0
+            let count = try epoll.waitCount(timeoutMilliseconds: -1)
+            for i in 0..<count {
+                let (token, events) = epoll.event(i)
                 switch token {
                 case Self.signalToken:
                     while let (sig, sender) = try signals.next() {
-                        if sig == SIGCHLD { reaping = true } else { queued.append(.signal(sig, sender: sender)) }
+                        if sig == SIGCHLD { if reapsChildren { reaping = true } } else { queued.append(.signal(sig, sender: sender)) }
                     }
                 case Self.timerToken:
                     timer.acknowledge()
+                    armed = nil
                     queued.append(.deadline)
                 default:
                     queued.append(.readable(token: token, events: events))

@@ -85,10 +85,3 @@ public func restoreDefaultDispositions(_ signals: [Int32]) throws -> [Int32] {
     }
     return changed
 }
-
-/// Whether `sig` is pending (blocked and not yet read) for this process or thread: sigpending(2).
-public func signalIsPending(_ sig: Int32) -> Bool {
-    var set = sigset_t()
-    guard sigpending(&set) == 0 else { return false }
-    return sigismember(&set, sig) == 1
-}

@@ -198,6 +198,9 @@ extension HupwatchOptions {
         o.command = Array(args[i...])
         guard !o.command.isEmpty else { throw UsageError("no command given: hupwatch [OPTIONS] -- COMMAND [ARG...]") }
         guard !o.command[0].isEmpty else { throw UsageError("the command is an empty string") }
+        if let flag = DaemonizingCommand.flag(in: o.command) {
+            throw UsageError("the command daemonizes (\(flag)): hupwatch must stay its parent to reload it; remove \(flag) (write the log with --logto, or let hupwatch's stderr carry it)")
+        }
         let found = o.listens.isEmpty ? SocketArgument.findAll(in: o.command) : []
         if found.count == 1 {
             if o.socketPath == nil {

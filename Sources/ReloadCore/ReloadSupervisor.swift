@@ -34,6 +34,8 @@ public struct ReloadSupervisor: Sendable {
         public var handoverCheckInterval: UInt64 = 2_000_000
         /// How often a hand-over still waiting says so.
         public var handoverReportInterval: UInt64 = nanosecondsPerSecond
+        /// How long the old listener's queue must stay empty before the reload signal goes.
+        public var handoverSettle: UInt64 = 100_000_000
         /// Probe cadence: fast while a start is expected, slow for a generation silent after `probeSlowAfter`.
         public var probeFastInterval: UInt64 = 10_000_000
         public var probeSlowInterval: UInt64 = 200_000_000
@@ -75,13 +77,28 @@ public struct ReloadSupervisor: Sendable {
         /// answer is awaited. Not ready until that succeeds.
         case publishing
         case ready
-        /// Retiring: the reload signal waits until its listener's queue is empty, or `signalBy`; a line
-        /// says it still waits at `reportAt`.
-        case handingOver(signalBy: Instant, nextCheckAt: Instant?, reportAt: Instant)
+        /// Retiring: the reload signal waits until its listener's queue has stayed empty for the settle
+        /// time, or `signalBy`.
+        case handingOver(Handover)
         /// Told to stop; its process group gets SIGKILL at `killAt`.
         case draining(killAt: Instant)
         /// SIGKILL was sent; waiting for it to be reaped.
         case killed
+    }
+
+    /// A retiring generation's hand-over of its listener's queue.
+    public struct Handover: Equatable, Sendable {
+        /// The reload signal goes at this instant whatever the queue holds (the graceful timeout).
+        public var signalBy: Instant
+        /// The next queue reading; nil while one is in flight.
+        public var nextCheckAt: Instant?
+        /// A line says it still waits at the first reading after this.
+        public var reportAt: Instant
+        /// The queue read empty at this instant and every reading since. A worker that has just taken
+        /// a connection off the queue has not yet marked itself busy (uWSGI sets `in_request` after
+        /// accept), and a client that found the path before it moved may still be connecting: a queue
+        /// empty once is not yet handed over.
+        public var emptySince: Instant?
     }
 
     /// Where a starting generation's readiness probe is.
@@ -243,7 +260,7 @@ public struct ReloadSupervisor: Sendable {
             switch g.phase {
             case .starting(let r): if let r { all.append(r) }
             // The progress line needs no deadline of its own: it goes with the queue check after `reportAt`.
-            case .handingOver(let by, let check, _): all.append(check.map { min($0, by) } ?? by)
+            case .handingOver(let h): all.append(h.nextCheckAt.map { min($0, h.signalBy) } ?? h.signalBy)
             case .draining(let k): all.append(k)
             case .ready, .killed, .publishing: break
             }
@@ -567,8 +584,8 @@ public struct ReloadSupervisor: Sendable {
         case .starting, .publishing, .ready:
             if handover {
                 // Up to the graceful timeout: every queued request is one a client is waiting for.
-                generations[i].phase = .handingOver(signalBy: now + config.gracefulTimeout, nextCheckAt: now,
-                                                    reportAt: now + config.handoverReportInterval)
+                generations[i].phase = .handingOver(Handover(signalBy: now + config.gracefulTimeout, nextCheckAt: now,
+                                                             reportAt: now + config.handoverReportInterval))
                 return actions
             }
             return actions + signalToStop(i, config.reloadSignal, now: now)
@@ -588,15 +605,25 @@ public struct ReloadSupervisor: Sendable {
     }
 
     private mutating func queueChecked(_ n: Int, queued: Int?, now: Instant) -> [Action] {
-        guard let i = index(n), case .handingOver(let by, nil, var report) = generations[i].phase else { return [] }
+        guard let i = index(n), case .handingOver(var h) = generations[i].phase, h.nextCheckAt == nil else { return [] }
+        h.nextCheckAt = now + config.handoverCheckInterval
         if let q = queued, q > 0 {
             var actions: [Action] = []
-            if report <= now {
-                actions.append(.log("generation \(n)'s listener has \(q) connection(s) still queued; the reload signal waits until they are accepted (at most \(formatDuration(by > now ? by - now : 0)) more)"))
-                report = now + config.handoverReportInterval
+            if h.reportAt <= now {
+                actions.append(.log("generation \(n)'s listener has \(q) connection(s) still queued; the reload signal waits until they are accepted (at most \(formatDuration(h.signalBy > now ? h.signalBy - now : 0)) more)"))
+                h.reportAt = now + config.handoverReportInterval
             }
-            generations[i].phase = .handingOver(signalBy: by, nextCheckAt: now + config.handoverCheckInterval, reportAt: report)
+            h.emptySince = nil
+            generations[i].phase = .handingOver(h)
             return actions
+        }
+        // Empty (or the listener is gone: nil): empty long enough, the queue is handed over.
+        let since = h.emptySince ?? now
+        if queued != nil, now - since < config.handoverSettle {
+            h.emptySince = since
+            h.nextCheckAt = min(since + config.handoverSettle, h.signalBy)
+            generations[i].phase = .handingOver(h)
+            return []
         }
         return [.debug("generation \(n)'s listener is empty: sending the reload signal")]
             + signalToStop(i, config.reloadSignal, now: now)
@@ -730,11 +757,12 @@ public struct ReloadSupervisor: Sendable {
             switch g.phase {
             case .starting(let r?) where r <= now:
                 actions += readyTimedOut(n, now: now)
-            case .handingOver(let by, _, _) where by <= now:
+            case .handingOver(let h) where h.signalBy <= now:
                 actions.append(.log("generation \(n)'s listener still had connections queued after \(formatDuration(config.gracefulTimeout)); sending the reload signal anyway"))
                 actions += signalToStop(i, config.reloadSignal, now: now)
-            case .handingOver(let by, let check?, let report) where check <= now:
-                generations[i].phase = .handingOver(signalBy: by, nextCheckAt: nil, reportAt: report)
+            case .handingOver(var h) where h.nextCheckAt.map { $0 <= now } ?? false:
+                h.nextCheckAt = nil
+                generations[i].phase = .handingOver(h)
                 actions.append(.checkQueue(generation: n))
             case .draining(let k) where k <= now:
                 generations[i].phase = .killed

@@ -9,10 +9,22 @@ public typealias Application = (Request) throws -> Response
 
 /// The worker side of a request in hand: the worker itself, so that no closure is made per request.
 protocol RequestServer: AnyObject {
-    /// See `Request.startResponse`.
+    /// See `Request.startResponse`. A server implements one of the two; the other forwards to it.
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream
+    func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream
     /// The request's harakiri deadline moves to `nanoseconds` after its start, if that is sooner.
     func shortenHarakiri(to nanoseconds: UInt64)
+}
+
+extension RequestServer {
+    /// A server that does not send the app's reason phrase sends the standard one.
+    func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
+        try startResponse(status: status, headers: headers, contentLength: contentLength)
+    }
+
+    func startResponse(status: Int, headers: HTTPHeaders, contentLength: Int?) throws -> ResponseStream {
+        try startResponse(status: status, reason: nil, headers: headers, contentLength: contentLength)
+    }
 }
 
 /// One HTTP request as an application sees it.

@@ -26,4 +26,14 @@ enum LogTarget {
         _ = try syscall("dup2", path) { dup2(fd, 1) }
         _ = try syscall("dup2", path) { dup2(fd, 2) }
     }
+
+    /// `--log-reopen`: the file at the path again (logrotate moved the old one), as fd 1 and 2.
+    static func reopen(_ options: ServerOptions) throws {
+        guard let path = options.daemonize ?? options.logTo else { return }
+        let fd = try syscall("open", path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640) }
+        defer { close(fd) }
+        if let mode = options.logFileMode { _ = try syscall("fchmod", path) { fchmod(fd, mode_t(mode)) } }
+        _ = try syscall("dup2", path) { dup2(fd, 1) }
+        _ = try syscall("dup2", path) { dup2(fd, 2) }
+    }
 }

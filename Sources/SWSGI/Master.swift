@@ -85,6 +85,8 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
+        touchReload = try TouchReload(paths: settings.touchReload)
+        if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -95,6 +97,9 @@ final class Master {
     var repeatedLines = RepeatedLineFilter()
 
     func log(_ message: String) { ServerLog.line(message) }
+
+    /// --touch-reload's watch (nil without the option).
+    var touchReload: TouchReload? = nil
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -127,6 +132,8 @@ final class Master {
         static let stats: UInt64 = 2
         /// A worker or mule added a timer after the fork (ServicesRuntime).
         static let services: UInt64 = 3
+        /// A --touch-reload path changed.
+        static let touchReload: UInt64 = 4
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -158,6 +165,12 @@ final class Master {
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
                 ServicesRuntime.shared.masterNotified()
+            case Token.touchReload:
+                // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
+                if let changed = touchReload?.changed() {
+                    log("touch-reload: \(changed) changed")
+                    return execute(events(for: SIGHUP))
+                }
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
             case Token.harakiriBase...:
@@ -178,11 +191,6 @@ final class Master {
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .gotTERM: .workerGotTERM(pid: pid)
-            }
-            // A TERM to the whole group reaches the master too, in the same kill(2): the master's own
-            // TERM, still pending, goes first, so the pool sees a stop, not one worker to replace.
-            if message == .gotTERM, !pool.stopping, signalIsPending(SIGTERM) {
-                if let code = execute(events(for: SIGTERM)) { return code }
             }
             if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
         }
@@ -268,6 +276,8 @@ final class Master {
             return pool.handle(.gracefulStop, now: now)
         case SIGINT, SIGQUIT: return pool.handle(.immediateStop, now: now)
         case SIGHUP:
+            // --log-reopen: the new generation (and the master) write to the file at the path now.
+            if settings.logReopen { do { try LogTarget.reopen(settings) } catch { log("--log-reopen: \(error)") } }
             ServicesRuntime.shared.reloadMules()
             return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)

@@ -130,14 +130,14 @@ final class RequestThread: RequestServer {
                 switch response.body {
                 case .bytes(let body):
                     plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
+                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
                     if plan.sendsBody { out += body; sent = body.count }
                     try c.writeAll(out, timeoutMilliseconds: timeout)
                 case .stream(let produce):
                     let length = response.contentLength
                     plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                         keepAlive: keepAlive, date: true, to: &out)
+                                                         keepAlive: keepAlive, date: DateClock.now, to: &out)
                     if plan.sendsBody {
                         let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                    timeoutMilliseconds: timeout)
@@ -186,7 +186,7 @@ extension RequestThread {
         var out: [UInt8] = []
         let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: request.keepAlive && !retiring && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: true, to: &out)
+                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: worker.writeTimeoutMilliseconds)
         let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)

@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import Posix
 import Common
@@ -55,6 +56,10 @@ public enum SWSGIMain {
             case .run(let o): options = o
             }
             if let text = options.showConfigText { writeStderr(text) }
+            if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
+                writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
+                return 2
+            }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
@@ -71,6 +76,9 @@ public enum SWSGIMain {
         var pidFileWritten = false
         ServicesRuntime.shared.options = options
         do {
+            // Until the event loop exists, TERM/INT/QUIT/HUP are recorded rather than fatal (see `startupSignals`).
+            let inheritedDispositions = try signalsNotAtDefault(Master.handledSignals)
+            try syscall("sigaction", "start-up signals") { shim_startup_signals_install() }
             // uWSGI's exec-asap: as soon as possible, before anything is bound or dropped.
             try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
@@ -99,17 +107,25 @@ public enum SWSGIMain {
                 guard let hostLoader else {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
-                let inherited = try signalsNotAtDefault(Master.handledSignals)
                 let loaded = try hostLoader(options, env)
                 host = loaded
-                // The app's import ran in this process: the master's signals must be its own again.
-                try Master.restoreSignalDispositions(inherited: inherited)
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
             } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }
             else {
                 app = try BuiltinApps.named(options.effectiveApp)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
+            }
+            let early = try startupSignals()
+            // The app's import ran in this process: the master's signals must be its own again.
+            if host != nil { try Master.restoreSignalDispositions(inherited: inheritedDispositions) }
+            if let sig = [SIGINT, SIGQUIT, SIGTERM].first(where: { early & (1 << UInt($0)) != 0 }) {
+                ServerLog.line("\(SignalName.name(sig)) during start-up: stopped before serving")
+                bound?.vacuum()
+                return 0
+            }
+            if early & (1 << UInt(SIGHUP)) != 0 {
+                ServerLog.line("SIGHUP during start-up: nothing to reload yet (the workers start with the app just loaded)")
             }
             try Hooks.run(.postApp, options.hooks, environment: env)
             // Shared memory (caches, locks) is mapped here, before any fork.
@@ -135,6 +151,14 @@ public enum SWSGIMain {
             return 1
         }
     }
+}
+
+/// The signals that arrived while swsgi was starting (bits 1 << number). From here they are blocked, so
+/// one arriving now waits in the master's signalfd instead of ending the master by its default action:
+/// a TERM during a long import used to kill it silently and leave its temporary socket behind.
+func startupSignals() throws -> UInt {
+    try SignalSet(Master.handledSignals).block()
+    return UInt(shim_startup_signals_release())
 }
 
 /// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).

@@ -29,10 +29,10 @@ final class ThreadedWorker {
         let rest: ArraySlice<UInt8>
     }
 
-    static let listenerToken = Worker.listenerToken
-    static let signalToken = Worker.signalToken
-    static let servicesToken = Worker.servicesToken
-    static let termToken = Worker.termToken
+    static let listenerToken = UInt64.max
+    static let signalToken = UInt64.max - 1
+    static let servicesToken = UInt64.max - 2
+    static let termToken = UInt64.max - 3
     static let wakeToken = UInt64.max - 4
 
     let ctx: WorkerContext
@@ -151,7 +151,9 @@ final class ThreadedWorker {
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
             if lifecycle.retiring && conns.isEmpty {
+                // What already arrived is heard before leaving (as in `Worker`).
                 handleSignals()
+                if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
             var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
@@ -240,7 +242,7 @@ final class ThreadedWorker {
             }
             rearm(c)
         case .error(let e):
-            try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
+            try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
             log.refused(e, started: c.lastActivity)
             drop(c)
         case .head(let head, let consumed):
@@ -331,7 +333,7 @@ final class ThreadedWorker {
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
                 if now >= deadline {
                     if c.headStartedAt != nil {
-                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
+                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
                         log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
                                   started: started, note: "request head not complete in time")
                     }

@@ -53,12 +53,12 @@ enum WorkerTerm {
 /// What each signal means, in each mode, is `WorkerLifecycle`'s decision (HUP, USR1, TERM, INT/QUIT);
 /// this class turns fds into its events and carries out its actions.
 final class Worker {
-    static let listenerToken = UInt64.max
-    static let signalToken = UInt64.max - 1
+    /// Reactor tokens: connections use their fd; the top two values are the reactor's own.
+    static let listenerToken = UInt64.max - 2
     /// The services' signal queues (timers, cron; see ServicesRuntime).
-    static let servicesToken = UInt64.max - 2
+    static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
-    static let termToken = UInt64.max - 3
+    static let termToken = UInt64.max - 4
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -73,8 +73,9 @@ final class Worker {
     static let warmUpRequests: UInt64 = 100
 
     let ctx: WorkerContext
-    let signals: SignalFD
-    var epoll: Epoll
+    /// The same loop as the master's: epoll, the signalfd (HUP, USR1, INT, QUIT), one timerfd for the
+    /// keep-alive, header and retire deadlines. It reaps nothing: the app's children are the app's.
+    let reactor: Reactor
     var conns = ConnectionTable()
     var lifecycle = WorkerLifecycle()
     /// The lifecycle's decisions at the end of a request, carried out back in the loop.
@@ -97,7 +98,7 @@ final class Worker {
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
-        signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
+        reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false)
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
@@ -107,13 +108,11 @@ final class Worker {
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
-        epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
-        try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
-        try epoll.add(signals.fd.raw, token: Self.signalToken)
-        try epoll.add(ctx.termFD, token: Self.termToken)
+        try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        try reactor.watch(ctx.termFD, token: Self.termToken)
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
-            try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
+            try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
     }
 
@@ -141,27 +140,35 @@ final class Worker {
                 expireConnections(now: now)
             }
             if lifecycle.retiring && conns.isEmpty {
-                // A signal already queued (the master's USR1 after a group TERM) is heard before leaving.
+                // What already arrived is heard before leaving: the master's USR1 after a group TERM, and a TERM
+                // whose handler ran as the last wait returned (its pipe byte is not in that wait's events).
                 handleSignals()
+                if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
             var wake = nextScanAt
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
-            let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
-            let count: Int
-            do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
+            let event: Reactor.Event
+            do {
+                // Re-armed only when it moves (a scan, the retire grace): no syscall per request.
+                try reactor.setDeadline(wake == .max ? nil : wake)
+                event = try reactor.next()
+            } catch {
                 ServerLog.line("\(error)")
                 _exit(1)
             }
-            for i in 0..<count {
-                let token = epoll.event(i).token
+            switch event {
+            case .readable(let token, _):
                 switch token {
                 case Self.listenerToken: if lifecycle.accepting { acceptOne() }
-                case Self.signalToken: handleSignals()
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
+            case .signal(let sig, _):
+                signal(sig)
+            case .deadline, .childExited:
+                break  // deadlines are checked at the top of the loop; this reactor reaps no child
             }
         }
     }
@@ -177,7 +184,7 @@ final class Worker {
         let now = monotonicNanoseconds()
         let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
         conns[fd] = c
-        do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
+        do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
             return
         }
@@ -192,7 +199,8 @@ final class Worker {
     private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
 
     private func drop(_ c: Connection) {
-        epoll.remove(c.fd)
+        // Events already read for this fd go too: the number may come back with the next accept.
+        reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd)))
         conns[c.fd] = nil
     }
 
@@ -225,7 +233,7 @@ final class Worker {
                 }
                 return true
             case .error(let e):
-                try? c.writeAll(HTTPResponseWriter.errorResponse(for: e), timeoutMilliseconds: 1000)
+                try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
                 log.refused(e, started: c.lastActivity)
                 return false
             case .head(let head, let consumed):
@@ -328,14 +336,14 @@ final class Worker {
             switch response.body {
             case .bytes(let body):
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: true, to: &out)
+                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
                 let length = response.contentLength
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, date: true, to: &out)
+                                                     keepAlive: keepAlive, date: DateClock.now, to: &out)
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -404,7 +412,7 @@ final class Worker {
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
                 if now >= deadline {
                     if c.headStartedAt != nil {
-                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408), timeoutMilliseconds: 100)
+                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
                         log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
                                   started: started, note: "request head not complete in time")
                     }
@@ -435,16 +443,19 @@ final class Worker {
     /// harakiri deadline: the master may have queued HUP) and hands each to the lifecycle. A drain asked
     /// for mid-request is the lifecycle's to defer.
     private func handleSignals() {
-        while let (sig, _) = try? signals.next() {
-            let signal: WorkerLifecycle.Signal
-            switch sig {
-            case SIGUSR1: signal = .usr1
-            case SIGHUP: signal = .hup
-            case SIGINT: signal = .int
-            default: signal = .quit
-            }
-            perform(lifecycle.handle(.signal(signal)))
+        for (sig, _) in (try? reactor.takeSignals()) ?? [] { signal(sig) }
+    }
+
+    /// One signal from the reactor, handed to the lifecycle.
+    private func signal(_ sig: Int32) {
+        let signal: WorkerLifecycle.Signal
+        switch sig {
+        case SIGUSR1: signal = .usr1
+        case SIGHUP: signal = .hup
+        case SIGINT: signal = .int
+        default: signal = .quit
         }
+        perform(lifecycle.handle(.signal(signal)))
     }
 
     /// The SIGTERM handler wrote to its pipe (or its flag was seen mid-request).
@@ -461,7 +472,7 @@ final class Worker {
             case .tell(let message):
                 tellMaster(message)
             case .stopAccepting:
-                epoll.remove(ctx.listener)
+                reactor.unwatch(ctx.listener, token: Self.listenerToken)
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:
                 retireAt = monotonicNanoseconds() + Self.retireGrace
@@ -499,7 +510,7 @@ extension Worker: RequestServer {
         var out: [UInt8] = []
         let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: true, to: &out)
+                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
         // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
         let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
                                     timeoutMilliseconds: writeTimeoutMilliseconds)

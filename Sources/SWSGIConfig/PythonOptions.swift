@@ -24,6 +24,9 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var enableThreads: Bool = true
     /// write() failing (the client gone) returns None instead of raising OSError (`--disable-write-exception`).
     public var disableWriteException: Bool = false
+    /// Read the whole body before calling the app, this many bytes in memory and the rest in an
+    /// unlinked temporary file; 0 = off, the app reads from the socket (`--post-buffering`).
+    public var postBufferingBytes: Int = 0
     /// No wsgi.file_wrapper in the environ (`--wsgi-disable-file-wrapper`).
     public var disableFileWrapper: Bool = false
     /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
@@ -111,6 +114,8 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
     boolean(python, "disable-write-exception", \.python.disableWriteException,
             "write() to a client that went away returns None instead of raising OSError"),
+    option(python, "post-buffering", "BYTES", .bytes(0...(1 << 30)), \.python.postBufferingBytes, default: "0 = off",
+           "read the whole body before the app runs: up to BYTES in memory, the rest in an unlinked temporary file"),
     boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker (the worker's main thread accepts and reads request heads)"),

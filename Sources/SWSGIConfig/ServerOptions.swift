@@ -67,12 +67,16 @@ public struct ServerOptions: Equatable, Sendable {
     public var gid: String? = nil
     /// File the master opens and makes stdout and stderr of every process (`--logto`, uWSGI's).
     public var logTo: String? = nil
+    /// Reopen the log file at each reload (SIGHUP, touch-reload), for logrotate (`--log-reopen`).
+    public var logReopen: Bool = false
     /// Detach (new session, the started process exits 0) and log to this file (`--daemonize`).
     public var daemonize: String? = nil
     /// Mode of the log file (`--logfile-chmod`, octal).
     public var logFileMode: UInt32? = nil
     /// Environment variables set for the app, `NAME=VALUE`, in order (`--env`, repeatable).
     public var env: [String] = []
+    /// Files (or directories) whose change reloads the workers gracefully, as SIGHUP (`--touch-reload`).
+    public var touchReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
     /// The process umask, octal (`--umask`).

@@ -293,7 +293,7 @@ struct UwsgiConfigReader {
                     addWith(String(line))
                 }
             } catch {
-                problems.append("\(l.origin): for-readline = \(data): cannot read it: \(oneLine("\(error)"))")
+                // uWSGI logs the open error and carries on with no lines: a file of this machine, not config.
                 logic = Logic(kind: "for", argument: "", origin: l.origin)
             }
         default:

@@ -51,6 +51,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
+    // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
+    "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
     "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
@@ -58,6 +60,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
     "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
     "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
+    "chmod": .rename("chmod-socket"),
+    "module": .custom(moduleOrFile),
     // Workers.
     "workers": .rename("processes"),
     "reload-mercy": .rename("worker-reload-mercy"),
@@ -115,7 +119,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "log-x-forwarded-for": .refused("not supported: the request log does not show client addresses"),
     "log-slow": .refused("not supported: the request log shows every request's duration; filter it"),
     "logformat-strftime": .refused("not supported: the request log's times are UTC timestamps"),
-    "log-reopen": .refused("not supported: swsgi keeps its log file open; rotate it with logrotate's copytruncate"),
+    "log-reopen": .rename("log-reopen"),
     "log-maxsize": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate) or let the supervisor collect stderr"),
     "log-backupname": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate)"),
     "req-logger": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
@@ -156,6 +160,15 @@ private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
 }
 
+/// `module = app.wsgi` / `module = /path/app.py`: uWSGI loads a module name ending in .py or .wsgi as a file.
+private func moduleOrFile(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    let colon = value.lastIndex(of: ":")
+    let name = colon.map { String(value[..<$0]) } ?? value
+    guard name.hasSuffix(".py") || name.hasSuffix(".wsgi") else { return .set([("module", value)]) }
+    let callable = colon.map { String(value[value.index(after: $0)...]) }
+    return .set([("wsgi-file", name)] + (callable.map { [("callable", $0)] } ?? []))
+}
+
 /// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
 private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
@@ -168,7 +181,7 @@ private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
 private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let builtIn = ["python", "http", "cheaper_busyness", "corerouter"]
+    let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile"]
     for raw in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
         var name = String(raw)
         if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
@@ -233,8 +246,9 @@ extension ServerOptions {
             }
             throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
         }
-        // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay placeholders.
-        if referenced.contains(key), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
+        // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay
+        // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
+        if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
             return ([], "; \(key) = \(value): placeholder (not an option)")
         }
         func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {

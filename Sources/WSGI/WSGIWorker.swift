@@ -57,6 +57,8 @@ final class WSGIWorker {
 
     /// `--disable-write-exception`.
     let disableWriteException: Bool
+    /// `--post-buffering`: 0, or the body bytes kept in memory when it is read before the app runs.
+    let postBufferingBytes: Int
     /// `--wsgi-disable-file-wrapper`.
     let disableFileWrapper: Bool
 
@@ -68,6 +70,7 @@ final class WSGIWorker {
         self.app = app
         disableWriteException = host.options.disableWriteException
         disableFileWrapper = host.options.disableFileWrapper
+        postBufferingBytes = host.options.postBufferingBytes
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -195,6 +198,14 @@ final class WSGIWorker {
         try py.withGIL {
             begin(request)
             defer { appReturned = true }
+            if postBufferingBytes > 0 {
+                do {
+                    body = try py.withoutGIL { try PostBuffering.drain(request.body, memoryBytes: postBufferingBytes) }
+                } catch let e as RequestBodyError {
+                    end()
+                    return Response(status: e.status, text: e.message + "\n")
+                }
+            }
             guard let env = environ.environ(for: request) else { return try failure(result: nil) }
             guard let args = api.PyTuple_New(2) else { api.Py_DecRef(env); return try failure(result: nil) }
             _ = api.PyTuple_SetItem(args, 0, env)
@@ -594,7 +605,8 @@ final class WSGIWorker {
             _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is informational (1xx); a WSGI response needs a final status (200 or more)")
             return nil
         }
-        let reason = reasonBytes.isEmpty ? nil : reasonBytes
+        // The standard phrase (the usual "200 OK") is left to the writer's static text.
+        let reason = reasonBytes.isEmpty || reasonBytes.elementsEqual(HTTPResponseWriter.reasonPhrase(code).utf8) ? nil : reasonBytes
         api.Py_IncRef(o)
         // Replaced before the old one is released: releasing can run Python code (a __del__) that calls
         // start_response again, and it must find the cache whole.

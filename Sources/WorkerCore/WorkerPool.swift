@@ -56,6 +56,8 @@ public struct WorkerPool: Sendable {
         /// --max-worker-lifetime (0: off) plus worker id times --max-worker-lifetime-delta.
         public var maxLifetimeNanoseconds: UInt64 = 0
         public var lifetimeDeltaNanoseconds: UInt64 = 0
+        /// How long a worker's own TERM waits for the master's before it counts as a TERM to that worker alone.
+        public var groupTERMWindowNanoseconds: UInt64 = 50_000_000
         /// --evil-reload-on-rss in bytes (0: off): a worker at or above it is SIGKILLed, busy or not, as uWSGI does.
         public var evilRSSLimitBytes = 0
         /// How often the master samples its workers' RSS for it (uWSGI's collector samples every 3 s and its
@@ -186,7 +188,8 @@ public struct WorkerPool: Sendable {
 
     public var nextDeadline: Instant? {
         let retiring = slots.filter { $0.state != .retiring }.compactMap(\.recycleAt)
-        return (slots.compactMap(\.killDeadline) + respawnAt.values + harakiriRecheckAt.values + retiring).min()
+        return (slots.compactMap(\.killDeadline) + respawnAt.values + harakiriRecheckAt.values + retiring
+                + termReplacementAt.values.map(\.at)).min()
     }
 
     private var harakiriRecheckAt: [Int32: Instant] = [:]
@@ -229,15 +232,25 @@ public struct WorkerPool: Sendable {
         case .appLoadFailed(let pid, let status):
             return workerExited(pid, status: status, now: now, loadFailed: true)
         case .gracefulStop:
-            return stop(signal: Self.sigUSR1, now: now, why: "graceful shutdown (SIGTERM to the master): serving queued connections and in-flight requests")
-        case .workerGotTERM(let pid):
-            if stopping {
-                guard !groupTERMSeen, gracefulStopping else { return [] }
-                groupTERMSeen = true
-                return [.log("SIGTERM reached the workers too: a TERM to the whole process group (systemd KillMode=control-group, timeout(1), supervisord stopasgroup); each worker finishes the requests it holds, then exits")]
+            let termed = !termReplacementAt.isEmpty
+            var actions = stop(signal: Self.sigUSR1, now: now, why: "graceful shutdown (SIGTERM to the master): serving queued connections and in-flight requests")
+            // Before the exit, when every worker has already gone: the master stops at `.exit`.
+            if termed {
+                let at = actions.firstIndex { if case .exit = $0 { true } else { false } } ?? actions.endIndex
+                actions.insert(contentsOf: noteGroupTERM(), at: at)
             }
-            guard let w = slot(pid: pid), w.state != .retiring else { return [] }
-            return retire(pid: pid, reason: .term, now: now, replace: true)
+            return actions
+        case .workerGotTERM(let pid):
+            if stopping { return noteGroupTERM() }
+            // The worker is already leaving (it drains, finishes, exits). Whether it is replaced waits a moment:
+            // a TERM to the whole group reaches the workers a little before or after the master, and a
+            // replacement forked into a shutdown would only be stopped again.
+            guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state != .retiring else { return [] }
+            slots[i].state = .retiring
+            slots[i].retireReason = .term
+            slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
+            termReplacementAt[slots[i].id] = (pid, now.saturatingAdd(config.groupTERMWindowNanoseconds))
+            return [.statusChanged]
         case .immediateStop:
             return stop(signal: Self.sigINT, now: now, why: "immediate shutdown")
         case .reloadWorkers:
@@ -279,6 +292,16 @@ public struct WorkerPool: Sendable {
     }
 
     private var reloading = false
+    /// Workers that reported a TERM of their own while the master was not stopping: replaced when the
+    /// window passes without a TERM to the master (by worker id: the pid that left, and when).
+    private var termReplacementAt: [Int: (pid: Int32, at: Instant)] = [:]
+
+    private mutating func noteGroupTERM() -> [Action] {
+        termReplacementAt = [:]
+        guard !groupTERMSeen, gracefulStopping else { return [] }
+        groupTERMSeen = true
+        return [.log("SIGTERM reached the workers too: a TERM to the whole process group (systemd KillMode=control-group, timeout(1), supervisord stopasgroup); each worker serves what is queued, finishes the requests it holds, then exits")]
+    }
     /// The status the master exits with once every worker is gone (`ExitCode`).
     public private(set) var exitCode = ExitCode.success
     /// The stop is SIGTERM's (graceful), and a worker reported TERM too (a process-group TERM).
@@ -310,6 +333,7 @@ public struct WorkerPool: Sendable {
     private func freeID(extra: [Action] = []) -> Int {
         var used = Set(slots.filter { $0.state != .retiring }.map(\.id))
         used.formUnion(respawnAt.keys)   // a crash-looping slot keeps its id while it waits
+        used.formUnion(termReplacementAt.keys)
         used.formUnion(waitingForScoreboardSlot)
         for case .fork(let id) in extra { used.insert(id) }
         var id = 1
@@ -433,6 +457,13 @@ public struct WorkerPool: Sendable {
         }
         for (id, at) in respawnAt where at <= now {
             respawnAt[id] = nil
+            actions += forkWorker(id: id)
+        }
+        for (id, term) in termReplacementAt where term.at <= now {
+            termReplacementAt[id] = nil
+            guard !stopping else { continue }
+            respawnTotals[id, default: 0] += 1
+            actions.append(.log("retiring worker \(id) (pid \(term.pid)): \(RetireReason.term.rawValue)"))
             actions += forkWorker(id: id)
         }
         for (pid, at) in harakiriRecheckAt where at <= now {

@@ -34,7 +34,9 @@ Readiness:
 
 Stopping the old generation:
   --reload-signal SIG      sent to the old generation once the new one is ready (default: TERM)
-  --graceful-timeout SEC   after that, SIGKILL to its whole process group (default: 30)
+  --graceful-timeout SEC   how long the old generation's queued connections may wait to be accepted
+                           before the reload signal, then how long it may take to exit before
+                           SIGKILL to its whole process group (default: 30)
 
 Sockets:
   --listen [NAME=]ADDRESS  hupwatch binds ADDRESS itself: a Unix socket path, HOST:PORT, [IPv6]:PORT or
@@ -58,7 +60,8 @@ Process handling:
   --on-exit exit|restart   when the serving generation dies outside a reload: exit with its status
                            (default), or restart it: at once, then, for a crash within 10 s of the
                            last restart (a crash loop), after a back-off doubling from 0.5 s to 30 s
-  -k, --kill-at-exit       children get SIGKILL when hupwatch dies, even by SIGKILL (PDEATHSIG)
+  -k, --kill-at-exit       every generation's whole process group gets SIGKILL when hupwatch dies,
+                           even by SIGKILL
   --notify-fd N            s6 readiness: write a newline on fd N once the first generation is ready
                            (read from ./notification-fd in an s6 service directory when not given)
   --chdir DIR              the command's working directory, resolved anew at every spawn (so a

@@ -39,6 +39,10 @@ final class Runner {
     /// The inode each generation served when it became ready (rebind mode), to read its listen queue
     /// during a hand-over.
     var servedInode: [Int: ino_t] = [:]
+    /// `-k`: the pipe to the group reaper, which SIGKILLs every generation's process group if hupwatch
+    /// dies, and which group each generation has.
+    var groupReaper: Int32?
+    var reaperGroups: [Int: Int32] = [:]
     /// hupwatch's own supervisor's NOTIFY_SOCKET (systemd Type=notify).
     let upstream: SdNotifier?
     /// Events produced by carrying out actions, handled before the next outside event.
@@ -162,6 +166,12 @@ final class Runner {
         reactor = try Reactor(signals: Self.handledSignals)
         try ignoreSIGPIPE()
         try becomeChildSubreaper()
+        if options.killAtExit {
+            // Forked now, single-threaded and before any generation exists.
+            var fd: Int32 = -1
+            guard shim_start_group_reaper(&fd) > 0 else { throw SyscallError("fork(group reaper)") }
+            groupReaper = fd
+        }
         let socketActivated = lookup("LISTEN_PID", in: env) == String(getpid()) && (lookup("LISTEN_FDS", in: env).flatMap(Int.init) ?? 0) > 0
         let config = ReloadSupervisor.Config(options: options, socketActivated: socketActivated)
         machine = ReloadSupervisor(config: config)
@@ -279,21 +289,25 @@ final class Runner {
 
     /// Says at start which protection against a lost socket path is in force, and how to get one if none.
     private func logProtection() {
-        if !options.listens.isEmpty {
+        switch machine.config.protection {
+        case .ownedListener:
             log("protection: hupwatch owns the listeners \(options.listens.map { "\($0.name)=\($0.address)" }.joined(separator: ", ")) (--listen); every generation inherits them")
-        } else if !listenerFDs.isEmpty {
+        case .inherited:
             log("protection: hupwatch hands its \(listenerFDs.count) inherited listener(s) (LISTEN_FDS) to every generation")
-        } else if let r = rewrite {
-            log("protection: rewrite mode on \(r.path): each generation binds its own path beside it (.\(splitPath(r.path).name).gN), and \(r.path) is pointed at a generation once it is ready (--no-rewrite turns this off)")
-        } else if let path = options.socketPath, socketGuard != nil {
+        case .rewrite(let path):
+            log("protection: rewrite mode on \(path): each generation binds its own path beside it (.\(splitPath(path).name).gN), and \(path) is pointed at a generation once it is ready (--no-rewrite turns this off)")
+        case .guardedRebind(let path):
             log("protection: guard on \(path) (\(options.socketPathSource.description)): a path an old generation removes is put back")
-        } else if let path = options.socketPath {
-            log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
-        } else if !options.ambiguousSocketPaths.isEmpty {
-            log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
-        } else {
-            log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
+        case .none:
+            if let path = options.socketPath {
+                log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
+            } else if !options.ambiguousSocketPaths.isEmpty {
+                log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
+            } else {
+                log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
+            }
         }
+        for line in CommandWarnings.lines(command: options.command, reloadSignal: options.reloadSignal) { log(line) }
     }
 
     func run() throws -> Int32 {
@@ -350,7 +364,9 @@ final class Runner {
         for action in actions {
             switch action {
             case .spawn(let n):
-                results.append(spawnGeneration(n))
+                let result = spawnGeneration(n)
+                if case .spawned(_, let pid) = result { tellReaper(pid, generation: n) }
+                results.append(result)
             case .probe(let n):
                 startProbe(n)
             case .cancelProbe(let n):
@@ -369,6 +385,7 @@ final class Runner {
             case .removePrivate(let n):
                 publicPath?.removePrivatePath(n)
             case .forget(let n):
+                if let pgid = reaperGroups.removeValue(forKey: n) { tellReaper(-pgid, generation: n) }
                 stopProbe(n)
                 if let c = notifyChannels.removeValue(forKey: n) { reactor.unwatch(c.fd, token: Token.notify(n)) }
                 probes[n] = nil
@@ -461,6 +478,17 @@ final class Runner {
             reactor.unwatch(channel.fd, token: Token.notify(n))
             return .spawnFailed(generation: n, reason: "\(error)", shellCode: ExitCode.environment)
         }
+    }
+
+    /// One record to the group reaper (`-k`): a generation's pgid to kill if hupwatch dies, or its
+    /// negation once that group is gone.
+    private func tellReaper(_ value: Int32, generation n: Int) {
+        guard let fd = groupReaper else { return }
+        if value > 0 { reaperGroups[n] = value }
+        var v = value
+        // 4 bytes to a pipe nobody else writes: atomic, and the reaper reads as fast as generations start.
+        let written = withUnsafeBytes(of: &v) { write(fd, $0.baseAddress, 4) }
+        if written != 4 { log("group reaper: write: \(errnoText(errno)); -k will not reach generation \(n)'s workers") }
     }
 
     // MARK: readiness
@@ -637,6 +665,9 @@ final class Runner {
     private func releasePagesIfSettled() {
         guard machine.generations.count == 1, machine.serving?.phase == .ready, case .running = machine.mode else { return }
         releaseStartupPages()
+        // PAGEOUT leaves pages the kernel will not reclaim (shared, or in large folios); dropping the
+        // page-table entries takes them out of our resident set whatever the page cache keeps.
+        dropCodePageTableEntries()
     }
 
     private func writeStatus() {

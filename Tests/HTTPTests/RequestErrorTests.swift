@@ -140,6 +140,22 @@ let badHeads: [BadHead] = [
         #expect(e.method == "POST" && e.target == "/up?x=1")
         #expect(e.message.contains("larger than"))
         #expect(HTTPError(.duplicateField("Content-Type")).message == "Content-Type given more than once (it may appear only once)")
+        // Refused while scanning (too large, a control byte in a field): the request line is still named,
+        // in one read or split across reads.
+        let big = "GET /big?q=1 HTTP/1.1\r\nHost: h\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\n"
+        for cut in [0, 10, 30, 5000] {
+            var r = HTTPRequestParser()
+            var result = cut == 0 ? r.parse(bytes(big)) : r.parse(bytes(String(big.prefix(cut))))
+            if result == .needMore { result = r.parse(bytes(String(big.dropFirst(cut)))) }
+            guard case .error(let e) = result else { Issue.record("not refused at cut \(cut)"); continue }
+            #expect(e.kind == .headTooLarge && e.method == "GET" && e.target == "/big?q=1", "cut \(cut): \(e)")
+        }
+        var c = HTTPRequestParser()
+        guard case .error(let ctl) = c.parse(bytes("PUT /x HTTP/1.1\r\nHost: h\r\nX: a\u{1}b\r\n\r\n")) else { Issue.record("not refused"); return }
+        #expect(ctl.kind == .controlCharacter && ctl.method == "PUT" && ctl.target == "/x")
+        var l = HTTPRequestParser()
+        guard case .error(let line) = l.parse(bytes("GET /\u{1}")) else { Issue.record("not refused"); return }
+        #expect(line.method == nil, "no whole request line, no method")
     }
 
     @Test func errorStatusMapping() {

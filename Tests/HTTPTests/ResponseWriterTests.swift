@@ -151,10 +151,9 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
     }
 
     @Test func errorResponses() {
-        let dated = text(HTTPResponseWriter.errorResponse(status: 400))
-
-        #expect(dated.hasPrefix("HTTP/1.1 400 Bad Request\r\nDate: ") && dated.contains(" GMT\r\nContent-Type: "), "refusals carry Date")
-        let r = text(HTTPResponseWriter.errorResponse(status: 400, date: false))
+        let dated = text(HTTPResponseWriter.errorResponse(status: 400, date: Array("Sun, 06 Nov 1994 08:49:37 GMT".utf8)))
+        #expect(dated.hasPrefix("HTTP/1.1 400 Bad Request\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: "), "refusals carry Date")
+        let r = text(HTTPResponseWriter.errorResponse(status: 400))
         #expect(r == "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n")
         let e = text(HTTPResponseWriter.errorResponse(for: HTTPError(.headTooLarge)))
         #expect(e.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
@@ -205,9 +204,13 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
         #expect(text(HTTPDate.format(epochSeconds: 0)) == "Thu, 01 Jan 1970 00:00:00 GMT")
         #expect(text(HTTPDate.format(epochSeconds: 951782400)) == "Tue, 29 Feb 2000 00:00:00 GMT")
         #expect(text(HTTPDate.format(epochSeconds: 4102444799)) == "Thu, 31 Dec 2099 23:59:59 GMT")
+        let date = HTTPDate.format(epochSeconds: 784111777)
         var out: [UInt8] = []
-        HTTPResponseWriter.appendHead(status: 200, body: .contentLength(0), date: true, to: &out)
-        let head = text(out)
-        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\nDate: ") && head.count == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n".count)
+        HTTPResponseWriter.appendHead(status: 200, body: .contentLength(0), date: date, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n")
+        // The caller's own Date is sent instead, never beside it.
+        out = []
+        HTTPResponseWriter.appendHead(status: 200, headers: ["DATE": "Mon, 07 Nov 1994 08:49:37 GMT"], body: .contentLength(0), date: date, to: &out)
+        #expect(text(out) == "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n")
     }
 }

@@ -341,3 +341,16 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(ExitCode.notFound == 127)
     }
 }
+
+/// Issue 21.6: uWSGI wrapped with a SIGTERM that resets what its workers accepted is warned about.
+@Suite struct CommandWarningTests {
+    @Test func uwsgiDieOnTermWithoutTheGracefulHook() {
+        let w = CommandWarnings.lines(command: ["/usr/bin/uwsgi", "--http-socket", "a.sock", "--die-on-term"], reloadSignal: 15)
+        #expect(w.count == 1 && w[0].contains("--die-on-term") && w[0].contains("gracefully_kill_them_all"))
+        #expect(CommandWarnings.lines(command: ["uwsgi", "--die-on-term", "--hook-master-start", "unix_signal:15 gracefully_kill_them_all"], reloadSignal: 15).isEmpty)
+        #expect(CommandWarnings.lines(command: ["uwsgi", "--http-socket", "a.sock"], reloadSignal: 15).count == 1, "SIGTERM is uWSGI 2.0's brutal reload")
+        #expect(CommandWarnings.lines(command: ["uwsgi", "--ini", "app.ini"], reloadSignal: 15).isEmpty, "the ini may hook it")
+        #expect(CommandWarnings.lines(command: ["uwsgi", "--die-on-term"], reloadSignal: 1).isEmpty, "another reload signal")
+        #expect(CommandWarnings.lines(command: ["gunicorn", "--die-on-term"], reloadSignal: 15).isEmpty)
+    }
+}

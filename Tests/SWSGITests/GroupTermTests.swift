@@ -57,6 +57,22 @@ extension SWSGIIntegration {
             }
         }
 
+        /// Idle workers get the group TERM too and may be gone before the master reads its own: the log still
+        /// names the group, and no replacement is forked into the shutdown.
+        @Test func groupTermToIdleWorkersIsLoggedAsAGroupTerm() throws {
+            for round in 0..<3 {
+                let dir = try TempDir()
+                defer { dir.remove() }
+                let s = try Server(["--processes", "2", "--app", "hello"], dir: dir, newProcessGroup: true)
+                defer { s.stop() }
+                _ = s.waitWorkers(2)
+                s.signalGroup(SIGTERM)
+                #expect(s.waitExit(timeout: 10) == 0, "round \(round): \(s.log)")
+                #expect(s.log.contains("whole process group"), "round \(round): \(s.log)")
+                #expect(!s.log.contains("retiring worker"), "round \(round): \(s.log)")
+            }
+        }
+
         /// TERM to the master alone is logged as such.
         @Test func termToTheMasterAloneIsLoggedAsSuch() throws {
             try withSlowRequests([]) { s, clients throws in

@@ -165,3 +165,49 @@ extension WSGIIntegration.ProcessSide {
         #expect(next.count == 1, "a replacement serves")
     }
 }
+
+extension WSGIIntegration.ProcessSide {
+    /// A hostile operator's TERM (or a HUP) while the master imports a slow app: it used to kill the master
+    /// by TERM's default action, silently, leaving its temporary socket behind. Now: one line, a clean stop,
+    /// nothing left in the folder; a HUP is noted and swsgi serves.
+    @Test(arguments: [SIGTERM, SIGHUP, SIGINT])
+    func signalDuringTheAppsImport(sig: Int32) throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", "import time\ntime.sleep(1.5)\ndef application(e, s):\n    s('200 OK', [])\n    return [b'up']\n")
+        let s = try Server(["--processes", "1", "--wsgi-file", dir.file("app.py")], dir: dir,
+                           environment: PythonUnderTest.debian.environment, ready: false)
+        defer { s.stop() }
+        // The import has started once Python is loaded: the master maps libpython.
+        #expect(waitUntil(10) { ((try? String(contentsOfFile: "/proc/\(s.pid)/maps", encoding: .utf8)) ?? "").contains("libpython") })
+        s.signal(sig)
+        if sig == SIGHUP {
+            try s.waitReady()
+            #expect(try s.get("/").text == "up")
+            #expect(s.log.contains("SIGHUP during start-up"), "\(s.log)")
+            return
+        }
+        #expect(s.waitExit(timeout: 10) == 0, "\(s.log)")
+        #expect(s.log.contains("\(sig == SIGTERM ? "SIGTERM" : "SIGINT") during start-up: stopped before serving"), "\(s.log)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        #expect(left.allSatisfy { !$0.hasPrefix(".s") && $0 != "s" }, "no socket left: \(left)")
+    }
+}
+
+extension WSGIIntegration.ProcessSide {
+    /// A TERM to the whole group while --lazy-apps workers are still importing: the workers keep it until
+    /// the app is up, then leave; nothing counts as an app that cannot load (no status 22), swsgi exits 0.
+    @Test func groupTermWhileLazyWorkersImport() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", "import time\ntime.sleep(1)\ndef application(e, s):\n    s('200 OK', [])\n    return [b'up']\n")
+        let s = try Server(["--processes", "2", "--lazy-apps", "--wsgi-file", dir.file("app.py")], dir: dir,
+                           environment: PythonUnderTest.debian.environment, ready: false, newProcessGroup: true)
+        defer { s.stop() }
+        #expect(s.waitForLog("listening on"))
+        _ = s.waitWorkers(2)
+        s.signalGroup(SIGTERM)
+        #expect(s.waitExit(timeout: 15) == 0, "\(s.log)")
+        #expect(!s.log.contains("load the app"), "\(s.log)")
+    }
+}

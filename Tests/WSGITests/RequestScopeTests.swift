@@ -66,6 +66,10 @@ def application(environ, start_response):
         status = environ['QUERY_STRING'].replace('%20', ' ').replace('%0D', '\r').replace('%0A', '\n').replace('%E2%98%83', '\u2603')
         start_response(status, [('Content-Type', 'text/plain')])
         return [b'status sent']
+    if path == '/write-custom':
+        write = start_response('299 Written Custom', [('X-Caf', 'caf\xe9')])
+        write(b'early ')
+        return [b'and late']
     if path == '/connection-close':
         start_response('200 OK', [('Connection', 'close'), ('Content-Type', 'text/plain')])
         return [b'bye']
@@ -86,6 +90,9 @@ def application(environ, start_response):
             results['gen-pulled-past'] = True
             yield b'789'
         return gen()
+    if path == '/fw-kw':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return environ['wsgi.file_wrapper'](open(__file__, 'rb'), blksize=4096)
     if path == '/write-length':
         write = start_response('200 OK', [('Content-Length', '5')])
         write(b'hello')
@@ -183,14 +190,18 @@ def application(environ, start_response):
                     #expect(r["oserror"] as? Bool == true, "\(name) raises an OSError, as gunicorn's: \(r)")
                     #expect((r["message"] as? String ?? "").contains("over"), "\(name)'s message says the request is over: \(r)")
                 }
-                // One log line per kept object, however often it is called.
+                // One log line for the kept set, however many of its objects are called, however often.
                 #expect(s.waitForLog("called after its request", count: 1))
+                #expect(s.log.components(separatedBy: "called after its request").count - 1 == 1, "one line:\n\(s.log)")
                 // Between requests too.
                 #expect(try s.get("/between").text == "ok")
                 let again = try results(s)
                 for name in ["write", "read", "start_response"] {
                     #expect(again[name]?["oserror"] as? Bool == true, "\(name) between requests: \(again[name] ?? [:])")
                 }
+                // file_wrapper takes blksize by keyword too, and its result is still sent as a file.
+                let fw = try s.get("/fw-kw")
+                #expect(fw.status == 200 && fw.text.hasPrefix("import json") && fw.header("Content-Length") != nil)
                 // The worker serves on, and a new request's own objects work.
                 let r = try post(s, "/victim", body: Array("C".utf8))
                 #expect(r.text == "B got: C")
@@ -295,6 +306,12 @@ def application(environ, start_response):
                 let expected = Array("filename=\"caf".utf8) + [0xE9] + Array(".txt\"".utf8)
                 #expect(occurs(expected, in: raw), "é is the one byte E9: \(raw.map { String(format: "%02x", $0) }.joined())")
                 #expect(!occurs([0xC3, 0xA9], in: raw), "not UTF-8")
+                // The same through write() (the head leaves early) and through a streamed iterable.
+                let w = try s.connect()
+                try w.send("GET /write-custom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                let wraw = try w.readToEnd(timeout: 10)
+                #expect(occurs(Array("HTTP/1.1 299 Written Custom\r\n".utf8), in: wraw))
+                #expect(occurs(Array("X-Caf: caf".utf8) + [0xE9, 0x0D, 0x0A], in: wraw))
                 for (query, line) in [("299%20Custom", "299 Custom"), ("429%20Slow%20Down%20Please", "429 Slow Down Please"),
                                       ("200%20Fine%20Thanks", "200 Fine Thanks")] {
                     let r = try s.get("/status?" + query)
@@ -406,6 +423,18 @@ def application(environ, start_response):
                 #expect(s.waitForLog("POST /upload/here?x=1 413 \(r.body.count)B"), "log:\n\(s.log)")
                 #expect(!s.log.contains("- - 413"))
                 #expect(s.log.contains("larger than"), "plain words:\n\(s.log)")
+                // Refused while the head was scanned (431): the request line had arrived, so it is named.
+                let big = try s.connect()
+                try big.send("GET /huge/head HTTP/1.1\r\nHost: t\r\nX-Big: " + String(repeating: "b", count: 9000) + "\r\n\r\n")
+                let r431 = try big.readResponse()
+                #expect(r431.status == 431)
+                #expect(s.waitForLog("GET /huge/head 431 \(r431.body.count)B"), "log:\n\(s.log)")
+                // A duplicate singleton: named in plain words.
+                let dup = try s.connect()
+                try dup.send("POST /dup HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 0\r\n\r\n")
+                #expect(try dup.readResponse().status == 400)
+                #expect(s.waitForLog("POST /dup 400 16B"), "log:\n\(s.log)")
+                #expect(s.log.contains("Content-Type given more than once"))
                 let bad = try s.get("/snowman")
                 #expect(bad.status == 500)
                 #expect(s.waitForLog("X-Name"), "the header is named:\n\(s.log)")

@@ -286,12 +286,30 @@ private struct LifecycleDriver {
         return (p, pids)
     }
 
-    @Test func termToOneWorkerReplacesIt() {
+    @Test func termToOneWorkerReplacesItOnceTheGroupWindowHasPassed() {
         var (p, pids) = pool()
-        let out = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        #expect(p.handle(.workerGotTERM(pid: pids[0]), now: 10) == [.statusChanged])
+        // It leaves before the window ends: no crash, no "died".
+        #expect(p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 20) == [.statusChanged])
+        let due = try! #require(p.nextDeadline)
+        let out = p.handle(.deadlinePassed, now: due)
         #expect(out.contains(.fork(id: 1)), "\(out)")
         #expect(out.contains(.log("retiring worker 1 (pid 101): SIGTERM to the worker")))
         #expect(!p.stopping)
+    }
+
+    /// The workers' TERM may reach the master before its own (the kernel queues a group signal process
+    /// by process, and a worker on the other core runs at once): still a group TERM, nothing replaced.
+    @Test func workersTERMBeforeTheMastersIsStillAGroupTERM() {
+        var (p, pids) = pool()
+        _ = p.handle(.workerGotTERM(pid: pids[0]), now: 10)
+        _ = p.handle(.workerGotTERM(pid: pids[1]), now: 11)
+        let stop = p.handle(.gracefulStop, now: 12)
+        #expect(stop.contains(where: { if case .log(let m) = $0 { m.contains("whole process group") } else { false } }), "\(stop)")
+        #expect(!stop.contains(where: { if case .fork = $0 { true } else { false } }))
+        _ = p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 13)
+        #expect(p.handle(.workerExited(pid: pids[1], status: .exited(0)), now: 14).contains(.exit(0)))
+        #expect(p.handle(.deadlinePassed, now: 1_000_000_000).allSatisfy { if case .fork = $0 { false } else { true } })
     }
 
     @Test func termToTheGroupIsLoggedOnceAndReplacesNothing() {
@@ -367,5 +385,21 @@ extension WorkerPoolProcessSideTests {
         #expect(p.nextDeadline == 250_000_000 + Backoff.restart.initialNanoseconds)
         _ = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: 260_000_000)
         #expect(p.handle(.deadlinePassed, now: 250_000_000 + Backoff.restart.initialNanoseconds).contains(.fork(id: 1)))
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// Idle workers TERMed with the group can be gone before the master reads its own TERM: the group line
+    /// still comes out, before the exit (the master stops carrying out actions at `.exit`).
+    @Test func groupTERMLineComesBeforeTheExitWhenTheWorkersAreAlreadyGone() {
+        var (p, pids) = pool()
+        for pid in pids {
+            _ = p.handle(.workerGotTERM(pid: pid), now: 10)
+            _ = p.handle(.workerExited(pid: pid, status: .exited(0)), now: 11)
+        }
+        let out = p.handle(.gracefulStop, now: 12)
+        let group = out.firstIndex { if case .log(let m) = $0 { m.contains("whole process group") } else { false } }
+        let exit = out.firstIndex(of: .exit(0))
+        #expect(group != nil && exit != nil && group! < exit!, "\(out)")
     }
 }

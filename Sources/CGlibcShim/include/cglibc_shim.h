@@ -33,6 +33,8 @@
 #include <sys/mman.h>
 #include "cglibc_worker_term.h"
 #include "cglibc_exit_guard.h"
+#include "cglibc_group_reaper.h"
+#include "cglibc_startup_signals.h"
 
 // Declared here rather than through _GNU_SOURCE, which would make this module's glibc structs
 // differ from the ones `import Glibc` sees.
@@ -128,6 +130,14 @@ static inline uint32_t shim_IN_CREATE(void) { return IN_CREATE; }
 static inline uint32_t shim_IN_MOVED_TO(void) { return IN_MOVED_TO; }
 static inline uint32_t shim_IN_IGNORED(void) { return IN_IGNORED; }
 static inline uint32_t shim_IN_Q_OVERFLOW(void) { return IN_Q_OVERFLOW; }
+static inline uint32_t shim_IN_ATTRIB(void) { return IN_ATTRIB; }
+/// An anonymous file in `dir` (O_TMPFILE): never visible, gone when closed. (O_TMPFILE needs
+/// _GNU_SOURCE in glibc's headers; its value is the kernel's, __O_TMPFILE | O_DIRECTORY.)
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+static inline int shim_open_tmpfile(const char *dir) { return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); }
+static inline uint32_t shim_IN_CLOSE_WRITE(void) { return IN_CLOSE_WRITE; }
 
 // --- epoll ---
 static inline int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
