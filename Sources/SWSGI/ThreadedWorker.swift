@@ -52,13 +52,15 @@ final class ThreadedWorker {
     /// probably on the way, so they count against the free threads (else one worker would accept a burst
     /// of new connections that the other workers' idle threads could serve).
     var fresh: [(fd: Int32, at: Instant)] = []
-    static let freshWindow: UInt64 = 50_000_000
+    static let freshWindow: UInt64 = 100_000_000
     /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
     /// takes new connections; but when every worker is taken, connections would wait in the listen queue
     /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and
     /// takes every connection still waiting there (no worker with a free thread took them meanwhile: a
     /// flood of idle or slow clients is taken in one go, not one by one).
-    static let saturatedAcceptInterval: UInt64 = 10_000_000
+    /// (Long enough for a worker with a free thread to be scheduled and take a connection first on a loaded
+    /// machine: 10 ms let saturated workers take connections that an idle thread elsewhere would have served.)
+    static let saturatedAcceptInterval: UInt64 = 100_000_000
     var saturatedAcceptAt: Instant?
     let log: AccessLog
     let wakeRead: Int32
