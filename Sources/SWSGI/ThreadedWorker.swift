@@ -51,7 +51,10 @@ final class ThreadedWorker {
     /// Connections accepted in the last `freshWindow` that have not sent a head yet: their requests are
     /// probably on the way, so they count against the free threads (else one worker would accept a burst
     /// of new connections that the other workers' idle threads could serve).
-    var fresh: [(fd: Int32, at: Instant)] = []
+    /// (By fd, for O(1) counting and removal; `freshOrder` keeps them oldest first, for expiry.)
+    var fresh: [Int32: Instant] = [:]
+    var freshOrder: [(fd: Int32, at: Instant)] = []
+    var freshHead = 0
     static let freshWindow: UInt64 = 100_000_000
     /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
     /// takes new connections; but when every worker is taken, connections would wait in the listen queue
@@ -146,7 +149,9 @@ final class ThreadedWorker {
             }
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
-                if lifecycle.accepting && !listening {
+                // Whether or not the listener is watched again by now (it is, one accept per wake-up,
+                // once the fresh connections stop counting): what still waits is taken in one go.
+                if lifecycle.accepting {
                     while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
                 }
                 updateListening()
@@ -204,7 +209,8 @@ final class ThreadedWorker {
         readable(c)
         if conns[fd] != nil && !inFlight.contains(fd) {
             schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
-            fresh.append((fd, now))
+            fresh[fd] = now
+            freshOrder.append((fd, now))
             updateListening()
         }
     }
@@ -218,6 +224,7 @@ final class ThreadedWorker {
     private func drop(_ c: Connection) {
         epoll.remove(c.fd)
         conns[c.fd] = nil
+        fresh[c.fd] = nil
     }
 
     private func readable(_ c: Connection) {
@@ -250,6 +257,7 @@ final class ThreadedWorker {
         case .head(let head, let consumed):
             c.headStartedAt = nil
             c.requests += 1
+            fresh[c.fd] = nil
             inFlight.insert(c.fd)
             _ = lifecycle.handle(.requestStarted)
             let job = Job(connection: c, head: head, rest: input[(input.startIndex + consumed)...])
@@ -264,15 +272,28 @@ final class ThreadedWorker {
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
         var want = lifecycle.accepting && inFlight.count < threadCount
-        if want && !fresh.isEmpty {
+        if fresh.isEmpty {
+            // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
+            if !freshOrder.isEmpty {
+                freshOrder.removeAll(keepingCapacity: true)
+                freshHead = 0
+            }
+        } else if want {
             let now = monotonicNanoseconds()
-            fresh.removeAll { f in
-                now >= f.at + Self.freshWindow || inFlight.contains(f.fd) || (conns[f.fd]?.requests ?? 1) > 0
+            // Oldest first: those past the window stop counting (an fd closed and reused since is a new entry).
+            while freshHead < freshOrder.count, now >= freshOrder[freshHead].at + Self.freshWindow {
+                let f = freshOrder[freshHead]
+                if fresh[f.fd] == f.at { fresh[f.fd] = nil }
+                freshHead += 1
+            }
+            if freshHead == freshOrder.count {
+                freshOrder.removeAll(keepingCapacity: true)
+                freshHead = 0
             }
             if inFlight.count + fresh.count >= threadCount {
                 want = false
                 // Look again when the oldest stops counting.
-                schedule(fresh[0].at + Self.freshWindow)
+                if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
         if !want && lifecycle.accepting && saturatedAcceptAt == nil {
