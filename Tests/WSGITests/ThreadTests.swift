@@ -204,6 +204,20 @@ extension WSGIIntegration {
             }
         }
 
+        /// A flood of connections that send nothing (a slow-loris opening) does not keep a request from a
+        /// threaded worker: they are taken from the listen queue at once, not a few per wake-up.
+        @Test func idleConnectionFloodDoesNotDelayARequest() throws {
+            try withPython(["--processes", "1", "--threads", "2", "--wsgi-file", "{dir}/threads.py"], setUp: Self.setUp) { s, _ throws in
+                var idle: [Client] = []
+                for _ in 0..<600 { idle.append(try s.connect()) }
+                let started = Date()
+                let r = try s.get("/after-flood", timeout: 3)
+                #expect(r.status == 200 && r.text.hasPrefix("/after-flood "), "\(r.status) \(r.text)")
+                #expect(Date().timeIntervalSince(started) < 2, "answered after \(Date().timeIntervalSince(started)) s behind 600 idle connections")
+                idle.removeAll()
+            }
+        }
+
         /// cache_inc from 4 threads x 2 workers: no increment lost.
         @Test func cacheIncrementsFromEightThreadsLoseNothing() throws {
             let args = ["--processes", "2", "--threads", "4", "--wsgi-file", "{dir}/threads.py", "--cache2", "name=default,items=16,blocksize=64"]
