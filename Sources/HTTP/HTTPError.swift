@@ -112,7 +112,7 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String {
         switch kind {
         case .headTooLarge: "request head larger than the limit"
-        case .bodyTooLarge: "request body (Content-Length) larger than the limit"
+        case .bodyTooLarge: "request body larger than the limit"
         case .tooManyEmptyLines: "too many empty lines before the request line"
         case .bareCR: "a CR not followed by LF in the request head"
         case .bareLF: "a line ending in LF without CR in the request head"

@@ -8,7 +8,7 @@ import Glibc
 /// why nothing changed.
 public func replaceWithLink(_ path: String, to source: String, scratch: String,
                             replaceable: (_ type: mode_t, _ inode: ino_t) -> Bool) -> String? {
-    unlink(scratch)
+    if let problem = clearScratchName(scratch) { return problem }
     guard link(source, scratch) == 0 else { return "link(\(source)): \(errnoText(errno))" }
     defer { unlink(scratch) }
     for _ in 0..<8 {
@@ -29,6 +29,18 @@ public func replaceWithLink(_ path: String, to source: String, scratch: String,
         return "\(path) is \(describe(st.st_mode & S_IFMT)) hupwatch did not put there; refusing to replace it"
     }
     return "\(path) kept changing under hupwatch; left as it is"
+}
+
+/// Makes room at a scratch name hupwatch links through (`.NAME.hupwatch-new`, `.NAME.hupwatch.tmp`): a
+/// socket there is a link an earlier run left and is removed; anything else is someone's file, never
+/// deleted. Nil when the name is free, else why not.
+public func clearScratchName(_ scratch: String) -> String? {
+    var st = stat()
+    guard lstat(scratch, &st) == 0 else { return nil }
+    let type = st.st_mode & S_IFMT
+    guard type == S_IFSOCK else { return "\(scratch) exists and is \(describe(type)), not a link hupwatch made; refusing to replace it" }
+    if unlink(scratch) != 0 && errno != ENOENT { return "unlink(\(scratch)): \(errnoText(errno))" }
+    return nil
 }
 
 /// "a regular file", "a directory", ... for log lines.

@@ -23,6 +23,25 @@ public struct SocketArgument: Equatable, Sendable {
     /// (`app.sock`) is a path relative to the command's working directory. The first one found; nil for none.
     public static func find(in command: [String]) -> SocketArgument? { findAll(in: command).first }
 
+    /// The folder the command changes to before it binds (`--chdir DIR` of gunicorn and uWSGI, the last
+    /// one given): a relative socket path is taken there. Nil when it names none.
+    public static func commandChdir(in command: [String]) -> String? {
+        var found: String?
+        var i = 1
+        while i < command.count {
+            let word = command[i]
+            if word == "--" { break }
+            if word == "--chdir", i + 1 < command.count {
+                found = command[i + 1]
+                i += 1
+            } else if word.hasPrefix("--chdir=") {
+                found = String(word.dropFirst("--chdir=".count))
+            }
+            i += 1
+        }
+        return found.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Every socket path the command names (gunicorn binds each `--bind`; swsgi and uWSGI keep the last).
     public static func findAll(in command: [String]) -> [SocketArgument] {
         var found: [SocketArgument] = []
@@ -47,7 +66,7 @@ public struct SocketArgument: Equatable, Sendable {
                 prefix = flag
             }
             // Abstract names (@...) have no file to point or guard.
-            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@") {
+            if let v = value, !v.hasPrefix("@"), !v.hasPrefix("unix:@"), !v.hasPrefix("unix://@") {
                 switch flag {
                 case "--socket", "-s", "--http-socket", "--uwsgi-socket", "--http11-socket":
                     // A name without a slash is a path too, relative to the command's folder; an address
@@ -57,7 +76,12 @@ public struct SocketArgument: Equatable, Sendable {
                     let pathLike = flag != "-s" || v.contains("/") || v.hasSuffix(".sock")
                     if pathLike, !v.isEmpty, !v.hasPrefix("-"), !v.contains(":") { found.append(SocketArgument(index: valueIndex, prefix: prefix, path: v)) }
                 case "--bind", "-b":
-                    if v.hasPrefix("unix:"), v.count > 5 { found.append(SocketArgument(index: valueIndex, prefix: prefix + "unix:", path: String(v.dropFirst(5)))) }
+                    // gunicorn reads `unix:` with an optional `//` (`re.split(r'unix:(//)?', ...)`): `unix://app.sock`
+                    // is the relative `app.sock`, `unix:///run/g.sock` the absolute `/run/g.sock`.
+                    let scheme = v.hasPrefix("unix://") ? "unix://" : "unix:"
+                    if v.hasPrefix(scheme), v.count > scheme.count {
+                        found.append(SocketArgument(index: valueIndex, prefix: prefix + scheme, path: String(v.dropFirst(scheme.count))))
+                    }
                 default: break
                 }
             }

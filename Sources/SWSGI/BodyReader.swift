@@ -74,7 +74,7 @@ final class BodyReader: RequestBody {
                 case .done(let consumed): input = input[(input.startIndex + consumed)...]
                 case .error(let e):
                     failed = true
-                    throw RequestBodyError(status: e.status, message: "request body: \(e)")
+                    throw RequestBodyError(status: e.status, message: e.message)
                 }
                 if !out.isEmpty { return out }
                 if decoder.isDone { return nil }

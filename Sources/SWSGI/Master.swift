@@ -121,7 +121,7 @@ final class Master {
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
-                return 1
+                return ExitCode.failure
             }
         }
     }

@@ -15,7 +15,7 @@ public func serve(onHarakiri: HarakiriHandler? = nil, _ app: Application? = nil)
     if let bad = firstNonUTF8Argument(rawCommandLine()) {
         // Swift would repair the bytes into U+FFFD: a path would silently become another.
         writeStderr("swsgi: argument \(bad) is not valid UTF-8; swsgi refuses rather than use a rewritten path")
-        exit(2)
+        exit(ExitCode.usage)
     }
     exit(SWSGIMain.run(arguments: Array(CommandLine.arguments.dropFirst()), app: app, onHarakiri: onHarakiri))
 }
@@ -46,29 +46,29 @@ public enum SWSGIMain {
             case .check(_, let report):
                 writeStdout(report)
                 writeStderr("swsgi: the configuration is valid")
-                return 0
+                return ExitCode.success
             case .help:
                 writeStdout(ServerOptions.helpText)
-                return 0
+                return ExitCode.success
             case .version:
                 writeStdout(version)
-                return 0
+                return ExitCode.success
             case .run(let o): options = o
             }
             if let text = options.showConfigText { writeStderr(text) }
             if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
                 writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
-                return 2
+                return ExitCode.usage
             }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
-            return 1
+            return ExitCode.failure
         } catch {
             writeStderr("swsgi: \(error)")
-            return 2
+            return ExitCode.usage
         }
         // --env: hooks, mules and the Python app see these (a later NAME= replaces an inherited one).
         let env = withEnvironment(options.env, over: inherited)
@@ -122,7 +122,7 @@ public enum SWSGIMain {
             if let sig = [SIGINT, SIGQUIT, SIGTERM].first(where: { early & (1 << UInt($0)) != 0 }) {
                 ServerLog.line("\(SignalName.name(sig)) during start-up: stopped before serving")
                 bound?.vacuum()
-                return 0
+                return ExitCode.success
             }
             if early & (1 << UInt(SIGHUP)) != 0 {
                 ServerLog.line("SIGHUP during start-up: nothing to reload yet (the workers start with the app just loaded)")
@@ -148,7 +148,7 @@ public enum SWSGIMain {
             // or a pid file naming a dead process, behind.
             bound?.vacuum()
             if pidFileWritten, let p = options.pidFile { unlink(p) }
-            return 1
+            return ExitCode.failure
         }
     }
 }

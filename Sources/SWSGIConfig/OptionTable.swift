@@ -195,7 +195,7 @@ let optionTable: [OptionSpec] = [
     option(workers, "reload-on-rss", "MIB", .int(mibRange), \.reloadOnRSSMiB, default: "0 = off",
            "gracefully recycle a worker whose RSS is above this many MiB"),
     option(workers, "evil-reload-on-rss", "MIB", .int(mibRange), \.evilReloadOnRSSMiB, default: "0 = off",
-           "recycle a worker above this many MiB even while busy (checked every second)"),
+           "SIGKILL a worker at or above this many MiB even while busy, as uWSGI (sampled every 250 ms)"),
     option(workers, "cheaper", "N", .int(0...4096), \.cheaper, default: "0 = off",
            "adaptive workers: keep at least N running, up to --processes"),
     option(workers, "cheaper-initial", "N", .int(0...4096), \.cheaperInitial, default: "--cheaper",

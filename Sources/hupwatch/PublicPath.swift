@@ -53,7 +53,7 @@ final class PublicPath {
                 log("removed \(p), left by an earlier hupwatch")
             }
         }
-        if UnixSocket.inode(atPath: scratch) != nil { unlink(scratch) }
+        if let problem = clearScratchName(scratch) { throw Runner.SetupError(message: problem) }
     }
 
     /// Makes room for generation n's private path: a stale socket is removed; anything else (a live

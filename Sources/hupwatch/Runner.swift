@@ -126,6 +126,19 @@ final class Runner {
 
     struct SetupError: Error { let message: String }
 
+    /// The pid a --pid-file (`N`) or --status-file (`{"pid":N,...`) names when it is another live hupwatch
+    /// (as gunicorn's --pid refuses a running master's file); nil for no file, a stale pid, or a pid reused
+    /// by another program.
+    static func runningHupwatch(named file: String) -> pid_t? {
+        guard var text = try? readTextFile(file, maxBytes: 1 << 20) else { return nil }
+        if text.hasPrefix("{\"pid\":") { text = String(text.dropFirst("{\"pid\":".count)) }
+        guard let pid = pid_t(String(text.prefix { $0.isASCII && $0.isNumber })), pid > 0, pid != getpid(),
+              kill(pid, 0) == 0 || errno == EPERM,
+              let theirs = try? readTextFile("/proc/\(pid)/comm", maxBytes: 64),
+              let ours = try? readTextFile("/proc/self/comm", maxBytes: 64), theirs == ours else { return nil }
+        return pid
+    }
+
     /// The socket path hupwatch probes, guards and points, made absolute: the command runs in --chdir (if
     /// given), so a relative path there means a path in that folder, whatever hupwatch's own folder is.
     static func resolvingRelativePaths(_ given: HupwatchOptions) -> Result<HupwatchOptions, SetupError> {
@@ -147,8 +160,20 @@ final class Runner {
             let resolved = String(cString: real)
             return (resolved == "/" ? "" : resolved) + "/" + name
         }
-        if let p = o.socketPath { o.socketPath = absolute(p) }
-        if let a = o.socketArgument { o.socketArgument = a.with(path: absolute(a.path)) }
+        // A path in the command line is where the command binds it: in its own `--chdir` folder, if it
+        // names one (gunicorn and uWSGI change there before binding), taken from the folder it starts in.
+        let commandBase = SocketArgument.commandChdir(in: o.command).map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+        func absoluteInCommand(_ p: String) -> String {
+            guard let commandBase, !p.hasPrefix("/") else { return absolute(p) }
+            return absolute(commandBase + "/" + p)
+        }
+        if let a = o.socketArgument {
+            // `--socket PATH` naming the same path as the command means the same file.
+            if o.socketPath == a.path { o.socketPath = absoluteInCommand(a.path) } else if let p = o.socketPath { o.socketPath = absolute(p) }
+            o.socketArgument = a.with(path: absoluteInCommand(a.path))
+        } else if let p = o.socketPath {
+            o.socketPath = absolute(p)
+        }
         if case .socket(let p) = o.ready { o.ready = .socket(path: absolute(p)) }
         for p in [o.socketPath, o.socketArgument?.path].compactMap({ $0 }) {
             if let problem = SocketPath.problem(p) { return .failure(SetupError(message: "\(problem) (made absolute from --chdir)")) }
@@ -182,7 +207,14 @@ final class Runner {
             // One hupwatch per path, decided before anything is bound or removed there.
             var taken: [PathLock] = []
             let unixListens = options.listens.compactMap { if case .unix(let p) = $0.address { p } else { nil } }
-            for path in unixListens + (socketActivated ? [] : [options.socketPath].compactMap { $0 }) {
+            // Only the paths hupwatch binds, points or guards: with --no-guard and no rewrite it never
+            // touches the command's path (whose folder it may not be allowed to write).
+            var managed = unixListens
+            switch config.protection {
+            case .rewrite(let p), .guardedRebind(let p): managed.append(p)
+            case .ownedListener, .inherited, .none: break
+            }
+            for path in managed {
                 let (dir, name) = splitPath(path)
                 let lockPath = dir + "/." + name + ".lock"
                 do {
@@ -268,6 +300,12 @@ final class Runner {
             control = controlServer
             undo.append { controlServer.closeAll(reason: "") }
             try reactor.watch(control.fd, token: Token.control)
+            // The files a control verb finds hupwatch through: another running one's are not taken over.
+            for (flag, file) in [("--pid-file", options.pidFile), ("--status-file", options.statusFile)] {
+                if let file, let holder = Self.runningHupwatch(named: file) {
+                    throw SetupError(message: "\(flag) \(file) names hupwatch \(holder), which is running; refusing to replace it (give each hupwatch its own)")
+                }
+            }
             if let pidFile = options.pidFile {
                 do { try writeFileAtomically(pidFile, pidString + "\n") } catch {
                     throw SetupError(message: "--pid-file \(pidFile): \(error)")
@@ -686,7 +724,8 @@ final class Runner {
         socketGuard?.removeLink()
         control.closeAll(reason: "hupwatch stopped before the reload completed")
         killLeftoverDescendants()
-        if let pidFile = options.pidFile { unlink(pidFile) }
+        // Only while it still names this hupwatch: a file someone rewrote since is theirs.
+        if let pidFile = options.pidFile, (try? readTextFile(pidFile, maxBytes: 64)) == pidString + "\n" { unlink(pidFile) }
         for lock in locks { lock.release() }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]

@@ -55,6 +55,8 @@ final class SocketGuard {
             }
             unlink(hiddenPath)
         }
+        // The name the link is replaced through: a stale link is cleared, a file someone keeps there refused.
+        if let problem = clearScratchName(hiddenPath + ".tmp") { throw Runner.SetupError(message: problem) }
     }
 
     deinit { removeLink() }
@@ -72,9 +74,12 @@ final class SocketGuard {
         }
         // Replace atomically (link a temporary name, rename it over): the backup route never vanishes.
         let tmp = hiddenPath + ".tmp"
-        unlink(tmp)
-        guard link(path, tmp) == 0, rename(tmp, hiddenPath) == 0 else {
-            unlink(tmp)
+        guard clearScratchName(tmp) == nil, link(path, tmp) == 0 else {
+            state = .holding(nil)
+            return nil
+        }
+        guard rename(tmp, hiddenPath) == 0 else {
+            unlink(tmp)  // our link: link(2) above made it
             state = .holding(nil)
             return nil
         }

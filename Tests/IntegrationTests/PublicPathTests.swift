@@ -130,6 +130,52 @@ extension HupwatchIntegration {
             #expect(entries(dir.file("app")).isEmpty, "nothing left behind: \(entries(dir.file("app")))")
         }
 
+        /// gunicorn's own `--chdir` comes before it binds: a bare name is a path in that folder.
+        @Test func aBareNameFollowsTheCommandsOwnChdir() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("app")
+            try FileManager.default.copyItem(atPath: packageRoot + "/supervisor-examples/apps/hello.py", toPath: dir.file("app/hello.py"))
+            let hw = try Hupwatch(["--", gunicorn, "-bunix:app.sock", "--workers", "1", "--no-control-socket",
+                                   "--chdir", dir.file("app"), "hello:application"], dir: dir)
+            defer { hw.kill() }
+            let pid = try hw.waitServing(1, timeout: 30)
+            let s = dir.file("app/app.sock")
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1, "\(hw.stderr)")
+            guard case .success(let r) = unixGet(s) else { throw TestFailure("nothing answers at \(s)") }
+            #expect(r.status == 200 && isAlive(pid))
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+            #expect(entries(dir.file("app")).filter { $0.contains("sock") }.isEmpty, "\(entries(dir.file("app")))")
+        }
+
+        /// gunicorn and uWSGI change to their own `--chdir` before they bind, so alone they bind a relative
+        /// `app.sock` in that folder (where nginx is told to look). Under hupwatch the public path must be
+        /// there too, not in the folder hupwatch started the command in.
+        @Test func theCommandsOwnChdirAnchorsARelativeSocketPath() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.mkdir("srv")
+            try dir.write("srv/hello.py", try String(contentsOfFile: packageRoot + "/supervisor-examples/apps/hello.py", encoding: .utf8))
+            let s = dir.file("srv/app.sock")
+            // The command runs in dir (hupwatch's --chdir) and changes itself to dir/srv before binding.
+            let hw = try Hupwatch(["--chdir", dir.path, "--", gunicorn, "--chdir", "srv", "-b", "unix:app.sock",
+                                   "--workers", "1", "--no-control-socket", "hello:application"], dir: dir)
+            defer { hw.kill() }
+            _ = try hw.waitServing(1, timeout: 30)
+            #expect(hw.lines(containing: "protection: rewrite mode on \(s)").count == 1, "\(hw.stderr)")
+            #expect(unixGetFailure(s) == nil)
+            #expect(!fileExists(dir.file("app.sock")), "nothing published beside the command's starting folder: \(entries(dir.path))")
+            hw.signal(SIGHUP)
+            _ = try hw.waitServing(2, timeout: 30)
+            #expect(unixGetFailure(s) == nil)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+            #expect(entries(dir.file("srv")).filter { $0.contains("sock") }.isEmpty, "nothing left: \(entries(dir.file("srv")))")
+        }
+
         // MARK: items 2 and 3: whatever is at the public path is never destroyed; a failed publish is a rollback
 
         /// Starts TestChild in rewrite mode, puts `intruder` at the public path, asks for a reload and
@@ -432,6 +478,49 @@ extension HupwatchIntegration {
             #expect(r.output.contains("not yours"), "\(r.output)")
             hw.signal(SIGTERM)
             _ = try hw.waitExit()
+        }
+
+        /// The scratch names hupwatch links through (`.NAME.hupwatch-new` for a publish, `.NAME.hupwatch.tmp`
+        /// for the guard's link) are names beside the path like the others: a file someone keeps there is
+        /// refused at start, never deleted (it was unlinked without a word at the first publish).
+        @Test func aRegularFileAtAScratchNameIsRefusedAndKept() throws {
+            for (scratch, extra) in [(".app.sock.hupwatch-new", [String]()), (".app.sock.hupwatch.tmp", []),
+                                     (".app.sock.hupwatch.tmp", ["--no-rewrite"])] {
+                let dir = try TempDir()
+                defer { dir.remove() }
+                let s = dir.file("app.sock")
+                try dir.write(scratch, "precious data")
+                let r = try runHupwatch(extra + ["--ready-timeout", "5", "--", try binary("TestChild"), "--socket", s], dir: dir)
+                #expect(r.code == 3, "\(scratch) \(extra): \(r.stderr)")
+                #expect(r.stderr.contains(scratch), "\(r.stderr)")
+                #expect(dir.read(scratch) == "precious data", "\(scratch) \(extra) was deleted")
+            }
+        }
+
+        /// A second hupwatch given a live hupwatch's --pid-file (another socket, so no lock stops it) replaced
+        /// the file, and removed it at its exit: `hupwatch reload --pid-file` then failed with 3 while the first
+        /// still served. As gunicorn does with its --pid, the second refuses; a file naming another pid is
+        /// not removed at exit.
+        @Test func aLiveHupwatchsPidFileIsNeitherReplacedNorRemoved() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let pidFile = dir.file("hw.pid")
+            let a = try Hupwatch(["--pid-file", pidFile, "--", try binary("TestChild"), "--socket", dir.file("a.sock")], dir: dir, name: "a")
+            defer { a.kill() }
+            _ = try a.waitServing(1)
+            let r = try runHupwatch(["--pid-file", pidFile, "--", try binary("TestChild"), "--socket", dir.file("b.sock")], dir: dir)
+            #expect(r.code == 3, "\(r.stderr)")
+            #expect(r.stderr.contains(pidFile), "\(r.stderr)")
+            #expect(dir.read("hw.pid") == "\(a.pid)\n", "the first hupwatch's pid file is kept")
+            // The status file names the hupwatch that `reload --status-file` reaches: the same rule.
+            let st = try runHupwatch(["--status-file", a.statusPath, "--", try binary("TestChild"), "--socket", dir.file("c.sock")], dir: dir)
+            #expect(st.code == 3, "\(st.stderr)")
+            #expect(dir.read("a.status.json").hasPrefix("{\"pid\":\(a.pid),"), "the first hupwatch's status file is kept")
+            let reload = try runHupwatch(["reload", "--wait", "--pid-file", pidFile], dir: dir)
+            #expect(reload.code == 0, "\(reload.stderr)")
+            a.signal(SIGTERM)
+            #expect(try a.waitExit() == 0)
+            #expect(!fileExists(pidFile), "removed at exit while it names this hupwatch")
         }
 
         @Test func aRegularFileAtTheGuardsLinkNameIsRefused() throws {

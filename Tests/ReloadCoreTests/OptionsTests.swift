@@ -271,10 +271,29 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(try detected(["uwsgi", "-sapp.sock"]) == "app.sock")
         let o = try options(["--", "gunicorn", "-bunix:app.sock", "app:app"])
         #expect(o.socketArgument?.rewriting(o.command, to: "/x/.app.sock.g1") == ["gunicorn", "-bunix:/x/.app.sock.g1", "app:app"])
+        #expect(SocketArgument.commandChdir(in: ["gunicorn", "--chdir", "/srv/app", "-bunix:app.sock"]) == "/srv/app")
+        #expect(SocketArgument.commandChdir(in: ["uwsgi", "--chdir=rel", "--socket", "a.sock"]) == "rel")
+        #expect(SocketArgument.commandChdir(in: ["swsgi", "--socket", "a.sock"]) == nil)
         // Still not paths: TCP addresses, ports, abstract names.
         #expect(try detected(["uwsgi", "--socket", "127.0.0.1:3031"]) == nil)
         #expect(try detected(["gunicorn", "-b127.0.0.1:8000", "app:app"]) == nil)
         #expect(try detected(["uwsgi", "--socket", "@abstract"]) == nil)
+    }
+
+    /// gunicorn takes `unix:` with an optional `//` (its parse_address: `re.split(r'unix:(//)?', netloc)[-1]`):
+    /// `unix://app.sock` is the relative `app.sock`, `unix:///run/g.sock` the absolute `/run/g.sock`. Read as
+    /// `//app.sock`, the public path became `/app.sock` (its lock in `/`) while the generation bound a
+    /// private path in its own folder: nothing was ever published.
+    @Test func gunicornUnixSlashSlash() throws {
+        #expect(try detected(["gunicorn", "-b", "unix://app.sock", "app:app"]) == "app.sock")
+        #expect(try detected(["gunicorn", "--bind=unix://app.sock", "app:app"]) == "app.sock")
+        #expect(try detected(["gunicorn", "-bunix:///run/g.sock", "app:app"]) == "/run/g.sock")
+        #expect(try detected(["gunicorn", "--bind", "unix:///run/g.sock", "app:app"]) == "/run/g.sock")
+        let o = try options(["--", "gunicorn", "-b", "unix://app.sock", "app:app"])
+        // Rewritten, gunicorn must read back exactly the private path hupwatch chose.
+        #expect(o.socketArgument?.rewriting(o.command, to: "/x/.app.sock.g1") == ["gunicorn", "-b", "unix:///x/.app.sock.g1", "app:app"])
+        #expect(try detected(["gunicorn", "-b", "unix://@abstract", "app:app"]) == nil)
+        #expect(try detected(["gunicorn", "-b", "unix://", "app:app"]) == nil)
     }
 
     @Test func notDetected() throws {

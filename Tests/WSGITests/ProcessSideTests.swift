@@ -211,3 +211,35 @@ extension WSGIIntegration.ProcessSide {
         #expect(!s.log.contains("load the app"), "\(s.log)")
     }
 }
+
+extension WSGIIntegration.ProcessSide {
+    /// Harakiri's graceful signal left at TERM still reaches a Python app's request: the worker's TERM
+    /// handler sees the master's mark on the overdue request and runs Python's handler, which unwinds it.
+    @Test func harakiriWithTermStillUnwindsAPythonRequest() throws {
+        let app = """
+        import time
+        def application(environ, start_response):
+            try:
+                time.sleep(10)
+            finally:
+                open(environ['PROBE_MARK'] if 'PROBE_MARK' in environ else '/dev/null', 'a').close()
+            start_response('200 OK', [])
+            return [b'slept']
+        """
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", app)
+        let s = try Server(["--processes", "1", "--wsgi-file", dir.file("app.py"), "--harakiri", "1",
+                            "--harakiri-graceful-timeout", "4"], dir: dir, environment: PythonUnderTest.debian.environment)
+        defer { s.stop() }
+        let worker = try #require(s.waitWorkers(1).first)
+        let t0 = monotonicSeconds()
+        let r = try s.get("/", timeout: 10)
+        let took = monotonicSeconds() - t0
+        #expect(r.status == 500, "the request unwound (HarakiriInterrupt): \(r.status)")
+        #expect(took < 3.5, "before SIGKILL at 1 + 4 s: \(took) s")
+        #expect(s.waitForLog("HARAKIRI worker"))
+        #expect(waitUntil(10) { !isAlive(worker) })
+        #expect(!s.log.contains("whole process group") && !s.log.contains("SIGTERM to the worker"), "\(s.log)")
+    }
+}

@@ -423,6 +423,13 @@ def application(environ, start_response):
                 #expect(s.waitForLog("POST /upload/here?x=1 413 \(r.body.count)B"), "log:\n\(s.log)")
                 #expect(!s.log.contains("- - 413"))
                 #expect(s.log.contains("larger than"), "plain words:\n\(s.log)")
+                // A chunked body over the limit is refused while the app reads it: plain words too.
+                let chunked = try s.connect()
+                try chunked.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 + "c8\r\n" + String(repeating: "z", count: 200) + "\r\n0\r\n\r\n")
+                #expect(try chunked.readResponse().status == 413)
+                #expect(s.waitForLog("POST /echo 413"), "log:\n\(s.log)")
+                #expect(!s.log.contains("HTTPError("), "no type dump in the log:\n\(s.log)")
                 // Refused while the head was scanned (431): the request line had arrived, so it is named.
                 let big = try s.connect()
                 try big.send("GET /huge/head HTTP/1.1\r\nHost: t\r\nX-Big: " + String(repeating: "b", count: 9000) + "\r\n\r\n")

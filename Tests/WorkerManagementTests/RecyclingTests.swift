@@ -30,8 +30,9 @@ extension WorkerManagementIntegration {
             if !killing {
                 #expect(tally.failures.isEmpty, "\(tally.failures.count) failed requests, first: \(tally.failures.prefix(5))")
             }
-            #expect(tally.ok > 50, "only \(tally.ok) requests served")
-            #expect(tally.keepAliveReused > 0)
+            // A killing limit below a fresh worker's RSS serves in bursts between back-offs.
+            #expect(tally.ok > (killing ? 0 : 50), "only \(tally.ok) requests served")
+            if !killing { #expect(tally.keepAliveReused > 0) }
             #expect(initial.isDisjoint(with: final), "workers not replaced: \(initial) -> \(final)")
             s.stop()
             #expect(s.survivors().isEmpty, "workers left alive: \(s.survivors())")
