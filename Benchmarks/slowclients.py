@@ -4,7 +4,7 @@
     Benchmarks/slowclients.py
 
 Environment: SWSGI (binary; default .build/release then .build/debug), IDLE=1000, SLOW=200,
-HEADER_TIMEOUT=10, PROCESSES=2.
+HEADER_TIMEOUT=10, PROCESSES=2, THREADS=1 (--threads: request threads per worker).
 
 swsgi --http-socket 127.0.0.1:PORT --app hello. A fast client sends GET / on a new connection each
 time, one after another, for 6 s: first on a quiet server (its p50/p99), then while IDLE connections
@@ -30,6 +30,7 @@ IDLE = int(os.environ.get("IDLE", "1000"))
 SLOW = int(os.environ.get("SLOW", "200"))
 HEADER_TIMEOUT = float(os.environ.get("HEADER_TIMEOUT", "10"))
 PROCESSES = int(os.environ.get("PROCESSES", "2"))
+THREADS = int(os.environ.get("THREADS", "1"))
 
 
 def binary():
@@ -87,7 +88,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="slow.", dir="/tmp")
     logf = open(os.path.join(tmp, "swsgi.log"), "w")
     srv = subprocess.Popen([binary(), "--http-socket", f"127.0.0.1:{port}", "--processes", str(PROCESSES),
-                            "--header-timeout", str(HEADER_TIMEOUT), "--listen", "4096", "--disable-logging", "--log-4xx"],
+                            "--header-timeout", str(HEADER_TIMEOUT), "--listen", "4096", "--disable-logging", "--log-4xx"]
+                           + (["--threads", str(THREADS)] if THREADS > 1 else []),
                            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         end = time.monotonic() + 10

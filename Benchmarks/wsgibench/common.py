@@ -188,14 +188,14 @@ end
 '''
 
 
-def wrk(tag, port, seconds=None, path="/"):
-    """wrk with CONNECTIONS connections for `seconds`: requests/s, requests, failures, p99."""
+def wrk(tag, port, seconds=None, path="/", connections=None):
+    """wrk with CONNECTIONS (or `connections`) connections for `seconds`: requests/s, requests, failures, p99."""
     lua = os.path.join(TMP, "done.lua")
     with open(lua, "w") as f:
         f.write(WRK_LUA)
     out = os.path.join(LOGS, f"{tag}.wrk.txt")
     with open(out, "w") as f:
-        subprocess.run([WRK, "-t2", f"-c{CONNECTIONS}", f"-d{int(seconds or DURATION)}s", "-s", lua,
+        subprocess.run([WRK, "-t2", f"-c{connections or CONNECTIONS}", f"-d{int(seconds or DURATION)}s", "-s", lua,
                         f"http://127.0.0.1:{port}{path}"], stdout=f, stderr=subprocess.STDOUT, timeout=(seconds or DURATION) + 60)
     text = open(out).read()
     m = re.search(r"BENCH-JSON (\{.*\})", text)
@@ -231,13 +231,84 @@ def hello():
 
 
 def write_apps():
-    """hello.py and flask_hello.py in the private temp dir; returns the dir."""
-    with open(os.path.join(TMP, "hello.py"), "w") as f:
-        f.write(HELLO_PY)
-    with open(os.path.join(TMP, "flask_hello.py"), "w") as f:
-        f.write(FLASK_PY)
+    """hello.py, flask_hello.py, io_sleep.py and the Django project (djapp.py, djsite/) in the private
+    temp dir; returns the dir."""
+    files = {"hello.py": HELLO_PY, "flask_hello.py": FLASK_PY, "io_sleep.py": IO_SLEEP_PY, "djapp.py": DJANGO_APP_PY,
+             "djsite/__init__.py": "", "djsite/settings.py": DJANGO_SETTINGS_PY, "djsite/urls.py": DJANGO_URLS_PY}
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(TMP, name)), exist_ok=True)
+        with open(os.path.join(TMP, name), "w") as f:
+            f.write(text)
     return TMP
+
+
+def smaps_rollup(pid):
+    """(USS, PSS) of a process in MiB, from /proc/PID/smaps_rollup (USS: its private pages)."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                    fields[parts[0][:-1]] = int(parts[1])
+    except OSError:
+        return 0.0, 0.0
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return uss / 1024, fields.get("Pss", 0) / 1024
 
 
 def venv_bin(name):
     return os.path.join(VENV, "bin", name)
+
+# An I/O-bound app: each request waits 20 ms (a database call), the GIL released meanwhile.
+IO_SLEEP_PY = '''import time
+BODY = b"Hello, World!\\n"
+HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
+
+
+def application(environ, start_response):
+    time.sleep(0.02)
+    start_response("200 OK", HEADERS)
+    return [BODY]
+'''
+
+# A minimal Django project: admin, auth, sessions, the ORM on SQLite; "/" counts users through the ORM.
+DJANGO_APP_PY = '''import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djsite.settings")
+from django.core.wsgi import get_wsgi_application
+application = get_wsgi_application()
+'''
+
+DJANGO_SETTINGS_PY = '''import os
+BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET_KEY = "benchmark-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+                  "django.contrib.sessions", "django.contrib.messages", "django.contrib.staticfiles"]
+MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "django.contrib.sessions.middleware.SessionMiddleware",
+              "django.middleware.common.CommonMiddleware", "django.middleware.csrf.CsrfViewMiddleware",
+              "django.contrib.auth.middleware.AuthenticationMiddleware", "django.contrib.messages.middleware.MessageMiddleware"]
+ROOT_URLCONF = "djsite.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True,
+              "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                                 "django.contrib.auth.context_processors.auth",
+                                                 "django.contrib.messages.context_processors.messages"]}}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(BASE_DIR, "db.sqlite3")}}
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+'''
+
+DJANGO_URLS_PY = '''from django.contrib import admin
+from django.contrib.auth.models import User
+from django.http import HttpResponse
+from django.urls import path
+
+
+def index(request):
+    return HttpResponse("users: %d\\n" % User.objects.count(), content_type="text/plain")
+
+
+urlpatterns = [path("", index), path("admin/", admin.site.urls)]
+'''

@@ -45,6 +45,36 @@ def nginx_table(rows):
     return table(["server", "nginx ->", "requests/s", "of ceiling", "server CPU µs/request", "failed"], out)
 
 
+def threads_table(rows):
+    out = []
+    for r in rows:
+        if r["scenario"] != "threads":
+            continue
+        if "error" in r:
+            out.append([r["server"], r.get("threads", "-"), "-", "-", "-", "-", "-", "-", "-", r["error"][:60]])
+            continue
+        rounds = " ".join(str(x) for x in r.get("rounds_rps", []))
+        out.append([r["server"], f"{common.WORKERS} x {r['threads']}", f(r["rps"], 0), rounds, f(r["p99_ms"], 1), r["failed"],
+                    f"{r.get('connections_served', '-')}", f(r.get("worst_wait_ms", "-"), 0), f(r["rss_mib"]), ""])
+    from .scenarios import threads
+    return table(["server", "processes x threads", "requests/s (median)", "every round", "wrk p99 ms", "failed",
+                  f"connections answered (of {threads.CONNECTIONS}, 3 s)", "worst wait ms", "worker RSS MiB", "notes"], out)
+
+
+def memory_table(rows):
+    out = []
+    for r in rows:
+        if r["scenario"] != "memory":
+            continue
+        if "error" in r:
+            out.append([r["server"], "-", "-", "-", "-", "-", r["error"][:60]])
+            continue
+        out.append([r["server"], f"{r['workers']} x {r['threads']}", f(r["uss_median_mib"]), f(r["uss_max_mib"]),
+                    f(r["pss_total_mib"]), f"{f(r['load_rps'], 0)} / {r['failed']}", ""])
+    return table(["server", "workers x threads", "USS per worker MiB (median)", "USS max MiB", "PSS of the tree MiB",
+                  "load req/s / failed", "notes"], out)
+
+
 def svg(rows):
     """Two panels of horizontal bars: direct CPU µs/request (hello) and requests/s through nginx."""
     panels = [
@@ -76,9 +106,17 @@ def svg(rows):
 
 
 def write(rows, header):
-    text = f"{header}\n\n## (b) Direct on TCP ({common.WORKERS} workers, wrk {common.CONNECTIONS} connections)\n\n" \
-           + direct_table(rows) + f"\n\n## (a) Through nginx on a Unix socket ({common.WORKERS} workers)\n\n" \
-           + nginx_table(rows) + "\n"
+    text = header + "\n"
+    if any(r["scenario"] == "direct" for r in rows):
+        text += f"\n## (b) Direct on TCP ({common.WORKERS} workers, wrk {common.CONNECTIONS} connections)\n\n" + direct_table(rows) + "\n"
+    if any(r["scenario"] == "nginx" for r in rows):
+        text += f"\n## (a) Through nginx on a Unix socket ({common.WORKERS} workers)\n\n" + nginx_table(rows) + "\n"
+    if any(r["scenario"] == "threads" for r in rows):
+        from .scenarios import threads
+        text += (f"\n## (c) I/O-bound app (20 ms sleep per request), direct on TCP, wrk {threads.CONNECTIONS} connections\n\n"
+                 + threads_table(rows) + "\n")
+    if any(r["scenario"] == "memory" for r in rows):
+        text += "\n## (c) Django (admin, auth, ORM on SQLite) after a 3 s load: memory\n\n" + memory_table(rows) + "\n"
     with open(os.path.join(common.OUT, "wsgi.md"), "w") as fh:
         fh.write(text)
     with open(os.path.join(common.OUT, "wsgi.svg"), "w") as fh:

@@ -14,6 +14,14 @@ public final class Interpreter {
     public let installation: PythonInstallation
     /// The main thread state while the GIL is released; nil while it is held.
     private var savedThread: OpaquePointer?
+    /// Set in a worker with `--threads` > 1, before its request threads start.
+    public private(set) var requestThreads: RequestThreads?
+
+    /// From here on `withGIL` takes the calling thread's own saved state (request threads each have one).
+    /// Call in the worker's main thread, after `releaseGIL`, before any request thread starts.
+    public func enableRequestThreads() throws(PythonLoadError) {
+        requestThreads = try RequestThreads(api: api)
+    }
 
     /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),
     /// then points `sys.prefix` and `sys.path` at the installation's (a virtualenv's own when chosen)
@@ -152,6 +160,8 @@ public final class Interpreter {
     /// Runs `body` holding the GIL. Not re-entrant: callbacks from Python already hold it.
     @inline(__always)
     public func withGIL<T>(_ body: () throws -> T) rethrows -> T {
+        // A worker with request threads: each thread keeps its own state (see `RequestThreads`).
+        if let threads = requestThreads { return try threads.withGIL(body) }
         guard let t = savedThread else { return try body() }
         savedThread = nil
         api.PyEval_RestoreThread(t)

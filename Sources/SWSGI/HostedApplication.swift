@@ -12,4 +12,26 @@ public protocol HostedApplication: AnyObject {
     /// In the worker: the application it serves (apps loaded lazily are imported here). A throw
     /// ends the worker with `ExitCode.appLoadFailed`.
     func workerApplication(workerID: Int) throws -> Application
+    /// In a worker with `--threads` > 1, instead of `workerApplication`: one `Application` per request
+    /// thread. `overrunning` answers, when harakiri's graceful signal arrives, the request threads
+    /// (pthread ids) past their harakiri deadline: the host interrupts those, and only those.
+    func workerThreadApplications(workerID: Int, threads: Int,
+                                  overrunning: @escaping () -> [UInt]) throws -> RequestThreadApplications
+}
+
+/// What a worker with request threads runs.
+public struct RequestThreadApplications {
+    /// One per request thread: each called by its own thread only.
+    public let apps: [Application]
+    /// Runs first in each request thread (Python: the thread's own thread state).
+    public let threadStarted: () -> Void
+    /// Runs in the worker's main thread when its wait was interrupted (a signal may have arrived):
+    /// a host whose signal handlers run later (Python's) runs them here.
+    public let signalsArrived: () -> Void
+
+    public init(apps: [Application], threadStarted: @escaping () -> Void = {}, signalsArrived: @escaping () -> Void = {}) {
+        self.apps = apps
+        self.threadStarted = threadStarted
+        self.signalsArrived = signalsArrived
+    }
 }

@@ -87,7 +87,7 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try TouchReload(paths: settings.touchReload)
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
-        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity)
+        scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
     }
@@ -254,10 +254,7 @@ final class Master {
             var rss = 0
             for w in active {
                 guard let slot = slotOfPID[w.pid] else { continue }
-                var total = scoreboard.get(slot, .busyNanos)
-                if scoreboard.get(slot, .state) == Scoreboard.State.busy.rawValue {
-                    total += Int64(now) - scoreboard.get(slot, .requestStartNanos)
-                }
+                let total = scoreboard.get(slot, .busyNanos) + scoreboard.busyInProgressNanos(slot, now: now)
                 busy += max(0, total - (lastBusy[w.pid] ?? 0))
                 lastBusy[w.pid] = total
                 rss += residentBytes(pid: w.pid) ?? 0
@@ -408,7 +405,8 @@ final class Master {
             _exit(1)
         }
         var app = self.app
-        if let host {
+        let threads = settings.python.threads
+        if let host, threads <= 1 {
             do { app = try host.workerApplication(workerID: id) } catch {
                 writeStderr("swsgi worker \(id): \(error)")
                 exit(ExitCode.appLoadFailed)
@@ -420,6 +418,14 @@ final class Master {
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         do {
+            if threads > 1 {
+                let worker: ThreadedWorker
+                do { worker = try ThreadedWorker(ctx, threads: threads, host: host) } catch {
+                    writeStderr("swsgi worker \(id): \(error)")
+                    exit(ExitCode.appLoadFailed)
+                }
+                try worker.run()
+            }
             try Worker(ctx).run()
         } catch {
             ServerLog.line("\(error)")
@@ -441,6 +447,19 @@ final class Master {
         if let n = notifier { close(n.fd) }
     }
 
+    /// A worker's request threads as its scoreboard rows show them (none with --threads 1).
+    private func coreStats(_ slot: Int) -> [StatsSnapshot.CoreStats] {
+        guard scoreboard.threads > 1 else { return [] }
+        let now = monotonicNanoseconds()
+        return (0..<scoreboard.threads).map { t in
+            let busy = scoreboard.get(slot, core: t, .state) == Scoreboard.State.busy.rawValue
+            let started = UInt64(max(0, scoreboard.get(slot, core: t, .requestStartNanos)))
+            return .init(id: t, busy: busy, requests: Int(scoreboard.get(slot, core: t, .requests)),
+                         runningRequest: busy ? scoreboard.request(slot, core: t) : nil,
+                         runningForMilliseconds: busy ? (now - min(started, now)) / 1_000_000 : nil)
+        }
+    }
+
     func statsSnapshot() -> StatsSnapshot {
         let workers = pool.slots.map { w -> StatsSnapshot.WorkerStats in
             let i = slotOfPID[w.pid]
@@ -451,7 +470,7 @@ final class Master {
                          runningRequest: busy ? i.map(scoreboard.request) : nil,
                          runningForMilliseconds: busy ? (monotonicNanoseconds() - min(started, monotonicNanoseconds())) / 1_000_000 : nil,
                          respawns: w.respawns, harakiris: harakiriCount[w.id, default: 0],
-                         rssBytes: residentBytes(pid: w.pid))
+                         rssBytes: residentBytes(pid: w.pid), cores: i.map(coreStats) ?? [])
         }
         let queue = listenQueue()
         return StatsSnapshot(masterPID: masterPID, listenQueue: queue?.queued, listenQueueMax: queue?.backlog, workers: workers)

@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 
 /// Per-worker figures in memory shared by the master and its workers (mapped before the first fork),
 /// so the master and the stats server read them without asking busy workers anything.
@@ -14,15 +15,54 @@ final class Scoreboard {
 
     let capacity: Int
     let base: UnsafeMutableRawPointer
+    /// Request threads per worker (`--threads`): with more than one, each slot is followed by one
+    /// `coreBytes` row per thread (uWSGI calls them cores), written by that thread only.
+    let threads: Int
+    /// Bytes from one slot to the next.
+    let stride: Int
+    static let coreBytes = 64
+    enum CoreField: Int { case state = 0, requests, requestStartNanos }
+    /// Where a core's running request text starts, and its room (NUL included).
+    static let coreTextOffset = 24
+    static let coreTextBytes = coreBytes - coreTextOffset
 
-    init(capacity: Int) throws {
+    init(capacity: Int, threads: Int = 1) throws {
         self.capacity = capacity
-        let p = mmap(nil, capacity * Self.slotBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        self.threads = threads
+        stride = Self.slotBytes + (threads > 1 ? threads * Self.coreBytes : 0)
+        let p = mmap(nil, capacity * stride, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
         guard let p, p != MAP_FAILED else { throw SWSGIError("mmap(scoreboard): \(String(cString: strerror(errno)))") }
         base = p
     }
 
-    private func slot(_ i: Int) -> UnsafeMutableRawPointer { base + i * Self.slotBytes }
+    private func slot(_ i: Int) -> UnsafeMutableRawPointer { base + i * stride }
+    private func core(_ i: Int, _ t: Int) -> UnsafeMutableRawPointer { slot(i) + Self.slotBytes + t * Self.coreBytes }
+
+    func get(_ i: Int, core t: Int, _ f: CoreField) -> Int64 { core(i, t).load(fromByteOffset: f.rawValue * 8, as: Int64.self) }
+    func set(_ i: Int, core t: Int, _ f: CoreField, _ v: Int64) { core(i, t).storeBytes(of: v, toByteOffset: f.rawValue * 8, as: Int64.self) }
+
+    /// A thread's running request, "METHOD path" cut to its room.
+    func setRequest(_ i: Int, core t: Int, method: String, path: String) {
+        Self.writeRequest(core(i, t) + Self.coreTextOffset, room: Self.coreTextBytes, method: method, path: path)
+    }
+
+    func request(_ i: Int, core t: Int) -> String {
+        String(cString: (core(i, t) + Self.coreTextOffset).assumingMemoryBound(to: CChar.self))
+    }
+
+    /// Time the worker's requests in progress have run, for busyness: with request threads, the busy
+    /// threads' times over the thread count (all threads busy = the whole worker busy).
+    func busyInProgressNanos(_ i: Int, now: Instant) -> Int64 {
+        let n = Int64(clamping: now)
+        guard threads > 1 else {
+            return get(i, .state) == State.busy.rawValue ? n - get(i, .requestStartNanos) : 0
+        }
+        var total: Int64 = 0
+        for t in 0..<threads where get(i, core: t, .state) == State.busy.rawValue {
+            total += max(0, n - get(i, core: t, .requestStartNanos))
+        }
+        return total / Int64(threads)
+    }
 
     func get(_ i: Int, _ f: Field) -> Int64 { slot(i).load(fromByteOffset: f.rawValue * 8, as: Int64.self) }
     func set(_ i: Int, _ f: Field, _ v: Int64) { slot(i).storeBytes(of: v, toByteOffset: f.rawValue * 8, as: Int64.self) }
@@ -34,23 +74,26 @@ final class Scoreboard {
 
     /// Clears row `i` for a new worker (WorkerPool hands out the rows: see `scoreboardIndex(forFork:)`).
     func reset(_ i: Int, workerID: Int, respawns: Int) {
-        memset(slot(i), 0, Self.slotBytes)
+        memset(slot(i), 0, stride)
         set(i, .state, State.idle.rawValue)
         set(i, .workerID, Int64(workerID))
         set(i, .respawns, Int64(respawns))
     }
 
-    func release(_ i: Int) { memset(slot(i), 0, Self.slotBytes) }
+    func release(_ i: Int) { memset(slot(i), 0, stride) }
 
     /// The running request's method and path, as the worker recorded them.
     func setRequest(_ i: Int, method: String, path: String) {
+        Self.writeRequest(slot(i) + 128, room: Self.pathBytes, method: method, path: path)
+    }
+
+    private static func writeRequest(_ dst: UnsafeMutableRawPointer, room: Int, method: String, path: String) {
         // "METHOD path", cut to the field, NUL-terminated; copied as bytes (no joined String per request).
-        let dst = slot(i) + 128
         var n = 0
         func append(_ text: String) {
             var text = text
             text.withUTF8 { b in
-                let count = min(b.count, Self.pathBytes - 1 - n)
+                let count = min(b.count, room - 1 - n)
                 guard count > 0, let base = b.baseAddress else { return }
                 (dst + n).copyMemory(from: base, byteCount: count)
                 n += count

@@ -16,6 +16,16 @@ struct StatsSnapshot {
         let respawns: Int
         let harakiris: Int
         let rssBytes: Int?
+        /// Its request threads (`--threads` > 1); empty otherwise.
+        var cores: [CoreStats] = []
+    }
+    /// One request thread of a worker (uWSGI's "cores").
+    struct CoreStats {
+        let id: Int
+        let busy: Bool
+        let requests: Int
+        let runningRequest: String?
+        let runningForMilliseconds: UInt64?
     }
     let masterPID: Int32
     let listenQueue: Int?
@@ -28,7 +38,12 @@ struct StatsSnapshot {
         let ws = workers.map { w in
             "{\"id\":\(w.id),\"pid\":\(w.pid),\"status\":\(q(w.state)),\"requests\":\(w.requests),"
                 + "\"request\":\(w.runningRequest.map(q) ?? "null"),\"request_age_ms\":\(opt(w.runningForMilliseconds)),"
-                + "\"respawn_count\":\(w.respawns),\"harakiri_count\":\(w.harakiris),\"rss\":\(opt(w.rssBytes))}"
+                + "\"respawn_count\":\(w.respawns),\"harakiri_count\":\(w.harakiris),\"rss\":\(opt(w.rssBytes))"
+                + (w.cores.isEmpty ? "}" : ",\"cores\":[\(w.cores.map(coreJSON).joined(separator: ","))]}")
+        }
+        func coreJSON(_ c: CoreStats) -> String {
+            "{\"id\":\(c.id),\"status\":\(q(c.busy ? "busy" : "idle")),\"requests\":\(c.requests),"
+                + "\"request\":\(c.runningRequest.map(q) ?? "null"),\"request_age_ms\":\(opt(c.runningForMilliseconds))}"
         }
         return "{\"version\":\"swsgi \(packageVersion)\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
             + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))],"

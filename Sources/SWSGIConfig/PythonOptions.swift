@@ -29,8 +29,10 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var postBufferingBytes: Int = 0
     /// No wsgi.file_wrapper in the environ (`--wsgi-disable-file-wrapper`).
     public var disableFileWrapper: Bool = false
-    /// Request threads per worker (`--threads`); only 1 until threaded workers exist.
+    /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
     public var threads: Int = 1
+    /// More request threads than this would mostly wait for the GIL: use more processes.
+    public static let maxThreads = 256
 
     public init() {}
 
@@ -49,8 +51,8 @@ public struct PythonAppOptions: Equatable, Sendable {
     func validate() throws(ConfigError) {
         func fail(_ m: String) throws(ConfigError) { throw ConfigError(m) }
         if wsgiFile != nil, module != nil { try fail("--wsgi-file and --module both name the app: give one") }
-        if threads != 1 {
-            try fail("--threads \(threads): swsgi workers run one request at a time; use --processes \(max(2, threads)) for more concurrency")
+        if threads < 1 || threads > Self.maxThreads {
+            try fail("--threads \(threads): give 1 to \(Self.maxThreads) request threads per worker")
         }
         if !needApp { try fail("--need-app false is not supported: swsgi never serves without its app") }
         if !callOsAfterFork {
@@ -116,5 +118,5 @@ let pythonOptionRows: [OptionSpec] = [
            "read the whole body before the app runs: BYTES in memory, the rest in a temporary file"),
     boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
-           "request threads per worker: only 1 (use --processes)"),
+           "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]

@@ -160,6 +160,22 @@ def install_harakiri(signum):
             raise HarakiriInterrupt('request stopped by harakiri (signal %d)' % sig)
     signal.signal(signum, on_harakiri)
 
+def install_harakiri_threads(signum, interrupt):
+    # A worker with request threads: Python runs handlers in the main thread, which serves no request;
+    # interrupt() raises the exception in each request thread past its harakiri deadline.
+    import signal
+    previous = signal.getsignal(signum)
+    def on_harakiri(sig, frame):
+        if callable(previous):
+            previous(sig, frame)
+        # PyThreadState_SetAsyncExc takes a class: one whose instances carry the usual message.
+        class Interrupt(HarakiriInterrupt):
+            def __init__(self, *args):
+                HarakiriInterrupt.__init__(self, 'request stopped by harakiri (signal %d)' % sig)
+        Interrupt.__name__ = Interrupt.__qualname__ = 'HarakiriInterrupt'
+        interrupt(Interrupt)
+    signal.signal(signum, on_harakiri)
+
 def fileno_of(wrapper):
     """The fd and position of a FileWrapper over a real file, or None."""
     f = wrapper.filelike

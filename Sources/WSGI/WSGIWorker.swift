@@ -62,7 +62,9 @@ final class WSGIWorker {
     /// `--wsgi-disable-file-wrapper`.
     let disableFileWrapper: Bool
 
-    init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost) throws {
+    /// `threaded`: one of a worker's request threads (`--threads` > 1): wsgi.multithread is true, and
+    /// harakiri's graceful handler is the host's, installed once for all threads.
+    init(interpreter: Interpreter, app: PyObjectPointer, support: PyObjectPointer, host: WSGIHost, threaded: Bool = false) throws {
         py = interpreter
         api = interpreter.api
         self.app = app
@@ -81,7 +83,7 @@ final class WSGIWorker {
         inRequest = try item("in_request")
         inputClass = try item("Input")
         // harakiri's graceful signal unwinds the request once the app's own handler has run.
-        if let signal = host.harakiriGracefulSignal {
+        if let signal = host.harakiriGracefulSignal, !threaded {
             guard let install = try? item("install_harakiri"), let args = api.PyTuple_New(1) else {
                 throw SWSGIError("WSGI support code has no install_harakiri")
             }
@@ -112,7 +114,7 @@ final class WSGIWorker {
         }
         environ = try EnvironBuilder(api: api, constants: [
             ("wsgi.version", version), ("wsgi.url_scheme", http), ("wsgi.errors", errors),
-            ("wsgi.multithread", no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
+            ("wsgi.multithread", threaded ? yes : no), ("wsgi.multiprocess", yes), ("wsgi.run_once", no),
             ("wsgi.input_terminated", yes), ("SCRIPT_NAME", empty), ("SERVER_SOFTWARE", software),
         ])
         for o in [version, yes, no, http, empty, software] { api.Py_DecRef(o) }
@@ -389,6 +391,8 @@ final class WSGIWorker {
         // Signals that arrived while the worker was idle run their Python handlers now, outside the
         // request: a late harakiri signal must not interrupt the next request.
         if api.PyErr_CheckSignals() != 0 { py.printError() }
+        // A request thread: a harakiri interrupt meant for its previous request is stale.
+        py.requestThreads?.clearPendingInterrupt()
         setInRequest(true)
         objects.binding.generation = scope.open()
         appReturned = false

@@ -73,12 +73,19 @@ let sharedUwsgiConfig = """
         ("master = false", "app.ini:2: master = false: not supported, swsgi always runs a master process"),
         ("cheaper-algo = spare", "app.ini:2: cheaper-algo = 'spare': not supported; swsgi's cheaper mode is the busyness algorithm"),
         ("gevent = 100", "app.ini:2: gevent: not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
-        ("threads = 8", "--threads 8: swsgi workers run one request at a time; use --processes 8 for more concurrency"),
+        ("threads = 1000", "--threads 1000: give 1 to 256 request threads per worker"),
         ("enable-threads = false", "--enable-threads false is not supported: threads an app starts always run"),
         ("stats = 127.0.0.1:99999", "--stats: '127.0.0.1:99999': the port must be between 1 and 65535"),
     ])
     func refusedLinesNameThemselves(_ line: String, _ message: String) {
         #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\n\(line)\nmodule = app\n") == message)
+    }
+
+    /// `threads = N` (the key most often refused before): request threads per worker, in either section.
+    @Test func threadsAreAcceptedInUwsgiAndSwsgiSections() throws {
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nthreads = 4\nmodule = a\n").python.threads == 4)
+        #expect(try options(["--ini", "app.ini"], ini: "[swsgi]\nthreads = 2\nmodule = a\n").python.threads == 2)
+        #expect(try options(["--threads", "8", "--module", "a"]).python.threads == 8)
     }
 
     @Test func httpAndHttpSocketAreHTTPAndSwsgiSectionWins() throws {

@@ -20,8 +20,8 @@ func runPythonToExit(_ args: [String], environment: [String: String] = [:], pyth
 extension WSGIIntegration {
     @Suite struct Configuration {
         @Test(arguments: [
-            (["--threads", "4"], "--processes"),
-            (["--threads", "0"], "--processes"),
+            (["--threads", "257"], "--threads 257: give 1 to 256 request threads per worker"),
+            (["--threads", "0"], "--threads 0: give 1 to 256 request threads per worker"),
             (["--threads", "99999999999999999999"], "too large"),
             (["--callable", "not valid"], "not a Python identifier"),
             (["--callable", ""], "needs a value"),

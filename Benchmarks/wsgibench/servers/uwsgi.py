@@ -13,10 +13,12 @@ def available():
     return None if BINARY else "uwsgi not installed (apt-get install uwsgi-core uwsgi-plugin-python3)"
 
 
-def start(module, bind, workers):
+def start(module, bind, workers, threads=1):
     argv = [BINARY] + PLUGIN + ["--master", "--processes", str(workers), "--disable-logging", "--home", common.VENV,
                                 "--chdir", common.TMP, "--module", f"{module}:application"]
+    if threads > 1:
+        argv += ["--threads", str(threads)]
     kind, where = bind
     argv += {"tcp": ["--http11-socket", f"127.0.0.1:{where}"], "http-unix": ["--http11-socket", where],
              "uwsgi-unix": ["--socket", where]}[kind]
-    return common.Proc(f"uwsgi-{module}-{kind}", argv, stop_sig=2)  # SIGINT: uWSGI reloads on TERM
+    return common.Proc(f"uwsgi-{module}-{kind}-t{threads}", argv, stop_sig=2)  # SIGINT: uWSGI reloads on TERM

@@ -1,0 +1,506 @@
+import CGlibcShim
+import Glibc
+import HTTP
+import Posix
+import WorkerCore
+
+/// A worker process with `--threads N` > 1 (`Worker` serves `--threads 1`, unchanged).
+///
+/// The main thread keeps the single-threaded worker's loop: it accepts, parks keep-alive connections
+/// in epoll and reads request heads, so a slow client never holds a request thread. A complete head
+/// becomes a `Job` in a queue that N request threads take from (FIFO, under one `Monitor`); a thread
+/// runs the app, writes the response and hands the connection back (`Done`, through a pipe that wakes
+/// the loop) for its next request. While all N threads are taken the listener leaves the epoll set,
+/// so the other workers accept what this one could not start.
+///
+/// Signals stay the main thread's (request threads block all of them): what HUP, USR1, TERM, INT and QUIT
+/// mean is `WorkerLifecycle`'s, as in `Worker` (one `.requestStarted`/`.requestFinished` per request);
+/// harakiri's graceful signal runs the host's handlers here (`signalsArrived`), which interrupt only the
+/// threads past their deadline (`overrunningThreads`).
+final class ThreadedWorker {
+    struct Job {
+        let connection: Connection
+        let head: HTTPRequestHead
+        let rest: ArraySlice<UInt8>
+    }
+    struct Done {
+        let connection: Connection
+        let keepAlive: Bool
+        let rest: ArraySlice<UInt8>
+    }
+
+    static let listenerToken = UInt64.max
+    static let signalToken = UInt64.max - 1
+    static let servicesToken = UInt64.max - 2
+    static let termToken = UInt64.max - 3
+    static let wakeToken = UInt64.max - 4
+
+    let ctx: WorkerContext
+    let threadCount: Int
+    let signals: SignalFD
+    var epoll: Epoll
+    var conns = ConnectionTable()
+    var lifecycle = WorkerLifecycle()
+    var retireAt: Instant = 0
+    var nextScanAt: Instant = .max
+    var scratch = [UInt8](repeating: 0, count: 65536)
+    /// Connections a request thread holds (main thread only).
+    var inFlight = Set<Int32>()
+    /// The listener is in the epoll set (main thread only).
+    var listening = true
+    /// Connections accepted in the last `freshWindow` that have not sent a head yet: their requests are
+    /// probably on the way, so they count against the free threads (else one worker would accept a burst
+    /// of new connections that the other workers' idle threads could serve).
+    /// (By fd, for O(1) counting and removal; `freshOrder` keeps them oldest first, for expiry.)
+    var fresh: [Int32: Instant] = [:]
+    var freshOrder: [(fd: Int32, at: Instant)] = []
+    var freshHead = 0
+    static let freshWindow: UInt64 = 100_000_000
+    /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
+    /// takes new connections; but when every worker is taken, connections would wait in the listen queue
+    /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and
+    /// takes every connection still waiting there (no worker with a free thread took them meanwhile: a
+    /// flood of idle or slow clients is taken in one go, not one by one).
+    /// (Long enough for a worker with a free thread to be scheduled and take a connection first on a loaded
+    /// machine: 10 ms let saturated workers take connections that an idle thread elsewhere would have served.)
+    static let saturatedAcceptInterval: UInt64 = 100_000_000
+    var saturatedAcceptAt: Instant?
+    let log: AccessLog
+    let wakeRead: Int32
+    let wakeWrite: Int32
+    let writeTimeoutMilliseconds: Int32 = 30_000
+    let maxRequests: Int64
+    let rssLimitBytes: Int
+    let rssFD: Int32
+    let requestIDPrefix = "\(getpid())-"
+    var threads: [RequestThread] = []
+    var apps: RequestThreadApplications!
+
+    // Shared with the request threads: under `monitor`.
+    let monitor = Monitor()
+    var jobs: [Job] = []
+    var jobsHead = 0
+    var done: [Done] = []
+    var wakeWritten = false
+    /// The worker retires: responses say `Connection: close`.
+    var retiring = false
+    var requestCounter: UInt64 = 0
+    var served: Int64 = 0
+    var recycleRequested = false
+
+    init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
+        self.ctx = ctx
+        threadCount = threads
+        signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
+        if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
+        let s = ctx.settings
+        maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
+        rssLimitBytes = s.reloadOnRSSMiB << 20
+        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        epoll = try Epoll()
+        log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
+        (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
+        try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        try epoll.add(signals.fd.raw, token: Self.signalToken)
+        try epoll.add(wakeRead, token: Self.wakeToken)
+        try epoll.add(ctx.termFD, token: Self.termToken)
+        for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
+            try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
+        }
+        if let host {
+            apps = try host.workerThreadApplications(workerID: ctx.id, threads: threads) { [unowned self] in
+                self.overrunningThreads()
+            }
+        } else {
+            // A Swift app serves every thread: with --threads it must be safe to call concurrently.
+            apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
+        }
+        // (ctx.app, a Swift app's, is already wrapped by the master.)
+        let staticMap = StaticMap(s.staticMaps)
+        for i in 0..<threads {
+            self.threads.append(RequestThread(index: i, worker: self, app: host == nil ? apps.apps[i] : staticMap.wrap(apps.apps[i])))
+        }
+        // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
+        try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
+                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
+    }
+
+    func tellMaster(_ m: WorkerMessage) {
+        var record: (Int32, Int32) = (getpid(), m.rawValue)
+        _ = withUnsafeBytes(of: &record) { Glibc.write(ctx.messageFD, $0.baseAddress, 8) }
+    }
+
+    func run() throws -> Never {
+        for t in threads {
+            let started = apps.threadStarted
+            try startThread { [t] in
+                started()
+                t.loop()
+            }
+        }
+        perform(lifecycle.handle(.appLoaded))
+        while true {
+            let now = monotonicNanoseconds()
+            let graceRunning = lifecycle.mode == .retiring(graceOver: false)
+            if now >= nextScanAt || (graceRunning && now >= retireAt) {
+                if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
+                expireConnections(now: now)
+                if !fresh.isEmpty { updateListening() }
+            }
+            if let at = saturatedAcceptAt, now >= at {
+                saturatedAcceptAt = nil
+                // Whether or not the listener is watched again by now (it is, one accept per wake-up,
+                // once the fresh connections stop counting): what still waits is taken in one go.
+                if lifecycle.accepting {
+                    while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+                }
+                updateListening()
+            }
+            // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
+            if lifecycle.retiring && conns.isEmpty {
+                // What already arrived is heard before leaving (as in `Worker`).
+                handleSignals()
+                if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
+                if conns.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
+            }
+            var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
+            if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
+            let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
+            let count: Int
+            do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
+                ServerLog.line("\(error)")
+                _exit(1)
+            }
+            // A timeout or a signal (EINTR): Python's handlers (harakiri's graceful one) run only here.
+            if count == 0 { apps.signalsArrived() }
+            for i in 0..<count {
+                let token = epoll.event(i).token
+                switch token {
+                case Self.listenerToken: if lifecycle.accepting && listening { acceptOne() }
+                case Self.signalToken: handleSignals()
+                case Self.termToken: termArrived()
+                case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
+                case Self.wakeToken: collectDone()
+                default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                }
+            }
+        }
+    }
+
+    // MARK: connections (main thread)
+
+    /// Connections are watched one-shot: an event disarms its fd, so one a thread holds cannot wake the loop.
+    private static let connectionEvents = Epoll.readable | UInt32(EPOLLONESHOT.rawValue)
+
+    private func acceptOne() {
+        guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
+        adopt(fd.release())
+    }
+
+    private func adopt(_ fd: Int32) {
+        let now = monotonicNanoseconds()
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
+        conns[fd] = c
+        do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.connectionEvents) } catch {
+            conns[fd] = nil
+            return
+        }
+        if lifecycle.retiring { c.closeAfterNext = true }
+        readable(c)
+        if conns[fd] != nil && !inFlight.contains(fd) {
+            schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
+            fresh[fd] = now
+            freshOrder.append((fd, now))
+            updateListening()
+        }
+    }
+
+    private func rearm(_ c: Connection) {
+        _ = shim_epoll_ctl(epoll.fd.raw, EPOLL_CTL_MOD, c.fd, Self.connectionEvents, UInt64(UInt32(bitPattern: c.fd)))
+    }
+
+    private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
+
+    private func drop(_ c: Connection) {
+        epoll.remove(c.fd)
+        conns[c.fd] = nil
+        fresh[c.fd] = nil
+    }
+
+    private func readable(_ c: Connection) {
+        guard !inFlight.contains(c.fd) else { return }
+        let n = scratch.withUnsafeMutableBytes { Glibc.read(c.fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EAGAIN || errno == EINTR { rearm(c); return }
+            drop(c)
+            return
+        }
+        if n == 0 { drop(c); return }
+        c.lastActivity = monotonicNanoseconds()
+        // Copied: the request thread keeps its slice while this buffer takes the next read.
+        continueWith(c, Array(scratch[0..<n])[...])
+    }
+
+    /// Parses `input`; a complete head goes to a request thread, an incomplete one waits for more.
+    private func continueWith(_ c: Connection, _ input: ArraySlice<UInt8>) {
+        switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
+        case .needMore:
+            if c.headStartedAt == nil {
+                c.headStartedAt = c.requests == 0 ? c.acceptedAt : c.lastActivity
+                schedule(c.headStartedAt! + ctx.settings.headerTimeoutNanoseconds)
+            }
+            rearm(c)
+        case .error(let e):
+            try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
+            log.refused(e, started: c.lastActivity)
+            drop(c)
+        case .head(let head, let consumed):
+            c.headStartedAt = nil
+            c.requests += 1
+            fresh[c.fd] = nil
+            inFlight.insert(c.fd)
+            _ = lifecycle.handle(.requestStarted)
+            let job = Job(connection: c, head: head, rest: input[(input.startIndex + consumed)...])
+            monitor.withLock {
+                jobs.append(job)
+                monitor.signal()
+            }
+            updateListening()
+        }
+    }
+
+    /// All threads taken: leave the listen queue to the other workers until one is free again.
+    private func updateListening() {
+        var want = lifecycle.accepting && inFlight.count < threadCount
+        if fresh.isEmpty {
+            // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
+            if !freshOrder.isEmpty {
+                freshOrder.removeAll(keepingCapacity: true)
+                freshHead = 0
+            }
+        } else if want {
+            let now = monotonicNanoseconds()
+            // Oldest first: those past the window stop counting (an fd closed and reused since is a new entry).
+            while freshHead < freshOrder.count, now >= freshOrder[freshHead].at + Self.freshWindow {
+                let f = freshOrder[freshHead]
+                if fresh[f.fd] == f.at { fresh[f.fd] = nil }
+                freshHead += 1
+            }
+            if freshHead == freshOrder.count {
+                freshOrder.removeAll(keepingCapacity: true)
+                freshHead = 0
+            }
+            if inFlight.count + fresh.count >= threadCount {
+                want = false
+                // Look again when the oldest stops counting.
+                if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
+            }
+        }
+        if !want && lifecycle.accepting && saturatedAcceptAt == nil {
+            saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
+        }
+        guard want != listening else { return }
+        listening = want
+        if want {
+            do { try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive) } catch {
+                ServerLog.line("\(error)")
+                _exit(1)
+            }
+        } else {
+            epoll.remove(ctx.listener)
+        }
+    }
+
+    /// Connections the threads have answered: parked for their next request, or closed.
+    private func collectDone() {
+        var byte = [UInt8](repeating: 0, count: 64)
+        let finished: [Done] = monitor.withLock {
+            while byte.withUnsafeMutableBytes({ Glibc.read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
+            wakeWritten = false
+            let d = done
+            done.removeAll(keepingCapacity: true)
+            return d
+        }
+        var after: [WorkerLifecycle.Action] = []
+        for d in finished {
+            let c = d.connection
+            inFlight.remove(c.fd)
+            after += lifecycle.handle(.requestFinished)
+            if !d.keepAlive {
+                drop(c)
+                continue
+            }
+            if lifecycle.retiring { c.closeAfterNext = true }
+            if ctx.settings.keepaliveTimeoutNanoseconds > 0 { schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds) }
+            if d.rest.isEmpty {
+                rearm(c)
+            } else {
+                continueWith(c, d.rest)
+            }
+        }
+        updateListening()
+        // A drain that waited for the requests' end serves connections: carried out after the loop above.
+        perform(after)
+    }
+
+    /// Closes connections past their header or keep-alive timeout, and when retiring, idle ones past the grace.
+    private func expireConnections(now: Instant) {
+        nextScanAt = .max
+        for c in conns.values where !inFlight.contains(c.fd) {
+            if lifecycle.retiring && c.headStartedAt == nil {
+                if now >= retireAt { drop(c) }
+                continue
+            }
+            if c.headStartedAt != nil || c.requests == 0 {
+                let started = c.headStartedAt ?? c.lastActivity
+                let deadline = started + ctx.settings.headerTimeoutNanoseconds
+                if now >= deadline {
+                    if c.headStartedAt != nil {
+                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
+                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
+                                  started: started, note: "request head not complete in time")
+                    }
+                    drop(c)
+                } else {
+                    schedule(deadline)
+                }
+                continue
+            }
+            let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
+            if idleTimeout > 0 {
+                if now >= c.lastActivity + idleTimeout { drop(c) } else { schedule(c.lastActivity + idleTimeout) }
+            }
+        }
+    }
+
+    // MARK: signals (main thread)
+
+    private func handleSignals() {
+        while let (sig, _) = try? signals.next() {
+            let signal: WorkerLifecycle.Signal
+            switch sig {
+            case SIGUSR1: signal = .usr1
+            case SIGHUP: signal = .hup
+            case SIGINT: signal = .int
+            default: signal = .quit
+            }
+            perform(lifecycle.handle(.signal(signal)))
+        }
+        // The graceful signal the master sends after HUP may already be pending too.
+        apps.signalsArrived()
+    }
+
+    /// The SIGTERM handler wrote to its pipe.
+    private func termArrived() {
+        var byte: UInt8 = 0
+        while Glibc.read(ctx.termFD, &byte, 1) > 0 {}
+        perform(lifecycle.handle(.signal(.term)))
+    }
+
+    /// Carries out the lifecycle's decisions.
+    private func perform(_ actions: [WorkerLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .tell(let message):
+                tellMaster(message)
+            case .stopAccepting:
+                if listening {
+                    epoll.remove(ctx.listener)
+                    listening = false
+                }
+                monitor.withLock { retiring = true }
+                for c in conns.values where !inFlight.contains(c.fd) { c.closeAfterNext = true }
+            case .armRetireGrace:
+                retireAt = monotonicNanoseconds() + Worker.retireGrace
+            case .drainListenQueue:
+                // Connections already queued would be reset when the listener closes: take them all.
+                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+            case .closeIdleConnections:
+                expireConnections(now: monotonicNanoseconds())
+            case .exit(let code):
+                _exit(code)
+            }
+        }
+    }
+
+    // MARK: shared with the request threads
+
+    /// Called by a request thread: blocks until a job is queued.
+    func nextJob() -> Job {
+        monitor.lock()
+        defer { monitor.unlock() }
+        while jobsHead == jobs.count { monitor.wait() }
+        let job = jobs[jobsHead]
+        jobsHead += 1
+        if jobsHead == jobs.count {
+            jobs.removeAll(keepingCapacity: true)
+            jobsHead = 0
+        }
+        return job
+    }
+
+    /// Called by a request thread with its answered connection. Holds the monitor.
+    func finishedLocked(_ d: Done) {
+        done.append(d)
+        if !wakeWritten {
+            wakeWritten = true
+            var one: UInt8 = 1
+            _ = Glibc.write(wakeWrite, &one, 1)
+        }
+    }
+
+    /// The request threads (pthread ids) past their harakiri deadline, for the graceful signal's handler.
+    func overrunningThreads() -> [UInt] {
+        let now = monotonicNanoseconds()
+        return monitor.withLock {
+            threads.compactMap { t in t.harakiriDeadline.flatMap { $0 <= now ? t.pthreadID : nil } }
+        }
+    }
+
+    /// The worker's scoreboard row shows the request with the nearest harakiri deadline (the master's
+    /// harakiri reads it), or else the oldest; busy while any thread is. Holds the monitor.
+    func publishLocked() {
+        let sb = ctx.scoreboard, slot = ctx.slot
+        var pick: RequestThread?
+        for t in threads where t.busy {
+            guard let p = pick else { pick = t; continue }
+            let a = t.harakiriDeadline ?? .max, b = p.harakiriDeadline ?? .max
+            if a < b || (a == b && t.requestStarted < p.requestStarted) { pick = t }
+        }
+        guard let pick else {
+            sb.set(slot, .state, Scoreboard.State.idle.rawValue)
+            if ctx.harakiriFD >= 0 {
+                sb.set(slot, .harakiriDeadline, 0)
+                SharedTimer.arm(ctx.harakiriFD, at: nil)
+            }
+            return
+        }
+        sb.set(slot, .requestStartNanos, Int64(pick.requestStarted))
+        // The master marks a harakiri with this number; the TERM handler compares it to tell harakiri's
+        // graceful TERM from a stop-TERM (see `WorkerTerm`).
+        sb.set(slot, .requestCounter, Int64(pick.requestNumber))
+        sb.setRequest(slot, method: pick.requestMethod, path: pick.requestPath)
+        sb.set(slot, .state, Scoreboard.State.busy.rawValue)
+        if ctx.harakiriFD >= 0 {
+            sb.set(slot, .harakiriDeadline, Int64(clamping: pick.harakiriDeadline ?? 0))
+            SharedTimer.arm(ctx.harakiriFD, at: pick.harakiriDeadline)
+        }
+    }
+
+    /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
+    func countServedLocked(busyNanoseconds: UInt64) {
+        let sb = ctx.scoreboard, slot = ctx.slot
+        served += 1
+        sb.set(slot, .requests, served)
+        // Busyness counts threads: a worker with every thread busy all the time is 100% busy.
+        sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(busyNanoseconds / UInt64(threadCount)))
+        guard !recycleRequested else { return }
+        if maxRequests > 0 && served >= maxRequests {
+            recycleRequested = true
+            tellMaster(.recycleMaxRequests)
+        } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleRSS)
+        }
+    }
+}
