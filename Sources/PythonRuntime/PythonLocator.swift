@@ -20,9 +20,12 @@ public struct PythonSelection: Sendable, Equatable {
     public var libraryPath: String?
     /// `--home` / `--virtualenv` / `--venv DIR`: a virtualenv (with `pyvenv.cfg`) or a Python prefix.
     public var home: String?
-    public init(libraryPath: String?, home: String?) {
+    /// `--python-executable PATH`: this interpreter (`python -m swsgi` names the python that ran it).
+    public var interpreter: String?
+    public init(libraryPath: String?, home: String?, interpreter: String? = nil) {
         self.libraryPath = libraryPath
         self.home = home
+        self.interpreter = interpreter
     }
 }
 
@@ -42,6 +45,8 @@ public enum PythonLocator {
 
     /// Which interpreter to ask, first match wins:
     /// 1. `--home DIR`'s bin/python3;
+    /// 1a. `--python-executable PATH` (set by `python -m swsgi` to the python that ran it: its venv even
+    ///    when the executable is installed elsewhere, `--user` or `--prefix`);
     /// 2. the virtualenv swsgi is installed in (its executable in VENV/bin beside VENV/pyvenv.cfg, as
     ///    `pip install swsgi` puts it): `venv/bin/swsgi` needs no activation, as a console script's
     ///    shebang needs none;
@@ -64,6 +69,13 @@ public enum PythonLocator {
                 throw PythonLoadError("--home \(home): this \(kind) has no bin/python3 to ask for its libpython; \(howToName)")
             }
             return found
+        }
+        if let interpreter = selection.interpreter, !interpreter.isEmpty {
+            guard access(interpreter, X_OK) == 0 else {
+                throw PythonLoadError("--python-executable \(interpreter): \(errnoText(errno)) (an interpreter to ask for its libpython); "
+                    + "\(howToName)")
+            }
+            return interpreter
         }
         let binDir = ownExecutable.map(parentDirectory)
         if let binDir, binDir.hasSuffix("/bin") {

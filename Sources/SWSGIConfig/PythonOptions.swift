@@ -4,6 +4,9 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var libraryPath: String? = nil
     /// Virtualenv or Python prefix (`--home`, `--virtualenv`, `--venv`).
     public var home: String? = nil
+    /// The interpreter to ask for its libpython, sys.path and site-packages (`--python-executable`):
+    /// `python -m swsgi` sets it (SWSGI_PYTHON_EXECUTABLE) to the python that ran it. `--home` wins.
+    public var executable: String? = nil
     /// File defining the WSGI callable (`--wsgi-file`).
     public var wsgiFile: String? = nil
     /// `MODULE[:CALLABLE]` to import (`--module`, `--wsgi`).
@@ -107,6 +110,8 @@ let pythonOptionRows: [OptionSpec] = [
            default: "swsgi's own venv, else $VIRTUAL_ENV, else python3",
            "virtualenv (or Python prefix) whose interpreter, sys.path and site-packages the app uses",
            aliases: ["virtualenv", "venv"]),
+    option(python, "python-executable", "PATH", .string(), \.python.executable, default: "none; python -m swsgi: that python",
+           "Python interpreter whose libpython, sys.path and site-packages the app uses (--home wins)"),
     boolean(python, "lazy-apps", \.python.lazyApps, "import the app in each worker after fork, not once in the master"),
     boolean(python, "need-app", \.python.needApp, "stop when the app fails to import (always on)", defaultText: "true"),
     boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,

@@ -36,7 +36,8 @@ public final class WSGIHost: HostedApplication {
         }
         let installation: PythonInstallation
         do {
-            installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home),
+            installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
+                                                                            interpreter: options.executable),
                                                     environment: environment, ownExecutable: ownExecutablePath())
             interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
         } catch {

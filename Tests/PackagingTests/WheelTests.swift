@@ -99,7 +99,59 @@ private func serveOnce(_ command: String, in dir: TempDir, port: UInt16, environ
     return body
 }
 
+/// A WSGI app with no dependency: which interpreter hosts it.
+private let whoApp = """
+    import sys
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("prefix=%s python=%d.%d" % (sys.prefix, sys.version_info[0], sys.version_info[1])).encode()]
+    """
+
 @Suite(.serialized) struct WheelTests {
+    /// `python -m swsgi` from installs whose scripts are not the interpreter's own (`pip install --target`,
+    /// `--prefix`, `--user`, a base Python seen from a `--system-site-packages` venv): it runs the
+    /// executable of the install it was imported from, and the app runs in the Python that ran `-m swsgi`,
+    /// not in whatever python3 is first on PATH.
+    @Test func pythonDashMSwsgiRunsItsInstallWithThatPython() async throws {
+        let wheel = try await wheelPath()
+        let version = try sourceVersion()
+        let pyenv = NSHomeDirectory() + "/.pyenv/versions"
+        // A Python that is not PATH's python3 (Debian's, in `plain`): the one the app must run in.
+        guard let base = ((try? FileManager.default.contentsOfDirectory(atPath: pyenv)) ?? [])
+            .filter({ $0.hasPrefix("3.1") }).sorted().last.map({ "\(pyenv)/\($0)/bin/python3" }) else {
+            print("WheelTests: no pyenv 3.1x in \(pyenv): the python -m swsgi install-scheme check did not run")
+            return
+        }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.mkdir("app")
+        try dir.write("app/app.py", whoApp)
+        let (target, prefix, venv) = (dir.file("t"), dir.file("p"), dir.file("v"))
+        // A venv without pip (fast) whose python imports swsgi from PYTHONPATH.
+        try await check([base, "-m", "venv", "--without-pip", venv], timeout: 120)
+        for scheme in ["--target", "--prefix"] {
+            try await check([base, "-m", "pip", "-q", "--disable-pip-version-check", "install", "--no-deps", "--no-index",
+                             "--ignore-installed", scheme, scheme == "--target" ? target : prefix, wheel], timeout: 120)
+        }
+        let sitePackages = try #require(try await check(["/bin/sh", "-c", "echo '\(prefix)'/lib/python3.*/site-packages"])
+            .split(separator: "\n").first.map(String.init))
+        var plain = testEnvironment(["PATH": "/usr/bin:/bin"])
+        plain["VIRTUAL_ENV"] = nil
+
+        // --target DIR: the executable is DIR/bin/swsgi.
+        let r = try await run([venv + "/bin/python", "-m", "swsgi", "--version"],
+                              environment: plain.merging(["PYTHONPATH": target]) { $1 })
+        #expect(r.status == 0 && r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "swsgi \(version)", "\(r.output)")
+
+        // --prefix DIR: DIR/bin/swsgi has no python beside it; the app runs in the venv's python.
+        let port = try freeLocalPort()
+        let body = try serveOnce("'\(venv)/bin/python' -m swsgi --module app:app --http-socket 127.0.0.1:\(port)", in: dir,
+                                 port: port, environment: plain.merging(["PYTHONPATH": sitePackages]) { $1 }, log: "prefix.log")
+        #expect(body.hasPrefix("prefix=\(venv) "), "\(body)")
+    }
+
+
     /// The wheel's executables in a root holding only what `ldd` names (the dynamic loader, libc, libm)
     /// plus /proc and /dev: no Swift runtime, no C++ runtime. hupwatch serves swsgi's hello app and reloads it.
     @Test func theExecutablesNeedOnlyGlibc() async throws {

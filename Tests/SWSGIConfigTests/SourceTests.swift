@@ -88,7 +88,7 @@ import Testing
             "cheaper-busyness-multiplier": "2", "cheaper-busyness-backlog-alert": "2",
             "cheaper-busyness-backlog-step": "2", "cheaper-rss-limit-soft": "1m", "cheaper-rss-limit-hard": "2m",
             "uwsgi-socket": "127.0.0.1:3031", "wsgi-file": "app.py", "module": "app:application", "callable": "app",
-            "pythonpath": "/srv", "chdir": "/srv", "python-lib": "/usr/lib/libpython3.11.so", "home": "/srv/venv",
+            "pythonpath": "/srv", "chdir": "/srv", "python-lib": "/usr/lib/libpython3.11.so", "home": "/srv/venv", "python-executable": "/srv/venv/bin/python",
             "lazy-apps": "true", "need-app": "false", "py-call-osafterfork": "false", "enable-threads": "false", "threads": "2",
             "cache2": "name=a,items=1", "locks": "2", "mule": "true", "log-encoder": "json", "log-format": "%(uri)",
             "hook-asap": "print:x", "hook-pre-app": "mkdir:d", "hook-post-app": "unlink:f", "hook-accepting": "write:f x",

@@ -21,16 +21,16 @@ except Exception:  # not installed as a distribution (a source checkout on sys.p
 def find_binary(name):
     """The path of the installed executable `name` ("swsgi" or "hupwatch").
 
-    pip puts a wheel's scripts in the install scheme's scripts directory: the environment's own for a
-    venv or a plain install, the user scheme's for `pip install --user`. The last candidate covers an
-    install whose scheme differs from the running interpreter's default (a prefix install).
+    pip puts a wheel's scripts in the install scheme's scripts directory. The install this package was
+    imported from comes first: `pip install --target DIR` puts them in DIR/bin beside the package, every
+    other scheme (a venv, `--prefix`, `--user`, a Python prefix) in PREFIX/bin for PREFIX/lib/pythonX.Y/
+    site-packages. The running interpreter's own scripts directories come after, for layouts that differ.
     """
-    candidates = [sysconfig.get_path("scripts")]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [os.path.join(here, "bin"), os.path.normpath(os.path.join(here, os.pardir, os.pardir, os.pardir, "bin"))]
+    candidates.append(sysconfig.get_path("scripts"))
     user_scheme = sysconfig.get_preferred_scheme("user") if hasattr(sysconfig, "get_preferred_scheme") else "posix_user"
     candidates.append(sysconfig.get_path("scripts", scheme=user_scheme))
-    # site-packages is PREFIX/lib/pythonX.Y/site-packages; the scripts of that prefix are PREFIX/bin.
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates.append(os.path.join(here, os.pardir, os.pardir, os.pardir, "bin"))
     for directory in candidates:
         path = os.path.join(directory, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -42,6 +42,18 @@ def find_binary(name):
 
 
 def run(name):
-    """Replaces this Python process with the executable: same pid, arguments, environment and exit code."""
-    binary = find_binary(name)
-    os.execv(binary, [binary] + sys.argv[1:])
+    """Replaces this Python process with the executable: same pid, arguments and exit code.
+
+    swsgi is told to host the app in this interpreter (SWSGI_PYTHON_EXECUTABLE, unless already set):
+    `venv/bin/python -m swsgi` means that venv's Python even when the executable was installed elsewhere
+    (`--user`, `--prefix`, a base Python seen through `--system-site-packages`), where swsgi alone would
+    take the python3 on PATH.
+    """
+    try:
+        binary = find_binary(name)
+    except FileNotFoundError as e:
+        sys.exit(str(e))  # one line and status 1, not a traceback
+    env = os.environ.copy()
+    if name == "swsgi" and sys.executable:
+        env.setdefault("SWSGI_PYTHON_EXECUTABLE", sys.executable)
+    os.execve(binary, [binary] + sys.argv[1:], env)
