@@ -113,7 +113,7 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "disable-write-exception", \.python.disableWriteException,
             "write() to a client that went away returns None instead of raising OSError"),
     option(python, "post-buffering", "BYTES", .bytes(0...(1 << 30)), \.python.postBufferingBytes, default: "0 = off",
-           "read the whole body before the app runs: up to BYTES in memory, the rest in an unlinked temporary file"),
+           "read the whole body before the app runs: BYTES in memory, the rest in a temporary file"),
     boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker: only 1 (use --processes)"),

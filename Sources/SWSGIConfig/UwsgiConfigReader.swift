@@ -563,8 +563,16 @@ extension UwsgiConfigWorld {
         let hostname = gethostname(&host, 255) == 0 ? String(cString: host) : "localhost"
         var cwdBuffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let cwd = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? String(cString: cwdBuffer) : "/"
+        // A FIFO (or a device) as `ini =`, `@(...)` or `for-readline` would block or never end: regular files only.
+        let regularOnly: (String) throws -> String = { path in
+            var st = stat()
+            if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+                throw ConfigError("\(path): not a regular file")
+            }
+            return try readFile(path)
+        }
         return UwsgiConfigWorld(
-            readFile: readFile, environment: env, cores: cores,
+            readFile: regularOnly, environment: env, cores: cores,
             exists: { access($0, F_OK) == 0 },
             isFile: { p in var st = stat(); return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG },
             isDirectory: { p in var st = stat(); return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR },

@@ -61,7 +61,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
     "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
     "chmod": .rename("chmod-socket"),
-    "module": .custom(moduleOrFile),
     // Workers.
     "workers": .rename("processes"),
     "reload-mercy": .rename("worker-reload-mercy"),
@@ -78,6 +77,14 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
     "attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
     "smart-attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
+    "route": .refused("not supported: swsgi has no internal routing; route (and skip logging) in nginx in front"),
+    "route-if": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
+    "route-run": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
+    "add-header": .refused("not supported: add headers in the app or in nginx (add_header)"),
+    "alarm": .refused("not supported: swsgi raises no alarms; watch its log or --stats"),
+    "alarm-backlog": .refused("not supported: swsgi raises no alarms; watch listen_queue in --stats"),
+    "alarm-log": .refused("not supported: swsgi raises no alarms; watch its log"),
+    "alarm-segfault": .refused("not supported: swsgi raises no alarms; a dead worker is logged and respawned"),
     "cron": .refused("not supported: use cron or a systemd timer"),
     "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
     "cpu-affinity": .refused("not supported: pin the whole service instead (taskset, systemd CPUAffinity=)"),
@@ -158,15 +165,6 @@ private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
         return .set([("logto", path)])
     }
     throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
-}
-
-/// `module = app.wsgi` / `module = /path/app.py`: uWSGI loads a module name ending in .py or .wsgi as a file.
-private func moduleOrFile(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let colon = value.lastIndex(of: ":")
-    let name = colon.map { String(value[..<$0]) } ?? value
-    guard name.hasSuffix(".py") || name.hasSuffix(".wsgi") else { return .set([("module", value)]) }
-    let callable = colon.map { String(value[value.index(after: $0)...]) }
-    return .set([("wsgi-file", name)] + (callable.map { [("callable", $0)] } ?? []))
 }
 
 /// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
@@ -304,8 +302,8 @@ extension ServerOptions {
         }
         // Not an option anywhere: uWSGI keeps it as a placeholder for %(name). A near miss of a real
         // option is far likelier a typo, and strict = true forbids placeholders not declared as such.
-        let hint = suggestion(for: key, style: .ini, extra: Array(uwsgiKeys.keys) + Array(uwsgiOptionNames))
-        if strict && !referenced.contains(key) {
+        let hint = typoHint(key)
+        if strict && !referenced.contains(key) && hint.isEmpty {
             throw ConfigError("\(where_): unknown option \(quoted(key))\(hint) (strict = true: declare placeholders with set-placeholder)")
         }
         if referenced.contains(key) || hint.isEmpty {
@@ -313,6 +311,18 @@ extension ServerOptions {
         }
         throw ConfigError("\(where_): unknown option \(quoted(key))\(hint)")
     }
+}
+
+/// ` (did you mean 'processes'?)` when `key` is one or two edits from a key swsgi knows (one for names
+/// of up to 5 characters: `base` and `lib` are placeholders, not typos of `paste` and `uid`), else "".
+func typoHint(_ key: String) -> String {
+    var best: (name: String, distance: Int)? = nil
+    for name in Array(optionsByName.keys) + Array(uwsgiKeys.keys) {
+        let d = editDistance(key, name)
+        if d < (best?.distance ?? Int.max) { best = (name, d) }
+    }
+    guard let best, best.distance <= (key.count <= 5 ? 1 : key.count >= 12 ? 3 : 2) else { return "" }
+    return " (did you mean '\(best.name)'?)"
 }
 
 /// uWSGI's reading of a flag's value (uwsgi_opt_true): empty or anything but false/off/no/0 is on.

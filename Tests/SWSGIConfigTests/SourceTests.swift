@@ -93,6 +93,9 @@ import Testing
             "cache2": "name=a,items=1", "locks": "2", "mule": "true", "log-encoder": "json", "log-format": "%(uri)",
             "hook-asap": "print:x", "hook-pre-app": "mkdir:d", "hook-post-app": "unlink:f", "hook-accepting": "write:f x",
             "exec-asap": "true", "exec-pre-app": "true", "exec-post-app": "true", "exec-accepting": "true",
+            "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
+            "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
+            "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {

@@ -245,3 +245,23 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         }
     }
 }
+
+@Suite struct UwsgiHostileFiles {
+    /// `ini =`, `@(...)` and `for-readline` of a FIFO or a device would block or never end: refused at once.
+    @Test func fifosAndDevicesAreRefusedNotReadForever() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        #expect(mkfifo(dir.file("fifo"), 0o600) == 0)
+        try dir.write("app.ini", "[uwsgi]\nmodule = app\nini = %dfifo\nchdir = @(/dev/zero)\nfor-readline = %dfifo\nenv = A=%(_)\nendfor =\n")
+        let world = UwsgiConfigWorld.live(environment: [], cores: 2) { path in try String(contentsOfFile: path, encoding: .utf8) }
+        let started = Date()
+        var message = ""
+        do {
+            _ = try ServerOptions.load(arguments: ["--ini", dir.file("app.ini"), "--check"], environment: [], world: world)
+        } catch {
+            message = error.message
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(message.contains("fifo: not a regular file"), "\(message)")
+    }
+}
