@@ -9,6 +9,9 @@ final class TouchReload {
     let fd: Int32
     /// inotify watch descriptor -> the names that count in that directory (nil: any event).
     private var watches: [Int32: (path: String, names: Set<String>?)] = [:]
+    /// A watched file's inode and mtime when last seen: uWSGI reloads when the mtime changes, so the
+    /// IN_ATTRIB and IN_CLOSE_WRITE of one touch(1), or a chmod, are not two reloads or one.
+    private var seen: [String: [Int]] = [:]
 
     /// nil when `paths` is empty; throws when inotify itself fails. A path whose directory is missing is
     /// logged and skipped: like uWSGI, nothing there can ever trigger.
@@ -36,6 +39,8 @@ final class TouchReload {
                 continue
             }
             if let name {
+                let full = dir == "/" ? "/" + name : dir + "/" + name
+                seen[full] = TouchReload.version(full)
                 var names = watches[wd]?.names ?? []
                 names.insert(name)
                 watches[wd] = (dir, names)
@@ -46,6 +51,13 @@ final class TouchReload {
     }
 
     deinit { close(fd) }
+
+    /// [inode, mtime seconds, mtime nanoseconds], nil when the file cannot be stat'ed (then every event counts).
+    private static func version(_ path: String) -> [Int]? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return [Int(st.st_ino), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)]
+    }
 
     /// Drains the pending events: the first watched path among them, or nil when none counts.
     func changed() -> String? {
@@ -64,7 +76,12 @@ final class TouchReload {
                 if mask & shim_IN_Q_OVERFLOW() != 0 { hit = hit ?? "(inotify queue overflow)"; continue }
                 guard let w = watches[wd] else { continue }
                 if let names = w.names {
-                    if names.contains(name) { hit = hit ?? (w.path == "/" ? "/" + name : w.path + "/" + name) }
+                    let full = w.path == "/" ? "/" + name : w.path + "/" + name
+                    guard names.contains(name) else { continue }
+                    let now = TouchReload.version(full)
+                    if now != nil, now == seen[full] { continue }
+                    seen[full] = now
+                    hit = hit ?? full
                 } else {
                     hit = hit ?? w.path
                 }

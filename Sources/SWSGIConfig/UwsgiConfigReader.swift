@@ -304,8 +304,10 @@ struct UwsgiConfigReader {
     /// Called when the top-level file is done: an `if`/`for` still open is reported (uWSGI would
     /// silently apply it to whatever follows on its command line).
     mutating func finish() {
-        if let l = logic, l.kind != "else" {
-            problems.append("\(l.origin): \(l.kind) = \(l.argument) is never closed (add endif/endfor)")
+        // After the options bound the rest of the file was not read: its endfor/endif never came.
+        if let l = logic, l.kind != "else", !tooMany {
+            let shown = l.argument.count > 80 ? String(l.argument.prefix(80)) + "..." : l.argument
+            problems.append("\(l.origin): \(l.kind) = \(shown) is never closed (add endif/endfor)")
         }
         logic = nil
         expandValues()

@@ -36,7 +36,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http": .custom(httpListener),
     "http-socket": .custom(httpListener),
     "http11-socket": .custom(httpListener),
-    "protocol": .only(["uwsgi"], "a [uwsgi] socket = speaks the uwsgi protocol; for HTTP write http-socket = instead"),
+    // uWSGI: the protocol of every `socket =` that names none; http/http11 turn them into http-socket (below).
+    "protocol": .only(["uwsgi", "http", "http11"], "socket = speaks the uwsgi protocol, or HTTP with protocol = http; other protocols: not supported"),
     "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
     "mount": .custom(mount),
@@ -210,7 +211,11 @@ extension ServerOptions {
         let strict = reader.entries.contains { $0.key == "strict" && ((try? ValueParser<Bool>.bool.parse($0.value.isEmpty ? "true" : $0.value)) ?? false) }
         var assignments: [Assignment] = []
         var notes: [String] = []
-        for entry in reader.entries {
+        // `protocol = http` (core/socket.c: the protocol of sockets that name none) makes `socket =` HTTP.
+        let socketsSpeakHTTP = reader.entries.last { $0.key == "protocol" && !$0.isPlaceholder }
+            .map { ["http", "http11"].contains(withoutTrailingComment($0.value).lowercased()) } ?? false
+        for var entry in reader.entries {
+            if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
                 let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
                 assignments += a

@@ -218,6 +218,16 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(uwsgiFailure("[uwsgi]\nv0 = x\n\(doubling)\nchdir = %(v40)\n")?.contains("does not end") == true)
     }
 
+    /// A `for` stopped by the options bound was closed (its `endfor` just never got read): one line for
+    /// the bound, no false "never closed", and no problem line that echoes a megabyte of tokens.
+    @Test func aForStoppedByTheBoundIsReportedOnceAndShort() {
+        let tokens = (0..<110_000).map(String.init).joined(separator: " ")
+        let m = uwsgiFailure("[uwsgi]\nfor = \(tokens)\nenv = X%(_)=1\nendfor =\nmodule = app\n") ?? "accepted"
+        #expect(m.contains("more than"), "\(m.prefix(200))")
+        #expect(!m.contains("never closed"), "\(m.prefix(300))")
+        #expect(m.utf8.count < 2_000, "the problem text is \(m.utf8.count) bytes")
+    }
+
     @Test func unterminatedAndNestedLogicAreReported() {
         #expect(uwsgiFailure("[uwsgi]\nif-env = HOME\nprocesses = 2\n")?.contains("never closed") == true)
         #expect(uwsgiFailure("[uwsgi]\nfor = a b\nif-env = X\nendif =\n")?.contains("nested") == true)

@@ -186,6 +186,27 @@ extension UwsgiIniRun {
         #expect(tally.ok > 0 && tally.failures.isEmpty, "\(tally.ok) ok, failures: \(tally.failures.prefix(5))")
     }
 
+    /// One `touch` is one reload, as in uWSGI (which compares the file's mtime): touch(1) opens the file,
+    /// sets its times (IN_ATTRIB) and closes it (IN_CLOSE_WRITE); when the master wakes between the two
+    /// it reloaded twice, retiring the fresh replacements milliseconds after spawning them.
+    @Test func oneTouchIsOneReload() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("reload.txt", "")
+        let s = try start("processes = 1\ntouch-reload = %dreload.txt\n", in: dir)
+        defer { s.stop() }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let fd = open(dir.file("reload.txt"), O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        #expect(fd >= 0)
+        #expect(futimens(fd, nil) == 0)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        close(fd)
+        #expect(s.waitForLog("touch-reload: \(dir.file("reload.txt")) changed"), "\(s.log)")
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let reloads = s.log.components(separatedBy: "touch-reload: ").count - 1
+        #expect(reloads == 1, "\(reloads) reloads for one touch:\n\(s.log)")
+    }
+
     /// thunder-lock is accepted because workers wait with EPOLLEXCLUSIVE: one connection wakes one worker.
     @Test func oneConnectionWakesOneWorkerSoThunderLockIsNotNeeded() throws {
         let dir = try TempDir()
