@@ -127,6 +127,13 @@ let sharedUwsgiConfig = """
         return o
     }
 
+    /// uWSGI hands `env` values to the app byte for byte: `PASS=abc #def` is a password with a hash in it,
+    /// not a comment, and quotes are part of the value. Cutting it would silently change a secret.
+    @Test func envValuesAreKeptWhole() throws {
+        let o = try loaded("/srv/app.ini", "[uwsgi]\nenv = PASS=abc #def\nenv = FOO=bar ; x\nenv = Q=\"quoted\"\nmodule = app\n")
+        #expect(o.env == ["PASS=abc #def", "FOO=bar ; x", "Q=\"quoted\""])
+    }
+
     @Test func fileVariablesExpandAndLeadingHashIsKept() throws {
         let o = try loaded("/srv/site/app.prod.ini", "[uwsgi]\npythonpath = %dlib\nprocname-prefix = %n/%e/%s %% \nmodule = app\n")
         #expect(o.python.pythonPath == ["/srv/site/lib"])
