@@ -237,8 +237,10 @@ extension ServerOptions {
         }
         // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
         // to keep spaces (`procname-prefix = "mysvc "`).
-        var value = withoutTrailingComment(entry.value)
-        if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+        // Except `env`: uWSGI hands its value to the app byte for byte, and `PASS=abc #def` is a secret with a
+        // hash in it; cutting it would silently change what the app gets.
+        var value = key == "env" ? String(entry.value.trimmingSpaces()) : withoutTrailingComment(entry.value)
+        if key != "env", value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
         if entry.isPlaceholder || ["ini", "include", "inherit"].contains(key) {
             return ([], nil)
         }
