@@ -31,9 +31,7 @@ public final class WSGIHost: HostedApplication {
         options = all.python
         harakiriGracefulSignal = all.harakiriNanoseconds > 0 && all.harakiriGracefulTimeoutNanoseconds > 0
             ? all.harakiriGracefulSignal : nil
-        if let dir = options.chdir {
-            guard chdir(dir) == 0 else { throw SWSGIError("--chdir \(dir): \(errnoText(errno))") }
-        }
+        // --chdir was done by `SWSGIMain.run` before anything was opened or bound.
         let installation: PythonInstallation
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home),
