@@ -113,6 +113,9 @@ public enum SWSGIMain {
                 guard let hostLoader else {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
+                // An app ending the process during its import (exit(), abort()) removes this name on the way out.
+                StartupCleanup.set(listener.temporaryPath)
+                defer { StartupCleanup.set(nil) }
                 let loaded = try hostLoader(options, env)
                 host = loaded
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }

@@ -68,6 +68,9 @@ public final class WSGIHost: HostedApplication {
         // A C-level exit() during the import ends the process with a line and the app-load status.
         ExitGuard.set(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
         defer { ExitGuard.set(0, nil) }
+        // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
+        try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
+        defer { try? AbortGuard.set(0, nil) }
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
