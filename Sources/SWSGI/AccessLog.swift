@@ -50,9 +50,31 @@ final class AccessLog {
 
     /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
     /// when the request line was read, the bytes of the error body sent, and the reason in plain words.
+    /// The method and target are the client's bytes, up to the parser's limits (8 KB): logged cut to
+    /// `refusedFieldLimit` bytes with an ellipsis, the original length in the note, so a refused request
+    /// makes a short line however long it was.
     func refused(_ e: HTTPError, started: UInt64) {
-        write(method: e.method ?? "-", path: e.target ?? "-", status: e.status,
-              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: e.message)
+        let method = Self.cut(e.method ?? "-", to: 32)
+        let target = Self.cut(e.target ?? "-", to: Self.refusedFieldLimit)
+        var note = e.message
+        if target.cut || method.cut {
+            let what = [method.cut ? "method of \(method.length) bytes" : nil, target.cut ? "target of \(target.length) bytes" : nil]
+            note += "; \(what.compactMap { $0 }.joined(separator: ", ")) cut in this line"
+        }
+        write(method: method.text, path: target.text, status: e.status,
+              bytes: HTTPResponseWriter.errorBody(status: e.status).count, started: started, note: note)
+    }
+
+    static let refusedFieldLimit = 256
+
+    /// `text` cut to `limit` bytes (on a UTF-8 boundary) plus an ellipsis when longer.
+    static func cut(_ text: String, to limit: Int) -> (text: String, cut: Bool, length: Int) {
+        let bytes = text.utf8
+        guard bytes.count > limit else { return (text, false, bytes.count) }
+        var end = bytes.index(bytes.startIndex, offsetBy: limit)
+        // Never split a character's bytes: back up to the start of a scalar.
+        while end > bytes.startIndex, UTF8.isContinuation(bytes[end]) { end = bytes.index(before: end) }
+        return (String(decoding: bytes[..<end], as: UTF8.self) + "…", true, bytes.count)
     }
 
     /// uWSGI's memory-report text: ` {address space usage: N bytes/NMB} {rss usage: N bytes/NMB}`, from /proc/self/statm.

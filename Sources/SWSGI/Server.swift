@@ -60,6 +60,12 @@ public enum SWSGIMain {
                 writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
                 return ExitCode.usage
             }
+            // uWSGI's order: --chdir first, so every relative path (--socket and its temporary name,
+            // --logto, --pid-file, --stats, the app) is in that folder, never in the starting one.
+            if let dir = options.python.chdir, Glibc.chdir(dir) != 0 {
+                writeStderr("swsgi: --chdir \(dir): \(errnoText(errno))")
+                return ExitCode.failure
+            }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
@@ -107,6 +113,9 @@ public enum SWSGIMain {
                 guard let hostLoader else {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
+                // An app ending the process during its import (exit(), abort()) removes this name on the way out.
+                StartupCleanup.set(listener.temporaryPath)
+                defer { StartupCleanup.set(nil) }
                 let loaded = try hostLoader(options, env)
                 host = loaded
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }

@@ -15,7 +15,7 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var callable: String = "application"
     /// Directories put first on sys.path, in order (`--pythonpath`, repeatable).
     public var pythonPath: [String] = []
-    /// Directory the master changes to before loading the app (`--chdir`).
+    /// Directory the master changes to first, before opening or binding anything (`--chdir`).
     public var chdir: String? = nil
     /// Import the app in each worker after fork instead of once in the master (`--lazy-apps`).
     public var lazyApps: Bool = false
@@ -103,7 +103,7 @@ let pythonOptionRows: [OptionSpec] = [
     appending(python, "pythonpath", "DIR", \.python.pythonPath,
               "directory put first on sys.path (repeatable)", aliases: ["python-path", "pp"]),
     option(python, "chdir", "DIR", .string(), \.python.chdir, default: "none",
-           "change to this directory before loading the app"),
+           "change to this directory first, as uWSGI does: relative --socket, --logto, --pid-file, --stats and app paths are in it"),
     option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "the interpreter's",
            "shared libpython to load"),
     option(python, "home", "DIR", .string(), \.python.home,

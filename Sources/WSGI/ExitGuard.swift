@@ -1,4 +1,5 @@
 import Glibc
+import SWSGI
 
 /// While an app is being imported, a C-level exit() (an extension, ctypes) must not end swsgi silently
 /// with the app's status: an atexit handler, armed only around the import, writes one line and ends the
@@ -53,5 +54,6 @@ private let exitGuardHandler: @convention(c) () -> Void = {
     let status = state.pointee.status
     if status <= 0 { return }
     _ = write(2, state.pointee.line, state.pointee.length)
+    StartupCleanup.removeNow()
     _exit(status)
 }

@@ -31,9 +31,7 @@ public final class WSGIHost: HostedApplication {
         options = all.python
         harakiriGracefulSignal = all.harakiriNanoseconds > 0 && all.harakiriGracefulTimeoutNanoseconds > 0
             ? all.harakiriGracefulSignal : nil
-        if let dir = options.chdir {
-            guard chdir(dir) == 0 else { throw SWSGIError("--chdir \(dir): \(errnoText(errno))") }
-        }
+        // --chdir was done by `SWSGIMain.run` before anything was opened or bound.
         let installation: PythonInstallation
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
@@ -71,6 +69,9 @@ public final class WSGIHost: HostedApplication {
         // A C-level exit() during the import ends the process with a line and the app-load status.
         ExitGuard.set(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
         defer { ExitGuard.set(0, nil) }
+        // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
+        try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
+        defer { try? AbortGuard.set(0, nil) }
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
