@@ -103,7 +103,7 @@ let pythonOptionRows: [OptionSpec] = [
     appending(python, "pythonpath", "DIR", \.python.pythonPath,
               "directory put first on sys.path (repeatable)", aliases: ["python-path", "pp"]),
     option(python, "chdir", "DIR", .string(), \.python.chdir, default: "none",
-           "change to this directory first, as uWSGI does: relative --socket, --logto, --pid-file, --stats and app paths are in it"),
+           "change to this directory first (uWSGI's order): relative socket, log, pid and app paths are in it"),
     option(python, "python-lib", "PATH", .string(), \.python.libraryPath, default: "the interpreter's",
            "shared libpython to load"),
     option(python, "home", "DIR", .string(), \.python.home,
