@@ -650,11 +650,25 @@ public struct ReloadSupervisor: Sendable {
         case .reloading(let s, gen.number, let queued):
             actions += failed(gen.number, serving: s, queued: queued, why: "exited before it was ready (\(status))",
                               code: status.shellCode, now: now)
+        case .reloading(gen.number, let p, let queued) where handingOverPredecessor != nil:
+            // The path led to the dead listener; the one it replaced still serves its queue: back to it.
+            let back = handingOverPredecessor!
+            mode = .reloading(serving: back, pending: p, queued: queued)
+            actions.append(.log("generation \(gen.number) exited (\(status)) during a reload; generation \(back) serves again until generation \(p) is ready"))
+            actions += reinstate(back)
         case .reloading(gen.number, let p, let queued):
             mode = .reloading(serving: nil, pending: p, queued: queued)
             servingEnd = status.shellCode
             actions += [.log("generation \(gen.number) exited (\(status)) during a reload; generation \(p) takes over once ready"),
                         .setGuard(.hold)]
+        case .running(gen.number) where config.onExit == .restart && handingOverPredecessor != nil:
+            // Published moments ago, it died while the generation it replaced still hands over its queue
+            // (alive, its listener open, not yet signalled): the path goes back there at once, that
+            // generation serves again, and a new one is started to take over from it.
+            let back = handingOverPredecessor!
+            mode = .running(serving: back)
+            actions.append(.log("generation \(gen.number) exited (\(status)); generation \(back) serves again"))
+            actions += reinstate(back) + restartBeside(back, now: now)
         case .running(gen.number):
             if config.onExit == .exit {
                 actions.append(.log("generation \(gen.number) exited (\(status)); hupwatch exits with status \(status.shellCode)"))
@@ -677,6 +691,31 @@ public struct ReloadSupervisor: Sendable {
         }
         if case .exited = mode { return actions }
         return actions + [.statusChanged] + exitIfDone()
+    }
+
+    /// The newest generation still handing over its queue, published before (so rewrite mode can point the
+    /// path back at its listener) and not yet told to stop: the one to serve again if its successor dies.
+    /// Only in rewrite mode: a rebinding command's old listener has no path left to put back.
+    private var handingOverPredecessor: Int? {
+        guard config.protection.rewrites else { return nil }
+        return generations.filter { g in
+            guard g.readyAt != nil, case .handingOver = g.phase else { return false }
+            return true
+        }.map(\.number).max()
+    }
+
+    /// A generation handing over serves again: it is no longer retiring, and the path leads back to it.
+    private mutating func reinstate(_ n: Int) -> [Action] {
+        guard let i = index(n) else { return [] }
+        generations[i].phase = .ready
+        return [follow(n), .statusChanged]
+    }
+
+    /// `--on-exit restart` while a generation serves: the restart is a reload from it, at once. No back-off
+    /// is needed: clients are served meanwhile, and each try waits for the new generation to be ready.
+    private mutating func restartBeside(_ serving: Int, now: Instant) -> [Action] {
+        [.log("restarting now (generation \(serving) serves until the new one is ready)")]
+            + beginReload(serving: serving, now: now, announce: false)
     }
 
     /// The first restart after a while is immediate; a crash loop backs off, doubling up to the maximum.

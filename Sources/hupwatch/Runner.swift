@@ -639,6 +639,9 @@ final class Runner {
         if let line = pub.putBack(n) { log(line) }
         // Gone missing meanwhile: the guard's link still leads to the serving listener.
         if let line = socketGuard?.restoreIfMissing() { log(line) }
+        // Back on n's listener (its successor died after it was published): the guard keeps it there now,
+        // not on the dead one.
+        if let ino = pub.publishedInode[n], UnixSocket.inode(atPath: pub.path) == ino { socketGuard?.trackCurrentPath() }
     }
 
     private func listenQueue(of n: Int) -> Int? {

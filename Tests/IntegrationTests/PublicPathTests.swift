@@ -298,6 +298,64 @@ extension HupwatchIntegration {
             #expect(entries(dir.path).filter { $0.contains("sock") }.isEmpty, "nothing left: \(entries(dir.path))")
         }
 
+        /// The attack on issue 21: with `--on-exit restart`, the generation just published is SIGKILLed while
+        /// its predecessor still hands over its queue. The public path goes back to the predecessor's open
+        /// listener at once (not to a dead one until a third generation is up), the predecessor answers
+        /// what was queued on it, and a new generation then takes over. Deterministic: the app holds every
+        /// request until a gate file goes, so the old listener's queue cannot empty before the kill.
+        @Test func thePublishedGenerationKilledDuringTheHandOverPutsThePathBack() async throws {
+            let gunicorn = try await pythonTool("gunicorn")
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let gate = dir.file("gate")
+            try dir.write("gate", "")
+            try dir.write("gated.py", """
+                import os, time
+                def application(environ, start_response):
+                    while os.path.exists(\(String(reflecting: gate))):
+                        time.sleep(0.01)
+                    body = ("hello from pid %d\\n" % os.getpid()).encode()
+                    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+                    return [body]
+                """)
+            let s = dir.file("app.sock")
+            let hw = try Hupwatch(["--on-exit", "restart", "--graceful-timeout", "20", "--", gunicorn, "--bind", "unix:\(s)",
+                                   "--workers", "1", "--no-control-socket", "--chdir", dir.path, "gated:application"], dir: dir)
+            defer { hw.kill() }
+            let pid1 = try hw.waitServing(1, timeout: 30)
+            // One request held by the worker, one queued on generation 1's listener: the queue cannot empty.
+            var held: [HTTPConnection] = []
+            for _ in 0..<2 {
+                let c = try HTTPConnection(s)
+                try c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                held.append(c)
+            }
+            hw.signal(SIGHUP)
+            try hw.waitLog("retiring generation 1", 30)
+            guard let pid2 = hw.status()?.generations.first(where: { $0.generation == 2 })?.pid else {
+                throw TestFailure("no generation 2 in the status: \(hw.stderr)")
+            }
+            #expect(UnixSocket.inode(atPath: s) == UnixSocket.inode(atPath: dir.file(".app.sock.g2")), "published")
+            kill(pid2, SIGKILL)
+            try hw.waitLog("generation 1 serves again")
+            #expect(UnixSocket.inode(atPath: s) != nil && UnixSocket.inode(atPath: s) == UnixSocket.inode(atPath: dir.file(".app.sock.g1")),
+                    "the public path leads to generation 1's listener again")
+            #expect(isAlive(pid1))
+            let probe = try HTTPConnection(s)
+            try probe.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            held.append(probe)
+            unlink(gate)
+            for c in held {
+                let r = try c.readResponse(timeout: 10)
+                #expect(r.status == 200 && r.body.contains("hello from pid"), "\(r.status) \(r.body)")
+            }
+            // A new generation takes over from generation 1 (its stop and hupwatch's run in parallel).
+            try hw.waitLog("generation 3 is ready", 30)
+            #expect(hw.lines(containing: "sending the reload signal anyway").isEmpty)
+            hw.signal(SIGTERM)
+            #expect(try hw.waitExit(30) == 0)
+        }
+
         /// `--chdir current` with a relative path: the folder is the one `current` named at start.
         @Test func chdirThroughASymlinkKeepsThePathWhereItWas() throws {
             let dir = try TempDir()

@@ -260,7 +260,8 @@ struct World {
             }
         case .putBack(let n):
             guard machine.config.protection.rewrites else { try fail("putBack in \(machine.config.protection)") }
-            _ = n
+            // The runner points the path back at n's private listener while that path exists.
+            if privatePaths.contains(n) { publicPath = n }
         case .removePrivate(let n):
             if privatePaths.remove(n) == nil { try fail("removePrivate(\(n)): no such private path") }
         case .exit(let code):
@@ -292,6 +293,17 @@ struct World {
         if !orphans.isEmpty { try me.fail("private paths of gone generations \(orphans.sorted()) remain") }
         if machine.config.protection.rewrites, !machine.isStopping, let s = machine.serving, s.phase == .ready, publicPath != s.number {
             try me.fail("generation \(s.number) serves, ready, but the public path leads to \(publicPath.map(String.init) ?? "nothing")")
+        }
+        // Once published, the path leads to a live listener: when the generation it leads to is gone while
+        // a published one that was not told to stop (handing over its queue) is alive, the path goes back
+        // to that one at once.
+        if machine.config.protection.rewrites, !machine.isStopping, let p = publicPath, machine.generation(p) == nil,
+           let alive = machine.generations.first(where: { g in
+               if g.readyAt == nil { return false }
+               if case .handingOver = g.phase { return true }
+               return g.phase == .ready
+           }) {
+            try me.fail("the public path leads to gone generation \(p)'s listener while generation \(alive.number) (\(alive.phase)), published and not told to stop, is alive")
         }
         if case .restarting(let at) = machine.mode, at > now + machine.config.restartBackoffMax {
             try me.fail("restart in \((at - now) / 1_000_000) ms, beyond the \(machine.config.restartBackoffMax / 1_000_000) ms maximum back-off")

@@ -344,6 +344,78 @@ func logs(_ a: [Action]) -> [String] { a.compactMap { if case .log(let m) = $0 {
         #expect(signals(a).isEmpty)
     }
 
+    /// Issue 21 (attack): with `--on-exit restart`, the newly published generation dies while its
+    /// predecessor is still handing over its queue (alive, listener open, not yet signalled). The public
+    /// path must go back to the predecessor at once, which serves again (it is not signalled), and a
+    /// fresh generation is started to take over from it.
+    @Test func thePublishedGenerationDyingDuringTheHandoverPutsThePathBack() {
+        var d = Driver { $0.readiness = .notify; $0.protection = .rewrite(publicPath: "/x"); $0.onExit = .restart }
+        _ = d.send(.started)
+        _ = readyByItsRule(&d, 1)
+        _ = d.send(.published(generation: 1, .ok))
+        _ = d.send(.hangup)
+        _ = readyByItsRule(&d, 2)
+        _ = d.send(.published(generation: 2, .ok))
+        #expect(d.machine.mode == .running(serving: 2))
+        #expect(d.advance(0).contains(.checkQueue(generation: 1)))
+        _ = d.send(.queueChecked(generation: 1, queued: 5))
+        guard case .handingOver = d.machine.generation(1)?.phase else {
+            Issue.record("generation 1 is not handing over: \(String(describing: d.machine.generation(1)?.phase))")
+            return
+        }
+        let a = d.send(.childExited(pid: d.pid(2), status: .signaled(9)))
+        #expect(a.contains(.putBack(generation: 1)), "\(a)")
+        #expect(!signals(a).contains { $0.1 == d.pid(1) }, "the predecessor is not signalled")
+        #expect(d.machine.generation(1)?.phase == .ready)
+        #expect(d.machine.serving?.number == 1)
+        #expect(spawns(a) == [3], "a fresh generation takes over from the one serving again")
+        #expect(d.machine.mode == .reloading(serving: 1, pending: 3, queued: false))
+        // The hand-over is off: no queue reading, no reload signal for generation 1 later.
+        let pid1 = d.pid(1)
+        #expect(!d.advance(1).contains { if case .checkQueue(1) = $0 { true } else if case .signal(_, pid1) = $0 { true } else { false } })
+        _ = readyByItsRule(&d, 3)
+        let took = d.send(.published(generation: 3, .ok))
+        #expect(d.machine.mode == .running(serving: 3), "\(took)")
+    }
+
+    /// The same, with a reload already under way when the published generation dies: the predecessor
+    /// serves again until the new one is ready.
+    @Test func thePublishedGenerationDyingDuringAReloadAndTheHandoverPutsThePathBack() {
+        var d = Driver { $0.readiness = .notify; $0.protection = .rewrite(publicPath: "/x"); $0.onExit = .exit }
+        _ = d.send(.started)
+        _ = readyByItsRule(&d, 1)
+        _ = d.send(.published(generation: 1, .ok))
+        _ = d.send(.hangup)
+        _ = readyByItsRule(&d, 2)
+        _ = d.send(.published(generation: 2, .ok))
+        _ = d.send(.hangup)
+        #expect(d.machine.mode == .reloading(serving: 2, pending: 3, queued: false))
+        let a = d.send(.childExited(pid: d.pid(2), status: .signaled(9)))
+        #expect(a.contains(.putBack(generation: 1)), "\(a)")
+        #expect(signals(a).isEmpty)
+        #expect(d.machine.mode == .reloading(serving: 1, pending: 3, queued: false))
+        #expect(d.machine.generation(1)?.phase == .ready)
+    }
+
+    /// Once the predecessor was signalled (draining), its listener is closing: nothing is put back on it.
+    @Test func aDrainingPredecessorIsNotPutBack() {
+        var d = Driver { $0.readiness = .notify; $0.protection = .rewrite(publicPath: "/x"); $0.onExit = .restart }
+        _ = d.send(.started)
+        _ = readyByItsRule(&d, 1)
+        _ = d.send(.published(generation: 1, .ok))
+        _ = d.send(.hangup)
+        _ = readyByItsRule(&d, 2)
+        _ = d.send(.published(generation: 2, .ok))
+        #expect(d.advance(0).contains(.checkQueue(generation: 1)))
+        _ = d.send(.queueChecked(generation: 1, queued: 0))
+        _ = d.advance(0.1)
+        #expect(signals(d.send(.queueChecked(generation: 1, queued: 0))).map(\.1) == [d.pid(1)])
+        let a = d.send(.childExited(pid: d.pid(2), status: .signaled(9)))
+        #expect(!a.contains(.putBack(generation: 1)))
+        #expect(spawns(a) == [3])
+        #expect(d.machine.mode == .reloading(serving: nil, pending: 3, queued: false))
+    }
+
     /// Issue 21.7: a reload asked over the control socket is not logged as a SIGHUP.
     @Test func controlReloadsAreNotCalledSIGHUP() {
         var d = rewriteDriver()
