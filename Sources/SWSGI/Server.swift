@@ -107,6 +107,10 @@ public enum SWSGIMain {
                 guard let hostLoader else {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
+                // Blocked before the import: a thread it starts inherits the mask, so a signal sent to the master
+                // waits (pending, then in the master's signalfd) instead of reaching that thread with its
+                // default action, which kills the master at HUP, TERM or USR1.
+                try SignalSet(Master.handledSignals).block()
                 let loaded = try hostLoader(options, env)
                 host = loaded
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
@@ -158,7 +162,7 @@ public enum SWSGIMain {
 /// a TERM during a long import used to kill it silently and leave its temporary socket behind.
 func startupSignals() throws -> UInt {
     try SignalSet(Master.handledSignals).block()
-    return StartupSignals.release()
+    return StartupSignals.release() | StartupSignals.takePending()
 }
 
 /// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).
