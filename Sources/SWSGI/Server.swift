@@ -116,6 +116,10 @@ public enum SWSGIMain {
                 // An app ending the process during its import (exit(), abort()) removes this name on the way out.
                 StartupCleanup.set(listener.temporaryPath)
                 defer { StartupCleanup.set(nil) }
+                // Blocked before the import: a thread it starts inherits the mask, so a signal sent to the master
+                // waits (pending, then in the master's signalfd) instead of reaching that thread with its
+                // default action, which kills the master at HUP, TERM or USR1.
+                try SignalSet(Master.handledSignals).block()
                 let loaded = try hostLoader(options, env)
                 host = loaded
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
@@ -167,7 +171,7 @@ public enum SWSGIMain {
 /// a TERM during a long import used to kill it silently and leave its temporary socket behind.
 func startupSignals() throws -> UInt {
     try SignalSet(Master.handledSignals).block()
-    return StartupSignals.release()
+    return StartupSignals.release() | StartupSignals.takePending()
 }
 
 /// `base` with each `NAME=VALUE` of `overrides` replacing that NAME's entry (or added).

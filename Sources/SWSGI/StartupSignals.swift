@@ -35,6 +35,22 @@ enum StartupSignals {
         }
         return UInt(UInt32(bitPattern: startupSignalsMask.pointee))
     }
+
+    /// Those of `recorded` that arrived while blocked (during a Python app's import), taken from the pending
+    /// set as bits (1 << signal number), as `release` reports the recorded ones.
+    static func takePending() -> UInt {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in recorded { sigaddset(&set, sig) }
+        var now = timespec(tv_sec: 0, tv_nsec: 0)
+        var mask: UInt = 0
+        while true {
+            let sig = sigtimedwait(&set, nil, &now)
+            if sig > 0 { mask |= 1 << UInt(sig); continue }
+            if sig < 0 && errno == EINTR { continue }
+            return mask
+        }
+    }
 }
 
 /// Allocated once and never freed, so the handler reaches it without a lazy initializer or a lock.
