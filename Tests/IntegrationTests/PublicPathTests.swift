@@ -232,8 +232,15 @@ extension HupwatchIntegration {
 
         @Test func aDirectoryAtThePublicPathMakesTheReloadFail() throws {
             try refusesToReplace("a directory", put: { _, s in
-                #expect(unlink(s) == 0)
-                #expect(mkdir(s, 0o755) == 0)
+                // hupwatch puts a deleted public path back at once: unlink and mkdir race it, so retry until
+                // the directory wins (a deadline, not a sleep).
+                let deadline = Date().addingTimeInterval(10)
+                var made = false
+                while !made, Date() < deadline {
+                    _ = unlink(s)
+                    made = mkdir(s, 0o755) == 0
+                }
+                #expect(made, "a directory put at the public path")
             }, check: { _, s in
                 var st = stat()
                 return lstat(s, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
