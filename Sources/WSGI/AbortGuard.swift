@@ -13,11 +13,8 @@ enum AbortGuard {
     static func set(_ status: Int32, _ line: String?) throws {
         let state = abortGuardState
         if status > 0, let line {
-            let bytes = Array(line.utf8.prefix(while: { $0 != 0 }).prefix(AbortGuardState.capacity - 2))
-            bytes.withUnsafeBufferPointer { state.pointee.line.update(from: $0.baseAddress!, count: $0.count) }
-            state.pointee.line[bytes.count] = UInt8(ascii: "\n")
-            state.pointee.length = bytes.count + 1
-            state.pointee.status = status
+            state.pointee.words.keep(line)
+            state.pointee.words.status = status
             guard !state.pointee.installed else { return }
             var sa = sigaction()
             sa.__sigaction_handler.sa_handler = abortGuardHandler
@@ -32,35 +29,27 @@ enum AbortGuard {
                 throw SWSGIError("sigaction(SIGABRT): \(errnoText(errno))")
             }
             state.pointee.installed = false
-            state.pointee.status = 0
+            state.pointee.words.status = 0
         }
     }
 }
 
 private struct AbortGuardState {
-    static let capacity = 512
-    var status: Int32 = 0
     var installed = false
     var previous = sigaction()
-    /// `capacity` bytes, allocated with the state and never freed.
-    var line: UnsafeMutablePointer<UInt8>
-    var length = 0
+    var words = LastWords()
 }
 
 /// Allocated once, never freed: the handler reads it without allocating. `nonisolated(unsafe)` because a
 /// pointer is not Sendable; the `let` never changes and only the thread that loads the app writes the pointee.
 private nonisolated(unsafe) let abortGuardState: UnsafeMutablePointer<AbortGuardState> = {
-    let line = UnsafeMutablePointer<UInt8>.allocate(capacity: AbortGuardState.capacity)
-    line.initialize(repeating: 0, count: AbortGuardState.capacity)
     let p = UnsafeMutablePointer<AbortGuardState>.allocate(capacity: 1)
-    p.initialize(to: AbortGuardState(line: line))
+    p.initialize(to: AbortGuardState())
     return p
 }()
 
 /// Async-signal-safe: write(2), unlink(2), _exit(2) only.
 private let abortGuardHandler: @convention(c) (Int32) -> Void = { _ in
     let state = abortGuardState
-    _ = write(2, state.pointee.line, state.pointee.length)
-    StartupCleanup.removeNow()
-    _exit(state.pointee.status > 0 ? state.pointee.status : 134)
+    state.pointee.words.sayAndExit(state.pointee.words.status > 0 ? state.pointee.words.status : 134)
 }

@@ -15,45 +15,31 @@ enum ExitGuard {
             if atexit(exitGuardHandler) != 0 { return -1 }
             state.pointee.registered = true
         }
-        state.pointee.status = 0
-        if status > 0, let line {
-            // Up to a NUL, as the C string it used to be passed as.
-            let bytes = Array(line.utf8.prefix(while: { $0 != 0 }).prefix(ExitGuardState.capacity - 2))
-            bytes.withUnsafeBufferPointer { state.pointee.line.update(from: $0.baseAddress!, count: $0.count) }
-            state.pointee.line[bytes.count] = UInt8(ascii: "\n")
-            state.pointee.length = bytes.count + 1
-        }
-        state.pointee.status = status
+        state.pointee.words.status = 0
+        if status > 0, let line { state.pointee.words.keep(line) }
+        state.pointee.words.status = status
         return 0
     }
 }
 
 private struct ExitGuardState {
-    static let capacity = 512
-    var status: Int32 = 0
     var registered = false
-    /// `capacity` bytes, allocated with the state and never freed.
-    var line: UnsafeMutablePointer<UInt8>
-    var length = 0
+    var words = LastWords()
 }
 
 /// Allocated once and never freed: the exit handler reads it without allocating. `nonisolated(unsafe)`
 /// because a pointer is not Sendable; the `let` never changes and only the thread that loads the app
 /// (the one exit() runs its handlers on) writes the pointee.
 private nonisolated(unsafe) let exitGuardState: UnsafeMutablePointer<ExitGuardState> = {
-    let line = UnsafeMutablePointer<UInt8>.allocate(capacity: ExitGuardState.capacity)
-    line.initialize(repeating: 0, count: ExitGuardState.capacity)
     let p = UnsafeMutablePointer<ExitGuardState>.allocate(capacity: 1)
-    p.initialize(to: ExitGuardState(line: line))
+    p.initialize(to: ExitGuardState())
     return p
 }()
 
 /// Runs inside exit(): writes the line and ends the process with the guard's status while armed.
 private let exitGuardHandler: @convention(c) () -> Void = {
     let state = exitGuardState
-    let status = state.pointee.status
+    let status = state.pointee.words.status
     if status <= 0 { return }
-    _ = write(2, state.pointee.line, state.pointee.length)
-    StartupCleanup.removeNow()
-    _exit(status)
+    state.pointee.words.sayAndExit(status)
 }
