@@ -63,8 +63,9 @@ extension ServerOptions {
         var problems: [String] = []
         var fromIni: [Assignment] = []
         var notes: [String] = []
+        var warnings: [String] = []
         if let ini {
-            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems, warnings: &warnings)
         }
 
         var options = ServerOptions(cores: world.cores)
@@ -79,6 +80,7 @@ extension ServerOptions {
             }
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
+        options.configWarnings = warnings
         try options.validate()
         let report = (resolved + notes).joined(separator: "\n") + "\n"
         if check { return .check(options, report: report) }
@@ -88,7 +90,8 @@ extension ServerOptions {
 
     /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
     /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
-    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String]) -> ([Assignment], [String]) {
+    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String],
+                        warnings: inout [String]) -> ([Assignment], [String]) {
         var path = ini.path
         var section: String? = nil
         if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
@@ -112,7 +115,7 @@ extension ServerOptions {
                 return ([], [])
             }
         }
-        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems)
+        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems, warnings: &warnings)
     }
 
     // MARK: Command line

@@ -64,6 +64,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
+    // uWSGI runs a worker threaded only for threads > 1: `threads = 0` (or `true`, read as 0) is one thread.
+    "threads": .custom { v throws(ValueProblem) in .set([("threads", Int(v) == 0 ? "1" : v)]) },
     "reload-mercy": .rename("worker-reload-mercy"),
     "thunder-lock": .always("each swsgi worker waits on the listener with EPOLLEXCLUSIVE: the kernel wakes one worker per connection, so there is no herd to serialize"),
     "no-orphans": .always("swsgi's workers get SIGKILL when the master dies (PR_SET_PDEATHSIG)"),
@@ -203,7 +205,7 @@ extension ServerOptions {
     /// The `[uwsgi]` section of `file` (or `section`) run through uWSGI's config language and mapped
     /// to swsgi options; the second list is the keys accepted with no option behind them, with why.
     static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
-                                 problems: inout [String]) -> ([Assignment], [String]) {
+                                 problems: inout [String], warnings: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
@@ -217,7 +219,8 @@ extension ServerOptions {
         for var entry in reader.entries {
             if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
-                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
+                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
+                                                    warnings: &warnings)
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
@@ -228,10 +231,11 @@ extension ServerOptions {
     }
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
-    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false) throws(ConfigError) -> ([Assignment], String?) {
+    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
+                                warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
-        let label = "\(where_): \(key)"
+        var label = "\(where_): \(key)"
         if key.isEmpty {
             throw ConfigError("\(where_): malformed line (no key before =)")
         }
@@ -255,6 +259,19 @@ extension ServerOptions {
         // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
         if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
             return ([], "; \(key) = \(value): placeholder (not an option)")
+        }
+        // Numbers as uWSGI reads them (strtol): `processes = 1a` is 1, with a warning saying so.
+        let isOption = uwsgiKeys[key] != nil || optionsByName[key] != nil
+        if isOption {
+            do {
+                if let (number, warning) = try uwsgiNumberReading(key: key, value: value) {
+                    label += " (\(quoted(value)) read as \(number))"
+                    value = number
+                    warnings.append("\(where_): \(warning)")
+                }
+            } catch {
+                throw ConfigError("\(label): \(error.message)")
+            }
         }
         func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {
             guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
