@@ -20,3 +20,25 @@ import Testing
         #expect(s.log.components(separatedBy: "processes = '2*2' is not a plain number: read as 2").count - 1 == 1, "\(s.log)")
     }
 }
+
+extension UwsgiProcessOptions {
+    /// `uid =` / `gid =` (empty), as uWSGI: nothing to drop to when not started as root; as root swsgi
+    /// stops before binding (uWSGI: "user  not found") rather than serve as root.
+    @Test func emptyUidAndGid() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        if geteuid() == 0 {
+            let s = try start("processes = 1\nuid =\ngid =\n", in: dir, ready: false)
+            defer { s.stop() }
+            let status = s.waitExit(timeout: 10)
+            #expect(status != nil && status != 0, "\(s.log)")
+            #expect(s.log.contains("--uid is empty: started as root"), "\(s.log)")
+            #expect(!fileExists(dir.file("s")), "refused before binding")
+        } else {
+            let s = try start("processes = 1\nuid =\ngid =\n", in: dir)
+            defer { s.stop() }
+            #expect(try s.get("/").status == 200)
+            #expect(statusField(s.pid, "Uid")?.hasPrefix("\(getuid())") == true)
+        }
+    }
+}
