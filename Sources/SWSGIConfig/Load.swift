@@ -81,7 +81,17 @@ extension ServerOptions {
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
         options.configWarnings = warnings
-        try options.validate()
+        do {
+            try options.validate()
+        } catch {
+            // A config file checked alone may leave the app to the command line (`uwsgi --ini app.ini
+            // --module app`, uWSGI's users' habit): check the rest as if it were given, and say so.
+            guard check, !options.python.isConfigured, options.app == nil, options.appLibrary == nil else { throw error }
+            var withApp = options
+            withApp.python.module = "app"
+            try withApp.validate()
+            notes.append("; no app (module, wsgi-file) given: the rest is checked as if one were given when swsgi starts; without it: \(error.message)")
+        }
         let report = (resolved + notes).joined(separator: "\n") + "\n"
         if check { return .check(options, report: report) }
         if options.showConfig { options.showConfigText = report }

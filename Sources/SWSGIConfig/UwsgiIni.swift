@@ -227,6 +227,14 @@ extension ServerOptions {
                 problems.append(error.message)
             }
         }
+        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
+        // configured"): the app at / is the module's, and the file is never imported.
+        if let module = assignments.last(where: { $0.spec.name == "module" }) {
+            for file in assignments where file.spec.name == "wsgi-file" {
+                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+            }
+            assignments.removeAll { $0.spec.name == "wsgi-file" }
+        }
         return (assignments, notes)
     }
 
