@@ -34,6 +34,14 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var disableFileWrapper: Bool = false
     /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
     public var threads: Int = 1
+    /// Reload the workers when a module the app imported changes (`--py-autoreload N`, uWSGI's seconds
+    /// between scans; swsgi watches with inotify, so any N > 0 just turns it on). 0 = off.
+    public var autoReloadSeconds = 0
+    /// Modules (by name) whose files py-autoreload leaves alone (`--py-autoreload-ignore`, repeatable).
+    public var autoReloadIgnore: [String] = []
+    /// The app is imported in each worker after fork: `--lazy-apps`, or `--py-autoreload` (a reload must
+    /// import the changed code, and the master's copy of the app would be the old one).
+    public var importsAppInWorkers: Bool { lazyApps || autoReloadSeconds > 0 }
     /// Apps served under URL prefixes (`--mount POINT=APP`, repeatable), after the `--wsgi-file`/`--module` app.
     public var mounts: [Mount] = []
     /// Pick the app by the longest mount point the path starts with, and move that prefix from
@@ -86,7 +94,8 @@ public struct PythonAppOptions: Equatable, Sendable {
         }
         if !isConfigured {
             for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
-                                  (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir"), (manageScriptName, "--manage-script-name")] where given {
+                                  (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir"), (manageScriptName, "--manage-script-name"),
+                                  (autoReloadSeconds > 0, "--py-autoreload")] where given {
                 try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
             }
         }
@@ -184,6 +193,12 @@ let pythonOptionRows: [OptionSpec] = [
                }, isBoolean: false),
     boolean(python, "manage-script-name", \.python.manageScriptName,
             "pick the mounted app by the longest mount point the path starts with; that prefix moves from PATH_INFO to SCRIPT_NAME"),
+    option(python, "py-autoreload", "N", .int(0...Int(Int32.max)), \.python.autoReloadSeconds, default: "0 = off",
+           "reload the workers when a module the app imported changes (inotify: N > 0 turns it on; the app is imported in each worker)",
+           aliases: ["python-autoreload", "py-auto-reload", "python-auto-reload"]),
+    appending(python, "py-autoreload-ignore", "MODULE", \.python.autoReloadIgnore,
+              "a module (by name) whose file --py-autoreload does not watch (repeatable)",
+              aliases: ["py-auto-reload-ignore", "python-autoreload-ignore", "python-auto-reload-ignore"]),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]

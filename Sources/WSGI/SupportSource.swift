@@ -164,6 +164,30 @@ def mount_dispatcher(apps, manage):
         return app(environ, start_response)
     return dispatch
 
+_modules_seen = [-1]
+
+def module_files(ignore):
+    """py-autoreload: the source file of every module in sys.modules (uWSGI's scan: .pyc/.pyo name their
+    .py), or None when len(sys.modules) has not changed since the last call."""
+    modules = sys.modules
+    if len(modules) == _modules_seen[0]:
+        return None
+    _modules_seen[0] = len(modules)
+    files = []
+    for name, module in list(modules.items()):
+        if name in ignore:
+            continue
+        try:
+            path = getattr(module, '__file__', None)
+        except Exception:
+            continue
+        if not isinstance(path, str) or not path:
+            continue
+        if path.endswith(('.pyc', '.pyo')):
+            path = path[:-1]
+        files.append(os.path.abspath(path))
+    return files
+
 def freeze():
     # Objects loaded before fork stay out of the collector's reach, so the workers' first collections
     # do not touch (and copy) every page the master loaded.

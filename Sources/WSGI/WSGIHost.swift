@@ -15,6 +15,8 @@ public final class WSGIHost: HostedApplication {
     let support: PyObjectPointer
     /// The WSGI callable, once loaded.
     var app: PyObjectPointer?
+    /// --py-autoreload's watch over the app's module files, made in each worker once the app is loaded.
+    public private(set) var sourceWatch: ChangeWatch?
     /// harakiri's graceful signal, when harakiri sends one (--harakiri with --harakiri-graceful-timeout).
     let harakiriGracefulSignal: Int32?
 
@@ -23,7 +25,7 @@ public final class WSGIHost: HostedApplication {
             ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? ""
         for m in options.mounts { what += (what.isEmpty ? "" : " ") + "--mount \(m.point.isEmpty ? "/" : m.point)=\(m.text.drop { $0 != "=" }.dropFirst())" }
         let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
-        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : "")"
+        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : options.autoReloadSeconds > 0 ? " (imported in each worker for py-autoreload)" : "")"
     }
 
     /// Starts Python and, unless --lazy-apps, imports the app: any failure (missing library,
@@ -60,7 +62,7 @@ public final class WSGIHost: HostedApplication {
            !options.mounts.contains(where: { $0.point.isEmpty }) {
             ServerLog.line("warning: no app is mounted at / and manage-script-name is off: only a request whose SCRIPT_NAME (set by the proxy) names a mount point reaches an app; the others get 500, as under uWSGI")
         }
-        if !options.lazyApps {
+        if !options.importsAppInWorkers {
             try loadApp()
             call("freeze")
         }
@@ -128,6 +130,37 @@ public final class WSGIHost: HostedApplication {
         app = dispatch
     }
 
+    /// --py-autoreload, in a worker holding the GIL with the app loaded: watch the files of every module
+    /// imported so far.
+    func watchSources() throws {
+        guard options.autoReloadSeconds > 0 else { return }
+        if sourceWatch == nil {
+            sourceWatch = try ChangeWatch(label: "py-autoreload")
+        }
+        refreshSources()
+    }
+
+    /// With the GIL held (after each request too: apps import lazily): adds the files of modules imported
+    /// since the last look. The support code answers None while `len(sys.modules)` is unchanged.
+    func refreshSources() {
+        let api = interpreter.api
+        guard let watch = sourceWatch, api.PyErr_Occurred() == nil else { return }
+        guard let ignore = api.PyList_New(options.autoReloadIgnore.count) else { api.PyErr_Clear(); return }
+        defer { api.Py_DecRef(ignore) }
+        for (i, name) in options.autoReloadIgnore.enumerated() {
+            guard let s = pyString(api, name) else { api.PyErr_Clear(); return }
+            _ = api.PyList_SetItem(ignore, i, s)
+        }
+        guard let files = callObjects("module_files", ignore) else { interpreter.printError(); return }
+        defer { api.Py_DecRef(files) }
+        guard files != api.none else { return }
+        var paths: [String] = []
+        for i in 0..<max(0, api.PyList_Size(files)) {
+            if let item = api.PyList_GetItem(files, i), let path = interpreter.string(item) { paths.append(path) }
+        }
+        watch.add(paths)
+    }
+
     /// Calls a support function with object arguments (borrowed); nil with the Python error pending.
     func callObjects(_ name: String, _ args: PyObjectPointer...) -> PyObjectPointer? {
         let api = interpreter.api
@@ -182,6 +215,7 @@ public final class WSGIHost: HostedApplication {
     public func workerApplication(workerID: Int) throws -> Application {
         defer { interpreter.releaseGIL() }
         if app == nil { try loadApp() }
+        try watchSources()
         let worker = try WSGIWorker(interpreter: interpreter, app: app!, support: support, host: self)
         return { request in try worker.handle(request) }
     }

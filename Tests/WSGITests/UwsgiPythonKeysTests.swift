@@ -81,4 +81,82 @@ private func flaskApp(_ name: String) -> String {
             #expect(r.status == 2 && r.output.contains(reason), "\(value): \(r.status) \(r.output)")
         }
     }
+
+    /// An app whose answer comes from a module it imports at start (`helper`) or on first use (`lazymod`).
+    private func writeReloadApp(_ dir: TempDir) throws {
+        try dir.write("app.py", """
+            import helper
+
+            def application(environ, start_response):
+                if environ['PATH_INFO'] == '/lazy':
+                    import lazymod
+                    body = lazymod.VALUE
+                else:
+                    body = helper.VALUE
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return [body.encode()]
+            """)
+        try dir.write("helper.py", "VALUE = 'one'\n")
+        try dir.write("lazymod.py", "VALUE = 'lazy one'\n")
+    }
+
+    /// Saves a file as editors do: a new file renamed over the old one.
+    private func save(_ dir: TempDir, _ name: String, _ text: String) throws {
+        try dir.write(name + ".tmp", text)
+        #expect(rename(dir.file(name + ".tmp"), dir.file(name)) == 0)
+    }
+
+    /// py-autoreload: editing a module the running app imported reloads the workers, the new code answers,
+    /// and not one request of a steady load fails meanwhile. Idle, with the watch in place, no process wakes.
+    @Test func pyAutoreloadServesTheEditedModuleWithZeroFailedRequests() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        let s = try start("wsgi-file = app.py\npy-autoreload = 1\nprocesses = 2\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/") == (200, "one"))
+        // Idle: inotify, no polling thread or timer, so neither the master nor a worker is woken.
+        let processes = [s.pid] + children(of: s.pid)
+        func switches() -> [Int] { processes.map { Int(statusField($0, "voluntary_ctxt_switches") ?? "") ?? -1 } }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let before = switches()
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        #expect(switches() == before, "an idle swsgi with py-autoreload woke up: \(before) -> \(switches())")
+
+        let load = LoadGenerator(socket: dir.file("s"))
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try save(dir, "helper.py", "VALUE = 'two'\n")
+        #expect(s.waitForLog("py-autoreload: \(dir.file("helper.py")) changed"), "\(s.log)")
+        #expect(waitUntil(15) { (try? get(dir, "/").body) == "two" }, "the edited module answers: \(s.log)")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let tally = try await load.stop()
+        #expect(tally.ok > 0 && tally.failures.isEmpty, "\(tally.ok) ok, failures: \(tally.failures.prefix(5))")
+        #expect(s.log.components(separatedBy: "reloading 2 workers").count - 1 == 1, "one change, one reload: \(s.log)")
+    }
+
+    /// A module the app imports only while serving a request is watched from that request on.
+    @Test func pyAutoreloadWatchesModulesImportedDuringRequests() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        let s = try start("wsgi-file = app.py\npy-autoreload = 2\nprocesses = 1\nthreads = 2\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/lazy") == (200, "lazy one"))
+        try save(dir, "lazymod.py", "VALUE = 'lazy two'\n")
+        #expect(s.waitForLog("py-autoreload: \(dir.file("lazymod.py")) changed"), "\(s.log)")
+        #expect(waitUntil(15) { (try? get(dir, "/lazy").body) == "lazy two" }, "\(s.log)")
+    }
+
+    /// py-autoreload-ignore: a module left out is not watched; an edit of it reloads nothing.
+    @Test func pyAutoreloadIgnoreLeavesTheModuleOut() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        let s = try start("wsgi-file = app.py\npy-auto-reload = 1\npy-auto-reload-ignore = helper\nprocesses = 1\n", in: dir)
+        defer { s.stop() }
+        try save(dir, "helper.py", "VALUE = 'two'\n")
+        try await Task.sleep(nanoseconds: 700_000_000)
+        #expect(try get(dir, "/") == (200, "one"))
+        #expect(!s.log.contains("py-autoreload:"), "\(s.log)")
+    }
 }
