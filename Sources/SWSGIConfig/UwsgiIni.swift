@@ -40,8 +40,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "protocol": .only(["uwsgi", "http", "http11"], "socket = speaks the uwsgi protocol, or HTTP with protocol = http; other protocols: not supported"),
     "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
-    "mount": .custom(mount),
-    "manage-script-name": .always("swsgi mounts its one app at /: SCRIPT_NAME is empty and PATH_INFO is the whole path"),
+    "mount": .rename("mount"),
     "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
     "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
     "http-timeout": .noOp(noRouter),
@@ -168,16 +167,6 @@ private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
         return .set([("logto", path)])
     }
     throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
-}
-
-/// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
-private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
-    let point = value[..<eq], app = String(value[value.index(after: eq)...])
-    guard point == "/" || point.isEmpty else {
-        throw ValueProblem("\(quoted(value)): swsgi serves one app at /; mount it there (nginx can strip the prefix)")
-    }
-    return .set([(app.hasSuffix(".py") || app.hasSuffix(".wsgi") ? "wsgi-file" : "module", app)])
 }
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
