@@ -53,7 +53,7 @@ public enum SWSGIMain {
             case .version:
                 writeStdout(version)
                 return ExitCode.success
-            case .run(let o): options = o
+            case .run(let o): options = o.withFileLoggerAsLogTo()
             }
             if let text = options.showConfigText { writeStderr(text) }
             if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
@@ -68,6 +68,10 @@ public enum SWSGIMain {
             }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
+            do { try LogRouter.shared.install(options) } catch let e as SyscallError {
+                writeStderr("swsgi: logging: \(e)")
+                return ExitCode.failure
+            }
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
@@ -156,7 +160,7 @@ public enum SWSGIMain {
                                     environment: env, host: host)
             return master.run()
         } catch {
-            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
+            if LogRouter.shared.setup.plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             bound?.vacuum()
