@@ -54,7 +54,7 @@ public enum SWSGIMain {
             case .version:
                 writeStdout(version)
                 return ExitCode.success
-            case .run(let o): options = o
+            case .run(let o): options = o.withFileLoggerAsLogTo()
             }
             if let text = options.showConfigText { writeStderr(text) }
             for w in options.configWarnings { writeStderr("swsgi: warning: \(w)") }
@@ -70,6 +70,10 @@ public enum SWSGIMain {
             }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
+            do { try LogRouter.shared.install(options) } catch let e as SyscallError {
+                writeStderr("swsgi: logging: \(e)")
+                return ExitCode.failure
+            }
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
@@ -158,7 +162,7 @@ public enum SWSGIMain {
                                     environment: env, host: host)
             return master.run()
         } catch {
-            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
+            if LogRouter.shared.setup.plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             bound?.vacuum()

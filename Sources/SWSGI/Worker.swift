@@ -296,7 +296,7 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        var sent = 0
+        var sent = 0, headBytes = 0
         /// A streamed response's framing: what it sent is logged even when the stream failed midway.
         var streamed: StreamFraming?
         var plan: HTTPResponsePlan
@@ -327,6 +327,7 @@ final class Worker {
             case .bytes(let body):
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
@@ -334,6 +335,7 @@ final class Worker {
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
                                                      keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -376,7 +378,9 @@ final class Worker {
             }
         }
         if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
+                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         c.lastActivity = finished
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {

@@ -194,7 +194,7 @@ extension ServerOptions {
             } else if spec.optionalValue, i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]
                 i += 1
-            } else if spec.isBoolean {
+            } else if spec.isBoolean || spec.optionalValue {
                 value = "true"
             } else if i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]

@@ -152,10 +152,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var locks: Int = 0
     /// Mule processes (`--mule`, repeatable).
     public var mules: [MuleOptions] = []
-    /// The server's own log lines (`--log-encoder`).
-    public var logEncoder: LogEncoderOptions = .plain
-    /// The request log line template (`--log-format`), nil = swsgi's default line.
-    public var logFormat: String? = nil
+    /// uWSGI's logging options: loggers, routes, encoders, rotation, the request line (LoggingOptionTable).
+    public var logging = LoggingOptions()
     /// `--hook-PHASE` / `--exec-PHASE`, in the order given.
     public var hooks: [Hook] = []
 
