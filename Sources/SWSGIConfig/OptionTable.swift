@@ -119,7 +119,7 @@ let optionTable: [OptionSpec] = [
     appending(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket,
               "TCP address to listen on, speaking HTTP (:PORT = all addresses; repeatable)"),
     appending(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket,
-              "listen in the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
+              "speak the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
