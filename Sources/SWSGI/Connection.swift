@@ -26,8 +26,12 @@ final class Connection {
     /// Held around each body read and response write made for a request (see `RequestIOLock`).
     let io = RequestIOLock.make()
 
-    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
+    /// `unix` or `tcp`, from the listener that accepted it (`Request.remote`).
+    let remoteLabel: String
+
+    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false, remoteLabel: String = "unix") {
         self.fd = fd
+        self.remoteLabel = remoteLabel
         self.parser = HTTPRequestParser(limits: limits)
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now

@@ -74,7 +74,7 @@ final class RequestThread: RequestServer {
         c.exchange = Exchange(number: number, expectContinue: head.expectContinue)
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: worker.requestIDPrefix, number: number, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
