@@ -236,7 +236,9 @@ final class Worker {
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
         while true {
-            switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
+            // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
+            // in the connection is an exclusivity check.
+            switch c.speaksUwsgi ? (c.uwsgi?.parse(input) ?? c.parser.parse(input)) : c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     // A connection's first head is timed from accept, not from its first byte: a client
@@ -269,7 +271,7 @@ final class Worker {
         sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         sb.set(slot, .requestStartNanos, Int64(started))
         sb.set(slot, .requestCounter, Int64(requestCounter))
-        c.exchange = Exchange(number: requestCounter, expectContinue: head.expectContinue)
+        c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
@@ -384,7 +386,7 @@ final class Worker {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange.handle(.ended)
+        _ = c.exchange(.ended)
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
