@@ -81,6 +81,8 @@ final class Worker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -93,7 +95,8 @@ final class Worker {
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try reactor.watch(ctx.termFD, token: Self.termToken)
@@ -373,6 +376,9 @@ final class Worker {
             } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleRSS)
+            } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+                recycleRequested = true
+                tellMaster(.recycleAddressSpace)
             }
         }
         if log.wants(status: response.status) {
