@@ -67,7 +67,7 @@ let processOptionRows: [OptionSpec] = [
     option(group, "reload-on-as", "MIB", .int(mib), \.process.reloadOnAddressSpaceMiB, default: "0 = off",
            "gracefully recycle a worker whose address space is above this many MiB after a request"),
     option(group, "evil-reload-on-as", "MIB", .int(mib), \.process.evilReloadOnAddressSpaceMiB, default: "0 = off",
-           "SIGKILL a worker at or above this many MiB of address space even while busy (sampled every 250 ms)"),
+           "SIGKILL a worker at or above this many MiB of address space, even while busy (checked every 250 ms)"),
     option(group, "procname", "NAME", .string(), \.process.procname, default: "swsgi master / swsgi worker N",
            "title of every process (after --procname-prefix)"),
     option(group, "procname-master", "NAME", .string(), \.process.procnameMaster, default: "--procname",
