@@ -192,6 +192,7 @@ final class Master {
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .recycleAddressSpace: .recycle(pid: pid, reason: .addressSpace)
+            case .recycleException: .recycle(pid: pid, reason: .exception)
             case .gotTERM: .workerGotTERM(pid: pid)
             case .sourceChanged: .sourceChanged(pid: pid)
             }

@@ -499,7 +499,7 @@ final class ThreadedWorker {
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
-    func countServedLocked(busyNanoseconds: UInt64) {
+    func countServedLocked(busyNanoseconds: UInt64, appRaised: Bool) {
         let sb = ctx.scoreboard, slot = ctx.slot
         served += 1
         sb.set(slot, .requests, served)
@@ -515,6 +515,9 @@ final class ThreadedWorker {
         } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
             recycleRequested = true
             tellMaster(.recycleAddressSpace)
+        } else if appRaised, ctx.settings.process.reloadOnException {
+            recycleRequested = true
+            tellMaster(.recycleException)
         }
     }
 }

@@ -263,6 +263,8 @@ final class Worker {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try ctx.app(request)
         } catch let e as RequestBodyError {
@@ -273,6 +275,7 @@ final class Worker {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         // A response the app started before returning (WSGI's write()). From here the response is the
         // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
@@ -317,6 +320,7 @@ final class Worker {
                     try early.framing.end()
                 } catch {
                     plan.keepAlive = false
+                    if error is ApplicationFailure { appRaised = true }
                     note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
                 }
             }
@@ -353,6 +357,7 @@ final class Worker {
             }
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
+            if error is ApplicationFailure { appRaised = true }
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
             if let streamed { sent = streamed.sent }
         }
@@ -379,6 +384,9 @@ final class Worker {
             } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleAddressSpace)
+            } else if appRaised, ctx.settings.process.reloadOnException {
+                recycleRequested = true
+                tellMaster(.recycleException)
             }
         }
         if log.wants(status: response.status) {

@@ -17,6 +17,8 @@ public struct ProcessOptions: Equatable, Sendable {
     public var procnameMaster: String? = nil
     /// Appended to every title (`--procname-append`).
     public var procnameAppend: String = ""
+    /// Recycle a worker (gracefully, after the request) whose app raised an exception (`--reload-on-exception`).
+    public var reloadOnException: Bool = false
 
     public init() {}
 
@@ -68,6 +70,8 @@ let processOptionRows: [OptionSpec] = [
            "gracefully recycle a worker whose address space is above this many MiB after a request"),
     option(group, "evil-reload-on-as", "MIB", .int(mib), \.process.evilReloadOnAddressSpaceMiB, default: "0 = off",
            "SIGKILL a worker at or above this many MiB of address space, even while busy (checked every 250 ms)"),
+    boolean(group, "reload-on-exception", \.process.reloadOnException,
+            "recycle a worker after a request whose app raised an exception (the request still gets its 500)"),
     option(group, "procname", "NAME", .string(), \.process.procname, default: "swsgi master / swsgi worker N",
            "title of every process (after --procname-prefix)"),
     option(group, "procname-master", "NAME", .string(), \.process.procnameMaster, default: "--procname",

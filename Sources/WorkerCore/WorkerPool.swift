@@ -11,6 +11,7 @@ public enum RetireReason: String, Sendable {
     case evilRSS = "evil-reload-on-rss"
     case addressSpace = "reload-on-as"
     case evilAddressSpace = "evil-reload-on-as"
+    case exception = "reload-on-exception"
     case harakiri = "harakiri"
     case cheaper = "cheaper"
     case term = "SIGTERM to the worker"
