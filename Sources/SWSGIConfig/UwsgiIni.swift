@@ -79,7 +79,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
     "attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
     "smart-attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
-    "route": .refused("not supported: swsgi has no internal routing; route (and skip logging) in nginx in front"),
     "route-if": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
     "route-run": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
     "add-header": .refused("not supported: add headers in the app or in nginx (add_header)"),
@@ -124,21 +123,19 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "safe-pidfile2": .rename("pid-file"),
     "procname-prefix-spaced": .custom { v throws(ValueProblem) in .set([("procname-prefix", v + " ")]) },
     "print": .custom { v throws(ValueProblem) in .set([("hook-asap", "print:" + v)]) },
-    // Logging.
-    "logformat": .rename("log-format"),
+    // Logging (LoggingOptionTable has the options under uWSGI's names).
     "log-master": .always("every swsgi log line is one write(2), so lines from different workers never mix"),
     "threaded-log": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to add"),
-    "log-date": .only(["true", "1", "yes", "on"], "swsgi's log lines already start with a UTC timestamp; a custom date format is not supported"),
-    "log-x-forwarded-for": .refused("not supported: the request log does not show client addresses"),
-    "log-slow": .refused("not supported: the request log shows every request's duration; filter it"),
-    "logformat-strftime": .refused("not supported: the request log's times are UTC timestamps"),
-    "log-reopen": .rename("log-reopen"),
-    "log-maxsize": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate) or let the supervisor collect stderr"),
-    "log-backupname": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate)"),
-    "req-logger": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
-    "logger-req": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
-    "log-route": .refused("not supported: swsgi has one log (logto or stderr)"),
-    "log-req-encoder": .refused("not supported: use log-format for request lines"),
+    "threaded-logger": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to offload"),
+    "log-master-bufsize": .noOp("swsgi has no log master buffer: each process writes its lines itself, one write(2) each"),
+    // uWSGI reads the value with strtol: `log-slow = True` is 0, off (with a warning).
+    "log-slow": .custom { v throws(ValueProblem) in
+        if let n = Int(v), n >= 0 { return .set([("log-slow", String(n))]) }
+        return .accepted("uWSGI reads \(quoted(v)) as 0: slow requests are not singled out")
+    },
+    // uWSGI's logfile-chown takes no value (`logfile-chown = %U:%G` still only means on).
+    "logfile-chown": .custom { v throws(ValueProblem) in .set([("logfile-chown", String(uwsgiFlag(v)))]) },
+    // log-sendfile / log-ioerror are flags that uWSGI declares with a value.
     // Always so in swsgi.
     "strict": .always("swsgi refuses unknown options everywhere"),
     "master": .always("swsgi always runs a master process"),
@@ -150,32 +147,11 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "cheaper-algo": .only(["busyness"], "swsgi's cheaper mode is the busyness algorithm"),
     "plugin": .custom(plugins),
     "plugins": .custom(plugins),
-    "logger": .custom(logger),
 ]
-
-/// `logger = file:PATH` (or `file:logfile=PATH`) is logto; `stdio` loggers are what swsgi does anyway.
-private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let words = value.split(separator: " ", maxSplits: 1).map(String.init)
-    let spec = words.count == 2 && !words[0].contains(":") ? words[1] : value
-    if spec == "stdio" { return .accepted("swsgi logs to stderr") }
-    if spec.hasPrefix("file:") {
-        var path = String(spec.dropFirst("file:".count))
-        if path.hasPrefix("logfile=") {
-            let fields = path.dropFirst("logfile=".count).split(separator: ",")
-            guard fields.count == 1 else { throw ValueProblem("\(quoted(value)): log rotation (maxsize) is not supported; use logrotate") }
-            path = String(fields[0])
-        }
-        guard words.count == 1 || words[0].contains(":") else {
-            throw ValueProblem("\(quoted(value)): named loggers (log-route) are not supported; swsgi has one log")
-        }
-        return .set([("logto", path)])
-    }
-    throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
-}
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
 private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile"]
+    let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile", "syslog", "rsyslog", "escape_json"]
     for raw in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
         var name = String(raw)
         if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
