@@ -116,3 +116,26 @@ extension UwsgiProcessOptions {
         #expect(output.contains("master-as-root: not supported") && output.contains("cap: not supported"), "\(output)")
     }
 }
+
+extension UwsgiProcessOptions {
+    /// uWSGI's sanitize_args: `cheaper-initial` above `processes` starts `processes` workers, and without
+    /// `cheaper` it has no effect (every process starts); each says so. `cheaper` >= `processes` is refused,
+    /// as uWSGI refuses it ("invalid cheaper value: must be lower than processes").
+    @Test func cheaperInitialIsAdjustedAsUwsgiDoes() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clamped = try start("processes = 3\ncheaper = 1\ncheaper-initial = 5\n", in: dir)
+        defer { clamped.stop() }
+        #expect(clamped.waitWorkers(3).count == 3, "\(clamped.workers)\n\(clamped.log)")
+        #expect(clamped.log.contains("cheaper-initial = 5: must be between cheaper (1) and processes (3): using 3"), "\(clamped.log)")
+        let dir2 = try TempDir()
+        defer { dir2.remove() }
+        let off = try start("processes = 2\ncheaper-initial = 1\n", in: dir2)
+        defer { off.stop() }
+        #expect(off.waitWorkers(2).count == 2, "\(off.workers)\n\(off.log)")
+        #expect(off.log.contains("cheaper-initial = 1: no effect without cheaper"), "\(off.log)")
+        try dir.write("bad.ini", "[uwsgi]\nprocesses = 2\ncheaper = 2\n")
+        let (status, output) = try runToExit(["--ini", dir.file("bad.ini"), "--check"], in: dir)
+        #expect(status != 0 && output.contains("--cheaper (2) must be below --processes (2)"), "\(output)")
+    }
+}
