@@ -106,6 +106,8 @@ import Testing
             "exec-asap": "true", "exec-pre-app": "true", "exec-post-app": "true", "exec-accepting": "true",
             "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
             "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
+            "limit-as": "512", "max-fd": "2048", "cpu-affinity": "1", "reload-on-as": "512", "evil-reload-on-as": "1024",
+            "procname": "app", "procname-master": "app master", "procname-append": " [x]", "reload-on-exception": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
         ]
         let defaults = ServerOptions(cores: 4)
