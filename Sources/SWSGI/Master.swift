@@ -87,6 +87,8 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
+        touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
+        if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -100,9 +102,14 @@ final class Master {
 
     /// --touch-reload's watch (nil without the option).
     var touchReload: ChangeWatch? = nil
+    /// --touch-chain-reload's watch (nil without the option).
+    var touchChainReload: ChangeWatch? = nil
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
+        if host != nil, !settings.python.importsAppInWorkers, touchReload != nil || touchChainReload != nil {
+            log("note: touch-reload/touch-chain-reload replace the workers by forking the master, which imported the app at start: they run the Python code loaded then. For changed code set lazy-apps = true (each worker imports the app) or reload through hupwatch")
+        }
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
@@ -134,6 +141,8 @@ final class Master {
         static let services: UInt64 = 3
         /// A --touch-reload path changed.
         static let touchReload: UInt64 = 4
+        /// A --touch-chain-reload path changed.
+        static let touchChainReload: UInt64 = 5
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -170,6 +179,11 @@ final class Master {
                 if let changed = touchReload?.changed() {
                     log("touch-reload: \(changed) changed")
                     return execute(events(for: SIGHUP))
+                }
+            case Token.touchChainReload:
+                if let changed = touchChainReload?.changed() {
+                    log("touch-chain-reload: \(changed) changed")
+                    return execute(pool.handle(.chainReload, now: monotonicNanoseconds()))
                 }
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)

@@ -98,8 +98,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "import": .refused("not supported: import the module from your WSGI file"),
     "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
     "honour-stdin": .refused("not supported: swsgi's workers read no stdin"),
-    "fs-reload": .refused("not supported: use touch-reload = PATH"),
-    "touch-chain-reload": .refused("not supported: use touch-reload = PATH (workers are replaced one generation at a time)"),
     "plugin-dir": .refused("not supported: swsgi loads no plugins (Python, HTTP and busyness are built in)"),
     // Python.
     "wsgi": .rename("module"),

@@ -159,4 +159,45 @@ private func flaskApp(_ name: String) -> String {
         #expect(try get(dir, "/") == (200, "one"))
         #expect(!s.log.contains("py-autoreload:"), "\(s.log)")
     }
+
+    /// touch-chain-reload: the workers are replaced one at a time (each importing the app anew, with
+    /// lazy-apps), the next once the previous replacement accepts; a steady load sees no failure.
+    @Test func touchChainReloadReplacesWorkersOneAtATime() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        try dir.write("chain", "")
+        let s = try start("wsgi-file = app.py\nlazy-apps = true\nprocesses = 3\ntouch-chain-reload = %dchain\n", in: dir)
+        defer { s.stop() }
+        let before = Set(children(of: s.pid))
+        let load = LoadGenerator(socket: dir.file("s"))
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try dir.write("helper.py", "VALUE = 'two'\n")
+        #expect(utime(dir.file("chain"), nil) == 0)
+        #expect(s.waitForLog("chain reload complete", timeout: 20), "\(s.log)")
+        let tally = try await load.stop()
+        #expect(tally.ok > 0 && tally.failures.isEmpty, "\(tally.ok) ok, failures: \(tally.failures.prefix(5))")
+        #expect(try get(dir, "/") == (200, "two"))
+        #expect(waitUntil(10) { Set(children(of: s.pid)).isDisjoint(with: before) && children(of: s.pid).count == 3 })
+        let steps = s.logLines.filter { $0.contains("chain reload: next is worker") }
+        #expect(steps.count == 3 && steps[0].contains("worker 1") && steps[2].contains("worker 3"), "\(steps)")
+    }
+
+    /// fs-reload and touch-workers-reload are touch-reload (the workers replaced when the path changes); with
+    /// the app imported once in the master, the start-up log says that new code needs lazy-apps.
+    @Test func fsReloadIsTouchReloadAndTheLogSaysWhatAReloadLoads() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        try FileManager.default.createDirectory(atPath: dir.file("conf"), withIntermediateDirectories: true)
+        let s = try start("wsgi-file = app.py\nprocesses = 1\nfs-reload = %dconf\ntouch-workers-reload = %dw\n", in: dir)
+        defer { s.stop() }
+        #expect(s.log.contains("For changed code set lazy-apps = true"), "\(s.log)")
+        let before = children(of: s.pid)
+        try dir.write("conf/new.txt", "x")
+        #expect(s.waitForLog("touch-reload: \(dir.file("conf")) changed"), "\(s.log)")
+        #expect(waitUntil(10) { let now = children(of: s.pid); return now.count == 1 && now != before })
+        try dir.write("w", "")
+        #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
+    }
 }
