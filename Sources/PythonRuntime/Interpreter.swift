@@ -26,9 +26,16 @@ public final class Interpreter {
     /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),
     /// then points `sys.prefix` and `sys.path` at the installation's (a virtualenv's own when chosen)
     /// and routes the app's stdout, line-buffered, to swsgi's log on fd 2.
-    public init(_ installation: PythonInstallation, pythonPath: [String]) throws(PythonLoadError) {
+    /// `optimize`: Python's -O level (uWSGI's `--optimize`); `argv`: what follows sys.argv[0] (`--pyargv`).
+    public init(_ installation: PythonInstallation, pythonPath: [String], optimize: Int = 0, argv: [String] = []) throws(PythonLoadError) {
         self.installation = installation
         api = try CPythonAPI(libraryPath: installation.libraryPath)
+        if optimize > 0 {
+            guard let flag = api.optimizeFlag else {
+                throw PythonLoadError("--optimize \(optimize): \(installation.libraryPath) has no Py_OptimizeFlag; set PYTHONOPTIMIZE=\(optimize) in the environment instead")
+            }
+            flag.pointee = Int32(clamping: optimize)
+        }
         api.Py_InitializeEx(0)
         guard api.Py_IsInitialized() != 0 else { throw PythonLoadError("\(installation.libraryPath): Py_InitializeEx failed") }
         var setup = "import sys, io\n"
@@ -44,7 +51,7 @@ public final class Interpreter {
         for dir in pythonPath.reversed() { setup += "sys.path.insert(0, \(pythonLiteral(dir)))\n" }
         setup += """
             sys.stdout = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False), encoding='utf-8', errors='backslashreplace', line_buffering=True)
-            sys.argv = ['swsgi']
+            sys.argv = ['swsgi'\(argv.map { ", " + pythonLiteral($0) }.joined())]
 
             """
         if !run(setup, filename: "<swsgi setup>") {

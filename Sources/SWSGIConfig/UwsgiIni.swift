@@ -94,10 +94,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "reload-on-as": .refused("not supported: recycle workers on resident memory with reload-on-rss"),
     "reload-on-exception": .refused("not supported: swsgi keeps a worker after an app exception (the request gets a 500)"),
     "vhost": .refused("not supported: swsgi serves one app; run one swsgi per app"),
-    "optimize": .refused("not supported: set PYTHONOPTIMIZE in the environment instead"),
-    "pyargv": .refused("not supported: read configuration from the environment (env =) instead of sys.argv"),
-    "import": .refused("not supported: import the module from your WSGI file"),
-    "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
     "honour-stdin": .refused("not supported: swsgi's workers read no stdin"),
     "plugin-dir": .refused("not supported: swsgi loads no plugins (Python, HTTP and busyness are built in)"),
     // Python.

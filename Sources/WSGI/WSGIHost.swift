@@ -22,7 +22,7 @@ public final class WSGIHost: HostedApplication {
 
     public var description: String {
         var what = options.wsgiFile.map { "--wsgi-file \($0)" }
-            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? ""
+            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? options.paste.map { "--paste \($0)" } ?? ""
         for m in options.mounts { what += (what.isEmpty ? "" : " ") + "--mount \(m.point.isEmpty ? "/" : m.point)=\(m.text.drop { $0 != "=" }.dropFirst())" }
         let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
         return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : options.autoReloadSeconds > 0 ? " (imported in each worker for py-autoreload)" : "")"
@@ -40,7 +40,7 @@ public final class WSGIHost: HostedApplication {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
                                                                             interpreter: options.executable),
                                                     environment: environment, ownExecutable: ownExecutablePath())
-            interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
+            interpreter = try Interpreter(installation, pythonPath: options.pythonPath, optimize: options.optimize, argv: options.argv)
         } catch {
             throw SWSGIError("\(error)")
         }
@@ -58,7 +58,12 @@ public final class WSGIHost: HostedApplication {
             interpreter.printError()
             throw SWSGIError("--env \(entry): cannot set it in os.environ")
         }
-        if !options.mounts.isEmpty, !options.manageScriptName, options.wsgiFile == nil, options.module == nil,
+        // --shared-import: once, in the master, before any fork (uWSGI's preinit), whatever --lazy-apps says.
+        for spec in options.sharedImports where call("import_one", spec) == nil {
+            interpreter.printError()
+            throw SWSGIError("--shared-import \(spec): the import failed (traceback above)")
+        }
+        if !options.mounts.isEmpty, !options.manageScriptName, options.wsgiFile == nil, options.module == nil, options.paste == nil,
            !options.mounts.contains(where: { $0.point.isEmpty }) {
             ServerLog.line("warning: no app is mounted at / and manage-script-name is off: only a request whose SCRIPT_NAME (set by the proxy) names a mount point reaches an app; the others get 500, as under uWSGI")
         }
@@ -79,12 +84,19 @@ public final class WSGIHost: HostedApplication {
         // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
         try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
         defer { try? AbortGuard.set(0, nil) }
+        // --import: where the app is loaded (the master, or each worker), just before it (uWSGI's init_apps).
+        for spec in options.imports where call("import_one", spec) == nil {
+            interpreter.printError()
+            throw SWSGIError("--import \(spec): the import failed (traceback above)")
+        }
         // Each a new reference, handed on below.
         var apps: [(point: String, app: PyObjectPointer)] = []
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
             loaded = call("load_module", module, callable)
+        } else if let paste = options.paste {
+            loaded = call("load_paste", paste, options.pasteName ?? "", options.pasteLogger ? "1" : "")
         } else {
             loaded = options.mounts.isEmpty ? nil : api.none
         }

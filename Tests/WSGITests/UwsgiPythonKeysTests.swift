@@ -200,4 +200,103 @@ private func flaskApp(_ name: String) -> String {
         try dir.write("w", "")
         #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
     }
+
+    /// optimize = 1 runs the app as `python -O` (asserts gone); pyargv is sys.argv after its first item,
+    /// split at spaces and tabs as uWSGI splits it.
+    @Test func optimizeAndPyargvReachTheApp() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", """
+            import sys
+            def application(environ, start_response):
+                try:
+                    assert False
+                    asserts = 'off'
+                except AssertionError:
+                    asserts = 'on'
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return [('%s|%d|%s' % (sys.argv[1:], sys.flags.optimize, asserts)).encode()]
+            """)
+        let s = try start("wsgi-file = app.py\nprocesses = 1\noptimize = 1\npyargv = -j  data.json\t--x\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/") == (200, "['-j', 'data.json', '--x']|1|off"))
+    }
+
+    /// import runs where the app is loaded (with lazy-apps: in each worker), shared-import once in the master
+    /// before the fork; a file path is imported under uWSGI's name for it. A failing import stops swsgi.
+    @Test func importAndSharedImportRunWhereUwsgiRunsThem() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", """
+            import os, builtins
+            def application(environ, start_response):
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return [('%s|%s' % (builtins.IMPORTED_IN == os.getpid(), builtins.SHARED_IN == os.getppid())).encode()]
+            """)
+        try dir.write("early.py", "import builtins, os\nbuiltins.IMPORTED_IN = os.getpid()\n")
+        try FileManager.default.createDirectory(atPath: dir.file("lib"), withIntermediateDirectories: true)
+        try dir.write("lib/shared.py", "import builtins, os, sys\nbuiltins.SHARED_IN = os.getpid()\nassert 'lib.shared' in sys.modules\n")
+        let s = try start("wsgi-file = app.py\nprocesses = 1\nlazy-apps = true\nimport = early\nshared-import = lib/shared.py\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/") == (200, "True|True"), "import in the worker, shared-import in the master: \(s.log)")
+
+        let bad = try TempDir()
+        defer { bad.remove() }
+        try bad.write("app.py", "def application(e, s): pass\n")
+        let failed = try start("wsgi-file = app.py\nprocesses = 1\npy-import = no_such_module_here\n", in: bad, ready: false)
+        defer { failed.stop() }
+        #expect(waitUntil(10) { !failed.isRunning }, "\(failed.log)")
+        #expect(failed.exitStatus != 0 && failed.log.contains("--import no_such_module_here: the import failed"), "\(failed.log)")
+    }
+
+    /// paste = config:FILE serves the app paste.deploy builds; paste-name picks its section and
+    /// paste-logger configures logging from the same file first.
+    @Test func pasteLoadsTheAppWithItsLoggingConfig() throws {
+        try PythonUnderTest.debian.require("paste.deploy")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("pasted.py", """
+            import logging
+            def factory(global_config, greeting='hello'):
+                def app(environ, start_response):
+                    logging.getLogger("pasted").warning('served %s', environ['PATH_INFO'])
+                    start_response('200 OK', [('Content-Type', 'text/plain')])
+                    return [greeting.encode()]
+                return app
+            """)
+        try dir.write("site.ini", """
+            [app:main]
+            use = call:pasted:factory
+            greeting = from main
+
+            [app:other]
+            use = call:pasted:factory
+            greeting = from other
+
+            [loggers]
+            keys = root
+
+            [handlers]
+            keys = file
+
+            [formatters]
+            keys = plain
+
+            [logger_root]
+            level = INFO
+            handlers = file
+
+            [handler_file]
+            class = FileHandler
+            args = ('\(dir.file("paste.log"))',)
+            formatter = plain
+
+            [formatter_plain]
+            format = %(name)s: %(message)s
+            """)
+        let s = try start("paste = config:%dsite.ini\npaste-name = other\npaste-logger = true\npythonpath = %d\nprocesses = 1\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/x") == (200, "from other"))
+        #expect(waitUntil(5) { ((try? String(contentsOfFile: dir.file("paste.log"), encoding: .utf8)) ?? "").contains("pasted: served /x") })
+    }
 }
