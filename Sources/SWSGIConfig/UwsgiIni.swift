@@ -186,14 +186,26 @@ extension ServerOptions {
                 problems.append(error.message)
             }
         }
-        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
-        // configured"): the app at / is the module's, and the file is never imported.
-        if let module = assignments.last(where: { $0.spec.name == "module" }) {
-            for file in assignments where file.spec.name == "wsgi-file" {
-                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+        // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
+        // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
+        // configured"): the first app at a point is the one served, the others are never imported.
+        var served: [String: Assignment] = [:]
+        var skipped: Set<String> = []
+        for name in ["module", "wsgi-file", "paste", "mount"] {
+            // module, wsgi-file and paste hold one value each (the last given wins); mounts accumulate.
+            let given = name == "mount" ? assignments.filter { $0.spec.name == name }
+                : assignments.last { $0.spec.name == name }.map { [$0] } ?? []
+            for a in given {
+                let point = name == "mount" ? ((try? Mount(parsing: a.value))?.point ?? "?\(a.label)") : ""
+                if let first = served[point] {
+                    warnings.append("\(a.label) = \(quoted(a.value)): not loaded: \(first.label) = \(quoted(first.value)) is the app at \(point.isEmpty ? "/" : point) (uWSGI loads \(first.spec.name) first and skips this one)")
+                    skipped.insert(a.label)
+                } else {
+                    served[point] = a
+                }
             }
-            assignments.removeAll { $0.spec.name == "wsgi-file" }
         }
+        assignments.removeAll { skipped.contains($0.label) }
         return (assignments, notes)
     }
 
