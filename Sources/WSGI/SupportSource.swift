@@ -225,6 +225,20 @@ def module_files(ignore):
         files.append(os.path.abspath(path))
     return files
 
+def source_problem(path):
+    """py-autoreload: why a changed .py file cannot be loaded as it is (its syntax error), or None."""
+    if not path.endswith('.py'):
+        return None
+    try:
+        with open(path, 'rb') as f:
+            source = f.read()
+        compile(source, path, 'exec', dont_inherit=True)
+    except SyntaxError as e:
+        return '%s: %s, line %s' % (type(e).__name__, e.msg, e.lineno)
+    except (OSError, ValueError):
+        return None
+    return None
+
 def freeze():
     # Objects loaded before fork stay out of the collector's reach, so the workers' first collections
     # do not touch (and copy) every page the master loaded.

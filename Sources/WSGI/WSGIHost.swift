@@ -16,7 +16,7 @@ public final class WSGIHost: HostedApplication {
     /// The WSGI callable, once loaded.
     var app: PyObjectPointer?
     /// --py-autoreload's watch over the app's module files, made in each worker once the app is loaded.
-    public private(set) var sourceWatch: ChangeWatch?
+    public private(set) var sourceWatch: SourceWatch?
     /// harakiri's graceful signal, when harakiri sends one (--harakiri with --harakiri-graceful-timeout).
     let harakiriGracefulSignal: Int32?
 
@@ -147,7 +147,15 @@ public final class WSGIHost: HostedApplication {
     func watchSources() throws {
         guard options.autoReloadSeconds > 0 else { return }
         if sourceWatch == nil {
-            sourceWatch = try ChangeWatch(label: "py-autoreload")
+            let py = interpreter
+            sourceWatch = SourceWatch(files: try ChangeWatch(label: "py-autoreload")) { [unowned self] file in
+                // From the worker's loop, between requests or beside the request threads.
+                py.withCallbackGIL {
+                    guard let r = self.call("source_problem", file) else { py.api.PyErr_Clear(); return nil }
+                    defer { py.api.Py_DecRef(r) }
+                    return r == py.api.none ? nil : py.string(r)
+                }
+            }
         }
         refreshSources()
     }
@@ -156,7 +164,7 @@ public final class WSGIHost: HostedApplication {
     /// since the last look. The support code answers None while `len(sys.modules)` is unchanged.
     func refreshSources() {
         let api = interpreter.api
-        guard let watch = sourceWatch, api.PyErr_Occurred() == nil else { return }
+        guard let watch = sourceWatch?.files, api.PyErr_Occurred() == nil else { return }
         guard let ignore = api.PyList_New(options.autoReloadIgnore.count) else { api.PyErr_Clear(); return }
         defer { api.Py_DecRef(ignore) }
         for (i, name) in options.autoReloadIgnore.enumerated() {

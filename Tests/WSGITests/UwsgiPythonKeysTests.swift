@@ -147,6 +147,22 @@ private func flaskApp(_ name: String) -> String {
         #expect(waitUntil(15) { (try? get(dir, "/lazy").body) == "lazy two" }, "\(s.log)")
     }
 
+    /// An edit saved half-way (a syntax error) does not reload: the workers keep the code they loaded and
+    /// answer on; the next save that compiles reloads.
+    @Test func pyAutoreloadWaitsForASaveThatCompiles() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        let s = try start("wsgi-file = app.py\npy-autoreload = 1\nprocesses = 1\n", in: dir)
+        defer { s.stop() }
+        try save(dir, "helper.py", "VALUE = (\n")
+        #expect(s.waitForLog("helper.py changed but cannot be loaded (SyntaxError"), "\(s.log)")
+        #expect(try get(dir, "/") == (200, "one"))
+        #expect(!s.log.contains("reloading"), "\(s.log)")
+        try save(dir, "helper.py", "VALUE = 'fixed'\n")
+        #expect(waitUntil(15) { (try? get(dir, "/").body) == "fixed" }, "\(s.log)")
+    }
+
     /// py-autoreload-ignore: a module left out is not watched; an edit of it reloads nothing.
     @Test func pyAutoreloadIgnoreLeavesTheModuleOut() async throws {
         let dir = try TempDir()
@@ -190,15 +206,17 @@ private func flaskApp(_ name: String) -> String {
         defer { dir.remove() }
         try writeReloadApp(dir)
         try FileManager.default.createDirectory(atPath: dir.file("conf"), withIntermediateDirectories: true)
+        try dir.write("w", "")
         let s = try start("wsgi-file = app.py\nprocesses = 1\nfs-reload = %dconf\ntouch-workers-reload = %dw\n", in: dir)
         defer { s.stop() }
         #expect(s.log.contains("For changed code set lazy-apps = true"), "\(s.log)")
         let before = children(of: s.pid)
+        #expect(utime(dir.file("w"), nil) == 0)
+        #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
+        #expect(waitUntil(10) { let now = children(of: s.pid); return now.count == 1 && now != before })
+        // A new entry in the fs-reload directory.
         try dir.write("conf/new.txt", "x")
         #expect(s.waitForLog("touch-reload: \(dir.file("conf")) changed"), "\(s.log)")
-        #expect(waitUntil(10) { let now = children(of: s.pid); return now.count == 1 && now != before })
-        try dir.write("w", "")
-        #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
     }
 
     /// optimize = 1 runs the app as `python -O` (asserts gone); pyargv is sys.argv after its first item,
