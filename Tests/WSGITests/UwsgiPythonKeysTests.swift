@@ -201,7 +201,7 @@ private func flaskApp(_ name: String) -> String {
 
     /// fs-reload and touch-workers-reload are touch-reload (the workers replaced when the path changes); with
     /// the app imported once in the master, the start-up log says that new code needs lazy-apps.
-    @Test func fsReloadIsTouchReloadAndTheLogSaysWhatAReloadLoads() throws {
+    @Test func fsReloadIsTouchReloadOneReloadPerSaveAndTheLogSaysWhatAReloadLoads() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         try writeReloadApp(dir)
@@ -214,9 +214,12 @@ private func flaskApp(_ name: String) -> String {
         #expect(utime(dir.file("w"), nil) == 0)
         #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
         #expect(waitUntil(10) { let now = children(of: s.pid); return now.count == 1 && now != before })
-        // A new entry in the fs-reload directory.
+        // A new file in the fs-reload directory (Foundation writes it atomically: a temporary file created,
+        // written, closed, then renamed, four inotify events) is one reload.
         try dir.write("conf/new.txt", "x")
         #expect(s.waitForLog("touch-reload: \(dir.file("conf")) changed"), "\(s.log)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(s.log.components(separatedBy: "reloading 1 workers").count - 1 == 2, "one reload per save: \(s.log)")
     }
 
     /// optimize = 1 runs the app as `python -O` (asserts gone); pyargv is sys.argv after its first item,
