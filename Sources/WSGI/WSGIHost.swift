@@ -148,7 +148,13 @@ public final class WSGIHost: HostedApplication {
         guard options.autoReloadSeconds > 0 else { return }
         if sourceWatch == nil {
             let py = interpreter
-            sourceWatch = SourceWatch(files: try ChangeWatch(label: "py-autoreload")) { [unowned self] file in
+            let files: ChangeWatch
+            do { files = try ChangeWatch(label: "py-autoreload") } catch {
+                // Out of inotify instances (fs.inotify.max_user_instances): serve, unwatched, rather than not at all.
+                ServerLog.line("py-autoreload: \(error); this worker does not watch the app's modules")
+                return
+            }
+            sourceWatch = SourceWatch(files: files) { [unowned self] file in
                 // From the worker's loop, between requests or beside the request threads.
                 py.withCallbackGIL {
                     guard let r = self.call("source_problem", file) else { py.api.PyErr_Clear(); return nil }
