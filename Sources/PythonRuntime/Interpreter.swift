@@ -27,7 +27,9 @@ public final class Interpreter {
     /// then points `sys.prefix` and `sys.path` at the installation's (a virtualenv's own when chosen)
     /// and routes the app's stdout, line-buffered, to swsgi's log on fd 2.
     /// `optimize`: Python's -O level (uWSGI's `--optimize`); `argv`: what follows sys.argv[0] (`--pyargv`).
-    public init(_ installation: PythonInstallation, pythonPath: [String], optimize: Int = 0, argv: [String] = []) throws(PythonLoadError) {
+    /// `sysExecutable`: sys.executable as the app sees it (uWSGI's `--py-executable`).
+    public init(_ installation: PythonInstallation, pythonPath: [String], optimize: Int = 0, argv: [String] = [],
+                sysExecutable: String? = nil) throws(PythonLoadError) {
         self.installation = installation
         api = try CPythonAPI(libraryPath: installation.libraryPath)
         if optimize > 0 {
@@ -43,7 +45,7 @@ public final class Interpreter {
             setup += "sys.prefix = \(pythonLiteral(prefix))\n"
             setup += "sys.exec_prefix = \(pythonLiteral(installation.execPrefix ?? prefix))\n"
         }
-        if let executable = installation.executable { setup += "sys.executable = \(pythonLiteral(executable))\n" }
+        if let executable = sysExecutable ?? installation.executable { setup += "sys.executable = \(pythonLiteral(executable))\n" }
         if !installation.path.isEmpty {
             setup += "sys.path[:] = [\(installation.path.map(pythonLiteral).joined(separator: ", "))]\n"
         }

@@ -42,6 +42,8 @@ public struct PythonAppOptions: Equatable, Sendable {
     /// The app is imported in each worker after fork: `--lazy-apps`, or `--py-autoreload` (a reload must
     /// import the changed code, and the master's copy of the app would be the old one).
     public var importsAppInWorkers: Bool { lazyApps || autoReloadSeconds > 0 }
+    /// sys.executable as the app sees it (`--py-sys-executable`, uWSGI's `py-executable`); nil = the interpreter's.
+    public var sysExecutable: String? = nil
     /// Python's optimization level, as `python -O`/`-OO` (`--optimize`); 0 = none.
     public var optimize = 0
     /// sys.argv after its first item, split at spaces and tabs as uWSGI does (`--pyargv`).
@@ -222,6 +224,9 @@ let pythonOptionRows: [OptionSpec] = [
     option(python, "paste-name", "NAME", .string(), \.python.pasteName, default: "main",
            "the app section --paste loads"),
     boolean(python, "paste-logger", \.python.pasteLogger, "configure logging from the --paste config file first (logging.config.fileConfig)"),
+    option(python, "py-sys-executable", "PATH", .string(), \.python.sysExecutable, default: "the interpreter's",
+           "sys.executable as the app sees it (only that: the interpreter is chosen by --home / --python-executable)",
+           aliases: ["py-executable"]),
     option(python, "optimize", "N", .int(0...Int(Int32.max)), \.python.optimize, default: "0",
            "Python's optimization level, as python -O (1: no asserts) or -OO (2: no docstrings either)"),
     option(python, "pyargv", "ARGS", .string(), \.python.pyargv, default: "none",

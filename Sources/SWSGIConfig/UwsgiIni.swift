@@ -105,6 +105,16 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "venv": .rename("home"),
     "pyhome": .rename("home"),
     "lazy": .rename("lazy-apps"),
+    // uWSGI's early-* Python options run before the rest of its start-up; swsgi has no such phase: the
+    // path is on sys.path and the module imported in the master before the app and any fork.
+    "early-pythonpath": .rename("pythonpath"),
+    "early-python-path": .rename("pythonpath"),
+    "early-pyimport": .rename("shared-import"),
+    "early-python-import": .rename("shared-import"),
+    // uWSGI loads these in each worker after fork; served the same, loaded once in the master before it.
+    "worker-mount": .rename("mount"),
+    "wsgi-env-behaviour": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
+    "wsgi-env-behavior": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
     "enable-threads": .rename("enable-threads"),
     // Process, files.
     "pidfile": .rename("pid-file"),

@@ -40,7 +40,8 @@ public final class WSGIHost: HostedApplication {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
                                                                             interpreter: options.executable),
                                                     environment: environment, ownExecutable: ownExecutablePath())
-            interpreter = try Interpreter(installation, pythonPath: options.pythonPath, optimize: options.optimize, argv: options.argv)
+            interpreter = try Interpreter(installation, pythonPath: options.pythonPath, optimize: options.optimize, argv: options.argv,
+                                      sysExecutable: options.sysExecutable)
         } catch {
             throw SWSGIError("\(error)")
         }

@@ -293,5 +293,9 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         let root = try uwsgiOptions("[uwsgi]\nmount = /=b.py\nmodule = a:app\n")
         #expect(root.python.module == "a:app" && root.python.mounts.isEmpty, "module is loaded before the mounts")
         #expect(try uwsgiOptions("[uwsgi]\npaste = config:/p.ini\nmodule = a:app\n").python.paste == nil)
+        // uWSGI's early-* and worker-mount come to the same options; wsgi-env-behaviour is what swsgi does.
+        let early = try uwsgiOptions("[uwsgi]\nmodule = a:app\nearly-pythonpath = /x\nearly-pyimport = m\nworker-mount = /w=w:app\nwsgi-env-behaviour = cheat\n")
+        #expect(early.python.pythonPath == ["/x"] && early.python.sharedImports == ["m"] && early.python.mounts.map(\.point) == ["/w"])
+        #expect(uwsgiFailure("[uwsgi]\nmodule = a:app\nwsgi-env-behavior = other\n")?.contains("holy") == true)
     }
 }

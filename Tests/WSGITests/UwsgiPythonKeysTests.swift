@@ -223,7 +223,7 @@ private func flaskApp(_ name: String) -> String {
     }
 
     /// optimize = 1 runs the app as `python -O` (asserts gone); pyargv is sys.argv after its first item,
-    /// split at spaces and tabs as uWSGI splits it.
+    /// split at spaces and tabs as uWSGI splits it; py-executable is sys.executable.
     @Test func optimizeAndPyargvReachTheApp() throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -236,11 +236,11 @@ private func flaskApp(_ name: String) -> String {
                 except AssertionError:
                     asserts = 'on'
                 start_response('200 OK', [('Content-Type', 'text/plain')])
-                return [('%s|%d|%s' % (sys.argv[1:], sys.flags.optimize, asserts)).encode()]
+                return [('%s|%d|%s|%s' % (sys.argv[1:], sys.flags.optimize, asserts, sys.executable)).encode()]
             """)
-        let s = try start("wsgi-file = app.py\nprocesses = 1\noptimize = 1\npyargv = -j  data.json\t--x\n", in: dir)
+        let s = try start("wsgi-file = app.py\nprocesses = 1\noptimize = 1\npyargv = -j  data.json\t--x\npy-executable = /opt/x/python\n", in: dir)
         defer { s.stop() }
-        #expect(try get(dir, "/") == (200, "['-j', 'data.json', '--x']|1|off"))
+        #expect(try get(dir, "/") == (200, "['-j', 'data.json', '--x']|1|off|/opt/x/python"))
     }
 
     /// import runs where the app is loaded (with lazy-apps: in each worker), shared-import once in the master
