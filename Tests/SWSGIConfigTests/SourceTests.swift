@@ -96,6 +96,11 @@ import Testing
             "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
             "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
+            "logger": "file:/tmp/x.log", "req-logger": "stdio", "log-route": "a ^x", "log-req-route": "a ^x",
+            "log-req-encoder": "nl", "log-maxsize": "1m", "log-backupname": "/tmp/x.old", "log-date": "true",
+            "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
+            "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
+            "route": "^/health donotlog:",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {

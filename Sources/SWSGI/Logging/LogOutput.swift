@@ -18,6 +18,12 @@ final class LogOutput {
         case datagram(fd: Int32, address: SocketAddressBytes, tag: String, priority: Int32, limit: Int)
     }
 
+    /// The rotating file behind this output, if it is a file.
+    var file: RotatingFile? {
+        if case .file(let f) = target { return f }
+        return nil
+    }
+
     init(id: String?, target: Target) {
         self.id = id
         self.target = target
@@ -190,7 +196,7 @@ final class RotatingFile {
     }
 
     private func moveInto(_ new: Int32) {
-        // dup3 keeps O_CLOEXEC off fds 1 and 2 (they are meant to be inherited) and on `fd` when it was set.
+        // dup2 leaves fds 1 and 2 inheritable (meant to be: exec'd hooks log there); `fd` above 2 gets O_CLOEXEC back.
         _ = dup2(new, fd)
         for other in alsoAt { _ = dup2(new, other) }
         if new != fd { close(new) }

@@ -109,6 +109,15 @@ struct LogSetup {
         plain = mainLog == nil && loggers.isEmpty && requestLoggers.isEmpty && encoders.isEmpty && date == nil
     }
 
+    /// `--logfile-chown`: the log files (fd 2's and every file logger's) to the user the server drops to,
+    /// so the unprivileged processes can reopen them after a rotation (core/utils.c: fchown of the log fd).
+    func chown(uid: uid_t, gid: gid_t, logFile: Bool) throws {
+        if logFile { _ = try syscall("fchown", "log file") { fchown(2, uid, gid) } }
+        for out in loggers + requestLoggers {
+            if let f = out.file { _ = try syscall("fchown", f.path) { fchown(f.fd, uid, gid) } }
+        }
+    }
+
     /// The line to fd 2 (through its rotation when it has one).
     func writeMain(_ line: String) {
         if let mainLog { mainLog.write(line) } else { LogOutput.writeLine(line, to: 2) }
