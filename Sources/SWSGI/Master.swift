@@ -65,7 +65,7 @@ final class Master {
         config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
         config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
-        config.workersLoadTheApp = host != nil && settings.python.lazyApps
+        config.workersLoadTheApp = host != nil && settings.python.importsAppInWorkers
         config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
@@ -85,7 +85,7 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
-        touchReload = try TouchReload(paths: settings.touchReload)
+        touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
@@ -99,7 +99,7 @@ final class Master {
     func log(_ message: String) { ServerLog.line(message) }
 
     /// --touch-reload's watch (nil without the option).
-    var touchReload: TouchReload? = nil
+    var touchReload: ChangeWatch? = nil
 
     func run() -> Int32 {
         log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -191,6 +191,7 @@ final class Master {
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .gotTERM: .workerGotTERM(pid: pid)
+            case .sourceChanged: .sourceChanged(pid: pid)
             }
             if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
         }
@@ -413,10 +414,11 @@ final class Master {
             }
         }
         app = StaticMap(settings.staticMaps).wrap(app)
-        let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
+        var ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
                                 uwsgiProtocol: listener.speaksUwsgi,
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
+        ctx.sourceWatch = host?.sourceWatch
         do {
             if threads > 1 {
                 let worker: ThreadedWorker

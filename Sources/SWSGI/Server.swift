@@ -43,8 +43,9 @@ public enum SWSGIMain {
         do {
             let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
             switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
-            case .check(_, let report):
+            case .check(let checked, let report):
                 writeStdout(report)
+                for w in checked.configWarnings { writeStderr("swsgi: warning: \(w)") }
                 writeStderr("swsgi: the configuration is valid")
                 return ExitCode.success
             case .help:
@@ -56,6 +57,7 @@ public enum SWSGIMain {
             case .run(let o): options = o.withFileLoggerAsLogTo()
             }
             if let text = options.showConfigText { writeStderr(text) }
+            for w in options.configWarnings { writeStderr("swsgi: warning: \(w)") }
             if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
                 writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
                 return ExitCode.usage

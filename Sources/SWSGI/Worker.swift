@@ -23,6 +23,8 @@ struct WorkerContext {
     /// The pipe the worker's SIGTERM handler writes to (see `WorkerTerm`).
     let termFD: Int32
     let termWriteFD: Int32
+    /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
+    var sourceWatch: ChangeWatch? = nil
 }
 
 /// What a worker tells its master, 8 bytes (pid, code) per message: atomic on a pipe.
@@ -41,6 +43,8 @@ final class Worker {
     static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
     static let termToken = UInt64.max - 4
+    /// `--py-autoreload`'s inotify fd.
+    static let sourceToken = UInt64.max - 5
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -93,6 +97,7 @@ final class Worker {
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
         try reactor.watch(ctx.termFD, token: Self.termToken)
+        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -145,6 +150,7 @@ final class Worker {
                 case Self.listenerToken: if lifecycle.accepting { acceptOne() }
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
+                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
                 default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             case .signal(let sig, _):
@@ -537,4 +543,12 @@ extension Worker: RequestServer {
         let at = started.saturatingAdd(nanoseconds)
         if harakiriDeadline.map({ at < $0 }) ?? true { setHarakiriDeadline(at) }
     }
+}
+
+/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
+/// same word from workers already retiring, so each worker's noticing is one reload).
+func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
+    guard let file = watch.changed() else { return }
+    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
+    tell(.sourceChanged)
 }

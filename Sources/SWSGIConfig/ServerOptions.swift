@@ -90,6 +90,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var showConfig: Bool = false
     /// What `--show-config` prints: set by `load`, nil otherwise.
     public var showConfigText: String? = nil
+    /// Lines to print at start-up (and with `--check`): a `[uwsgi]` value read as uWSGI reads it
+    /// (`processes = 1a` is 1). Set by `load`.
+    public var configWarnings: [String] = []
 
     // MARK: Worker management (uWSGI names)
 

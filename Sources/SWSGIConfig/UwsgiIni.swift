@@ -40,8 +40,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "protocol": .only(["uwsgi", "http", "http11"], "socket = speaks the uwsgi protocol, or HTTP with protocol = http; other protocols: not supported"),
     "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
-    "mount": .custom(mount),
-    "manage-script-name": .always("swsgi mounts its one app at /: SCRIPT_NAME is empty and PATH_INFO is the whole path"),
+    "mount": .rename("mount"),
     "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
     "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
     "http-timeout": .noOp(noRouter),
@@ -64,6 +63,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
+    // uWSGI runs a worker threaded only for threads > 1: `threads = 0` (or `true`, read as 0) is one thread.
+    "threads": .custom { v throws(ValueProblem) in .set([("threads", Int(v) == 0 ? "1" : v)]) },
     "reload-mercy": .rename("worker-reload-mercy"),
     "thunder-lock": .always("each swsgi worker waits on the listener with EPOLLEXCLUSIVE: the kernel wakes one worker per connection, so there is no herd to serialize"),
     "no-orphans": .always("swsgi's workers get SIGKILL when the master dies (PR_SET_PDEATHSIG)"),
@@ -144,16 +145,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "plugins": .custom(plugins),
 ]
 
-/// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
-private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
-    let point = value[..<eq], app = String(value[value.index(after: eq)...])
-    guard point == "/" || point.isEmpty else {
-        throw ValueProblem("\(quoted(value)): swsgi serves one app at /; mount it there (nginx can strip the prefix)")
-    }
-    return .set([(app.hasSuffix(".py") || app.hasSuffix(".wsgi") ? "wsgi-file" : "module", app)])
-}
-
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
 private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile", "syslog", "rsyslog", "escape_json"]
@@ -179,7 +170,7 @@ extension ServerOptions {
     /// The `[uwsgi]` section of `file` (or `section`) run through uWSGI's config language and mapped
     /// to swsgi options; the second list is the keys accepted with no option behind them, with why.
     static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
-                                 problems: inout [String]) -> ([Assignment], [String]) {
+                                 problems: inout [String], warnings: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
@@ -193,21 +184,31 @@ extension ServerOptions {
         for var entry in reader.entries {
             if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
-                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
+                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
+                                                    warnings: &warnings)
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
                 problems.append(error.message)
             }
         }
+        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
+        // configured"): the app at / is the module's, and the file is never imported.
+        if let module = assignments.last(where: { $0.spec.name == "module" }) {
+            for file in assignments where file.spec.name == "wsgi-file" {
+                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+            }
+            assignments.removeAll { $0.spec.name == "wsgi-file" }
+        }
         return (assignments, notes)
     }
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
-    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false) throws(ConfigError) -> ([Assignment], String?) {
+    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
+                                warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
-        let label = "\(where_): \(key)"
+        var label = "\(where_): \(key)"
         if key.isEmpty {
             throw ConfigError("\(where_): malformed line (no key before =)")
         }
@@ -231,6 +232,19 @@ extension ServerOptions {
         // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
         if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
             return ([], "; \(key) = \(value): placeholder (not an option)")
+        }
+        // Numbers as uWSGI reads them (strtol): `processes = 1a` is 1, with a warning saying so.
+        let isOption = uwsgiKeys[key] != nil || optionsByName[key] != nil
+        if isOption {
+            do {
+                if let (number, warning) = try uwsgiNumberReading(key: key, value: value) {
+                    label += " (\(quoted(value)) read as \(number))"
+                    value = number
+                    warnings.append("\(where_): \(warning)")
+                }
+            } catch {
+                throw ConfigError("\(label): \(error.message)")
+            }
         }
         func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {
             guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }
