@@ -43,11 +43,12 @@ let loggingOptionRows: [OptionSpec] = [
         o.format = t.isEmpty ? nil : t
     },
     row("logger", "[ID ]KIND[:ARG]", "stderr",
-        "a logger for the server's lines (repeatable): stdio, file:PATH, file:logfile=PATH,maxsize=N[,backupname=B], fd:N, syslog[:IDENT[,FACILITY]], rsyslog:HOST:PORT[,PREFIX]; with ID it is named (see --log-route)") { o, t throws(ValueProblem) in
+        "a logger for the server's lines (repeatable): stdio, file:PATH, file:logfile=PATH,maxsize=N[,backupname=B], fd:N, syslog[:IDENT[,FACILITY]], rsyslog:HOST:PORT[,PREFIX]; with ID it is named (see --log-route)",
+        aliases: ["worker-logger"]) { o, t throws(ValueProblem) in
         o.loggers.append(try LoggerSpec.parse(t))
     },
     row("req-logger", "[ID ]KIND[:ARG]", "the server's log", "a logger for request lines (repeatable; kinds as --logger)",
-        aliases: ["logger-req"]) { o, t throws(ValueProblem) in
+        aliases: ["logger-req", "worker-logger-req"]) { o, t throws(ValueProblem) in
         o.requestLoggers.append(try LoggerSpec.parse(t))
     },
     row("log-route", "ID REGEX", "none", "a server line matching REGEX goes to the logger named ID (repeatable)") { o, t throws(ValueProblem) in
@@ -57,10 +58,10 @@ let loggingOptionRows: [OptionSpec] = [
         o.requestRoutes.append(try LogRouteSpec.parse(t))
     },
     row("log-encoder", "NAME[:ID] [ARGS]", "none",
-        "encode the server's lines, in order (repeatable): prefix TEXT, suffix TEXT, nl, format TEMPLATE, json [TEMPLATE] (${msg} ${unix} ${micros} ${millis} ${strftime:FMT} ${pid} ${worker} ${time})") { o, t throws(ValueProblem) in
+        "encode the server's lines, in order (repeatable): prefix TEXT, suffix TEXT, nl, format TEMPLATE, json [TEMPLATE] (${msg} ${unix} ${micros} ${millis} ${strftime:FMT} ${pid} ${worker} ${time})", aliases: ["worker-log-encoder"]) { o, t throws(ValueProblem) in
         o.encoders.append(try LogEncoderStep.parse(t))
     },
-    row("log-req-encoder", "NAME[:ID] [ARGS]", "none", "encode request lines, as --log-encoder (repeatable)") { o, t throws(ValueProblem) in
+    row("log-req-encoder", "NAME[:ID] [ARGS]", "none", "encode request lines, as --log-encoder (repeatable)", aliases: ["worker-log-req-encoder"]) { o, t throws(ValueProblem) in
         o.requestEncoders.append(try LogEncoderStep.parse(t))
     },
     row("log-maxsize", "BYTES", "0 = never", "rotate the --logto/--daemonize file once it passes this size") { o, t throws(ValueProblem) in
@@ -75,6 +76,16 @@ let loggingOptionRows: [OptionSpec] = [
         // `--log-date` alone (or true) means the ctime date; uWSGI takes any other value as a format.
         if ["false", "no", "off", "0"].contains(t.lowercased()) { o.date = nil; return }
         o.date = LogDate.parse(t)
+    },
+    flag("log-truncate", "empty the --logto file at start-up", \.truncate),
+    row("log-drain", "REGEX", "none", "drop the server's lines matching REGEX (repeatable)") { o, t throws(ValueProblem) in
+        o.drains.append(try LinePattern(t))
+    },
+    row("log-filter", "REGEX", "none", "keep only the server's lines matching one such REGEX (repeatable)") { o, t throws(ValueProblem) in
+        o.filters.append(try LinePattern(t))
+    },
+    row("log-syslog", "[IDENT]", "none", "log to syslog (as --logger syslog:IDENT)", optionalValue: true) { o, t throws(ValueProblem) in
+        o.loggers.append(try LoggerSpec.parse(t == "true" || t.isEmpty ? "syslog" : "syslog:" + t))
     },
     flag("logformat-strftime", "%(ftime) in --log-format uses --log-date's strftime format", aliases: ["log-format-strftime"], \.formatStrftime),
     flag("log-micros", "the default request line gives the duration in microseconds", \.micros),

@@ -23,6 +23,11 @@ public struct LoggingOptions: Equatable, Sendable {
     public var maxSize: UInt64 = 0
     /// `--log-backupname`: the rotated file's name (default: the log's path + `.` + unix time).
     public var backupName: String? = nil
+    /// `--log-truncate`: the `--logto` file is emptied at start-up.
+    public var truncate = false
+    /// `--log-drain REGEX`: server lines matching it are dropped; `--log-filter REGEX`: only matching ones are kept.
+    public var drains: [LinePattern] = []
+    public var filters: [LinePattern] = []
     /// `--log-date` / `--logdate` / `--log-prefix`: the server's lines start with this date (or text).
     public var date: LogDate? = nil
     /// `--logformat-strftime`: `%(ftime)` uses `--log-date`'s strftime format.

@@ -187,6 +187,65 @@ extension SWSGIIntegration {
             #expect(dir.read("main.log").split(separator: "\n").contains { $0.wholeMatch(of: #/[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} - swsgi master \[pid \d+\]: .*/#) != nil })
         }
 
+        /// log-drain drops matching lines; log-filter keeps only matching ones (server lines and, without a
+        /// req-logger, request lines: uWSGI's log master sees both).
+        @Test func logDrainAndLogFilter() throws {
+            try withServer(["--processes", "1", "--log-drain", "GET /quiet", "--log-filter", "swsgi (master|worker)"]) { s throws in
+                #expect(try s.get("/quiet").status == 200)
+                #expect(try s.get("/loud").status == 200)
+                _ = s.stop()
+                #expect(s.log.contains("GET /loud 200") && !s.log.contains("/quiet"), "\(s.log)")
+            }
+        }
+
+        /// log-truncate empties the logto file at start-up; logto = HOST:PORT sends each line as a UDP datagram.
+        @Test func logTruncateAndUDPLogto() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write("app.log", "line from before\n")
+            let s = try Server(["--processes", "1", "--logto", "{dir}/app.log", "--log-truncate"], dir: dir, ready: false)
+            try waitUntil(10, "accepting in app.log") { dir.read("app.log").contains("workers accepting") }
+            #expect(!dir.read("app.log").contains("line from before"))
+            #expect(s.stop() == 0)
+
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+            }
+            try #require(bound)
+            let port = Int(UInt16(bigEndian: addr.sin_port))
+            let u = try Server(["--processes", "1", "--logto", "127.0.0.1:\(port)"], dir: dir, ready: false)
+            defer { u.stop() }
+            var got = ""
+            try waitUntil(10, "an 'accepting' datagram") {
+                var buf = [UInt8](repeating: 0, count: 4096)
+                let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+                if n > 0 { got += String(decoding: buf[0..<n], as: UTF8.self) }
+                return got.contains("workers accepting")
+            }
+            #expect(!fileExists(dir.file("127.0.0.1:\(port)")), "no file named after the address")
+        }
+
+        /// logfile-chown gives the log file to --uid before the drop, so the service user owns it.
+        @Test func logfileChownGivesTheLogToTheServiceUser() throws {
+            guard getuid() == 0 else { Issue.record("needs root to test a privilege drop"); return }
+            let dir = try TempDir()
+            defer { dir.remove() }
+            // The unprivileged master renames its socket into place in this folder.
+            chmod(dir.path, 0o777)
+            let s = try Server(["--processes", "1", "--uid", "nobody", "--gid", "nogroup", "--logto", "{dir}/app.log",
+                                "--logfile-chown"], dir: dir, ready: false)
+            defer { s.stop() }
+            try waitUntil(10, "accepting in app.log") { dir.read("app.log").contains("workers accepting") }
+            var st = stat()
+            #expect(stat(dir.file("app.log"), &st) == 0 && st.st_uid == 65534, "owner \(st.st_uid)")
+        }
+
         /// Values that cannot work are refused with the option named, before anything starts.
         @Test func badLoggingValuesAreRefused() throws {
             let cases: [([String], String)] = [

@@ -58,6 +58,9 @@ struct LogSetup {
     var encoders: [LogEncoderStep] = []
     var requestEncoders: [LogEncoderStep] = []
     var date: LogDate? = nil
+    /// `--log-drain` / `--log-filter`.
+    var drains: [LineMatcher] = []
+    var filters: [LineMatcher] = []
     /// Nothing but fd 2 and swsgi's plain lines: the fast path.
     var plain = true
     /// The server's lines are encoded with swsgi's own JSON object (`--log-encoder json`).
@@ -106,7 +109,9 @@ struct LogSetup {
             guard let out = opened[r.id] else { throw SWSGIError("--log-req-route \(r.id) \(r.pattern): no --logger is named '\(r.id)'") }
             requestRoutes.append((LineMatcher(r.pattern), out))
         }
-        plain = mainLog == nil && loggers.isEmpty && requestLoggers.isEmpty && encoders.isEmpty && date == nil
+        drains = l.drains.map(LineMatcher.init)
+        filters = l.filters.map(LineMatcher.init)
+        plain = drains.isEmpty && filters.isEmpty && mainLog == nil && loggers.isEmpty && requestLoggers.isEmpty && encoders.isEmpty && date == nil
     }
 
     /// `--logfile-chown`: the log files (fd 2's and every file logger's) to the user the server drops to,
@@ -126,6 +131,8 @@ struct LogSetup {
     /// A server line (or a request line when there is no `req-logger`): routed, encoded, written.
     func server(_ line: String) {
         if plain { writeMain(line); return }
+        if drains.contains(where: { $0.matches(line) }) { return }
+        if !filters.isEmpty && !filters.contains(where: { $0.matches(line) }) { return }
         var routed = false
         for (m, out) in routes where m.matches(line) {
             out.write(encode(line, encoders, for: out.id))
