@@ -48,7 +48,7 @@ struct LineMatcher {
     }
 }
 
-struct LogSetup {
+final class LogSetup {
     /// fd 2 as a rotating file (`--logto`/`--daemonize` with `--log-maxsize`), else nil (plain fd 2).
     var mainLog: RotatingFile? = nil
     var loggers: [LogOutput] = []
@@ -68,7 +68,12 @@ struct LogSetup {
 
     init() {}
 
-    init(_ o: ServerOptions) throws {
+    convenience init(_ o: ServerOptions) throws {
+        self.init()
+        try configure(o)
+    }
+
+    private func configure(_ o: ServerOptions) throws {
         let l = o.logging
         date = l.date
         encoders = l.encoders
