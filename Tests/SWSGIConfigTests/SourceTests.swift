@@ -100,7 +100,7 @@ import Testing
             "log-req-encoder": "nl", "log-maxsize": "1m", "log-backupname": "/tmp/x.old", "log-date": "true",
             "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
             "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
-            "route": "^/health donotlog:",
+            "route": "^/health donotlog:", "log-truncate": "true", "log-drain": "^x", "log-filter": "^x", "log-syslog": "app",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
