@@ -159,7 +159,13 @@ final class RotatingFile {
     let chmod: UInt32?
     /// [0..<8] generation (Int64), [8..<12] the rotating process's pid (Int32, 0 = free).
     private let shared: UnsafeMutableRawPointer
-    private var generation: Int64
+    /// The generation this process's descriptor belongs to: an atomic of its own, since request threads
+    /// of one worker log at the same time.
+    private let known = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    private var generation: Int64 {
+        get { Int64(bitPattern: shim_load_acquire_u64(known)) }
+        set { shim_store_release_u64(known, UInt64(bitPattern: newValue)) }
+    }
 
     static let sharedBytes = 16
 
@@ -171,7 +177,7 @@ final class RotatingFile {
         self.backupName = backupName
         self.chmod = chmod
         self.shared = shared
-        generation = Int64(bitPattern: shim_load_acquire_u64(shared))
+        shim_store_release_u64(known, shim_load_acquire_u64(shared))
     }
 
     static func openLog(_ path: String, chmod: UInt32?, truncate: Bool = false) throws -> Int32 {
