@@ -71,10 +71,10 @@ final class RequestThread: RequestServer {
         sb.setRequest(slot, core: index, method: head.method, path: head.path)
         sb.set(slot, core: index, .state, Scoreboard.State.busy.rawValue)
         let timeout = worker.writeTimeoutMilliseconds
-        c.exchange = Exchange(number: number, expectContinue: head.expectContinue)
+        c.begin(Exchange(number: number, expectContinue: head.expectContinue))
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: worker.requestIDPrefix, number: number, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
@@ -162,7 +162,7 @@ final class RequestThread: RequestServer {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange.handle(.ended)
+        _ = c.exchange(.ended)
         let finished = monotonicNanoseconds()
         sb.set(slot, core: index, .requests, sb.get(slot, core: index, .requests) + 1)
         sb.set(slot, core: index, .state, Scoreboard.State.idle.rawValue)

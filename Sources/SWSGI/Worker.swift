@@ -7,10 +7,8 @@ import WorkerCore
 struct WorkerContext {
     let id: Int
     let slot: Int
-    let listener: Int32
-    let remoteLabel: String
-    /// The listener speaks the uwsgi protocol (--uwsgi-socket), not HTTP.
-    let uwsgiProtocol: Bool
+    /// Every listener the worker accepts on, each with its protocol.
+    let listeners: [WorkerListener]
     let scoreboard: Scoreboard
     let settings: ServerSettings
     let app: Application
@@ -27,6 +25,29 @@ struct WorkerContext {
     var sourceWatch: ChangeWatch? = nil
 }
 
+/// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
+struct WorkerListener {
+    let fd: Int32
+    /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
+    let uwsgiProtocol: Bool
+    /// `unix` or `tcp`: `Request.remote` for its connections.
+    let remoteLabel: String
+
+    /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
+    static let tokenBase = UInt64.max - 16
+    static let maxCount = 64
+    static func token(_ index: Int) -> UInt64 { tokenBase - UInt64(index) }
+    /// The listener a token names, nil for any other token.
+    static func index(_ token: UInt64) -> Int? {
+        token <= tokenBase && token > tokenBase - UInt64(maxCount) ? Int(tokenBase - token) : nil
+    }
+}
+
+extension WorkerContext {
+    /// The access log's `%(addr)` label: the listeners' common one, else `-`.
+    var remoteLabel: String { Set(listeners.map(\.remoteLabel)).count == 1 ? listeners[0].remoteLabel : "-" }
+}
+
 /// What a worker tells its master, 8 bytes (pid, code) per message: atomic on a pipe.
 typealias WorkerMessage = WorkerLifecycle.MasterMessage
 
@@ -37,8 +58,8 @@ typealias WorkerMessage = WorkerLifecycle.MasterMessage
 /// What each signal means, in each mode, is `WorkerLifecycle`'s decision (HUP, USR1, TERM, INT/QUIT);
 /// this class turns fds into its events and carries out its actions.
 final class Worker {
-    /// Reactor tokens: connections use their fd; the top two values are the reactor's own.
-    static let listenerToken = UInt64.max - 2
+    /// Reactor tokens: connections use their fd; the top two values are the reactor's own; listeners
+    /// are `WorkerListener.token(i)`.
     /// The services' signal queues (timers, cron; see ServicesRuntime).
     static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
@@ -95,7 +116,9 @@ final class Worker {
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
-        try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        for (i, l) in ctx.listeners.enumerated() {
+            try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
+        }
         try reactor.watch(ctx.termFD, token: Self.termToken)
         if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
@@ -147,11 +170,13 @@ final class Worker {
             switch event {
             case .readable(let token, _):
                 switch token {
-                case Self.listenerToken: if lifecycle.accepting { acceptOne() }
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
-                default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                default:
+                    if let i = WorkerListener.index(token) {
+                        if lifecycle.accepting { acceptOne(ctx.listeners[i]) }
+                    } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             case .signal(let sig, _):
                 signal(sig)
@@ -163,14 +188,14 @@ final class Worker {
 
     // MARK: connections
 
-    private func acceptOne() {
-        guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
-        adopt(fd.release())
+    private func acceptOne(_ l: WorkerListener) {
+        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        adopt(fd.release(), from: l)
     }
 
-    private func adopt(_ fd: Int32) {
+    private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
         conns[fd] = c
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -211,7 +236,9 @@ final class Worker {
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
         while true {
-            switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
+            // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
+            // in the connection is an exclusivity check.
+            switch c.speaksUwsgi ? (c.uwsgi?.parse(input) ?? c.parser.parse(input)) : c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     // A connection's first head is timed from accept, not from its first byte: a client
@@ -244,7 +271,7 @@ final class Worker {
         sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         sb.set(slot, .requestStartNanos, Int64(started))
         sb.set(slot, .requestCounter, Int64(requestCounter))
-        c.exchange = Exchange(number: requestCounter, expectContinue: head.expectContinue)
+        c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
@@ -253,7 +280,7 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
@@ -359,7 +386,7 @@ final class Worker {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange.handle(.ended)
+        _ = c.exchange(.ended)
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
@@ -490,13 +517,15 @@ final class Worker {
             case .tell(let message):
                 tellMaster(message)
             case .stopAccepting:
-                reactor.unwatch(ctx.listener, token: Self.listenerToken)
+                for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:
                 retireAt = monotonicNanoseconds() + Self.retireGrace
             case .drainListenQueue:
-                // Connections already queued would be reset when the listener closes: take them all.
-                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+                // Connections already queued would be reset when the listener closes: take them all, on every listener.
+                for l in ctx.listeners {
+                    while let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) { adopt(fd.release(), from: l) }
+                }
             case .closeIdleConnections:
                 expireConnections(now: monotonicNanoseconds())
             case .exit(let code):

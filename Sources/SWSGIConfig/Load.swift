@@ -15,6 +15,9 @@ struct Assignment {
     }
 }
 
+/// The options that configure a listener (see `ServerOptions.listeners`).
+let listenerOptionNames: Set<String> = ["socket", "http-socket", "uwsgi-socket"]
+
 /// The ini file to read and how to name its origin in errors.
 struct IniSource {
     let path: String
@@ -70,14 +73,25 @@ extension ServerOptions {
 
         var options = ServerOptions(cores: world.cores)
         var resolved: [String] = []
-        for a in fromIni + fromEnvironment + commandLine {
-            do {
-                try a.apply(to: &options)
-                resolved.append("\(a.spec.name) = \(a.value)")
-                resolved[resolved.count - 1] += String(repeating: " ", count: max(1, 48 - resolved[resolved.count - 1].count)) + "; \(a.label)"
-            } catch {
-                problems.append(error.message)
+        // Listeners accumulate within one source (uWSGI's repeated `socket =` lines), but a higher source
+        // replaces a lower one's: `--socket` on the command line moves the server, it does not add a listener.
+        var listenersFromLowerSource = false
+        for source in [fromIni, fromEnvironment, commandLine] {
+            var listenersHere = false
+            for a in source {
+                if listenerOptionNames.contains(a.spec.name) {
+                    if listenersFromLowerSource && !listenersHere { (options.socket, options.httpSocket, options.uwsgiSocket) = ([], [], []) }
+                    listenersHere = true
+                }
+                do {
+                    try a.apply(to: &options)
+                    resolved.append("\(a.spec.name) = \(a.value)")
+                    resolved[resolved.count - 1] += String(repeating: " ", count: max(1, 48 - resolved[resolved.count - 1].count)) + "; \(a.label)"
+                } catch {
+                    problems.append(error.message)
+                }
             }
+            listenersFromLowerSource = listenersFromLowerSource || listenersHere
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
         options.configWarnings = warnings

@@ -76,7 +76,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             processes = $(WORKERS:-3)
             harakiri = $(UNSET-30)
             """, env: ["PORT": "8123", "WORKERS": ""])
-        #expect(o.httpSocket == HTTPSocketAddress(host: "", port: 8123))
+        #expect(o.httpSocket == [HTTPSocketAddress(host: "", port: 8123)])
         #expect(o.processes == 3, "`:-` also covers an empty variable")
         #expect(o.harakiriNanoseconds == 30 * 1_000_000_000)
     }
@@ -104,7 +104,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             processes = 99
             """, files: ["common.ini": "[prod]\nprocesses = 6\nharakiri = 20\n[uwsgi]\nprocesses = 1\n"])
         #expect(o.python.module == "site.wsgi" && o.chmodSocket == 0o660)
-        #expect(o.uwsgiSocket == .unix("/run/app.sock"))
+        #expect(o.uwsgiSocket == [.unix("/run/app.sock")])
         #expect(o.processes == 6 && o.harakiriNanoseconds == 20_000_000_000, "file:section reads that section only")
     }
 
