@@ -95,6 +95,42 @@ extension SWSGIIntegration {
             #expect(!s.log.contains("\n\n"))
         }
 
+        /// Label Studio's config (corpus 109): lines that are JSON already pass as they are; every other line
+        /// is wrapped in a JSON object by the `default` logger's encoder (a PCRE negative lookahead route).
+        @Test func jsonWrappingRoutesOfARealConfig() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            try dir.write("app.ini", #"""
+                [uwsgi]
+                processes = 1
+                app = echo
+                logger = applogger stdio
+                log-route = applogger {
+                log-encoder = format:applogger ${msg}
+                logger = default stdio
+                log-route = default ^((?!\{).)*$
+                log-encoder = json:default {"timestamp": "${strftime:%%d/%%b/%%Y:%%H:%%M:%%S %%z}", "source": "uwsgi", "levelname": "INFO", "message": "${msg}"}
+                log-encoder = nl
+                log-format = {"method": "%(method)", "uri": "%(uri)", "status": %(status)}
+                """#)
+            let s = try Server(["--ini", dir.file("app.ini")], dir: dir, ready: false)
+            defer { s.stop() }
+            try waitUntil(10, "accepting") { s.log.contains("workers accepting") && fileExists(dir.file("s")) }
+            #expect(try s.get("/q\"x").status == 200)
+            #expect(s.stop() == 0)
+            var wrapped = 0, requests = 0
+            for line in s.logLines {
+                let object = try #require(try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                if let m = object["message"] as? String {
+                    wrapped += 1
+                    #expect(m.hasPrefix("swsgi "), "uWSGI's messages carry no date of their own: \(m)")
+                    #expect((object["timestamp"] as? String)?.wholeMatch(of: #/\d\d/[A-Z][a-z]{2}/\d{4}:[\d:]{8} [+-]\d{4}/#) != nil)
+                }
+                if object["uri"] as? String == "/q\"x" { requests += 1; #expect(object["status"] as? Int == 200) }
+            }
+            #expect(wrapped >= 3 && requests == 1, "\(s.log)")
+        }
+
         /// log-date with a strftime format prefixes the server's lines (uWSGI's `FORMAT - ` form);
         /// log-micros gives the default request line's duration in microseconds.
         @Test func logDateAndLogMicros() throws {

@@ -128,6 +128,14 @@ final class LogSetup {
         }
     }
 
+    /// What a plain line starts with instead of swsgi's ISO timestamp: `--log-date`'s `DATE - `, or nothing
+    /// when an encoder template frames the line (uWSGI's lines carry no date unless asked, and
+    /// `${strftime:...}` is how those templates date them); nil keeps the timestamp.
+    func datePrefix() -> String? {
+        if let date { return logDatePrefix(date) }
+        return encoders.contains { $0.kind != .swsgiJSON } ? "" : nil
+    }
+
     /// The line to fd 2 (through its rotation when it has one).
     func writeMain(_ line: String) {
         if let mainLog { mainLog.write(line) } else { LogOutput.writeLine(line, to: 2) }
