@@ -50,6 +50,14 @@ public struct LoggingOptions: Equatable, Sendable {
 
     public init() {}
 
+    /// The rules that involve several logging options: a route names a `--logger` that exists.
+    func validate() throws(ConfigError) {
+        let ids = Set(loggers.compactMap(\.id))
+        for (r, flag) in routes.map({ ($0, "--log-route") }) + requestRoutes.map({ ($0, "--log-req-route") }) where !ids.contains(r.id) {
+            throw ConfigError("\(flag) \(r.id) \(r.pattern): no --logger is named '\(r.id)' (name one: logger = \(r.id) stdio)")
+        }
+    }
+
     /// Whether the server's lines need the router (named loggers, routes, encoders, a date or several sinks).
     public var routesServerLines: Bool { !routes.isEmpty || loggers.count > 1 || loggers.contains { $0.id != nil } }
 }
