@@ -422,7 +422,11 @@ final class Master {
         }
         app = StaticMap(settings.staticMaps).wrap(app)
         let ctx = WorkerContext(id: id, slot: slot,
-                                listeners: listeners.map { WorkerListener(fd: $0.fd, uwsgiProtocol: $0.speaksUwsgi, remoteLabel: $0.isUnix ? "unix" : "tcp") },
+                                listeners: listeners.map { l in
+                                    var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")
+                                    w.proxyProtocol = settings.proxyProtocol && !l.speaksUwsgi
+                                    return w
+                                },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         do {

@@ -120,6 +120,8 @@ let optionTable: [OptionSpec] = [
               "TCP address to listen on, speaking HTTP (:PORT = all addresses; repeatable)"),
     appending(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket,
               "speak the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
+    boolean(core, "enable-proxy-protocol", \.proxyProtocol,
+            "HTTP listeners read a PROXY v1/v2 header first (REMOTE_ADDR from it); without one: closed"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",

@@ -19,6 +19,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var httpSocket: [HTTPSocketAddress] = []
     /// Listeners speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`, repeatable).
     public var uwsgiSocket: [UwsgiSocketAddress] = []
+    /// HTTP listeners expect a PROXY protocol header (v1 or v2) first on each connection (`--enable-proxy-protocol`).
+    public var proxyProtocol: Bool = false
     /// listen(2) backlog (`--listen`).
     public var listenBacklog: Int = 1024
     /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.

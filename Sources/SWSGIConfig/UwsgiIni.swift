@@ -49,7 +49,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
     "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
-    "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
+    "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
     // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
