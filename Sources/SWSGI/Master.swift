@@ -420,7 +420,7 @@ final class Master {
                 exit(ExitCode.appLoadFailed)
             }
         }
-        app = StaticMap(settings.staticMaps).wrap(app)
+        app = StaticMap(settings.staticMaps, options: settings.staticFiles).wrap(app)
         let ctx = WorkerContext(id: id, slot: slot,
                                 listeners: listeners.map { l in
                                     var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")

@@ -116,7 +116,7 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
-        let staticMap = StaticMap(s.staticMaps)
+        let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
         for i in 0..<threads {
             self.threads.append(RequestThread(index: i, worker: self, app: host == nil ? apps.apps[i] : staticMap.wrap(apps.apps[i])))
         }

@@ -81,6 +81,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var touchReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
+    /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
+    public var staticFiles = StaticFileOptions()
     /// The process umask, octal (`--umask`).
     public var umask: UInt32? = nil
     /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.

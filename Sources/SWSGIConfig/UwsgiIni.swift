@@ -56,11 +56,9 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
-    "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
-    "static-expires": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
-    "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
+    // A swsgi worker writes a static file itself and is busy until a slow client has it all: without
+    // offloading, accepting this would promise freed workers that swsgi does not give.
+    "offload-threads": .refused("not supported: a swsgi worker sends a static file itself and stays busy until the client has it; serve static files from nginx in front, or add processes/threads"),
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),

@@ -107,6 +107,11 @@ import Testing
             "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
             "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
+            "enable-proxy-protocol": "true", "static-index": "index.htm", "static-expires": "/css/.* 3600",
+            "static-expires-mtime": "\\.png$ 60", "static-expires-uri": "^/s/ 60", "static-expires-uri-mtime": "^/s/ 60",
+            "static-expires-path-info": "^/a 1", "static-expires-path-info-mtime": "^/a 1", "static-expires-type": "text/css=60",
+            "static-expires-type-mtime": "image/png=60", "static-gzip-all": "true", "static-gzip": "\\.js$", "static-gzip-dir": "/srv/s",
+            "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
