@@ -100,18 +100,21 @@ public struct StaticFiles {
         }
         let contentType = Self.contentType(candidate)
         var extra: HTTPHeaders = [:]
-        // --static-gzip*: FILE.gz instead, when the client takes gzip and the variant is a regular file.
+        // --static-gzip*: FILE.br, else FILE.gz instead (uwsgi_static_want_gzip's order), when the client takes
+        // that encoding and the variant is a regular file.
         if rules.wantsGzip(root + "/" + candidate) {
-            if case .file(let gz) = openFile(candidate + ".gz") {
-                if (gz.st.st_mode & S_IFMT) == S_IFREG {
-                    extra.append("Vary", "Accept-Encoding")
-                    if request.header("Accept-Encoding")?.contains("gzip") == true {
-                        close(opened.fd)
-                        opened = gz
-                        extra.append("Content-Encoding", "gzip")
-                    } else { close(gz.fd) }
-                } else { close(gz.fd) }
+            let accepted = request.header("Accept-Encoding") ?? ""
+            var varies = false
+            for encoding in ["br", "gzip"] {
+                guard case .file(let variant) = openFile(candidate + (encoding == "br" ? ".br" : ".gz")) else { continue }
+                guard (variant.st.st_mode & S_IFMT) == S_IFREG else { close(variant.fd); continue }
+                varies = true
+                guard accepted.contains(encoding), extra.first("Content-Encoding") == nil else { close(variant.fd); continue }
+                close(opened.fd)
+                opened = variant
+                extra.append("Content-Encoding", encoding)
             }
+            if varies { extra.append("Vary", "Accept-Encoding") }
         }
         let st = opened.st
         if let expires = rules.expires(file: root + "/" + candidate, uri: request.target, pathInfo: request.path,

@@ -16,6 +16,7 @@ extension SWSGIIntegration {
                 try dir.write("www/css/site.css", "body{}\n")
                 try dir.write("www/app.js", "plain js\n")
                 try dir.write("www/app.js.gz", bytes: [0x1f, 0x8b, 8, 0, 1, 2, 3, 4])
+                try dir.write("www/css/site.css.br", bytes: [0xce, 0xb2, 0xcf, 0x81])
                 try dir.write("www/view.py", "print('source')\n")
                 try dir.write("safe/shared.txt", "shared\n")
                 try dir.write("private/secret.txt", "secret\n")
@@ -60,6 +61,8 @@ extension SWSGIIntegration {
                 let gz = try get("/s/app.js", ["Accept-Encoding: br, gzip"])
                 #expect(gz.body == [0x1f, 0x8b, 8, 0, 1, 2, 3, 4] && gz.header("Content-Encoding") == "gzip", "\(gz.headers)")
                 #expect(gz.header("Content-Type")?.hasPrefix("text/javascript") == true)
+                let br = try get("/s/css/site.css", ["Accept-Encoding: gzip, br"])
+                #expect(br.body == [0xce, 0xb2, 0xcf, 0x81] && br.header("Content-Encoding") == "br", "FILE.br first: \(br.headers)")
                 // static-safe: a symlink out of the folder is followed into a safe folder only.
                 #expect(try get("/s/shared.txt").text == "shared\n")
                 let secret = try get("/s/secret.txt")
