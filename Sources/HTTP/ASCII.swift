@@ -110,38 +110,32 @@ extension Array where Element == UInt8 {
         append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    /// Appends `value` in decimal without creating a String.
+    /// Appends `value` in decimal without creating a String. The digits are written backwards into a
+    /// buffer on the stack and appended in one copy (this runs twice per response).
     mutating func appendDecimal(_ value: Int) {
         if value < 0 { append(0x2D) }
-        var m = value.magnitude
-        var digits = 1
-        var t = m
-        while t >= 10 { t /= 10; digits += 1 }
-        let start = count
-        append(contentsOf: repeatElement(0x30, count: digits))
-        var j = start + digits - 1
-        repeat {
-            self[j] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
-            m /= 10
-            j -= 1
-        } while m > 0
+        appendDigits(UInt(value.magnitude), radix: 10)
     }
 
     /// Appends `value` (non-negative) in lowercase hex, as chunk sizes are written.
     mutating func appendHex(_ value: Int) {
-        var m = UInt(bitPattern: value)
-        var digits = 1
-        var t = m
-        while t >= 16 { t >>= 4; digits += 1 }
-        let start = count
-        append(contentsOf: repeatElement(0x30, count: digits))
-        var j = start + digits - 1
-        repeat {
-            let d = UInt8(truncatingIfNeeded: m & 0xF)
-            self[j] = d < 10 ? d &+ 0x30 : d &+ 0x57
-            m >>= 4
-            j -= 1
-        } while m > 0
+        appendDigits(UInt(bitPattern: value), radix: 16)
+    }
+
+    @inline(__always)
+    private mutating func appendDigits(_ value: UInt, radix: UInt) {
+        // 24 bytes: room for UInt.max in decimal.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buf in
+            var m = value
+            var j = buf.count
+            repeat {
+                j -= 1
+                let d = UInt8(truncatingIfNeeded: m % radix)
+                buf[j] = d < 10 ? d &+ 0x30 : d &+ 0x57
+                m /= radix
+            } while m > 0
+            append(contentsOf: UnsafeBufferPointer(rebasing: buf[j...]))
+        }
     }
 }
 

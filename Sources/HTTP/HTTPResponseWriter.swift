@@ -61,17 +61,21 @@ public enum HTTPResponseWriter {
         let understandsChunked = version >= .http1_1
         var plan = HTTPResponsePlan(sendsBody: !bodyless && !headRequest, chunked: false, keepAlive: keepAlive)
 
-        buffer.appendStatic("HTTP/1.1 ")
-        buffer.appendDecimal(status)
-        buffer.append(sp)
-        if let rawReason, !rawReason.isEmpty {
-            appendSanitized(rawReason, to: &buffer)
-        } else if let reason {
-            appendSanitized(reason, to: &buffer)
+        if (rawReason?.isEmpty ?? true) && reason == nil, let line = statusLineStatic(status) {
+            buffer.appendStatic(line)
         } else {
-            buffer.appendStatic(reasonPhraseStatic(status))
+            buffer.appendStatic("HTTP/1.1 ")
+            buffer.appendDecimal(status)
+            buffer.append(sp)
+            if let rawReason, !rawReason.isEmpty {
+                appendSanitized(rawReason, to: &buffer)
+            } else if let reason {
+                appendSanitized(reason, to: &buffer)
+            } else {
+                buffer.appendStatic(reasonPhraseStatic(status))
+            }
+            buffer.appendStatic("\r\n")
         }
-        buffer.appendStatic("\r\n")
         // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
         if let date, !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
             buffer.appendStatic("Date: ")
@@ -193,6 +197,19 @@ public enum HTTPResponseWriter {
     /// The standard reason phrase for `status` (RFC 9110 wording), or "Unknown".
     public static func reasonPhrase(_ status: Int) -> String {
         String(describing: reasonPhraseStatic(status))
+    }
+
+    /// The whole status line of the most common responses with their standard phrase, written in one copy.
+    static func statusLineStatic(_ status: Int) -> StaticString? {
+        switch status {
+        case 200: "HTTP/1.1 200 OK\r\n"
+        case 204: "HTTP/1.1 204 No Content\r\n"
+        case 301: "HTTP/1.1 301 Moved Permanently\r\n"
+        case 302: "HTTP/1.1 302 Found\r\n"
+        case 304: "HTTP/1.1 304 Not Modified\r\n"
+        case 404: "HTTP/1.1 404 Not Found\r\n"
+        default: nil
+        }
     }
 
     static func reasonPhraseStatic(_ status: Int) -> StaticString {

@@ -14,6 +14,8 @@ final class BodyReader: RequestBody {
     var decoder: HTTPBodyDecoder
     var input: ArraySlice<UInt8>
     let expectContinue: Bool
+    /// The head announced no body (none, or Content-Length: 0), as most requests: the decoder is never asked.
+    let bodiless: Bool
     var interimAsked = false
     var failed = false
     let timeoutMilliseconds: Int32
@@ -29,6 +31,7 @@ final class BodyReader: RequestBody {
         self.decoder = HTTPBodyDecoder(framing: head.framing, limits: limits)
         self.input = initial
         self.expectContinue = head.expectContinue
+        bodiless = head.framing == .none || head.framing == .contentLength(0)
         self.timeoutMilliseconds = timeoutMilliseconds
         self.bodyTimeoutNanoseconds = bodyTimeoutNanoseconds
         super.init()
@@ -53,7 +56,7 @@ final class BodyReader: RequestBody {
     }
 
     /// Bytes after the body: the next pipelined request. Empty until the body is complete.
-    var leftover: ArraySlice<UInt8> { decoder.isDone ? input : [] }
+    var leftover: ArraySlice<UInt8> { bodiless || decoder.isDone ? input : [] }
 
     func pull() throws -> [UInt8]? {
         if failed { throw RequestBodyError(status: 400, message: "request body unreadable") }
@@ -62,7 +65,7 @@ final class BodyReader: RequestBody {
             // Once: later reads ask nothing of the exchange. The rule itself (no interim response once the
             // final one has started) is the exchange's.
             interimAsked = true
-            if connection.exchange.handle(.bodyReadWanted) == .sendContinue {
+            if connection.exchange(.bodyReadWanted) == .sendContinue {
                 try connection.sendAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
             }
         }
@@ -109,7 +112,7 @@ final class BodyReader: RequestBody {
 
     private func drain() -> Bool {
         if failed { return false }
-        if decoder.isDone { return true }
+        if bodiless || decoder.isDone { return true }
         // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.
         if !connection.exchange.bodyFramingKnown { return false }
         var drained = 0

@@ -19,23 +19,45 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
-    /// The request in hand on this connection and its response (scope, interim-response rule).
-    var exchange = Exchange.idle
-    /// Peer and local addresses, looked up once (WSGI's REMOTE_ADDR, SERVER_NAME).
-    lazy var addresses = SocketAddresses(fd: fd)
+    /// The request in hand on this connection and its response (scope, interim-response rule). Changed only
+    /// through `exchange(_:)` and `begin`: each access is a plain load or store, which lets the compiler drop
+    /// the dynamic exclusivity checks a mutating call on a class property would cost on every request.
+    private(set) var exchange = Exchange.idle
+
+    /// Starts the exchange of a new request.
+    func begin(_ e: Exchange) { exchange = e }
+
+    /// Hands `event` to the exchange and returns its decision.
+    func exchange(_ event: Exchange.Event) -> Exchange.Action {
+        var e = exchange
+        let action = e.handle(event)
+        exchange = e
+        return action
+    }
+    /// Peer and local addresses, each looked up once when first asked (WSGI's REMOTE_ADDR, SERVER_NAME). Made
+    /// with the connection, not lazily: a lazy property would cost an exclusivity check on every request.
+    let addresses: SocketAddresses
     /// Held around each body read and response write made for a request (see `RequestIOLock`).
     let io = RequestIOLock.make()
 
     /// `unix` or `tcp`, from the listener that accepted it (`Request.remote`).
     let remoteLabel: String
+    /// Accepted on a --uwsgi-socket: a constant, so the hot path can skip the `uwsgi` parser's
+    /// exclusivity check on HTTP connections.
+    let speaksUwsgi: Bool
 
-    /// `--enable-proxy-protocol`: the PROXY header has not been read yet; the bytes of it read so far.
+    /// `--enable-proxy-protocol`: a constant, so HTTP connections without it skip the check below at no cost.
+    let expectsProxyHeader: Bool
+    /// The PROXY header has not been read yet: the bytes of it read so far.
     var proxyHeader: [UInt8]?
 
     init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false, remoteLabel: String = "unix", proxyProtocol: Bool = false) {
         self.fd = fd
         self.remoteLabel = remoteLabel
+        expectsProxyHeader = proxyProtocol
         self.proxyHeader = proxyProtocol ? [] : nil
+        speaksUwsgi = uwsgi
+        addresses = SocketAddresses(fd: fd)
         self.parser = HTTPRequestParser(limits: limits)
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now
@@ -76,7 +98,7 @@ final class Connection {
     /// Writes bytes of the final response (every byte, waiting for room up to `timeoutMilliseconds` each
     /// time the socket is full): from here no interim response may be sent for this exchange.
     func writeAll(_ bytes: [UInt8], timeoutMilliseconds: Int32) throws {
-        _ = exchange.handle(.responseBytesWritten)
+        _ = exchange(.responseBytesWritten)
         try sendAll(bytes, timeoutMilliseconds: timeoutMilliseconds)
     }
 

@@ -66,7 +66,7 @@ final class Master {
         config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
         config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
-        config.workersLoadTheApp = host != nil && settings.python.lazyApps
+        config.workersLoadTheApp = host != nil && settings.python.importsAppInWorkers
         config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
@@ -86,7 +86,7 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
-        touchReload = try TouchReload(paths: settings.touchReload)
+        touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
@@ -100,7 +100,7 @@ final class Master {
     func log(_ message: String) { ServerLog.line(message) }
 
     /// --touch-reload's watch (nil without the option).
-    var touchReload: TouchReload? = nil
+    var touchReload: ChangeWatch? = nil
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -192,6 +192,7 @@ final class Master {
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .gotTERM: .workerGotTERM(pid: pid)
+            case .sourceChanged: .sourceChanged(pid: pid)
             }
             if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
         }
@@ -421,7 +422,7 @@ final class Master {
             }
         }
         app = StaticMap(settings.staticMaps, options: settings.staticFiles).wrap(app)
-        let ctx = WorkerContext(id: id, slot: slot,
+        var ctx = WorkerContext(id: id, slot: slot,
                                 listeners: listeners.map { l in
                                     var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")
                                     w.proxyProtocol = settings.proxyProtocol && !l.speaksUwsgi
@@ -429,6 +430,7 @@ final class Master {
                                 },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
+        ctx.sourceWatch = host?.sourceWatch
         do {
             if threads > 1 {
                 let worker: ThreadedWorker

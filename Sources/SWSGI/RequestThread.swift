@@ -71,7 +71,7 @@ final class RequestThread: RequestServer {
         sb.setRequest(slot, core: index, method: head.method, path: head.path)
         sb.set(slot, core: index, .state, Scoreboard.State.busy.rawValue)
         let timeout = worker.writeTimeoutMilliseconds
-        c.exchange = Exchange(number: number, expectContinue: head.expectContinue)
+        c.begin(Exchange(number: number, expectContinue: head.expectContinue))
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
@@ -104,7 +104,8 @@ final class RequestThread: RequestServer {
         responseBuffer = []
         out.removeAll(keepingCapacity: true)
         defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
-        var sent = 0
+        var sent = 0, headBytes = 0
+        var streamed: StreamFraming?
         var plan: HTTPResponsePlan
         if let early {
             plan = early.plan
@@ -131,16 +132,19 @@ final class RequestThread: RequestServer {
                 case .bytes(let body):
                     plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
-                    if plan.sendsBody { out += body; sent = body.count }
+                    headBytes = out.count
+                if plan.sendsBody { out += body; sent = body.count }
                     try c.writeAll(out, timeoutMilliseconds: timeout)
                 case .stream(let produce):
                     let length = response.contentLength
                     plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: length.map { .contentLength($0) } ?? .streamed, for: head,
                                                          keepAlive: keepAlive, date: DateClock.now, to: &out)
+                    headBytes = out.count
                     if plan.sendsBody {
                         let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
                                                    timeoutMilliseconds: timeout)
+                        streamed = stream
                         try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
                         try stream.end()
                         sent = stream.sent
@@ -158,7 +162,7 @@ final class RequestThread: RequestServer {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange.handle(.ended)
+        _ = c.exchange(.ended)
         let finished = monotonicNanoseconds()
         sb.set(slot, core: index, .requests, sb.get(slot, core: index, .requests) + 1)
         sb.set(slot, core: index, .state, Scoreboard.State.idle.rawValue)
@@ -168,7 +172,9 @@ final class RequestThread: RequestServer {
             worker.countServedLocked(busyNanoseconds: finished - min(started, finished))
         }
         if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
+                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      cgi: c.uwsgi?.variables, peer: c.addresses, core: index)
         }
         c.lastActivity = finished
         return plan.keepAlive

@@ -88,21 +88,32 @@ final class Scoreboard {
     }
 
     private static func writeRequest(_ dst: UnsafeMutableRawPointer, room: Int, method: String, path: String) {
-        // "METHOD path", cut to the field, NUL-terminated; copied as bytes (no joined String per request).
-        var n = 0
-        func append(_ text: String) {
-            var text = text
-            text.withUTF8 { b in
-                let count = min(b.count, room - 1 - n)
-                guard count > 0, let base = b.baseAddress else { return }
-                (dst + n).copyMemory(from: base, byteCount: count)
-                n += count
-            }
+        // "METHOD path", cut to the field, NUL-terminated; copied as bytes (no joined String per request,
+        // and no closure capturing the offset: that would cost an exclusivity check per piece).
+        var n = copy(method, to: dst, at: 0, room: room)
+        if n < room - 1 {
+            dst.storeBytes(of: UInt8(ascii: " "), toByteOffset: n, as: UInt8.self)
+            n += 1
         }
-        append(method)
-        append(" ")
-        append(path)
+        n = copy(path, to: dst, at: n, room: room)
         dst.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
+    }
+
+    /// Copies what fits of `text`'s UTF-8 bytes to `dst + n`, leaving room for the NUL; returns the new end.
+    private static func copy(_ text: String, to dst: UnsafeMutableRawPointer, at n: Int, room: Int) -> Int {
+        let copied = text.utf8.withContiguousStorageIfAvailable { b -> Int in
+            let count = min(b.count, room - 1 - n)
+            guard count > 0, let base = b.baseAddress else { return 0 }
+            (dst + n).copyMemory(from: base, byteCount: count)
+            return count
+        }
+        if let copied { return n + copied }
+        var end = n
+        for byte in text.utf8 where end < room - 1 {
+            dst.storeBytes(of: byte, toByteOffset: end, as: UInt8.self)
+            end += 1
+        }
+        return end
     }
 
     func request(_ i: Int) -> String {

@@ -43,8 +43,9 @@ public enum SWSGIMain {
         do {
             let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
             switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
-            case .check(_, let report):
+            case .check(let checked, let report):
                 writeStdout(report)
+                for w in checked.configWarnings { writeStderr("swsgi: warning: \(w)") }
                 writeStderr("swsgi: the configuration is valid")
                 return ExitCode.success
             case .help:
@@ -53,9 +54,10 @@ public enum SWSGIMain {
             case .version:
                 writeStdout(version)
                 return ExitCode.success
-            case .run(let o): options = o
+            case .run(let o): options = o.withFileLoggerAsLogTo()
             }
             if let text = options.showConfigText { writeStderr(text) }
+            for w in options.configWarnings { writeStderr("swsgi: warning: \(w)") }
             if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
                 writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
                 return ExitCode.usage
@@ -68,6 +70,10 @@ public enum SWSGIMain {
             }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
+            do { try LogRouter.shared.install(options) } catch let e as SyscallError {
+                writeStderr("swsgi: logging: \(e)")
+                return ExitCode.failure
+            }
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
@@ -162,7 +168,7 @@ public enum SWSGIMain {
                                     environment: env, host: host)
             return master.run()
         } catch {
-            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
+            if LogRouter.shared.setup.plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             for l in bound { l.vacuum() }

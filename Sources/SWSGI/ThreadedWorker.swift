@@ -34,6 +34,8 @@ final class ThreadedWorker {
     static let servicesToken = UInt64.max - 2
     static let termToken = UInt64.max - 3
     static let wakeToken = UInt64.max - 4
+    /// `--py-autoreload`'s inotify fd.
+    static let sourceToken = UInt64.max - 5
 
     let ctx: WorkerContext
     let threadCount: Int
@@ -88,6 +90,9 @@ final class ThreadedWorker {
     var served: Int64 = 0
     var recycleRequested = false
 
+    /// `--py-autoreload`'s watch, once the app is loaded (nil when not asked for).
+    var sourceWatch: ChangeWatch? = nil
+
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
         threadCount = threads
@@ -115,6 +120,8 @@ final class ThreadedWorker {
             // A Swift app serves every thread: with --threads it must be safe to call concurrently.
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
+        sourceWatch = host?.sourceWatch
+        if let w = sourceWatch { try epoll.add(w.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
         for i in 0..<threads {
@@ -178,6 +185,7 @@ final class ThreadedWorker {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
+                case Self.sourceToken: if let w = sourceWatch { sourceChanged(w, tell: tellMaster) }
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
@@ -252,7 +260,7 @@ final class ThreadedWorker {
     /// Parses `input`; a complete head goes to a request thread, an incomplete one waits for more.
     private func continueWith(_ c: Connection, _ bytes: ArraySlice<UInt8>) {
         var input = bytes
-        if c.proxyHeader != nil {
+        if c.expectsProxyHeader && c.proxyHeader != nil {
             switch c.takeProxyHeader(bytes) {
             case .needMore:
                 if c.headStartedAt == nil {

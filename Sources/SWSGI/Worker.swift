@@ -21,6 +21,8 @@ struct WorkerContext {
     /// The pipe the worker's SIGTERM handler writes to (see `WorkerTerm`).
     let termFD: Int32
     let termWriteFD: Int32
+    /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
+    var sourceWatch: ChangeWatch? = nil
 }
 
 /// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
@@ -64,6 +66,8 @@ final class Worker {
     static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
     static let termToken = UInt64.max - 4
+    /// `--py-autoreload`'s inotify fd.
+    static let sourceToken = UInt64.max - 5
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -118,6 +122,7 @@ final class Worker {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
         }
         try reactor.watch(ctx.termFD, token: Self.termToken)
+        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -169,6 +174,7 @@ final class Worker {
                 switch token {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
+                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting { acceptOne(ctx.listeners[i]) }
@@ -232,7 +238,7 @@ final class Worker {
     /// Parses and serves every complete request in `input`; false when the connection must close.
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
-        if c.proxyHeader != nil {
+        if c.expectsProxyHeader && c.proxyHeader != nil {
             switch c.takeProxyHeader(input) {
             case .needMore:
                 if c.headStartedAt == nil {
@@ -249,7 +255,9 @@ final class Worker {
             }
         }
         while true {
-            switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
+            // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
+            // in the connection is an exclusivity check.
+            switch c.speaksUwsgi ? (c.uwsgi?.parse(input) ?? c.parser.parse(input)) : c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     // A connection's first head is timed from accept, not from its first byte: a client
@@ -282,7 +290,7 @@ final class Worker {
         sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         sb.set(slot, .requestStartNanos, Int64(started))
         sb.set(slot, .requestCounter, Int64(requestCounter))
-        c.exchange = Exchange(number: requestCounter, expectContinue: head.expectContinue)
+        c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
@@ -334,7 +342,7 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        var sent = 0
+        var sent = 0, headBytes = 0
         /// A streamed response's framing: what it sent is logged even when the stream failed midway.
         var streamed: StreamFraming?
         var plan: HTTPResponsePlan
@@ -365,6 +373,7 @@ final class Worker {
             case .bytes(let body):
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
             case .stream(let produce):
@@ -372,6 +381,7 @@ final class Worker {
                 plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                      body: length.map { .contentLength($0) } ?? .streamed, for: head,
                                                      keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -395,7 +405,7 @@ final class Worker {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange.handle(.ended)
+        _ = c.exchange(.ended)
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
@@ -414,7 +424,9 @@ final class Worker {
             }
         }
         if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
+                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         c.lastActivity = finished
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
@@ -579,4 +591,12 @@ extension Worker: RequestServer {
         let at = started.saturatingAdd(nanoseconds)
         if harakiriDeadline.map({ at < $0 }) ?? true { setHarakiriDeadline(at) }
     }
+}
+
+/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
+/// same word from workers already retiring, so each worker's noticing is one reload).
+func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
+    guard let file = watch.changed() else { return }
+    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
+    tell(.sourceChanged)
 }

@@ -66,8 +66,9 @@ extension ServerOptions {
         var problems: [String] = []
         var fromIni: [Assignment] = []
         var notes: [String] = []
+        var warnings: [String] = []
         if let ini {
-            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems, warnings: &warnings)
         }
 
         var options = ServerOptions(cores: world.cores)
@@ -93,7 +94,18 @@ extension ServerOptions {
             listenersFromLowerSource = listenersFromLowerSource || listenersHere
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
-        try options.validate()
+        options.configWarnings = warnings
+        do {
+            try options.validate()
+        } catch {
+            // A config file checked alone may leave the app to the command line (`uwsgi --ini app.ini
+            // --module app`, uWSGI's users' habit): check the rest as if it were given, and say so.
+            guard check, !options.python.isConfigured, options.app == nil, options.appLibrary == nil else { throw error }
+            var withApp = options
+            withApp.python.module = "app"
+            try withApp.validate()
+            notes.append("; no app (module, wsgi-file) given: the rest is checked as if one were given when swsgi starts; without it: \(error.message)")
+        }
         let report = (resolved + notes).joined(separator: "\n") + "\n"
         if check { return .check(options, report: report) }
         if options.showConfig { options.showConfigText = report }
@@ -102,7 +114,8 @@ extension ServerOptions {
 
     /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
     /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
-    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String]) -> ([Assignment], [String]) {
+    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String],
+                        warnings: inout [String]) -> ([Assignment], [String]) {
         var path = ini.path
         var section: String? = nil
         if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
@@ -126,7 +139,7 @@ extension ServerOptions {
                 return ([], [])
             }
         }
-        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems)
+        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems, warnings: &warnings)
     }
 
     // MARK: Command line
@@ -195,7 +208,7 @@ extension ServerOptions {
             } else if spec.optionalValue, i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]
                 i += 1
-            } else if spec.isBoolean {
+            } else if spec.isBoolean || spec.optionalValue {
                 value = "true"
             } else if i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]

@@ -94,6 +94,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var showConfig: Bool = false
     /// What `--show-config` prints: set by `load`, nil otherwise.
     public var showConfigText: String? = nil
+    /// Lines to print at start-up (and with `--check`): a `[uwsgi]` value read as uWSGI reads it
+    /// (`processes = 1a` is 1). Set by `load`.
+    public var configWarnings: [String] = []
 
     // MARK: Worker management (uWSGI names)
 
@@ -153,10 +156,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var locks: Int = 0
     /// Mule processes (`--mule`, repeatable).
     public var mules: [MuleOptions] = []
-    /// The server's own log lines (`--log-encoder`).
-    public var logEncoder: LogEncoderOptions = .plain
-    /// The request log line template (`--log-format`), nil = swsgi's default line.
-    public var logFormat: String? = nil
+    /// uWSGI's logging options: loggers, routes, encoders, rotation, the request line (LoggingOptionTable).
+    public var logging = LoggingOptions()
     /// `--hook-PHASE` / `--exec-PHASE`, in the order given.
     public var hooks: [Hook] = []
 

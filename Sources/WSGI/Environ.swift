@@ -199,10 +199,10 @@ final class EnvironBuilder {
 }
 
 /// Python strings for values that repeat from request to request, made once (a `RingCache`). The
-/// object it returns is borrowed: valid until the next miss. (A class, held in
-/// `let`s: a lookup is then no mutating access for the exclusivity checks to track.)
+/// object it returns is borrowed: valid until the next miss. (Classes held in `let`s all the way down:
+/// a lookup is then no access for the exclusivity checks to track.)
 final class PyStringCache<Key: ExactKey> {
-    private var ring: RingCache<(key: Key, object: PyObjectPointer)>
+    private let ring: RingCache<(key: Key, object: PyObjectPointer)>
 
     init(capacity: Int) { ring = RingCache(capacity: capacity) }
 

@@ -57,8 +57,10 @@ final class RequestBinding {
 }
 
 /// The request-bound objects of one binding and the reference counts they have when only swsgi
-/// holds them (its own references, the environ template's, wsgi.input's on its methods).
-struct BoundObjects {
+/// holds them (its own references, the environ template's, wsgi.input's on its methods). A class: the
+/// worker reads it on every request, and a struct in its optional stored property would be copied
+/// (its arrays retained and released) at each read.
+final class BoundObjects {
     let binding: RequestBinding
     let startResponse: PyObjectPointer
     let write: PyObjectPointer
@@ -86,7 +88,7 @@ struct BoundObjects {
 
     /// Records the counts of the set as installed (nothing of the app holds it yet), and where its objects'
     /// weak references would be listed.
-    mutating func recordIdleCounts(_ api: CPythonAPI) {
+    func recordIdleCounts(_ api: CPythonAPI) {
         idleCounts = all.map { swsgi_refcount($0) }
         weakListOffsets = all.map { o in
             guard let type = api.PyObject_Type(o) else { return -1 }

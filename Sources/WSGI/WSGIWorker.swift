@@ -61,6 +61,8 @@ final class WSGIWorker {
     let postBufferingBytes: Int
     /// `--wsgi-disable-file-wrapper`.
     let disableFileWrapper: Bool
+    /// `--py-autoreload`: after each app call, watch the modules it imported (nil: off).
+    let refreshSources: (() -> Void)?
 
     /// `threaded`: one of a worker's request threads (`--threads` > 1): wsgi.multithread is true, and
     /// harakiri's graceful handler is the host's, installed once for all threads.
@@ -71,6 +73,7 @@ final class WSGIWorker {
         disableWriteException = host.options.disableWriteException
         disableFileWrapper = host.options.disableFileWrapper
         postBufferingBytes = host.options.postBufferingBytes
+        refreshSources = host.options.autoReloadSeconds > 0 ? { host.refreshSources() } : nil
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -149,7 +152,7 @@ final class WSGIWorker {
         environ.setConstant("wsgi.input", input)
         // --wsgi-disable-file-wrapper: no wsgi.file_wrapper in the environ (apps fall back to iterating).
         if !disableFileWrapper { environ.setConstant("wsgi.file_wrapper", fileWrapper) }
-        var made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
+        let made = BoundObjects(binding: binding, startResponse: startResponse, write: write, input: input,
                                 read: read, readline: readline, fileWrapper: fileWrapper)
         made.recordIdleCounts(api)
         return made
@@ -197,7 +200,10 @@ final class WSGIWorker {
     func handle(_ request: Request) throws -> Response {
         try py.withGIL {
             begin(request)
-            defer { appReturned = true }
+            defer {
+                appReturned = true
+                refreshSources?()
+            }
             if postBufferingBytes > 0 {
                 do {
                     body = try py.withoutGIL { try PostBuffering.drain(request.body, memoryBytes: postBufferingBytes) }
@@ -697,8 +703,9 @@ func contentLength(_ value: String) -> Int? {
     return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
 }
 
-/// A response header's name or value as checked and read.
-struct HeaderText {
+/// A response header's name or value as checked and read. A class: a cache hit hands out one reference,
+/// not a copy of its text and bytes.
+final class HeaderText {
     let text: String
     /// A name that is Content-Length (any case).
     let isContentLength: Bool
@@ -706,6 +713,13 @@ struct HeaderText {
     let number: Int?
     /// A value's latin-1 bytes when it has characters past ASCII (sent as they are, not as UTF-8).
     let latin1: [UInt8]?
+
+    init(text: String, isContentLength: Bool, number: Int?, latin1: [UInt8]?) {
+        self.text = text
+        self.isContentLength = isContentLength
+        self.number = number
+        self.latin1 = latin1
+    }
 }
 
 /// A method table entry, made once per process and shared by every set of request objects.
@@ -718,7 +732,7 @@ struct MethodDef: @unchecked Sendable {
 /// address cannot be reused by another object while it is here (a `RingCache` of 32). Names and
 /// values are kept apart: each passed its own check.
 final class TextCache {
-    private var ring = RingCache<(object: PyObjectPointer, isName: Bool, text: HeaderText)>(capacity: 32)
+    private let ring = RingCache<(object: PyObjectPointer, isName: Bool, text: HeaderText)>(capacity: 32)
 
     func text(of o: PyObjectPointer, isName: Bool) -> HeaderText? {
         ring.lookup { buf in

@@ -1,4 +1,5 @@
 """(b) Direct on TCP: wrk -> server, the server's CPU time per request and its worker RSS."""
+import os
 import time
 
 from .. import common
@@ -40,7 +41,9 @@ def median_round(rounds):
     return row
 
 
-def run(servers, apps=("hello", "flask_hello")):
+def run(servers, apps=None):
+    # APPS=hello: the hello rows only (a quick A/B of two builds).
+    apps = apps or [a for a in os.environ.get("APPS", "hello,flask_hello").split(",") if a]
     rows = []
     for module in apps:
         rounds = {server.NAME: [] for server in servers}

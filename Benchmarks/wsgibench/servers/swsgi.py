@@ -11,12 +11,12 @@ def available():
     return None if os.access(BINARY, os.X_OK) else f"{BINARY} not built"
 
 
-def start(module, bind, workers, threads=1):
-    argv = [BINARY, "--processes", str(workers), "--disable-logging", "--home", common.VENV,
+def start(module, bind, workers, threads=1, binary=BINARY, name=NAME):
+    argv = [binary, "--processes", str(workers), "--disable-logging", "--home", common.VENV,
             "--chdir", common.TMP, "--module", f"{module}:application"]
     if threads > 1:
         argv += ["--threads", str(threads)]
     kind, where = bind
     argv += {"tcp": ["--http-socket", f"127.0.0.1:{where}"], "http-unix": ["--socket", where],
              "uwsgi-unix": ["--uwsgi-socket", where]}[kind]
-    return common.Proc(f"swsgi-{module}-{kind}-t{threads}", argv)
+    return common.Proc(f"{name}-{module}-{kind}-t{threads}", argv)
