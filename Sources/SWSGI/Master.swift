@@ -88,6 +88,8 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
+        fifo = try settings.masterFifo.map { try MasterFifo(path: $0) }
+        if let f = fifo { try reactor.watch(f.fd, token: Token.masterFifo) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -101,6 +103,8 @@ final class Master {
 
     /// --touch-reload's watch (nil without the option).
     var touchReload: ChangeWatch? = nil
+    /// --master-fifo (nil without the option).
+    var fifo: MasterFifo? = nil
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -135,6 +139,8 @@ final class Master {
         static let services: UInt64 = 3
         /// A --touch-reload path changed.
         static let touchReload: UInt64 = 4
+        /// Bytes written to --master-fifo.
+        static let masterFifo: UInt64 = 5
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -166,6 +172,10 @@ final class Master {
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
                 ServicesRuntime.shared.masterNotified()
+            case Token.masterFifo:
+                for command in fifo?.commands() ?? [] {
+                    if let code = execute(fifoCommand(command)) { return code }
+                }
             case Token.touchReload:
                 // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
                 if let changed = touchReload?.changed() {
@@ -276,6 +286,35 @@ final class Master {
         return actions
     }
 
+    /// One --master-fifo command: the same decision as the signal it stands for.
+    private func fifoCommand(_ command: MasterFifoCommand) -> [WorkerPool.Action] {
+        switch command {
+        case .reload(let letter):
+            log("master-fifo: '\(letter)': graceful reload of the workers")
+            return events(for: SIGHUP)
+        case .gracefulStop:
+            log("master-fifo: 'q': graceful stop")
+            return events(for: SIGTERM)
+        case .immediateStop:
+            log("master-fifo: 'Q': immediate stop")
+            return events(for: SIGINT)
+        case .addWorker: return events(for: SIGTTIN)
+        case .removeWorker: return events(for: SIGTTOU)
+        case .reopenLog:
+            do { try LogTarget.reopen(settings) } catch { log("master-fifo: 'l': \(error)") }
+        case .logStats:
+            log("master-fifo: 's': " + String(statsSnapshot().json().split(separator: "\n").joined()))
+        case .rewritePidFile:
+            if let p = settings.pidFile {
+                do { try writeFileSafely(p, "\(getpid())\n") } catch { log("master-fifo: 'P': --pid-file \(p): \(error)") }
+            }
+        case .nothing: break
+        case .unsupported(let why):
+            log("master-fifo: \(why); ignored")
+        }
+        return []
+    }
+
     private func events(for sig: Int32) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
         switch sig {
@@ -344,6 +383,7 @@ final class Master {
             case .exit(let code):
                 ServicesRuntime.shared.stopMules()
                 for l in listeners { l.vacuum() }
+                fifo?.remove()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
                 return code
@@ -459,6 +499,7 @@ final class Master {
             for p in s.pending { close(p.fd) }
         }
         if let n = notifier { close(n.fd) }
+        fifo?.closeAfterFork()
     }
 
     /// A worker's request threads as its scoreboard rows show them (none with --threads 1).

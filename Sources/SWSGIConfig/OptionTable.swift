@@ -170,6 +170,8 @@ let optionTable: [OptionSpec] = [
               "reload the workers gracefully (as SIGHUP) when PATH is touched or replaced (repeatable)"),
     appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
               "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
+    option(core, "master-fifo", "PATH", .string(), \.masterFifo, default: "none",
+           "FIFO the master reads commands from: r/w/c reload, q stop, Q stop now, + -, l, s, P"),
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
            "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",

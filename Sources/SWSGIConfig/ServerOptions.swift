@@ -83,6 +83,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var staticMaps: [String] = []
     /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
     public var staticFiles = StaticFileOptions()
+    /// uWSGI's master FIFO: one-letter commands written to this path (`--master-fifo`).
+    public var masterFifo: String? = nil
     /// The process umask, octal (`--umask`).
     public var umask: UInt32? = nil
     /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.

@@ -85,7 +85,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "alarm-log": .refused("not supported: swsgi raises no alarms; watch its log"),
     "alarm-segfault": .refused("not supported: swsgi raises no alarms; a dead worker is logged and respawned"),
     "cron": .refused("not supported: use cron or a systemd timer"),
-    "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
     "cpu-affinity": .refused("not supported: pin the whole service instead (taskset, systemd CPUAffinity=)"),
     "max-fd": .refused("not supported: raise the open-files limit of the service (ulimit -n, systemd LimitNOFILE=)"),
     "limit-as": .refused("not supported: limit the service's memory (systemd MemoryMax=, ulimit -v), or recycle workers with reload-on-rss"),

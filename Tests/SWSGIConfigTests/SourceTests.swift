@@ -111,7 +111,7 @@ import Testing
             "static-expires-mtime": "\\.png$ 60", "static-expires-uri": "^/s/ 60", "static-expires-uri-mtime": "^/s/ 60",
             "static-expires-path-info": "^/a 1", "static-expires-path-info-mtime": "^/a 1", "static-expires-type": "text/css=60",
             "static-expires-type-mtime": "image/png=60", "static-gzip-all": "true", "static-gzip": "\\.js$", "static-gzip-dir": "/srv/s",
-            "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py",
+            "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py", "master-fifo": "/run/fifo",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
