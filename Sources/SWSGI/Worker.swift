@@ -35,6 +35,8 @@ struct WorkerListener {
     let uwsgiProtocol: Bool
     /// `unix` or `tcp`: `Request.remote` for its connections.
     let remoteLabel: String
+    /// Connections start with a PROXY protocol header (`--enable-proxy-protocol`, HTTP listeners only).
+    var proxyProtocol = false
 
     /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
     static let tokenBase = UInt64.max - 16
@@ -201,7 +203,8 @@ final class Worker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+                           proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -241,6 +244,22 @@ final class Worker {
     /// Parses and serves every complete request in `input`; false when the connection must close.
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
+        if c.expectsProxyHeader && c.proxyHeader != nil {
+            switch c.takeProxyHeader(input) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.acceptedAt
+                    schedule(c.acceptedAt + ctx.settings.headerTimeoutNanoseconds)
+                }
+                return true
+            case .refuse(let why):
+                ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
+                return false
+            case .rest(let rest):
+                if rest.isEmpty { return true }
+                input = rest
+            }
+        }
         while true {
             // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
             // in the connection is an exclusivity check.
