@@ -160,6 +160,22 @@ final class Worker {
     private func acceptOne() {
         guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
         adopt(fd.release())
+        // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
+        // is fixed when it starts watching: the first worker would take every connection that arrives while it
+        // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
+        // worker already holding another connection goes to the back of the queue (as a worker blocked in
+        // accept(2) does), so connections rotate over the idle workers. A worker serving one connection at a
+        // time (no pool) never pays the two epoll_ctl calls.
+        if conns.count > 1 && lifecycle.accepting { rejoinListenerQueue() }
+    }
+
+    /// Watches the listener again: at the back of its wait queue.
+    private func rejoinListenerQueue() {
+        reactor.unwatch(ctx.listener, token: Self.listenerToken)
+        do { try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive) } catch {
+            ServerLog.line("\(error)")
+            _exit(1)
+        }
     }
 
     private func adopt(_ fd: Int32) {
@@ -292,64 +308,9 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        var sent = 0
-        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
-        var streamed: StreamFraming?
-        var plan: HTTPResponsePlan
-        if let early {
-            // The head is out: the rest of the body follows it; a failure can only cut the connection.
-            plan = early.plan
-            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
-            // An app that failed after its response started: no last chunk, so the client sees it cut short.
-            if !appFailed {
-                do {
-                    switch response.body {
-                    case .bytes(let body): try early.stream.write(body)
-                    case .stream(let produce): try produce(early.stream)
-                    }
-                    try early.framing.end()
-                } catch {
-                    plan.keepAlive = false
-                    note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-                }
-            }
-            sent = early.framing.sent
-            response.status = early.status
-            if !reader.finish() { plan.keepAlive = false }
-            rest = reader.leftover
-        } else {
-        do {
-            switch response.body {
-            case .bytes(let body):
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
-                if plan.sendsBody { out += body; sent = body.count }
-                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-            case .stream(let produce):
-                let length = response.contentLength
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, date: DateClock.now, to: &out)
-                if plan.sendsBody {
-                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
-                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
-                                               timeoutMilliseconds: writeTimeoutMilliseconds)
-                    streamed = stream
-                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
-                    try stream.end()
-                    sent = stream.sent
-                } else {
-                    try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-                }
-                if !reader.finish() { plan.keepAlive = false }
-                rest = reader.leftover
-            }
-        } catch {
-            plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
-            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-            if let streamed { sent = streamed.sent }
-        }
-        }
+        let (plan, sent) = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                                reader: reader, rest: &rest, buffer: &out,
+                                                timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
         response.finish?()
         request.server = nil
         inHand = nil
@@ -509,24 +470,18 @@ struct InHand {
     /// Set once the app has returned: its response can no longer be started early.
     var appReturned = false
     /// The response the app started before returning (WSGI's write()).
-    var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
+    var early: EarlyResponse?
 }
 
 extension Worker: RequestServer {
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let c = request.connection
-        var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
-        // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
-        let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
-                                    timeoutMilliseconds: writeTimeoutMilliseconds)
-        let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
-        inHand?.early = (status, plan, framing, stream)
-        return stream
+        let early = ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
+                                               keepAlive: request.keepAlive && lifecycle.accepting && !request.connection.closeAfterNext,
+                                               timeoutMilliseconds: writeTimeoutMilliseconds)
+        inHand?.early = early
+        return early.stream
     }
 
     func shortenHarakiri(to nanoseconds: UInt64) {
