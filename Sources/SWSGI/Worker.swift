@@ -159,14 +159,15 @@ final class Worker {
 
     private func acceptOne() {
         guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
-        adopt(fd.release())
         // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
         // is fixed when it starts watching: the first worker would take every connection that arrives while it
         // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
-        // worker already holding another connection goes to the back of the queue (as a worker blocked in
-        // accept(2) does), so connections rotate over the idle workers. A worker serving one connection at a
-        // time (no pool) never pays the two epoll_ctl calls.
-        if conns.count > 1 && lifecycle.accepting { rejoinListenerQueue() }
+        // worker already holding a connection goes to the back of the queue (as a worker blocked in accept(2)
+        // does), so connections rotate over the idle workers; before it serves the new connection, whose
+        // client may connect again as soon as it has its answer. A worker serving one connection at a time
+        // (no pool) never pays the two epoll_ctl calls.
+        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue() }
+        adopt(fd.release())
     }
 
     /// Watches the listener again: at the back of its wait queue.
