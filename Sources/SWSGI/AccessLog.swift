@@ -3,8 +3,10 @@ import HTTP
 import Posix
 import SWSGIConfig
 
-/// One line per request on stderr (one write(2) each): method, target, status, bytes, duration, worker.
-/// `--disable-logging` silences it; `--log-4xx` / `--log-5xx` bring error responses back.
+/// One line per request (one write(2) each): method, target, status, bytes, duration, worker; or the
+/// `--log-format` line. `--disable-logging` silences it; `--log-4xx`, `--log-5xx`, `--log-slow`,
+/// `--log-big`, `--log-zero`, `--log-sendfile`, `--log-ioerror` bring matching requests back (uWSGI's
+/// log_request); `--route REGEX donotlog:` drops a path's lines whatever the rest says.
 final class AccessLog {
     let enabled: Bool
     let log4xx: Bool
@@ -16,36 +18,78 @@ final class AccessLog {
     let format: RequestLogFormat?
     /// `--memory-report`.
     let memoryReport: Bool
-    let encoded: Bool
+    let logging: LoggingOptions
+    /// `--route` rules, compiled once.
+    private let routes: [(LineMatcher, RouteRule.Action)]
+    /// Any condition that logs a request `--disable-logging` would drop.
+    private let hasConditions: Bool
 
     init(settings: ServerOptions, workerID: Int, remote: String = "-") {
         enabled = !settings.disableLogging
         log4xx = settings.log4xx
         log5xx = settings.log5xx
         prefix = "swsgi worker \(workerID) [pid \(getpid())]"
-        encoded = settings.logEncoder != .plain
         memoryReport = settings.memoryReport
-        format = settings.logFormat.flatMap { try? RequestLogFormat($0, workerID: workerID, remote: remote) }
+        logging = settings.logging
+        format = settings.logging.format.map { RequestLogFormat($0, workerID: workerID, logging: settings.logging) }
+        routes = settings.logging.requestRoutesTable.map { (LineMatcher($0.pattern), $0.action) }
+        let l = settings.logging
+        hasConditions = log4xx || log5xx || l.slowMilliseconds > 0 || l.bigBytes > 0 || l.zero || l.sendfile || l.ioError
     }
 
-    /// Whether a request with this status gets a line (--disable-logging keeps 4xx/5xx with --log-4xx/--log-5xx).
-    func wants(status: Int) -> Bool {
-        enabled || (log4xx && (400..<500).contains(status)) || (log5xx && status >= 500)
+    /// Whether a request with this status may get a line (the size and time conditions are checked in `write`).
+    func wants(status: Int) -> Bool { enabled || hasConditions }
+
+    /// `--route REGEX donotlog:` on PATH_INFO: the first matching rule decides (continue/last stop the table).
+    func routedAway(path: String) -> Bool {
+        if routes.isEmpty { return false }
+        let info = percentDecoded(path)
+        for (m, action) in routes where m.matches(info) {
+            return action == .donotlog
+        }
+        return false
     }
 
-    func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?, head: HTTPRequestHead? = nil) {
-        guard wants(status: status) else { return }
+    /// uWSGI's log_request conditions, for a request `--disable-logging` would not log.
+    private func conditionsLog(_ r: RequestFacts) -> Bool {
+        let l = logging
+        if l.zero && r.bodyBytes == 0 { return true }
+        if l.slowMilliseconds > 0 && r.durationMicros / 1000 >= UInt64(l.slowMilliseconds) { return true }
+        if log4xx && (400...499).contains(r.status) { return true }
+        if log5xx && (500...599).contains(r.status) { return true }
+        if l.bigBytes > 0 && UInt64(r.bodyBytes) >= l.bigBytes { return true }
+        if l.sendfile && r.viaSendfile { return true }
+        if l.ioError && (r.readErrors > 0 || r.writeErrors > 0) { return true }
+        return false
+    }
+
+    func write(method: String, path: String, status: Int, bytes: Int, started: UInt64, note: String?, head: HTTPRequestHead? = nil,
+               headerBytes: Int = 0, headerCount: Int = 0, viaSendfile: Bool = false, cgi: [(name: String, value: [UInt8])]? = nil,
+               peer: SocketAddresses? = nil, core: Int = 0) {
+        if let head, routedAway(path: head.path) { return }
+        var r = RequestFacts(method: method, uri: path, status: status, bodyBytes: bytes, headerBytes: headerBytes,
+                             headerCount: headerCount, started: started, ended: monotonicNanoseconds(), head: head, cgi: cgi,
+                             peer: peer, note: note, viaSendfile: viaSendfile, core: core)
+        if let note, note.contains("response not completed") { r.writeErrors = 1 }
+        if status == 408 { r.readErrors = 1 }
+        guard enabled || conditionsLog(r) else { return }
+        let router = LogRouter.shared.setup
         if let format {
-            writeStderr(format.line(method: method, uri: path, status: status, bytes: bytes, started: started, note: note, head: head))
+            router.request(format.line(r))
             return
         }
-        let micros = (monotonicNanoseconds() - started) / 1000
-        let ms = "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)"
-        var text = "\(method) \(path) \(status) \(bytes)B \(ms)ms" + (note.map { " (\($0))" } ?? "")
+        let micros = r.durationMicros
+        let duration = logging.micros ? "\(micros)us" : "\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000)ms"
+        var text = "\(method) \(path) \(status) \(bytes)B \(duration)" + (note.map { " (\($0))" } ?? "")
+        if logging.xForwardedFor {
+            let addr = RequestLogFormat.address(r, xForwardedFor: true)
+            text = (addr.isEmpty ? "-" : addr) + " " + text
+        }
         if memoryReport { text += Self.memoryUse() }
-        // Without --log-format, --log-encoder json/format wraps request lines like every other line.
-        if encoded { ServerLog.line(text); return }
-        writeStderr("\(wallClock()) \(prefix): \(text)")
+        // --log-encoder json: swsgi's JSON object, built by ServerLog like every other line.
+        if router.swsgiJSON && router.requestLoggers.isEmpty { ServerLog.line(text); return }
+        let head = router.date.map(logDatePrefix) ?? (wallClock() + " ")
+        router.request("\(head)\(prefix): \(text)")
     }
 
     /// A request refused before the app ran (`HTTPResponseWriter.errorResponse`): its method and target
@@ -79,16 +123,7 @@ final class AccessLog {
 
     /// uWSGI's memory-report text: ` {address space usage: N bytes/NMB} {rss usage: N bytes/NMB}`, from /proc/self/statm.
     static func memoryUse() -> String {
-        let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 128)
-        let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return "" }
-        let fields = buf[0..<n].split(separator: UInt8(ascii: " ")).prefix(2).map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 }
-        guard fields.count == 2 else { return "" }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let vsz = fields[0] * page, rss = fields[1] * page
+        let (vsz, rss) = RequestLogFormat.memory()
         return " {address space usage: \(vsz) bytes/\(vsz >> 20)MB} {rss usage: \(rss) bytes/\(rss >> 20)MB}"
     }
 

@@ -40,8 +40,16 @@ final class Connection {
     /// Held around each body read and response write made for a request (see `RequestIOLock`).
     let io = RequestIOLock.make()
 
-    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false) {
+    /// `unix` or `tcp`, from the listener that accepted it (`Request.remote`).
+    let remoteLabel: String
+    /// Accepted on a --uwsgi-socket: a constant, so the hot path can skip the `uwsgi` parser's
+    /// exclusivity check on HTTP connections.
+    let speaksUwsgi: Bool
+
+    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false, remoteLabel: String = "unix") {
         self.fd = fd
+        self.remoteLabel = remoteLabel
+        speaksUwsgi = uwsgi
         addresses = SocketAddresses(fd: fd)
         self.parser = HTTPRequestParser(limits: limits)
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil

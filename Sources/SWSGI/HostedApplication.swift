@@ -17,6 +17,10 @@ public protocol HostedApplication: AnyObject {
     /// (pthread ids) past their harakiri deadline: the host interrupts those, and only those.
     func workerThreadApplications(workerID: Int, threads: Int,
                                   overrunning: @escaping () -> [UInt]) throws -> RequestThreadApplications
+    /// In a worker, once its app is loaded: the app's source files to watch (`--py-autoreload`), kept up
+    /// to date by the host as the app imports more; nil when not asked for. A change asks the master
+    /// to reload the workers.
+    var sourceWatch: ChangeWatch? { get }
 }
 
 /// What a worker with request threads runs.

@@ -25,53 +25,122 @@ struct Listener {
     /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
     var speaksUwsgi = false
 
-    /// systemd socket activation (LISTEN_FDS with LISTEN_PID = our pid) wins; else --socket / --http-socket.
-    /// The listener is non-blocking: several workers wake for one connection and the losers must not block.
-    static func open(_ o: ServerOptions, environment env: [String]) throws -> Listener {
-        let l = try openBlocking(o, environment: env)
-        let flags = fcntl(l.fd, F_GETFL)
-        guard flags >= 0, fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SyscallError("fcntl(O_NONBLOCK)", context: l.description) }
-        return l
+    /// Every listener workers accept on: the sockets systemd (or hupwatch --listen) hands over through
+    /// LISTEN_FDS (LISTEN_PID = our pid), and the configured ones not among them, bound here. Each keeps
+    /// its protocol. Non-blocking: several workers wake for one connection and the losers must not block.
+    static func openAll(_ o: ServerOptions, environment env: [String]) throws -> [Listener] {
+        var opened: [Listener] = []
+        do {
+            for l in try openBlocking(o, environment: env) {
+                opened.append(l)
+                let flags = fcntl(l.fd, F_GETFL)
+                guard flags >= 0, fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SyscallError("fcntl(O_NONBLOCK)", context: l.description) }
+            }
+        } catch {
+            for l in opened { l.vacuum() }
+            throw error
+        }
+        return opened
     }
 
-    private static func openBlocking(_ o: ServerOptions, environment env: [String]) throws -> Listener {
-        if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int.init), n >= 1 {
-            var st = stat()
-            guard fstat(3, &st) == 0 else { throw SWSGIError("LISTEN_FDS=\(n) but fd 3 is not open: \(errnoText(errno))") }
-            _ = fcntl(3, F_SETFD, FD_CLOEXEC)
-            var domain = sockaddr()
-            var len = socklen_t(MemoryLayout<sockaddr>.size)
-            getsockname(3, &domain, &len)
-            var l = Listener(fd: 3, inode: st.st_ino, ownedPath: nil, isUnix: domain.sa_family == sa_family_t(AF_UNIX),
-                             description: "fd 3 from LISTEN_FDS (\(lookup("LISTEN_FDNAMES", in: env) ?? "unnamed"))")
-            // An inherited socket speaks what the configuration says the listener speaks.
-            l.speaksUwsgi = o.uwsgiSocket != nil
-            return l
-        }
-        if let path = o.socket { return try bindUnix(path, o, environment: env) }
-        if let addr = o.httpSocket { return try bindTCP(addr, o) }
-        if let u = o.uwsgiSocket {
-            var l: Listener
-            switch u {
-            case .unix(let path): l = try bindUnix(path, o, environment: env)
-            case .tcp(let addr): l = try bindTCP(addr, o)
+    private static func openBlocking(_ o: ServerOptions, environment env: [String]) throws -> [Listener] {
+        let configured = o.listeners
+        var listeners: [Listener] = []
+        var bindHere = configured
+        if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n >= 1 {
+            let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            for i in 0..<min(n, 64) {
+                let fd = 3 + i
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw SWSGIError("LISTEN_FDS=\(n) but fd \(fd) is not open: \(errnoText(errno))") }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                let address = boundAddress(fd)
+                let name = Int(i) < names.count && !names[Int(i)].isEmpty ? names[Int(i)] : "unnamed"
+                var l = Listener(fd: fd, inode: st.st_ino, ownedPath: nil, isUnix: address.map { if case .unix = $0 { true } else { false } } ?? false,
+                                 description: "fd \(fd) from LISTEN_FDS (\(name))")
+                if configured.count <= 1 {
+                    // One configured listener (or none): every inherited socket speaks its protocol, whatever its address.
+                    l.speaksUwsgi = configured.first?.uwsgiProtocol ?? false
+                    bindHere = []
+                } else {
+                    // Several: each inherited socket is the configured listener with its address (as uWSGI
+                    // matches inherited sockets), so each keeps its own protocol.
+                    guard let address, let k = bindHere.firstIndex(where: { sameAddress($0.address, address) }) else {
+                        throw SWSGIError("LISTEN_FDS: fd \(fd) (\(address?.description ?? "unknown address")) is none of the configured listeners (\(configured.map(\.description).joined(separator: ", "))); configure it, or stop passing it")
+                    }
+                    l.speaksUwsgi = bindHere[k].uwsgiProtocol
+                    l.description = "\(bindHere[k]) (fd \(fd) from LISTEN_FDS)"
+                    bindHere.remove(at: k)
+                }
+                listeners.append(l)
             }
-            l.speaksUwsgi = true
-            l.description = "uwsgi:\(u)"
-            return l
+        } else if configured.isEmpty {
+            throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
         }
-        throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
+        do {
+            for spec in bindHere {
+                var l: Listener
+                switch spec.address {
+                case .unix(let path): l = try bindUnix(path, o, environment: env, flag: spec.flag)
+                case .tcp(let addr): l = try bindTCP(addr, o, flag: spec.flag)
+                }
+                l.speaksUwsgi = spec.uwsgiProtocol
+                l.description = spec.description
+                listeners.append(l)
+            }
+        } catch {
+            for l in listeners { l.vacuum() }
+            throw error
+        }
+        return listeners
+    }
+
+    /// The address a socket is bound to (getsockname): a Unix path or an IPv4/IPv6 address and port.
+    static func boundAddress(_ fd: Int32) -> UwsgiSocketAddress? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard r == 0 else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_UNIX:
+            let path = withUnsafeBytes(of: &storage) { raw -> String in
+                let bytes = raw[MemoryLayout<sa_family_t>.size..<Int(len)].prefix { $0 != 0 }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            return .unix(path)
+        case AF_INET, AF_INET6:
+            return socketAddress(fd, peer: false).map { .tcp(HTTPSocketAddress(host: $0.host, port: UInt16($0.port))) }
+        default:
+            return nil
+        }
+    }
+
+    /// Whether a configured address names the socket bound at `bound`: the same Unix file (the path as
+    /// written, or the same inode), or the same port on the same (or every) address.
+    static func sameAddress(_ configured: UwsgiSocketAddress, _ bound: UwsgiSocketAddress) -> Bool {
+        switch (configured, bound) {
+        case (.unix(let a), .unix(let b)):
+            if a == b { return true }
+            guard let ia = UnixSocket.inode(atPath: a), let ib = UnixSocket.inode(atPath: b) else { return false }
+            return ia == ib
+        case (.tcp(let a), .tcp(let b)):
+            let every = ["", "0.0.0.0", "::"]
+            let host = a.host == "localhost" ? "127.0.0.1" : a.host
+            return a.port == b.port && (host == b.host || (every.contains(host) && every.contains(b.host)))
+        default:
+            return false
+        }
     }
 
     /// Binds an unpredictable temporary name beside `path`; `publish()` later renames it into place, so
     /// during a rebind clients always find a listener at the path (the old one or the new one), never nothing.
     /// Only a stale socket (nobody accepting) may be replaced; a live listener's path is refused unless
     /// hupwatch is handing over to us (see `SocketPathRule`); anything that is not a socket is refused.
-    static func bindUnix(_ path: String, _ o: ServerOptions, environment env: [String]) throws -> Listener {
+    static func bindUnix(_ path: String, _ o: ServerOptions, environment env: [String], flag: String = "--socket") throws -> Listener {
         let (dir, _) = splitPath(path)
-        guard isDirectory(dir) else { throw SWSGIError("--socket \(path): folder \(dir) does not exist") }
+        guard isDirectory(dir) else { throw SWSGIError("\(flag) \(path): folder \(dir) does not exist") }
         let successor = SocketPathRule.isHupwatchSuccessor(env)
-        let replace = try SocketPathRule.check(path, option: "--socket", successor: successor)
+        let replace = try SocketPathRule.check(path, option: flag, successor: successor)
         let staleInode = replace ? UnixSocket.inode(atPath: path) : nil
         let sock = try UnixSocket.stream()
         var tmp = ""
@@ -159,13 +228,13 @@ struct Listener {
         try syscall("chown", path) { Glibc.chown(path, pw.pointee.pw_uid, gid) }
     }
 
-    static func bindTCP(_ a: HTTPSocketAddress, _ o: ServerOptions) throws -> Listener {
-        guard !a.host.contains(":") else { throw SWSGIError("--http-socket \(a): IPv6 addresses are not supported yet") }
+    static func bindTCP(_ a: HTTPSocketAddress, _ o: ServerOptions, flag: String = "--http-socket") throws -> Listener {
+        guard !a.host.contains(":") else { throw SWSGIError("\(flag) \(a): IPv6 addresses are not supported yet") }
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
         sin.sin_port = a.port.bigEndian
         let host = a.host.isEmpty ? "0.0.0.0" : (a.host == "localhost" ? "127.0.0.1" : a.host)
-        guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else { throw SWSGIError("--http-socket \(a): '\(a.host)' is not an IPv4 address") }
+        guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else { throw SWSGIError("\(flag) \(a): '\(a.host)' is not an IPv4 address") }
         let fd = try syscall("socket") { socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))

@@ -11,7 +11,8 @@ final class Master {
     let harakiriHandler: HarakiriHandler?
     /// An app with a runtime to keep right across fork (Python); nil for Swift apps.
     let host: HostedApplication?
-    let listener: Listener
+    /// Every listener the workers accept on (`Listener.openAll`).
+    let listeners: [Listener]
     var pool: WorkerPool
     let reactor: Reactor
     /// Stats clients currently watched by the reactor.
@@ -52,20 +53,20 @@ final class Master {
         }
     }
 
-    init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listener: Listener,
+    init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listeners: [Listener],
          stats: StatsServer?, environment env: [String], host: HostedApplication? = nil) throws {
         self.settings = settings
         self.host = host
         self.app = app
         self.harakiriHandler = harakiriHandler
-        self.listener = listener
+        self.listeners = listeners
         var config = WorkerPool.Config(processes: settings.processes, mercyNanoseconds: settings.workerReloadMercyNanoseconds)
         config.harakiriGracefulNanoseconds = settings.harakiriGracefulTimeoutNanoseconds
         config.harakiriGracefulSignal = settings.harakiriGracefulSignal
         config.harakiriQueueThreshold = settings.harakiriGracefulQueueThreshold
         config.maxLifetimeNanoseconds = settings.maxWorkerLifetimeNanoseconds
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
-        config.workersLoadTheApp = host != nil && settings.python.lazyApps
+        config.workersLoadTheApp = host != nil && settings.python.importsAppInWorkers
         config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
@@ -85,7 +86,7 @@ final class Master {
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
-        touchReload = try TouchReload(paths: settings.touchReload)
+        touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
@@ -99,10 +100,10 @@ final class Master {
     func log(_ message: String) { ServerLog.line(message) }
 
     /// --touch-reload's watch (nil without the option).
-    var touchReload: TouchReload? = nil
+    var touchReload: ChangeWatch? = nil
 
     func run() -> Int32 {
-        log("listening on \(listener.description); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
+        log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
@@ -110,7 +111,7 @@ final class Master {
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
             self.closeMasterFDs()
-            close(self.listener.fd)
+            for l in self.listeners { close(l.fd) }
         })
         if let code = execute(pool.handle(.started, now: now0)) { return code }
         while true {
@@ -191,6 +192,7 @@ final class Master {
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .gotTERM: .workerGotTERM(pid: pid)
+            case .sourceChanged: .sourceChanged(pid: pid)
             }
             if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
         }
@@ -219,9 +221,16 @@ final class Master {
         return out
     }
 
-    /// The listen queue as the kernel reports it (sock_diag for Unix sockets, TCP_INFO for TCP).
+    /// The listen queue as the kernel reports it (sock_diag for Unix sockets, TCP_INFO for TCP): summed over
+    /// the listeners (every worker accepts from all of them), nil when the kernel tells nothing of any.
     func listenQueue() -> (queued: Int, backlog: Int)? {
-        listener.isUnix ? try? UnixSocket.listenQueue(inode: listener.inode) : tcpListenQueue(listener.fd)
+        let each = listeners.compactMap { Self.listenQueue(of: $0) }
+        guard !each.isEmpty else { return nil }
+        return (each.map(\.queued).reduce(0, +), each.map(\.backlog).reduce(0, +))
+    }
+
+    static func listenQueue(of l: Listener) -> (queued: Int, backlog: Int)? {
+        l.isUnix ? try? UnixSocket.listenQueue(inode: l.inode) : tcpListenQueue(l.fd)
     }
 
     /// A worker's harakiri timer fired (or a held harakiri is due another look): confirm from the
@@ -272,7 +281,7 @@ final class Master {
         switch sig {
         case SIGTERM:
             // Stop new clients finding us first; what is already queued is still served.
-            listener.vacuum()
+            for l in listeners { l.vacuum() }
             return pool.handle(.gracefulStop, now: now)
         case SIGINT, SIGQUIT: return pool.handle(.immediateStop, now: now)
         case SIGHUP:
@@ -334,7 +343,7 @@ final class Master {
                 if let slot = slotOfPID[pid] { scoreboard.set(slot, .harakiriFiredFor, scoreboard.get(slot, .requestCounter)) }
             case .exit(let code):
                 ServicesRuntime.shared.stopMules()
-                listener.vacuum()
+                for l in listeners { l.vacuum() }
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
                 return code
@@ -413,10 +422,11 @@ final class Master {
             }
         }
         app = StaticMap(settings.staticMaps).wrap(app)
-        let ctx = WorkerContext(id: id, slot: slot, listener: listener.fd, remoteLabel: listener.isUnix ? "unix" : "tcp",
-                                uwsgiProtocol: listener.speaksUwsgi,
+        var ctx = WorkerContext(id: id, slot: slot,
+                                listeners: listeners.map { WorkerListener(fd: $0.fd, uwsgiProtocol: $0.speaksUwsgi, remoteLabel: $0.isUnix ? "unix" : "tcp") },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
+        ctx.sourceWatch = host?.sourceWatch
         do {
             if threads > 1 {
                 let worker: ThreadedWorker

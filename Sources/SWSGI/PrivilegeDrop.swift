@@ -15,6 +15,14 @@ struct PrivilegeDrop {
 
     /// Nil when neither option is given.
     static func resolve(_ o: ServerOptions) throws -> PrivilegeDrop? {
+        // uWSGI's `uid =` / `gid =` (empty): uWSGI drops nothing when not started as root, and as root
+        // stops ("user  not found"): swsgi does the same rather than serve as root.
+        for (value, flag) in [(o.uid, "--uid"), (o.gid, "--gid")] where value == "" && geteuid() == 0 {
+            throw SWSGIError("\(flag) is empty: started as root, swsgi needs the \(flag == "--uid" ? "user" : "group") to run as (uWSGI stops here too); name it or remove the line")
+        }
+        var o = o
+        if o.uid == "" { o.uid = nil }
+        if o.gid == "" { o.gid = nil }
         guard o.uid != nil || o.gid != nil else { return nil }
         var uid = getuid()
         var gid = getgid()

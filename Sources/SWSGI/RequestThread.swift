@@ -74,7 +74,7 @@ final class RequestThread: RequestServer {
         c.begin(Exchange(number: number, expectContinue: head.expectContinue))
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: worker.requestIDPrefix, number: number, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
@@ -104,8 +104,9 @@ final class RequestThread: RequestServer {
         responseBuffer = []
         out.removeAll(keepingCapacity: true)
         defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
-        let (plan, sent) = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                                reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note)
+        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                          reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note)
+        let plan = result.plan, sent = result.sent
         response.finish?()
         request.server = nil
         inHand = nil
@@ -119,7 +120,9 @@ final class RequestThread: RequestServer {
             worker.countServedLocked(busyNanoseconds: finished - min(started, finished))
         }
         if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
+                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
+                      cgi: c.uwsgi?.variables, peer: c.addresses, core: index)
         }
         c.lastActivity = finished
         return plan.keepAlive

@@ -8,6 +8,18 @@ struct EarlyResponse {
     let stream: ResponseStream
 }
 
+/// What writing a response did, for the connection and the access log.
+struct SentResponse {
+    /// The plan followed; its `keepAlive`: whether the connection can carry another request.
+    var plan: HTTPResponsePlan
+    /// Body bytes sent (what a failed stream had sent when it failed).
+    var sent = 0
+    /// Bytes of the head this call wrote (0 after an early start: that head went out before).
+    var headBytes = 0
+    /// The body went out with sendfile(2).
+    var viaSendfile = false
+}
+
 /// How a request's response is written, for the single-threaded `Worker` and each `RequestThread` alike:
 /// what differs between them (where the request number, the scoreboard row and keep-alive come from) stays
 /// with them; the bytes on the wire are decided here once.
@@ -28,11 +40,10 @@ enum ResponseSending {
 
     /// Writes `response` (the rest of it after an early start) on `c` and consumes what the app left of the
     /// request body. `keepAlive`: whether the server would keep the connection. `out`: the caller's reusable
-    /// buffer, empty. A failure is added to `note`; `response.status` becomes what was sent. Returns the plan
-    /// followed (its `keepAlive`: whether the connection can carry another request) and the body bytes sent.
+    /// buffer, empty. A failure is added to `note`; `response.status` becomes what was sent.
     static func send(_ response: inout Response, early: EarlyResponse?, appFailed: Bool, head: HTTPRequestHead, keepAlive: Bool,
                      on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
-                     timeoutMilliseconds: Int32, note: inout String?) -> (plan: HTTPResponsePlan, sent: Int) {
+                     timeoutMilliseconds: Int32, note: inout String?) -> SentResponse {
         func failed(_ error: Error) {
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
@@ -56,9 +67,9 @@ enum ResponseSending {
             response.status = early.status
             if !reader.finish() { plan.keepAlive = false }
             rest = reader.leftover
-            return (plan, early.framing.sent)
+            return SentResponse(plan: plan, sent: early.framing.sent)
         }
-        var sent = 0
+        var sent = 0, headBytes = 0
         /// A streamed response's framing: what it sent is logged even when the stream failed midway.
         var streamed: StreamFraming?
         do {
@@ -66,14 +77,16 @@ enum ResponseSending {
             case .bytes(let body):
                 let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
-                return (plan, sent)
+                return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
             case .stream(let produce):
                 let length = response.contentLength
                 var plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: length.map { .contentLength($0) } ?? .streamed, for: head,
                                                          keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.
                     let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
@@ -87,11 +100,12 @@ enum ResponseSending {
                 }
                 if !reader.finish() { plan.keepAlive = false }
                 rest = reader.leftover
-                return (plan, sent)
+                return SentResponse(plan: plan, sent: sent, headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false)
             }
         } catch {
             failed(error)
-            return (HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), streamed?.sent ?? sent)
+            return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: streamed?.sent ?? sent,
+                                headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false)
         }
     }
 }

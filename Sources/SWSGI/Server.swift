@@ -43,8 +43,9 @@ public enum SWSGIMain {
         do {
             let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
             switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
-            case .check(_, let report):
+            case .check(let checked, let report):
                 writeStdout(report)
+                for w in checked.configWarnings { writeStderr("swsgi: warning: \(w)") }
                 writeStderr("swsgi: the configuration is valid")
                 return ExitCode.success
             case .help:
@@ -53,9 +54,10 @@ public enum SWSGIMain {
             case .version:
                 writeStdout(version)
                 return ExitCode.success
-            case .run(let o): options = o
+            case .run(let o): options = o.withFileLoggerAsLogTo()
             }
             if let text = options.showConfigText { writeStderr(text) }
+            for w in options.configWarnings { writeStderr("swsgi: warning: \(w)") }
             if options.daemonize != nil, inherited.contains(where: { $0.hasPrefix("HUPWATCH_GENERATION=") }) {
                 writeStderr("swsgi: --daemonize under hupwatch: hupwatch must stay the parent of the server it reloads; remove daemonize (logto = FILE keeps the log file)")
                 return ExitCode.usage
@@ -68,6 +70,10 @@ public enum SWSGIMain {
             }
             if let mask = options.umask { Glibc.umask(mode_t(mask)) }
             try LogTarget.apply(options)
+            do { try LogRouter.shared.install(options) } catch let e as SyscallError {
+                writeStderr("swsgi: logging: \(e)")
+                return ExitCode.failure
+            }
             for line in StaticMap.problems(options.staticMaps) { writeStderr("swsgi: \(line)") }
         } catch let error as SyscallError {
             writeStderr("swsgi: --logto/--daemonize: \(error)")
@@ -78,7 +84,7 @@ public enum SWSGIMain {
         }
         // --env: hooks, mules and the Python app see these (a later NAME= replaces an inherited one).
         let env = withEnvironment(options.env, over: inherited)
-        var bound: Listener? = nil
+        var bound: [Listener] = []
         var pidFileWritten = false
         ServicesRuntime.shared.options = options
         do {
@@ -94,12 +100,12 @@ public enum SWSGIMain {
             }
             // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
             // cannot load (below) leaves the path as it was, a live predecessor's socket included.
-            var listener = try Listener.open(options, environment: env)
-            bound = listener
+            var listeners = try Listener.openAll(options, environment: env)
+            bound = listeners
             if let drop {
-                // The unprivileged master renames the socket into place and removes it at exit.
-                if options.chownSocket == nil, let tmp = listener.temporaryPath ?? listener.ownedPath {
-                    try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) }
+                // The unprivileged master renames the sockets into place and removes them at exit.
+                for l in listeners where options.chownSocket == nil {
+                    if let tmp = l.temporaryPath ?? l.ownedPath { try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) } }
                 }
                 if let s = stats, !s.path.isEmpty { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
                 try drop.apply()
@@ -114,8 +120,8 @@ public enum SWSGIMain {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
                 // An app ending the process during its import (exit(), abort()) removes this name on the way out.
-                StartupCleanup.set(listener.temporaryPath)
-                defer { StartupCleanup.set(nil) }
+                StartupCleanup.set(listeners.compactMap(\.temporaryPath))
+                defer { StartupCleanup.set([]) }
                 // Blocked before the import: a thread it starts inherits the mask, so a signal sent to the master
                 // waits (pending, then in the master's signalfd) instead of reaching that thread with its
                 // default action, which kills the master at HUP, TERM or USR1.
@@ -134,7 +140,7 @@ public enum SWSGIMain {
             if host != nil { try Master.restoreSignalDispositions(inherited: inheritedDispositions) }
             if let sig = [SIGINT, SIGQUIT, SIGTERM].first(where: { early & (1 << UInt($0)) != 0 }) {
                 ServerLog.line("\(SignalName.name(sig)) during start-up: stopped before serving")
-                bound?.vacuum()
+                for l in bound { l.vacuum() }
                 return ExitCode.success
             }
             if early & (1 << UInt(SIGHUP)) != 0 {
@@ -143,8 +149,14 @@ public enum SWSGIMain {
             try Hooks.run(.postApp, options.hooks, environment: env)
             // Shared memory (caches, locks) is mapped here, before any fork.
             try ServicesRuntime.shared.setUp(options)
-            try listener.publish()
-            bound = listener
+            // Each path in turn; a failure leaves those published so far to the vacuum below.
+            for i in listeners.indices {
+                do { try listeners[i].publish() } catch {
+                    bound = listeners
+                    throw error
+                }
+            }
+            bound = listeners
             if let p = options.pidFile {
                 do { try writeFileSafely(p, "\(getpid())\n") } catch { throw SWSGIError("--pid-file \(p): \(error)") }
                 pidFileWritten = true
@@ -152,14 +164,14 @@ public enum SWSGIMain {
             // The listener queues connections from here on: the accepting phase.
             try Hooks.run(.accepting, options.hooks, environment: env)
             setProcessTitle("\(options.procnamePrefix)swsgi master")
-            let master = try Master(settings: options, app: app, harakiriHandler: handler, listener: listener, stats: stats,
+            let master = try Master(settings: options, app: app, harakiriHandler: handler, listeners: listeners, stats: stats,
                                     environment: env, host: host)
             return master.run()
         } catch {
-            if options.logEncoder == .plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
+            if LogRouter.shared.setup.plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
-            bound?.vacuum()
+            for l in bound { l.vacuum() }
             if pidFileWritten, let p = options.pidFile { unlink(p) }
             return ExitCode.failure
         }

@@ -1,27 +1,32 @@
 import Glibc
 
-/// The temporary socket name bound before the app's import (see `Listener.bindUnix`): an app that ends
+/// The temporary socket names bound before the app's import (see `Listener.bindUnix`): an app that ends
 /// the process during the import (a C exit(), an abort()) must not leave it behind, so the handlers that
 /// catch those remove it. Kept as a preallocated C string: the handlers only read it and call unlink(2),
 /// which is async-signal-safe.
 public enum StartupCleanup {
     static let capacity = 4096
 
-    /// Records `path` (nil: nothing to remove). Called outside any handler, before and after the import.
-    public static func set(_ path: String?) {
+    /// Records `paths` (empty: nothing to remove), each NUL-terminated, an empty one ending the list.
+    /// Called outside any handler, before and after the import.
+    public static func set(_ paths: [String]) {
         let buffer = startupCleanupPath
         buffer[0] = 0
-        guard let path else { return }
-        let bytes = Array(path.utf8)
-        guard bytes.count < capacity, !bytes.contains(0) else { return }
+        var bytes: [UInt8] = []
+        for path in paths where !path.isEmpty && !path.utf8.contains(0) { bytes += Array(path.utf8) + [0] }
+        guard !bytes.isEmpty, bytes.count < capacity else { return }
+        bytes.append(0)
         bytes.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: $0.count) }
-        buffer[bytes.count] = 0
     }
 
-    /// Removes the recorded path, if any: safe inside a signal handler or an atexit handler.
+    /// Removes the recorded paths, if any: safe inside a signal handler or an atexit handler.
     public static func removeNow() {
-        let buffer = startupCleanupPath
-        if buffer[0] != 0 { _ = buffer.withMemoryRebound(to: CChar.self, capacity: capacity) { unlink($0) } }
+        var p = startupCleanupPath
+        while p[0] != 0 {
+            _ = p.withMemoryRebound(to: CChar.self, capacity: 1) { unlink($0) }
+            while p[0] != 0 { p += 1 }
+            p += 1
+        }
     }
 }
 

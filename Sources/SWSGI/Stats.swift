@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import Posix
 import Common

@@ -12,6 +12,8 @@ final class StreamFraming {
     let declaredLength: Int?
     let timeoutMilliseconds: Int32
     private(set) var sent = 0
+    /// A body part went out with sendfile(2) (`--log-sendfile`).
+    private(set) var usedSendfile = false
     /// The response head, not yet sent: it leaves with the first body bytes (or at `end`).
     private var head: [UInt8]
     /// Set by `end`: the response is complete, and a write that comes later (an app's thread holding
@@ -65,6 +67,7 @@ final class StreamFraming {
         try refuseWhenEnded()
         let total = min(count, room)
         guard total > 0 else { return 0 }
+        usedSendfile = true
         var header = takeHead()
         if chunked { HTTPResponseWriter.appendChunkHeader(count: total, to: &header) }
         if !header.isEmpty { try connection.writeAll(header, timeoutMilliseconds: timeoutMilliseconds) }

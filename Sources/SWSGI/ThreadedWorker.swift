@@ -29,11 +29,13 @@ final class ThreadedWorker {
         let rest: ArraySlice<UInt8>
     }
 
-    static let listenerToken = UInt64.max
+    // Listeners: `WorkerListener.token(i)`.
     static let signalToken = UInt64.max - 1
     static let servicesToken = UInt64.max - 2
     static let termToken = UInt64.max - 3
     static let wakeToken = UInt64.max - 4
+    /// `--py-autoreload`'s inotify fd.
+    static let sourceToken = UInt64.max - 5
 
     let ctx: WorkerContext
     let threadCount: Int
@@ -88,6 +90,9 @@ final class ThreadedWorker {
     var served: Int64 = 0
     var recycleRequested = false
 
+    /// `--py-autoreload`'s watch, once the app is loaded (nil when not asked for).
+    var sourceWatch: ChangeWatch? = nil
+
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
         threadCount = threads
@@ -100,7 +105,7 @@ final class ThreadedWorker {
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
-        try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        for (i, l) in ctx.listeners.enumerated() { try epoll.add(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) }
         try epoll.add(signals.fd.raw, token: Self.signalToken)
         try epoll.add(wakeRead, token: Self.wakeToken)
         try epoll.add(ctx.termFD, token: Self.termToken)
@@ -115,6 +120,8 @@ final class ThreadedWorker {
             // A Swift app serves every thread: with --threads it must be safe to call concurrently.
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
+        sourceWatch = host?.sourceWatch
+        if let w = sourceWatch { try epoll.add(w.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps)
         for i in 0..<threads {
@@ -151,9 +158,7 @@ final class ThreadedWorker {
                 saturatedAcceptAt = nil
                 // Whether or not the listener is watched again by now (it is, one accept per wake-up,
                 // once the fresh connections stop counting): what still waits is taken in one go.
-                if lifecycle.accepting {
-                    while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
-                }
+                if lifecycle.accepting { drainListeners() }
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
@@ -176,12 +181,15 @@ final class ThreadedWorker {
             for i in 0..<count {
                 let token = epoll.event(i).token
                 switch token {
-                case Self.listenerToken: if lifecycle.accepting && listening { acceptOne() }
                 case Self.signalToken: handleSignals()
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
-                default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                case Self.sourceToken: if let w = sourceWatch { sourceChanged(w, tell: tellMaster) }
+                default:
+                    if let i = WorkerListener.index(token) {
+                        if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
+                    } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             }
         }
@@ -192,14 +200,21 @@ final class ThreadedWorker {
     /// Connections are watched one-shot: an event disarms its fd, so one a thread holds cannot wake the loop.
     private static let connectionEvents = Epoll.readable | UInt32(EPOLLONESHOT.rawValue)
 
-    private func acceptOne() {
-        guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
-        adopt(fd.release())
+    private func acceptOne(_ l: WorkerListener) {
+        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        adopt(fd.release(), from: l)
     }
 
-    private func adopt(_ fd: Int32) {
+    /// Takes every connection waiting on any listener.
+    private func drainListeners() {
+        for l in ctx.listeners {
+            while let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) { adopt(fd.release(), from: l) }
+        }
+    }
+
+    private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.connectionEvents) } catch {
             conns[fd] = nil
@@ -302,12 +317,14 @@ final class ThreadedWorker {
         guard want != listening else { return }
         listening = want
         if want {
-            do { try epoll.add(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive) } catch {
+            do {
+                for (i, l) in ctx.listeners.enumerated() { try epoll.add(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) }
+            } catch {
                 ServerLog.line("\(error)")
                 _exit(1)
             }
         } else {
-            epoll.remove(ctx.listener)
+            for l in ctx.listeners { epoll.remove(l.fd) }
         }
     }
 
@@ -405,7 +422,7 @@ final class ThreadedWorker {
                 tellMaster(message)
             case .stopAccepting:
                 if listening {
-                    epoll.remove(ctx.listener)
+                    for l in ctx.listeners { epoll.remove(l.fd) }
                     listening = false
                 }
                 monitor.withLock { retiring = true }
@@ -413,8 +430,8 @@ final class ThreadedWorker {
             case .armRetireGrace:
                 retireAt = monotonicNanoseconds() + Worker.retireGrace
             case .drainListenQueue:
-                // Connections already queued would be reset when the listener closes: take them all.
-                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+                // Connections already queued would be reset when the listeners close: take them all.
+                drainListeners()
             case .closeIdleConnections:
                 expireConnections(now: monotonicNanoseconds())
             case .exit(let code):

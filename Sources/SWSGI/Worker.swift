@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import HTTP
 import Posix
@@ -7,10 +8,8 @@ import WorkerCore
 struct WorkerContext {
     let id: Int
     let slot: Int
-    let listener: Int32
-    let remoteLabel: String
-    /// The listener speaks the uwsgi protocol (--uwsgi-socket), not HTTP.
-    let uwsgiProtocol: Bool
+    /// Every listener the worker accepts on, each with its protocol.
+    let listeners: [WorkerListener]
     let scoreboard: Scoreboard
     let settings: ServerSettings
     let app: Application
@@ -23,6 +22,31 @@ struct WorkerContext {
     /// The pipe the worker's SIGTERM handler writes to (see `WorkerTerm`).
     let termFD: Int32
     let termWriteFD: Int32
+    /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
+    var sourceWatch: ChangeWatch? = nil
+}
+
+/// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
+struct WorkerListener {
+    let fd: Int32
+    /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
+    let uwsgiProtocol: Bool
+    /// `unix` or `tcp`: `Request.remote` for its connections.
+    let remoteLabel: String
+
+    /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
+    static let tokenBase = UInt64.max - 16
+    static let maxCount = 64
+    static func token(_ index: Int) -> UInt64 { tokenBase - UInt64(index) }
+    /// The listener a token names, nil for any other token.
+    static func index(_ token: UInt64) -> Int? {
+        token <= tokenBase && token > tokenBase - UInt64(maxCount) ? Int(tokenBase - token) : nil
+    }
+}
+
+extension WorkerContext {
+    /// The access log's `%(addr)` label: the listeners' common one, else `-`.
+    var remoteLabel: String { Set(listeners.map(\.remoteLabel)).count == 1 ? listeners[0].remoteLabel : "-" }
 }
 
 /// What a worker tells its master, 8 bytes (pid, code) per message: atomic on a pipe.
@@ -35,12 +59,14 @@ typealias WorkerMessage = WorkerLifecycle.MasterMessage
 /// What each signal means, in each mode, is `WorkerLifecycle`'s decision (HUP, USR1, TERM, INT/QUIT);
 /// this class turns fds into its events and carries out its actions.
 final class Worker {
-    /// Reactor tokens: connections use their fd; the top two values are the reactor's own.
-    static let listenerToken = UInt64.max - 2
+    /// Reactor tokens: connections use their fd; the top two values are the reactor's own; listeners
+    /// are `WorkerListener.token(i)`.
     /// The services' signal queues (timers, cron; see ServicesRuntime).
     static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
     static let termToken = UInt64.max - 4
+    /// `--py-autoreload`'s inotify fd.
+    static let sourceToken = UInt64.max - 5
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -91,8 +117,11 @@ final class Worker {
         rssLimitBytes = s.reloadOnRSSMiB << 20
         rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
-        try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive)
+        for (i, l) in ctx.listeners.enumerated() {
+            try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
+        }
         try reactor.watch(ctx.termFD, token: Self.termToken)
+        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -142,10 +171,13 @@ final class Worker {
             switch event {
             case .readable(let token, _):
                 switch token {
-                case Self.listenerToken: if lifecycle.accepting { acceptOne() }
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
-                default: if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
+                default:
+                    if let i = WorkerListener.index(token) {
+                        if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
+                    } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             case .signal(let sig, _):
                 signal(sig)
@@ -157,8 +189,8 @@ final class Worker {
 
     // MARK: connections
 
-    private func acceptOne() {
-        guard let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) else { return }
+    private func acceptOne(_ l: WorkerListener, token: UInt64) {
+        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
         // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
         // is fixed when it starts watching: the first worker would take every connection that arrives while it
         // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
@@ -166,22 +198,22 @@ final class Worker {
         // does), so connections rotate over the idle workers; before it serves the new connection, whose
         // client may connect again as soon as it has its answer. A worker serving one connection at a time
         // (no pool) never pays the two epoll_ctl calls.
-        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue() }
-        adopt(fd.release())
+        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue(l, token: token) }
+        adopt(fd.release(), from: l)
     }
 
     /// Watches the listener again: at the back of its wait queue.
-    private func rejoinListenerQueue() {
-        reactor.unwatch(ctx.listener, token: Self.listenerToken)
-        do { try reactor.watch(ctx.listener, token: Self.listenerToken, events: Epoll.readable | Epoll.exclusive) } catch {
+    private func rejoinListenerQueue(_ l: WorkerListener, token: UInt64) {
+        reactor.unwatch(l.fd, token: token)
+        do { try reactor.watch(l.fd, token: token, events: Epoll.readable | Epoll.exclusive) } catch {
             ServerLog.line("\(error)")
             _exit(1)
         }
     }
 
-    private func adopt(_ fd: Int32) {
+    private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: ctx.uwsgiProtocol)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
         conns[fd] = c
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -222,9 +254,9 @@ final class Worker {
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
         while true {
-            // The uwsgi parser is looked at only on a --uwsgi-socket: each look at a parser stored in the
-            // connection is an exclusivity check.
-            switch ctx.uwsgiProtocol ? (c.uwsgi?.parse(input) ?? c.parser.parse(input)) : c.parser.parse(input) {
+            // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
+            // in the connection is an exclusivity check.
+            switch c.speaksUwsgi ? (c.uwsgi?.parse(input) ?? c.parser.parse(input)) : c.parser.parse(input) {
             case .needMore:
                 if c.headStartedAt == nil {
                     // A connection's first head is timed from accept, not from its first byte: a client
@@ -266,7 +298,7 @@ final class Worker {
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: ctx.remoteLabel,
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
@@ -309,9 +341,10 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        let (plan, sent) = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                                reader: reader, rest: &rest, buffer: &out,
-                                                timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
+        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                          reader: reader, rest: &rest, buffer: &out,
+                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
+        let plan = result.plan, sent = result.sent
         response.finish?()
         request.server = nil
         inHand = nil
@@ -334,7 +367,9 @@ final class Worker {
             }
         }
         if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head)
+            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
+                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
+                      cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         c.lastActivity = finished
         if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
@@ -444,13 +479,15 @@ final class Worker {
             case .tell(let message):
                 tellMaster(message)
             case .stopAccepting:
-                reactor.unwatch(ctx.listener, token: Self.listenerToken)
+                for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:
                 retireAt = monotonicNanoseconds() + Self.retireGrace
             case .drainListenQueue:
-                // Connections already queued would be reset when the listener closes: take them all.
-                while let fd = try? UnixSocket.accept(ctx.listener, nonBlocking: true) { adopt(fd.release()) }
+                // Connections already queued would be reset when the listener closes: take them all, on every listener.
+                for l in ctx.listeners {
+                    while let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) { adopt(fd.release(), from: l) }
+                }
             case .closeIdleConnections:
                 expireConnections(now: monotonicNanoseconds())
             case .exit(let code):
@@ -491,4 +528,12 @@ extension Worker: RequestServer {
         let at = started.saturatingAdd(nanoseconds)
         if harakiriDeadline.map({ at < $0 }) ?? true { setHarakiriDeadline(at) }
     }
+}
+
+/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
+/// same word from workers already retiring, so each worker's noticing is one reload).
+func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
+    guard let file = watch.changed() else { return }
+    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
+    tell(.sourceChanged)
 }

@@ -15,6 +15,9 @@ struct Assignment {
     }
 }
 
+/// The options that configure a listener (see `ServerOptions.listeners`).
+let listenerOptionNames: Set<String> = ["socket", "http-socket", "uwsgi-socket"]
+
 /// The ini file to read and how to name its origin in errors.
 struct IniSource {
     let path: String
@@ -63,23 +66,46 @@ extension ServerOptions {
         var problems: [String] = []
         var fromIni: [Assignment] = []
         var notes: [String] = []
+        var warnings: [String] = []
         if let ini {
-            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems, warnings: &warnings)
         }
 
         var options = ServerOptions(cores: world.cores)
         var resolved: [String] = []
-        for a in fromIni + fromEnvironment + commandLine {
-            do {
-                try a.apply(to: &options)
-                resolved.append("\(a.spec.name) = \(a.value)")
-                resolved[resolved.count - 1] += String(repeating: " ", count: max(1, 48 - resolved[resolved.count - 1].count)) + "; \(a.label)"
-            } catch {
-                problems.append(error.message)
+        // Listeners accumulate within one source (uWSGI's repeated `socket =` lines), but a higher source
+        // replaces a lower one's: `--socket` on the command line moves the server, it does not add a listener.
+        var listenersFromLowerSource = false
+        for source in [fromIni, fromEnvironment, commandLine] {
+            var listenersHere = false
+            for a in source {
+                if listenerOptionNames.contains(a.spec.name) {
+                    if listenersFromLowerSource && !listenersHere { (options.socket, options.httpSocket, options.uwsgiSocket) = ([], [], []) }
+                    listenersHere = true
+                }
+                do {
+                    try a.apply(to: &options)
+                    resolved.append("\(a.spec.name) = \(a.value)")
+                    resolved[resolved.count - 1] += String(repeating: " ", count: max(1, 48 - resolved[resolved.count - 1].count)) + "; \(a.label)"
+                } catch {
+                    problems.append(error.message)
+                }
             }
+            listenersFromLowerSource = listenersFromLowerSource || listenersHere
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
-        try options.validate()
+        options.configWarnings = warnings
+        do {
+            try options.validate()
+        } catch {
+            // A config file checked alone may leave the app to the command line (`uwsgi --ini app.ini
+            // --module app`, uWSGI's users' habit): check the rest as if it were given, and say so.
+            guard check, !options.python.isConfigured, options.app == nil, options.appLibrary == nil else { throw error }
+            var withApp = options
+            withApp.python.module = "app"
+            try withApp.validate()
+            notes.append("; no app (module, wsgi-file) given: the rest is checked as if one were given when swsgi starts; without it: \(error.message)")
+        }
         let report = (resolved + notes).joined(separator: "\n") + "\n"
         if check { return .check(options, report: report) }
         if options.showConfig { options.showConfigText = report }
@@ -88,7 +114,8 @@ extension ServerOptions {
 
     /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
     /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
-    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String]) -> ([Assignment], [String]) {
+    static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String],
+                        warnings: inout [String]) -> ([Assignment], [String]) {
         var path = ini.path
         var section: String? = nil
         if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
@@ -112,7 +139,7 @@ extension ServerOptions {
                 return ([], [])
             }
         }
-        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems)
+        return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems, warnings: &warnings)
     }
 
     // MARK: Command line
@@ -181,7 +208,7 @@ extension ServerOptions {
             } else if spec.optionalValue, i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]
                 i += 1
-            } else if spec.isBoolean {
+            } else if spec.isBoolean || spec.optionalValue {
                 value = "true"
             } else if i < args.count, !args[i].hasPrefix("--") {
                 value = args[i]

@@ -76,6 +76,18 @@ func boolean(
                       isBoolean: true)
 }
 
+/// A repeatable option of typed values: each occurrence appends to the list.
+func appending<V>(
+    _ group: String, _ name: String, _ valueName: String, _ parser: ValueParser<V>,
+    _ keyPath: WritableKeyPath<ServerOptions, [V]> & Sendable, _ help: String
+) -> OptionSpec {
+    OptionSpec(name: name, aliases: [], group: group, valueName: valueName, defaultText: "none", help: help,
+               role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                   o[keyPath: keyPath].append(try parser.parse(text))
+               },
+               isBoolean: false)
+}
+
 /// A repeatable option: each occurrence appends to the list.
 func appending(
     _ group: String, _ name: String, _ valueName: String,
@@ -98,16 +110,16 @@ let optionTable: [OptionSpec] = [
     // Core
     option(core, "processes", "N", .int(workerCount), \.processes, default: "number of cores",
            "worker processes"),
-    option(core, "socket", "PATH", .unixSocketPath, \.socket, default: "none",
-           "Unix socket to listen on (unlinked, then bound)"),
+    appending(core, "socket", "PATH", .unixSocketPath, \.socket,
+              "Unix socket to listen on, speaking HTTP (repeatable; see --http-socket, --uwsgi-socket)"),
     option(core, "chmod-socket", "MODE", .octalMode, \.chmodSocket, default: "none",
            "octal mode of the Unix socket, like 660"),
     option(core, "chown-socket", "USER[:GROUP]", .owner, \.chownSocket, default: "none",
            "owner of the Unix socket"),
-    option(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket, default: "none",
-           "TCP address to listen on (:PORT = all addresses)"),
-    option(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket, default: "none",
-           "listen in the uwsgi protocol (nginx uwsgi_pass); in a [uwsgi] ini section, socket = means this"),
+    appending(core, "http-socket", "HOST:PORT", .hostPort, \.httpSocket,
+              "TCP address to listen on, speaking HTTP (:PORT = all addresses; repeatable)"),
+    appending(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket,
+              "speak the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
@@ -159,9 +171,9 @@ let optionTable: [OptionSpec] = [
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
            "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",
-           "run as this user (name or number) once the listener is bound, before any app code"),
+           "run as this user (name or number) once the listener is bound, before any app code; empty (uWSGI's uid =): as is, refused when started as root"),
     option(core, "gid", "GROUP", .userOrGroup, \.gid, default: "--uid's group",
-           "run as this group (name or number); needed with a numeric --uid that has no passwd entry"),
+           "run as this group (name or number); needed with a numeric --uid that has no passwd entry; empty: as --uid"),
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
                help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
@@ -218,7 +230,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + pythonOptionRows + servicesOptionRows
+] + pythonOptionRows + servicesOptionRows + loggingOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

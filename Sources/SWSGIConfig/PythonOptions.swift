@@ -34,13 +34,26 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var disableFileWrapper: Bool = false
     /// Request threads per worker (`--threads`): 1 serves in the worker's main thread.
     public var threads: Int = 1
+    /// Reload the workers when a module the app imported changes (`--py-autoreload N`, uWSGI's seconds
+    /// between scans; swsgi watches with inotify, so any N > 0 just turns it on). 0 = off.
+    public var autoReloadSeconds = 0
+    /// Modules (by name) whose files py-autoreload leaves alone (`--py-autoreload-ignore`, repeatable).
+    public var autoReloadIgnore: [String] = []
+    /// The app is imported in each worker after fork: `--lazy-apps`, or `--py-autoreload` (a reload must
+    /// import the changed code, and the master's copy of the app would be the old one).
+    public var importsAppInWorkers: Bool { lazyApps || autoReloadSeconds > 0 }
+    /// Apps served under URL prefixes (`--mount POINT=APP`, repeatable), after the `--wsgi-file`/`--module` app.
+    public var mounts: [Mount] = []
+    /// Pick the app by the longest mount point the path starts with, and move that prefix from
+    /// PATH_INFO to SCRIPT_NAME (`--manage-script-name`); without it the request's SCRIPT_NAME picks.
+    public var manageScriptName = false
     /// More request threads than this would mostly wait for the GIL: use more processes.
     public static let maxThreads = 256
 
     public init() {}
 
     /// A Python app was asked for.
-    public var isConfigured: Bool { wsgiFile != nil || module != nil }
+    public var isConfigured: Bool { wsgiFile != nil || module != nil || !mounts.isEmpty }
 
     /// The module and callable `module` names (`pkg.app:create` or `pkg.app`).
     public var moduleAndCallable: (module: String, callable: String)? {
@@ -67,11 +80,62 @@ public struct PythonAppOptions: Equatable, Sendable {
             if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
         }
         if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
+        var points: Set<String> = wsgiFile != nil || module != nil ? [""] : []
+        for m in mounts {
+            // uWSGI would serve only the first app mounted at a point: the second could never answer.
+            guard points.insert(m.point).inserted else {
+                throw ConfigError("--mount \(quoted(m.text)): another app already serves \(m.point.isEmpty ? "/ (--wsgi-file/--module, or an earlier mount)" : m.point)")
+            }
+            if case .module(let spec) = m.kind, let colon = spec.firstIndex(of: ":") {
+                let (mod, c) = (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
+                if mod.isEmpty || !isDottedName(mod) { try fail("--mount \(quoted(m.text)): \(quoted(mod)) is not a module name like pkg.app") }
+                if !isCallableName(c) { try fail("--mount \(quoted(m.text)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
+            }
+        }
         if !isConfigured {
             for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
-                                  (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir")] where given {
+                                  (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir"), (manageScriptName, "--manage-script-name"),
+                                  (autoReloadSeconds > 0, "--py-autoreload")] where given {
                 try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
             }
+        }
+    }
+}
+
+/// One `--mount POINT=APP` (uWSGI's): the app and the URL prefix it is served under.
+public struct Mount: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
+        /// A `.py`/`.wsgi` file defining `--callable`.
+        case file(String)
+        /// `MODULE:CALLABLE`.
+        case module(String)
+    }
+    /// "" for the root, else the prefix without its trailing slash (`/api/` serves as `/api`).
+    public let point: String
+    public let kind: Kind
+    /// As given, for messages.
+    public let text: String
+
+    /// uWSGI's python plugin mounts a `.py`/`.wsgi` file or a `MODULE:CALLABLE`; an empty point is `/`.
+    init(parsing text: String) throws(ValueProblem) {
+        guard let eq = text.firstIndex(of: "=") else { throw ValueProblem("\(quoted(text)): expected MOUNTPOINT=APP, like /api=api.py") }
+        var point = String(text[..<eq])
+        let app = String(text[text.index(after: eq)...])
+        if point.isEmpty { point = "/" }
+        guard point.hasPrefix("/") else {
+            throw ValueProblem("\(quoted(text)): the mount point must be a URL path starting with / (virtual hosts are not supported)")
+        }
+        while point.hasSuffix("/") { point.removeLast() }
+        self.point = point
+        self.text = text
+        if app.hasSuffix(".py") || app.hasSuffix(".wsgi") {
+            kind = .file(app)
+        } else if app.hasPrefix("config:") || app.hasSuffix(".ini") {
+            throw ValueProblem("\(quoted(text)): paste.deploy apps are not supported; mount the WSGI callable (FILE.py or MODULE:CALLABLE)")
+        } else if app.contains(":") {
+            kind = .module(app)
+        } else {
+            throw ValueProblem("\(quoted(text)): the app must be a .py/.wsgi file or MODULE:CALLABLE (uWSGI mounts nothing else)")
         }
     }
 }
@@ -122,6 +186,19 @@ let pythonOptionRows: [OptionSpec] = [
     option(python, "post-buffering", "BYTES", .bytes(0...(1 << 30)), \.python.postBufferingBytes, default: "0 = off",
            "read the whole body before the app runs: BYTES in memory, the rest in a temporary file"),
     boolean(python, "wsgi-disable-file-wrapper", \.python.disableFileWrapper, "leave wsgi.file_wrapper out of the environ"),
+    OptionSpec(name: "mount", aliases: [], group: python, valueName: "POINT=APP", defaultText: "none",
+               help: "serve APP (FILE.py or MODULE:CALLABLE) under the URL prefix POINT (repeatable)",
+               role: .setting { (o: inout ServerOptions, text: String) throws(ValueProblem) in
+                   o.python.mounts.append(try Mount(parsing: text))
+               }, isBoolean: false),
+    boolean(python, "manage-script-name", \.python.manageScriptName,
+            "pick the mounted app by the longest mount point the path starts with; that prefix moves from PATH_INFO to SCRIPT_NAME"),
+    option(python, "py-autoreload", "N", .int(0...Int(Int32.max)), \.python.autoReloadSeconds, default: "0 = off",
+           "reload the workers when a module the app imported changes (inotify: N > 0 turns it on; the app is imported in each worker)",
+           aliases: ["python-autoreload", "py-auto-reload", "python-auto-reload"]),
+    appending(python, "py-autoreload-ignore", "MODULE", \.python.autoReloadIgnore,
+              "a module (by name) whose file --py-autoreload does not watch (repeatable)",
+              aliases: ["py-auto-reload-ignore", "python-autoreload-ignore", "python-auto-reload-ignore"]),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]

@@ -9,16 +9,16 @@ public struct ServerOptions: Equatable, Sendable {
 
     /// Worker processes (`--processes`); defaults to the number of cores.
     public var processes: Int
-    /// Unix socket path to unlink and bind (`--socket`).
-    public var socket: String? = nil
+    /// Unix socket paths speaking HTTP (`--socket`, repeatable).
+    public var socket: [String] = []
     /// Mode for the Unix socket, like 0o660 (`--chmod-socket`).
     public var chmodSocket: UInt32? = nil
     /// `USER[:GROUP]` owning the Unix socket (`--chown-socket`), resolved at run time.
     public var chownSocket: String? = nil
-    /// TCP listener (`--http-socket HOST:PORT`).
-    public var httpSocket: HTTPSocketAddress? = nil
-    /// A listener speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`).
-    public var uwsgiSocket: UwsgiSocketAddress? = nil
+    /// TCP listeners speaking HTTP (`--http-socket HOST:PORT`, repeatable).
+    public var httpSocket: [HTTPSocketAddress] = []
+    /// Listeners speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`, repeatable).
+    public var uwsgiSocket: [UwsgiSocketAddress] = []
     /// listen(2) backlog (`--listen`).
     public var listenBacklog: Int = 1024
     /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.
@@ -90,6 +90,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var showConfig: Bool = false
     /// What `--show-config` prints: set by `load`, nil otherwise.
     public var showConfigText: String? = nil
+    /// Lines to print at start-up (and with `--check`): a `[uwsgi]` value read as uWSGI reads it
+    /// (`processes = 1a` is 1). Set by `load`.
+    public var configWarnings: [String] = []
 
     // MARK: Worker management (uWSGI names)
 
@@ -149,10 +152,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var locks: Int = 0
     /// Mule processes (`--mule`, repeatable).
     public var mules: [MuleOptions] = []
-    /// The server's own log lines (`--log-encoder`).
-    public var logEncoder: LogEncoderOptions = .plain
-    /// The request log line template (`--log-format`), nil = swsgi's default line.
-    public var logFormat: String? = nil
+    /// uWSGI's logging options: loggers, routes, encoders, rotation, the request line (LoggingOptionTable).
+    public var logging = LoggingOptions()
     /// `--hook-PHASE` / `--exec-PHASE`, in the order given.
     public var hooks: [Hook] = []
 
@@ -162,7 +163,15 @@ public struct ServerOptions: Equatable, Sendable {
     }
 
     /// A listener was configured; false means systemd's LISTEN_FDS must supply one at run time.
-    public var hasExplicitListener: Bool { socket != nil || httpSocket != nil || uwsgiSocket != nil }
+    public var hasExplicitListener: Bool { !listeners.isEmpty }
+
+    /// Every configured listener with its protocol: the `--socket` paths, the `--http-socket` addresses,
+    /// then the `--uwsgi-socket` ones, each list in the order given.
+    public var listeners: [ListenerSpec] {
+        socket.map { ListenerSpec(address: .unix($0), uwsgiProtocol: false) }
+            + httpSocket.map { ListenerSpec(address: .tcp($0), uwsgiProtocol: false) }
+            + uwsgiSocket.map { ListenerSpec(address: $0, uwsgiProtocol: true) }
+    }
 
     /// The app that runs when `appLibrary` is not set.
     public var effectiveApp: BuiltinApp { app ?? .hello }
@@ -172,7 +181,7 @@ public struct ServerOptions: Equatable, Sendable {
 }
 
 /// A TCP address for `--http-socket`.
-public struct HTTPSocketAddress: Equatable, Sendable, CustomStringConvertible {
+public struct HTTPSocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// Host name or IP address; empty = all addresses.
     public var host: String
     /// 1-65535.
@@ -186,7 +195,7 @@ public struct HTTPSocketAddress: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Where `--uwsgi-socket` listens: a Unix socket path or a TCP address.
-public enum UwsgiSocketAddress: Equatable, Sendable, CustomStringConvertible {
+public enum UwsgiSocketAddress: Hashable, Sendable, CustomStringConvertible {
     case unix(String)
     case tcp(HTTPSocketAddress)
     public var description: String {
@@ -195,6 +204,25 @@ public enum UwsgiSocketAddress: Equatable, Sendable, CustomStringConvertible {
         case .tcp(let a): a.description
         }
     }
+}
+
+/// One configured listener: where it listens and the protocol its connections speak.
+public struct ListenerSpec: Equatable, Sendable, CustomStringConvertible {
+    public var address: UwsgiSocketAddress
+    /// uwsgi (nginx's uwsgi_pass) rather than HTTP.
+    public var uwsgiProtocol: Bool
+    public init(address: UwsgiSocketAddress, uwsgiProtocol: Bool) {
+        self.address = address
+        self.uwsgiProtocol = uwsgiProtocol
+    }
+    /// The flag that configures it, for messages.
+    public var flag: String {
+        if uwsgiProtocol { return "--uwsgi-socket" }
+        if case .unix = address { return "--socket" }
+        return "--http-socket"
+    }
+    /// `http:127.0.0.1:8000`, `uwsgi:/run/app.sock`.
+    public var description: String { (uwsgiProtocol ? "uwsgi:" : "http:") + address.description }
 }
 
 /// The apps built into swsgi (`--app`).

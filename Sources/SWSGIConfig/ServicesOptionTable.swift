@@ -22,14 +22,6 @@ let servicesOptionRows: [OptionSpec] = [
         optionalValue: true) { o, t throws(ValueProblem) in
         o.mules.append(MuleOptions.parse(t))
     },
-    row("log-encoder", "json|format TEMPLATE", "plain",
-        "the server's own lines: json, or a template of ${msg} ${time} ${unix} ${micros} ${pid} ${worker}") { o, t throws(ValueProblem) in
-        o.logEncoder = try LogEncoderOptions.parse(t)
-    },
-    row("log-format", "TEMPLATE", "none",
-        "request log line of uWSGI variables: %(method) %(uri) %(status) %(size) %(msecs) %(addr) ...") { o, t throws(ValueProblem) in
-        o.logFormat = try LogTemplate.parts(t, known: LogTemplate.requestVariables).isEmpty ? nil : t
-    },
 ] + HookPhase.allCases.flatMap { phase in
     [
         row("hook-\(phase.rawValue)", "ACTION:ARG", "none",

@@ -63,42 +63,16 @@ public enum MuleOptions: Equatable, Sendable {
     static func parse(_ text: String) -> MuleOptions { text.isEmpty || text == "true" ? .dispatcher : .file(text) }
 }
 
-/// How the server's own log lines are written (`--log-encoder`).
-public enum LogEncoderOptions: Equatable, Sendable {
-    case plain
-    /// One JSON object a line: `{"time":..,"unix":..,"pid":..,"worker":..,"msg":..}`.
-    case json
-    /// uWSGI's `format` encoder: `${msg}`, `${unix}`, `${micros}`, `${strftime:...}` is not supported
-    /// (refused), `${pid}`, `${worker}`, `${time}` (ISO 8601).
-    case format(String)
-
-    static func parse(_ text: String) throws(ValueProblem) -> LogEncoderOptions {
-        if text == "json" { return .json }
-        if text == "plain" || text == "none" { return .plain }
-        if text.hasPrefix("format ") {
-            let f = String(text.dropFirst("format ".count))
-            try LogTemplate.check(f, known: LogTemplate.serverVariables)
-            return .format(f)
-        }
-        throw ValueProblem("\(quoted(text)): expected json, plain or 'format TEMPLATE'")
-    }
-}
-
-/// `${name}` / `%(name)` placeholders in a log template.
+/// `${name}` (encoders) / `%(name)` (request log format) placeholders in a log template.
 public enum LogTemplate {
-    public static let serverVariables: Set<String> = ["msg", "unix", "micros", "pid", "worker", "time", "msgnl"]
-    /// uWSGI's request variables (`--log-format`).
-    public static let requestVariables: Set<String> = [
-        "method", "uri", "status", "size", "rsize", "msecs", "micros", "addr", "pid", "wid", "time", "ltime",
-        "epoch", "proto", "host", "uagent", "referer", "hsize", "ctime", "note",
-    ]
+    /// The log encoders' variables (core/logging.c, uwsgi_log_encoder_format), plus swsgi's `time`, `pid`, `worker`.
+    /// `strftime:FORMAT` is checked apart.
+    public static let serverVariables: Set<String> = ["msg", "msgnl", "unix", "micros", "millis", "pid", "worker", "time"]
 
-    /// Splits a template into literal text and variable names; refuses unknown variables.
-    public static func parse(_ template: String, known: Set<String>) throws(ConfigError) -> [Part] {
-        do { return try parts(template, known: known) } catch { throw ConfigError(error.message) }
-    }
+    public enum Syntax: Sendable { case dollar, percent }
 
-    static func parts(_ template: String, known: Set<String>) throws(ValueProblem) -> [Part] {
+    /// Splits a template into literal text and variable names; `known` says which names are allowed.
+    static func parts(_ template: String, syntax: Syntax, known: (String) throws(ValueProblem) -> Bool) throws(ValueProblem) -> [Part] {
         var out: [Part] = []
         var literal = ""
         var chars = Array(template)
@@ -106,14 +80,17 @@ public enum LogTemplate {
         chars.append("\0")
         while i < chars.count - 1 {
             let c = chars[i]
-            let open: Character? = c == "$" && chars[i + 1] == "{" ? "}" : c == "%" && chars[i + 1] == "(" ? ")" : nil
-            if let close = open {
-                guard let end = chars[(i + 2)...].firstIndex(of: close) else {
-                    throw ValueProblem("\(quoted(template)): unclosed placeholder at column \(i + 1)")
+            let opens = syntax == .dollar ? c == "$" && chars[i + 1] == "{" : c == "%" && chars[i + 1] == "("
+            if opens {
+                let close: Character = syntax == .dollar ? "}" : ")"
+                // uWSGI leaves an unclosed placeholder as text.
+                guard let end = chars[(i + 2)...].firstIndex(of: close), end < chars.count - 1 else {
+                    literal.append(contentsOf: chars[i..<(chars.count - 1)])
+                    break
                 }
                 let name = String(chars[(i + 2)..<end])
-                guard known.contains(name) else {
-                    throw ValueProblem("\(quoted(template)): unknown variable \(quoted(name)) (known: \(known.sorted().joined(separator: ", ")))")
+                guard try known(name) else {
+                    throw ValueProblem("\(quoted(template)): unknown variable \(quoted(name))")
                 }
                 if !literal.isEmpty { out.append(.literal(literal)); literal = "" }
                 out.append(.variable(name))
@@ -127,7 +104,15 @@ public enum LogTemplate {
         return out
     }
 
-    static func check(_ template: String, known: Set<String>) throws(ValueProblem) { _ = try parts(template, known: known) }
+    /// A template already checked at start-up, split again where it is used.
+    public static func parsed(_ template: String, syntax: Syntax) -> [Part] {
+        (try? parts(template, syntax: syntax) { _ in true }) ?? [.literal(template)]
+    }
+
+    /// An encoder template: `${msg}`, `${unix}`, `${strftime:%Y-%m-%d}`...
+    static func encoderParts(_ template: String) throws(ValueProblem) -> [Part] {
+        try parts(template, syntax: .dollar) { serverVariables.contains($0) || $0.hasPrefix("strftime:") }
+    }
 
     public enum Part: Equatable, Sendable {
         case literal(String)

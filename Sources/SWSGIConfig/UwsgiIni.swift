@@ -40,8 +40,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "protocol": .only(["uwsgi", "http", "http11"], "socket = speaks the uwsgi protocol, or HTTP with protocol = http; other protocols: not supported"),
     "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
-    "mount": .custom(mount),
-    "manage-script-name": .always("swsgi mounts its one app at /: SCRIPT_NAME is empty and PATH_INFO is the whole path"),
+    "mount": .rename("mount"),
     "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
     "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
     "http-timeout": .noOp(noRouter),
@@ -64,6 +63,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
+    // uWSGI runs a worker threaded only for threads > 1: `threads = 0` (or `true`, read as 0) is one thread.
+    "threads": .custom { v throws(ValueProblem) in .set([("threads", Int(v) == 0 ? "1" : v)]) },
     "reload-mercy": .rename("worker-reload-mercy"),
     "thunder-lock": .always("each swsgi worker waits on the listener with EPOLLEXCLUSIVE: the kernel wakes one worker per connection, so there is no herd to serialize"),
     "no-orphans": .always("swsgi's workers get SIGKILL when the master dies (PR_SET_PDEATHSIG)"),
@@ -78,7 +79,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
     "attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
     "smart-attach-daemon": .refused("not supported: run the daemon under your supervisor (systemd, supervisord, docker compose) next to swsgi"),
-    "route": .refused("not supported: swsgi has no internal routing; route (and skip logging) in nginx in front"),
     "route-if": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
     "route-run": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
     "add-header": .refused("not supported: add headers in the app or in nginx (add_header)"),
@@ -119,21 +119,19 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "safe-pidfile2": .rename("pid-file"),
     "procname-prefix-spaced": .custom { v throws(ValueProblem) in .set([("procname-prefix", v + " ")]) },
     "print": .custom { v throws(ValueProblem) in .set([("hook-asap", "print:" + v)]) },
-    // Logging.
-    "logformat": .rename("log-format"),
+    // Logging (LoggingOptionTable has the options under uWSGI's names).
     "log-master": .always("every swsgi log line is one write(2), so lines from different workers never mix"),
     "threaded-log": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to add"),
-    "log-date": .only(["true", "1", "yes", "on"], "swsgi's log lines already start with a UTC timestamp; a custom date format is not supported"),
-    "log-x-forwarded-for": .refused("not supported: the request log does not show client addresses"),
-    "log-slow": .refused("not supported: the request log shows every request's duration; filter it"),
-    "logformat-strftime": .refused("not supported: the request log's times are UTC timestamps"),
-    "log-reopen": .rename("log-reopen"),
-    "log-maxsize": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate) or let the supervisor collect stderr"),
-    "log-backupname": .refused("not supported: swsgi does not rotate its log; use logrotate (copytruncate)"),
-    "req-logger": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
-    "logger-req": .refused("not supported: request lines go to the same log as the rest (logto or stderr)"),
-    "log-route": .refused("not supported: swsgi has one log (logto or stderr)"),
-    "log-req-encoder": .refused("not supported: use log-format for request lines"),
+    "threaded-logger": .always("every swsgi log line is one write(2) from the process that logs it; there is no logger thread to offload"),
+    "log-master-bufsize": .noOp("swsgi has no log master buffer: each process writes its lines itself, one write(2) each"),
+    // uWSGI reads the value with strtol: `log-slow = True` is 0, off (with a warning).
+    "log-slow": .custom { v throws(ValueProblem) in
+        if let n = Int(v), n >= 0 { return .set([("log-slow", String(n))]) }
+        return .accepted("uWSGI reads \(quoted(v)) as 0: slow requests are not singled out")
+    },
+    // uWSGI's logfile-chown takes no value (`logfile-chown = %U:%G` still only means on).
+    "logfile-chown": .custom { v throws(ValueProblem) in .set([("logfile-chown", String(uwsgiFlag(v)))]) },
+    // log-sendfile / log-ioerror are flags that uWSGI declares with a value.
     // Always so in swsgi.
     "strict": .always("swsgi refuses unknown options everywhere"),
     "master": .always("swsgi always runs a master process"),
@@ -145,42 +143,11 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "cheaper-algo": .only(["busyness"], "swsgi's cheaper mode is the busyness algorithm"),
     "plugin": .custom(plugins),
     "plugins": .custom(plugins),
-    "logger": .custom(logger),
 ]
-
-/// `logger = file:PATH` (or `file:logfile=PATH`) is logto; `stdio` loggers are what swsgi does anyway.
-private func logger(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let words = value.split(separator: " ", maxSplits: 1).map(String.init)
-    let spec = words.count == 2 && !words[0].contains(":") ? words[1] : value
-    if spec == "stdio" { return .accepted("swsgi logs to stderr") }
-    if spec.hasPrefix("file:") {
-        var path = String(spec.dropFirst("file:".count))
-        if path.hasPrefix("logfile=") {
-            let fields = path.dropFirst("logfile=".count).split(separator: ",")
-            guard fields.count == 1 else { throw ValueProblem("\(quoted(value)): log rotation (maxsize) is not supported; use logrotate") }
-            path = String(fields[0])
-        }
-        guard words.count == 1 || words[0].contains(":") else {
-            throw ValueProblem("\(quoted(value)): named loggers (log-route) are not supported; swsgi has one log")
-        }
-        return .set([("logto", path)])
-    }
-    throw ValueProblem("\(quoted(value)): only file:PATH and stdio loggers are supported")
-}
-
-/// `mount = /=APP`: the one app, at the root (a `.py` file or `module:callable`); other mount points are refused.
-private func mount(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    guard let eq = value.firstIndex(of: "=") else { throw ValueProblem("\(quoted(value)): expected MOUNTPOINT=APP") }
-    let point = value[..<eq], app = String(value[value.index(after: eq)...])
-    guard point == "/" || point.isEmpty else {
-        throw ValueProblem("\(quoted(value)): swsgi serves one app at /; mount it there (nginx can strip the prefix)")
-    }
-    return .set([(app.hasSuffix(".py") || app.hasSuffix(".wsgi") ? "wsgi-file" : "module", app)])
-}
 
 /// `plugins = python3,http`: swsgi has Python, HTTP and the busyness algorithm built in.
 private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
-    let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile"]
+    let builtIn = ["python", "http", "cheaper_busyness", "corerouter", "logfile", "syslog", "rsyslog", "escape_json"]
     for raw in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
         var name = String(raw)
         if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
@@ -203,7 +170,7 @@ extension ServerOptions {
     /// The `[uwsgi]` section of `file` (or `section`) run through uWSGI's config language and mapped
     /// to swsgi options; the second list is the keys accepted with no option behind them, with why.
     static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
-                                 problems: inout [String]) -> ([Assignment], [String]) {
+                                 problems: inout [String], warnings: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
@@ -217,21 +184,31 @@ extension ServerOptions {
         for var entry in reader.entries {
             if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
-                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check)
+                let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
+                                                    warnings: &warnings)
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
                 problems.append(error.message)
             }
         }
+        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
+        // configured"): the app at / is the module's, and the file is never imported.
+        if let module = assignments.last(where: { $0.spec.name == "module" }) {
+            for file in assignments where file.spec.name == "wsgi-file" {
+                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+            }
+            assignments.removeAll { $0.spec.name == "wsgi-file" }
+        }
         return (assignments, notes)
     }
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
-    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false) throws(ConfigError) -> ([Assignment], String?) {
+    static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
+                                warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
-        let label = "\(where_): \(key)"
+        var label = "\(where_): \(key)"
         if key.isEmpty {
             throw ConfigError("\(where_): malformed line (no key before =)")
         }
@@ -255,6 +232,19 @@ extension ServerOptions {
         // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
         if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
             return ([], "; \(key) = \(value): placeholder (not an option)")
+        }
+        // Numbers as uWSGI reads them (strtol): `processes = 1a` is 1, with a warning saying so.
+        let isOption = uwsgiKeys[key] != nil || optionsByName[key] != nil
+        if isOption {
+            do {
+                if let (number, warning) = try uwsgiNumberReading(key: key, value: value) {
+                    label += " (\(quoted(value)) read as \(number))"
+                    value = number
+                    warnings.append("\(where_): \(warning)")
+                }
+            } catch {
+                throw ConfigError("\(label): \(error.message)")
+            }
         }
         func assign(_ name: String, _ v: String) throws(ConfigError) -> Assignment {
             guard let spec = optionsByName[name] else { throw ConfigError("\(label): no swsgi option \(name)") }

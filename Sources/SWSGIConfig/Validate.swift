@@ -5,14 +5,18 @@ extension ServerOptions {
     public func validate() throws(ConfigError) {
         func fail(_ message: String) throws(ConfigError) { throw ConfigError(message) }
 
-        // Listener: at most one; none means systemd's LISTEN_FDS must supply it.
-        let listeners = [(socket != nil, "--socket"), (httpSocket != nil, "--http-socket"), (uwsgiSocket != nil, "--uwsgi-socket")]
-            .filter(\.0).map(\.1)
-        if listeners.count > 1 {
-            try fail("\(listeners.joined(separator: " and ")) are \(listeners.count == 2 ? "both" : "all") set; swsgi listens on exactly one")
+        // Listeners: any number, each its own address (none means systemd's LISTEN_FDS must supply them).
+        var seen: [UwsgiSocketAddress: ListenerSpec] = [:]
+        for l in listeners {
+            if let first = seen[l.address] {
+                try fail("\(first.flag) \(first.address) and \(l.flag) \(l.address): the same address twice; each listener needs its own")
+            }
+            seen[l.address] = l
+            switch l.address {
+            case .unix(let path): if let p = SocketPath.problem(path) { try fail("\(l.flag): \(p)") }
+            case .tcp(let a): if a.port == 0 { try fail("\(l.flag): the port must be between 1 and 65535") }
+            }
         }
-        if case .tcp(let a) = uwsgiSocket, a.port == 0 { try fail("--uwsgi-socket: the port must be between 1 and 65535") }
-        if let socket, let p = SocketPath.problem(socket) { try fail("--socket: \(p)") }
         if let statsSocket {
             if !statsSocket.contains("/"), statsSocket.contains(":") {
                 do { _ = try ValueParser<HTTPSocketAddress>.hostPort.parse(statsSocket) } catch { try fail("--stats: \(error.message)") }
@@ -20,7 +24,6 @@ extension ServerOptions {
                 try fail("--stats: \(p)")
             }
         }
-        if let httpSocket, httpSocket.port == 0 { try fail("--http-socket: the port must be between 1 and 65535") }
         if let chmodSocket, chmodSocket > 0o7777 { try fail("--chmod-socket: \(chmodSocket) is above 07777") }
 
         for entry in env {

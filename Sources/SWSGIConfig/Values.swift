@@ -178,9 +178,10 @@ extension ValueParser where Value == String {
     }
 
     /// A user or group name or number, resolved at run time: no spaces, colons or NUL.
+    /// Empty is uWSGI's `uid =`: nothing to drop to unless started as root, where it stops (see PrivilegeDrop).
     static var userOrGroup: ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> String in
-            guard !text.isEmpty, text.utf8.count <= 256, !text.contains(where: { $0 == " " || $0 == ":" || $0 == "\0" || $0 == "\n" }) else {
+            guard text.utf8.count <= 256, !text.contains(where: { $0 == " " || $0 == ":" || $0 == "\0" || $0 == "\n" }) else {
                 throw ValueProblem("\(quoted(text)) is not a user or group name or number")
             }
             return text

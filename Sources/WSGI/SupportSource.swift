@@ -135,6 +135,59 @@ def _load_module(modname, name):
     return _callable(module, name, '%s:%s' % (modname, name),
                      'module %r has no %r (use --module %s:CALLABLE or --callable)' % (modname, name, modname))
 
+def mount_dispatcher(apps, manage):
+    """uWSGI's mounts (core/protocol.c, core/utils.c uwsgi_get_app_id): `apps` is [(point, app)] in load
+    order, point '' for the root. With manage-script-name the longest point that PATH_INFO starts with
+    (followed by '/' or the end) moves from PATH_INFO to SCRIPT_NAME. Then SCRIPT_NAME names the app; a
+    SCRIPT_NAME naming none gets the root app, and without one a 500, as uWSGI answers."""
+    by_point = {}
+    for point, app in apps:
+        by_point.setdefault(point, app)
+    default = by_point.get('')
+    prefixes = sorted((p for p in by_point if p), key=len, reverse=True)
+
+    def dispatch(environ, start_response):
+        if manage:
+            path = environ.get('PATH_INFO', '')
+            for p in prefixes:
+                if path.startswith(p) and (len(path) == len(p) or path[len(p)] == '/'):
+                    environ['SCRIPT_NAME'] = p
+                    environ['PATH_INFO'] = path[len(p):]
+                    break
+        name = environ.get('SCRIPT_NAME', '')
+        app = by_point.get(name.rstrip('/'), default)
+        if app is None:
+            environ['wsgi.errors'].write('--- no python application found for SCRIPT_NAME %r (mounts: %s) ---\n'
+                                         % (name, ', '.join(prefixes)))
+            start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])
+            return [b'Internal Server Error']
+        return app(environ, start_response)
+    return dispatch
+
+_modules_seen = [-1]
+
+def module_files(ignore):
+    """py-autoreload: the source file of every module in sys.modules (uWSGI's scan: .pyc/.pyo name their
+    .py), or None when len(sys.modules) has not changed since the last call."""
+    modules = sys.modules
+    if len(modules) == _modules_seen[0]:
+        return None
+    _modules_seen[0] = len(modules)
+    files = []
+    for name, module in list(modules.items()):
+        if name in ignore:
+            continue
+        try:
+            path = getattr(module, '__file__', None)
+        except Exception:
+            continue
+        if not isinstance(path, str) or not path:
+            continue
+        if path.endswith(('.pyc', '.pyo')):
+            path = path[:-1]
+        files.append(os.path.abspath(path))
+    return files
+
 def freeze():
     # Objects loaded before fork stay out of the collector's reach, so the workers' first collections
     # do not touch (and copy) every page the master loaded.

@@ -15,14 +15,17 @@ public final class WSGIHost: HostedApplication {
     let support: PyObjectPointer
     /// The WSGI callable, once loaded.
     var app: PyObjectPointer?
+    /// --py-autoreload's watch over the app's module files, made in each worker once the app is loaded.
+    public private(set) var sourceWatch: ChangeWatch?
     /// harakiri's graceful signal, when harakiri sends one (--harakiri with --harakiri-graceful-timeout).
     let harakiriGracefulSignal: Int32?
 
     public var description: String {
-        let what = options.wsgiFile.map { "--wsgi-file \($0)" }
-            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? "?"
+        var what = options.wsgiFile.map { "--wsgi-file \($0)" }
+            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? ""
+        for m in options.mounts { what += (what.isEmpty ? "" : " ") + "--mount \(m.point.isEmpty ? "/" : m.point)=\(m.text.drop { $0 != "=" }.dropFirst())" }
         let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
-        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : "")"
+        return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : options.autoReloadSeconds > 0 ? " (imported in each worker for py-autoreload)" : "")"
     }
 
     /// Starts Python and, unless --lazy-apps, imports the app: any failure (missing library,
@@ -55,7 +58,11 @@ public final class WSGIHost: HostedApplication {
             interpreter.printError()
             throw SWSGIError("--env \(entry): cannot set it in os.environ")
         }
-        if !options.lazyApps {
+        if !options.mounts.isEmpty, !options.manageScriptName, options.wsgiFile == nil, options.module == nil,
+           !options.mounts.contains(where: { $0.point.isEmpty }) {
+            ServerLog.line("warning: no app is mounted at / and manage-script-name is off: only a request whose SCRIPT_NAME (set by the proxy) names a mount point reaches an app; the others get 500, as under uWSGI")
+        }
+        if !options.importsAppInWorkers {
             try loadApp()
             call("freeze")
         }
@@ -72,18 +79,100 @@ public final class WSGIHost: HostedApplication {
         // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
         try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
         defer { try? AbortGuard.set(0, nil) }
+        // Each a new reference, handed on below.
+        var apps: [(point: String, app: PyObjectPointer)] = []
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
             loaded = call("load_module", module, callable)
         } else {
-            loaded = nil
+            loaded = options.mounts.isEmpty ? nil : api.none
         }
-        guard let loaded, loaded != api.none else {
+        guard let loaded, loaded != api.none || !options.mounts.isEmpty else {
             interpreter.printError()
             throw SWSGIError("the WSGI app could not be loaded (\(description)): traceback above")
         }
-        app = loaded
+        if loaded != api.none { apps.append(("", loaded)) }
+        // --mount: each app after the main one, in the order given (uWSGI's load order).
+        for m in options.mounts {
+            let one: PyObjectPointer?
+            switch m.kind {
+            case .file(let f): one = call("load_file", f, options.callable, String(options.pythonPath.count))
+            case .module(let spec):
+                let colon = spec.firstIndex(of: ":")!
+                one = call("load_module", String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
+            }
+            guard let one, one != api.none else {
+                interpreter.printError()
+                throw SWSGIError("--mount \(m.text): the WSGI app could not be loaded: traceback above")
+            }
+            apps.append((m.point, one))
+        }
+        // One app at the root is called directly; apps under prefixes go through the dispatcher.
+        if apps.allSatisfy({ $0.point.isEmpty }) {
+            app = apps[0].app
+            return
+        }
+        guard let list = api.PyList_New(apps.count), let manage = api.PyBool_FromLong(options.manageScriptName ? 1 : 0) else {
+            throw SWSGIError("cannot build the mount table")
+        }
+        defer { api.Py_DecRef(list); api.Py_DecRef(manage) }
+        for (i, a) in apps.enumerated() {
+            guard let pair = api.PyTuple_New(2), let point = pyString(api, a.point) else { throw SWSGIError("cannot build the mount table") }
+            _ = api.PyTuple_SetItem(pair, 0, point)
+            _ = api.PyTuple_SetItem(pair, 1, a.app)  // steals the load's reference
+            _ = api.PyList_SetItem(list, i, pair)
+        }
+        guard let dispatch = callObjects("mount_dispatcher", list, manage) else {
+            interpreter.printError()
+            throw SWSGIError("cannot build the mount table (traceback above)")
+        }
+        app = dispatch
+    }
+
+    /// --py-autoreload, in a worker holding the GIL with the app loaded: watch the files of every module
+    /// imported so far.
+    func watchSources() throws {
+        guard options.autoReloadSeconds > 0 else { return }
+        if sourceWatch == nil {
+            sourceWatch = try ChangeWatch(label: "py-autoreload")
+        }
+        refreshSources()
+    }
+
+    /// With the GIL held (after each request too: apps import lazily): adds the files of modules imported
+    /// since the last look. The support code answers None while `len(sys.modules)` is unchanged.
+    func refreshSources() {
+        let api = interpreter.api
+        guard let watch = sourceWatch, api.PyErr_Occurred() == nil else { return }
+        guard let ignore = api.PyList_New(options.autoReloadIgnore.count) else { api.PyErr_Clear(); return }
+        defer { api.Py_DecRef(ignore) }
+        for (i, name) in options.autoReloadIgnore.enumerated() {
+            guard let s = pyString(api, name) else { api.PyErr_Clear(); return }
+            _ = api.PyList_SetItem(ignore, i, s)
+        }
+        guard let files = callObjects("module_files", ignore) else { interpreter.printError(); return }
+        defer { api.Py_DecRef(files) }
+        guard files != api.none else { return }
+        var paths: [String] = []
+        for i in 0..<max(0, api.PyList_Size(files)) {
+            if let item = api.PyList_GetItem(files, i), let path = interpreter.string(item) { paths.append(path) }
+        }
+        watch.add(paths)
+    }
+
+    /// Calls a support function with object arguments (borrowed); nil with the Python error pending.
+    func callObjects(_ name: String, _ args: PyObjectPointer...) -> PyObjectPointer? {
+        let api = interpreter.api
+        guard let key = api.PyUnicode_FromString(name) else { return nil }
+        defer { api.Py_DecRef(key) }
+        guard let f = dictItem(support, key), let tuple = api.PyTuple_New(args.count) else { return nil }
+        defer { api.Py_DecRef(tuple) }
+        for (i, a) in args.enumerated() {
+            api.Py_IncRef(a)
+            _ = api.PyTuple_SetItem(tuple, i, a)
+        }
+        return api.PyObject_CallObject(f, tuple)
     }
 
     /// Calls a support function with string arguments; nil with the Python error pending.
@@ -126,6 +215,7 @@ public final class WSGIHost: HostedApplication {
     public func workerApplication(workerID: Int) throws -> Application {
         defer { interpreter.releaseGIL() }
         if app == nil { try loadApp() }
+        try watchSources()
         let worker = try WSGIWorker(interpreter: interpreter, app: app!, support: support, host: self)
         return { request in try worker.handle(request) }
     }

@@ -18,6 +18,7 @@ extension WSGIHost {
         }
         var workers: [WSGIWorker] = []
         do {
+            try watchSources()
             for _ in 0..<threads {
                 workers.append(try WSGIWorker(interpreter: interpreter, app: app!, support: support, host: self, threaded: true))
             }

@@ -61,6 +61,8 @@ final class WSGIWorker {
     let postBufferingBytes: Int
     /// `--wsgi-disable-file-wrapper`.
     let disableFileWrapper: Bool
+    /// `--py-autoreload`: after each app call, watch the modules it imported (nil: off).
+    let refreshSources: (() -> Void)?
 
     /// `threaded`: one of a worker's request threads (`--threads` > 1): wsgi.multithread is true, and
     /// harakiri's graceful handler is the host's, installed once for all threads.
@@ -71,6 +73,7 @@ final class WSGIWorker {
         disableWriteException = host.options.disableWriteException
         disableFileWrapper = host.options.disableFileWrapper
         postBufferingBytes = host.options.postBufferingBytes
+        refreshSources = host.options.autoReloadSeconds > 0 ? { host.refreshSources() } : nil
         func item(_ name: String) throws -> PyObjectPointer {
             guard let k = pyString(interpreter.api, name), let v = host.dictItem(support, k) else {
                 throw SWSGIError("WSGI support code has no \(name)")
@@ -197,7 +200,10 @@ final class WSGIWorker {
     func handle(_ request: Request) throws -> Response {
         try py.withGIL {
             begin(request)
-            defer { appReturned = true }
+            defer {
+                appReturned = true
+                refreshSources?()
+            }
             if postBufferingBytes > 0 {
                 do {
                     body = try py.withoutGIL { try PostBuffering.drain(request.body, memoryBytes: postBufferingBytes) }

@@ -48,6 +48,8 @@ public struct WorkerLifecycle: Sendable {
         case recycleRSS = 2
         /// A SIGTERM that was not harakiri's reached this worker: it is retiring.
         case gotTERM = 3
+        /// A source file of the app changed (`--py-autoreload`): reload every worker.
+        case sourceChanged = 4
     }
 
     public enum Action: Sendable, Equatable {

@@ -102,6 +102,9 @@ public struct WorkerPool: Sendable {
         case immediateStop
         /// SIGHUP: replace every worker without refusing a request.
         case reloadWorkers
+        /// A worker saw one of the app's source files change (`--py-autoreload`): a reload, unless that
+        /// worker is already on its way out (every worker notices the same change).
+        case sourceChanged(pid: Int32)
         case addWorker
         case removeWorker
         /// The worker must be recycled (request count, lifetime, memory...): replacement first.
@@ -260,6 +263,9 @@ public struct WorkerPool: Sendable {
             var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
             for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
             return actions
+        case .sourceChanged(let pid):
+            guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
+            return handle(.reloadWorkers, now: now)
         case .addWorker:
             guard !stopping, target < config.processes else {
                 return [.log("SIGTTIN: already at --processes \(config.processes)")]

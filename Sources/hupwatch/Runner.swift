@@ -340,12 +340,15 @@ final class Runner {
             if let path = options.socketPath {
                 log("warning: protection: none (--no-guard): if an old generation removes \(path), it stays removed")
             } else if !options.ambiguousSocketPaths.isEmpty {
-                log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so hupwatch cannot tell which it serves and rewrite mode is off. Give --socket PATH to guard one, or --listen")
+                log("warning: protection: none: the command names several socket paths (\(options.ambiguousSocketPaths.joined(separator: ", "))), so rewrite mode is off (one public path is pointed per reload, not several at once). swsgi hands each of its paths over by itself; for another server give --listen for each path (hupwatch owns them all), or --socket PATH to guard one")
             } else {
                 log("warning: protection: none: hupwatch knows no socket path of this command. Give --listen PATH (hupwatch owns the listener) or --socket PATH / --ready socket:PATH (hupwatch guards the path)")
             }
         }
         for line in CommandWarnings.lines(command: options.command, reloadSignal: options.reloadSignal) { log(line) }
+        if options.listens.isEmpty && listenerFDs.isEmpty {
+            for line in CommandWarnings.tcpBinds(command: options.command) { log(line) }
+        }
     }
 
     func run() throws -> Int32 {

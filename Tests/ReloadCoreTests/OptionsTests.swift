@@ -373,3 +373,15 @@ let path108 = "/tmp/" + String(repeating: "a", count: 103)
         #expect(CommandWarnings.lines(command: ["gunicorn", "--die-on-term"], reloadSignal: 15).isEmpty)
     }
 }
+
+/// Issue 20: a server binding a TCP port itself cannot be reloaded by rebinding (the port is taken by the
+/// serving generation); hupwatch says so and names the --listen that fixes it.
+@Suite struct TCPBindWarningTests {
+    @Test func tcpAddressesInTheCommandAreNamed() {
+        let w = CommandWarnings.tcpBinds(command: ["swsgi", "--http-socket", "127.0.0.1:8000", "--socket", "app.sock", "--uwsgi-socket=:3031"])
+        #expect(w.count == 2 && w[0].contains("--listen 127.0.0.1:8000") && w[1].contains("--listen :3031"))
+        #expect(CommandWarnings.tcpBinds(command: ["gunicorn", "-b", "0.0.0.0:80", "--bind", "unix:/run/g.sock", "app:app"]).count == 1)
+        #expect(CommandWarnings.tcpBinds(command: ["swsgi", "--socket", "/run/a.sock", "--processes", "2"]).isEmpty)
+        #expect(CommandWarnings.tcpBinds(command: ["swsgi", "--", "--http-socket", ":80"]).isEmpty)
+    }
+}

@@ -50,8 +50,8 @@ let sharedUwsgiConfig = """
 @Suite struct UwsgiIni {
     @Test func theSharedProductionConfigTakesEffect() throws {
         let o = try options(["--ini", "app.ini"], ini: sharedUwsgiConfig)
-        #expect(o.uwsgiSocket == .unix("/run/app/uwsgi.sock"), "socket = in [uwsgi] is the uwsgi protocol")
-        #expect(o.socket == nil && o.httpSocket == nil)
+        #expect(o.uwsgiSocket == [.unix("/run/app/uwsgi.sock")], "socket = in [uwsgi] is the uwsgi protocol")
+        #expect(o.socket.isEmpty && o.httpSocket.isEmpty)
         #expect(o.disableLogging && o.log4xx && o.log5xx)
         #expect(o.harakiriNanoseconds == 60 * 1_000_000_000)
         #expect(o.maxRequests == 1000 && o.maxWorkerLifetimeNanoseconds == 3600 * 1_000_000_000)
@@ -89,14 +89,14 @@ let sharedUwsgiConfig = """
     }
 
     @Test func httpAndHttpSocketAreHTTPAndSwsgiSectionWins() throws {
-        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp = :8080\nwsgi-file = a.py\n").httpSocket == HTTPSocketAddress(host: "", port: 8080))
-        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp-socket = 127.0.0.1:9\nmodule = a\n").httpSocket?.port == 9)
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp = :8080\nwsgi-file = a.py\n").httpSocket == [HTTPSocketAddress(host: "", port: 8080)])
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nhttp-socket = 127.0.0.1:9\nmodule = a\n").httpSocket.first?.port == 9)
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = 127.0.0.1:3031\nmodule = a\n").uwsgiSocket
-                == .tcp(HTTPSocketAddress(host: "127.0.0.1", port: 3031)))
+                == [.tcp(HTTPSocketAddress(host: "127.0.0.1", port: 3031))])
         // A [swsgi] section wins: the [uwsgi] one is then left to uWSGI.
-        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = /a\n[swsgi]\nsocket = /b\n").socket == "/b")
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = /a\n[swsgi]\nsocket = /b\n").socket == ["/b"])
         // On the command line --socket keeps meaning HTTP.
-        #expect(try options(["--socket", "/c"]).socket == "/c")
+        #expect(try options(["--socket", "/c"]).socket == ["/c"])
     }
 
     /// uWSGI's `protocol` is the protocol of every `socket =` that names none (core/socket.c): with
@@ -104,14 +104,14 @@ let sharedUwsgiConfig = """
     /// Held-out corpus: 6 of 119 files pair them (OriPekelman/platformsh-example-odoo, JGrubb/django-blog...).
     @Test func protocolHttpMakesSocketsHTTP() throws {
         let tcp = try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = :8000\nprotocol = http\nmodule = a\n")
-        #expect(tcp.httpSocket == HTTPSocketAddress(host: "", port: 8000) && tcp.uwsgiSocket == nil)
+        #expect(tcp.httpSocket == [HTTPSocketAddress(host: "", port: 8000)] && tcp.uwsgiSocket.isEmpty)
         let unix = try options(["--ini", "app.ini"], ini: "[uwsgi]\nprotocol = http11\nsocket = /run/a.sock\nmodule = a\n")
-        #expect(unix.socket == "/run/a.sock" && unix.uwsgiSocket == nil)
+        #expect(unix.socket == ["/run/a.sock"] && unix.uwsgiSocket.isEmpty)
         // uwsgi-socket names its protocol; protocol = uwsgi changes nothing.
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nprotocol = http\nuwsgi-socket = :3031\nmodule = a\n").uwsgiSocket
-                == .tcp(HTTPSocketAddress(host: "", port: 3031)))
+                == [.tcp(HTTPSocketAddress(host: "", port: 3031))])
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nprotocol = uwsgi\nsocket = :3031\nmodule = a\n").uwsgiSocket
-                == .tcp(HTTPSocketAddress(host: "", port: 3031)))
+                == [.tcp(HTTPSocketAddress(host: "", port: 3031))])
         #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nprotocol = fastcgi\nsocket = :1\nmodule = a\n")?.contains("protocol") == true)
     }
 }

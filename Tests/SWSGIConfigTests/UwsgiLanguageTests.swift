@@ -76,7 +76,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             processes = $(WORKERS:-3)
             harakiri = $(UNSET-30)
             """, env: ["PORT": "8123", "WORKERS": ""])
-        #expect(o.httpSocket == HTTPSocketAddress(host: "", port: 8123))
+        #expect(o.httpSocket == [HTTPSocketAddress(host: "", port: 8123)])
         #expect(o.processes == 3, "`:-` also covers an empty variable")
         #expect(o.harakiriNanoseconds == 30 * 1_000_000_000)
     }
@@ -104,7 +104,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             processes = 99
             """, files: ["common.ini": "[prod]\nprocesses = 6\nharakiri = 20\n[uwsgi]\nprocesses = 1\n"])
         #expect(o.python.module == "site.wsgi" && o.chmodSocket == 0o660)
-        #expect(o.uwsgiSocket == .unix("/run/app.sock"))
+        #expect(o.uwsgiSocket == [.unix("/run/app.sock")])
         #expect(o.processes == 6 && o.harakiriNanoseconds == 20_000_000_000, "file:section reads that section only")
     }
 
@@ -277,10 +277,18 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
 }
 
 @Suite struct UwsgiMount {
-    @Test func theRootMountIsTheAppAndOthersAreRefused() throws {
-        let o = try uwsgiOptions("[uwsgi]\nmount = /=site.wsgi:application\nmanage-script-name = true\n")
-        #expect(o.python.module == "site.wsgi:application")
-        #expect(try uwsgiOptions("[uwsgi]\nmount = /=/srv/app/wsgi.py\n").python.wsgiFile == "/srv/app/wsgi.py")
-        #expect(uwsgiFailure("[uwsgi]\nmount = /api=site.wsgi:application\n")?.contains("one app at /") == true)
+    /// uWSGI's mount rules: an empty point is /, a trailing slash is dropped, the app is a .py/.wsgi file
+    /// or MODULE:CALLABLE; two apps at one point are refused (the second could never answer).
+    @Test func mountsParseAsUwsgiReadsThem() throws {
+        let o = try uwsgiOptions("[uwsgi]\nmount = =x.wsgi\nmanage-script-name = true\n")
+        #expect(o.python.mounts.map(\.point) == [""] && o.python.mounts[0].kind == .file("x.wsgi"))
+        #expect(o.python.manageScriptName)
+        #expect(uwsgiFailure("[uwsgi]\nmount = /=a:app\nmount = /=b:app\n")?.contains("another app already serves") == true)
+        let two = try uwsgiOptions("[uwsgi]\nmount = /=site.wsgi:application\nmount = /api/=/srv/api.py\n")
+        #expect(two.python.mounts == [try Mount(parsing: "/=site.wsgi:application"), try Mount(parsing: "/api/=/srv/api.py")])
+        #expect(two.python.mounts.map(\.point) == ["", "/api"])
+        #expect(two.python.mounts[1].kind == .file("/srv/api.py"))
+        #expect(uwsgiFailure("[uwsgi]\nmount = /api=site\n")?.contains("MODULE:CALLABLE") == true)
+        #expect(uwsgiFailure("[uwsgi]\nmodule = a:app\nmount = /=b.py\n")?.contains("another app already serves") == true)
     }
 }

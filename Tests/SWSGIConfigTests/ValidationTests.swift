@@ -7,15 +7,19 @@ import Testing
     }
 
     @Test func listener() throws {
-        #expect(failure(["--socket", "/run/a.sock", "--http-socket", ":80"])
-            == "--socket and --http-socket are both set; swsgi listens on exactly one")
+        // Several listeners, each with its protocol, in the order given within each kind.
+        let several = try options(["--socket", "/run/a.sock", "--http-socket", ":80", "--uwsgi-socket", "/run/u.sock", "--socket", "/run/b.sock"])
+        #expect(several.listeners.map(\.description) == ["http:/run/a.sock", "http:/run/b.sock", "http::80", "uwsgi:/run/u.sock"])
+        #expect(failure(["--socket", "/run/a.sock", "--uwsgi-socket", "/run/a.sock"])
+            == "--socket /run/a.sock and --uwsgi-socket /run/a.sock: the same address twice; each listener needs its own")
+        #expect(failure(["--http-socket", ":80", "--http-socket", ":80"]) != nil)
         #expect(try options(["--socket", "/run/a.sock"]).hasExplicitListener)
         #expect(try options(["--http-socket", ":80"]).hasExplicitListener)
         #expect(try !options([]).hasExplicitListener)  // LISTEN_FDS may supply one
-        #expect(validationFailure { $0.socket = "/" + String(repeating: "x", count: 107) }?.hasPrefix("--socket: the socket path is 108 bytes") == true)
-        #expect(validationFailure { $0.socket = "" } == "--socket: the socket path is empty")
+        #expect(validationFailure { $0.socket = ["/" + String(repeating: "x", count: 107)] }?.hasPrefix("--socket: the socket path is 108 bytes") == true)
+        #expect(validationFailure { $0.socket = [""] } == "--socket: the socket path is empty")
         #expect(validationFailure { $0.statsSocket = String(repeating: "x", count: 200) } != nil)
-        #expect(validationFailure { $0.httpSocket = HTTPSocketAddress(host: "", port: 0) } != nil)
+        #expect(validationFailure { $0.httpSocket = [HTTPSocketAddress(host: "", port: 0)] } != nil)
     }
 
     @Test func processes() {

@@ -189,7 +189,7 @@ import Testing
 
     @Test func unixSocketPaths() throws {
         let path107 = "/" + String(repeating: "a", count: 106)
-        #expect(try options(["--socket", path107]).socket == path107)
+        #expect(try options(["--socket", path107]).socket == [path107])
         #expect(failure(["--socket", path107 + "a"]) == "--socket: the socket path is 108 bytes, longer than the 107 bytes sun_path allows: \(path107)a")
         #expect(failure(["--stats", path107 + "a"])?.hasPrefix("--stats: the socket path is 108 bytes") == true)
         #expect(failure(["--socket="]) == "--socket: the socket path is empty")
@@ -211,7 +211,7 @@ import Testing
     @Test(arguments: [("127.0.0.1:8080", "127.0.0.1", UInt16(8080)), (":8080", "", 8080), ("localhost:1", "localhost", 1),
                       ("[::1]:65535", "::1", 65535), ("0.0.0.0:80", "0.0.0.0", 80), ("[::]:443", "::", 443)])
     func accepts(_ text: String, _ host: String, _ port: UInt16) throws {
-        let a = try #require(try options(["--http-socket", text]).httpSocket)
+        let a = try #require(try options(["--http-socket", text]).httpSocket.first)
         #expect(a == HTTPSocketAddress(host: host, port: port))
     }
 

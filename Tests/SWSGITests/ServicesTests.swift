@@ -522,8 +522,8 @@ extension SWSGIIntegration {
                 (["--cache2", "name=a,items=16777216,blocksize=64m"], "above the 64 GiB limit"),
                 (["--locks", "-1"], "--locks"),
                 (["--hook-asap", "explode:now"], "unknown hook action 'explode'"),
-                (["--log-encoder", "xml"], "expected json, plain or 'format TEMPLATE'"),
-                (["--log-format", "%(method) %(nope)"], "unknown variable 'nope'"),
+                (["--log-encoder", "xml"], "unknown encoder 'xml'"),
+                (["--log-format", "%(method) %(nope)"], "unknown variable %(nope)"),
                 (["--mule=unregistered"], "no mule loop is registered for 'unregistered'"),
                 (Array(repeating: "--mule", count: 257), "at most 256 mules"),
             ]

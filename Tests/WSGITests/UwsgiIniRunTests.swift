@@ -154,12 +154,12 @@ extension UwsgiIniRun {
         #expect(missing.status == 200 && missing.body.hasSuffix(" 0 /static/none.css"), "the app answers: \(missing.body)")
     }
 
-    /// stats = HOST:PORT (uWSGI's usual form) answers JSON; memory-report adds uWSGI's memory text to request lines.
+    /// stats = HOST:PORT (uWSGI's usual form) answers JSON; memory-report = 1 (uWSGI reads `true` as 0, off) adds uWSGI's memory text to request lines.
     @Test func statsOnTCPAndMemoryReport() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let port = freeTCPPort()
-        let s = try start("processes = 1\nstats = 127.0.0.1:\(port)\nstats-http = true\nmemory-report = true\n", in: dir)
+        let s = try start("processes = 1\nstats = 127.0.0.1:\(port)\nstats-http = true\nmemory-report = 1\n", in: dir)
         defer { s.stop() }
         #expect(try unixGet(dir.file("s")).get().status == 200)
         let stats = try getOnce(.tcp(port: port), path: "/").get()

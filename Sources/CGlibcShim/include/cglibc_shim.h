@@ -128,6 +128,7 @@ static inline uint32_t shim_IN_MOVED_TO(void) { return IN_MOVED_TO; }
 static inline uint32_t shim_IN_IGNORED(void) { return IN_IGNORED; }
 static inline uint32_t shim_IN_Q_OVERFLOW(void) { return IN_Q_OVERFLOW; }
 static inline uint32_t shim_IN_ATTRIB(void) { return IN_ATTRIB; }
+static inline uint32_t shim_IN_MASK_ADD(void) { return IN_MASK_ADD; }
 /// An anonymous file in `dir` (O_TMPFILE): never visible, gone when closed. (O_TMPFILE needs
 /// _GNU_SOURCE in glibc's headers; its value is the kernel's, __O_TMPFILE | O_DIRECTORY.)
 #ifndef O_TMPFILE

@@ -18,8 +18,8 @@ enum Hooks {
     private static func perform(_ action: HookAction, label: String, environment: [String]) throws {
         switch action {
         case .print(let text):
-            // Like uWSGI: the text as it is, unless an encoder (--log-encoder json) wraps every line.
-            if ServicesRuntime.shared.options.logEncoder == .plain { writeStderr(text) } else { ServerLog.line(text) }
+            // Like uWSGI: the text as it is, unless a date or an encoder (--log-encoder json) wraps every line.
+            ServerLog.raw(text)
         case .mkdir(let path):
             if mkdir(path, 0o755) != 0 {
                 guard errno == EEXIST else { throw SyscallError("mkdir", context: path) }

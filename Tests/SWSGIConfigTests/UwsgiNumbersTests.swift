@@ -1,0 +1,59 @@
+@testable import SWSGIConfig
+import Testing
+
+/// `[uwsgi]` numbers read as uWSGI reads them (strtol): the leading digits, 0 when there are none.
+@Suite struct UwsgiNumbers {
+    @Test func strtolReading() {
+        for (text, n, rest) in [("1a", 1, "a"), ("2*2", 2, "*2"), ("true", 0, "true"), ("", 0, ""), ("-3x", -3, "x"),
+                                ("+7", 7, ""), ("  12", 12, ""), ("-", 0, "-"), ("99999999999999999999999", Int.max, "")] {
+            let r = cLeadingInteger(text)
+            #expect(r.value == n && r.rest == rest, "\(text): \(r)")
+        }
+    }
+
+    @Test func everyNonPlainValueIsReadAsUwsgiDoesWithOneWarningEach() throws {
+        let result = try load(["--ini", "app.ini"], ini: """
+            [uwsgi]
+            processes = 2*2
+            max-requests = 100 requests
+            harakiri =
+            memory-report = true
+            listen = 64
+            """)
+        guard case .run(let o) = result else { Issue.record("\(result)"); return }
+        #expect(o.processes == 2 && o.maxRequests == 100 && o.harakiriNanoseconds == 0 && !o.memoryReport && o.listenBacklog == 64)
+        #expect(o.configWarnings == [
+            "app.ini:2: processes = '2*2' is not a plain number: read as 2, as uWSGI reads it (strtol)",
+            "app.ini:3: max-requests = '100 requests' is not a plain number: read as 100, as uWSGI reads it (strtol)",
+            "app.ini:4: harakiri = '' is empty: read as 0, as uWSGI reads it (strtol)",
+            "app.ini:5: memory-report = 'true' is not a plain number: read as 0, as uWSGI reads it (strtol)",
+        ], "\(o.configWarnings)")
+    }
+
+    /// `threads = 0` (or `true`, read as 0) is uWSGI's unthreaded worker: one thread.
+    @Test func threadsZeroIsOneThread() throws {
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nthreads = true\n").python.threads == 1)
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nthreads = 0\n").python.threads == 1)
+    }
+
+    /// A unit swsgi would understand (`64k`, `1m`) means another number to uWSGI: refused, not guessed.
+    @Test func unitsAreRefusedWhereTheReadingsPart() throws {
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nbuffer-size = 64k\n")
+                == "app.ini:2: buffer-size: '64k': uWSGI reads only the leading digits (64) and takes no unit; write the whole number")
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nharakiri = 250ms\n")?.contains("(250)") == true)
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nreload-on-rss = 1g\n")?.contains("of MiB") == true)
+        // MiB for a MiB option agrees with uWSGI.
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nreload-on-rss = 300mb\n").reloadOnRSSMiB == 300)
+    }
+
+    /// A reading out of range names the text as written.
+    @Test func zeroWorkersIsRefusedNamingTheText() {
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nprocesses = __NUM_PROCESSES__\n")
+                == "app.ini:2: processes ('__NUM_PROCESSES__' read as 0): '0' is out of range: it must be between 1 and 4096")
+    }
+
+    /// swsgi's own flags stay strict: `--processes 1a` is a typo there, not a uWSGI config.
+    @Test func theCommandLineStaysStrict() {
+        #expect(cliFailure("processes", "1a") == "--processes: '1a' is not a whole number")
+    }
+}
