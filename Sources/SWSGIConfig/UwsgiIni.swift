@@ -38,7 +38,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "http11-socket": .custom(httpListener),
     // uWSGI: the protocol of every `socket =` that names none; http/http11 turn them into http-socket (below).
     "protocol": .only(["uwsgi", "http", "http11"], "socket = speaks the uwsgi protocol, or HTTP with protocol = http; other protocols: not supported"),
-    "stats-http": .always("swsgi's stats server answers an HTTP GET with HTTP (and a client that sends nothing with raw JSON)"),
+    // On or off: swsgi's stats server tells the two kinds of client apart by themselves.
+    "stats-http": .noOp("swsgi's stats server answers an HTTP GET with HTTP and a client that sends nothing with raw JSON, whatever this says"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
     "mount": .rename("mount"),
     "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
@@ -138,7 +139,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "logfile-chown": .custom { v throws(ValueProblem) in .set([("logfile-chown", String(uwsgiFlag(v)))]) },
     // log-sendfile / log-ioerror are flags that uWSGI declares with a value.
     // Always so in swsgi.
-    "strict": .always("swsgi refuses unknown options everywhere"),
+    // Read where the section is interpreted (`strict` below): on, as uWSGI's, or off.
+    "strict": .noOp("on: an unknown key (a placeholder nothing declared) is an error, as in uWSGI; off: a near miss of an option is a warning"),
     "master": .always("swsgi always runs a master process"),
     "vacuum": .always("swsgi removes its own socket path at exit"),
     "single-interpreter": .always("swsgi runs one interpreter per process"),
@@ -157,7 +159,8 @@ private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
         var name = String(raw)
         if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
         if name.hasSuffix("_plugin.so") { name = String(name.dropLast("_plugin.so".count)) }
-        let isPython = name.hasPrefix("python") && name.dropFirst("python".count).allSatisfy { $0.isNumber }
+        // python, python3, python39, python3.6, python3.11...
+        let isPython = name.hasPrefix("python") && name.dropFirst("python".count).allSatisfy { $0.isNumber || $0 == "." }
         if !isPython && !builtIn.contains(name) {
             throw ValueProblem("plugin \(quoted(String(raw))) is not built into swsgi (it has Python, HTTP and the busyness algorithm); remove it")
         }
@@ -180,7 +183,7 @@ extension ServerOptions {
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
         problems += reader.problems
-        let strict = reader.entries.contains { $0.key == "strict" && ((try? ValueParser<Bool>.bool.parse($0.value.isEmpty ? "true" : $0.value)) ?? false) }
+        let strict = reader.entries.contains { $0.key == "strict" && uwsgiFlag($0.value) }
         var assignments: [Assignment] = []
         var notes: [String] = []
         // `protocol = http` (core/socket.c: the protocol of sockets that name none) makes `socket =` HTTP.
@@ -314,16 +317,19 @@ extension ServerOptions {
         if uwsgiOptionNames.contains(key) {
             throw ConfigError("\(label): a uWSGI option swsgi does not implement; remove it (README, \"uWSGI options\", says what to use instead)")
         }
-        // Not an option anywhere: uWSGI keeps it as a placeholder for %(name). A near miss of a real
-        // option is far likelier a typo, and strict = true forbids placeholders not declared as such.
+        // Not an option anywhere: uWSGI keeps it as a placeholder for %(name), and so does swsgi, so the
+        // file runs as it ran under uWSGI. A near miss of a real option is likelier a typo (`thread = 4`
+        // gives no threads under uWSGI either): never silent, it is a warning at start-up and in --check.
+        // strict = true (uWSGI's own strict mode) makes every undeclared placeholder an error.
         let hint = typoHint(key)
-        if strict && !referenced.contains(key) && hint.isEmpty {
+        if strict && !referenced.contains(key) {
             throw ConfigError("\(where_): unknown option \(quoted(key))\(hint) (strict = true: declare placeholders with set-placeholder)")
         }
-        if referenced.contains(key) || hint.isEmpty {
-            return ([], "; \(key) = \(value): placeholder (not an option)\(referenced.contains(key) ? "" : ", not referred to")")
+        if !referenced.contains(key) && !hint.isEmpty {
+            warnings.append("\(where_): unknown option \(quoted(key))\(hint): kept as a placeholder, as uWSGI does, so it sets nothing; "
+                            + "fix the name or delete the line (strict = true makes this an error)")
         }
-        throw ConfigError("\(where_): unknown option \(quoted(key))\(hint)")
+        return ([], "; \(key) = \(value): placeholder (not an option)\(referenced.contains(key) ? "" : ", not referred to")")
     }
 }
 

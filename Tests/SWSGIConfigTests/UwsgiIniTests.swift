@@ -64,9 +64,31 @@ let sharedUwsgiConfig = """
         #expect(o.python.module == "app:application" && o.python.lazyApps && o.python.threads == 1)
     }
 
-    @Test func typoGetsDidYouMean() {
+    /// Values uWSGI takes for these keys, each with the meaning swsgi gives it: `strict = false` is not strict
+    /// (a typo warns), `stats-http = false` changes nothing (the stats server answers both kinds of client), a
+    /// plugin named with its Python version's dot (`python3.6`) is the built-in Python.
+    @Test func valuesUwsgiTakesForStrictStatsHttpAndPythonPlugins() throws {
+        guard case .run(let o) = try load(["--ini", "app.ini"], ini: "[uwsgi]\nstrict = false\nthead = 2\nstats-http = false\nplugin = python3.6\nplugins = python3.11,http\n")
+        else { Issue.record("not run"); return }
+        #expect(o.configWarnings.count == 1 && o.configWarnings[0].hasPrefix("app.ini:3: unknown option 'thead' (did you mean 'threads'?)"),
+                "\(o.configWarnings)")
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nstrict\nthead = 2\n")?.contains("strict = true") == true)
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nplugin = python3.x\n")?.contains("is not built into swsgi") == true)
+    }
+
+    /// uWSGI keeps an unknown key as a placeholder and runs; so does swsgi, but a near miss of an option is
+    /// never silent: one warning with did-you-mean (start-up log and --check). `strict = true` refuses it.
+    @Test func typoGetsDidYouMean() throws {
         let ini = sharedUwsgiConfig.replacingOccurrences(of: "py-call-osafterfork = true", with: "py-callos-afterfork = true")
-        #expect(failure(["--ini", "app.ini"], ini: ini) == "app.ini:15: unknown option 'py-callos-afterfork' (did you mean 'py-call-osafterfork'?)")
+        guard case .run(let o) = try load(["--ini", "app.ini"], ini: ini) else { Issue.record("not run"); return }
+        #expect(o.configWarnings == ["app.ini:15: unknown option 'py-callos-afterfork' (did you mean 'py-call-osafterfork'?): kept as a placeholder, "
+                                     + "as uWSGI does, so it sets nothing; fix the name or delete the line (strict = true makes this an error)"],
+                "\(o.configWarnings)")
+        #expect(failure(["--ini", "app.ini"], ini: ini + "strict = true\n")
+                == "app.ini:15: unknown option 'py-callos-afterfork' (did you mean 'py-call-osafterfork'?) (strict = true: declare placeholders with set-placeholder)")
+        // A placeholder used as %(name) is no typo: no warning.
+        guard case .run(let p) = try load(["--ini", "app.ini"], ini: "[uwsgi]\nthread = 4\nprocname = w%(thread)\n") else { Issue.record("not run"); return }
+        #expect(p.configWarnings.isEmpty && p.python.threads == 1, "\(p.configWarnings)")
     }
 
     @Test(arguments: [

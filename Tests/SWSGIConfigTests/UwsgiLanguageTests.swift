@@ -172,10 +172,11 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             harakiri = 1m
             gevent = 100
             ini = missing.ini
+            strict = true
             """)
         let lines = message?.split(separator: "\n").map(String.init) ?? []
         #expect(lines.count == 4, "\(lines)")
-        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:2: unknown option 'proceses' (did you mean 'processes'?)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:2: unknown option 'proceses' (did you mean 'processes'?) (strict = true") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:3: harakiri:") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:4: gevent: not supported") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:5: cannot read 'missing.ini'") }, "\(lines)")
