@@ -89,6 +89,8 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
+        touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
+        if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -102,9 +104,41 @@ final class Master {
 
     /// --touch-reload's watch (nil without the option).
     var touchReload: ChangeWatch? = nil
+    /// --touch-chain-reload's watch (nil without the option).
+    var touchChainReload: ChangeWatch? = nil
+    /// A touch waiting for its burst to end: one save is several inotify events (a create, a write, a
+    /// rename), and a directory watched whole sees each; the reload starts `touchSettleNanoseconds` after
+    /// the first, once. `chain`: every change in the burst was a touch-chain-reload path.
+    var touchPending: (chain: Bool, path: String, at: Instant)? = nil
+    static let touchSettleNanoseconds: UInt64 = 100_000_000
+
+    /// A watched path changed: the reload waits for the burst to end (a plain reload wins over a chain).
+    private func touched(_ path: String, chain: Bool) {
+        if let p = touchPending {
+            touchPending = (p.chain && chain, p.path, p.at)
+        } else {
+            touchPending = (chain, path, monotonicNanoseconds() + Self.touchSettleNanoseconds)
+        }
+    }
+
+    /// The burst is over: one reload for it.
+    private func touchSettled(now: Instant) -> Int32? {
+        guard let p = touchPending, p.at <= now else { return nil }
+        touchPending = nil
+        if p.chain {
+            log("touch-chain-reload: \(p.path) changed")
+            return execute(pool.handle(.chainReload, now: now))
+        }
+        // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
+        log("touch-reload: \(p.path) changed")
+        return execute(events(for: SIGHUP))
+    }
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
+        if host != nil, !settings.python.importsAppInWorkers, touchReload != nil || touchChainReload != nil {
+            log("note: touch-reload/touch-chain-reload replace the workers by forking the master, which imported the app at start: they run the Python code loaded then. For changed code set lazy-apps = true (each worker imports the app) or reload through hupwatch")
+        }
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
         if pool.config.evilRSSLimitBytes > 0 || pool.config.evilAddressSpaceLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
@@ -119,7 +153,7 @@ final class Master {
             do {
                 try watchStatsClients()
                 try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
-                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
+                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush, touchPending?.at].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -136,6 +170,8 @@ final class Master {
         static let services: UInt64 = 3
         /// A --touch-reload path changed.
         static let touchReload: UInt64 = 4
+        /// A --touch-chain-reload path changed.
+        static let touchChainReload: UInt64 = 5
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -157,6 +193,7 @@ final class Master {
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
             ServicesRuntime.shared.masterTick()
+            if let code = touchSettled(now: now) { return code }
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
             return nil
         case .readable(let token, _):
@@ -168,11 +205,9 @@ final class Master {
             case Token.services:
                 ServicesRuntime.shared.masterNotified()
             case Token.touchReload:
-                // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
-                if let changed = touchReload?.changed() {
-                    log("touch-reload: \(changed) changed")
-                    return execute(events(for: SIGHUP))
-                }
+                if let changed = touchReload?.changed() { touched(changed, chain: false) }
+            case Token.touchChainReload:
+                if let changed = touchChainReload?.changed() { touched(changed, chain: true) }
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
             case Token.harakiriBase...:

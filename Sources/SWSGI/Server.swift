@@ -110,6 +110,9 @@ public enum SWSGIMain {
                     if let tmp = l.temporaryPath ?? l.ownedPath { try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) } }
                 }
                 if let s = stats, !s.path.isEmpty { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                if options.logging.chown {
+                    try LogRouter.shared.setup.chown(uid: drop.uid, gid: drop.gid, logFile: (options.logTo ?? options.daemonize) != nil)
+                }
                 try drop.apply()
             }
             // App code (hooks, a library's constructors included) runs only now, after the drop.

@@ -93,7 +93,7 @@ final class ThreadedWorker {
     var recycleRequested = false
 
     /// `--py-autoreload`'s watch, once the app is loaded (nil when not asked for).
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
@@ -124,7 +124,7 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         sourceWatch = host?.sourceWatch
-        if let w = sourceWatch { try epoll.add(w.fd, token: Self.sourceToken) }
+        if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps)
         for i in 0..<threads {
@@ -188,7 +188,7 @@ final class ThreadedWorker {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
-                case Self.sourceToken: if let w = sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }

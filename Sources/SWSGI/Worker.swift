@@ -1,6 +1,9 @@
 import Glibc
 import HTTP
 import Posix
+// MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
+// header includes sys/socket.h too (a debug build finds it through Glibc).
+import CGlibcShim
 import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
@@ -22,7 +25,7 @@ struct WorkerContext {
     let termFD: Int32
     let termWriteFD: Int32
     /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 }
 
 /// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
@@ -123,7 +126,7 @@ final class Worker {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
         }
         try reactor.watch(ctx.termFD, token: Self.termToken)
-        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
+        if let w = ctx.sourceWatch { try reactor.watch(w.files.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -175,7 +178,7 @@ final class Worker {
                 switch token {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
-                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting { acceptOne(ctx.listeners[i]) }
@@ -588,10 +591,3 @@ extension Worker: RequestServer {
     }
 }
 
-/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
-/// same word from workers already retiring, so each worker's noticing is one reload).
-func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
-    guard let file = watch.changed() else { return }
-    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
-    tell(.sourceChanged)
-}

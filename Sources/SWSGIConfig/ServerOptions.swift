@@ -77,6 +77,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var env: [String] = []
     /// Files (or directories) whose change reloads the workers gracefully, as SIGHUP (`--touch-reload`).
     public var touchReload: [String] = []
+    /// Files (or directories) whose change replaces the workers one at a time (`--touch-chain-reload`).
+    public var touchChainReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
     /// The process umask, octal (`--umask`).

@@ -93,13 +93,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "reload-on-exception-value": .refused("not supported: reload-on-exception recycles on any exception"),
     "reload-on-exception-repr": .refused("not supported: reload-on-exception recycles on any exception"),
     "vhost": .refused("not supported: swsgi serves one app; run one swsgi per app"),
-    "optimize": .refused("not supported: set PYTHONOPTIMIZE in the environment instead"),
-    "pyargv": .refused("not supported: read configuration from the environment (env =) instead of sys.argv"),
-    "import": .refused("not supported: import the module from your WSGI file"),
-    "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
     "honour-stdin": .always("swsgi leaves stdin as it was given (daemonize aside): the master, workers and app inherit it"),
-    "fs-reload": .refused("not supported: use touch-reload = PATH"),
-    "touch-chain-reload": .refused("not supported: use touch-reload = PATH (workers are replaced one generation at a time)"),
     "plugin-dir": .noOp("swsgi loads no plugins from a directory: Python, HTTP and the busyness algorithm are built in, and plugins = is checked against them"),
     // Process.
     "binary-path": .noOp("swsgi never re-executes itself: a reload (HUP) replaces the workers and keeps the master, so no binary path is used"),
@@ -116,6 +110,16 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "venv": .rename("home"),
     "pyhome": .rename("home"),
     "lazy": .rename("lazy-apps"),
+    // uWSGI's early-* Python options run before the rest of its start-up; swsgi has no such phase: the
+    // path is on sys.path and the module imported in the master before the app and any fork.
+    "early-pythonpath": .rename("pythonpath"),
+    "early-python-path": .rename("pythonpath"),
+    "early-pyimport": .rename("shared-import"),
+    "early-python-import": .rename("shared-import"),
+    // uWSGI loads these in each worker after fork; served the same, loaded once in the master before it.
+    "worker-mount": .rename("mount"),
+    "wsgi-env-behaviour": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
+    "wsgi-env-behavior": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
     "enable-threads": .rename("enable-threads"),
     // Process, files.
     "pidfile": .rename("pid-file"),
@@ -197,14 +201,26 @@ extension ServerOptions {
                 problems.append(error.message)
             }
         }
-        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
-        // configured"): the app at / is the module's, and the file is never imported.
-        if let module = assignments.last(where: { $0.spec.name == "module" }) {
-            for file in assignments where file.spec.name == "wsgi-file" {
-                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+        // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
+        // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
+        // configured"): the first app at a point is the one served, the others are never imported.
+        var served: [String: Assignment] = [:]
+        var skipped: Set<String> = []
+        for name in ["module", "wsgi-file", "paste", "mount"] {
+            // module, wsgi-file and paste hold one value each (the last given wins); mounts accumulate.
+            let given = name == "mount" ? assignments.filter { $0.spec.name == name }
+                : assignments.last { $0.spec.name == name }.map { [$0] } ?? []
+            for a in given {
+                let point = name == "mount" ? ((try? Mount(parsing: a.value))?.point ?? "?\(a.label)") : ""
+                if let first = served[point] {
+                    warnings.append("\(a.label) = \(quoted(a.value)): not loaded: \(first.label) = \(quoted(first.value)) is the app at \(point.isEmpty ? "/" : point) (uWSGI loads \(first.spec.name) first and skips this one)")
+                    skipped.insert(a.label)
+                } else {
+                    served[point] = a
+                }
             }
-            assignments.removeAll { $0.spec.name == "wsgi-file" }
         }
+        assignments.removeAll { skipped.contains($0.label) }
         return (assignments, notes)
     }
 

@@ -3,6 +3,7 @@
 /// Why a worker is on its way out; decides whether and how it is replaced.
 public enum RetireReason: String, Sendable {
     case reload = "reload"            // SIGHUP to the master: replace every worker
+    case chainReload = "chain reload" // --touch-chain-reload: one worker at a time
     case shrink = "fewer workers"     // SIGTTOU
     case shutdown = "shutdown"
     case maxRequests = "max-requests"
@@ -110,6 +111,9 @@ public struct WorkerPool: Sendable {
         /// A worker saw one of the app's source files change (`--py-autoreload`): a reload, unless that
         /// worker is already on its way out (every worker notices the same change).
         case sourceChanged(pid: Int32)
+        /// uWSGI's chain reload (`--touch-chain-reload`): replace the workers one at a time, the next only
+        /// once the previous one's replacement accepts, so all but one keep serving throughout.
+        case chainReload
         case addWorker
         case removeWorker
         /// The worker must be recycled (request count, lifetime, memory...): replacement first.
@@ -236,6 +240,10 @@ public struct WorkerPool: Sendable {
                 actions.append(.notify("READY=1\nSTATUS=workers reloaded"))
                 reloading = false
             }
+            if let c = chain, c.waitingFor == slots[i].id {
+                chain = (c.pending, nil)
+                actions += advanceChain(now: now)
+            }
             return actions
         case .workerExited(let pid, let status):
             return workerExited(pid, status: status, now: now, loadFailed: false)
@@ -266,10 +274,17 @@ public struct WorkerPool: Sendable {
         case .reloadWorkers:
             guard !stopping else { return [] }
             reloading = true
+            chain = nil  // every worker is replaced now
             let old = slots.filter { $0.state != .retiring }
             var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
             for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
             return actions
+        case .chainReload:
+            guard !stopping else { return [] }
+            guard chain == nil else { return [.log("chain reload already running: this one is ignored (as uWSGI does)")] }
+            let pending = slots.filter { $0.state != .retiring }.sorted { $0.id < $1.id }.map(\.pid)
+            chain = (pending, nil)
+            return [.notify("RELOADING=1"), .log("chain reload of \(pending.count) workers: one at a time")] + advanceChain(now: now)
         case .sourceChanged(let pid):
             guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
             return handle(.reloadWorkers, now: now)
@@ -308,6 +323,25 @@ public struct WorkerPool: Sendable {
     }
 
     private var reloading = false
+    /// A chain reload: the workers still to replace (pids, by id), and the id whose replacement it waits for.
+    private var chain: (pending: [Int32], waitingFor: Int?)? = nil
+
+    /// Retires the next worker of the chain still serving (its replacement forked first), or ends the chain.
+    private mutating func advanceChain(now: Instant) -> [Action] {
+        while var c = chain, !stopping {
+            guard !c.pending.isEmpty else {
+                chain = nil
+                return [.log("chain reload complete"), .notify("READY=1\nSTATUS=workers reloaded")]
+            }
+            let pid = c.pending.removeFirst()
+            chain = c
+            guard let w = slot(pid: pid), w.state != .retiring else { continue }
+            chain = (c.pending, w.id)
+            return [.log("chain reload: next is worker \(w.id) (pid \(pid))")]
+                + retire(pid: pid, reason: .chainReload, now: now, replace: true)
+        }
+        return []
+    }
     /// Workers that reported a TERM of their own while the master was not stopping: replaced when the
     /// window passes without a TERM to the master (by worker id: the pid that left, and when).
     private var termReplacementAt: [Int: (pid: Int32, at: Instant)] = [:]
@@ -389,6 +423,7 @@ public struct WorkerPool: Sendable {
         if first && signal == Self.sigUSR1 { gracefulStopping = true }
         if signal == Self.sigINT { gracefulStopping = false }
         stopping = true
+        chain = nil
         respawnAt = [:]
         waitingForScoreboardSlot = []
         deferredRetirements = []

@@ -109,6 +109,11 @@ import Testing
             "limit-as": "512", "max-fd": "2048", "cpu-affinity": "1", "reload-on-as": "512", "evil-reload-on-as": "1024",
             "procname": "app", "procname-master": "app master", "procname-append": " [x]", "reload-on-exception": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
+            "logger": "file:/tmp/x.log", "req-logger": "stdio", "log-route": "a ^x", "log-req-route": "a ^x",
+            "log-req-encoder": "nl", "log-maxsize": "1m", "log-backupname": "/tmp/x.old", "log-date": "true",
+            "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
+            "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
+            "route": "^/health donotlog:", "log-truncate": "true", "log-drain": "^x", "log-filter": "^x", "log-syslog": "app",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
