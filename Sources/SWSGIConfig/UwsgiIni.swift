@@ -42,7 +42,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "stats-http": .noOp("swsgi's stats server answers an HTTP GET with HTTP and a client that sends nothing with raw JSON, whatever this says"),
     "ignore-write-errors": .always("swsgi writes no error line when a client goes away; the request line notes the unfinished response"),
     "mount": .rename("mount"),
-    "http-keepalive": .always("swsgi keeps HTTP/1.1 connections alive by itself (--keepalive-timeout, 75 s by default)"),
+    // uWSGI's HTTP router's (an int: the key alone is 0 there, off): swsgi has no router to configure.
+    "http-keepalive": .noOp("it configures uWSGI's HTTP router, which swsgi does not have: swsgi's workers keep HTTP/1.1 connections alive themselves (--keepalive-timeout, 75 s by default)"),
     "http-auto-chunked": .always("swsgi sends a body of unknown length chunked to HTTP/1.1 clients"),
     "http-timeout": .noOp(noRouter),
     "no-defer-accept": .always("swsgi does not set TCP_DEFER_ACCEPT: a connection is accepted as soon as it is made"),

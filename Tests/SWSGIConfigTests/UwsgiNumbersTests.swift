@@ -57,3 +57,30 @@ import Testing
         #expect(cliFailure("processes", "1a") == "--processes: '1a' is not a whole number")
     }
 }
+
+/// Process keys swsgi accepts because it already gives what they ask, each with its reason in `--check`.
+@Suite struct UwsgiProcessKeysAccepted {
+    @Test func reasonsAreShownByCheck() throws {
+        let result = try load(["--ini", "app.ini", "--check"], ini: """
+            [uwsgi]
+            binary-path = /usr/bin/uwsgi
+            no-threads-wait = true
+            plugin-dir = /usr/lib/uwsgi/plugins
+            http-connect-timeout = 600
+            honour-stdin = true
+            """)
+        guard case .check(_, let report) = result else { Issue.record("\(result)"); return }
+        for line in ["; binary-path = /usr/bin/uwsgi: accepted, swsgi never re-executes itself",
+                     "; no-threads-wait = true: accepted, a reloading or stopping swsgi worker waits for its request threads only up to worker-reload-mercy",
+                     "; plugin-dir = /usr/lib/uwsgi/plugins: accepted, swsgi loads no plugins from a directory",
+                     "; http-connect-timeout = 600: accepted, swsgi's workers speak HTTP themselves",
+                     "; honour-stdin = true: accepted, swsgi leaves stdin as it was given"] {
+            #expect(report.contains(line), "\(line)\n\(report)")
+        }
+    }
+
+    @Test func exceptionFiltersAreRefused() {
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nreload-on-exception-type = ValueError\n")?
+            .hasPrefix("app.ini:2: reload-on-exception-type: not supported: reload-on-exception recycles on any exception") == true)
+    }
+}

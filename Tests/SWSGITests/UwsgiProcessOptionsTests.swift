@@ -139,3 +139,19 @@ extension UwsgiProcessOptions {
         #expect(status != 0 && output.contains("--cheaper (2) must be below --processes (2)"), "\(output)")
     }
 }
+
+extension UwsgiProcessOptions {
+    /// honour-stdin: swsgi's workers have the stdin swsgi was given (uWSGI's default would remap it).
+    @Test func honourStdinWorkersInheritStdin() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("input.txt", "hello\n")
+        try dir.write("app.ini", "[uwsgi]\nprocesses = 1\nhonour-stdin = true\n")
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, shell: "exec \"$0\" \"$@\" < \(dir.file("input.txt"))")
+        defer { s.stop() }
+        let workers = s.waitWorkers(1)
+        #expect(workers.count == 1)
+        let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(workers[0])/fd/0")
+        #expect(target == dir.file("input.txt"), "\(target)")
+    }
+}
