@@ -1,6 +1,10 @@
+import CGlibcShim
 import Glibc
 import HTTP
 import Posix
+// MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
+// header includes sys/socket.h too (a debug build finds it through Glibc).
+import CGlibcShim
 import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
@@ -22,7 +26,7 @@ struct WorkerContext {
     let termFD: Int32
     let termWriteFD: Int32
     /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 }
 
 /// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
@@ -32,6 +36,8 @@ struct WorkerListener {
     let uwsgiProtocol: Bool
     /// `unix` or `tcp`: `Request.remote` for its connections.
     let remoteLabel: String
+    /// Connections start with a PROXY protocol header (`--enable-proxy-protocol`, HTTP listeners only).
+    var proxyProtocol = false
 
     /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
     static let tokenBase = UInt64.max - 16
@@ -102,6 +108,8 @@ final class Worker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -114,13 +122,14 @@ final class Worker {
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         for (i, l) in ctx.listeners.enumerated() {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
         }
         try reactor.watch(ctx.termFD, token: Self.termToken)
-        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
+        if let w = ctx.sourceWatch { try reactor.watch(w.files.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -172,10 +181,10 @@ final class Worker {
                 switch token {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
-                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
-                        if lifecycle.accepting { acceptOne(ctx.listeners[i]) }
+                        if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
                     } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             case .signal(let sig, _):
@@ -188,14 +197,32 @@ final class Worker {
 
     // MARK: connections
 
-    private func acceptOne(_ l: WorkerListener) {
+    private func acceptOne(_ l: WorkerListener, token: UInt64) {
         guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
+        // is fixed when it starts watching: the first worker would take every connection that arrives while it
+        // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
+        // worker already holding a connection goes to the back of the queue (as a worker blocked in accept(2)
+        // does), so connections rotate over the idle workers; before it serves the new connection, whose
+        // client may connect again as soon as it has its answer. A worker serving one connection at a time
+        // (no pool) never pays the two epoll_ctl calls.
+        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue(l, token: token) }
         adopt(fd.release(), from: l)
+    }
+
+    /// Watches the listener again: at the back of its wait queue.
+    private func rejoinListenerQueue(_ l: WorkerListener, token: UInt64) {
+        reactor.unwatch(l.fd, token: token)
+        do { try reactor.watch(l.fd, token: token, events: Epoll.readable | Epoll.exclusive) } catch {
+            ServerLog.line("\(error)")
+            _exit(1)
+        }
     }
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+                           proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -235,6 +262,22 @@ final class Worker {
     /// Parses and serves every complete request in `input`; false when the connection must close.
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
+        if c.expectsProxyHeader && c.proxyHeader != nil {
+            switch c.takeProxyHeader(input) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.acceptedAt
+                    schedule(c.acceptedAt + ctx.settings.headerTimeoutNanoseconds)
+                }
+                return true
+            case .refuse(let why):
+                ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
+                return false
+            case .rest(let rest):
+                if rest.isEmpty { return true }
+                input = rest
+            }
+        }
         while true {
             // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
             // in the connection is an exclusivity check.
@@ -287,6 +330,8 @@ final class Worker {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try ctx.app(request)
         } catch let e as RequestBodyError {
@@ -297,6 +342,7 @@ final class Worker {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         // A response the app started before returning (WSGI's write()). From here the response is the
         // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
@@ -323,66 +369,11 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        var sent = 0, headBytes = 0
-        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
-        var streamed: StreamFraming?
-        var plan: HTTPResponsePlan
-        if let early {
-            // The head is out: the rest of the body follows it; a failure can only cut the connection.
-            plan = early.plan
-            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
-            // An app that failed after its response started: no last chunk, so the client sees it cut short.
-            if !appFailed {
-                do {
-                    switch response.body {
-                    case .bytes(let body): try early.stream.write(body)
-                    case .stream(let produce): try produce(early.stream)
-                    }
-                    try early.framing.end()
-                } catch {
-                    plan.keepAlive = false
-                    note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-                }
-            }
-            sent = early.framing.sent
-            response.status = early.status
-            if !reader.finish() { plan.keepAlive = false }
-            rest = reader.leftover
-        } else {
-        do {
-            switch response.body {
-            case .bytes(let body):
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
-                headBytes = out.count
-                if plan.sendsBody { out += body; sent = body.count }
-                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-            case .stream(let produce):
-                let length = response.contentLength
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, date: DateClock.now, to: &out)
-                headBytes = out.count
-                if plan.sendsBody {
-                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
-                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
-                                               timeoutMilliseconds: writeTimeoutMilliseconds)
-                    streamed = stream
-                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
-                    try stream.end()
-                    sent = stream.sent
-                } else {
-                    try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-                }
-                if !reader.finish() { plan.keepAlive = false }
-                rest = reader.leftover
-            }
-        } catch {
-            plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
-            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-            if let streamed { sent = streamed.sent }
-        }
-        }
+        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                          reader: reader, rest: &rest, buffer: &out,
+                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
+        let plan = result.plan, sent = result.sent
+        if result.appRaised { appRaised = true }
         response.finish?()
         request.server = nil
         inHand = nil
@@ -402,11 +393,17 @@ final class Worker {
             } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleRSS)
+            } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+                recycleRequested = true
+                tellMaster(.recycleAddressSpace)
+            } else if appRaised, ctx.settings.process.reloadOnException {
+                recycleRequested = true
+                tellMaster(.recycleException)
             }
         }
         if log.wants(status: response.status) {
             log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
-                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
                       cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         c.lastActivity = finished
@@ -546,24 +543,18 @@ struct InHand {
     /// Set once the app has returned: its response can no longer be started early.
     var appReturned = false
     /// The response the app started before returning (WSGI's write()).
-    var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
+    var early: EarlyResponse?
 }
 
 extension Worker: RequestServer {
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let c = request.connection
-        var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
-        // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
-        let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
-                                    timeoutMilliseconds: writeTimeoutMilliseconds)
-        let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
-        inHand?.early = (status, plan, framing, stream)
-        return stream
+        let early = ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
+                                               keepAlive: request.keepAlive && lifecycle.accepting && !request.connection.closeAfterNext,
+                                               timeoutMilliseconds: writeTimeoutMilliseconds)
+        inHand?.early = early
+        return early.stream
     }
 
     func shortenHarakiri(to nanoseconds: UInt64) {
@@ -574,10 +565,3 @@ extension Worker: RequestServer {
     }
 }
 
-/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
-/// same word from workers already retiring, so each worker's noticing is one reload).
-func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
-    guard let file = watch.changed() else { return }
-    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
-    tell(.sourceChanged)
-}

@@ -60,6 +60,7 @@ extension ServerOptions {
             try fail("\(app != nil ? "--app" : "--app-library") and a Python app (--wsgi-file/--module) are mutually exclusive: give one")
         }
         try python.validate()
+        try process.validate()
 
         // Services.
         var cacheNames = Set<String>()
