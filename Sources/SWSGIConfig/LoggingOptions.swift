@@ -74,9 +74,22 @@ public enum LogDate: Equatable, Sendable {
 
 /// One uWSGI logger: `[ID ]stdio`, `file:PATH`, `file:logfile=PATH[,maxsize=N][,backupname=B]`, `fd:N`,
 /// `syslog[:IDENT[,FACILITY]]`, `rsyslog:HOST:PORT[,PREFIX]`.
-public struct LoggerSpec: Equatable, Sendable {
+public struct LoggerSpec: Equatable, Sendable, CustomStringConvertible {
     public var id: String?
     public var kind: Kind
+
+    /// The logger as a config would write it.
+    public var description: String {
+        let k: String = switch kind {
+        case .stdio: "stdio"
+        case .file(let p, let m, let b):
+            m == 0 && b == nil ? "file:\(p)" : "file:logfile=\(p)" + (m > 0 ? ",maxsize=\(m)" : "") + (b.map { ",backupname=\($0)" } ?? "")
+        case .fd(let n): "fd:\(n)"
+        case .syslog(let ident, _): "syslog:\(ident)"
+        case .rsyslog(let a, let port, let prefix, _): "rsyslog:\(a)" + (a.hasPrefix("/") ? "" : ":\(port)") + (prefix.map { ",\($0)" } ?? "")
+        }
+        return (id.map { $0 + " " } ?? "") + k
+    }
 
     public enum Kind: Equatable, Sendable {
         /// The log swsgi writes anyway (fd 2: `--logto` or the inherited stderr).

@@ -292,6 +292,7 @@ extension SWSGIIntegration {
                 (["--route", "^/x rewrite:/y"], "route action 'rewrite' is not supported"),
                 (["--log-encoder", "gzip"], "binary lines"),
                 (["--logger", "syslog:app,nofacility"], "unknown syslog facility"),
+                (["--logger", "x file:/proc/no-such-dir/x.log", "--log-route", "x ^a"], "--logger x file:/proc/no-such-dir/x.log: open(/proc/no-such-dir/x.log): No such file or directory"),
             ]
             for (args, message) in cases {
                 let r = try runToExit(args + ["--processes", "1"], socket: "s")

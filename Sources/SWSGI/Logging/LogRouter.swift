@@ -78,7 +78,7 @@ final class LogSetup {
         date = l.date
         encoders = l.encoders
         requestEncoders = l.requestEncoders
-        swsgiJSON = l.encoders.contains { $0.kind == .swsgiJSON }
+        swsgiJSON = l.encoders.contains { $0.kind == .swsgiJSON && $0.useFor == nil }
         // One shared page for every rotating file's generation and lock.
         let rotating = l.loggers.count + l.requestLoggers.count + 1
         let mapping = try SharedMapping(byteCount: max(4096, rotating * RotatingFile.sharedBytes))
@@ -96,7 +96,7 @@ final class LogSetup {
             do {
                 return try LogOutput.open(spec, mainLog: mainLog, chmod: o.logFileMode, slot: slot)
             } catch {
-                throw SWSGIError("--logger \(spec.id.map { $0 + " " } ?? "")\(spec.kind): \(error)")
+                throw SWSGIError("--logger \(spec): \(error)")
             }
         }
         for spec in l.loggers {
