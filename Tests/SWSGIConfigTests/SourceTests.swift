@@ -107,6 +107,9 @@ import Testing
             "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
             "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
+            "touch-chain-reload": "/tmp/c", "mount": "/api=api.py", "manage-script-name": "true", "paste": "config:/p.ini",
+            "paste-name": "other", "paste-logger": "true", "py-sys-executable": "/x/python", "optimize": "1",
+            "pyargv": "-v", "import": "m", "shared-import": "m", "py-autoreload": "1", "py-autoreload-ignore": "m",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
