@@ -68,6 +68,7 @@ final class Master {
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
         config.workersLoadTheApp = host != nil && settings.python.importsAppInWorkers
         config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
+        config.evilAddressSpaceLimitBytes = settings.process.evilReloadOnAddressSpaceMiB << 20
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
             config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
@@ -140,7 +141,7 @@ final class Master {
         }
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
-        if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
+        if pool.config.evilRSSLimitBytes > 0 || pool.config.evilAddressSpaceLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
         if pool.config.cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
@@ -226,6 +227,8 @@ final class Master {
             case .ready: .workerReady(pid: pid)
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
+            case .recycleAddressSpace: .recycle(pid: pid, reason: .addressSpace)
+            case .recycleException: .recycle(pid: pid, reason: .exception)
             case .gotTERM: .workerGotTERM(pid: pid)
             case .sourceChanged: .sourceChanged(pid: pid)
             }
@@ -288,7 +291,12 @@ final class Master {
         if let at = nextEvilCheckAt, at <= now {
             nextEvilCheckAt = now + pool.config.rssSampleNanoseconds
             for w in pool.slots {
-                if let rss = residentBytes(pid: w.pid) { actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now) }
+                if pool.config.evilRSSLimitBytes > 0, let rss = residentBytes(pid: w.pid) {
+                    actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now)
+                }
+                if pool.config.evilAddressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(pid: w.pid) {
+                    actions += pool.handle(.addressSpaceSampled(pid: w.pid, bytes: vsz), now: now)
+                }
             }
         }
         if let at = nextCheaperCycleAt, at <= now {
@@ -436,7 +444,13 @@ final class Master {
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
         if getppid() != masterPID { _exit(0) }
-        setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
+        setProcessTitle(settings.processTitle("swsgi worker \(id)"))
+        do {
+            if let line = try ProcessLimits.pinWorker(settings.process, workerID: id) { ServerLog.line(line) }
+        } catch {
+            writeStderr("swsgi worker \(id): \(error)")
+            _exit(1)
+        }
         scoreboard.set(slot, .pid, Int64(getpid()))
         // TERM is caught from here on (a TERM to the process group during --lazy-apps' import must not
         // kill a worker that would then look like an app that cannot load).

@@ -74,6 +74,8 @@ final class ThreadedWorker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
@@ -101,7 +103,8 @@ final class ThreadedWorker {
         let s = ctx.settings
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
@@ -505,7 +508,7 @@ final class ThreadedWorker {
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
-    func countServedLocked(busyNanoseconds: UInt64) {
+    func countServedLocked(busyNanoseconds: UInt64, appRaised: Bool) {
         let sb = ctx.scoreboard, slot = ctx.slot
         served += 1
         sb.set(slot, .requests, served)
@@ -518,6 +521,12 @@ final class ThreadedWorker {
         } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
             recycleRequested = true
             tellMaster(.recycleRSS)
+        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleAddressSpace)
+        } else if appRaised, ctx.settings.process.reloadOnException {
+            recycleRequested = true
+            tellMaster(.recycleException)
         }
     }
 }

@@ -1,6 +1,9 @@
 import Glibc
 import HTTP
 import Posix
+// MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
+// header includes sys/socket.h too (a debug build finds it through Glibc).
+import CGlibcShim
 import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
@@ -102,6 +105,8 @@ final class Worker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -114,7 +119,8 @@ final class Worker {
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         for (i, l) in ctx.listeners.enumerated() {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
@@ -287,6 +293,8 @@ final class Worker {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try ctx.app(request)
         } catch let e as RequestBodyError {
@@ -297,6 +305,7 @@ final class Worker {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         // A response the app started before returning (WSGI's write()). From here the response is the
         // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
@@ -341,6 +350,7 @@ final class Worker {
                     try early.framing.end()
                 } catch {
                     plan.keepAlive = false
+                    if error is ApplicationFailure { appRaised = true }
                     note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
                 }
             }
@@ -379,6 +389,7 @@ final class Worker {
             }
         } catch {
             plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
+            if error is ApplicationFailure { appRaised = true }
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
             if let streamed { sent = streamed.sent }
         }
@@ -402,6 +413,12 @@ final class Worker {
             } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleRSS)
+            } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+                recycleRequested = true
+                tellMaster(.recycleAddressSpace)
+            } else if appRaised, ctx.settings.process.reloadOnException {
+                recycleRequested = true
+                tellMaster(.recycleException)
             }
         }
         if log.wants(status: response.status) {

@@ -174,9 +174,9 @@ let optionTable: [OptionSpec] = [
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
            "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",
-           "run as this user (name or number) once the listener is bound, before any app code; empty (uWSGI's uid =): as is, refused when started as root"),
+           "run as this user (name or number) once the listener is bound, before any app code"),
     option(core, "gid", "GROUP", .userOrGroup, \.gid, default: "--uid's group",
-           "run as this group (name or number); needed with a numeric --uid that has no passwd entry; empty: as --uid"),
+           "run as this group (name or number); needed with a numeric --uid that has no passwd entry"),
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
                help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
@@ -233,7 +233,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + pythonOptionRows + servicesOptionRows + loggingOptionRows
+] + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

@@ -141,6 +141,11 @@ public struct ServerOptions: Equatable, Sendable {
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
 
+    // MARK: Process (ProcessOptions.swift)
+
+    /// Resource limits, CPU pinning, address-space recycling and process titles.
+    public var process = ProcessOptions()
+
     // MARK: Python
 
     /// The Python WSGI app, when there is one (`--wsgi-file`, `--module` and friends).

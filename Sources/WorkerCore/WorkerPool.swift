@@ -10,6 +10,9 @@ public enum RetireReason: String, Sendable {
     case lifetime = "max-worker-lifetime"
     case rss = "reload-on-rss"
     case evilRSS = "evil-reload-on-rss"
+    case addressSpace = "reload-on-as"
+    case evilAddressSpace = "evil-reload-on-as"
+    case exception = "reload-on-exception"
     case harakiri = "harakiri"
     case cheaper = "cheaper"
     case term = "SIGTERM to the worker"
@@ -61,6 +64,8 @@ public struct WorkerPool: Sendable {
         public var groupTERMWindowNanoseconds: UInt64 = 50_000_000
         /// --evil-reload-on-rss in bytes (0: off): a worker at or above it is SIGKILLed, busy or not, as uWSGI does.
         public var evilRSSLimitBytes = 0
+        /// --evil-reload-on-as: SIGKILL a worker whose sampled address space reaches this, 0 = off.
+        public var evilAddressSpaceLimitBytes = 0
         /// How often the master samples its workers' RSS for it (uWSGI's collector samples every 3 s and its
         /// master looks every second; a worker growing fast overshoots by what it grows in one period).
         public var rssSampleNanoseconds: UInt64 = 250_000_000
@@ -118,6 +123,8 @@ public struct WorkerPool: Sendable {
         case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
         /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on).
         case rssSampled(pid: Int32, bytes: Int)
+        /// The master read a worker's address space (VmSize), sampled as `rssSampled` while evil AS is on.
+        case addressSpaceSampled(pid: Int32, bytes: Int)
         /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
         /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
         case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
@@ -298,7 +305,10 @@ public struct WorkerPool: Sendable {
         case .harakiriExpired(let pid, let request, let age, let queue):
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
         case .rssSampled(let pid, let bytes):
-            return evilRSS(pid: pid, bytes: bytes, now: now)
+            return evilKill(pid: pid, bytes: bytes, limit: config.evilRSSLimitBytes, reason: .evilRSS, what: "RSS", now: now)
+        case .addressSpaceSampled(let pid, let bytes):
+            return evilKill(pid: pid, bytes: bytes, limit: config.evilAddressSpaceLimitBytes, reason: .evilAddressSpace,
+                            what: "address space", now: now)
         case .busySampled(let percent, let queue, let rss):
             guard !stopping, var c = cheaperState else { return [] }
             let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
@@ -561,21 +571,22 @@ public struct WorkerPool: Sendable {
     /// --evil-reload-on-rss: uWSGI's master SIGKILLs a worker whose sampled RSS reached the limit, whatever
     /// it is doing (core/master_checks.c); a graceful recycle would let a busy worker grow on until its
     /// request ends. The replacement is forked first, as for any recycle.
-    private mutating func evilRSS(pid: Int32, bytes: Int, now: Instant) -> [Action] {
-        guard config.evilRSSLimitBytes > 0, bytes >= config.evilRSSLimitBytes,
+    /// --evil-reload-on-as is the same rule on the address space (uWSGI's vsz).
+    private mutating func evilKill(pid: Int32, bytes: Int, limit: Int, reason: RetireReason, what: String, now: Instant) -> [Action] {
+        guard limit > 0, bytes >= limit,
               let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].evilKilled else { return [] }
         slots[i].evilKilled = true
         slots[i].killDeadline = nil
         let w = slots[i]
-        var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) RSS \(bytes >> 20) MiB >= --evil-reload-on-rss \(config.evilRSSLimitBytes >> 20) MiB: SIGKILL")]
+        var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) \(what) \(bytes >> 20) MiB >= --\(reason.rawValue) \(limit >> 20) MiB: SIGKILL")]
         if w.state != .retiring && !stopping {
             slots[i].state = .retiring
-            slots[i].retireReason = .evilRSS
+            slots[i].retireReason = reason
             respawnTotals[w.id, default: 0] += 1
             if now - min(now, w.startedAt) < config.crashWindowNanoseconds {
                 // Over the limit within its first second: the limit is below what a fresh worker needs, and
                 // an immediate replacement would be killed too, four times a second for ever. Back off.
-                actions += scheduleRespawn(id: w.id, now: now, why: "over --evil-reload-on-rss within a second of its start: the limit is below a fresh worker's RSS")
+                actions += scheduleRespawn(id: w.id, now: now, why: "over --\(reason.rawValue) within a second of its start: the limit is below a fresh worker's \(what)")
             } else {
                 backoff[w.id] = nil
                 actions += forkWorker(id: w.id)

@@ -28,7 +28,7 @@ import Testing
         // Floors measured at this commit: a change that blocks more real configs fails here.
         // threads (issue 17) landed: 138 pass as they are (one writes `threads = true`, refused as no number).
         // Several listeners (issue 20 D): 143.
-        // Python plugin keys (issue 20 B: py-autoreload, mount, chain reload, import, paste...), with main merged: 168.
+        // uWSGI's number reading, process options, reload-on-exception (issue 20 A), Python plugin keys (B), logging keys (C), with D merged: 168.
         #expect(accepted >= 168, "accepted \(accepted) of \(files.count)")
         #expect(accepted + threadsOnly >= 168, "accepted with threads \(accepted + threadsOnly) of \(files.count)")
     }

@@ -169,7 +169,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         let message = uwsgiFailure("""
             [uwsgi]
             proceses = 4
-            harakiri = soon
+            harakiri = 1m
             gevent = 100
             ini = missing.ini
             """)

@@ -146,6 +146,6 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil) || spec.optionalValue)
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 91)
+        #expect(optionTable.count == 122)
     }
 }
