@@ -89,6 +89,9 @@ public struct PythonAppOptions: Equatable, Sendable {
         if pasteLogger || pasteName != nil, paste == nil {
             try fail("\(pasteLogger ? "--paste-logger" : "--paste-name") needs --paste config:FILE")
         }
+        if let p = paste, !["config:", "egg:", "call:"].contains(where: { p.hasPrefix($0) }) {
+            try fail("--paste \(quoted(p)): give a paste.deploy URI, like config:\(p.hasPrefix("/") ? p : "/path/app.ini") (uWSGI hands it to loadapp as it is)")
+        }
         if pasteLogger, let p = paste, !p.hasPrefix("config:") {
             try fail("--paste-logger reads the logging sections of a config: file; --paste \(quoted(p)) is not one")
         }
