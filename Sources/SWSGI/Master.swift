@@ -91,6 +91,8 @@ final class Master {
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
         if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
+        fifo = try settings.masterFifo.map { try MasterFifo(path: $0) }
+        if let f = fifo { try reactor.watch(f.fd, token: Token.masterFifo) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -133,6 +135,8 @@ final class Master {
         log("touch-reload: \(p.path) changed")
         return execute(events(for: SIGHUP))
     }
+    /// --master-fifo (nil without the option).
+    var fifo: MasterFifo? = nil
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -172,6 +176,8 @@ final class Master {
         static let touchReload: UInt64 = 4
         /// A --touch-chain-reload path changed.
         static let touchChainReload: UInt64 = 5
+        /// Bytes written to --master-fifo.
+        static let masterFifo: UInt64 = 6
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -204,6 +210,10 @@ final class Master {
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
                 ServicesRuntime.shared.masterNotified()
+            case Token.masterFifo:
+                for command in fifo?.commands() ?? [] {
+                    if let code = execute(fifoCommand(command)) { return code }
+                }
             case Token.touchReload:
                 if let changed = touchReload?.changed() { touched(changed, chain: false) }
             case Token.touchChainReload:
@@ -319,6 +329,35 @@ final class Master {
         return actions
     }
 
+    /// One --master-fifo command: the same decision as the signal it stands for.
+    private func fifoCommand(_ command: MasterFifoCommand) -> [WorkerPool.Action] {
+        switch command {
+        case .reload(let letter):
+            log("master-fifo: '\(letter)': graceful reload of the workers")
+            return events(for: SIGHUP)
+        case .gracefulStop:
+            log("master-fifo: 'q': graceful stop")
+            return events(for: SIGTERM)
+        case .immediateStop:
+            log("master-fifo: 'Q': immediate stop")
+            return events(for: SIGINT)
+        case .addWorker: return events(for: SIGTTIN)
+        case .removeWorker: return events(for: SIGTTOU)
+        case .reopenLog:
+            do { try LogTarget.reopen(settings) } catch { log("master-fifo: 'l': \(error)") }
+        case .logStats:
+            log("master-fifo: 's': " + String(statsSnapshot().json().split(separator: "\n").joined()))
+        case .rewritePidFile:
+            if let p = settings.pidFile {
+                do { try writeFileSafely(p, "\(getpid())\n") } catch { log("master-fifo: 'P': --pid-file \(p): \(error)") }
+            }
+        case .nothing: break
+        case .unsupported(let why):
+            log("master-fifo: \(why); ignored")
+        }
+        return []
+    }
+
     private func events(for sig: Int32) -> [WorkerPool.Action] {
         let now = monotonicNanoseconds()
         switch sig {
@@ -387,6 +426,7 @@ final class Master {
             case .exit(let code):
                 ServicesRuntime.shared.stopMules()
                 for l in listeners { l.vacuum() }
+                fifo?.remove()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
                 return code
@@ -470,9 +510,13 @@ final class Master {
                 exit(ExitCode.appLoadFailed)
             }
         }
-        app = StaticMap(settings.staticMaps).wrap(app)
+        app = StaticMap(settings.staticMaps, options: settings.staticFiles).wrap(app)
         var ctx = WorkerContext(id: id, slot: slot,
-                                listeners: listeners.map { WorkerListener(fd: $0.fd, uwsgiProtocol: $0.speaksUwsgi, remoteLabel: $0.isUnix ? "unix" : "tcp") },
+                                listeners: listeners.map { l in
+                                    var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")
+                                    w.proxyProtocol = settings.proxyProtocol && !l.speaksUwsgi
+                                    return w
+                                },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         ctx.sourceWatch = host?.sourceWatch
@@ -504,6 +548,7 @@ final class Master {
             for p in s.pending { close(p.fd) }
         }
         if let n = notifier { close(n.fd) }
+        fifo?.closeAfterFork()
     }
 
     /// A worker's request threads as its scoreboard rows show them (none with --threads 1).

@@ -137,7 +137,7 @@ public enum SWSGIMain {
             } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }
             else {
-                app = try BuiltinApps.named(options.effectiveApp)
+                app = try BuiltinApps.named(options.effectiveApp, staticFiles: options.staticFiles)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
             let early = try startupSignals()

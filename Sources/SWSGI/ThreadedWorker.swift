@@ -126,7 +126,7 @@ final class ThreadedWorker {
         sourceWatch = host?.sourceWatch
         if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
-        let staticMap = StaticMap(s.staticMaps)
+        let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
         for i in 0..<threads {
             self.threads.append(RequestThread(index: i, worker: self, app: host == nil ? apps.apps[i] : staticMap.wrap(apps.apps[i])))
         }
@@ -217,7 +217,8 @@ final class ThreadedWorker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+                           proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.connectionEvents) } catch {
             conns[fd] = nil
@@ -260,7 +261,26 @@ final class ThreadedWorker {
     }
 
     /// Parses `input`; a complete head goes to a request thread, an incomplete one waits for more.
-    private func continueWith(_ c: Connection, _ input: ArraySlice<UInt8>) {
+    private func continueWith(_ c: Connection, _ bytes: ArraySlice<UInt8>) {
+        var input = bytes
+        if c.expectsProxyHeader && c.proxyHeader != nil {
+            switch c.takeProxyHeader(bytes) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.acceptedAt
+                    schedule(c.acceptedAt + ctx.settings.headerTimeoutNanoseconds)
+                }
+                rearm(c)
+                return
+            case .refuse(let why):
+                ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
+                drop(c)
+                return
+            case .rest(let rest):
+                if rest.isEmpty { rearm(c); return }
+                input = rest
+            }
+        }
         switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
         case .needMore:
             if c.headStartedAt == nil {

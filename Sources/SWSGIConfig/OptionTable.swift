@@ -120,6 +120,8 @@ let optionTable: [OptionSpec] = [
               "TCP address to listen on, speaking HTTP (:PORT = all addresses; repeatable)"),
     appending(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket,
               "speak the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
+    boolean(core, "enable-proxy-protocol", \.proxyProtocol,
+            "HTTP listeners read a PROXY v1/v2 header first (REMOTE_ADDR from it); without one: closed"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
@@ -171,6 +173,8 @@ let optionTable: [OptionSpec] = [
               "replace the workers one at a time when PATH is touched (the next once the last one accepts)"),
     appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
               "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
+    option(core, "master-fifo", "PATH", .string(), \.masterFifo, default: "none",
+           "FIFO the master reads commands from: r/w/c reload, q stop, Q stop now, + -, l, s, P"),
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
            "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",
@@ -233,7 +237,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
+] + staticOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

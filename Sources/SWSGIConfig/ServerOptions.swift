@@ -19,6 +19,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var httpSocket: [HTTPSocketAddress] = []
     /// Listeners speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`, repeatable).
     public var uwsgiSocket: [UwsgiSocketAddress] = []
+    /// HTTP listeners expect a PROXY protocol header (v1 or v2) first on each connection (`--enable-proxy-protocol`).
+    public var proxyProtocol: Bool = false
     /// listen(2) backlog (`--listen`).
     public var listenBacklog: Int = 1024
     /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.
@@ -81,6 +83,10 @@ public struct ServerOptions: Equatable, Sendable {
     public var touchChainReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
+    /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
+    public var staticFiles = StaticFileOptions()
+    /// uWSGI's master FIFO: one-letter commands written to this path (`--master-fifo`).
+    public var masterFifo: String? = nil
     /// The process umask, octal (`--umask`).
     public var umask: UInt32? = nil
     /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.

@@ -48,18 +48,16 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
     "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
-    "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
+    "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
     // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
     "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
-    "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
-    "static-expires": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
-    "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
+    // A swsgi worker writes a static file itself and is busy until a slow client has it all: without
+    // offloading, accepting this would promise freed workers that swsgi does not give.
+    "offload-threads": .refused("not supported: a swsgi worker sends a static file itself and stays busy until the client has it; serve static files from nginx in front, or add processes/threads"),
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
@@ -87,7 +85,6 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "alarm-log": .refused("not supported: swsgi raises no alarms; watch its log"),
     "alarm-segfault": .refused("not supported: swsgi raises no alarms; a dead worker is logged and respawned"),
     "cron": .refused("not supported: use cron or a systemd timer"),
-    "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
     "reload-on-exception-type": .refused("not supported: reload-on-exception recycles on any exception (uWSGI compares these with the exception's message, not its type)"),
     "reload-on-exception-value": .refused("not supported: reload-on-exception recycles on any exception"),
     "reload-on-exception-repr": .refused("not supported: reload-on-exception recycles on any exception"),

@@ -117,6 +117,11 @@ import Testing
             "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
             "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
             "route": "^/health donotlog:", "log-truncate": "true", "log-drain": "^x", "log-filter": "^x", "log-syslog": "app",
+            "enable-proxy-protocol": "true", "static-index": "index.htm", "static-expires": "/css/.* 3600",
+            "static-expires-mtime": "\\.png$ 60", "static-expires-uri": "^/s/ 60", "static-expires-uri-mtime": "^/s/ 60",
+            "static-expires-path-info": "^/a 1", "static-expires-path-info-mtime": "^/a 1", "static-expires-type": "text/css=60",
+            "static-expires-type-mtime": "image/png=60", "static-gzip-all": "true", "static-gzip": "\\.js$", "static-gzip-dir": "/srv/s",
+            "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py", "master-fifo": "/run/fifo",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
