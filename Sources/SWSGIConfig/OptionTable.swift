@@ -170,7 +170,7 @@ let optionTable: [OptionSpec] = [
               "reload the workers gracefully (as SIGHUP) when PATH is touched or replaced (repeatable)",
               aliases: ["touch-workers-reload", "fs-reload"]),
     appending(core, "touch-chain-reload", "PATH", \.touchChainReload,
-              "when PATH is touched or replaced, replace the workers one at a time, each once the previous replacement accepts (repeatable)"),
+              "replace the workers one at a time when PATH is touched (the next once the last one accepts)"),
     appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
               "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
     option(core, "master-fifo", "PATH", .string(), \.masterFifo, default: "none",

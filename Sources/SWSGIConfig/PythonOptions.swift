@@ -89,6 +89,9 @@ public struct PythonAppOptions: Equatable, Sendable {
         if pasteLogger || pasteName != nil, paste == nil {
             try fail("\(pasteLogger ? "--paste-logger" : "--paste-name") needs --paste config:FILE")
         }
+        if let p = paste, !["config:", "egg:", "call:"].contains(where: { p.hasPrefix($0) }) {
+            try fail("--paste \(quoted(p)): give a paste.deploy URI, like config:\(p.hasPrefix("/") ? p : "/path/app.ini") (uWSGI hands it to loadapp as it is)")
+        }
         if pasteLogger, let p = paste, !p.hasPrefix("config:") {
             try fail("--paste-logger reads the logging sections of a config: file; --paste \(quoted(p)) is not one")
         }
@@ -218,14 +221,14 @@ let pythonOptionRows: [OptionSpec] = [
                    o.python.mounts.append(try Mount(parsing: text))
                }, isBoolean: false),
     boolean(python, "manage-script-name", \.python.manageScriptName,
-            "pick the mounted app by the longest mount point the path starts with; that prefix moves from PATH_INFO to SCRIPT_NAME"),
+            "pick the --mount app by the longest prefix of the path; it moves from PATH_INFO to SCRIPT_NAME"),
     option(python, "paste", "URI", .string(), \.python.paste, default: "none",
            "serve the app paste.deploy's loadapp(URI) builds (config:/path/app.ini)"),
     option(python, "paste-name", "NAME", .string(), \.python.pasteName, default: "main",
            "the app section --paste loads"),
     boolean(python, "paste-logger", \.python.pasteLogger, "configure logging from the --paste config file first (logging.config.fileConfig)"),
     option(python, "py-sys-executable", "PATH", .string(), \.python.sysExecutable, default: "the interpreter's",
-           "sys.executable as the app sees it (only that: the interpreter is chosen by --home / --python-executable)",
+           "sys.executable as the app sees it (only that: --home picks the interpreter)",
            aliases: ["py-executable"]),
     option(python, "optimize", "N", .int(0...Int(Int32.max)), \.python.optimize, default: "0",
            "Python's optimization level, as python -O (1: no asserts) or -OO (2: no docstrings either)"),
@@ -236,13 +239,13 @@ let pythonOptionRows: [OptionSpec] = [
               aliases: ["pyimport", "py-import", "python-import"]),
     appending(python, "shared-import", "MODULE|FILE.py", \.python.sharedImports,
               "import a module (or .py file) once in the master, before any worker is forked (repeatable)",
-              aliases: ["shared-pyimport", "shared-py-import", "shared-python-import"]),
+              aliases: ["shared-pyimport", "shared-py-import"]),
     option(python, "py-autoreload", "N", .int(0...Int(Int32.max)), \.python.autoReloadSeconds, default: "0 = off",
-           "reload the workers when a module the app imported changes (inotify: N > 0 turns it on; the app is imported in each worker)",
-           aliases: ["python-autoreload", "py-auto-reload", "python-auto-reload"]),
+           "N > 0: reload the workers when a module the app imported changes (inotify; app imported per worker)",
+           aliases: ["python-autoreload", "py-auto-reload"]),
     appending(python, "py-autoreload-ignore", "MODULE", \.python.autoReloadIgnore,
               "a module (by name) whose file --py-autoreload does not watch (repeatable)",
-              aliases: ["py-auto-reload-ignore", "python-autoreload-ignore", "python-auto-reload-ignore"]),
+              aliases: ["py-auto-reload-ignore"]),
     option(python, "threads", "N", .int(0...Int.max), \.python.threads, default: "1",
            "request threads per worker (the worker's main thread accepts and reads request heads)"),
 ]

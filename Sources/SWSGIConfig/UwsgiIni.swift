@@ -116,6 +116,9 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "early-python-import": .rename("shared-import"),
     // uWSGI loads these in each worker after fork; served the same, loaded once in the master before it.
     "worker-mount": .rename("mount"),
+    // The rest of uWSGI's spellings.
+    "python-auto-reload": .rename("py-autoreload"),
+    "shared-python-import": .rename("shared-import"),
     "wsgi-env-behaviour": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
     "wsgi-env-behavior": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
     "enable-threads": .rename("enable-threads"),

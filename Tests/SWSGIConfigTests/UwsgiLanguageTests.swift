@@ -298,5 +298,6 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         let early = try uwsgiOptions("[uwsgi]\nmodule = a:app\nearly-pythonpath = /x\nearly-pyimport = m\nworker-mount = /w=w:app\nwsgi-env-behaviour = cheat\n")
         #expect(early.python.pythonPath == ["/x"] && early.python.sharedImports == ["m"] && early.python.mounts.map(\.point) == ["/w"])
         #expect(uwsgiFailure("[uwsgi]\nmodule = a:app\nwsgi-env-behavior = other\n")?.contains("holy") == true)
+        #expect(uwsgiFailure("[uwsgi]\npaste = /srv/app.ini\n")?.contains("like config:/srv/app.ini") == true)
     }
 }
