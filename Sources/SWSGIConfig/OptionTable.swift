@@ -234,7 +234,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + staticOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows
+] + staticOptionRows + daemonOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

@@ -112,6 +112,8 @@ import Testing
             "static-expires-path-info": "^/a 1", "static-expires-path-info-mtime": "^/a 1", "static-expires-type": "text/css=60",
             "static-expires-type-mtime": "image/png=60", "static-gzip-all": "true", "static-gzip": "\\.js$", "static-gzip-dir": "/srv/s",
             "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py", "master-fifo": "/run/fifo",
+            "attach-daemon": "sleep 9", "attach-control-daemon": "sleep 9", "attach-daemon2": "cmd=sleep 9", "cron": "0 3 -1 -1 -1 true",
+            "unique-cron": "0 3 -1 -1 -1 true",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
