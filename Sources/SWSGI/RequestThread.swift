@@ -81,6 +81,8 @@ final class RequestThread: RequestServer {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try app(request)
         } catch let e as RequestBodyError {
@@ -91,6 +93,7 @@ final class RequestThread: RequestServer {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         let early = inHand?.early
         inHand?.appReturned = true
@@ -119,6 +122,7 @@ final class RequestThread: RequestServer {
                     try early.framing.end()
                 } catch {
                     plan.keepAlive = false
+                    if error is ApplicationFailure { appRaised = true }
                     note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
                 }
             }
@@ -156,6 +160,7 @@ final class RequestThread: RequestServer {
                 }
             } catch {
                 plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
+                if error is ApplicationFailure { appRaised = true }
                 note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
             }
         }
@@ -169,7 +174,7 @@ final class RequestThread: RequestServer {
         worker.monitor.withLock {
             busy = false
             setHarakiriDeadlineLocked(nil)
-            worker.countServedLocked(busyNanoseconds: finished - min(started, finished))
+            worker.countServedLocked(busyNanoseconds: finished - min(started, finished), appRaised: appRaised)
         }
         if log.wants(status: response.status) {
             log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,

@@ -74,6 +74,8 @@ final class ThreadedWorker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
@@ -91,7 +93,7 @@ final class ThreadedWorker {
     var recycleRequested = false
 
     /// `--py-autoreload`'s watch, once the app is loaded (nil when not asked for).
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
@@ -101,7 +103,8 @@ final class ThreadedWorker {
         let s = ctx.settings
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
@@ -121,7 +124,7 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         sourceWatch = host?.sourceWatch
-        if let w = sourceWatch { try epoll.add(w.fd, token: Self.sourceToken) }
+        if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
         for i in 0..<threads {
@@ -185,7 +188,7 @@ final class ThreadedWorker {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
-                case Self.sourceToken: if let w = sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
@@ -525,7 +528,7 @@ final class ThreadedWorker {
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
-    func countServedLocked(busyNanoseconds: UInt64) {
+    func countServedLocked(busyNanoseconds: UInt64, appRaised: Bool) {
         let sb = ctx.scoreboard, slot = ctx.slot
         served += 1
         sb.set(slot, .requests, served)
@@ -538,6 +541,12 @@ final class ThreadedWorker {
         } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
             recycleRequested = true
             tellMaster(.recycleRSS)
+        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleAddressSpace)
+        } else if appRaised, ctx.settings.process.reloadOnException {
+            recycleRequested = true
+            tellMaster(.recycleException)
         }
     }
 }

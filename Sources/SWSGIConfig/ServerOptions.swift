@@ -79,6 +79,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var env: [String] = []
     /// Files (or directories) whose change reloads the workers gracefully, as SIGHUP (`--touch-reload`).
     public var touchReload: [String] = []
+    /// Files (or directories) whose change replaces the workers one at a time (`--touch-chain-reload`).
+    public var touchChainReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
     /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
@@ -148,6 +150,11 @@ public struct ServerOptions: Equatable, Sendable {
     public var cheaperRSSLimitSoftBytes: Int = 0
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
+
+    // MARK: Process (ProcessOptions.swift)
+
+    /// Resource limits, CPU pinning, address-space recycling and process titles.
+    public var process = ProcessOptions()
 
     // MARK: Python
 
