@@ -208,6 +208,7 @@ final class Master {
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
             ServicesRuntime.shared.masterTick()
+            if let d = commands.nextDeadline, d <= now, commands.deadlinePassed() != nil, let code = execute(events(for: SIGTERM)) { return code }
             if let code = touchSettled(now: now) { return code }
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
             return nil
