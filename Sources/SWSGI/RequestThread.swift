@@ -107,63 +107,10 @@ final class RequestThread: RequestServer {
         responseBuffer = []
         out.removeAll(keepingCapacity: true)
         defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
-        var sent = 0, headBytes = 0
-        var streamed: StreamFraming?
-        var plan: HTTPResponsePlan
-        if let early {
-            plan = early.plan
-            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
-            if !appFailed {
-                do {
-                    switch response.body {
-                    case .bytes(let body): try early.stream.write(body)
-                    case .stream(let produce): try produce(early.stream)
-                    }
-                    try early.framing.end()
-                } catch {
-                    plan.keepAlive = false
-                    if error is ApplicationFailure { appRaised = true }
-                    note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-                }
-            }
-            sent = early.framing.sent
-            response.status = early.status
-            if !reader.finish() { plan.keepAlive = false }
-            rest = reader.leftover
-        } else {
-            do {
-                switch response.body {
-                case .bytes(let body):
-                    plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
-                    headBytes = out.count
-                if plan.sendsBody { out += body; sent = body.count }
-                    try c.writeAll(out, timeoutMilliseconds: timeout)
-                case .stream(let produce):
-                    let length = response.contentLength
-                    plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                         body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                         keepAlive: keepAlive, date: DateClock.now, to: &out)
-                    headBytes = out.count
-                    if plan.sendsBody {
-                        let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
-                                                   timeoutMilliseconds: timeout)
-                        streamed = stream
-                        try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
-                        try stream.end()
-                        sent = stream.sent
-                    } else {
-                        try c.writeAll(out, timeoutMilliseconds: timeout)
-                    }
-                    if !reader.finish() { plan.keepAlive = false }
-                    rest = reader.leftover
-                }
-            } catch {
-                plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
-                if error is ApplicationFailure { appRaised = true }
-                note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-            }
-        }
+        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                          reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note)
+        let plan = result.plan, sent = result.sent
+        if result.appRaised { appRaised = true }
         response.finish?()
         request.server = nil
         inHand = nil
@@ -178,7 +125,7 @@ final class RequestThread: RequestServer {
         }
         if log.wants(status: response.status) {
             log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
-                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
                       cgi: c.uwsgi?.variables, peer: c.addresses, core: index)
         }
         c.lastActivity = finished
@@ -193,16 +140,11 @@ extension RequestThread {
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let c = request.connection
-        var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 version: request.version, keepAlive: request.keepAlive && !retiring && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
-        let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
-                                    timeoutMilliseconds: worker.writeTimeoutMilliseconds)
-        let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
-        inHand?.early = (status, plan, framing, stream)
-        return stream
+        let early = ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
+                                               keepAlive: request.keepAlive && !retiring && !request.connection.closeAfterNext,
+                                               timeoutMilliseconds: worker.writeTimeoutMilliseconds)
+        inHand?.early = early
+        return early.stream
     }
 
     func shortenHarakiri(to nanoseconds: UInt64) {

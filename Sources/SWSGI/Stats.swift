@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import Posix
 // MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose

@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 import HTTP
 import Posix
@@ -183,7 +184,7 @@ final class Worker {
                 case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
-                        if lifecycle.accepting { acceptOne(ctx.listeners[i]) }
+                        if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
                     } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
                 }
             case .signal(let sig, _):
@@ -196,9 +197,26 @@ final class Worker {
 
     // MARK: connections
 
-    private func acceptOne(_ l: WorkerListener) {
+    private func acceptOne(_ l: WorkerListener, token: UInt64) {
         guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
+        // is fixed when it starts watching: the first worker would take every connection that arrives while it
+        // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
+        // worker already holding a connection goes to the back of the queue (as a worker blocked in accept(2)
+        // does), so connections rotate over the idle workers; before it serves the new connection, whose
+        // client may connect again as soon as it has its answer. A worker serving one connection at a time
+        // (no pool) never pays the two epoll_ctl calls.
+        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue(l, token: token) }
         adopt(fd.release(), from: l)
+    }
+
+    /// Watches the listener again: at the back of its wait queue.
+    private func rejoinListenerQueue(_ l: WorkerListener, token: UInt64) {
+        reactor.unwatch(l.fd, token: token)
+        do { try reactor.watch(l.fd, token: token, events: Epoll.readable | Epoll.exclusive) } catch {
+            ServerLog.line("\(error)")
+            _exit(1)
+        }
     }
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
@@ -351,68 +369,11 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        var sent = 0, headBytes = 0
-        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
-        var streamed: StreamFraming?
-        var plan: HTTPResponsePlan
-        if let early {
-            // The head is out: the rest of the body follows it; a failure can only cut the connection.
-            plan = early.plan
-            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
-            // An app that failed after its response started: no last chunk, so the client sees it cut short.
-            if !appFailed {
-                do {
-                    switch response.body {
-                    case .bytes(let body): try early.stream.write(body)
-                    case .stream(let produce): try produce(early.stream)
-                    }
-                    try early.framing.end()
-                } catch {
-                    plan.keepAlive = false
-                    if error is ApplicationFailure { appRaised = true }
-                    note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-                }
-            }
-            sent = early.framing.sent
-            response.status = early.status
-            if !reader.finish() { plan.keepAlive = false }
-            rest = reader.leftover
-        } else {
-        do {
-            switch response.body {
-            case .bytes(let body):
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
-                headBytes = out.count
-                if plan.sendsBody { out += body; sent = body.count }
-                try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-            case .stream(let produce):
-                let length = response.contentLength
-                plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                     keepAlive: keepAlive, date: DateClock.now, to: &out)
-                headBytes = out.count
-                if plan.sendsBody {
-                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
-                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
-                                               timeoutMilliseconds: writeTimeoutMilliseconds)
-                    streamed = stream
-                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
-                    try stream.end()
-                    sent = stream.sent
-                } else {
-                    try c.writeAll(out, timeoutMilliseconds: writeTimeoutMilliseconds)
-                }
-                if !reader.finish() { plan.keepAlive = false }
-                rest = reader.leftover
-            }
-        } catch {
-            plan = HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false)
-            if error is ApplicationFailure { appRaised = true }
-            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-            if let streamed { sent = streamed.sent }
-        }
-        }
+        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                          reader: reader, rest: &rest, buffer: &out,
+                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
+        let plan = result.plan, sent = result.sent
+        if result.appRaised { appRaised = true }
         response.finish?()
         request.server = nil
         inHand = nil
@@ -442,7 +403,7 @@ final class Worker {
         }
         if log.wants(status: response.status) {
             log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
-                      headerBytes: headBytes, headerCount: response.headers.count, viaSendfile: streamed?.usedSendfile ?? false,
+                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
                       cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         c.lastActivity = finished
@@ -582,24 +543,18 @@ struct InHand {
     /// Set once the app has returned: its response can no longer be started early.
     var appReturned = false
     /// The response the app started before returning (WSGI's write()).
-    var early: (status: Int, plan: HTTPResponsePlan, framing: StreamFraming, stream: ResponseStream)?
+    var early: EarlyResponse?
 }
 
 extension Worker: RequestServer {
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let c = request.connection
-        var out: [UInt8] = []
-        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
-                                                 version: request.version, keepAlive: request.keepAlive && lifecycle.accepting && !c.closeAfterNext,
-                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
-        // No body allowed (HEAD, 204, 304): the stream takes nothing and the head leaves at the end.
-        let framing = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: plan.sendsBody ? length : 0,
-                                    timeoutMilliseconds: writeTimeoutMilliseconds)
-        let stream = ResponseStream(sink: framing.write, fileSink: framing.sendFile)
-        inHand?.early = (status, plan, framing, stream)
-        return stream
+        let early = ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
+                                               keepAlive: request.keepAlive && lifecycle.accepting && !request.connection.closeAfterNext,
+                                               timeoutMilliseconds: writeTimeoutMilliseconds)
+        inHand?.early = early
+        return early.stream
     }
 
     func shortenHarakiri(to nanoseconds: UInt64) {

@@ -1,0 +1,115 @@
+import HTTP
+
+/// A response the app started before returning (WSGI's write()): its head and body go out through `framing`.
+struct EarlyResponse {
+    let status: Int
+    let plan: HTTPResponsePlan
+    let framing: StreamFraming
+    let stream: ResponseStream
+}
+
+/// What writing a response did, for the connection and the access log.
+struct SentResponse {
+    /// The plan followed; its `keepAlive`: whether the connection can carry another request.
+    var plan: HTTPResponsePlan
+    /// Body bytes sent (what a failed stream had sent when it failed).
+    var sent = 0
+    /// Bytes of the head this call wrote (0 after an early start: that head went out before).
+    var headBytes = 0
+    /// The body went out with sendfile(2).
+    var viaSendfile = false
+    /// The app raised while its body was produced (reload-on-exception counts it).
+    var appRaised = false
+}
+
+/// How a request's response is written, for the single-threaded `Worker` and each `RequestThread` alike:
+/// what differs between them (where the request number, the scoreboard row and keep-alive come from) stays
+/// with them; the bytes on the wire are decided here once.
+enum ResponseSending {
+    /// Starts a response before the app returns: the head waits in the framing and leaves with the first
+    /// body bytes (one send, no Nagle wait between them); with no body allowed (HEAD, 204, 304), the stream
+    /// takes nothing and the head leaves at the end.
+    static func startEarly(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?,
+                           for request: InHand, keepAlive: Bool, timeoutMilliseconds: Int32) -> EarlyResponse {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
+                                                 version: request.version, keepAlive: keepAlive,
+                                                 headRequest: request.isHead, date: DateClock.now, to: &out)
+        let framing = StreamFraming(connection: request.connection, head: out, chunked: plan.chunked,
+                                    declaredLength: plan.sendsBody ? length : 0, timeoutMilliseconds: timeoutMilliseconds)
+        return EarlyResponse(status: status, plan: plan, framing: framing, stream: ResponseStream(sink: framing.write, fileSink: framing.sendFile))
+    }
+
+    /// Writes `response` (the rest of it after an early start) on `c` and consumes what the app left of the
+    /// request body. `keepAlive`: whether the server would keep the connection. `out`: the caller's reusable
+    /// buffer, empty. A failure is added to `note`; `response.status` becomes what was sent.
+    static func send(_ response: inout Response, early: EarlyResponse?, appFailed: Bool, head: HTTPRequestHead, keepAlive: Bool,
+                     on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
+                     timeoutMilliseconds: Int32, note: inout String?) -> SentResponse {
+        var appRaised = false
+        func failed(_ error: Error) {
+            if error is ApplicationFailure { appRaised = true }
+            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+        }
+        if let early {
+            // The head is out: the rest of the body follows it; a failure can only cut the connection.
+            var plan = early.plan
+            plan.keepAlive = plan.keepAlive && keepAlive && !appFailed
+            // An app that failed after its response started: no last chunk, so the client sees it cut short.
+            if !appFailed {
+                do {
+                    switch response.body {
+                    case .bytes(let body): try early.stream.write(body)
+                    case .stream(let produce): try produce(early.stream)
+                    }
+                    try early.framing.end()
+                } catch {
+                    plan.keepAlive = false
+                    failed(error)
+                }
+            }
+            response.status = early.status
+            if !reader.finish() { plan.keepAlive = false }
+            rest = reader.leftover
+            return SentResponse(plan: plan, sent: early.framing.sent, appRaised: appRaised)
+        }
+        var sent = 0, headBytes = 0
+        /// A streamed response's framing: what it sent is logged even when the stream failed midway.
+        var streamed: StreamFraming?
+        do {
+            switch response.body {
+            case .bytes(let body):
+                let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
+                if plan.sendsBody { out += body; sent = body.count }
+                try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
+                return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
+            case .stream(let produce):
+                let length = response.contentLength
+                var plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                         body: length.map { .contentLength($0) } ?? .streamed, for: head,
+                                                         keepAlive: keepAlive, date: DateClock.now, to: &out)
+                headBytes = out.count
+                if plan.sendsBody {
+                    // The head goes out with the first body bytes: one send, and no Nagle wait between them.
+                    let stream = StreamFraming(connection: c, head: out, chunked: plan.chunked, declaredLength: length,
+                                               timeoutMilliseconds: timeoutMilliseconds)
+                    streamed = stream
+                    try produce(ResponseStream(sink: stream.write, fileSink: stream.sendFile))
+                    try stream.end()
+                    sent = stream.sent
+                } else {
+                    try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
+                }
+                if !reader.finish() { plan.keepAlive = false }
+                rest = reader.leftover
+                return SentResponse(plan: plan, sent: sent, headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false)
+            }
+        } catch {
+            failed(error)
+            return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: streamed?.sent ?? sent,
+                                headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false, appRaised: appRaised)
+        }
+    }
+}
