@@ -89,10 +89,11 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
-        touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
-        if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
+        commands = try MasterCommands(settings, environment: env)
         fifo = try settings.masterFifo.map { try MasterFifo(path: $0) }
         if let f = fifo { try reactor.watch(f.fd, token: Token.masterFifo) }
+        touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
+        if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -106,6 +107,10 @@ final class Master {
 
     /// --touch-reload's watch (nil without the option).
     var touchReload: ChangeWatch? = nil
+    /// --attach-daemon and --cron commands.
+    var commands: MasterCommands!
+    /// --master-fifo (nil without the option).
+    var fifo: MasterFifo? = nil
     /// --touch-chain-reload's watch (nil without the option).
     var touchChainReload: ChangeWatch? = nil
     /// A touch waiting for its burst to end: one save is several inotify events (a create, a write, a
@@ -135,8 +140,6 @@ final class Master {
         log("touch-reload: \(p.path) changed")
         return execute(events(for: SIGHUP))
     }
-    /// --master-fifo (nil without the option).
-    var fifo: MasterFifo? = nil
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
@@ -153,11 +156,12 @@ final class Master {
             for l in self.listeners { close(l.fd) }
         })
         if let code = execute(pool.handle(.started, now: now0)) { return code }
+        if commands.start() != nil, let code = execute(events(for: SIGTERM)) { return code }
         while true {
             do {
                 try watchStatsClients()
                 try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
-                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush, touchPending?.at].compactMap { $0 }.min())
+                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush, touchPending?.at, commands.nextDeadline].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -189,6 +193,11 @@ final class Master {
             return execute(events(for: sig))
         case .childExited(let pid, let status):
             if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { return nil }
+            var stop: String? = nil
+            if commands.childExited(pid, status: status, stop: &stop) {
+                // A control daemon died (attach-control-daemon): the server stops, gracefully.
+                return stop == nil ? nil : execute(events(for: SIGTERM))
+            }
             // What the worker wrote before it exited (its TERM, a recycle request) comes first: the reactor
             // reaps before it reports the pipe readable.
             if let code = readWorkerMessages() { return code }
@@ -199,6 +208,7 @@ final class Master {
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
             ServicesRuntime.shared.masterTick()
+            if let d = commands.nextDeadline, d <= now, commands.deadlinePassed() != nil, let code = execute(events(for: SIGTERM)) { return code }
             if let code = touchSettled(now: now) { return code }
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
             return nil
@@ -370,6 +380,7 @@ final class Master {
             // --log-reopen: the new generation (and the master) write to the file at the path now.
             if settings.logReopen { do { try LogTarget.reopen(settings) } catch { log("--log-reopen: \(error)") } }
             ServicesRuntime.shared.reloadMules()
+            commands.reload()
             return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)
         case SIGTTOU: return pool.handle(.removeWorker, now: now)
@@ -425,6 +436,7 @@ final class Master {
                 if let slot = slotOfPID[pid] { scoreboard.set(slot, .harakiriFiredFor, scoreboard.get(slot, .requestCounter)) }
             case .exit(let code):
                 ServicesRuntime.shared.stopMules()
+                commands.stopAll(reactor: reactor)
                 for l in listeners { l.vacuum() }
                 fifo?.remove()
                 if let p = settings.pidFile { unlink(p) }

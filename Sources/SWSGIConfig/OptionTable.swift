@@ -237,7 +237,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + staticOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
+] + staticOptionRows + daemonOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

@@ -85,6 +85,10 @@ public struct ServerOptions: Equatable, Sendable {
     public var staticMaps: [String] = []
     /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
     public var staticFiles = StaticFileOptions()
+    /// Commands the master runs beside the server (`--attach-daemon`, `--attach-daemon2`).
+    public var daemons: [DaemonOptions] = []
+    /// Commands the master runs at matching minutes (`--cron`, `--unique-cron`).
+    public var cronCommands: [CronCommandOptions] = []
     /// uWSGI's master FIFO: one-letter commands written to this path (`--master-fifo`).
     public var masterFifo: String? = nil
     /// The process umask, octal (`--umask`).

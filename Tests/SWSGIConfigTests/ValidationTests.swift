@@ -146,7 +146,7 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil) || spec.optionalValue)
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 999)
+        #expect(optionTable.count == 157)
     }
 }
 
@@ -163,5 +163,22 @@ import Testing
         #expect(failure(["--static-expires", "/css/ soon"])?.contains("not a number of seconds") == true)
         #expect(failure(["--static-expires-type", "text/css"])?.contains("expected TYPE=SECONDS") == true)
         #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = 2\n")?.contains("stays busy until the client has it") == true)
+    }
+}
+
+/// uWSGI's master commands: cron lines, attach-daemon2 keyvals, and what is refused.
+@Suite struct MasterCommandValues {
+    @Test func cronAndDaemons() throws {
+        let o = try options(["--ini", "app.ini"], ini: "[uwsgi]\ncron = -10 8 -1 -1 -1 python3 -m app.spider.index\nunique-cron = 0 0 -1 -1 -1 sh -c 'find /b -mtime +30 | xargs -r rm'\nattach-daemon = ./manage.py sendalerts\nattach-daemon2 = cmd=celery beat,stopsignal=INT,max_throttle=9\n")
+        #expect(o.cronCommands.map(\.command) == ["python3 -m app.spider.index", "sh -c 'find /b -mtime +30 | xargs -r rm'"])
+        #expect(o.cronCommands[0].minute == -10 && o.cronCommands[0].hour == 8 && !o.cronCommands[0].unique && o.cronCommands[1].unique)
+        #expect(o.daemons.map(\.command) == ["./manage.py sendalerts", "celery beat"])
+        #expect(o.daemons[1].stopSignal == 2 && o.daemons[1].maxThrottleSeconds == 9)
+        #expect(failure(["--cron", "0 0 -1 -1 cmd"])?.contains("expected MINUTE HOUR DAY MONTH WEEKDAY COMMAND") == true)
+        #expect(failure(["--cron", "61 0 -1 -1 -1 cmd"])?.contains("minute 61 is out of range") == true)
+        #expect(failure(["--cron", "0 0 -1 -1 -1"])?.contains("the command is missing") == true)
+        #expect(failure(["--attach-daemon2", "cmd=x,pidfile=/run/x.pid"])?.contains("not supported") == true)
+        #expect(failure(["--attach-daemon2", "stopsignal=INT"])?.contains("cmd=COMMAND is missing") == true)
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nsmart-attach-daemon = /run/c.pid celery beat\n")?.contains("attach-daemon") == true)
     }
 }
