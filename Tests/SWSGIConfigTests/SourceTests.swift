@@ -124,11 +124,6 @@ import Testing
             "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py", "master-fifo": "/run/fifo",
             "attach-daemon": "sleep 9", "attach-control-daemon": "sleep 9", "attach-daemon2": "cmd=sleep 9", "cron": "0 3 -1 -1 -1 true",
             "unique-cron": "0 3 -1 -1 -1 true",
-            "logger": "file:/tmp/x.log", "req-logger": "stdio", "log-route": "a ^x", "log-req-route": "a ^x",
-            "log-req-encoder": "nl", "log-maxsize": "1m", "log-backupname": "/tmp/x.old", "log-date": "true",
-            "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
-            "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
-            "route": "^/health donotlog:", "log-truncate": "true", "log-drain": "^x", "log-filter": "^x", "log-syslog": "app",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {
