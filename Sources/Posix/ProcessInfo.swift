@@ -24,12 +24,26 @@ public func residentBytes(pid: Int32) -> Int? {
 }
 
 /// Resident memory read from an open statm file (one pread: cheap enough to run after every request).
-public func residentBytes(statmFD fd: Int32) -> Int? {
+public func residentBytes(statmFD fd: Int32) -> Int? { statmBytes(fd, field: 1) }
+
+/// The address space (VmSize, statm's first field) read from an open statm file: uWSGI's `vsz`.
+public func addressSpaceBytes(statmFD fd: Int32) -> Int? { statmBytes(fd, field: 0) }
+
+/// A process's address space (VmSize) in bytes, nil if it is gone.
+public func addressSpaceBytes(pid: Int32) -> Int? {
+    let fd = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return addressSpaceBytes(statmFD: fd)
+}
+
+/// Field `field` (in pages) of an open statm file, in bytes.
+private func statmBytes(_ fd: Int32, field: Int) -> Int? {
     var buf = [UInt8](repeating: 0, count: 128)
     let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
     guard n > 0 else { return nil }
     let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
-    guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+    guard fields.count > field, let pages = Int(String(decoding: fields[field], as: UTF8.self)) else { return nil }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 

@@ -100,6 +100,9 @@ public final class CPythonAPI: @unchecked Sendable {
     public let excOSError: PyObjectPointer
     public let excSystemExit: PyObjectPointer
     public let excRuntimeError: PyObjectPointer
+    /// `Py_OptimizeFlag`, the `-O` level read by Py_InitializeEx (uWSGI's `--optimize` sets it); nil
+    /// in a libpython without the legacy global.
+    public let optimizeFlag: UnsafeMutablePointer<Int32>?
 
     /// Opens `path` and resolves every symbol; names the first one missing.
     public init(libraryPath path: String) throws(PythonLoadError) {
@@ -202,5 +205,6 @@ public final class CPythonAPI: @unchecked Sendable {
         excOSError = try exported("PyExc_OSError")
         excSystemExit = try exported("PyExc_SystemExit")
         excRuntimeError = try exported("PyExc_RuntimeError")
+        optimizeFlag = dlsym(h, "Py_OptimizeFlag")?.assumingMemoryBound(to: Int32.self)
     }
 }

@@ -26,9 +26,18 @@ public final class Interpreter {
     /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),
     /// then points `sys.prefix` and `sys.path` at the installation's (a virtualenv's own when chosen)
     /// and routes the app's stdout, line-buffered, to swsgi's log on fd 2.
-    public init(_ installation: PythonInstallation, pythonPath: [String]) throws(PythonLoadError) {
+    /// `optimize`: Python's -O level (uWSGI's `--optimize`); `argv`: what follows sys.argv[0] (`--pyargv`).
+    /// `sysExecutable`: sys.executable as the app sees it (uWSGI's `--py-executable`).
+    public init(_ installation: PythonInstallation, pythonPath: [String], optimize: Int = 0, argv: [String] = [],
+                sysExecutable: String? = nil) throws(PythonLoadError) {
         self.installation = installation
         api = try CPythonAPI(libraryPath: installation.libraryPath)
+        if optimize > 0 {
+            guard let flag = api.optimizeFlag else {
+                throw PythonLoadError("--optimize \(optimize): \(installation.libraryPath) has no Py_OptimizeFlag; set PYTHONOPTIMIZE=\(optimize) in the environment instead")
+            }
+            flag.pointee = Int32(clamping: optimize)
+        }
         api.Py_InitializeEx(0)
         guard api.Py_IsInitialized() != 0 else { throw PythonLoadError("\(installation.libraryPath): Py_InitializeEx failed") }
         var setup = "import sys, io\n"
@@ -36,7 +45,7 @@ public final class Interpreter {
             setup += "sys.prefix = \(pythonLiteral(prefix))\n"
             setup += "sys.exec_prefix = \(pythonLiteral(installation.execPrefix ?? prefix))\n"
         }
-        if let executable = installation.executable { setup += "sys.executable = \(pythonLiteral(executable))\n" }
+        if let executable = sysExecutable ?? installation.executable { setup += "sys.executable = \(pythonLiteral(executable))\n" }
         if !installation.path.isEmpty {
             setup += "sys.path[:] = [\(installation.path.map(pythonLiteral).joined(separator: ", "))]\n"
         }
@@ -44,7 +53,7 @@ public final class Interpreter {
         for dir in pythonPath.reversed() { setup += "sys.path.insert(0, \(pythonLiteral(dir)))\n" }
         setup += """
             sys.stdout = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False), encoding='utf-8', errors='backslashreplace', line_buffering=True)
-            sys.argv = ['swsgi']
+            sys.argv = ['swsgi'\(argv.map { ", " + pythonLiteral($0) }.joined())]
 
             """
         if !run(setup, filename: "<swsgi setup>") {

@@ -88,7 +88,7 @@ final class AccessLog {
         if memoryReport { text += Self.memoryUse() }
         // --log-encoder json: swsgi's JSON object, built by ServerLog like every other line.
         if router.swsgiJSON && router.requestLoggers.isEmpty { ServerLog.line(text); return }
-        let head = router.date.map(logDatePrefix) ?? (wallClock() + " ")
+        let head = router.datePrefix() ?? (wallClock() + " ")
         router.request("\(head)\(prefix): \(text)")
     }
 

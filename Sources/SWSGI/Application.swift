@@ -218,6 +218,8 @@ public final class SocketAddresses {
     let fd: Int32
     init(fd: Int32) { self.fd = fd }
     public private(set) lazy var peer: (host: String, port: Int)? = socketAddress(fd, peer: true)
+    /// The client a PROXY protocol header names, in place of the proxy's own address.
+    func setPeer(_ p: (host: String, port: Int)) { peer = p }
     public private(set) lazy var local: (host: String, port: Int)? = socketAddress(fd, peer: false)
 }
 

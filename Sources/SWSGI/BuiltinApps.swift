@@ -58,12 +58,12 @@ public enum BuiltinApps {
     }
 
     /// The application `--app` names.
-    public static func named(_ app: BuiltinApp) throws -> Application {
+    public static func named(_ app: BuiltinApp, staticFiles: StaticFileOptions = StaticFileOptions()) throws -> Application {
         switch app {
         case .hello: return hello
         case .echo: return echo
         case .sleep: return sleep
-        case .staticFiles(let dir): return try StaticFiles(root: dir).respond
+        case .staticFiles(let dir): return try StaticFiles(root: dir, options: staticFiles).respond
         }
     }
 }

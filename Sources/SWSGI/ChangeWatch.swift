@@ -18,6 +18,9 @@ public final class ChangeWatch: @unchecked Sendable {
     private var seen: [String: [Int]] = [:]
     /// Every path added, so adding the same module files again costs a set lookup, not a stat.
     private var known: Set<String> = []
+    /// Errors already logged: a full watch table (ENOSPC, fs.inotify.max_user_watches) would otherwise give a
+    /// line per module file.
+    private var loggedErrors: Set<Int32> = []
     /// Request threads add module files while the worker's main thread reads events.
     private let lock = RequestIOLock.make()
 
@@ -62,7 +65,11 @@ public final class ChangeWatch: @unchecked Sendable {
         // IN_MASK_ADD: a directory watched for a file and itself keeps both masks.
         let wd = inotify_add_watch(fd, dir, mask | shim_IN_MASK_ADD())
         if wd < 0 {
-            ServerLog.line("\(label) \(raw): inotify_add_watch(\(dir)): \(errnoText(errno)); it cannot trigger")
+            let e = errno
+            if e != ENOSPC || loggedErrors.insert(e).inserted {
+                let more = e == ENOSPC ? " (raise fs.inotify.max_user_watches; further paths failing so are not logged)" : ""
+                ServerLog.line("\(label) \(raw): inotify_add_watch(\(dir)): \(errnoText(e)); it cannot trigger\(more)")
+            }
             return
         }
         if let name {

@@ -46,9 +46,16 @@ final class Connection {
     /// exclusivity check on HTTP connections.
     let speaksUwsgi: Bool
 
-    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false, remoteLabel: String = "unix") {
+    /// `--enable-proxy-protocol`: a constant, so HTTP connections without it skip the check below at no cost.
+    let expectsProxyHeader: Bool
+    /// The PROXY header has not been read yet: the bytes of it read so far.
+    var proxyHeader: [UInt8]?
+
+    init(fd: Int32, limits: HTTPLimits, now: Instant, uwsgi: Bool = false, remoteLabel: String = "unix", proxyProtocol: Bool = false) {
         self.fd = fd
         self.remoteLabel = remoteLabel
+        expectsProxyHeader = proxyProtocol
+        self.proxyHeader = proxyProtocol ? [] : nil
         speaksUwsgi = uwsgi
         addresses = SocketAddresses(fd: fd)
         self.parser = HTTPRequestParser(limits: limits)
@@ -58,6 +65,35 @@ final class Connection {
     }
 
     deinit { close(fd) }
+
+    /// What the PROXY header step makes of newly read bytes.
+    enum ProxyStep {
+        /// Wait for more bytes (the header is not complete).
+        case needMore
+        /// Close the connection unanswered: no valid header (the reason, for the log).
+        case refuse(String)
+        /// The header is read (the peer address replaced by the client it names); these bytes follow it.
+        case rest(ArraySlice<UInt8>)
+    }
+
+    /// Feeds newly read bytes to the PROXY header (`--enable-proxy-protocol`), before any request is parsed.
+    func takeProxyHeader(_ input: ArraySlice<UInt8>) -> ProxyStep {
+        guard var seen = proxyHeader else { return .rest(input) }
+        let before = seen.count
+        seen += input
+        switch ProxyProtocol.parse(seen[...]) {
+        case .needMore:
+            proxyHeader = seen
+            return .needMore
+        case .invalid(let why):
+            proxyHeader = nil
+            return .refuse(why)
+        case .parsed(let host, let port, let consumed):
+            proxyHeader = nil
+            if let host, let port { addresses.setPeer((host, port)) }
+            return .rest(input[(input.startIndex + (consumed - before))...])
+        }
+    }
 
     /// Writes bytes of the final response (every byte, waiting for room up to `timeoutMilliseconds` each
     /// time the socket is full): from here no interim response may be sent for this exchange.

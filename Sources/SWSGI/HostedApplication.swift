@@ -20,7 +20,7 @@ public protocol HostedApplication: AnyObject {
     /// In a worker, once its app is loaded: the app's source files to watch (`--py-autoreload`), kept up
     /// to date by the host as the app imports more; nil when not asked for. A change asks the master
     /// to reload the workers.
-    var sourceWatch: ChangeWatch? { get }
+    var sourceWatch: SourceWatch? { get }
 }
 
 /// What a worker with request threads runs.

@@ -68,6 +68,7 @@ final class Master {
         config.lifetimeDeltaNanoseconds = settings.maxWorkerLifetimeDeltaNanoseconds
         config.workersLoadTheApp = host != nil && settings.python.importsAppInWorkers
         config.evilRSSLimitBytes = settings.evilReloadOnRSSMiB << 20  // bounded by the option's MiB range
+        config.evilAddressSpaceLimitBytes = settings.process.evilReloadOnAddressSpaceMiB << 20
         if settings.cheaper > 0 {
             config.minimumWorkers = settings.cheaper
             config.initialWorkers = max(settings.effectiveCheaperInitial, settings.cheaper)
@@ -88,6 +89,10 @@ final class Master {
         if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
+        touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
+        if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
+        fifo = try settings.masterFifo.map { try MasterFifo(path: $0) }
+        if let f = fifo { try reactor.watch(f.fd, token: Token.masterFifo) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)
         self.stats = stats
         notifier = try SdNotifier(environment: env)
@@ -101,12 +106,46 @@ final class Master {
 
     /// --touch-reload's watch (nil without the option).
     var touchReload: ChangeWatch? = nil
+    /// --touch-chain-reload's watch (nil without the option).
+    var touchChainReload: ChangeWatch? = nil
+    /// A touch waiting for its burst to end: one save is several inotify events (a create, a write, a
+    /// rename), and a directory watched whole sees each; the reload starts `touchSettleNanoseconds` after
+    /// the first, once. `chain`: every change in the burst was a touch-chain-reload path.
+    var touchPending: (chain: Bool, path: String, at: Instant)? = nil
+    static let touchSettleNanoseconds: UInt64 = 100_000_000
+
+    /// A watched path changed: the reload waits for the burst to end (a plain reload wins over a chain).
+    private func touched(_ path: String, chain: Bool) {
+        if let p = touchPending {
+            touchPending = (p.chain && chain, p.path, p.at)
+        } else {
+            touchPending = (chain, path, monotonicNanoseconds() + Self.touchSettleNanoseconds)
+        }
+    }
+
+    /// The burst is over: one reload for it.
+    private func touchSettled(now: Instant) -> Int32? {
+        guard let p = touchPending, p.at <= now else { return nil }
+        touchPending = nil
+        if p.chain {
+            log("touch-chain-reload: \(p.path) changed")
+            return execute(pool.handle(.chainReload, now: now))
+        }
+        // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
+        log("touch-reload: \(p.path) changed")
+        return execute(events(for: SIGHUP))
+    }
+    /// --master-fifo (nil without the option).
+    var fifo: MasterFifo? = nil
 
     func run() -> Int32 {
         log("listening on \(listeners.map(\.description).joined(separator: ", ")); \(settings.processes) workers, app \(host?.description ?? settings.appLibrary ?? settings.effectiveApp.description)")
+        if host != nil, !settings.python.importsAppInWorkers, touchReload != nil || touchChainReload != nil {
+            log("note: touch-reload/touch-chain-reload replace the workers by forking the master, which imported the app at start: they run the Python code loaded then. For changed code set lazy-apps = true (each worker imports the app) or reload through hupwatch")
+        }
         let now0 = monotonicNanoseconds()
         lastCycleAt = now0
-        if pool.config.evilRSSLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
+        if pool.config.evilRSSLimitBytes > 0 || pool.config.evilAddressSpaceLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
         if pool.config.cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
         ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
@@ -118,7 +157,7 @@ final class Master {
             do {
                 try watchStatsClients()
                 try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
-                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush].compactMap { $0 }.min())
+                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush, touchPending?.at].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -135,6 +174,10 @@ final class Master {
         static let services: UInt64 = 3
         /// A --touch-reload path changed.
         static let touchReload: UInt64 = 4
+        /// A --touch-chain-reload path changed.
+        static let touchChainReload: UInt64 = 5
+        /// Bytes written to --master-fifo.
+        static let masterFifo: UInt64 = 6
         static let harakiriBase: UInt64 = 1 << 32
         static let statsClientBase: UInt64 = 2 << 32
     }
@@ -156,6 +199,7 @@ final class Master {
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
             ServicesRuntime.shared.masterTick()
+            if let code = touchSettled(now: now) { return code }
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
             return nil
         case .readable(let token, _):
@@ -166,12 +210,14 @@ final class Master {
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
                 ServicesRuntime.shared.masterNotified()
-            case Token.touchReload:
-                // The same graceful reload as SIGHUP: replacements first, then the old workers finish.
-                if let changed = touchReload?.changed() {
-                    log("touch-reload: \(changed) changed")
-                    return execute(events(for: SIGHUP))
+            case Token.masterFifo:
+                for command in fifo?.commands() ?? [] {
+                    if let code = execute(fifoCommand(command)) { return code }
                 }
+            case Token.touchReload:
+                if let changed = touchReload?.changed() { touched(changed, chain: false) }
+            case Token.touchChainReload:
+                if let changed = touchChainReload?.changed() { touched(changed, chain: true) }
             case Token.statsClientBase...:
                 stats?.answerDue(readable: [Int32(token - Token.statsClientBase)], now: monotonicNanoseconds(), snapshot: statsSnapshot)
             case Token.harakiriBase...:
@@ -191,6 +237,8 @@ final class Master {
             case .ready: .workerReady(pid: pid)
             case .recycleMaxRequests: .recycle(pid: pid, reason: .maxRequests)
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
+            case .recycleAddressSpace: .recycle(pid: pid, reason: .addressSpace)
+            case .recycleException: .recycle(pid: pid, reason: .exception)
             case .gotTERM: .workerGotTERM(pid: pid)
             case .sourceChanged: .sourceChanged(pid: pid)
             }
@@ -253,7 +301,12 @@ final class Master {
         if let at = nextEvilCheckAt, at <= now {
             nextEvilCheckAt = now + pool.config.rssSampleNanoseconds
             for w in pool.slots {
-                if let rss = residentBytes(pid: w.pid) { actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now) }
+                if pool.config.evilRSSLimitBytes > 0, let rss = residentBytes(pid: w.pid) {
+                    actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now)
+                }
+                if pool.config.evilAddressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(pid: w.pid) {
+                    actions += pool.handle(.addressSpaceSampled(pid: w.pid, bytes: vsz), now: now)
+                }
             }
         }
         if let at = nextCheaperCycleAt, at <= now {
@@ -274,6 +327,35 @@ final class Master {
             actions += pool.handle(.busySampled(busyPercent: percent, listenQueue: listenQueue()?.queued, totalRSSBytes: rss), now: now)
         }
         return actions
+    }
+
+    /// One --master-fifo command: the same decision as the signal it stands for.
+    private func fifoCommand(_ command: MasterFifoCommand) -> [WorkerPool.Action] {
+        switch command {
+        case .reload(let letter):
+            log("master-fifo: '\(letter)': graceful reload of the workers")
+            return events(for: SIGHUP)
+        case .gracefulStop:
+            log("master-fifo: 'q': graceful stop")
+            return events(for: SIGTERM)
+        case .immediateStop:
+            log("master-fifo: 'Q': immediate stop")
+            return events(for: SIGINT)
+        case .addWorker: return events(for: SIGTTIN)
+        case .removeWorker: return events(for: SIGTTOU)
+        case .reopenLog:
+            do { try LogTarget.reopen(settings) } catch { log("master-fifo: 'l': \(error)") }
+        case .logStats:
+            log("master-fifo: 's': " + String(statsSnapshot().json().split(separator: "\n").joined()))
+        case .rewritePidFile:
+            if let p = settings.pidFile {
+                do { try writeFileSafely(p, "\(getpid())\n") } catch { log("master-fifo: 'P': --pid-file \(p): \(error)") }
+            }
+        case .nothing: break
+        case .unsupported(let why):
+            log("master-fifo: \(why); ignored")
+        }
+        return []
     }
 
     private func events(for sig: Int32) -> [WorkerPool.Action] {
@@ -344,6 +426,7 @@ final class Master {
             case .exit(let code):
                 ServicesRuntime.shared.stopMules()
                 for l in listeners { l.vacuum() }
+                fifo?.remove()
                 if let p = settings.pidFile { unlink(p) }
                 log("exiting with status \(code)")
                 return code
@@ -401,7 +484,13 @@ final class Master {
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
         if getppid() != masterPID { _exit(0) }
-        setProcessTitle("\(settings.procnamePrefix)swsgi worker \(id)")
+        setProcessTitle(settings.processTitle("swsgi worker \(id)"))
+        do {
+            if let line = try ProcessLimits.pinWorker(settings.process, workerID: id) { ServerLog.line(line) }
+        } catch {
+            writeStderr("swsgi worker \(id): \(error)")
+            _exit(1)
+        }
         scoreboard.set(slot, .pid, Int64(getpid()))
         // TERM is caught from here on (a TERM to the process group during --lazy-apps' import must not
         // kill a worker that would then look like an app that cannot load).
@@ -421,9 +510,13 @@ final class Master {
                 exit(ExitCode.appLoadFailed)
             }
         }
-        app = StaticMap(settings.staticMaps).wrap(app)
+        app = StaticMap(settings.staticMaps, options: settings.staticFiles).wrap(app)
         var ctx = WorkerContext(id: id, slot: slot,
-                                listeners: listeners.map { WorkerListener(fd: $0.fd, uwsgiProtocol: $0.speaksUwsgi, remoteLabel: $0.isUnix ? "unix" : "tcp") },
+                                listeners: listeners.map { l in
+                                    var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")
+                                    w.proxyProtocol = settings.proxyProtocol && !l.speaksUwsgi
+                                    return w
+                                },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
         ctx.sourceWatch = host?.sourceWatch
@@ -455,6 +548,7 @@ final class Master {
             for p in s.pending { close(p.fd) }
         }
         if let n = notifier { close(n.fd) }
+        fifo?.closeAfterFork()
     }
 
     /// A worker's request threads as its scoreboard rows show them (none with --threads 1).

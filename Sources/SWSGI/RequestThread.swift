@@ -81,6 +81,8 @@ final class RequestThread: RequestServer {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try app(request)
         } catch let e as RequestBodyError {
@@ -91,6 +93,7 @@ final class RequestThread: RequestServer {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         let early = inHand?.early
         inHand?.appReturned = true
@@ -107,6 +110,7 @@ final class RequestThread: RequestServer {
         let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
                                           reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note)
         let plan = result.plan, sent = result.sent
+        if result.appRaised { appRaised = true }
         response.finish?()
         request.server = nil
         inHand = nil
@@ -117,7 +121,7 @@ final class RequestThread: RequestServer {
         worker.monitor.withLock {
             busy = false
             setHarakiriDeadlineLocked(nil)
-            worker.countServedLocked(busyNanoseconds: finished - min(started, finished))
+            worker.countServedLocked(busyNanoseconds: finished - min(started, finished), appRaised: appRaised)
         }
         if log.wants(status: response.status) {
             log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,

@@ -18,6 +18,8 @@ struct SentResponse {
     var headBytes = 0
     /// The body went out with sendfile(2).
     var viaSendfile = false
+    /// The app raised while its body was produced (reload-on-exception counts it).
+    var appRaised = false
 }
 
 /// How a request's response is written, for the single-threaded `Worker` and each `RequestThread` alike:
@@ -44,7 +46,9 @@ enum ResponseSending {
     static func send(_ response: inout Response, early: EarlyResponse?, appFailed: Bool, head: HTTPRequestHead, keepAlive: Bool,
                      on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
                      timeoutMilliseconds: Int32, note: inout String?) -> SentResponse {
+        var appRaised = false
         func failed(_ error: Error) {
+            if error is ApplicationFailure { appRaised = true }
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
         if let early {
@@ -67,7 +71,7 @@ enum ResponseSending {
             response.status = early.status
             if !reader.finish() { plan.keepAlive = false }
             rest = reader.leftover
-            return SentResponse(plan: plan, sent: early.framing.sent)
+            return SentResponse(plan: plan, sent: early.framing.sent, appRaised: appRaised)
         }
         var sent = 0, headBytes = 0
         /// A streamed response's framing: what it sent is logged even when the stream failed midway.
@@ -105,7 +109,7 @@ enum ResponseSending {
         } catch {
             failed(error)
             return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: streamed?.sent ?? sent,
-                                headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false)
+                                headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false, appRaised: appRaised)
         }
     }
 }

@@ -91,6 +91,8 @@ public enum SWSGIMain {
             // Until the event loop exists, TERM/INT/QUIT/HUP are recorded rather than fatal (see `startupSignals`).
             let inheritedDispositions = try signalsNotAtDefault(Master.handledSignals)
             try StartupSignals.install()
+            // limit-as / max-fd: set by the master before any app code or fork, so every process has them.
+            try ProcessLimits.apply(options.process)
             // uWSGI's exec-asap: as soon as possible, before anything is bound or dropped.
             try Hooks.run(.asap, options.hooks, environment: env)
             let drop = try PrivilegeDrop.resolve(options)
@@ -108,6 +110,9 @@ public enum SWSGIMain {
                     if let tmp = l.temporaryPath ?? l.ownedPath { try syscall("chown", tmp) { Glibc.chown(tmp, drop.uid, drop.gid) } }
                 }
                 if let s = stats, !s.path.isEmpty { try syscall("chown", s.path) { Glibc.chown(s.path, drop.uid, drop.gid) } }
+                if options.logging.chown {
+                    try LogRouter.shared.setup.chown(uid: drop.uid, gid: drop.gid, logFile: (options.logTo ?? options.daemonize) != nil)
+                }
                 try drop.apply()
             }
             // App code (hooks, a library's constructors included) runs only now, after the drop.
@@ -132,7 +137,7 @@ public enum SWSGIMain {
             } else if let given { app = given }
             else if let lib = options.appLibrary { (app, handler) = try AppLibrary.load(lib) }
             else {
-                app = try BuiltinApps.named(options.effectiveApp)
+                app = try BuiltinApps.named(options.effectiveApp, staticFiles: options.staticFiles)
                 if options.effectiveApp == .sleep { handler = BuiltinApps.sleepHarakiriHandler }
             }
             let early = try startupSignals()
@@ -163,7 +168,7 @@ public enum SWSGIMain {
             }
             // The listener queues connections from here on: the accepting phase.
             try Hooks.run(.accepting, options.hooks, environment: env)
-            setProcessTitle("\(options.procnamePrefix)swsgi master")
+            setProcessTitle(options.processTitle("swsgi master", master: true))
             let master = try Master(settings: options, app: app, harakiriHandler: handler, listeners: listeners, stats: stats,
                                     environment: env, host: host)
             return master.run()

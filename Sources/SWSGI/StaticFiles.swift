@@ -1,6 +1,7 @@
 import Glibc
 import HTTP
 import Posix
+import SWSGIConfig
 
 /// `--app static:DIR`: files under DIR with content types, ETag / If-None-Match, single byte ranges,
 /// and no way out of DIR (percent-decoding first, then `..`, NUL and symlinks leading outside refused).
@@ -11,8 +12,12 @@ public struct StaticFiles {
     /// DIR, opened once; every file is opened relative to it.
     let rootFD: Int32
     static let maxInMemory = 16 << 20
+    /// uWSGI's static rules (index files, Expires, gzip variants, safe paths, skipped extensions).
+    let rules: StaticRules
 
-    public init(root: String) throws {
+    /// `index`: the files tried for a directory when no --static-index is given.
+    public init(root: String, options: StaticFileOptions = StaticFileOptions(), index: [String] = ["index.html"]) throws {
+        rules = StaticRules(options, defaultIndex: index)
         guard let real = realpath(root, nil) else {
             throw SWSGIError("--app static:\(root): \(String(cString: strerror(errno)))")
         }
@@ -30,6 +35,8 @@ public struct StaticFiles {
     private func openFile(_ relative: String) -> Opened {
         let fd: Int32
         do { fd = try openBeneath(rootFD, relative, flags: O_RDONLY).release() } catch let e as SyscallError {
+            // --static-safe: a symlink leading out of DIR into a safe folder is followed there (and only there).
+            if e.errno == EXDEV || e.errno == ELOOP, let safe = rules.openSafe(root: root, relative) { return safe }
             return .answer(e.errno == EACCES ? Response(status: 403, text: "forbidden\n") : Response(status: 404, text: "not found\n"))
         } catch { return .answer(Response(status: 404, text: "not found\n")) }
         var st = stat()
@@ -41,6 +48,10 @@ public struct StaticFiles {
     }
 
     struct OpenedFile {
+        init(fd: Int32, st: stat) {
+            self.fd = fd
+            self.st = st
+        }
         let fd: Int32
         let st: stat
     }
@@ -69,19 +80,46 @@ public struct StaticFiles {
         case .answer(let answer): return answer
         case .file(let f): opened = f
         }
+        var candidate = relative
         if (opened.st.st_mode & S_IFMT) == S_IFDIR {
             close(opened.fd)
-            // index.html may itself be a symlink: it is resolved beneath DIR like any path.
-            switch openFile(relative + "/index.html") {
-            case .answer(let answer): return answer
-            case .file(let f): opened = f
+            // The index files in order (uWSGI's static-index); each may itself be a symlink, resolved
+            // beneath DIR like any path. None there: 404 (a static-map then leaves the request to the app).
+            var found: OpenedFile? = nil
+            for name in rules.index {
+                guard case .file(let f) = openFile(relative + "/" + name) else { continue }
+                if (f.st.st_mode & S_IFMT) == S_IFREG { found = f; candidate = relative + "/" + name; break }
+                close(f.fd)
             }
+            guard let found else { return Response(status: 404, text: "not found\n") }
+            opened = found
         }
-        let st = opened.st
-        let candidate = relative
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
+        guard (opened.st.st_mode & S_IFMT) == S_IFREG, !rules.skips(candidate) else {
             close(opened.fd)
             return Response(status: 404, text: "not found\n")
+        }
+        let contentType = Self.contentType(candidate)
+        var extra: HTTPHeaders = [:]
+        // --static-gzip*: FILE.br, else FILE.gz instead (uwsgi_static_want_gzip's order), when the client takes
+        // that encoding and the variant is a regular file.
+        if rules.wantsGzip(root + "/" + candidate) {
+            let accepted = request.header("Accept-Encoding") ?? ""
+            var varies = false
+            for encoding in ["br", "gzip"] {
+                guard case .file(let variant) = openFile(candidate + (encoding == "br" ? ".br" : ".gz")) else { continue }
+                guard (variant.st.st_mode & S_IFMT) == S_IFREG else { close(variant.fd); continue }
+                varies = true
+                guard accepted.contains(encoding), extra.first("Content-Encoding") == nil else { close(variant.fd); continue }
+                close(opened.fd)
+                opened = variant
+                extra.append("Content-Encoding", encoding)
+            }
+            if varies { extra.append("Vary", "Accept-Encoding") }
+        }
+        let st = opened.st
+        if let expires = rules.expires(file: root + "/" + candidate, uri: request.target, pathInfo: request.path,
+                                       contentType: contentType, modified: Int(st.st_mtim.tv_sec)) {
+            extra.append("Expires", String(decoding: HTTPDate.format(epochSeconds: expires), as: UTF8.self))
         }
         // Every early answer below must not leak the fd.
         var fdOwned = true
@@ -89,10 +127,13 @@ public struct StaticFiles {
 
         let size = Int(st.st_size)
         let etag = "\"\(String(st.st_ino, radix: 16))-\(String(size, radix: 16))-\(String(st.st_mtim.tv_sec, radix: 16))\""
-        var headers: HTTPHeaders = ["Content-Type": Self.contentType(candidate), "ETag": etag, "Accept-Ranges": "bytes"]
+        var headers: HTTPHeaders = ["Content-Type": contentType, "ETag": etag, "Accept-Ranges": "bytes"]
+        for f in extra { headers.append(f.name, f.value) }
         if let inm = request.header("If-None-Match"),
            inm.split(separator: ",").contains(where: { let t = $0.trimmingSpaces; return t == "*" || t == etag || t == "W/" + etag }) {
-            return Response(status: 304, headers: ["ETag": etag])
+            var notModified: HTTPHeaders = ["ETag": etag]
+            for f in extra where f.name != "Content-Encoding" { notModified.append(f.name, f.value) }
+            return Response(status: 304, headers: notModified)
         }
         var start = 0, end = size - 1, status = 200
         if let range = request.header("Range") {

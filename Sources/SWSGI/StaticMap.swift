@@ -10,10 +10,12 @@ struct StaticMap {
 
     /// The maps whose directory opens; a missing one is skipped (the app then answers its requests),
     /// reported by `problems`.
-    init(_ specs: [String]) {
+    /// A requested directory is served only through `--static-index` files (none given: the app answers it,
+    /// as in uWSGI).
+    init(_ specs: [String], options: StaticFileOptions = StaticFileOptions()) {
         var mounts: [(String, StaticFiles)] = []
         for spec in specs {
-            guard let (prefix, dir) = Self.split(spec), let files = try? StaticFiles(root: dir) else { continue }
+            guard let (prefix, dir) = Self.split(spec), let files = try? StaticFiles(root: dir, options: options, index: []) else { continue }
             mounts.append((prefix, files))
         }
         // The longest mount point wins, whatever the order given.
@@ -49,7 +51,8 @@ struct StaticMap {
                 let rest = path.dropFirst(prefix.count)
                 guard rest.isEmpty || rest.hasPrefix("/") else { continue }
                 let response = try files.respond(request, path: rest.isEmpty ? "/" : String(rest))
-                // Not there (or a directory without index.html): the app decides, as uWSGI does.
+                // Not there (or a directory without a --static-index file, or a --static-skip-ext one): the app
+                // decides, as uWSGI does.
                 if response.status == 404 { continue }
                 return response
             }

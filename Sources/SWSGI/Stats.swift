@@ -1,6 +1,9 @@
 import CGlibcShim
 import Glibc
 import Posix
+// MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
+// header includes sys/socket.h too (a debug build finds it through Glibc).
+import CGlibcShim
 import Common
 import SWSGIConfig
 

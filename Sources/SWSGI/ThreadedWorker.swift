@@ -74,6 +74,8 @@ final class ThreadedWorker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
@@ -91,7 +93,7 @@ final class ThreadedWorker {
     var recycleRequested = false
 
     /// `--py-autoreload`'s watch, once the app is loaded (nil when not asked for).
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
@@ -101,7 +103,8 @@ final class ThreadedWorker {
         let s = ctx.settings
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
@@ -121,9 +124,9 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         sourceWatch = host?.sourceWatch
-        if let w = sourceWatch { try epoll.add(w.fd, token: Self.sourceToken) }
+        if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
-        let staticMap = StaticMap(s.staticMaps)
+        let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
         for i in 0..<threads {
             self.threads.append(RequestThread(index: i, worker: self, app: host == nil ? apps.apps[i] : staticMap.wrap(apps.apps[i])))
         }
@@ -185,7 +188,7 @@ final class ThreadedWorker {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
-                case Self.sourceToken: if let w = sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
@@ -214,7 +217,8 @@ final class ThreadedWorker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+                           proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.connectionEvents) } catch {
             conns[fd] = nil
@@ -257,7 +261,26 @@ final class ThreadedWorker {
     }
 
     /// Parses `input`; a complete head goes to a request thread, an incomplete one waits for more.
-    private func continueWith(_ c: Connection, _ input: ArraySlice<UInt8>) {
+    private func continueWith(_ c: Connection, _ bytes: ArraySlice<UInt8>) {
+        var input = bytes
+        if c.expectsProxyHeader && c.proxyHeader != nil {
+            switch c.takeProxyHeader(bytes) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.acceptedAt
+                    schedule(c.acceptedAt + ctx.settings.headerTimeoutNanoseconds)
+                }
+                rearm(c)
+                return
+            case .refuse(let why):
+                ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
+                drop(c)
+                return
+            case .rest(let rest):
+                if rest.isEmpty { rearm(c); return }
+                input = rest
+            }
+        }
         switch c.uwsgi?.parse(input) ?? c.parser.parse(input) {
         case .needMore:
             if c.headStartedAt == nil {
@@ -505,7 +528,7 @@ final class ThreadedWorker {
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
-    func countServedLocked(busyNanoseconds: UInt64) {
+    func countServedLocked(busyNanoseconds: UInt64, appRaised: Bool) {
         let sb = ctx.scoreboard, slot = ctx.slot
         served += 1
         sb.set(slot, .requests, served)
@@ -518,6 +541,12 @@ final class ThreadedWorker {
         } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
             recycleRequested = true
             tellMaster(.recycleRSS)
+        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleAddressSpace)
+        } else if appRaised, ctx.settings.process.reloadOnException {
+            recycleRequested = true
+            tellMaster(.recycleException)
         }
     }
 }

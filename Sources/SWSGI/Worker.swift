@@ -2,6 +2,9 @@ import CGlibcShim
 import Glibc
 import HTTP
 import Posix
+// MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
+// header includes sys/socket.h too (a debug build finds it through Glibc).
+import CGlibcShim
 import WorkerCore
 
 /// What a worker needs from its master; fixed for the worker's life.
@@ -23,7 +26,7 @@ struct WorkerContext {
     let termFD: Int32
     let termWriteFD: Int32
     /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
-    var sourceWatch: ChangeWatch? = nil
+    var sourceWatch: SourceWatch? = nil
 }
 
 /// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
@@ -33,6 +36,8 @@ struct WorkerListener {
     let uwsgiProtocol: Bool
     /// `unix` or `tcp`: `Request.remote` for its connections.
     let remoteLabel: String
+    /// Connections start with a PROXY protocol header (`--enable-proxy-protocol`, HTTP listeners only).
+    var proxyProtocol = false
 
     /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
     static let tokenBase = UInt64.max - 16
@@ -103,6 +108,8 @@ final class Worker {
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
+    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
+    let addressSpaceLimitBytes: Int
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -115,13 +122,14 @@ final class Worker {
         // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
         maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
         rssLimitBytes = s.reloadOnRSSMiB << 20
-        rssFD = rssLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
+        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         for (i, l) in ctx.listeners.enumerated() {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
         }
         try reactor.watch(ctx.termFD, token: Self.termToken)
-        if let w = ctx.sourceWatch { try reactor.watch(w.fd, token: Self.sourceToken) }
+        if let w = ctx.sourceWatch { try reactor.watch(w.files.fd, token: Self.sourceToken) }
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
@@ -173,7 +181,7 @@ final class Worker {
                 switch token {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
-                case Self.sourceToken: if let w = ctx.sourceWatch { sourceChanged(w, tell: tellMaster) }
+                case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
@@ -213,7 +221,8 @@ final class Worker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel)
+        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+                           proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
@@ -253,6 +262,22 @@ final class Worker {
     /// Parses and serves every complete request in `input`; false when the connection must close.
     private func process(_ c: Connection, _ bytes: ArraySlice<UInt8>) -> Bool {
         var input = bytes
+        if c.expectsProxyHeader && c.proxyHeader != nil {
+            switch c.takeProxyHeader(input) {
+            case .needMore:
+                if c.headStartedAt == nil {
+                    c.headStartedAt = c.acceptedAt
+                    schedule(c.acceptedAt + ctx.settings.headerTimeoutNanoseconds)
+                }
+                return true
+            case .refuse(let why):
+                ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
+                return false
+            case .rest(let rest):
+                if rest.isEmpty { return true }
+                input = rest
+            }
+        }
         while true {
             // The uwsgi parser is looked at only on a --uwsgi-socket connection: each look at a parser stored
             // in the connection is an exclusivity check.
@@ -305,6 +330,8 @@ final class Worker {
         var response: Response
         var note: String? = nil
         var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
         do {
             response = try ctx.app(request)
         } catch let e as RequestBodyError {
@@ -315,6 +342,7 @@ final class Worker {
             response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
             appFailed = true
+            appRaised = true
         }
         // A response the app started before returning (WSGI's write()). From here the response is the
         // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
@@ -345,6 +373,7 @@ final class Worker {
                                           reader: reader, rest: &rest, buffer: &out,
                                           timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
         let plan = result.plan, sent = result.sent
+        if result.appRaised { appRaised = true }
         response.finish?()
         request.server = nil
         inHand = nil
@@ -364,6 +393,12 @@ final class Worker {
             } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
                 recycleRequested = true
                 tellMaster(.recycleRSS)
+            } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+                recycleRequested = true
+                tellMaster(.recycleAddressSpace)
+            } else if appRaised, ctx.settings.process.reloadOnException {
+                recycleRequested = true
+                tellMaster(.recycleException)
             }
         }
         if log.wants(status: response.status) {
@@ -530,10 +565,3 @@ extension Worker: RequestServer {
     }
 }
 
-/// `--py-autoreload`: a watched module file changed; the master reloads every worker (it ignores the
-/// same word from workers already retiring, so each worker's noticing is one reload).
-func sourceChanged(_ watch: ChangeWatch, tell: (WorkerMessage) -> Void) {
-    guard let file = watch.changed() else { return }
-    ServerLog.line("py-autoreload: \(file) changed: asking the master to reload the workers")
-    tell(.sourceChanged)
-}

@@ -67,8 +67,10 @@ extension ServerOptions {
         var fromIni: [Assignment] = []
         var notes: [String] = []
         var warnings: [String] = []
+        var uwsgiSection = false
         if let ini {
-            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems, warnings: &warnings)
+            (fromIni, notes) = readIni(ini, world: world, check: check, problems: &problems, warnings: &warnings,
+                                       uwsgiSection: &uwsgiSection)
         }
 
         var options = ServerOptions(cores: world.cores)
@@ -94,6 +96,9 @@ extension ServerOptions {
             listenersFromLowerSource = listenersFromLowerSource || listenersHere
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
+        if uwsgiSection, let label = fromIni.last(where: { $0.spec.name == "cheaper-initial" })?.label {
+            options.adjustCheaperInitialAsUwsgi(label: label, warnings: &warnings)
+        }
         options.configWarnings = warnings
         do {
             try options.validate()
@@ -115,7 +120,7 @@ extension ServerOptions {
     /// The ini file's assignments and the notes on uWSGI keys accepted without an option behind them.
     /// `FILE:SECTION` reads that section (uWSGI's `--ini app.ini:prod`).
     static func readIni(_ ini: IniSource, world: UwsgiConfigWorld, check: Bool, problems: inout [String],
-                        warnings: inout [String]) -> ([Assignment], [String]) {
+                        warnings: inout [String], uwsgiSection: inout Bool) -> ([Assignment], [String]) {
         var path = ini.path
         var section: String? = nil
         if let colon = path.lastIndex(of: ":"), !path[path.index(after: colon)...].contains("/"), colon != path.startIndex {
@@ -139,6 +144,7 @@ extension ServerOptions {
                 return ([], [])
             }
         }
+        uwsgiSection = true
         return uwsgiAssignments(file: path, section: section, world: world, check: check, problems: &problems, warnings: &warnings)
     }
 
@@ -396,4 +402,21 @@ func oneLine(_ text: String) -> String {
     String(String.UnicodeScalarView(text.unicodeScalars.map {
         $0.properties.generalCategory == .control ? " " : $0
     }))
+}
+
+extension ServerOptions {
+    /// uWSGI's sanitize_args (core/init.c) for a `[uwsgi]` section's `cheaper-initial`: without `cheaper`
+    /// cheaper mode is off and the value has no effect; below `cheaper` it becomes `cheaper`, above
+    /// `processes` it becomes `processes`, each with a warning. (swsgi's own flags refuse these.)
+    mutating func adjustCheaperInitialAsUwsgi(label: String, warnings: inout [String]) {
+        guard let initial = cheaperInitial else { return }
+        if cheaper == 0 {
+            warnings.append("\(label) = \(initial): no effect without cheaper (cheaper mode is off, as in uWSGI): all \(processes) processes start")
+            cheaperInitial = nil
+        } else if cheaper < processes, !(cheaper...processes).contains(initial) {
+            let used = min(max(initial, cheaper), processes)
+            warnings.append("\(label) = \(initial): must be between cheaper (\(cheaper)) and processes (\(processes)): using \(used), as uWSGI does")
+            cheaperInitial = used
+        }
+    }
 }

@@ -37,44 +37,55 @@ func checkRequestLogFormat(_ text: String) throws(ValueProblem) {
 }
 
 let loggingOptionRows: [OptionSpec] = [
-    row("log-format", "TEMPLATE", "none", "the request line, of uWSGI's variables: %(method) %(uri) %(status) %(size) %(msecs) %(addr) %(var.HTTP_X) ...",
+    row("log-format", "TEMPLATE", "none", "the request line, of uWSGI variables: %(method) %(uri) %(status) %(addr) %(var.NAME)...",
         aliases: ["logformat"]) { o, t throws(ValueProblem) in
         try checkRequestLogFormat(t)
         o.format = t.isEmpty ? nil : t
     },
     row("logger", "[ID ]KIND[:ARG]", "stderr",
-        "a logger for the server's lines (repeatable): stdio, file:PATH, file:logfile=PATH,maxsize=N[,backupname=B], fd:N, syslog[:IDENT[,FACILITY]], rsyslog:HOST:PORT[,PREFIX]; with ID it is named (see --log-route)") { o, t throws(ValueProblem) in
+        "where server lines go (repeatable): stdio, file:PATH, fd:N, syslog[:ID], rsyslog:ADDR; ID = named",
+        aliases: ["worker-logger"]) { o, t throws(ValueProblem) in
         o.loggers.append(try LoggerSpec.parse(t))
     },
-    row("req-logger", "[ID ]KIND[:ARG]", "the server's log", "a logger for request lines (repeatable; kinds as --logger)",
-        aliases: ["logger-req"]) { o, t throws(ValueProblem) in
+    row("req-logger", "[ID ]KIND[:ARG]", "the server's log", "where request lines go (repeatable; kinds as --logger)",
+        aliases: ["logger-req", "worker-logger-req"]) { o, t throws(ValueProblem) in
         o.requestLoggers.append(try LoggerSpec.parse(t))
     },
-    row("log-route", "ID REGEX", "none", "a server line matching REGEX goes to the logger named ID (repeatable)") { o, t throws(ValueProblem) in
+    row("log-route", "ID REGEX", "none", "a server line matching REGEX goes to the logger named ID only (repeatable)") { o, t throws(ValueProblem) in
         o.routes.append(try LogRouteSpec.parse(t))
     },
-    row("log-req-route", "ID REGEX", "none", "a request line matching REGEX goes to the --logger named ID (repeatable)") { o, t throws(ValueProblem) in
+    row("log-req-route", "ID REGEX", "none", "a request line matching REGEX goes to the --logger named ID only") { o, t throws(ValueProblem) in
         o.requestRoutes.append(try LogRouteSpec.parse(t))
     },
     row("log-encoder", "NAME[:ID] [ARGS]", "none",
-        "encode the server's lines, in order (repeatable): prefix TEXT, suffix TEXT, nl, format TEMPLATE, json [TEMPLATE] (${msg} ${unix} ${micros} ${millis} ${strftime:FMT} ${pid} ${worker} ${time})") { o, t throws(ValueProblem) in
+        "server line encoders, in order: prefix T, suffix T, nl, format TEMPLATE, json [TEMPLATE]", aliases: ["worker-log-encoder"]) { o, t throws(ValueProblem) in
         o.encoders.append(try LogEncoderStep.parse(t))
     },
-    row("log-req-encoder", "NAME[:ID] [ARGS]", "none", "encode request lines, as --log-encoder (repeatable)") { o, t throws(ValueProblem) in
+    row("log-req-encoder", "NAME[:ID] [ARGS]", "none", "request line encoders (for --req-logger), as --log-encoder", aliases: ["worker-log-req-encoder"]) { o, t throws(ValueProblem) in
         o.requestEncoders.append(try LogEncoderStep.parse(t))
     },
     row("log-maxsize", "BYTES", "0 = never", "rotate the --logto/--daemonize file once it passes this size") { o, t throws(ValueProblem) in
         o.maxSize = UInt64(try ValueParser<Int>.bytes(0...Int.max).parse(t))
     },
-    row("log-backupname", "PATH", "LOG.UNIXTIME", "the name a rotated log file is renamed to (replaced at each rotation)") { o, t throws(ValueProblem) in
+    row("log-backupname", "PATH", "LOG.UNIXTIME", "the name a rotated log file gets (replaced at each rotation)") { o, t throws(ValueProblem) in
         guard !t.isEmpty, !t.utf8.contains(0) else { throw ValueProblem("\(quoted(t)) is not a file path") }
         o.backupName = t
     },
-    row("log-date", "[STRFTIME]", "ISO 8601 UTC", "start the server's lines with the local date (uWSGI's ctime form) or this strftime format, then ' - '",
+    row("log-date", "[STRFTIME]", "ISO 8601 UTC", "start server lines with the local date (ctime form) or this strftime format, then ' - '",
         aliases: ["logdate", "log-prefix"], optionalValue: true) { o, t throws(ValueProblem) in
         // `--log-date` alone (or true) means the ctime date; uWSGI takes any other value as a format.
         if ["false", "no", "off", "0"].contains(t.lowercased()) { o.date = nil; return }
         o.date = LogDate.parse(t)
+    },
+    flag("log-truncate", "empty the --logto file at start-up", \.truncate),
+    row("log-drain", "REGEX", "none", "drop the server's lines matching REGEX (repeatable)") { o, t throws(ValueProblem) in
+        o.drains.append(try LinePattern(t))
+    },
+    row("log-filter", "REGEX", "none", "keep only the server's lines matching one such REGEX (repeatable)") { o, t throws(ValueProblem) in
+        o.filters.append(try LinePattern(t))
+    },
+    row("log-syslog", "[IDENT]", "none", "log to syslog (as --logger syslog:IDENT)", optionalValue: true) { o, t throws(ValueProblem) in
+        o.loggers.append(try LoggerSpec.parse(t == "true" || t.isEmpty ? "syslog" : "syslog:" + t))
     },
     flag("logformat-strftime", "%(ftime) in --log-format uses --log-date's strftime format", aliases: ["log-format-strftime"], \.formatStrftime),
     flag("log-micros", "the default request line gives the duration in microseconds", \.micros),
@@ -87,9 +98,9 @@ let loggingOptionRows: [OptionSpec] = [
     flag("log-zero", "log responses without a body even with --disable-logging", \.zero),
     flag("log-sendfile", "log responses sent with sendfile even with --disable-logging", \.sendfile),
     flag("log-ioerror", "log requests with read or write errors even with --disable-logging", \.ioError),
-    flag("log-x-forwarded-for", "%(addr) and the default line show X-Forwarded-For's address when the request has one", \.xForwardedFor),
+    flag("log-x-forwarded-for", "%(addr) and the default line show the X-Forwarded-For header's value", \.xForwardedFor),
     flag("logfile-chown", "give the log files to --uid/--gid before privileges are dropped", \.chown),
-    row("route", "REGEX ACTION", "none", "on PATH_INFO matching REGEX: donotlog: (no request line), continue:/last:/break: (stop the table); repeatable") { o, t throws(ValueProblem) in
+    row("route", "REGEX ACTION", "none", "on PATH_INFO matching REGEX: donotlog: (no request line), continue:/last:/break: (stop)") { o, t throws(ValueProblem) in
         o.requestRoutesTable.append(try RouteRule.parse(t))
     },
 ]

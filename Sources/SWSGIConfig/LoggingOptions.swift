@@ -23,6 +23,11 @@ public struct LoggingOptions: Equatable, Sendable {
     public var maxSize: UInt64 = 0
     /// `--log-backupname`: the rotated file's name (default: the log's path + `.` + unix time).
     public var backupName: String? = nil
+    /// `--log-truncate`: the `--logto` file is emptied at start-up.
+    public var truncate = false
+    /// `--log-drain REGEX`: server lines matching it are dropped; `--log-filter REGEX`: only matching ones are kept.
+    public var drains: [LinePattern] = []
+    public var filters: [LinePattern] = []
     /// `--log-date` / `--logdate` / `--log-prefix`: the server's lines start with this date (or text).
     public var date: LogDate? = nil
     /// `--logformat-strftime`: `%(ftime)` uses `--log-date`'s strftime format.
@@ -44,6 +49,14 @@ public struct LoggingOptions: Equatable, Sendable {
     public var requestRoutesTable: [RouteRule] = []
 
     public init() {}
+
+    /// The rules that involve several logging options: a route names a `--logger` that exists.
+    func validate() throws(ConfigError) {
+        let ids = Set(loggers.compactMap(\.id))
+        for (r, flag) in routes.map({ ($0, "--log-route") }) + requestRoutes.map({ ($0, "--log-req-route") }) where !ids.contains(r.id) {
+            throw ConfigError("\(flag) \(r.id) \(r.pattern): no --logger is named '\(r.id)' (name one: logger = \(r.id) stdio)")
+        }
+    }
 
     /// Whether the server's lines need the router (named loggers, routes, encoders, a date or several sinks).
     public var routesServerLines: Bool { !routes.isEmpty || loggers.count > 1 || loggers.contains { $0.id != nil } }

@@ -120,6 +120,8 @@ let optionTable: [OptionSpec] = [
               "TCP address to listen on, speaking HTTP (:PORT = all addresses; repeatable)"),
     appending(core, "uwsgi-socket", "PATH|HOST:PORT", .uwsgiSocket, \.uwsgiSocket,
               "speak the uwsgi protocol (nginx uwsgi_pass; repeatable); socket = in a [uwsgi] section means this"),
+    boolean(core, "enable-proxy-protocol", \.proxyProtocol,
+            "HTTP listeners read a PROXY v1/v2 header first (REMOTE_ADDR from it); without one: closed"),
     option(core, "listen", "N", .int(1...65535), \.listenBacklog, default: "1024",
            "listen backlog"),
     option(core, "app", "NAME", .builtinApp, \.app, default: "hello",
@@ -165,15 +167,20 @@ let optionTable: [OptionSpec] = [
            "mode of the --logto/--daemonize file"),
     appending(core, "env", "NAME=VALUE", \.env, "set an environment variable for the app, hooks and mules (repeatable)"),
     appending(core, "touch-reload", "PATH", \.touchReload,
-              "reload the workers gracefully (as SIGHUP) when PATH is touched or replaced (repeatable)"),
+              "reload the workers gracefully (as SIGHUP) when PATH is touched or replaced (repeatable)",
+              aliases: ["touch-workers-reload", "fs-reload"]),
+    appending(core, "touch-chain-reload", "PATH", \.touchChainReload,
+              "when PATH is touched or replaced, replace the workers one at a time, each once the previous replacement accepts (repeatable)"),
     appending(core, "static-map", "/MOUNT=DIR", \.staticMaps,
               "answer GET/HEAD under /MOUNT from DIR when the file is there, else the app does (repeatable)"),
+    option(core, "master-fifo", "PATH", .string(), \.masterFifo, default: "none",
+           "FIFO the master reads commands from: r/w/c reload, q stop, Q stop now, + -, l, s, P"),
     option(core, "umask", "MODE", .octalMode, \.umask, default: "inherited",
            "process umask (octal), set before anything is created"),
     option(core, "uid", "USER", .userOrGroup, \.uid, default: "none",
-           "run as this user (name or number) once the listener is bound, before any app code; empty (uWSGI's uid =): as is, refused when started as root"),
+           "run as this user (name or number) once the listener is bound, before any app code"),
     option(core, "gid", "GROUP", .userOrGroup, \.gid, default: "--uid's group",
-           "run as this group (name or number); needed with a numeric --uid that has no passwd entry; empty: as --uid"),
+           "run as this group (name or number); needed with a numeric --uid that has no passwd entry"),
     OptionSpec(name: "ini", aliases: [], group: core, valueName: "FILE", defaultText: "none",
                help: "read the [swsgi] section of this ini file (command line or SWSGI_INI only)",
                role: .ini, isBoolean: false),
@@ -230,7 +237,7 @@ let optionTable: [OptionSpec] = [
            default: "0 = off", "spawn no workers while their total RSS is above this"),
     option(workers, "cheaper-rss-limit-hard", "BYTES", .bytes(anyCount), \.cheaperRSSLimitHardBytes,
            default: "0 = off", "stop workers while their total RSS is above this"),
-] + pythonOptionRows + servicesOptionRows + loggingOptionRows
+] + staticOptionRows + pythonOptionRows + servicesOptionRows + loggingOptionRows + processOptionRows
 
 /// Every name and alias, to its row.
 let optionsByName: [String: OptionSpec] = {

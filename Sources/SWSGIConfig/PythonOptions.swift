@@ -42,6 +42,24 @@ public struct PythonAppOptions: Equatable, Sendable {
     /// The app is imported in each worker after fork: `--lazy-apps`, or `--py-autoreload` (a reload must
     /// import the changed code, and the master's copy of the app would be the old one).
     public var importsAppInWorkers: Bool { lazyApps || autoReloadSeconds > 0 }
+    /// sys.executable as the app sees it (`--py-sys-executable`, uWSGI's `py-executable`); nil = the interpreter's.
+    public var sysExecutable: String? = nil
+    /// Python's optimization level, as `python -O`/`-OO` (`--optimize`); 0 = none.
+    public var optimize = 0
+    /// sys.argv after its first item, split at spaces and tabs as uWSGI does (`--pyargv`).
+    public var pyargv: String? = nil
+    /// Modules (or .py files) imported before the app, in each process that loads it (`--import`).
+    public var imports: [String] = []
+    /// Modules (or .py files) imported once in the master before any fork (`--shared-import`).
+    public var sharedImports: [String] = []
+    /// A paste.deploy URI (`config:/path/app.ini`, `egg:...`) whose app is served (`--paste`).
+    public var paste: String? = nil
+    /// The app section loadapp picks in the paste config (`--paste-name`).
+    public var pasteName: String? = nil
+    /// Configure `logging` from the paste config file first (`--paste-logger`).
+    public var pasteLogger = false
+    /// pyargv's words.
+    public var argv: [String] { (pyargv ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
     /// Apps served under URL prefixes (`--mount POINT=APP`, repeatable), after the `--wsgi-file`/`--module` app.
     public var mounts: [Mount] = []
     /// Pick the app by the longest mount point the path starts with, and move that prefix from
@@ -53,7 +71,7 @@ public struct PythonAppOptions: Equatable, Sendable {
     public init() {}
 
     /// A Python app was asked for.
-    public var isConfigured: Bool { wsgiFile != nil || module != nil || !mounts.isEmpty }
+    public var isConfigured: Bool { wsgiFile != nil || module != nil || paste != nil || !mounts.isEmpty }
 
     /// The module and callable `module` names (`pkg.app:create` or `pkg.app`).
     public var moduleAndCallable: (module: String, callable: String)? {
@@ -66,7 +84,14 @@ public struct PythonAppOptions: Equatable, Sendable {
 
     func validate() throws(ConfigError) {
         func fail(_ m: String) throws(ConfigError) { throw ConfigError(m) }
-        if wsgiFile != nil, module != nil { try fail("--wsgi-file and --module both name the app: give one") }
+        let roots = [(wsgiFile != nil, "--wsgi-file"), (module != nil, "--module"), (paste != nil, "--paste")].filter(\.0).map(\.1)
+        if roots.count > 1 { try fail("\(roots.joined(separator: " and ")) all name the app at /: give one") }
+        if pasteLogger || pasteName != nil, paste == nil {
+            try fail("\(pasteLogger ? "--paste-logger" : "--paste-name") needs --paste config:FILE")
+        }
+        if pasteLogger, let p = paste, !p.hasPrefix("config:") {
+            try fail("--paste-logger reads the logging sections of a config: file; --paste \(quoted(p)) is not one")
+        }
         if threads < 1 || threads > Self.maxThreads {
             try fail("--threads \(threads): give 1 to \(Self.maxThreads) request threads per worker")
         }
@@ -80,7 +105,7 @@ public struct PythonAppOptions: Equatable, Sendable {
             if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
         }
         if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
-        var points: Set<String> = wsgiFile != nil || module != nil ? [""] : []
+        var points: Set<String> = wsgiFile != nil || module != nil || paste != nil ? [""] : []
         for m in mounts {
             // uWSGI would serve only the first app mounted at a point: the second could never answer.
             guard points.insert(m.point).inserted else {
@@ -95,7 +120,8 @@ public struct PythonAppOptions: Equatable, Sendable {
         if !isConfigured {
             for (given, flag) in [(libraryPath != nil, "--python-lib"), (home != nil, "--home"), (!pythonPath.isEmpty, "--pythonpath"),
                                   (lazyApps, "--lazy-apps"), (chdir != nil, "--chdir"), (manageScriptName, "--manage-script-name"),
-                                  (autoReloadSeconds > 0, "--py-autoreload")] where given {
+                                  (autoReloadSeconds > 0, "--py-autoreload"), (optimize > 0, "--optimize"), (pyargv != nil, "--pyargv"),
+                                  (!imports.isEmpty, "--import"), (!sharedImports.isEmpty, "--shared-import")] where given {
                 try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
             }
         }
@@ -193,6 +219,24 @@ let pythonOptionRows: [OptionSpec] = [
                }, isBoolean: false),
     boolean(python, "manage-script-name", \.python.manageScriptName,
             "pick the mounted app by the longest mount point the path starts with; that prefix moves from PATH_INFO to SCRIPT_NAME"),
+    option(python, "paste", "URI", .string(), \.python.paste, default: "none",
+           "serve the app paste.deploy's loadapp(URI) builds (config:/path/app.ini)"),
+    option(python, "paste-name", "NAME", .string(), \.python.pasteName, default: "main",
+           "the app section --paste loads"),
+    boolean(python, "paste-logger", \.python.pasteLogger, "configure logging from the --paste config file first (logging.config.fileConfig)"),
+    option(python, "py-sys-executable", "PATH", .string(), \.python.sysExecutable, default: "the interpreter's",
+           "sys.executable as the app sees it (only that: the interpreter is chosen by --home / --python-executable)",
+           aliases: ["py-executable"]),
+    option(python, "optimize", "N", .int(0...Int(Int32.max)), \.python.optimize, default: "0",
+           "Python's optimization level, as python -O (1: no asserts) or -OO (2: no docstrings either)"),
+    option(python, "pyargv", "ARGS", .string(), \.python.pyargv, default: "none",
+           "sys.argv[1:] for the app: ARGS split at spaces"),
+    appending(python, "import", "MODULE|FILE.py", \.python.imports,
+              "import a module (or .py file) before the app, where the app is loaded (repeatable)",
+              aliases: ["pyimport", "py-import", "python-import"]),
+    appending(python, "shared-import", "MODULE|FILE.py", \.python.sharedImports,
+              "import a module (or .py file) once in the master, before any worker is forked (repeatable)",
+              aliases: ["shared-pyimport", "shared-py-import", "shared-python-import"]),
     option(python, "py-autoreload", "N", .int(0...Int(Int32.max)), \.python.autoReloadSeconds, default: "0 = off",
            "reload the workers when a module the app imported changes (inotify: N > 0 turns it on; the app is imported in each worker)",
            aliases: ["python-autoreload", "py-auto-reload", "python-auto-reload"]),

@@ -19,6 +19,8 @@ public struct ServerOptions: Equatable, Sendable {
     public var httpSocket: [HTTPSocketAddress] = []
     /// Listeners speaking the uwsgi protocol, for nginx's `uwsgi_pass` (`--uwsgi-socket`, repeatable).
     public var uwsgiSocket: [UwsgiSocketAddress] = []
+    /// HTTP listeners expect a PROXY protocol header (v1 or v2) first on each connection (`--enable-proxy-protocol`).
+    public var proxyProtocol: Bool = false
     /// listen(2) backlog (`--listen`).
     public var listenBacklog: Int = 1024
     /// The built-in app (`--app`); nil when not given: `hello` runs unless `appLibrary` is set.
@@ -77,8 +79,14 @@ public struct ServerOptions: Equatable, Sendable {
     public var env: [String] = []
     /// Files (or directories) whose change reloads the workers gracefully, as SIGHUP (`--touch-reload`).
     public var touchReload: [String] = []
+    /// Files (or directories) whose change replaces the workers one at a time (`--touch-chain-reload`).
+    public var touchChainReload: [String] = []
     /// `/MOUNT=DIR`: files served before the app (`--static-map`, repeatable).
     public var staticMaps: [String] = []
+    /// Index files, Expires, gzip variants, safe paths and skipped extensions for static files.
+    public var staticFiles = StaticFileOptions()
+    /// uWSGI's master FIFO: one-letter commands written to this path (`--master-fifo`).
+    public var masterFifo: String? = nil
     /// The process umask, octal (`--umask`).
     public var umask: UInt32? = nil
     /// The TCP address `statsSocket` names, when it is `HOST:PORT` rather than a path.
@@ -138,6 +146,11 @@ public struct ServerOptions: Equatable, Sendable {
     public var cheaperRSSLimitSoftBytes: Int = 0
     /// Workers stopped while total RSS is above this, 0 = off (`--cheaper-rss-limit-hard`).
     public var cheaperRSSLimitHardBytes: Int = 0
+
+    // MARK: Process (ProcessOptions.swift)
+
+    /// Resource limits, CPU pinning, address-space recycling and process titles.
+    public var process = ProcessOptions()
 
     // MARK: Python
 

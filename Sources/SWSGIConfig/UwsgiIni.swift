@@ -48,18 +48,16 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
     "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
-    "http-enable-proxy-protocol": .refused("not supported: swsgi does not read the PROXY protocol header; have the proxy send X-Forwarded-For"),
+    "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
     // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
     "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
-    "static-index": .only(["index.html"], "swsgi's static files answer a directory with its index.html"),
-    "static-expires": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-expires-uri": .refused("not supported: set Expires/Cache-Control in the proxy in front (nginx expires)"),
-    "static-gzip-all": .refused("not supported: let the proxy in front compress (nginx gzip_static)"),
-    "offload-threads": .refused("not supported: swsgi's workers send static files themselves; serve heavy static traffic from nginx"),
+    // A swsgi worker writes a static file itself and is busy until a slow client has it all: without
+    // offloading, accepting this would promise freed workers that swsgi does not give.
+    "offload-threads": .refused("not supported: a swsgi worker sends a static file itself and stays busy until the client has it; serve static files from nginx in front, or add processes/threads"),
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
@@ -87,21 +85,18 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "alarm-log": .refused("not supported: swsgi raises no alarms; watch its log"),
     "alarm-segfault": .refused("not supported: swsgi raises no alarms; a dead worker is logged and respawned"),
     "cron": .refused("not supported: use cron or a systemd timer"),
-    "master-fifo": .refused("not supported: signal the master instead (HUP reloads the workers, TERM stops gracefully), or use hupwatch's control socket"),
-    "cpu-affinity": .refused("not supported: pin the whole service instead (taskset, systemd CPUAffinity=)"),
-    "max-fd": .refused("not supported: raise the open-files limit of the service (ulimit -n, systemd LimitNOFILE=)"),
-    "limit-as": .refused("not supported: limit the service's memory (systemd MemoryMax=, ulimit -v), or recycle workers with reload-on-rss"),
-    "reload-on-as": .refused("not supported: recycle workers on resident memory with reload-on-rss"),
-    "reload-on-exception": .refused("not supported: swsgi keeps a worker after an app exception (the request gets a 500)"),
+    "reload-on-exception-type": .refused("not supported: reload-on-exception recycles on any exception (uWSGI compares these with the exception's message, not its type)"),
+    "reload-on-exception-value": .refused("not supported: reload-on-exception recycles on any exception"),
+    "reload-on-exception-repr": .refused("not supported: reload-on-exception recycles on any exception"),
     "vhost": .refused("not supported: swsgi serves one app; run one swsgi per app"),
-    "optimize": .refused("not supported: set PYTHONOPTIMIZE in the environment instead"),
-    "pyargv": .refused("not supported: read configuration from the environment (env =) instead of sys.argv"),
-    "import": .refused("not supported: import the module from your WSGI file"),
-    "paste": .refused("not supported: point wsgi-file or module at the app's WSGI callable"),
-    "honour-stdin": .refused("not supported: swsgi's workers read no stdin"),
-    "fs-reload": .refused("not supported: use touch-reload = PATH"),
-    "touch-chain-reload": .refused("not supported: use touch-reload = PATH (workers are replaced one generation at a time)"),
-    "plugin-dir": .refused("not supported: swsgi loads no plugins (Python, HTTP and busyness are built in)"),
+    "honour-stdin": .always("swsgi leaves stdin as it was given (daemonize aside): the master, workers and app inherit it"),
+    "plugin-dir": .noOp("swsgi loads no plugins from a directory: Python, HTTP and the busyness algorithm are built in, and plugins = is checked against them"),
+    // Process.
+    "binary-path": .noOp("swsgi never re-executes itself: a reload (HUP) replaces the workers and keeps the master, so no binary path is used"),
+    "no-threads-wait": .noOp("a reloading or stopping swsgi worker waits for its request threads only up to worker-reload-mercy, then it is killed: a stuck thread cannot hold it"),
+    "master-as-root": .refused("not supported: swsgi's master drops to uid/gid too, once the listeners are bound; run what needs root in hook-asap/exec-asap"),
+    "cap": .refused("not supported: swsgi binds its listeners before dropping to uid (ports below 1024 work); give other capabilities to the service (systemd AmbientCapabilities=)"),
+    "http-connect-timeout": .noOp(noRouter),
     // Python.
     "wsgi": .rename("module"),
     "file": .rename("wsgi-file"),
@@ -111,6 +106,16 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "venv": .rename("home"),
     "pyhome": .rename("home"),
     "lazy": .rename("lazy-apps"),
+    // uWSGI's early-* Python options run before the rest of its start-up; swsgi has no such phase: the
+    // path is on sys.path and the module imported in the master before the app and any fork.
+    "early-pythonpath": .rename("pythonpath"),
+    "early-python-path": .rename("pythonpath"),
+    "early-pyimport": .rename("shared-import"),
+    "early-python-import": .rename("shared-import"),
+    // uWSGI loads these in each worker after fork; served the same, loaded once in the master before it.
+    "worker-mount": .rename("mount"),
+    "wsgi-env-behaviour": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
+    "wsgi-env-behavior": .only(["holy", "cheat"], "swsgi builds each request's environ as a fresh dict from a prepared copy: what holy guarantees, at cheat's cost"),
     "enable-threads": .rename("enable-threads"),
     // Process, files.
     "pidfile": .rename("pid-file"),
@@ -192,14 +197,26 @@ extension ServerOptions {
                 problems.append(error.message)
             }
         }
-        // uWSGI's python plugin loads `module` first and then skips `wsgi-file` ("mountpoint already
-        // configured"): the app at / is the module's, and the file is never imported.
-        if let module = assignments.last(where: { $0.spec.name == "module" }) {
-            for file in assignments where file.spec.name == "wsgi-file" {
-                warnings.append("\(file.label) = \(quoted(file.value)): not loaded: \(module.label) = \(quoted(module.value)) is the app at / (uWSGI loads module first and skips the file)")
+        // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
+        // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
+        // configured"): the first app at a point is the one served, the others are never imported.
+        var served: [String: Assignment] = [:]
+        var skipped: Set<String> = []
+        for name in ["module", "wsgi-file", "paste", "mount"] {
+            // module, wsgi-file and paste hold one value each (the last given wins); mounts accumulate.
+            let given = name == "mount" ? assignments.filter { $0.spec.name == name }
+                : assignments.last { $0.spec.name == name }.map { [$0] } ?? []
+            for a in given {
+                let point = name == "mount" ? ((try? Mount(parsing: a.value))?.point ?? "?\(a.label)") : ""
+                if let first = served[point] {
+                    warnings.append("\(a.label) = \(quoted(a.value)): not loaded: \(first.label) = \(quoted(first.value)) is the app at \(point.isEmpty ? "/" : point) (uWSGI loads \(first.spec.name) first and skips this one)")
+                    skipped.insert(a.label)
+                } else {
+                    served[point] = a
+                }
             }
-            assignments.removeAll { $0.spec.name == "wsgi-file" }
         }
+        assignments.removeAll { skipped.contains($0.label) }
         return (assignments, notes)
     }
 

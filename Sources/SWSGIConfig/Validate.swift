@@ -40,7 +40,8 @@ extension ServerOptions {
             }
         }
         if let umask, umask > 0o777 { try fail("--umask: \(String(umask, radix: 8)) is above 0777") }
-        if logTo != nil, daemonize != nil { try fail("--logto and --daemonize both name the log file: give one") }
+        // --logto with --daemonize: uWSGI's daemonize() calls logto() with its own file, so that file is the log.
+        try logging.validate()
         for (path, flag) in [(logTo, "--logto"), (daemonize, "--daemonize")] {
             if let path, path.isEmpty || path.utf8.contains(0) { try fail("\(flag): \(quoted(path)) is not a file path") }
         }
@@ -59,6 +60,7 @@ extension ServerOptions {
             try fail("\(app != nil ? "--app" : "--app-library") and a Python app (--wsgi-file/--module) are mutually exclusive: give one")
         }
         try python.validate()
+        try process.validate()
 
         // Services.
         var cacheNames = Set<String>()

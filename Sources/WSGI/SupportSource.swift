@@ -135,6 +135,43 @@ def _load_module(modname, name):
     return _callable(module, name, '%s:%s' % (modname, name),
                      'module %r has no %r (use --module %s:CALLABLE or --callable)' % (modname, name, modname))
 
+def import_one(spec):
+    """--import / --shared-import: a module by name, or a file (a path with '/' or ending in .py) under
+    the name uWSGI gives it (uwsgi_pythonize: '/' as '.', without .py)."""
+    return load_guarded(_import_one, spec)
+
+def _import_one(spec):
+    import importlib, importlib.util
+    if '/' not in spec and not spec.endswith('.py'):
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        return importlib.import_module(spec)
+    name = (spec[:-3] if spec.endswith('.py') else spec).replace('/', '.').strip('.')
+    if not os.path.isfile(spec):
+        raise FileNotFoundError('%s: no such file' % os.path.abspath(spec))
+    found = importlib.util.spec_from_file_location(name, spec)
+    if found is None:
+        raise ImportError('%s: not a Python source file' % spec)
+    module = importlib.util.module_from_spec(found)
+    sys.modules[name] = module
+    found.loader.exec_module(module)
+    return module
+
+def load_paste(uri, name, logger):
+    return load_guarded(_load_paste, uri, name, logger)
+
+def _load_paste(uri, name, logger):
+    # uWSGI's paste loader: logging.config.fileConfig first with --paste-logger, then loadapp(uri[, name]).
+    if logger:
+        import logging.config
+        logging.config.fileConfig(uri[len('config:'):])
+    from paste.deploy import loadapp
+    if name:
+        app = loadapp(uri, name, relative_to=os.getcwd())
+    else:
+        app = loadapp(uri, relative_to=os.getcwd())
+    return _check(app, '--paste %s' % uri)
+
 def mount_dispatcher(apps, manage):
     """uWSGI's mounts (core/protocol.c, core/utils.c uwsgi_get_app_id): `apps` is [(point, app)] in load
     order, point '' for the root. With manage-script-name the longest point that PATH_INFO starts with
@@ -187,6 +224,20 @@ def module_files(ignore):
             path = path[:-1]
         files.append(os.path.abspath(path))
     return files
+
+def source_problem(path):
+    """py-autoreload: why a changed .py file cannot be loaded as it is (its syntax error), or None."""
+    if not path.endswith('.py'):
+        return None
+    try:
+        with open(path, 'rb') as f:
+            source = f.read()
+        compile(source, path, 'exec', dont_inherit=True)
+    except SyntaxError as e:
+        return '%s: %s, line %s' % (type(e).__name__, e.msg, e.lineno)
+    except (OSError, ValueError):
+        return None
+    return None
 
 def freeze():
     # Objects loaded before fork stay out of the collector's reach, so the workers' first collections

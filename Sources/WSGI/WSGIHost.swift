@@ -16,13 +16,13 @@ public final class WSGIHost: HostedApplication {
     /// The WSGI callable, once loaded.
     var app: PyObjectPointer?
     /// --py-autoreload's watch over the app's module files, made in each worker once the app is loaded.
-    public private(set) var sourceWatch: ChangeWatch?
+    public private(set) var sourceWatch: SourceWatch?
     /// harakiri's graceful signal, when harakiri sends one (--harakiri with --harakiri-graceful-timeout).
     let harakiriGracefulSignal: Int32?
 
     public var description: String {
         var what = options.wsgiFile.map { "--wsgi-file \($0)" }
-            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? ""
+            ?? options.moduleAndCallable.map { "--module \($0.module):\($0.callable)" } ?? options.paste.map { "--paste \($0)" } ?? ""
         for m in options.mounts { what += (what.isEmpty ? "" : " ") + "--mount \(m.point.isEmpty ? "/" : m.point)=\(m.text.drop { $0 != "=" }.dropFirst())" }
         let prefix = interpreter.installation.prefix.map { ", sys.prefix \($0)" } ?? ""
         return "Python \(interpreter.version) (\(interpreter.installation.libraryPath)\(prefix)) \(what)\(options.lazyApps ? " (lazy)" : options.autoReloadSeconds > 0 ? " (imported in each worker for py-autoreload)" : "")"
@@ -40,7 +40,8 @@ public final class WSGIHost: HostedApplication {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
                                                                             interpreter: options.executable),
                                                     environment: environment, ownExecutable: ownExecutablePath())
-            interpreter = try Interpreter(installation, pythonPath: options.pythonPath)
+            interpreter = try Interpreter(installation, pythonPath: options.pythonPath, optimize: options.optimize, argv: options.argv,
+                                      sysExecutable: options.sysExecutable)
         } catch {
             throw SWSGIError("\(error)")
         }
@@ -58,7 +59,12 @@ public final class WSGIHost: HostedApplication {
             interpreter.printError()
             throw SWSGIError("--env \(entry): cannot set it in os.environ")
         }
-        if !options.mounts.isEmpty, !options.manageScriptName, options.wsgiFile == nil, options.module == nil,
+        // --shared-import: once, in the master, before any fork (uWSGI's preinit), whatever --lazy-apps says.
+        for spec in options.sharedImports where call("import_one", spec) == nil {
+            interpreter.printError()
+            throw SWSGIError("--shared-import \(spec): the import failed (traceback above)")
+        }
+        if !options.mounts.isEmpty, !options.manageScriptName, options.wsgiFile == nil, options.module == nil, options.paste == nil,
            !options.mounts.contains(where: { $0.point.isEmpty }) {
             ServerLog.line("warning: no app is mounted at / and manage-script-name is off: only a request whose SCRIPT_NAME (set by the proxy) names a mount point reaches an app; the others get 500, as under uWSGI")
         }
@@ -79,12 +85,19 @@ public final class WSGIHost: HostedApplication {
         // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
         try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
         defer { try? AbortGuard.set(0, nil) }
+        // --import: where the app is loaded (the master, or each worker), just before it (uWSGI's init_apps).
+        for spec in options.imports where call("import_one", spec) == nil {
+            interpreter.printError()
+            throw SWSGIError("--import \(spec): the import failed (traceback above)")
+        }
         // Each a new reference, handed on below.
         var apps: [(point: String, app: PyObjectPointer)] = []
         if let file = options.wsgiFile {
             loaded = call("load_file", file, options.callable, String(options.pythonPath.count))
         } else if let (module, callable) = options.moduleAndCallable {
             loaded = call("load_module", module, callable)
+        } else if let paste = options.paste {
+            loaded = call("load_paste", paste, options.pasteName ?? "", options.pasteLogger ? "1" : "")
         } else {
             loaded = options.mounts.isEmpty ? nil : api.none
         }
@@ -135,7 +148,21 @@ public final class WSGIHost: HostedApplication {
     func watchSources() throws {
         guard options.autoReloadSeconds > 0 else { return }
         if sourceWatch == nil {
-            sourceWatch = try ChangeWatch(label: "py-autoreload")
+            let py = interpreter
+            let files: ChangeWatch
+            do { files = try ChangeWatch(label: "py-autoreload") } catch {
+                // Out of inotify instances (fs.inotify.max_user_instances): serve, unwatched, rather than not at all.
+                ServerLog.line("py-autoreload: \(error); this worker does not watch the app's modules")
+                return
+            }
+            sourceWatch = SourceWatch(files: files) { [unowned self] file in
+                // From the worker's loop, between requests or beside the request threads.
+                py.withCallbackGIL {
+                    guard let r = self.call("source_problem", file) else { py.api.PyErr_Clear(); return nil }
+                    defer { py.api.Py_DecRef(r) }
+                    return r == py.api.none ? nil : py.string(r)
+                }
+            }
         }
         refreshSources()
     }
@@ -144,7 +171,7 @@ public final class WSGIHost: HostedApplication {
     /// since the last look. The support code answers None while `len(sys.modules)` is unchanged.
     func refreshSources() {
         let api = interpreter.api
-        guard let watch = sourceWatch, api.PyErr_Occurred() == nil else { return }
+        guard let watch = sourceWatch?.files, api.PyErr_Occurred() == nil else { return }
         guard let ignore = api.PyList_New(options.autoReloadIgnore.count) else { api.PyErr_Clear(); return }
         defer { api.Py_DecRef(ignore) }
         for (i, name) in options.autoReloadIgnore.enumerated() {

@@ -6,7 +6,7 @@ import PythonRuntime
 import SWSGI
 
 /// An app failure already reported to the log (with its traceback): the worker answers 500.
-struct WSGIAppError: Error, CustomStringConvertible {
+struct WSGIAppError: ApplicationFailure, CustomStringConvertible {
     let description: String
 }
 

@@ -50,6 +50,10 @@ public struct WorkerLifecycle: Sendable {
         case gotTERM = 3
         /// A source file of the app changed (`--py-autoreload`): reload every worker.
         case sourceChanged = 4
+        /// The address space is above `--reload-on-as` after a request.
+        case recycleAddressSpace = 5
+        /// The app raised during a request (`--reload-on-exception`).
+        case recycleException = 6
     }
 
     public enum Action: Sendable, Equatable {

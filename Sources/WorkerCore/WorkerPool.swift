@@ -3,12 +3,16 @@
 /// Why a worker is on its way out; decides whether and how it is replaced.
 public enum RetireReason: String, Sendable {
     case reload = "reload"            // SIGHUP to the master: replace every worker
+    case chainReload = "chain reload" // --touch-chain-reload: one worker at a time
     case shrink = "fewer workers"     // SIGTTOU
     case shutdown = "shutdown"
     case maxRequests = "max-requests"
     case lifetime = "max-worker-lifetime"
     case rss = "reload-on-rss"
     case evilRSS = "evil-reload-on-rss"
+    case addressSpace = "reload-on-as"
+    case evilAddressSpace = "evil-reload-on-as"
+    case exception = "reload-on-exception"
     case harakiri = "harakiri"
     case cheaper = "cheaper"
     case term = "SIGTERM to the worker"
@@ -60,6 +64,8 @@ public struct WorkerPool: Sendable {
         public var groupTERMWindowNanoseconds: UInt64 = 50_000_000
         /// --evil-reload-on-rss in bytes (0: off): a worker at or above it is SIGKILLed, busy or not, as uWSGI does.
         public var evilRSSLimitBytes = 0
+        /// --evil-reload-on-as: SIGKILL a worker whose sampled address space reaches this, 0 = off.
+        public var evilAddressSpaceLimitBytes = 0
         /// How often the master samples its workers' RSS for it (uWSGI's collector samples every 3 s and its
         /// master looks every second; a worker growing fast overshoots by what it grows in one period).
         public var rssSampleNanoseconds: UInt64 = 250_000_000
@@ -105,6 +111,9 @@ public struct WorkerPool: Sendable {
         /// A worker saw one of the app's source files change (`--py-autoreload`): a reload, unless that
         /// worker is already on its way out (every worker notices the same change).
         case sourceChanged(pid: Int32)
+        /// uWSGI's chain reload (`--touch-chain-reload`): replace the workers one at a time, the next only
+        /// once the previous one's replacement accepts, so all but one keep serving throughout.
+        case chainReload
         case addWorker
         case removeWorker
         /// The worker must be recycled (request count, lifetime, memory...): replacement first.
@@ -114,6 +123,8 @@ public struct WorkerPool: Sendable {
         case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
         /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on).
         case rssSampled(pid: Int32, bytes: Int)
+        /// The master read a worker's address space (VmSize), sampled as `rssSampled` while evil AS is on.
+        case addressSpaceSampled(pid: Int32, bytes: Int)
         /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
         /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
         case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
@@ -229,6 +240,10 @@ public struct WorkerPool: Sendable {
                 actions.append(.notify("READY=1\nSTATUS=workers reloaded"))
                 reloading = false
             }
+            if let c = chain, c.waitingFor == slots[i].id {
+                chain = (c.pending, nil)
+                actions += advanceChain(now: now)
+            }
             return actions
         case .workerExited(let pid, let status):
             return workerExited(pid, status: status, now: now, loadFailed: false)
@@ -259,10 +274,17 @@ public struct WorkerPool: Sendable {
         case .reloadWorkers:
             guard !stopping else { return [] }
             reloading = true
+            chain = nil  // every worker is replaced now
             let old = slots.filter { $0.state != .retiring }
             var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
             for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
             return actions
+        case .chainReload:
+            guard !stopping else { return [] }
+            guard chain == nil else { return [.log("chain reload already running: this one is ignored (as uWSGI does)")] }
+            let pending = slots.filter { $0.state != .retiring }.sorted { $0.id < $1.id }.map(\.pid)
+            chain = (pending, nil)
+            return [.notify("RELOADING=1"), .log("chain reload of \(pending.count) workers: one at a time")] + advanceChain(now: now)
         case .sourceChanged(let pid):
             guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
             return handle(.reloadWorkers, now: now)
@@ -283,7 +305,10 @@ public struct WorkerPool: Sendable {
         case .harakiriExpired(let pid, let request, let age, let queue):
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
         case .rssSampled(let pid, let bytes):
-            return evilRSS(pid: pid, bytes: bytes, now: now)
+            return evilKill(pid: pid, bytes: bytes, limit: config.evilRSSLimitBytes, reason: .evilRSS, what: "RSS", now: now)
+        case .addressSpaceSampled(let pid, let bytes):
+            return evilKill(pid: pid, bytes: bytes, limit: config.evilAddressSpaceLimitBytes, reason: .evilAddressSpace,
+                            what: "address space", now: now)
         case .busySampled(let percent, let queue, let rss):
             guard !stopping, var c = cheaperState else { return [] }
             let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
@@ -298,6 +323,25 @@ public struct WorkerPool: Sendable {
     }
 
     private var reloading = false
+    /// A chain reload: the workers still to replace (pids, by id), and the id whose replacement it waits for.
+    private var chain: (pending: [Int32], waitingFor: Int?)? = nil
+
+    /// Retires the next worker of the chain still serving (its replacement forked first), or ends the chain.
+    private mutating func advanceChain(now: Instant) -> [Action] {
+        while var c = chain, !stopping {
+            guard !c.pending.isEmpty else {
+                chain = nil
+                return [.log("chain reload complete"), .notify("READY=1\nSTATUS=workers reloaded")]
+            }
+            let pid = c.pending.removeFirst()
+            chain = c
+            guard let w = slot(pid: pid), w.state != .retiring else { continue }
+            chain = (c.pending, w.id)
+            return [.log("chain reload: next is worker \(w.id) (pid \(pid))")]
+                + retire(pid: pid, reason: .chainReload, now: now, replace: true)
+        }
+        return []
+    }
     /// Workers that reported a TERM of their own while the master was not stopping: replaced when the
     /// window passes without a TERM to the master (by worker id: the pid that left, and when).
     private var termReplacementAt: [Int: (pid: Int32, at: Instant)] = [:]
@@ -379,6 +423,7 @@ public struct WorkerPool: Sendable {
         if first && signal == Self.sigUSR1 { gracefulStopping = true }
         if signal == Self.sigINT { gracefulStopping = false }
         stopping = true
+        chain = nil
         respawnAt = [:]
         waitingForScoreboardSlot = []
         deferredRetirements = []
@@ -526,21 +571,22 @@ public struct WorkerPool: Sendable {
     /// --evil-reload-on-rss: uWSGI's master SIGKILLs a worker whose sampled RSS reached the limit, whatever
     /// it is doing (core/master_checks.c); a graceful recycle would let a busy worker grow on until its
     /// request ends. The replacement is forked first, as for any recycle.
-    private mutating func evilRSS(pid: Int32, bytes: Int, now: Instant) -> [Action] {
-        guard config.evilRSSLimitBytes > 0, bytes >= config.evilRSSLimitBytes,
+    /// --evil-reload-on-as is the same rule on the address space (uWSGI's vsz).
+    private mutating func evilKill(pid: Int32, bytes: Int, limit: Int, reason: RetireReason, what: String, now: Instant) -> [Action] {
+        guard limit > 0, bytes >= limit,
               let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].evilKilled else { return [] }
         slots[i].evilKilled = true
         slots[i].killDeadline = nil
         let w = slots[i]
-        var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) RSS \(bytes >> 20) MiB >= --evil-reload-on-rss \(config.evilRSSLimitBytes >> 20) MiB: SIGKILL")]
+        var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) \(what) \(bytes >> 20) MiB >= --\(reason.rawValue) \(limit >> 20) MiB: SIGKILL")]
         if w.state != .retiring && !stopping {
             slots[i].state = .retiring
-            slots[i].retireReason = .evilRSS
+            slots[i].retireReason = reason
             respawnTotals[w.id, default: 0] += 1
             if now - min(now, w.startedAt) < config.crashWindowNanoseconds {
                 // Over the limit within its first second: the limit is below what a fresh worker needs, and
                 // an immediate replacement would be killed too, four times a second for ever. Back off.
-                actions += scheduleRespawn(id: w.id, now: now, why: "over --evil-reload-on-rss within a second of its start: the limit is below a fresh worker's RSS")
+                actions += scheduleRespawn(id: w.id, now: now, why: "over --\(reason.rawValue) within a second of its start: the limit is below a fresh worker's \(what)")
             } else {
                 backoff[w.id] = nil
                 actions += forkWorker(id: w.id)

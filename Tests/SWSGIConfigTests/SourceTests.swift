@@ -106,7 +106,19 @@ import Testing
             "exec-asap": "true", "exec-pre-app": "true", "exec-post-app": "true", "exec-accepting": "true",
             "show-config": "true", "logto": "/tmp/l", "daemonize": "/tmp/d", "logfile-chmod": "600", "log-reopen": "true",
             "env": "A=1", "umask": "022", "static-map": "/s=/srv/s", "touch-reload": "/tmp/r", "memory-report": "true",
+            "limit-as": "512", "max-fd": "2048", "cpu-affinity": "1", "reload-on-as": "512", "evil-reload-on-as": "1024",
+            "procname": "app", "procname-master": "app master", "procname-append": " [x]", "reload-on-exception": "true",
             "disable-write-exception": "true", "wsgi-disable-file-wrapper": "true", "post-buffering": "4k",
+            "logger": "file:/tmp/x.log", "req-logger": "stdio", "log-route": "a ^x", "log-req-route": "a ^x",
+            "log-req-encoder": "nl", "log-maxsize": "1m", "log-backupname": "/tmp/x.old", "log-date": "true",
+            "logformat-strftime": "true", "log-micros": "true", "log-slow": "100", "log-big": "1m", "log-zero": "true",
+            "log-sendfile": "true", "log-ioerror": "true", "log-x-forwarded-for": "true", "logfile-chown": "true",
+            "route": "^/health donotlog:", "log-truncate": "true", "log-drain": "^x", "log-filter": "^x", "log-syslog": "app",
+            "enable-proxy-protocol": "true", "static-index": "index.htm", "static-expires": "/css/.* 3600",
+            "static-expires-mtime": "\\.png$ 60", "static-expires-uri": "^/s/ 60", "static-expires-uri-mtime": "^/s/ 60",
+            "static-expires-path-info": "^/a 1", "static-expires-path-info-mtime": "^/a 1", "static-expires-type": "text/css=60",
+            "static-expires-type-mtime": "image/png=60", "static-gzip-all": "true", "static-gzip": "\\.js$", "static-gzip-dir": "/srv/s",
+            "static-gzip-ext": ".css", "static-safe": "/srv/shared", "static-skip-ext": ".py", "master-fifo": "/run/fifo",
         ]
         let defaults = ServerOptions(cores: 4)
         for spec in optionTable {

@@ -146,6 +146,22 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil) || spec.optionalValue)
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 91)
+        #expect(optionTable.count == 999)
+    }
+}
+
+/// uWSGI's static rules: the value forms uwsgi_opt_add_regexp_dyn_dict and uwsgi_opt_add_dyn_dict take.
+@Suite struct StaticRuleValues {
+    @Test func expiresAndGzipValues() throws {
+        let o = try options(["--ini", "app.ini"], ini: "[uwsgi]\nstatic-expires = /data/static/* 2592000\nstatic-expires-uri=/static/* 3600\nstatic-expires-type = text/css=60\nstatic-gzip-all = true\nstatic-gzip-prefix = /srv\nstatic-safe = /srv/media\n")
+        #expect(o.staticFiles.expires == [ExpiresRule(subject: .file, pattern: "/data/static/*", seconds: 2592000, fromModification: false),
+                                          ExpiresRule(subject: .uri, pattern: "/static/*", seconds: 3600, fromModification: false)])
+        #expect(o.staticFiles.expiresByType == [ExpiresTypeRule(contentType: "text/css", seconds: 60, fromModification: false)])
+        #expect(o.staticFiles.gzipAll && o.staticFiles.gzipPrefixes == ["/srv"] && o.staticFiles.safe == ["/srv/media"])
+        #expect(failure(["--static-expires", "/css/"])?.contains("expected REGEX SECONDS") == true)
+        #expect(failure(["--static-expires", "( 60"])?.contains("not a regular expression") == true)
+        #expect(failure(["--static-expires", "/css/ soon"])?.contains("not a number of seconds") == true)
+        #expect(failure(["--static-expires-type", "text/css"])?.contains("expected TYPE=SECONDS") == true)
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = 2\n")?.contains("stays busy until the client has it") == true)
     }
 }

@@ -236,7 +236,7 @@ extension UwsgiIniRun {
         let dir = try TempDir()
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
-        let s = try start("processes = 1\npost-buffering = 1024\nlimit-post = 4m\n", in: dir, environment: ["TMPDIR": dir.file("tmp")])
+        let s = try start("processes = 1\npost-buffering = 1024\nlimit-post = 4194304\n", in: dir, environment: ["TMPDIR": dir.file("tmp")])
         defer { s.stop() }
         let c = try HTTPConnection(dir.file("s"))
         try c.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")

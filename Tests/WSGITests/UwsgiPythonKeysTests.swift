@@ -147,6 +147,22 @@ private func flaskApp(_ name: String) -> String {
         #expect(waitUntil(15) { (try? get(dir, "/lazy").body) == "lazy two" }, "\(s.log)")
     }
 
+    /// An edit saved half-way (a syntax error) does not reload: the workers keep the code they loaded and
+    /// answer on; the next save that compiles reloads.
+    @Test func pyAutoreloadWaitsForASaveThatCompiles() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        let s = try start("wsgi-file = app.py\npy-autoreload = 1\nprocesses = 1\n", in: dir)
+        defer { s.stop() }
+        try save(dir, "helper.py", "VALUE = (\n")
+        #expect(s.waitForLog("helper.py changed but cannot be loaded (SyntaxError"), "\(s.log)")
+        #expect(try get(dir, "/") == (200, "one"))
+        #expect(!s.log.contains("reloading"), "\(s.log)")
+        try save(dir, "helper.py", "VALUE = 'fixed'\n")
+        #expect(waitUntil(15) { (try? get(dir, "/").body) == "fixed" }, "\(s.log)")
+    }
+
     /// py-autoreload-ignore: a module left out is not watched; an edit of it reloads nothing.
     @Test func pyAutoreloadIgnoreLeavesTheModuleOut() async throws {
         let dir = try TempDir()
@@ -158,5 +174,150 @@ private func flaskApp(_ name: String) -> String {
         try await Task.sleep(nanoseconds: 700_000_000)
         #expect(try get(dir, "/") == (200, "one"))
         #expect(!s.log.contains("py-autoreload:"), "\(s.log)")
+    }
+
+    /// touch-chain-reload: the workers are replaced one at a time (each importing the app anew, with
+    /// lazy-apps), the next once the previous replacement accepts; a steady load sees no failure.
+    @Test func touchChainReloadReplacesWorkersOneAtATime() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        try dir.write("chain", "")
+        let s = try start("wsgi-file = app.py\nlazy-apps = true\nprocesses = 3\ntouch-chain-reload = %dchain\n", in: dir)
+        defer { s.stop() }
+        let before = Set(children(of: s.pid))
+        let load = LoadGenerator(socket: dir.file("s"))
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try dir.write("helper.py", "VALUE = 'two'\n")
+        #expect(utime(dir.file("chain"), nil) == 0)
+        #expect(s.waitForLog("chain reload complete", timeout: 20), "\(s.log)")
+        let tally = try await load.stop()
+        #expect(tally.ok > 0 && tally.failures.isEmpty, "\(tally.ok) ok, failures: \(tally.failures.prefix(5))")
+        #expect(try get(dir, "/") == (200, "two"))
+        #expect(waitUntil(10) { Set(children(of: s.pid)).isDisjoint(with: before) && children(of: s.pid).count == 3 })
+        let steps = s.logLines.filter { $0.contains("chain reload: next is worker") }
+        #expect(steps.count == 3 && steps[0].contains("worker 1") && steps[2].contains("worker 3"), "\(steps)")
+    }
+
+    /// fs-reload and touch-workers-reload are touch-reload (the workers replaced when the path changes); with
+    /// the app imported once in the master, the start-up log says that new code needs lazy-apps.
+    @Test func fsReloadIsTouchReloadOneReloadPerSaveAndTheLogSaysWhatAReloadLoads() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try writeReloadApp(dir)
+        try FileManager.default.createDirectory(atPath: dir.file("conf"), withIntermediateDirectories: true)
+        try dir.write("w", "")
+        let s = try start("wsgi-file = app.py\nprocesses = 1\nfs-reload = %dconf\ntouch-workers-reload = %dw\n", in: dir)
+        defer { s.stop() }
+        #expect(s.log.contains("For changed code set lazy-apps = true"), "\(s.log)")
+        let before = children(of: s.pid)
+        #expect(utime(dir.file("w"), nil) == 0)
+        #expect(s.waitForLog("touch-reload: \(dir.file("w")) changed"), "\(s.log)")
+        #expect(waitUntil(10) { let now = children(of: s.pid); return now.count == 1 && now != before })
+        // A new file in the fs-reload directory (Foundation writes it atomically: a temporary file created,
+        // written, closed, then renamed, four inotify events) is one reload.
+        try dir.write("conf/new.txt", "x")
+        #expect(s.waitForLog("touch-reload: \(dir.file("conf")) changed"), "\(s.log)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(s.log.components(separatedBy: "reloading 1 workers").count - 1 == 2, "one reload per save: \(s.log)")
+    }
+
+    /// optimize = 1 runs the app as `python -O` (asserts gone); pyargv is sys.argv after its first item,
+    /// split at spaces and tabs as uWSGI splits it; py-executable is sys.executable.
+    @Test func optimizeAndPyargvReachTheApp() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", """
+            import sys
+            def application(environ, start_response):
+                try:
+                    assert False
+                    asserts = 'off'
+                except AssertionError:
+                    asserts = 'on'
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return [('%s|%d|%s|%s' % (sys.argv[1:], sys.flags.optimize, asserts, sys.executable)).encode()]
+            """)
+        let s = try start("wsgi-file = app.py\nprocesses = 1\noptimize = 1\npyargv = -j  data.json\t--x\npy-executable = /opt/x/python\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/") == (200, "['-j', 'data.json', '--x']|1|off|/opt/x/python"))
+    }
+
+    /// import runs where the app is loaded (with lazy-apps: in each worker), shared-import once in the master
+    /// before the fork; a file path is imported under uWSGI's name for it. A failing import stops swsgi.
+    @Test func importAndSharedImportRunWhereUwsgiRunsThem() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", """
+            import os, builtins
+            def application(environ, start_response):
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return [('%s|%s' % (builtins.IMPORTED_IN == os.getpid(), builtins.SHARED_IN == os.getppid())).encode()]
+            """)
+        try dir.write("early.py", "import builtins, os\nbuiltins.IMPORTED_IN = os.getpid()\n")
+        try FileManager.default.createDirectory(atPath: dir.file("lib"), withIntermediateDirectories: true)
+        try dir.write("lib/shared.py", "import builtins, os, sys\nbuiltins.SHARED_IN = os.getpid()\nassert 'lib.shared' in sys.modules\n")
+        let s = try start("wsgi-file = app.py\nprocesses = 1\nlazy-apps = true\nimport = early\nshared-import = lib/shared.py\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/") == (200, "True|True"), "import in the worker, shared-import in the master: \(s.log)")
+
+        let bad = try TempDir()
+        defer { bad.remove() }
+        try bad.write("app.py", "def application(e, s): pass\n")
+        let failed = try start("wsgi-file = app.py\nprocesses = 1\npy-import = no_such_module_here\n", in: bad, ready: false)
+        defer { failed.stop() }
+        #expect(waitUntil(10) { !failed.isRunning }, "\(failed.log)")
+        #expect(failed.exitStatus != 0 && failed.log.contains("--import no_such_module_here: the import failed"), "\(failed.log)")
+    }
+
+    /// paste = config:FILE serves the app paste.deploy builds; paste-name picks its section and
+    /// paste-logger configures logging from the same file first.
+    @Test func pasteLoadsTheAppWithItsLoggingConfig() throws {
+        try PythonUnderTest.debian.require("paste.deploy")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("pasted.py", """
+            import logging
+            def factory(global_config, greeting='hello'):
+                def app(environ, start_response):
+                    logging.getLogger("pasted").warning('served %s', environ['PATH_INFO'])
+                    start_response('200 OK', [('Content-Type', 'text/plain')])
+                    return [greeting.encode()]
+                return app
+            """)
+        try dir.write("site.ini", """
+            [app:main]
+            use = call:pasted:factory
+            greeting = from main
+
+            [app:other]
+            use = call:pasted:factory
+            greeting = from other
+
+            [loggers]
+            keys = root
+
+            [handlers]
+            keys = file
+
+            [formatters]
+            keys = plain
+
+            [logger_root]
+            level = INFO
+            handlers = file
+
+            [handler_file]
+            class = FileHandler
+            args = ('\(dir.file("paste.log"))',)
+            formatter = plain
+
+            [formatter_plain]
+            format = %(name)s: %(message)s
+            """)
+        let s = try start("paste = config:%dsite.ini\npaste-name = other\npaste-logger = true\npythonpath = %d\nprocesses = 1\n", in: dir)
+        defer { s.stop() }
+        #expect(try get(dir, "/x") == (200, "from other"))
+        #expect(waitUntil(5) { ((try? String(contentsOfFile: dir.file("paste.log"), encoding: .utf8)) ?? "").contains("pasted: served /x") })
     }
 }

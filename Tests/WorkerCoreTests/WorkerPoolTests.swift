@@ -216,6 +216,45 @@ private struct LifecycleDriver {
         #expect(d.pool.slots.map(\.pid) == fresh)
     }
 
+    /// uWSGI's chain reload: one worker at a time, the next only once the previous replacement accepts,
+    /// so all but one keep accepting throughout; a second touch meanwhile is ignored, as uWSGI does.
+    @Test func chainReloadReplacesOneWorkerAtATime() {
+        var d = LifecycleDriver(processes: 3)
+        d.start()
+        let old = d.pids
+        d.send(.chainReload)
+        #expect(d.notes.last == "RELOADING=1")
+        for (n, pid) in old.enumerated() {
+            #expect(d.signalled(WorkerPool.sigHUP) == Array(old[...n]), "worker \(n + 1)'s turn: \(d.signalled(WorkerPool.sigHUP))")
+            #expect(d.pool.slots.filter { $0.state == .accepting }.count == 2, "all but one accept")
+            #expect(d.pool.slots.filter { $0.state == .starting }.count == 1)
+            if n == 0 {
+                d.send(.chainReload)
+                #expect(d.logs.last?.contains("already running") == true)
+            }
+            d.send(.workerExited(pid: pid, status: .exited(0)))
+            #expect(d.signalled(WorkerPool.sigHUP).count == n + 1, "the next waits for the replacement to accept, not for the old one to exit")
+            d.readyAll()
+        }
+        #expect(d.logs.last == "chain reload complete")
+        #expect(d.notes.last == "READY=1\nSTATUS=workers reloaded")
+        #expect(Set(d.pids).isDisjoint(with: old) && d.activeIDs == [1, 2, 3])
+    }
+
+    /// py-autoreload: the first worker to see a change reloads every worker; the same word from workers
+    /// already retiring (each worker notices the change) is no second reload.
+    @Test func sourceChangedReloadsOnceWhateverTheNumberOfWorkersNoticing() {
+        var d = LifecycleDriver(processes: 2)
+        d.start()
+        let old = d.pids
+        d.send(.sourceChanged(pid: old[0]))
+        #expect(d.signalled(WorkerPool.sigHUP) == old)
+        d.send(.sourceChanged(pid: old[1]))
+        #expect(d.forks.count == 4, "one reload: \(d.forks)")
+        d.send(.gracefulStop)
+        #expect(d.send(.sourceChanged(pid: d.pids.last!)).isEmpty, "no reload while stopping")
+    }
+
     @Test func gracefulStopDuringReloadLeavesRetiringWorkersToFinish() {
         var d = LifecycleDriver(processes: 1)
         d.start()

@@ -118,6 +118,17 @@ static inline uint64_t shim_monotonic_ns(void) {
 static inline int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 static inline int shim_set_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 static inline int shim_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+// sched_setaffinity with CPU_SET, both macros behind _GNU_SOURCE: the calling thread on these CPUs.
+extern int sched_setaffinity(pid_t pid, size_t size, const void *mask);
+static inline int shim_set_cpu_affinity(const int *cpus, int count) {
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))];
+    memset(mask, 0, sizeof mask);
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= 1024) { errno = EINVAL; return -1; }
+        mask[cpus[i] / (8 * sizeof(unsigned long))] |= 1UL << (cpus[i] % (8 * sizeof(unsigned long)));
+    }
+    return sched_setaffinity(0, sizeof mask, mask);
+}
 
 // --- inotify ---
 static inline int shim_inotify_init(void) { return inotify_init1(IN_CLOEXEC | IN_NONBLOCK); }

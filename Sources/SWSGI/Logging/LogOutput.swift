@@ -18,6 +18,12 @@ final class LogOutput {
         case datagram(fd: Int32, address: SocketAddressBytes, tag: String, priority: Int32, limit: Int)
     }
 
+    /// The rotating file behind this output, if it is a file.
+    var file: RotatingFile? {
+        if case .file(let f) = target { return f }
+        return nil
+    }
+
     init(id: String?, target: Target) {
         self.id = id
         self.target = target
@@ -153,7 +159,13 @@ final class RotatingFile {
     let chmod: UInt32?
     /// [0..<8] generation (Int64), [8..<12] the rotating process's pid (Int32, 0 = free).
     private let shared: UnsafeMutableRawPointer
-    private var generation: Int64
+    /// The generation this process's descriptor belongs to: an atomic of its own, since request threads
+    /// of one worker log at the same time.
+    private let known = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    private var generation: Int64 {
+        get { Int64(bitPattern: shim_load_acquire_u64(known)) }
+        set { shim_store_release_u64(known, UInt64(bitPattern: newValue)) }
+    }
 
     static let sharedBytes = 16
 
@@ -165,7 +177,7 @@ final class RotatingFile {
         self.backupName = backupName
         self.chmod = chmod
         self.shared = shared
-        generation = Int64(bitPattern: shim_load_acquire_u64(shared))
+        shim_store_release_u64(known, shim_load_acquire_u64(shared))
     }
 
     static func openLog(_ path: String, chmod: UInt32?, truncate: Bool = false) throws -> Int32 {
@@ -190,7 +202,7 @@ final class RotatingFile {
     }
 
     private func moveInto(_ new: Int32) {
-        // dup3 keeps O_CLOEXEC off fds 1 and 2 (they are meant to be inherited) and on `fd` when it was set.
+        // dup2 leaves fds 1 and 2 inheritable (meant to be: exec'd hooks log there); `fd` above 2 gets O_CLOEXEC back.
         _ = dup2(new, fd)
         for other in alsoAt { _ = dup2(new, other) }
         if new != fd { close(new) }

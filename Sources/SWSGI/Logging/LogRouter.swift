@@ -48,7 +48,7 @@ struct LineMatcher {
     }
 }
 
-struct LogSetup {
+final class LogSetup {
     /// fd 2 as a rotating file (`--logto`/`--daemonize` with `--log-maxsize`), else nil (plain fd 2).
     var mainLog: RotatingFile? = nil
     var loggers: [LogOutput] = []
@@ -58,6 +58,9 @@ struct LogSetup {
     var encoders: [LogEncoderStep] = []
     var requestEncoders: [LogEncoderStep] = []
     var date: LogDate? = nil
+    /// `--log-drain` / `--log-filter`.
+    var drains: [LineMatcher] = []
+    var filters: [LineMatcher] = []
     /// Nothing but fd 2 and swsgi's plain lines: the fast path.
     var plain = true
     /// The server's lines are encoded with swsgi's own JSON object (`--log-encoder json`).
@@ -65,7 +68,12 @@ struct LogSetup {
 
     init() {}
 
-    init(_ o: ServerOptions) throws {
+    convenience init(_ o: ServerOptions) throws {
+        self.init()
+        try configure(o)
+    }
+
+    private func configure(_ o: ServerOptions) throws {
         let l = o.logging
         date = l.date
         encoders = l.encoders
@@ -106,7 +114,26 @@ struct LogSetup {
             guard let out = opened[r.id] else { throw SWSGIError("--log-req-route \(r.id) \(r.pattern): no --logger is named '\(r.id)'") }
             requestRoutes.append((LineMatcher(r.pattern), out))
         }
-        plain = mainLog == nil && loggers.isEmpty && requestLoggers.isEmpty && encoders.isEmpty && date == nil
+        drains = l.drains.map(LineMatcher.init)
+        filters = l.filters.map(LineMatcher.init)
+        plain = drains.isEmpty && filters.isEmpty && mainLog == nil && loggers.isEmpty && requestLoggers.isEmpty && encoders.isEmpty && date == nil
+    }
+
+    /// `--logfile-chown`: the log files (fd 2's and every file logger's) to the user the server drops to,
+    /// so the unprivileged processes can reopen them after a rotation (core/utils.c: fchown of the log fd).
+    func chown(uid: uid_t, gid: gid_t, logFile: Bool) throws {
+        if logFile { _ = try syscall("fchown", "log file") { fchown(2, uid, gid) } }
+        for out in loggers + requestLoggers {
+            if let f = out.file { _ = try syscall("fchown", f.path) { fchown(f.fd, uid, gid) } }
+        }
+    }
+
+    /// What a plain line starts with instead of swsgi's ISO timestamp: `--log-date`'s `DATE - `, or nothing
+    /// when an encoder template frames the line (uWSGI's lines carry no date unless asked, and
+    /// `${strftime:...}` is how those templates date them); nil keeps the timestamp.
+    func datePrefix() -> String? {
+        if let date { return logDatePrefix(date) }
+        return encoders.contains { $0.kind != .swsgiJSON } ? "" : nil
     }
 
     /// The line to fd 2 (through its rotation when it has one).
@@ -117,6 +144,8 @@ struct LogSetup {
     /// A server line (or a request line when there is no `req-logger`): routed, encoded, written.
     func server(_ line: String) {
         if plain { writeMain(line); return }
+        if drains.contains(where: { $0.matches(line) }) { return }
+        if !filters.isEmpty && !filters.contains(where: { $0.matches(line) }) { return }
         var routed = false
         for (m, out) in routes where m.matches(line) {
             out.write(encode(line, encoders, for: out.id))

@@ -77,6 +77,9 @@ struct RequestLogFormat {
     }
 
     let parts: [Part]
+    /// A template that starts with `{` is taken as JSON: every value is JSON-escaped, so a hostile URI
+    /// cannot break the line's syntax (uWSGI writes values raw; its users add the escape_json plugin).
+    let json: Bool
     let workerID: Int
     let pid = getpid()
     let xForwardedFor: Bool
@@ -106,6 +109,7 @@ struct RequestLogFormat {
                 return .literal("-")
             }
         }
+        json = template.hasPrefix("{")
         self.workerID = workerID
         xForwardedFor = logging.xForwardedFor
         if logging.formatStrftime, case .strftime(let f)? = logging.date { ftimeFormat = f } else { ftimeFormat = Self.apacheTime }
@@ -117,9 +121,9 @@ struct RequestLogFormat {
             let value: String
             switch part {
             case .literal(let s): out += s; continue
-            case .field(let f): value = self.value(f, r)
+            case .field(let f): value = json ? jsonEscaped(self.value(f, r)) : self.value(f, r)
             case .json(let f): value = jsonEscaped(self.value(f, r))
-            case .variable(let name): value = r.variable(name) ?? ""
+            case .variable(let name): value = json ? jsonEscaped(r.variable(name) ?? "") : r.variable(name) ?? ""
             }
             out += value.isEmpty ? "-" : value
         }

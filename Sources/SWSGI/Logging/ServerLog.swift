@@ -14,8 +14,7 @@ public enum ServerLog {
             setup.server(json(message, source: source, worker: worker))
             return
         }
-        let head = setup.date.map(logDatePrefix) ?? (timestamp() + " ")
-        setup.server("\(head)\(source) [pid \(getpid())]: \(message)")
+        setup.server("\(setup.datePrefix() ?? timestamp() + " ")\(source) [pid \(getpid())]: \(message)")
     }
 
     /// Text as uWSGI's uwsgi_log writes it (`print:` hooks): as it is, after `--log-date`'s prefix, through the router.

@@ -109,7 +109,8 @@ public enum Mules {
 public enum ProcessTitle {
     /// Sets this process's title (uWSGI's `setprocname`).
     public static func set(_ title: String) {
-        setProcessTitle(ServicesRuntime.shared.options.procnamePrefix + title)
+        let o = ServicesRuntime.shared.options
+        setProcessTitle(o.procnamePrefix + title + o.process.procnameAppend)
     }
 }
 

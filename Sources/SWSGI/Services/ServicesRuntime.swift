@@ -448,7 +448,7 @@ final class ServicesRuntime: @unchecked Sendable {
         sigprocmask(SIG_UNBLOCK, &all, nil)
         _ = setParentDeathSignal(SIGKILL)
         if getppid() != masterPID { _exit(0) }
-        setProcessTitle("\(options.procnamePrefix)swsgi mule \(id)")
+        setProcessTitle(options.processTitle("swsgi mule \(id)"))
         for hook in postForkHooks { hook() }
         switch options.mules[id - 1] {
         case .file(let f):
