@@ -179,8 +179,13 @@ private func isCallableName(_ s: String) -> Bool {
     s.hasSuffix("()") ? isIdentifier(s.dropLast(2)) : isIdentifier(s)
 }
 
+/// A name `importlib.import_module` (what swsgi and uWSGI call) can find: dot-separated non-empty parts.
+/// Not only identifiers: a package directory named `Web-SQL-Console` imports that way, though no `import`
+/// statement could name it. No spaces, slashes or NUL: those are paths or typos, never module names.
 private func isDottedName(_ s: String) -> Bool {
-    s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isIdentifier($0) }
+    s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+        !part.isEmpty && !part.contains { $0 == "/" || $0 == "\0" || $0.isWhitespace }
+    }
 }
 
 private let python = "Python WSGI app (uWSGI names)"

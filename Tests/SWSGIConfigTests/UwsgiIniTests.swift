@@ -76,6 +76,16 @@ let sharedUwsgiConfig = """
         #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nplugin = python3.x\n")?.contains("is not built into swsgi") == true)
     }
 
+    /// `module =` names what importlib.import_module finds: a package directory with a dash in its name
+    /// (`Web-SQL-Console/wsgi.py`) is one; a path or an empty part is not.
+    @Test func moduleNamesAreWhatImportlibTakes() throws {
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nmodule = Web-SQL-Console.wsgi:application\n").python.module
+                == "Web-SQL-Console.wsgi:application")
+        #expect(failure(["--module", "a..b"])?.contains("not a module name") == true)
+        #expect(failure(["--module", "pkg/app"])?.contains("not a module name") == true)
+        #expect(failure(["--module", "my app"])?.contains("not a module name") == true)
+    }
+
     /// uWSGI keeps an unknown key as a placeholder and runs; so does swsgi, but a near miss of an option is
     /// never silent: one warning with did-you-mean (start-up log and --check). `strict = true` refuses it.
     @Test func typoGetsDidYouMean() throws {
