@@ -42,6 +42,23 @@ extension SWSGIIntegration {
             }
         }
 
+        /// A burst written at once is one instant, as pending signals are: thousands of the same letter make one
+        /// reload and one log line, not a log line (and a reload decision) per byte.
+        @Test func aBurstOfOneLetterIsOneCommand() throws {
+            try withServer(["--processes", "1", "--master-fifo", "{dir}/master.fifo"]) { s throws in
+                let fifo = s.dir.file("master.fifo")
+                let before = Set(s.waitWorkers(1))
+                try writeFifo(fifo, String(repeating: "r", count: 4000) + String(repeating: "X", count: 4000) + "+")
+                #expect(s.waitForLog("'X' is not a master FIFO command"), "\(s.log)")
+                let after = s.waitWorkers(1, where: { Set($0).isDisjoint(with: before) })
+                #expect(Set(after).isDisjoint(with: before), "the worker was replaced: \(before) -> \(after)")
+                let log = s.log
+                let count = { (needle: String) in log.components(separatedBy: needle).count - 1 }
+                #expect(count("'r': graceful reload") == 1, "one reload line for the burst")
+                #expect(count("'X' is not a master FIFO command") == 1, "one line for the unknown byte")
+            }
+        }
+
         @Test func aFileAtThePathIsRefusedAndKept() throws {
             let dir = try TempDir()
             defer { dir.remove() }
