@@ -45,6 +45,19 @@ extension SWSGIIntegration {
             }
         }
 
+        /// Every listener given is accepted on, however many: a listener bound and published but never
+        /// watched would queue its connections forever (the workers watched the first 64 only).
+        @Test func seventyListenersAllAnswer() throws {
+            let paths = (1...70).map { "{dir}/l\($0).sock" }
+            try withServer(["--processes", "1", "--app", "echo"] + paths.flatMap { ["--socket", $0] }) { s throws in
+                for i in [1, 64, 65, 70] {
+                    let r = unixGet(s.dir.file("l\(i).sock"), timeoutSeconds: 5)
+                    guard case .success(let reply) = r else { Issue.record("l\(i).sock: \(r)"); continue }
+                    #expect(reply.status == 200, "l\(i).sock")
+                }
+            }
+        }
+
         /// SIGTERM: each listener's path is removed at once, and what is in flight or queued on either
         /// listener is answered before the master exits 0.
         @Test func sigtermDrainsEveryListener() throws {
