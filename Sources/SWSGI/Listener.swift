@@ -49,7 +49,7 @@ struct Listener {
         var bindHere = configured
         if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n >= 1 {
             let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            for i in 0..<min(n, 64) {
+            for i in 0..<n {
                 let fd = 3 + i
                 var st = stat()
                 guard fstat(fd, &st) == 0 else { throw SWSGIError("LISTEN_FDS=\(n) but fd \(fd) is not open: \(errnoText(errno))") }

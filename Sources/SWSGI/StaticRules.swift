@@ -70,10 +70,8 @@ struct StaticRules {
         let path = String(cString: real)
         free(real)
         for (dir, fd) in safe where path.hasPrefix(dir + "/") {
-            guard let f = try? openBeneath(fd, String(path.dropFirst(dir.count + 1)), flags: O_RDONLY) else { continue }
-            var st = stat()
-            guard fstat(f.raw, &st) == 0 else { continue }
-            return .file(StaticFiles.OpenedFile(fd: f.release(), st: st))
+            guard let f = try? openBeneath(fd, String(path.dropFirst(dir.count + 1)), flags: StaticFiles.openFlags) else { continue }
+            return StaticFiles.opened(f.release())
         }
         return nil
     }
