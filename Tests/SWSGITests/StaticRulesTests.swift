@@ -72,6 +72,18 @@ extension SWSGIIntegration {
             }
         }
 
+        /// `static-safe = /` (uWSGI: every real path starts with it) lets a symlink lead anywhere.
+        @Test func staticSafeRootAllowsEveryLink() throws {
+            try withServer(["--processes", "1", "--app", "echo", "--static-map", "/s={dir}/www", "--static-safe", "/"], setup: { dir in
+                let fm = FileManager.default
+                for d in ["www", "elsewhere"] { try fm.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true) }
+                try dir.write("elsewhere/shared.txt", "shared\n")
+                try fm.createSymbolicLink(atPath: dir.file("www/shared.txt"), withDestinationPath: dir.file("elsewhere/shared.txt"))
+            }) { s throws in
+                #expect(try s.get("/s/shared.txt").text == "shared\n")
+            }
+        }
+
         /// A FIFO in a static folder (or reached through a --static-safe link) is not a file: opening it for
         /// reading would block the worker until some writer came, so no request could ever be answered again.
         @Test func aFIFOInTheStaticFolderIsLeftToTheAppWithoutBlockingTheWorker() throws {
