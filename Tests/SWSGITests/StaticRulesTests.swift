@@ -84,6 +84,19 @@ extension SWSGIIntegration {
             }
         }
 
+        /// The master checks each map's folder (to log the missing ones) but serves nothing: it keeps no fd of
+        /// them open (a leaked fd would also be inherited by every worker).
+        @Test func theMasterKeepsNoStaticFolderOpen() throws {
+            try withServer(["--processes", "1", "--app", "echo", "--static-map", "/s={dir}/www", "--static-map", "/t={dir}/www"], setup: { dir in
+                try FileManager.default.createDirectory(atPath: dir.file("www"), withIntermediateDirectories: true)
+            }) { s throws in
+                let www = s.dir.file("www")
+                let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(s.pid)/fd")
+                let open = fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(s.pid)/fd/\($0)")) == www }
+                #expect(open.isEmpty, "the master holds \(open.count) fds of \(www)")
+            }
+        }
+
         /// A FIFO in a static folder (or reached through a --static-safe link) is not a file: opening it for
         /// reading would block the worker until some writer came, so no request could ever be answered again.
         @Test func aFIFOInTheStaticFolderIsLeftToTheAppWithoutBlockingTheWorker() throws {
