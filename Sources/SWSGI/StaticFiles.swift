@@ -30,6 +30,12 @@ public struct StaticFiles {
         rootFD = fd
     }
 
+    /// Closes DIR's fd and the --static-safe folders' (for an instance made only to check DIR).
+    func closeFolders() {
+        Glibc.close(rootFD)
+        for (_, fd) in rules.safe { Glibc.close(fd) }
+    }
+
     /// The file at `relative` beneath DIR, or the status to answer.
     /// The fd (the caller closes it) and its stat, or the answer to give.
     private func openFile(_ relative: String) -> Opened {
