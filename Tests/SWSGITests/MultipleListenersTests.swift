@@ -45,6 +45,20 @@ extension SWSGIIntegration {
             }
         }
 
+        /// One socket file named through two folders (a symlinked folder, a relative and an absolute path) is
+        /// one listener given twice: refused with both names, before anything is bound or left behind.
+        @Test func oneFileThroughTwoFoldersIsRefused() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            #expect(symlink(dir.path, dir.file("link")) == 0)
+            let s = try Server(["--app", "echo", "--socket", dir.file("link/a.sock")], dir: dir, socket: "a.sock", ready: false)
+            defer { s.stop() }
+            #expect(s.waitExit(timeout: 10) == 1, "\(s.log)")
+            #expect(s.log.contains("the same socket file as --socket \(dir.file("a.sock"))"), "\(s.log)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")), "nothing left at the path")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".s") }.isEmpty, "no temporary name left")
+        }
+
         /// Every listener given is accepted on, however many: a listener bound and published but never
         /// watched would queue its connections forever (the workers watched the first 64 only).
         @Test func seventyListenersAllAnswer() throws {
