@@ -77,6 +77,20 @@ struct Listener {
         } else if configured.isEmpty {
             throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
         }
+        // Two spellings of one file (a symlinked folder, a relative and an absolute path) would bind twice and
+        // fail half-way with EEXIST: refused here, naming both, before anything is bound.
+        var files: [String: ListenerSpec] = [:]
+        for spec in bindHere {
+            guard case .unix(let path) = spec.address else { continue }
+            let (dir, name) = splitPath(path)
+            guard let real = realpath(dir, nil) else { continue }
+            let key = String(cString: real) + "/" + name
+            free(real)
+            if let first = files[key] {
+                throw SWSGIError("\(spec.flag) \(path): the same socket file as \(first.flag) \(first.address); each listener needs its own")
+            }
+            files[key] = spec
+        }
         do {
             for spec in bindHere {
                 var l: Listener
