@@ -59,6 +59,17 @@ extension SWSGIIntegration {
             }
         }
 
+        /// A FIFO another process still reads (an older generation, or a second server given the same path) is
+        /// replaced as uWSGI replaces it, but not silently: that process gets no more commands.
+        @Test func replacingAFifoSomeoneReadsIsSaid() throws {
+            try withServer(["--processes", "1", "--master-fifo", "{dir}/master.fifo"]) { first throws in
+                let second = try Server(["--processes", "1", "--master-fifo", first.dir.file("master.fifo")], dir: first.dir, socket: "second.sock")
+                defer { second.stop() }
+                #expect(second.log.contains("--master-fifo \(first.dir.file("master.fifo")): another process was reading this FIFO"), "\(second.log)")
+                #expect(!first.log.contains("another process was reading"), "the first found no FIFO there")
+            }
+        }
+
         @Test func aFileAtThePathIsRefusedAndKept() throws {
             let dir = try TempDir()
             defer { dir.remove() }
