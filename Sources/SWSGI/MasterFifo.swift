@@ -56,6 +56,9 @@ final class MasterFifo {
     let fd: Int32
     private let keepOpen: Int32
     private let inode: ino_t
+    /// The FIFO replaced had a reader (an older generation, or another server given the same path): said once
+    /// by the master, since that process gets no more commands.
+    private(set) var replacedLiveFifo = false
 
     init(path: String) throws {
         switch try pathKind(path) {
@@ -64,6 +67,12 @@ final class MasterFifo {
             var st = stat()
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else {
                 throw SWSGIError("--master-fifo \(path): something that is not a FIFO is there: refusing to replace it")
+            }
+            // A non-blocking open for writing succeeds only while some process has the FIFO open for reading.
+            let probe = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if probe >= 0 {
+                replacedLiveFifo = true
+                close(probe)
             }
             try syscall("unlink", path) { unlink(path) }
         default:

@@ -63,7 +63,7 @@ extension SWSGIIntegration {
         /// replaced as uWSGI replaces it, but not silently: that process gets no more commands.
         @Test func replacingAFifoSomeoneReadsIsSaid() throws {
             try withServer(["--processes", "1", "--master-fifo", "{dir}/master.fifo"]) { first throws in
-                let second = try Server(["--processes", "1", "--master-fifo", first.dir.file("master.fifo")], dir: first.dir, socket: "second.sock")
+                let second = try Server(["--processes", "1", "--master-fifo", first.dir.file("master.fifo")], dir: first.dir, socket: "second.sock", name: "second")
                 defer { second.stop() }
                 #expect(second.log.contains("--master-fifo \(first.dir.file("master.fifo")): another process was reading this FIFO"), "\(second.log)")
                 #expect(!first.log.contains("another process was reading"), "the first found no FIFO there")
