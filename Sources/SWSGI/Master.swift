@@ -254,6 +254,7 @@ final class Master {
             case .recycleRSS: .recycle(pid: pid, reason: .rss)
             case .recycleAddressSpace: .recycle(pid: pid, reason: .addressSpace)
             case .recycleException: .recycle(pid: pid, reason: .exception)
+            case .recycleListenerLost: .recycle(pid: pid, reason: .listenerLost)
             case .gotTERM: .workerGotTERM(pid: pid)
             case .sourceChanged: .sourceChanged(pid: pid)
             }

@@ -100,20 +100,21 @@ final class Scoreboard {
     }
 
     /// Copies what fits of `text`'s UTF-8 bytes to `dst + n`, leaving room for the NUL; returns the new end.
+    /// A cut falls between characters (a path from the uwsgi protocol can hold any UTF-8): a character cut
+    /// in two would read back as U+FFFD.
     private static func copy(_ text: String, to dst: UnsafeMutableRawPointer, at n: Int, room: Int) -> Int {
-        let copied = text.utf8.withContiguousStorageIfAvailable { b -> Int in
-            let count = min(b.count, room - 1 - n)
-            guard count > 0, let base = b.baseAddress else { return 0 }
-            (dst + n).copyMemory(from: base, byteCount: count)
-            return count
-        }
-        if let copied { return n + copied }
-        var end = n
-        for byte in text.utf8 where end < room - 1 {
-            dst.storeBytes(of: byte, toByteOffset: end, as: UInt8.self)
-            end += 1
-        }
-        return end
+        if let copied = text.utf8.withContiguousStorageIfAvailable({ copy($0, to: dst, at: n, room: room) }) { return copied }
+        var contiguous = text
+        return contiguous.withUTF8 { copy($0, to: dst, at: n, room: room) }
+    }
+
+    private static func copy(_ b: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutableRawPointer, at n: Int, room: Int) -> Int {
+        var count = min(b.count, room - 1 - n)
+        // Cut short: back off to the start of the character the cut falls in (continuation bytes are 10xxxxxx).
+        if count < b.count { while count > 0 && b[count] & 0xC0 == 0x80 { count -= 1 } }
+        guard count > 0, let base = b.baseAddress else { return n }
+        (dst + n).copyMemory(from: base, byteCount: count)
+        return n + count
     }
 
     func request(_ i: Int) -> String {

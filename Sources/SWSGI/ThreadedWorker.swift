@@ -50,6 +50,9 @@ final class ThreadedWorker {
     var inFlight = Set<Int32>()
     /// The listener is in the epoll set (main thread only).
     var listening = true
+    /// epoll_ctl refused to watch the listeners again: this worker accepts no more and waits to be replaced,
+    /// serving the connections and requests it holds (main thread only).
+    var listenersLost = false
     /// Connections accepted in the last `freshWindow` that have not sent a head yet: their requests are
     /// probably on the way, so they count against the free threads (else one worker would accept a burst
     /// of new connections that the other workers' idle threads could serve).
@@ -161,7 +164,7 @@ final class ThreadedWorker {
                 saturatedAcceptAt = nil
                 // Whether or not the listener is watched again by now (it is, one accept per wake-up,
                 // once the fresh connections stop counting): what still waits is taken in one go.
-                if lifecycle.accepting { drainListeners() }
+                if lifecycle.accepting && !listenersLost { drainListeners() }
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
@@ -309,7 +312,7 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        var want = lifecycle.accepting && inFlight.count < threadCount
+        var want = lifecycle.accepting && !listenersLost && inFlight.count < threadCount
         if fresh.isEmpty {
             // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
             if !freshOrder.isEmpty {
@@ -334,7 +337,7 @@ final class ThreadedWorker {
                 if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
-        if !want && lifecycle.accepting && saturatedAcceptAt == nil {
+        if !want && lifecycle.accepting && !listenersLost && saturatedAcceptAt == nil {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }
@@ -343,8 +346,17 @@ final class ThreadedWorker {
             do {
                 for (i, l) in ctx.listeners.enumerated() { try epoll.add(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) }
             } catch {
-                ServerLog.line("\(error)")
-                _exit(1)
+                // (ENOSPC: the per-user limit on watched fds; ENOMEM.) Exiting would cut the requests the threads
+                // hold: the worker serves what it has, accepts no more, and is replaced.
+                for l in ctx.listeners { epoll.remove(l.fd) }
+                listening = false
+                listenersLost = true
+                ServerLog.line("\(error): this worker cannot watch its listener again; it serves the connections it holds and is replaced")
+                let tell: Bool = monitor.withLock {
+                    defer { recycleRequested = true }
+                    return !recycleRequested
+                }
+                if tell { tellMaster(.recycleListenerLost) }
             }
         } else {
             for l in ctx.listeners { epoll.remove(l.fd) }

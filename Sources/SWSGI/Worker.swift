@@ -212,13 +212,22 @@ final class Worker {
         adopt(fd.release(), from: l)
     }
 
-    /// Watches the listener again: at the back of its wait queue.
+    /// Watches the listener again: at the back of its wait queue. The rejoin is only about balance: when
+    /// epoll_ctl refuses (the per-user limit on watched fds, ENOSPC; ENOMEM), the worker keeps the connection
+    /// it just accepted and the ones it holds, serves them, and asks to be replaced (it no longer hears that
+    /// listener). Exiting here would reset them all.
     private func rejoinListenerQueue(_ l: WorkerListener, token: UInt64) {
         reactor.unwatch(l.fd, token: token)
         do { try reactor.watch(l.fd, token: token, events: Epoll.readable | Epoll.exclusive) } catch {
-            ServerLog.line("\(error)")
-            _exit(1)
+            listenerLost(error)
         }
+    }
+
+    private func listenerLost(_ error: Error) {
+        ServerLog.line("\(error): this worker cannot watch its listener again; it serves the connections it holds and is replaced")
+        guard !recycleRequested else { return }
+        recycleRequested = true
+        tellMaster(.recycleListenerLost)
     }
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {

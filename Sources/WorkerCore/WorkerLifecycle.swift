@@ -54,6 +54,8 @@ public struct WorkerLifecycle: Sendable {
         case recycleAddressSpace = 5
         /// The app raised during a request (`--reload-on-exception`).
         case recycleException = 6
+        /// epoll_ctl could not watch a listener again: the worker serves what it holds and is replaced.
+        case recycleListenerLost = 7
     }
 
     public enum Action: Sendable, Equatable {

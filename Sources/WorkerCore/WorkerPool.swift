@@ -13,6 +13,8 @@ public enum RetireReason: String, Sendable {
     case addressSpace = "reload-on-as"
     case evilAddressSpace = "evil-reload-on-as"
     case exception = "reload-on-exception"
+    /// The worker could not watch a listener again (epoll_ctl failed): it accepts no more, so it is replaced.
+    case listenerLost = "listener lost"
     case harakiri = "harakiri"
     case cheaper = "cheaper"
     case term = "SIGTERM to the worker"

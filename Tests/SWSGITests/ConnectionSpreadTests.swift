@@ -33,5 +33,79 @@ extension SWSGIIntegration {
                 withExtendedLifetime(clients) {}
             }
         }
+            /// A library, LD_PRELOADed, whose epoll_ctl refuses (ENOSPC, what the per-user limit on watched fds
+        /// answers) to watch a listener again once the process stopped watching it: the rejoin after an
+        /// accept, and a threaded worker's return to the listener once a thread is free.
+        static func failingRewatchLibrary(_ dir: TempDir) throws -> String? {
+            try dir.write("rewatch.c", """
+                #define _GNU_SOURCE
+                #include <dlfcn.h>
+                #include <errno.h>
+                #include <sys/epoll.h>
+                static unsigned char added[65536], removed[65536];
+                int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+                    static int (*real)(int, int, int, struct epoll_event *);
+                    if (!real) real = (int (*)(int, int, int, struct epoll_event *))dlsym(RTLD_NEXT, "epoll_ctl");
+                    if (fd >= 0 && fd < 65536) {
+                        if (op == EPOLL_CTL_ADD && ev && (ev->events & EPOLLEXCLUSIVE)) {
+                            if (removed[fd]) { errno = ENOSPC; return -1; }
+                            added[fd] = 1;
+                        } else if (op == EPOLL_CTL_DEL && added[fd]) {
+                            removed[fd] = 1;
+                        }
+                    }
+                    return real(epfd, op, fd, ev);
+                }
+                """)
+            guard access("/usr/bin/cc", X_OK) == 0 else {
+                Issue.record("/usr/bin/cc is missing: apt-get install gcc")
+                return nil
+            }
+            let cc = try Process.run(URL(fileURLWithPath: "/usr/bin/cc"),
+                                     arguments: ["-shared", "-fPIC", "-o", dir.file("rewatch.so"), dir.file("rewatch.c"), "-ldl"])
+            cc.waitUntilExit()
+            #expect(cc.terminationStatus == 0)
+            return dir.file("rewatch.so")
+        }
+
+        /// The rejoin is an optimisation: when epoll_ctl cannot watch the listener again, the worker must not
+        /// drop what it holds (it exited at once: the connection just accepted was reset unanswered, and its
+        /// keep-alive connections closed). It serves them, says why it stops accepting, and is replaced.
+        @Test func aFailedRejoinDropsNoConnection() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            guard let library = try Self.failingRewatchLibrary(dir) else { return }
+            let s = try Server(["--processes", "1", "--app", "hello"], dir: dir, environment: ["LD_PRELOAD": library])
+            defer { s.stop() }
+            let a = try s.connect()
+            try a.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try a.readResponse(timeout: 10).status == 200)
+            // Accepted while the worker holds `a`: the rejoin runs, and fails.
+            let b = try s.connect()
+            try b.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect((try? b.readResponse(timeout: 10))?.status == 200, "the connection accepted before the failure is answered:\n\(s.log)")
+            try? a.send("GET /a2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect((try? a.readResponse(timeout: 10))?.status == 200, "the keep-alive connection is served:\n\(s.log)")
+            #expect(s.log.contains("epoll_ctl"), "the failure is logged:\n\(s.log)")
+            // A replacement accepts (its own first accept needs no rejoin).
+            #expect(waitUntil(10) { (try? s.get("/after", timeout: 2))?.status == 200 }, "a worker accepts again:\n\(s.log)")
+        }
+
+        /// The same with request threads: the worker leaves the listener while every thread is taken and
+        /// watches it again when one is free; that failing must not cut the request still in hand.
+        @Test func aFailedRewatchWithThreadsDropsNoRequest() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            guard let library = try Self.failingRewatchLibrary(dir) else { return }
+            let s = try Server(["--processes", "1", "--threads", "2", "--app", "sleep"], dir: dir, environment: ["LD_PRELOAD": library])
+            defer { s.stop() }
+            let short = try s.connect(), long = try s.connect()
+            try short.send("GET /sleep/0.2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            try long.send("GET /sleep/1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect((try? short.readResponse(timeout: 10))?.status == 200)
+            #expect((try? long.readResponse(timeout: 10))?.status == 200, "the request in hand when the rewatch failed is answered:\n\(s.log)")
+            #expect(s.log.contains("epoll_ctl"), "the failure is logged:\n\(s.log)")
+            #expect(waitUntil(10) { (try? s.get("/sleep/0", timeout: 2))?.status == 200 }, "a worker accepts again:\n\(s.log)")
+        }
     }
 }

@@ -1,0 +1,35 @@
+// The scoreboard's running-request text ("METHOD path", cut to its field): what the stats server and the
+// harakiri log show. A path from the uwsgi protocol (nginx passes PATH_INFO decoded) can hold any UTF-8:
+// a cut must fall between characters, never inside one (a cut character reads back as U+FFFD).
+import Testing
+import TestSupport
+@testable import SWSGI
+
+@Suite struct ScoreboardTextTests {
+    /// Characters of 1 to 4 UTF-8 bytes.
+    static let alphabet: [Character] = ["a", "/", "é", "ж", "€", "字", "😀", "𝄞"]
+
+    @Test(arguments: 0..<40)
+    func cutRequestTextEndsOnACharacterBoundary(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let board = try Scoreboard(capacity: 1, threads: 2)
+        for _ in 0..<50 {
+            let method = String((0..<Int.random(in: 1...8, using: &rng)).map { _ in Self.alphabet.randomElement(using: &rng)! })
+            let path = "/" + String((0..<Int.random(in: 0...140, using: &rng)).map { _ in Self.alphabet.randomElement(using: &rng)! })
+            let full = method + " " + path
+            board.setRequest(0, method: method, path: path)
+            board.setRequest(0, core: 1, method: method, path: path)
+            for (shown, room) in [(board.request(0), Scoreboard.pathBytes), (board.request(0, core: 1), Scoreboard.coreTextBytes)] {
+                #expect(!shown.unicodeScalars.contains("\u{FFFD}"), "seed \(seed): \(full.debugDescription) shown as \(shown.debugDescription)")
+                #expect(full.hasPrefix(shown) || full.utf8.starts(with: shown.utf8), "seed \(seed): \(shown.debugDescription) is not a prefix of \(full.debugDescription)")
+                #expect(shown.utf8.count <= room - 1, "seed \(seed): \(shown.utf8.count) bytes in a field of \(room)")
+                // Cut only when the whole text does not fit, and then by less than one character (4 bytes).
+                if full.utf8.count <= room - 1 {
+                    #expect(shown == full, "seed \(seed): \(full.debugDescription) fits but shows \(shown.debugDescription)")
+                } else {
+                    #expect(shown.utf8.count > room - 1 - 4, "seed \(seed): cut to \(shown.utf8.count) bytes of \(room - 1)")
+                }
+            }
+        }
+    }
+}
