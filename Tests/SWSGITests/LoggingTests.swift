@@ -282,6 +282,20 @@ extension SWSGIIntegration {
             #expect(stat(dir.file("app.log"), &st) == 0 && st.st_uid == 65534, "owner \(st.st_uid)")
         }
 
+        /// A log path that is a FIFO nobody reads: open(O_WRONLY) would block the master before it
+        /// says anything (a hang); swsgi refuses it with one line naming the path, at once.
+        @Test func logFifoWithoutReaderIsRefusedNotAHang() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            #expect(mkfifo(dir.file("log.fifo"), 0o600) == 0)
+            for args in [["--logto", "{dir}/log.fifo"], ["--logger", "x file:{dir}/log.fifo", "--log-route", "x ^a"],
+                         ["--req-logger", "file:{dir}/log.fifo"]] {
+                let r = try runToExit(args + ["--processes", "1"], socket: "s", in: dir, timeout: 5)
+                #expect(r.status != 0, "\(args)")
+                #expect(r.output.contains("log.fifo") && r.output.contains("a FIFO with no reader"), "\(args): \(r.output)")
+            }
+        }
+
         /// Values that cannot work are refused with the option named, before anything starts.
         @Test func badLoggingValuesAreRefused() throws {
             let cases: [([String], String)] = [
