@@ -181,7 +181,7 @@ final class RotatingFile {
     }
 
     static func openLog(_ path: String, chmod: UInt32?, truncate: Bool = false) throws -> Int32 {
-        let fd = try syscall("open", path) { Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0o640) }
+        let fd = try openLogFile(path, truncate: truncate)
         if let chmod { _ = try? syscall("fchmod", path) { fchmod(fd, mode_t(chmod)) } }
         return fd
     }
@@ -246,4 +246,24 @@ func ctimeNow() -> String {
     var buf = [CChar](repeating: 0, count: 32)
     guard ctime_r(&t, &buf) != nil else { return "" }
     return String(String(cString: buf).prefix(24))
+}
+
+/// A log file opened for appending (O_TRUNC with `truncate`). O_NONBLOCK for the open alone: a FIFO
+/// nobody reads would block open(O_WRONLY) forever, silently, before the server says anything; it
+/// fails with ENXIO instead, reported as such. Writes stay blocking, as to any log file.
+func openLogFile(_ path: String, truncate: Bool) throws -> Int32 {
+    let flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : 0)
+    let fd: Int32
+    do {
+        fd = try syscall("open", path) { Glibc.open(path, flags, 0o640) }
+    } catch let e as SyscallError where e.errno == ENXIO {
+        throw SWSGIError("\(e) (\(path) is a FIFO with no reader: start its reader first)")
+    }
+    let status = fcntl(fd, F_GETFL)
+    guard status != -1, fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != -1 else {
+        let e = SyscallError("fcntl", context: path)
+        close(fd)
+        throw e
+    }
+    return fd
 }
