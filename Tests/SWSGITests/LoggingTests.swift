@@ -71,6 +71,28 @@ extension SWSGIIntegration {
             #expect(new.contains("exiting with status 0"), "the master writes to the new file: \(new)")
         }
 
+        /// log-maxsize = 1 without log-backupname: every line rotates, many within one second. uWSGI's
+        /// backup name (PATH.SECONDS) would be reused and each rename would replace the previous backup;
+        /// no request line may be lost that way: each is in exactly one file of the folder.
+        @Test func logMaxsizeOneLosesNoLineToSameSecondBackups() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = try Server(["--processes", "2", "--logto", "{dir}/app.log", "--log-maxsize", "1"], dir: dir, ready: false)
+            defer { s.stop() }
+            try waitUntil(10, "workers accepting in the log") {
+                ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).contains { dir.read($0).contains("workers accepting") }
+            }
+            let count = 40
+            for i in 0..<count { #expect(try s.get("/r\(i)").status == 200) }
+            #expect(s.stop() == 0)
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("app.log") }
+            let all = files.map { dir.read($0) }.joined(separator: "\n")
+            for i in 0..<count {
+                let n = all.components(separatedBy: "GET /r\(i) ").count - 1
+                #expect(n == 1, "/r\(i) logged \(n) times in \(files.count) files")
+            }
+        }
+
         /// Named loggers, log-route and an encoder for one logger: a line matching the route goes only
         /// to its logger, JSON-encoded; the rest go to the unnamed logger, as they are.
         @Test func logRouteSendsMatchingLinesToTheNamedLogger() throws {
