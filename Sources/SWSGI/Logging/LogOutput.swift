@@ -209,6 +209,15 @@ final class RotatingFile {
         if fd > 2 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     }
 
+    /// rename(2) that fails with EEXIST rather than replace `to`; plain rename where the file system
+    /// has no RENAME_NOREPLACE.
+    private static func renameKeeping(_ from: String, _ to: String) -> Bool {
+        if shim_rename_noreplace(from, to) == 0 { return true }
+        guard errno == EINVAL || errno == ENOSYS else { return false }
+        if access(to, F_OK) == 0 { errno = EEXIST; return false }
+        return rename(from, to) == 0
+    }
+
     private func rotate(size: UInt64) {
         let me = getpid()
         let lock = shared + 8
@@ -220,10 +229,27 @@ final class RotatingFile {
         defer { shim_store_i32(lock, 0) }
         // Someone rotated between our write and the lock: our line went to the backup; follow them.
         guard Int64(bitPattern: shim_load_acquire_u64(shared)) == generation else { reopen(); return }
-        let backup = backupName ?? "\(path).\(time(nil))"
+        // log-backupname is one backup, replaced each time (uWSGI's meaning). The default PATH.SECONDS
+        // must not replace an earlier backup of the same second (its lines would be lost): .1, .2, ...
+        var backup = backupName ?? "\(path).\(time(nil))"
+        var renamed: Bool
+        if backupName != nil {
+            renamed = rename(path, backup) == 0
+        } else {
+            let base = backup
+            renamed = Self.renameKeeping(path, backup)
+            var n = 1
+            while !renamed, errno == EEXIST, n < 10_000 {
+                backup = "\(base).\(n)"
+                renamed = Self.renameKeeping(path, backup)
+                n += 1
+            }
+        }
+        let e = errno
+        // Into the old file, now at the backup's name (or still at the path when the rename failed).
         LogOutput.writeLine("\(ctimeNow()) - logsize: \(size), triggering rotation to \(backup)...", to: fd)
-        guard rename(path, backup) == 0 else {
-            LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: rename(\(path), \(backup)): \(errnoText(errno))", to: fd)
+        guard renamed else {
+            LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: rename(\(path), \(backup)): \(errnoText(e))", to: fd)
             return
         }
         guard let new = try? Self.openLog(path, chmod: chmod, truncate: true) else {
