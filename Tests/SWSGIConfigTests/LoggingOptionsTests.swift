@@ -22,6 +22,9 @@ struct LoggingOptionsTests {
             #expect(throws: ValueProblem.self, "\(bad)") { try LinePattern(bad) }
             #expect(throws: ValueProblem.self, "\(bad)") { try RouteRule.parse("\(bad) donotlog:") }
         }
+        // The static-expires* and static-gzip regexes run on the request URI the same way.
+        #expect(throws: ValueProblem.self) { try ValueParser<String>.regex.parse("^/(a+)+$") }
+        #expect(try ValueParser<String>.regex.parse("^/static/.+\\.css$") == "^/static/.+\\.css$")
         for good in ["^((?!\\{).)*$", "^/healthz/(live|ready)/?$", "^/api/(v1|v2)/.*$", "(ab)+c", "[(a+)]+", "\\(a+\\)+", "(a+)?b", "(a+){1}"] {
             #expect(throws: Never.self, "\(good)") { try LinePattern(good) }
         }
