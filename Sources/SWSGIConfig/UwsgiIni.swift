@@ -256,6 +256,10 @@ extension ServerOptions {
         if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
             return ([], "; \(key) = \(value): placeholder (not an option)")
         }
+        if let (address, warning) = uwsgiPortReading(key: key, value: value) {
+            value = address
+            warnings.append("\(where_): \(warning)")
+        }
         // Numbers as uWSGI reads them (strtol): `processes = 1a` is 1, with a warning saying so.
         let isOption = uwsgiKeys[key] != nil || optionsByName[key] != nil
         if isOption {

@@ -91,3 +91,18 @@ func uwsgiNumberReading(key: String, value: String) throws(ValueProblem) -> (val
     let why = value.isEmpty ? "empty" : "not a plain number"
     return (String(n), "\(key) = \(quoted(value)) is \(why): read as \(n), as uWSGI reads it (strtol)")
 }
+
+/// The `[uwsgi]` keys that take a listener address.
+let uwsgiListenerKeys: Set<String> = ["socket", "uwsgi-socket", "http", "http-socket", "http11-socket"]
+
+/// A TCP listener's port as uWSGI reads it (`atoi` after the last colon): `localhost:8080;` is port 8080,
+/// `: 5000` is port 5000 on every address. nil when the value is already plain, a Unix path, or has no
+/// number to read (then swsgi's own parser says what is wrong).
+func uwsgiPortReading(key: String, value: String) -> (value: String, warning: String)? {
+    guard uwsgiListenerKeys.contains(key), !value.contains("/"), let colon = value.lastIndex(of: ":") else { return nil }
+    let host = value[..<colon], portText = String(value[value.index(after: colon)...])
+    let (port, rest) = cLeadingInteger(portText)
+    guard port > 0, port <= 65535, !(rest.isEmpty && portText.first?.isNumber == true) else { return nil }
+    let read = "\(host):\(port)"
+    return (read, "\(key) = \(quoted(value)): port read as \(port) (\(quoted(read))), as uWSGI reads it (atoi)")
+}

@@ -83,4 +83,20 @@ import Testing
         #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nreload-on-exception-type = ValueError\n")?
             .hasPrefix("app.ini:2: reload-on-exception-type: not supported: reload-on-exception recycles on any exception") == true)
     }
+
+    /// A listener's port as uWSGI reads it (atoi after the last colon), with a warning; a plain address,
+    /// a path or a port with no number stays as written for swsgi's own check.
+    @Test func listenerPortsReadAsUwsgiReadsThem() throws {
+        let result = try load(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = localhost:8080;\nhttp = : 5000\n")
+        guard case .run(let o) = result else { Issue.record("\(result)"); return }
+        #expect(o.configWarnings == [
+            "app.ini:2: socket = 'localhost:8080;': port read as 8080 ('localhost:8080'), as uWSGI reads it (atoi)",
+            "app.ini:3: http = ': 5000': port read as 5000 (':5000'), as uWSGI reads it (atoi)",
+        ], "\(o.configWarnings)")
+        #expect(uwsgiPortReading(key: "socket", value: "127.0.0.1:3031") == nil)
+        #expect(uwsgiPortReading(key: "socket", value: "/run/app.sock") == nil)
+        #expect(uwsgiPortReading(key: "socket", value: "127.0.0.1:<Port>") == nil)
+        #expect(uwsgiPortReading(key: "processes", value: "a:1x") == nil)
+        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = 127.0.0.1:<Port>\n")?.contains("is not HOST:PORT") == true)
+    }
 }
