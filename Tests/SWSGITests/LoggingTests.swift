@@ -213,6 +213,18 @@ extension SWSGIIntegration {
             #expect(d.wholeMatch(of: #/<134>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d myapp: .*swsgi master \[pid \d+\]: 1 workers? accepting/#) != nil, "\(d)")
         }
 
+        /// A syslog/rsyslog logger whose Unix socket nobody listens on (no syslog daemon in a container):
+        /// every line sent there is dropped, so start-up says so once, naming the path; serving goes on,
+        /// as under uWSGI.
+        @Test func syslogSocketNobodyListensOnIsWarnedAboutOnce() throws {
+            try withServer(["--processes", "1", "--logger", "rsyslog:{dir}/none.sock,myapp,134"]) { s throws in
+                #expect(try s.get("/").status == 200)
+                let warnings = s.log.split(separator: "\n").filter { $0.contains("none.sock") && $0.contains("warning") }
+                #expect(warnings.count == 1, "\(s.log)")
+                #expect(warnings.first?.contains("lost") == true, "\(s.log)")
+            }
+        }
+
         /// A [uwsgi] file with the logging keys real configs carry runs, and each does its part.
         @Test func uwsgiIniLoggingKeys() throws {
             let dir = try TempDir()
