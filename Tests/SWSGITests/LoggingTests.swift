@@ -217,7 +217,7 @@ extension SWSGIIntegration {
         /// every line sent there is dropped, so start-up says so once, naming the path; serving goes on,
         /// as under uWSGI.
         @Test func syslogSocketNobodyListensOnIsWarnedAboutOnce() throws {
-            try withServer(["--processes", "1", "--logger", "rsyslog:{dir}/none.sock,myapp,134"]) { s throws in
+            try withServer(["--processes", "1", "--logger", "rsyslog:{dir}/none.sock,myapp,134", "--logger", "stdio"]) { s throws in
                 #expect(try s.get("/").status == 200)
                 let warnings = s.log.split(separator: "\n").filter { $0.contains("none.sock") && $0.contains("warning") }
                 #expect(warnings.count == 1, "\(s.log)")
