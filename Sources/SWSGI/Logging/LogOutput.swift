@@ -88,6 +88,17 @@ final class LogOutput {
     private static func datagram(_ id: String?, address: String, port: Int, tag: String, priority: Int32, limit: Int) throws -> LogOutput {
         let addr = try SocketAddressBytes(address, port: port)
         let fd = try syscall("socket", "logger \(address)") { socket(addr.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        if addr.family == AF_UNIX {
+            // Nobody bound there (no syslog daemon in a container): each line's sendto fails and is dropped
+            // without a word, as under uWSGI. Say it once; the logger stays, for a daemon started later.
+            let probe = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if probe >= 0 {
+                if addr.withPointer({ connect(probe, $0, $1) }) != 0 {
+                    writeLine("swsgi: warning: logger \(address): connect: \(errnoText(errno)): its lines are lost until a syslog daemon listens there", to: 2)
+                }
+                close(probe)
+            }
+        }
         return LogOutput(id: id, target: .datagram(fd: fd, address: addr, tag: tag, priority: priority, limit: limit))
     }
 }
