@@ -49,7 +49,7 @@ struct Listener {
         var bindHere = configured
         if lookup("LISTEN_PID", in: env) == String(getpid()), let n = lookup("LISTEN_FDS", in: env).flatMap(Int32.init), n >= 1 {
             let names = (lookup("LISTEN_FDNAMES", in: env) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            for i in 0..<min(n, 64) {
+            for i in 0..<n {
                 let fd = 3 + i
                 var st = stat()
                 guard fstat(fd, &st) == 0 else { throw SWSGIError("LISTEN_FDS=\(n) but fd \(fd) is not open: \(errnoText(errno))") }
@@ -76,6 +76,20 @@ struct Listener {
             }
         } else if configured.isEmpty {
             throw SWSGIError("no listener: give --socket PATH or --http-socket HOST:PORT, or start under socket activation (LISTEN_FDS)")
+        }
+        // Two spellings of one file (a symlinked folder, a relative and an absolute path) would bind twice and
+        // fail half-way with EEXIST: refused here, naming both, before anything is bound.
+        var files: [String: ListenerSpec] = [:]
+        for spec in bindHere {
+            guard case .unix(let path) = spec.address else { continue }
+            let (dir, name) = splitPath(path)
+            guard let real = realpath(dir, nil) else { continue }
+            let key = String(cString: real) + "/" + name
+            free(real)
+            if let first = files[key] {
+                throw SWSGIError("\(spec.flag) \(path): the same socket file as \(first.flag) \(first.address); each listener needs its own")
+            }
+            files[key] = spec
         }
         do {
             for spec in bindHere {

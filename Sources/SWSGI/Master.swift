@@ -91,7 +91,12 @@ final class Master {
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         commands = try MasterCommands(settings, environment: env)
         fifo = try settings.masterFifo.map { try MasterFifo(path: $0) }
-        if let f = fifo { try reactor.watch(f.fd, token: Token.masterFifo) }
+        if let f = fifo {
+            try reactor.watch(f.fd, token: Token.masterFifo)
+            if f.replacedLiveFifo {
+                ServerLog.line("--master-fifo \(f.path): another process was reading this FIFO (an older generation, or another server given the same path): replaced, as uWSGI does; that process gets no more commands")
+            }
+        }
         touchChainReload = try ChangeWatch(paths: settings.touchChainReload, label: "touch-chain-reload")
         if let t = touchChainReload { try reactor.watch(t.fd, token: Token.touchChainReload) }
         scoreboard = try Scoreboard(capacity: pool.scoreboardCapacity, threads: settings.python.threads)

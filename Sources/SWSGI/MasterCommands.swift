@@ -63,7 +63,7 @@ final class MasterCommands {
                 continue
             }
             do {
-                let pid = try spawnCommand(job.command, chdir: nil)
+                let pid = try spawnCommand(job.command, chdir: nil, daemon: false)
                 cronRunning[pid] = fire.id
             } catch {
                 ServerLog.line("cron: cannot run \"\(job.command)\": \(error)")
@@ -134,9 +134,11 @@ final class MasterCommands {
         return stop
     }
 
-    /// `/bin/sh -c COMMAND`, its own process group, stdin /dev/null.
-    private func spawnCommand(_ command: String, chdir: String?) throws -> Int32 {
+    /// `/bin/sh -c COMMAND`, its own process group, stdin /dev/null. A daemon is SIGKILLed when the master
+    /// dies (uWSGI's PR_SET_PDEATHSIG in core/daemons.c: a master killed with SIGKILL leaves no daemon running
+    /// unowned); a cron job is not (uWSGI's uwsgi_run_command: a job finishes its work whatever the server does).
+    private func spawnCommand(_ command: String, chdir: String?, daemon: Bool = true) throws -> Int32 {
         try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["/bin/sh", "-c", "exec </dev/null; " + command],
-                               environment: environment, workingDirectory: chdir))
+                               environment: environment, workingDirectory: chdir, parentDeathSignal: daemon ? SIGKILL : nil))
     }
 }

@@ -56,6 +56,9 @@ final class MasterFifo {
     let fd: Int32
     private let keepOpen: Int32
     private let inode: ino_t
+    /// The FIFO replaced had a reader (an older generation, or another server given the same path): said once
+    /// by the master, since that process gets no more commands.
+    private(set) var replacedLiveFifo = false
 
     init(path: String) throws {
         switch try pathKind(path) {
@@ -64,6 +67,12 @@ final class MasterFifo {
             var st = stat()
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else {
                 throw SWSGIError("--master-fifo \(path): something that is not a FIFO is there: refusing to replace it")
+            }
+            // A non-blocking open for writing succeeds only while some process has the FIFO open for reading.
+            let probe = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if probe >= 0 {
+                replacedLiveFifo = true
+                close(probe)
             }
             try syscall("unlink", path) { unlink(path) }
         default:
@@ -82,14 +91,34 @@ final class MasterFifo {
         (self.path, fd, keepOpen, inode) = (path, r, w, st.st_ino)
     }
 
-    /// The commands waiting (one per byte).
+    /// At most this much is read per wake-up: a writer that never stops cannot hold the master in this loop
+    /// (the rest stays readable and wakes the loop again, after the other events).
+    static let readLimit = 64 << 10
+
+    /// The commands waiting, as `coalesce` makes them of the bytes.
     func commands() -> [MasterFifoCommand] {
-        var out: [MasterFifoCommand] = []
-        var buf = [UInt8](repeating: 0, count: 256)
-        while true {
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < Self.readLimit {
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
-            out += buf[0..<n].map(MasterFifoCommand.decode)
+            bytes += buf[0..<n]
+        }
+        return Self.coalesce(bytes)
+    }
+
+    /// Bytes read at once are one instant, as signals pending together are one: each command once, in the
+    /// order first written (a thousand `r` are one reload, an unknown byte repeated is one log line),
+    /// except `+` and `-`, which count (three `+` are three more workers, as in uWSGI).
+    static func coalesce(_ bytes: [UInt8]) -> [MasterFifoCommand] {
+        var out: [MasterFifoCommand] = []
+        var seen = [Bool](repeating: false, count: 256)
+        for byte in bytes {
+            let counts = byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+            guard counts || !seen[Int(byte)] else { continue }
+            seen[Int(byte)] = true
+            let command = MasterFifoCommand.decode(byte)
+            if command != .nothing { out.append(command) }
         }
         return out
     }

@@ -30,17 +30,33 @@ public struct StaticFiles {
         rootFD = fd
     }
 
+    /// Closes DIR's fd and the --static-safe folders' (for an instance made only to check DIR).
+    func closeFolders() {
+        Glibc.close(rootFD)
+        for (_, fd) in rules.safe { Glibc.close(fd) }
+    }
+
     /// The file at `relative` beneath DIR, or the status to answer.
     /// The fd (the caller closes it) and its stat, or the answer to give.
     private func openFile(_ relative: String) -> Opened {
         let fd: Int32
-        do { fd = try openBeneath(rootFD, relative, flags: O_RDONLY).release() } catch let e as SyscallError {
+        do { fd = try openBeneath(rootFD, relative, flags: Self.openFlags).release() } catch let e as SyscallError {
             // --static-safe: a symlink leading out of DIR into a safe folder is followed there (and only there).
             if e.errno == EXDEV || e.errno == ELOOP, let safe = rules.openSafe(root: root, relative) { return safe }
             return .answer(e.errno == EACCES ? Response(status: 403, text: "forbidden\n") : Response(status: 404, text: "not found\n"))
         } catch { return .answer(Response(status: 404, text: "not found\n")) }
+        return Self.opened(fd)
+    }
+
+    /// O_NONBLOCK: a FIFO (or a device) in DIR must not hold the worker in open(2) until some writer
+    /// comes; O_NOCTTY: a terminal opened never becomes ours. Regular files read the same either way.
+    static let openFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY
+
+    /// `fd` when it is a regular file or a directory (closed and 404 otherwise: a FIFO, socket or device
+    /// is nothing to serve, and reading one could block).
+    static func opened(_ fd: Int32) -> Opened {
         var st = stat()
-        guard fstat(fd, &st) == 0 else {
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG || (st.st_mode & S_IFMT) == S_IFDIR else {
             close(fd)
             return .answer(Response(status: 404, text: "not found\n"))
         }

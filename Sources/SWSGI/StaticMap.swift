@@ -26,7 +26,8 @@ struct StaticMap {
     static func problems(_ specs: [String]) -> [String] {
         specs.compactMap { spec in
             guard let (_, dir) = split(spec) else { return "--static-map \(spec): expected /MOUNT=DIR" }
-            do { _ = try StaticFiles(root: dir) } catch { return "--static-map \(spec): \(error); its requests go to the app" }
+            // Only a check: the folder's fd is closed again (the master serves nothing, and its workers would inherit it).
+            do { try StaticFiles(root: dir).closeFolders() } catch { return "--static-map \(spec): \(error); its requests go to the app" }
             return nil
         }
     }

@@ -69,11 +69,12 @@ struct StaticRules {
         guard !safe.isEmpty, let real = realpath(root + "/" + relative, nil) else { return nil }
         let path = String(cString: real)
         free(real)
-        for (dir, fd) in safe where path.hasPrefix(dir + "/") {
-            guard let f = try? openBeneath(fd, String(path.dropFirst(dir.count + 1)), flags: O_RDONLY) else { continue }
-            var st = stat()
-            guard fstat(f.raw, &st) == 0 else { continue }
-            return .file(StaticFiles.OpenedFile(fd: f.release(), st: st))
+        for (dir, fd) in safe {
+            // `/` itself (realpath's only path ending in a slash) holds every path.
+            let prefix = dir.hasSuffix("/") ? dir : dir + "/"
+            guard path.hasPrefix(prefix),
+                  let f = try? openBeneath(fd, String(path.dropFirst(prefix.count)), flags: StaticFiles.openFlags) else { continue }
+            return StaticFiles.opened(f.release())
         }
         return nil
     }

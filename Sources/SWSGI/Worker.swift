@@ -39,9 +39,11 @@ struct WorkerListener {
     /// Connections start with a PROXY protocol header (`--enable-proxy-protocol`, HTTP listeners only).
     var proxyProtocol = false
 
-    /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd.
+    /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd (a
+    /// connection's token is its fd, under 2^32). The range holds any listener count an fd table can: every
+    /// listener bound is watched (a listener left out would queue its connections forever).
     static let tokenBase = UInt64.max - 16
-    static let maxCount = 64
+    static let maxCount = Int(Int32.max)
     static func token(_ index: Int) -> UInt64 { tokenBase - UInt64(index) }
     /// The listener a token names, nil for any other token.
     static func index(_ token: UInt64) -> Int? {

@@ -221,6 +221,20 @@ public enum UwsgiSocketAddress: Hashable, Sendable, CustomStringConvertible {
         case .tcp(let a): a.description
         }
     }
+
+    /// What two spellings of one address share: a Unix path without `.` parts and doubled slashes
+    /// (`./a.sock` is `a.sock`), a TCP host with `localhost` and the every-address spellings folded.
+    /// Two listeners with one key would bind the same socket: the second fails half-way through start-up.
+    public var bindKey: String {
+        switch self {
+        case .unix(let p):
+            let parts = p.split(separator: "/").filter { $0 != "." }
+            return "unix:" + (p.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+        case .tcp(let a):
+            let host = a.host == "localhost" ? "127.0.0.1" : (a.host == "0.0.0.0" ? "" : a.host)
+            return "tcp:\(host):\(a.port)"
+        }
+    }
 }
 
 /// One configured listener: where it listens and the protocol its connections speak.

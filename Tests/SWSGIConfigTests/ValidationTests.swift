@@ -13,6 +13,13 @@ import Testing
         #expect(failure(["--socket", "/run/a.sock", "--uwsgi-socket", "/run/a.sock"])
             == "--socket /run/a.sock and --uwsgi-socket /run/a.sock: the same address twice; each listener needs its own")
         #expect(failure(["--http-socket", ":80", "--http-socket", ":80"]) != nil)
+        // One file written two ways is still one address (bind would fail half-way with EEXIST otherwise).
+        #expect(failure(["--socket", "./a.sock", "--socket", "a.sock"])
+            == "--socket ./a.sock and --socket a.sock: the same address twice; each listener needs its own")
+        #expect(failure(["--socket", "/run//a.sock", "--uwsgi-socket", "/run/./a.sock"]) != nil)
+        #expect(failure(["--http-socket", "localhost:80", "--http-socket", "127.0.0.1:80"]) != nil)
+        #expect(failure(["--http-socket", ":80", "--http-socket", "0.0.0.0:80"]) != nil)
+        #expect(try options(["--socket", "a.sock", "--socket", "b/a.sock"]).listeners.count == 2)
         #expect(try options(["--socket", "/run/a.sock"]).hasExplicitListener)
         #expect(try options(["--http-socket", ":80"]).hasExplicitListener)
         #expect(try !options([]).hasExplicitListener)  // LISTEN_FDS may supply one

@@ -46,6 +46,20 @@ extension SWSGIIntegration {
             }
         }
 
+        /// uWSGI's daemons get PR_SET_PDEATHSIG SIGKILL (core/daemons.c): a master killed with SIGKILL leaves no
+        /// daemon running on its own, unstoppable by anyone who does not know its pid.
+        @Test func aDaemonDiesWithAMasterKilledBySIGKILL() throws {
+            try withServer(["--processes", "1", "--attach-daemon", "echo $$ >> {dir}/daemon.pids; exec sleep 300"]) { s throws in
+                let pids = s.dir.file("daemon.pids")
+                #expect(waitUntil(10) { lines(pids).count == 1 }, "\(s.log)")
+                let daemon = try #require(Int32(lines(pids)[0]))
+                defer { if alive(daemon) { kill(daemon, SIGKILL) } }
+                s.signal(SIGKILL)
+                _ = s.waitExit(timeout: 10)
+                #expect(waitUntil(5) { !alive(daemon) }, "the daemon outlived its SIGKILLed master")
+            }
+        }
+
         @Test func aControlDaemonStopsTheServerWhenItDies() throws {
             try withServer(["--processes", "1", "--attach-control-daemon", "sleep 0.5"]) { s throws in
                 #expect(s.waitExit(timeout: 10) == 0, "\(s.log)")

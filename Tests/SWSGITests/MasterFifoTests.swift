@@ -42,6 +42,34 @@ extension SWSGIIntegration {
             }
         }
 
+        /// A burst written at once is one instant, as pending signals are: thousands of the same letter make one
+        /// reload and one log line, not a log line (and a reload decision) per byte.
+        @Test func aBurstOfOneLetterIsOneCommand() throws {
+            try withServer(["--processes", "1", "--master-fifo", "{dir}/master.fifo"]) { s throws in
+                let fifo = s.dir.file("master.fifo")
+                let before = Set(s.waitWorkers(1))
+                try writeFifo(fifo, String(repeating: "r", count: 4000) + String(repeating: "X", count: 4000) + "+")
+                #expect(s.waitForLog("'X' is not a master FIFO command"), "\(s.log)")
+                let after = s.waitWorkers(1, where: { Set($0).isDisjoint(with: before) })
+                #expect(Set(after).isDisjoint(with: before), "the worker was replaced: \(before) -> \(after)")
+                let log = s.log
+                let count = { (needle: String) in log.components(separatedBy: needle).count - 1 }
+                #expect(count("'r': graceful reload") == 1, "one reload line for the burst")
+                #expect(count("'X' is not a master FIFO command") == 1, "one line for the unknown byte")
+            }
+        }
+
+        /// A FIFO another process still reads (an older generation, or a second server given the same path) is
+        /// replaced as uWSGI replaces it, but not silently: that process gets no more commands.
+        @Test func replacingAFifoSomeoneReadsIsSaid() throws {
+            try withServer(["--processes", "1", "--master-fifo", "{dir}/master.fifo"]) { first throws in
+                let second = try Server(["--processes", "1", "--master-fifo", first.dir.file("master.fifo")], dir: first.dir, socket: "second.sock", name: "second")
+                defer { second.stop() }
+                #expect(second.log.contains("--master-fifo \(first.dir.file("master.fifo")): another process was reading this FIFO"), "\(second.log)")
+                #expect(!first.log.contains("another process was reading"), "the first found no FIFO there")
+            }
+        }
+
         @Test func aFileAtThePathIsRefusedAndKept() throws {
             let dir = try TempDir()
             defer { dir.remove() }

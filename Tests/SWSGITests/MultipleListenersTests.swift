@@ -45,6 +45,34 @@ extension SWSGIIntegration {
             }
         }
 
+        /// One socket file named through two folders (a symlinked folder, a relative and an absolute path) is
+        /// one listener given twice: refused with both names, before anything is bound or left behind.
+        @Test func oneFileThroughTwoFoldersIsRefused() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            #expect(symlink(dir.path, dir.file("link")) == 0)
+            let s = try Server(["--app", "echo", "--socket", dir.file("link/a.sock")], dir: dir, socket: "a.sock", ready: false)
+            defer { s.stop() }
+            #expect(s.waitExit(timeout: 10) == 1, "\(s.log)")
+            #expect(s.log.contains("the same socket file as --socket") && s.log.contains(dir.file("a.sock"))
+                    && s.log.contains(dir.file("link/a.sock")), "\(s.log)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")), "nothing left at the path")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".s") }.isEmpty, "no temporary name left")
+        }
+
+        /// Every listener given is accepted on, however many: a listener bound and published but never
+        /// watched would queue its connections forever (the workers watched the first 64 only).
+        @Test func seventyListenersAllAnswer() throws {
+            let paths = (1...70).map { "{dir}/l\($0).sock" }
+            try withServer(["--processes", "1", "--app", "echo"] + paths.flatMap { ["--socket", $0] }) { s throws in
+                for i in [1, 64, 65, 70] {
+                    let r = unixGet(s.dir.file("l\(i).sock"), timeoutSeconds: 5)
+                    guard case .success(let reply) = r else { Issue.record("l\(i).sock: \(r)"); continue }
+                    #expect(reply.status == 200, "l\(i).sock")
+                }
+            }
+        }
+
         /// SIGTERM: each listener's path is removed at once, and what is in flight or queued on either
         /// listener is answered before the master exits 0.
         @Test func sigtermDrainsEveryListener() throws {

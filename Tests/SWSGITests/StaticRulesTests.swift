@@ -71,5 +71,55 @@ extension SWSGIIntegration {
                 #expect(try get("/s/view.py").text == "GET /s/view.py\n")
             }
         }
+
+        /// `static-safe = /` (uWSGI: every real path starts with it) lets a symlink lead anywhere.
+        @Test func staticSafeRootAllowsEveryLink() throws {
+            try withServer(["--processes", "1", "--app", "echo", "--static-map", "/s={dir}/www", "--static-safe", "/"], setup: { dir in
+                let fm = FileManager.default
+                for d in ["www", "elsewhere"] { try fm.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true) }
+                try dir.write("elsewhere/shared.txt", "shared\n")
+                try fm.createSymbolicLink(atPath: dir.file("www/shared.txt"), withDestinationPath: dir.file("elsewhere/shared.txt"))
+            }) { s throws in
+                #expect(try s.get("/s/shared.txt").text == "shared\n")
+            }
+        }
+
+        /// The master checks each map's folder (to log the missing ones) but serves nothing: it keeps no fd of
+        /// them open (a leaked fd would also be inherited by every worker).
+        @Test func theMasterKeepsNoStaticFolderOpen() throws {
+            try withServer(["--processes", "1", "--app", "echo", "--static-map", "/s={dir}/www", "--static-map", "/t={dir}/www"], setup: { dir in
+                try FileManager.default.createDirectory(atPath: dir.file("www"), withIntermediateDirectories: true)
+            }) { s throws in
+                let www = s.dir.file("www")
+                let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(s.pid)/fd")
+                let open = fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(s.pid)/fd/\($0)")) == www }
+                #expect(open.isEmpty, "the master holds \(open.count) fds of \(www)")
+            }
+        }
+
+        /// A FIFO in a static folder (or reached through a --static-safe link) is not a file: opening it for
+        /// reading would block the worker until some writer came, so no request could ever be answered again.
+        @Test func aFIFOInTheStaticFolderIsLeftToTheAppWithoutBlockingTheWorker() throws {
+            try withServer(["--processes", "1", "--app", "echo", "--static-map", "/s={dir}/www",
+                            "--static-safe", "{dir}/safe", "--static-gzip-all"], setup: { dir in
+                let fm = FileManager.default
+                for d in ["www", "safe"] { try fm.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true) }
+                try dir.write("www/a.txt", "plain\n")
+                #expect(mkfifo(dir.file("www/pipe.txt"), 0o644) == 0)
+                #expect(mkfifo(dir.file("www/a.txt.gz"), 0o644) == 0)
+                #expect(mkfifo(dir.file("safe/pipe2.txt"), 0o644) == 0)
+                try fm.createSymbolicLink(atPath: dir.file("www/linked.txt"), withDestinationPath: dir.file("safe/pipe2.txt"))
+            }) { s throws in
+                func get(_ path: String, _ headers: [String] = []) throws -> HTTPReply {
+                    let c = try s.connect()
+                    try c.send("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n")
+                    return try c.readResponse(timeout: 5)
+                }
+                #expect(try get("/s/pipe.txt").text == "GET /s/pipe.txt\n")
+                #expect(try get("/s/linked.txt").text == "GET /s/linked.txt\n")
+                let a = try get("/s/a.txt", ["Accept-Encoding: gzip"])
+                #expect(a.text == "plain\n" && a.header("Content-Encoding") == nil, "\(a.headers)")
+            }
+        }
     }
 }
