@@ -34,8 +34,7 @@ enum LogTarget {
             _ = try syscall("connect", path) { address.withPointer { connect(fd, $0, $1) } }
             return fd
         }
-        let truncate = options.logging.truncate && !reopening ? O_TRUNC : 0
-        let fd = try syscall("open", path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | truncate, 0o640) }
+        let fd = try openLogFile(path, truncate: options.logging.truncate && !reopening)
         if let mode = options.logFileMode { _ = try syscall("fchmod", path) { fchmod(fd, mode_t(mode)) } }
         return fd
     }

@@ -131,7 +131,13 @@ public enum SWSGIMain {
                 // waits (pending, then in the master's signalfd) instead of reaching that thread with its
                 // default action, which kills the master at HUP, TERM or USR1.
                 try SignalSet(Master.handledSignals).block()
-                let loaded = try hostLoader(options, env)
+                let loaded: HostedApplication
+                do { loaded = try hostLoader(options, env) } catch {
+                    // Python's start-up or the app's import ran out of address space: name the limit that caused it.
+                    let mib = options.process.limitAddressSpaceMiB
+                    if mib > 0 { throw SWSGIError("\(error) (under --limit-as \(mib) MiB: too low for Python and the app? raise it)") }
+                    throw error
+                }
                 host = loaded
                 app = { _ in throw SWSGIError("\(loaded.description) is served through the worker's own application") }
             } else if let given { app = given }

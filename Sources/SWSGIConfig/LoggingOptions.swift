@@ -292,7 +292,72 @@ public struct LinePattern: Equatable, Sendable, CustomStringConvertible {
             do { _ = try Regex(source) } catch {
                 throw ValueProblem("\(quoted(source)) is not a valid regular expression: \(error)")
             }
+            if Self.nestsRepeats(source) {
+                throw ValueProblem("\(quoted(source)) repeats a group that holds a repeat (like (a+)+): Swift's Regex has no match limit (uWSGI's PCRE has), so some paths take exponential time and hold a worker; write it with one level of repetition")
+            }
         }
+    }
+
+    /// True when a repeated group (`*`, `+`, `{n,}`, `{n,m}` with m > 1) contains a repeat: the shape
+    /// whose failed matches backtrack through every way of splitting the input.
+    static func nestsRepeats(_ source: String) -> Bool {
+        let c = Array(source.unicodeScalars)
+        var holdsRepeat: [Bool] = []  // per open group
+        func repeatLength(at i: Int) -> Int? {
+            guard i < c.count else { return nil }
+            if c[i] == "*" || c[i] == "+" { return 1 }
+            guard c[i] == "{" else { return nil }
+            var j = i + 1, low = "", high: String? = nil
+            while j < c.count, c[j] != "}" {
+                if c[j] == "," { if high != nil { return nil }; high = "" }
+                else if c[j].properties.numericType != nil, c[j].isASCII { if high != nil { high! += String(c[j]) } else { low += String(c[j]) } }
+                else { return nil }
+                j += 1
+            }
+            guard j < c.count, !low.isEmpty || high.map({ !$0.isEmpty }) == true else { return nil }
+            if let high, !high.isEmpty { return (Int(high) ?? 2) > 1 ? j - i + 1 : nil }
+            if high != nil { return j - i + 1 }  // {n,}
+            return (Int(low) ?? 2) > 1 ? j - i + 1 : nil
+        }
+        var i = 0
+        while i < c.count {
+            switch c[i] {
+            case "\\":
+                i += 2
+            case "[":
+                var j = i + 1
+                if j < c.count, c[j] == "^" { j += 1 }
+                if j < c.count, c[j] == "]" { j += 1 }
+                while j < c.count, c[j] != "]" { j += c[j] == "\\" ? 2 : 1 }
+                i = j + 1
+            case "(":
+                holdsRepeat.append(false)
+                i += 1
+                if i < c.count, c[i] == "?" {
+                    var j = i + 1
+                    while j < c.count, !":!=>)".unicodeScalars.contains(c[j]) { j += 1 }
+                    i = j < c.count && c[j] != ")" ? j + 1 : j
+                }
+            case ")":
+                let inner = holdsRepeat.popLast() ?? false
+                i += 1
+                if let n = repeatLength(at: i) {
+                    if inner { return true }
+                    i += n
+                    if !holdsRepeat.isEmpty { holdsRepeat[holdsRepeat.count - 1] = true }
+                } else if inner, !holdsRepeat.isEmpty {
+                    holdsRepeat[holdsRepeat.count - 1] = true
+                }
+            default:
+                if let n = repeatLength(at: i) {
+                    if !holdsRepeat.isEmpty { holdsRepeat[holdsRepeat.count - 1] = true }
+                    i += n
+                } else {
+                    i += 1
+                }
+            }
+        }
+        return false
     }
 
     /// `^abc` -> prefix, `^abc$` -> exact, `abc` -> contains, `abc$` -> suffix; a trailing `.*` (no `$`) is dropped.

@@ -48,6 +48,10 @@ extension ValueParser where Value == String {
         ValueParser { (text: String) throws(ValueProblem) -> String in
             guard !text.isEmpty else { throw ValueProblem("an empty regular expression") }
             do { _ = try Regex(text) } catch { throw ValueProblem("\(quoted(text)) is not a regular expression: \(error)") }
+            // Matched against a client's URI: the same exponential backtracking as a route's.
+            if LinePattern.nestsRepeats(text) {
+                throw ValueProblem("\(quoted(text)) repeats a group that holds a repeat (like (a+)+): Swift's Regex has no match limit (uWSGI's PCRE has), so some paths take exponential time and hold a worker; write it with one level of repetition")
+            }
             return text
         }
     }

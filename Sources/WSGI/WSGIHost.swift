@@ -36,6 +36,14 @@ public final class WSGIHost: HostedApplication {
             ? all.harakiriGracefulSignal : nil
         // --chdir was done by `SWSGIMain.run` before anything was opened or bound.
         let installation: PythonInstallation
+        // Under --limit-as each of these steps can run out of address space, and Py_InitializeEx then
+        // exits or aborts from inside: the line says so and names the limit, the cause the operator can change.
+        let limitMiB = all.process.limitAddressSpaceMiB
+        let limitHint = limitMiB > 0 ? " (under --limit-as \(limitMiB) MiB: too low for Python? raise it)" : ""
+        ExitGuard.set(ExitCode.failure, "swsgi: Python exited while starting\(limitHint)")
+        defer { ExitGuard.set(0, nil) }
+        try AbortGuard.set(ExitCode.failure, "swsgi: Python aborted while starting\(limitHint)")
+        defer { try? AbortGuard.set(0, nil) }
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
                                                                             interpreter: options.executable),

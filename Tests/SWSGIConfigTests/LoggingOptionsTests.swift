@@ -14,6 +14,22 @@ struct LoggingOptionsTests {
         #expect(throws: ValueProblem.self) { try LinePattern("(unclosed") }
     }
 
+    /// Swift's Regex backtracks with no step limit (uWSGI's PCRE stops at its match limit): a repeated
+    /// group holding a repeat, `^/(a+)+$`, takes 2^n steps on `/aaaa...!`, so a 30-byte path from any
+    /// client would hold a worker for hours. Such patterns are refused; one repeat level stays accepted.
+    @Test func nestedRepeatsThatBacktrackExponentiallyAreRefused() throws {
+        for bad in ["^/(a+)+$", "(a*)*b", "^(?:x+y*)+$", "((ab)+)*c", "(\\w+\\s?)*$", "(.*a){2,}"] {
+            #expect(throws: ValueProblem.self, "\(bad)") { try LinePattern(bad) }
+            #expect(throws: ValueProblem.self, "\(bad)") { try RouteRule.parse("\(bad) donotlog:") }
+        }
+        // The static-expires* and static-gzip regexes run on the request URI the same way.
+        #expect(throws: ValueProblem.self) { try ValueParser<String>.regex.parse("^/(a+)+$") }
+        #expect(try ValueParser<String>.regex.parse("^/static/.+\\.css$") == "^/static/.+\\.css$")
+        for good in ["^((?!\\{).)*$", "^/healthz/(live|ready)/?$", "^/api/(v1|v2)/.*$", "(ab)+c", "[(a+)]+", "\\(a+\\)+", "(a+)?b", "(a+){1}"] {
+            #expect(throws: Never.self, "\(good)") { try LinePattern(good) }
+        }
+    }
+
     @Test func loggersParseAsUwsgiReadsThem() throws {
         #expect(try LoggerSpec.parse("stdio") == LoggerSpec(id: nil, kind: .stdio))
         #expect(try LoggerSpec.parse("applogger stdio") == LoggerSpec(id: "applogger", kind: .stdio))

@@ -71,6 +71,28 @@ extension SWSGIIntegration {
             #expect(new.contains("exiting with status 0"), "the master writes to the new file: \(new)")
         }
 
+        /// log-maxsize = 1 without log-backupname: every line rotates, many within one second. uWSGI's
+        /// backup name (PATH.SECONDS) would be reused and each rename would replace the previous backup;
+        /// no request line may be lost that way: each is in exactly one file of the folder.
+        @Test func logMaxsizeOneLosesNoLineToSameSecondBackups() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = try Server(["--processes", "2", "--logto", "{dir}/app.log", "--log-maxsize", "1"], dir: dir, ready: false)
+            defer { s.stop() }
+            try waitUntil(10, "workers accepting in the log") {
+                ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).contains { dir.read($0).contains("workers accepting") }
+            }
+            let count = 40
+            for i in 0..<count { #expect(try s.get("/r\(i)").status == 200) }
+            #expect(s.stop() == 0)
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("app.log") }
+            let all = files.map { dir.read($0) }.joined(separator: "\n")
+            for i in 0..<count {
+                let n = all.components(separatedBy: "GET /r\(i) ").count - 1
+                #expect(n == 1, "/r\(i) logged \(n) times in \(files.count) files")
+            }
+        }
+
         /// Named loggers, log-route and an encoder for one logger: a line matching the route goes only
         /// to its logger, JSON-encoded; the rest go to the unnamed logger, as they are.
         @Test func logRouteSendsMatchingLinesToTheNamedLogger() throws {
@@ -191,6 +213,18 @@ extension SWSGIIntegration {
             #expect(d.wholeMatch(of: #/<134>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d myapp: .*swsgi master \[pid \d+\]: 1 workers? accepting/#) != nil, "\(d)")
         }
 
+        /// A syslog/rsyslog logger whose Unix socket nobody listens on (no syslog daemon in a container):
+        /// every line sent there is dropped, so start-up says so once, naming the path; serving goes on,
+        /// as under uWSGI.
+        @Test func syslogSocketNobodyListensOnIsWarnedAboutOnce() throws {
+            try withServer(["--processes", "1", "--logger", "rsyslog:{dir}/none.sock,myapp,134", "--logger", "stdio"]) { s throws in
+                #expect(try s.get("/").status == 200)
+                let warnings = s.log.split(separator: "\n").filter { $0.contains("none.sock") && $0.contains("warning") }
+                #expect(warnings.count == 1, "\(s.log)")
+                #expect(warnings.first?.contains("lost") == true, "\(s.log)")
+            }
+        }
+
         /// A [uwsgi] file with the logging keys real configs carry runs, and each does its part.
         @Test func uwsgiIniLoggingKeys() throws {
             let dir = try TempDir()
@@ -280,6 +314,20 @@ extension SWSGIIntegration {
             try waitUntil(10, "accepting in app.log") { dir.read("app.log").contains("workers accepting") }
             var st = stat()
             #expect(stat(dir.file("app.log"), &st) == 0 && st.st_uid == 65534, "owner \(st.st_uid)")
+        }
+
+        /// A log path that is a FIFO nobody reads: open(O_WRONLY) would block the master before it
+        /// says anything (a hang); swsgi refuses it with one line naming the path, at once.
+        @Test func logFifoWithoutReaderIsRefusedNotAHang() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            #expect(mkfifo(dir.file("log.fifo"), 0o600) == 0)
+            for args in [["--logto", "{dir}/log.fifo"], ["--logger", "x file:{dir}/log.fifo", "--log-route", "x ^a"],
+                         ["--req-logger", "file:{dir}/log.fifo"]] {
+                let r = try runToExit(args + ["--processes", "1"], socket: "s", in: dir, timeout: 5)
+                #expect(r.status != 0, "\(args)")
+                #expect(r.output.contains("log.fifo") && r.output.contains("a FIFO with no reader"), "\(args): \(r.output)")
+            }
         }
 
         /// Values that cannot work are refused with the option named, before anything starts.

@@ -88,6 +88,17 @@ final class LogOutput {
     private static func datagram(_ id: String?, address: String, port: Int, tag: String, priority: Int32, limit: Int) throws -> LogOutput {
         let addr = try SocketAddressBytes(address, port: port)
         let fd = try syscall("socket", "logger \(address)") { socket(addr.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        if addr.family == AF_UNIX {
+            // Nobody bound there (no syslog daemon in a container): each line's sendto fails and is dropped
+            // without a word, as under uWSGI. Say it once; the logger stays, for a daemon started later.
+            let probe = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if probe >= 0 {
+                if addr.withPointer({ connect(probe, $0, $1) }) != 0 {
+                    writeLine("swsgi: warning: logger \(address): connect: \(errnoText(errno)): its lines are lost until a syslog daemon listens there", to: 2)
+                }
+                close(probe)
+            }
+        }
         return LogOutput(id: id, target: .datagram(fd: fd, address: addr, tag: tag, priority: priority, limit: limit))
     }
 }
@@ -181,7 +192,7 @@ final class RotatingFile {
     }
 
     static func openLog(_ path: String, chmod: UInt32?, truncate: Bool = false) throws -> Int32 {
-        let fd = try syscall("open", path) { Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0o640) }
+        let fd = try openLogFile(path, truncate: truncate)
         if let chmod { _ = try? syscall("fchmod", path) { fchmod(fd, mode_t(chmod)) } }
         return fd
     }
@@ -209,6 +220,15 @@ final class RotatingFile {
         if fd > 2 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     }
 
+    /// rename(2) that fails with EEXIST rather than replace `to`; plain rename where the file system
+    /// has no RENAME_NOREPLACE.
+    private static func renameKeeping(_ from: String, _ to: String) -> Bool {
+        if shim_rename_noreplace(from, to) == 0 { return true }
+        guard errno == EINVAL || errno == ENOSYS else { return false }
+        if access(to, F_OK) == 0 { errno = EEXIST; return false }
+        return rename(from, to) == 0
+    }
+
     private func rotate(size: UInt64) {
         let me = getpid()
         let lock = shared + 8
@@ -220,10 +240,27 @@ final class RotatingFile {
         defer { shim_store_i32(lock, 0) }
         // Someone rotated between our write and the lock: our line went to the backup; follow them.
         guard Int64(bitPattern: shim_load_acquire_u64(shared)) == generation else { reopen(); return }
-        let backup = backupName ?? "\(path).\(time(nil))"
+        // log-backupname is one backup, replaced each time (uWSGI's meaning). The default PATH.SECONDS
+        // must not replace an earlier backup of the same second (its lines would be lost): .1, .2, ...
+        var backup = backupName ?? "\(path).\(time(nil))"
+        var renamed: Bool
+        if backupName != nil {
+            renamed = rename(path, backup) == 0
+        } else {
+            let base = backup
+            renamed = Self.renameKeeping(path, backup)
+            var n = 1
+            while !renamed, errno == EEXIST, n < 10_000 {
+                backup = "\(base).\(n)"
+                renamed = Self.renameKeeping(path, backup)
+                n += 1
+            }
+        }
+        let e = errno
+        // Into the old file, now at the backup's name (or still at the path when the rename failed).
         LogOutput.writeLine("\(ctimeNow()) - logsize: \(size), triggering rotation to \(backup)...", to: fd)
-        guard rename(path, backup) == 0 else {
-            LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: rename(\(path), \(backup)): \(errnoText(errno))", to: fd)
+        guard renamed else {
+            LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: rename(\(path), \(backup)): \(errnoText(e))", to: fd)
             return
         }
         guard let new = try? Self.openLog(path, chmod: chmod, truncate: true) else {
@@ -246,4 +283,24 @@ func ctimeNow() -> String {
     var buf = [CChar](repeating: 0, count: 32)
     guard ctime_r(&t, &buf) != nil else { return "" }
     return String(String(cString: buf).prefix(24))
+}
+
+/// A log file opened for appending (O_TRUNC with `truncate`). O_NONBLOCK for the open alone: a FIFO
+/// nobody reads would block open(O_WRONLY) forever, silently, before the server says anything; it
+/// fails with ENXIO instead, reported as such. Writes stay blocking, as to any log file.
+func openLogFile(_ path: String, truncate: Bool) throws -> Int32 {
+    let flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : 0)
+    let fd: Int32
+    do {
+        fd = try syscall("open", path) { Glibc.open(path, flags, 0o640) }
+    } catch let e as SyscallError where e.errno == ENXIO {
+        throw SWSGIError("\(e) (\(path) is a FIFO with no reader: start its reader first)")
+    }
+    let status = fcntl(fd, F_GETFL)
+    guard status != -1, fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != -1 else {
+        let e = SyscallError("fcntl", context: path)
+        close(fd)
+        throw e
+    }
+    return fd
 }
