@@ -6,9 +6,16 @@ public func writeStderr(_ line: String) { writeLine(line, to: 2) }
 /// Help and version text on stdout, newline-terminated.
 public func writeStdout(_ text: String) { writeLine(text, to: 1) }
 
-private func writeLine(_ text: String, to fd: Int32) {
+/// One write(2) of `text` plus a newline (when it has none), retried on EINTR and short writes.
+public func writeLine(_ text: String, to fd: Int32) {
     var bytes = Array(text.utf8)
     if bytes.last != 10 { bytes.append(10) }
+    writeAll(bytes, to: fd)
+}
+
+/// Writes every byte to `fd`, retrying on EINTR and short writes; gives up quietly on an error (a log
+/// that cannot be written has nowhere to report it).
+public func writeAll(_ bytes: [UInt8], to fd: Int32) {
     bytes.withUnsafeBytes { b in
         var off = 0
         while off < b.count {

@@ -47,23 +47,10 @@ final class LogOutput {
         }
     }
 
-    /// One write(2) of `line` plus a newline (when it has none), retried on EINTR and short writes.
-    static func writeLine(_ line: String, to fd: Int32) {
-        var bytes = Array(line.utf8)
-        if bytes.last != 10 { bytes.append(10) }
-        writeAll(bytes, to: fd)
-    }
+    /// One write(2) of `line` plus a newline (when it has none): Posix's, named here for the callers.
+    static func writeLine(_ line: String, to fd: Int32) { Posix.writeLine(line, to: fd) }
 
-    static func writeAll(_ bytes: [UInt8], to fd: Int32) {
-        bytes.withUnsafeBytes { b in
-            var off = 0
-            while off < b.count {
-                let n = Glibc.write(fd, b.baseAddress! + off, b.count - off)
-                if n < 0 { if errno == EINTR { continue }; return }
-                off += n
-            }
-        }
-    }
+    static func writeAll(_ bytes: [UInt8], to fd: Int32) { Posix.writeAll(bytes, to: fd) }
 
     /// Opens what `spec` names; `mainLog` is fd 2's own rotation (for `stdio`), `slot` the shared
     /// memory a rotating file coordinates through.
