@@ -3,6 +3,8 @@ import Glibc
 import Testing
 
 /// `[uwsgi]` process-level options on a real swsgi (the built-in app, no Python needed).
+// Under SWSGIIntegration: it starts processes, so it runs one suite at a time with the others that do.
+extension SWSGIIntegration {
 @Suite struct UwsgiProcessOptions {
     private func start(_ ini: String, in dir: TempDir, ready: Bool = true) throws -> Server {
         try dir.write("app.ini", "[uwsgi]\n" + ini)
@@ -20,8 +22,9 @@ import Testing
         #expect(s.log.components(separatedBy: "processes = '2*2' is not a plain number: read as 2").count - 1 == 1, "\(s.log)")
     }
 }
+}
 
-extension UwsgiProcessOptions {
+extension SWSGIIntegration.UwsgiProcessOptions {
     /// `uid =` / `gid =` (empty), as uWSGI: nothing to drop to when not started as root; as root swsgi
     /// stops before binding (uWSGI: "user  not found") rather than serve as root.
     @Test func emptyUidAndGid() throws {
@@ -52,7 +55,7 @@ private func limits(_ pid: pid_t, _ name: String) -> [String] {
     return []
 }
 
-extension UwsgiProcessOptions {
+extension SWSGIIntegration.UwsgiProcessOptions {
     /// limit-as and max-fd are the master's and every worker's limits; procname, procname-master and
     /// procname-append title them; cpu-affinity = 1 gives worker W CPU W-1 (uWSGI's layout).
     @Test func limitsTitlesAndCPUAffinity() throws {
@@ -117,7 +120,7 @@ extension UwsgiProcessOptions {
     }
 }
 
-extension UwsgiProcessOptions {
+extension SWSGIIntegration.UwsgiProcessOptions {
     /// uWSGI's sanitize_args: `cheaper-initial` above `processes` starts `processes` workers, and without
     /// `cheaper` it has no effect (every process starts); each says so. `cheaper` >= `processes` is refused,
     /// as uWSGI refuses it ("invalid cheaper value: must be lower than processes").
@@ -140,7 +143,7 @@ extension UwsgiProcessOptions {
     }
 }
 
-extension UwsgiProcessOptions {
+extension SWSGIIntegration.UwsgiProcessOptions {
     /// honour-stdin: swsgi's workers have the stdin swsgi was given (uWSGI's default would remap it).
     @Test func honourStdinWorkersInheritStdin() throws {
         let dir = try TempDir()

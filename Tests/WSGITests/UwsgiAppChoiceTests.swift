@@ -3,6 +3,8 @@ import Glibc
 import Testing
 
 /// Which app a `[uwsgi]` file serves when it names two, or none, as uWSGI decides.
+// Under WSGIIntegration: it starts processes, so it runs one suite at a time with the others that do.
+extension WSGIIntegration {
 @Suite struct UwsgiAppChoice {
     /// `wsgi-file` and `module` both given: uWSGI's python plugin loads `module` first and skips the
     /// file ("mountpoint already configured"). swsgi serves the module's app, never imports the file,
@@ -64,4 +66,5 @@ import Testing
         let reply = try unixGet(dir.file("s")).get()
         #expect(reply.status == 200 && s.workers.map(String.init).contains(reply.body), "a worker imported and answered: \(reply.body) \(s.workers)")
     }
+}
 }

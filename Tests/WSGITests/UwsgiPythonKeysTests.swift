@@ -17,6 +17,8 @@ private func flaskApp(_ name: String) -> String {
 }
 
 /// The `[uwsgi]` keys of the Python plugin (mount, py-autoreload, pyargv, import, optimize...) on a running swsgi.
+// Under WSGIIntegration: it starts processes, so it runs one suite at a time with the others that do.
+extension WSGIIntegration {
 @Suite struct UwsgiPythonKeys {
     private func start(_ ini: String, in dir: TempDir, ready: Bool = true) throws -> Server {
         try dir.write("app.ini", "[uwsgi]\nchdir = %d\nhttp-socket = %ds\n" + ini)
@@ -320,4 +322,5 @@ private func flaskApp(_ name: String) -> String {
         #expect(try get(dir, "/x") == (200, "from other"))
         #expect(waitUntil(5) { ((try? String(contentsOfFile: dir.file("paste.log"), encoding: .utf8)) ?? "").contains("pasted: served /x") })
     }
+}
 }

@@ -4,6 +4,8 @@ import Testing
 
 /// `reload-on-exception` (uWSGI's): a request whose app raises gets its 500, then the worker is
 /// recycled gracefully; a request that succeeds leaves the worker alone.
+// Under WSGIIntegration: it starts processes, so it runs one suite at a time with the others that do.
+extension WSGIIntegration {
 @Suite struct UwsgiReloadOnException {
     @Test func aRaisingRequestRecyclesItsWorker() throws {
         let dir = try TempDir()
@@ -30,4 +32,5 @@ import Testing
         #expect(waitUntil(10) { after = (try? unixGet(dir.file("s")).get().body) ?? ""; return !after.isEmpty && after != first.body },
                 "a new worker answers: \(first.body) -> \(after)")
     }
+}
 }
