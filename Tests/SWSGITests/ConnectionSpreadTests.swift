@@ -11,26 +11,34 @@ extension SWSGIIntegration {
         @Test func keepAliveConnectionsOpenedOneAfterAnotherSpreadOverTheWorkers() throws {
             try withServer(["--processes", "2", "--app", "hello"]) { s throws in
                 #expect(s.waitWorkers(2).count == 2)
-                // Each connection gets its answer before the next one opens, and all stay open (idle keep-alive).
-                var clients: [Client] = []
-                for i in 0..<12 {
-                    let c = try s.connect()
-                    try c.send("GET /spread/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
-                    #expect(try c.readResponse(timeout: 10).status == 200)
-                    clients.append(c)
+                // The spread is the kernel's wake-up order, which a busy machine can upset (a worker not yet back
+                // in epoll_wait passes its turn on): up to three trials, one must spread. Without the rejoin every
+                // trial puts all twelve on one worker.
+                var trials: [[String: Int]] = []
+                for trial in 0..<3 {
+                    // Each connection gets its answer before the next one opens, and all stay open (idle keep-alive).
+                    var clients: [Client] = []
+                    for i in 0..<12 {
+                        let c = try s.connect()
+                        try c.send("GET /spread/\(trial)/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+                        #expect(try c.readResponse(timeout: 10).status == 200)
+                        clients.append(c)
+                    }
+                    // Each worker logs after it answered: wait for all twelve lines, whichever worker wrote them.
+                    #expect(s.waitForLog("GET /spread/\(trial)/", count: 12))
+                    // The access log names the worker of each request.
+                    var byWorker: [String: Int] = [:]
+                    for line in s.logLines where line.contains("GET /spread/\(trial)/") {
+                        guard let open = line.range(of: "[pid "), let close = line[open.upperBound...].firstIndex(of: "]") else { continue }
+                        byWorker[String(line[open.upperBound..<close]), default: 0] += 1
+                    }
+                    #expect(byWorker.values.reduce(0, +) == 12, "every request logged: \(byWorker)")
+                    trials.append(byWorker)
+                    withExtendedLifetime(clients) {}
+                    if byWorker.count == 2 && byWorker.values.allSatisfy({ $0 >= 4 }) { break }
                 }
-                // Each worker logs after it answered: wait for all twelve lines, whichever worker wrote them.
-                #expect(s.waitForLog("GET /spread/", count: 12))
-                // The access log names the worker of each request.
-                var byWorker: [String: Int] = [:]
-                for line in s.logLines where line.contains("GET /spread/") {
-                    guard let open = line.range(of: "[pid "), let close = line[open.upperBound...].firstIndex(of: "]") else { continue }
-                    byWorker[String(line[open.upperBound..<close]), default: 0] += 1
-                }
-                #expect(byWorker.values.reduce(0, +) == 12, "every request logged: \(byWorker)")
-                #expect(byWorker.count == 2 && byWorker.values.allSatisfy { $0 >= 4 },
-                        "12 connections over 2 idle workers, each should hold about half: \(byWorker)")
-                withExtendedLifetime(clients) {}
+                #expect(trials.contains { $0.count == 2 && $0.values.allSatisfy { $0 >= 4 } },
+                        "12 connections over 2 idle workers, each should hold about half: \(trials)")
             }
         }
             /// A library, LD_PRELOADed, whose epoll_ctl refuses (ENOSPC, what the per-user limit on watched fds
