@@ -250,7 +250,9 @@ final class RotatingFile {
             LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: rename(\(path), \(backup)): \(errnoText(e))", to: fd)
             return
         }
-        guard let new = try? Self.openLog(path, chmod: chmod, truncate: true) else {
+        // No O_TRUNC: another process that saw an earlier rotation may already have created the new file
+        // at the path between our rename and this open, and written a line to it.
+        guard let new = try? Self.openLog(path, chmod: chmod) else {
             LogOutput.writeLine("\(ctimeNow()) - unable to rotate log: open(\(path)): \(errnoText(errno))", to: fd)
             return
         }
