@@ -1,0 +1,47 @@
+import Common
+
+/// How many of the connections waiting in the listen queue a worker takes when it looks, so the accepting
+/// workers hold equal numbers of connections. Each worker serves its own connections in turn: one that holds
+/// three times the connections of another makes each of them wait three times as long (issue 17: 49 and 15
+/// keep-alive connections on two workers, p99 281 ms where 160 was fair).
+///
+/// Values in, a number out: the worker says what it holds, what the other accepting workers hold (the
+/// scoreboard) and how many connections wait (the kernel's count), and accepts the number it gets. It takes up
+/// to the fair share and leaves the rest to the others. What it left and the others have not taken by a look
+/// `patienceNanoseconds` later (a worker stuck in a long request cannot look) it takes then, so no connection
+/// waits on a worker that cannot accept. (The others take the oldest connections first, so what they took
+/// since is what was left; a close among theirs only makes this worker take more, never less.)
+public struct AcceptShare: Sendable, Equatable {
+    public static let patienceNanoseconds: UInt64 = 100_000_000
+
+    /// Connections this worker left in the queue, what the others held at its last look, and since when the
+    /// oldest of those left have waited for the others.
+    public private(set) var leftForOthers = 0
+    public private(set) var othersHeldThen = 0
+    public private(set) var leftAt: Instant = 0
+
+    public init() {}
+
+    /// The fair share of each of `workers` workers when `total` connections are spread over them.
+    public static func fairShare(total: Int, workers: Int) -> Int {
+        let w = max(1, workers)
+        return (max(0, total) + w - 1) / w
+    }
+
+    /// One look at `now`: `mine` held here, `othersHeld` by `otherWorkers` other accepting workers, `queued`
+    /// waiting. Returns how many to accept now (0...queued).
+    public mutating func look(mine: Int, otherWorkers: Int, othersHeld: Int, queued: Int, now: Instant) -> Int {
+        let queued = max(0, queued)
+        let fair = Self.fairShare(total: max(0, mine) + max(0, othersHeld) + queued, workers: otherWorkers + 1)
+        let share = min(queued, max(0, fair - max(0, mine)))
+        let takenByOthers = max(0, othersHeld - othersHeldThen)
+        let stillLeft = min(queued, max(0, leftForOthers - takenByOthers))
+        let due = stillLeft > 0 && now >= leftAt &+ Self.patienceNanoseconds
+        let take = max(share, due ? stillLeft : 0)
+        // Left ones not yet due keep their age; otherwise what is left now starts waiting now.
+        if !(stillLeft > 0 && !due) { leftAt = now }
+        leftForOthers = queued - take
+        othersHeldThen = othersHeld
+        return take
+    }
+}
