@@ -31,6 +31,11 @@ public final class Reactor {
     private let reapsChildren: Bool
     /// The deadline the timerfd holds now (nil: disarmed or fired): setting the same one again costs no syscall.
     private var armed: Instant?
+    /// When set, each batch's readable events are handed out lowest key first (other events before them).
+    /// A worker keys its connections by when each was last served: epoll's level-triggered ready list keeps
+    /// every connection it reported in its place, so one whose request came just after a wait went behind
+    /// all of those and waited two rounds; least recently served first is the order their requests came in.
+    public var readableOrder: ((UInt64) -> UInt64)?
 
     /// Blocks `signals` (plus SIGCHLD when `reapChildren`) before any child exists and starts watching them.
     /// A swsgi worker does not reap: its app's children (Python's subprocess) are the app's to wait for.
@@ -129,7 +134,24 @@ public final class Reactor {
                     queued.append(.readable(token: token, events: events))
                 }
             }
+            if let key = readableOrder, queued.count > 1 { order(by: key) }
         }
+    }
+
+    /// Puts the batch in `key` order unless it already is (the kernel's order usually is: checked in one pass).
+    private func order(by key: (UInt64) -> UInt64) {
+        func keyOf(_ e: Event) -> UInt64 { if case .readable(let token, _) = e { return key(token) } else { return 0 } }
+        var previous: UInt64 = 0
+        var sorted = true
+        for e in queued {
+            let k = keyOf(e)
+            if k < previous { sorted = false; break }
+            previous = k
+        }
+        guard !sorted else { return }
+        let keyed = queued.enumerated().map { (key: keyOf($1), index: $0) }
+            .sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }
+        queued = keyed.map { queued[$0.index] }
     }
 }
 

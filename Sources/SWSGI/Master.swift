@@ -533,6 +533,8 @@ final class Master {
                                 listeners: listeners.map { l in
                                     var w = WorkerListener(fd: l.fd, uwsgiProtocol: l.speaksUwsgi, remoteLabel: l.isUnix ? "unix" : "tcp")
                                     w.proxyProtocol = settings.proxyProtocol && !l.speaksUwsgi
+                                    w.isUnix = l.isUnix
+                                    w.inode = l.inode
                                     return w
                                 },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,

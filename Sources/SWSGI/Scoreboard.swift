@@ -10,7 +10,11 @@ final class Scoreboard {
     enum Field: Int { case pid = 0, state, requests, requestStartNanos, requestCounter, harakiris, rssBytes, respawns, workerID, harakiriDeadline, busyNanos,
                     /// The request number harakiri fired for: set by the master before it sends the graceful
                     /// signal, read by the worker's SIGTERM handler to tell harakiri's TERM from a stop.
-                    harakiriFiredFor }
+                    harakiriFiredFor,
+                    /// The connections the worker holds plus one while it accepts; 0 while it does not (starting,
+                    /// retiring, gone). Workers read each other's to take their fair share of the listen queue
+                    /// (`AcceptBalance`).
+                    acceptingHeld }
     enum State: Int64 { case free = 0, idle = 1, busy = 2 }
 
     let capacity: Int

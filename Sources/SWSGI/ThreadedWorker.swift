@@ -63,12 +63,13 @@ final class ThreadedWorker {
     static let freshWindow: UInt64 = 100_000_000
     /// While every thread is taken the listener is out of the epoll set, so a worker with a free thread
     /// takes new connections; but when every worker is taken, connections would wait in the listen queue
-    /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and
-    /// takes every connection still waiting there (no worker with a free thread took them meanwhile: a
-    /// flood of idle or slow clients is taken in one go, not one by one).
-    /// (Long enough for a worker with a free thread to be scheduled and take a connection first on a loaded
-    /// machine: 10 ms let saturated workers take connections that an idle thread elsewhere would have served.)
-    static let saturatedAcceptInterval: UInt64 = 100_000_000
+    /// behind the keep-alive ones for ever. So a saturated worker looks at the listener this often and takes
+    /// its fair share of what waits there in one go (`AcceptBalance`; a flood of idle or slow clients is not
+    /// taken one by one). Connections it leaves to a worker that holds fewer (one with a free thread not yet
+    /// scheduled on a loaded machine) become its own only after `AcceptShare.patienceNanoseconds`, so the look
+    /// can come soon: every 100 ms made the last of a burst of keep-alive connections wait that long in the
+    /// queue before any thread saw their requests.
+    static let saturatedAcceptInterval: UInt64 = 20_000_000
     var saturatedAcceptAt: Instant?
     let log: AccessLog
     let wakeRead: Int32
@@ -82,6 +83,8 @@ final class ThreadedWorker {
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
+    /// The connections held, published for the other workers; the fair share of the listen queue.
+    let balance: AcceptBalance
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
@@ -101,6 +104,7 @@ final class ThreadedWorker {
     init(_ ctx: WorkerContext, threads: Int, host: HostedApplication?) throws {
         self.ctx = ctx
         threadCount = threads
+        balance = AcceptBalance(scoreboard: ctx.scoreboard, slot: ctx.slot, listeners: ctx.listeners)
         signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         let s = ctx.settings
@@ -152,6 +156,7 @@ final class ThreadedWorker {
             }
         }
         perform(lifecycle.handle(.appLoaded))
+        heldChanged()
         while true {
             let now = monotonicNanoseconds()
             let graceRunning = lifecycle.mode == .retiring(graceOver: false)
@@ -163,8 +168,13 @@ final class ThreadedWorker {
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
                 // Whether or not the listener is watched again by now (it is, one accept per wake-up,
-                // once the fresh connections stop counting): what still waits is taken in one go.
-                if lifecycle.accepting && !listenersLost { drainListeners() }
+                // once the fresh connections stop counting): this worker's fair share of what still waits is
+                // taken in one go. (Taking all of it put 49 of 64 keep-alive connections on one worker of two:
+                // each waited 49 / 4 requests' time where 32 / 4 was fair.)
+                if lifecycle.accepting && !listenersLost {
+                    let take = balance.look(held: conns.count)?.take ?? Int.max
+                    if take > 0 { balance.accept(take) { adopt($0, from: $1) } }
+                }
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
@@ -227,6 +237,7 @@ final class ThreadedWorker {
             conns[fd] = nil
             return
         }
+        heldChanged()
         if lifecycle.retiring { c.closeAfterNext = true }
         readable(c)
         if conns[fd] != nil && !inFlight.contains(fd) {
@@ -247,6 +258,12 @@ final class ThreadedWorker {
         epoll.remove(c.fd)
         conns[c.fd] = nil
         fresh[c.fd] = nil
+        heldChanged()
+    }
+
+    /// Tells the other workers how many connections this one holds (while it accepts).
+    private func heldChanged() {
+        if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
     }
 
     private func readable(_ c: Connection) {
@@ -351,6 +368,7 @@ final class ThreadedWorker {
                 for l in ctx.listeners { epoll.remove(l.fd) }
                 listening = false
                 listenersLost = true
+                balance.withdraw()
                 ServerLog.line("\(error): this worker cannot watch its listener again; it serves the connections it holds and is replaced")
                 let tell: Bool = monitor.withLock {
                     defer { recycleRequested = true }
@@ -456,6 +474,7 @@ final class ThreadedWorker {
             case .tell(let message):
                 tellMaster(message)
             case .stopAccepting:
+                balance.withdraw()
                 if listening {
                     for l in ctx.listeners { epoll.remove(l.fd) }
                     listening = false

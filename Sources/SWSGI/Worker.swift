@@ -38,6 +38,14 @@ struct WorkerListener {
     let remoteLabel: String
     /// Connections start with a PROXY protocol header (`--enable-proxy-protocol`, HTTP listeners only).
     var proxyProtocol = false
+    /// A Unix socket (its queue is read through sock_diag by `inode`), else TCP (TCP_INFO on the fd).
+    var isUnix = false
+    var inode: ino_t = 0
+
+    /// Connections waiting in this listener's accept queue, as the kernel counts them; nil if it will not say.
+    func queued() -> Int? {
+        isUnix ? (try? UnixSocket.listenQueue(inode: inode))?.queued : tcpListenQueue(fd)?.queued
+    }
 
     /// Epoll tokens of the listeners: below every fixed token of both worker loops, far above any fd (a
     /// connection's token is its fd, under 2^32). The range holds any listener count an fd table can: every
@@ -112,9 +120,16 @@ final class Worker {
     let rssFD: Int32
     /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
     let addressSpaceLimitBytes: Int
+    /// The connections held, published for the other workers; the fair share of the listen queue.
+    let balance: AcceptBalance
+    /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
+    var listenersLost = false
+    /// The listeners are left to the other workers until then (see `pauseListeners`).
+    var listenersPausedUntil: Instant?
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
+        balance = AcceptBalance(scoreboard: ctx.scoreboard, slot: ctx.slot, listeners: ctx.listeners)
         reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false)
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
@@ -146,6 +161,10 @@ final class Worker {
         // (The start-up code leaves the worker's resident set once it has warmed up: see `serve`. MADV_PAGEOUT,
         // hupwatch's way, would do nothing here: the master maps the same pages.)
         perform(lifecycle.handle(.appLoaded))
+        heldChanged()
+        // Ready connections are served least recently served first (see `Reactor.readableOrder`); what is not
+        // a connection (listeners, pipes) comes first.
+        reactor.readableOrder = { [unowned self] token in self.conns[Int32(truncatingIfNeeded: token)]?.lastActivity ?? 0 }
         while true {
             if !afterRequest.isEmpty {
                 let actions = afterRequest
@@ -167,8 +186,13 @@ final class Worker {
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
+            if let at = listenersPausedUntil, now >= at {
+                listenersPausedUntil = nil
+                if lifecycle.accepting && !listenersLost { resumeListeners() }
+            }
             var wake = nextScanAt
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
+            if let at = listenersPausedUntil { wake = min(wake, at) }
             let event: Reactor.Event
             do {
                 // Re-armed only when it moves (a scan, the retire grace): no syscall per request.
@@ -200,16 +224,57 @@ final class Worker {
     // MARK: connections
 
     private func acceptOne(_ l: WorkerListener, token: UInt64) {
-        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        // Holding no connection: one accept and no look (a worker serving one connection at a time, no pool,
+        // never pays for the look or the rejoin).
+        guard !conns.isEmpty && !listenersLost, let look = balance.look(held: conns.count) else {
+            guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+            if !conns.isEmpty && !listenersLost { rejoinListenerQueue(l, token: token) }
+            adopt(fd.release(), from: l)
+            return
+        }
+        // This worker looks at the listener once per round of the connections it serves: taking one connection
+        // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
+        // and more, half the connections unanswered after 3 s), and whichever worker was idle took every
+        // connection that came meanwhile (52 and 12). It takes its fair share of what waits, at once, and
+        // leaves the rest to the others for `AcceptShare.patienceNanoseconds`.
+        guard look.take > 0 else {
+            if look.queued > 0 { pauseListeners() }
+            return
+        }
         // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
         // is fixed when it starts watching: the first worker would take every connection that arrives while it
         // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
         // worker already holding a connection goes to the back of the queue (as a worker blocked in accept(2)
-        // does), so connections rotate over the idle workers; before it serves the new connection, whose
-        // client may connect again as soon as it has its answer. A worker serving one connection at a time
-        // (no pool) never pays the two epoll_ctl calls.
-        if !conns.isEmpty && lifecycle.accepting { rejoinListenerQueue(l, token: token) }
-        adopt(fd.release(), from: l)
+        // does), so connections rotate over the idle workers; before it serves the new connections, whose
+        // clients may connect again as soon as they have their answer.
+        rejoinListenerQueue(l, token: token)
+        var accepted: [(fd: Int32, from: WorkerListener)] = []
+        balance.accept(look.take) { accepted.append(($0, $1)) }
+        if !listenersLost { balance.publish(held: conns.count + accepted.count) }
+        // Served in the order they queued (each answers its first request at once: nginx sends it right away).
+        for a in accepted { adopt(a.fd, from: a.from) }
+    }
+
+    /// Leaves the listen queue to the other workers for the patience: watching a listener that stays readable
+    /// would wake this loop at once, again and again.
+    private func pauseListeners() {
+        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
+        listenersPausedUntil = monotonicNanoseconds() + AcceptShare.patienceNanoseconds
+    }
+
+    /// Watches the listeners again after a pause (at the back of their wait queues).
+    private func resumeListeners() {
+        for (i, l) in ctx.listeners.enumerated() {
+            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
+                listenerLost(error)
+                return
+            }
+        }
+    }
+
+    /// Tells the other workers how many connections this one holds (while it accepts).
+    private func heldChanged() {
+        if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
     }
 
     /// Watches the listener again: at the back of its wait queue. The rejoin is only about balance: when
@@ -224,6 +289,8 @@ final class Worker {
     }
 
     private func listenerLost(_ error: Error) {
+        listenersLost = true
+        balance.withdraw()
         ServerLog.line("\(error): this worker cannot watch its listener again; it serves the connections it holds and is replaced")
         guard !recycleRequested else { return }
         recycleRequested = true
@@ -239,6 +306,7 @@ final class Worker {
             conns[fd] = nil
             return
         }
+        heldChanged()
         if lifecycle.retiring { c.closeAfterNext = true }
         // nginx writes the request right after connecting: try it now and skip an epoll round trip.
         readable(c)
@@ -253,6 +321,7 @@ final class Worker {
         // Events already read for this fd go too: the number may come back with the next accept.
         reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd)))
         conns[c.fd] = nil
+        heldChanged()
     }
 
     private func readable(_ c: Connection) {
@@ -525,6 +594,8 @@ final class Worker {
             case .tell(let message):
                 tellMaster(message)
             case .stopAccepting:
+                balance.withdraw()
+                listenersPausedUntil = nil
                 for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:

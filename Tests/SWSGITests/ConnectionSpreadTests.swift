@@ -120,7 +120,7 @@ extension SWSGIIntegration {
         /// busy nginx pool): `clients` of them for `seconds`, each request taking `requestSeconds` in the app.
         /// Returns each client's answered count and worst wait, and which worker answered it (the access log).
         static func loopingClients(_ s: Server, clients: Int, seconds: Double, requestSeconds: Double)
-            -> [(answered: Int, worstWait: Double, worker: String?)] {
+            -> (clients: [(answered: Int, worstWait: Double, worker: String?)], order: [String: [Int]]) {
             let box = FairnessBox(count: clients)
             let started = Date()
             let socket = s.socket!
@@ -145,13 +145,16 @@ extension SWSGIIntegration {
             }
             for _ in 0..<clients { done.wait() }
             var workerOf: [Int: String] = [:]
+            var order: [String: [Int]] = [:]
             for line in s.logLines {
                 guard let q = line.range(of: "?client="), let open = line.range(of: "[pid "),
                       let close = line[open.upperBound...].firstIndex(of: "]") else { continue }
                 let digits = line[q.upperBound...].prefix { $0.isNumber }
-                if let i = Int(digits) { workerOf[i] = String(line[open.upperBound..<close]) }
+                guard let i = Int(digits) else { continue }
+                workerOf[i] = String(line[open.upperBound..<close])
+                order[workerOf[i]!, default: []].append(i)
             }
-            return box.all.enumerated().map { ($1.answered, $1.worst, workerOf[$0]) }
+            return (box.all.enumerated().map { ($1.answered, $1.worst, workerOf[$0]) }, order)
         }
 
         /// Issue 17: every connection gets its turn. Clients looping requests on 2 workers each get about the
@@ -162,12 +165,12 @@ extension SWSGIIntegration {
             let clients = threads == 1 ? 16 : 32, requestSeconds = 0.05, seconds = 3.0
             try withServer(["--processes", "2", "--threads", "\(threads)", "--app", "sleep"]) { s throws in
                 #expect(s.waitWorkers(2).count == 2)
-                let results = Self.loopingClients(s, clients: clients, seconds: seconds, requestSeconds: requestSeconds)
+                let (results, order) = Self.loopingClients(s, clients: clients, seconds: seconds, requestSeconds: requestSeconds)
                 let fair = Double(clients) / Double(2 * threads) * requestSeconds
                 var perWorker: [String: Int] = [:]
                 for r in results { perWorker[r.worker ?? "none", default: 0] += 1 }
                 let answered = results.map(\.answered), worst = results.map(\.worstWait).max() ?? 0
-                let report = "2 x \(threads), \(clients) clients: connections per worker \(perWorker), answers per client \(answered.sorted()), worst wait \(Int(worst * 1000)) ms (fair \(Int(fair * 1000)) ms)"
+                let report = "2 x \(threads), \(clients) clients: connections per worker \(perWorker), answers per client \(answered.sorted()), worst wait \(Int(worst * 1000)) ms (fair \(Int(fair * 1000)) ms); clients in the order each worker answered them: \(order)"
                 // Each worker holds between a quarter and three quarters of the connections.
                 #expect(perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= clients / 4 }, "\(report)")
                 // Load stretches every wait alike; an unfair order gives some clients several times the answers of others.

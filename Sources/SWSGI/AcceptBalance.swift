@@ -1,0 +1,56 @@
+import Glibc
+import Posix
+import WorkerCore
+
+/// A worker's side of `AcceptShare`: it publishes how many connections it holds in its scoreboard row,
+/// and when it looks at the listen queue it reads the other accepting workers' rows and the kernel's queue
+/// length, and asks `AcceptShare` how many to take. (Only looks cost system calls: one per listener.)
+final class AcceptBalance {
+    let scoreboard: Scoreboard
+    let slot: Int
+    let listeners: [WorkerListener]
+    private var share = AcceptShare()
+
+    init(scoreboard: Scoreboard, slot: Int, listeners: [WorkerListener]) {
+        self.scoreboard = scoreboard
+        self.slot = slot
+        self.listeners = listeners
+    }
+
+    /// The worker accepts and holds `held` connections (counted by the others' looks).
+    func publish(held: Int) { scoreboard.set(slot, .acceptingHeld, Int64(held) + 1) }
+
+    /// The worker no longer accepts (retiring, listeners lost): the others stop counting it.
+    func withdraw() { scoreboard.set(slot, .acceptingHeld, 0) }
+
+    /// How many waiting connections to take now, holding `held`, and how many wait; nil when the kernel tells
+    /// no queue length.
+    func look(held: Int) -> (take: Int, queued: Int)? {
+        var queued = 0
+        for l in listeners {
+            guard let q = l.queued() else { return nil }
+            queued += q
+        }
+        var others = 0, othersHeld = 0
+        for i in 0..<scoreboard.capacity where i != slot {
+            let v = scoreboard.get(i, .acceptingHeld)
+            if v > 0 {
+                others += 1
+                othersHeld += Int(v - 1)
+            }
+        }
+        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
+        return (take, queued)
+    }
+
+    /// Accepts up to `count` connections, from each listener in turn; each is handed to `adopt`.
+    func accept(_ count: Int, _ adopt: (Int32, WorkerListener) -> Void) {
+        var taken = 0
+        for l in listeners where taken < count {
+            while taken < count, let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) {
+                adopt(fd.release(), l)
+                taken += 1
+            }
+        }
+    }
+}
