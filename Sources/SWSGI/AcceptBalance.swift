@@ -40,6 +40,8 @@ final class AcceptBalance {
             }
         }
         let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
+        // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
+        if take > 0 { publish(held: held + take) }
         return (take, queued)
     }
 

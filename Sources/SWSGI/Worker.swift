@@ -126,6 +126,9 @@ final class Worker {
     var listenersLost = false
     /// The listeners are left to the other workers until then (see `pauseListeners`).
     var listenersPausedUntil: Instant?
+    /// The last look left connections in the listen queue: look again after each request until none waits
+    /// (otherwise the next look comes a whole round of this worker's connections later).
+    var queueWaiting = false
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -211,7 +214,10 @@ final class Worker {
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
-                    } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                    } else if let c = conns[Int32(truncatingIfNeeded: token)] {
+                        readable(c)
+                        if queueWaiting { lookAgain() }
+                    }
                 }
             case .signal(let sig, _):
                 signal(sig)
@@ -237,6 +243,7 @@ final class Worker {
         // and more, half the connections unanswered after 3 s), and whichever worker was idle took every
         // connection that came meanwhile (52 and 12). It takes its fair share of what waits, at once, and
         // leaves the rest to the others for `AcceptShare.patienceNanoseconds`.
+        queueWaiting = look.queued > look.take
         guard look.take > 0 else {
             if look.queued > 0 { pauseListeners() }
             return
@@ -248,11 +255,24 @@ final class Worker {
         // does), so connections rotate over the idle workers; before it serves the new connections, whose
         // clients may connect again as soon as they have their answer.
         rejoinListenerQueue(l, token: token)
-        var accepted: [(fd: Int32, from: WorkerListener)] = []
-        balance.accept(look.take) { accepted.append(($0, $1)) }
-        if !listenersLost { balance.publish(held: conns.count + accepted.count) }
-        // Served in the order they queued (each answers its first request at once: nginx sends it right away).
-        for a in accepted { adopt(a.fd, from: a.from) }
+        take(look.take)
+    }
+
+    /// Accepts `count` waiting connections. Their requests are served in turn with the others' (the next
+    /// wait reports them), not at once: serving each as it is accepted would hold off this worker's next look
+    /// for that long, and a connection accepted last would wait for all of them.
+    private func take(_ count: Int) {
+        balance.accept(count) { adopt($0, from: $1, readNow: false) }
+    }
+
+    /// Between requests while connections wait in the listen queue: takes this worker's share of them.
+    private func lookAgain() {
+        guard lifecycle.accepting && !listenersLost, let look = balance.look(held: conns.count) else {
+            queueWaiting = false
+            return
+        }
+        queueWaiting = look.queued > look.take
+        if look.take > 0 { take(look.take) }
     }
 
     /// Leaves the listen queue to the other workers for the patience: watching a listener that stays readable
@@ -297,7 +317,7 @@ final class Worker {
         tellMaster(.recycleListenerLost)
     }
 
-    private func adopt(_ fd: Int32, from l: WorkerListener) {
+    private func adopt(_ fd: Int32, from l: WorkerListener, readNow: Bool = true) {
         let now = monotonicNanoseconds()
         let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
                            proxyProtocol: l.proxyProtocol)
@@ -309,7 +329,7 @@ final class Worker {
         heldChanged()
         if lifecycle.retiring { c.closeAfterNext = true }
         // nginx writes the request right after connecting: try it now and skip an epoll round trip.
-        readable(c)
+        if readNow { readable(c) }
         if conns[fd] != nil { schedule(c.lastActivity + firstRequestTimeout) }
     }
 
