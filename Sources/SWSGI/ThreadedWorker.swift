@@ -173,7 +173,11 @@ final class ThreadedWorker {
                 // each waited 49 / 4 requests' time where 32 / 4 was fair.)
                 if lifecycle.accepting && !listenersLost {
                     let take = balance.look(held: conns.count)?.take ?? Int.max
-                    if take > 0 { balance.accept(take) { adopt($0, from: $1) } }
+                    if take > 0 {
+                        balance.accept(take) { adopt($0, from: $1) }
+                        // The look published what it meant to take; fewer may have been there.
+                        heldChanged()
+                    }
                 }
                 updateListening()
             }

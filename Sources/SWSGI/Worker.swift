@@ -263,6 +263,8 @@ final class Worker {
     /// for that long, and a connection accepted last would wait for all of them.
     private func take(_ count: Int) {
         balance.accept(count) { adopt($0, from: $1, readNow: false) }
+        // The look published what it meant to take; fewer may have been there (another worker took them).
+        heldChanged()
     }
 
     /// Between requests while connections wait in the listen queue: takes this worker's share of them.
