@@ -134,7 +134,8 @@ public final class Reactor {
                     queued.append(.readable(token: token, events: events))
                 }
             }
-            if let key = readableOrder, queued.count > 1 { order(by: key) }
+            // (The count first: loading the closure costs a retain and a release, once per batch only.)
+            if queued.count > 1, let key = readableOrder { order(by: key) }
         }
     }
 
