@@ -264,7 +264,8 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         defer { dir.remove() }
         #expect(mkfifo(dir.file("fifo"), 0o600) == 0)
         try dir.write("app.ini", "[uwsgi]\nmodule = app\nini = %dfifo\nchdir = @(/dev/zero)\nfor-readline = %dfifo\nenv = A=%(_)\nendfor =\n")
-        let world = UwsgiConfigWorld.live(environment: [], cores: 2) { path in try String(contentsOfFile: path, encoding: .utf8) }
+        let world = UwsgiConfigWorld.live(environment: [], cores: 2, readFile: { path in try String(contentsOfFile: path, encoding: .utf8) },
+                                          runCommand: { _ in UwsgiCommandOutput(stdout: "", failure: "not run in this test") })
         let started = Date()
         var message = ""
         do {
