@@ -99,7 +99,7 @@ extension ServerOptions {
         if uwsgiSection, let label = fromIni.last(where: { $0.spec.name == "cheaper-initial" })?.label {
             options.adjustCheaperInitialAsUwsgi(label: label, warnings: &warnings)
         }
-        options.configWarnings = warnings + options.python.callableWarnings
+        options.configWarnings = warnings + options.python.appSpecWarnings
         do {
             try options.validate()
         } catch {

@@ -104,7 +104,8 @@ public struct PythonAppOptions: Equatable, Sendable {
         }
         if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
         if let (m, c) = moduleAndCallable {
-            if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
+            if m.isEmpty { try fail("--module \(quoted(module!)): no module before the colon (write MODULE or MODULE:CALLABLE)") }
+            if m.utf8.contains(0) || c.utf8.contains(0) { try fail("--module \(quoted(module!)) contains a NUL byte") }
             if c.isEmpty { try fail("--module \(quoted(module!)): no callable after the colon (write MODULE or MODULE:CALLABLE)") }
         }
         if callable.utf8.contains(0) { try fail("--callable \(quoted(callable)) contains a NUL byte") }
@@ -132,11 +133,16 @@ public struct PythonAppOptions: Equatable, Sendable {
 }
 
 extension PythonAppOptions {
-    /// Callables that are not a Python identifier (or `NAME()`): `module = app.wsgi:application //comment`.
-    /// uWSGI takes any text there and fails when it loads the app (getattr finds no such name); so does
-    /// swsgi, and the configuration stays valid: these lines say in advance what will fail.
-    public var callableWarnings: [String] {
+    /// Module names and callables that cannot be found: `module = app.wsgi:application //comment`,
+    /// `module = mysite.wsgi # comment` (uWSGI's ini has no trailing comments). uWSGI takes any text there
+    /// and fails when it loads the app (the import or getattr finds nothing); so does swsgi, and the
+    /// configuration stays valid: these lines say in advance what will fail.
+    public var appSpecWarnings: [String] {
         var out: [String] = []
+        if let (m, _) = moduleAndCallable, !isDottedName(m) {
+            out.append("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app: "
+                       + "importing it will fail when the app loads, as it does under uWSGI")
+        }
         func check(_ c: String, _ what: String) {
             if !isCallableName(c) {
                 out.append("\(what): the callable \(quoted(c)) is not a Python identifier (or a factory to call, NAME()): "

@@ -416,7 +416,7 @@ struct UwsgiConfigReader {
             if scheme == "exec" { return commandValue(rest, origin: origin) }
             if let why = refusedSchemes[scheme] {
                 problems.append("\(origin): @(\(inner)): \(why)")
-                return ""
+                return nil
             }
             // Not a scheme uWSGI knows (`file://` is none): it opens the text as a file name.
         }
@@ -439,12 +439,12 @@ struct UwsgiConfigReader {
             }
             let shown = result.stdout.isEmpty ? "nothing" : quoted(String(result.stdout.prefix(200)))
             problems.append("\(origin): @(exec://\(command)): the command \(failure) (it printed \(shown)); fix the command or write the value out")
-            return ""
+            return nil
         }
         var out = result.stdout
         if out.utf8.count > UwsgiConfigLimits.valueBytes {
             problems.append("\(origin): @(exec://\(command)): the command printed more than \(UwsgiConfigLimits.valueBytes >> 10) KiB; not a value")
-            return ""
+            return nil
         }
         if out.hasSuffix("\r\n") {
             // One Character in Swift: uWSGI drops only its last byte.

@@ -181,7 +181,10 @@ private func moduleSpec(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     // uWSGI splits the callable off at the first colon (get_uwsgi_pymodule).
     let colon = value.firstIndex(of: ":")
     let target = colon.map { String(value[..<$0]) } ?? value
-    guard target.contains("/") || target.hasSuffix(".py") else { return .set([("module", value)]) }
+    // Text after a space is no path (`mysite.wsgi //comment`): that module fails to import, as in uWSGI.
+    guard target.contains("/") || target.hasSuffix(".py"), !target.contains(where: \.isWhitespace) else {
+        return .set([("module", value)])
+    }
     var pairs = [("wsgi-file", target)]
     var callableNote = ""
     if let colon {
