@@ -94,7 +94,7 @@ extension WSGIIntegration {
                 "\(checked.output)")
 
         for (scheme, message) in [("http://example.com/port", "swsgi fetches no URLs"), ("file:///etc/hostname", "uWSGI has no file:// scheme"),
-                                  ("sym://uwsgi_port", "a symbol linked into the uWSGI binary")] {
+                                  ("sym://uwsgi_port", "reads a symbol linked into the uWSGI binary")] {
             try dir.write("scheme.ini", "[uwsgi]\nmodule = hello\nenv = SHOWN=@(\(scheme))\nhttp-socket = %ds\n")
             let r = try runToExit(["--ini", dir.file("scheme.ini"), "--check"], environment: env, in: dir)
             #expect(r.status != 0 && r.output.contains("@(\(scheme)): \(message)"), "\(scheme): \(r.output)")
