@@ -15,10 +15,14 @@ enum ConfigCommand {
     static func run(_ command: String, environment: [String]) -> UwsgiCommandOutput {
         do {
             return try runChecked(command, environment: environment)
+        } catch let stop as Stopped {
+            return UwsgiCommandOutput(stdout: "", failure: "did not finish: swsgi got \(SignalName.name(stop.signal)) while it ran (its processes were stopped)")
         } catch {
             return UwsgiCommandOutput(stdout: "", failure: "could not run: \(error)")
         }
     }
+
+    private struct Stopped: Error { let signal: Int32 }
 
     private static func runChecked(_ command: String, environment: [String]) throws -> UwsgiCommandOutput {
         var previous = sigset_t()
@@ -55,7 +59,7 @@ enum ConfigCommand {
                     guard HookCommand.stopSignals.contains(next.signal) else { continue }
                     // After the shell's end, what still holds its stdout is in its process group.
                     if end == nil { try HookCommand.stop(pid, signals: signals) } else { _ = kill(-pid, SIGKILL) }
-                    throw SWSGIError("stopped by \(SignalName.name(next.signal)) while the command ran; its processes were stopped")
+                    throw Stopped(signal: next.signal)
                 }
             }
             if ready.contains(1), let fd = readEnd {

@@ -101,6 +101,27 @@ extension WSGIIntegration {
         }
     }
 
+    /// No deadline on a command (uWSGI has none), but a stop while it runs ends it, its process group
+    /// (what it started too) and start-up, with one line.
+    @Test func aStopWhileACommandRunsStopsTheCommand() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.ini", "[uwsgi]\nmodule = hello\nhttp-socket = %ds\nenv = X=@(exec://sleep 60 & sleep 61; echo never)\n")
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: PythonUnderTest.debian.environment, ready: false)
+        defer { s.stop() }
+        var sleepers: [pid_t] = []
+        try waitUntil(10, "the command's two sleeps run") {
+            sleepers = allPids().filter { ["sleep 60", "sleep 61"].contains(commandLine(of: $0).joined(separator: " ")) && getpgid($0) != getpgid(0) }
+                .filter { p in (children(of: s.pid) + children(of: s.pid).flatMap { children(of: $0) }).contains(p) }
+            return sleepers.count == 2
+        }
+        s.signal(SIGTERM)
+        let status = s.waitExit(timeout: 10)
+        #expect(status != nil && status != 0, "\(s.log)")
+        #expect(s.log.contains("@(exec://sleep 60 & sleep 61; echo never): the command did not finish: swsgi got SIGTERM while it ran"), "\(s.log)")
+        #expect(try waitUntil(5) { sleepers.allSatisfy { !isAlive($0) } }, "both sleeps stopped")
+    }
+
     /// `http = 127.0.0.1:$PORT` (uWSGI expands `$(PORT)`, not `$PORT`): uWSGI's atoi reads the port as 0,
     /// a free port the kernel picks. swsgi does the same, warns, and its log names the port, which serves.
     @Test func aPortThatIsNotANumberIsAFreePort() throws {
