@@ -20,7 +20,7 @@ extension SWSGIIntegration.UwsgiProcessOptions {
             """)
         let made = ["s", "pid", "st", "fifo"].map { dir.file($0) }
         for round in 1...(vacuum ? 1 : 2) {
-            let s = try Server(["--ini", dir.file("app.ini")], dir: dir)
+            let s = try Server(["--ini", dir.file("app.ini")], dir: dir, name: "swsgi\(round)")
             #expect(try s.get("/").status == 200, "round \(round)")
             #expect(made.allSatisfy(fileExists), "round \(round): \(made.filter { !fileExists($0) }) missing while serving")
             #expect(try String(contentsOfFile: dir.file("pid"), encoding: .utf8) == "\(s.pid)\n")
