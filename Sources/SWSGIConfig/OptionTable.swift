@@ -151,7 +151,7 @@ let optionTable: [OptionSpec] = [
     option(core, "pid-file", "PATH", .string(), \.pidFile, default: "none",
            "write the master's pid to this file"),
     boolean(core, "vacuum", \.vacuum,
-            "at exit remove the Unix socket files, pid file, stats socket and master FIFO swsgi made (each only while still its own)",
+            "at exit remove the socket files, pid file and master FIFO swsgi made, while still its own",
             defaultText: "true"),
     option(core, "stats", "PATH|HOST:PORT", .string(), \.statsSocket, default: "none",
            "stats server: a Unix socket path, or a TCP address (JSON, HTTP GET, GET /metrics)"),
