@@ -41,7 +41,8 @@ public enum SWSGIMain {
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
+            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile,
+                                              runCommand: { ConfigCommand.run($0, environment: inherited) })
             switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
             case .check(let checked, let report):
                 writeStdout(report)
