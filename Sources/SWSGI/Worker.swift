@@ -125,10 +125,20 @@ final class Worker {
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
     /// The listeners are left to the other workers until then (see `pauseListeners`).
+    /// (Its deadline rides on `nextScanAt`: the loop reads nothing more per request.)
     var listenersPausedUntil: Instant?
     /// The last look left connections in the listen queue: look again after each request until none waits
     /// (otherwise the next look comes a whole round of this worker's connections later).
-    var queueWaiting = false
+    /// In fixed storage: read after every request, and a stored property's read costs an exclusivity check.
+    private let queueWaitingFlag: UnsafeMutablePointer<Bool> = {
+        let p = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        p.initialize(to: false)
+        return p
+    }()
+    private var queueWaiting: Bool {
+        get { queueWaitingFlag.pointee }
+        set { queueWaitingFlag.pointee = newValue }
+    }
 
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
@@ -180,6 +190,10 @@ final class Worker {
                 // The grace is over once scanned past: its deadline must not stay in the wake-up set,
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
+                if let at = listenersPausedUntil, now >= at {
+                    listenersPausedUntil = nil
+                    if lifecycle.accepting && !listenersLost { resumeListeners() }
+                }
                 expireConnections(now: now)
             }
             if lifecycle.retiring && conns.isEmpty {
@@ -189,13 +203,8 @@ final class Worker {
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
-            if let at = listenersPausedUntil, now >= at {
-                listenersPausedUntil = nil
-                if lifecycle.accepting && !listenersLost { resumeListeners() }
-            }
             var wake = nextScanAt
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
-            if let at = listenersPausedUntil { wake = min(wake, at) }
             let event: Reactor.Event
             do {
                 // Re-armed only when it moves (a scan, the retire grace): no syscall per request.
@@ -281,7 +290,9 @@ final class Worker {
     /// would wake this loop at once, again and again.
     private func pauseListeners() {
         for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
-        listenersPausedUntil = monotonicNanoseconds() + AcceptShare.patienceNanoseconds
+        let at = monotonicNanoseconds() + AcceptShare.patienceNanoseconds
+        listenersPausedUntil = at
+        schedule(at)
     }
 
     /// Watches the listeners again after a pause (at the back of their wait queues).
@@ -522,6 +533,7 @@ final class Worker {
     /// retiring, idle keep-alive connections past the retire grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
+        if let at = listenersPausedUntil { schedule(at) }
         for c in conns.values where conns[c.fd] === c {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.

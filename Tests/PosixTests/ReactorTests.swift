@@ -25,4 +25,38 @@ import Testing
         #expect(try reactor.next() == .deadline)
         try reactor.setDeadline(nil)
     }
+
+    /// A worker orders each batch of ready connections by when each was last served (`readableOrder`):
+    /// the kernel's order is kept when it already agrees, and reversed keys reverse it.
+    @Test func aBatchIsHandedOutInTheOwnersOrder() throws {
+        var pipes: [(Int32, Int32)] = []
+        for _ in 0..<4 {
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            pipes.append((fds[0], fds[1]))
+        }
+        defer { for (r, w) in pipes { close(r); close(w) } }
+        func batch(_ key: ((UInt64) -> UInt64)?) throws -> [UInt64] {
+            let reactor = try Reactor(signals: [], reapChildren: false)
+            reactor.readableOrder = key
+            for (i, (r, w)) in pipes.enumerated() {
+                try reactor.watch(r, token: UInt64(i))
+                var one: UInt8 = 1
+                _ = write(w, &one, 1)
+            }
+            var tokens: [UInt64] = []
+            for _ in pipes {
+                if case .readable(let token, _) = try reactor.next() { tokens.append(token) }
+            }
+            for (r, _) in pipes {
+                var byte: UInt8 = 0
+                _ = read(r, &byte, 1)
+            }
+            return tokens
+        }
+        let kernel = try batch(nil)
+        #expect(Set(kernel) == [0, 1, 2, 3])
+        #expect(try batch { 100 - $0 } == [3, 2, 1, 0], "lowest key first")
+        #expect(try batch { $0 } == [0, 1, 2, 3])
+    }
 }
