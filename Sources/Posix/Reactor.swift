@@ -35,11 +35,13 @@ public final class Reactor {
     /// A worker keys its connections by when each was last served: epoll's level-triggered ready list keeps
     /// every connection it reported in its place, so one whose request came just after a wait went behind
     /// all of those and waited two rounds; least recently served first is the order their requests came in.
-    public var readableOrder: ((UInt64) -> UInt64)?
+    /// (A `let`, given at init: reading a stored `var` would cost an exclusivity check on every wait.)
+    private let readableOrder: ((UInt64) -> UInt64)?
 
     /// Blocks `signals` (plus SIGCHLD when `reapChildren`) before any child exists and starts watching them.
     /// A swsgi worker does not reap: its app's children (Python's subprocess) are the app's to wait for.
-    public init(signals handled: [Int32], reapChildren: Bool = true) throws {
+    public init(signals handled: [Int32], reapChildren: Bool = true, readableOrder: ((UInt64) -> UInt64)? = nil) throws {
+        self.readableOrder = readableOrder
         epoll = try Epoll()
         reapsChildren = reapChildren
         signals = try SignalFD(Array(Set(handled + (reapChildren ? [SIGCHLD] : []))).sorted())
@@ -134,8 +136,9 @@ public final class Reactor {
                     queued.append(.readable(token: token, events: events))
                 }
             }
-            // (The count first: loading the closure costs a retain and a release, once per batch only.)
-            if queued.count > 1, let key = readableOrder { order(by: key) }
+            // (Only for a batch of two or more: reading a stored property costs an exclusivity check, the closure a
+            // retain and a release; a wait that brings one event, the busy hello-world case, pays neither.)
+            if count > 1, let key = readableOrder { order(by: key) }
         }
     }
 

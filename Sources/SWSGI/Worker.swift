@@ -143,7 +143,11 @@ final class Worker {
     init(_ ctx: WorkerContext) throws {
         self.ctx = ctx
         balance = AcceptBalance(scoreboard: ctx.scoreboard, slot: ctx.slot, listeners: ctx.listeners)
-        reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false)
+        // Ready connections are served least recently served first (see `Reactor.readableOrder`); what is not
+        // a connection (listeners, pipes) comes first.
+        let recency = ConnectionRecency()
+        reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false,
+                              readableOrder: { token in recency.worker?.conns[Int32(truncatingIfNeeded: token)]?.lastActivity ?? 0 })
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
@@ -163,6 +167,7 @@ final class Worker {
         for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
+        recency.worker = self
     }
 
     func tellMaster(_ m: WorkerMessage) {
@@ -175,9 +180,6 @@ final class Worker {
         // hupwatch's way, would do nothing here: the master maps the same pages.)
         perform(lifecycle.handle(.appLoaded))
         heldChanged()
-        // Ready connections are served least recently served first (see `Reactor.readableOrder`); what is not
-        // a connection (listeners, pipes) comes first.
-        reactor.readableOrder = { [unowned self] token in self.conns[Int32(truncatingIfNeeded: token)]?.lastActivity ?? 0 }
         while true {
             if !afterRequest.isEmpty {
                 let actions = afterRequest
@@ -646,6 +648,12 @@ final class Worker {
             }
         }
     }
+}
+
+/// The worker whose connections a reactor's order closure looks up (the reactor is made before the worker
+/// exists; the worker lives as long as its process).
+final class ConnectionRecency {
+    unowned(unsafe) var worker: Worker?
 }
 
 /// The request a worker is serving, for what its app asks while it runs.

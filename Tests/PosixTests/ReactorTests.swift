@@ -37,8 +37,7 @@ import Testing
         }
         defer { for (r, w) in pipes { close(r); close(w) } }
         func batch(_ key: ((UInt64) -> UInt64)?) throws -> [UInt64] {
-            let reactor = try Reactor(signals: [], reapChildren: false)
-            reactor.readableOrder = key
+            let reactor = try Reactor(signals: [], reapChildren: false, readableOrder: key)
             for (i, (r, w)) in pipes.enumerated() {
                 try reactor.watch(r, token: UInt64(i))
                 var one: UInt8 = 1
