@@ -31,10 +31,11 @@ struct SharedCache: @unchecked Sendable {
     let blockSize: Int
     let keySize: Int
     /// Crash or stall injection, for tests only (`Cache`'s underscored API); nil in every cache the server makes.
-    private(set) var faults: CacheFaults? = nil
+    let faults: CacheFaults?
     var mutex: RobustMutex { RobustMutex(at: base + CacheLayout.mutex) }
 
-    init(name: String, base: UnsafeMutableRawPointer, items: Int, blockSize: Int, keySize: Int) {
+    init(name: String, base: UnsafeMutableRawPointer, items: Int, blockSize: Int, keySize: Int, faults: CacheFaults? = nil) {
+        self.faults = faults
         self.name = name
         self.base = base
         self.blockSize = blockSize
@@ -44,9 +45,7 @@ struct SharedCache: @unchecked Sendable {
 
     /// The same cache, its writes through this copy subject to `faults`.
     func injecting(_ faults: CacheFaults) -> SharedCache {
-        var copy = self
-        copy.faults = faults
-        return copy
+        SharedCache(name: name, base: base, items: layout.items, blockSize: blockSize, keySize: keySize, faults: faults)
     }
 
     // MARK: raw words
