@@ -447,8 +447,10 @@ final class Master {
                 services.stopMules()
                 commands.stopAll(reactor: reactor)
                 for l in listeners { l.vacuum() }
-                fifo?.remove()
-                if let p = settings.pidFile { unlink(p) }
+                if settings.vacuum {
+                    fifo?.remove()
+                    if let p = settings.pidFile { unlink(p) }
+                }
                 log("exiting with status \(code)")
                 return code
             }
