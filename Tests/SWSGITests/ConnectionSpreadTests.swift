@@ -174,7 +174,8 @@ extension SWSGIIntegration {
                 // Each worker holds between a quarter and three quarters of the connections.
                 #expect(perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= clients / 4 }, "\(report)")
                 // Load stretches every wait alike; an unfair order gives some clients several times the answers of others.
-                #expect(answered.min()! > 0 && Double(answered.max()!) <= 2.0 * Double(answered.min()!), "\(report)")
+                // (2.5: with one thread a client gets only about 8 answers in 3 s, and the first comes after the burst's ramp.)
+                #expect(answered.min()! > 0 && Double(answered.max()!) <= 2.5 * Double(answered.min()!), "\(report)")
                 // With margin for a loaded 2-core machine: 2.5 fair shares.
                 #expect(worst <= 2.5 * fair, "\(report)")
             }
