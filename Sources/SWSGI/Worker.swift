@@ -126,9 +126,6 @@ final class Worker {
     let balance: AcceptBalance
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
-    /// The listeners are left to the other workers until then (see `pauseListeners`).
-    /// (Its deadline rides on `nextScanAt`: the loop reads nothing more per request.)
-    var listenersPausedUntil: Instant?
     /// The last look left connections in the listen queue: look again after each request until none waits
     /// (otherwise the next look comes a whole round of this worker's connections later).
     /// In fixed storage: read after every request, and a stored property's read costs an exclusivity check.
@@ -194,10 +191,6 @@ final class Worker {
                 // The grace is over once scanned past: its deadline must not stay in the wake-up set,
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
-                if let at = listenersPausedUntil, now >= at {
-                    listenersPausedUntil = nil
-                    if lifecycle.accepting && !listenersLost { resumeListeners() }
-                }
                 expireConnections(now: now)
             }
             if lifecycle.retiring && conns.isEmpty {
@@ -243,32 +236,32 @@ final class Worker {
     // MARK: connections
 
     private func acceptOne(_ l: WorkerListener, token: UInt64) {
-        // Holding no connection: one accept and no look (a worker serving one connection at a time, no pool,
-        // never pays for the look or the rejoin).
-        guard !conns.isEmpty && !listenersLost, let look = balance.look(held: conns.count) else {
-            guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
-            if !conns.isEmpty && !listenersLost { rejoinListenerQueue(l, token: token) }
+        // Woken for the listener, a worker always takes a connection: EPOLLEXCLUSIVE woke it instead of another
+        // idle worker, so declining would leave the connection to nobody until the next one arrives.
+        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        // Holding no connection: no look and no rejoin (a worker serving one connection at a time, no pool,
+        // never pays for them).
+        guard !conns.isEmpty && !listenersLost else {
             adopt(fd.release(), from: l)
-            return
-        }
-        // This worker looks at the listener once per round of the connections it serves: taking one connection
-        // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
-        // and more, half the connections unanswered after 3 s), and whichever worker was idle took every
-        // connection that came meanwhile (52 and 12). It takes its fair share of what waits, at once, and
-        // leaves the rest to the others for `AcceptShare.patienceNanoseconds`.
-        queueWaiting = look.queued > look.take
-        guard look.take > 0 else {
-            if look.queued > 0 { pauseListeners() }
             return
         }
         // EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait queue, and a worker's place there
         // is fixed when it starts watching: the first worker would take every connection that arrives while it
         // waits, and a keep-alive pool (nginx's, wrk's) would end up on one worker while the others idle. A
         // worker already holding a connection goes to the back of the queue (as a worker blocked in accept(2)
-        // does), so connections rotate over the idle workers; before it serves the new connections, whose
-        // clients may connect again as soon as they have their answer.
+        // does), so connections rotate over the idle workers; before it serves the new connection, whose
+        // client may connect again as soon as it has its answer.
         rejoinListenerQueue(l, token: token)
-        take(look.take)
+        // This worker looks at the listener once per round of the connections it serves: taking one connection
+        // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
+        // and more, half the connections unanswered after 3 s). With the one just taken, it takes its fair
+        // share of what waits at once and leaves the rest to the others (`AcceptShare`).
+        if !listenersLost, let look = balance.look(held: conns.count + 1) {
+            queueWaiting = look.queued > look.take
+            if look.take > 0 { take(look.take) }
+        }
+        // The connection that woke it is served now, as before (nginx sends its request right after connecting).
+        adopt(fd.release(), from: l)
     }
 
     /// Accepts `count` waiting connections. Their requests are served in turn with the others' (the next
@@ -288,25 +281,6 @@ final class Worker {
         }
         queueWaiting = look.queued > look.take
         if look.take > 0 { take(look.take) }
-    }
-
-    /// Leaves the listen queue to the other workers for the patience: watching a listener that stays readable
-    /// would wake this loop at once, again and again.
-    private func pauseListeners() {
-        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
-        let at = monotonicNanoseconds() + AcceptShare.patienceNanoseconds
-        listenersPausedUntil = at
-        schedule(at)
-    }
-
-    /// Watches the listeners again after a pause (at the back of their wait queues).
-    private func resumeListeners() {
-        for (i, l) in ctx.listeners.enumerated() {
-            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
-                listenerLost(error)
-                return
-            }
-        }
     }
 
     /// Tells the other workers how many connections this one holds (while it accepts).
@@ -537,7 +511,6 @@ final class Worker {
     /// retiring, idle keep-alive connections past the retire grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
-        if let at = listenersPausedUntil { schedule(at) }
         for c in conns.values where conns[c.fd] === c {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
@@ -633,7 +606,6 @@ final class Worker {
                 tellMaster(message)
             case .stopAccepting:
                 balance.withdraw()
-                listenersPausedUntil = nil
                 for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:
