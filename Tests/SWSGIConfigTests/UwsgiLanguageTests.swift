@@ -376,4 +376,23 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         let spaced = try loaded("mysite.wsgi //comment")
         #expect(spaced.python.module == "mysite.wsgi //comment" && spaced.configWarnings.first?.contains("is not a module name like pkg.app") == true)
     }
+
+    /// A path as `module` beside a `wsgi-file`: uWSGI's module cannot import the path, so the wsgi-file is
+    /// the app it serves, in either order; the module line is named as not loaded. Only the last `module`
+    /// counts (uWSGI keeps one), so a path given after a module name is the file swsgi loads.
+    @Test func aPathAsModuleNeverDisplacesAWsgiFile() throws {
+        func loaded(_ lines: String) throws -> ServerOptions {
+            guard case .run(let o) = try load("[uwsgi]\n" + lines, commands: [:]) else { throw ConfigError("not run") }
+            return o
+        }
+        for lines in ["wsgi-file = real.py\nmodule = other.py\n", "module = other.py:app\nwsgi-file = real.py\n"] {
+            let o = try loaded(lines)
+            #expect(o.python.wsgiFile == "real.py" && o.python.module == nil && o.python.callable == "application", "\(lines): \(o.python)")
+            #expect(o.configWarnings.contains { $0.contains("not loaded") && $0.contains("wsgi-file = 'real.py'") }, "\(lines): \(o.configWarnings)")
+        }
+        let later = try loaded("module = pkg.app\nmodule = other.py\n")
+        #expect(later.python.wsgiFile == "other.py" && later.python.module == nil, "\(later.python)")
+        let name = try loaded("module = other.py\nmodule = pkg.app\n")
+        #expect(name.python.module == "pkg.app" && name.python.wsgiFile == nil, "\(name.python)")
+    }
 }
