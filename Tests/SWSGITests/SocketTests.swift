@@ -81,7 +81,7 @@ extension SWSGIIntegration {
             var sin = loopbackAddress(port: port)
             let bound = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            #expect(bound == 0 && listen(fd, 16) == 0, "\(errnoText(errno))")
+            #expect(bound == 0 && listen(fd, 16) == 0, "errno \(errno)")
             let listeners = [["--http-socket", "127.0.0.1:0"], ["--uwsgi-socket", "127.0.0.1:\(port)"]]
             let s: Server
             do {
