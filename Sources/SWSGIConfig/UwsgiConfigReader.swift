@@ -407,7 +407,7 @@ struct UwsgiConfigReader {
         return world.environment[inner]
     }
 
-    /// `@(path)`: the file's text without its final newline. `@(exec://COMMAND)`: what COMMAND prints.
+    /// `@(path)`: the file's text without one final newline. `@(exec://COMMAND)`: what COMMAND prints.
     /// uWSGI's other schemes (core/io.c uwsgi_open_and_read) are refused with what to write instead.
     private mutating func fileValue(_ inner: String, origin: String) -> String? {
         if let r = inner.firstRange(of: "://") {
@@ -420,10 +420,29 @@ struct UwsgiConfigReader {
             }
             // Not a scheme uWSGI knows (`file://` is none): it opens the text as a file name.
         }
-        guard let text = try? world.readFile(inner) else { return nil }
-        var t = text
-        while t.hasSuffix("\n") || t.hasSuffix("\r") { t.removeLast() }
-        return t
+        let text: String
+        do {
+            text = try world.readFile(inner)
+        } catch {
+            // uWSGI's uwsgi_open_and_read exits on it. `--check` warns: the file may be on the deploy machine.
+            let why = "\(origin): @(\(inner)): cannot read it (\(error))"
+            if check { warnings.append(why + "; the value is checked when swsgi starts") } else { problems.append(why) }
+            return nil
+        }
+        return droppingOneFinalNewline(text)
+    }
+
+    /// uWSGI's uwsgi_at_file_read: one final `\n` or `\r` byte goes, the rest stays.
+    private func droppingOneFinalNewline(_ text: String) -> String {
+        var out = text
+        if out.hasSuffix("\r\n") {
+            // One Character in Swift: uWSGI drops only its last byte.
+            out.removeLast()
+            out.append("\r")
+        } else if out.hasSuffix("\n") || out.hasSuffix("\r") {
+            out.removeLast()
+        }
+        return out
     }
 
     /// uWSGI's uwsgi_scheme_exec: `/bin/sh -c COMMAND` (stderr and stdin shared), its stdout read to
@@ -441,19 +460,12 @@ struct UwsgiConfigReader {
             problems.append("\(origin): @(exec://\(command)): the command \(failure) (it printed \(shown)); fix the command or write the value out")
             return nil
         }
-        var out = result.stdout
+        let out = result.stdout
         if out.utf8.count > UwsgiConfigLimits.valueBytes {
             problems.append("\(origin): @(exec://\(command)): the command printed more than \(UwsgiConfigLimits.valueBytes >> 10) KiB; not a value")
             return nil
         }
-        if out.hasSuffix("\r\n") {
-            // One Character in Swift: uWSGI drops only its last byte.
-            out.removeLast()
-            out.append("\r")
-        } else if out.hasSuffix("\n") || out.hasSuffix("\r") {
-            out.removeLast()
-        }
-        return out
+        return droppingOneFinalNewline(out)
     }
 
     /// `%(name)`: the first value given for `name`; `%(a b + 1)`: uWSGI's pipeline (concatenation,

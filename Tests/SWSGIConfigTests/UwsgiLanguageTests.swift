@@ -326,6 +326,30 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(o.python.chdir == "/srv/site")
     }
 
+    /// `@(FILE)`: uWSGI's uwsgi_open_and_read exits when the file cannot be opened, and uwsgi_at_file_read
+    /// drops one final newline. A missing file is an error naming it; `--check` warns (the file may be
+    /// on the machine the config is for).
+    @Test func aFileValueThatCannotBeReadIsAnErrorAndACheckWarning() throws {
+        var w = UwsgiConfigWorld(readFile: { path in
+            switch path {
+            case "/srv/app/app.ini": return "[uwsgi]\nmodule = app\nenv = A=@(/srv/app/a.txt)\nenv = S=@(/srv/app/secret)\n"
+            case "/srv/app/a.txt": return "one\n\n"
+            default: throw FileMissing()
+            }
+        }, environment: [:], cores: 4)
+        w.runCommand = { _ in UwsgiCommandOutput(stdout: "", failure: "not run") }
+        do {
+            _ = try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini"], environment: [], world: w)
+            Issue.record("loaded")
+        } catch {
+            #expect(error.message.hasPrefix("/srv/app/app.ini:4: @(/srv/app/secret): cannot read"), "\(error.message)")
+        }
+        let checked = try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini", "--check"], environment: [], world: w)
+        guard case .check(let o, _) = checked else { Issue.record("\(checked)"); return }
+        #expect(o.env.first == "A=one\n", "one final newline dropped, as uWSGI: \(o.env)")
+        #expect(o.configWarnings.contains { $0.hasPrefix("/srv/app/app.ini:4: @(/srv/app/secret): cannot read") }, "\(o.configWarnings)")
+    }
+
     /// A failing command stops the load naming it, its status and its output; `--check` warns instead.
     @Test func aFailingCommandIsAnErrorAndACheckWarning() throws {
         let failing = ["x": UwsgiCommandOutput(stdout: "half", failure: "exited with status 3")]

@@ -96,11 +96,13 @@ extension WSGIIntegration {
             processes = 1
             http-socket = %ds
             """)
-        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: env, ready: false)
-        #expect(s.waitForLog("workers accepting", timeout: 15), "\(s.log)")
-        let reply = try unixGet(dir.file("s")).get()
-        s.stop()
-        #expect(reply.body.hasPrefix("one-two\n|"), "one trailing newline dropped, the other kept: \(reply.body)")
+        do {
+            let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: env, ready: false)
+            defer { s.stop() }
+            #expect(s.waitForLog("workers accepting", timeout: 15), "\(s.log)")
+            let reply = try unixGet(dir.file("s")).get()
+            #expect(reply.body.hasPrefix("one-two\n|"), "one trailing newline dropped, the other kept: \(reply.body)")
+        }
 
         try dir.write("fail.ini", "[uwsgi]\nchdir = %d\nmodule = hello\nenv = SHOWN=@(exec://echo partial; exit 3)\nprocesses = 1\nhttp-socket = %ds\n")
         let failed = try runToExit(["--ini", dir.file("fail.ini")], environment: env, in: dir)
