@@ -366,6 +366,28 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(o.logTo == nil)
     }
 
+    /// `--check` leaves to the start only a value whose command failed here: `@(exec://` never closed (no
+    /// command runs, the text is the value, as in uWSGI) or printed by a command that succeeded is
+    /// checked as the start will read it, with no note claiming a failure.
+    @Test func checkSkipsOnlyValuesWhoseCommandFailed() throws {
+        let printed = ["p": UwsgiCommandOutput(stdout: "64k @(exec://q)", failure: nil)]
+        for (line, problem) in [("buffer-size = @(exec://p)", "buffer-size"), ("harakiri = 5x @(exec://echo 30", nil)] {
+            let text = "[uwsgi]\nmodule = app\n\(line)\n"
+            var checkProblem: String? = nil
+            var report = ""
+            do {
+                if case .check(_, let r) = try load(text, check: true, commands: printed) { report = r }
+            } catch {
+                checkProblem = error.message
+            }
+            #expect(!report.contains("failed here"), "\(line): \(report)")
+            var startProblem: String? = nil
+            do { _ = try load(text, commands: printed) } catch { startProblem = error.message }
+            #expect(checkProblem == startProblem, "\(line): --check \(checkProblem ?? "valid"), start \(startProblem ?? "valid")")
+            #expect(problem.map { checkProblem?.contains($0) == true } ?? (checkProblem == nil), "\(line): \(checkProblem ?? "valid")")
+        }
+    }
+
     /// uWSGI's other schemes: each refused with one line saying what to write instead.
     @Test(arguments: ["http://h/x", "sym://s", "section://s", "data://0", "call://f", "callint://f", "fd://3", "emperor://x", "file:///etc/x"])
     func otherSchemesAreRefused(_ source: String) {
