@@ -367,10 +367,10 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
     }
 
     /// `--check` leaves to the start only a value whose command failed here: `@(exec://` never closed (no
-    /// command runs, the text is the value, as in uWSGI) or printed by a command that succeeded is
+    /// command runs, the text is the value, as in uWSGI), also when a command that succeeded printed it, is
     /// checked as the start will read it, with no note claiming a failure.
     @Test func checkSkipsOnlyValuesWhoseCommandFailed() throws {
-        let printed = ["p": UwsgiCommandOutput(stdout: "-3 @(exec://q)", failure: nil)]
+        let printed = ["p": UwsgiCommandOutput(stdout: "-3 @(exec://q", failure: nil)]
         for (line, problem) in [("processes = @(exec://p)", "processes"), ("processes = -2 @(exec://", "processes"), ("harakiri = 5x @(exec://echo 30", nil)] {
             let text = "[uwsgi]\nmodule = app\n\(line)\n"
             var checkProblem: String? = nil
