@@ -237,7 +237,7 @@ extension ServerOptions {
             if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
                 let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
-                                                    warnings: &warnings)
+                                                    commandFailed: reader.failedCommandOrigins.contains(entry.origin), warnings: &warnings)
                 if asyncCoreKeys.contains(entry.key), let cores = a.first {
                     asyncCores = (entry, cores)
                     continue
@@ -331,7 +331,7 @@ extension ServerOptions {
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
     static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
-                                warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
+                                commandFailed: Bool = false, warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
         var label = "\(where_): \(key)"
@@ -373,7 +373,8 @@ extension ServerOptions {
             throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
         }
         // `--check` only: a command that failed here (its warning says how) is left for the real start.
-        if check, let r = value.firstRange(of: "@(exec://") {
+        // Text that merely reads `@(exec://` (never closed, or printed by a command) is checked as the start reads it.
+        if check, commandFailed, let r = value.firstRange(of: "@(exec://") {
             return ([], "; \(key) = \(value): depends on \(value[r.lowerBound...].prefix(60))..., which failed here; checked when swsgi starts")
         }
         // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay
