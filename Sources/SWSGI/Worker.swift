@@ -84,6 +84,8 @@ final class Worker {
         b.reserveCapacity(512)
         return b
     }()
+    /// The field lines of the last response's headers (most apps send the same ones every time).
+    let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
     static let warmUpRequests: UInt64 = 100
 
@@ -386,7 +388,7 @@ final class Worker {
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
         let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                          reader: reader, rest: &rest, buffer: &out,
+                                          reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
                                           timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
         let plan = result.plan, sent = result.sent
         if result.appRaised { appRaised = true }
