@@ -444,8 +444,10 @@ final class Master {
                 ServicesRuntime.shared.stopMules()
                 commands.stopAll(reactor: reactor)
                 for l in listeners { l.vacuum() }
-                fifo?.remove()
-                if let p = settings.pidFile { unlink(p) }
+                if settings.vacuum {
+                    fifo?.remove()
+                    if let p = settings.pidFile { unlink(p) }
+                }
                 log("exiting with status \(code)")
                 return code
             }

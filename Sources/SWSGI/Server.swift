@@ -98,7 +98,7 @@ public enum SWSGIMain {
             let drop = try PrivilegeDrop.resolve(options)
             // The stats socket first: a live one at its path stops us before our listener is bound.
             let stats = try options.statsSocket.map { spec in
-                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec)
+                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec, vacuum: options.vacuum)
             }
             // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
             // cannot load (below) leaves the path as it was, a live predecessor's socket included.
@@ -183,7 +183,7 @@ public enum SWSGIMain {
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             for l in bound { l.vacuum() }
-            if pidFileWritten, let p = options.pidFile { unlink(p) }
+            if pidFileWritten, options.vacuum, let p = options.pidFile { unlink(p) }
             return ExitCode.failure
         }
     }

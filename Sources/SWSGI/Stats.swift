@@ -92,11 +92,14 @@ final class StatsServer {
     let fd: Int32
     let path: String
     let inode: ino_t
+    /// `--vacuum false`: the socket file stays at exit.
+    private var keepsPathAtExit = false
 
-    init(path: String) throws {
+    init(path: String, vacuum: Bool = true) throws {
         let sock = try UnixSocket.listen(path: path, backlog: 16, mode: 0o600)
         try sock.setNonBlocking()
         self.path = path
+        keepsPathAtExit = !vacuum
         inode = UnixSocket.inode(atPath: path) ?? 0  // the file's inode, for removing only our own path
         fd = sock.release()
     }
@@ -112,7 +115,7 @@ final class StatsServer {
 
     deinit {
         for p in pending { close(p.fd) }
-        if !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
+        if !keepsPathAtExit, !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
     }
 
     /// Clients accepted and waiting for their request (or for 20 ms of silence, then raw JSON).

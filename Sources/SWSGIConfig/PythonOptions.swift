@@ -23,7 +23,8 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var needApp: Bool = true
     /// Call PyOS_AfterFork_Child in workers (`--py-call-osafterfork`); only `true` is supported.
     public var callOsAfterFork: Bool = true
-    /// Threads started by the app run (`--enable-threads`); always on.
+    /// uWSGI's `enable-threads`. Threads the app starts always run, also between requests: false is
+    /// accepted with a warning (`load` adds it), since uWSGI's false only stops them while a worker is idle.
     public var enableThreads: Bool = true
     /// write() failing (the client gone) returns None instead of raising OSError (`--disable-write-exception`).
     public var disableWriteException: Bool = false
@@ -102,7 +103,6 @@ public struct PythonAppOptions: Equatable, Sendable {
         if !callOsAfterFork {
             try fail("--py-call-osafterfork false is not supported: swsgi always calls PyOS_AfterFork_Child so signals and threads work in workers")
         }
-        if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
         if let (m, c) = moduleAndCallable {
             if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
             if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
@@ -214,7 +214,8 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "need-app", \.python.needApp, "stop when the app fails to import (always on)", defaultText: "true"),
     boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
-    boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
+    boolean(python, "enable-threads", \.python.enableThreads,
+            "threads the app starts run, between requests too (false: the same, with a warning)", defaultText: "true"),
     boolean(python, "disable-write-exception", \.python.disableWriteException,
             "write() to a client that went away returns None instead of raising OSError"),
     option(python, "post-buffering", "BYTES", .bytes(0...(1 << 30)), \.python.postBufferingBytes, default: "0 = off",

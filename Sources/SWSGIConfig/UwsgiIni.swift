@@ -27,6 +27,19 @@ enum UwsgiOutcome: Sendable {
     case accepted(String)
 }
 
+/// gevent.monkey.patch_all() makes socket, time and threading cooperative on one gevent hub: swsgi
+/// serves `gevent = N` with real request threads, whose blocking calls would become greenlets of a hub
+/// nothing runs.
+private let monkeyPatch = "not supported: swsgi serves gevent = N with request threads and runs no gevent hub; monkey-patching would turn the threads' blocking calls into greenlets waiting on one hub: remove the line"
+
+/// A uWSGI flag swsgi cannot honour: off (`= false`, as uWSGI reads flags) is accepted, on is refused.
+private func onlyOff(_ refusal: String) -> @Sendable (String) throws(ValueProblem) -> UwsgiOutcome {
+    { v throws(ValueProblem) in
+        guard !uwsgiFlag(v) else { throw ValueProblem(refusal) }
+        return .accepted("off, as swsgi is")
+    }
+}
+
 private let noRouter = "swsgi's workers speak HTTP themselves: there is no separate HTTP router process to configure"
 
 let uwsgiKeys: [String: UwsgiKey] = [
@@ -49,7 +62,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "no-defer-accept": .always("swsgi does not set TCP_DEFER_ACCEPT: a connection is accepted as soon as it is made"),
     "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
-    "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
+    "http-websockets": .custom(onlyOff("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server")),
     "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
@@ -72,11 +85,15 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "hook-master-start": .only(["unix_signal:15gracefully_kill_them_all"],
                                "SIGTERM already stops swsgi gracefully (queued connections are served, then the workers exit); other hooks: use hook-asap"),
     "py-call-uwsgi-fork-hooks": .always("swsgi calls Python's own fork hooks around every fork"),
-    "gevent": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
-    "gevent-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
-    "gevent-early-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
-    "async": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
-    "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    // uWSGI's async cores (gevent = N is async = N on the gevent loop): N requests at once per worker.
+    // swsgi has no async loop and serves them with N request threads; `uwsgiAssignments` settles the
+    // number with `threads` (the larger), caps it and says so.
+    "gevent": .custom { v throws(ValueProblem) in .set([("threads", v)]) },
+    "async": .custom { v throws(ValueProblem) in .set([("threads", v)]) },
+    // uWSGI's suspend engine for async cores (a no-op there without async): swsgi's request threads need none.
+    "ugreen": .noOp("the green-thread engine of uWSGI's async cores: swsgi serves async = N with N request threads, which switch at any blocking call"),
+    "gevent-monkey-patch": .custom(onlyOff(monkeyPatch)),
+    "gevent-early-monkey-patch": .custom(onlyOff(monkeyPatch)),
     "smart-attach-daemon": .refused("not supported: a daemon managed by its pidfile (it detaches, the master watches the file) has no swsgi equivalent; run it in the foreground with attach-daemon (celery: without --detach), and the master respawns it"),
     "smart-attach-daemon2": .refused("not supported: a daemon managed by a pidfile has no swsgi equivalent; attach-daemon runs the same command in the foreground and respawns it (the difference: it stops with the server)"),
     "route-if": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
@@ -145,7 +162,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     // Read where the section is interpreted (`strict` below): on, as uWSGI's, or off.
     "strict": .noOp("on: an unknown key (a placeholder nothing declared) is an error, as in uWSGI; off: a near miss of an option is a warning"),
     "master": .always("swsgi always runs a master process"),
-    "vacuum": .always("swsgi removes its own socket path at exit"),
+    "vacuum": .rename("vacuum"),
     "single-interpreter": .always("swsgi runs one interpreter per process"),
     "die-on-term": .always("SIGTERM stops swsgi gracefully"),
     "auto-procname": .always("swsgi always titles its processes"),
@@ -189,6 +206,8 @@ extension ServerOptions {
         let strict = reader.entries.contains { $0.key == "strict" && uwsgiFlag($0.value) }
         var assignments: [Assignment] = []
         var notes: [String] = []
+        // The last `gevent =`/`async =` (both set uWSGI's async cores): settled with `threads` below.
+        var asyncCores: (entry: UwsgiEntry, assignment: Assignment)? = nil
         // `protocol = http` (core/socket.c: the protocol of sockets that name none) makes `socket =` HTTP.
         let socketsSpeakHTTP = reader.entries.last { $0.key == "protocol" && !$0.isPlaceholder }
             .map { ["http", "http11"].contains(withoutTrailingComment($0.value).lowercased()) } ?? false
@@ -197,11 +216,18 @@ extension ServerOptions {
             do {
                 let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
                                                     warnings: &warnings)
+                if asyncCoreKeys.contains(entry.key), let cores = a.first {
+                    asyncCores = (entry, cores)
+                    continue
+                }
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
                 problems.append(error.message)
             }
+        }
+        if let (entry, cores) = asyncCores {
+            settleThreads(asyncCores: cores, key: entry.key, origin: entry.origin, assignments: &assignments, warnings: &warnings)
         }
         // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
         // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
@@ -226,14 +252,46 @@ extension ServerOptions {
         return (assignments, notes)
     }
 
+    /// `gevent = N`/`async = N` ask for N requests at once per worker (uWSGI's async cores); swsgi serves
+    /// them with N request threads: the larger of N and `threads`, at most swsgi's thread maximum, with
+    /// one warning line saying which and why.
+    static func settleThreads(asyncCores cores: Assignment, key: String, origin: String,
+                              assignments: inout [Assignment], warnings: inout [String]) {
+        let asked = Int(cores.value) ?? 1
+        let given = assignments.last { $0.spec.name == "threads" }
+        // `threads = true` is no number: left for --threads' own refusal.
+        let threads = given.flatMap { Int($0.value) }
+        var n = max(asked, threads ?? 1, 1)
+        var why = ""
+        if let threads {
+            why = " (the larger of \(key) = \(asked) and threads = \(threads))"
+        }
+        if n > PythonAppOptions.maxThreads {
+            n = PythonAppOptions.maxThreads
+            why += ", swsgi's maximum (more would mostly wait for the GIL: add processes for more)"
+        }
+        if threads != nil { assignments.removeAll { $0.spec.name == "threads" } }
+        assignments.append(Assignment(spec: cores.spec, value: String(n), label: cores.label))
+        let loop = key == "gevent" ? "gevent" : "async"
+        warnings.append("\(origin): \(key) = \(asked): served by \(n) request thread\(n == 1 ? "" : "s") per worker\(why); swsgi has no \(loop) loop")
+    }
+
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
     static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
                                 warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
         var label = "\(where_): \(key)"
-        if key.isEmpty {
-            throw ConfigError("\(where_): malformed line (no key before =)")
+        // uWSGI's ini reader passes `= value` (and a merge-conflict marker `=======`) as the key "", and
+        // `<<<<<<< HEAD` as a key with that name: unknown options, so placeholders nothing can name.
+        if key.isEmpty || isMergeConflictMarker(key) {
+            let what = key.isEmpty ? "no key before '='" : "\(quoted(key)) is a merge-conflict marker"
+            let both = isMergeConflictMarker(key) || entry.value.hasPrefix("======") ? " (both sides of the conflict are read: where both give a key, the later line wins)" : ""
+            if strict {
+                throw ConfigError("\(where_): \(what): refused with strict = true, as uWSGI's strict mode refuses it (an unknown option)")
+            }
+            warnings.append("\(where_): \(what): ignored, as uWSGI ignores it\(both)")
+            return ([], "; \(where_): \(what): ignored, as uWSGI ignores it")
         }
         // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
         // to keep spaces (`procname-prefix = "mysvc "`).
@@ -241,6 +299,16 @@ extension ServerOptions {
         // hash in it; cutting it would silently change what the app gets.
         var value = key == "env" ? String(entry.value.trimmingSpaces()) : withoutTrailingComment(entry.value)
         if key != "env", value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+        // `env = NAME = VALUE`: uWSGI putenv()s the value whole, a variable named "NAME " (trailing space) that
+        // the app never finds under NAME. What the line means to its reader is NAME=VALUE: set that, and say so.
+        if key == "env", let eq = value.firstIndex(of: "="), eq != value.startIndex,
+           value[value.index(before: eq)] == " " || value[value.index(before: eq)] == "\t" {
+            let name = String(value[..<eq].trimmingSpaces())
+            let setting = String(value[value.index(after: eq)...].drop { $0 == " " || $0 == "\t" })
+            warnings.append("\(where_): env = \(quoted(value)): sets \(name)=\(quoted(setting)) (the spaces around '=' dropped); "
+                            + "uWSGI would set a variable named \(quoted(String(value[..<eq]))), with the space, which the app does not find as \(name)")
+            value = name + "=" + setting
+        }
         if entry.isPlaceholder || ["ini", "include", "inherit"].contains(key) {
             return ([], nil)
         }
@@ -338,6 +406,15 @@ extension ServerOptions {
         }
         return ([], "; \(key) = \(value): placeholder (not an option)\(referenced.contains(key) ? "" : ", not referred to")")
     }
+}
+
+/// The gevent/async keys: uWSGI's async cores per worker.
+let asyncCoreKeys: Set<String> = ["gevent", "async"]
+
+/// A line git leaves in a file with an unresolved merge: `<<<<<<< HEAD`, `=======`, `>>>>>>> branch`,
+/// `||||||| base` (the `=======` one reaches here as an empty key).
+func isMergeConflictMarker(_ key: String) -> Bool {
+    ["<<<<<<<", ">>>>>>>", "|||||||"].contains { key == $0 || key.hasPrefix($0 + " ") }
 }
 
 /// ` (did you mean 'processes'?)` when `key` is one or two edits from a key swsgi knows (one for names

@@ -9,6 +9,8 @@
 /// `harakiri-graceful-signal` is left out: swsgi also takes signal names there (`TERM`), which uWSGI
 /// would read as 0, not a signal at all.
 let uwsgiIntegerKeys: Set<String> = [
+    // gevent's setup function (plugins/gevent) reads its value with uwsgi_opt_set_int.
+    "gevent",
     "alarm-freq", "alarm-msg-size", "async", "backtrace-depth", "body-read-warning", "buffer-size", "cache",
     "cache-blocksize", "cache-expire-freq", "cache-store-sync", "cheaper", "cheaper-idle", "cheaper-initial",
     "cheaper-overload", "cheaper-rss-limit-hard", "cheaper-rss-limit-soft", "cheaper-step", "check-interval",

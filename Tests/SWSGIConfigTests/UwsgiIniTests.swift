@@ -106,9 +106,9 @@ let sharedUwsgiConfig = """
     @Test(arguments: [
         ("master = false", "app.ini:2: master = false: not supported, swsgi always runs a master process"),
         ("cheaper-algo = spare", "app.ini:2: cheaper-algo = 'spare': not supported; swsgi's cheaper mode is the busyness algorithm"),
-        ("gevent = 100", "app.ini:2: gevent: not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+        ("gevent-monkey-patch = true", "app.ini:2: gevent-monkey-patch: not supported: swsgi serves gevent = N with request threads and runs no gevent hub; monkey-patching would turn the threads' blocking calls into greenlets waiting on one hub: remove the line"),
+        ("http-websockets", "app.ini:2: http-websockets: not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
         ("threads = 1000", "--threads 1000: give 1 to 256 request threads per worker"),
-        ("enable-threads = false", "--enable-threads false is not supported: threads an app starts always run"),
         ("stats = 127.0.0.1:99999", "--stats: '127.0.0.1:99999': the port must be between 1 and 65535"),
     ])
     func refusedLinesNameThemselves(_ line: String, _ message: String) {

@@ -153,7 +153,7 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil) || spec.optionalValue)
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 157)
+        #expect(optionTable.count == 158)
     }
 }
 
