@@ -102,6 +102,11 @@ struct Listener {
                 }
                 l.speaksUwsgi = spec.uwsgiProtocol
                 l.description = spec.description
+                // Port 0: the log names the port the kernel chose, the only way to find the server.
+                if case .tcp(let a) = spec.address, a.port == 0, case .tcp(let bound)? = boundAddress(l.fd) {
+                    l.description = ListenerSpec(address: .tcp(HTTPSocketAddress(host: a.host, port: bound.port)),
+                                                 uwsgiProtocol: spec.uwsgiProtocol).description + " (port 0: chosen by the kernel)"
+                }
                 listeners.append(l)
             }
         } catch {
@@ -142,7 +147,8 @@ struct Listener {
         case (.tcp(let a), .tcp(let b)):
             let every = ["", "0.0.0.0", "::"]
             let host = a.host == "localhost" ? "127.0.0.1" : a.host
-            return a.port == b.port && (host == b.host || (every.contains(host) && every.contains(b.host)))
+            // Port 0 asked the kernel for any free port: the inherited socket is that one.
+            return (a.port == b.port || a.port == 0) && (host == b.host || (every.contains(host) && every.contains(b.host)))
         default:
             return false
         }

@@ -103,7 +103,7 @@ extension ServerOptions {
             warnings.append("\(a.label) = false: threads the app starts still run between requests (swsgi releases the GIL whenever a worker waits); "
                             + "uWSGI's false stops them while the worker is idle (it keeps the GIL): a difference in the app's favour")
         }
-        options.configWarnings = warnings
+        options.configWarnings = warnings + options.python.appSpecWarnings
         do {
             try options.validate()
         } catch {

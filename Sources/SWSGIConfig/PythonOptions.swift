@@ -104,10 +104,11 @@ public struct PythonAppOptions: Equatable, Sendable {
             try fail("--py-call-osafterfork false is not supported: swsgi always calls PyOS_AfterFork_Child so signals and threads work in workers")
         }
         if let (m, c) = moduleAndCallable {
-            if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
-            if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
+            if m.isEmpty { try fail("--module \(quoted(module!)): no module before the colon (write MODULE or MODULE:CALLABLE)") }
+            if m.utf8.contains(0) || c.utf8.contains(0) { try fail("--module \(quoted(module!)) contains a NUL byte") }
+            if c.isEmpty { try fail("--module \(quoted(module!)): no callable after the colon (write MODULE or MODULE:CALLABLE)") }
         }
-        if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
+        if callable.utf8.contains(0) { try fail("--callable \(quoted(callable)) contains a NUL byte") }
         var points: Set<String> = wsgiFile != nil || module != nil || paste != nil ? [""] : []
         for m in mounts {
             // uWSGI would serve only the first app mounted at a point: the second could never answer.
@@ -117,7 +118,7 @@ public struct PythonAppOptions: Equatable, Sendable {
             if case .module(let spec) = m.kind, let colon = spec.firstIndex(of: ":") {
                 let (mod, c) = (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
                 if mod.isEmpty || !isDottedName(mod) { try fail("--mount \(quoted(m.text)): \(quoted(mod)) is not a module name like pkg.app") }
-                if !isCallableName(c) { try fail("--mount \(quoted(m.text)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
+                if c.isEmpty { try fail("--mount \(quoted(m.text)): no callable after the colon") }
             }
         }
         if !isConfigured {
@@ -128,6 +129,39 @@ public struct PythonAppOptions: Equatable, Sendable {
                 try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
             }
         }
+    }
+}
+
+extension PythonAppOptions {
+    /// Module names and callables that cannot be found: `module = app.wsgi:application //comment`,
+    /// `module = mysite.wsgi # comment` (uWSGI's ini has no trailing comments). uWSGI takes any text there
+    /// and fails when it loads the app (the import or getattr finds nothing); so does swsgi, and the
+    /// configuration stays valid: these lines say in advance what will fail.
+    public var appSpecWarnings: [String] {
+        var out: [String] = []
+        if let (m, _) = moduleAndCallable, !isDottedName(m) {
+            out.append("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app: "
+                       + "importing it will fail when the app loads, as it does under uWSGI")
+        }
+        func check(_ c: String, _ what: String) {
+            if !isCallableName(c) {
+                out.append("\(what): the callable \(quoted(c)) is not a Python identifier (or a factory to call, NAME()): "
+                           + "loading the app will fail (no attribute has that name), as it does under uWSGI")
+            }
+        }
+        if let module, let colon = module.firstIndex(of: ":") {
+            check(String(module[module.index(after: colon)...]), "--module \(quoted(module))")
+        }
+        // --callable names the app of --wsgi-file, of a --module without a colon, and of file mounts.
+        let usesCallable = wsgiFile != nil || module.map { !$0.contains(":") } ?? false
+            || mounts.contains { if case .file = $0.kind { true } else { false } }
+        if usesCallable { check(callable, "--callable \(quoted(callable))") }
+        for m in mounts {
+            if case .module(let spec) = m.kind, let colon = spec.firstIndex(of: ":") {
+                check(String(spec[spec.index(after: colon)...]), "--mount \(quoted(m.text))")
+            }
+        }
+        return out
     }
 }
 

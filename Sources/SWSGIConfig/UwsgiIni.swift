@@ -21,8 +21,8 @@ enum UwsgiKey: Sendable {
 
 /// What one `[uwsgi]` line comes to.
 enum UwsgiOutcome: Sendable {
-    /// Set these swsgi options (name, value).
-    case set([(String, String)])
+    /// Set these swsgi options (name, value), with a warning line when uWSGI's meaning needed reading.
+    case set([(String, String)], warning: String? = nil)
     /// Accepted: swsgi already does this; the reason is shown by `--check`.
     case accepted(String)
 }
@@ -116,7 +116,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "cap": .refused("not supported: swsgi binds its listeners before dropping to uid (ports below 1024 work); give other capabilities to the service (systemd AmbientCapabilities=)"),
     "http-connect-timeout": .noOp(noRouter),
     // Python.
-    "wsgi": .rename("module"),
+    "module": .custom(moduleSpec),
+    "wsgi": .custom(moduleSpec),
     "file": .rename("wsgi-file"),
     "python-path": .rename("pythonpath"),
     "pp": .rename("pythonpath"),
@@ -188,6 +189,30 @@ private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     return .accepted("swsgi has Python, HTTP and the busyness algorithm built in")
 }
 
+/// `module = MODULE[:CALLABLE]`; a file path there (`/srv/app/wsgi.py`, `deploy/app.wsgi`) is loaded as
+/// `wsgi-file`. uWSGI's `module` hands any value to PyImport_ImportModule, which cannot import a path, so
+/// the app fails to load; its `mount` and command line (python_plugin.c uwsgi_python_magic, pyloader.c
+/// uwsgi_mount_loader) load `.py`/`.wsgi` paths as files: that is what such a line means. A dotted name
+/// ending in `.wsgi` (Django's `mysite.wsgi`) stays a module.
+private func moduleSpec(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    // uWSGI splits the callable off at the first colon (get_uwsgi_pymodule).
+    let colon = value.firstIndex(of: ":")
+    let target = colon.map { String(value[..<$0]) } ?? value
+    // Text after a space is no path (`mysite.wsgi //comment`): that module fails to import, as in uWSGI.
+    guard target.contains("/") || target.hasSuffix(".py"), !target.contains(where: \.isWhitespace) else {
+        return .set([("module", value)])
+    }
+    var pairs = [("wsgi-file", target)]
+    var callableNote = ""
+    if let colon {
+        let callable = String(value[value.index(after: colon)...])
+        pairs.append(("callable", callable))
+        callableNote = ", callable \(quoted(callable))"
+    }
+    return .set(pairs, warning: "\(quoted(value)) is a file path, not a module name: uWSGI's module cannot import it (its mount and command line load .py/.wsgi paths as files); "
+                + "swsgi loads it as wsgi-file = \(quoted(target))\(callableNote)")
+}
+
 /// `http = ADDR` / `http-socket = ADDR`: HTTP on TCP (`HOST:PORT`) or on a Unix socket (a path).
 private func httpListener(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     if value.contains("/") || !value.contains(":") { return .set([("socket", value)]) }
@@ -200,9 +225,11 @@ extension ServerOptions {
     static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
                                  problems: inout [String], warnings: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
+        reader.check = check
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
         problems += reader.problems
+        warnings += reader.warnings
         let strict = reader.entries.contains { $0.key == "strict" && uwsgiFlag($0.value) }
         var assignments: [Assignment] = []
         var notes: [String] = []
@@ -319,6 +346,10 @@ extension ServerOptions {
             }
             throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
         }
+        // `--check` only: a command that failed here (its warning says how) is left for the real start.
+        if check, let r = value.firstRange(of: "@(exec://") {
+            return ([], "; \(key) = \(value): depends on \(value[r.lowerBound...].prefix(60))..., which failed here; checked when swsgi starts")
+        }
         // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay
         // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
         if (referenced.contains(key) || key == "app"), !uwsgiOptionNames.contains(key), uwsgiKeys[key] == nil {
@@ -371,9 +402,10 @@ extension ServerOptions {
                 throw ConfigError("\(label): \(error.message)")
             }
             switch outcome {
-            case .set(let pairs):
+            case .set(let pairs, let warning):
                 var out: [Assignment] = []
                 for (name, v) in pairs { out.append(try assign(name, v)) }
+                if let warning { warnings.append("\(where_): \(key) = \(warning)") }
                 return (out, nil)
             case .accepted(let why):
                 return ([], "; \(key) = \(value): accepted, \(why)")
