@@ -142,17 +142,38 @@ final class ThreadedWorker {
                                chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
     }
 
+    /// Why a request thread may not start, when `--limit-as` is the likely cause.
+    private func threadLimitHint() -> String {
+        let mib = ctx.settings.process.limitAddressSpaceMiB
+        guard mib > 0 else { return "" }
+        var attributes = pthread_attr_t()
+        var stack = 0
+        if pthread_attr_init(&attributes) == 0 {
+            pthread_attr_getstacksize(&attributes, &stack)
+            pthread_attr_destroy(&attributes)
+        }
+        return " (under --limit-as \(mib) MiB: \(threads.count) request threads reserve \(threads.count) stacks of \(stack >> 20) MiB each; "
+            + "raise limit-as, or lower threads/gevent/async and add processes)"
+    }
+
     func tellMaster(_ m: WorkerMessage) {
         var record: (Int32, Int32) = (getpid(), m.rawValue)
         _ = withUnsafeBytes(of: &record) { Glibc.write(ctx.messageFD, $0.baseAddress, 8) }
     }
 
     func run() throws -> Never {
-        for t in threads {
+        for (i, t) in threads.enumerated() {
             let started = apps.threadStarted
-            try startThread { [t] in
-                started()
-                t.loop()
+            do {
+                try startThread { [t] in
+                    started()
+                    t.loop()
+                }
+            } catch {
+                // The worker cannot serve as configured (most often --limit-as leaves no room for the
+                // stacks): a boot failure the master stops on, not a worker respawned forever.
+                writeStderr("swsgi worker \(ctx.id): request thread \(i + 1) of \(threads.count) could not start: \(error)\(threadLimitHint())")
+                _exit(ExitCode.appLoadFailed)
             }
         }
         perform(lifecycle.handle(.appLoaded))
