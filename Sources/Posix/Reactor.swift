@@ -31,16 +31,17 @@ public final class Reactor {
     private let reapsChildren: Bool
     /// The deadline the timerfd holds now (nil: disarmed or fired): setting the same one again costs no syscall.
     private var armed: Instant?
-    /// When set, each batch's readable events are handed out lowest key first (other events before them).
+    /// When set, each batch's readable events that have a key are handed out lowest key first (the others keep
+    /// their places).
     /// A worker keys its connections by when each was last served: epoll's level-triggered ready list keeps
     /// every connection it reported in its place, so one whose request came just after a wait went behind
     /// all of those and waited two rounds; least recently served first is the order their requests came in.
     /// (A `let`, given at init: reading a stored `var` would cost an exclusivity check on every wait.)
-    private let readableOrder: ((UInt64) -> UInt64)?
+    private let readableOrder: ((UInt64) -> UInt64?)?
 
     /// Blocks `signals` (plus SIGCHLD when `reapChildren`) before any child exists and starts watching them.
     /// A swsgi worker does not reap: its app's children (Python's subprocess) are the app's to wait for.
-    public init(signals handled: [Int32], reapChildren: Bool = true, readableOrder: ((UInt64) -> UInt64)? = nil) throws {
+    public init(signals handled: [Int32], reapChildren: Bool = true, readableOrder: ((UInt64) -> UInt64?)? = nil) throws {
         self.readableOrder = readableOrder
         epoll = try Epoll()
         reapsChildren = reapChildren
@@ -142,20 +143,21 @@ public final class Reactor {
         }
     }
 
-    /// Puts the batch in `key` order unless it already is (the kernel's order usually is: checked in one pass).
-    private func order(by key: (UInt64) -> UInt64) {
-        func keyOf(_ e: Event) -> UInt64 { if case .readable(let token, _) = e { return key(token) } else { return 0 } }
+    /// Puts the batch's readable events that have a key (connections) in `key` order, each keyless event (and
+    /// every other event) staying where the kernel put it; nothing moves when the order already holds.
+    private func order(by key: (UInt64) -> UInt64?) {
+        var slots: [(index: Int, key: UInt64)] = []
         var previous: UInt64 = 0
         var sorted = true
-        for e in queued {
-            let k = keyOf(e)
-            if k < previous { sorted = false; break }
+        for (i, e) in queued.enumerated() {
+            guard case .readable(let token, _) = e, let k = key(token) else { continue }
+            if k < previous { sorted = false }
             previous = k
+            slots.append((i, k))
         }
         guard !sorted else { return }
-        let keyed = queued.enumerated().map { (key: keyOf($1), index: $0) }
-            .sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }
-        queued = keyed.map { queued[$0.index] }
+        let events = slots.sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }.map { queued[$0.index] }
+        for (n, slot) in slots.enumerated() { queued[slot.index] = events[n] }
     }
 }
 

@@ -25,7 +25,7 @@ final class AcceptBalance {
 
     /// How many waiting connections to take now, holding `held`, and how many wait; nil when the kernel tells
     /// no queue length.
-    func look(held: Int) -> (take: Int, queued: Int)? {
+    func look(held: Int) -> (take: Int, queued: Int, workers: Int)? {
         var queued = 0
         for l in listeners {
             guard let q = l.queued() else { return nil }
@@ -42,7 +42,7 @@ final class AcceptBalance {
         let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
         // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
         if take > 0 { publish(held: held + take) }
-        return (take, queued)
+        return (take, queued, others + 1)
     }
 
     /// Accepts up to `count` connections, from each listener in turn; each is handed to `adopt`.

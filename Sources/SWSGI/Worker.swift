@@ -145,10 +145,10 @@ final class Worker {
         self.ctx = ctx
         balance = AcceptBalance(scoreboard: ctx.scoreboard, slot: ctx.slot, listeners: ctx.listeners)
         // Ready connections are served least recently served first (see `Reactor.readableOrder`); what is not
-        // a connection (listeners, pipes) comes first.
+        // a connection (listeners, pipes) keeps its place.
         let recency = ConnectionRecency()
         reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false,
-                              readableOrder: { token in recency.worker?.conns[Int32(truncatingIfNeeded: token)]?.lastActivity ?? 0 })
+                              readableOrder: { token in recency.worker?.conns[Int32(truncatingIfNeeded: token)]?.lastActivity })
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
