@@ -151,7 +151,7 @@ let optionTable: [OptionSpec] = [
     option(core, "write-timeout", "SECONDS", .seconds(positive: true), \.writeTimeoutNanoseconds, default: "30",
            "close a connection whose client takes no response byte for this long"),
     option(core, "offload-threads", "N", .int(0...1024), \.offloadThreads, default: "0",
-           "threads per worker that send static files and wsgi.file_wrapper bodies once the head is out, freeing the worker at once (the connection then closes)",
+           "threads per worker sending file bodies after the head: the worker is free at once",
            aliases: ["offload-thread"]),
     option(core, "pid-file", "PATH", .string(), \.pidFile, default: "none",
            "write the master's pid to this file"),
