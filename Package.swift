@@ -26,7 +26,7 @@ let package = Package(
         // swsgi's master state machine (worker table, respawn, harakiri, recycling): pure values.
         .target(name: "WorkerCore", dependencies: ["Common"]),
         // swsgi's option table: command line, --ini files and SWSGI_* variables, strictly checked.
-        .target(name: "SWSGIConfig", dependencies: ["Common"]),
+        .target(name: "SWSGIConfig", dependencies: ["Common", "ServicesCore"]),
         // Timers and cron for the services (issue 13): the scheduler as pure values, no syscalls.
         .target(name: "ServicesCore"),
         // The server library users build apps against.

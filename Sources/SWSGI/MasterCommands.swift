@@ -17,11 +17,7 @@ final class MasterCommands {
     static let stopGraceNanoseconds: UInt64 = 3_000_000_000
 
     init(_ options: ServerOptions, environment: [String]) throws {
-        daemons = AttachedDaemons(options.daemons.map { d in
-            var s = AttachedDaemons.Spec(command: d.command)
-            (s.stopSignal, s.reloadSignal, s.maxThrottleSeconds, s.control, s.chdir) = (d.stopSignal, d.reloadSignal, d.maxThrottleSeconds, d.control, d.chdir)
-            return s
-        })
+        daemons = AttachedDaemons(options.daemons)
         cron = options.cronCommands
         self.environment = environment
         let clock = ServicesRuntime.clock()

@@ -218,18 +218,7 @@ public struct StaticFiles {
     }
 
     static func percentDecode(_ s: String) -> String? {
-        var out: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let c = it.popFirst() {
-            if c == UInt8(ascii: "%") {
-                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-                out.append(v)
-                it = it.dropFirst(2)
-            } else {
-                out.append(c)
-            }
-        }
-        return String(validating: out, as: UTF8.self)
+        PercentDecoding.decode(s, strict: true).flatMap { String(validating: $0, as: UTF8.self) }
     }
 
     static let types: [String: String] = [

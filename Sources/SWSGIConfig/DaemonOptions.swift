@@ -1,23 +1,13 @@
+import ServicesCore
+
 /// uWSGI's commands run by the master: attached daemons (`attach-daemon`, `attach-daemon2`,
 /// `attach-control-daemon`) and cron jobs (`cron`, `unique-cron`). Pure parsing.
 
-/// One attached daemon: a command the master starts, respawns and stops.
-public struct DaemonOptions: Equatable, Sendable {
-    public var command: String
-    /// Sent to its process group at shutdown (default SIGTERM).
-    public var stopSignal: Int32 = 15
-    /// Sent to its process group when the workers are reloaded; nil: nothing.
-    public var reloadSignal: Int32? = nil
-    public var maxThrottleSeconds: Int = 300
-    /// The server stops when it dies (`attach-control-daemon`, `control=1`).
-    public var control = false
-    public var chdir: String? = nil
+/// One attached daemon: a command the master starts, respawns and stops. The master's supervision
+/// (ServicesCore) defines the value; the config only parses it.
+public typealias DaemonOptions = AttachedDaemons.Spec
 
-    public init(command: String, control: Bool = false) {
-        self.command = command
-        self.control = control
-    }
-
+extension DaemonOptions {
     /// uWSGI's `attach-daemon2` keyval syntax (core/daemons.c). Keys swsgi cannot honour are refused.
     static func parse2(_ text: String) throws(ValueProblem) -> DaemonOptions {
         var d = DaemonOptions(command: "")

@@ -16,7 +16,10 @@ public struct AttachedDaemons: Sendable {
         public var control = false
         /// Its working directory (uWSGI's chdir).
         public var chdir: String? = nil
-        public init(command: String) { self.command = command }
+        public init(command: String, control: Bool = false) {
+            self.command = command
+            self.control = control
+        }
     }
 
     public enum Phase: Equatable, Sendable {

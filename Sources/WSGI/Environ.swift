@@ -261,28 +261,8 @@ func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) 
         }
         let part = UnsafeBufferPointer(rebasing: raw[start...])
         guard part.contains(UInt8(ascii: "%")) else { return body(part) }
-        var out: [UInt8] = []
-        out.reserveCapacity(part.count)
-        var i = 0
-        while i < part.count {
-            if part[i] == UInt8(ascii: "%"), i + 2 < part.count, let h = hexValue(part[i + 1]), let l = hexValue(part[i + 2]) {
-                out.append(h << 4 | l)
-                i += 3
-            } else {
-                out.append(part[i])
-                i += 1
-            }
-        }
+        let out = PercentDecoding.decode(part) ?? Array(part)
         return out.withUnsafeBufferPointer(body)
-    }
-}
-
-private func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-    default: nil
     }
 }
 

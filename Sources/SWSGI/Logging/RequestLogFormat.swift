@@ -217,26 +217,6 @@ struct RequestLogFormat {
 
 /// `%2F` -> `/`: PATH_INFO as uWSGI (and WSGI) give it, for routes and `%(var.PATH_INFO)`.
 func percentDecoded(_ s: String) -> String {
-    guard s.utf8.contains(UInt8(ascii: "%")) else { return s }
-    var out: [UInt8] = []
-    let u = Array(s.utf8)
-    var i = 0
-    func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 65...70: return c - 55
-        case 97...102: return c - 87
-        default: return nil
-        }
-    }
-    while i < u.count {
-        if u[i] == UInt8(ascii: "%"), i + 2 < u.count, let h = hex(u[i + 1]), let l = hex(u[i + 2]) {
-            out.append(h << 4 | l)
-            i += 3
-        } else {
-            out.append(u[i])
-            i += 1
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
+    guard s.utf8.contains(UInt8(ascii: "%")), let bytes = PercentDecoding.decode(s) else { return s }
+    return String(decoding: bytes, as: UTF8.self)
 }
