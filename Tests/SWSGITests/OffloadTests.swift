@@ -9,34 +9,6 @@ extension SWSGIIntegration {
         /// Bytes of the big file: far more than the kernel buffers between the worker and a client reading nothing.
         static let bigBytes = 8 << 20
 
-        /// A TCP connection to 127.0.0.1:`port` with a small receive buffer (set before connect, so the window
-        /// the client advertises stays small): a client that reads slowly.
-        static func slowClient(port: UInt16) throws -> Client {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-            var size: Int32 = 4096
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            var address = loopbackAddress(port: port)
-            let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard rc == 0 else {
-                close(fd)
-                throw TestFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
-            }
-            return Client(adopting: fd)
-        }
-
-        /// Up to `bytes` from `c` if some arrive within `milliseconds` (a slow reader's sip); 0 on EOF or nothing.
-        static func sip(_ c: Client, bytes: Int, milliseconds: Int32) -> Int {
-            var p = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, milliseconds) > 0 else { return 0 }
-            var chunk = [UInt8](repeating: 0, count: bytes)
-            let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, bytes, 0) }
-            if n > 0 { c.buffer += chunk[0..<n] }
-            return max(0, n)
-        }
-
         /// The file `www/big.bin` (random bytes), a small one, and the bytes of the big one.
         static func files(_ dir: TempDir) throws -> [UInt8] {
             try FileManager.default.createDirectory(atPath: dir.file("www"), withIntermediateDirectories: true)
@@ -51,33 +23,18 @@ extension SWSGIIntegration {
             return big
         }
 
-        /// Starts the slow client's request and waits until the response head has arrived (the worker has started
-        /// on it); returns the client with the head and the first body bytes in its buffer.
+        /// The slow client's request, its response head arrived (the worker has started on the body).
         static func startSlowDownload(port: UInt16) throws -> Client {
             let slow = try slowClient(port: port)
-            try slow.send("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-            let deadline = monotonicSeconds() + 5
-            while !slow.buffer.contains(subsequence: Array("\r\n\r\n".utf8)) {
-                guard slow.fill(until: deadline) else { throw TestFailure("no response head within 5 s") }
-            }
+            try slow.startDownload("/big.bin")
             return slow
         }
 
         /// Reads the rest of the slow client's response at full speed and checks it byte for byte.
-        static func finishDownload(_ slow: Client, expect big: [UInt8], timeout: Double = 10) throws {
-            let deadline = monotonicSeconds() + timeout
-            while true {
-                if let end = slow.buffer.firstRange(of: Array("\r\n\r\n".utf8)), slow.buffer.count - end.upperBound >= big.count { break }
-                guard slow.fill(until: deadline), !slow.sawEOF || !slow.buffer.isEmpty else {
-                    throw TestFailure("the download ended short: \(slow.buffer.count) bytes with the head")
-                }
-                if slow.sawEOF { break }
-            }
-            let end = try #require(slow.buffer.firstRange(of: Array("\r\n\r\n".utf8)))
-            let head = String(decoding: slow.buffer[..<end.lowerBound], as: UTF8.self)
+        static func finishDownload(_ slow: Client, expect big: [UInt8]) throws {
+            let (head, body) = try slow.finishDownload(length: big.count)
             #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
             #expect(head.contains("Content-Length: \(big.count)"), "\(head)")
-            let body = Array(slow.buffer[end.upperBound...])
             #expect(body.count == big.count && body == big, "\(body.count) of \(big.count) bytes, or different bytes")
         }
 
@@ -98,9 +55,9 @@ extension SWSGIIntegration {
                 // The slow client sips 4 KiB every 10 ms while the second request waits for its answer (up to 1.5 s).
                 var answeredAfter: Double? = nil
                 while monotonicSeconds() - askedAt < 1.5 {
-                    _ = Self.sip(slow, bytes: 4096, milliseconds: 10)
-                    _ = second.fill(until: monotonicSeconds() + 0.001)
-                    if second.buffer.contains(subsequence: Array("small\n".utf8)) { answeredAfter = monotonicSeconds() - askedAt; break }
+                    slow.sip(bytes: 4096, milliseconds: 0)
+                    _ = second.fill(until: monotonicSeconds() + 0.01)
+                    if second.buffer.firstRange(of: Array("small\n".utf8)) != nil { answeredAfter = monotonicSeconds() - askedAt; break }
                 }
                 if offload {
                     let after = try #require(answeredAfter, "the second request was not answered within 1.5 s while the slow client read")
@@ -209,6 +166,3 @@ extension SWSGIIntegration {
     }
 }
 
-extension Array where Element == UInt8 {
-    func contains(subsequence: [UInt8]) -> Bool { firstRange(of: subsequence) != nil }
-}
