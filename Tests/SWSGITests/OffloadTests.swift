@@ -121,6 +121,9 @@ extension SWSGIIntegration {
                 // Stalled: the client reads nothing; cut after --write-timeout (1 s) without progress.
                 let stalled = try Self.startSlowDownload(port: port)
                 let since = monotonicSeconds()
+                // Meanwhile the offload thread holds its own fds of the file and the socket: close-on-exec, as its epoll's.
+                let inheritable = Self.inheritableOffloadFDs(worker)
+                #expect(inheritable.isEmpty, "fds of the worker without O_CLOEXEC: \(inheritable)")
                 #expect(s.waitForLog("the client read nothing for 1.0 s", timeout: 5), "\(s.log)")
                 let took = monotonicSeconds() - since
                 #expect(took > 0.8 && took < 4, "cut after \(took) s")
@@ -128,7 +131,37 @@ extension SWSGIIntegration {
                 stalled.close()
                 // The worker still serves.
                 #expect(try s.get("/small.txt").text == "small\n")
+                // Idle, the worker's threads (its loop and the offload thread) do not wake.
+                usleep(200_000)
+                let before = Self.wakeUps(worker)
+                usleep(1_000_000)
+                let woke = Self.wakeUps(worker) - before
+                #expect(woke < 5, "the idle worker's threads woke \(woke) times in 1 s")
             }
+        }
+
+        /// The fds of `pid` on the big file, sockets and epoll instances that lack O_CLOEXEC (/proc/PID/fdinfo's flags, octal).
+        static func inheritableOffloadFDs(_ pid: Int32) -> [String] {
+            var found: [String] = []
+            for fd in openFDs(pid) ?? [] {
+                let target = fdTarget(pid, fd) ?? ""
+                guard target.hasSuffix("/big.bin") || target == "anon_inode:[eventpoll]" || target.hasPrefix("socket:") else { continue }
+                let info = readProcFile("/proc/\(pid)/fdinfo/\(fd)") ?? ""
+                for line in info.split(separator: "\n") where line.hasPrefix("flags:") {
+                    let flags = Int(String(line.dropFirst(6)).trimmingCharacters(in: .whitespaces), radix: 8) ?? 0
+                    if flags & 0o2000000 == 0 { found.append("\(fd) \(target)") }
+                }
+            }
+            return found
+        }
+
+        /// Voluntary context switches of every thread of `pid` so far.
+        static func wakeUps(_ pid: Int32) -> Int {
+            var total = 0
+            for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+                total += contextSwitches(Int32(task) ?? -1) ?? 0
+            }
+            return total
         }
 
         /// A graceful stop (SIGTERM) waits for an offloaded transfer: the client that reads gets every byte and
