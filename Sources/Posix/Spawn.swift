@@ -13,6 +13,8 @@ public struct SpawnRequest {
     public var listeners: [Int32]
     /// PR_SET_PDEATHSIG: the signal the child gets when we die, even by SIGKILL.
     public var parentDeathSignal: Int32?
+    /// Put on the child's fd 1 (a pipe's write end the caller reads); nil keeps ours.
+    public var standardOutput: Int32? = nil
 
     public init(executablePath: String, argv: [String], environment: [String], workingDirectory: String? = nil,
                 listener: Int32? = nil, listeners: [Int32] = [], parentDeathSignal: Int32? = nil) {
@@ -95,6 +97,7 @@ public func spawn(_ r: SpawnRequest) throws -> pid_t {
     spec.pdeathsig = r.parentDeathSignal ?? 0
     spec.parent_pid = getpid()
     spec.err_fd = errPipe.write
+    spec.stdout_fd = r.standardOutput ?? 0
     spec.chdir = UnsafePointer(cDir)
     spec.path = UnsafePointer(cPath)
     let pid: pid_t = cArgv.withUnsafeBufferPointer { argv in
@@ -122,7 +125,7 @@ public func spawn(_ r: SpawnRequest) throws -> pid_t {
     while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
     switch record.0 {
     case 1: throw SpawnError(step: "chdir", errno: record.1, context: r.workingDirectory ?? "")
-    case 2: throw SpawnError(step: "dup2", errno: record.1, context: "listeners onto fds 3..\(2 + r.listeners.count)")
+    case 2: throw SpawnError(step: "dup2", errno: record.1, context: r.standardOutput != nil ? "stdout or listeners" : "listeners onto fds 3..\(2 + r.listeners.count)")
     case 3: throw SpawnError(step: "execve", errno: record.1, context: r.executablePath)
     default: throw SpawnError(step: "child setup", errno: record.1, context: r.executablePath)
     }

@@ -24,6 +24,8 @@ struct Listener {
     var description: String
     /// Connections speak the uwsgi protocol (--uwsgi-socket), not HTTP.
     var speaksUwsgi = false
+    /// `--vacuum false` (uWSGI's `vacuum = false`): the published path stays at exit.
+    var keepsPathAtExit = false
 
     /// Every listener workers accept on: the sockets systemd (or hupwatch --listen) hands over through
     /// LISTEN_FDS (LISTEN_PID = our pid), and the configured ones not among them, bound here. Each keeps
@@ -100,6 +102,11 @@ struct Listener {
                 }
                 l.speaksUwsgi = spec.uwsgiProtocol
                 l.description = spec.description
+                // Port 0: the log names the port the kernel chose, the only way to find the server.
+                if case .tcp(let a) = spec.address, a.port == 0, case .tcp(let bound)? = boundAddress(l.fd) {
+                    l.description = ListenerSpec(address: .tcp(HTTPSocketAddress(host: a.host, port: bound.port)),
+                                                 uwsgiProtocol: spec.uwsgiProtocol).description + " (port 0: chosen by the kernel)"
+                }
                 listeners.append(l)
             }
         } catch {
@@ -140,7 +147,8 @@ struct Listener {
         case (.tcp(let a), .tcp(let b)):
             let every = ["", "0.0.0.0", "::"]
             let host = a.host == "localhost" ? "127.0.0.1" : a.host
-            return a.port == b.port && (host == b.host || (every.contains(host) && every.contains(b.host)))
+            // Port 0 asked the kernel for any free port: the inherited socket is that one.
+            return (a.port == b.port || a.port == 0) && (host == b.host || (every.contains(host) && every.contains(b.host)))
         default:
             return false
         }
@@ -188,7 +196,7 @@ struct Listener {
         let inode = try UnixSocket.inode(of: sock.raw)
         return Listener(fd: sock.release(), inode: inode, pathInode: pathInode, ownedPath: path,
                         temporaryPath: tmp == path ? nil : tmp, replacesPath: replace, staleInode: staleInode,
-                        successor: successor, isUnix: true, description: "unix:\(path)")
+                        successor: successor, isUnix: true, description: "unix:\(path)", keepsPathAtExit: !o.vacuum)
     }
 
     /// Throws unless `path` still holds the stale socket `inode` found at start-up with nobody accepting
@@ -265,10 +273,11 @@ struct Listener {
     }
 
     /// Removes the socket path only if it is still the inode we bound: a newer instance may have
-    /// bound the same path since, and its socket must survive our exit.
+    /// bound the same path since, and its socket must survive our exit. With `--vacuum false` the
+    /// published path stays (a temporary name never published is still removed: nobody asked for it).
     func vacuum() {
         discardUnpublished()
-        guard let path = ownedPath, let mine = pathInode else { return }
+        guard !keepsPathAtExit, let path = ownedPath, let mine = pathInode else { return }
         if UnixSocket.inode(atPath: path) == mine { unlink(path) }
     }
 }

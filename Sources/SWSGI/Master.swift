@@ -21,6 +21,8 @@ final class Master {
     let readyWrite: Int32
     let scoreboard: Scoreboard
     let stats: StatsServer?
+    /// Timers, signals to workers and mules, the mules themselves (see MasterServices).
+    let services: MasterServices
     let notifier: SdNotifier?
     let masterPID = getpid()
     var slotOfPID: [Int32: Int] = [:]
@@ -54,8 +56,9 @@ final class Master {
     }
 
     init(settings: ServerOptions, app: @escaping Application, harakiriHandler: HarakiriHandler?, listeners: [Listener],
-         stats: StatsServer?, environment env: [String], host: HostedApplication? = nil) throws {
+         stats: StatsServer?, services: MasterServices, environment env: [String], host: HostedApplication? = nil) throws {
         self.settings = settings
+        self.services = services
         self.host = host
         self.app = app
         self.harakiriHandler = harakiriHandler
@@ -86,7 +89,7 @@ final class Master {
         (readyRead, readyWrite) = (pipe.read, pipe.write)
         try reactor.watch(readyRead, token: Token.workerMessages)
         if let stats { try reactor.watch(stats.fd, token: Token.stats) }
-        if let fd = ServicesRuntime.shared.masterNotifyFD { try reactor.watch(fd, token: Token.services) }
+        try reactor.watch(services.notifyFD, token: Token.services)
         touchReload = try ChangeWatch(paths: settings.touchReload, label: "touch-reload")
         if let t = touchReload { try reactor.watch(t.fd, token: Token.touchReload) }
         commands = try MasterCommands(settings, environment: env)
@@ -156,7 +159,7 @@ final class Master {
         if pool.config.evilRSSLimitBytes > 0 || pool.config.evilAddressSpaceLimitBytes > 0 { nextEvilCheckAt = now0 + pool.config.rssSampleNanoseconds }
         if pool.config.cheaper != nil { nextCheaperCycleAt = now0 + settings.cheaperOverloadNanoseconds }
         // A mule serves no requests: it drops the listener too.
-        ServicesRuntime.shared.startMules(closeMasterFDs: { [unowned self] in
+        services.startMules(closeMasterFDs: { [unowned self] in
             self.closeMasterFDs()
             for l in self.listeners { close(l.fd) }
         })
@@ -166,7 +169,7 @@ final class Master {
             do {
                 try watchStatsClients()
                 try reactor.setDeadline([pool.nextDeadline, nextEvilCheckAt, nextCheaperCycleAt, stats?.nextDeadline,
-                                         ServicesRuntime.shared.nextDeadline, repeatedLines.nextFlush, touchPending?.at, commands.nextDeadline].compactMap { $0 }.min())
+                                         services.nextDeadline, repeatedLines.nextFlush, touchPending?.at, commands.nextDeadline].compactMap { $0 }.min())
                 if let code = handle(try reactor.next()) { return code }
             } catch {
                 log("\(error)")
@@ -179,7 +182,7 @@ final class Master {
     enum Token {
         static let workerMessages: UInt64 = 1
         static let stats: UInt64 = 2
-        /// A worker or mule added a timer after the fork (ServicesRuntime).
+        /// A worker, a mule or a thread of the app added a timer after the set-up (MasterServices).
         static let services: UInt64 = 3
         /// A --touch-reload path changed.
         static let touchReload: UInt64 = 4
@@ -197,7 +200,7 @@ final class Master {
         case .signal(let sig, _):
             return execute(events(for: sig))
         case .childExited(let pid, let status):
-            if ServicesRuntime.shared.childExited(pid: pid, status: "\(status)") { return nil }
+            if services.childExited(pid: pid, status: "\(status)") { return nil }
             var stop: String? = nil
             if commands.childExited(pid, status: status, stop: &stop) {
                 // A control daemon died (attach-control-daemon): the server stops, gracefully.
@@ -212,7 +215,7 @@ final class Master {
             for line in repeatedLines.flush(now: now) { ServerLog.line(line) }
             stats?.answerDue(readable: [], now: now, snapshot: statsSnapshot)
             if let code = execute(periodicChecks(now: now)) { return code }
-            ServicesRuntime.shared.masterTick()
+            services.deadlinePassed()
             if let d = commands.nextDeadline, d <= now, commands.deadlinePassed() != nil, let code = execute(events(for: SIGTERM)) { return code }
             if let code = touchSettled(now: now) { return code }
             if let d = pool.nextDeadline, d <= now { return execute(pool.handle(.deadlinePassed, now: now)) }
@@ -224,7 +227,7 @@ final class Master {
             case Token.stats:
                 stats?.acceptClients(now: monotonicNanoseconds())
             case Token.services:
-                ServicesRuntime.shared.masterNotified()
+                services.notified()
             case Token.masterFifo:
                 for command in fifo?.commands() ?? [] {
                     if let code = execute(fifoCommand(command)) { return code }
@@ -385,7 +388,7 @@ final class Master {
         case SIGHUP:
             // --log-reopen: the new generation (and the master) write to the file at the path now.
             if settings.logReopen { do { try LogTarget.reopen(settings) } catch { log("--log-reopen: \(error)") } }
-            ServicesRuntime.shared.reloadMules()
+            services.reloadMules()
             commands.reload()
             return pool.handle(.reloadWorkers, now: now)
         case SIGTTIN: return pool.handle(.addWorker, now: now)
@@ -441,11 +444,13 @@ final class Master {
                 if let id = idOfPID[pid] { harakiriCount[id, default: 0] += 1 }
                 if let slot = slotOfPID[pid] { scoreboard.set(slot, .harakiriFiredFor, scoreboard.get(slot, .requestCounter)) }
             case .exit(let code):
-                ServicesRuntime.shared.stopMules()
+                services.stopMules()
                 commands.stopAll(reactor: reactor)
                 for l in listeners { l.vacuum() }
-                fifo?.remove()
-                if let p = settings.pidFile { unlink(p) }
+                if settings.vacuum {
+                    fifo?.remove()
+                    if let p = settings.pidFile { unlink(p) }
+                }
                 log("exiting with status \(code)")
                 return code
             }
@@ -497,7 +502,8 @@ final class Master {
     private func becomeWorker(id: Int, slot: Int, harakiriFD: Int32) -> Never {
         host?.childAfterFork()
         closeMasterFDs()
-        ServicesRuntime.shared.enterWorker(id: id)
+        let workerServices = WorkerServices.enter(setup: services.setup, role: .worker(id), registrations: services.registrations.snapshotAfterFork())
+        workerServices.runPostForkHooks()
         // The master's blocked set is inherited across fork; the worker blocks only what it reads.
         try? SignalSet(Self.masterOnlySignals).unblock()
         _ = setParentDeathSignal(SIGKILL)
@@ -536,7 +542,8 @@ final class Master {
                                     return w
                                 },
                                 scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
-                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write)
+                                harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write,
+                                services: workerServices)
         ctx.sourceWatch = host?.sourceWatch
         do {
             if threads > 1 {
@@ -595,6 +602,7 @@ final class Master {
                          rssBytes: residentBytes(pid: w.pid), cores: i.map(coreStats) ?? [])
         }
         let queue = listenQueue()
-        return StatsSnapshot(masterPID: masterPID, listenQueue: queue?.queued, listenQueueMax: queue?.backlog, workers: workers)
+        return StatsSnapshot(masterPID: masterPID, listenQueue: queue?.queued, listenQueueMax: queue?.backlog, workers: workers,
+                             caches: services.cacheFigures, mules: services.muleFigures)
     }
 }

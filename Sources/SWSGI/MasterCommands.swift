@@ -20,7 +20,7 @@ final class MasterCommands {
         daemons = AttachedDaemons(options.daemons)
         cron = options.cronCommands
         self.environment = environment
-        let clock = ServicesRuntime.clock()
+        let clock = TimerScheduler.Clock.now()
         for (i, c) in cron.enumerated() {
             let spec: CronSpec
             do { spec = try CronSpec(minute: c.minute, hour: c.hour, day: c.day, month: c.month, weekday: c.weekday) } catch {
@@ -52,7 +52,7 @@ final class MasterCommands {
     func deadlinePassed() -> String? {
         let now = monotonicNanoseconds()
         let reason = carryOut(daemons.handle(.deadline, now: now))
-        for fire in scheduler.fire(clock: ServicesRuntime.clock()) {
+        for fire in scheduler.fire(clock: TimerScheduler.Clock.now()) {
             let job = cron[fire.id]
             if job.unique, cronRunning.values.contains(fire.id) {
                 ServerLog.line("unique-cron: \"\(job.command)\" still runs from last time: skipped")

@@ -41,7 +41,8 @@ public enum SWSGIMain {
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let options: ServerOptions
         do {
-            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile)
+            let world = UwsgiConfigWorld.live(environment: inherited, cores: max(1, cores), readFile: readConfigFile,
+                                              runCommand: { ConfigCommand.run($0, environment: inherited) })
             switch try ServerOptions.load(arguments: arguments, environment: inherited, world: world) {
             case .check(let checked, let report):
                 writeStdout(report)
@@ -86,7 +87,8 @@ public enum SWSGIMain {
         let env = withEnvironment(options.env, over: inherited)
         var bound: [Listener] = []
         var pidFileWritten = false
-        ServicesRuntime.shared.options = options
+        // The app's import may ask for them (`uwsgi.numproc`, `Mules.count`).
+        currentServices.configure(options)
         do {
             // Until the event loop exists, TERM/INT/QUIT/HUP are recorded rather than fatal (see `startupSignals`).
             let inheritedDispositions = try signalsNotAtDefault(Master.handledSignals)
@@ -98,7 +100,7 @@ public enum SWSGIMain {
             let drop = try PrivilegeDrop.resolve(options)
             // The stats socket first: a live one at its path stops us before our listener is bound.
             let stats = try options.statsSocket.map { spec in
-                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec)
+                try options.statsTCPAddress.map { try StatsServer(tcp: $0) } ?? StatsServer(path: spec, vacuum: options.vacuum)
             }
             // Bound under a temporary name: until `publish()` nothing is at --socket, so an app that
             // cannot load (below) leaves the path as it was, a live predecessor's socket included.
@@ -159,7 +161,7 @@ public enum SWSGIMain {
             }
             try Hooks.run(.postApp, options.hooks, environment: env)
             // Shared memory (caches, locks) is mapped here, before any fork.
-            try ServicesRuntime.shared.setUp(options)
+            let services = try currentServices.setUpMaster()
             // Each path in turn; a failure leaves those published so far to the vacuum below.
             for i in listeners.indices {
                 do { try listeners[i].publish() } catch {
@@ -176,14 +178,14 @@ public enum SWSGIMain {
             try Hooks.run(.accepting, options.hooks, environment: env)
             setProcessTitle(options.processTitle("swsgi master", master: true))
             let master = try Master(settings: options, app: app, harakiriHandler: handler, listeners: listeners, stats: stats,
-                                    environment: env, host: host)
+                                    services: services, environment: env, host: host)
             return master.run()
         } catch {
             if LogRouter.shared.setup.plain { writeStderr("swsgi: \(error)") } else { ServerLog.line("\(error)") }
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             for l in bound { l.vacuum() }
-            if pidFileWritten, let p = options.pidFile { unlink(p) }
+            if pidFileWritten, options.vacuum, let p = options.pidFile { unlink(p) }
             return ExitCode.failure
         }
     }

@@ -35,6 +35,9 @@ struct StatsSnapshot {
     let listenQueue: Int?
     let listenQueueMax: Int?
     let workers: [WorkerStats]
+    /// The `--cache2` caches' counters, and each mule's pid and respawns (the master's services).
+    var caches: [SharedCache.Figures] = []
+    var mules: [(id: Int, pid: Int32, respawns: Int)] = []
 
     func json() -> String {
         let q = jsonQuoted
@@ -51,7 +54,17 @@ struct StatsSnapshot {
         }
         return "{\"version\":\"swsgi \(packageVersion)\",\"pid\":\(masterPID),\"listen_queue\":\(opt(listenQueue)),"
             + "\"listen_queue_max\":\(opt(listenQueueMax)),\"workers\":[\(ws.joined(separator: ","))],"
-            + "\"caches\":[\(ServicesRuntime.shared.cacheStatsJSON)],\"mules\":[\(ServicesRuntime.shared.muleStatsJSON)]}\n"
+            + "\"caches\":[\(caches.map(cacheJSON).joined(separator: ","))],\"mules\":[\(mules.map(muleJSON).joined(separator: ","))]}\n"
+    }
+
+    private func cacheJSON(_ f: SharedCache.Figures) -> String {
+        "{\"name\":\(jsonQuoted(f.name)),\"capacity\":\(f.capacity),\"items\":\(f.items),\"hits\":\(f.hits),\"misses\":\(f.misses),"
+            + "\"refusals\":\(f.refusedKey + f.refusedValue + f.refusedFull),\"refused_key_too_large\":\(f.refusedKey),"
+            + "\"refused_value_too_large\":\(f.refusedValue),\"refused_full\":\(f.refusedFull),\"recoveries\":\(f.recoveries)}"
+    }
+
+    private func muleJSON(_ m: (id: Int, pid: Int32, respawns: Int)) -> String {
+        "{\"id\":\(m.id),\"pid\":\(m.pid),\"respawn_count\":\(m.respawns)}"
     }
 
     /// The same figures in the Prometheus text exposition format.
@@ -71,7 +84,6 @@ struct StatsSnapshot {
         metric("worker_respawns_total", "counter", "Times this worker slot was respawned.", workers.map { (l($0), "\($0.respawns)") })
         metric("worker_harakiri_total", "counter", "Requests killed by harakiri in this slot.", workers.map { (l($0), "\($0.harakiris)") })
         metric("worker_rss_bytes", "gauge", "Resident memory of the worker.", workers.map { (l($0), opt($0.rssBytes)) })
-        let caches = ServicesRuntime.shared.cacheNames.compactMap { ServicesRuntime.shared.caches[$0]?.figures }
         func c(_ f: SharedCache.Figures) -> String { "{cache=\"\(f.name)\"}" }
         if !caches.isEmpty {
             metric("cache_items", "gauge", "Entries in the cache.", caches.map { (c($0), "\($0.items)") })
@@ -92,11 +104,14 @@ final class StatsServer {
     let fd: Int32
     let path: String
     let inode: ino_t
+    /// `--vacuum false`: the socket file stays at exit.
+    private var keepsPathAtExit = false
 
-    init(path: String) throws {
+    init(path: String, vacuum: Bool = true) throws {
         let sock = try UnixSocket.listen(path: path, backlog: 16, mode: 0o600)
         try sock.setNonBlocking()
         self.path = path
+        keepsPathAtExit = !vacuum
         inode = UnixSocket.inode(atPath: path) ?? 0  // the file's inode, for removing only our own path
         fd = sock.release()
     }
@@ -112,7 +127,7 @@ final class StatsServer {
 
     deinit {
         for p in pending { close(p.fd) }
-        if !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
+        if !keepsPathAtExit, !path.isEmpty, UnixSocket.inode(atPath: path) == inode { unlink(path) }
     }
 
     /// Clients accepted and waiting for their request (or for 20 ms of silence, then raw JSON).

@@ -125,7 +125,7 @@ final class ThreadedWorker {
         try epoll.add(signals.fd.raw, token: Self.signalToken)
         try epoll.add(wakeRead, token: Self.wakeToken)
         try epoll.add(ctx.termFD, token: Self.termToken)
-        for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
+        for (fd, exclusive) in ctx.services.workerQueues {
             try epoll.add(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
         if let host {
@@ -201,7 +201,7 @@ final class ThreadedWorker {
                 switch token {
                 case Self.signalToken: handleSignals()
                 case Self.termToken: termArrived()
-                case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
+                case Self.servicesToken: ctx.services.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
                 case Self.sourceToken: sourceWatch?.changed(tell: tellMaster)
                 case Self.offloadToken: offload?.takeEnded()

@@ -25,6 +25,8 @@ struct WorkerContext {
     /// The pipe the worker's SIGTERM handler writes to (see `WorkerTerm`).
     let termFD: Int32
     let termWriteFD: Int32
+    /// This worker's side of the services: its signal queues and the handlers they run.
+    let services: WorkerServices
     /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
     var sourceWatch: SourceWatch? = nil
 }
@@ -68,7 +70,7 @@ typealias WorkerMessage = WorkerLifecycle.MasterMessage
 final class Worker {
     /// Reactor tokens: connections use their fd; the top two values are the reactor's own; listeners
     /// are `WorkerListener.token(i)`.
-    /// The services' signal queues (timers, cron; see ServicesRuntime).
+    /// The services' signal queues (timers, cron; see WorkerServices).
     static let servicesToken = UInt64.max - 3
     /// The SIGTERM handler's pipe.
     static let termToken = UInt64.max - 4
@@ -142,7 +144,7 @@ final class Worker {
         }
         try reactor.watch(ctx.termFD, token: Self.termToken)
         if let w = ctx.sourceWatch { try reactor.watch(w.files.fd, token: Self.sourceToken) }
-        for (fd, exclusive) in ServicesRuntime.shared.workerQueues {
+        for (fd, exclusive) in ctx.services.workerQueues {
             try reactor.watch(fd, token: Self.servicesToken, events: exclusive ? Epoll.readable | Epoll.exclusive : Epoll.readable)
         }
     }
@@ -196,7 +198,7 @@ final class Worker {
             case .readable(let token, _):
                 switch token {
                 case Self.termToken: termArrived()
-                case Self.servicesToken: ServicesRuntime.shared.workerQueuesReadable()
+                case Self.servicesToken: ctx.services.workerQueuesReadable()
                 case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
                 case Self.offloadToken: offload?.takeEnded()
                 default:

@@ -99,7 +99,11 @@ extension ServerOptions {
         if uwsgiSection, let label = fromIni.last(where: { $0.spec.name == "cheaper-initial" })?.label {
             options.adjustCheaperInitialAsUwsgi(label: label, warnings: &warnings)
         }
-        options.configWarnings = warnings
+        if !options.python.enableThreads, let a = (fromIni + fromEnvironment + commandLine).last(where: { $0.spec.name == "enable-threads" }) {
+            warnings.append("\(a.label) = false: threads the app starts still run between requests (swsgi releases the GIL whenever a worker waits); "
+                            + "uWSGI's false stops them while the worker is idle (it keeps the GIL): a difference in the app's favour")
+        }
+        options.configWarnings = warnings + options.python.appSpecWarnings
         do {
             try options.validate()
         } catch {

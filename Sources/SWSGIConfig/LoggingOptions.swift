@@ -179,7 +179,11 @@ public struct LoggerSpec: Equatable, Sendable, CustomStringConvertible {
             }
             return LoggerSpec(id: id, kind: .rsyslog(address: host, port: port, prefix: parts.count >= 2 ? parts[1] : nil, priority: priority))
         case "python":
-            throw ValueProblem("\(quoted(text)): the python logger (lines into Python's logging module) is not supported; use stdio, file:PATH or syslog")
+            // plugins/python/python_plugin.c uwsgi_python_logger: each line of the logging process goes to
+            // logging.getLogger(NAME).error() under the GIL; swsgi's log lines never enter Python (a master
+            // or a worker mid-request would need the interpreter, and a failing handler would lose them).
+            throw ValueProblem("\(quoted(text)): not supported: the python logger (uWSGI's: each of its log lines to logging.getLogger(NAME).error() in the app's interpreter) has no swsgi equivalent; "
+                               + "swsgi's lines never go through Python: use stdio, file:PATH or syslog (the app's own logging is untouched)")
         default:
             throw ValueProblem("\(quoted(text)): unknown logger \(quoted(String(name))) (swsgi has stdio, file, fd, syslog, rsyslog)")
         }

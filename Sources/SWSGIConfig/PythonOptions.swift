@@ -23,7 +23,8 @@ public struct PythonAppOptions: Equatable, Sendable {
     public var needApp: Bool = true
     /// Call PyOS_AfterFork_Child in workers (`--py-call-osafterfork`); only `true` is supported.
     public var callOsAfterFork: Bool = true
-    /// Threads started by the app run (`--enable-threads`); always on.
+    /// uWSGI's `enable-threads`. Threads the app starts always run, also between requests: false is
+    /// accepted with a warning (`load` adds it), since uWSGI's false only stops them while a worker is idle.
     public var enableThreads: Bool = true
     /// write() failing (the client gone) returns None instead of raising OSError (`--disable-write-exception`).
     public var disableWriteException: Bool = false
@@ -102,12 +103,12 @@ public struct PythonAppOptions: Equatable, Sendable {
         if !callOsAfterFork {
             try fail("--py-call-osafterfork false is not supported: swsgi always calls PyOS_AfterFork_Child so signals and threads work in workers")
         }
-        if !enableThreads { try fail("--enable-threads false is not supported: threads an app starts always run") }
         if let (m, c) = moduleAndCallable {
-            if m.isEmpty || !isDottedName(m) { try fail("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app") }
-            if !isCallableName(c) { try fail("--module \(quoted(module!)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
+            if m.isEmpty { try fail("--module \(quoted(module!)): no module before the colon (write MODULE or MODULE:CALLABLE)") }
+            if m.utf8.contains(0) || c.utf8.contains(0) { try fail("--module \(quoted(module!)) contains a NUL byte") }
+            if c.isEmpty { try fail("--module \(quoted(module!)): no callable after the colon (write MODULE or MODULE:CALLABLE)") }
         }
-        if !isCallableName(callable) { try fail("--callable \(quoted(callable)) is not a Python identifier (or a factory to call, NAME())") }
+        if callable.utf8.contains(0) { try fail("--callable \(quoted(callable)) contains a NUL byte") }
         var points: Set<String> = wsgiFile != nil || module != nil || paste != nil ? [""] : []
         for m in mounts {
             // uWSGI would serve only the first app mounted at a point: the second could never answer.
@@ -117,7 +118,7 @@ public struct PythonAppOptions: Equatable, Sendable {
             if case .module(let spec) = m.kind, let colon = spec.firstIndex(of: ":") {
                 let (mod, c) = (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
                 if mod.isEmpty || !isDottedName(mod) { try fail("--mount \(quoted(m.text)): \(quoted(mod)) is not a module name like pkg.app") }
-                if !isCallableName(c) { try fail("--mount \(quoted(m.text)): \(quoted(c)) is not a Python identifier (or a factory to call, NAME())") }
+                if c.isEmpty { try fail("--mount \(quoted(m.text)): no callable after the colon") }
             }
         }
         if !isConfigured {
@@ -128,6 +129,39 @@ public struct PythonAppOptions: Equatable, Sendable {
                 try fail("\(flag) needs a Python app: give --wsgi-file FILE or --module MODULE[:CALLABLE]")
             }
         }
+    }
+}
+
+extension PythonAppOptions {
+    /// Module names and callables that cannot be found: `module = app.wsgi:application //comment`,
+    /// `module = mysite.wsgi # comment` (uWSGI's ini has no trailing comments). uWSGI takes any text there
+    /// and fails when it loads the app (the import or getattr finds nothing); so does swsgi, and the
+    /// configuration stays valid: these lines say in advance what will fail.
+    public var appSpecWarnings: [String] {
+        var out: [String] = []
+        if let (m, _) = moduleAndCallable, !isDottedName(m) {
+            out.append("--module \(quoted(module!)): \(quoted(m)) is not a module name like pkg.app: "
+                       + "importing it will fail when the app loads, as it does under uWSGI")
+        }
+        func check(_ c: String, _ what: String) {
+            if !isCallableName(c) {
+                out.append("\(what): the callable \(quoted(c)) is not a Python identifier (or a factory to call, NAME()): "
+                           + "loading the app will fail (no attribute has that name), as it does under uWSGI")
+            }
+        }
+        if let module, let colon = module.firstIndex(of: ":") {
+            check(String(module[module.index(after: colon)...]), "--module \(quoted(module))")
+        }
+        // --callable names the app of --wsgi-file, of a --module without a colon, and of file mounts.
+        let usesCallable = wsgiFile != nil || module.map { !$0.contains(":") } ?? false
+            || mounts.contains { if case .file = $0.kind { true } else { false } }
+        if usesCallable { check(callable, "--callable \(quoted(callable))") }
+        for m in mounts {
+            if case .module(let spec) = m.kind, let colon = spec.firstIndex(of: ":") {
+                check(String(spec[spec.index(after: colon)...]), "--mount \(quoted(m.text))")
+            }
+        }
+        return out
     }
 }
 
@@ -214,7 +248,8 @@ let pythonOptionRows: [OptionSpec] = [
     boolean(python, "need-app", \.python.needApp, "stop when the app fails to import (always on)", defaultText: "true"),
     boolean(python, "py-call-osafterfork", \.python.callOsAfterFork,
             "reset CPython after fork so signal handlers work in workers (always on)", defaultText: "true"),
-    boolean(python, "enable-threads", \.python.enableThreads, "threads the app starts run (always on)", defaultText: "true"),
+    boolean(python, "enable-threads", \.python.enableThreads,
+            "threads the app starts run, between requests too (false: the same, with a warning)", defaultText: "true"),
     boolean(python, "disable-write-exception", \.python.disableWriteException,
             "write() to a client that went away returns None instead of raising OSError"),
     option(python, "post-buffering", "BYTES", .bytes(0...(1 << 30)), \.python.postBufferingBytes, default: "0 = off",

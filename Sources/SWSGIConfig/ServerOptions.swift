@@ -57,6 +57,9 @@ public struct ServerOptions: Equatable, Sendable {
     public var offloadThreads: Int = 0
     /// File the master writes its pid to (`--pid-file`).
     public var pidFile: String? = nil
+    /// At exit the master removes what it created: its Unix socket paths, the pid file, the stats socket
+    /// and the master FIFO, each only while it is still its own (`--vacuum`; uWSGI's, there off by default).
+    public var vacuum: Bool = true
     /// Adds the worker's memory use to each request line (`--memory-report`).
     public var memoryReport: Bool = false
     /// Stats server (`--stats`): a Unix socket path, or `HOST:PORT` for TCP.

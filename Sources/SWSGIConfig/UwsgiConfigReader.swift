@@ -15,6 +15,8 @@ public struct UwsgiConfigWorld {
     public var cores: Int
     public var hostname: String
     public var workingDirectory: String
+    /// `@(exec://COMMAND)`: runs COMMAND with `/bin/sh -c` and returns what it printed on stdout.
+    public var runCommand: (String) -> UwsgiCommandOutput = { _ in UwsgiCommandOutput(stdout: "", failure: "commands are not run here") }
 
     public init(readFile: @escaping (String) throws -> String, environment: [String: String], cores: Int,
                 exists: @escaping (String) -> Bool = { _ in false },
@@ -33,6 +35,17 @@ public struct UwsgiConfigWorld {
         self.absolutePath = absolutePath
         self.hostname = hostname
         self.workingDirectory = workingDirectory
+    }
+}
+
+/// What an `@(exec://COMMAND)` printed, and why it failed when it did.
+public struct UwsgiCommandOutput: Sendable {
+    public var stdout: String
+    /// nil for exit status 0; else `exited with status 1`, `was killed by SIGKILL`, `could not start: ...`.
+    public var failure: String?
+    public init(stdout: String, failure: String?) {
+        self.stdout = stdout
+        self.failure = failure
     }
 }
 
@@ -65,8 +78,12 @@ enum UwsgiConfigLimits {
 /// Problems are collected, not thrown, so `--check` can show every one.
 struct UwsgiConfigReader {
     let world: UwsgiConfigWorld
+    /// `--check`: a command that fails here leaves its `@(exec://...)` as written, with a warning: it may
+    /// need the machine the config is for (as `$(VAR)` does).
+    var check = false
     private(set) var entries: [UwsgiEntry] = []
     private(set) var problems: [String] = []
+    private(set) var warnings: [String] = []
 
     /// The option logic in force: the `if-*`/`for*` that opened it, its argument, where it was opened.
     private struct Logic {
@@ -390,17 +407,65 @@ struct UwsgiConfigReader {
         return world.environment[inner]
     }
 
-    /// `@(path)`: the file's text without its final newline. Schemes (`exec://`, `http://`) are refused:
-    /// swsgi runs no command and fetches nothing while reading its config.
+    /// `@(path)`: the file's text without one final newline. `@(exec://COMMAND)`: what COMMAND prints.
+    /// uWSGI's other schemes (core/io.c uwsgi_open_and_read) are refused with what to write instead.
     private mutating func fileValue(_ inner: String, origin: String) -> String? {
-        if inner.contains("://") {
-            problems.append("\(origin): @(\(inner)): swsgi does not run commands or fetch URLs while reading its config; write the value out")
-            return ""
+        if let r = inner.firstRange(of: "://") {
+            let scheme = String(inner[..<r.lowerBound])
+            let rest = String(inner[r.upperBound...])
+            if scheme == "exec" { return commandValue(rest, origin: origin) }
+            if let why = refusedSchemes[scheme] {
+                problems.append("\(origin): @(\(inner)): \(why)")
+                return nil
+            }
+            // Not a scheme uWSGI knows (`file://` is none): it opens the text as a file name.
         }
-        guard let text = try? world.readFile(inner) else { return nil }
-        var t = text
-        while t.hasSuffix("\n") || t.hasSuffix("\r") { t.removeLast() }
-        return t
+        let text: String
+        do {
+            text = try world.readFile(inner)
+        } catch {
+            // uWSGI's uwsgi_open_and_read exits on it. `--check` warns: the file may be on the deploy machine.
+            let why = "\(origin): @(\(inner)): cannot read it (\(error))"
+            if check { warnings.append(why + "; the value is checked when swsgi starts") } else { problems.append(why) }
+            return nil
+        }
+        return droppingOneFinalNewline(text)
+    }
+
+    /// uWSGI's uwsgi_at_file_read: one final `\n` or `\r` byte goes, the rest stays.
+    private func droppingOneFinalNewline(_ text: String) -> String {
+        var out = text
+        if out.hasSuffix("\r\n") {
+            // One Character in Swift: uWSGI drops only its last byte.
+            out.removeLast()
+            out.append("\r")
+        } else if out.hasSuffix("\n") || out.hasSuffix("\r") {
+            out.removeLast()
+        }
+        return out
+    }
+
+    /// uWSGI's uwsgi_scheme_exec: `/bin/sh -c COMMAND` (stderr and stdin shared), its stdout read to
+    /// the end, then uwsgi_at_file_read drops one final `\n` or `\r`. uWSGI ignores the exit status and
+    /// goes on with whatever was printed (often nothing); swsgi stops on a failed command instead,
+    /// naming it: a log path or a home made of an error's empty output is never what was meant.
+    private mutating func commandValue(_ command: String, origin: String) -> String? {
+        let result = world.runCommand(command)
+        if let failure = result.failure {
+            if check {
+                warnings.append("\(origin): @(exec://\(command)): the command \(failure) here; the value is checked when swsgi starts")
+                return nil
+            }
+            let shown = result.stdout.isEmpty ? "nothing" : quoted(String(result.stdout.prefix(200)))
+            problems.append("\(origin): @(exec://\(command)): the command \(failure) (it printed \(shown)); fix the command or write the value out")
+            return nil
+        }
+        let out = result.stdout
+        if out.utf8.count > UwsgiConfigLimits.valueBytes {
+            problems.append("\(origin): @(exec://\(command)): the command printed more than \(UwsgiConfigLimits.valueBytes >> 10) KiB; not a value")
+            return nil
+        }
+        return droppingOneFinalNewline(out)
     }
 
     /// `%(name)`: the first value given for `name`; `%(a b + 1)`: uWSGI's pipeline (concatenation,
@@ -508,6 +573,19 @@ struct UwsgiConfigReader {
     }
 }
 
+/// uWSGI's `@(scheme://...)` sources other than `exec` (core/io.c uwsgi_setup_schemes), and why each is refused.
+private let refusedSchemes: [String: String] = [
+    "http": "swsgi fetches no URLs while reading its config (uWSGI does, with its own HTTP client); fetch it with a command: @(exec://curl -fsS URL)",
+    "sym": "reads a symbol linked into the uWSGI binary; swsgi has none: write the value out",
+    "section": "reads an ELF section of the uWSGI binary; swsgi has none: write the value out",
+    "data": "reads data appended to the uWSGI binary; swsgi has none: write the value out",
+    "call": "calls a C function linked into the uWSGI binary; swsgi has none: write the value out",
+    "callint": "calls a C function linked into the uWSGI binary; swsgi has none: write the value out",
+    "emperor": "reads from uWSGI's Emperor, which swsgi does not have: write the value out",
+    "fd": "reads an inherited file descriptor to its end; swsgi does not: use @(FILE) or @(exec://COMMAND)",
+    "file": "uWSGI has no file:// scheme (it would try to open a file named 'file://...'); write @(/path/to/file)",
+]
+
 /// The option-logic openers uWSGI knows (core/uwsgi.c): each takes the lines up to endif/endfor.
 let logicOpeners: Set<String> = [
     "if-env", "if-not-env", "if-opt", "if-not-opt", "if-exists", "if-not-exists", "if-file", "if-not-file",
@@ -556,7 +634,8 @@ extension String {
 
 extension UwsgiConfigWorld {
     /// This machine: files, environment, glob, realpath.
-    public static func live(environment: [String], cores: Int, readFile: @escaping (String) throws -> String) -> UwsgiConfigWorld {
+    public static func live(environment: [String], cores: Int, readFile: @escaping (String) throws -> String,
+                            runCommand: @escaping (String) -> UwsgiCommandOutput) -> UwsgiConfigWorld {
         var env: [String: String] = [:]
         for entry in environment {
             if let eq = entry.firstIndex(of: "=") { env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...]) }
@@ -573,7 +652,7 @@ extension UwsgiConfigWorld {
             }
             return try readFile(path)
         }
-        return UwsgiConfigWorld(
+        var world = UwsgiConfigWorld(
             readFile: regularOnly, environment: env, cores: cores,
             exists: { access($0, F_OK) == 0 },
             isFile: { p in var st = stat(); return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG },
@@ -586,5 +665,7 @@ extension UwsgiConfigWorld {
             },
             absolutePath: { p in realpath(p, nil).map { r in defer { free(r) }; return String(cString: r) } },
             hostname: hostname, workingDirectory: cwd)
+        world.runCommand = runCommand
+        return world
     }
 }

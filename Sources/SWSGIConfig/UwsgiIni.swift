@@ -21,10 +21,23 @@ enum UwsgiKey: Sendable {
 
 /// What one `[uwsgi]` line comes to.
 enum UwsgiOutcome: Sendable {
-    /// Set these swsgi options (name, value).
-    case set([(String, String)])
+    /// Set these swsgi options (name, value), with a warning line when uWSGI's meaning needed reading.
+    case set([(String, String)], warning: String? = nil)
     /// Accepted: swsgi already does this; the reason is shown by `--check`.
     case accepted(String)
+}
+
+/// gevent.monkey.patch_all() makes socket, time and threading cooperative on one gevent hub: swsgi
+/// serves `gevent = N` with real request threads, whose blocking calls would become greenlets of a hub
+/// nothing runs.
+private let monkeyPatch = "not supported: swsgi serves gevent = N with request threads and runs no gevent hub; monkey-patching would turn the threads' blocking calls into greenlets waiting on one hub: remove the line"
+
+/// A uWSGI flag swsgi cannot honour: off (`= false`, as uWSGI reads flags) is accepted, on is refused.
+private func onlyOff(_ refusal: String) -> @Sendable (String) throws(ValueProblem) -> UwsgiOutcome {
+    { v throws(ValueProblem) in
+        guard !uwsgiFlag(v) else { throw ValueProblem(refusal) }
+        return .accepted("off, as swsgi is")
+    }
 }
 
 private let noRouter = "swsgi's workers speak HTTP themselves: there is no separate HTTP router process to configure"
@@ -49,7 +62,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "no-defer-accept": .always("swsgi does not set TCP_DEFER_ACCEPT: a connection is accepted as soon as it is made"),
     "shared-socket": .refused("not supported: give the address to http-socket/socket directly"),
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
-    "http-websockets": .refused("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server"),
+    "http-websockets": .custom(onlyOff("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server")),
     "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
     // uWSGI's socket_timeout also bounds each wait to write a response (uwsgi_wait_write_req), offloaded ones too here.
     "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v), ("write-timeout", v)]) },
@@ -74,11 +87,15 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "hook-master-start": .only(["unix_signal:15gracefully_kill_them_all"],
                                "SIGTERM already stops swsgi gracefully (queued connections are served, then the workers exit); other hooks: use hook-asap"),
     "py-call-uwsgi-fork-hooks": .always("swsgi calls Python's own fork hooks around every fork"),
-    "gevent": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
-    "gevent-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
-    "gevent-early-monkey-patch": .refused("not supported: swsgi has no gevent loop"),
-    "async": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
-    "ugreen": .refused("not supported: swsgi has no async loop; use processes (and threads) for concurrency"),
+    // uWSGI's async cores (gevent = N is async = N on the gevent loop): N requests at once per worker.
+    // swsgi has no async loop and serves them with N request threads; `uwsgiAssignments` settles the
+    // number with `threads` (the larger), caps it and says so.
+    "gevent": .custom { v throws(ValueProblem) in .set([("threads", v)]) },
+    "async": .custom { v throws(ValueProblem) in .set([("threads", v)]) },
+    // uWSGI's suspend engine for async cores (a no-op there without async): swsgi's request threads need none.
+    "ugreen": .noOp("the green-thread engine of uWSGI's async cores: swsgi serves async = N with N request threads, which switch at any blocking call"),
+    "gevent-monkey-patch": .custom(onlyOff(monkeyPatch)),
+    "gevent-early-monkey-patch": .custom(onlyOff(monkeyPatch)),
     "smart-attach-daemon": .refused("not supported: a daemon managed by its pidfile (it detaches, the master watches the file) has no swsgi equivalent; run it in the foreground with attach-daemon (celery: without --detach), and the master respawns it"),
     "smart-attach-daemon2": .refused("not supported: a daemon managed by a pidfile has no swsgi equivalent; attach-daemon runs the same command in the foreground and respawns it (the difference: it stops with the server)"),
     "route-if": .refused("not supported: swsgi has no internal routing; route in nginx in front"),
@@ -101,7 +118,8 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "cap": .refused("not supported: swsgi binds its listeners before dropping to uid (ports below 1024 work); give other capabilities to the service (systemd AmbientCapabilities=)"),
     "http-connect-timeout": .noOp(noRouter),
     // Python.
-    "wsgi": .rename("module"),
+    "module": .custom(moduleSpec),
+    "wsgi": .custom(moduleSpec),
     "file": .rename("wsgi-file"),
     "python-path": .rename("pythonpath"),
     "pp": .rename("pythonpath"),
@@ -147,7 +165,7 @@ let uwsgiKeys: [String: UwsgiKey] = [
     // Read where the section is interpreted (`strict` below): on, as uWSGI's, or off.
     "strict": .noOp("on: an unknown key (a placeholder nothing declared) is an error, as in uWSGI; off: a near miss of an option is a warning"),
     "master": .always("swsgi always runs a master process"),
-    "vacuum": .always("swsgi removes its own socket path at exit"),
+    "vacuum": .rename("vacuum"),
     "single-interpreter": .always("swsgi runs one interpreter per process"),
     "die-on-term": .always("SIGTERM stops swsgi gracefully"),
     "auto-procname": .always("swsgi always titles its processes"),
@@ -173,6 +191,30 @@ private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     return .accepted("swsgi has Python, HTTP and the busyness algorithm built in")
 }
 
+/// `module = MODULE[:CALLABLE]`; a file path there (`/srv/app/wsgi.py`, `deploy/app.wsgi`) is loaded as
+/// `wsgi-file`. uWSGI's `module` hands any value to PyImport_ImportModule, which cannot import a path, so
+/// the app fails to load; its `mount` and command line (python_plugin.c uwsgi_python_magic, pyloader.c
+/// uwsgi_mount_loader) load `.py`/`.wsgi` paths as files: that is what such a line means. A dotted name
+/// ending in `.wsgi` (Django's `mysite.wsgi`) stays a module.
+private func moduleSpec(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    // uWSGI splits the callable off at the first colon (get_uwsgi_pymodule).
+    let colon = value.firstIndex(of: ":")
+    let target = colon.map { String(value[..<$0]) } ?? value
+    // Text after a space is no path (`mysite.wsgi //comment`): that module fails to import, as in uWSGI.
+    guard target.contains("/") || target.hasSuffix(".py"), !target.contains(where: \.isWhitespace) else {
+        return .set([("module", value)])
+    }
+    var pairs = [("wsgi-file", target)]
+    var callableNote = ""
+    if let colon {
+        let callable = String(value[value.index(after: colon)...])
+        pairs.append(("callable", callable))
+        callableNote = ", callable \(quoted(callable))"
+    }
+    return .set(pairs, warning: "\(quoted(value)) is a file path, not a module name: uWSGI's module cannot import it (its mount and command line load .py/.wsgi paths as files); "
+                + "swsgi loads it as wsgi-file = \(quoted(target))\(callableNote)")
+}
+
 /// `http = ADDR` / `http-socket = ADDR`: HTTP on TCP (`HOST:PORT`) or on a Unix socket (a path).
 private func httpListener(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     if value.contains("/") || !value.contains(":") { return .set([("socket", value)]) }
@@ -185,12 +227,16 @@ extension ServerOptions {
     static func uwsgiAssignments(file: String, section: String?, world: UwsgiConfigWorld, check: Bool,
                                  problems: inout [String], warnings: inout [String]) -> ([Assignment], [String]) {
         var reader = UwsgiConfigReader(world: world)
+        reader.check = check
         reader.read(section.map { "\(file):\($0)" } ?? file, from: "--ini")
         reader.finish()
         problems += reader.problems
+        warnings += reader.warnings
         let strict = reader.entries.contains { $0.key == "strict" && uwsgiFlag($0.value) }
         var assignments: [Assignment] = []
         var notes: [String] = []
+        // The last `gevent =`/`async =` (both set uWSGI's async cores): settled with `threads` below.
+        var asyncCores: (entry: UwsgiEntry, assignment: Assignment)? = nil
         // `protocol = http` (core/socket.c: the protocol of sockets that name none) makes `socket =` HTTP.
         let socketsSpeakHTTP = reader.entries.last { $0.key == "protocol" && !$0.isPlaceholder }
             .map { ["http", "http11"].contains(withoutTrailingComment($0.value).lowercased()) } ?? false
@@ -199,11 +245,18 @@ extension ServerOptions {
             do {
                 let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
                                                     warnings: &warnings)
+                if asyncCoreKeys.contains(entry.key), let cores = a.first {
+                    asyncCores = (entry, cores)
+                    continue
+                }
                 assignments += a
                 if let note { notes.append(note) }
             } catch {
                 problems.append(error.message)
             }
+        }
+        if let (entry, cores) = asyncCores {
+            settleThreads(asyncCores: cores, key: entry.key, origin: entry.origin, assignments: &assignments, warnings: &warnings)
         }
         // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
         // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
@@ -228,14 +281,46 @@ extension ServerOptions {
         return (assignments, notes)
     }
 
+    /// `gevent = N`/`async = N` ask for N requests at once per worker (uWSGI's async cores); swsgi serves
+    /// them with N request threads: the larger of N and `threads`, at most swsgi's thread maximum, with
+    /// one warning line saying which and why.
+    static func settleThreads(asyncCores cores: Assignment, key: String, origin: String,
+                              assignments: inout [Assignment], warnings: inout [String]) {
+        let asked = Int(cores.value) ?? 1
+        let given = assignments.last { $0.spec.name == "threads" }
+        // `threads = true` is no number: left for --threads' own refusal.
+        let threads = given.flatMap { Int($0.value) }
+        var n = max(asked, threads ?? 1, 1)
+        var why = ""
+        if let threads {
+            why = " (the larger of \(key) = \(asked) and threads = \(threads))"
+        }
+        if n > PythonAppOptions.maxThreads {
+            n = PythonAppOptions.maxThreads
+            why += ", swsgi's maximum (more would mostly wait for the GIL: add processes for more)"
+        }
+        if threads != nil { assignments.removeAll { $0.spec.name == "threads" } }
+        assignments.append(Assignment(spec: cores.spec, value: String(n), label: cores.label))
+        let loop = key == "gevent" ? "gevent" : "async"
+        warnings.append("\(origin): \(key) = \(asked): served by \(n) request thread\(n == 1 ? "" : "s") per worker\(why); swsgi has no \(loop) loop")
+    }
+
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
     static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
                                 warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
         var label = "\(where_): \(key)"
-        if key.isEmpty {
-            throw ConfigError("\(where_): malformed line (no key before =)")
+        // uWSGI's ini reader passes `= value` (and a merge-conflict marker `=======`) as the key "", and
+        // `<<<<<<< HEAD` as a key with that name: unknown options, so placeholders nothing can name.
+        if key.isEmpty || isMergeConflictMarker(key) {
+            let what = key.isEmpty ? "no key before '='" : "\(quoted(key)) is a merge-conflict marker"
+            let both = isMergeConflictMarker(key) || entry.value.hasPrefix("======") ? " (both sides of the conflict are read: where both give a key, the later line wins)" : ""
+            if strict {
+                throw ConfigError("\(where_): \(what): refused with strict = true, as uWSGI's strict mode refuses it (an unknown option)")
+            }
+            warnings.append("\(where_): \(what): ignored, as uWSGI ignores it\(both)")
+            return ([], "; \(where_): \(what): ignored, as uWSGI ignores it")
         }
         // Shared uWSGI configs comment at the end of lines (`harakiri = 60 ; seconds`) and quote values
         // to keep spaces (`procname-prefix = "mysvc "`).
@@ -243,6 +328,16 @@ extension ServerOptions {
         // hash in it; cutting it would silently change what the app gets.
         var value = key == "env" ? String(entry.value.trimmingSpaces()) : withoutTrailingComment(entry.value)
         if key != "env", value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+        // `env = NAME = VALUE`: uWSGI putenv()s the value whole, a variable named "NAME " (trailing space) that
+        // the app never finds under NAME. What the line means to its reader is NAME=VALUE: set that, and say so.
+        if key == "env", let eq = value.firstIndex(of: "="), eq != value.startIndex,
+           value[value.index(before: eq)] == " " || value[value.index(before: eq)] == "\t" {
+            let name = String(value[..<eq].trimmingSpaces())
+            let setting = String(value[value.index(after: eq)...].drop { $0 == " " || $0 == "\t" })
+            warnings.append("\(where_): env = \(quoted(value)): sets \(name)=\(quoted(setting)) (the spaces around '=' dropped); "
+                            + "uWSGI would set a variable named \(quoted(String(value[..<eq]))), with the space, which the app does not find as \(name)")
+            value = name + "=" + setting
+        }
         if entry.isPlaceholder || ["ini", "include", "inherit"].contains(key) {
             return ([], nil)
         }
@@ -252,6 +347,10 @@ extension ServerOptions {
                 return ([], "; \(key) = \(value): depends on $(\(variable)), unset here; checked when swsgi starts")
             }
             throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
+        }
+        // `--check` only: a command that failed here (its warning says how) is left for the real start.
+        if check, let r = value.firstRange(of: "@(exec://") {
+            return ([], "; \(key) = \(value): depends on \(value[r.lowerBound...].prefix(60))..., which failed here; checked when swsgi starts")
         }
         // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay
         // placeholders; `app` always is one here: uWSGI has no such option, and configs use the name.
@@ -305,9 +404,10 @@ extension ServerOptions {
                 throw ConfigError("\(label): \(error.message)")
             }
             switch outcome {
-            case .set(let pairs):
+            case .set(let pairs, let warning):
                 var out: [Assignment] = []
                 for (name, v) in pairs { out.append(try assign(name, v)) }
+                if let warning { warnings.append("\(where_): \(key) = \(warning)") }
                 return (out, nil)
             case .accepted(let why):
                 return ([], "; \(key) = \(value): accepted, \(why)")
@@ -340,6 +440,15 @@ extension ServerOptions {
         }
         return ([], "; \(key) = \(value): placeholder (not an option)\(referenced.contains(key) ? "" : ", not referred to")")
     }
+}
+
+/// The gevent/async keys: uWSGI's async cores per worker.
+let asyncCoreKeys: Set<String> = ["gevent", "async"]
+
+/// A line git leaves in a file with an unresolved merge: `<<<<<<< HEAD`, `=======`, `>>>>>>> branch`,
+/// `||||||| base` (the `=======` one reaches here as an empty key).
+func isMergeConflictMarker(_ key: String) -> Bool {
+    ["<<<<<<<", ">>>>>>>", "|||||||"].contains { key == $0 || key.hasPrefix($0 + " ") }
 }
 
 /// ` (did you mean 'processes'?)` when `key` is one or two edits from a key swsgi knows (one for names

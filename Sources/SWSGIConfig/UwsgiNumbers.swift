@@ -9,6 +9,8 @@
 /// `harakiri-graceful-signal` is left out: swsgi also takes signal names there (`TERM`), which uWSGI
 /// would read as 0, not a signal at all.
 let uwsgiIntegerKeys: Set<String> = [
+    // gevent's setup function (plugins/gevent) reads its value with uwsgi_opt_set_int.
+    "gevent",
     "alarm-freq", "alarm-msg-size", "async", "backtrace-depth", "body-read-warning", "buffer-size", "cache",
     "cache-blocksize", "cache-expire-freq", "cache-store-sync", "cheaper", "cheaper-idle", "cheaper-initial",
     "cheaper-overload", "cheaper-rss-limit-hard", "cheaper-rss-limit-soft", "cheaper-step", "check-interval",
@@ -95,14 +97,22 @@ func uwsgiNumberReading(key: String, value: String) throws(ValueProblem) -> (val
 /// The `[uwsgi]` keys that take a listener address.
 let uwsgiListenerKeys: Set<String> = ["socket", "uwsgi-socket", "http", "http-socket", "http11-socket"]
 
-/// A TCP listener's port as uWSGI reads it (`atoi` after the last colon): `localhost:8080;` is port 8080,
-/// `: 5000` is port 5000 on every address. nil when the value is already plain, a Unix path, or has no
-/// number to read (then swsgi's own parser says what is wrong).
+/// A TCP listener's port as uWSGI reads it (`atoi` after the last colon, core/socket.c): `localhost:8080;`
+/// is port 8080, `: 5000` is port 5000 on every address, and a port with no leading digits
+/// (`0.0.0.0:$PORT`, `127.0.0.1:<Port>`: placeholders uWSGI does not expand) is 0, a free port the
+/// kernel picks (swsgi's log names it). nil when the value is already plain, a Unix path, has no colon,
+/// or a number out of range (then swsgi's own parser says what is wrong).
 func uwsgiPortReading(key: String, value: String) -> (value: String, warning: String)? {
     guard uwsgiListenerKeys.contains(key), !value.contains("/"), let colon = value.lastIndex(of: ":") else { return nil }
     let host = value[..<colon], portText = String(value[value.index(after: colon)...])
+    // An empty port (`host:`) and a bracket-less IPv6 address are typos, not placeholders.
+    guard !portText.isEmpty, !host.contains(":") || host.hasPrefix("[") else { return nil }
     let (port, rest) = cLeadingInteger(portText)
-    guard port > 0, port <= 65535, !(rest.isEmpty && portText.first?.isNumber == true) else { return nil }
+    guard port >= 0, port <= 65535, !(rest.isEmpty && portText.first?.isNumber == true) else { return nil }
     let read = "\(host):\(port)"
+    if port == 0 {
+        return (read, "\(key) = \(quoted(value)): the port \(quoted(portText)) is not a number: read as 0 (\(quoted(read))), as uWSGI reads it (atoi), "
+                + "so the kernel picks a free port (the 'listening on' line names it); uWSGI expands $(VAR), not $VAR")
+    }
     return (read, "\(key) = \(quoted(value)): port read as \(port) (\(quoted(read))), as uWSGI reads it (atoi)")
 }

@@ -8,13 +8,15 @@ extension ServerOptions {
         // Listeners: any number, each its own address (none means systemd's LISTEN_FDS must supply them).
         var seen: [String: ListenerSpec] = [:]
         for l in listeners {
+            // Port 0 is a different free port for each listener.
+            if case .tcp(let a) = l.address, a.port == 0 { continue }
             if let first = seen[l.address.bindKey] {
                 try fail("\(first.flag) \(first.address) and \(l.flag) \(l.address): the same address twice; each listener needs its own")
             }
             seen[l.address.bindKey] = l
             switch l.address {
             case .unix(let path): if let p = SocketPath.problem(path) { try fail("\(l.flag): \(p)") }
-            case .tcp(let a): if a.port == 0 { try fail("\(l.flag): the port must be between 1 and 65535") }
+            case .tcp: break
             }
         }
         if let statsSocket {

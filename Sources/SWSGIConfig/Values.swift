@@ -202,7 +202,12 @@ extension ValueParser where Value == String {
 
 extension ValueParser where Value == HTTPSocketAddress {
     /// `HOST:PORT`, `[IPV6]:PORT`, or `:PORT` for all addresses; port 1-65535.
-    static var hostPort: ValueParser {
+    static var hostPort: ValueParser { hostPort(lowestPort: 1) }
+
+    /// A listener's address: port 0 asks the kernel for a free port (uWSGI's reading of `HOST:$PORT`).
+    static var listenerHostPort: ValueParser { hostPort(lowestPort: 0) }
+
+    private static func hostPort(lowestPort: Int) -> ValueParser {
         ValueParser { (text: String) throws(ValueProblem) -> HTTPSocketAddress in
             let bad = ValueProblem("\(quoted(text)) is not HOST:PORT (like 127.0.0.1:8080, [::1]:8080 or :8080 for all addresses)")
             guard let colon = text.lastIndex(of: ":") else { throw bad }
@@ -216,8 +221,8 @@ extension ValueParser where Value == HTTPSocketAddress {
             }
             guard !host.contains(where: { $0 == " " || $0 == "/" || $0 == "\0" }) else { throw bad }
             guard isDigits(portText) else { throw bad }
-            guard portText.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
-                throw ValueProblem("\(quoted(text)): the port must be between 1 and 65535")
+            guard portText.count <= 5, let port = Int(portText), (lowestPort...65535).contains(port) else {
+                throw ValueProblem("\(quoted(text)): the port must be between \(lowestPort) and 65535")
             }
             return HTTPSocketAddress(host: String(host), port: UInt16(port))
         }
@@ -232,7 +237,7 @@ extension ValueParser where Value == UwsgiSocketAddress {
                 if let p = SocketPath.problem(text) { throw ValueProblem(p) }
                 return .unix(text)
             }
-            return .tcp(try ValueParser<HTTPSocketAddress>.hostPort.parse(text))
+            return .tcp(try ValueParser<HTTPSocketAddress>.listenerHostPort.parse(text))
         }
     }
 }

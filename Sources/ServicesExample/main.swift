@@ -136,8 +136,9 @@ func route(_ request: Request) throws -> Response {
         case "/cache/set":
             return Response(text: try cache().set(p["k"] ?? "", Array((p["v"] ?? "").utf8), expires: Int(p["exp"] ?? "0") ?? 0) ? "stored\n" : "exists\n")
         case "/cache/update":
-            if let n = p["stall"].flatMap(Int.init) { Cache._stallAfterStores(n) }
-            try cache().update(p["k"] ?? "", Array((p["v"] ?? "").utf8), expires: Int(p["exp"] ?? "0") ?? 0)
+            // stall=N: this worker stops inside its Nth journaled store, for the test to SIGKILL it there.
+            let c = try p["stall"].flatMap(Int.init).map { try cache()._stallingAfterStores($0) } ?? cache()
+            try c.update(p["k"] ?? "", Array((p["v"] ?? "").utf8), expires: Int(p["exp"] ?? "0") ?? 0)
             return Response(text: "updated\n")
         case "/cache/sized":
             // A key and value of the given sizes: for the refusal tests.

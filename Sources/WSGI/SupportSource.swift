@@ -119,7 +119,11 @@ def _load_file(path, name, pythonpath_count):
     if directory not in sys.path:
         sys.path.insert(int(pythonpath_count), directory)
     modname = 'uwsgi_file_' + ''.join(c if c.isalnum() else '_' for c in path)
-    spec = importlib.util.spec_from_file_location(modname, path)
+    # Python source whatever its suffix, as uWSGI compiles the file it is given: mod_wsgi's `app.wsgi`
+    # has no suffix importlib knows (spec_from_file_location alone gives None for it).
+    import importlib.machinery
+    loader = importlib.machinery.SourceFileLoader(modname, path)
+    spec = importlib.util.spec_from_file_location(modname, path, loader=loader)
     if spec is None:
         raise ImportError('--wsgi-file %s: not a Python source file' % path)
     module = importlib.util.module_from_spec(spec)

@@ -170,7 +170,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
             [uwsgi]
             proceses = 4
             harakiri = 1m
-            gevent = 100
+            gevent-monkey-patch = true
             ini = missing.ini
             strict = true
             """)
@@ -178,7 +178,7 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(lines.count == 4, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:2: unknown option 'proceses' (did you mean 'processes'?) (strict = true") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:3: harakiri:") }, "\(lines)")
-        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:4: gevent: not supported") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:4: gevent-monkey-patch: not supported") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("/srv/app/app.ini:5: cannot read 'missing.ini'") }, "\(lines)")
     }
 
@@ -239,7 +239,8 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(uwsgiFailure("[uwsgi]\nenv = NOEQUALS\n")?.contains("NAME=VALUE") == true)
         #expect(uwsgiFailure("[uwsgi]\numask = 7777\n")?.contains("umask") == true)
         #expect(uwsgiFailure("[uwsgi]\nplugins = python3,gevent\n")?.contains("not built into swsgi") == true)
-        #expect(uwsgiFailure("[uwsgi]\n=======\n")?.contains("no key") == true)
+        // A line with no key is ignored, as uWSGI ignores it (with a warning); strict mode refuses it.
+        #expect(uwsgiFailure("[uwsgi]\nstrict = true\n=======\n")?.contains("no key") == true)
     }
 
     @Test func randomConfigsNeverTrap() {
@@ -264,7 +265,8 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         defer { dir.remove() }
         #expect(mkfifo(dir.file("fifo"), 0o600) == 0)
         try dir.write("app.ini", "[uwsgi]\nmodule = app\nini = %dfifo\nchdir = @(/dev/zero)\nfor-readline = %dfifo\nenv = A=%(_)\nendfor =\n")
-        let world = UwsgiConfigWorld.live(environment: [], cores: 2) { path in try String(contentsOfFile: path, encoding: .utf8) }
+        let world = UwsgiConfigWorld.live(environment: [], cores: 2, readFile: { path in try String(contentsOfFile: path, encoding: .utf8) },
+                                          runCommand: { _ in UwsgiCommandOutput(stdout: "", failure: "not run in this test") })
         let started = Date()
         var message = ""
         do {
@@ -299,5 +301,103 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(early.python.pythonPath == ["/x"] && early.python.sharedImports == ["m"] && early.python.mounts.map(\.point) == ["/w"])
         #expect(uwsgiFailure("[uwsgi]\nmodule = a:app\nwsgi-env-behavior = other\n")?.contains("holy") == true)
         #expect(uwsgiFailure("[uwsgi]\npaste = /srv/app.ini\n")?.contains("like config:/srv/app.ini") == true)
+    }
+}
+
+@Suite struct UwsgiValueSources {
+    /// A world whose `@(exec://...)` answers from `commands` (a failure for any other command).
+    private func load(_ text: String, check: Bool = false, commands: [String: UwsgiCommandOutput]) throws(ConfigError) -> LoadResult {
+        var w = UwsgiConfigWorld(readFile: { path in
+            guard path == "/srv/app/app.ini" else { throw FileMissing() }
+            return text
+        }, environment: [:], cores: 4)
+        w.runCommand = { commands[$0] ?? UwsgiCommandOutput(stdout: "", failure: "exited with status 127 (command not found)") }
+        return try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini"] + (check ? ["--check"] : []), environment: [], world: w)
+    }
+
+    /// uWSGI's uwsgi_at_file_read drops exactly one final `\n` or `\r` of what the command printed, and
+    /// the `@` pass runs after `$(...)`, before `%(...)`.
+    @Test func execTakesTheOutputWithOneNewlineDropped() throws {
+        let ok = { (s: String) in UwsgiCommandOutput(stdout: s, failure: nil) }
+        let result = try load("[uwsgi]\nmodule = app\nenv = A=@(exec://a)\nenv = B=@(exec://b)\nbase = /srv\nchdir = %(base)/@(exec://d)\n",
+                              commands: ["a": ok("one\n"), "b": ok("two\n\n"), "d": ok("site")])
+        guard case .run(let o) = result else { Issue.record("\(result)"); return }
+        #expect(o.env == ["A=one", "B=two\n"], "\(o.env)")
+        #expect(o.python.chdir == "/srv/site")
+    }
+
+    /// `@(FILE)`: uWSGI's uwsgi_open_and_read exits when the file cannot be opened, and uwsgi_at_file_read
+    /// drops one final newline. A missing file is an error naming it; `--check` warns (the file may be
+    /// on the machine the config is for).
+    @Test func aFileValueThatCannotBeReadIsAnErrorAndACheckWarning() throws {
+        var w = UwsgiConfigWorld(readFile: { path in
+            switch path {
+            case "/srv/app/app.ini": return "[uwsgi]\nmodule = app\nenv = A=@(/srv/app/a.txt)\nenv = S=@(/srv/app/secret)\n"
+            case "/srv/app/a.txt": return "one\n\n"
+            default: throw FileMissing()
+            }
+        }, environment: [:], cores: 4)
+        w.runCommand = { _ in UwsgiCommandOutput(stdout: "", failure: "not run") }
+        do {
+            _ = try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini"], environment: [], world: w)
+            Issue.record("loaded")
+        } catch {
+            #expect(error.message.hasPrefix("/srv/app/app.ini:4: @(/srv/app/secret): cannot read"), "\(error.message)")
+        }
+        let checked = try ServerOptions.load(arguments: ["--ini", "/srv/app/app.ini", "--check"], environment: [], world: w)
+        guard case .check(let o, _) = checked else { Issue.record("\(checked)"); return }
+        #expect(o.env.first == "A=one\n", "one final newline dropped, as uWSGI: \(o.env)")
+        #expect(o.configWarnings.contains { $0.hasPrefix("/srv/app/app.ini:4: @(/srv/app/secret): cannot read") }, "\(o.configWarnings)")
+    }
+
+    /// A failing command stops the load naming it, its status and its output; `--check` warns instead.
+    @Test func aFailingCommandIsAnErrorAndACheckWarning() throws {
+        let failing = ["x": UwsgiCommandOutput(stdout: "half", failure: "exited with status 3")]
+        do {
+            _ = try load("[uwsgi]\nmodule = app\nlogto = /var/log/@(exec://x).log\n", commands: failing)
+            Issue.record("loaded")
+        } catch {
+            #expect(error.message == "/srv/app/app.ini:3: @(exec://x): the command exited with status 3 (it printed 'half'); fix the command or write the value out")
+        }
+        let checked = try load("[uwsgi]\nmodule = app\nlogto = /var/log/@(exec://x).log\n", check: true, commands: failing)
+        guard case .check(let o, let report) = checked else { Issue.record("\(checked)"); return }
+        #expect(o.configWarnings.contains("/srv/app/app.ini:3: @(exec://x): the command exited with status 3 here; the value is checked when swsgi starts"), "\(o.configWarnings)")
+        #expect(report.contains("; logto = /var/log/@(exec://x).log: depends on @(exec://x).log..., which failed here"), "\(report)")
+        #expect(o.logTo == nil)
+    }
+
+    /// uWSGI's other schemes: each refused with one line saying what to write instead.
+    @Test(arguments: ["http://h/x", "sym://s", "section://s", "data://0", "call://f", "callint://f", "fd://3", "emperor://x", "file:///etc/x"])
+    func otherSchemesAreRefused(_ source: String) {
+        do {
+            _ = try load("[uwsgi]\nmodule = app\nchdir = @(\(source))\n", check: true, commands: [:])
+            Issue.record("accepted \(source)")
+        } catch {
+            #expect(error.message.hasPrefix("/srv/app/app.ini:3: @(\(source)): ") && !error.message.contains("\n"), "\(error.message)")
+        }
+    }
+
+    /// `module = PATH` (a `/` or `.py`): the file as wsgi-file, with a warning; `mysite.wsgi` stays a module,
+    /// and so does text after a space (`app //comment` fails to import at load, as in uWSGI).
+    @Test func moduleForms() throws {
+        func loaded(_ value: String) throws -> ServerOptions {
+            guard case .run(let o) = try load("[uwsgi]\nmodule = \(value)\n", commands: [:]) else { throw ConfigError("not run") }
+            return o
+        }
+        let file = try loaded("/srv/site/app.wsgi")
+        #expect(file.python.wsgiFile == "/srv/site/app.wsgi" && file.python.module == nil)
+        #expect(file.configWarnings.first?.contains("module = '/srv/site/app.wsgi' is a file path, not a module name") == true, "\(file.configWarnings)")
+        let callable = try loaded("deploy/wsgi.py:app")
+        #expect(callable.python.wsgiFile == "deploy/wsgi.py" && callable.python.callable == "app")
+        #expect(try loaded("app.py").python.wsgiFile == "app.py")
+        for module in ["mysite.wsgi", "pkg.app:create_app()", "app:app"] {
+            let o = try loaded(module)
+            #expect(o.python.module == module && o.python.wsgiFile == nil && o.configWarnings.isEmpty, "\(module): \(o.configWarnings)")
+        }
+        let comment = try loaded("test.wsgi:application //the wsgi module")
+        #expect(comment.python.module == "test.wsgi:application //the wsgi module")
+        #expect(comment.configWarnings == ["--module 'test.wsgi:application //the wsgi module': the callable 'application //the wsgi module' is not a Python identifier (or a factory to call, NAME()): loading the app will fail (no attribute has that name), as it does under uWSGI"])
+        let spaced = try loaded("mysite.wsgi //comment")
+        #expect(spaced.python.module == "mysite.wsgi //comment" && spaced.configWarnings.first?.contains("is not a module name like pkg.app") == true)
     }
 }

@@ -95,8 +95,20 @@ import Testing
         ], "\(o.configWarnings)")
         #expect(uwsgiPortReading(key: "socket", value: "127.0.0.1:3031") == nil)
         #expect(uwsgiPortReading(key: "socket", value: "/run/app.sock") == nil)
-        #expect(uwsgiPortReading(key: "socket", value: "127.0.0.1:<Port>") == nil)
         #expect(uwsgiPortReading(key: "processes", value: "a:1x") == nil)
-        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = 127.0.0.1:<Port>\n")?.contains("is not HOST:PORT") == true)
+        #expect(uwsgiPortReading(key: "socket", value: "host:") == nil)
+        #expect(uwsgiPortReading(key: "socket", value: "host:-1") == nil)
+        #expect(uwsgiPortReading(key: "socket", value: "host:70000") == nil)
+    }
+
+    /// A port with no leading digits (`$PORT`, `<Port>`: placeholders uWSGI does not expand) is atoi's 0,
+    /// a free port the kernel picks, with a warning naming the value and the port.
+    @Test func aPortThatIsNotANumberIsPortZero() throws {
+        let result = try load(["--ini", "app.ini"], ini: "[uwsgi]\nsocket = 127.0.0.1:<Port>\nhttp = 0.0.0.0:$PORT\nmodule = app\n")
+        guard case .run(let o) = result else { Issue.record("\(result)"); return }
+        #expect(o.uwsgiSocket == [.tcp(HTTPSocketAddress(host: "127.0.0.1", port: 0))])
+        #expect(o.httpSocket == [HTTPSocketAddress(host: "0.0.0.0", port: 0)])
+        #expect(o.configWarnings.first == "app.ini:2: socket = '127.0.0.1:<Port>': the port '<Port>' is not a number: read as 0 ('127.0.0.1:0'), as uWSGI reads it (atoi), so the kernel picks a free port (the 'listening on' line names it); uWSGI expands $(VAR), not $VAR", "\(o.configWarnings)")
+        #expect(o.configWarnings.count == 2)
     }
 }

@@ -26,7 +26,12 @@ extension WSGIIntegration {
                 if case .success(let r) = unixGet(dir.file("srv/app.sock")), r.status == 200, r.body == "from srv" { return true }
                 return s.waitExit(timeout: 0.05) != nil ? true : false
             }
-            let log = (try? String(contentsOfFile: dir.file("srv/app.log"), encoding: .utf8)) ?? ""
+            // A worker can answer before the master has written its readiness line: wait for the line.
+            var log = ""
+            _ = waitUntil(10) {
+                log = (try? String(contentsOfFile: dir.file("srv/app.log"), encoding: .utf8)) ?? ""
+                return log.contains("workers accepting")
+            }
             #expect(served && fileExists(dir.file("srv/app.sock")), "swsgi log:\n\(s.log)\nlogto:\n\(log)")
             #expect(((try? String(contentsOfFile: dir.file("srv/app.pid"), encoding: .utf8)) ?? "") == "\(s.pid)\n")
             #expect(fileExists(dir.file("srv/stats.sock")))

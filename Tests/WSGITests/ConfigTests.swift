@@ -23,10 +23,7 @@ extension WSGIIntegration {
             (["--threads", "257"], "--threads 257: give 1 to 256 request threads per worker"),
             (["--threads", "0"], "--threads 0: give 1 to 256 request threads per worker"),
             (["--threads", "99999999999999999999"], "too large"),
-            (["--callable", "not valid"], "not a Python identifier"),
             (["--callable", ""], "needs a value"),
-            (["--module", "probe:app:extra"], "not a Python identifier"),
-            (["--module", "../etc/passwd"], "not a module name"),
             (["--wsgi-file", "a.py", "--module", "probe"], "give one"),
             (["--need-app=false"], "not supported"),
             (["--py-call-osafterfork=no"], "not supported"),
@@ -54,6 +51,10 @@ extension WSGIIntegration {
             (["--wsgi-file", "{dir}/probe.py", "--callable", "nothing_here"], "defines no 'nothing_here'"),
             (["--wsgi-file", "{dir}/probe.py", "--callable", "MARKERS"], "not a WSGI callable"),
             (["--wsgi-file", "{dir}/probe.py", "--env-fail"], "PROBE_FAIL_IMPORT"),
+            // Names no app can have: valid configuration (a warning), failing at load as under uWSGI.
+            (["--wsgi-file", "{dir}/probe.py", "--callable", "not valid"], "defines no 'not valid'"),
+            (["--module", "probe:app:extra"], "has no 'app:extra'"),
+            (["--module", "../etc/passwd"], "'../etc/passwd'"),
         ])
         func anAppThatCannotLoadStopsSwsgiBeforeBinding(_ args: [String], _ message: String) throws {
             let failImport = args.contains("--env-fail")

@@ -295,6 +295,7 @@ struct shim_spawn {
     int pdeathsig;             /* 0: none */
     int parent_pid;            /* for the PDEATHSIG race check */
     int err_fd;                /* CLOEXEC pipe: the child writes {stage, errno} there if it cannot exec */
+    int stdout_fd;             /* 0: keep fd 1; else dup2'ed onto fd 1 (a pipe the parent reads) */
 };
 
 enum { SHIM_STAGE_CHDIR = 1, SHIM_STAGE_DUP = 2, SHIM_STAGE_EXEC = 3, SHIM_STAGE_SETUP = 4 };
@@ -326,6 +327,7 @@ static inline pid_t shim_fork_exec(const struct shim_spawn *s) {
         if (getppid() != s->parent_pid) _exit(128 + s->pdeathsig); /* the parent died before prctl */
     }
     if (s->chdir && chdir(s->chdir) != 0) shim_child_fail(s->err_fd, SHIM_STAGE_CHDIR);
+    if (s->stdout_fd > 0 && s->stdout_fd != 1 && dup2(s->stdout_fd, 1) != 1) shim_child_fail(s->err_fd, SHIM_STAGE_DUP);
     for (int i = 0; i < s->listen_count; i++) {
         int target = 3 + i;
         if (s->listen_fds[i] == target) {

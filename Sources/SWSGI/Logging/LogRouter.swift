@@ -11,11 +11,16 @@ import SWSGIConfig
 final class LogRouter: @unchecked Sendable {
     static let shared = LogRouter()
     private(set) var setup = LogSetup()
+    /// Whose lines these are (`swsgi master`, `swsgi worker 2`): told when the master sets up and right
+    /// after each fork, while the process has one thread.
+    private(set) var role = ProcessRole.starting
 
     /// Opens every logger the options name (master, before any fork); throws with the logger named.
     func install(_ options: ServerOptions) throws {
         setup = try LogSetup(options)
     }
+
+    func enter(_ role: ProcessRole) { self.role = role }
 }
 
 /// A compiled `log-route` / `route` regex: literal forms compare bytes, the rest run Swift's Regex.

@@ -26,11 +26,11 @@ public enum ServerLog {
     }
 
     static var origin: (String, Int) {
-        switch ServicesRuntime.shared.role {
+        switch LogRouter.shared.role {
         case .master: ("swsgi master", 0)
         case .worker(let n): ("swsgi worker \(n)", n)
         case .mule(let n): ("swsgi mule \(n)", 0)
-        case .unconfigured: ("swsgi", 0)
+        case .starting: ("swsgi", 0)
         }
     }
 

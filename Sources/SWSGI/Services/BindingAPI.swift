@@ -7,9 +7,9 @@ import Posix
 /// with a message meant for the Python exception.
 package enum UWSGIBinding {
     static func cache(_ name: String?) throws -> SharedCache {
-        let rt = ServicesRuntime.shared
-        guard let n = name ?? rt.cacheNames.first else { throw ServicesError("no cache configured: add --cache2 name=NAME,items=N") }
-        guard let c = rt.caches[n] else { throw CacheError.noSuchCache(n) }
+        let setup = currentServices.setup
+        guard let n = name ?? setup?.cacheNames.first else { throw ServicesError("no cache configured: add --cache2 name=NAME,items=N") }
+        guard let c = setup?.caches[n] else { throw CacheError.noSuchCache(n) }
         return c
     }
 
@@ -44,7 +44,7 @@ package enum UWSGIBinding {
         try Timers.registerSignal(signal, target: t, unique: unique) { handler($0.signal) }
     }
     /// `uwsgi.signal_registered(num)`: uwsgidecorators looks for a free signal with it.
-    package static func signalRegistered(_ signal: Int) -> Bool { ServicesRuntime.shared.signals[signal] != nil }
+    package static func signalRegistered(_ signal: Int) -> Bool { currentServices.registrations.read { $0.signals[signal] != nil } }
     package static func addTimer(_ signal: Int, seconds: Int) throws {
         try Timers.addTimer(signal: signal, seconds: seconds)
     }
@@ -66,16 +66,16 @@ package enum UWSGIBinding {
     package static func registerMuleFunction(_ name: String, _ body: @escaping ([UInt8]) -> Void) { Mules.registerFunction(name, body) }
     package static func callMuleFunction(_ name: String, _ payload: [UInt8], mule: Int = 0) throws { try Mules.call(name, payload, mule: mule) }
     /// What a mule runs for `--mule=FILE` when no Swift loop is registered for FILE (the Python script).
-    package static func setMuleFileRunner(_ runner: @escaping (String) -> Void) { ServicesRuntime.shared.muleFileRunner = runner }
+    package static func setMuleFileRunner(_ runner: @escaping (String) -> Void) { currentServices.registrations.change { $0.muleFileRunner = runner } }
     /// Told about each mule fork (the Python host: fork locks and GIL, as around a worker's fork).
     package static func setMuleForkHooks(prepare: @escaping () -> Void, parent: @escaping () -> Void, child: @escaping () -> Void) {
-        ServicesRuntime.shared.muleForkHooks = (prepare, parent, child)
+        currentServices.registrations.change { $0.muleForkHooks = (prepare, parent, child) }
     }
     /// What the default `--mule` does with a plain message.
     package static func setMuleMessageHandler(_ handler: @escaping ([UInt8]) -> Void) { Mules.onMessage(handler) }
 
     // @postfork: runs in every worker and mule right after the fork
-    package static func addPostFork(_ body: @escaping () -> Void) { ServicesRuntime.shared.postForkHooks.append(body) }
+    package static func addPostFork(_ body: @escaping () -> Void) { ServerProcess.afterFork(body) }
 
     // setprocname, worker_id, mule_id, numproc, masterpid, opt, reload
     package static func setProcName(_ title: String) { ProcessTitle.set(title) }
@@ -98,8 +98,9 @@ package enum UWSGIBinding {
     }
     /// `uwsgi.reload()`: a graceful reload of the workers (SIGHUP to the master).
     package static func reload() throws {
-        guard ServicesRuntime.shared.masterPID > 0 else { throw ServicesError("not running under swsgi") }
-        if kill(ServicesRuntime.shared.masterPID, SIGHUP) != 0 { throw SyscallError("kill", context: "SIGHUP to the master") }
+        let master = ServerProcess.masterPID
+        guard master > 0 else { throw ServicesError("not running under swsgi") }
+        if kill(master, SIGHUP) != 0 { throw SyscallError("kill", context: "SIGHUP to the master") }
     }
 }
 

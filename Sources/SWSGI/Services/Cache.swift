@@ -16,17 +16,19 @@ public struct Cache: Sendable {
 
     /// The cache named `name`; throws `CacheError.noSuchCache` when no `--cache2` declares it.
     public init(_ name: String) throws {
-        guard let s = ServicesRuntime.shared.caches[name] else { throw CacheError.noSuchCache(name) }
+        guard let s = currentServices.setup?.caches[name] else { throw CacheError.noSuchCache(name) }
         store = s
     }
 
+    private init(store: SharedCache) { self.store = store }
+
     /// The first `--cache2` (uWSGI's default cache), nil when there is none.
     public static var `default`: Cache? {
-        ServicesRuntime.shared.cacheNames.first.flatMap { try? Cache($0) }
+        currentServices.setup?.cacheNames.first.flatMap { try? Cache($0) }
     }
 
     /// Names of every configured cache, in command-line order.
-    public static var names: [String] { ServicesRuntime.shared.cacheNames }
+    public static var names: [String] { currentServices.setup?.cacheNames ?? [] }
 
     public var name: String { store.name }
 
@@ -74,24 +76,23 @@ public struct Cache: Sendable {
     /// Walks the whole structure; a description of the first inconsistency, nil when whole. For tests.
     public func consistencyProblem() throws -> String? { try store.checkConsistency() }
 
-    /// Test hook: this process stops (pause(2) forever) after its next `n` journaled stores, so a test
-    /// can SIGKILL it half-way through a write.
-    public static func _stallAfterStores(_ n: Int) { ServicesRuntime.shared.cacheStoresBeforeStall = n }
+    /// Test hook: the same cache, but a process writing through the copy returned stops (pause(2)
+    /// forever) after its next `n` journaled stores, so a test can SIGKILL it half-way through a write.
+    public func _stallingAfterStores(_ n: Int) -> Cache {
+        Cache(store: store.injecting(CacheFaults(storesBeforeStall: n)))
+    }
 
     /// Test hook: runs `operation` once per crash point (after its 1st, 2nd, ... journaled store), each
     /// time simulating the writer's death there and its recovery, and compares the cache with its state
     /// before; the last run completes. Returns how many crash points were checked and any differences.
     public func _checkEveryCrashPoint(_ operation: (Cache) throws -> Void) throws -> (points: Int, problems: [String]) {
-        let rt = ServicesRuntime.shared
         var problems: [String] = []
         var k = 1
         while k < CacheLayout.journalCapacity + 2 {
             let before = try store.snapshot()
-            rt.cacheStoresBeforeCrash = k
-            defer { rt.cacheStoresBeforeCrash = 0 }
-            try operation(self)
-            if rt.cacheStoresBeforeCrash != 0 || rt.cacheCrashed {
-                rt.cacheCrashed = false
+            let faults = CacheFaults(storesBeforeCrash: k)
+            try operation(Cache(store: store.injecting(faults)))
+            if faults.storesBeforeCrash != 0 || faults.crashed {
                 return (k - 1, problems)  // fewer than k stores: the operation completed
             }
             if try store.snapshot() != before { problems.append("a death after store \(k) was not rolled back exactly") }

@@ -47,7 +47,7 @@ enum HookCommand {
     }
 
     /// The command's end, nil while it runs.
-    private static func reap(_ pid: pid_t) throws -> ProcessEnd? {
+    static func reap(_ pid: pid_t) throws -> ProcessEnd? {
         var st: Int32 = 0
         while true {
             let r = waitpid(pid, &st, WNOHANG)
@@ -58,7 +58,7 @@ enum HookCommand {
     }
 
     /// SIGTERM to the command's group, SIGKILL after the grace, then the group's stragglers; reaped.
-    private static func stop(_ pid: pid_t, signals: borrowing SignalFD) throws {
+    static func stop(_ pid: pid_t, signals: borrowing SignalFD) throws {
         _ = kill(-pid, SIGTERM)
         let deadline = monotonicNanoseconds() + stopGraceMilliseconds * 1_000_000
         while try reap(pid) == nil {

@@ -9,10 +9,10 @@ import Posix
 /// ```
 public enum Locks {
     /// How many locks exist (1 + `--locks`).
-    public static var count: Int { ServicesRuntime.shared.locks.count }
+    public static var count: Int { currentServices.setup?.locks.count ?? 0 }
 
     static func mutex(_ n: Int) throws -> RobustMutex {
-        let all = ServicesRuntime.shared.locks
+        let all = currentServices.setup?.locks ?? []
         guard n >= 0, n < all.count else {
             throw ServicesError(all.isEmpty ? "locks are not available outside swsgi"
                 : "lock \(n) does not exist: locks are 0...\(all.count - 1) (--locks \(all.count - 1))")

@@ -24,31 +24,33 @@ public enum Mules {
 
     /// This process's mule id (1-based), 0 when it is not a mule.
     public static var id: Int {
-        if case .mule(let n) = ServicesRuntime.shared.role { return n }
+        if case .mule(let n) = currentServices.role { return n }
         return 0
     }
 
     /// How many mules are configured.
-    public static var count: Int { ServicesRuntime.shared.options.mules.count }
+    public static var count: Int { currentServices.options.mules.count }
 
     /// Handler for messages in the default loop (`--mule` without FILE).
-    public static func onMessage(_ handler: @escaping ([UInt8]) -> Void) { ServicesRuntime.shared.muleMessageHandler = handler }
+    public static func onMessage(_ handler: @escaping ([UInt8]) -> Void) {
+        currentServices.registrations.change { $0.muleMessageHandler = handler }
+    }
 
     /// A function mules can be asked to run by name (uwsgidecorators' `@mulefunc`).
     public static func registerFunction(_ name: String, _ body: @escaping ([UInt8]) -> Void) {
-        ServicesRuntime.shared.muleFunctions[name] = body
+        currentServices.registrations.change { $0.muleFunctions[name] = body }
     }
 
     /// The loop a `--mule=NAME` runs; when it returns the mule exits and is respawned.
     public static func registerLoop(_ name: String, _ body: @escaping () -> Void) {
-        ServicesRuntime.shared.muleLoops[name] = body
+        currentServices.registrations.change { $0.muleLoops[name] = body }
     }
 
     /// Queues `message` for mule `mule` (0 = the first free one). Waits up to a second while the queue is
     /// full, then throws: a message is never dropped silently.
     public static func send(_ message: [UInt8], to mule: Int = 0) throws {
         try checkSize(message)
-        try sendRecord([ServicesRuntime.RecordKind.message.rawValue] + message, to: mule)
+        try sendRecord(ServiceRecord.message(message).bytes, to: mule)
     }
 
     /// Asks a mule to run the function registered as `name` with `payload`.
@@ -56,7 +58,7 @@ public enum Mules {
         let n = Array(name.utf8)
         guard !n.isEmpty, n.count < 256 else { throw ServicesError("mule function names are 1-255 bytes") }
         try checkSize(payload)
-        try sendRecord([ServicesRuntime.RecordKind.function.rawValue, UInt8(n.count)] + n + payload, to: mule)
+        try sendRecord(ServiceRecord.function(name: name, payload: payload).bytes, to: mule)
     }
 
     private static func checkSize(_ payload: [UInt8]) throws {
@@ -67,16 +69,17 @@ public enum Mules {
     }
 
     private static func sendRecord(_ record: [UInt8], to mule: Int) throws {
-        let rt = ServicesRuntime.shared
+        let setup = currentServices.setup
         let fd: Int32
         if mule == 0 {
-            guard let a = rt.anyMule else { throw ServicesError("no mules: start swsgi with --mule") }
+            guard let a = setup?.anyMule else { throw ServicesError("no mules: start swsgi with --mule") }
             fd = a.writeEnd
         } else {
-            guard mule >= 1, mule <= rt.muleChannels.count else {
-                throw ServicesError("mule \(mule) does not exist (\(rt.muleChannels.count) configured)")
+            let channels = setup?.muleChannels ?? []
+            guard mule >= 1, mule <= channels.count else {
+                throw ServicesError("mule \(mule) does not exist (\(channels.count) configured)")
             }
-            fd = rt.muleChannels[mule - 1].writeEnd
+            fd = channels[mule - 1].writeEnd
         }
         if try RecordChannel.send(fd, record, timeoutMilliseconds: 1000) == .full {
             throw ServicesError("mule \(mule == 0 ? "queue" : "\(mule)'s queue") is full (nothing read it for 1 s); message not sent")
@@ -86,22 +89,8 @@ public enum Mules {
     /// In a mule: the next message, running any signal or function that arrives first. nil on timeout
     /// (-1 = wait forever), or when called outside a mule.
     public static func receiveMessage(timeoutMilliseconds: Int32 = -1) -> [UInt8]? {
-        let rt = ServicesRuntime.shared
-        let fds = rt.muleQueues
-        guard !fds.isEmpty else { return nil }
-        // Saturating: an absurd timeout waits "forever" instead of trapping.
-        let deadline = timeoutMilliseconds < 0 ? UInt64.max : monotonicNanoseconds().saturatingAdd(UInt64(timeoutMilliseconds).saturatingMultiply(1_000_000))
-        while true {
-            for fd in fds {
-                while let r = try? RecordChannel.receive(fd, buffer: &rt.receiveBuffer) {
-                    if let message = rt.run(record: r) { return message }
-                }
-            }
-            let now = monotonicNanoseconds()
-            if now >= deadline { return nil }
-            let wait = deadline == .max ? -1 : Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
-            _ = try? waitReadable(fds, timeoutMilliseconds: wait)
-        }
+        guard case .child(let services) = currentServices.stage else { return nil }
+        return services.receiveMessage(timeoutMilliseconds: timeoutMilliseconds)
     }
 }
 
@@ -109,7 +98,7 @@ public enum Mules {
 public enum ProcessTitle {
     /// Sets this process's title (uWSGI's `setprocname`).
     public static func set(_ title: String) {
-        let o = ServicesRuntime.shared.options
+        let o = currentServices.options
         setProcessTitle(o.procnamePrefix + title + o.process.procnameAppend)
     }
 }
@@ -118,16 +107,17 @@ public enum ProcessTitle {
 public enum ServerProcess {
     /// 1-based worker id, 0 outside a worker.
     public static var workerID: Int {
-        if case .worker(let n) = ServicesRuntime.shared.role { return n }
+        if case .worker(let n) = currentServices.role { return n }
         return 0
     }
     public static var muleID: Int { Mules.id }
-    public static var masterPID: Int32 { ServicesRuntime.shared.masterPID }
+    /// 0 before the master set the services up.
+    public static var masterPID: Int32 { currentServices.setup?.masterPID ?? 0 }
     /// `--processes`.
-    public static var processes: Int { ServicesRuntime.shared.options.processes }
+    public static var processes: Int { currentServices.options.processes }
 
     /// Runs `body` in each worker and mule right after its fork (uwsgidecorators' `@postfork`). Register
     /// before `serve`. Timers added here reach the master too, once however many workers add them (what
     /// an app imported in each worker, as with `--lazy-apps`, does).
-    public static func afterFork(_ body: @escaping () -> Void) { ServicesRuntime.shared.postForkHooks.append(body) }
+    public static func afterFork(_ body: @escaping () -> Void) { currentServices.registrations.change { $0.postForkHooks.append(body) } }
 }

@@ -30,14 +30,22 @@ struct SharedCache: @unchecked Sendable {
     let layout: CacheLayout
     let blockSize: Int
     let keySize: Int
+    /// Crash or stall injection, for tests only (`Cache`'s underscored API); nil in every cache the server makes.
+    let faults: CacheFaults?
     var mutex: RobustMutex { RobustMutex(at: base + CacheLayout.mutex) }
 
-    init(name: String, base: UnsafeMutableRawPointer, items: Int, blockSize: Int, keySize: Int) {
+    init(name: String, base: UnsafeMutableRawPointer, items: Int, blockSize: Int, keySize: Int, faults: CacheFaults? = nil) {
+        self.faults = faults
         self.name = name
         self.base = base
         self.blockSize = blockSize
         self.keySize = keySize
         layout = CacheLayout(items: items, blockSize: blockSize, keySize: keySize)
+    }
+
+    /// The same cache, its writes through this copy subject to `faults`.
+    func injecting(_ faults: CacheFaults) -> SharedCache {
+        SharedCache(name: name, base: base, items: layout.items, blockSize: blockSize, keySize: keySize, faults: faults)
     }
 
     // MARK: raw words
@@ -48,14 +56,14 @@ struct SharedCache: @unchecked Sendable {
     /// Every metadata change goes through here: the old value is saved, then the journal grows, then the
     /// word changes (release stores keep that order for a reader that takes over after a SIGKILL).
     func journaled(_ off: Int, _ v: UInt64) {
-        if CacheTestHooks.crashed { return }
+        if let faults, faults.crashed { return }
         let n = Int(word(CacheLayout.journalCount))
         precondition(n < CacheLayout.journalCapacity, "cache journal overflow")
         setWord(CacheLayout.journal + n * 16, UInt64(off))
         setWord(CacheLayout.journal + n * 16 + 8, word(off))
         SharedWord.storeRelease(base + CacheLayout.journalCount, UInt64(n + 1))
         SharedWord.storeRelease(base + off, v)
-        CacheTestHooks.afterJournaledStore()
+        faults?.afterJournaledStore()
     }
 
     /// The operation is complete: forget its undo records.
@@ -111,9 +119,9 @@ struct SharedCache: @unchecked Sendable {
         if let note { ServerLog.line("cache '\(name)': a process died holding its lock; \(note)") }
         do {
             let result = try body()
-            if CacheTestHooks.crashed {
+            if let faults, faults.crashed {
                 // A simulated death (tests): what a SIGKILL at that store would leave, recovered the same way.
-                CacheTestHooks.crashed = false
+                faults.crashed = false
                 rollBack()
             }
             commit()
@@ -427,29 +435,5 @@ struct SharedCache: @unchecked Sendable {
                 misses: Int(word(CacheLayout.misses)), refusedKey: Int(word(CacheLayout.refusedKey)),
                 refusedValue: Int(word(CacheLayout.refusedValue)), refusedFull: Int(word(CacheLayout.refusedFull)),
                 recoveries: Int(word(CacheLayout.recoveries)))
-    }
-}
-
-/// Test hooks, process-local, off unless a test sets them through `Cache`'s underscored API:
-/// stop this process after its Nth journaled store (a test then SIGKILLs it half-way through a write),
-/// or simulate that death in-process (later stores skipped, then rolled back as recovery would).
-enum CacheTestHooks {
-    static var crashed: Bool {
-        get { ServicesRuntime.shared.cacheCrashed }
-        set { ServicesRuntime.shared.cacheCrashed = newValue }
-    }
-
-    @inline(__always) static func afterJournaledStore() {
-        let rt = ServicesRuntime.shared
-        if rt.cacheStoresBeforeCrash > 0 {
-            rt.cacheStoresBeforeCrash -= 1
-            if rt.cacheStoresBeforeCrash == 0 { rt.cacheCrashed = true }
-        }
-        guard rt.cacheStoresBeforeStall > 0 else { return }
-        rt.cacheStoresBeforeStall -= 1
-        if rt.cacheStoresBeforeStall == 0 {
-            writeStderr("swsgi pid \(getpid()): cache write stalled for a test")
-            while true { pause() }
-        }
     }
 }

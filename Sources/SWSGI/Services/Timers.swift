@@ -41,10 +41,8 @@ public enum Timers {
 
     private static func add(_ kind: TimerScheduler.Kind, _ target: SignalTarget, _ unique: Bool,
                             _ body: @escaping (SignalFire) -> Void) throws -> Int {
-        let rt = ServicesRuntime.shared
-        let signal = try rt.freeSignal()
-        try rt.register(signal: signal, target: target, unique: unique, handler: body)
-        try rt.addTimer(signal: signal, kind: kind)
+        let signal = try currentServices.register(signal: nil, target: target, unique: unique, handler: body)
+        try currentServices.addTimer(signal: signal, kind: kind)
         return signal
     }
 
@@ -53,13 +51,13 @@ public enum Timers {
     /// `uwsgi.register_signal(num, target, func)`.
     public static func registerSignal(_ signal: Int, target: SignalTarget, unique: Bool = false,
                                       _ handler: @escaping (SignalFire) -> Void) throws {
-        try ServicesRuntime.shared.register(signal: signal, target: target, unique: unique, handler: handler)
+        try currentServices.register(signal: signal, target: target, unique: unique, handler: handler)
     }
 
     /// `uwsgi.add_timer(num, seconds)` / `add_ms_timer(num, ms)`.
     public static func addTimer(signal: Int, nanoseconds: UInt64) throws {
         let ns = try interval { () throws(TimerIntervalError) in try TimerInterval.nanoseconds(nanoseconds) }
-        try ServicesRuntime.shared.addTimer(signal: signal, kind: .every(nanoseconds: ns))
+        try currentServices.addTimer(signal: signal, kind: .every(nanoseconds: ns))
     }
 
     /// `uwsgi.add_timer(num, seconds)`: the bound is checked before any multiplication.
@@ -83,9 +81,12 @@ public enum Timers {
         do { spec = try CronSpec(minute: minute, hour: hour, day: day, month: month, weekday: weekday) } catch {
             throw ServicesError("cron: \(error)")
         }
-        try ServicesRuntime.shared.addTimer(signal: signal, kind: .cron(spec))
+        try currentServices.addTimer(signal: signal, kind: .cron(spec))
     }
 
     /// Runs unique jobs skipped because their previous run was still going (master only).
-    public static var skippedUniqueRuns: Int { ServicesRuntime.shared.skippedUniqueRuns }
+    public static var skippedUniqueRuns: Int {
+        if case .master(let m) = currentServices.stage { return m.skippedUniqueRuns }
+        return 0
+    }
 }
