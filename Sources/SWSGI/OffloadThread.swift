@@ -111,7 +111,9 @@ final class OffloadThread: @unchecked Sendable {
         transfers[job.socket] = (job, OffloadTransfer(offset: job.offset, count: job.count,
                                                       stallNanoseconds: pool.stallNanoseconds, now: now))
         do { try epoll.add(job.socket, token: UInt64(UInt32(bitPattern: job.socket)), events: Self.socketEvents) } catch {
-            step(job.socket, .failed(call: "epoll_ctl(ADD)", errno: (error as? SyscallError)?.errno ?? EINVAL))
+            // Not watched, so it could never go on: ended here, logged with the call that failed.
+            let state = transfers[job.socket]!.state
+            finish(job, state, .failed(call: "epoll_ctl(ADD)", errno: (error as? SyscallError)?.errno ?? EINVAL))
             return
         }
         // The socket is most likely writable now: send the first chunk without an epoll round trip.
