@@ -161,7 +161,7 @@ final class OffloadThread: @unchecked Sendable {
         switch outcome {
         case .complete: return nil
         case .clientGone(let call, let e): return e == 0 ? "the client hung up (\(call))" : "the client is gone: \(SyscallError(call, errno: e))"
-        case .stalled(let seconds): return "the client read nothing for \(seconds) s (--socket-timeout)"
+        case .stalled(let seconds): return "the client read nothing for \(seconds) s (--write-timeout)"
         case .fileEnded: return "the file ended early (it shrank after the head was sent)"
         case .failed(let call, let e): return "\(SyscallError(call, errno: e))"
         case .cutAtMercy: return "the worker stopped and its --worker-reload-mercy ran out"
