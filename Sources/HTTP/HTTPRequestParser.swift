@@ -232,6 +232,15 @@ public struct HTTPRequestParser: Sendable {
         var requestLineEnded = from > lineLimit
         if !requestLineEnded { for k in 0..<min(from, n) where p[k] == lf { requestLineEnded = true; break } }
         while i < end {
+            // Eight bytes at a time up to the first control byte or DEL (CR and LF are control bytes): the byte
+            // steps below would only pass the others. Not past the request-line limit, whose byte must be seen.
+            while i + 8 <= end && (requestLineEnded || i + 8 <= lineLimit) {
+                let found = controlOrDELBytes(UInt64(littleEndian: UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: UInt64.self)))
+                if found == 0 { i += 8; continue }
+                i += found.trailingZeroBitCount >> 3
+                break
+            }
+            if i >= end { break }
             let b = p[i]
             // RFC 9112 §3: a request line longer than we parse gets 414.
             if !requestLineEnded && i >= lineLimit && b != cr && b != lf { return .failed(HTTPError(.requestLineTooLong)) }
@@ -251,6 +260,19 @@ public struct HTTPRequestParser: Sendable {
         }
         if n > limit { return .failed(HTTPError(.headTooLarge)) }
         return .needMore(i)
+    }
+
+    /// The eight bytes of `w` (little-endian: the first byte lowest) with the high bit set for bytes below
+    /// 0x20 or equal to 0x7F: the classic "has less than" and "has zero byte" word tricks (n = 0x20 <= 128).
+    /// Zero exactly when there is no such byte, and the lowest set bit marks the first one exactly (a borrow
+    /// can only mark bytes above it).
+    @inline(__always)
+    static func controlOrDELBytes(_ w: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let below20 = (w &- ones &* 0x20) & ~w & highs
+        let del = w ^ (ones &* 0x7F)
+        let isDEL = (del &- ones) & ~del & highs
+        return below20 | isDEL
     }
 
     /// Parses a complete head. `p` ends with CRLF CRLF, and `scanHead` has already

@@ -55,7 +55,7 @@ public enum HTTPResponseWriter {
     public static func appendHead(
         status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
         version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false, date: [UInt8]? = nil,
-        to buffer: inout [UInt8]
+        fieldLines: HTTPFieldLinesCache? = nil, to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         let bodyless = (100...199).contains(status) || status == 204 || status == 304
         let understandsChunked = version >= .http1_1
@@ -77,24 +77,20 @@ public enum HTTPResponseWriter {
             buffer.appendStatic("\r\n")
         }
         // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
-        if let date, !headers.fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") }) {
+        func appendDate(unless hasDate: Bool) {
+            guard let date, !hasDate else { return }
             buffer.appendStatic("Date: ")
             buffer.append(contentsOf: date)
             buffer.appendStatic("\r\n")
         }
-
-        for field in headers.fields {
-            switch ownedField(field.name) {
-            case .framing: continue
-            case .connection:
-                if plan.keepAlive && listContainsClose(field.value) { plan.keepAlive = false }
-                continue
-            case nil: break
-            }
-            appendSanitized(field.name, to: &buffer)
-            buffer.appendStatic(": ")
-            if let raw = field.rawValue { appendSanitized(raw, to: &buffer) } else { appendSanitized(field.value, to: &buffer) }
-            buffer.appendStatic("\r\n")
+        if let fieldLines {
+            let lines = fieldLines.lines(for: headers)
+            appendDate(unless: lines.hasDate)
+            buffer.append(contentsOf: lines.bytes)
+            if lines.connectionClose { plan.keepAlive = false }
+        } else {
+            appendDate(unless: hasDateField(headers.fields))
+            if appendFieldLines(headers.fields, to: &buffer) { plan.keepAlive = false }
         }
 
         if !bodyless {
@@ -129,11 +125,38 @@ public enum HTTPResponseWriter {
     @discardableResult
     public static func appendHead(
         status: Int, reason: String? = nil, rawReason: [UInt8]? = nil, headers: HTTPHeaders = [:], body: HTTPResponseBody,
-        for request: HTTPRequestHead, keepAlive: Bool = true, date: [UInt8]? = nil, to buffer: inout [UInt8]
+        for request: HTTPRequestHead, keepAlive: Bool = true, date: [UInt8]? = nil, fieldLines: HTTPFieldLinesCache? = nil,
+        to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
         appendHead(
             status: status, reason: reason, rawReason: rawReason, headers: headers, body: body, version: request.version,
-            keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, date: date, to: &buffer)
+            keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, date: date, fieldLines: fieldLines,
+            to: &buffer)
+    }
+
+    /// Whether `fields` hold a Date field.
+    static func hasDateField(_ fields: [HTTPField]) -> Bool {
+        fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") })
+    }
+
+    /// Appends the caller's own fields as `appendHead` sends them (framing and Connection fields left out);
+    /// true when a Connection field lists `close`.
+    static func appendFieldLines(_ fields: [HTTPField], to buffer: inout [UInt8]) -> Bool {
+        var close = false
+        for field in fields {
+            switch ownedField(field.name) {
+            case .framing: continue
+            case .connection:
+                if !close && listContainsClose(field.value) { close = true }
+                continue
+            case nil: break
+            }
+            appendSanitized(field.name, to: &buffer)
+            buffer.appendStatic(": ")
+            if let raw = field.rawValue { appendSanitized(raw, to: &buffer) } else { appendSanitized(field.value, to: &buffer) }
+            buffer.appendStatic("\r\n")
+        }
+        return close
     }
 
     /// Appends one chunk (`<hex size>\r\n<data>\r\n`). Empty data appends nothing,
@@ -301,5 +324,38 @@ public enum HTTPResponseWriter {
             guard bytes.contains(where: isForbiddenControl) else { return buffer.append(contentsOf: bytes) }
             for b in bytes { buffer.append(isForbiddenControl(b) ? sp : b) }
         }
+    }
+}
+
+/// The field lines `appendHead` writes for a response's own headers, kept for the next response with the same
+/// fields: a server whose app sends one constant header list (a WSGI app's module-level list) writes and
+/// checks them once, not per response. "The same fields" is the same array storage: the cache holds a copy
+/// of the array, so while it is cached that storage can be neither freed (its address reused by other
+/// fields) nor changed in place (copy-on-write copies it first).
+public final class HTTPFieldLinesCache {
+    struct Lines {
+        var bytes: [UInt8] = []
+        /// A Date field is among them: ours is not added.
+        var hasDate = false
+        /// A Connection field lists `close`.
+        var connectionClose = false
+    }
+
+    private var fields: [HTTPField] = []
+    private var cached = Lines()
+
+    public init() {}
+
+    func lines(for headers: HTTPHeaders) -> Lines {
+        let same = headers.fields.withUnsafeBufferPointer { a in
+            fields.withUnsafeBufferPointer { b in a.count == b.count && (a.isEmpty || a.baseAddress == b.baseAddress) }
+        }
+        if same { return cached }
+        var made = Lines()
+        made.hasDate = HTTPResponseWriter.hasDateField(headers.fields)
+        made.connectionClose = HTTPResponseWriter.appendFieldLines(headers.fields, to: &made.bytes)
+        fields = headers.fields
+        cached = made
+        return made
     }
 }

@@ -19,6 +19,8 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
+    /// Registered in the worker's epoll set (a connection answered and closed on its first read never is).
+    var watched = false
     /// The request in hand on this connection and its response (scope, interim-response rule). Changed only
     /// through `exchange(_:)` and `begin`: each access is a plain load or store, which lets the compiler drop
     /// the dynamic exclusivity checks a mutating call on a class property would cost on every request.
@@ -57,7 +59,7 @@ final class Connection {
         expectsProxyHeader = proxyProtocol
         self.proxyHeader = proxyProtocol ? [] : nil
         speaksUwsgi = uwsgi
-        addresses = SocketAddresses(fd: fd)
+        addresses = SocketAddresses(fd: fd, unix: remoteLabel == "unix")
         self.parser = HTTPRequestParser(limits: limits)
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now

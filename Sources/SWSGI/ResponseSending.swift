@@ -48,7 +48,8 @@ enum ResponseSending {
     /// `offload`: the worker's offload threads (`--offload-threads`), which take a file body once its head is out.
     static func send(_ response: inout Response, early: EarlyResponse?, appFailed: Bool, head: HTTPRequestHead, keepAlive: Bool,
                      on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
-                     timeoutMilliseconds: Int32, note: inout String?, offload: OffloadPool? = nil) -> SentResponse {
+                     fieldLines: HTTPFieldLinesCache? = nil, timeoutMilliseconds: Int32, note: inout String?,
+                     offload: OffloadPool? = nil) -> SentResponse {
         var appRaised = false
         func failed(_ error: Error) {
             if error is ApplicationFailure { appRaised = true }
@@ -93,7 +94,7 @@ enum ResponseSending {
             switch response.body {
             case .bytes(let body):
                 let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, to: &out)
+                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, fieldLines: fieldLines, to: &out)
                 headBytes = out.count
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
@@ -105,7 +106,7 @@ enum ResponseSending {
                 let length = response.contentLength
                 var plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
                                                          body: length.map { .contentLength($0) } ?? .streamed, for: head,
-                                                         keepAlive: keepAlive, date: DateClock.now, to: &out)
+                                                         keepAlive: keepAlive, date: DateClock.now, fieldLines: fieldLines, to: &out)
                 headBytes = out.count
                 if plan.sendsBody {
                     // The head goes out with the first body bytes: one send, and no Nagle wait between them.

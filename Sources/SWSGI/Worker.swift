@@ -88,6 +88,8 @@ final class Worker {
         b.reserveCapacity(512)
         return b
     }()
+    /// The field lines of the last response's headers (most apps send the same ones every time).
+    let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
     static let warmUpRequests: UInt64 = 100
 
@@ -252,14 +254,18 @@ final class Worker {
         let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
                            proxyProtocol: l.proxyProtocol)
         conns[fd] = c
+        if lifecycle.retiring { c.closeAfterNext = true }
+        // nginx writes the request right after connecting: try it now and skip an epoll round trip. Watched
+        // only if it stays open after that: a connection per request (nginx without a keep-alive pool) is
+        // read, answered and closed without the two epoll_ctl calls.
+        readable(c)
+        guard conns[fd] === c else { return }
         do { try reactor.watch(fd, token: UInt64(UInt32(bitPattern: fd))) } catch {
             conns[fd] = nil
             return
         }
-        if lifecycle.retiring { c.closeAfterNext = true }
-        // nginx writes the request right after connecting: try it now and skip an epoll round trip.
-        readable(c)
-        if conns[fd] != nil { schedule(c.lastActivity + firstRequestTimeout) }
+        c.watched = true
+        schedule(c.lastActivity + firstRequestTimeout)
     }
 
     private var firstRequestTimeout: UInt64 { ctx.settings.headerTimeoutNanoseconds }
@@ -267,8 +273,9 @@ final class Worker {
     private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
 
     private func drop(_ c: Connection) {
-        // Events already read for this fd go too: the number may come back with the next accept.
-        reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd)))
+        // Events already read for this fd go too: the number may come back with the next accept. (A connection
+        // closed before it was ever watched has none.)
+        if c.watched { reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd))) }
         conns[c.fd] = nil
     }
 
@@ -398,7 +405,7 @@ final class Worker {
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
         let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                          reader: reader, rest: &rest, buffer: &out,
+                                          reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
                                           timeoutMilliseconds: writeTimeoutMilliseconds, note: &note, offload: offload)
         let plan = result.plan, sent = result.sent
         if result.appRaised { appRaised = true }

@@ -158,7 +158,7 @@ final class EnvironBuilder {
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
     /// strings), whatever their encoding. `host`: the first Host field's value.
     private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String) -> Bool {
-        for f in headers.fields where !f.name.utf8.contains(UInt8(ascii: "_")) {
+        for f in headers.fields where !hasUnderscore(f.name) {
             let key: PyObjectPointer
             let length = f.name.utf8.count
             if length == 4 && host.isEmpty && equalsIgnoringASCIICase(f.name, "host") { host = f.value }
@@ -196,6 +196,14 @@ final class EnvironBuilder {
         }
         return true
     }
+}
+
+/// Whether a field name holds "_" (memchr on its bytes: the generic `utf8.contains` walks the view byte by
+/// byte through its iterator, per field of every request).
+@inline(__always)
+private func hasUnderscore(_ name: String) -> Bool {
+    var name = name
+    return name.withUTF8 { b in !b.isEmpty && memchr(b.baseAddress!, Int32(UInt8(ascii: "_")), b.count) != nil }
 }
 
 /// Python strings for values that repeat from request to request, made once (a `RingCache`). The

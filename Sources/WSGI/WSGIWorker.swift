@@ -50,6 +50,7 @@ final class WSGIWorker {
     var produced = 0
     var cutLogged = false
     let headerTexts = TextCache()
+    let headerLists = HeaderListCache()
     /// The request in hand: write() starts its response early.
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
@@ -494,10 +495,22 @@ final class WSGIWorker {
         guard api.PyObject_IsInstance(headerList, api.listType) == 1 else {
             return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
         }
+        let count = api.PyList_Size(headerList)
+        if headerLists.holds(headerList, count: count, api) {
+            status = code
+            reason = phrase
+            headers = headerLists.headers
+            declaredLength = headerLists.length
+            api.Py_IncRef(objects.write)
+            return objects.write
+        }
         var parsed = HTTPHeaders()
         var length: Int? = nil
-        for i in 0..<api.PyList_Size(headerList) {
+        var items: [PyObjectPointer] = []
+        items.reserveCapacity(count)
+        for i in 0..<count {
             let pair = api.PyList_GetItem(headerList, i)!
+            items.append(pair)
             guard api.PyObject_IsInstance(pair, api.tupleType) == 1, api.PyTuple_Size(pair) == 2 else {
                 return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")
             }
@@ -521,6 +534,7 @@ final class WSGIWorker {
         reason = phrase
         headers = parsed
         declaredLength = length
+        headerLists.remember(items, headers: parsed, length: length, api)
         api.Py_IncRef(objects.write)
         return objects.write
     }
@@ -742,6 +756,35 @@ final class TextCache {
     func remember(_ o: PyObjectPointer, isName: Bool, _ text: HeaderText, api: CPythonAPI) {
         api.Py_IncRef(o)
         if let evicted = ring.insert((o, isName, text)) { api.Py_DecRef(evicted.object) }
+    }
+}
+
+/// The last response header list start_response converted, known by its items: a constant list (a module's
+/// `HEADERS`, the common case) is checked and converted once, and its `HTTPHeaders` (the same array each time)
+/// lets the response writer reuse its field lines too. Each item is a tuple whose items are str, all
+/// immutable, and a reference to it is held here, so its address cannot be taken by another object: the
+/// same items in the same order are the same headers, whatever list holds them.
+final class HeaderListCache {
+    private var items: [PyObjectPointer] = []
+    private(set) var headers = HTTPHeaders()
+    private(set) var length: Int?
+
+    /// `list` (of `count` items) holds exactly the remembered items.
+    func holds(_ list: PyObjectPointer, count: Int, _ api: CPythonAPI) -> Bool {
+        guard count == items.count, count > 0 else { return false }
+        for i in 0..<count where api.PyList_GetItem(list, i) != items[i] { return false }
+        return true
+    }
+
+    func remember(_ newItems: [PyObjectPointer], headers: HTTPHeaders, length: Int?, _ api: CPythonAPI) {
+        for o in newItems { api.Py_IncRef(o) }
+        // Replaced before the old ones are released: releasing can run Python code (a __del__) that calls
+        // start_response again, and it must find the cache whole.
+        let previous = items
+        items = newItems
+        self.headers = headers
+        self.length = length
+        for o in previous { api.Py_DecRef(o) }
     }
 }
 

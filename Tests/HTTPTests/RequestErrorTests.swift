@@ -175,3 +175,65 @@ let badHeads: [BadHead] = [
         #expect(q.parse(bytes("GET / HTTP/1.1\n")) == .error(HTTPError(.bareLF)))
     }
 }
+
+/// The head scan steps over eight bytes at a time while none is a control byte or DEL: every byte value at
+/// every offset of a long field value (so at every place in a word, and in the byte steps between words)
+/// gets the same answer as one byte at a time would give, fed whole and in two pieces.
+@Suite struct WordScanTests {
+    @Test func everyByteAtEveryOffsetOfAFieldValue() {
+        for offset in 0..<24 {
+            for value in 0...255 {
+                let b = UInt8(value)
+                let head = Array("GET / HTTP/1.1\r\nHost: h\r\nX-A: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: offset) + [b]
+                    + Array(repeating: UInt8(ascii: "z"), count: 17) + Array("\r\n\r\n".utf8)
+                let expected: HTTPError.Kind?
+                switch b {
+                case 0x0D: expected = .bareCR
+                case 0x0A: expected = .bareLF
+                case 0x09: expected = nil
+                case 0..<0x20, 0x7F: expected = .controlCharacter
+                default: expected = nil
+                }
+                for cut in [head.count, 30 + offset, 31 + offset] {
+                    var p = HTTPRequestParser()
+                    var result = p.parse(Array(head[..<cut]))
+                    var fed = head.count
+                    if result == .needMore && cut < head.count {
+                        result = p.parse(Array(head[cut...]))
+                        fed = head.count - cut
+                    }
+                    switch result {
+                    case .error(let e):
+                        #expect(e.kind == expected, "byte \(value) at \(offset), cut \(cut): \(e.kind)")
+                    case .head(let h, let consumed):
+                        #expect(expected == nil && consumed == fed && h.headers.fields.count == 2,
+                                "byte \(value) at \(offset), cut \(cut): accepted")
+                    case .needMore:
+                        Issue.record("byte \(value) at \(offset), cut \(cut): needs more")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A request line of printable bytes is refused once it runs past the line limit, wherever the limit falls
+    /// inside a word.
+    @Test func requestLineLimitInsideAWord() {
+        for limit in 20..<36 {
+            var limits = HTTPLimits()
+            limits.maxRequestLineBytes = limit
+            for length in (limit - 3)...(limit + 3) {
+                let line = "GET /" + String(repeating: "a", count: length - 14) + " HTTP/1.1"
+                #expect(line.utf8.count == length)
+                var p = HTTPRequestParser(limits: limits)
+                let result = p.parse(Array((line + "\r\nHost: h\r\n\r\n").utf8))
+                if length > limit {
+                    guard case .error(let e) = result else { Issue.record("line \(length) over limit \(limit) accepted"); continue }
+                    #expect(e.kind == .requestLineTooLong, "line \(length), limit \(limit): \(e.kind)")
+                } else {
+                    guard case .head = result else { Issue.record("line \(length) within limit \(limit) refused: \(result)"); continue }
+                }
+            }
+        }
+    }
+}

@@ -214,3 +214,39 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
         #expect(text(out) == "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n")
     }
 }
+
+/// The field-lines cache writes exactly what `appendHead` writes without it, for the same fields and for
+/// changed ones (a copy-on-write change makes new storage, which the cache must not take for the old).
+@Suite struct FieldLinesCacheTests {
+    func head(_ headers: HTTPHeaders, _ cache: HTTPFieldLinesCache?, keepAlive: Bool = true) -> ([UInt8], HTTPResponsePlan) {
+        var out: [UInt8] = []
+        let plan = HTTPResponseWriter.appendHead(status: 200, headers: headers, body: .contentLength(2), keepAlive: keepAlive,
+                                                 date: Array("Thu, 01 Jan 2026 00:00:00 GMT".utf8), fieldLines: cache, to: &out)
+        return (out, plan)
+    }
+
+    @Test func sameAsWithoutTheCacheWhateverTheFieldsBecome() {
+        let cache = HTTPFieldLinesCache()
+        var h: HTTPHeaders = ["Content-Type": "text/plain", "X-A": "1"]
+        var variants: [HTTPHeaders] = [h, h, [:], h]
+        h.fields[1].value = "2"
+        variants.append(h)
+        h.append("Connection", "close")
+        variants.append(h)
+        h.fields.removeLast()
+        variants.append(h)
+        h.append("Date", "Mon, 01 Jan 2001 00:00:00 GMT")
+        variants.append(h)
+        h.fields.removeLast()
+        h.append("X-Bad", "a\r\nb")
+        variants.append(h)
+        variants.append(h)
+        for (i, headers) in variants.enumerated() {
+            for keepAlive in [true, false] {
+                let plain = head(headers, nil, keepAlive: keepAlive), cached = head(headers, cache, keepAlive: keepAlive)
+                #expect(plain.0 == cached.0, "variant \(i): \(text(cached.0)) instead of \(text(plain.0))")
+                #expect(plain.1 == cached.1, "variant \(i)")
+            }
+        }
+    }
+}
