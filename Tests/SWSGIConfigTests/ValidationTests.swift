@@ -170,10 +170,10 @@ import Testing
         #expect(failure(["--static-expires", "( 60"])?.contains("not a regular expression") == true)
         #expect(failure(["--static-expires", "/css/ soon"])?.contains("not a number of seconds") == true)
         #expect(failure(["--static-expires-type", "text/css"])?.contains("expected TYPE=SECONDS") == true)
-        // offload-threads: uWSGI's value forms (strtol; a value of 0 or below starts none), its alias, our flag.
+        // offload-threads: uWSGI's value forms (strtol; 0 starts none, below 0 uWSGI exits), its alias, our flag.
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = 2\n").offloadThreads == 2)
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-thread = 3\n").offloadThreads == 3)
-        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = -1\n").offloadThreads == 0)
+        #expect(throws: (any Error).self) { try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = -1\n") }
         #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = true\n").offloadThreads == 0)
         #expect(try options(["--offload-threads", "4"]).offloadThreads == 4)
         #expect(failure(["--offload-threads", "many"]) != nil)
