@@ -96,3 +96,9 @@ public func openBeneath(_ dirfd: Int32, _ path: String, flags: Int32) throws -> 
     }
     return FileDescriptor(adopting: current)
 }
+
+/// Removes the pid file at `path` only while it still names `pid` (the text we wrote, `PID\n`): another
+/// process (a newer instance, an operator, a supervisor) that rewrote it, in place or by rename, keeps it.
+public func removePidFileIfOurs(_ path: String, pid: pid_t) {
+    if (try? readTextFile(path, maxBytes: 64)) == "\(pid)\n" { unlink(path) }
+}

@@ -67,7 +67,8 @@ struct Listener {
                 } else {
                     // Several: each inherited socket is the configured listener with its address (as uWSGI
                     // matches inherited sockets), so each keeps its own protocol.
-                    guard let address, let k = bindHere.firstIndex(where: { sameAddress($0.address, address) }) else {
+                    guard let address, let k = bindHere.firstIndex(where: { sameAddress($0.address, address) })
+                            ?? bindHere.firstIndex(where: { sameAddress($0.address, address, portZeroMatches: true) }) else {
                         throw SWSGIError("LISTEN_FDS: fd \(fd) (\(address?.description ?? "unknown address")) is none of the configured listeners (\(configured.map(\.description).joined(separator: ", "))); configure it, or stop passing it")
                     }
                     l.speaksUwsgi = bindHere[k].uwsgiProtocol
@@ -138,7 +139,9 @@ struct Listener {
 
     /// Whether a configured address names the socket bound at `bound`: the same Unix file (the path as
     /// written, or the same inode), or the same port on the same (or every) address.
-    static func sameAddress(_ configured: UwsgiSocketAddress, _ bound: UwsgiSocketAddress) -> Bool {
+    /// `portZeroMatches`: a configured port 0 (any free port) takes the inherited socket's; asked only after
+    /// no listener names that port, so a port-0 listener never takes the socket meant for another.
+    static func sameAddress(_ configured: UwsgiSocketAddress, _ bound: UwsgiSocketAddress, portZeroMatches: Bool = false) -> Bool {
         switch (configured, bound) {
         case (.unix(let a), .unix(let b)):
             if a == b { return true }
@@ -148,7 +151,7 @@ struct Listener {
             let every = ["", "0.0.0.0", "::"]
             let host = a.host == "localhost" ? "127.0.0.1" : a.host
             // Port 0 asked the kernel for any free port: the inherited socket is that one.
-            return (a.port == b.port || a.port == 0) && (host == b.host || (every.contains(host) && every.contains(b.host)))
+            return (a.port == b.port || (portZeroMatches && a.port == 0)) && (host == b.host || (every.contains(host) && every.contains(b.host)))
         default:
             return false
         }

@@ -449,7 +449,7 @@ final class Master {
                 for l in listeners { l.vacuum() }
                 if settings.vacuum {
                     fifo?.remove()
-                    if let p = settings.pidFile { unlink(p) }
+                    if let p = settings.pidFile { removePidFileIfOurs(p, pid: getpid()) }
                 }
                 log("exiting with status \(code)")
                 return code

@@ -185,7 +185,7 @@ public enum SWSGIMain {
             // Failing after the bind (the --stats socket, say) must not leave a socket nobody accepts on,
             // or a pid file naming a dead process, behind.
             for l in bound { l.vacuum() }
-            if pidFileWritten, options.vacuum, let p = options.pidFile { unlink(p) }
+            if pidFileWritten, options.vacuum, let p = options.pidFile { removePidFileIfOurs(p, pid: getpid()) }
             return ExitCode.failure
         }
     }

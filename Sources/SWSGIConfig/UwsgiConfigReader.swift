@@ -84,6 +84,8 @@ struct UwsgiConfigReader {
     private(set) var entries: [UwsgiEntry] = []
     private(set) var problems: [String] = []
     private(set) var warnings: [String] = []
+    /// `--check`: the lines (origins) whose `@(exec://...)` failed here; only their values wait for the start.
+    private(set) var failedCommandOrigins: Set<String> = []
 
     /// The option logic in force: the `if-*`/`for*` that opened it, its argument, where it was opened.
     private struct Logic {
@@ -454,6 +456,7 @@ struct UwsgiConfigReader {
         if let failure = result.failure {
             if check {
                 warnings.append("\(origin): @(exec://\(command)): the command \(failure) here; the value is checked when swsgi starts")
+                failedCommandOrigins.insert(origin)
                 return nil
             }
             let shown = result.stdout.isEmpty ? "nothing" : quoted(String(result.stdout.prefix(200)))

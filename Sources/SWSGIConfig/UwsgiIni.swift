@@ -64,15 +64,17 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
     "http-websockets": .custom(onlyOff("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server")),
     "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
-    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
+    // uWSGI's socket_timeout also bounds each wait to write a response (uwsgi_wait_write_req), offloaded ones too here.
+    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v), ("write-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
     // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
     "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
-    // A swsgi worker writes a static file itself and is busy until a slow client has it all: without
-    // offloading, accepting this would promise freed workers that swsgi does not give.
-    "offload-threads": .refused("not supported: a swsgi worker sends a static file itself and stays busy until the client has it; serve static files from nginx in front, or add processes/threads"),
+    // uWSGI starts offload threads only for a value above 0 (`if (uwsgi.offload_threads > 0)`): a negative
+    // number (read with strtol) is none.
+    "offload-threads": .custom { v throws(ValueProblem) in .set([("offload-threads", (Int(v) ?? 1) <= 0 ? "0" : v)]) },
+    "offload-thread": .custom { v throws(ValueProblem) in .set([("offload-threads", (Int(v) ?? 1) <= 0 ? "0" : v)]) },
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),
@@ -189,28 +191,23 @@ private func plugins(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
     return .accepted("swsgi has Python, HTTP and the busyness algorithm built in")
 }
 
-/// `module = MODULE[:CALLABLE]`; a file path there (`/srv/app/wsgi.py`, `deploy/app.wsgi`) is loaded as
-/// `wsgi-file`. uWSGI's `module` hands any value to PyImport_ImportModule, which cannot import a path, so
-/// the app fails to load; its `mount` and command line (python_plugin.c uwsgi_python_magic, pyloader.c
+/// `module = MODULE[:CALLABLE]` (and `wsgi`): set as given; `settleModulePath` decides on a file path there.
+private func moduleSpec(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+    .set([("module", value)])
+}
+
+/// A file path given as `module` (`/srv/app/wsgi.py`, `deploy/app.wsgi[:callable]`): the file and the
+/// callable, or nil for a module name. uWSGI's `module` hands any value to PyImport_ImportModule, which
+/// cannot import a path; its `mount` and command line (python_plugin.c uwsgi_python_magic, pyloader.c
 /// uwsgi_mount_loader) load `.py`/`.wsgi` paths as files: that is what such a line means. A dotted name
 /// ending in `.wsgi` (Django's `mysite.wsgi`) stays a module.
-private func moduleSpec(_ value: String) throws(ValueProblem) -> UwsgiOutcome {
+func modulePathForm(_ value: String) -> (file: String, callable: String?)? {
     // uWSGI splits the callable off at the first colon (get_uwsgi_pymodule).
     let colon = value.firstIndex(of: ":")
     let target = colon.map { String(value[..<$0]) } ?? value
     // Text after a space is no path (`mysite.wsgi //comment`): that module fails to import, as in uWSGI.
-    guard target.contains("/") || target.hasSuffix(".py"), !target.contains(where: \.isWhitespace) else {
-        return .set([("module", value)])
-    }
-    var pairs = [("wsgi-file", target)]
-    var callableNote = ""
-    if let colon {
-        let callable = String(value[value.index(after: colon)...])
-        pairs.append(("callable", callable))
-        callableNote = ", callable \(quoted(callable))"
-    }
-    return .set(pairs, warning: "\(quoted(value)) is a file path, not a module name: uWSGI's module cannot import it (its mount and command line load .py/.wsgi paths as files); "
-                + "swsgi loads it as wsgi-file = \(quoted(target))\(callableNote)")
+    guard target.contains("/") || target.hasSuffix(".py"), !target.contains(where: \.isWhitespace) else { return nil }
+    return (target, colon.map { String(value[value.index(after: $0)...]) })
 }
 
 /// `http = ADDR` / `http-socket = ADDR`: HTTP on TCP (`HOST:PORT`) or on a Unix socket (a path).
@@ -242,7 +239,7 @@ extension ServerOptions {
             if socketsSpeakHTTP && entry.key == "socket" && !entry.isPlaceholder { entry.key = "http-socket" }
             do {
                 let (a, note) = try uwsgiAssignment(entry, referenced: reader.referenced, strict: strict, check: check,
-                                                    warnings: &warnings)
+                                                    commandFailed: reader.failedCommandOrigins.contains(entry.origin), warnings: &warnings)
                 if asyncCoreKeys.contains(entry.key), let cores = a.first {
                     asyncCores = (entry, cores)
                     continue
@@ -255,6 +252,11 @@ extension ServerOptions {
         }
         if let (entry, cores) = asyncCores {
             settleThreads(asyncCores: cores, key: entry.key, origin: entry.origin, assignments: &assignments, warnings: &warnings)
+        }
+        do {
+            try settleModulePath(assignments: &assignments, warnings: &warnings)
+        } catch {
+            problems.append(error.message)
         }
         // uWSGI's python plugin loads `module`, then `wsgi-file`, then `paste`, then the mounts, each at its
         // mount point (those three at /), and skips an app whose point is taken ("mountpoint already
@@ -277,6 +279,32 @@ extension ServerOptions {
         }
         assignments.removeAll { skipped.contains($0.label) }
         return (assignments, notes)
+    }
+
+    /// uWSGI keeps one `module` (the last line given). When that is a file path (`modulePathForm`) its
+    /// import fails under uWSGI: a `wsgi-file` given too is then the app uWSGI serves, and swsgi serves it,
+    /// naming the module line as not loaded; with no `wsgi-file` swsgi loads the path as the wsgi-file
+    /// (with its callable), in the module line's place, and says so.
+    static func settleModulePath(assignments: inout [Assignment], warnings: inout [String]) throws(ConfigError) {
+        guard let at = assignments.lastIndex(where: { $0.spec.name == "module" }),
+              let (file, callable) = modulePathForm(assignments[at].value) else { return }
+        let module = assignments[at]
+        let shown = "\(module.label) = \(quoted(module.value)) is a file path, not a module name: uWSGI's module cannot import it"
+        if let given = assignments.last(where: { $0.spec.name == "wsgi-file" }) {
+            warnings.append("\(shown): not loaded; \(given.label) = \(quoted(given.value)) is the app, as uWSGI serves it after the failed import")
+            assignments.removeAll { $0.spec.name == "module" }
+            return
+        }
+        guard let fileSpec = optionsByName["wsgi-file"], let callableSpec = optionsByName["callable"] else {
+            throw ConfigError("\(module.label): no swsgi option wsgi-file")
+        }
+        var replacement = [Assignment(spec: fileSpec, value: file, label: module.label)]
+        if let callable { replacement.append(Assignment(spec: callableSpec, value: callable, label: module.label)) }
+        assignments.replaceSubrange(at...at, with: replacement)
+        // Earlier module lines were replaced by this one in uWSGI.
+        assignments.removeAll { $0.spec.name == "module" }
+        warnings.append("\(shown) (its mount and command line load .py/.wsgi paths as files); swsgi loads it as wsgi-file = \(quoted(file))"
+                        + (callable.map { ", callable \(quoted($0))" } ?? ""))
     }
 
     /// `gevent = N`/`async = N` ask for N requests at once per worker (uWSGI's async cores); swsgi serves
@@ -305,7 +333,7 @@ extension ServerOptions {
 
     /// One `[uwsgi]` entry as assignments, or a note for an accepted key; throws the one-line refusal.
     static func uwsgiAssignment(_ entry: UwsgiEntry, referenced: Set<String>, strict: Bool, check: Bool = false,
-                                warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
+                                commandFailed: Bool = false, warnings: inout [String]) throws(ConfigError) -> ([Assignment], String?) {
         let key = entry.key
         let where_ = entry.origin
         var label = "\(where_): \(key)"
@@ -347,7 +375,8 @@ extension ServerOptions {
             throw ConfigError("\(label) = \(quoted(value)): $(\(variable)) is not set in the environment")
         }
         // `--check` only: a command that failed here (its warning says how) is left for the real start.
-        if check, let r = value.firstRange(of: "@(exec://") {
+        // Text that merely reads `@(exec://` (never closed, or printed by a command) is checked as the start reads it.
+        if check, commandFailed, let r = value.firstRange(of: "@(exec://") {
             return ([], "; \(key) = \(value): depends on \(value[r.lowerBound...].prefix(60))..., which failed here; checked when swsgi starts")
         }
         // Placeholder names that swsgi also has as options (`app = run`, then `module = %(app)`) stay

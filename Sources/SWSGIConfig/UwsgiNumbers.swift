@@ -43,6 +43,34 @@ let uwsgiIntegerKeys: Set<String> = [
     "workers", "write-errors-tolerance",
 ]
 
+/// The integer keys uWSGI reads with uwsgi_opt_set_int (gevent's setup calls it too): strtol's long stored
+/// in an int, and a negative result ends uWSGI ("invalid value for option ...: must be > 0", exit 1).
+let uwsgiSetIntKeys: Set<String> = [
+    "alarm-freq", "async", "backtrace-depth", "cache-expire-freq", "cache-store-sync", "cheaper",
+    "cheaper-idle", "cheaper-initial", "cheaper-step", "check-interval", "chunked-input-timeout",
+    "cpu-affinity", "cron-harakiri", "emperor-broodlord", "emperor-curse-tolerance", "emperor-freq",
+    "emperor-max-throttle", "emperor-required-heartbeat", "emperor-throttle", "forkbomb-delay", "gevent",
+    "harakiri", "harakiri-graceful-timeout", "harakiri-queue-threshold", "heartbeat", "http-connect-timeout",
+    "http-events", "http-gracetime", "http-harakiri", "http-headers-timeout", "http-keepalive",
+    "http-modifier1", "http-modifier2", "http-processes", "http-timeout", "http-workers", "idle", "ksm",
+    "legion-death-on-lord-error", "legion-freq", "legion-skew-tolerance", "legion-tolerance", "limit-nproc",
+    "listen", "locks", "log-slow", "max-apps", "max-fd", "max-worker-lifetime-delta", "mem-collector-freq",
+    "memory-report", "mule-harakiri", "mule-msg-recv-size", "mule-msg-size", "mule-reload-mercy",
+    "multicast-loop", "multicast-ttl", "offload-thread", "offload-threads", "optimize", "processes",
+    "py-auto-reload", "py-autoreload", "python-auto-reload", "python-autoreload", "queue", "queue-blocksize",
+    "queue-store-sync", "reload-mercy", "response-headers-limit", "signal-bufsize", "signals-bufsize",
+    "so-send-timeout", "so-write-timeout", "socket-send-timeout", "socket-timeout", "socket-write-timeout",
+    "spooler-freq", "spooler-frequency", "spooler-harakiri", "spooler-max-tasks", "spooler-processes",
+    "ssl-session-timeout", "ssl-sessions-timeout", "ssl-verify-depth", "static-cache-paths",
+    "stats-pusher-default-freq", "stats-pushers-default-freq", "subscribe-freq", "subscription-tolerance",
+    "subscription-tolerance-inactive", "subscriptions-sign-check-tolerance", "tcp-fast-open", "tcp-fastopen",
+    "thread-stack-size", "thread-stacksize", "threads", "threads-stack-size", "threads-stacksize", "vassal-sos",
+    "vassal-sos-backlog", "wait-for-fs-timeout", "wait-for-iface-timeout", "wait-for-interface-timeout",
+    "wait-for-socket-timeout", "wait-iface-timeout", "wait-interface-timeout", "websocket-ping-freq",
+    "websocket-pong-tolerance", "websockets-ping-freq", "websockets-pong-tolerance", "worker-reload-mercy",
+    "workers",
+]
+
 /// Keys uWSGI reads with `uwsgi_opt_set_megabytes`: strtoul of the MiB, or atof when the value has a `.`.
 let uwsgiMegabyteKeys: Set<String> = [
     "evil-reload-on-as", "evil-reload-on-rss", "limit-as", "reload-on-as", "reload-on-pss", "reload-on-rss", "reload-on-uss",
@@ -83,6 +111,13 @@ func uwsgiNumberReading(key: String, value: String) throws(ValueProblem) -> (val
     // A fraction of a MiB is uWSGI's atof form: swsgi's own parser decides on it.
     if megabytes && value.contains(".") { return nil }
     let (n, rest) = cLeadingInteger(value)
+    // What uWSGI refuses (a negative count) or cannot hold (beyond an int) is refused here too, whatever
+    // swsgi makes of the key (a count of threads, a no-op, a router setting it has no router for).
+    if uwsgiSetIntKeys.contains(key), n < 0 || n > Int(Int32.max) {
+        throw ValueProblem(n < 0
+            ? "\(quoted(value)) is negative: uWSGI refuses it (\"invalid value for option: must be > 0\", exit 1); give 0 or more"
+            : "\(quoted(value)) is beyond uWSGI's int (\(Int32.max)) for this key: give a smaller number")
+    }
     if rest.isEmpty, !value.isEmpty, value.first != " " { return nil }
     let suffix = rest.lowercased()
     // `reload-on-rss = 300mb` is 300 MiB in both readings.

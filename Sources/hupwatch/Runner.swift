@@ -731,7 +731,7 @@ final class Runner {
         control.closeAll(reason: "hupwatch stopped before the reload completed")
         killLeftoverDescendants()
         // Only while it still names this hupwatch: a file someone rewrote since is theirs.
-        if let pidFile = options.pidFile, (try? readTextFile(pidFile, maxBytes: 64)) == pidString + "\n" { unlink(pidFile) }
+        if let pidFile = options.pidFile { removePidFileIfOurs(pidFile, pid: getpid()) }
         for lock in locks { lock.release() }
         for n in Array(probes.keys) { stopProbe(n) }
         probes = [:]

@@ -366,6 +366,28 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(o.logTo == nil)
     }
 
+    /// `--check` leaves to the start only a value whose command failed here: `@(exec://` never closed (no
+    /// command runs, the text is the value, as in uWSGI), also when a command that succeeded printed it, is
+    /// checked as the start will read it, with no note claiming a failure.
+    @Test func checkSkipsOnlyValuesWhoseCommandFailed() throws {
+        let printed = ["p": UwsgiCommandOutput(stdout: "-3 @(exec://q", failure: nil)]
+        for (line, problem) in [("processes = @(exec://p)", "processes"), ("processes = -2 @(exec://", "processes"), ("harakiri = 5x @(exec://echo 30", nil)] {
+            let text = "[uwsgi]\nmodule = app\n\(line)\n"
+            var checkProblem: String? = nil
+            var report = ""
+            do {
+                if case .check(_, let r) = try load(text, check: true, commands: printed) { report = r }
+            } catch {
+                checkProblem = error.message
+            }
+            #expect(!report.contains("failed here"), "\(line): \(report)")
+            var startProblem: String? = nil
+            do { _ = try load(text, commands: printed) } catch { startProblem = error.message }
+            #expect(checkProblem == startProblem, "\(line): --check \(checkProblem ?? "valid"), start \(startProblem ?? "valid")")
+            #expect(problem.map { checkProblem?.contains($0) == true } ?? (checkProblem == nil), "\(line): \(checkProblem ?? "valid")")
+        }
+    }
+
     /// uWSGI's other schemes: each refused with one line saying what to write instead.
     @Test(arguments: ["http://h/x", "sym://s", "section://s", "data://0", "call://f", "callint://f", "fd://3", "emperor://x", "file:///etc/x"])
     func otherSchemesAreRefused(_ source: String) {
@@ -399,5 +421,24 @@ private func uwsgiFailure(_ text: String, files: [String: String] = [:], env: [S
         #expect(comment.configWarnings == ["--module 'test.wsgi:application //the wsgi module': the callable 'application //the wsgi module' is not a Python identifier (or a factory to call, NAME()): loading the app will fail (no attribute has that name), as it does under uWSGI"])
         let spaced = try loaded("mysite.wsgi //comment")
         #expect(spaced.python.module == "mysite.wsgi //comment" && spaced.configWarnings.first?.contains("is not a module name like pkg.app") == true)
+    }
+
+    /// A path as `module` beside a `wsgi-file`: uWSGI's module cannot import the path, so the wsgi-file is
+    /// the app it serves, in either order; the module line is named as not loaded. Only the last `module`
+    /// counts (uWSGI keeps one), so a path given after a module name is the file swsgi loads.
+    @Test func aPathAsModuleNeverDisplacesAWsgiFile() throws {
+        func loaded(_ lines: String) throws -> ServerOptions {
+            guard case .run(let o) = try load("[uwsgi]\n" + lines, commands: [:]) else { throw ConfigError("not run") }
+            return o
+        }
+        for lines in ["wsgi-file = real.py\nmodule = other.py\n", "module = other.py:app\nwsgi-file = real.py\n"] {
+            let o = try loaded(lines)
+            #expect(o.python.wsgiFile == "real.py" && o.python.module == nil && o.python.callable == "application", "\(lines): \(o.python)")
+            #expect(o.configWarnings.contains { $0.contains("not loaded") && $0.contains("wsgi-file = 'real.py'") }, "\(lines): \(o.configWarnings)")
+        }
+        let later = try loaded("module = pkg.app\nmodule = other.py\n")
+        #expect(later.python.wsgiFile == "other.py" && later.python.module == nil, "\(later.python)")
+        let name = try loaded("module = other.py\nmodule = pkg.app\n")
+        #expect(name.python.module == "pkg.app" && name.python.wsgiFile == nil, "\(name.python)")
     }
 }

@@ -112,3 +112,23 @@ import Testing
         #expect(o.configWarnings.count == 2)
     }
 }
+
+extension UwsgiNumbers {
+    /// uWSGI reads these keys with uwsgi_opt_set_int, which exits on a negative number ("invalid value for
+    /// option: must be > 0"), and stores strtol's long in an int: a value out of int's range is no count.
+    /// swsgi refuses both with one line, whatever the key comes to here (threads, a no-op, a placeholder).
+    @Test(arguments: ["gevent = -1", "async = -5", "gevent = 99999999999999999999", "async = 2147483648",
+                      "http-keepalive = -3", "http-timeout = -1", "log-slow = -20", "processes = -2x"])
+    func negativeAndOutOfRangeCountsAreRefusedAsUwsgiRefusesThem(_ line: String) throws {
+        let problem = failure(["--ini", "app.ini"], ini: "[uwsgi]\nmodule = app\n\(line)\n")
+        let key = String(line.prefix { $0 != " " })
+        #expect(problem?.hasPrefix("app.ini:3: \(key)") == true, "\(line): \(problem ?? "accepted")")
+        #expect(problem?.contains("uWSGI") == true, "\(line): \(problem ?? "accepted")")
+    }
+
+    /// 0 and the largest int are still counts (gevent = 0 is one request thread, as before).
+    @Test func zeroAndIntMaxAreCounts() throws {
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nmodule = app\ngevent = 0\n").python.threads == 1)
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nmodule = app\nasync = 2147483647\n").python.threads == 256)
+    }
+}

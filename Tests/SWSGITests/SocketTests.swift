@@ -66,6 +66,35 @@ extension SWSGIIntegration {
             #expect(fileInode(path) == inode)
         }
 
+        /// Several listeners, one of them port 0 (a free port the kernel picks): the socket systemd hands
+        /// over on port P is the listener configured with port P, whichever comes first; port 0 matches
+        /// an inherited socket only when no listener names its port.
+        @Test(arguments: [true, false])
+        func anInheritedSocketIsTheListenerWithItsPortBeforeAPortZeroOne(_ portZeroFirst: Bool) throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let port = try freeLocalPort()
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+            #expect(fd >= 0)
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var sin = loopbackAddress(port: port)
+            let bound = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            #expect(bound == 0 && listen(fd, 16) == 0, "errno \(errno)")
+            let listeners = [["--http-socket", "127.0.0.1:0"], ["--uwsgi-socket", "127.0.0.1:\(port)"]]
+            let s: Server
+            do {
+                defer { close(fd) }
+                s = try Server(["--processes", "1"] + (portZeroFirst ? listeners : listeners.reversed()).flatMap { $0 }, dir: dir, socket: nil,
+                               environment: ["LISTEN_FDS": "1"], shell: "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"", fd3: fd)
+            }
+            defer { s.stop() }
+            #expect(s.log.contains("uwsgi:127.0.0.1:\(port) (fd 3 from LISTEN_FDS)"), "log:\n\(s.log)")
+            #expect(s.log.contains("(port 0: chosen by the kernel)"), "log:\n\(s.log)")
+            #expect(s.stop() == 0, "log:\n\(s.log)")
+        }
+
         @Test func listenFDsForAnotherPidIsIgnored() throws {
             let dir = try TempDir()
             defer { dir.remove() }

@@ -33,3 +33,29 @@ extension SWSGIIntegration.UwsgiProcessOptions {
         }
     }
 }
+
+extension SWSGIIntegration.UwsgiProcessOptions {
+    /// vacuum removes the pid file only while it is still ours: a file another process (a newer
+    /// instance, an operator, a supervisor) rewrote in place or replaced names someone else and stays.
+    @Test(arguments: ["in place", "replaced"])
+    func vacuumLeavesAPidFileSomeoneElseRewrote(_ how: String) throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.ini", "[uwsgi]\nprocesses = 1\npidfile = %dpid\n")
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir)
+        #expect(try String(contentsOfFile: dir.file("pid"), encoding: .utf8) == "\(s.pid)\n")
+        if how == "in place" {
+            // `echo 4242 > pid`: the same inode, other content.
+            let fd = open(dir.file("pid"), O_WRONLY | O_TRUNC | O_CLOEXEC)
+            #expect(fd >= 0)
+            _ = "4242\n".withCString { write(fd, $0, 5) }
+            close(fd)
+        } else {
+            try dir.write("pid.new", "4242\n")
+            #expect(rename(dir.file("pid.new"), dir.file("pid")) == 0)
+        }
+        #expect(s.stop() == 0, "\(s.log)")
+        #expect((try? String(contentsOfFile: dir.file("pid"), encoding: .utf8)) == "4242\n",
+                "the pid file another process wrote was removed at exit (\(how))")
+    }
+}

@@ -22,3 +22,24 @@ extension WSGIIntegration.ProcessSide {
         #expect(failed > 0, "Python started under every limit tried")
     }
 }
+
+extension WSGIIntegration.ProcessSide {
+    /// `gevent = 256` (request threads) with a `limit-as` that holds Python but not 256 thread stacks of
+    /// 8 MiB: uWSGI's greenlets fit, swsgi's threads cannot start. The worker cannot serve as configured:
+    /// swsgi stops at once, non-zero, with a line naming the thread, limit-as and what to change; it does
+    /// not respawn the worker forever on `pthread_create: Resource temporarily unavailable`.
+    @Test func requestThreadsBeyondLimitAsStopWithAClearLine() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", "def application(e, s):\n    s('200 OK', [])\n    return [b'x']\n")
+        try dir.write("app.ini", "[uwsgi]\nwsgi-file = %dapp.py\nprocesses = 1\ngevent = 256\nlimit-as = 1024\nhttp-socket = %ds\n")
+        // The stack size threads get by default (RLIMIT_STACK), fixed here whatever the test runner's is.
+        let s = try Server([dir.file("app.ini")], dir: dir, socket: nil, environment: PythonUnderTest.debian.environment,
+                           shell: "ulimit -s 8192; exec \"$0\" --ini \"$@\"", ready: false)
+        defer { s.stop() }
+        let status = s.waitExit(timeout: 15)
+        #expect(status != nil && status != 0, "status \(status.map(String.init) ?? "still running"):\n\(s.log.suffix(1500))")
+        #expect(s.logLines.contains { $0.contains("request thread") && $0.contains("--limit-as 1024") }, "\(s.log.suffix(1500))")
+        #expect(s.log.components(separatedBy: "respawning").count <= 2, "respawned again and again:\n\(s.log.suffix(1500))")
+    }
+}

@@ -34,6 +34,24 @@ extension WSGIIntegration {
         #expect(s.log.contains("swsgi loads it as wsgi-file = '") && s.log.contains("/\(file)'"), "\(s.log)")
     }
 
+    /// `wsgi-file = a.py` with `module = b.py`: uWSGI fails to import the path and serves the wsgi-file (checked
+    /// with Debian's uWSGI 2.0.21: "No module named 'b'", then a.py answers); so does swsgi, in either order.
+    @Test(arguments: [true, false])
+    func aPathAsModuleBesideAWsgiFileLeavesTheWsgiFileServed(_ moduleLast: Bool) throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("a.py", Self.hello)
+        try dir.write("b.py", Self.hello)
+        let lines = ["wsgi-file = %da.py", "module = %db.py"]
+        try dir.write("app.ini", "[uwsgi]\n" + (moduleLast ? lines : lines.reversed()).joined(separator: "\n") + "\nprocesses = 1\nhttp-socket = %ds\n")
+        let env = PythonUnderTest.debian.environment
+        let s = try Server(["--ini", dir.file("app.ini")], dir: dir, socket: nil, environment: env, ready: false)
+        defer { s.stop() }
+        #expect(s.waitForLog("workers accepting", timeout: 15), "\(s.log)")
+        let reply = try unixGet(dir.file("s")).get()
+        #expect(reply.status == 200 && reply.body.hasSuffix("/a.py"), "\(reply.body)\n\(s.log)")
+    }
+
     /// `module = app:application //comment`: the config is valid (`--check` exits 0 with a warning naming
     /// the callable); the app fails to load, one clear line and the same status as a missing module.
     @Test func aCallableWithTrailingTextFailsAtAppLoad() throws {
