@@ -123,6 +123,10 @@ public func exportApplication(_ app: Application, _ request: UnsafePointer<UInt8
             var collected: [UInt8] = []
             try produce(ResponseStream { collected += $0 })
             out += collected
+        case .file(let file):
+            var collected: [UInt8] = []
+            try file.asStream(ResponseStream { collected += $0 })
+            out += collected
         }
         out.withUnsafeBufferPointer { respond(ctx, $0.baseAddress, $0.count) }
         return 0

@@ -109,6 +109,9 @@ public struct Response {
         case bytes([UInt8])
         /// Written piece by piece with chunked framing (or close-delimited for HTTP/1.0 clients).
         case stream((ResponseStream) throws -> Void)
+        /// A region of a regular file, sent with its length as Content-Length: with sendfile(2) by the worker,
+        /// or, with `--offload-threads`, by an offload thread once the head is out (the worker is free at once).
+        case file(ResponseFile)
     }
 
     public var status: Int
@@ -141,6 +144,41 @@ public struct Response {
         self.status = status
         self.headers = headers
         self.body = .stream(stream)
+    }
+
+    /// `file`'s bytes as the body (Content-Length: its count).
+    public init(status: Int = 200, headers: HTTPHeaders = [:], file: ResponseFile) {
+        self.status = status
+        self.headers = headers
+        self.body = .file(file)
+    }
+}
+
+/// `count` bytes of the regular file `fd` from `offset`, as a response body. An offload thread gets its own
+/// duplicate of the fd, so whoever owns `fd` may close it as soon as the response is handed over.
+public final class ResponseFile {
+    public let fd: Int32
+    public let offset: Int
+    public let count: Int
+    /// The fd is this object's: closed when the response is released.
+    private let owned: Bool
+
+    /// `owned`: close `fd` when the response is released (false: its owner, such as a Python file, closes it).
+    public init(fd: Int32, offset: Int, count: Int, owned: Bool) {
+        self.fd = fd
+        self.offset = max(0, offset)
+        self.count = max(0, count)
+        self.owned = owned
+    }
+
+    deinit { if owned { close(fd) } }
+
+    /// The same bytes as a stream (sendfile(2) where the stream allows it): for every path that does not offload.
+    var asStream: (ResponseStream) throws -> Void {
+        { [self] out in
+            let sent = try out.sendFile(fd, offset: offset, count: count)
+            if sent < count { throw SWSGIError("file shorter than announced: \(sent) of \(count) bytes") }
+        }
     }
 }
 

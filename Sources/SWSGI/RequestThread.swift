@@ -108,7 +108,8 @@ final class RequestThread: RequestServer {
         out.removeAll(keepingCapacity: true)
         defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
         let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                          reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note)
+                                          reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note,
+                                          offload: worker.offload)
         let plan = result.plan, sent = result.sent
         if result.appRaised { appRaised = true }
         response.finish?()

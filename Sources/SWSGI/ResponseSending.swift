@@ -20,6 +20,8 @@ struct SentResponse {
     var viaSendfile = false
     /// The app raised while its body was produced (reload-on-exception counts it).
     var appRaised = false
+    /// The body was handed to an offload thread (`--offload-threads`): `sent` is what it was given to send.
+    var offloaded = false
 }
 
 /// How a request's response is written, for the single-threaded `Worker` and each `RequestThread` alike:
@@ -43,13 +45,24 @@ enum ResponseSending {
     /// Writes `response` (the rest of it after an early start) on `c` and consumes what the app left of the
     /// request body. `keepAlive`: whether the server would keep the connection. `out`: the caller's reusable
     /// buffer, empty. A failure is added to `note`; `response.status` becomes what was sent.
+    /// `offload`: the worker's offload threads (`--offload-threads`), which take a file body once its head is out.
     static func send(_ response: inout Response, early: EarlyResponse?, appFailed: Bool, head: HTTPRequestHead, keepAlive: Bool,
                      on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
-                     fieldLines: HTTPFieldLinesCache? = nil, timeoutMilliseconds: Int32, note: inout String?) -> SentResponse {
+                     fieldLines: HTTPFieldLinesCache? = nil, timeoutMilliseconds: Int32, note: inout String?,
+                     offload: OffloadPool? = nil) -> SentResponse {
         var appRaised = false
         func failed(_ error: Error) {
             if error is ApplicationFailure { appRaised = true }
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+        }
+        if case .file(let file) = response.body {
+            if early == nil, let offload, file.count > 0, !Self.bodyless(response.status, head) {
+                return handOver(file, of: &response, to: offload, head: head, on: c, reader: reader, rest: &rest, buffer: &out,
+                                timeoutMilliseconds: timeoutMilliseconds, failed: failed)
+            }
+            // Sent here: as a stream of known length (sendfile(2) when the framing allows it).
+            response.body = .stream(file.asStream)
+            response.contentLength = file.count
         }
         if let early {
             // The head is out: the rest of the body follows it; a failure can only cut the connection.
@@ -61,6 +74,7 @@ enum ResponseSending {
                     switch response.body {
                     case .bytes(let body): try early.stream.write(body)
                     case .stream(let produce): try produce(early.stream)
+                    case .file(let file): try file.asStream(early.stream)
                     }
                     try early.framing.end()
                 } catch {
@@ -85,6 +99,9 @@ enum ResponseSending {
                 if plan.sendsBody { out += body; sent = body.count }
                 try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
                 return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
+            case .file:
+                // Made a stream above: a file body reaches here only when offloaded.
+                throw SWSGIError("internal: a file body was neither offloaded nor streamed")
             case .stream(let produce):
                 let length = response.contentLength
                 var plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
@@ -111,5 +128,35 @@ enum ResponseSending {
             return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: streamed?.sent ?? sent,
                                 headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false, appRaised: appRaised)
         }
+    }
+
+    /// A response that may carry no body whatever it says (HEAD, 1xx, 204, 304): nothing to offload.
+    private static func bodyless(_ status: Int, _ head: HTTPRequestHead) -> Bool {
+        head.isHeadMethod || (100...199).contains(status) || status == 204 || status == 304
+    }
+
+    /// uWSGI's offload (core/offload.c, `uwsgi_response_sendfile_do` with `can_offload`): the worker writes the
+    /// head, then an offload thread takes the socket and the file and sends the body without blocking; the
+    /// connection ends with the transfer (the offload takes the socket over), so the head says `Connection: close`.
+    /// The request is over for the worker when this returns: the access log counts the bytes handed over.
+    private static func handOver(_ file: ResponseFile, of response: inout Response, to offload: OffloadPool, head: HTTPRequestHead,
+                                 on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
+                                 timeoutMilliseconds: Int32, failed: (Error) -> Void) -> SentResponse {
+        // The request body the app left is read first: the connection closes after the transfer, and closing a
+        // socket with unread input resets it, which could cut the response short at the client.
+        _ = reader.finish()
+        rest = []
+        let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                 body: .contentLength(file.count), for: head, keepAlive: false,
+                                                 date: DateClock.now, to: &out)
+        let headBytes = out.count
+        do {
+            try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
+            try offload.hand(socket: c.fd, file: file, label: "\(head.method) \(head.target)")
+        } catch {
+            failed(error)
+            return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: 0, headBytes: headBytes)
+        }
+        return SentResponse(plan: plan, sent: file.count, headBytes: headBytes, viaSendfile: true, offloaded: true)
     }
 }

@@ -11,7 +11,9 @@ public struct StaticFiles {
     public let root: String
     /// DIR, opened once; every file is opened relative to it.
     let rootFD: Int32
-    static let maxInMemory = 16 << 20
+    /// Bodies up to this size are read and sent with the head in one write (the socket takes them at once, so
+    /// a slow client cannot hold the worker); larger ones are a `ResponseFile`, sent with sendfile(2).
+    static let maxInMemory = 64 << 10
     /// uWSGI's static rules (index files, Expires, gzip variants, safe paths, skipped extensions).
     let rules: StaticRules
 
@@ -176,28 +178,10 @@ public struct StaticFiles {
             }
             return Response(status: status, headers: headers, body: Array(body[0..<got]))
         }
-        // The stream may never run (HEAD, or the client gone before the head was written): the fd is
-        // closed when the response is released, not at the end of the stream.
-        let file = OpenFile(fd)
-        return Response(status: status, headers: headers) { out in
-            let fd = file.fd
-            var offset = start
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
-            while offset <= end {
-                let want = min(buf.count, end - offset + 1)
-                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-                if n <= 0 { break }
-                try out.write(Array(buf[0..<n]))
-                offset += n
-            }
-        }
-    }
-
-    /// An fd closed when the last reference goes.
-    final class OpenFile {
-        let fd: Int32
-        init(_ fd: Int32) { self.fd = fd }
-        deinit { close(fd) }
+        // sendfile(2) from the file, as uWSGI sends every static file (uwsgi_response_sendfile_do): by the worker,
+        // or by an offload thread (--offload-threads) once the head is out. The fd is closed when the response
+        // is released (it may never be sent: HEAD, or the client gone before the head was written).
+        return Response(status: status, headers: headers, file: ResponseFile(fd: fd, offset: start, count: length, owned: true))
     }
 
     enum RangeAnswer: Equatable { case whole, unsatisfiable, part(Int, Int) }

@@ -36,6 +36,8 @@ final class ThreadedWorker {
     static let wakeToken = UInt64.max - 4
     /// `--py-autoreload`'s inotify fd.
     static let sourceToken = UInt64.max - 5
+    /// The offload threads' "a transfer ended" pipe.
+    static let offloadToken = UInt64.max - 6
 
     let ctx: WorkerContext
     let threadCount: Int
@@ -74,7 +76,12 @@ final class ThreadedWorker {
     let log: AccessLog
     let wakeRead: Int32
     let wakeWrite: Int32
-    let writeTimeoutMilliseconds: Int32 = 30_000
+    let writeTimeoutMilliseconds: Int32
+    /// `--offload-threads`: where the request threads hand file bodies once their head is out; nil without.
+    let offload: OffloadPool?
+    /// When the worker began to retire, and when it stops waiting for offloaded transfers (its mercy).
+    var retiringSince: Instant?
+    var offloadCutAt: Instant?
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
@@ -115,6 +122,9 @@ final class ThreadedWorker {
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
+        writeTimeoutMilliseconds = Int32(clamping: s.writeTimeoutNanoseconds / 1_000_000)
+        offload = OffloadPool.start(count: s.offloadThreads, stallNanoseconds: s.writeTimeoutNanoseconds, workerID: ctx.id)
+        if let offload { try epoll.add(offload.endedFD, token: Self.offloadToken) }
         for (i, l) in ctx.listeners.enumerated() { try epoll.add(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) }
         try epoll.add(signals.fd.raw, token: Self.signalToken)
         try epoll.add(wakeRead, token: Self.wakeToken)
@@ -203,14 +213,16 @@ final class ThreadedWorker {
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
+            if lifecycle.retiring && retiringSince == nil { retiringSince = now }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving (as in `Worker`).
                 handleSignals()
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
-                if conns.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
+                if conns.isEmpty && offloadedTransfersOver(now: now) { perform(lifecycle.handle(.connectionsClosed)) }
             }
             var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
+            if let at = offloadCutAt { wake = min(wake, at) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let count: Int
             do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
@@ -227,6 +239,7 @@ final class ThreadedWorker {
                 case Self.servicesToken: ctx.services.workerQueuesReadable()
                 case Self.wakeToken: collectDone()
                 case Self.sourceToken: sourceWatch?.changed(tell: tellMaster)
+                case Self.offloadToken: offload?.takeEnded()
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
@@ -234,6 +247,19 @@ final class ThreadedWorker {
                 }
             }
         }
+    }
+
+    /// As `Worker`'s: a retiring worker waits for its offloaded transfers up to its mercy, then cuts them.
+    private func offloadedTransfersOver(now: Instant) -> Bool {
+        guard let offload, offload.activeTransfers > 0 else { return true }
+        if offloadCutAt == nil {
+            offloadCutAt = OffloadPool.cutDeadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds)
+        }
+        if let at = offloadCutAt, now >= at {
+            offloadCutAt = .max
+            offload.cutAll()
+        }
+        return false
     }
 
     // MARK: connections (main thread)

@@ -84,6 +84,8 @@ final class Worker {
     static let termToken = UInt64.max - 4
     /// `--py-autoreload`'s inotify fd.
     static let sourceToken = UInt64.max - 5
+    /// The offload threads' "a transfer ended" pipe.
+    static let offloadToken = UInt64.max - 6
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
@@ -118,7 +120,12 @@ final class Worker {
     let log: AccessLog
     var harakiriDeadline: Instant?
     var recycleRequested = false
-    let writeTimeoutMilliseconds: Int32 = 30_000
+    let writeTimeoutMilliseconds: Int32
+    /// `--offload-threads`: where file bodies go once their head is out; nil without.
+    let offload: OffloadPool?
+    /// When the worker began to retire, and when it stops waiting for offloaded transfers (its mercy).
+    var retiringSince: Instant?
+    var offloadCutAt: Instant?
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
@@ -160,6 +167,9 @@ final class Worker {
         addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
         rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
+        writeTimeoutMilliseconds = Int32(clamping: s.writeTimeoutNanoseconds / 1_000_000)
+        offload = OffloadPool.start(count: s.offloadThreads, stallNanoseconds: s.writeTimeoutNanoseconds, workerID: ctx.id)
+        if let offload { try reactor.watch(offload.endedFD, token: Self.offloadToken) }
         for (i, l) in ctx.listeners.enumerated() {
             try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive)
         }
@@ -195,15 +205,19 @@ final class Worker {
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
             }
+            if lifecycle.retiring && retiringSince == nil { retiringSince = now }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving: the master's USR1 after a group TERM, and a TERM
                 // whose handler ran as the last wait returned (its pipe byte is not in that wait's events).
                 handleSignals()
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
-                if conns.isEmpty && afterRequest.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
+                if conns.isEmpty && afterRequest.isEmpty && offloadedTransfersOver(now: now) {
+                    perform(lifecycle.handle(.connectionsClosed))
+                }
             }
             var wake = nextScanAt
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
+            if let at = offloadCutAt { wake = min(wake, at) }
             let event: Reactor.Event
             do {
                 // Re-armed only when it moves (a scan, the retire grace): no syscall per request.
@@ -219,6 +233,7 @@ final class Worker {
                 case Self.termToken: termArrived()
                 case Self.servicesToken: ctx.services.workerQueuesReadable()
                 case Self.sourceToken: ctx.sourceWatch?.changed(tell: tellMaster)
+                case Self.offloadToken: offload?.takeEnded()
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting { acceptOne(ctx.listeners[i], token: token) }
@@ -473,7 +488,7 @@ final class Worker {
         }
         let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
                                           reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
-                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note)
+                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note, offload: offload)
         let plan = result.plan, sent = result.sent
         if result.appRaised { appRaised = true }
         response.finish?()
@@ -571,6 +586,21 @@ final class Worker {
         // deadline is answered 408 then, unless more bytes wait again).
         if conns[c.fd] === c { schedule(monotonicNanoseconds()) }
         return true
+    }
+
+    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to its mercy (a little
+    /// before the master's SIGKILL), then cuts them, each with a log line, and leaves when they have ended.
+    private func offloadedTransfersOver(now: Instant) -> Bool {
+        guard let offload, offload.activeTransfers > 0 else { return true }
+        if offloadCutAt == nil {
+            offloadCutAt = OffloadPool.cutDeadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds)
+        }
+        if let at = offloadCutAt, now >= at {
+            // Once: from here the wait is for the threads to report the cut transfers ended.
+            offloadCutAt = .max
+            offload.cutAll()
+        }
+        return false
     }
 
     /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.

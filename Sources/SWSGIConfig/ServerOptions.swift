@@ -49,6 +49,12 @@ public struct ServerOptions: Equatable, Sendable {
     public var keepaliveTimeoutNanoseconds: UInt64 = 75 * nanosecondsPerSecond
     /// How long a reloading worker may take to finish before it is killed (`--worker-reload-mercy`).
     public var workerReloadMercyNanoseconds: UInt64 = 60 * nanosecondsPerSecond
+    /// A response write that makes no progress for this long closes the connection (`--write-timeout`;
+    /// uWSGI's `socket-timeout` covers writes too).
+    public var writeTimeoutNanoseconds: UInt64 = 30 * nanosecondsPerSecond
+    /// Threads per worker that send file bodies (static files, wsgi.file_wrapper) after the worker wrote the
+    /// head, so the worker is free at once (`--offload-threads`, uWSGI's; 0 = the worker sends them itself).
+    public var offloadThreads: Int = 0
     /// File the master writes its pid to (`--pid-file`).
     public var pidFile: String? = nil
     /// At exit the master removes what it created: its Unix socket paths, the pid file, the stats socket

@@ -64,15 +64,17 @@ let uwsgiKeys: [String: UwsgiKey] = [
     "https": .refused("not supported: terminate TLS in nginx (or another proxy) in front of swsgi"),
     "http-websockets": .custom(onlyOff("not supported: swsgi does not speak WebSocket; run the WebSocket part under an ASGI server")),
     "http-enable-proxy-protocol": .rename("enable-proxy-protocol"),
-    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v)]) },
+    // uWSGI's socket_timeout also bounds each wait to write a response (uwsgi_wait_write_req), offloaded ones too here.
+    "socket-timeout": .custom { v throws(ValueProblem) in .set([("header-timeout", v), ("body-timeout", v), ("write-timeout", v)]) },
     "chunked-input-timeout": .rename("body-timeout"),
     // uWSGI reads the number with atoi: `post-buffering = true` is 0, off.
     "post-buffering": .custom { v throws(ValueProblem) in .set([("post-buffering", ["true", "false", "yes", "no", "on", "off"].contains(v.lowercased()) ? "0" : v)]) },
     // Static files.
     "check-static": .custom { v throws(ValueProblem) in .set([("static-map", "/=" + v)]) },
-    // A swsgi worker writes a static file itself and is busy until a slow client has it all: without
-    // offloading, accepting this would promise freed workers that swsgi does not give.
-    "offload-threads": .refused("not supported: a swsgi worker sends a static file itself and stays busy until the client has it; serve static files from nginx in front, or add processes/threads"),
+    // uWSGI starts offload threads only for a value above 0 (`if (uwsgi.offload_threads > 0)`): a negative
+    // number (read with strtol) is none.
+    "offload-threads": .custom { v throws(ValueProblem) in .set([("offload-threads", (Int(v) ?? 1) <= 0 ? "0" : v)]) },
+    "offload-thread": .custom { v throws(ValueProblem) in .set([("offload-threads", (Int(v) ?? 1) <= 0 ? "0" : v)]) },
     "chmod": .rename("chmod-socket"),
     // Workers.
     "workers": .rename("processes"),

@@ -330,11 +330,9 @@ final class WSGIWorker {
         headersSent = true
         let length = declaredLength ?? max(0, size - position)
         if length < size - position { logCut(size - position - length, length) }
-        var response = Response(status: status, headers: headers) { stream in
-            _ = try stream.sendFile(fd, offset: position, count: length)
-        }
+        // The Python file owns the fd (finish closes it): an offload thread works on its own duplicate.
+        var response = Response(status: status, headers: headers, file: ResponseFile(fd: fd, offset: position, count: length, owned: false))
         response.reason = reason
-        response.contentLength = length
         response.finish = { [unowned self] in
             self.py.withGIL {
                 self.close(result, nil)

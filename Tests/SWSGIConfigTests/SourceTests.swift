@@ -90,7 +90,7 @@ import Testing
             "processes": "8", "socket": "/run/x.sock", "chmod-socket": "660", "chown-socket": "www",
             "http-socket": ":80", "listen": "10", "app": "echo", "app-library": "x.so", "buffer-size": "4k",
             "limit-post": "2m", "limit-request-line": "1k", "limit-request-field-size": "1k", "limit-request-fields": "5", "underscore-headers": "refuse", "header-timeout": "5", "body-timeout": "5", "keepalive-timeout": "5", "worker-reload-mercy": "5",
-            "pid-file": "p", "vacuum": "false", "stats": "/run/s.sock", "disable-logging": "true", "log-4xx": "true", "log-5xx": "true",
+            "pid-file": "p", "vacuum": "false", "offload-threads": "2", "write-timeout": "5", "stats": "/run/s.sock", "disable-logging": "true", "log-4xx": "true", "log-5xx": "true",
             "procname-prefix": "x", "uid": "nobody", "gid": "nogroup", "harakiri": "1", "harakiri-graceful-timeout": "1", "harakiri-graceful-signal": "USR2",
             "harakiri-graceful-queue-threshold": "1", "max-requests": "5", "max-requests-delta": "1",
             "max-worker-lifetime": "5", "max-worker-lifetime-delta": "1", "reload-on-rss": "5",

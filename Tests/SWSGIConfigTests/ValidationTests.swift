@@ -154,7 +154,7 @@ import Testing
             #expect(spec.isBoolean == (spec.valueName == nil) || spec.optionalValue)
             #expect(spec.help.count < 100)
         }
-        #expect(optionTable.count == 158)
+        #expect(optionTable.count == 160)
     }
 }
 
@@ -170,7 +170,15 @@ import Testing
         #expect(failure(["--static-expires", "( 60"])?.contains("not a regular expression") == true)
         #expect(failure(["--static-expires", "/css/ soon"])?.contains("not a number of seconds") == true)
         #expect(failure(["--static-expires-type", "text/css"])?.contains("expected TYPE=SECONDS") == true)
-        #expect(failure(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = 2\n")?.contains("stays busy until the client has it") == true)
+        // offload-threads: uWSGI's value forms (strtol; 0 starts none, below 0 uWSGI exits), its alias, our flag.
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = 2\n").offloadThreads == 2)
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-thread = 3\n").offloadThreads == 3)
+        #expect(throws: (any Error).self) { try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = -1\n") }
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\noffload-threads = true\n").offloadThreads == 0)
+        #expect(try options(["--offload-threads", "4"]).offloadThreads == 4)
+        #expect(failure(["--offload-threads", "many"]) != nil)
+        // socket-timeout bounds response writes too, as uWSGI's (uwsgi_wait_write_req).
+        #expect(try options(["--ini", "app.ini"], ini: "[uwsgi]\nsocket-timeout = 7\n").writeTimeoutNanoseconds == 7_000_000_000)
     }
 }
 

@@ -1,0 +1,101 @@
+import CGlibcShim
+import Glibc
+import Posix
+
+/// A worker's offload threads (uWSGI's `--offload-threads N`): hand-overs go to them round robin, and the
+/// worker learns from `endedFD` (one byte per transfer that ended) when its last transfer is over, which a
+/// retiring worker waits for (up to its mercy, then `cutAll`).
+final class OffloadPool: @unchecked Sendable {
+    /// A client that takes no byte for this long is cut (the worker's own write timeout).
+    let stallNanoseconds: UInt64
+    private(set) var threads: [OffloadThread] = []
+    /// Under the monitor: request threads hand over too (`--threads`).
+    private let monitor = Monitor()
+    private var nextThread = 0
+    private var active = 0
+    private var broken = false
+    /// Readable once a transfer has ended; the worker's loop watches it.
+    let endedFD: Int32
+    private let endedWrite: Int32
+
+    /// Starts `count` threads; a thread that cannot start is logged and the worker runs with the ones that did
+    /// (uWSGI's "unable to start offload thread"). Nil when none started.
+    static func start(count: Int, stallNanoseconds: UInt64, workerID: Int) -> OffloadPool? {
+        guard count > 0 else { return nil }
+        let pool: OffloadPool
+        do { pool = try OffloadPool(stallNanoseconds: stallNanoseconds) } catch {
+            ServerLog.line("offload threads for worker \(workerID): \(error); the worker sends its files itself")
+            return nil
+        }
+        for i in 0..<count {
+            do {
+                let t = try OffloadThread(pool: pool)
+                try startThread { t.run() }
+                pool.threads.append(t)
+            } catch {
+                ServerLog.line("unable to start offload thread \(i) for worker \(workerID): \(error)")
+                break
+            }
+        }
+        return pool.threads.isEmpty ? nil : pool
+    }
+
+    private init(stallNanoseconds: UInt64) throws {
+        self.stallNanoseconds = stallNanoseconds
+        (endedFD, endedWrite) = try makePipe(nonBlocking: true)
+    }
+
+    /// Transfers handed over and not ended yet.
+    var activeTransfers: Int { monitor.withLock { active } }
+
+    /// Hands `file`'s region to a thread, with duplicates of `socket` and the file it will close itself: the
+    /// caller keeps (and closes) its own.
+    func hand(socket: Int32, file: ResponseFile, label: String) throws {
+        let s = try syscall("fcntl(F_DUPFD_CLOEXEC)", "socket") { shim_fcntl_int(socket, F_DUPFD_CLOEXEC, 0) }
+        let f: Int32
+        do { f = try syscall("fcntl(F_DUPFD_CLOEXEC)", "file") { shim_fcntl_int(file.fd, F_DUPFD_CLOEXEC, 0) } } catch {
+            close(s)
+            throw error
+        }
+        let thread: OffloadThread? = monitor.withLock {
+            guard !broken else { return nil }
+            active += 1
+            nextThread = (nextThread + 1) % threads.count
+            return threads[nextThread]
+        }
+        guard let thread else {
+            close(s)
+            close(f)
+            throw SWSGIError("an offload thread failed; no transfer can be handed over")
+        }
+        thread.submit(OffloadJob(socket: s, file: f, offset: file.offset, count: file.count, label: label))
+    }
+
+    /// From an offload thread: one transfer is over.
+    func transferEnded() {
+        monitor.withLock { active -= 1 }
+        var byte: UInt8 = 1
+        // A full pipe already says "look": EAGAIN loses nothing, the worker reads the count.
+        _ = Glibc.write(endedWrite, &byte, 1)
+    }
+
+    /// From an offload thread whose loop failed: no more hand-overs (its transfers were cut).
+    func threadFailed() { monitor.withLock { broken = true } }
+
+    /// Empties the ended pipe (the worker's loop, when it is readable).
+    func takeEnded() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while buffer.withUnsafeMutableBytes({ Glibc.read(endedFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// The worker's mercy is over: every thread cuts its transfers now (each logs a line and ends).
+    func cutAll() { for t in threads { t.cut() } }
+
+    /// When a retiring worker stops waiting for its transfers and cuts them: before the master's SIGKILL at
+    /// `mercy` (counted from the master's signal, a little earlier than the worker's `since`), so the cut is
+    /// the worker's own and logged.
+    static func cutDeadline(retiringSince since: UInt64, mercyNanoseconds mercy: UInt64) -> UInt64 {
+        let margin = min(mercy / 10, 1_000_000_000)
+        return since &+ (mercy - margin)
+    }
+}
