@@ -12,6 +12,12 @@ struct OffloadJob: @unchecked Sendable {
     let count: Int
     /// `GET /path`, for the lines about a transfer that did not complete.
     let label: String
+
+    /// Closes the duplicates of a job no thread took.
+    func release() {
+        Glibc.close(socket)
+        Glibc.close(file)
+    }
 }
 
 /// One offload thread (uWSGI's `uwsgi_offload_loop`): its own epoll, a pipe on which the worker's hand-overs
