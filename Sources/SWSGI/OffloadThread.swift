@@ -12,6 +12,12 @@ struct OffloadJob: @unchecked Sendable {
     let count: Int
     /// `GET /path`, for the lines about a transfer that did not complete.
     let label: String
+
+    /// Closes the duplicates of a job no thread took.
+    func release() {
+        Glibc.close(socket)
+        Glibc.close(file)
+    }
 }
 
 /// One offload thread (uWSGI's `uwsgi_offload_loop`): its own epoll, a pipe on which the worker's hand-overs
@@ -32,6 +38,8 @@ final class OffloadThread: @unchecked Sendable {
 
     private static let wakeToken = UInt64.max
     /// Room to write, and the errors. Not EPOLLRDHUP: a client that shut down its sending side may still read.
+    /// While lingering: the client's input and its close.
+    private static let lingerEvents = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLRDHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLHUP.rawValue)
     private static let socketEvents = UInt32(EPOLLOUT.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLHUP.rawValue)
 
     init(pool: OffloadPool) throws {
@@ -78,7 +86,9 @@ final class OffloadThread: @unchecked Sendable {
             if token == Self.wakeToken { handedOver = true; continue }
             let fd = Int32(truncatingIfNeeded: token)
             guard transfers[fd] != nil else { continue }
-            if events & UInt32(EPOLLOUT.rawValue) != 0 {
+            if events & UInt32(EPOLLIN.rawValue) != 0 {
+                step(fd, .readable)
+            } else if events & UInt32(EPOLLOUT.rawValue) != 0 {
                 step(fd, .writable(now: monotonicNanoseconds()))
             } else {
                 step(fd, .hungUp)
@@ -146,8 +156,27 @@ final class OffloadThread: @unchecked Sendable {
             let action = state.handle(event)
             transfers[fd] = (entry.job, state)
             switch action {
-            case .none, .waitWritable:
+            case .none, .waitWritable, .waitReadable:
                 return
+            case .shutdownAndWaitReadable:
+                // FIN after the queued data; from now on only the client's input (or its close) matters.
+                if shutdown(fd, Int32(SHUT_WR)) != 0 { event = .failed(call: "shutdown", errno: errno); continue }
+                do { try epoll.modify(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.lingerEvents) } catch {
+                    event = .failed(call: "epoll_ctl(MOD)", errno: (error as? SyscallError)?.errno ?? EINVAL)
+                    continue
+                }
+                return
+            case .drain:
+                var buffer = [UInt8](repeating: 0, count: 16384)
+                var peerClosed = false
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if n > 0 { continue }
+                    if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+                    peerClosed = true
+                    break
+                }
+                event = .drained(peerClosed: peerClosed)
             case .sendfile(let offset, let count):
                 var position = off_t(offset)
                 let n = shim_sendfile(fd, entry.job.file, &position, count)
