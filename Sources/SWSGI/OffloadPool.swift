@@ -98,6 +98,23 @@ final class OffloadPool: @unchecked Sendable {
     /// The worker's mercy is over: every thread cuts its transfers now (each logs a line and ends).
     func cutAll() { for t in threads { t.cut() } }
 
+    /// The retiring worker's cut deadline (its loop's thread only): nil until it starts waiting, .max once cut.
+    private(set) var cutAt: UInt64?
+
+    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to its mercy (a
+    /// little before the master's SIGKILL), then cuts them, each with a log line, and leaves when they have
+    /// ended. From the worker's loop only (`Worker` and `ThreadedWorker` alike).
+    func retiringWaitOver(now: UInt64, retiringSince: UInt64, mercyNanoseconds: UInt64) -> Bool {
+        guard activeTransfers > 0 else { return true }
+        if cutAt == nil { cutAt = Self.cutDeadline(retiringSince: retiringSince, mercyNanoseconds: mercyNanoseconds) }
+        if let at = cutAt, now >= at {
+            // Once: from here the wait is for the threads to report the cut transfers ended.
+            cutAt = .max
+            cutAll()
+        }
+        return false
+    }
+
     /// When a retiring worker stops waiting for its transfers and cuts them: before the master's SIGKILL at
     /// `mercy` (counted from the master's signal, a little earlier than the worker's `since`), so the cut is
     /// the worker's own and logged.
