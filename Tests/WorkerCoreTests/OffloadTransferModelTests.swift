@@ -5,18 +5,6 @@ import WorkerCore
 /// sequences of what sendfile, epoll and the clock can report, the invariants checked after every step, the
 /// failing seed and steps printed.
 @Suite struct OffloadTransferModelTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// What the edge can feed in this mode: a sendfile result only after a sendfile was asked for, readiness and
     /// the clock only while waiting; hang-ups and the mercy at any time (rarely).
     static func nextEvent(_ t: OffloadTransfer, now: inout Instant, _ r: inout Random) -> OffloadTransfer.Event {
