@@ -19,6 +19,10 @@ public struct Epoll: ~Copyable {
         try syscall("epoll_ctl(ADD)") { shim_epoll_ctl(fd.raw, EPOLL_CTL_ADD, target, events, token) }
     }
 
+    public func modify(_ target: Int32, token: UInt64, events: UInt32) throws {
+        try syscall("epoll_ctl(MOD)") { shim_epoll_ctl(fd.raw, EPOLL_CTL_MOD, target, events, token) }
+    }
+
     public func remove(_ target: Int32) {
         _ = shim_epoll_ctl(fd.raw, EPOLL_CTL_DEL, target, 0, 0)
     }

@@ -25,14 +25,10 @@ enum ConfigCommand {
     private struct Stopped: Error { let signal: Int32 }
 
     private static func runChecked(_ command: String, environment: [String]) throws -> UwsgiCommandOutput {
-        var previous = sigset_t()
-        var none = sigset_t()
-        sigemptyset(&none)
-        let r = pthread_sigmask(SIG_BLOCK, &none, &previous)
-        if r != 0 { throw SyscallError("pthread_sigmask", errno: r) }
-        defer { _ = pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        // Blocked before the fork (see HookCommand): neither a stop nor the command's end is missed.
-        let signals = try SignalFD(HookCommand.stopSignals + [SIGCHLD])
+        try HookCommand.withStopSignals { signals in try runChecked(command, environment: environment, signals: signals) }
+    }
+
+    private static func runChecked(_ command: String, environment: [String], signals: borrowing SignalFD) throws -> UwsgiCommandOutput {
         let pipe = try makePipe()
         var readEnd: Int32? = pipe.read
         defer { if let fd = readEnd { close(fd) } }

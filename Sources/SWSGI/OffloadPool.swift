@@ -48,15 +48,23 @@ final class OffloadPool: @unchecked Sendable {
     /// Transfers handed over and not ended yet.
     var activeTransfers: Int { monitor.withLock { active } }
 
-    /// Hands `file`'s region to a thread, with duplicates of `socket` and the file it will close itself: the
-    /// caller keeps (and closes) its own.
-    func hand(socket: Int32, file: ResponseFile, label: String) throws {
+    /// The duplicates of `socket` and `file` a thread will own and close, made before the response head goes
+    /// out: a failure here (EMFILE, a failed thread) leaves the worker free to send the body itself. The caller
+    /// keeps (and closes) its own fds.
+    func reserve(socket: Int32, file: ResponseFile, label: String) throws -> OffloadJob {
+        guard !monitor.withLock({ broken }) else { throw SWSGIError("an offload thread failed; no transfer can be handed over") }
         let s = try syscall("fcntl(F_DUPFD_CLOEXEC)", "socket") { shim_fcntl_int(socket, F_DUPFD_CLOEXEC, 0) }
         let f: Int32
         do { f = try syscall("fcntl(F_DUPFD_CLOEXEC)", "file") { shim_fcntl_int(file.fd, F_DUPFD_CLOEXEC, 0) } } catch {
             close(s)
             throw error
         }
+        return OffloadJob(socket: s, file: f, offset: file.offset, count: file.count, label: label)
+    }
+
+    /// Hands a reserved `job` to a thread (round robin), which closes its fds when the transfer ends; on a
+    /// failure they are closed here.
+    func submit(_ job: OffloadJob) throws {
         let thread: OffloadThread? = monitor.withLock {
             guard !broken else { return nil }
             active += 1
@@ -64,11 +72,10 @@ final class OffloadPool: @unchecked Sendable {
             return threads[nextThread]
         }
         guard let thread else {
-            close(s)
-            close(f)
+            job.release()
             throw SWSGIError("an offload thread failed; no transfer can be handed over")
         }
-        thread.submit(OffloadJob(socket: s, file: f, offset: file.offset, count: file.count, label: label))
+        thread.submit(job)
     }
 
     /// From an offload thread: one transfer is over.
@@ -90,6 +97,23 @@ final class OffloadPool: @unchecked Sendable {
 
     /// The worker's mercy is over: every thread cuts its transfers now (each logs a line and ends).
     func cutAll() { for t in threads { t.cut() } }
+
+    /// The retiring worker's cut deadline (its loop's thread only): nil until it starts waiting, .max once cut.
+    private(set) var cutAt: UInt64?
+
+    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to its mercy (a
+    /// little before the master's SIGKILL), then cuts them, each with a log line, and leaves when they have
+    /// ended. From the worker's loop only (`Worker` and `ThreadedWorker` alike).
+    func retiringWaitOver(now: UInt64, retiringSince: UInt64, mercyNanoseconds: UInt64) -> Bool {
+        guard activeTransfers > 0 else { return true }
+        if cutAt == nil { cutAt = Self.cutDeadline(retiringSince: retiringSince, mercyNanoseconds: mercyNanoseconds) }
+        if let at = cutAt, now >= at {
+            // Once: from here the wait is for the threads to report the cut transfers ended.
+            cutAt = .max
+            cutAll()
+        }
+        return false
+    }
 
     /// When a retiring worker stops waiting for its transfers and cuts them: before the master's SIGKILL at
     /// `mercy` (counted from the master's signal, a little earlier than the worker's `since`), so the cut is

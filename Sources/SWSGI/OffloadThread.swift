@@ -12,6 +12,12 @@ struct OffloadJob: @unchecked Sendable {
     let count: Int
     /// `GET /path`, for the lines about a transfer that did not complete.
     let label: String
+
+    /// Closes the duplicates of a job no thread took.
+    func release() {
+        Glibc.close(socket)
+        Glibc.close(file)
+    }
 }
 
 /// One offload thread (uWSGI's `uwsgi_offload_loop`): its own epoll, a pipe on which the worker's hand-overs
@@ -32,6 +38,8 @@ final class OffloadThread: @unchecked Sendable {
 
     private static let wakeToken = UInt64.max
     /// Room to write, and the errors. Not EPOLLRDHUP: a client that shut down its sending side may still read.
+    /// While lingering: the client's input and its close.
+    private static let lingerEvents = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLRDHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLHUP.rawValue)
     private static let socketEvents = UInt32(EPOLLOUT.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLHUP.rawValue)
 
     init(pool: OffloadPool) throws {
@@ -60,38 +68,58 @@ final class OffloadThread: @unchecked Sendable {
     }
 
     func run() -> Never {
-        while true {
-            let now = monotonicNanoseconds()
-            var nearest: Instant = .max
-            for (_, t) in transfers { if let d = t.state.deadline { nearest = min(nearest, d) } }
-            let timeout: Int32 = nearest == .max ? -1 : Int32(min((nearest &- min(nearest, now)) / 1_000_000 + 1, 60_000))
-            let count: Int
-            do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
-                // The thread cannot wait any more: its transfers are cut, and hand-overs are refused from now on.
-                ServerLog.line("offload thread: \(error); its transfers are cut")
-                for fd in Array(transfers.keys) { step(fd, .mercyOver) }
-                pool.threadFailed()
-                while true { pause() }
-            }
-            var handedOver = false
-            for i in 0..<count {
-                let (token, events) = epoll.event(i)
-                // Taken after this batch: a new transfer must not get an event meant for a closed fd of the same number.
-                if token == Self.wakeToken { handedOver = true; continue }
-                let fd = Int32(truncatingIfNeeded: token)
-                guard transfers[fd] != nil else { continue }
-                if events & UInt32(EPOLLOUT.rawValue) != 0 {
-                    step(fd, .writable(now: monotonicNanoseconds()))
-                } else {
-                    step(fd, .hungUp)
-                }
-            }
-            if handedOver { takeIncoming() }
-            let after = monotonicNanoseconds()
-            for (fd, t) in transfers where (t.state.deadline.map { after >= $0 } ?? false) {
-                step(fd, .deadlinePassed(now: after))
+        while true { turn() }
+    }
+
+    /// One wait and what it brought. (Kept out of `run`: Swift 6.3's optimizer crashed in CopyPropagation
+    /// on the whole loop in one `-> Never` function.)
+    private func turn() {
+        let now = monotonicNanoseconds()
+        let count: Int
+        do { count = try epoll.waitCount(timeoutMilliseconds: timeoutMilliseconds(now: now)) } catch {
+            stopForever(error)
+        }
+        var handedOver = false
+        for i in 0..<count {
+            let (token, events) = epoll.event(i)
+            // Taken after this batch: a new transfer must not get an event meant for a closed fd of the same number.
+            if token == Self.wakeToken { handedOver = true; continue }
+            let fd = Int32(truncatingIfNeeded: token)
+            guard transfers[fd] != nil else { continue }
+            if events & UInt32(EPOLLIN.rawValue) != 0 {
+                step(fd, .readable)
+            } else if events & UInt32(EPOLLOUT.rawValue) != 0 {
+                step(fd, .writable(now: monotonicNanoseconds()))
+            } else {
+                step(fd, .hungUp)
             }
         }
+        if handedOver { takeIncoming() }
+        cutOverdue(now: monotonicNanoseconds())
+    }
+
+    /// Until the nearest transfer's deadline; -1 (no timeout) when none has one.
+    private func timeoutMilliseconds(now: Instant) -> Int32 {
+        var nearest: Instant = .max
+        for (_, t) in transfers { if let d = t.state.deadline { nearest = min(nearest, d) } }
+        guard nearest != .max else { return -1 }
+        return Int32(min((nearest &- min(nearest, now)) / 1_000_000 + 1, 60_000))
+    }
+
+    private func cutOverdue(now: Instant) {
+        var overdue: [Int32] = []
+        for (fd, t) in transfers {
+            if let d = t.state.deadline, now >= d { overdue.append(fd) }
+        }
+        for fd in overdue { step(fd, .deadlinePassed(now: now)) }
+    }
+
+    /// The thread cannot wait any more: its transfers are cut, and hand-overs are refused from now on.
+    private func stopForever(_ error: any Error) -> Never {
+        ServerLog.line("offload thread: \(error); its transfers are cut")
+        for fd in Array(transfers.keys) { step(fd, .mercyOver) }
+        pool.threadFailed()
+        while true { pause() }
     }
 
     /// New hand-overs, and the mercy's cut.
@@ -128,8 +156,27 @@ final class OffloadThread: @unchecked Sendable {
             let action = state.handle(event)
             transfers[fd] = (entry.job, state)
             switch action {
-            case .none, .waitWritable:
+            case .none, .waitWritable, .waitReadable:
                 return
+            case .shutdownAndWaitReadable:
+                // FIN after the queued data; from now on only the client's input (or its close) matters.
+                if shutdown(fd, Int32(SHUT_WR)) != 0 { event = .failed(call: "shutdown", errno: errno); continue }
+                do { try epoll.modify(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.lingerEvents) } catch {
+                    event = .failed(call: "epoll_ctl(MOD)", errno: (error as? SyscallError)?.errno ?? EINVAL)
+                    continue
+                }
+                return
+            case .drain:
+                var buffer = [UInt8](repeating: 0, count: 16384)
+                var peerClosed = false
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if n > 0 { continue }
+                    if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+                    peerClosed = true
+                    break
+                }
+                event = .drained(peerClosed: peerClosed)
             case .sendfile(let offset, let count):
                 var position = off_t(offset)
                 let n = shim_sendfile(fd, entry.job.file, &position, count)

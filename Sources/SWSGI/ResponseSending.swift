@@ -57,8 +57,15 @@ enum ResponseSending {
         }
         if case .file(let file) = response.body {
             if early == nil, let offload, file.count > 0, !Self.bodyless(response.status, head) {
-                return handOver(file, of: &response, to: offload, head: head, on: c, reader: reader, rest: &rest, buffer: &out,
-                                timeoutMilliseconds: timeoutMilliseconds, failed: failed)
+                // The hand-over's fds are made before the head goes out: when they cannot be (EMFILE under many
+                // slow clients), the worker sends the body itself instead of leaving a head with nothing behind.
+                do {
+                    let job = try offload.reserve(socket: c.fd, file: file, label: "\(head.method) \(head.target)")
+                    return handOver(job, of: &response, to: offload, head: head, on: c, reader: reader, rest: &rest, buffer: &out,
+                                    timeoutMilliseconds: timeoutMilliseconds, failed: failed)
+                } catch {
+                    note = (note.map { $0 + "; " } ?? "") + "not offloaded: \(error)"
+                }
             }
             // Sent here: as a stream of known length (sendfile(2) when the framing allows it).
             response.body = .stream(file.asStream)
@@ -139,7 +146,7 @@ enum ResponseSending {
     /// head, then an offload thread takes the socket and the file and sends the body without blocking; the
     /// connection ends with the transfer (the offload takes the socket over), so the head says `Connection: close`.
     /// The request is over for the worker when this returns: the access log counts the bytes handed over.
-    private static func handOver(_ file: ResponseFile, of response: inout Response, to offload: OffloadPool, head: HTTPRequestHead,
+    private static func handOver(_ job: OffloadJob, of response: inout Response, to offload: OffloadPool, head: HTTPRequestHead,
                                  on c: Connection, reader: BodyReader, rest: inout ArraySlice<UInt8>, buffer out: inout [UInt8],
                                  timeoutMilliseconds: Int32, failed: (Error) -> Void) -> SentResponse {
         // The request body the app left is read first: the connection closes after the transfer, and closing a
@@ -147,16 +154,20 @@ enum ResponseSending {
         _ = reader.finish()
         rest = []
         let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                 body: .contentLength(file.count), for: head, keepAlive: false,
+                                                 body: .contentLength(job.count), for: head, keepAlive: false,
                                                  date: DateClock.now, to: &out)
         let headBytes = out.count
         do {
             try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
-            try offload.hand(socket: c.fd, file: file, label: "\(head.method) \(head.target)")
         } catch {
+            job.release()
             failed(error)
             return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: 0, headBytes: headBytes)
         }
-        return SentResponse(plan: plan, sent: file.count, headBytes: headBytes, viaSendfile: true, offloaded: true)
+        do { try offload.submit(job) } catch {
+            failed(error)
+            return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: 0, headBytes: headBytes)
+        }
+        return SentResponse(plan: plan, sent: job.count, headBytes: headBytes, viaSendfile: true, offloaded: true)
     }
 }

@@ -79,9 +79,8 @@ final class ThreadedWorker {
     let writeTimeoutMilliseconds: Int32
     /// `--offload-threads`: where the request threads hand file bodies once their head is out; nil without.
     let offload: OffloadPool?
-    /// When the worker began to retire, and when it stops waiting for offloaded transfers (its mercy).
+    /// When the worker began to retire (the offload pool counts its mercy from it).
     var retiringSince: Instant?
-    var offloadCutAt: Instant?
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
@@ -222,7 +221,7 @@ final class ThreadedWorker {
             }
             var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
-            if let at = offloadCutAt { wake = min(wake, at) }
+            if let at = offload?.cutAt { wake = min(wake, at) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
             let count: Int
             do { count = try epoll.waitCount(timeoutMilliseconds: timeout) } catch {
@@ -249,17 +248,8 @@ final class ThreadedWorker {
         }
     }
 
-    /// As `Worker`'s: a retiring worker waits for its offloaded transfers up to its mercy, then cuts them.
     private func offloadedTransfersOver(now: Instant) -> Bool {
-        guard let offload, offload.activeTransfers > 0 else { return true }
-        if offloadCutAt == nil {
-            offloadCutAt = OffloadPool.cutDeadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds)
-        }
-        if let at = offloadCutAt, now >= at {
-            offloadCutAt = .max
-            offload.cutAll()
-        }
-        return false
+        offload?.retiringWaitOver(now: now, retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds) ?? true
     }
 
     // MARK: connections (main thread)

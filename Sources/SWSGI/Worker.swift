@@ -123,9 +123,8 @@ final class Worker {
     let writeTimeoutMilliseconds: Int32
     /// `--offload-threads`: where file bodies go once their head is out; nil without.
     let offload: OffloadPool?
-    /// When the worker began to retire, and when it stops waiting for offloaded transfers (its mercy).
+    /// When the worker began to retire (the offload pool counts its mercy from it).
     var retiringSince: Instant?
-    var offloadCutAt: Instant?
     let maxRequests: Int64
     let rssLimitBytes: Int
     let rssFD: Int32
@@ -217,7 +216,7 @@ final class Worker {
             }
             var wake = nextScanAt
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
-            if let at = offloadCutAt { wake = min(wake, at) }
+            if let at = offload?.cutAt { wake = min(wake, at) }
             let event: Reactor.Event
             do {
                 // Re-armed only when it moves (a scan, the retire grace): no syscall per request.
@@ -588,19 +587,8 @@ final class Worker {
         return true
     }
 
-    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to its mercy (a little
-    /// before the master's SIGKILL), then cuts them, each with a log line, and leaves when they have ended.
     private func offloadedTransfersOver(now: Instant) -> Bool {
-        guard let offload, offload.activeTransfers > 0 else { return true }
-        if offloadCutAt == nil {
-            offloadCutAt = OffloadPool.cutDeadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds)
-        }
-        if let at = offloadCutAt, now >= at {
-            // Once: from here the wait is for the threads to report the cut transfers ended.
-            offloadCutAt = .max
-            offload.cutAll()
-        }
-        return false
+        offload?.retiringWaitOver(now: now, retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds) ?? true
     }
 
     /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.

@@ -11,6 +11,11 @@ public struct OffloadTransfer: Sendable, Equatable {
         case waitingWritable(deadline: Instant)
         /// A sendfile of `count` bytes from `offset` is asked for; its result comes back as an event.
         case sending(offset: Int, count: Int)
+        /// Every byte is queued and the sending side shut down (FIN after the data): what the client still
+        /// sends (a pipelined request) is read and dropped until it closes or the deadline, because closing a
+        /// socket with unread input resets it and the client loses the bytes it has not read yet (nginx's
+        /// lingering close).
+        case lingering(deadline: Instant)
         case finished(Outcome)
     }
 
@@ -46,6 +51,10 @@ public struct OffloadTransfer: Sendable, Equatable {
         case deadlinePassed(now: Instant)
         /// The worker's mercy is over: stop now.
         case mercyOver
+        /// The socket has input (or the peer's FIN) while lingering.
+        case readable
+        /// The input was read and dropped; `peerClosed`: the read saw the end (or an error) and the client is done.
+        case drained(peerClosed: Bool)
     }
 
     public enum Action: Sendable, Equatable {
@@ -53,6 +62,12 @@ public struct OffloadTransfer: Sendable, Equatable {
         case sendfile(offset: Int, count: Int)
         /// Wait for the socket's room (or the deadline).
         case waitWritable(until: Instant)
+        /// Shut the socket's sending side down and wait for its input (or the deadline).
+        case shutdownAndWaitReadable(until: Instant)
+        /// Read and drop what the socket holds, and feed `drained` back.
+        case drain
+        /// Wait for more input (or the deadline).
+        case waitReadable(until: Instant)
         /// Close the socket and the file; log the outcome unless complete.
         case close(Outcome)
         /// Nothing to do (an event that no longer matters, such as a late deadline).
@@ -81,8 +96,10 @@ public struct OffloadTransfer: Sendable, Equatable {
 
     /// The stall deadline while waiting for room; nil otherwise.
     public var deadline: Instant? {
-        if case .waitingWritable(let d) = mode { return d }
-        return nil
+        switch mode {
+        case .waitingWritable(let d), .lingering(let d): return d
+        default: return nil
+        }
     }
 
     public var isFinished: Bool {
@@ -94,6 +111,15 @@ public struct OffloadTransfer: Sendable, Equatable {
         switch (mode, event) {
         case (.finished, _):
             return .none
+        case (.lingering, .readable):
+            return .drain
+        case (.lingering(let d), .drained(let peerClosed)):
+            return peerClosed ? finish(.complete) : .waitReadable(until: d)
+        case (.lingering(let d), .deadlinePassed(let now)):
+            return now >= d ? finish(.complete) : .none
+        case (.lingering, .mercyOver), (.lingering, .hungUp), (.lingering, .failed):
+            // Every byte was sent: whatever ends the lingering, the response is complete.
+            return finish(.complete)
         case (_, .mercyOver):
             return finish(.cutAtMercy)
         case (_, .hungUp):
@@ -106,7 +132,7 @@ public struct OffloadTransfer: Sendable, Equatable {
         case (.sending(_, let count), .sent(let bytes, let now)):
             sent += min(bytes, count)
             lastProgressAt = now
-            if sent >= total { return finish(.complete) }
+            if sent >= total { return linger(now: now) }
             return waitForRoom()
         case (.sending, .wouldBlock):
             // No progress: the stall deadline keeps running from the last progress, not from now.
@@ -134,6 +160,16 @@ public struct OffloadTransfer: Sendable, Equatable {
         let d = lastProgressAt.saturatingAdd(stallNanoseconds)
         mode = .waitingWritable(deadline: d)
         return .waitWritable(until: d)
+    }
+
+    /// nginx's `lingering_timeout`: a client that neither closes nor sends is not waited for longer.
+    public static let lingerNanoseconds: UInt64 = 5_000_000_000
+
+    /// Every byte is queued: linger for the client's close, at most the stall timeout and `lingerNanoseconds`.
+    private mutating func linger(now: Instant) -> Action {
+        let d = now.saturatingAdd(min(stallNanoseconds, Self.lingerNanoseconds))
+        mode = .lingering(deadline: d)
+        return .shutdownAndWaitReadable(until: d)
     }
 
     private mutating func finish(_ outcome: Outcome) -> Action {

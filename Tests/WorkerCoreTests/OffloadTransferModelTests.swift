@@ -5,18 +5,6 @@ import WorkerCore
 /// sequences of what sendfile, epoll and the clock can report, the invariants checked after every step, the
 /// failing seed and steps printed.
 @Suite struct OffloadTransferModelTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// What the edge can feed in this mode: a sendfile result only after a sendfile was asked for, readiness and
     /// the clock only while waiting; hang-ups and the mercy at any time (rarely).
     static func nextEvent(_ t: OffloadTransfer, now: inout Instant, _ r: inout Random) -> OffloadTransfer.Event {
@@ -32,6 +20,13 @@ import WorkerCore
             }
         case .waitingWritable:
             return r.below(6) == 0 ? .deadlinePassed(now: now) : .writable(now: now)
+        case .lingering:
+            switch r.below(8) {
+            case 0: return .deadlinePassed(now: now)
+            case 1: return .failed(call: "recv", errno: 104)
+            case 2...4: return .readable
+            default: return .drained(peerClosed: r.below(3) == 0)
+            }
         case .finished:
             return .writable(now: now)
         }
@@ -65,6 +60,14 @@ import WorkerCore
                 // The stall deadline runs from the last progress, never from a wake-up without progress.
                 if until != lastProgress + stall { return fail("deadline \(until), expected \(lastProgress + stall)") }
                 if t.deadline != until { return fail("mode's deadline \(String(describing: t.deadline)) differs") }
+            case .shutdownAndWaitReadable(let until):
+                // Lingering starts only once every byte is queued, for at most the stall timeout.
+                if t.sent != t.total { return fail("lingering with \(t.sent) of \(t.total)") }
+                if until != now + min(stall, OffloadTransfer.lingerNanoseconds) || t.deadline != until { return fail("linger deadline \(until)") }
+            case .drain:
+                if case .lingering = before.mode {} else { return fail("drain outside lingering") }
+            case .waitReadable(let until):
+                if t.deadline != until { return fail("linger deadline \(until) differs from the mode's") }
             case .close(let outcome):
                 closes += 1
                 if (outcome == .complete) != (t.sent == t.total) { return fail("outcome \(outcome) with \(t.sent) of \(t.total)") }
@@ -98,7 +101,12 @@ import WorkerCore
         #expect(t.handle(.writable(now: 50)) == .sendfile(offset: 10, count: chunk))
         #expect(t.handle(.sent(bytes: chunk, now: 60)) == .waitWritable(until: 160))
         #expect(t.handle(.writable(now: 61)) == .sendfile(offset: 10 + chunk, count: 5))
-        #expect(t.handle(.sent(bytes: 5, now: 62)) == .close(.complete))
+        #expect(t.handle(.sent(bytes: 5, now: 62)) == .shutdownAndWaitReadable(until: 162))
+        #expect(t.handle(.readable) == .drain)
+        #expect(t.handle(.drained(peerClosed: false)) == .waitReadable(until: 162))
+        #expect(t.handle(.deadlinePassed(now: 161)) == OffloadTransfer.Action.none)
+        #expect(t.handle(.readable) == .drain)
+        #expect(t.handle(.drained(peerClosed: true)) == .close(.complete))
         #expect(t.handle(.mercyOver) == OffloadTransfer.Action.none)
     }
 

@@ -7,18 +7,6 @@ import WorkerCore
 /// two for one id), and while only chain reloads happen all but one worker accept. A failure names its
 /// seed and the steps; the same seed replays it.
 @Suite struct ReloadModelTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     static func run(seed: UInt64, steps: Int, chainOnly: Bool) -> String? {
         var r = Random(state: seed)
         let processes = 1 + r.below(4)

@@ -4,19 +4,6 @@ import WorkerCore
 /// Seeded random event sequences against the worker's pure core, with the invariants checked after every
 /// step. A failure names its seed and the steps that led to it; the same seed replays it.
 @Suite struct WorkerLifecycleModelTests {
-    /// SplitMix64: deterministic from its seed.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// What the outside world can feed the core in its current state (requests start only once loaded,
     /// finish only when one is in hand; N request threads may hold several).
     static func nextEvent(_ w: WorkerLifecycle, _ r: inout Random) -> WorkerLifecycle.Event {
@@ -140,7 +127,7 @@ import WorkerCore
 /// The request's scope and the interim-response rule, by seeded random sequences and by example.
 @Suite struct ExchangeModelTests {
     @Test func randomSequencesKeepTheInterimRule() {
-        var r = WorkerLifecycleModelTests.Random(state: 0x1919)
+        var r = Random(state: 0x1919)
         for seed in 0..<2000 {
             var e = Exchange(number: UInt64(seed + 1), expectContinue: r.below(2) == 0)
             let expect = e.interim == .owed

@@ -176,12 +176,15 @@ extension WorkerManagementIntegration {
         /// A worker already retiring (SIGHUP reload: replacement forked, old one finishing with 60 s of
         /// mercy) still gets harakiri for a stuck request, and no second replacement is forked.
         @Test func harakiriOfARetiringWorkerForksNoSecondReplacement() async throws {
-            let s = try await Swsgi.start(["--app", "sleep", "--processes", "1", "--harakiri", "1"])
+            // --harakiri 3: the request must still be running when the HUP arrives; with 1 s a loaded CI
+            // machine polled the stats only after the harakiri had already replaced the worker.
+            let s = try await Swsgi.start(["--app", "sleep", "--processes", "1", "--harakiri", "3"])
             defer { s.stop() }
             let old = try #require(try s.stats().workers.first)
             let stuck = InFlight(s.socket, "/sleep/10", timeout: 15)
             try await waitFor(10, "the request running") { try s.stats().workers.first?.status == "busy" }
             kill(s.pid, SIGHUP)
+            try #require(s.lines(containing: "HARAKIRI").isEmpty, "the harakiri fired before the HUP: \(s.log())")
             try await s.waitForLine("retiring worker 1 (pid \(old.pid)): reload", timeout: 6)
             let fired = try await s.waitForLine("HARAKIRI worker 1 (pid \(old.pid))", timeout: 6)
             #expect(fired.contains("GET /sleep/10"))

@@ -12,16 +12,25 @@ enum HookCommand {
     /// After the stop signal, how long the command gets before SIGKILL.
     static let stopGraceMilliseconds: UInt64 = 3000
 
-    static func run(_ command: String, label: String, environment: [String]) throws -> ProcessEnd {
+    /// Runs `body` with the stop signals and SIGCHLD read from a signalfd: blocked from before the fork, so
+    /// neither a stop nor the child's end can be missed (the child gets an empty mask and default
+    /// dispositions back: spawn resets them). The caller's mask comes back after.
+    static func withStopSignals<T>(_ body: (borrowing SignalFD) throws -> T) throws -> T {
         var previous = sigset_t()
         var none = sigset_t()
         sigemptyset(&none)
         let r = pthread_sigmask(SIG_BLOCK, &none, &previous)
         if r != 0 { throw SyscallError("pthread_sigmask", errno: r) }
         defer { _ = pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        // Blocked from before the fork, so neither a stop nor the child's end can be missed; the child
-        // gets an empty mask and default dispositions back (spawn resets them).
         let signals = try SignalFD(stopSignals + [SIGCHLD])
+        return try body(signals)
+    }
+
+    static func run(_ command: String, label: String, environment: [String]) throws -> ProcessEnd {
+        try withStopSignals { signals in try run(command, label: label, environment: environment, signals: signals) }
+    }
+
+    private static func run(_ command: String, label: String, environment: [String], signals: borrowing SignalFD) throws -> ProcessEnd {
         let pid = try spawn(SpawnRequest(executablePath: "/bin/sh", argv: ["/bin/sh", "-c", command], environment: environment))
         let started = monotonicNanoseconds()
         var logged = false
