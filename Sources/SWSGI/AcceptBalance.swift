@@ -31,6 +31,15 @@ final class AcceptBalance {
             guard let q = l.queued() else { return nil }
             queued += q
         }
+        let (others, othersHeld) = othersAccepting()
+        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
+        // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
+        if take > 0 { publish(held: held + take) }
+        return (take, queued, others + 1)
+    }
+
+    /// The other accepting workers, and the connections they hold (their scoreboard rows).
+    private func othersAccepting() -> (workers: Int, held: Int) {
         var others = 0, othersHeld = 0
         for i in 0..<scoreboard.capacity where i != slot {
             let v = scoreboard.get(i, .acceptingHeld)
@@ -39,10 +48,13 @@ final class AcceptBalance {
                 othersHeld += Int(v - 1)
             }
         }
-        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
-        // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
-        if take > 0 { publish(held: held + take) }
-        return (take, queued, others + 1)
+        return (others, othersHeld)
+    }
+
+    /// How many of the `held` connections to let go of (`AcceptShare.excess`).
+    func excess(held: Int) -> Int {
+        let (others, othersHeld) = othersAccepting()
+        return AcceptShare.excess(mine: held, otherWorkers: others, othersHeld: othersHeld)
     }
 
     /// Accepts up to `count` connections, from each listener in turn; each is handed to `adopt`.

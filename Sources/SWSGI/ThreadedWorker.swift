@@ -208,6 +208,7 @@ final class ThreadedWorker {
                         // The look published what it meant to take; fewer may have been there.
                         heldChanged()
                     }
+                    shedExcess()
                 }
                 updateListening()
             }
@@ -300,6 +301,21 @@ final class ThreadedWorker {
         conns[c.fd] = nil
         fresh[c.fd] = nil
         heldChanged()
+    }
+
+    /// Holding clearly more connections than its fair share (`AcceptShare.excess`), a saturated worker
+    /// answers the next request of its excess idle connections with `Connection: close`, so their clients
+    /// connect again and the workers holding fewer take them. (Only connections no thread holds: a request
+    /// thread reads `closeAfterNext` of the one it serves.)
+    private func shedExcess() {
+        guard lifecycle.accepting && !listenersLost && conns.count > threadCount else { return }
+        var n = balance.excess(held: conns.count)
+        guard n > 0 else { return }
+        for c in conns.values where c.closeAfterNext { n -= 1 }
+        for c in conns.values where n > 0 && !c.closeAfterNext && !inFlight.contains(c.fd) {
+            c.closeAfterNext = true
+            n -= 1
+        }
     }
 
     /// Tells the other workers how many connections this one holds (while it accepts).

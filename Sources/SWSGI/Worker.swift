@@ -134,17 +134,24 @@ final class Worker {
     let balance: AcceptBalance
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
-    /// The last look left connections in the listen queue: look again after each request until none waits
-    /// (otherwise the next look comes a whole round of this worker's connections later).
-    /// In fixed storage: read after every request, and a stored property's read costs an exclusivity check.
-    private let queueWaitingFlag: UnsafeMutablePointer<Bool> = {
-        let p = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
-        p.initialize(to: false)
+    /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
+    /// property's read costs an exclusivity check.
+    private struct ShareTicks {
+        /// The last look left connections in the listen queue: look again after each request until none
+        /// waits (otherwise the next look comes a whole round of this worker's connections later).
+        var queueWaiting = false
+        /// Served connections until the next check for an excess of connections (`shedExcess`).
+        var untilExcessCheck = Worker.excessCheckEvery
+    }
+    private static let excessCheckEvery: UInt8 = 32
+    private let ticks: UnsafeMutablePointer<ShareTicks> = {
+        let p = UnsafeMutablePointer<ShareTicks>.allocate(capacity: 1)
+        p.initialize(to: ShareTicks())
         return p
     }()
     private var queueWaiting: Bool {
-        get { queueWaitingFlag.pointee }
-        set { queueWaitingFlag.pointee = newValue }
+        get { ticks.pointee.queueWaiting }
+        set { ticks.pointee.queueWaiting = newValue }
     }
 
     init(_ ctx: WorkerContext) throws {
@@ -239,6 +246,11 @@ final class Worker {
                     } else if let c = conns[Int32(truncatingIfNeeded: token)] {
                         readable(c)
                         if queueWaiting { lookAgain() }
+                        ticks.pointee.untilExcessCheck &-= 1
+                        if ticks.pointee.untilExcessCheck == 0 {
+                            ticks.pointee.untilExcessCheck = Self.excessCheckEvery
+                            shedExcess()
+                        }
                     }
                 }
             case .signal(let sig, _):
@@ -297,6 +309,20 @@ final class Worker {
         }
         queueWaiting = look.queued > look.take
         if look.take > 0 { take(look.take) }
+    }
+
+    /// Holding clearly more connections than its fair share (`AcceptShare.excess`), the worker answers the
+    /// next request of its excess connections with `Connection: close`: their clients connect again, and
+    /// the workers holding fewer take them.
+    private func shedExcess() {
+        guard lifecycle.accepting && !listenersLost && conns.count > 2 else { return }
+        var n = balance.excess(held: conns.count)
+        guard n > 0 else { return }
+        for c in conns.values where c.closeAfterNext { n -= 1 }
+        for c in conns.values where n > 0 && !c.closeAfterNext {
+            c.closeAfterNext = true
+            n -= 1
+        }
     }
 
     /// Tells the other workers how many connections this one holds (while it accepts).

@@ -180,7 +180,89 @@ extension SWSGIIntegration {
                 #expect(worst <= 2.5 * fair, "\(report)")
             }
         }
+
+        /// One client sending GET /sleep/0.02 in a loop for `seconds`, connecting again whenever the server
+        /// closes; requests sent after `late` are tagged `&late`.
+        static func loopReconnecting(_ socket: String, client i: Int, started: Date, seconds: Double, late: Double, failures: FailureBox) {
+            var c: Client? = nil
+            while Date().timeIntervalSince(started) < seconds {
+                do {
+                    let conn = try c ?? Client(path: socket)
+                    c = conn
+                    let phase = Date().timeIntervalSince(started) >= late ? "late" : "early"
+                    try conn.send("GET /sleep/0.02?client=\(i)&\(phase) HTTP/1.1\r\nHost: x\r\n\r\n")
+                    let reply = try conn.readResponse(timeout: 10)
+                    if reply.status != 200 { failures.add("client \(i): status \(reply.status)") }
+                    if !reply.keepAlive { c = nil }
+                } catch {
+                    failures.add("client \(i): \(error)")
+                    c = nil
+                }
+            }
+        }
+
+        /// `clients` threads running `loopReconnecting`; returns the failures they saw.
+        static func reconnectingClients(_ socket: String, clients: Int, seconds: Double, late: Double) -> [String] {
+            let started = Date()
+            let done = DispatchSemaphore(value: 0)
+            let failures = FailureBox()
+            for i in 0..<clients {
+                Thread {
+                    Self.loopReconnecting(socket, client: i, started: started, seconds: seconds, late: late, failures: failures)
+                    done.signal()
+                }.start()
+            }
+            for _ in 0..<clients { done.wait() }
+            return failures.all
+        }
+
+        /// Issue 17: an uneven split of keep-alive connections does not last. One worker is held by a long
+        /// request while 16 looping clients connect: the other takes them all (after the patience, so none waits
+        /// on the stuck worker). Once the long request is over, the worker holding them all lets its excess go
+        /// (`Connection: close` on their next answer); the clients connect again and the other worker takes its
+        /// share. Before: with keep-alive the split never changed, and one worker of two served every request
+        /// (what a load starting right after another got when one worker's count was still high).
+        @Test(arguments: [1, 2]) func anUnevenSplitOfKeepAliveConnectionsIsUndone(threads: Int) throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = try Server(["--processes", "2", "--threads", "\(threads)", "--app", "sleep"], dir: dir)
+            defer { s.stop() }
+            let report = try Self.unevenSplit(s, threads: threads)
+            #expect(report.even, "\(report.text)")
+        }
+
+        static func unevenSplit(_ s: Server, threads: Int) throws -> (even: Bool, text: String) {
+            let clients = 16 * threads, seconds = 4.0, longRequest = 1.0, late = 2.5
+            #expect(s.waitWorkers(2).count == 2)
+            // Every thread of one worker is held (the others' looping clients go to the free worker).
+            var holders: [Client] = []
+            for _ in 0..<threads { holders.append(try s.connect()) }
+            for h in holders { try h.send("GET /sleep/\(longRequest)?long HTTP/1.1\r\nHost: x\r\n\r\n") }
+            let failures = Self.reconnectingClients(s.socket!, clients: clients, seconds: seconds, late: late)
+            for h in holders {
+                let reply = try h.readResponse(timeout: 10)
+                #expect(reply.status == 200)
+            }
+            #expect(failures.isEmpty, "no request failed: \(failures.prefix(5))")
+            var lateByWorker: [String: Int] = [:]
+            for line in s.logLines where line.contains("&late") {
+                guard let open = line.range(of: "[pid "), let close = line[open.upperBound...].firstIndex(of: "]") else { continue }
+                lateByWorker[String(line[open.upperBound..<close]), default: 0] += 1
+            }
+            let total = lateByWorker.values.reduce(0, +)
+            // Both workers serve: each at least a quarter of the requests sent in the last 1.5 s.
+            let even = total > 0 && lateByWorker.count == 2 && lateByWorker.values.allSatisfy { $0 * 4 >= total }
+            return (even, "2 x \(threads), \(clients) clients, requests of the last \(seconds - late) s per worker: \(lateByWorker)")
+        }
     }
+}
+
+/// Failures seen by several client threads.
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
 /// Per-client results filled in from several threads.

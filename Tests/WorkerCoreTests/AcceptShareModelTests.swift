@@ -5,8 +5,6 @@ import WorkerCore
 /// closes, clients giving up and workers stuck in long requests, with the invariants checked after every step.
 /// A failure names its seed and the last steps; the same seed replays it.
 @Suite struct AcceptShareModelTests {
-    typealias Random = WorkerLifecycleModelTests.Random
-
     struct Model {
         var held: [Int]
         var shares: [AcceptShare]
@@ -151,5 +149,30 @@ import WorkerCore
         #expect(e.look(mine: 40, otherWorkers: 1, othersHeld: 10, queued: 4, now: t) == 0)
         // ...which took them by its next look: nothing left over to take.
         #expect(e.look(mine: 40, otherWorkers: 1, othersHeld: 14, queued: 0, now: t + 200 * ms) == 0)
+    }
+
+    @Test func excessIsLetGoDownToTheFairShareOnly() {
+        // All 16 on one worker of two, the other holding one: 7 go, 9 stay (the fair share of 17).
+        #expect(AcceptShare.excess(mine: 16, otherWorkers: 1, othersHeld: 1) == 7)
+        // Alone, or holding nothing: nothing to let go of.
+        #expect(AcceptShare.excess(mine: 600, otherWorkers: 0, othersHeld: 0) == 0)
+        #expect(AcceptShare.excess(mine: 0, otherWorkers: 3, othersHeld: 9) == 0)
+        // Near the fair share (up to a quarter of it, at least 2, above): kept, so no churn.
+        #expect(AcceptShare.excess(mine: 34, otherWorkers: 1, othersHeld: 30) == 0)
+        #expect(AcceptShare.excess(mine: 3, otherWorkers: 1, othersHeld: 1) == 0)
+        #expect(AcceptShare.excess(mine: 48, otherWorkers: 1, othersHeld: 16) == 16)
+        // Every split of up to 100 connections over up to 8 workers: what stays is the fair share, never less,
+        // and letting it go leaves this worker no more than one above any other's share.
+        for workers in 2...8 {
+            for total in 0...100 {
+                for mine in 0...total {
+                    let n = AcceptShare.excess(mine: mine, otherWorkers: workers - 1, othersHeld: total - mine)
+                    let fair = AcceptShare.fairShare(total: total, workers: workers)
+                    #expect(n >= 0 && n <= mine)
+                    if n > 0 { #expect(mine - n == fair) }
+                    if n == 0 { #expect(mine <= fair + max(2, fair / 4)) }
+                }
+            }
+        }
     }
 }
