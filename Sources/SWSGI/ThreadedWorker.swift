@@ -1,4 +1,5 @@
 import CGlibcShim
+import Common
 import Glibc
 import HTTP
 import Posix
@@ -94,8 +95,7 @@ final class ThreadedWorker {
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
-    var jobs: [Job] = []
-    var jobsHead = 0
+    var jobs = FIFOQueue<Job>()
     var done: [Done] = []
     var wakeWritten = false
     /// The worker retires: responses say `Connection: close`.
@@ -557,14 +557,10 @@ final class ThreadedWorker {
     func nextJob() -> Job {
         monitor.lock()
         defer { monitor.unlock() }
-        while jobsHead == jobs.count { monitor.wait() }
-        let job = jobs[jobsHead]
-        jobsHead += 1
-        if jobsHead == jobs.count {
-            jobs.removeAll(keepingCapacity: true)
-            jobsHead = 0
+        while true {
+            if let job = jobs.popFirst() { return job }
+            monitor.wait()
         }
-        return job
     }
 
     /// Called by a request thread with its answered connection. Holds the monitor.

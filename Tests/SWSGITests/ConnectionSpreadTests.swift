@@ -181,6 +181,46 @@ extension SWSGIIntegration {
             }
         }
 
+        /// A connection the server closes is closed at once, however long the worker stays saturated. The
+        /// request threads' job queue kept every job it ever held (and with it the connection) until the queue
+        /// ran empty: under a load that keeps it non-empty, a response saying `Connection: close` was followed
+        /// by no close (the fd stayed open, the client's next request unread: 16 of 64 clients waited seconds).
+        @Test func aConnectionClosedByTheServerIsClosedWhileTheThreadsStaySaturated() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = try Server(["--processes", "1", "--threads", "2", "--app", "sleep"], dir: dir)
+            defer { s.stop() }
+            let result = Self.whileSaturated(s, clients: 8, seconds: 3.0) {
+                // HTTP/1.0 without keep-alive: answered, then closed by the server.
+                let c = try Client(path: s.socket!)
+                try c.send("GET /sleep/0.01?one-zero HTTP/1.0\r\nHost: x\r\n\r\n")
+                let reply = try c.readResponse(timeout: 5)
+                let closed = c.closesWithoutData(timeout: 1.0)
+                return "status \(reply.status), closed within 1 s: \(closed)"
+            }
+            #expect(result == "status 200, closed within 1 s: true")
+        }
+
+        /// Runs `probe` while `clients` looping clients keep one worker's threads saturated.
+        static func whileSaturated(_ s: Server, clients: Int, seconds: Double, _ probe: () throws -> String) -> String {
+            let group = DispatchGroup()
+            let failures = FailureBox()
+            let started = Date()
+            let socket = s.socket!
+            for i in 0..<clients {
+                group.enter()
+                Thread {
+                    Self.loopReconnecting(socket, client: i, started: started, seconds: seconds, late: seconds, failures: failures)
+                    group.leave()
+                }.start()
+            }
+            // The queue is non-empty once every client has sent its first request.
+            _ = s.waitForLog("client=\(clients - 1)&", count: 1)
+            let outcome = (try? probe()) ?? "probe failed"
+            group.wait()
+            return failures.all.isEmpty ? outcome : "\(outcome); client failures: \(failures.all.prefix(3))"
+        }
+
         /// One client sending GET /sleep/0.02 in a loop for `seconds`, connecting again whenever the server
         /// closes; requests sent after `late` are tagged `&late`.
         static func loopReconnecting(_ socket: String, client i: Int, started: Date, seconds: Double, late: Double, failures: FailureBox) {
