@@ -13,7 +13,7 @@ from .. import common
 CONNECTIONS = int(common.env_num("THREAD_CONNECTIONS", 64))
 THREADS = int(common.env_num("THREADS", 4))
 MEMORY_WORKERS = int(common.env_num("MEMORY_WORKERS", 8))
-THREADED = {"swsgi", "uwsgi", "gunicorn"}
+THREADED = {"swsgi", "swsgi-b", "uwsgi", "gunicorn"}
 
 
 def fairness(port, seconds=3.0):
@@ -100,7 +100,7 @@ def memory_measure(server):
 
 def run(servers):
     servers = [s for s in servers if s.NAME in THREADED]
-    cases = [(s, THREADS) for s in servers] + [(s, 1) for s in servers if s.NAME in ("swsgi", "uwsgi")]
+    cases = [(s, THREADS) for s in servers] + [(s, 1) for s in servers if s.NAME in ("swsgi", "swsgi-b", "uwsgi")]
     rounds = {(s.NAME, t): [] for s, t in cases}
     rows = []
     for n in range(common.ROUNDS):
