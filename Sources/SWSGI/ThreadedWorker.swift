@@ -56,6 +56,8 @@ final class ThreadedWorker {
     /// epoll_ctl refused to watch the listeners again: this worker accepts no more and waits to be replaced,
     /// serving the connections and requests it holds (main thread only).
     var listenersLost = false
+    /// accept(2) failed (no descriptor left): the listeners are left alone for a while (`AcceptPause`; main thread only).
+    var acceptPause = AcceptPause()
     /// Connections accepted in the last `freshWindow` that have not sent a head yet: their requests are
     /// probably on the way, so they count against the free threads (else one worker would accept a burst
     /// of new connections that the other workers' idle threads could serve).
@@ -193,6 +195,11 @@ final class ThreadedWorker {
             if now >= nextScanAt || (graceRunning && now >= retireAt) {
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
+                if acceptPause.resumeDue(now: now) {
+                    updateListening()
+                } else if let at = acceptPause.resumeAt {
+                    schedule(at)
+                }
                 if !fresh.isEmpty { updateListening() }
             }
             if let at = saturatedAcceptAt, now >= at {
@@ -259,8 +266,26 @@ final class ThreadedWorker {
     private static let connectionEvents = Epoll.readable | UInt32(EPOLLONESHOT.rawValue)
 
     private func acceptOne(_ l: WorkerListener) {
-        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        let accepted: FileDescriptor?
+        do { accepted = try UnixSocket.accept(l.fd, nonBlocking: true) } catch {
+            acceptFailed(error)
+            return
+        }
+        guard let fd = accepted else { return }
         adopt(fd.release(), from: l)
+    }
+
+    /// accept(2) failed (EMFILE: the connection stays queued, the listener readable): the listeners leave the
+    /// epoll set until the pause is over, or the loop would be woken again at once, forever (`AcceptPause`).
+    private func acceptFailed(_ error: Error) {
+        let pause = acceptPause.failed(now: monotonicNanoseconds())
+        schedule(pause.resumeAt)
+        updateListening()
+        if pause.log {
+            let since = pause.alsoFailed > 0 ? " (\(pause.alsoFailed) more failures since the last line)" : ""
+            ServerLog.line("\(error): this worker holds \(conns.count) connections; it tries to accept again every "
+                + "\(AcceptPause.pauseNanoseconds / 1_000_000) ms\(since)")
+        }
     }
 
     /// Takes every connection waiting on any listener.
@@ -414,6 +439,9 @@ final class ThreadedWorker {
         if !want && lifecycle.accepting && !listenersLost && saturatedAcceptAt == nil {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
+        // Paused after a failed accept: the listeners come back when the pause is over (the saturated look above
+        // still runs, at its own pace).
+        if acceptPause.resumeAt != nil { want = false }
         guard want != listening else { return }
         listening = want
         if want {
@@ -532,6 +560,7 @@ final class ThreadedWorker {
                 tellMaster(message)
             case .stopAccepting:
                 balance.withdraw()
+                acceptPause.cancel()
                 if listening {
                     for l in ctx.listeners { epoll.remove(l.fd) }
                     listening = false

@@ -134,6 +134,8 @@ final class Worker {
     let balance: AcceptBalance
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
+    /// accept(2) failed (no descriptor left): the listeners are left alone for a while (`AcceptPause`).
+    var acceptPause = AcceptPause()
     /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
     /// property's read costs an exclusivity check.
     private struct ShareTicks {
@@ -210,6 +212,7 @@ final class Worker {
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
+                resumeAcceptingIfDue(now: now)
             }
             if lifecycle.retiring && retiringSince == nil { retiringSince = now }
             if lifecycle.retiring && conns.isEmpty {
@@ -266,7 +269,12 @@ final class Worker {
     private func acceptOne(_ l: WorkerListener, token: UInt64) {
         // Woken for the listener, a worker always takes a connection: EPOLLEXCLUSIVE woke it instead of another
         // idle worker, so declining would leave the connection to nobody until the next one arrives.
-        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        let accepted: FileDescriptor?
+        do { accepted = try UnixSocket.accept(l.fd, nonBlocking: true) } catch {
+            acceptFailed(error)
+            return
+        }
+        guard let fd = accepted else { return }
         // Holding no connection: no look and no rejoin (a worker serving one connection at a time, no pool,
         // never pays for them).
         guard !conns.isEmpty && !listenersLost else {
@@ -328,6 +336,34 @@ final class Worker {
     /// Tells the other workers how many connections this one holds (while it accepts).
     private func heldChanged() {
         if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
+    }
+
+    /// accept(2) failed (EMFILE: the connection stays queued, the listener readable): the listeners leave the
+    /// epoll set until the pause is over, or the worker would be woken again at once, forever (`AcceptPause`).
+    private func acceptFailed(_ error: Error) {
+        let pause = acceptPause.failed(now: monotonicNanoseconds())
+        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
+        schedule(pause.resumeAt)
+        if pause.log {
+            let since = pause.alsoFailed > 0 ? " (\(pause.alsoFailed) more failures since the last line)" : ""
+            ServerLog.line("\(error): this worker holds \(conns.count) connections; it tries to accept again every "
+                + "\(AcceptPause.pauseNanoseconds / 1_000_000) ms\(since)")
+        }
+    }
+
+    /// The accept pause is over: the listeners are watched again (while the worker accepts).
+    private func resumeAcceptingIfDue(now: Instant) {
+        guard acceptPause.resumeDue(now: now) else {
+            if let at = acceptPause.resumeAt { schedule(at) }
+            return
+        }
+        guard lifecycle.accepting && !listenersLost else { return }
+        for (i, l) in ctx.listeners.enumerated() {
+            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
+                listenerLost(error)
+                return
+            }
+        }
     }
 
     /// Watches the listener again: at the back of its wait queue. The rejoin is only about balance: when
@@ -661,6 +697,7 @@ final class Worker {
                 tellMaster(message)
             case .stopAccepting:
                 balance.withdraw()
+                acceptPause.cancel()
                 for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:
