@@ -31,19 +31,21 @@ final class AcceptBalance {
             guard let q = l.queued() else { return nil }
             queued += q
         }
-        let (others, othersHeld) = othersAccepting()
-        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
+        let now = monotonicNanoseconds()
+        let (others, othersHeld) = othersAccepting(now: now)
+        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: now)
         // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
         if take > 0 { publish(held: held + take) }
         return (take, queued, others + 1)
     }
 
-    /// The other accepting workers, and the connections they hold (their scoreboard rows).
-    private func othersAccepting() -> (workers: Int, held: Int) {
+    /// The other accepting workers, and the connections they hold (their scoreboard rows); a worker whose every
+    /// request thread is held by a long request does not count (`AcceptShare.holdsItsThread`).
+    private func othersAccepting(now: Instant) -> (workers: Int, held: Int) {
         var others = 0, othersHeld = 0
         for i in 0..<scoreboard.capacity where i != slot {
             let v = scoreboard.get(i, .acceptingHeld)
-            if v > 0 {
+            if v > 0 && !threadsHeld(row: i, now: now) {
                 others += 1
                 othersHeld += Int(v - 1)
             }
@@ -51,9 +53,28 @@ final class AcceptBalance {
         return (others, othersHeld)
     }
 
+    /// Every request thread of this worker is held by a long request: it takes no connection now.
+    func threadsHeld(now: Instant) -> Bool { threadsHeld(row: slot, now: now) }
+
+    /// Every request thread of the worker in scoreboard row `i` is in a request that holds it (its thread rows
+    /// with `--threads`, else the worker's own state).
+    private func threadsHeld(row i: Int, now: Instant) -> Bool {
+        let busy = Scoreboard.State.busy.rawValue
+        guard scoreboard.threads > 1 else {
+            return scoreboard.get(i, .state) == busy
+                && AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, .requestStartNanos))), now: now)
+        }
+        for t in 0..<scoreboard.threads {
+            guard scoreboard.get(i, core: t, .state) == busy,
+                  AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, core: t, .requestStartNanos))), now: now)
+            else { return false }
+        }
+        return true
+    }
+
     /// How many of the `held` connections to let go of (`AcceptShare.excess`).
     func excess(held: Int) -> Int {
-        let (others, othersHeld) = othersAccepting()
+        let (others, othersHeld) = othersAccepting(now: monotonicNanoseconds())
         return AcceptShare.excess(mine: held, otherWorkers: others, othersHeld: othersHeld)
     }
 

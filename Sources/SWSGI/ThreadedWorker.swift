@@ -208,7 +208,9 @@ final class ThreadedWorker {
                 // once the fresh connections stop counting): this worker's fair share of what still waits is
                 // taken in one go. (Taking all of it put 49 of 64 keep-alive connections on one worker of two:
                 // each waited 49 / 4 requests' time where 32 / 4 was fair.)
-                if lifecycle.accepting && !listenersLost {
+                // Not while every thread is held by a long request: connections taken now would wait for it, while
+                // another worker (or this one, once a thread is free) can serve them from the queue.
+                if lifecycle.accepting && !listenersLost && !balance.threadsHeld(now: now) {
                     let take = balance.look(held: conns.count)?.take ?? Int.max
                     if take > 0 {
                         balance.accept(take) { adopt($0, from: $1) }

@@ -22,6 +22,14 @@ public struct AcceptShare: Sendable, Equatable {
 
     public init() {}
 
+    /// Whether a request that started at `startedAt` holds its thread at `now`: it has run `patienceNanoseconds`
+    /// or longer. A worker all of whose request threads are held cannot serve a connection soon: it takes none,
+    /// and the others do not count it (as room for their connections, or in the excess rule), so what they hold
+    /// is not let go to a worker that cannot take it, nor new connections left to it.
+    public static func holdsItsThread(startedAt: Instant, now: Instant) -> Bool {
+        now >= startedAt.saturatingAdd(patienceNanoseconds)
+    }
+
     /// The fair share of each of `workers` workers when `total` connections are spread over them.
     public static func fairShare(total: Int, workers: Int) -> Int {
         let w = max(1, workers)
