@@ -39,8 +39,8 @@ final class AcceptBalance {
         return (take, queued, others + 1)
     }
 
-    /// The other accepting workers, and the connections they hold (their scoreboard rows); a worker whose every
-    /// request thread is held by a long request does not count (`AcceptShare.holdsItsThread`).
+    /// The other accepting workers, and the connections they hold (their scoreboard rows); a single-threaded
+    /// worker held by a long request does not count (`threadsHeld(row:now:)`).
     private func othersAccepting(now: Instant) -> (workers: Int, held: Int) {
         var others = 0, othersHeld = 0
         for i in 0..<scoreboard.capacity where i != slot {
@@ -53,23 +53,16 @@ final class AcceptBalance {
         return (others, othersHeld)
     }
 
-    /// Every request thread of this worker is held by a long request: it takes no connection now.
-    func threadsHeld(now: Instant) -> Bool { threadsHeld(row: slot, now: now) }
-
-    /// Every request thread of the worker in scoreboard row `i` is in a request that holds it (its thread rows
-    /// with `--threads`, else the worker's own state).
+    /// A single-threaded worker in a request that has run well past its usual time (`AcceptShare.holdsItsThread`,
+    /// its mean request time read from its row) cannot take a connection until that request ends. (A threaded
+    /// worker withdraws from the share itself while every thread is held: its rows stamp each request with
+    /// the head's arrival, which a job's wait in the queue makes look old.)
     private func threadsHeld(row i: Int, now: Instant) -> Bool {
-        let busy = Scoreboard.State.busy.rawValue
-        guard scoreboard.threads > 1 else {
-            return scoreboard.get(i, .state) == busy
-                && AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, .requestStartNanos))), now: now)
-        }
-        for t in 0..<scoreboard.threads {
-            guard scoreboard.get(i, core: t, .state) == busy,
-                  AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, core: t, .requestStartNanos))), now: now)
-            else { return false }
-        }
-        return true
+        guard scoreboard.threads <= 1, scoreboard.get(i, .state) == Scoreboard.State.busy.rawValue else { return false }
+        let requests = scoreboard.get(i, .requests), busyNanos = scoreboard.get(i, .busyNanos)
+        let mean = requests > 0 && busyNanos > 0 ? UInt64(busyNanos / requests) : 0
+        return AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, .requestStartNanos))), now: now,
+                                          meanRequestNanoseconds: mean)
     }
 
     /// How many of the `held` connections to let go of (`AcceptShare.excess`).

@@ -23,6 +23,8 @@ final class RequestThread: RequestServer {
     var requestPath = ""
     var requestNumber: UInt64 = 0
     var harakiriDeadline: Instant?
+    /// When this thread took its request (`requestStarted` is the head's arrival, before any wait in the queue).
+    var busySince: Instant = 0
 
     init(index: Int, worker: ThreadedWorker, app: @escaping Application) {
         self.index = index
@@ -59,6 +61,7 @@ final class RequestThread: RequestServer {
             worker.requestCounter += 1
             requestNumber = worker.requestCounter
             busy = true
+            busySince = monotonicNanoseconds()
             requestStarted = started
             requestMethod = head.method
             requestPath = head.path

@@ -89,6 +89,9 @@ final class ThreadedWorker {
     let rssFD: Int32
     /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
     let addressSpaceLimitBytes: Int
+    /// Every thread was held by a long request at the last saturated look: the worker left the fair share
+    /// (main thread only).
+    var withdrawnWhileHeld = false
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
@@ -208,16 +211,29 @@ final class ThreadedWorker {
                 // once the fresh connections stop counting): this worker's fair share of what still waits is
                 // taken in one go. (Taking all of it put 49 of 64 keep-alive connections on one worker of two:
                 // each waited 49 / 4 requests' time where 32 / 4 was fair.)
-                // Not while every thread is held by a long request: connections taken now would wait for it, while
-                // another worker (or this one, once a thread is free) can serve them from the queue.
-                if lifecycle.accepting && !listenersLost && !balance.threadsHeld(now: now) {
-                    let take = balance.look(held: conns.count)?.take ?? Int.max
-                    if take > 0 {
-                        balance.accept(take) { adopt($0, from: $1) }
-                        // The look published what it meant to take; fewer may have been there.
-                        heldChanged()
+                if lifecycle.accepting && !listenersLost {
+                    if threadsHeld(now: now) {
+                        // Every thread is held by a long request: connections taken now would wait for it while another
+                        // worker (or this one, once a thread is free) could serve them from the queue. The worker
+                        // leaves the share until a thread is free (`collectDone`), so the others neither leave
+                        // connections to it nor let theirs go to it.
+                        if !withdrawnWhileHeld {
+                            withdrawnWhileHeld = true
+                            balance.withdraw()
+                        }
+                    } else {
+                        if withdrawnWhileHeld {
+                            withdrawnWhileHeld = false
+                            heldChanged()
+                        }
+                        let take = balance.look(held: conns.count)?.take ?? Int.max
+                        if take > 0 {
+                            balance.accept(take) { adopt($0, from: $1) }
+                            // The look published what it meant to take; fewer may have been there.
+                            heldChanged()
+                        }
+                        shedExcess()
                     }
-                    shedExcess()
                 }
                 updateListening()
             }
@@ -345,9 +361,15 @@ final class ThreadedWorker {
         }
     }
 
-    /// Tells the other workers how many connections this one holds (while it accepts).
+    /// Tells the other workers how many connections this one holds (while it accepts and a thread can serve).
     private func heldChanged() {
-        if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
+        if lifecycle.accepting && !listenersLost && !withdrawnWhileHeld { balance.publish(held: conns.count) }
+    }
+
+    /// Every request thread has been in its request `AcceptShare.patienceNanoseconds` or longer, counted from when
+    /// it took the job (a job that waited in the queue is not a long request).
+    private func threadsHeld(now: Instant) -> Bool {
+        monitor.withLock { threads.allSatisfy { $0.busy && AcceptShare.holdsItsThread(startedAt: $0.busySince, now: now) } }
     }
 
     private func readable(_ c: Connection) {
@@ -494,6 +516,11 @@ final class ThreadedWorker {
             } else {
                 continueWith(c, d.rest)
             }
+        }
+        // A thread is free: back in the fair share.
+        if withdrawnWhileHeld && !finished.isEmpty {
+            withdrawnWhileHeld = false
+            heldChanged()
         }
         updateListening()
         // A drain that waited for the requests' end serves connections: carried out after the loop above.
