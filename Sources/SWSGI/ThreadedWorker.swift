@@ -56,8 +56,6 @@ final class ThreadedWorker {
     /// epoll_ctl refused to watch the listeners again: this worker accepts no more and waits to be replaced,
     /// serving the connections and requests it holds (main thread only).
     var listenersLost = false
-    /// accept(2) failed (no descriptor left): the listeners are left alone for a while (`AcceptPause`; main thread only).
-    var acceptPause = AcceptPause()
     /// Connections accepted in the last `freshWindow` that have not sent a head yet: their requests are
     /// probably on the way, so they count against the free threads (else one worker would accept a burst
     /// of new connections that the other workers' idle threads could serve).
@@ -97,6 +95,8 @@ final class ThreadedWorker {
     var apps: RequestThreadApplications!
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// accept(2)'s failures: logged, and a pause for want of fds.
+    var acceptFailures = AcceptFailures()
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
@@ -198,13 +198,9 @@ final class ThreadedWorker {
             if now >= nextScanAt || (graceRunning && now >= retireAt) {
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
-                if acceptPause.resumeDue(now: now) {
-                    updateListening()
-                } else if let at = acceptPause.resumeAt {
-                    schedule(at)
-                }
                 if !fresh.isEmpty { updateListening() }
             }
+            if acceptFailures.pausedUntil != nil && acceptFailures.resumes(now: now) { updateListening() }
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
                 // Whether or not the listener is watched again by now (it is, one accept per wake-up,
@@ -228,9 +224,10 @@ final class ThreadedWorker {
                         }
                         let take = balance.look(held: conns.count)?.take ?? Int.max
                         if take > 0 {
-                            balance.accept(take) { adopt($0, from: $1) }
+                            let error = balance.accept(take) { adopt($0, from: $1) }
                             // The look published what it meant to take; fewer may have been there.
                             heldChanged()
+                            if let error { acceptFailed(error) }
                         }
                         shedExcess()
                     }
@@ -245,7 +242,7 @@ final class ThreadedWorker {
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && offloadedTransfersOver(now: now) { perform(lifecycle.handle(.connectionsClosed)) }
             }
-            var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
+            var wake = min(nextScanAt, saturatedAcceptAt ?? .max, acceptFailures.pausedUntil ?? .max)
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
             if let at = offload?.cutAt { wake = min(wake, at) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
@@ -293,16 +290,12 @@ final class ThreadedWorker {
         adopt(fd.release(), from: l)
     }
 
-    /// accept(2) failed (EMFILE: the connection stays queued, the listener readable): the listeners leave the
-    /// epoll set until the pause is over, or the loop would be woken again at once, forever (`AcceptPause`).
+    /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched (nor looked
+    /// at) until the pause ends.
     private func acceptFailed(_ error: Error) {
-        let pause = acceptPause.failed(now: monotonicNanoseconds())
-        schedule(pause.resumeAt)
-        updateListening()
-        if pause.log {
-            let since = pause.alsoFailed > 0 ? " (\(pause.alsoFailed) more failures since the last line)" : ""
-            ServerLog.line("\(error): this worker holds \(conns.count) connections; it tries to accept again every "
-                + "\(AcceptPause.pauseNanoseconds / 1_000_000) ms\(since)")
+        if acceptFailures.failed(error, held: conns.count, now: monotonicNanoseconds()) != nil {
+            saturatedAcceptAt = nil
+            updateListening()
         }
     }
 
@@ -435,7 +428,8 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        var want = lifecycle.accepting && !listenersLost && inFlight.count < threadCount
+        let paused = acceptFailures.pausedUntil != nil
+        var want = lifecycle.accepting && !listenersLost && !paused && inFlight.count < threadCount
         if fresh.isEmpty {
             // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
             if !freshOrder.isEmpty {
@@ -460,12 +454,9 @@ final class ThreadedWorker {
                 if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
-        if !want && lifecycle.accepting && !listenersLost && saturatedAcceptAt == nil {
+        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
-        // Paused after a failed accept: the listeners come back when the pause is over (the saturated look above
-        // still runs, at its own pace).
-        if acceptPause.resumeAt != nil { want = false }
         guard want != listening else { return }
         listening = want
         if want {
@@ -589,7 +580,6 @@ final class ThreadedWorker {
                 tellMaster(message)
             case .stopAccepting:
                 balance.withdraw()
-                acceptPause.cancel()
                 if listening {
                     for l in ctx.listeners { epoll.remove(l.fd) }
                     listening = false

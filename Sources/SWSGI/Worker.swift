@@ -132,10 +132,10 @@ final class Worker {
     let addressSpaceLimitBytes: Int
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// accept(2)'s failures: logged, and a pause for want of fds.
+    var acceptFailures = AcceptFailures()
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
-    /// accept(2) failed (no descriptor left): the listeners are left alone for a while (`AcceptPause`).
-    var acceptPause = AcceptPause()
     /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
     /// property's read costs an exclusivity check.
     private struct ShareTicks {
@@ -212,7 +212,9 @@ final class Worker {
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
-                resumeAcceptingIfDue(now: now)
+                if let until = acceptFailures.pausedUntil {
+                    if acceptFailures.resumes(now: now) { acceptPauseOver() } else { schedule(until) }
+                }
             }
             if lifecycle.retiring && retiringSince == nil { retiringSince = now }
             if lifecycle.retiring && conns.isEmpty {
@@ -292,7 +294,7 @@ final class Worker {
         // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
         // and more, half the connections unanswered after 3 s). With the one just taken, it takes its fair
         // share of what waits at once and leaves the rest to the others (`AcceptShare`).
-        if !listenersLost, let look = balance.look(held: conns.count + 1) {
+        if !listenersLost && acceptFailures.pausedUntil == nil, let look = balance.look(held: conns.count + 1) {
             queueWaiting = look.queued > look.take
             if look.take > 0 { take(look.take) }
         }
@@ -304,9 +306,31 @@ final class Worker {
     /// wait reports them), not at once: serving each as it is accepted would hold off this worker's next look
     /// for that long, and a connection accepted last would wait for all of them.
     private func take(_ count: Int) {
-        balance.accept(count) { adopt($0, from: $1, readNow: false) }
+        let error = balance.accept(count) { adopt($0, from: $1, readNow: false) }
         // The look published what it meant to take; fewer may have been there (another worker took them).
         heldChanged()
+        if let error { acceptFailed(error) }
+    }
+
+    /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched until the
+    /// pause ends (the scan at `nextScanAt` watches them again).
+    private func acceptFailed(_ error: Error) {
+        let now = monotonicNanoseconds()
+        guard let until = acceptFailures.failed(error, held: conns.count, now: now) else { return }
+        queueWaiting = false
+        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
+        schedule(until)
+    }
+
+    /// The end of an accept pause: the listeners are watched again (unless the worker stopped accepting).
+    private func acceptPauseOver() {
+        guard lifecycle.accepting && !listenersLost else { return }
+        for (i, l) in ctx.listeners.enumerated() {
+            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
+                listenerLost(error)
+                return
+            }
+        }
     }
 
     /// Between requests while connections wait in the listen queue: takes this worker's share of them.
@@ -336,34 +360,6 @@ final class Worker {
     /// Tells the other workers how many connections this one holds (while it accepts).
     private func heldChanged() {
         if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
-    }
-
-    /// accept(2) failed (EMFILE: the connection stays queued, the listener readable): the listeners leave the
-    /// epoll set until the pause is over, or the worker would be woken again at once, forever (`AcceptPause`).
-    private func acceptFailed(_ error: Error) {
-        let pause = acceptPause.failed(now: monotonicNanoseconds())
-        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
-        schedule(pause.resumeAt)
-        if pause.log {
-            let since = pause.alsoFailed > 0 ? " (\(pause.alsoFailed) more failures since the last line)" : ""
-            ServerLog.line("\(error): this worker holds \(conns.count) connections; it tries to accept again every "
-                + "\(AcceptPause.pauseNanoseconds / 1_000_000) ms\(since)")
-        }
-    }
-
-    /// The accept pause is over: the listeners are watched again (while the worker accepts).
-    private func resumeAcceptingIfDue(now: Instant) {
-        guard acceptPause.resumeDue(now: now) else {
-            if let at = acceptPause.resumeAt { schedule(at) }
-            return
-        }
-        guard lifecycle.accepting && !listenersLost else { return }
-        for (i, l) in ctx.listeners.enumerated() {
-            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
-                listenerLost(error)
-                return
-            }
-        }
     }
 
     /// Watches the listener again: at the back of its wait queue. The rejoin is only about balance: when
@@ -697,7 +693,6 @@ final class Worker {
                 tellMaster(message)
             case .stopAccepting:
                 balance.withdraw()
-                acceptPause.cancel()
                 for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
                 for c in conns.values { c.closeAfterNext = true }
             case .armRetireGrace:

@@ -1,46 +1,53 @@
 import Common
 
-/// accept(2) can fail while connections wait: no descriptor left (EMFILE, ENFILE), no memory (ENOBUFS, ENOMEM).
-/// The connection stays queued and the listener stays readable, so a worker watching it level-triggered is woken
-/// again at once, forever (10,000 failed accepts a second at full CPU). After a failure the worker stops watching
-/// its listeners and tries again `pauseNanoseconds` later (nginx pauses its accepts the same way); the queued
-/// connections wait in the kernel meanwhile, and the other workers take them if they can.
-///
-/// Values in, decisions out: the worker says when an accept failed and asks when to watch again; it logs the
-/// failures this returns (the first, then at most one line per `logIntervalNanoseconds` with the count since).
+/// What a worker does when accept(2) fails. The connection stays in the listen queue and the listener stays
+/// readable, so a worker that just went back to its wait was woken again at once: with its fd table full
+/// (EMFILE, or ENFILE system-wide) it spun at most of a core, silently, for as long as the table stayed full.
+/// For want of resources the worker stops watching its listeners for `pauseNanoseconds` (nginx's
+/// accept_mutex_delay; other workers take the connections meanwhile, and its own connections free fds as they
+/// close); any failure is logged, the first at once and then at most one line per `logEveryNanoseconds` with
+/// the count of those not logged.
 public struct AcceptPause: Sendable, Equatable {
-    public static let pauseNanoseconds: UInt64 = 100_000_000
-    public static let logIntervalNanoseconds: UInt64 = 10_000_000_000
+    public static let pauseNanoseconds: UInt64 = 500_000_000
+    public static let logEveryNanoseconds: UInt64 = 10_000_000_000
 
-    /// While paused: when to watch the listeners again.
-    public private(set) var resumeAt: Instant?
+    /// Not accepting until then.
+    public private(set) var until: Instant?
     private var loggedAt: Instant?
-    /// Failures not logged since the last line.
     private var unlogged = 0
 
     public init() {}
 
-    /// An accept failed at `now`: the listeners are left until `resumeAt`. `log` says whether to log this one, and
-    /// `alsoFailed` how many failed since the last line logged.
-    public mutating func failed(now: Instant) -> (resumeAt: Instant, log: Bool, alsoFailed: Int) {
-        let at = now.saturatingAdd(Self.pauseNanoseconds)
-        resumeAt = at
-        if let last = loggedAt, now < last.saturatingAdd(Self.logIntervalNanoseconds) {
-            unlogged += 1
-            return (at, false, 0)
-        }
-        loggedAt = now
-        defer { unlogged = 0 }
-        return (at, true, unlogged)
+    public struct Decision: Sendable, Equatable {
+        /// Stop watching the listeners until `until` (nil: go on accepting).
+        public var pauseUntil: Instant?
+        /// Log the failure, with the count of failures not logged since the last line (nil: stay silent).
+        public var logWithUnlogged: Int?
     }
 
-    /// Whether the pause is over at `now` (true once per pause: the caller watches its listeners again).
-    public mutating func resumeDue(now: Instant) -> Bool {
-        guard let at = resumeAt, now >= at else { return false }
-        resumeAt = nil
+    /// accept(2) failed at `now`; `exhausted`: for want of resources the next accept would meet again at once
+    /// (fds, socket buffers, memory).
+    public mutating func failed(exhausted: Bool, now: Instant) -> Decision {
+        var d = Decision(pauseUntil: nil, logWithUnlogged: nil)
+        if exhausted {
+            let end = now &+ Self.pauseNanoseconds
+            until = end
+            d.pauseUntil = end
+        }
+        if let last = loggedAt, now < last &+ Self.logEveryNanoseconds {
+            unlogged += 1
+        } else {
+            d.logWithUnlogged = unlogged
+            unlogged = 0
+            loggedAt = now
+        }
+        return d
+    }
+
+    /// True once at the end of a pause (watch the listeners again).
+    public mutating func resumes(now: Instant) -> Bool {
+        guard let end = until, now >= end else { return false }
+        until = nil
         return true
     }
-
-    /// The worker stopped accepting for good (retiring): no pause to end.
-    public mutating func cancel() { resumeAt = nil }
 }

@@ -36,7 +36,7 @@ extension SWSGIIntegration {
             let answered = results.map(\.answered)
             let report = "8 looping clients beside 24 idle keep-alive connections: looping clients per worker \(perWorker), "
                 + "answers per client \(answered.sorted()); order \(order)"
-            withKnownIssue("idle keep-alive connections count in the fair share (AcceptShare): reported, not fixed") {
+            withKnownIssue("idle keep-alive connections count in the fair share (AcceptShare): reported, not fixed", isIntermittent: true) {
                 // As `loopingKeepAliveClientsGetFairTurns`: each worker a quarter of the clients or more, and no client
                 // answered more than 2.5 times as often as another.
                 #expect(perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= 2 }
