@@ -113,5 +113,33 @@ extension SWSGIIntegration {
                     "8 clients that came while the workers were saturated: worst wait \(Int(worst * 1000)) ms, answers \(late.map(\.answered))")
             usleep(2_500_000)
         }
+
+        /// A worker whose every thread is held by a long request (a long poll, a stream) has nothing to look at until
+        /// a thread is free: its main thread sleeps. Before: it looked at the listen queue every 20 ms (a netlink
+        /// query each time) for as long as the requests ran, 50 wake-ups a second.
+        @Test func aWorkerWhoseThreadsAreAllHeldSleeps() throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let s = try Server(["--processes", "1", "--threads", "2", "--app", "sleep", "--stats", "{dir}/stats"], dir: dir)
+            defer { s.stop() }
+            let worker = try #require(s.waitWorkers(1).first)
+            var holders: [Client] = []
+            for _ in 0..<2 {
+                let h = try s.connect()
+                try h.send("GET /sleep/2.5?long HTTP/1.1\r\nHost: x\r\n\r\n")
+                holders.append(h)
+            }
+            #expect(waitUntil(5) {
+                statsWorkers((try? readStats(dir.file("stats"))) ?? [:]).contains {
+                    (($0["cores"] as? [[String: Any]]) ?? []).filter { $0["status"] as? String == "busy" }.count == 2
+                }
+            }, "both threads are held")
+            usleep(300_000)  // past the 100 ms from which a request holds its thread, and one more look
+            let before = contextSwitches(worker) ?? 0
+            usleep(1_000_000)
+            let woke = (contextSwitches(worker) ?? .max) - before
+            #expect(woke < 10, "the main thread of a worker whose threads are all held woke \(woke) times in 1 s")
+            for h in holders { #expect(try h.readResponse(timeout: 10).status == 200) }
+        }
     }
 }
