@@ -454,7 +454,8 @@ final class ThreadedWorker {
                 if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
-        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil {
+        // (Not while every thread is held: nothing is taken until one is free, and its end calls this again.)
+        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil && !withdrawnWhileHeld {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }
