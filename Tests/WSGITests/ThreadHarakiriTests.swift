@@ -1,0 +1,145 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Harakiri with request threads kills the whole worker (as uWSGI does): before it dies, every request
+/// of that worker whose response has not started gets a 5xx with `Connection: close`, and a connection
+/// whose response started is closed. No client of the worker is left with a silent reset.
+extension WSGIIntegration {
+    @Suite struct ThreadHarakiri {
+        /// A request stuck in C (ctypes: `CDLL` releases the GIL, `PyDLL` holds it), one waiting in Python
+        /// with no response yet, one whose response has started and then waits.
+        static let app = #"""
+        import os, time, threading, ctypes
+
+        MARKERS = os.environ['THREAD_MARKERS']
+        libc = ctypes.CDLL(None)
+        pylibc = ctypes.PyDLL(None)
+
+        def mark(name):
+            open(os.path.join(MARKERS, '%s-%d' % (name, threading.get_ident())), 'w').close()
+
+        def wait_release(limit):
+            end = time.time() + limit
+            while time.time() < end and not os.path.exists(os.path.join(MARKERS, 'release')):
+                time.sleep(0.01)
+
+        def application(environ, start_response):
+            parts = environ['PATH_INFO'].strip('/').split('/')
+            if parts[0] == 'stuck':
+                mark('stuck')
+                libc.sleep(int(parts[1]))
+            elif parts[0] == 'stuckgil':
+                mark('stuck')
+                pylibc.sleep(int(parts[1]))
+            elif parts[0] == 'wait':
+                mark('wait')
+                wait_release(20)
+            elif parts[0] == 'stream':
+                def body():
+                    yield b'first\n'
+                    mark('streaming')
+                    wait_release(20)
+                    yield b'last\n'
+                start_response('200 OK', [('Content-Type', 'text/plain')])
+                return body()
+            start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '5')])
+            return [b'done\n']
+        """#
+
+        static func setUp(_ dir: TempDir) throws -> [String: String] {
+            try dir.write("stuck.py", app)
+            try FileManager.default.createDirectory(atPath: dir.file("markers"), withIntermediateDirectories: true)
+            return ["THREAD_MARKERS": dir.file("markers")]
+        }
+
+        static func markers(_ dir: TempDir, _ prefix: String) -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir.file("markers"))) ?? []).filter { $0.hasPrefix(prefix) }.count
+        }
+
+        /// Sends `target` on its own connection and reads the reply on a thread of its own.
+        final class Pending: @unchecked Sendable {
+            let client: Client
+            private let done = DispatchSemaphore(value: 0)
+            private var result: Result<HTTPReply, Error>?
+            init(_ socket: String, _ target: String, timeout: Double = 15) throws {
+                client = try Client(.unix(socket))
+                try client.send(httpGet(target))
+                let c = client
+                Thread { [self] in
+                    do { result = .success(try c.readResponse(timeout: timeout)) } catch { result = .failure(error) }
+                    done.signal()
+                }.start()
+            }
+            func reply() -> Result<HTTPReply, Error> {
+                done.wait()
+                return result!
+            }
+        }
+
+        /// A request stuck in C past the harakiri (and the grace when given) and another thread's request
+        /// whose response has not started: that client gets a 5xx with `Connection: close`, not a reset,
+        /// and the log names it. `stuck`: "stuck" (C, GIL released) or "stuckgil" (C holding the GIL).
+        func otherThreadGets5xx(_ extra: [String], stuck: String) throws {
+            let args = ["--processes", "1", "--threads", "2", "--wsgi-file", "{dir}/stuck.py", "--harakiri", "1"] + extra
+            try withPython(args, setUp: Self.setUp) { s, dir throws in
+                let worker = try #require(s.waitWorkers(1).first)
+                let waiting = try Pending(s.socket!, "/wait")
+                #expect(waitUntil(10) { Self.markers(dir, "wait-") == 1 })
+                let stuckOne = try Pending(s.socket!, "/\(stuck)/30")
+                #expect(waitUntil(10) { Self.markers(dir, "stuck-") == 1 })
+                let started = monotonicSeconds()
+                switch waiting.reply() {
+                case .success(let reply):
+                    #expect((500...599).contains(reply.status), "the other thread's request: \(reply.status) \(reply.text)")
+                    #expect(!reply.keepAlive, "a 5xx from a worker about to die says Connection: close")
+                case .failure(let e):
+                    Issue.record("the other thread's request was lost when the worker was killed: \(e)\nlog:\n\(s.log)")
+                }
+                switch stuckOne.reply() {
+                case .success(let reply): #expect((500...599).contains(reply.status), "the stuck request: \(reply.status)")
+                case .failure(let e): Issue.record("the stuck request got no answer: \(e)")
+                }
+                #expect(monotonicSeconds() - started < 8, "answered before the kill, not after a client timeout")
+                #expect(waitUntil(10) { !isAlive(worker) }, "the stuck worker is killed")
+                #expect(s.log.contains("GET /wait"), "the log names the request cut by the harakiri:\n\(s.log)")
+                #expect(try s.get("/next").status == 200)
+            }
+        }
+
+        @Test func gracefulTimeoutStuckInC() throws {
+            try otherThreadGets5xx(["--harakiri-graceful-timeout", "1"], stuck: "stuck")
+        }
+
+        @Test func gracefulTimeoutStuckInCHoldingTheGIL() throws {
+            try otherThreadGets5xx(["--harakiri-graceful-timeout", "1"], stuck: "stuckgil")
+        }
+
+        @Test func harakiriOnlyStuckInC() throws {
+            try otherThreadGets5xx([], stuck: "stuck")
+        }
+
+        @Test func harakiriOnlyStuckInCHoldingTheGIL() throws {
+            try otherThreadGets5xx([], stuck: "stuckgil")
+        }
+
+        /// A thread whose response has started when the worker is killed: its client gets what was sent
+        /// and then an end of file, not a hang.
+        @Test func startedResponseIsClosed() throws {
+            for extra in [[], ["--harakiri-graceful-timeout", "1"]] {
+                let args = ["--processes", "1", "--threads", "2", "--wsgi-file", "{dir}/stuck.py", "--harakiri", "1"] + extra
+                try withPython(args, setUp: Self.setUp) { s, dir throws in
+                    let streaming = try Client(.unix(s.socket!))
+                    try streaming.send(httpGet("/stream"))
+                    #expect(waitUntil(10) { Self.markers(dir, "streaming-") == 1 })
+                    let stuckOne = try Pending(s.socket!, "/stuck/30")
+                    #expect(waitUntil(10) { Self.markers(dir, "stuck-") == 1 })
+                    let bytes = String(decoding: try streaming.readToEnd(timeout: 8), as: UTF8.self)
+                    #expect(bytes.hasPrefix("HTTP/1.1 200") && bytes.contains("first\n") && !bytes.contains("last\n"), "\(bytes)")
+                    _ = stuckOne.reply()
+                    #expect(try s.get("/next").status == 200)
+                }
+            }
+        }
+    }
+}
