@@ -65,9 +65,8 @@ extension WSGIIntegration {
             init(_ socket: String, _ target: String, timeout: Double = 15) throws {
                 client = try Client(.unix(socket))
                 try client.send(httpGet(target))
-                let c = client
                 Thread { [self] in
-                    do { result = .success(try c.readResponse(timeout: timeout)) } catch { result = .failure(error) }
+                    do { result = .success(try client.readResponse(timeout: timeout)) } catch { result = .failure(error) }
                     done.signal()
                 }.start()
             }
