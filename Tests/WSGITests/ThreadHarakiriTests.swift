@@ -90,6 +90,8 @@ extension WSGIIntegration {
                 let worker = try #require(s.waitWorkers(1).first)
                 let stuckOne = try Pending(s.socket!, "/\(stuck)/30")
                 #expect(waitUntil(10) { Self.markers(dir, "stuck-") == 1 })
+                // 300 ms later: the other request is not past its own deadline when the graceful signal lands.
+                usleep(300_000)
                 let waiting = try Pending(s.socket!, "/wait")
                 // Both threads hold their request (the second may be waiting for the GIL, before any marker).
                 #expect(waitUntil(10) {
@@ -100,9 +102,14 @@ extension WSGIIntegration {
                 // or left in the listen queue (served by the replacement). Never lost.
                 let third = try Pending(s.socket!, "/quick")
                 let started = monotonicSeconds()
+                var waitedAnswered = true
                 switch waiting.reply() {
                 case .success(let reply):
-                    #expect(reply.status == (graceful ? 504 : 503), "the other thread's request: \(reply.status) \(reply.text)")
+                    // With a grace, a loaded machine may run the graceful handler after the other request's own
+                    // deadline too: HarakiriInterrupt then gives it a 500 (it was overdue as well).
+                    let expected = graceful ? [504, 500] : [503]
+                    #expect(expected.contains(reply.status), "the other thread's request: \(reply.status) \(reply.text)")
+                    waitedAnswered = reply.status != 500
                     #expect(!reply.keepAlive, "a 5xx from a worker about to die says Connection: close")
                 case .failure(let e):
                     Issue.record("the other thread's request was lost when the worker was killed: \(e)\nlog:\n\(s.log)")
@@ -117,7 +124,7 @@ extension WSGIIntegration {
                 }
                 #expect(monotonicSeconds() - started < 8, "answered before the kill, not after a client timeout")
                 #expect(waitUntil(10) { !isAlive(worker) }, "the stuck worker is killed")
-                #expect(s.log.contains("GET /wait (thread"), "the log names the request cut by the harakiri:\n\(s.log)")
+                #expect(!waitedAnswered || s.log.contains("GET /wait (thread"), "the log names the request cut by the harakiri:\n\(s.log)")
                 #expect(s.waitForLog("HARAKIRI worker 1 (pid \(worker)): GET /\(stuck)/30"), "the master's harakiri was the stuck request's")
                 #expect(try s.get("/next").status == 200)
             }
