@@ -19,12 +19,15 @@ final class HarakiriWatch {
     var notice: HarakiriNotice
     let timerFD: Int32
     unowned let worker: ThreadedWorker
+    /// This thread's own (an access log caches its time stamp: not shared between threads).
+    let log: AccessLog
 
     init(worker: ThreadedWorker, settings: ServerOptions) throws {
         self.worker = worker
         notice = HarakiriNotice(.init(graceNanoseconds: settings.harakiriGracefulTimeoutNanoseconds,
                                       mayBeHeld: settings.harakiriGracefulQueueThreshold > 0))
         timerFD = try SharedTimer.create()
+        log = AccessLog(settings: settings, workerID: worker.ctx.id, remote: worker.ctx.remoteLabel)
     }
 
     /// The nearest harakiri deadline of the running requests changed. Holds the worker's monitor.
@@ -93,7 +96,7 @@ final class HarakiriWatch {
             }
             ServerLog.line("HARAKIRI worker \(worker.ctx.id) (pid \(getpid())) is killed in \(inMilliseconds) ms: \(t.method) \(t.path) (\(who), running \(running) ms) \(what)")
             if case .answered(let status) = outcome {
-                worker.log.write(method: t.method, path: t.path, status: status, bytes: HTTPResponseWriter.errorBody(status: status).count,
+                log.write(method: t.method, path: t.path, status: status, bytes: HTTPResponseWriter.errorBody(status: status).count,
                                  started: t.started, note: "harakiri: the worker is killed in \(inMilliseconds) ms")
             }
         }
@@ -107,7 +110,7 @@ final class HarakiriWatch {
     }
 
     /// A request the loop parsed while the kill is near: answered 503 at once (not queued for a thread).
-    /// The caller closes the connection.
+    /// The caller (the main thread, whose access log this writes to) closes the connection.
     func answerNew(_ c: Connection, method: String, path: String, started: Instant) {
         Self.sendOnce(HTTPResponseWriter.errorResponse(status: 503, date: DateClock.now), on: c.fd)
         ServerLog.line("HARAKIRI worker \(worker.ctx.id) (pid \(getpid())) is about to be killed: \(method) \(path) answered 503")
