@@ -95,6 +95,8 @@ final class ThreadedWorker {
     var apps: RequestThreadApplications!
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// With --harakiri: answers for the requests the master's kill would cut, just before it.
+    var watch: HarakiriWatch?
     /// accept(2)'s failures: logged, and a pause for want of fds.
     var acceptFailures = AcceptFailures()
 
@@ -145,6 +147,7 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         sourceWatch = host?.sourceWatch
+        if ctx.harakiriFD >= 0 { watch = try HarakiriWatch(worker: self, settings: s) }
         if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
@@ -190,6 +193,12 @@ final class ThreadedWorker {
                 _exit(ExitCode.appLoadFailed)
             }
         }
+        if let watch {
+            do { try startThread { [watch] in watch.loop() } } catch {
+                writeStderr("swsgi worker \(ctx.id): the harakiri watch thread could not start: \(error)\(threadLimitHint())")
+                _exit(ExitCode.appLoadFailed)
+            }
+        }
         perform(lifecycle.handle(.appLoaded))
         heldChanged()
         while true {
@@ -207,7 +216,7 @@ final class ThreadedWorker {
                 // once the fresh connections stop counting): this worker's fair share of what still waits is
                 // taken in one go. (Taking all of it put 49 of 64 keep-alive connections on one worker of two:
                 // each waited 49 / 4 requests' time where 32 / 4 was fair.)
-                if lifecycle.accepting && !listenersLost {
+                if lifecycle.accepting && !listenersLost && !doomed {
                     if threadsHeld(now: now) {
                         // Every thread is held by a long request: connections taken now would wait for it while another
                         // worker (or this one, once a thread is free) could serve them from the queue. The worker
@@ -415,6 +424,11 @@ final class ThreadedWorker {
             c.headStartedAt = nil
             c.requests += 1
             fresh[c.fd] = nil
+            if let watch, doomed {
+                watch.answerNew(c, method: head.method, path: head.path, started: c.lastActivity)
+                drop(c)
+                return
+            }
             inFlight.insert(c.fd)
             _ = lifecycle.handle(.requestStarted)
             let job = Job(connection: c, head: head, rest: input[(input.startIndex + consumed)...])
@@ -428,7 +442,8 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        let paused = acceptFailures.pausedUntil != nil
+        // While a harakiri kill is near, no connection is taken: the listen queue keeps them for the others.
+        let paused = acceptFailures.pausedUntil != nil || doomed
         var want = lifecycle.accepting && !listenersLost && !paused && inFlight.count < threadCount
         if fresh.isEmpty {
             // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
@@ -480,6 +495,12 @@ final class ThreadedWorker {
         } else {
             for l in ctx.listeners { epoll.remove(l.fd) }
         }
+    }
+
+    /// A harakiri kill is near (`HarakiriWatch`): no connection is taken, and each new request is answered 503.
+    private var doomed: Bool {
+        guard let watch else { return false }
+        return monitor.withLock { watch.notice.answersNewRequests }
     }
 
     /// Connections the threads have answered: parked for their next request, or closed.
@@ -615,6 +636,11 @@ final class ThreadedWorker {
     /// Called by a request thread with its answered connection. Holds the monitor.
     func finishedLocked(_ d: Done) {
         done.append(d)
+        wakeLoopLocked()
+    }
+
+    /// Wakes the main loop (to collect `done`, and to look at the harakiri watch again). Holds the monitor.
+    func wakeLoopLocked() {
         if !wakeWritten {
             wakeWritten = true
             var one: UInt8 = 1
@@ -640,6 +666,7 @@ final class ThreadedWorker {
             let a = t.harakiriDeadline ?? .max, b = p.harakiriDeadline ?? .max
             if a < b || (a == b && t.requestStarted < p.requestStarted) { pick = t }
         }
+        watch?.nearestChangedLocked(pick?.harakiriDeadline)
         guard let pick else {
             sb.set(slot, .state, Scoreboard.State.idle.rawValue)
             if ctx.harakiriFD >= 0 {
@@ -658,6 +685,24 @@ final class ThreadedWorker {
             sb.set(slot, .harakiriDeadline, Int64(clamping: pick.harakiriDeadline ?? 0))
             SharedTimer.arm(ctx.harakiriFD, at: pick.harakiriDeadline)
         }
+    }
+
+    /// The requests a harakiri kill at `killAt` would cut: each thread's running request not answered yet,
+    /// and every request queued for a thread (taken from the queue: the watch answers and hands them back).
+    /// Holds the monitor.
+    func takeDoomedLocked(killAt: Instant) -> [HarakiriWatch.Target] {
+        var targets: [HarakiriWatch.Target] = []
+        for t in threads where t.busy && t.answeredRequest != t.requestNumber {
+            guard let c = t.connection else { continue }
+            t.answeredRequest = t.requestNumber
+            targets.append(.init(connection: c, number: t.requestNumber, thread: t.index, method: t.requestMethod, path: t.requestPath,
+                                 started: t.requestStarted, overdue: t.harakiriDeadline.map { $0 <= killAt } ?? false))
+        }
+        while let job = jobs.popFirst() {
+            targets.append(.init(connection: job.connection, number: 0, thread: nil, method: job.head.method, path: job.head.path,
+                                 started: job.connection.lastActivity, overdue: false))
+        }
+        return targets
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.
