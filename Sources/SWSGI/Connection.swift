@@ -19,6 +19,8 @@ final class Connection {
     var requests = 0
     /// Answer the next request with `Connection: close` (retiring worker).
     var closeAfterNext = false
+    /// Quiet between requests for a while: left out of the held count (`IdleConnections`).
+    var countedIdle = false
     /// Registered in the worker's epoll set (a connection answered and closed on its first read never is).
     var watched = false
     /// The request in hand on this connection and its response (scope, interim-response rule). Changed only

@@ -99,6 +99,10 @@ final class ThreadedWorker {
     var watch: HarakiriWatch?
     /// accept(2)'s failures: logged, and a pause for want of fds.
     var acceptFailures = AcceptFailures()
+    /// Quiet keep-alive connections, left out of the held count.
+    var idle = IdleConnections()
+    /// The connections that count in the fair share: all but the quiet ones.
+    private var activeHeld: Int { conns.count - idle.count }
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
@@ -231,7 +235,7 @@ final class ThreadedWorker {
                             withdrawnWhileHeld = false
                             heldChanged()
                         }
-                        let take = balance.look(held: conns.count)?.take ?? Int.max
+                        let take = balance.look(held: activeHeld)?.take ?? Int.max
                         if take > 0 {
                             let error = balance.accept(take) { adopt($0, from: $1) }
                             // The look published what it meant to take; fewer may have been there.
@@ -329,6 +333,7 @@ final class ThreadedWorker {
         readable(c)
         if conns[fd] != nil && !inFlight.contains(fd) {
             schedule(c.lastActivity + ctx.settings.headerTimeoutNanoseconds)
+            schedule(c.lastActivity + IdleConnections.after)
             fresh[fd] = now
             freshOrder.append((fd, now))
             updateListening()
@@ -345,6 +350,7 @@ final class ThreadedWorker {
         epoll.remove(c.fd)
         conns[c.fd] = nil
         fresh[c.fd] = nil
+        _ = idle.unmark(c)
         heldChanged()
     }
 
@@ -353,11 +359,11 @@ final class ThreadedWorker {
     /// connect again and the workers holding fewer take them. (Only connections no thread holds: a request
     /// thread reads `closeAfterNext` of the one it serves.)
     private func shedExcess() {
-        guard lifecycle.accepting && !listenersLost && conns.count > threadCount else { return }
-        var n = balance.excess(held: conns.count)
+        guard lifecycle.accepting && !listenersLost && activeHeld > threadCount else { return }
+        var n = balance.excess(held: activeHeld)
         guard n > 0 else { return }
-        for c in conns.values where c.closeAfterNext { n -= 1 }
-        for c in conns.values where n > 0 && !c.closeAfterNext && !inFlight.contains(c.fd) {
+        for c in conns.values where c.closeAfterNext && !c.countedIdle { n -= 1 }
+        for c in conns.values where n > 0 && !c.closeAfterNext && !c.countedIdle && !inFlight.contains(c.fd) {
             c.closeAfterNext = true
             n -= 1
         }
@@ -365,7 +371,7 @@ final class ThreadedWorker {
 
     /// Tells the other workers how many connections this one holds (while it accepts and a thread can serve).
     private func heldChanged() {
-        if lifecycle.accepting && !listenersLost && !withdrawnWhileHeld { balance.publish(held: conns.count) }
+        if lifecycle.accepting && !listenersLost && !withdrawnWhileHeld { balance.publish(held: activeHeld) }
     }
 
     /// Every request thread has been in its request `AcceptShare.patienceNanoseconds` or longer, counted from when
@@ -384,6 +390,7 @@ final class ThreadedWorker {
         }
         if n == 0 { drop(c); return }
         c.lastActivity = monotonicNanoseconds()
+        if idle.unmark(c) { heldChanged() }
         // Copied: the request thread keeps its slice while this buffer takes the next read.
         continueWith(c, Array(scratch[0..<n])[...])
     }
@@ -524,6 +531,7 @@ final class ThreadedWorker {
             }
             if lifecycle.retiring { c.closeAfterNext = true }
             if ctx.settings.keepaliveTimeoutNanoseconds > 0 { schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds) }
+            schedule(c.lastActivity + IdleConnections.after)
             if d.rest.isEmpty {
                 rearm(c)
             } else {
@@ -543,6 +551,8 @@ final class ThreadedWorker {
     /// Closes connections past their header or keep-alive timeout, and when retiring, idle ones past the grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
+        let idleBefore = idle.count
+        defer { if idle.count != idleBefore { heldChanged() } }
         for c in conns.values where !inFlight.contains(c.fd) {
             if lifecycle.retiring && c.headStartedAt == nil {
                 if now >= retireAt { drop(c) }
@@ -565,8 +575,13 @@ final class ThreadedWorker {
             }
             let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
             if idleTimeout > 0 {
-                if now >= c.lastActivity + idleTimeout { drop(c) } else { schedule(c.lastActivity + idleTimeout) }
+                if now >= c.lastActivity + idleTimeout {
+                    drop(c)
+                    continue
+                }
+                schedule(c.lastActivity + idleTimeout)
             }
+            if let again = idle.scan(c, now: now) { schedule(again) }
         }
     }
 

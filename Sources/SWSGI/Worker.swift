@@ -134,6 +134,10 @@ final class Worker {
     let balance: AcceptBalance
     /// accept(2)'s failures: logged, and a pause for want of fds.
     var acceptFailures = AcceptFailures()
+    /// Quiet keep-alive connections, left out of the held count.
+    var idle = IdleConnections()
+    /// The connections that count in the fair share: all but the quiet ones.
+    private var activeHeld: Int { conns.count - idle.count }
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
     /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
@@ -294,7 +298,7 @@ final class Worker {
         // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
         // and more, half the connections unanswered after 3 s). With the one just taken, it takes its fair
         // share of what waits at once and leaves the rest to the others (`AcceptShare`).
-        if !listenersLost && acceptFailures.pausedUntil == nil, let look = balance.look(held: conns.count + 1) {
+        if !listenersLost && acceptFailures.pausedUntil == nil, let look = balance.look(held: activeHeld + 1) {
             queueWaiting = look.queued > look.take
             if look.take > 0 { take(look.take) }
         }
@@ -335,7 +339,7 @@ final class Worker {
 
     /// Between requests while connections wait in the listen queue: takes this worker's share of them.
     private func lookAgain() {
-        guard lifecycle.accepting && !listenersLost, let look = balance.look(held: conns.count) else {
+        guard lifecycle.accepting && !listenersLost, let look = balance.look(held: activeHeld) else {
             queueWaiting = false
             return
         }
@@ -347,11 +351,11 @@ final class Worker {
     /// next request of its excess connections with `Connection: close`: their clients connect again, and
     /// the workers holding fewer take them.
     private func shedExcess() {
-        guard lifecycle.accepting && !listenersLost && conns.count > 2 else { return }
-        var n = balance.excess(held: conns.count)
+        guard lifecycle.accepting && !listenersLost && activeHeld > 2 else { return }
+        var n = balance.excess(held: activeHeld)
         guard n > 0 else { return }
-        for c in conns.values where c.closeAfterNext { n -= 1 }
-        for c in conns.values where n > 0 && !c.closeAfterNext {
+        for c in conns.values where c.closeAfterNext && !c.countedIdle { n -= 1 }
+        for c in conns.values where n > 0 && !c.closeAfterNext && !c.countedIdle {
             c.closeAfterNext = true
             n -= 1
         }
@@ -359,7 +363,7 @@ final class Worker {
 
     /// Tells the other workers how many connections this one holds (while it accepts).
     private func heldChanged() {
-        if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
+        if lifecycle.accepting && !listenersLost { balance.publish(held: activeHeld) }
     }
 
     /// Watches the listener again: at the back of its wait queue. The rejoin is only about balance: when
@@ -404,6 +408,7 @@ final class Worker {
         c.watched = true
         heldChanged()
         schedule(c.lastActivity + firstRequestTimeout)
+        schedule(c.lastActivity + IdleConnections.after)
     }
 
     private var firstRequestTimeout: UInt64 { ctx.settings.headerTimeoutNanoseconds }
@@ -415,7 +420,15 @@ final class Worker {
         // closed before it was ever watched has none.)
         if c.watched { reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd))) }
         conns[c.fd] = nil
+        _ = idle.unmark(c)
         heldChanged()
+    }
+
+    /// A quiet connection sent bytes: it counts again, and is looked at again by the scan.
+    private func activeAgain(_ c: Connection) {
+        _ = idle.unmark(c)
+        heldChanged()
+        schedule(c.lastActivity + IdleConnections.after)
     }
 
     private func readable(_ c: Connection) {
@@ -427,6 +440,7 @@ final class Worker {
         }
         if n == 0 { drop(c); return }
         c.lastActivity = monotonicNanoseconds()
+        if c.countedIdle { activeAgain(c) }
         // A slice of the read buffer, not a copy: nothing keeps it past the request, so the next read
         // finds the buffer unshared (were it kept, copy-on-write would copy it then).
         let keep = process(c, scratch[0..<n])
@@ -596,6 +610,8 @@ final class Worker {
     /// retiring, idle keep-alive connections past the retire grace.
     private func expireConnections(now: Instant) {
         nextScanAt = .max
+        let idleBefore = idle.count
+        defer { if idle.count != idleBefore { heldChanged() } }
         for c in conns.values where conns[c.fd] === c {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
@@ -625,10 +641,12 @@ final class Worker {
             if idleTimeout > 0 {
                 if now >= c.lastActivity + idleTimeout {
                     if !readWaitingInput(c) { drop(c) }
+                    continue
                 } else {
                     schedule(c.lastActivity + idleTimeout)
                 }
             }
+            if let again = idle.scan(c, now: now) { schedule(again) }
         }
     }
 
