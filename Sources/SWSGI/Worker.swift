@@ -2,6 +2,7 @@ import CGlibcShim
 import Glibc
 import HTTP
 import Posix
+import Common
 // MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
 // header includes sys/socket.h too (a debug build finds it through Glibc).
 import CGlibcShim
@@ -96,6 +97,13 @@ final class Worker {
         b.reserveCapacity(512)
         return b
     }()
+    // The loop's hot stored properties live in `Cell`s: each access to a stored `var` of this class that is ever
+    // changed in place costs a dynamic exclusivity check, and these are read or changed on every request.
+    private let connsCell = Cell(ConnectionTable())
+    private let afterRequestCell = Cell([WorkerLifecycle.Action]())
+    private let nextScanAtCell = Cell(Instant.max)
+    private let scratchCell = Cell([UInt8](repeating: 0, count: 65536))
+    private let inHandCell = Cell(InHand?.none)
     /// The field lines of the last response's headers (most apps send the same ones every time).
     let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
@@ -105,18 +113,33 @@ final class Worker {
     /// The same loop as the master's: epoll, the signalfd (HUP, USR1, INT, QUIT), one timerfd for the
     /// keep-alive, header and retire deadlines. It reaps nothing: the app's children are the app's.
     let reactor: Reactor
-    var conns = ConnectionTable()
+    var conns: ConnectionTable {
+        unsafeAddress { connsCell.address }
+        unsafeMutableAddress { connsCell.pointer }
+    }
     var lifecycle = WorkerLifecycle()
     /// The lifecycle's decisions at the end of a request, carried out back in the loop.
-    var afterRequest: [WorkerLifecycle.Action] = []
+    var afterRequest: [WorkerLifecycle.Action] {
+        unsafeAddress { afterRequestCell.address }
+        unsafeMutableAddress { afterRequestCell.pointer }
+    }
     var retireAt: Instant = 0
-    var nextScanAt: Instant = .max
+    var nextScanAt: Instant {
+        unsafeAddress { nextScanAtCell.address }
+        unsafeMutableAddress { nextScanAtCell.pointer }
+    }
     var requestCounter: UInt64 = 0
-    var scratch = [UInt8](repeating: 0, count: 65536)
+    var scratch: [UInt8] {
+        unsafeAddress { scratchCell.address }
+        unsafeMutableAddress { scratchCell.pointer }
+    }
     /// "pid-": request ids are this and the request's number.
     let requestIDPrefix = "\(getpid())-"
     /// The request in hand while the app runs.
-    var inHand: InHand?
+    var inHand: InHand? {
+        unsafeAddress { inHandCell.address }
+        unsafeMutableAddress { inHandCell.pointer }
+    }
     let log: AccessLog
     var harakiriDeadline: Instant?
     var recycleRequested = false
@@ -467,7 +490,7 @@ final class Worker {
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
-                              cgiVariables: c.uwsgi?.variables, server: self)
+                              cgiVariables: c.speaksUwsgi ? c.uwsgi?.variables : nil, server: self)
         inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
         var response: Response
         var note: String? = nil
