@@ -92,10 +92,14 @@ final class Worker {
     static let retireGrace: UInt64 = 200_000_000
     /// Responses are built in one buffer per worker, kept between requests up to this size.
     static let keptResponseBufferBytes = 65536
-    var responseBuffer: [UInt8] = {
+    var responseBuffer: [UInt8] {
+        unsafeAddress { responseBufferCell.address }
+        unsafeMutableAddress { responseBufferCell.pointer }
+    }
+    private let responseBufferCell: Cell<[UInt8]> = {
         var b: [UInt8] = []
         b.reserveCapacity(512)
-        return b
+        return Cell(b)
     }()
     // The loop's hot stored properties live in `Cell`s: each access to a stored `var` of this class that is ever
     // changed in place costs a dynamic exclusivity check, and these are read or changed on every request.
@@ -104,6 +108,10 @@ final class Worker {
     private let nextScanAtCell = Cell(Instant.max)
     private let scratchCell = Cell([UInt8](repeating: 0, count: 65536))
     private let inHandCell = Cell(InHand?.none)
+    private let lifecycleCell = Cell(WorkerLifecycle())
+    private let requestCounterCell = Cell(UInt64(0))
+    private let harakiriDeadlineCell = Cell(Instant?.none)
+    private let recycleRequestedCell = Cell(false)
     /// The field lines of the last response's headers (most apps send the same ones every time).
     let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
@@ -117,7 +125,10 @@ final class Worker {
         unsafeAddress { connsCell.address }
         unsafeMutableAddress { connsCell.pointer }
     }
-    var lifecycle = WorkerLifecycle()
+    var lifecycle: WorkerLifecycle {
+        unsafeAddress { lifecycleCell.address }
+        unsafeMutableAddress { lifecycleCell.pointer }
+    }
     /// The lifecycle's decisions at the end of a request, carried out back in the loop.
     var afterRequest: [WorkerLifecycle.Action] {
         unsafeAddress { afterRequestCell.address }
@@ -128,7 +139,10 @@ final class Worker {
         unsafeAddress { nextScanAtCell.address }
         unsafeMutableAddress { nextScanAtCell.pointer }
     }
-    var requestCounter: UInt64 = 0
+    var requestCounter: UInt64 {
+        unsafeAddress { requestCounterCell.address }
+        unsafeMutableAddress { requestCounterCell.pointer }
+    }
     var scratch: [UInt8] {
         unsafeAddress { scratchCell.address }
         unsafeMutableAddress { scratchCell.pointer }
@@ -141,8 +155,14 @@ final class Worker {
         unsafeMutableAddress { inHandCell.pointer }
     }
     let log: AccessLog
-    var harakiriDeadline: Instant?
-    var recycleRequested = false
+    var harakiriDeadline: Instant? {
+        unsafeAddress { harakiriDeadlineCell.address }
+        unsafeMutableAddress { harakiriDeadlineCell.pointer }
+    }
+    var recycleRequested: Bool {
+        unsafeAddress { recycleRequestedCell.address }
+        unsafeMutableAddress { recycleRequestedCell.pointer }
+    }
     let writeTimeoutMilliseconds: Int32
     /// `--offload-threads`: where file bodies go once their head is out; nil without.
     let offload: OffloadPool?

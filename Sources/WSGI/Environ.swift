@@ -103,10 +103,18 @@ final class EnvironBuilder {
     }
 
     private func fill(_ env: PyObjectPointer, _ r: Request) -> Bool {
+        // A target with no query whose path needs no decoding (the usual `/` or `/items/7`): REQUEST_URI is the
+        // same text as PATH_INFO, and gets the same (immutable) str.
+        var uriIsPathInfo = false
+        guard let pathInfo = withPathInfo(r.path, { bytes, asSent in
+            uriIsPathInfo = asSent && r.query == nil
+            return latin1(bytes)
+        }) else { return false }
+        defer { api.Py_DecRef(pathInfo) }
         guard put(env, keyMethod, cachedText(methods, r.method)),
-              put(env, keyPathInfo, owned: withPathInfo(r.path, { latin1($0) })),
+              put(env, keyPathInfo, pathInfo),
               r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
-              put(env, keyURI, text: r.target),
+              uriIsPathInfo ? put(env, keyURI, pathInfo) : put(env, keyURI, text: r.target),
               put(env, keyProtocol, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
         var host = ""
@@ -252,8 +260,9 @@ extension HTTPVersion: ExactKey {
 }
 
 /// Calls `body` with PATH_INFO: the request path percent-decoded to bytes; absolute-form targets
-/// lose their scheme and authority. Most paths have neither, and go through as they are.
-func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+/// lose their scheme and authority. Most paths have neither, and go through as they are (`body`'s second
+/// argument says so: the bytes are the path's own).
+func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>, _ asSent: Bool) -> T) -> T {
     var path = path
     return path.withUTF8 { raw in
         var start = 0
@@ -262,15 +271,15 @@ func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) 
                 && zip(raw, scheme.utf8).allSatisfy({ $0 | 0x20 == $1 }) {
                 let rest = raw[scheme.utf8.count...]
                 guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
-                    return [UInt8(ascii: "/")].withUnsafeBufferPointer(body)
+                    return [UInt8(ascii: "/")].withUnsafeBufferPointer { body($0, false) }
                 }
                 start = slash
             }
         }
         let part = UnsafeBufferPointer(rebasing: raw[start...])
-        guard part.contains(UInt8(ascii: "%")) else { return body(part) }
+        guard part.contains(UInt8(ascii: "%")) else { return body(part, start == 0) }
         let out = PercentDecoding.decode(part) ?? Array(part)
-        return out.withUnsafeBufferPointer(body)
+        return out.withUnsafeBufferPointer { body($0, false) }
     }
 }
 
