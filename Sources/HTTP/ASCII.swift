@@ -63,9 +63,19 @@ func equalsLowercased(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int,
     return true
 }
 
+/// Whether two strings have the same representation (one small string's bytes, or one storage and its count):
+/// then they hold the same bytes, known without a retain or a copy. (Strings with the same bytes may still differ
+/// here: this is only a fast path before looking at the bytes.)
+@inline(__always)
+public func sameRepresentation(_ a: String, _ b: String) -> Bool {
+    unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self)
+}
+
 /// ASCII case-insensitive comparison of two strings (field names are ASCII tokens, so
 /// full Unicode case folding would be both slower and wrong).
 public func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+    if sameRepresentation(a, b) { return true }
+    guard a.utf8.count == b.utf8.count else { return false }
     var a = a, b = b
     return a.withUTF8 { ua in
         b.withUTF8 { ub in

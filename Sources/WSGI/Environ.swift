@@ -244,6 +244,9 @@ protocol ExactKey {
 
 extension String: ExactKey {
     func isExactly(_ other: String) -> Bool {
+        // Most lookups hit this way: the key is the very string (a small one's bytes, or the same storage).
+        if sameRepresentation(self, other) { return true }
+        guard utf8.count == other.utf8.count else { return false }
         var a = self, b = other
         return a.withUTF8 { pa in
             b.withUTF8 { pb in pa.count == pb.count && (pa.isEmpty || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0) }
