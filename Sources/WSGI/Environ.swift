@@ -166,7 +166,8 @@ final class EnvironBuilder {
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
     /// strings), whatever their encoding. `host`: the first Host field's value.
     private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String) -> Bool {
-        for f in headers.fields where !hasUnderscore(f.name) {
+        let fields = headers.fields
+        for (index, f) in fields.enumerated() where !hasUnderscore(f.name) {
             let key: PyObjectPointer
             let length = f.name.utf8.count
             if length == 4 && host.isEmpty && equalsIgnoringASCIICase(f.name, "host") { host = f.value }
@@ -191,8 +192,10 @@ final class EnvironBuilder {
             }
             guard let value else { return false }
             defer { api.Py_DecRef(value) }
-            // A repeated field (names compare without case, as their keys): append to the value so far.
-            if let previous = api.PyDict_GetItem(env, key) {
+            // A repeated field (names compare without case, as their keys): append to the value so far. (Only a
+            // name seen before in this head can repeat: the environ's other keys are not HTTP_* or CONTENT_*. The
+            // names are compared here, so most fields skip the dictionary lookup.)
+            if repeatsName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
                 let separator = equalsIgnoringASCIICase(f.name, "cookie") ? semicolonSpace : commaSpace
                 guard let head = api.PyUnicode_Concat(previous, separator) else { return false }
                 let joined = api.PyUnicode_Concat(head, value)
@@ -204,6 +207,15 @@ final class EnvironBuilder {
         }
         return true
     }
+}
+
+/// Whether a field before `index` has the name of the field at `index` (ASCII case ignored): the same environ key.
+@inline(__always)
+private func repeatsName(_ fields: [HTTPField], before index: Int) -> Bool {
+    let name = fields[index].name
+    let length = name.utf8.count
+    for k in 0..<index where fields[k].name.utf8.count == length && equalsIgnoringASCIICase(fields[k].name, name) { return true }
+    return false
 }
 
 /// Whether a field name holds "_" (memchr on its bytes: the generic `utf8.contains` walks the view byte by

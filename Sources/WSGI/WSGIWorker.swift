@@ -223,7 +223,10 @@ final class WSGIWorker {
             exitIfForkedByTheApp()
             guard let result else { return try failure(result: nil) }
             // (Once write() started the response, a file_wrapper is iterated like any iterable.)
-            if liveStream == nil, api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
+            // (A plain list or tuple, the usual `[body]`, is no FileWrapper: asked of one, isinstance would look up
+            // __instancecheck__ on every request.)
+            if liveStream == nil, !isPlainListOrTuple(result), api.PyObject_IsInstance(result, fileWrapperType) == 1,
+               let r = try fileResponse(result) { return r }
             guard var iterator = ResultIterator(py, result) else { return try failure(result: result) }
             var out: [UInt8] = []
             var ended = false
@@ -351,6 +354,13 @@ final class WSGIWorker {
         end()
         if let bodyError { throw bodyError }
         throw WSGIAppError(description: "exception in the WSGI app (traceback above)")
+    }
+
+    /// `o`'s type is exactly list or tuple (not a subclass).
+    private func isPlainListOrTuple(_ o: PyObjectPointer) -> Bool {
+        guard let type = api.PyObject_Type(o) else { return false }
+        api.Py_DecRef(type)
+        return type == api.listType || type == api.tupleType
     }
 
     /// Calls the iterable's close() if it has one and drops our references.
