@@ -58,13 +58,42 @@ final class AcceptBalance {
     }
 
     /// Accepts up to `count` connections, from each listener in turn; each is handed to `adopt`.
-    func accept(_ count: Int, _ adopt: (Int32, WorkerListener) -> Void) {
+    /// Returns accept(2)'s error, which ends the taking (for `AcceptFailures`).
+    func accept(_ count: Int, _ adopt: (Int32, WorkerListener) -> Void) -> Error? {
         var taken = 0
         for l in listeners where taken < count {
-            while taken < count, let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) {
+            while taken < count {
+                let accepted: FileDescriptor?
+                do { accepted = try UnixSocket.accept(l.fd, nonBlocking: true) } catch { return error }
+                guard let fd = accepted else { break }
                 adopt(fd.release(), l)
                 taken += 1
             }
         }
+        return nil
     }
+}
+
+/// The I/O edge of `AcceptPause`, for both worker loops: classifies accept(2)'s error and logs.
+struct AcceptFailures {
+    private(set) var pause = AcceptPause()
+
+    /// accept(2) failed with `error` while the worker holds `held` connections; returns when to watch the
+    /// listeners again if the worker must stop watching them now.
+    mutating func failed(_ error: Error, held: Int, now: Instant) -> Instant? {
+        let e = (error as? SyscallError)?.errno ?? 0
+        let exhausted = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM
+        let d = pause.failed(exhausted: exhausted, now: now)
+        if let unlogged = d.logWithUnlogged {
+            let what = exhausted
+                ? "this worker holds \(held) connections and stops accepting for \(AcceptPause.pauseNanoseconds / 1_000_000) ms (the others take the queue meanwhile)"
+                    + (e == EMFILE ? "; raise the open-files limit (--max-fd, LimitNOFILE=, ulimit -n) if this recurs" : "")
+                : "the connection is dropped"
+            ServerLog.line("\(error): \(what)" + (unlogged > 0 ? " (\(unlogged) more since the last line)" : ""))
+        }
+        return d.pauseUntil
+    }
+
+    mutating func resumes(now: Instant) -> Bool { pause.resumes(now: now) }
+    var pausedUntil: Instant? { pause.until }
 }

@@ -92,6 +92,8 @@ final class ThreadedWorker {
     var apps: RequestThreadApplications!
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// accept(2)'s failures: logged, and a pause for want of fds.
+    var acceptFailures = AcceptFailures()
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
@@ -195,6 +197,7 @@ final class ThreadedWorker {
                 expireConnections(now: now)
                 if !fresh.isEmpty { updateListening() }
             }
+            if acceptFailures.pausedUntil != nil && acceptFailures.resumes(now: now) { updateListening() }
             if let at = saturatedAcceptAt, now >= at {
                 saturatedAcceptAt = nil
                 // Whether or not the listener is watched again by now (it is, one accept per wake-up,
@@ -204,9 +207,10 @@ final class ThreadedWorker {
                 if lifecycle.accepting && !listenersLost {
                     let take = balance.look(held: conns.count)?.take ?? Int.max
                     if take > 0 {
-                        balance.accept(take) { adopt($0, from: $1) }
+                        let error = balance.accept(take) { adopt($0, from: $1) }
                         // The look published what it meant to take; fewer may have been there.
                         heldChanged()
+                        if let error { acceptFailed(error) }
                     }
                     shedExcess()
                 }
@@ -220,7 +224,7 @@ final class ThreadedWorker {
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
                 if conns.isEmpty && offloadedTransfersOver(now: now) { perform(lifecycle.handle(.connectionsClosed)) }
             }
-            var wake = min(nextScanAt, saturatedAcceptAt ?? .max)
+            var wake = min(nextScanAt, saturatedAcceptAt ?? .max, acceptFailures.pausedUntil ?? .max)
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
             if let at = offload?.cutAt { wake = min(wake, at) }
             let timeout: Int32 = wake == .max ? -1 : Int32(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
@@ -259,8 +263,22 @@ final class ThreadedWorker {
     private static let connectionEvents = Epoll.readable | UInt32(EPOLLONESHOT.rawValue)
 
     private func acceptOne(_ l: WorkerListener) {
-        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        let accepted: FileDescriptor?
+        do { accepted = try UnixSocket.accept(l.fd, nonBlocking: true) } catch {
+            acceptFailed(error)
+            return
+        }
+        guard let fd = accepted else { return }
         adopt(fd.release(), from: l)
+    }
+
+    /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched (nor looked
+    /// at) until the pause ends.
+    private func acceptFailed(_ error: Error) {
+        if acceptFailures.failed(error, held: conns.count, now: monotonicNanoseconds()) != nil {
+            saturatedAcceptAt = nil
+            updateListening()
+        }
     }
 
     /// Takes every connection waiting on any listener.
@@ -386,7 +404,8 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        var want = lifecycle.accepting && !listenersLost && inFlight.count < threadCount
+        let paused = acceptFailures.pausedUntil != nil
+        var want = lifecycle.accepting && !listenersLost && !paused && inFlight.count < threadCount
         if fresh.isEmpty {
             // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
             if !freshOrder.isEmpty {
@@ -411,7 +430,7 @@ final class ThreadedWorker {
                 if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
-        if !want && lifecycle.accepting && !listenersLost && saturatedAcceptAt == nil {
+        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }

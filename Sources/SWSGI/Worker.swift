@@ -175,6 +175,8 @@ final class Worker {
     let addressSpaceLimitBytes: Int
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// accept(2)'s failures: logged, and a pause for want of fds.
+    var acceptFailures = AcceptFailures()
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
     /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
@@ -253,6 +255,9 @@ final class Worker {
                 // or a retiring worker waiting on a slow client would wake every millisecond.
                 if graceRunning && now >= retireAt { perform(lifecycle.handle(.retireGraceOver)) }
                 expireConnections(now: now)
+                if let until = acceptFailures.pausedUntil {
+                    if acceptFailures.resumes(now: now) { acceptPauseOver() } else { schedule(until) }
+                }
             }
             if lifecycle.retiring && retiringSince == nil { retiringSince = now }
             if lifecycle.retiring && conns.isEmpty {
@@ -309,7 +314,12 @@ final class Worker {
     private func acceptOne(_ l: WorkerListener, token: UInt64) {
         // Woken for the listener, a worker always takes a connection: EPOLLEXCLUSIVE woke it instead of another
         // idle worker, so declining would leave the connection to nobody until the next one arrives.
-        guard let fd = try? UnixSocket.accept(l.fd, nonBlocking: true) else { return }
+        let accepted: FileDescriptor?
+        do { accepted = try UnixSocket.accept(l.fd, nonBlocking: true) } catch {
+            acceptFailed(error)
+            return
+        }
+        guard let fd = accepted else { return }
         // Holding no connection: no look and no rejoin (a worker serving one connection at a time, no pool,
         // never pays for them).
         guard !conns.isEmpty && !listenersLost else {
@@ -327,7 +337,7 @@ final class Worker {
         // per look left the rest of a burst waiting rounds on end (2 x 1 at 64 connections: requests waited 2 s
         // and more, half the connections unanswered after 3 s). With the one just taken, it takes its fair
         // share of what waits at once and leaves the rest to the others (`AcceptShare`).
-        if !listenersLost, let look = balance.look(held: conns.count + 1) {
+        if !listenersLost && acceptFailures.pausedUntil == nil, let look = balance.look(held: conns.count + 1) {
             queueWaiting = look.queued > look.take
             if look.take > 0 { take(look.take) }
         }
@@ -339,9 +349,31 @@ final class Worker {
     /// wait reports them), not at once: serving each as it is accepted would hold off this worker's next look
     /// for that long, and a connection accepted last would wait for all of them.
     private func take(_ count: Int) {
-        balance.accept(count) { adopt($0, from: $1, readNow: false) }
+        let error = balance.accept(count) { adopt($0, from: $1, readNow: false) }
         // The look published what it meant to take; fewer may have been there (another worker took them).
         heldChanged()
+        if let error { acceptFailed(error) }
+    }
+
+    /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched until the
+    /// pause ends (the scan at `nextScanAt` watches them again).
+    private func acceptFailed(_ error: Error) {
+        let now = monotonicNanoseconds()
+        guard let until = acceptFailures.failed(error, held: conns.count, now: now) else { return }
+        queueWaiting = false
+        for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
+        schedule(until)
+    }
+
+    /// The end of an accept pause: the listeners are watched again (unless the worker stopped accepting).
+    private func acceptPauseOver() {
+        guard lifecycle.accepting && !listenersLost else { return }
+        for (i, l) in ctx.listeners.enumerated() {
+            do { try reactor.watch(l.fd, token: WorkerListener.token(i), events: Epoll.readable | Epoll.exclusive) } catch {
+                listenerLost(error)
+                return
+            }
+        }
     }
 
     /// Between requests while connections wait in the listen queue: takes this worker's share of them.
