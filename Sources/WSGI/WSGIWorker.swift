@@ -263,19 +263,23 @@ final class WSGIWorker {
                     r.reason = reason
                     return r
                 }
-                var r = Response(status: status, headers: headers) { try $0.write(out) }
+                let body = out
+                var r = Response(status: status, headers: headers) { try $0.write(body) }
                 r.reason = reason
                 r.contentLength = declaredLength
                 return r
             }
+            // The closures take copies: a `var` an escaping closure captures is boxed on the heap where it is
+            // declared, on every request, even one (the usual list) that never gets here.
+            let first = out, pulled = iterator, rest: ResultIterator? = ended ? nil : iterator
             var response = Response(status: status, headers: headers) { [unowned self] stream in
-                try self.stream(first: out, from: ended ? nil : iterator, to: stream)
+                try self.stream(first: first, from: rest, to: stream)
             }
             response.reason = reason
             response.contentLength = declaredLength
             response.finish = { [unowned self] in
                 self.py.withGIL {
-                    self.close(result, iterator)
+                    self.close(result, pulled)
                     self.end()
                 }
             }
