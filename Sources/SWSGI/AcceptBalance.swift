@@ -31,19 +31,21 @@ final class AcceptBalance {
             guard let q = l.queued() else { return nil }
             queued += q
         }
-        let (others, othersHeld) = othersAccepting()
-        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: monotonicNanoseconds())
+        let now = monotonicNanoseconds()
+        let (others, othersHeld) = othersAccepting(now: now)
+        let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: now)
         // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
         if take > 0 { publish(held: held + take) }
         return (take, queued, others + 1)
     }
 
-    /// The other accepting workers, and the connections they hold (their scoreboard rows).
-    private func othersAccepting() -> (workers: Int, held: Int) {
+    /// The other accepting workers, and the connections they hold (their scoreboard rows); a single-threaded
+    /// worker held by a long request does not count (`threadsHeld(row:now:)`).
+    private func othersAccepting(now: Instant) -> (workers: Int, held: Int) {
         var others = 0, othersHeld = 0
         for i in 0..<scoreboard.capacity where i != slot {
             let v = scoreboard.get(i, .acceptingHeld)
-            if v > 0 {
+            if v > 0 && !threadsHeld(row: i, now: now) {
                 others += 1
                 othersHeld += Int(v - 1)
             }
@@ -51,9 +53,21 @@ final class AcceptBalance {
         return (others, othersHeld)
     }
 
+    /// A single-threaded worker in a request that has run well past its usual time (`AcceptShare.holdsItsThread`,
+    /// its mean request time read from its row) cannot take a connection until that request ends. (A threaded
+    /// worker withdraws from the share itself while every thread is held: its rows stamp each request with
+    /// the head's arrival, which a job's wait in the queue makes look old.)
+    private func threadsHeld(row i: Int, now: Instant) -> Bool {
+        guard scoreboard.threads <= 1, scoreboard.get(i, .state) == Scoreboard.State.busy.rawValue else { return false }
+        let requests = scoreboard.get(i, .requests), busyNanos = scoreboard.get(i, .busyNanos)
+        let mean = requests > 0 && busyNanos > 0 ? UInt64(busyNanos / requests) : 0
+        return AcceptShare.holdsItsThread(startedAt: Instant(max(0, scoreboard.get(i, .requestStartNanos))), now: now,
+                                          meanRequestNanoseconds: mean)
+    }
+
     /// How many of the `held` connections to let go of (`AcceptShare.excess`).
     func excess(held: Int) -> Int {
-        let (others, othersHeld) = othersAccepting()
+        let (others, othersHeld) = othersAccepting(now: monotonicNanoseconds())
         return AcceptShare.excess(mine: held, otherWorkers: others, othersHeld: othersHeld)
     }
 

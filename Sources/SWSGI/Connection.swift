@@ -105,7 +105,9 @@ final class Connection {
     /// Writes bytes of the final response (every byte, waiting for room up to `timeoutMilliseconds` each
     /// time the socket is full): from here no interim response may be sent for this exchange.
     func writeAll(_ bytes: [UInt8], timeoutMilliseconds: Int32) throws {
-        _ = exchange(.responseBytesWritten)
+        // The start is marked under the I/O lock, where a harakiri watch decides between a 5xx and a close
+        // (`HarakiriWatch`); once started, the phase stays, and later writes need not take the lock.
+        if exchange.phase != .responseStarted { io.withLock { _ = exchange(.responseBytesWritten) } }
         try sendAll(bytes, timeoutMilliseconds: timeoutMilliseconds)
     }
 

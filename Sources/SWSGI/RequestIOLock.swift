@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 
 /// Serialises one connection's socket I/O done on a request's behalf between the worker's thread and
 /// the app's own threads (a thread that calls write() or wsgi.input.read() while the worker streams or
@@ -28,6 +29,20 @@ public final class RequestIOLock: ManagedBuffer<Void, pthread_mutex_t> {
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         try withUnsafeMutablePointerToElements { mutex in
             pthread_mutex_lock(mutex)
+            defer { pthread_mutex_unlock(mutex) }
+            return try body()
+        }
+    }
+
+    /// `withLock`, trying until `deadline` (monotonic ns) instead of waiting for ever: nil when the holder
+    /// kept it (a thread blocked in a write to a slow client, or in a read of a slow body).
+    func withLock<T>(tryingUntil deadline: UInt64, _ body: () throws -> T) rethrows -> T? {
+        try withUnsafeMutablePointerToElements { mutex in
+            while pthread_mutex_trylock(mutex) != 0 {
+                if monotonicNanoseconds() >= deadline { return nil }
+                var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+                nanosleep(&pause, nil)
+            }
             defer { pthread_mutex_unlock(mutex) }
             return try body()
         }

@@ -23,6 +23,12 @@ final class RequestThread: RequestServer {
     var requestPath = ""
     var requestNumber: UInt64 = 0
     var harakiriDeadline: Instant?
+    /// When this thread took its request (`requestStarted` is the head's arrival, before any wait in the queue).
+    var busySince: Instant = 0
+    /// The connection of the request in hand (the harakiri watch answers on it).
+    var connection: Connection?
+    /// The last request the harakiri watch answered for this thread (its `requestNumber`).
+    var answeredRequest: UInt64 = 0
 
     init(index: Int, worker: ThreadedWorker, app: @escaping Application) {
         self.index = index
@@ -55,15 +61,20 @@ final class RequestThread: RequestServer {
         let ctx = worker.ctx
         let started = c.lastActivity
         let harakiri = ctx.settings.harakiriNanoseconds
-        let number: UInt64 = worker.monitor.withLock {
+        let (number, doomed): (UInt64, Bool) = worker.monitor.withLock {
             worker.requestCounter += 1
             requestNumber = worker.requestCounter
             busy = true
+            busySince = monotonicNanoseconds()
             requestStarted = started
             requestMethod = head.method
             requestPath = head.path
+            connection = c
             setHarakiriDeadlineLocked(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
-            return worker.requestCounter
+            // The worker is about to be killed by a harakiri: this request is answered, not started.
+            let doomed = worker.watch?.notice.answersNewRequests ?? false
+            if doomed { answeredRequest = requestNumber }
+            return (worker.requestCounter, doomed)
         }
         // This thread's own scoreboard row (stats, busyness): written by this thread only.
         let sb = ctx.scoreboard, slot = ctx.slot
@@ -71,7 +82,8 @@ final class RequestThread: RequestServer {
         sb.setRequest(slot, core: index, method: head.method, path: head.path)
         sb.set(slot, core: index, .state, Scoreboard.State.busy.rawValue)
         let timeout = worker.writeTimeoutMilliseconds
-        c.begin(Exchange(number: number, expectContinue: head.expectContinue))
+        // Under the I/O lock: the harakiri watch reads the exchange there (see `HarakiriWatch`).
+        c.io.withLock { c.begin(Exchange(number: number, expectContinue: head.expectContinue)) }
         let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
@@ -84,7 +96,12 @@ final class RequestThread: RequestServer {
         // The app raised (reload-on-exception): before its response, or while producing it.
         var appRaised = false
         do {
-            response = try app(request)
+            if doomed {
+                response = Response(status: 503, text: "Service Unavailable\n")
+                note = "harakiri: the worker is about to be killed"
+            } else {
+                response = try app(request)
+            }
         } catch let e as RequestBodyError {
             response = Response(status: e.status, text: e.message + "\n")
             note = e.message
@@ -98,7 +115,9 @@ final class RequestThread: RequestServer {
         let early = inHand?.early
         inHand?.appReturned = true
         var bodyComplete = true
-        if early == nil, case .bytes = response.body {
+        if doomed {
+            bodyComplete = false
+        } else if early == nil, case .bytes = response.body {
             bodyComplete = reader.finish()
             rest = reader.leftover
         }
@@ -115,12 +134,13 @@ final class RequestThread: RequestServer {
         response.finish?()
         request.server = nil
         inHand = nil
-        _ = c.exchange(.ended)
+        c.io.withLock { _ = c.exchange(.ended) }
         let finished = monotonicNanoseconds()
         sb.set(slot, core: index, .requests, sb.get(slot, core: index, .requests) + 1)
         sb.set(slot, core: index, .state, Scoreboard.State.idle.rawValue)
         worker.monitor.withLock {
             busy = false
+            connection = nil
             setHarakiriDeadlineLocked(nil)
             worker.countServedLocked(busyNanoseconds: finished - min(started, finished), appRaised: appRaised)
         }

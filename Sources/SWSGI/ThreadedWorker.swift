@@ -87,11 +87,16 @@ final class ThreadedWorker {
     let rssFD: Int32
     /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
     let addressSpaceLimitBytes: Int
+    /// Every thread was held by a long request at the last saturated look: the worker left the fair share
+    /// (main thread only).
+    var withdrawnWhileHeld = false
     let requestIDPrefix = "\(getpid())-"
     var threads: [RequestThread] = []
     var apps: RequestThreadApplications!
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
+    /// With --harakiri: answers for the requests the master's kill would cut, just before it.
+    var watch: HarakiriWatch?
     /// accept(2)'s failures: logged, and a pause for want of fds.
     var acceptFailures = AcceptFailures()
 
@@ -142,6 +147,7 @@ final class ThreadedWorker {
             apps = RequestThreadApplications(apps: Array(repeating: ctx.app, count: threads))
         }
         sourceWatch = host?.sourceWatch
+        if ctx.harakiriFD >= 0 { watch = try HarakiriWatch(worker: self, settings: s) }
         if let w = sourceWatch { try epoll.add(w.files.fd, token: Self.sourceToken) }
         // (ctx.app, a Swift app's, is already wrapped by the master.)
         let staticMap = StaticMap(s.staticMaps, options: s.staticFiles)
@@ -187,6 +193,12 @@ final class ThreadedWorker {
                 _exit(ExitCode.appLoadFailed)
             }
         }
+        if let watch {
+            do { try startThread { [watch] in watch.loop() } } catch {
+                writeStderr("swsgi worker \(ctx.id): the harakiri watch thread could not start: \(error)\(threadLimitHint())")
+                _exit(ExitCode.appLoadFailed)
+            }
+        }
         perform(lifecycle.handle(.appLoaded))
         heldChanged()
         while true {
@@ -204,15 +216,30 @@ final class ThreadedWorker {
                 // once the fresh connections stop counting): this worker's fair share of what still waits is
                 // taken in one go. (Taking all of it put 49 of 64 keep-alive connections on one worker of two:
                 // each waited 49 / 4 requests' time where 32 / 4 was fair.)
-                if lifecycle.accepting && !listenersLost {
-                    let take = balance.look(held: conns.count)?.take ?? Int.max
-                    if take > 0 {
-                        let error = balance.accept(take) { adopt($0, from: $1) }
-                        // The look published what it meant to take; fewer may have been there.
-                        heldChanged()
-                        if let error { acceptFailed(error) }
+                if lifecycle.accepting && !listenersLost && !doomed {
+                    if threadsHeld(now: now) {
+                        // Every thread is held by a long request: connections taken now would wait for it while another
+                        // worker (or this one, once a thread is free) could serve them from the queue. The worker
+                        // leaves the share until a thread is free (`collectDone`), so the others neither leave
+                        // connections to it nor let theirs go to it.
+                        if !withdrawnWhileHeld {
+                            withdrawnWhileHeld = true
+                            balance.withdraw()
+                        }
+                    } else {
+                        if withdrawnWhileHeld {
+                            withdrawnWhileHeld = false
+                            heldChanged()
+                        }
+                        let take = balance.look(held: conns.count)?.take ?? Int.max
+                        if take > 0 {
+                            let error = balance.accept(take) { adopt($0, from: $1) }
+                            // The look published what it meant to take; fewer may have been there.
+                            heldChanged()
+                            if let error { acceptFailed(error) }
+                        }
+                        shedExcess()
                     }
-                    shedExcess()
                 }
                 updateListening()
             }
@@ -336,9 +363,15 @@ final class ThreadedWorker {
         }
     }
 
-    /// Tells the other workers how many connections this one holds (while it accepts).
+    /// Tells the other workers how many connections this one holds (while it accepts and a thread can serve).
     private func heldChanged() {
-        if lifecycle.accepting && !listenersLost { balance.publish(held: conns.count) }
+        if lifecycle.accepting && !listenersLost && !withdrawnWhileHeld { balance.publish(held: conns.count) }
+    }
+
+    /// Every request thread has been in its request `AcceptShare.patienceNanoseconds` or longer, counted from when
+    /// it took the job (a job that waited in the queue is not a long request).
+    private func threadsHeld(now: Instant) -> Bool {
+        monitor.withLock { threads.allSatisfy { $0.busy && AcceptShare.holdsItsThread(startedAt: $0.busySince, now: now) } }
     }
 
     private func readable(_ c: Connection) {
@@ -391,6 +424,11 @@ final class ThreadedWorker {
             c.headStartedAt = nil
             c.requests += 1
             fresh[c.fd] = nil
+            if let watch, doomed {
+                watch.answerNew(c, method: head.method, path: head.path, started: c.lastActivity)
+                drop(c)
+                return
+            }
             inFlight.insert(c.fd)
             _ = lifecycle.handle(.requestStarted)
             let job = Job(connection: c, head: head, rest: input[(input.startIndex + consumed)...])
@@ -404,7 +442,8 @@ final class ThreadedWorker {
 
     /// All threads taken: leave the listen queue to the other workers until one is free again.
     private func updateListening() {
-        let paused = acceptFailures.pausedUntil != nil
+        // While a harakiri kill is near, no connection is taken: the listen queue keeps them for the others.
+        let paused = acceptFailures.pausedUntil != nil || doomed
         var want = lifecycle.accepting && !listenersLost && !paused && inFlight.count < threadCount
         if fresh.isEmpty {
             // Nothing counts: the expiry order goes too (it only names entries of `fresh`).
@@ -430,7 +469,8 @@ final class ThreadedWorker {
                 if freshHead < freshOrder.count { schedule(freshOrder[freshHead].at + Self.freshWindow) }
             }
         }
-        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil {
+        // (Not while every thread is held: nothing is taken until one is free, and its end calls this again.)
+        if !want && lifecycle.accepting && !listenersLost && !paused && saturatedAcceptAt == nil && !withdrawnWhileHeld {
             saturatedAcceptAt = monotonicNanoseconds() + Self.saturatedAcceptInterval
         }
         guard want != listening else { return }
@@ -455,6 +495,12 @@ final class ThreadedWorker {
         } else {
             for l in ctx.listeners { epoll.remove(l.fd) }
         }
+    }
+
+    /// A harakiri kill is near (`HarakiriWatch`): no connection is taken, and each new request is answered 503.
+    private var doomed: Bool {
+        guard let watch else { return false }
+        return monitor.withLock { watch.notice.answersNewRequests }
     }
 
     /// Connections the threads have answered: parked for their next request, or closed.
@@ -483,6 +529,11 @@ final class ThreadedWorker {
             } else {
                 continueWith(c, d.rest)
             }
+        }
+        // A thread is free: back in the fair share.
+        if withdrawnWhileHeld && !finished.isEmpty {
+            withdrawnWhileHeld = false
+            heldChanged()
         }
         updateListening()
         // A drain that waited for the requests' end serves connections: carried out after the loop above.
@@ -585,6 +636,11 @@ final class ThreadedWorker {
     /// Called by a request thread with its answered connection. Holds the monitor.
     func finishedLocked(_ d: Done) {
         done.append(d)
+        wakeLoopLocked()
+    }
+
+    /// Wakes the main loop (to collect `done`, and to look at the harakiri watch again). Holds the monitor.
+    func wakeLoopLocked() {
         if !wakeWritten {
             wakeWritten = true
             var one: UInt8 = 1
@@ -610,6 +666,7 @@ final class ThreadedWorker {
             let a = t.harakiriDeadline ?? .max, b = p.harakiriDeadline ?? .max
             if a < b || (a == b && t.requestStarted < p.requestStarted) { pick = t }
         }
+        watch?.nearestChangedLocked(pick?.harakiriDeadline)
         guard let pick else {
             sb.set(slot, .state, Scoreboard.State.idle.rawValue)
             if ctx.harakiriFD >= 0 {
@@ -628,6 +685,24 @@ final class ThreadedWorker {
             sb.set(slot, .harakiriDeadline, Int64(clamping: pick.harakiriDeadline ?? 0))
             SharedTimer.arm(ctx.harakiriFD, at: pick.harakiriDeadline)
         }
+    }
+
+    /// The requests a harakiri kill at `killAt` would cut: each thread's running request not answered yet,
+    /// and every request queued for a thread (taken from the queue: the watch answers and hands them back).
+    /// Holds the monitor.
+    func takeDoomedLocked(killAt: Instant) -> [HarakiriWatch.Target] {
+        var targets: [HarakiriWatch.Target] = []
+        for t in threads where t.busy && t.answeredRequest != t.requestNumber {
+            guard let c = t.connection else { continue }
+            t.answeredRequest = t.requestNumber
+            targets.append(.init(connection: c, number: t.requestNumber, thread: t.index, method: t.requestMethod, path: t.requestPath,
+                                 started: t.requestStarted, overdue: t.harakiriDeadline.map { $0 <= killAt } ?? false))
+        }
+        while let job = jobs.popFirst() {
+            targets.append(.init(connection: job.connection, number: 0, thread: nil, method: job.head.method, path: job.head.path,
+                                 started: job.connection.lastActivity, overdue: false))
+        }
+        return targets
     }
 
     /// Counts a served request (max-requests and reload-on-rss are per worker). Holds the monitor.

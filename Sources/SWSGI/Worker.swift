@@ -564,8 +564,10 @@ final class Worker {
         requestCounter += 1
         c.requests += 1
         let sb = ctx.scoreboard, slot = ctx.slot
-        sb.set(slot, .state, Scoreboard.State.busy.rawValue)
+        // The start before the state: a reader that sees busy (another worker judging whether this one is held by
+        // a long request, `AcceptBalance`) must not pair it with the previous request's start.
         sb.set(slot, .requestStartNanos, Int64(started))
+        sb.set(slot, .state, Scoreboard.State.busy.rawValue)
         sb.set(slot, .requestCounter, Int64(requestCounter))
         c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)

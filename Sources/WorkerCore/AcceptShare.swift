@@ -22,6 +22,16 @@ public struct AcceptShare: Sendable, Equatable {
 
     public init() {}
 
+    /// Whether a request that started at `startedAt` holds its thread at `now`: it has run `patienceNanoseconds`
+    /// or longer, and four times the worker's mean request time (`meanRequestNanoseconds`; an app whose every
+    /// request is slow is not stuck in each of them). A worker all of whose request threads are held cannot serve a
+    /// connection soon: it takes none, and the others do not count it (as room for their connections, or in the
+    /// excess rule), so what they hold is not let go to a worker that cannot take it, nor new connections left to it.
+    public static func holdsItsThread(startedAt: Instant, now: Instant, meanRequestNanoseconds: UInt64 = 0) -> Bool {
+        let usual = meanRequestNanoseconds > UInt64.max / 4 ? UInt64.max : meanRequestNanoseconds * 4
+        return now >= startedAt.saturatingAdd(max(patienceNanoseconds, usual))
+    }
+
     /// The fair share of each of `workers` workers when `total` connections are spread over them.
     public static func fairShare(total: Int, workers: Int) -> Int {
         let w = max(1, workers)
