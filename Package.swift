@@ -34,7 +34,7 @@ let package = Package(
         // The services' Swift API in use (cache, locks, timers, mules): an example app the tests drive.
         .executableTarget(name: "ServicesExample", dependencies: ["SWSGI"]),
         // CPython found and loaded at run time (dlopen + dlsym of stable-ABI functions): no Python headers.
-        .target(name: "PythonRuntime", dependencies: ["CGlibcShim", "Posix"]),
+        .target(name: "PythonRuntime", dependencies: ["CGlibcShim", "Common", "Posix"]),
         // PEP 3333: a Python WSGI app served as a swsgi application.
         .target(name: "WSGI", dependencies: ["SWSGI", "PythonRuntime", "HTTP", "SWSGIConfig", "CGlibcShim", "Posix"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI", "WSGI"]),

@@ -408,7 +408,8 @@ public struct HTTPRequestParser: Sendable {
                 if let name = singletons.repeated(p, nameStart, nameEnd) { return refuse(.duplicateField(name)) }
             }
             let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
-            fields.append(HTTPField(name: makeString(p, nameStart, nameEnd), value: makeString(p, valueStart, valueEnd),
+            fields.append(HTTPField(name: commonFieldName(p, nameStart, nameEnd) ?? makeString(p, nameStart, nameEnd),
+                                    value: makeString(p, valueStart, valueEnd),
                                     rawValue: valueBytes.contains(where: { $0 >= 0x80 }) ? Array(valueBytes) : nil))
         }
 
@@ -429,7 +430,7 @@ public struct HTTPRequestParser: Sendable {
             framing = .none
         }
 
-        let method = makeString(p, 0, methodEnd)
+        let method = commonMethod(p, methodEnd) ?? makeString(p, 0, methodEnd)
         // RFC 9112 §3.2.2: with an absolute-form target the target's authority is the host, whatever
         // Host says: the head is normalised to Host = authority and an origin-form target, so the app
         // and the access log cannot see one host while a proxy routed on the other.
@@ -442,7 +443,7 @@ public struct HTTPRequestParser: Sendable {
             pathStart = authEnd
         }
         let pathEnd = queryMark >= 0 ? queryMark : targetEnd
-        var path = makeString(p, pathStart, pathEnd)
+        var path = pathEnd - pathStart == 1 && p[pathStart] == 0x2F ? "/" : makeString(p, pathStart, pathEnd)
         if path.isEmpty { path = methodEnd == 7 && equalsExact(p, 0, 7, "OPTIONS") && queryMark < 0 ? "*" : "/" }
         let query: String? = queryMark >= 0 ? makeString(p, queryMark + 1, targetEnd) : nil
         return .success(HTTPRequestHead(
@@ -577,5 +578,35 @@ struct SingletonFields {
             return nil
         }
         return nil
+    }
+}
+
+/// The usual methods as string literals: made from the bytes, each would cost a UTF-8 validation and a copy
+/// per request (the same text either way).
+@inline(__always)
+func commonMethod(_ p: UnsafeBufferPointer<UInt8>, _ end: Int) -> String? {
+    switch end {
+    case 3: return equalsExact(p, 0, 3, "GET") ? "GET" : nil
+    case 4: return equalsExact(p, 0, 4, "POST") ? "POST" : equalsExact(p, 0, 4, "HEAD") ? "HEAD" : nil
+    default: return nil
+    }
+}
+
+/// Field names clients and nginx send on most requests, spelled as they send them, as string literals (see
+/// `commonMethod`); nil for any other name or spelling (it is made from its bytes).
+func commonFieldName(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String? {
+    @inline(__always) func pick(_ text: StaticString, _ name: String) -> String? { equalsExact(p, start, end, text) ? name : nil }
+    switch end - start {
+    case 4: return pick("Host", "Host")
+    case 6: return pick("Accept", "Accept") ?? pick("Cookie", "Cookie")
+    case 7: return pick("Referer", "Referer")
+    case 9: return pick("X-Real-IP", "X-Real-IP")
+    case 10: return pick("User-Agent", "User-Agent") ?? pick("Connection", "Connection")
+    case 12: return pick("Content-Type", "Content-Type")
+    case 14: return pick("Content-Length", "Content-Length")
+    case 15: return pick("Accept-Encoding", "Accept-Encoding") ?? pick("Accept-Language", "Accept-Language")
+        ?? pick("X-Forwarded-For", "X-Forwarded-For")
+    case 17: return pick("X-Forwarded-Proto", "X-Forwarded-Proto")
+    default: return nil
     }
 }

@@ -60,64 +60,72 @@ public enum HTTPResponseWriter {
         let bodyless = (100...199).contains(status) || status == 204 || status == 304
         let understandsChunked = version >= .http1_1
         var plan = HTTPResponsePlan(sendsBody: !bodyless && !headRequest, chunked: false, keepAlive: keepAlive)
-
-        if (rawReason?.isEmpty ?? true) && reason == nil, let line = statusLineStatic(status) {
-            buffer.appendStatic(line)
-        } else {
-            buffer.appendStatic("HTTP/1.1 ")
-            buffer.appendDecimal(status)
-            buffer.append(sp)
-            if let rawReason, !rawReason.isEmpty {
-                appendSanitized(rawReason, to: &buffer)
-            } else if let reason {
-                appendSanitized(reason, to: &buffer)
+        // The head's pieces are gathered on the stack and appended in one copy: each `append(contentsOf:)` to the
+        // array costs about 90 instructions whatever its size, and a head has eight pieces or more.
+        return withUnsafeTemporaryAllocation(byteCount: HeadStaging.capacity, alignment: 1) { room in
+            var w = HeadStaging(room)
+            if (rawReason?.isEmpty ?? true) && reason == nil, let line = statusLineStatic(status) {
+                w.put(line, &buffer)
             } else {
-                buffer.appendStatic(reasonPhraseStatic(status))
-            }
-            buffer.appendStatic("\r\n")
-        }
-        // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
-        func appendDate(unless hasDate: Bool) {
-            guard let date, !hasDate else { return }
-            buffer.appendStatic("Date: ")
-            buffer.append(contentsOf: date)
-            buffer.appendStatic("\r\n")
-        }
-        if let fieldLines {
-            let lines = fieldLines.lines(for: headers)
-            appendDate(unless: lines.hasDate)
-            buffer.append(contentsOf: lines.bytes)
-            if lines.connectionClose { plan.keepAlive = false }
-        } else {
-            appendDate(unless: hasDateField(headers.fields))
-            if appendFieldLines(headers.fields, to: &buffer) { plan.keepAlive = false }
-        }
-
-        if !bodyless {
-            switch body {
-            case .contentLength(let n):
-                buffer.appendStatic("Content-Length: ")
-                buffer.appendDecimal(max(0, n))
-                buffer.appendStatic("\r\n")
-            case .streamed:
-                if headRequest {
-                    break  // no body follows, so no framing is needed and keep-alive is safe
-                } else if understandsChunked {
-                    buffer.appendStatic("Transfer-Encoding: chunked\r\n")
-                    plan.chunked = true
+                w.put("HTTP/1.1 ", &buffer)
+                w.putDecimal(status, &buffer)
+                w.put(" ", &buffer)
+                if let rawReason, !rawReason.isEmpty {
+                    w.flush(&buffer)
+                    appendSanitized(rawReason, to: &buffer)
+                } else if let reason {
+                    w.flush(&buffer)
+                    appendSanitized(reason, to: &buffer)
                 } else {
-                    plan.keepAlive = false  // HTTP/1.0: the body ends when we close
+                    w.put(reasonPhraseStatic(status), &buffer)
+                }
+                w.put("\r\n", &buffer)
+            }
+            // The app's own Date (its clock is the origin's too) is sent instead of ours, never beside it.
+            func appendDate(unless hasDate: Bool) {
+                guard let date, !hasDate else { return }
+                w.put("Date: ", &buffer)
+                w.put(date, &buffer)
+                w.put("\r\n", &buffer)
+            }
+            if let fieldLines {
+                let lines = fieldLines.lines(for: headers)
+                appendDate(unless: lines.hasDate)
+                w.put(lines.bytes, &buffer)
+                if lines.connectionClose { plan.keepAlive = false }
+            } else {
+                appendDate(unless: hasDateField(headers.fields))
+                w.flush(&buffer)
+                if appendFieldLines(headers.fields, to: &buffer) { plan.keepAlive = false }
+            }
+
+            if !bodyless {
+                switch body {
+                case .contentLength(let n):
+                    w.put("Content-Length: ", &buffer)
+                    w.putDecimal(max(0, n), &buffer)
+                    w.put("\r\n", &buffer)
+                case .streamed:
+                    if headRequest {
+                        break  // no body follows, so no framing is needed and keep-alive is safe
+                    } else if understandsChunked {
+                        w.put("Transfer-Encoding: chunked\r\n", &buffer)
+                        plan.chunked = true
+                    } else {
+                        plan.keepAlive = false  // HTTP/1.0: the body ends when we close
+                    }
                 }
             }
-        }
 
-        if understandsChunked {
-            if !plan.keepAlive { buffer.appendStatic("Connection: close\r\n") }
-        } else {
-            buffer.appendStatic(plan.keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n")
+            if understandsChunked {
+                if !plan.keepAlive { w.put("Connection: close\r\n", &buffer) }
+            } else {
+                w.put(plan.keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n", &buffer)
+            }
+            w.put("\r\n", &buffer)
+            w.flush(&buffer)
+            return plan
         }
-        buffer.appendStatic("\r\n")
-        return plan
     }
 
     /// Like the main `appendHead`, taking version, HEAD-ness and keep-alive from `request`;
@@ -357,5 +365,58 @@ public final class HTTPFieldLinesCache {
         fields = headers.fields
         cached = made
         return made
+    }
+}
+
+/// A response head's pieces gathered in a small stack buffer before they go to the output array in one copy;
+/// what does not fit goes there at once (after what is gathered, so the order holds).
+struct HeadStaging {
+    static let capacity = 512
+    private let room: UnsafeMutableRawBufferPointer
+    private var used = 0
+
+    init(_ room: UnsafeMutableRawBufferPointer) { self.room = room }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer, _ buffer: inout [UInt8]) {
+        if bytes.count > room.count - used {
+            flush(&buffer)
+            if bytes.count > room.count { buffer.append(contentsOf: bytes); return }
+        }
+        if bytes.count > 0 { (room.baseAddress! + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        used += bytes.count
+    }
+
+    @inline(__always)
+    mutating func put(_ s: StaticString, _ buffer: inout [UInt8]) {
+        put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), &buffer)
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: [UInt8], _ buffer: inout [UInt8]) {
+        bytes.withUnsafeBytes { put($0, &buffer) }
+    }
+
+    /// `value` (not negative) in decimal.
+    mutating func putDecimal(_ value: Int, _ buffer: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
+            var v = UInt(value.magnitude), i = 24
+            repeat {
+                i -= 1
+                digits[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+            } while v > 0
+            if value < 0 {
+                i -= 1
+                digits[i] = 0x2D
+            }
+            put(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[i...]), &buffer)
+        }
+    }
+
+    mutating func flush(_ buffer: inout [UInt8]) {
+        guard used > 0 else { return }
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: room[..<used]))
+        used = 0
     }
 }

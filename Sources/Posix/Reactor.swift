@@ -1,4 +1,5 @@
 import CGlibcShim
+import Common
 import Glibc
 
 /// The one event loop both programs run on: epoll over tokens, the handled signals through a signalfd,
@@ -23,14 +24,31 @@ public final class Reactor {
     private var epoll: Epoll
     private let signals: SignalFD
     private var timer: TimerFD
-    /// Events read but not yet handed out, from `head` on (a worker's loop: no array made per wait).
-    private var queued: [Event] = []
-    private var head = 0
+    /// Events read but not yet handed out, from `head` on (a worker's loop: no array made per wait). In `Cell`s,
+    /// as `armed` and `reaping`: read on every `next()`, they would otherwise cost an exclusivity check each.
+    private let queuedCell = Cell([Event]())
+    private let headCell = Cell(0)
+    private let reapingCell = Cell(false)
+    private let armedCell = Cell(Instant?.none)
+    private var queued: [Event] {
+        unsafeAddress { queuedCell.address }
+        unsafeMutableAddress { queuedCell.pointer }
+    }
+    private var head: Int {
+        unsafeAddress { headCell.address }
+        unsafeMutableAddress { headCell.pointer }
+    }
     /// SIGCHLD came in: waitpid until it reports nothing more, one child per `next()`.
-    private var reaping = false
+    private var reaping: Bool {
+        unsafeAddress { reapingCell.address }
+        unsafeMutableAddress { reapingCell.pointer }
+    }
     private let reapsChildren: Bool
     /// The deadline the timerfd holds now (nil: disarmed or fired): setting the same one again costs no syscall.
-    private var armed: Instant?
+    private var armed: Instant? {
+        unsafeAddress { armedCell.address }
+        unsafeMutableAddress { armedCell.pointer }
+    }
     /// When set, each batch's readable events that have a key are handed out lowest key first (the others keep
     /// their places).
     /// A worker keys its connections by when each was last served: epoll's level-triggered ready list keeps

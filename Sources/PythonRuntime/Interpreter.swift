@@ -1,5 +1,6 @@
 import CGlibcShim
 import Glibc
+import Common
 import Posix
 
 /// The embedded CPython interpreter: one per process, started once, kept across fork.
@@ -14,13 +15,15 @@ public final class Interpreter {
     public let installation: PythonInstallation
     /// The main thread state while the GIL is released; nil while it is held.
     private var savedThread: OpaquePointer?
-    /// Set in a worker with `--threads` > 1, before its request threads start.
-    public private(set) var requestThreads: RequestThreads?
+    /// Set in a worker with `--threads` > 1, before its request threads start. In a `Cell`: read on every
+    /// request, a stored property would cost an exclusivity check each time.
+    private let requestThreadsCell = Cell(RequestThreads?.none)
+    public var requestThreads: RequestThreads? { requestThreadsCell.pointer.pointee }
 
     /// From here on `withGIL` takes the calling thread's own saved state (request threads each have one).
     /// Call in the worker's main thread, after `releaseGIL`, before any request thread starts.
     public func enableRequestThreads() throws(PythonLoadError) {
-        requestThreads = try RequestThreads(api: api)
+        requestThreadsCell.pointer.pointee = try RequestThreads(api: api)
     }
 
     /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),

@@ -9,6 +9,7 @@ import WorkerCore
 final class BodyReader: RequestBody {
     /// An unread body larger than this is not drained after the response: the connection closes.
     static let drainLimit = 1 << 20
+    private static let noBody = HTTPBodyDecoder(framing: .none)
 
     let connection: Connection
     var decoder: HTTPBodyDecoder
@@ -28,10 +29,11 @@ final class BodyReader: RequestBody {
     init(connection: Connection, head: HTTPRequestHead, limits: HTTPLimits, initial: ArraySlice<UInt8>,
          timeoutMilliseconds: Int32, bodyTimeoutNanoseconds: UInt64) {
         self.connection = connection
-        self.decoder = HTTPBodyDecoder(framing: head.framing, limits: limits)
+        bodiless = head.framing == .none || head.framing == .contentLength(0)
+        // A bodiless request's decoder is only ever asked whether it is done: one made once answers that.
+        self.decoder = bodiless ? Self.noBody : HTTPBodyDecoder(framing: head.framing, limits: limits)
         self.input = initial
         self.expectContinue = head.expectContinue
-        bodiless = head.framing == .none || head.framing == .contentLength(0)
         self.timeoutMilliseconds = timeoutMilliseconds
         self.bodyTimeoutNanoseconds = bodyTimeoutNanoseconds
         super.init()

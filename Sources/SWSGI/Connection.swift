@@ -1,4 +1,5 @@
 import Glibc
+import Common
 import HTTP
 import Posix
 import WorkerCore
@@ -6,7 +7,17 @@ import WorkerCore
 /// One client connection inside a worker: its fd, the bytes read but not yet used, and its timers.
 final class Connection {
     let fd: Int32
-    var parser: HTTPRequestParser
+    /// What changes on every request, kept outside the object (see `Cell`): the parser and the exchange, each
+    /// read or changed a few times per request, would otherwise cost a dynamic exclusivity check each time.
+    private struct Hot {
+        var parser: HTTPRequestParser
+        var exchange = Exchange.idle
+    }
+    private let hot: Cell<Hot>
+    var parser: HTTPRequestParser {
+        unsafeAddress { UnsafePointer(hot.pointer.pointer(to: \.parser)!) }
+        unsafeMutableAddress { hot.pointer.pointer(to: \.parser)! }
+    }
     /// Set on a --uwsgi-socket connection: requests arrive in the uwsgi protocol (nginx's uwsgi_pass).
     var uwsgi: UwsgiRequestParser?
     /// Bytes read past the last complete request (a body's start or pipelined requests).
@@ -24,20 +35,14 @@ final class Connection {
     /// Registered in the worker's epoll set (a connection answered and closed on its first read never is).
     var watched = false
     /// The request in hand on this connection and its response (scope, interim-response rule). Changed only
-    /// through `exchange(_:)` and `begin`: each access is a plain load or store, which lets the compiler drop
-    /// the dynamic exclusivity checks a mutating call on a class property would cost on every request.
-    private(set) var exchange = Exchange.idle
+    /// through `exchange(_:)` and `begin`.
+    var exchange: Exchange { hot.pointer.pointee.exchange }
 
     /// Starts the exchange of a new request.
-    func begin(_ e: Exchange) { exchange = e }
+    func begin(_ e: Exchange) { hot.pointer.pointee.exchange = e }
 
     /// Hands `event` to the exchange and returns its decision.
-    func exchange(_ event: Exchange.Event) -> Exchange.Action {
-        var e = exchange
-        let action = e.handle(event)
-        exchange = e
-        return action
-    }
+    func exchange(_ event: Exchange.Event) -> Exchange.Action { hot.pointer.pointee.exchange.handle(event) }
     /// Peer and local addresses, each looked up once when first asked (WSGI's REMOTE_ADDR, SERVER_NAME). Made
     /// with the connection, not lazily: a lazy property would cost an exclusivity check on every request.
     let addresses: SocketAddresses
@@ -62,7 +67,7 @@ final class Connection {
         self.proxyHeader = proxyProtocol ? [] : nil
         speaksUwsgi = uwsgi
         addresses = SocketAddresses(fd: fd, unix: remoteLabel == "unix")
-        self.parser = HTTPRequestParser(limits: limits)
+        hot = Cell(Hot(parser: HTTPRequestParser(limits: limits)))
         self.uwsgi = uwsgi ? UwsgiRequestParser(limits: limits) : nil
         self.lastActivity = now
         self.acceptedAt = now

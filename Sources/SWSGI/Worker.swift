@@ -2,6 +2,7 @@ import CGlibcShim
 import Glibc
 import HTTP
 import Posix
+import Common
 // MSG_DONTWAIT: in a release (whole-module) build the constant is found only through the shim module, whose
 // header includes sys/socket.h too (a debug build finds it through Glibc).
 import CGlibcShim
@@ -91,11 +92,26 @@ final class Worker {
     static let retireGrace: UInt64 = 200_000_000
     /// Responses are built in one buffer per worker, kept between requests up to this size.
     static let keptResponseBufferBytes = 65536
-    var responseBuffer: [UInt8] = {
+    var responseBuffer: [UInt8] {
+        unsafeAddress { responseBufferCell.address }
+        unsafeMutableAddress { responseBufferCell.pointer }
+    }
+    private let responseBufferCell: Cell<[UInt8]> = {
         var b: [UInt8] = []
         b.reserveCapacity(512)
-        return b
+        return Cell(b)
     }()
+    // The loop's hot stored properties live in `Cell`s: each access to a stored `var` of this class that is ever
+    // changed in place costs a dynamic exclusivity check, and these are read or changed on every request.
+    private let connsCell = Cell(ConnectionTable())
+    private let afterRequestCell = Cell([WorkerLifecycle.Action]())
+    private let nextScanAtCell = Cell(Instant.max)
+    private let scratchCell = Cell([UInt8](repeating: 0, count: 65536))
+    private let inHandCell = Cell(InHand?.none)
+    private let lifecycleCell = Cell(WorkerLifecycle())
+    private let requestCounterCell = Cell(UInt64(0))
+    private let harakiriDeadlineCell = Cell(Instant?.none)
+    private let recycleRequestedCell = Cell(false)
     /// The field lines of the last response's headers (most apps send the same ones every time).
     let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
@@ -105,21 +121,48 @@ final class Worker {
     /// The same loop as the master's: epoll, the signalfd (HUP, USR1, INT, QUIT), one timerfd for the
     /// keep-alive, header and retire deadlines. It reaps nothing: the app's children are the app's.
     let reactor: Reactor
-    var conns = ConnectionTable()
-    var lifecycle = WorkerLifecycle()
+    var conns: ConnectionTable {
+        unsafeAddress { connsCell.address }
+        unsafeMutableAddress { connsCell.pointer }
+    }
+    var lifecycle: WorkerLifecycle {
+        unsafeAddress { lifecycleCell.address }
+        unsafeMutableAddress { lifecycleCell.pointer }
+    }
     /// The lifecycle's decisions at the end of a request, carried out back in the loop.
-    var afterRequest: [WorkerLifecycle.Action] = []
+    var afterRequest: [WorkerLifecycle.Action] {
+        unsafeAddress { afterRequestCell.address }
+        unsafeMutableAddress { afterRequestCell.pointer }
+    }
     var retireAt: Instant = 0
-    var nextScanAt: Instant = .max
-    var requestCounter: UInt64 = 0
-    var scratch = [UInt8](repeating: 0, count: 65536)
+    var nextScanAt: Instant {
+        unsafeAddress { nextScanAtCell.address }
+        unsafeMutableAddress { nextScanAtCell.pointer }
+    }
+    var requestCounter: UInt64 {
+        unsafeAddress { requestCounterCell.address }
+        unsafeMutableAddress { requestCounterCell.pointer }
+    }
+    var scratch: [UInt8] {
+        unsafeAddress { scratchCell.address }
+        unsafeMutableAddress { scratchCell.pointer }
+    }
     /// "pid-": request ids are this and the request's number.
     let requestIDPrefix = "\(getpid())-"
     /// The request in hand while the app runs.
-    var inHand: InHand?
+    var inHand: InHand? {
+        unsafeAddress { inHandCell.address }
+        unsafeMutableAddress { inHandCell.pointer }
+    }
     let log: AccessLog
-    var harakiriDeadline: Instant?
-    var recycleRequested = false
+    var harakiriDeadline: Instant? {
+        unsafeAddress { harakiriDeadlineCell.address }
+        unsafeMutableAddress { harakiriDeadlineCell.pointer }
+    }
+    var recycleRequested: Bool {
+        unsafeAddress { recycleRequestedCell.address }
+        unsafeMutableAddress { recycleRequestedCell.pointer }
+    }
     let writeTimeoutMilliseconds: Int32
     /// `--offload-threads`: where file bodies go once their head is out; nil without.
     let offload: OffloadPool?
@@ -492,10 +535,46 @@ final class Worker {
         }
     }
 
-    /// Runs the application for one request and writes its response.
+    /// Runs the application for one request and writes its response; false when the connection must close.
+    /// (Each step is inlined: the split costs no instruction per request, checked with callgrind.)
     private func serve(_ c: Connection, _ head: HTTPRequestHead, rest: inout ArraySlice<UInt8>) -> Bool {
         // Set by the read that brought the head in, or by the end of the request before it (pipelined).
         let started = c.lastActivity
+        markBusy(c, head, started: started)
+        let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
+                                timeoutMilliseconds: writeTimeoutMilliseconds,
+                                bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
+        let request = Request(head: head, body: reader, remote: c.remoteLabel,
+                              workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
+                              cgiVariables: c.speaksUwsgi ? c.uwsgi?.variables : nil, server: self)
+        inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
+        // For the access log: why the response is not the app's, or did not complete.
+        var note: String? = nil
+        var appFailed = false
+        // The app raised (reload-on-exception): before its response, or while producing it.
+        var appRaised = false
+        var response = callApp(request, note: &note, failed: &appFailed, raised: &appRaised)
+        let (early, bodyComplete) = takeOverFromApp(response, reader: reader, rest: &rest)
+        // (Asked first: it hears the signals that came while the app ran, whatever the request asked for.)
+        let keepAlive = mayKeepConnection(c) && head.keepAlive && bodyComplete
+        let result = writeResponse(&response, appFailed: appFailed, note: &note, early: early, head: head, keepAlive: keepAlive,
+                                   on: c, reader: reader, rest: &rest)
+        if result.appRaised { appRaised = true }
+        endRequest(c, request, response)
+        let (served, finished) = markIdle(started: started)
+        askRecyclingIfDue(served: served, appRaised: appRaised)
+        if log.wants(status: response.status) {
+            log.write(method: head.method, path: head.target, status: response.status, bytes: result.sent, started: started,
+                      note: note, head: head, headerBytes: result.headBytes, headerCount: response.headers.count,
+                      viaSendfile: result.viaSendfile, cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
+        }
+        waitForNextRequest(c, keepAlive: result.plan.keepAlive, finished: finished)
+        return result.plan.keepAlive
+    }
+
+    /// The request's start: counters, the scoreboard row, the exchange, the lifecycle, the harakiri deadline.
+    @inline(__always)
+    private func markBusy(_ c: Connection, _ head: HTTPRequestHead, started: Instant) {
         requestCounter += 1
         c.requests += 1
         let sb = ctx.scoreboard, slot = ctx.slot
@@ -509,33 +588,31 @@ final class Worker {
         sb.setRequest(slot, method: head.method, path: head.path)
         let harakiri = ctx.settings.harakiriNanoseconds
         setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
+    }
 
-        let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
-                                timeoutMilliseconds: writeTimeoutMilliseconds,
-                                bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
-        let request = Request(head: head, body: reader, remote: c.remoteLabel,
-                              workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
-                              cgiVariables: c.uwsgi?.variables, server: self)
-        inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
-        var response: Response
-        var note: String? = nil
-        var appFailed = false
-        // The app raised (reload-on-exception): before its response, or while producing it.
-        var appRaised = false
+    /// Runs the app; its failure becomes a 4xx/5xx response. (Out-parameters rather than a result struct: moving
+    /// a Response through one costs retains and releases per request.)
+    @inline(__always)
+    private func callApp(_ request: Request, note: inout String?, failed: inout Bool, raised: inout Bool) -> Response {
         do {
-            response = try ctx.app(request)
+            return try ctx.app(request)
         } catch let e as RequestBodyError {
-            response = Response(status: e.status, text: e.message + "\n")
             note = e.message
-            appFailed = true
+            failed = true
+            return Response(status: e.status, text: e.message + "\n")
         } catch {
-            response = Response(status: 500, text: "Internal Server Error\n")
             note = "application error: \(error)"
-            appFailed = true
-            appRaised = true
+            failed = true
+            raised = true
+            return Response(status: 500, text: "Internal Server Error\n")
         }
-        // A response the app started before returning (WSGI's write()). From here the response is the
-        // Response's: no early start; the request stays in hand (setHarakiri from its stream) until its end.
+    }
+
+    /// The app has returned: the response it started early (WSGI's write()), if any, and whether the request
+    /// body is consumed. From here the response is the Response's: no early start; the request stays in hand
+    /// (setHarakiri from its stream) until its end.
+    @inline(__always)
+    private func takeOverFromApp(_ response: borrowing Response, reader: BodyReader, rest: inout ArraySlice<UInt8>) -> (EarlyResponse?, Bool) {
         let early = inHand?.early
         inHand?.appReturned = true
         // Whatever body the app left unread must be consumed before the next request can be parsed;
@@ -545,13 +622,26 @@ final class Worker {
             bodyComplete = reader.finish()
             rest = reader.leftover
         }
+        return (early, bodyComplete)
+    }
+
+    /// Whether the worker would keep the connection after this response, signals that came while the app ran
+    /// heard first.
+    @inline(__always)
+    private func mayKeepConnection(_ c: Connection) -> Bool {
         // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
         // read it now, so this response already says Connection: close.
         if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals() }
         // A stop-TERM that came while the app ran: this response already says close.
         if WorkerTerm.arrived && lifecycle.accepting { termArrived() }
-        let keepAlive = head.keepAlive && lifecycle.accepting && !c.closeAfterNext && bodyComplete
-        // The worker's response buffer, taken (so it is uniquely held while written) and given back below.
+        return lifecycle.accepting && !c.closeAfterNext
+    }
+
+    /// Writes the response in the worker's buffer (taken, so it is uniquely held while written, and given back).
+    @inline(__always)
+    private func writeResponse(_ response: inout Response, appFailed: Bool, note: inout String?, early: EarlyResponse?,
+                               head: HTTPRequestHead, keepAlive: Bool, on c: Connection, reader: BodyReader,
+                               rest: inout ArraySlice<UInt8>) -> SentResponse {
         var out = responseBuffer
         responseBuffer = []
         out.removeAll(keepingCapacity: true)
@@ -559,16 +649,25 @@ final class Worker {
             // A buffer a huge body grew is not kept.
             if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
         }
-        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
-                                          reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
-                                          timeoutMilliseconds: writeTimeoutMilliseconds, note: &note, offload: offload)
-        let plan = result.plan, sent = result.sent
-        if result.appRaised { appRaised = true }
+        return ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+                                    reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
+                                    timeoutMilliseconds: writeTimeoutMilliseconds, note: &note, offload: offload)
+    }
+
+    /// The request is over: the app's close(), its objects refuse from now on, no harakiri.
+    @inline(__always)
+    private func endRequest(_ c: Connection, _ request: Request, _ response: borrowing Response) {
         response.finish?()
         request.server = nil
         inHand = nil
         _ = c.exchange(.ended)
         if harakiriDeadline != nil { setHarakiriDeadline(nil) }
+    }
+
+    /// The scoreboard row back to idle; the requests served and when.
+    @inline(__always)
+    private func markIdle(started: Instant) -> (served: Int64, finished: Instant) {
+        let sb = ctx.scoreboard, slot = ctx.slot
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
         // Warmed up: the code only start-up and the first requests needed leaves the resident set.
@@ -576,34 +675,38 @@ final class Worker {
         let finished = monotonicNanoseconds()
         sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(finished - started))
         sb.set(slot, .state, Scoreboard.State.idle.rawValue)
-        if !recycleRequested {
-            if maxRequests > 0 && served >= maxRequests {
-                recycleRequested = true
-                tellMaster(.recycleMaxRequests)
-            } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
-                recycleRequested = true
-                tellMaster(.recycleRSS)
-            } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
-                recycleRequested = true
-                tellMaster(.recycleAddressSpace)
-            } else if appRaised, ctx.settings.process.reloadOnException {
-                recycleRequested = true
-                tellMaster(.recycleException)
-            }
+        return (served, finished)
+    }
+
+    /// Asks the master for a replacement once a recycling limit is reached (once).
+    @inline(__always)
+    private func askRecyclingIfDue(served: Int64, appRaised: Bool) {
+        guard !recycleRequested else { return }
+        if maxRequests > 0 && served >= maxRequests {
+            recycleRequested = true
+            tellMaster(.recycleMaxRequests)
+        } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleRSS)
+        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
+            recycleRequested = true
+            tellMaster(.recycleAddressSpace)
+        } else if appRaised, ctx.settings.process.reloadOnException {
+            recycleRequested = true
+            tellMaster(.recycleException)
         }
-        if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: sent, started: started, note: note, head: head,
-                      headerBytes: result.headBytes, headerCount: response.headers.count, viaSendfile: result.viaSendfile,
-                      cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
-        }
+    }
+
+    /// A kept connection's keep-alive timer starts; the lifecycle hears the request is over.
+    @inline(__always)
+    private func waitForNextRequest(_ c: Connection, keepAlive: Bool, finished: Instant) {
         c.lastActivity = finished
-        if plan.keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
+        if keepAlive, ctx.settings.keepaliveTimeoutNanoseconds > 0 {
             schedule(c.lastActivity + ctx.settings.keepaliveTimeoutNanoseconds)
         }
         // Carried out from the loop, not here: a drain serves other connections, which must not nest in this one.
         let after = lifecycle.handle(.requestFinished)
         if !after.isEmpty { afterRequest += after }
-        return plan.keepAlive
     }
 
     /// Closes connections past their header timeout (408) or keep-alive timeout, and, when

@@ -103,10 +103,18 @@ final class EnvironBuilder {
     }
 
     private func fill(_ env: PyObjectPointer, _ r: Request) -> Bool {
+        // A target with no query whose path needs no decoding (the usual `/` or `/items/7`): REQUEST_URI is the
+        // same text as PATH_INFO, and gets the same (immutable) str.
+        var uriIsPathInfo = false
+        guard let pathInfo = withPathInfo(r.path, { bytes, asSent in
+            uriIsPathInfo = asSent && r.query == nil
+            return latin1(bytes)
+        }) else { return false }
+        defer { api.Py_DecRef(pathInfo) }
         guard put(env, keyMethod, cachedText(methods, r.method)),
-              put(env, keyPathInfo, owned: withPathInfo(r.path, { latin1($0) })),
+              put(env, keyPathInfo, pathInfo),
               r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
-              put(env, keyURI, text: r.target),
+              uriIsPathInfo ? put(env, keyURI, pathInfo) : put(env, keyURI, text: r.target),
               put(env, keyProtocol, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
         var host = ""
@@ -158,7 +166,8 @@ final class EnvironBuilder {
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
     /// strings), whatever their encoding. `host`: the first Host field's value.
     private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String) -> Bool {
-        for f in headers.fields where !hasUnderscore(f.name) {
+        let fields = headers.fields
+        for (index, f) in fields.enumerated() where !hasUnderscore(f.name) {
             let key: PyObjectPointer
             let length = f.name.utf8.count
             if length == 4 && host.isEmpty && equalsIgnoringASCIICase(f.name, "host") { host = f.value }
@@ -183,8 +192,10 @@ final class EnvironBuilder {
             }
             guard let value else { return false }
             defer { api.Py_DecRef(value) }
-            // A repeated field (names compare without case, as their keys): append to the value so far.
-            if let previous = api.PyDict_GetItem(env, key) {
+            // A repeated field (names compare without case, as their keys): append to the value so far. (Only a
+            // name seen before in this head can repeat: the environ's other keys are not HTTP_* or CONTENT_*. The
+            // names are compared here, so most fields skip the dictionary lookup.)
+            if repeatsName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
                 let separator = equalsIgnoringASCIICase(f.name, "cookie") ? semicolonSpace : commaSpace
                 guard let head = api.PyUnicode_Concat(previous, separator) else { return false }
                 let joined = api.PyUnicode_Concat(head, value)
@@ -196,6 +207,15 @@ final class EnvironBuilder {
         }
         return true
     }
+}
+
+/// Whether a field before `index` has the name of the field at `index` (ASCII case ignored): the same environ key.
+@inline(__always)
+private func repeatsName(_ fields: [HTTPField], before index: Int) -> Bool {
+    let name = fields[index].name
+    let length = name.utf8.count
+    for k in 0..<index where fields[k].name.utf8.count == length && equalsIgnoringASCIICase(fields[k].name, name) { return true }
+    return false
 }
 
 /// Whether a field name holds "_" (memchr on its bytes: the generic `utf8.contains` walks the view byte by
@@ -236,6 +256,9 @@ protocol ExactKey {
 
 extension String: ExactKey {
     func isExactly(_ other: String) -> Bool {
+        // Most lookups hit this way: the key is the very string (a small one's bytes, or the same storage).
+        if sameRepresentation(self, other) { return true }
+        guard utf8.count == other.utf8.count else { return false }
         var a = self, b = other
         return a.withUTF8 { pa in
             b.withUTF8 { pb in pa.count == pb.count && (pa.isEmpty || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0) }
@@ -252,8 +275,9 @@ extension HTTPVersion: ExactKey {
 }
 
 /// Calls `body` with PATH_INFO: the request path percent-decoded to bytes; absolute-form targets
-/// lose their scheme and authority. Most paths have neither, and go through as they are.
-func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+/// lose their scheme and authority. Most paths have neither, and go through as they are (`body`'s second
+/// argument says so: the bytes are the path's own).
+func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>, _ asSent: Bool) -> T) -> T {
     var path = path
     return path.withUTF8 { raw in
         var start = 0
@@ -262,15 +286,15 @@ func withPathInfo<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) 
                 && zip(raw, scheme.utf8).allSatisfy({ $0 | 0x20 == $1 }) {
                 let rest = raw[scheme.utf8.count...]
                 guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
-                    return [UInt8(ascii: "/")].withUnsafeBufferPointer(body)
+                    return [UInt8(ascii: "/")].withUnsafeBufferPointer { body($0, false) }
                 }
                 start = slash
             }
         }
         let part = UnsafeBufferPointer(rebasing: raw[start...])
-        guard part.contains(UInt8(ascii: "%")) else { return body(part) }
+        guard part.contains(UInt8(ascii: "%")) else { return body(part, start == 0) }
         let out = PercentDecoding.decode(part) ?? Array(part)
-        return out.withUnsafeBufferPointer(body)
+        return out.withUnsafeBufferPointer { body($0, false) }
     }
 }
 

@@ -223,7 +223,10 @@ final class WSGIWorker {
             exitIfForkedByTheApp()
             guard let result else { return try failure(result: nil) }
             // (Once write() started the response, a file_wrapper is iterated like any iterable.)
-            if liveStream == nil, api.PyObject_IsInstance(result, fileWrapperType) == 1, let r = try fileResponse(result) { return r }
+            // (A plain list or tuple, the usual `[body]`, is no FileWrapper: asked of one, isinstance would look up
+            // __instancecheck__ on every request.)
+            if liveStream == nil, !isPlainListOrTuple(result), api.PyObject_IsInstance(result, fileWrapperType) == 1,
+               let r = try fileResponse(result) { return r }
             guard var iterator = ResultIterator(py, result) else { return try failure(result: result) }
             var out: [UInt8] = []
             var ended = false
@@ -260,19 +263,23 @@ final class WSGIWorker {
                     r.reason = reason
                     return r
                 }
-                var r = Response(status: status, headers: headers) { try $0.write(out) }
+                let body = out
+                var r = Response(status: status, headers: headers) { try $0.write(body) }
                 r.reason = reason
                 r.contentLength = declaredLength
                 return r
             }
+            // The closures take copies: a `var` an escaping closure captures is boxed on the heap where it is
+            // declared, on every request, even one (the usual list) that never gets here.
+            let first = out, pulled = iterator, rest: ResultIterator? = ended ? nil : iterator
             var response = Response(status: status, headers: headers) { [unowned self] stream in
-                try self.stream(first: out, from: ended ? nil : iterator, to: stream)
+                try self.stream(first: first, from: rest, to: stream)
             }
             response.reason = reason
             response.contentLength = declaredLength
             response.finish = { [unowned self] in
                 self.py.withGIL {
-                    self.close(result, iterator)
+                    self.close(result, pulled)
                     self.end()
                 }
             }
@@ -351,6 +358,13 @@ final class WSGIWorker {
         end()
         if let bodyError { throw bodyError }
         throw WSGIAppError(description: "exception in the WSGI app (traceback above)")
+    }
+
+    /// `o`'s type is exactly list or tuple (not a subclass).
+    private func isPlainListOrTuple(_ o: PyObjectPointer) -> Bool {
+        guard let type = api.PyObject_Type(o) else { return false }
+        api.Py_DecRef(type)
+        return type == api.listType || type == api.tupleType
     }
 
     /// Calls the iterable's close() if it has one and drops our references.
