@@ -27,6 +27,8 @@ public final class Reactor {
     /// Events read but not yet handed out, from `head` on (a worker's loop: no array made per wait). In `Cell`s,
     /// as `armed` and `reaping`: read on every `next()`, they would otherwise cost an exclusivity check each.
     private let queuedCell = Cell([Event]())
+    /// `order`'s keys of one batch, kept between waits.
+    private let orderSlots = Cell([(index: Int, key: UInt64)]())
     private let headCell = Cell(0)
     private let reapingCell = Cell(false)
     private let armedCell = Cell(Instant?.none)
@@ -164,18 +166,22 @@ public final class Reactor {
     /// Puts the batch's readable events that have a key (connections) in `key` order, each keyless event (and
     /// every other event) staying where the kernel put it; nothing moves when the order already holds.
     private func order(by key: (UInt64) -> UInt64?) {
-        var slots: [(index: Int, key: UInt64)] = []
+        // The keys go in a buffer kept between waits (an array made per batch was a malloc and a free per wait);
+        // only a batch out of order makes more.
+        let slots = orderSlots.pointer
+        slots.pointee.removeAll(keepingCapacity: true)
         var previous: UInt64 = 0
         var sorted = true
         for (i, e) in queued.enumerated() {
             guard case .readable(let token, _) = e, let k = key(token) else { continue }
             if k < previous { sorted = false }
             previous = k
-            slots.append((i, k))
+            slots.pointee.append((i, k))
         }
         guard !sorted else { return }
-        let events = slots.sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }.map { queued[$0.index] }
-        for (n, slot) in slots.enumerated() { queued[slot.index] = events[n] }
+        let positions = slots.pointee.map(\.index)
+        let events = slots.pointee.sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }.map { queued[$0.index] }
+        for (n, p) in positions.enumerated() { queued[p] = events[n] }
     }
 }
 
