@@ -195,7 +195,7 @@ final class EnvironBuilder {
             // A repeated field (names compare without case, as their keys): append to the value so far. (Only a
             // name seen before in this head can repeat: the environ's other keys are not HTTP_* or CONTENT_*. The
             // names are compared here, so most fields skip the dictionary lookup.)
-            if repeatsName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
+            if mayRepeatName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
                 let separator = equalsIgnoringASCIICase(f.name, "cookie") ? semicolonSpace : commaSpace
                 guard let head = api.PyUnicode_Concat(previous, separator) else { return false }
                 let joined = api.PyUnicode_Concat(head, value)
@@ -209,14 +209,21 @@ final class EnvironBuilder {
     }
 }
 
-/// Whether a field before `index` has the name of the field at `index` (ASCII case ignored): the same environ key.
+/// Whether a field before `index` may have the name of the field at `index` (ASCII case ignored): the same
+/// environ key. The names are compared only within the head's first `repeatScanFields` fields; a later field
+/// asks the dictionary (true), so a head costs at most that many comparisons per field, never one per pair of
+/// fields (12,000 fields, which --limit-request-fields may allow, held a worker for half a minute).
 @inline(__always)
-private func repeatsName(_ fields: [HTTPField], before index: Int) -> Bool {
+private func mayRepeatName(_ fields: [HTTPField], before index: Int) -> Bool {
+    guard index < repeatScanFields else { return true }
     let name = fields[index].name
     let length = name.utf8.count
     for k in 0..<index where fields[k].name.utf8.count == length && equalsIgnoringASCIICase(fields[k].name, name) { return true }
     return false
 }
+
+/// Usual heads have 5 to 20 fields (browsers, nginx): all of them take the comparisons instead of the lookup.
+private let repeatScanFields = 32
 
 /// Whether a field name holds "_" (memchr on its bytes: the generic `utf8.contains` walks the view byte by
 /// byte through its iterator, per field of every request).
