@@ -82,11 +82,8 @@ final class ThreadedWorker {
     let offload: OffloadPool?
     /// When the worker began to retire (the offload pool counts its mercy from it).
     var retiringSince: Instant?
-    let maxRequests: Int64
-    let rssLimitBytes: Int
-    let rssFD: Int32
-    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
-    let addressSpaceLimitBytes: Int
+    /// When to ask the master for a replacement.
+    let recycling: RecyclingLimits
     /// Every thread was held by a long request at the last saturated look: the worker left the fair share
     /// (main thread only).
     var withdrawnWhileHeld = false
@@ -125,10 +122,7 @@ final class ThreadedWorker {
         signals = try SignalFD([SIGHUP, SIGUSR1, SIGINT, SIGQUIT])
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         let s = ctx.settings
-        maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
-        rssLimitBytes = s.reloadOnRSSMiB << 20
-        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
-        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        recycling = RecyclingLimits(s, workerID: ctx.id)
         epoll = try Epoll()
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         (wakeRead, wakeWrite) = try makePipe(nonBlocking: true)
@@ -727,19 +721,8 @@ final class ThreadedWorker {
         sb.set(slot, .requests, served)
         // Busyness counts threads: a worker with every thread busy all the time is 100% busy.
         sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(busyNanoseconds / UInt64(threadCount)))
-        guard !recycleRequested else { return }
-        if maxRequests > 0 && served >= maxRequests {
-            recycleRequested = true
-            tellMaster(.recycleMaxRequests)
-        } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
-            recycleRequested = true
-            tellMaster(.recycleRSS)
-        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
-            recycleRequested = true
-            tellMaster(.recycleAddressSpace)
-        } else if appRaised, ctx.settings.process.reloadOnException {
-            recycleRequested = true
-            tellMaster(.recycleException)
-        }
+        guard !recycleRequested, let limit = recycling.reached(served: served, appRaised: appRaised) else { return }
+        recycleRequested = true
+        tellMaster(limit)
     }
 }

@@ -168,11 +168,8 @@ final class Worker {
     let offload: OffloadPool?
     /// When the worker began to retire (the offload pool counts its mercy from it).
     var retiringSince: Instant?
-    let maxRequests: Int64
-    let rssLimitBytes: Int
-    let rssFD: Int32
-    /// `--reload-on-as`: recycle once the address space (VmSize) reaches this, as uWSGI (>=).
-    let addressSpaceLimitBytes: Int
+    /// When to ask the master for a replacement.
+    let recycling: RecyclingLimits
     /// The connections held, published for the other workers; the fair share of the listen queue.
     let balance: AcceptBalance
     /// accept(2)'s failures: logged, and a pause for want of fds.
@@ -216,11 +213,7 @@ final class Worker {
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
                                chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
         let s = ctx.settings
-        // --max-requests-delta spreads recycling: worker N lasts N * delta requests longer.
-        maxRequests = Int64(WorkerCore.maxRequests(base: s.maxRequests, delta: s.maxRequestsDelta, workerID: ctx.id))
-        rssLimitBytes = s.reloadOnRSSMiB << 20
-        addressSpaceLimitBytes = s.process.reloadOnAddressSpaceMiB << 20
-        rssFD = rssLimitBytes > 0 || addressSpaceLimitBytes > 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1
+        recycling = RecyclingLimits(s, workerID: ctx.id)
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         writeTimeoutMilliseconds = Int32(clamping: s.writeTimeoutNanoseconds / 1_000_000)
         offload = OffloadPool.start(count: s.offloadThreads, stallNanoseconds: s.writeTimeoutNanoseconds, workerID: ctx.id)
@@ -681,20 +674,9 @@ final class Worker {
     /// Asks the master for a replacement once a recycling limit is reached (once).
     @inline(__always)
     private func askRecyclingIfDue(served: Int64, appRaised: Bool) {
-        guard !recycleRequested else { return }
-        if maxRequests > 0 && served >= maxRequests {
-            recycleRequested = true
-            tellMaster(.recycleMaxRequests)
-        } else if rssLimitBytes > 0, let rss = residentBytes(statmFD: rssFD), rss > rssLimitBytes {
-            recycleRequested = true
-            tellMaster(.recycleRSS)
-        } else if addressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(statmFD: rssFD), vsz >= addressSpaceLimitBytes {
-            recycleRequested = true
-            tellMaster(.recycleAddressSpace)
-        } else if appRaised, ctx.settings.process.reloadOnException {
-            recycleRequested = true
-            tellMaster(.recycleException)
-        }
+        guard !recycleRequested, let limit = recycling.reached(served: served, appRaised: appRaised) else { return }
+        recycleRequested = true
+        tellMaster(limit)
     }
 
     /// A kept connection's keep-alive timer starts; the lifecycle hears the request is over.
