@@ -157,7 +157,10 @@ import WorkerCore
         // Alone, or holding nothing: nothing to let go of.
         #expect(AcceptShare.excess(mine: 600, otherWorkers: 0, othersHeld: 0) == 0)
         #expect(AcceptShare.excess(mine: 0, otherWorkers: 3, othersHeld: 9) == 0)
-        // Near the fair share (up to a quarter of it, at least 2, above): kept, so no churn.
+        // 6 of 8 on one worker of two (CI, 24 idle connections beside them): its clients wait three times as
+        // long as the other's; 2 go.
+        #expect(AcceptShare.excess(mine: 6, otherWorkers: 1, othersHeld: 2) == 2)
+        // Near the fair share (up to a quarter of it, at least 1, above): kept, so no churn.
         #expect(AcceptShare.excess(mine: 34, otherWorkers: 1, othersHeld: 30) == 0)
         #expect(AcceptShare.excess(mine: 3, otherWorkers: 1, othersHeld: 1) == 0)
         #expect(AcceptShare.excess(mine: 48, otherWorkers: 1, othersHeld: 16) == 16)
@@ -170,7 +173,7 @@ import WorkerCore
                     let fair = AcceptShare.fairShare(total: total, workers: workers)
                     #expect(n >= 0 && n <= mine)
                     if n > 0 { #expect(mine - n == fair) }
-                    if n == 0 { #expect(mine <= fair + max(2, fair / 4)) }
+                    if n == 0 { #expect(mine <= fair + max(1, fair / 4)) }
                 }
             }
         }

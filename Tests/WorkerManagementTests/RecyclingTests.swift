@@ -30,8 +30,9 @@ extension WorkerManagementIntegration {
             if !killing {
                 #expect(tally.failures.isEmpty, "\(tally.failures.count) failed requests, first: \(tally.failures.prefix(5))")
             }
-            // A killing limit below a fresh worker's RSS serves in bursts between back-offs.
-            #expect(tally.ok > (killing ? 0 : 50), "only \(tally.ok) requests served")
+            // (A killing limit below a fresh worker's RSS serves only when a replacement happens to accept before the
+            // next sample, which a loaded machine may never see: that run asserts the kills and back-offs instead.)
+            if !killing { #expect(tally.ok > 50, "only \(tally.ok) requests served") }
             if !killing { #expect(tally.keepAliveReused > 0) }
             #expect(initial.isDisjoint(with: final), "workers not replaced: \(initial) -> \(final)")
             s.stop()
