@@ -107,7 +107,8 @@ final class Scoreboard {
     /// A cut falls between characters (a path from the uwsgi protocol can hold any UTF-8): a character cut
     /// in two would read back as U+FFFD.
     private static func copy(_ text: String, to dst: UnsafeMutableRawPointer, at n: Int, room: Int) -> Int {
-        if let copied = text.utf8.withContiguousStorageIfAvailable({ copy($0, to: dst, at: n, room: room) }) { return copied }
+        // withUTF8 alone: a native string's bytes in place, a small one's from the stack (asking for contiguous
+        // storage first failed for every small string, the usual method, and cost a second path).
         var contiguous = text
         return contiguous.withUTF8 { copy($0, to: dst, at: n, room: room) }
     }

@@ -12,7 +12,7 @@ final class EnvironBuilder {
     let api: CPythonAPI
     let base: PyObjectPointer
     private let keyMethod, keyPathInfo, keyQuery, keyURI, keyProtocol, keyServerName, keyServerPort,
-                keyRemoteAddr, keyRemotePort, keyContentType, keyContentLength, keyURLScheme: PyObjectPointer
+                keyRemoteAddr, keyRemotePort, keyContentType, keyContentLength, keyHTTPHost, keyURLScheme: PyObjectPointer
     private let empty, https, commaSpace, semicolonSpace: PyObjectPointer
     private let methods = PyStringCache<String>(capacity: 8)
     private let protocols = PyStringCache<HTTPVersion>(capacity: 4)
@@ -51,6 +51,7 @@ final class EnvironBuilder {
         keyRemotePort = try string("REMOTE_PORT")
         keyContentType = try string("CONTENT_TYPE")
         keyContentLength = try string("CONTENT_LENGTH")
+        keyHTTPHost = try string("HTTP_HOST")
         keyURLScheme = try string("wsgi.url_scheme")
         empty = try string("")
         https = try string("https")
@@ -170,10 +171,15 @@ final class EnvironBuilder {
         for (index, f) in fields.enumerated() where !hasUnderscore(f.name) {
             let key: PyObjectPointer
             let length = f.name.utf8.count
-            if length == 4 && host.isEmpty && equalsIgnoringASCIICase(f.name, "host") { host = f.value }
-            if length == 12 && equalsIgnoringASCIICase(f.name, "content-type") {
+            // Compared with the usual spelling: the parser gives that one as the very literal, which matches
+            // without a byte compare (`equalsIgnoringASCIICase` checks the representation first).
+            let isHost = length == 4 && equalsIgnoringASCIICase(f.name, "Host")
+            if isHost && host.isEmpty { host = f.value }
+            if isHost {
+                key = keyHTTPHost
+            } else if length == 12 && equalsIgnoringASCIICase(f.name, "Content-Type") {
                 key = keyContentType
-            } else if length == 14 && equalsIgnoringASCIICase(f.name, "content-length") {
+            } else if length == 14 && equalsIgnoringASCIICase(f.name, "Content-Length") {
                 key = keyContentLength
             } else {
                 guard let k = headerKeys.object(f.name, decRef: api.Py_DecRef, make: { name in
