@@ -36,7 +36,6 @@ public struct Epoll: ~Copyable {
     /// `wait` without making an array (a busy worker's loop): the number of events, each then read
     /// with `event(_:)` until the next wait.
     public mutating func waitCount(timeoutMilliseconds: Int32) throws -> Int {
-        if timeoutMilliseconds != 0 { beforeBlocking?() }
         let n = tokens.withUnsafeMutableBufferPointer { t in
             masks.withUnsafeMutableBufferPointer { m in
                 shim_epoll_wait(fd.raw, t.baseAddress, m.baseAddress, 64, timeoutMilliseconds)
@@ -53,15 +52,8 @@ public struct Epoll: ~Copyable {
     public func event(_ i: Int) -> (token: UInt64, events: UInt32) { (tokens[i], masks[i]) }
 }
 
-/// Runs before the calling thread may block (an epoll or poll wait, a contended lock). A worker that keeps the
-/// GIL between Python calls (`Interpreter.keepGILBetweenCalls`) gives it up here, so the app's threads run
-/// while its loop waits, and nothing this thread waits for can be held up by a thread waiting for the GIL.
-/// Set once per worker; called from any thread (the hook checks which).
-public nonisolated(unsafe) var beforeBlocking: (() -> Void)?
-
 /// Waits until `fd` is writable or `timeoutMilliseconds` pass; false on timeout.
 public func waitWritable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
-    beforeBlocking?()
     var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
     while true {
         let r = poll(&p, 1, timeoutMilliseconds)
@@ -76,7 +68,6 @@ public nonisolated(unsafe) var onBlockingWriteInterrupted: (() throws -> Void)?
 
 /// `waitWritable` that lets `onBlockingWriteInterrupted` act on each EINTR.
 public func waitWritableInterruptibly(_ fd: Int32, timeoutMilliseconds: Int32) throws -> Bool {
-    beforeBlocking?()
     var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
     while true {
         let r = poll(&p, 1, timeoutMilliseconds)
@@ -90,7 +81,6 @@ public func waitWritableInterruptibly(_ fd: Int32, timeoutMilliseconds: Int32) t
 
 /// Waits until `fd` is readable or `timeoutMilliseconds` pass; false on timeout.
 public func waitReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
-    beforeBlocking?()
     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
     while true {
         let r = poll(&p, 1, timeoutMilliseconds)

@@ -14,15 +14,7 @@ public final class Interpreter {
     public let api: CPythonAPI
     public let installation: PythonInstallation
     /// The main thread state while the GIL is released; nil while it is held.
-    private var savedThread: OpaquePointer? {
-        unsafeAddress { savedThreadCell.address }
-        unsafeMutableAddress { savedThreadCell.pointer }
-    }
-    private let savedThreadCell = Cell(OpaquePointer?.none)
-    /// `keepGILBetweenCalls`: the thread that keeps the GIL between calls, and whether it holds it so now
-    /// (outside any `withGIL`).
-    private var keepOwner: pthread_t?
-    private let keptCell = Cell(false)
+    private var savedThread: OpaquePointer?
     /// Set in a worker with `--threads` > 1, before its request threads start. In a `Cell`: read on every
     /// request, a stored property would cost an exclusivity check each time.
     private let requestThreadsCell = Cell(RequestThreads?.none)
@@ -178,40 +170,19 @@ public final class Interpreter {
     }
 
     /// Runs `body` holding the GIL. Not re-entrant: callbacks from Python already hold it.
+    /// (Released at the end of every call, in a worker's loop too. Keeping it across a batch of ready requests
+    /// saved ~290 instructions per request, but then the batch's Swift-only work (static files, a log line blocked
+    /// on a full pipe) froze the app's threads for up to seconds, and a uwsgi signal handler run in the batch
+    /// released it twice: measured and dropped, 2026-12-07.)
     @inline(__always)
     public func withGIL<T>(_ body: () throws -> T) rethrows -> T {
         // A worker with request threads: each thread keeps its own state (see `RequestThreads`).
         if let threads = requestThreads { return try threads.withGIL(body) }
-        if keptCell.pointer.pointee {
-            keptCell.pointer.pointee = false
-            defer { keptCell.pointer.pointee = true }
-            return try body()
-        }
         guard let t = savedThread else { return try body() }
         savedThread = nil
         api.PyEval_RestoreThread(t)
-        defer {
-            if keepOwner != nil { keptCell.pointer.pointee = true } else { savedThread = api.PyEval_SaveThread() }
-        }
+        defer { savedThread = api.PyEval_SaveThread() }
         return try body()
-    }
-
-    /// In a worker serving one request at a time, from its loop's thread: `withGIL` keeps the GIL when its body
-    /// ends, and the next call finds it held, until `releaseKeptGIL` (called through `Posix.beforeBlocking` before
-    /// the thread may block: its wait for the next events, a write to a slow client, a contended lock). Taking and
-    /// releasing it costs about 400 instructions, twice per request before; now once per batch of ready
-    /// connections. The app's threads still run whenever the loop waits, and while the app runs (Python hands
-    /// the GIL over to a thread that waited 5 ms).
-    public func keepGILBetweenCalls() {
-        keepOwner = pthread_self()
-    }
-
-    /// Releases the GIL if `withGIL` kept it and the caller is the thread that keeps it (any other thread:
-    /// nothing to do, it does not hold it).
-    public func releaseKeptGIL() {
-        guard let owner = keepOwner, pthread_equal(owner, pthread_self()) != 0, keptCell.pointer.pointee else { return }
-        keptCell.pointer.pointee = false
-        savedThread = api.PyEval_SaveThread()
     }
 
     /// Runs `body` holding the GIL from a callback of swsgi's own loop (a timer, a signal, a mule message),

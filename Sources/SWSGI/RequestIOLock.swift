@@ -3,9 +3,8 @@ import Posix
 
 /// Serialises one connection's socket I/O done on a request's behalf between the worker's thread and
 /// the app's own threads (a thread that calls write() or wsgi.input.read() while the worker streams or
-/// drains the body). Never waited for with the GIL held, so a holder that needs the GIL (a signal handler run
-/// from a blocked write) can never wait on a thread that holds the GIL and waits for this lock: a worker
-/// that keeps the GIL between requests gives it up (`beforeBlocking`) when the lock is taken.
+/// drains the body). Taken only without the GIL, so a holder that needs the GIL (a signal handler run
+/// from a blocked write) can never wait on a thread that holds the GIL and waits for this lock.
 /// Recursive: wsgi.input's buffer holds it around a read that pulls from the body reader, which takes
 /// it again. One per connection, made at accept: the mutex lives in the object's own allocation
 /// (ManagedBuffer's tail), so a connection pays one small allocation and a request none.
@@ -29,10 +28,7 @@ public final class RequestIOLock: ManagedBuffer<Void, pthread_mutex_t> {
     @inline(__always)
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         try withUnsafeMutablePointerToElements { mutex in
-            if pthread_mutex_trylock(mutex) != 0 {
-                beforeBlocking?()
-                pthread_mutex_lock(mutex)
-            }
+            pthread_mutex_lock(mutex)
             defer { pthread_mutex_unlock(mutex) }
             return try body()
         }
@@ -44,7 +40,6 @@ public final class RequestIOLock: ManagedBuffer<Void, pthread_mutex_t> {
         try withUnsafeMutablePointerToElements { mutex in
             while pthread_mutex_trylock(mutex) != 0 {
                 if monotonicNanoseconds() >= deadline { return nil }
-                beforeBlocking?()
                 var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
                 nanosleep(&pause, nil)
             }

@@ -252,10 +252,6 @@ public final class WSGIHost: HostedApplication {
         if app == nil { try loadApp() }
         try watchSources()
         let worker = try WSGIWorker(interpreter: interpreter, app: app!, support: support, host: self)
-        // One request at a time, all on this thread: the GIL is kept from one request to the next of a batch.
-        interpreter.keepGILBetweenCalls()
-        let py = interpreter
-        Posix.beforeBlocking = { py.releaseKeptGIL() }
         return { request in try worker.handle(request) }
     }
 }

@@ -2,12 +2,11 @@ import Foundation
 import Glibc
 import Testing
 
-/// A worker serving one request at a time keeps the GIL from one request to the next of a batch
-/// (`Interpreter.keepGILBetweenCalls`) and gives it up before it may block (`Posix.beforeBlocking`). The app's
-/// own threads must still run while the loop is saturated, and a thread of the app that waits for the GIL
-/// must never hold up what the loop waits for.
+/// The app's own threads run while a worker serving one request at a time is saturated, and a thread of the
+/// app that writes a response never holds up the worker. (A worker that kept the GIL across a batch of requests
+/// was tried and dropped for freezing them: see `Interpreter.withGIL`.)
 extension WSGIIntegration {
-    @Suite struct KeptGIL {
+    @Suite struct AppThreadsUnderLoad {
         static let app = #"""
         import threading, time
 
@@ -47,7 +46,7 @@ extension WSGIIntegration {
         }
 
         /// 8 keep-alive clients keep one worker saturated (every wait returns ready connections) for 1.5 s;
-        /// the app's thread that wakes every 2 ms must keep ticking: the GIL is given up at every wait.
+        /// the app's thread that wakes every 2 ms must keep ticking.
         @Test func theAppsThreadsRunWhileTheLoopIsSaturated() throws {
             try withPython(["--processes", "1", "--wsgi-file", "{dir}/app.py"], setUp: { dir in
                 try dir.write("app.py", Self.app)
