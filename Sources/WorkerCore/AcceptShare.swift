@@ -43,13 +43,18 @@ public struct AcceptShare: Sendable, Equatable {
     /// accepting workers hold `mine + othersHeld` between them. Keep-alive connections stay where they were
     /// taken: a split that came out uneven (a worker stuck in a long request while a load arrived, counts not
     /// yet lowered for connections a load just closed) would otherwise last as long as the clients, one worker
-    /// serving most of them while another idles. Only a clear excess, down to the fair share: a worker one above
-    /// it (or a quarter of it, for large shares) keeps its connections, so a split that is merely not exact never
-    /// churns. Two above is let go: 6 and 2 of 8 connections made the six wait three times as long.
+    /// serving most of them while another idles. Each worker serves its connections in turn, so what matters is
+    /// how far this worker is above the others' mean: two connections or more (a quarter of the fair share, for
+    /// large shares) and it lets go down to the fair share. One above, or a split that is merely not exact for
+    /// large counts, never churns. (Measured against the fair share instead, 6/2 and 4/1 splits stayed: clients of
+    /// the fuller worker waited three and four times as long.)
     public static func excess(mine: Int, otherWorkers: Int, othersHeld: Int) -> Int {
         guard otherWorkers > 0, mine > 0 else { return 0 }
-        let fair = fairShare(total: mine + max(0, othersHeld), workers: otherWorkers + 1)
-        return mine > fair + max(1, fair / 4) ? mine - fair : 0
+        let others = max(0, othersHeld)
+        let fair = fairShare(total: mine + others, workers: otherWorkers + 1)
+        // mine - others / otherWorkers >= margin, in integers.
+        let margin = max(2, fair / 4)
+        return mine > fair && mine * otherWorkers - others >= margin * otherWorkers ? mine - fair : 0
     }
 
     /// One look at `now`: `mine` held here, `othersHeld` by `otherWorkers` other accepting workers, `queued`

@@ -160,20 +160,32 @@ import WorkerCore
         // 6 of 8 on one worker of two (CI, 24 idle connections beside them): its clients wait three times as
         // long as the other's; 2 go.
         #expect(AcceptShare.excess(mine: 6, otherWorkers: 1, othersHeld: 2) == 2)
-        // Near the fair share (up to a quarter of it, at least 1, above): kept, so no churn.
+        // 4 and 1, 3 and 1: down to the fair share (3 of 5, 2 of 4).
+        #expect(AcceptShare.excess(mine: 4, otherWorkers: 1, othersHeld: 1) == 1)
+        #expect(AcceptShare.excess(mine: 3, otherWorkers: 1, othersHeld: 1) == 1)
+        // Three workers holding 4, 1 and 2: 1 goes (the fair share of 7 is 3); 3, 2 and 2 stays.
+        #expect(AcceptShare.excess(mine: 4, otherWorkers: 2, othersHeld: 3) == 1)
+        #expect(AcceptShare.excess(mine: 3, otherWorkers: 2, othersHeld: 4) == 0)
+        // One above the others' mean, or within a quarter of a large share: kept, so no churn.
+        #expect(AcceptShare.excess(mine: 3, otherWorkers: 1, othersHeld: 2) == 0)
         #expect(AcceptShare.excess(mine: 34, otherWorkers: 1, othersHeld: 30) == 0)
-        #expect(AcceptShare.excess(mine: 3, otherWorkers: 1, othersHeld: 1) == 0)
         #expect(AcceptShare.excess(mine: 48, otherWorkers: 1, othersHeld: 16) == 16)
-        // Every split of up to 100 connections over up to 8 workers: what stays is the fair share, never less,
-        // and letting it go leaves this worker no more than one above any other's share.
+        // Every split of up to 100 connections over up to 8 workers: what stays is the fair share, never less;
+        // a worker two or more above the others' mean (and beyond a quarter of the share) lets go; and once it
+        // has, it would not let go again (no churn from its own decision).
         for workers in 2...8 {
             for total in 0...100 {
                 for mine in 0...total {
                     let n = AcceptShare.excess(mine: mine, otherWorkers: workers - 1, othersHeld: total - mine)
                     let fair = AcceptShare.fairShare(total: total, workers: workers)
                     #expect(n >= 0 && n <= mine)
-                    if n > 0 { #expect(mine - n == fair) }
-                    if n == 0 { #expect(mine <= fair + max(1, fair / 4)) }
+                    let others = total - mine, k = workers - 1
+                    if n > 0 {
+                        #expect(mine - n == fair)
+                        // Let go: the others' mean grows by n / k; asked again it keeps the rest.
+                        #expect(AcceptShare.excess(mine: fair, otherWorkers: k, othersHeld: others + n) == 0)
+                    }
+                    if n == 0 && mine > fair { #expect(mine * k - others < max(2, fair / 4) * k) }
                 }
             }
         }
