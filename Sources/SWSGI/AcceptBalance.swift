@@ -32,25 +32,26 @@ final class AcceptBalance {
             queued += q
         }
         let now = monotonicNanoseconds()
-        let (others, othersHeld) = othersAccepting(now: now)
+        let (others, othersHeld, _) = othersAccepting(now: now)
         let take = share.look(mine: held, otherWorkers: others, othersHeld: othersHeld, queued: queued, now: now)
         // Published before accepting: a worker looking meanwhile counts them as taken (the accepts correct it).
         if take > 0 { publish(held: held + take) }
         return (take, queued, others + 1)
     }
 
-    /// The other accepting workers, and the connections they hold (their scoreboard rows); a single-threaded
-    /// worker held by a long request does not count (`threadsHeld(row:now:)`).
-    private func othersAccepting(now: Instant) -> (workers: Int, held: Int) {
-        var others = 0, othersHeld = 0
+    /// The other accepting workers, the connections they hold (their scoreboard rows), and the fewest any one of
+    /// them holds; a single-threaded worker held by a long request does not count (`threadsHeld(row:now:)`).
+    private func othersAccepting(now: Instant) -> (workers: Int, held: Int, fewest: Int) {
+        var others = 0, othersHeld = 0, fewest = Int.max
         for i in 0..<scoreboard.capacity where i != slot {
             let v = scoreboard.get(i, .acceptingHeld)
             if v > 0 && !threadsHeld(row: i, now: now) {
                 others += 1
                 othersHeld += Int(v - 1)
+                fewest = min(fewest, Int(v - 1))
             }
         }
-        return (others, othersHeld)
+        return (others, othersHeld, others > 0 ? fewest : 0)
     }
 
     /// A single-threaded worker in a request that has run well past its usual time (`AcceptShare.holdsItsThread`,
@@ -67,8 +68,8 @@ final class AcceptBalance {
 
     /// How many of the `held` connections to let go of (`AcceptShare.excess`).
     func excess(held: Int) -> Int {
-        let (others, othersHeld) = othersAccepting(now: monotonicNanoseconds())
-        return AcceptShare.excess(mine: held, otherWorkers: others, othersHeld: othersHeld)
+        let (others, othersHeld, fewest) = othersAccepting(now: monotonicNanoseconds())
+        return AcceptShare.excess(mine: held, otherWorkers: others, othersHeld: othersHeld, othersFewest: fewest)
     }
 
     /// Accepts up to `count` connections, from each listener in turn; each is handed to `adopt`.

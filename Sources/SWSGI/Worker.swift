@@ -387,7 +387,7 @@ final class Worker {
     /// next request of its excess connections with `Connection: close`: their clients connect again, and
     /// the workers holding fewer take them.
     private func shedExcess() {
-        guard lifecycle.accepting && !listenersLost && activeHeld > 2 else { return }
+        guard lifecycle.accepting && !listenersLost && activeHeld >= 2 else { return }
         var n = balance.excess(held: activeHeld)
         guard n > 0 else { return }
         for c in conns.values where c.closeAfterNext && !c.countedIdle { n -= 1 }

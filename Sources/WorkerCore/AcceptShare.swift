@@ -40,21 +40,20 @@ public struct AcceptShare: Sendable, Equatable {
 
     /// How many of its `mine` connections a worker lets go of (answering their next request with
     /// `Connection: close`, so their clients connect again and the other workers take them), when the
-    /// accepting workers hold `mine + othersHeld` between them. Keep-alive connections stay where they were
-    /// taken: a split that came out uneven (a worker stuck in a long request while a load arrived, counts not
-    /// yet lowered for connections a load just closed) would otherwise last as long as the clients, one worker
-    /// serving most of them while another idles. Each worker serves its connections in turn, so what matters is
-    /// how far this worker is above the others' mean: two connections or more (a quarter of the fair share, for
-    /// large shares) and it lets go down to the fair share. One above, or a split that is merely not exact for
-    /// large counts, never churns. (Measured against the fair share instead, 6/2 and 4/1 splits stayed: clients of
-    /// the fuller worker waited three and four times as long.)
-    public static func excess(mine: Int, otherWorkers: Int, othersHeld: Int) -> Int {
+    /// accepting workers hold `mine + othersHeld` between them and the emptiest other holds `othersFewest`.
+    /// Keep-alive connections stay where they were taken: a split that came out uneven (a worker stuck in a long
+    /// request while a load arrived, counts not yet lowered for connections a load just closed) would otherwise
+    /// last as long as the clients, one worker serving most of them while another idles. Each worker serves its
+    /// connections in turn, so what matters is the gap to the emptiest worker: two connections or more (a quarter
+    /// of the fair share, for large shares) and this one lets go down to the fair share, or of one when it is at
+    /// the fair share already (3/3/1 over three workers). One apart, or a split that is merely not exact for large
+    /// counts, never churns. (Measured against the fair share, or the others' mean, 6/2, 4/1, 2/1/0 and 3/3/1
+    /// splits stayed: clients of the fuller workers waited two to four times as long, or a worker idled.)
+    public static func excess(mine: Int, otherWorkers: Int, othersHeld: Int, othersFewest: Int) -> Int {
         guard otherWorkers > 0, mine > 0 else { return 0 }
-        let others = max(0, othersHeld)
-        let fair = fairShare(total: mine + others, workers: otherWorkers + 1)
-        // mine - others / otherWorkers >= margin, in integers.
-        let margin = max(2, fair / 4)
-        return mine > fair && mine * otherWorkers - others >= margin * otherWorkers ? mine - fair : 0
+        let fair = fairShare(total: mine + max(0, othersHeld), workers: otherWorkers + 1)
+        guard mine - max(0, othersFewest) >= max(2, fair / 4) else { return 0 }
+        return mine > fair ? mine - fair : 1
     }
 
     /// One look at `now`: `mine` held here, `othersHeld` by `otherWorkers` other accepting workers, `queued`
