@@ -348,7 +348,7 @@ final class ThreadedWorker {
         heldChanged()
     }
 
-    /// Holding clearly more connections than its fair share (`AcceptShare.excess`), a saturated worker
+    /// Holding clearly more connections than the emptiest other worker (`AcceptShare.excess`), a saturated worker
     /// answers the next request of its excess idle connections with `Connection: close`, so their clients
     /// connect again and the workers holding fewer take them. (Only connections no thread holds: a request
     /// thread reads `closeAfterNext` of the one it serves.)

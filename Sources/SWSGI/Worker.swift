@@ -383,8 +383,8 @@ final class Worker {
         if look.take > 0 { take(look.take) }
     }
 
-    /// Holding clearly more connections than its fair share (`AcceptShare.excess`), the worker answers the
-    /// next request of its excess connections with `Connection: close`: their clients connect again, and
+    /// Holding clearly more connections than the emptiest other worker (`AcceptShare.excess`), the worker answers
+    /// the next request of its excess connections with `Connection: close`: their clients connect again, and
     /// the workers holding fewer take them.
     private func shedExcess() {
         guard lifecycle.accepting && !listenersLost && activeHeld >= 2 else { return }
