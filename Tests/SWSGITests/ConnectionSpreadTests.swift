@@ -116,45 +116,65 @@ extension SWSGIIntegration {
             #expect(waitUntil(10) { (try? s.get("/sleep/0", timeout: 2))?.status == 200 }, "a worker accepts again:\n\(s.log)")
         }
 
+        /// What one looping client saw: its answers (and those from `lateFrom` on), its worst wait, how often the
+        /// server closed its connection, and the worker that answered it last (the access log).
+        struct LoopingClient {
+            var answered = 0, lateAnswered = 0, worstWait = 0.0, reconnects = 0
+            var worker: String? = nil
+            /// Why the client stopped before the end, if it did.
+            var failure: String? = nil
+        }
+
         /// Keep-alive clients that each send a request as soon as the last one is answered (wrk's pattern, a
         /// busy nginx pool): `clients` of them for `seconds`, each request taking `requestSeconds` in the app.
-        /// Returns each client's answered count and worst wait, and which worker answered it (the access log).
-        static func loopingClients(_ s: Server, clients: Int, seconds: Double, requestSeconds: Double)
-            -> (clients: [(answered: Int, worstWait: Double, worker: String?)], order: [String: [Int]]) {
+        /// Like wrk and nginx, a client whose connection the server closes (`Connection: close`, the excess rule)
+        /// connects again; the wait for that request counts from before the connect. A client stops at the first
+        /// failure (an error or a status other than 200) and says why in `failure`.
+        static func loopingClients(_ s: Server, clients: Int, seconds: Double, requestSeconds: Double, lateFrom: Double = 0)
+            -> (clients: [LoopingClient], order: [String: [Int]]) {
             let box = FairnessBox(count: clients)
             let started = Date()
             let socket = s.socket!
             let done = DispatchSemaphore(value: 0)
             for i in 0..<clients {
                 Thread {
-                var answered = 0, worst = 0.0
-                if let c = try? Client(path: socket) {
-                    while Date().timeIntervalSince(started) < seconds {
-                        let sent = Date()
-                        guard (try? c.send("GET /sleep/\(requestSeconds)?client=\(i) HTTP/1.1\r\nHost: x\r\n\r\n")) != nil else { break }
-                        // A request still unanswered at the end counts with its age (as the benchmark's probe).
-                        let reply = try? c.readResponse(timeout: max(0.05, seconds + 10 - Date().timeIntervalSince(started)))
-                        worst = max(worst, Date().timeIntervalSince(sent))
-                        guard reply?.status == 200 else { break }
-                        answered += 1
-                    }
+                var me = LoopingClient()
+                var c: Client? = nil
+                while Date().timeIntervalSince(started) < seconds {
+                    let sent = Date()
+                    if c == nil { c = try? Client(path: socket) }
+                    guard let conn = c else { me.failure = "connect failed"; break }
+                    do {
+                        try conn.send("GET /sleep/\(requestSeconds)?client=\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+                    } catch { me.failure = "send: \(error)"; break }
+                    // A request still unanswered at the end counts with its age (as the benchmark's probe).
+                    let reply: HTTPReply
+                    do {
+                        reply = try conn.readResponse(timeout: max(0.05, seconds + 10 - Date().timeIntervalSince(started)))
+                    } catch { me.failure = "read: \(error)"; break }
+                    me.worstWait = max(me.worstWait, Date().timeIntervalSince(sent))
+                    guard reply.status == 200 else { me.failure = "status \(reply.status)"; break }
+                    me.answered += 1
+                    if Date().timeIntervalSince(started) >= lateFrom { me.lateAnswered += 1 }
+                    if !reply.keepAlive { c = nil; me.reconnects += 1 }
                 }
-                box.set(i, answered, worst)
+                box.set(i, me)
                 done.signal()
                 }.start()
             }
             for _ in 0..<clients { done.wait() }
-            var workerOf: [Int: String] = [:]
+            var results = box.all
             var order: [String: [Int]] = [:]
             for line in s.logLines {
                 guard let q = line.range(of: "?client="), let open = line.range(of: "[pid "),
                       let close = line[open.upperBound...].firstIndex(of: "]") else { continue }
                 let digits = line[q.upperBound...].prefix { $0.isNumber }
-                guard let i = Int(digits) else { continue }
-                workerOf[i] = String(line[open.upperBound..<close])
-                order[workerOf[i]!, default: []].append(i)
+                guard let i = Int(digits), results.indices.contains(i) else { continue }
+                let worker = String(line[open.upperBound..<close])
+                results[i].worker = worker
+                order[worker, default: []].append(i)
             }
-            return (box.all.enumerated().map { ($1.answered, $1.worst, workerOf[$0]) }, order)
+            return (results, order)
         }
 
         /// Issue 17: every connection gets its turn. Clients looping requests on 2 workers each get about the
@@ -170,8 +190,9 @@ extension SWSGIIntegration {
                 var perWorker: [String: Int] = [:]
                 for r in results { perWorker[r.worker ?? "none", default: 0] += 1 }
                 let answered = results.map(\.answered), worst = results.map(\.worstWait).max() ?? 0
-                let report = "2 x \(threads), \(clients) clients: connections per worker \(perWorker), answers per client \(answered.sorted()), worst wait \(Int(worst * 1000)) ms (fair \(Int(fair * 1000)) ms); clients in the order each worker answered them: \(order)"
+                let report = "2 x \(threads), \(clients) clients: connections per worker \(perWorker), answers per client \(answered.sorted()), worst wait \(Int(worst * 1000)) ms (fair \(Int(fair * 1000)) ms), failures \(results.compactMap(\.failure)); clients in the order each worker answered them: \(order)"
                 // Each worker holds between a quarter and three quarters of the connections.
+                #expect(results.allSatisfy { $0.failure == nil }, "\(report)")
                 #expect(perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= clients / 4 }, "\(report)")
                 // Load stretches every wait alike; an unfair order gives some clients several times the answers of others.
                 // (2.5: with one thread a client gets only about 8 answers in 3 s, and the first comes after the burst's ramp.)
@@ -308,8 +329,8 @@ final class FailureBox: @unchecked Sendable {
 /// Per-client results filled in from several threads.
 final class FairnessBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var items: [(answered: Int, worst: Double)]
-    init(count: Int) { items = Array(repeating: (0, 0), count: count) }
-    func set(_ i: Int, _ answered: Int, _ worst: Double) { lock.lock(); items[i] = (answered, worst); lock.unlock() }
-    var all: [(answered: Int, worst: Double)] { lock.lock(); defer { lock.unlock() }; return items }
+    private var items: [SWSGIIntegration.ConnectionSpread.LoopingClient]
+    init(count: Int) { items = Array(repeating: .init(), count: count) }
+    func set(_ i: Int, _ item: SWSGIIntegration.ConnectionSpread.LoopingClient) { lock.lock(); items[i] = item; lock.unlock() }
+    var all: [SWSGIIntegration.ConnectionSpread.LoopingClient] { lock.lock(); defer { lock.unlock() }; return items }
 }

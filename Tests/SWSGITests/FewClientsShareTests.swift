@@ -16,45 +16,11 @@ extension SWSGIIntegration {
             let s = try Server(["--processes", "3", "--app", "sleep", "--disable-logging"], dir: dir)
             defer { s.stop() }
             #expect(s.waitWorkers(3).count == 3)
-            let socket = s.socket!
-            let clients = 3
-            final class Tally: @unchecked Sendable {
-                let lock = NSLock()
-                var late: [Int]
-                var reconnects = 0
-                init(_ n: Int) { late = [Int](repeating: 0, count: n) }
-                func reconnected() { lock.lock(); reconnects += 1; lock.unlock() }
-                func answered(_ i: Int) { lock.lock(); late[i] += 1; lock.unlock() }
-            }
-            let tally = Tally(clients)
-            let start = monotonicSeconds(), end = start + 4, window = start + 2
-            let done = DispatchSemaphore(value: 0)
-            for i in 0..<clients {
-                Thread {
-                    var c: Client? = nil
-                    while monotonicSeconds() < end {
-                        if c == nil { c = try? Client(path: socket) }
-                        guard let conn = c else { break }
-                        let reply = (try? conn.send("GET /sleep/0.01 HTTP/1.1\r\nHost: x\r\n\r\n")).flatMap { try? conn.readResponse(timeout: 10) }
-                        guard let reply, reply.status == 200 else {
-                            c = nil
-                            tally.reconnected()
-                            continue
-                        }
-                        if monotonicSeconds() >= window { tally.answered(i) }
-                        if reply.headers.contains(where: { $0.name.lowercased() == "connection" && $0.value.lowercased() == "close" }) {
-                            c = nil
-                            tally.reconnected()
-                        }
-                    }
-                    done.signal()
-                }.start()
-            }
-            for _ in 0..<clients { done.wait() }
-            let late = tally.late, reconnects = tally.reconnects
+            let (results, _) = ConnectionSpread.loopingClients(s, clients: 3, seconds: 4, requestSeconds: 0.01, lateFrom: 2)
+            let late = results.map(\.lateAnswered), reconnects = results.map(\.reconnects).reduce(0, +)
             let most = late.max()!, least = late.min()!
-            #expect(least > 0 && Double(least) >= 0.6 * Double(most),
-                    "answers per client in the last 2 s: \(late); reconnects: \(reconnects)")
+            #expect(results.allSatisfy { $0.failure == nil } && least > 0 && Double(least) >= 0.6 * Double(most),
+                    "answers per client in the last 2 s: \(late); reconnects: \(reconnects); failures \(results.compactMap(\.failure))")
             // No churn: a handful of moves, not one per few requests.
             #expect(reconnects <= 10, "reconnects: \(reconnects); answers \(late)")
         }

@@ -36,11 +36,11 @@ extension SWSGIIntegration {
             for r in results { perWorker[r.worker ?? "none", default: 0] += 1 }
             let answered = results.map(\.answered)
             let report = "8 looping clients beside 24 idle keep-alive connections: looping clients per worker \(perWorker), "
-                + "answers per client \(answered.sorted()); order \(order)"
+                + "answers per client \(answered.sorted()), reconnects \(results.map(\.reconnects).reduce(0, +)), failures \(results.compactMap(\.failure)); order \(order)"
             do {
                 // As `loopingKeepAliveClientsGetFairTurns`: each worker a quarter of the clients or more, and no client
                 // answered more than 2.5 times as often as another.
-                #expect(perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= 2 }
+                #expect(results.allSatisfy { $0.failure == nil } && perWorker.count == 2 && perWorker.values.allSatisfy { $0 >= 2 }
                         && answered.min()! > 0 && Double(answered.max()!) <= 2.5 * Double(answered.min()!), "\(report)")
             }
             withExtendedLifetime(idle) {}

@@ -7,38 +7,6 @@ import Testing
 
 extension SWSGIIntegration {
     @Suite struct StuckWorkerShare {
-        /// Keep-alive clients that loop requests, counting the answers that said `Connection: close`.
-        static func loopCountingCloses(_ socket: String, clients: Int, seconds: Double) -> (answered: Int, closes: Int, failures: [String]) {
-            let started = Date()
-            let counts = FairnessBox(count: clients)
-            let failures = FailureBox()
-            let done = DispatchSemaphore(value: 0)
-            for i in 0..<clients {
-                Thread {
-                    var c: Client? = nil
-                    var answered = 0, closes = 0
-                    while Date().timeIntervalSince(started) < seconds {
-                        do {
-                            let conn = try c ?? Client(path: socket)
-                            c = conn
-                            try conn.send("GET /sleep/0.02?client=\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
-                            let reply = try conn.readResponse(timeout: 10)
-                            answered += 1
-                            if !reply.keepAlive { closes += 1 }
-                            if !reply.keepAlive { c = nil }
-                        } catch {
-                            failures.add("client \(i): \(error)")
-                            c = nil
-                        }
-                    }
-                    counts.set(i, answered, Double(closes))
-                    done.signal()
-                }.start()
-            }
-            for _ in 0..<clients { done.wait() }
-            return (counts.all.map(\.answered).reduce(0, +), Int(counts.all.map(\.worst).reduce(0, +)), failures.all)
-        }
-
         /// One single-threaded worker of two is held by a long request while 16 clients loop on the other. That
         /// one holds them all, but it is the only worker that can serve: letting connections go makes their
         /// clients connect again to the same worker (after the 100 ms it leaves them to the stuck one), over
@@ -53,8 +21,9 @@ extension SWSGIIntegration {
             let holder = try s.connect()
             try holder.send("GET /sleep/4?long HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try waitBusy(s, stats: dir.file("stats"), count: 1)
-            let run = Self.loopCountingCloses(s.socket!, clients: 16, seconds: 3.0)
-            #expect(run.failures.isEmpty, "\(run.failures.prefix(3))")
+            let (results, _) = ConnectionSpread.loopingClients(s, clients: 16, seconds: 3.0, requestSeconds: 0.02)
+            let run = (answered: results.map(\.answered).reduce(0, +), closes: results.map(\.reconnects).reduce(0, +))
+            #expect(results.compactMap(\.failure).isEmpty, "\(results.compactMap(\.failure).prefix(3))")
             #expect(run.answered > 0 && run.closes == 0,
                     "while the other worker was held, \(run.closes) of \(run.answered) answers said Connection: close")
             #expect(try holder.readResponse(timeout: 10).status == 200)
