@@ -75,6 +75,23 @@ final class Connection {
 
     deinit { close(fd) }
 
+    /// Reads and throws away what the client sent that the server will not serve, before the server closes the
+    /// connection after a response: a socket closed with unread input makes the kernel send a reset, which
+    /// destroys the response's bytes still queued for a client that reads slowly (a request pipelined behind a
+    /// `Connection: close` answer; RFC 9112 §9.6). Only what has arrived; at most 1 MiB, so a client that keeps
+    /// sending is not read for long.
+    func discardUnreadInput() {
+        var budget = 1 << 20
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16384) { buf in
+            while budget > 0 {
+                let n = recv(fd, buf.baseAddress, buf.count, Int32(MSG_DONTWAIT))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                budget -= n
+            }
+        }
+    }
+
     /// What the PROXY header step makes of newly read bytes.
     enum ProxyStep {
         /// Wait for more bytes (the header is not complete).

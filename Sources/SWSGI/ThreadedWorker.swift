@@ -420,6 +420,7 @@ final class ThreadedWorker {
         case .error(let e):
             try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
             log.refused(e, started: c.lastActivity)
+            c.discardUnreadInput()
             drop(c)
         case .head(let head, let consumed):
             c.headStartedAt = nil
@@ -520,6 +521,7 @@ final class ThreadedWorker {
             inFlight.remove(c.fd)
             after += lifecycle.handle(.requestFinished)
             if !d.keepAlive {
+                c.discardUnreadInput()
                 drop(c)
                 continue
             }

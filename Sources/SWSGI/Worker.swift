@@ -480,7 +480,10 @@ final class Worker {
         // A slice of the read buffer, not a copy: nothing keeps it past the request, so the next read
         // finds the buffer unshared (were it kept, copy-on-write would copy it then).
         let keep = process(c, scratch[0..<n])
-        if !keep { drop(c) }
+        if !keep {
+            c.discardUnreadInput()
+            drop(c)
+        }
     }
 
     /// Parses and serves every complete request in `input`; false when the connection must close.

@@ -25,8 +25,8 @@ private let headEnd = Array("\r\n\r\n".utf8)
 
 extension Client {
     /// Sends GET `target` and waits until the response head has arrived (the server has started on the body).
-    public func startDownload(_ target: String, timeout: Double = 5) throws {
-        try send("GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n")
+    public func startDownload(_ target: String, fields: String = "", timeout: Double = 5) throws {
+        try send("GET \(target) HTTP/1.1\r\nHost: t\r\n\(fields)\r\n")
         let deadline = monotonicSeconds() + timeout
         while buffer.firstRange(of: headEnd) == nil {
             guard fill(until: deadline), !sawEOF else { throw TestFailure("no response head for \(target) within \(timeout) s") }
