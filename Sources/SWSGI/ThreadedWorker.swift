@@ -348,12 +348,14 @@ final class ThreadedWorker {
         heldChanged()
     }
 
-    /// Holding clearly more connections than the emptiest other worker (`AcceptShare.excess`), a saturated worker
-    /// answers the next request of its excess idle connections with `Connection: close`, so their clients
-    /// connect again and the workers holding fewer take them. (Only connections no thread holds: a request
-    /// thread reads `closeAfterNext` of the one it serves.)
+    /// Holding clearly more connections than the emptiest other worker (`AcceptShare.excess`), a worker answers the
+    /// next request of its excess idle connections with `Connection: close`, so their clients connect again and the
+    /// workers holding fewer take them: also below its thread count, as the single-threaded worker does (a Python
+    /// app's threads share one GIL: two clients on one worker's threads beside an idle worker got half the
+    /// throughput of a 1/1 split). (Only connections no thread holds: a request thread reads `closeAfterNext` of
+    /// the one it serves.)
     private func shedExcess() {
-        guard lifecycle.accepting && !listenersLost && activeHeld > threadCount else { return }
+        guard lifecycle.accepting && !listenersLost && !withdrawnWhileHeld && activeHeld >= 2 else { return }
         var n = balance.excess(held: activeHeld)
         guard n > 0 else { return }
         for c in conns.values where c.closeAfterNext && !c.countedIdle { n -= 1 }
@@ -539,6 +541,8 @@ final class ThreadedWorker {
             withdrawnWhileHeld = false
             heldChanged()
         }
+        // Not only when saturated: two clients on one worker's threads while another worker idles share one GIL.
+        if !finished.isEmpty { shedExcess() }
         updateListening()
         // A drain that waited for the requests' end serves connections: carried out after the loop above.
         perform(after)

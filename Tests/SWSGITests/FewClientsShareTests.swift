@@ -26,3 +26,30 @@ extension SWSGIIntegration {
         }
     }
 }
+
+extension SWSGIIntegration.FewClientsShare {
+    /// Found by an attack: a worker with request threads let connections go only above its thread count, so two
+    /// clients on one worker of 4 threads stayed there for good while the other worker idled (for a Python app,
+    /// both clients on one GIL: 2,656-3,183 requests in 12 s against 5,982-6,056 split 1/1). Both clients start
+    /// on the only worker (the other taken away with SIGTTOU); it comes back (SIGTTIN); one client must end on it.
+    @Test func twoClientsOnAThreadedWorkerSpreadToAWorkerAddedLater() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let s = try Server(["--processes", "2", "--threads", "4", "--app", "sleep"], dir: dir)
+        defer { s.stop() }
+        #expect(s.waitWorkers(2).count == 2)
+        s.signal(SIGTTOU)
+        #expect(s.waitForLog("SIGTTOU: workers 2 -> 1") && s.waitWorkers(1).count == 1, "\(s.log)")
+        // The second worker comes back 0.7 s into the run (both clients are on the first by then: it is the only one).
+        let master = s.pid
+        Thread {
+            usleep(700_000)
+            kill(master, SIGTTIN)
+        }.start()
+        let (results, order) = SWSGIIntegration.ConnectionSpread.loopingClients(s, clients: 2, seconds: 4, requestSeconds: 0.01, lateFrom: 3)
+        #expect(s.log.contains("SIGTTIN: workers 1 -> 2"), "\(s.log)")
+        let workers = Set(results.compactMap(\.worker))
+        #expect(results.allSatisfy { $0.failure == nil && $0.lateAnswered > 0 } && workers.count == 2,
+                "last worker per client \(results.map(\.worker)), answers \(results.map(\.answered)), reconnects \(results.map(\.reconnects)), failures \(results.compactMap(\.failure)); order \(order.mapValues(\.count))")
+    }
+}
