@@ -57,3 +57,38 @@ extension Client {
         return (String(decoding: buffer[..<end.lowerBound], as: UTF8.self), Array(buffer[end.upperBound...]))
     }
 }
+
+extension Client {
+    /// The local port of this TCP connection; nil when the kernel will not say.
+    public var localPort: UInt16? {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return rc == 0 ? UInt16(bigEndian: address.sin_port) : nil
+    }
+
+    /// The server's end of this loopback connection as /proc/net/tcp shows it: its TCP state (`ESTABLISHED`,
+    /// `FIN_WAIT1` once the server closed or shut down its sending side with bytes not yet delivered, ...) and
+    /// the bytes in its send queue. Nil when the kernel holds no such socket any more (reset, or all done).
+    public func serverEnd(serverPort: UInt16) -> (state: String, sendQueue: Int)? {
+        guard let clientPort = localPort, let table = readProcFile("/proc/net/tcp") else { return nil }
+        let local = "0100007F:" + hex4(serverPort), remote = "0100007F:" + hex4(clientPort)
+        let states = ["01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+                      "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"]
+        for line in table.split(separator: "\n").dropFirst() {
+            // sl local_address rem_address st tx_queue:rx_queue ...
+            let f = line.split(separator: " ")
+            guard f.count > 4, f[1] == local, f[2] == remote else { continue }
+            let queues = f[4].split(separator: ":")
+            return (states[String(f[3])] ?? String(f[3]), Int(queues.first ?? "", radix: 16) ?? 0)
+        }
+        return nil
+    }
+}
+
+private func hex4(_ port: UInt16) -> String {
+    let digits = String(port, radix: 16, uppercase: true)
+    return String(repeating: "0", count: 4 - digits.count) + digits
+}
