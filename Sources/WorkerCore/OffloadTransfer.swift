@@ -162,8 +162,9 @@ public struct OffloadTransfer: Sendable, Equatable {
         return .waitWritable(until: d)
     }
 
-    /// nginx's `lingering_timeout`: a client that neither closes nor sends is not waited for longer.
-    public static let lingerNanoseconds: UInt64 = 5_000_000_000
+    /// nginx's `lingering_timeout`: a client that neither closes nor sends is not waited for longer (the
+    /// worker's own lingering close waits as long).
+    public static let lingerNanoseconds: UInt64 = LingeringClose.timeoutNanoseconds
 
     /// Every byte is queued: linger for the client's close, at most the stall timeout and `lingerNanoseconds`.
     private mutating func linger(now: Instant) -> Action {
