@@ -1,3 +1,4 @@
+import CGlibcShim
 import Glibc
 
 /// TCP listeners. SO_REUSEADDR only lets a port in TIME_WAIT be bound again; a port with a live listener
@@ -46,4 +47,10 @@ public enum TCPSocket {
         var one: Int32 = 1
         try syscall("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4) }
     }
+}
+
+/// Bytes written to the connected TCP socket `fd` that its peer has not acknowledged yet, unsent ones included
+/// (SIOCOUTQ): what a reset would destroy.
+public func unacknowledgedBytes(_ fd: Int32) throws -> Int {
+    Int(try syscall("ioctl(SIOCOUTQ)") { shim_unacknowledged_bytes(fd) })
 }

@@ -34,6 +34,9 @@ final class Connection {
     var countedIdle = false
     /// Registered in the worker's epoll set (a connection answered and closed on its first read never is).
     var watched = false
+    /// The socket went to an offload thread with the response's body: the thread ends the connection (closing it
+    /// in stages itself), so the worker only lets go of its own fd; a shutdown here would cut the transfer.
+    var offloaded = false
     /// The request in hand on this connection and its response (scope, interim-response rule). Changed only
     /// through `exchange(_:)` and `begin`.
     var exchange: Exchange { hot.pointer.pointee.exchange }
@@ -90,6 +93,14 @@ final class Connection {
                 budget -= n
             }
         }
+    }
+
+    /// Response bytes the client has not acknowledged yet: what a close now could destroy (`LingeringClose`).
+    /// None on a Unix socket, where sent bytes are in the client's queue already and a close loses none of them.
+    /// When the kernel will not say, some are assumed: the close waits for the client rather than risk them.
+    func unacknowledgedBytes() -> Int {
+        if remoteLabel == "unix" { return 0 }
+        return (try? Posix.unacknowledgedBytes(fd)) ?? 1
     }
 
     /// What the PROXY header step makes of newly read bytes.

@@ -168,6 +168,8 @@ enum ResponseSending {
             failed(error)
             return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: 0, headBytes: headBytes)
         }
+        // From here the connection's end is the offload thread's.
+        c.offloaded = true
         return SentResponse(plan: plan, sent: job.count, headBytes: headBytes, viaSendfile: true, offloaded: true)
     }
 }

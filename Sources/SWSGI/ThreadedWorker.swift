@@ -100,6 +100,8 @@ final class ThreadedWorker {
     var idle = IdleConnections()
     /// The connections that count in the fair share: all but the quiet ones.
     private var activeHeld: Int { conns.count - idle.count }
+    /// Connections the worker has ended and closes in stages, out of `conns`.
+    let lingering = LingeringConnections()
 
     // Shared with the request threads: under `monitor`.
     let monitor = Monitor()
@@ -242,12 +244,16 @@ final class ThreadedWorker {
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
-            if lifecycle.retiring && retiringSince == nil { retiringSince = now }
+            if lifecycle.retiring && retiringSince == nil {
+                retiringSince = now
+                lingering.retiring(since: now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds, watch: self)
+                scheduleLingering()
+            }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving (as in `Worker`).
                 handleSignals()
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
-                if conns.isEmpty && offloadedTransfersOver(now: now) { perform(lifecycle.handle(.connectionsClosed)) }
+                if conns.isEmpty && offloadedTransfersOver(now: now) && lingering.isEmpty { perform(lifecycle.handle(.connectionsClosed)) }
             }
             var wake = min(nextScanAt, saturatedAcceptAt ?? .max, acceptFailures.pausedUntil ?? .max)
             if lifecycle.mode == .retiring(graceOver: false) { wake = min(wake, retireAt) }
@@ -272,7 +278,11 @@ final class ThreadedWorker {
                 default:
                     if let i = WorkerListener.index(token) {
                         if lifecycle.accepting && listening { acceptOne(ctx.listeners[i]) }
-                    } else if let c = conns[Int32(truncatingIfNeeded: token)] { readable(c) }
+                    } else if let c = conns[Int32(truncatingIfNeeded: token)] {
+                        readable(c)
+                    } else if lingering.holds(Int32(truncatingIfNeeded: token)) {
+                        lingering.readable(Int32(truncatingIfNeeded: token), watch: self)
+                    }
                 }
             }
         }
@@ -300,7 +310,7 @@ final class ThreadedWorker {
     /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched (nor looked
     /// at) until the pause ends.
     private func acceptFailed(_ error: Error) {
-        if acceptFailures.failed(error, held: conns.count, now: monotonicNanoseconds()) != nil {
+        if acceptFailures.failed(error, held: conns.count + lingering.count, now: monotonicNanoseconds()) != nil {
             saturatedAcceptAt = nil
             updateListening()
         }
@@ -340,12 +350,30 @@ final class ThreadedWorker {
 
     private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
 
+    /// Closes a connection its client closed or reset (or that cannot be watched).
     private func drop(_ c: Connection) {
         epoll.remove(c.fd)
         conns[c.fd] = nil
         fresh[c.fd] = nil
         _ = idle.unmark(c)
         heldChanged()
+    }
+
+    // MARK: lingering close (main thread)
+
+    /// The worker ends `c` (after its response, or idle): it leaves the table, and `lingering` closes it.
+    private func end(_ c: Connection) {
+        conns[c.fd] = nil
+        fresh[c.fd] = nil
+        _ = idle.unmark(c)
+        heldChanged()
+        lingering.end(c, now: monotonicNanoseconds(), watch: self)
+        scheduleLingering()
+    }
+
+    /// The next lingering deadline joins the scan's.
+    private func scheduleLingering() {
+        if let next = lingering.nearestDeadline { schedule(next) }
     }
 
     /// Holding clearly more connections than the emptiest other worker (`AcceptShare.excess`), a worker answers the
@@ -405,7 +433,7 @@ final class ThreadedWorker {
                 return
             case .refuse(let why):
                 ServerLog.line("connection closed: \(why) (--enable-proxy-protocol)")
-                drop(c)
+                end(c)
                 return
             case .rest(let rest):
                 if rest.isEmpty { rearm(c); return }
@@ -422,15 +450,14 @@ final class ThreadedWorker {
         case .error(let e):
             try? c.writeAll(HTTPResponseWriter.errorResponse(for: e, date: DateClock.now), timeoutMilliseconds: 1000)
             log.refused(e, started: c.lastActivity)
-            c.discardUnreadInput()
-            drop(c)
+            end(c)
         case .head(let head, let consumed):
             c.headStartedAt = nil
             c.requests += 1
             fresh[c.fd] = nil
             if let watch, doomed {
                 watch.answerNew(c, method: head.method, path: head.path, started: c.lastActivity)
-                drop(c)
+                end(c)
                 return
             }
             inFlight.insert(c.fd)
@@ -523,8 +550,7 @@ final class ThreadedWorker {
             inFlight.remove(c.fd)
             after += lifecycle.handle(.requestFinished)
             if !d.keepAlive {
-                c.discardUnreadInput()
-                drop(c)
+                end(c)
                 continue
             }
             if lifecycle.retiring { c.closeAfterNext = true }
@@ -555,7 +581,7 @@ final class ThreadedWorker {
         defer { if idle.count != idleBefore { heldChanged() } }
         for c in conns.values where !inFlight.contains(c.fd) {
             if lifecycle.retiring && c.headStartedAt == nil {
-                if now >= retireAt { drop(c) }
+                if now >= retireAt { end(c) }
                 continue
             }
             if c.headStartedAt != nil || c.requests == 0 {
@@ -567,7 +593,7 @@ final class ThreadedWorker {
                         log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
                                   started: started, note: "request head not complete in time")
                     }
-                    drop(c)
+                    end(c)
                 } else {
                     schedule(deadline)
                 }
@@ -576,13 +602,15 @@ final class ThreadedWorker {
             let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
             if idleTimeout > 0 {
                 if now >= c.lastActivity + idleTimeout {
-                    drop(c)
+                    end(c)
                     continue
                 }
                 schedule(c.lastActivity + idleTimeout)
             }
             if let again = idle.scan(c, now: now) { schedule(again) }
         }
+        lingering.expire(now: now, watch: self)
+        scheduleLingering()
     }
 
     // MARK: signals (main thread)
@@ -731,4 +759,13 @@ final class ThreadedWorker {
         recycleRequested = true
         tellMaster(limit)
     }
+}
+
+extension ThreadedWorker: LingeringWatch {
+    /// Every connection is in the epoll set, one-shot: from here it is watched for good (its input is only dropped).
+    func watchLingering(_ c: Connection) throws {
+        try epoll.modify(c.fd, token: UInt64(UInt32(bitPattern: c.fd)), events: Epoll.readable)
+    }
+
+    func unwatchLingering(_ c: Connection) { epoll.remove(c.fd) }
 }

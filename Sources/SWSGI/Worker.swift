@@ -178,6 +178,8 @@ final class Worker {
     var idle = IdleConnections()
     /// The connections that count in the fair share: all but the quiet ones.
     private var activeHeld: Int { conns.count - idle.count }
+    /// Connections the worker has ended and closes in stages, out of `conns`.
+    let lingering = LingeringConnections()
     /// epoll_ctl refused to watch a listener again: this worker no longer counts as accepting.
     var listenersLost = false
     /// What the fair share needs between requests. In fixed storage: read after every request, and a stored
@@ -256,13 +258,17 @@ final class Worker {
                     if acceptFailures.resumes(now: now) { acceptPauseOver() } else { schedule(until) }
                 }
             }
-            if lifecycle.retiring && retiringSince == nil { retiringSince = now }
+            if lifecycle.retiring && retiringSince == nil {
+                retiringSince = now
+                lingering.retiring(since: now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds, watch: self)
+                scheduleLingering()
+            }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving: the master's USR1 after a group TERM, and a TERM
                 // whose handler ran as the last wait returned (its pipe byte is not in that wait's events).
                 handleSignals()
                 if WorkerTerm.arrived && !lifecycle.toldTERM { termArrived() }
-                if conns.isEmpty && afterRequest.isEmpty && offloadedTransfersOver(now: now) {
+                if conns.isEmpty && afterRequest.isEmpty && offloadedTransfersOver(now: now) && lingering.isEmpty {
                     perform(lifecycle.handle(.connectionsClosed))
                 }
             }
@@ -296,6 +302,8 @@ final class Worker {
                             ticks.pointee.untilExcessCheck = Self.excessCheckEvery
                             shedExcess()
                         }
+                    } else if lingering.holds(Int32(truncatingIfNeeded: token)) {
+                        lingering.readable(Int32(truncatingIfNeeded: token), watch: self)
                     }
                 }
             case .signal(let sig, _):
@@ -356,7 +364,7 @@ final class Worker {
     /// pause ends (the scan at `nextScanAt` watches them again).
     private func acceptFailed(_ error: Error) {
         let now = monotonicNanoseconds()
-        guard let until = acceptFailures.failed(error, held: conns.count, now: now) else { return }
+        guard let until = acceptFailures.failed(error, held: conns.count + lingering.count, now: now) else { return }
         queueWaiting = false
         for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }
         schedule(until)
@@ -451,6 +459,7 @@ final class Worker {
 
     private func schedule(_ at: Instant) { if at < nextScanAt { nextScanAt = at } }
 
+    /// Closes a connection its client closed or reset (or that cannot be watched).
     private func drop(_ c: Connection) {
         // Events already read for this fd go too: the number may come back with the next accept. (A connection
         // closed before it was ever watched has none.)
@@ -458,6 +467,22 @@ final class Worker {
         conns[c.fd] = nil
         _ = idle.unmark(c)
         heldChanged()
+    }
+
+    // MARK: lingering close
+
+    /// The worker ends `c` (after its response, or idle): it leaves the table, and `lingering` closes it.
+    private func end(_ c: Connection) {
+        conns[c.fd] = nil
+        _ = idle.unmark(c)
+        heldChanged()
+        lingering.end(c, now: monotonicNanoseconds(), watch: self)
+        scheduleLingering()
+    }
+
+    /// The next lingering deadline joins the scan's.
+    private func scheduleLingering() {
+        if let next = lingering.nearestDeadline { schedule(next) }
     }
 
     /// A quiet connection sent bytes: it counts again, and is looked at again by the scan.
@@ -480,10 +505,7 @@ final class Worker {
         // A slice of the read buffer, not a copy: nothing keeps it past the request, so the next read
         // finds the buffer unshared (were it kept, copy-on-write would copy it then).
         let keep = process(c, scratch[0..<n])
-        if !keep {
-            c.discardUnreadInput()
-            drop(c)
-        }
+        if !keep { end(c) }
     }
 
     /// Parses and serves every complete request in `input`; false when the connection must close.
@@ -704,7 +726,7 @@ final class Worker {
             // A retiring worker treats a connection that never sent a byte like an idle keep-alive one:
             // a silent client must not hold up shutdown for a whole --header-timeout.
             if lifecycle.retiring && c.headStartedAt == nil {
-                if now >= retireAt && !readWaitingInput(c) { drop(c) }
+                if now >= retireAt && !readWaitingInput(c) { end(c) }
                 continue
             }
             if c.headStartedAt != nil || c.requests == 0 {
@@ -719,7 +741,7 @@ final class Worker {
                                   bytes: HTTPResponseWriter.errorBody(status: 408).count, started: started,
                                   note: "request head not complete in time")
                     }
-                    drop(c)
+                    end(c)
                 } else {
                     schedule(deadline)
                 }
@@ -728,7 +750,7 @@ final class Worker {
             let idleTimeout = ctx.settings.keepaliveTimeoutNanoseconds
             if idleTimeout > 0 {
                 if now >= c.lastActivity + idleTimeout {
-                    if !readWaitingInput(c) { drop(c) }
+                    if !readWaitingInput(c) { end(c) }
                     continue
                 } else {
                     schedule(c.lastActivity + idleTimeout)
@@ -736,6 +758,8 @@ final class Worker {
             }
             if let again = idle.scan(c, now: now) { schedule(again) }
         }
+        lingering.expire(now: now, watch: self)
+        scheduleLingering()
     }
 
     /// Before a connection is judged late or idle: bytes the kernel already holds for it are read and served
@@ -858,3 +882,15 @@ extension Worker: RequestServer {
     }
 }
 
+extension Worker: LingeringWatch {
+    func watchLingering(_ c: Connection) throws {
+        // (Already watched unless it was ended on its first read.)
+        guard !c.watched else { return }
+        try reactor.watch(c.fd, token: UInt64(UInt32(bitPattern: c.fd)))
+        c.watched = true
+    }
+
+    func unwatchLingering(_ c: Connection) {
+        if c.watched { reactor.unwatch(c.fd, token: UInt64(UInt32(bitPattern: c.fd))) }
+    }
+}

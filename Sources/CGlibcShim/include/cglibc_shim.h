@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
@@ -28,6 +29,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <linux/unix_diag.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -271,6 +273,14 @@ static inline int shim_unix_listen_queue_by_file_inode(unsigned long vfs_ino) {
     close(fd);
     if (found < 0) { errno = ENOENT; return -1; }
     return found;
+}
+
+/// Bytes written to a connected TCP socket that the peer has not acknowledged yet, unsent ones included
+/// (SIOCOUTQ, a variadic ioctl); -1 with errno.
+static inline int shim_unacknowledged_bytes(int fd) {
+    int n = 0;
+    if (ioctl(fd, SIOCOUTQ, &n) != 0) return -1;
+    return n;
 }
 
 /// A TCP listener's accept queue from TCP_INFO (tcpi_unacked: queued now, tcpi_sacked: backlog).
