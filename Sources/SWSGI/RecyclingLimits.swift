@@ -24,6 +24,11 @@ struct RecyclingLimits {
 
     /// The limit reached after `served` requests (the last one raised: `appRaised`): the message asking the
     /// master for a replacement; nil while none is.
+    /// Whether request `number` (the worker's count of requests started, 1-based) is the last before --max-requests:
+    /// its response says `Connection: close`, so the client does not send another request on a connection about to end.
+    @inline(__always)
+    func isLast(request number: UInt64) -> Bool { maxRequests > 0 && number >= UInt64(maxRequests) }
+
     @inline(__always)
     func reached(served: Int64, appRaised: Bool) -> WorkerMessage? {
         if maxRequests > 0 && served >= maxRequests { return .recycleMaxRequests }

@@ -89,7 +89,9 @@ final class RequestThread: RequestServer {
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: worker.requestIDPrefix, number: number, addresses: c.addresses,
                               cgiVariables: c.uwsgi?.variables, server: self)
-        inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
+        // The last request before --max-requests: its response (early-started or not) says close.
+        let keepRequested = head.keepAlive && !worker.recycling.isLast(request: number)
+        inHand = InHand(connection: c, version: head.version, keepAlive: keepRequested, isHead: head.isHeadMethod, started: started)
         var response: Response
         var note: String? = nil
         var appFailed = false
@@ -121,7 +123,7 @@ final class RequestThread: RequestServer {
             bodyComplete = reader.finish()
             rest = reader.leftover
         }
-        let keepAlive = head.keepAlive && !retiring && !c.closeAfterNext && bodyComplete
+        let keepAlive = keepRequested && !retiring && !c.closeAfterNext && bodyComplete
         var out = responseBuffer
         responseBuffer = []
         out.removeAll(keepingCapacity: true)

@@ -565,7 +565,9 @@ final class Worker {
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: requestIDPrefix, number: requestCounter, addresses: c.addresses,
                               cgiVariables: c.speaksUwsgi ? c.uwsgi?.variables : nil, server: self)
-        inHand = InHand(connection: c, version: head.version, keepAlive: head.keepAlive, isHead: head.isHeadMethod, started: started)
+        // The last request before --max-requests: its response (early-started or not) says close.
+        let keepRequested = head.keepAlive && !recycling.isLast(request: requestCounter)
+        inHand = InHand(connection: c, version: head.version, keepAlive: keepRequested, isHead: head.isHeadMethod, started: started)
         // For the access log: why the response is not the app's, or did not complete.
         var note: String? = nil
         var appFailed = false
@@ -574,7 +576,7 @@ final class Worker {
         var response = callApp(request, note: &note, failed: &appFailed, raised: &appRaised)
         let (early, bodyComplete) = takeOverFromApp(response, reader: reader, rest: &rest)
         // (Asked first: it hears the signals that came while the app ran, whatever the request asked for.)
-        let keepAlive = mayKeepConnection(c) && head.keepAlive && bodyComplete
+        let keepAlive = mayKeepConnection(c) && keepRequested && bodyComplete
         let result = writeResponse(&response, appFailed: appFailed, note: &note, early: early, head: head, keepAlive: keepAlive,
                                    on: c, reader: reader, rest: &rest)
         if result.appRaised { appRaised = true }
