@@ -44,13 +44,13 @@ final class BodyReader: RequestBody {
     var finished = false
 
     override func read() throws -> [UInt8]? {
-        try connection.io.withLock {
+        try connection.input.withLock {
             if finished { throw RequestBodyError(status: 400, message: "wsgi.input read after its request was over") }
             return try pull()
         }
     }
 
-    override func serialized<T>(_ body: () throws -> T) rethrows -> T { try connection.io.withLock(body) }
+    override func serialized<T>(_ body: () throws -> T) rethrows -> T { try connection.input.withLock(body) }
 
     private func timedOut() -> RequestBodyError {
         failed = true
@@ -65,25 +65,17 @@ final class BodyReader: RequestBody {
         if decoder.isDone { return nil }
         if expectContinue && !interimAsked {
             // Once: later reads ask nothing of the exchange. The rule itself (no interim response once the
-            // final one has started) is the exchange's.
+            // final one has started) is the exchange's; the 100 goes out under the write lock, so no final
+            // response can start between the decision and the send.
             interimAsked = true
-            if connection.exchange(.bodyReadWanted) == .sendContinue {
-                try connection.sendAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+            try connection.io.withLock {
+                if connection.exchange(.bodyReadWanted) == .sendContinue {
+                    try connection.sendAll(HTTPResponseWriter.continueResponse, timeoutMilliseconds: timeoutMilliseconds)
+                }
             }
         }
         while true {
-            if !input.isEmpty {
-                var out: [UInt8] = []
-                switch decoder.decode(input, into: &out) {
-                case .needMore: input = []
-                case .done(let consumed): input = input[(input.startIndex + consumed)...]
-                case .error(let e):
-                    failed = true
-                    throw RequestBodyError(status: e.status, message: e.message)
-                }
-                if !out.isEmpty { return out }
-                if decoder.isDone { return nil }
-            }
+            if let out = try decodeHeld() { return out.isEmpty ? nil : out }
             let now = monotonicNanoseconds()
             let end = deadline ?? now.saturatingAdd(bodyTimeoutNanoseconds)
             deadline = end
@@ -104,26 +96,66 @@ final class BodyReader: RequestBody {
         }
     }
 
-    /// Consumes what the app left unread; false when the connection cannot be reused.
-    func finish() -> Bool {
-        connection.io.withLock {
-            defer { finished = true }
-            return finished ? !failed : drain()
+    /// Decodes what `input` holds: the body's next bytes; empty at the body's end; nil when `input` is used up
+    /// first (more must be read).
+    private func decodeHeld() throws -> [UInt8]? {
+        while !input.isEmpty {
+            var out: [UInt8] = []
+            switch decoder.decode(input, into: &out) {
+            case .needMore: input = []
+            case .done(let consumed): input = input[(input.startIndex + consumed)...]
+            case .error(let e):
+                failed = true
+                throw RequestBodyError(status: e.status, message: e.message)
+            }
+            if !out.isEmpty { return out }
+            if decoder.isDone { return [] }
         }
+        return decoder.isDone ? [] : nil
     }
 
-    private func drain() -> Bool {
+    /// Ends the request's body, without waiting: consumes what the app left unread as far as it has arrived (at
+    /// most `drainLimit`); false when the connection cannot carry another request (the rest has not arrived, is
+    /// too large, is malformed, or an app's thread is waiting for it). Waiting here would hold the response back
+    /// and the worker from its other clients for as long as the client takes (up to --body-timeout); the client
+    /// is told `Connection: close` instead, and the close drops what it still sends (`Connection.bodyLeftUnread`).
+    func finish() -> Bool {
+        let complete = connection.input.withLockIfFree { () -> Bool in
+            defer { finished = true }
+            return finished ? !failed : drainArrived()
+        }
+        // nil: an app's thread holds the body, in a read that waits for bytes; its request ends all the same (the
+        // request's objects refuse from now on).
+        if complete != true { connection.bodyLeftUnread = true }
+        return complete ?? false
+    }
+
+    private func drainArrived() -> Bool {
         if failed { return false }
         if bodiless || decoder.isDone { return true }
         // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.
-        if !connection.exchange.bodyFramingKnown { return false }
+        if !connection.io.withLock({ connection.exchange.bodyFramingKnown }) { return false }
         var drained = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
         do {
-            while let piece = try pull() {
-                drained += piece.count
-                if drained > Self.drainLimit { return false }
+            while true {
+                while let piece = try decodeHeld() {
+                    if piece.isEmpty { return true }
+                    drained += piece.count
+                    if drained > Self.drainLimit { return false }
+                }
+                let n = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0 {
+                    input = buffer[0..<n]
+                    buffer = [UInt8](repeating: 0, count: 65536)
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    // Not arrived yet (EAGAIN), the client's end mid-body, or an error: not reusable.
+                    if n == 0 { failed = true }
+                    return false
+                }
             }
-            return true
         } catch { return false }
     }
 }

@@ -49,8 +49,15 @@ final class Connection {
     /// Peer and local addresses, each looked up once when first asked (WSGI's REMOTE_ADDR, SERVER_NAME). Made
     /// with the connection, not lazily: a lazy property would cost an exclusivity check on every request.
     let addresses: SocketAddresses
-    /// Held around each body read and response write made for a request (see `RequestIOLock`).
+    /// Held around each response write made for a request and each change of the exchange (see `RequestIOLock`).
     let io = RequestIOLock.make()
+    /// Held around each read of a request's body (the decoder's state): apart from `io`, so that an app's thread
+    /// waiting for body bytes never holds back the response (taken before `io` when both are needed).
+    let input = RequestIOLock.make()
+    /// The request's body was not all read when the connection was ended: the client may still be sending it, so
+    /// the close waits for it (`LingeringClose`) whatever has been acknowledged, on a Unix socket too (a client
+    /// whose upload failed on a closed socket might never read the answer).
+    var bodyLeftUnread = false
 
     /// `unix` or `tcp`, from the listener that accepted it (`Request.remote`).
     let remoteLabel: String
@@ -99,6 +106,7 @@ final class Connection {
     /// None on a Unix socket, where sent bytes are in the client's queue already and a close loses none of them.
     /// When the kernel will not say, some are assumed: the close waits for the client rather than risk them.
     func unacknowledgedBytes() -> Int {
+        if bodyLeftUnread { return max(1, remoteLabel == "unix" ? 1 : (try? Posix.unacknowledgedBytes(fd)) ?? 1) }
         if remoteLabel == "unix" { return 0 }
         return (try? Posix.unacknowledgedBytes(fd)) ?? 1
     }

@@ -34,6 +34,15 @@ public final class RequestIOLock: ManagedBuffer<Void, pthread_mutex_t> {
         }
     }
 
+    /// `withLock` if no other thread holds the lock; nil (and `body` not run) if one does.
+    func withLockIfFree<T>(_ body: () throws -> T) rethrows -> T? {
+        try withUnsafeMutablePointerToElements { mutex in
+            guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+            defer { pthread_mutex_unlock(mutex) }
+            return try body()
+        }
+    }
+
     /// `withLock`, trying until `deadline` (monotonic ns) instead of waiting for ever: nil when the holder
     /// kept it (a thread blocked in a write to a slow client, or in a read of a slow body).
     func withLock<T>(tryingUntil deadline: UInt64, _ body: () throws -> T) rethrows -> T? {

@@ -136,6 +136,22 @@ def application(environ, start_response):
         time.sleep(0.05)
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'reader started']
+    if path == '/noread':
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+        return [b'nr']
+    if path == '/blocked-reader':
+        # A thread waits in a read of a body that is not all there; the app answers without it.
+        inp = environ['wsgi.input']
+        def blocked():
+            try:
+                got = inp.read()
+                results['blocked'] = {'ok': True, 'got': len(got)}
+            except BaseException as e:
+                results['blocked'] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e)}
+        threading.Thread(target=blocked, daemon=True).start()
+        time.sleep(0.2)
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '1')])
+        return [b'A']
     if path == '/echo':
         body = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'text/plain')])
