@@ -26,6 +26,16 @@ func isTChar(_ b: UInt8) -> Bool {
     }
 }
 
+/// RFC 9110 §5.1: a field name is a token (one or more tchar): the rule request names are parsed by, and the
+/// one every name an app sends is held to (`(`, `"`, `/`, `@`, `,` and the like would make a head that a
+/// client or proxy reads another way, or refuses).
+public func isToken(_ bytes: some Collection<UInt8>) -> Bool {
+    !bytes.isEmpty && bytes.allSatisfy(isTChar)
+}
+
+/// A field name as `isToken` judges it; the text's UTF-8 (a name past ASCII is no token).
+public func isFieldName(_ name: String) -> Bool { isToken(name.utf8) }
+
 @inline(__always)
 func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 

@@ -129,7 +129,7 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .whitespaceBeforeColon: "whitespace between a header name and its colon"
         case .invalidFieldName: "a header name that is empty or not a token"
         case .invalidFieldValue: "a forbidden byte in a header value"
-        case .invalidContentLength: "Content-Length is not a number"
+        case .invalidContentLength: "Content-Length is not a non-negative decimal number"
         case .conflictingContentLength: "Content-Length given more than once"
         case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
         case .invalidTransferEncoding: "a Transfer-Encoding that does not end in chunked, or on HTTP/1.0"
