@@ -9,6 +9,7 @@ let colon: UInt8 = 0x3A
 let comma: UInt8 = 0x2C
 let semicolon: UInt8 = 0x3B
 let questionMark: UInt8 = 0x3F
+let hash: UInt8 = 0x23
 let del: UInt8 = 0x7F
 
 /// RFC 9110 `tchar`: the bytes allowed in methods, field names and codings.
@@ -24,6 +25,16 @@ func isTChar(_ b: UInt8) -> Bool {
         return false
     }
 }
+
+/// RFC 9110 §5.1: a field name is a token (one or more tchar): the rule request names are parsed by, and the
+/// one every name an app sends is held to (`(`, `"`, `/`, `@`, `,` and the like would make a head that a
+/// client or proxy reads another way, or refuses).
+public func isToken(_ bytes: some Collection<UInt8>) -> Bool {
+    !bytes.isEmpty && bytes.allSatisfy(isTChar)
+}
+
+/// A field name as `isToken` judges it; the text's UTF-8 (a name past ASCII is no token).
+public func isFieldName(_ name: String) -> Bool { isToken(name.utf8) }
 
 @inline(__always)
 func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
@@ -148,6 +159,27 @@ extension Array where Element == UInt8 {
         }
     }
 }
+
+/// `p[start..<end]` as text for a log line: visible ASCII as it is, every other byte (control, SP, DEL, not
+/// ASCII) as `\xHH`, so a client's bytes can neither break the line nor make it invalid UTF-8.
+func printableText(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    var text = ""
+    text.reserveCapacity(end - start)
+    for k in start..<end {
+        let b = p[k]
+        if b > 0x20 && b < 0x7F {
+            text.unicodeScalars.append(Unicode.Scalar(b))
+        } else {
+            text += "\\x"
+            text.unicodeScalars.append(Unicode.Scalar(hexDigitUpper(b >> 4)))
+            text.unicodeScalars.append(Unicode.Scalar(hexDigitUpper(b & 0xF)))
+        }
+    }
+    return text
+}
+
+@inline(__always)
+private func hexDigitUpper(_ v: UInt8) -> UInt8 { v < 10 ? v &+ 0x30 : v &+ 0x37 }
 
 /// ALPHA (RFC 5234).
 func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) &- 0x61 < 26 }

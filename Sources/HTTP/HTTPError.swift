@@ -20,6 +20,8 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidMethod
         /// Request-target contains bytes outside visible ASCII: 400.
         case invalidTarget
+        /// Request-target contains `#`: a fragment, which clients never send (RFC 9112 §3.2, RFC 3986 §3.5): 400.
+        case fragmentInTarget
         /// Request line does not have exactly three space-separated parts: 400.
         case invalidRequestLine
         /// Version is not `HTTP/<digit>.<digit>`: 400.
@@ -119,6 +121,7 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .controlCharacter: "a control character in the request head"
         case .invalidMethod: "the method is not a token"
         case .invalidTarget: "the request target has a byte outside visible ASCII"
+        case .fragmentInTarget: "a '#' in the request target (a fragment is never sent, RFC 9112 §3.2)"
         case .invalidRequestLine: "the request line is not METHOD TARGET VERSION"
         case .invalidVersion: "the HTTP version is malformed"
         case .unsupportedVersion: "an HTTP version other than 1.x"
@@ -126,7 +129,7 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .whitespaceBeforeColon: "whitespace between a header name and its colon"
         case .invalidFieldName: "a header name that is empty or not a token"
         case .invalidFieldValue: "a forbidden byte in a header value"
-        case .invalidContentLength: "Content-Length is not a number"
+        case .invalidContentLength: "Content-Length is not a non-negative decimal number"
         case .conflictingContentLength: "Content-Length given more than once"
         case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
         case .invalidTransferEncoding: "a Transfer-Encoding that does not end in chunked, or on HTTP/1.0"

@@ -21,7 +21,7 @@ public enum HTTPParseResult: Sendable, Hashable {
 /// anything odd is more likely an attack than a client to be accommodated):
 /// - Lines must end in CRLF; bare LF and bare CR are rejected with 400.
 /// - Up to `maxLeadingEmptyLines` CRLFs before the request line are skipped.
-/// - Exactly one SP between request-line parts; target must be visible ASCII.
+/// - Exactly one SP between request-line parts; target must be visible ASCII without `#`.
 /// - `HTTP/1.x` with x > 1 is accepted and treated like 1.1 (RFC 9110 §6.2); other
 ///   majors get 505.
 /// - Transfer-Encoding: final coding must be `chunked` (else 400, per RFC 9112 §6.3);
@@ -162,9 +162,9 @@ public struct HTTPRequestParser: Sendable {
         guard methodEnd > 0, i < lineEnd, p[i] == sp else { return nil }
         i += 1
         let targetStart = i
-        while i < lineEnd, p[i] > 0x20, p[i] < 0x7F { i += 1 }
-        guard i > targetStart, i < lineEnd, p[i] == sp else { return nil }
-        return (makeString(p, 0, methodEnd), makeString(p, targetStart, i))
+        while i < lineEnd, p[i] != sp { i += 1 }
+        guard i > targetStart, i < lineEnd else { return nil }
+        return (makeString(p, 0, methodEnd), printableText(p, targetStart, i))
     }
 
     /// The buffer holds only the CR of a leading empty line.
@@ -295,33 +295,44 @@ public struct HTTPRequestParser: Sendable {
         let methodEnd = i
         i += 1
 
-        // request-target SP
+        // request-target SP: a byte it may not hold is refused once the target is delimited, so the
+        // refusal can name it (escaped) in the log.
         let targetStart = i
         var queryMark = -1
+        var targetRefusal: HTTPError.Kind?
         while i < n, p[i] != sp, p[i] != cr {
             let b = p[i]
-            guard b > 0x20, b < 0x7F else { return fail(.invalidTarget) }
-            if b == questionMark, queryMark < 0 { queryMark = i }
+            if b <= 0x20 || b >= 0x7F {
+                if targetRefusal == nil { targetRefusal = .invalidTarget }
+            } else if b == hash {
+                // RFC 9112 §3.2, RFC 3986 §3.5: a fragment is never sent; `/admin#/../public` must not reach
+                // PATH_INFO as the same text `%23` decodes to.
+                if targetRefusal == nil { targetRefusal = .fragmentInTarget }
+            } else if b == questionMark, queryMark < 0 {
+                queryMark = i
+            }
             i += 1
         }
-        guard i > targetStart, i < n, p[i] == sp else { return fail(.invalidRequestLine) }
+        guard i > targetStart, i < n, p[i] == sp else { return fail(targetRefusal ?? .invalidRequestLine) }
         let targetEnd = i
         i += 1
+        // From here the method and target are delimited: every refusal carries them for the log (the target
+        // escaped where it holds bytes that are not visible ASCII).
+        @inline(__always) func refuse(_ kind: HTTPError.Kind) -> Result<HTTPRequestHead, HTTPError> {
+            .failure(HTTPError(kind, method: makeString(p, 0, methodEnd), target: printableText(p, targetStart, targetEnd)))
+        }
+        if let targetRefusal { return refuse(targetRefusal) }
 
         // "HTTP/" DIGIT "." DIGIT CRLF
         guard n - i >= 10,
             p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
             isDigit(p[i + 5]), p[i + 6] == 0x2E, isDigit(p[i + 7]), p[i + 8] == cr
-        else { return fail(.invalidVersion) }
+        else { return refuse(.invalidVersion) }
         let version = HTTPVersion(major: Int(p[i + 5] &- 0x30), minor: Int(p[i + 7] &- 0x30))
-        guard version.major == 1 else { return fail(.unsupportedVersion) }
-        if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return fail(e) }
+        guard version.major == 1 else { return refuse(.unsupportedVersion) }
+        if let e = Self.checkTargetForm(p, methodEnd: methodEnd, targetStart: targetStart, targetEnd: targetEnd) { return refuse(e) }
         let atLeast11 = version.minor >= 1
         i += 10
-        // From here the request line is known: errors carry its method and target for the log.
-        @inline(__always) func refuse(_ kind: HTTPError.Kind) -> Result<HTTPRequestHead, HTTPError> {
-            .failure(HTTPError(kind, method: makeString(p, 0, methodEnd), target: makeString(p, targetStart, targetEnd)))
-        }
 
         var fields: [HTTPField] = []
         fields.reserveCapacity(16)

@@ -10,7 +10,7 @@ public enum HTTPResponseBody: Sendable, Hashable {
 /// What the caller must do after `appendHead`, since the writer may have to change the
 /// framing or connection handling it was asked for.
 public struct HTTPResponsePlan: Sendable, Hashable {
-    /// Whether body bytes may be written at all (false for HEAD, 1xx, 204 and 304).
+    /// Whether body bytes may be written at all (false for HEAD, 1xx, 204, 205 and 304).
     public var sendsBody: Bool
     /// Whether body bytes must be wrapped with `appendChunk` and ended with `lastChunk`.
     public var chunked: Bool
@@ -57,9 +57,12 @@ public enum HTTPResponseWriter {
         version: HTTPVersion = .http1_1, keepAlive: Bool = true, headRequest: Bool = false, date: [UInt8]? = nil,
         fieldLines: HTTPFieldLinesCache? = nil, to buffer: inout [UInt8]
     ) -> HTTPResponsePlan {
-        let bodyless = (100...199).contains(status) || status == 204 || status == 304
+        let bodyless = isBodyless(status)
+        // RFC 9110 §15.3.6: a 205 carries no content, and unlike 204 (RFC 9112 §6.3) its framing is read, so
+        // it says Content-Length: 0 whatever the caller's body.
+        let resetContent = status == 205
         let understandsChunked = version >= .http1_1
-        var plan = HTTPResponsePlan(sendsBody: !bodyless && !headRequest, chunked: false, keepAlive: keepAlive)
+        var plan = HTTPResponsePlan(sendsBody: !bodyless && !resetContent && !headRequest, chunked: false, keepAlive: keepAlive)
         // The head's pieces are gathered on the stack and appended in one copy: each `append(contentsOf:)` to the
         // array costs about 90 instructions whatever its size, and a head has eight pieces or more.
         return withUnsafeTemporaryAllocation(byteCount: HeadStaging.capacity, alignment: 1) { room in
@@ -99,7 +102,9 @@ public enum HTTPResponseWriter {
                 if appendFieldLines(headers.fields, to: &buffer) { plan.keepAlive = false }
             }
 
-            if !bodyless {
+            if resetContent {
+                w.put("Content-Length: 0\r\n", &buffer)
+            } else if !bodyless {
                 switch body {
                 case .contentLength(let n):
                     w.put("Content-Length: ", &buffer)
@@ -128,6 +133,15 @@ public enum HTTPResponseWriter {
         }
     }
 
+    /// Statuses whose response has no content and no framing fields (RFC 9112 §6.3: 1xx, 204, 304).
+    public static func isBodyless(_ status: Int) -> Bool {
+        (100...199).contains(status) || status == 204 || status == 304
+    }
+
+    /// Statuses whose response never carries content, whatever the app gives: the bodyless ones and 205
+    /// (RFC 9110 §15.3.6, sent with Content-Length: 0).
+    public static func sendsNoContent(_ status: Int) -> Bool { isBodyless(status) || status == 205 }
+
     /// Like the main `appendHead`, taking version, HEAD-ness and keep-alive from `request`;
     /// `keepAlive: false` lets the server close anyway (e.g. shutting down, recycling).
     @discardableResult
@@ -140,6 +154,17 @@ public enum HTTPResponseWriter {
             status: status, reason: reason, rawReason: rawReason, headers: headers, body: body, version: request.version,
             keepAlive: keepAlive && request.keepAlive, headRequest: request.isHeadMethod, date: date, fieldLines: fieldLines,
             to: &buffer)
+    }
+
+    /// The first of an app's response header names that is not a token (RFC 9110 §5.1), or nil: such a name
+    /// is never written (a response carrying one is the app's error, answered 500 by the caller).
+    public static func firstInvalidFieldName(_ headers: HTTPHeaders) -> String? {
+        headers.fields.first(where: { !isFieldName($0.name) })?.name
+    }
+
+    /// What is wrong with a response header name that is not a token, in plain words.
+    public static func invalidNameMessage(_ name: String) -> String {
+        "response header name \(name.debugDescription) is not a token (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_`|~ only)"
     }
 
     /// Whether `fields` hold a Date field.

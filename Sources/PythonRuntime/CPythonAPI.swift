@@ -83,6 +83,8 @@ public final class CPythonAPI: @unchecked Sendable {
     public let PyUnicode_DecodeUTF8: py_decode
     public let PyUnicode_AsLatin1String: py_obj_obj
     public let PyUnicode_AsUTF8String: py_obj_obj
+    /// Only on the way to an error message (`Interpreter.encode`): which character a str cannot be encoded with.
+    public let PyUnicode_AsEncodedString: py_encode
     public let PyUnicode_Concat: py_obj_obj_obj
     public let PyCFunction_NewEx: py_cfunction_new
     public let PyCapsule_New: py_capsule_new
@@ -94,6 +96,7 @@ public final class CPythonAPI: @unchecked Sendable {
     public let listType: PyObjectPointer
     public let tupleType: PyObjectPointer
     public let bytesType: PyObjectPointer
+    public let strType: PyObjectPointer
     public let excTypeError: PyObjectPointer
     public let excValueError: PyObjectPointer
     public let excAssertionError: PyObjectPointer
@@ -190,6 +193,7 @@ public final class CPythonAPI: @unchecked Sendable {
         PyUnicode_DecodeUTF8 = try fn("PyUnicode_DecodeUTF8")
         PyUnicode_AsLatin1String = try fn("PyUnicode_AsLatin1String")
         PyUnicode_AsUTF8String = try fn("PyUnicode_AsUTF8String")
+        PyUnicode_AsEncodedString = try fn("PyUnicode_AsEncodedString")
         PyUnicode_Concat = try fn("PyUnicode_Concat")
         PyCFunction_NewEx = try fn("PyCFunction_NewEx")
         PyCapsule_New = try fn("PyCapsule_New")
@@ -199,6 +203,7 @@ public final class CPythonAPI: @unchecked Sendable {
         listType = try object("PyList_Type")
         tupleType = try object("PyTuple_Type")
         bytesType = try object("PyBytes_Type")
+        strType = try object("PyUnicode_Type")
         excTypeError = try exported("PyExc_TypeError")
         excValueError = try exported("PyExc_ValueError")
         excAssertionError = try exported("PyExc_AssertionError")

@@ -122,7 +122,8 @@ public final class Interpreter {
         return string(s)
     }
 
-    /// A Python str as Swift text (UTF-8, surrogates escaped); nil when it is not a str.
+    /// A Python str as Swift text (UTF-8); nil when it is not a str or holds a lone surrogate. For text an app
+    /// hands over, use `encode`, which says which of the two it is.
     public func string(_ s: PyObjectPointer) -> String? {
         guard let b = api.PyUnicode_AsUTF8String(s) else { api.PyErr_Clear(); return nil }
         defer { api.Py_DecRef(b) }
@@ -130,6 +131,54 @@ public final class Interpreter {
         var n = 0
         guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0, let p else { api.PyErr_Clear(); return nil }
         return String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    /// The app's str `o` encoded (a new bytes reference), or why it cannot be, with no Python error left set:
+    /// not a str at all, or a str with a character the encoding has no bytes for (a lone surrogate from a
+    /// surrogateescape file name in UTF-8; anything past U+00FF in latin-1). Every conversion of an app's str
+    /// goes through here, so none says "must be a str, not str".
+    public func encode(_ o: PyObjectPointer, _ encoding: StrEncoding) -> Result<PyObjectPointer, StrProblem> {
+        let encoded = encoding == .utf8 ? api.PyUnicode_AsUTF8String(o) : api.PyUnicode_AsLatin1String(o)
+        if let encoded { return .success(encoded) }
+        api.PyErr_Clear()
+        guard api.PyObject_IsInstance(o, api.strType) == 1 else {
+            api.PyErr_Clear()
+            return .failure(.notStr(typeName: typeName(o)))
+        }
+        let (index, codePoint) = firstUnencodable(o, encoding) ?? (0, 0)
+        return .failure(.unencodable(encoding, codePoint: codePoint, index: index))
+    }
+
+    /// The app's str `o` as Swift text (its UTF-8), or why it is not one (see `encode`).
+    public func text(_ o: PyObjectPointer) -> Result<String, StrProblem> {
+        encode(o, .utf8).map { b in
+            defer { api.Py_DecRef(b) }
+            var p: UnsafeMutablePointer<CChar>?
+            var n = 0
+            guard api.PyBytes_AsStringAndSize(b, &p, &n) == 0, let p else { api.PyErr_Clear(); return "" }
+            return String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
+        }
+    }
+
+    /// Raises `problem` in Python as the error it is (see `StrProblem.message`); returns nil for a callback.
+    public func raise(_ problem: StrProblem, _ what: String, expected: String = "a str") -> PyObjectPointer? {
+        raise(problem.exception(api), problem.message(what, expected: expected))
+    }
+
+    /// The first character of str `o` that `encoding` cannot hold, and its index, read from the str's UTF-32
+    /// (surrogates passed through as themselves). Runs on the way to an error only.
+    private func firstUnencodable(_ o: PyObjectPointer, _ encoding: StrEncoding) -> (Int, UInt32)? {
+        guard let wide = api.PyUnicode_AsEncodedString(o, "utf-32-le", "surrogatepass") else { api.PyErr_Clear(); return nil }
+        defer { api.Py_DecRef(wide) }
+        var p: UnsafeMutablePointer<CChar>?
+        var n = 0
+        guard api.PyBytes_AsStringAndSize(wide, &p, &n) == 0, let p else { api.PyErr_Clear(); return nil }
+        let raw = UnsafeRawBufferPointer(start: p, count: n)
+        for index in 0..<(n / 4) {
+            let c = raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).littleEndian
+            if encoding.refuses(c) { return (index, c) }
+        }
+        return nil
     }
 
     /// The name of `o`'s type, for messages.
@@ -238,4 +287,43 @@ public func pythonLiteral(_ s: String) -> String {
 /// One line to swsgi's log (fd 2), timestamped like the master's lines.
 func writeLog(_ message: String) {
     writeStderr("swsgi python [pid \(getpid())]: \(message)")
+}
+
+/// The encodings swsgi turns an app's str into: UTF-8 (names, paths, keys) and latin-1 (PEP 3333's status and
+/// header strings).
+public enum StrEncoding: Sendable {
+    case utf8, latin1
+
+    public var name: String { self == .utf8 ? "UTF-8" : "latin-1" }
+
+    /// Whether the encoding has no bytes for code point `c`.
+    func refuses(_ c: UInt32) -> Bool { self == .utf8 ? (0xD800...0xDFFF).contains(c) : c > 0xFF }
+}
+
+/// Why an app's object could not be read as text (`Interpreter.encode`).
+public enum StrProblem: Error, Sendable {
+    /// Not a str; the name of its type.
+    case notStr(typeName: String)
+    /// A str with a character the encoding cannot hold: the first one, and its index in the str.
+    case unencodable(StrEncoding, codePoint: UInt32, index: Int)
+
+    /// "<what> must be <expected>, not <type>", or "<what> holds a character that is not <encoding>
+    /// (U+DCFF at index 1)". `expected`: what the caller takes ("a str", "bytes or str").
+    public func message(_ what: String, expected: String = "a str") -> String {
+        switch self {
+        case .notStr(let type):
+            return "\(what) must be \(expected), not \(type)"
+        case .unencodable(let encoding, let c, let index):
+            let hex = String(c, radix: 16, uppercase: true)
+            let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+            let surrogate = (0xD800...0xDFFF).contains(c) ? ", a lone surrogate" : ""
+            return "\(what) holds a character that is not \(encoding.name) (\(code)\(surrogate) at index \(index))"
+        }
+    }
+
+    /// TypeError for an object that is not a str; ValueError (UnicodeEncodeError's base) for a str that cannot be encoded.
+    public func exception(_ api: CPythonAPI) -> PyObjectPointer {
+        if case .notStr = self { return api.excTypeError }
+        return api.excValueError
+    }
 }

@@ -163,7 +163,7 @@ extension RequestThread {
     func startResponse(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?) throws -> ResponseStream {
         guard let request = inHand, !request.appReturned else { throw SWSGIError("this request cannot start its response early") }
         if let early = request.early { return early.stream }
-        let early = ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
+        let early = try ResponseSending.startEarly(status: status, reason: reason, headers: headers, contentLength: length, for: request,
                                                keepAlive: request.keepAlive && !retiring && !request.connection.closeAfterNext,
                                                timeoutMilliseconds: worker.writeTimeoutMilliseconds)
         inHand?.early = early

@@ -29,10 +29,11 @@ struct SentResponse {
 /// with them; the bytes on the wire are decided here once.
 enum ResponseSending {
     /// Starts a response before the app returns: the head waits in the framing and leaves with the first
-    /// body bytes (one send, no Nagle wait between them); with no body allowed (HEAD, 204, 304), the stream
+    /// body bytes (one send, no Nagle wait between them); with no body allowed (HEAD, 204, 205, 304), the stream
     /// takes nothing and the head leaves at the end.
     static func startEarly(status: Int, reason: [UInt8]?, headers: HTTPHeaders, contentLength length: Int?,
-                           for request: InHand, keepAlive: Bool, timeoutMilliseconds: Int32) -> EarlyResponse {
+                           for request: InHand, keepAlive: Bool, timeoutMilliseconds: Int32) throws -> EarlyResponse {
+        if let bad = HTTPResponseWriter.firstInvalidFieldName(headers) { throw SWSGIError(HTTPResponseWriter.invalidNameMessage(bad)) }
         var out: [UInt8] = []
         let plan = HTTPResponseWriter.appendHead(status: status, rawReason: reason, headers: headers, body: length.map { .contentLength($0) } ?? .streamed,
                                                  version: request.version, keepAlive: keepAlive,
@@ -54,6 +55,13 @@ enum ResponseSending {
         func failed(_ error: Error) {
             if error is ApplicationFailure { appRaised = true }
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+        }
+        // A header name that is not a token is never written (WSGI's start_response refuses it before this).
+        if early == nil, let bad = HTTPResponseWriter.firstInvalidFieldName(response.headers) {
+            let finish = response.finish
+            response = Response(status: 500, text: "Internal Server Error\n")
+            response.finish = finish
+            note = (note.map { $0 + "; " } ?? "") + "application error: " + HTTPResponseWriter.invalidNameMessage(bad)
         }
         if case .file(let file) = response.body {
             if early == nil, let offload, file.count > 0, !Self.bodyless(response.status, head) {
@@ -137,9 +145,9 @@ enum ResponseSending {
         }
     }
 
-    /// A response that may carry no body whatever it says (HEAD, 1xx, 204, 304): nothing to offload.
+    /// A response that may carry no body whatever it says (HEAD, 1xx, 204, 205, 304; the writer's rule): nothing to offload.
     private static func bodyless(_ status: Int, _ head: HTTPRequestHead) -> Bool {
-        head.isHeadMethod || (100...199).contains(status) || status == 204 || status == 304
+        head.isHeadMethod || HTTPResponseWriter.sendsNoContent(status)
     }
 
     /// uWSGI's offload (core/offload.c, `uwsgi_response_sendfile_do` with `can_offload`): the worker writes the

@@ -218,11 +218,12 @@ final class UwsgiModule {
         func string(_ i: Int) throws(Raised) -> String? {
             let o = try item(i)
             if o == m.api.none { return nil }
-            guard let s = m.py.string(o) else {
-                _ = m.py.raise(m.api.excTypeError, "argument \(i + 1) must be str, not \(m.py.typeName(o))")
+            switch m.py.text(o) {
+            case .success(let s): return s
+            case .failure(let problem):
+                _ = m.py.raise(problem, "argument \(i + 1)")
                 throw Raised()
             }
-            return s
         }
     }
 
@@ -283,9 +284,11 @@ final class UwsgiModule {
             guard api.PyBytes_AsStringAndSize(o, &p, &n) == 0 else { throw Raised() }
             return try body(UnsafeRawBufferPointer(start: p, count: n))
         }
-        guard let b = api.PyUnicode_AsUTF8String(o) else {
-            api.PyErr_Clear()
-            _ = py.raise(api.excTypeError, "\(what) must be bytes or str, not \(py.typeName(o))")
+        let b: PyObjectPointer
+        switch py.encode(o, .utf8) {
+        case .success(let encoded): b = encoded
+        case .failure(let problem):
+            _ = py.raise(problem, what, expected: "bytes or str")
             throw Raised()
         }
         defer { api.Py_DecRef(b) }

@@ -45,10 +45,9 @@ final class WSGIWorker {
     var lastStatus: (object: PyObjectPointer, code: Int, reason: [UInt8]?)?
     /// The reason phrase of the response in hand, as the app gave it.
     var reason: [UInt8]?
-    /// Body bytes the app produced for the response in hand (write() and the iterable), and whether
-    /// their going past its Content-Length was logged (once per response).
+    /// Body bytes the app produced for the response in hand (write() and the iterable); those past its
+    /// Content-Length are logged when the response ends.
     var produced = 0
-    var cutLogged = false
     let headerTexts = TextCache()
     let headerLists = HeaderListCache()
     /// The request in hand: write() starts its response early.
@@ -209,8 +208,9 @@ final class WSGIWorker {
                 do {
                     body = try py.withoutGIL { try PostBuffering.drain(request.body, memoryBytes: postBufferingBytes) }
                 } catch let e as RequestBodyError {
+                    // Thrown, as when the app's own read fails: the worker answers it and logs its reason.
                     end()
-                    return Response(status: e.status, text: e.message + "\n")
+                    throw e
                 }
             }
             guard let env = environ.environ(for: request) else { return try failure(result: nil) }
@@ -420,7 +420,6 @@ final class WSGIWorker {
         status = nil
         reason = nil
         produced = 0
-        cutLogged = false
         headers = HTTPHeaders()
         declaredLength = nil
         headersSent = false
@@ -431,6 +430,8 @@ final class WSGIWorker {
     /// The request is over: its objects refuse from now on. A set the app still holds is retired for
     /// good (its generation is never opened again) and the next request gets a new one.
     private func end() {
+        if let declaredLength, produced > declaredLength { logCut(produced - declaredLength, declaredLength) }
+        produced = 0
         scope.close()
         setInRequest(false)
         body = nil
@@ -448,15 +449,12 @@ final class WSGIWorker {
     }
 
     /// Counts `n` more body bytes from the app; true once its Content-Length is reached. A body that goes
-    /// past it is cut there (PEP 3333: never more than Content-Length on the wire) and logged once per response.
+    /// past it is cut there (PEP 3333: never more than Content-Length on the wire); what was dropped is
+    /// logged once, in all, when the response ends (`end`): write() calls after the first past it count too.
     private func count(_ n: Int) -> Bool {
         produced += n
-        guard let declaredLength, produced >= declaredLength else { return false }
-        if produced > declaredLength && !cutLogged {
-            cutLogged = true
-            logCut(produced - declaredLength, declaredLength)
-        }
-        return true
+        guard let declaredLength else { return false }
+        return produced >= declaredLength
     }
 
     private func logCut(_ extra: Int, _ declared: Int) {
@@ -525,14 +523,20 @@ final class WSGIWorker {
         for i in 0..<count {
             let pair = api.PyList_GetItem(headerList, i)!
             items.append(pair)
-            guard api.PyObject_IsInstance(pair, api.tupleType) == 1, api.PyTuple_Size(pair) == 2 else {
+            guard api.PyObject_IsInstance(pair, api.tupleType) == 1 else {
                 return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")
+            }
+            let size = api.PyTuple_Size(pair)
+            guard size == 2 else {
+                return py.raise(api.excTypeError, "response header \(i) is a tuple of \(size) item\(size == 1 ? "" : "s"), not a (name, value) pair")
             }
             guard let name = headerText(api.PyTuple_GetItem(pair, 0)!, name: nil),
                   let value = headerText(api.PyTuple_GetItem(pair, 1)!, name: name.text) else { return nil }
             if name.isContentLength {
                 guard let l = value.number else {
-                    return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is not a number")
+                    let negative = value.text.drop(while: { $0 == " " || $0 == "\t" }).first == "-"
+                    return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is \(negative ? "negative" : "not a number"): "
+                        + "it must be a non-negative decimal number of bytes")
                 }
                 // Two different lengths: which one the body is meant to have cannot be known.
                 if let length, length != l {
@@ -661,8 +665,7 @@ final class WSGIWorker {
                 return raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
                     ? "response header \(name) has a control character (CR, LF or another) in its value" : nil
             }
-            return raw.isEmpty || raw.contains(where: { $0 <= 0x20 || $0 == 0x3A || $0 >= 0x7F })
-                ? "invalid response header name \(String(decoding: raw, as: UTF8.self).debugDescription)" : nil
+            return isToken(raw) ? nil : HTTPResponseWriter.invalidNameMessage(String(decoding: raw, as: UTF8.self))
         }) else { return nil }
         let raw: [UInt8]? = text.unicodeScalars.contains(where: { $0.value >= 0x80 })
             ? text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } : nil
@@ -672,20 +675,18 @@ final class WSGIWorker {
         return known
     }
 
-    /// The text of a str of latin-1 characters; nil with a Python error set (TypeError, or ValueError
-    /// with the message `invalid` gives for its bytes).
+    /// The text of a str of latin-1 characters; nil with a Python error set (TypeError for an object that is not
+    /// a str, ValueError naming the first character that is not latin-1, or with the message `invalid` gives for its bytes).
     func latin1String(_ o: PyObjectPointer, what: String, invalid: (UnsafeRawBufferPointer) -> String? = { _ in nil }) -> String? {
-        guard let b = api.PyUnicode_AsLatin1String(o) else {
-            api.PyErr_Clear()
-            // Say which of the two it is: a str with a character past U+00FF, or not a str at all.
-            if let text = py.string(o),
-               let wide = text.unicodeScalars.first(where: { $0.value > 0xFF }) {
-                let code = String(wide.value, radix: 16, uppercase: true)
-                _ = py.raise(api.excValueError, "\(what) \(text.debugDescription) has the character U+\(String(repeating: "0", count: max(0, 4 - code.count)) + code), "
-                    + "which is not latin-1: PEP 3333 status and header strings hold latin-1 characters only (encode other text, e.g. RFC 8187 for filenames)")
-            } else {
-                _ = py.raise(api.excTypeError, "\(what) must be a str, not \(py.typeName(o))")
+        let b: PyObjectPointer
+        switch py.encode(o, .latin1) {
+        case .success(let encoded): b = encoded
+        case .failure(let problem):
+            var message = problem.message(what)
+            if case .unencodable = problem {
+                message += ": PEP 3333 status and header strings hold latin-1 characters only (encode other text, e.g. RFC 8187 for filenames)"
             }
+            _ = py.raise(problem.exception(api), message)
             return nil
         }
         defer { api.Py_DecRef(b) }

@@ -27,6 +27,13 @@ let badHeads: [BadHead] = [
     BadHead("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", .invalidMethod),
     BadHead("GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n", .invalidMethod),
     BadHead("GET /\u{E9} HTTP/1.1\r\nHost: h\r\n\r\n", .invalidTarget),
+    BadHead("GET /\u{E9}\r\nHost: h\r\n\r\n", .invalidTarget),
+    // A fragment is never sent (RFC 9112 §3.2): `#` is not the same text as `%23`.
+    BadHead("GET /admin#/../public HTTP/1.1\r\nHost: h\r\n\r\n", .fragmentInTarget),
+    BadHead("GET /a?b#frag HTTP/1.1\r\nHost: h\r\n\r\n", .fragmentInTarget),
+    BadHead("GET # HTTP/1.1\r\nHost: h\r\n\r\n", .fragmentInTarget),
+    BadHead("GET http://h/x#y HTTP/1.1\r\nHost: h\r\n\r\n", .fragmentInTarget),
+    BadHead("GET /#\u{E9} HTTP/1.1\r\nHost: h\r\n\r\n", .fragmentInTarget),
     BadHead("GET / HTTP/1.1 \r\nHost: h\r\n\r\n", .invalidVersion),
     BadHead("GET / http/1.1\r\nHost: h\r\n\r\n", .invalidVersion),
     BadHead("GET / HTTP/1\r\nHost: h\r\n\r\n", .invalidVersion),
@@ -156,6 +163,33 @@ let badHeads: [BadHead] = [
         var l = HTTPRequestParser()
         guard case .error(let line) = l.parse(bytes("GET /\u{1}")) else { Issue.record("not refused"); return }
         #expect(line.method == nil, "no whole request line, no method")
+    }
+
+    /// Every refusal made once the method and target are delimited names them: the target form, the version
+    /// (400 and 505), a byte the target may not hold (escaped: no control byte or invalid UTF-8 in a log line).
+    @Test func refusalsAfterTheRequestLineIsDelimitedNameIt() {
+        let cases: [(raw: [UInt8], kind: HTTPError.Kind, method: String, target: String)] = [
+            (bytes("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), .invalidTargetForm, "GET", "*"),
+            (bytes("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n"), .invalidTargetForm, "CONNECT", "/x"),
+            (bytes("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), .unsupportedVersion, "GET", "/"),
+            (bytes("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"), .invalidVersion, "GET", "/"),
+            (bytes("GET /a HTTP/1\r\nHost: h\r\n\r\n"), .invalidVersion, "GET", "/a"),
+            (bytes("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n"), .fragmentInTarget, "GET", "/a#b"),
+            (bytes("GET /") + [0xE9] + bytes(" HTTP/1.1\r\nHost: h\r\n\r\n"), .invalidTarget, "GET", "/\\xE9"),
+            (bytes("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n"), .invalidTarget, "GET", "/a\\x09b"),
+            (bytes("GET /\u{E9}x HTTP/2.0\r\nHost: h\r\n\r\n"), .invalidTarget, "GET", "/\\xC3\\xA9x"),
+            // Refused while the head was scanned: the request line is named the same way.
+            (bytes("GET /") + [0xFF] + bytes(" HTTP/1.1\r\nHost: h\r\nX: a\u{1}\r\n\r\n"), .controlCharacter, "GET", "/\\xFF"),
+        ]
+        for c in cases {
+            for cut in [0, 3, 6, c.raw.count - 2] {
+                var p = HTTPRequestParser()
+                var result = p.parse(Array(c.raw[..<(cut == 0 ? c.raw.count : cut)]))
+                if cut > 0, result == .needMore { result = p.parse(Array(c.raw[cut...])) }
+                guard case .error(let e) = result else { Issue.record("not refused: \(c.raw) cut \(cut)"); continue }
+                #expect(e.kind == c.kind && e.method == c.method && e.target == c.target, "cut \(cut): \(e) \(e.method ?? "-") \(e.target ?? "-")")
+            }
+        }
     }
 
     @Test func errorStatusMapping() {

@@ -103,6 +103,35 @@ func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
         #expect(text(out) == "HTTP/1.1 304 Not Modified\r\n\r\n")
     }
 
+    /// RFC 9110 §15.3.6: a 205 carries no content; its framing is read (it is not 204 or 304), so it says
+    /// Content-Length: 0 whatever body, length or HEAD-ness it is given.
+    @Test func resetContentSendsNoContentAndSaysSo() {
+        for body in [HTTPResponseBody.contentLength(2), .contentLength(0), .streamed] {
+            for version in [HTTPVersion.http1_1, .http1_0] {
+                var out: [UInt8] = []
+                let plan = HTTPResponseWriter.appendHead(status: 205, body: body, version: version, to: &out)
+                #expect(!plan.sendsBody && !plan.chunked, "\(body) \(version)")
+                #expect(plan.keepAlive, "\(body) \(version): Content-Length: 0 frames it")
+                #expect(text(out).contains("\r\nContent-Length: 0\r\n"), "\(text(out))")
+                #expect(!text(out).contains("Transfer-Encoding"), "\(text(out))")
+            }
+        }
+        #expect(HTTPResponseWriter.sendsNoContent(205) && !HTTPResponseWriter.isBodyless(205))
+    }
+
+    /// Response header names are tokens, by the rule request names are parsed with (RFC 9110 §5.1).
+    @Test func responseHeaderNamesAreTokens() {
+        for bad in ["X(A)", "X\"A", "X/A", "X=A", "X@A", "X,A", "X{A}", "X[A]", "X\\A", "X;A", "X?A", "X A", "X:A", "", "X\u{E9}"] {
+            #expect(!isFieldName(bad), "\(bad.debugDescription)")
+            var h = HTTPHeaders()
+            h.append("X-Ok", "1")
+            h.append(bad, "v")
+            #expect(HTTPResponseWriter.firstInvalidFieldName(h) == bad)
+        }
+        #expect(isFieldName("X!#$%&'*+-.^_`|~Az09"))
+        #expect(HTTPResponseWriter.firstInvalidFieldName(["Content-Type": "a/b", "X-A": "1"]) == nil)
+    }
+
     @Test func framingFieldsFromCallerAreDropped() {
         var out: [UInt8] = []
         HTTPResponseWriter.appendHead(

@@ -28,5 +28,27 @@ extension SWSGIIntegration {
                 }
             }
         }
+
+        /// Every refusal made once the method and target are delimited names them in the log (not `- -`):
+        /// a target form, a version, a `#` (a fragment, never sent), a byte that is not visible ASCII (escaped).
+        @Test func refusalsNameTheirMethodAndTarget() throws {
+            try withServer(["--processes", "1", "--app", "echo"]) { s throws in
+                let cases: [(raw: [UInt8], status: Int, logged: String)] = [
+                    (Array("GET * HTTP/1.1\r\nHost: t\r\n\r\n".utf8), 400, "GET * 400 "),
+                    (Array("GET /v2 HTTP/2.0\r\nHost: t\r\n\r\n".utf8), 505, "GET /v2 505 "),
+                    (Array("GET /sp HTTP/1.1 \r\nHost: t\r\n\r\n".utf8), 400, "GET /sp 400 "),
+                    (Array("CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n".utf8), 400, "CONNECT /x 400 "),
+                    (Array("GET /admin#/../public HTTP/1.1\r\nHost: t\r\n\r\n".utf8), 400, "GET /admin#/../public 400 "),
+                    (Array("GET /".utf8) + [0xE9] + Array(" HTTP/1.1\r\nHost: t\r\n\r\n".utf8), 400, "GET /\\xE9 400 "),
+                ]
+                for c in cases {
+                    let client = try s.connect()
+                    try client.send(c.raw)
+                    #expect(try client.readResponse(timeout: 5).status == c.status, "\(c.logged)")
+                    #expect(s.waitForLog(c.logged), "logged:\n\(s.log.suffix(2000))")
+                }
+                #expect(!s.log.contains("- - "), "a refusal without its request line:\n\(s.log)")
+            }
+        }
     }
 }

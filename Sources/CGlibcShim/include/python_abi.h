@@ -66,6 +66,7 @@ typedef PyObject *(*py_obj_long)(long);
 typedef PyObject *(*py_bytes_from)(const char *, Py_ssize_t);
 typedef int (*py_bytes_as)(PyObject *, char **, Py_ssize_t *);
 typedef PyObject *(*py_decode)(const char *, Py_ssize_t, const char *errors);
+typedef PyObject *(*py_encode)(PyObject *, const char *encoding, const char *errors);
 
 // Builtin functions made from C (Swift) callbacks.
 typedef PyObject *(*py_cfunction_new)(PyMethodDef *, PyObject *self, PyObject *module);
