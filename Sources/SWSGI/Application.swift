@@ -126,6 +126,9 @@ public struct Response {
     /// Runs once the response is over, whatever happened (sent, HEAD, client gone, error):
     /// where an app releases what the response held (WSGI's `close()`).
     public var finish: (() -> Void)? = nil
+    /// The header names were checked to be tokens where the app gave them (WSGI's start_response): not scanned
+    /// again before they are written.
+    package var headerNamesChecked = false
 
     public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

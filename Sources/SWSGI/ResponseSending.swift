@@ -57,7 +57,7 @@ enum ResponseSending {
             note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
         }
         // A header name that is not a token is never written (WSGI's start_response refuses it before this).
-        if early == nil, let bad = HTTPResponseWriter.firstInvalidFieldName(response.headers) {
+        if early == nil, !response.headerNamesChecked, let bad = HTTPResponseWriter.firstInvalidFieldName(response.headers) {
             let finish = response.finish
             response = Response(status: 500, text: "Internal Server Error\n")
             response.finish = finish

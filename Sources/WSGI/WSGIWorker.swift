@@ -261,11 +261,13 @@ final class WSGIWorker {
                 if declaredLength == nil || declaredLength == out.count {
                     var r = Response(status: status, headers: headers, body: out)
                     r.reason = reason
+                    r.headerNamesChecked = true
                     return r
                 }
                 let body = out
                 var r = Response(status: status, headers: headers) { try $0.write(body) }
                 r.reason = reason
+                r.headerNamesChecked = true
                 r.contentLength = declaredLength
                 return r
             }
@@ -277,6 +279,7 @@ final class WSGIWorker {
             }
             response.reason = reason
             response.contentLength = declaredLength
+            response.headerNamesChecked = true
             response.finish = { [unowned self] in
                 self.py.withGIL {
                     self.close(result, pulled)
@@ -340,6 +343,7 @@ final class WSGIWorker {
         // The Python file owns the fd (finish closes it): an offload thread works on its own duplicate.
         var response = Response(status: status, headers: headers, file: ResponseFile(fd: fd, offset: position, count: length, owned: false))
         response.reason = reason
+        response.headerNamesChecked = true
         response.finish = { [unowned self] in
             self.py.withGIL {
                 self.close(result, nil)
