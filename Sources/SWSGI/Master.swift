@@ -263,9 +263,13 @@ final class Master {
             }
             let now = monotonicNanoseconds()
             var actions = pool.handle(event, now: now)
-            // Sampled as it becomes ready too, before it can have taken a request: a limit below a fresh
-            // worker's size is seen as such even when a busy listen queue hands it a request at once.
-            if case .workerReady = event, nextEvilCheckAt != nil { actions += evilSample(pid, now: now) }
+            // Its size as it becomes ready, before it can have taken a request: a limit below a fresh worker's
+            // size is seen as such even when a busy listen queue hands it a request at once.
+            if case .workerReady = event, nextEvilCheckAt != nil {
+                let rss = pool.config.evilRSSLimitBytes > 0 ? residentBytes(pid: pid) : nil
+                let vsz = pool.config.evilAddressSpaceLimitBytes > 0 ? addressSpaceBytes(pid: pid) : nil
+                actions += pool.handle(.freshSizeSampled(pid: pid, rssBytes: rss, addressSpaceBytes: vsz), now: now)
+            }
             if let code = execute(actions) { return code }
         }
         return nil

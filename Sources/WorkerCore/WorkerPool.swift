@@ -56,6 +56,9 @@ public struct WorkerSlot: Equatable, Sendable {
     /// A sample showed the worker had taken a request: from then on its growth is the app's work, not
     /// what a fresh worker needs (see `evilKill`).
     public var tookRequest = false
+    /// Its RSS and address space as it reported ready, before it could take a request (evil limits on).
+    public var freshRSSBytes: Int? = nil
+    public var freshAddressSpaceBytes: Int? = nil
     /// Which limit `killDeadline` is, for the SIGKILL line.
     public var killDeadlineLimit: KillDeadline = .mercy
     /// This worker's row in the shared scoreboard: reserved by the pool when it decided the fork,
@@ -150,6 +153,10 @@ public struct WorkerPool: Sendable {
         case rssSampled(pid: Int32, bytes: Int, tookRequest: Bool)
         /// The master read a worker's address space (VmSize), sampled as `rssSampled` while evil AS is on.
         case addressSpaceSampled(pid: Int32, bytes: Int, tookRequest: Bool)
+        /// The master read a worker's size as it reported ready (evil limits on): a worker over a limit then was
+        /// over it before any request, however busy the listen queue keeps it afterwards. Kills nothing by itself
+        /// (the periodic sample does), so readiness is announced as before.
+        case freshSizeSampled(pid: Int32, rssBytes: Int?, addressSpaceBytes: Int?)
         /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
         /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
         case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
@@ -338,6 +345,12 @@ public struct WorkerPool: Sendable {
         case .addressSpaceSampled(let pid, let bytes, let took):
             return evilKill(pid: pid, bytes: bytes, tookRequest: took, limit: config.evilAddressSpaceLimitBytes, reason: .evilAddressSpace,
                             what: "address space", now: now)
+        case .freshSizeSampled(let pid, let rss, let vsz):
+            if let i = slots.firstIndex(where: { $0.pid == pid }) {
+                slots[i].freshRSSBytes = rss
+                slots[i].freshAddressSpaceBytes = vsz
+            }
+            return []
         case .busySampled(let percent, let queue, let rss):
             guard !stopping, var c = cheaperState else { return [] }
             let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
@@ -623,7 +636,9 @@ public struct WorkerPool: Sendable {
             slots[i].state = .retiring
             slots[i].retireReason = reason
             respawnTotals[w.id, default: 0] += 1
-            if !slots[i].tookRequest && now - min(now, w.startedAt) < config.crashWindowNanoseconds {
+            let fresh = reason == .evilRSS ? w.freshRSSBytes : w.freshAddressSpaceBytes
+            let overBeforeAnyRequest = !w.tookRequest || fresh.map { $0 >= limit } == true
+            if overBeforeAnyRequest && now - min(now, w.startedAt) < config.crashWindowNanoseconds {
                 // Over the limit within its first second and before any request: the limit is below what a fresh
                 // worker needs, and an immediate replacement would be killed too, four times a second for ever.
                 // Back off. (One that took a request grew doing the app's work: replaced at once, as uWSGI does.)

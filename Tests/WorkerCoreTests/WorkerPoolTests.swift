@@ -473,10 +473,22 @@ extension WorkerPoolProcessSideTests {
         let _ = sample(pid, 12 << 20, took: true, now + 2)
         let late = sample(pid, 160 << 20, took: false, now + 3)
         #expect(late.contains(.fork(id: 1)), "\(late)")
+        // Over the limit already as it reported ready: backs off even if a request reached it before the sample.
+        _ = p.handle(.workerExited(pid: pid, status: .signaled(9)), now: now + 4)
+        _ = p.handle(.deadlinePassed, now: now + 4)
+        pid += 10
+        now += 10
+        _ = p.handle(.forked(id: 1, pid: pid), now: now)
+        #expect(p.handle(.freshSizeSampled(pid: pid, rssBytes: addressSpace ? nil : 160 << 20, addressSpaceBytes: addressSpace ? 160 << 20 : nil),
+                         now: now + 1).isEmpty, "the ready sample kills nothing itself")
+        let overAtReady = sample(pid, 160 << 20, took: true, now + 2)
+        #expect(overAtReady.contains(.kill(pid: pid)) && !overAtReady.contains(.fork(id: 1)), "\(overAtReady)")
         // A fresh worker over the limit before any request still backs off, as before.
         _ = p.handle(.workerExited(pid: pid, status: .signaled(9)), now: now + 4)
+        now += 1_000_000_000
+        #expect(p.handle(.deadlinePassed, now: now).contains(.fork(id: 1)), "respawned after its back-off")
         pid += 10
-        _ = p.handle(.forked(id: 1, pid: pid), now: now + 5)
+        _ = p.handle(.forked(id: 1, pid: pid), now: now)
         let fresh = sample(pid, 160 << 20, took: false, now + 6)
         #expect(!fresh.contains(.fork(id: 1)) && fresh.contains(where: { if case .report(.notStarted, let m) = $0 { m.contains("before any request") } else { false } }),
                 "\(fresh)")
