@@ -261,7 +261,16 @@ final class Master {
             case .gotTERM: .workerGotTERM(pid: pid)
             case .sourceChanged: .sourceChanged(pid: pid)
             }
-            if let code = execute(pool.handle(event, now: monotonicNanoseconds())) { return code }
+            let now = monotonicNanoseconds()
+            var actions = pool.handle(event, now: now)
+            // Its size as it becomes ready, before it can have taken a request: a limit below a fresh worker's
+            // size is seen as such even when a busy listen queue hands it a request at once.
+            if case .workerReady = event, nextEvilCheckAt != nil {
+                let rss = pool.config.evilRSSLimitBytes > 0 ? residentBytes(pid: pid) : nil
+                let vsz = pool.config.evilAddressSpaceLimitBytes > 0 ? addressSpaceBytes(pid: pid) : nil
+                actions += pool.handle(.freshSizeSampled(pid: pid, rssBytes: rss, addressSpaceBytes: vsz), now: now)
+            }
+            if let code = execute(actions) { return code }
         }
         return nil
     }
@@ -313,20 +322,28 @@ final class Master {
                                             listenQueue: queue), now: now)
     }
 
+    /// One worker's --evil-reload-on-rss / -as sample. Its scoreboard's request number is read first: a worker
+    /// that had not started a request then was over the limit before any (it cannot grow that much in the
+    /// microseconds between the reads), which the pool tells from growth in a request.
+    private func evilSample(_ pid: Int32, now: Instant) -> [WorkerPool.Action] {
+        let took = slotOfPID[pid].map { scoreboard.get($0, .requestCounter) > 0 } ?? false
+        var actions: [WorkerPool.Action] = []
+        if pool.config.evilRSSLimitBytes > 0, let rss = residentBytes(pid: pid) {
+            actions += pool.handle(.rssSampled(pid: pid, bytes: rss, tookRequest: took), now: now)
+        }
+        if pool.config.evilAddressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(pid: pid) {
+            actions += pool.handle(.addressSpaceSampled(pid: pid, bytes: vsz, tookRequest: took), now: now)
+        }
+        return actions
+    }
+
     /// The samples the pool decides from: --evil-reload-on-rss's RSS (every `rssSampleNanoseconds`) and
     /// cheaper's busyness (every --cheaper-overload).
     private func periodicChecks(now: Instant) -> [WorkerPool.Action] {
         var actions: [WorkerPool.Action] = []
         if let at = nextEvilCheckAt, at <= now {
             nextEvilCheckAt = now + pool.config.rssSampleNanoseconds
-            for w in pool.slots {
-                if pool.config.evilRSSLimitBytes > 0, let rss = residentBytes(pid: w.pid) {
-                    actions += pool.handle(.rssSampled(pid: w.pid, bytes: rss), now: now)
-                }
-                if pool.config.evilAddressSpaceLimitBytes > 0, let vsz = addressSpaceBytes(pid: w.pid) {
-                    actions += pool.handle(.addressSpaceSampled(pid: w.pid, bytes: vsz), now: now)
-                }
-            }
+            for w in pool.slots { actions += evilSample(w.pid, now: now) }
         }
         if let at = nextCheaperCycleAt, at <= now {
             nextCheaperCycleAt = now + settings.cheaperOverloadNanoseconds

@@ -17,6 +17,7 @@ enum ExitGuard {
         }
         state.pointee.words.status = 0
         if status > 0, let line { state.pointee.words.keep(line) }
+        state.pointee.owner = getpid()
         state.pointee.words.status = status
         return 0
     }
@@ -24,6 +25,9 @@ enum ExitGuard {
 
 private struct ExitGuardState {
     var registered = false
+    /// The process that armed the guard: a process the app forks during its import inherits the handler,
+    /// and its exit() is its own (it must neither say swsgi's line nor remove swsgi's socket name).
+    var owner: pid_t = 0
     var words = LastWords()
 }
 
@@ -40,6 +44,6 @@ private nonisolated(unsafe) let exitGuardState: UnsafeMutablePointer<ExitGuardSt
 private let exitGuardHandler: @convention(c) () -> Void = {
     let state = exitGuardState
     let status = state.pointee.words.status
-    if status <= 0 { return }
+    if status <= 0 || getpid() != state.pointee.owner { return }
     state.pointee.words.sayAndExit(status)
 }

@@ -1,8 +1,8 @@
 import Glibc
 import SWSGI
 
-/// The one line a guard writes as the process ends during the app's import (ExitGuard: exit(); AbortGuard:
-/// SIGABRT), kept in memory allocated up front so the handler neither allocates nor runs an initializer.
+/// The one line a guard writes as the process ends during the app's import (ExitGuard: exit(); CrashGuard:
+/// SIGABRT and faults), kept in memory allocated up front so the handler neither allocates nor runs an initializer.
 struct LastWords {
     static let capacity = 512
     /// `capacity` bytes, allocated once and never freed.
@@ -24,10 +24,15 @@ struct LastWords {
         length = bytes.count + 1
     }
 
-    /// Async-signal-safe (write, unlink, _exit): writes the line, removes the temporary socket name, exits.
-    func sayAndExit(_ status: Int32) -> Never {
+    /// Async-signal-safe (write, unlink): writes the line, removes the temporary socket name.
+    func say() {
         _ = write(2, line, length)
         StartupCleanup.removeNow()
+    }
+
+    /// Async-signal-safe (write, unlink, _exit): `say()`, then ends the process.
+    func sayAndExit(_ status: Int32) -> Never {
+        say()
         _exit(status)
     }
 }

@@ -82,25 +82,77 @@ class ExitAtImport(BaseException):
     """The app tried to end the process while being imported (os._exit, sys.exit): swsgi would otherwise
     exit with the app's status and no word (or, with --lazy-apps, respawn it forever)."""
 
+# Set by swsgi before any load: the builtin that ends the process at import, and the app's description for
+# its line (placeholders until then).
+def end_import():
+    raise SystemError('swsgi: end_import is not installed')
+app_description = 'the app'
+
 def load_guarded(load, *args):
-    import posix
+    import posix, _thread
     real = posix._exit
+    # The guard acts in the loader's own process and thread only: a process the app forks while being
+    # imported (multiprocessing ends each child with os._exit(code)) is not swsgi, and in another thread an
+    # exception would end that thread alone while the import goes on.
+    owner, loader = posix.getpid(), _thread.get_ident()
     importing = [True]
     def _exit(status):
-        if importing[0]:
-            raise ExitAtImport('the app called os._exit(%r) while being imported' % (status,))
+        if importing[0] and posix.getpid() == owner:
+            if _thread.get_ident() == loader:
+                raise ExitAtImport('the app called os._exit(%r) while being imported' % (status,))
+            line = 'swsgi: the app called os._exit(%r) from another thread while being imported (%s): it cannot be served\n' % (
+                status, app_description)
+            try:
+                posix.write(2, line.encode('utf-8', 'replace'))
+            finally:
+                end_import()
         real(status)
     os._exit = posix._exit = _exit
     try:
-        return load(*args)
-    except SystemExit as e:
-        raise ExitAtImport('the app raised SystemExit(%r) while being imported' % (e.code,)) from None
+        try:
+            loaded = load(*args)
+        except SystemExit as e:
+            if posix.getpid() != owner:
+                raise
+            raise ExitAtImport('the app raised SystemExit(%r) while being imported' % (e.code,)) from None
+    except BaseException as e:
+        if posix.getpid() != owner:
+            _end_forked(real, e)
+        raise
     finally:
         importing[0] = False
         if os._exit is _exit:
             os._exit = real
         if posix._exit is _exit:
             posix._exit = real
+    if posix.getpid() != owner:
+        _end_forked(real, None)
+    return loaded
+
+def _end_forked(real, error):
+    """A process the app forked during its import came back out of the import (it returned, or raised,
+    sys.exit included): it is not swsgi, so it ends here as Python would end it, exit handlers run and
+    streams flushed, and none of swsgi's error reporting or clean-up runs in it."""
+    status = 0
+    try:
+        if isinstance(error, SystemExit):
+            if isinstance(error.code, int):
+                status = error.code
+            elif error.code is not None:
+                print(error.code, file=sys.stderr)
+                status = 1
+        elif error is not None:
+            sys.excepthook(type(error), error, error.__traceback__)
+            status = 1
+        import atexit
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        real(status)
 
 def load_file(path, name, pythonpath_count):
     return load_guarded(_load_file, path, name, pythonpath_count)

@@ -42,8 +42,9 @@ public final class WSGIHost: HostedApplication {
         let limitHint = limitMiB > 0 ? " (under --limit-as \(limitMiB) MiB: too low for Python? raise it)" : ""
         ExitGuard.set(ExitCode.failure, "swsgi: Python exited while starting\(limitHint)")
         defer { ExitGuard.set(0, nil) }
-        try AbortGuard.set(ExitCode.failure, "swsgi: Python aborted while starting\(limitHint)")
-        defer { try? AbortGuard.set(0, nil) }
+        try CrashGuard.set(ExitCode.failure, abortLine: "swsgi: Python aborted while starting\(limitHint)",
+                           faultLine: { "swsgi: Python crashed (\($0)) while starting\(limitHint)" })
+        defer { try? CrashGuard.set(0, abortLine: nil, faultLine: { _ in "" }) }
         do {
             installation = try PythonLocator.locate(PythonSelection(libraryPath: options.libraryPath, home: options.home,
                                                                             interpreter: options.executable),
@@ -57,6 +58,7 @@ public final class WSGIHost: HostedApplication {
             throw SWSGIError("the WSGI support code failed to load (traceback above)")
         }
         support = ns
+        try installImportEnd()
         // `import uwsgi` / `uwsgidecorators` work from here on, at the app's import and after.
         // A mule's script missing is an error now, not a mule respawned forever.
         for case .file(let f) in all.mules where access(f, R_OK) != 0 {
@@ -83,6 +85,32 @@ public final class WSGIHost: HostedApplication {
         interpreter.releaseGIL()
     }
 
+    /// The support code's `end_import()` and `app_description`: os._exit from a thread other than the one
+    /// importing the app cannot be refused with an exception (it would end only that thread, and the
+    /// import would go on as if the app had not asked to stop), so the support code writes its line and
+    /// calls this, which ends the process as exit() at import does: temporary socket name removed, the
+    /// app-load status.
+    private func installImportEnd() throws {
+        let api = interpreter.api
+        let def = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
+        def.initialize(to: PyMethodDef(ml_name: strdup("end_import"), ml_meth: { _, _ in
+            StartupCleanup.removeNow()
+            _exit(ExitCode.appLoadFailed)
+        }, ml_flags: swsgi_METH_NOARGS, ml_doc: nil))
+        guard let f = api.PyCFunction_NewEx(def, nil, nil) else { throw SWSGIError("cannot create the support code's end_import") }
+        defer { api.Py_DecRef(f) }
+        guard let what = pyString(api, description) else { throw SWSGIError("cannot create the support code's app_description") }
+        defer { api.Py_DecRef(what) }
+        for (name, value) in [("end_import", f), ("app_description", what)] {
+            guard let key = pyString(api, name) else { throw SWSGIError("cannot set the support code's \(name)") }
+            defer { api.Py_DecRef(key) }
+            guard api.PyDict_SetItem(support, key, value) == 0 else {
+                interpreter.printError()
+                throw SWSGIError("cannot set the support code's \(name)")
+            }
+        }
+    }
+
     /// Imports the app; prints the traceback and throws when it cannot.
     func loadApp() throws {
         let api = interpreter.api
@@ -90,9 +118,12 @@ public final class WSGIHost: HostedApplication {
         // A C-level exit() during the import ends the process with a line and the app-load status.
         ExitGuard.set(ExitCode.appLoadFailed, "swsgi: the app called exit() while loading the app (\(description)): it cannot be served")
         defer { ExitGuard.set(0, nil) }
-        // An abort() during the import: one line and the app-load status, not a crash report naming swsgi.
-        try AbortGuard.set(ExitCode.appLoadFailed, "swsgi: the app aborted (SIGABRT) while being imported (\(description)): it cannot be served")
-        defer { try? AbortGuard.set(0, nil) }
+        // An abort() during the import: one line and the app-load status, not a crash report naming swsgi;
+        // a fault: one line, and the signal's own status.
+        let what = description
+        try CrashGuard.set(ExitCode.appLoadFailed, abortLine: "swsgi: the app aborted (SIGABRT) while being imported (\(what)): it cannot be served",
+                           faultLine: { "swsgi: the app crashed (\($0)) while being imported (\(what)): it cannot be served" })
+        defer { try? CrashGuard.set(0, abortLine: nil, faultLine: { _ in "" }) }
         // --import: where the app is loaded (the master, or each worker), just before it (uWSGI's init_apps).
         for spec in options.imports where call("import_one", spec) == nil {
             interpreter.printError()

@@ -20,6 +20,22 @@ public enum RetireReason: String, Sendable {
     case term = "SIGTERM to the worker"
 }
 
+/// The limit a retiring worker's SIGKILL deadline came from, named in the line that reports the kill.
+public enum KillDeadline: Sendable, Equatable {
+    case mercy
+    case harakiriGrace
+    /// SIGINT/SIGQUIT's stop: `WorkerPool.immediateStopNanoseconds` when --worker-reload-mercy is longer.
+    case immediateStop
+
+    var text: String {
+        switch self {
+        case .mercy: "--worker-reload-mercy"
+        case .harakiriGrace: "--harakiri-graceful-timeout"
+        case .immediateStop: "the immediate stop's \(WorkerPool.immediateStopNanoseconds / 1_000_000_000) s (SIGINT/SIGQUIT)"
+        }
+    }
+}
+
 /// One worker process as the master sees it.
 public struct WorkerSlot: Equatable, Sendable {
     public enum State: String, Sendable { case starting, accepting, retiring }
@@ -37,6 +53,14 @@ public struct WorkerSlot: Equatable, Sendable {
     public var harakiriFired = false
     /// --evil-reload-on-rss sent SIGKILL: its exit is expected, and it is not killed twice.
     public var evilKilled = false
+    /// A sample showed the worker had taken a request: from then on its growth is the app's work, not
+    /// what a fresh worker needs (see `evilKill`).
+    public var tookRequest = false
+    /// Its RSS and address space as it reported ready, before it could take a request (evil limits on).
+    public var freshRSSBytes: Int? = nil
+    public var freshAddressSpaceBytes: Int? = nil
+    /// Which limit `killDeadline` is, for the SIGKILL line.
+    public var killDeadlineLimit: KillDeadline = .mercy
     /// This worker's row in the shared scoreboard: reserved by the pool when it decided the fork,
     /// freed when the worker has exited (never while a retiring worker may still write it).
     public var scoreboardIndex: Int = 0
@@ -123,10 +147,16 @@ public struct WorkerPool: Sendable {
         /// A worker's request is past its harakiri deadline; `listenQueue` is the kernel's count
         /// (nil when unknown or not asked for).
         case harakiriExpired(pid: Int32, request: String, ageNanoseconds: UInt64, listenQueue: Int?)
-        /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on).
-        case rssSampled(pid: Int32, bytes: Int)
+        /// The master read a worker's resident set size (every `rssSampleNanoseconds` while evil RSS is on, and
+        /// as the worker reports ready). `tookRequest`: its scoreboard row, read just before, showed a request
+        /// started since its fork.
+        case rssSampled(pid: Int32, bytes: Int, tookRequest: Bool)
         /// The master read a worker's address space (VmSize), sampled as `rssSampled` while evil AS is on.
-        case addressSpaceSampled(pid: Int32, bytes: Int)
+        case addressSpaceSampled(pid: Int32, bytes: Int, tookRequest: Bool)
+        /// The master read a worker's size as it reported ready (evil limits on): a worker over a limit then was
+        /// over it before any request, however busy the listen queue keeps it afterwards. Kills nothing by itself
+        /// (the periodic sample does), so readiness is announced as before.
+        case freshSizeSampled(pid: Int32, rssBytes: Int?, addressSpaceBytes: Int?)
         /// The master measured the busyness of the active workers over the last cheaper cycle (percent of
         /// their time spent in requests), the listen queue and their total RSS: cheaper decides from these.
         case busySampled(busyPercent: Double, listenQueue: Int?, totalRSSBytes: Int)
@@ -161,6 +191,9 @@ public struct WorkerPool: Sendable {
     public enum Trouble: String, Sendable, CaseIterable {
         case forkFailed, notStarted, crashLooping, workerDied, scoreboardFull
     }
+
+    /// The longest an immediate stop (SIGINT, SIGQUIT) waits for a worker before SIGKILL.
+    public static let immediateStopNanoseconds: UInt64 = 3_000_000_000
 
     public static let sigHUP: Int32 = 1, sigINT: Int32 = 2, sigKILL: Int32 = 9, sigUSR1: Int32 = 10, sigTERM: Int32 = 15
 
@@ -269,6 +302,7 @@ public struct WorkerPool: Sendable {
             slots[i].state = .retiring
             slots[i].retireReason = .term
             slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
+            slots[i].killDeadlineLimit = .mercy
             termReplacementAt[slots[i].id] = (pid, now.saturatingAdd(config.groupTERMWindowNanoseconds))
             return [.statusChanged]
         case .immediateStop:
@@ -306,11 +340,17 @@ public struct WorkerPool: Sendable {
             return retire(pid: pid, reason: reason, now: now, replace: true)
         case .harakiriExpired(let pid, let request, let age, let queue):
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
-        case .rssSampled(let pid, let bytes):
-            return evilKill(pid: pid, bytes: bytes, limit: config.evilRSSLimitBytes, reason: .evilRSS, what: "RSS", now: now)
-        case .addressSpaceSampled(let pid, let bytes):
-            return evilKill(pid: pid, bytes: bytes, limit: config.evilAddressSpaceLimitBytes, reason: .evilAddressSpace,
+        case .rssSampled(let pid, let bytes, let took):
+            return evilKill(pid: pid, bytes: bytes, tookRequest: took, limit: config.evilRSSLimitBytes, reason: .evilRSS, what: "RSS", now: now)
+        case .addressSpaceSampled(let pid, let bytes, let took):
+            return evilKill(pid: pid, bytes: bytes, tookRequest: took, limit: config.evilAddressSpaceLimitBytes, reason: .evilAddressSpace,
                             what: "address space", now: now)
+        case .freshSizeSampled(let pid, let rss, let vsz):
+            if let i = slots.firstIndex(where: { $0.pid == pid }) {
+                slots[i].freshRSSBytes = rss
+                slots[i].freshAddressSpaceBytes = vsz
+            }
+            return []
         case .busySampled(let percent, let queue, let rss):
             guard !stopping, var c = cheaperState else { return [] }
             let decision = c.cycle(busyPercent: percent, activeWorkers: activeCount, listenQueue: queue, totalRSSBytes: rss)
@@ -409,6 +449,7 @@ public struct WorkerPool: Sendable {
         slots[i].state = .retiring
         slots[i].retireReason = reason
         slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
+        slots[i].killDeadlineLimit = .mercy
         let w = slots[i]
         var actions: [Action] = []
         if replace {
@@ -437,8 +478,14 @@ public struct WorkerPool: Sendable {
             }
             slots[i].state = .retiring
             slots[i].retireReason = slots[i].retireReason ?? .shutdown
-            let deadline = now.saturatingAdd(signal == Self.sigINT ? min(config.mercyNanoseconds, 3_000_000_000) : config.mercyNanoseconds)
-            slots[i].killDeadline = min(slots[i].killDeadline ?? deadline, deadline)
+            // An immediate stop (SIGINT, SIGQUIT) waits at most 3 s, whatever --worker-reload-mercy says.
+            let limit: KillDeadline = signal == Self.sigINT && config.mercyNanoseconds > Self.immediateStopNanoseconds
+                ? .immediateStop : .mercy
+            let deadline = now.saturatingAdd(limit == .mercy ? config.mercyNanoseconds : Self.immediateStopNanoseconds)
+            if slots[i].killDeadline.map({ deadline < $0 }) ?? true {
+                slots[i].killDeadline = deadline
+                slots[i].killDeadlineLimit = limit
+            }
         }
         if slots.isEmpty { actions.append(.exit(exitCode)) }
         return actions
@@ -503,8 +550,7 @@ public struct WorkerPool: Sendable {
         for i in slots.indices {
             if let k = slots[i].killDeadline, k <= now {
                 slots[i].killDeadline = nil
-                let limit = slots[i].harakiriFired ? "--harakiri-graceful-timeout" : "--worker-reload-mercy"
-                actions.append(.log("worker \(slots[i].id) (pid \(slots[i].pid)) still running after \(limit): SIGKILL"))
+                actions.append(.log("worker \(slots[i].id) (pid \(slots[i].pid)) still running after \(slots[i].killDeadlineLimit.text): SIGKILL"))
                 actions.append(.kill(pid: slots[i].pid))
             }
         }
@@ -558,7 +604,11 @@ public struct WorkerPool: Sendable {
             actions += forkWorker(id: w.id)
         }
         if config.harakiriGracefulNanoseconds > 0 {
-            slots[i].killDeadline = min(slots[i].killDeadline ?? .max, now.saturatingAdd(config.harakiriGracefulNanoseconds))
+            let grace = now.saturatingAdd(config.harakiriGracefulNanoseconds)
+            if slots[i].killDeadline.map({ grace < $0 }) ?? true {
+                slots[i].killDeadline = grace
+                slots[i].killDeadlineLimit = .harakiriGrace
+            }
             // HUP waits in the worker's signalfd until the app returns: the worker then retires instead of
             // taking new work that SIGKILL would cut off when the grace runs out.
             if !wasRetiring { actions.append(.signal(Self.sigHUP, pid: pid)) }
@@ -574,9 +624,10 @@ public struct WorkerPool: Sendable {
     /// it is doing (core/master_checks.c); a graceful recycle would let a busy worker grow on until its
     /// request ends. The replacement is forked first, as for any recycle.
     /// --evil-reload-on-as is the same rule on the address space (uWSGI's vsz).
-    private mutating func evilKill(pid: Int32, bytes: Int, limit: Int, reason: RetireReason, what: String, now: Instant) -> [Action] {
-        guard limit > 0, bytes >= limit,
-              let i = slots.firstIndex(where: { $0.pid == pid }), !slots[i].evilKilled else { return [] }
+    private mutating func evilKill(pid: Int32, bytes: Int, tookRequest: Bool, limit: Int, reason: RetireReason, what: String, now: Instant) -> [Action] {
+        guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
+        if tookRequest { slots[i].tookRequest = true }
+        guard limit > 0, bytes >= limit, !slots[i].evilKilled else { return [] }
         slots[i].evilKilled = true
         slots[i].killDeadline = nil
         let w = slots[i]
@@ -585,10 +636,13 @@ public struct WorkerPool: Sendable {
             slots[i].state = .retiring
             slots[i].retireReason = reason
             respawnTotals[w.id, default: 0] += 1
-            if now - min(now, w.startedAt) < config.crashWindowNanoseconds {
-                // Over the limit within its first second: the limit is below what a fresh worker needs, and
-                // an immediate replacement would be killed too, four times a second for ever. Back off.
-                actions += scheduleRespawn(id: w.id, now: now, why: "over --\(reason.rawValue) within a second of its start: the limit is below a fresh worker's \(what)")
+            let fresh = reason == .evilRSS ? w.freshRSSBytes : w.freshAddressSpaceBytes
+            let overBeforeAnyRequest = !w.tookRequest || fresh.map { $0 >= limit } == true
+            if overBeforeAnyRequest && now - min(now, w.startedAt) < config.crashWindowNanoseconds {
+                // Over the limit within its first second and before any request: the limit is below what a fresh
+                // worker needs, and an immediate replacement would be killed too, four times a second for ever.
+                // Back off. (One that took a request grew doing the app's work: replaced at once, as uWSGI does.)
+                actions += scheduleRespawn(id: w.id, now: now, why: "over --\(reason.rawValue) within a second of its start, before any request: the limit is below a fresh worker's \(what)")
             } else {
                 backoff[w.id] = nil
                 actions += forkWorker(id: w.id)

@@ -365,10 +365,10 @@ private struct LifecycleDriver {
     @Test func evilRSSKillsABusyWorkerOnceAndForksItsReplacement() {
         var (p, pids) = pool { $0.evilRSSLimitBytes = 300 << 20 }
         let t: Instant = 5_000_000_000
-        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20), now: t) == [])
-        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20), now: t)
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 299 << 20, tookRequest: false), now: t) == [])
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 300 << 20, tookRequest: false), now: t)
         #expect(out.contains(.kill(pid: pids[0])) && out.contains(.fork(id: 1)), "\(out)")
-        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20), now: t + 1).isEmpty, "killed once")
+        #expect(p.handle(.rssSampled(pid: pids[0], bytes: 900 << 20, tookRequest: false), now: t + 1).isEmpty, "killed once")
         let exit = p.handle(.workerExited(pid: pids[0], status: .signaled(9)), now: t + 2)
         #expect(!exit.contains(where: { if case .report(_, let m) = $0 { m.contains("died") } else { false } }), "\(exit)")
     }
@@ -417,7 +417,7 @@ extension WorkerPoolProcessSideTests {
     /// at its first sample, four forks a second for ever; the pool backs off and says why instead.
     @Test func evilRSSLimitBelowAFreshWorkerBacksOff() {
         var (p, pids) = pool(1) { $0.evilRSSLimitBytes = 1 << 20 }
-        let out = p.handle(.rssSampled(pid: pids[0], bytes: 5 << 20), now: 250_000_000)
+        let out = p.handle(.rssSampled(pid: pids[0], bytes: 5 << 20, tookRequest: false), now: 250_000_000)
         #expect(out.contains(.kill(pid: pids[0])))
         #expect(!out.contains(.fork(id: 1)), "no immediate replacement: \(out)")
         #expect(out.contains(where: { if case .report(.notStarted, let m) = $0 { m.contains("below a fresh worker") } else { false } }), "\(out)")
@@ -440,5 +440,77 @@ extension WorkerPoolProcessSideTests {
         let group = out.firstIndex { if case .log(let m) = $0 { m.contains("whole process group") } else { false } }
         let exit = out.firstIndex(of: .exit(0))
         #expect(group != nil && exit != nil && group! < exit!, "\(out)")
+    }
+}
+
+extension WorkerPoolProcessSideTests {
+    /// A fresh worker that grows past --evil-reload-on-rss (or -as) while serving a request is the app's
+    /// growth, not a limit below a fresh worker: replaced at once, however young, and no back-off builds up
+    /// over a run of such requests (attack: five growing requests in a row left no worker for 8 s).
+    @Test(arguments: [false, true]) func evilLimitReachedByAYoungBusyWorkerReplacesItAtOnce(addressSpace: Bool) {
+        var (p, pids) = pool(1) {
+            if addressSpace { $0.evilAddressSpaceLimitBytes = 100 << 20 } else { $0.evilRSSLimitBytes = 100 << 20 }
+        }
+        func sample(_ pid: Int32, _ bytes: Int, took: Bool, _ now: Instant) -> [WorkerPool.Action] {
+            p.handle(addressSpace ? .addressSpaceSampled(pid: pid, bytes: bytes, tookRequest: took)
+                                  : .rssSampled(pid: pid, bytes: bytes, tookRequest: took), now: now)
+        }
+        var pid = pids[0]
+        var now: Instant = 5_000_000_000
+        for round in 0..<5 {
+            // Ready and small before its request, then over the limit a few hundred ms after its start.
+            #expect(sample(pid, 12 << 20, took: false, now + 1).isEmpty)
+            let out = sample(pid, 160 << 20, took: true, now + 300_000_000)
+            #expect(out.contains(.kill(pid: pid)) && out.contains(.fork(id: 1)), "round \(round): replaced at once: \(out)")
+            #expect(!out.contains(where: { if case .report(.notStarted, _) = $0 { true } else { false } }), "round \(round): \(out)")
+            _ = p.handle(.workerExited(pid: pid, status: .signaled(9)), now: now + 300_000_001)
+            now += 300_000_002
+            pid += 10
+            _ = p.handle(.forked(id: 1, pid: pid), now: now)
+            _ = p.handle(.workerReady(pid: pid), now: now + 1)
+        }
+        // Once a sample has seen a request, a later one without the flag does not make the worker fresh again.
+        let _ = sample(pid, 12 << 20, took: true, now + 2)
+        let late = sample(pid, 160 << 20, took: false, now + 3)
+        #expect(late.contains(.fork(id: 1)), "\(late)")
+        // Over the limit already as it reported ready: backs off even if a request reached it before the sample.
+        _ = p.handle(.workerExited(pid: pid, status: .signaled(9)), now: now + 4)
+        _ = p.handle(.deadlinePassed, now: now + 4)
+        pid += 10
+        now += 10
+        _ = p.handle(.forked(id: 1, pid: pid), now: now)
+        #expect(p.handle(.freshSizeSampled(pid: pid, rssBytes: addressSpace ? nil : 160 << 20, addressSpaceBytes: addressSpace ? 160 << 20 : nil),
+                         now: now + 1).isEmpty, "the ready sample kills nothing itself")
+        let overAtReady = sample(pid, 160 << 20, took: true, now + 2)
+        #expect(overAtReady.contains(.kill(pid: pid)) && !overAtReady.contains(.fork(id: 1)), "\(overAtReady)")
+        // A fresh worker over the limit before any request still backs off, as before.
+        _ = p.handle(.workerExited(pid: pid, status: .signaled(9)), now: now + 4)
+        now += 1_000_000_000
+        #expect(p.handle(.deadlinePassed, now: now).contains(.fork(id: 1)), "respawned after its back-off")
+        pid += 10
+        _ = p.handle(.forked(id: 1, pid: pid), now: now)
+        let fresh = sample(pid, 160 << 20, took: false, now + 6)
+        #expect(!fresh.contains(.fork(id: 1)) && fresh.contains(where: { if case .report(.notStarted, let m) = $0 { m.contains("before any request") } else { false } }),
+                "\(fresh)")
+    }
+
+    /// SIGINT/SIGQUIT give a busy worker 3 s, not --worker-reload-mercy: the SIGKILL line names that deadline.
+    @Test func immediateStopKillLineNamesItsOwnDeadline() {
+        var (p, pids) = pool(1)
+        _ = p.handle(.immediateStop, now: 10)
+        let out = p.handle(.deadlinePassed, now: 10 + WorkerPool.immediateStopNanoseconds)
+        #expect(out == [.log("worker 1 (pid \(pids[0])) still running after the immediate stop's 3 s (SIGINT/SIGQUIT): SIGKILL"),
+                        .kill(pid: pids[0])], "\(out)")
+        // With a mercy shorter than 3 s, the mercy is the deadline that applied.
+        var (q, qpids) = pool(1) { $0.mercyNanoseconds = 1_000_000_000 }
+        _ = q.handle(.immediateStop, now: 10)
+        #expect(q.handle(.deadlinePassed, now: 10 + 1_000_000_000)
+                == [.log("worker 1 (pid \(qpids[0])) still running after --worker-reload-mercy: SIGKILL"), .kill(pid: qpids[0])])
+        // A graceful stop turned immediate: the earlier (3 s) deadline, named as such.
+        var (r, rpids) = pool(1)
+        _ = r.handle(.gracefulStop, now: 10)
+        _ = r.handle(.immediateStop, now: 20)
+        #expect(r.handle(.deadlinePassed, now: 20 + WorkerPool.immediateStopNanoseconds).first
+                == .log("worker 1 (pid \(rpids[0])) still running after the immediate stop's 3 s (SIGINT/SIGQUIT): SIGKILL"))
     }
 }
