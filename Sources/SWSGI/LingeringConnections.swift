@@ -47,11 +47,10 @@ final class LingeringConnections {
         if let due = state.nearestDeadline, now >= due { carryOut(.clock(now: now), watch) }
     }
 
-    /// The worker retires: every connection is closed by its cut (before the master's kill at the mercy, as its
-    /// offloaded transfers are).
-    func retiring(since: Instant, mercyNanoseconds: UInt64, watch: some LingeringWatch) {
-        let cut = OffloadPool.cutDeadline(retiringSince: since, mercyNanoseconds: mercyNanoseconds)
-        carryOut(.retiring(cutAt: cut, now: since), watch)
+    /// The worker retires: every connection is closed by `cut` (`RetireCut`: before the master's kill, as its
+    /// offloaded transfers are). Given again as it moves (the soonest holds).
+    func retiring(cutAt cut: Instant, now: Instant, watch: some LingeringWatch) {
+        carryOut(.retiring(cutAt: cut, now: now), watch)
     }
 
     private func carryOut(_ event: LingeringClose.Event, _ watch: some LingeringWatch) {

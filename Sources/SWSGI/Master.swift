@@ -437,6 +437,10 @@ final class Master {
             case .fork(let id):
                 queue = (forkWorker(id: id) + queue)[...]
             case .signal(let sig, let pid):
+                // The kill deadline first: the worker may read it as soon as the signal arrives.
+                if let row = slotOfPID[pid], let killAt = pool.slot(pid: pid)?.killDeadline {
+                    scoreboard.set(row, .killDeadline, Int64(clamping: killAt))
+                }
                 _ = try? sendSignal(sig, to: pid)
             case .kill(let pid):
                 _ = try? sendSignal(SIGKILL, to: pid)

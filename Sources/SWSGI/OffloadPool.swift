@@ -101,25 +101,31 @@ final class OffloadPool: @unchecked Sendable {
     /// The retiring worker's cut deadline (its loop's thread only): nil until it starts waiting, .max once cut.
     private(set) var cutAt: UInt64?
 
-    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to its mercy (a
-    /// little before the master's SIGKILL), then cuts them, each with a log line, and leaves when they have
-    /// ended. From the worker's loop only (`Worker` and `ThreadedWorker` alike).
-    func retiringWaitOver(now: UInt64, retiringSince: UInt64, mercyNanoseconds: UInt64) -> Bool {
+    /// A retiring worker leaves once its offloaded transfers are over: it waits for them up to `cut` (`RetireCut`:
+    /// a little before the master's SIGKILL; the soonest one given), then cuts them, each with a log line, and
+    /// leaves when they have ended. From the worker's loop only (`Worker` and `ThreadedWorker` alike).
+    func retiringWaitOver(now: UInt64, cut: UInt64) -> Bool {
         guard activeTransfers > 0 else { return true }
-        if cutAt == nil { cutAt = Self.cutDeadline(retiringSince: retiringSince, mercyNanoseconds: mercyNanoseconds) }
-        if let at = cutAt, now >= at {
+        if cutAt != .max { cutAt = min(cutAt ?? .max, cut) }
+        if let at = cutAt, at != .max, now >= at {
             // Once: from here the wait is for the threads to report the cut transfers ended.
             cutAt = .max
             cutAll()
         }
         return false
     }
+}
 
-    /// When a retiring worker stops waiting for its transfers and cuts them: before the master's SIGKILL at
-    /// `mercy` (counted from the master's signal, a little earlier than the worker's `since`), so the cut is
-    /// the worker's own and logged.
-    static func cutDeadline(retiringSince since: UInt64, mercyNanoseconds mercy: UInt64) -> UInt64 {
+/// When a retiring worker stops waiting for what it still holds (offloaded transfers, lingering closes) and ends
+/// it: before the master's SIGKILL, so the end is the worker's own and logged. The master's kill comes `mercy`
+/// after its signal, which the worker may hear late (a single-threaded worker reads it after the request it is
+/// running): so the master's own deadline, published in the scoreboard before the signal, bounds the cut too.
+enum RetireCut {
+    static func deadline(retiringSince since: UInt64, mercyNanoseconds mercy: UInt64, masterKillAt: Int64) -> UInt64 {
         let margin = min(mercy / 10, 1_000_000_000)
-        return since &+ (mercy - margin)
+        let own = since &+ (mercy - margin)
+        guard masterKillAt > 0 else { return own }
+        let kill = UInt64(masterKillAt)
+        return min(own, kill > margin ? kill - margin : 0)
     }
 }

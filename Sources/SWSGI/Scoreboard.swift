@@ -14,7 +14,11 @@ final class Scoreboard {
                     /// The connections the worker holds plus one while it accepts; 0 while it does not (starting,
                     /// retiring, gone). Workers read each other's to take their fair share of the listen queue
                     /// (`AcceptBalance`).
-                    acceptingHeld }
+                    acceptingHeld,
+                    /// When the master will SIGKILL the worker (monotonic ns; 0: not set): written before it signals the
+                    /// worker to retire or stop, so that a worker that hears the signal late (a request was running)
+                    /// still ends what it waits for (lingering closes, offloaded transfers) before the kill (`RetireCut`).
+                    killDeadline }
     enum State: Int64 { case free = 0, idle = 1, busy = 2 }
 
     let capacity: Int

@@ -244,10 +244,13 @@ final class ThreadedWorker {
                 updateListening()
             }
             // In-flight connections are in `conns`: a retiring worker waits for every thread's request.
-            if lifecycle.retiring && retiringSince == nil {
-                retiringSince = now
-                lingering.retiring(since: now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds, watch: self)
-                scheduleLingering()
+            if lifecycle.retiring {
+                if retiringSince == nil { retiringSince = now }
+                // Each turn: the master's deadline may come sooner (an immediate stop after a reload).
+                if !lingering.isEmpty {
+                    lingering.retiring(cutAt: retireCut(now), now: now, watch: self)
+                    scheduleLingering()
+                }
             }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving (as in `Worker`).
@@ -288,8 +291,14 @@ final class ThreadedWorker {
         }
     }
 
+    /// When the retiring worker stops waiting for its lingering closes and offloaded transfers (`RetireCut`).
+    private func retireCut(_ now: Instant) -> Instant {
+        RetireCut.deadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds,
+                           masterKillAt: ctx.scoreboard.get(ctx.slot, .killDeadline))
+    }
+
     private func offloadedTransfersOver(now: Instant) -> Bool {
-        offload?.retiringWaitOver(now: now, retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds) ?? true
+        offload?.retiringWaitOver(now: now, cut: retireCut(now)) ?? true
     }
 
     // MARK: connections (main thread)

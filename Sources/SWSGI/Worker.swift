@@ -258,10 +258,13 @@ final class Worker {
                     if acceptFailures.resumes(now: now) { acceptPauseOver() } else { schedule(until) }
                 }
             }
-            if lifecycle.retiring && retiringSince == nil {
-                retiringSince = now
-                lingering.retiring(since: now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds, watch: self)
-                scheduleLingering()
+            if lifecycle.retiring {
+                if retiringSince == nil { retiringSince = now }
+                // Each turn: the master's deadline may come sooner (an immediate stop after a reload).
+                if !lingering.isEmpty {
+                    lingering.retiring(cutAt: retireCut(now), now: now, watch: self)
+                    scheduleLingering()
+                }
             }
             if lifecycle.retiring && conns.isEmpty {
                 // What already arrived is heard before leaving: the master's USR1 after a group TERM, and a TERM
@@ -779,8 +782,14 @@ final class Worker {
         return true
     }
 
+    /// When the retiring worker stops waiting for its lingering closes and offloaded transfers (`RetireCut`).
+    private func retireCut(_ now: Instant) -> Instant {
+        RetireCut.deadline(retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds,
+                           masterKillAt: ctx.scoreboard.get(ctx.slot, .killDeadline))
+    }
+
     private func offloadedTransfersOver(now: Instant) -> Bool {
-        offload?.retiringWaitOver(now: now, retiringSince: retiringSince ?? now, mercyNanoseconds: ctx.settings.workerReloadMercyNanoseconds) ?? true
+        offload?.retiringWaitOver(now: now, cut: retireCut(now)) ?? true
     }
 
     /// Arms (or disarms) the timer the master watches, and publishes the deadline it checks against.

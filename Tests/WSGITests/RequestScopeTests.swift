@@ -136,6 +136,12 @@ def application(environ, start_response):
         time.sleep(0.05)
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'reader started']
+    if path == '/slow-big':
+        # A long request whose answer is larger than a client's small receive window.
+        open(os.path.join(os.path.dirname(__file__), 'slow-started'), 'w').close()
+        time.sleep(float(environ['QUERY_STRING'] or '2.5'))
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('Content-Length', str(1 << 20))])
+        return [b'x' * (1 << 20)]
     if path == '/noread':
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
         return [b'nr']
