@@ -53,6 +53,20 @@ final class LingeringConnections {
         carryOut(.retiring(cutAt: cut, now: now), watch)
     }
 
+    /// Out of fds: every lingering connection is closed now (the cheapest fds to give back; nginx reuses its
+    /// lingering connections first too). True when there were any, so accepting can go on at once.
+    func shed(watch: some LingeringWatch) -> Bool {
+        guard !state.isEmpty else { return false }
+        carryOut(.fdsExhausted, watch)
+        return true
+    }
+
+    /// Whether `error` is accept(2) running out of fds, the process's or the system's.
+    static func isOutOfFDs(_ error: Error) -> Bool {
+        guard let e = error as? SyscallError else { return false }
+        return e.errno == EMFILE || e.errno == ENFILE
+    }
+
     private func carryOut(_ event: LingeringClose.Event, _ watch: some LingeringWatch) {
         for action in state.handle(event) {
             switch action {

@@ -45,7 +45,13 @@ public struct StaticFiles {
         do { fd = try openBeneath(rootFD, relative, flags: Self.openFlags).release() } catch let e as SyscallError {
             // --static-safe: a symlink leading out of DIR into a safe folder is followed there (and only there).
             if e.errno == EXDEV || e.errno == ELOOP, let safe = rules.openSafe(root: root, relative) { return safe }
-            return .answer(e.errno == EACCES ? Response(status: 403, text: "forbidden\n") : Response(status: 404, text: "not found\n"))
+            switch e.errno {
+            case EACCES: return .answer(Response(status: 403, text: "forbidden\n"))
+            // Out of fds (or memory) is not "no such file": a 404 would be cached and believed.
+            case EMFILE, ENFILE, ENOMEM:
+                return .answer(Response(status: 503, headers: ["Retry-After": "1"], text: "file not opened: \(e.errno == ENOMEM ? "out of memory" : "out of file descriptors")\n"))
+            default: return .answer(Response(status: 404, text: "not found\n"))
+            }
         } catch { return .answer(Response(status: 404, text: "not found\n")) }
         return Self.opened(fd)
     }

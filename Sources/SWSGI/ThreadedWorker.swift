@@ -319,6 +319,8 @@ final class ThreadedWorker {
     /// accept(2) failed (`AcceptFailures`): logged; for want of fds the listeners are not watched (nor looked
     /// at) until the pause ends.
     private func acceptFailed(_ error: Error) {
+        // Lingering closes give their fds back first (see `Worker.acceptFailed`).
+        if LingeringConnections.isOutOfFDs(error) && lingering.shed(watch: self) { return }
         if acceptFailures.failed(error, held: conns.count + lingering.count, now: monotonicNanoseconds()) != nil {
             saturatedAcceptAt = nil
             updateListening()

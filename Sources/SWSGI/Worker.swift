@@ -367,6 +367,9 @@ final class Worker {
     /// pause ends (the scan at `nextScanAt` watches them again).
     private func acceptFailed(_ error: Error) {
         let now = monotonicNanoseconds()
+        // Lingering closes give their fds back first: a flood of clients that neither read nor close must not keep
+        // new ones out for their 5 s (the next accept is tried at once).
+        if LingeringConnections.isOutOfFDs(error) && lingering.shed(watch: self) { return }
         guard let until = acceptFailures.failed(error, held: conns.count + lingering.count, now: now) else { return }
         queueWaiting = false
         for (i, l) in ctx.listeners.enumerated() { reactor.unwatch(l.fd, token: WorkerListener.token(i)) }

@@ -27,6 +27,9 @@ public struct LingeringClose: Sendable, Equatable {
         case clock(now: Instant)
         /// The worker retires: no connection lingers past `cutAt`.
         case retiring(cutAt: Instant, now: Instant)
+        /// The worker is out of fds (accept failed with EMFILE or ENFILE): every lingering connection is closed now,
+        /// as nginx reuses its lingering connections first, rather than refusing new clients for up to 5 s.
+        case fdsExhausted
     }
 
     public enum Action: Sendable, Equatable {
@@ -91,6 +94,9 @@ public struct LingeringClose: Sendable, Equatable {
         case .retiring(let cut, let now):
             cutAt = min(cutAt ?? .max, cut)
             return expire(now: now)
+        case .fdsExhausted:
+            // Oldest first, as the timer would have closed them.
+            return order[head...].filter { lingering[$0.fd] == $0 }.flatMap { end($0.fd) }
         }
     }
 

@@ -47,7 +47,7 @@ import WorkerCore
                 guard let d = m.draining.pick(&r) else { continue }
                 event = .drained(fd: d, clientClosed: r.below(3) == 0)
             case 7:
-                event = .failed(fd: fd)
+                event = r.below(4) == 0 ? .fdsExhausted : .failed(fd: fd)
             case 8:
                 guard m.cutAt == nil || r.below(4) == 0 else { continue }
                 event = .retiring(cutAt: now + UInt64(r.below(8)) * timeout / 4, now: now)
@@ -94,6 +94,9 @@ import WorkerCore
                 let due = Set(before.deadlines.keys.filter { m.due($0) <= at })
                 allowed = due
                 required = due
+            case .fdsExhausted:
+                allowed = Set(before.deadlines.keys)
+                required = allowed
             case .readable:
                 break
             }
