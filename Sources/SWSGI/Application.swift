@@ -245,6 +245,10 @@ public class RequestBody {
 public struct RequestBodyError: Error, CustomStringConvertible {
     public let status: Int
     public let message: String
+    package init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
     public var description: String { "\(status): \(message)" }
 }
 

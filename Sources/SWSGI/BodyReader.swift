@@ -57,8 +57,15 @@ final class BodyReader: RequestBody {
         return RequestBodyError(status: 408, message: "request body not received in time")
     }
 
-    /// Bytes after the body: the next pipelined request. Empty until the body is complete.
-    var leftover: ArraySlice<UInt8> { bodiless || decoder.isDone ? input : [] }
+    /// Bytes after the body: the next pipelined request. Empty until the body is complete, and when an app's thread
+    /// held the body as the request ended (its state is that thread's).
+    var leftover: ArraySlice<UInt8> { !abandoned && (bodiless || decoder.isDone) ? input : [] }
+    /// `finish` found an app's thread in a read of the body: the body is that thread's until it returns.
+    private var abandoned = false
+    /// The last `finish` found the body incomplete only because the rest had not arrived yet.
+    private var restNotArrived = false
+    /// How long the worker waits, after the response, for the rest of a body the app left unread (`finishAfterResponse`).
+    static let afterResponseWaitMilliseconds: Int32 = 100
 
     func pull() throws -> [UInt8]? {
         if failed { throw RequestBodyError(status: 400, message: "request body unreadable") }
@@ -119,23 +126,41 @@ final class BodyReader: RequestBody {
     /// too large, is malformed, or an app's thread is waiting for it). Waiting here would hold the response back
     /// and the worker from its other clients for as long as the client takes (up to --body-timeout); the client
     /// is told `Connection: close` instead, and the close drops what it still sends (`Connection.bodyLeftUnread`).
-    func finish() -> Bool {
+    func finish() -> Bool { finish(waitingMilliseconds: 0) }
+
+    /// Whether the body may still complete (the last `finish` lacked only bytes not arrived yet): the response can
+    /// offer to keep the connection, and `finishAfterResponse` wait briefly for them.
+    var mayCompleteAfterResponse: Bool { restNotArrived && !abandoned && !failed }
+
+    /// After the response (it did not wait): the rest of the body is waited for a little (at most
+    /// `afterResponseWaitMilliseconds`, within --body-timeout), so that a front server streaming it (nginx with
+    /// `proxy_request_buffering off`) can finish sending and keep its connections; false when it does not come.
+    func finishAfterResponse() -> Bool { finish(waitingMilliseconds: Self.afterResponseWaitMilliseconds) }
+
+    /// For a response already sent: what has arrived, then (if only bytes not arrived yet are missing) a short wait.
+    func finishOnceResponded() -> Bool { finish() || (mayCompleteAfterResponse && finishAfterResponse()) }
+
+    private func finish(waitingMilliseconds: Int32) -> Bool {
+        if abandoned { return false }
         let complete = connection.input.withLockIfFree { () -> Bool in
-            defer { finished = true }
-            return finished ? !failed : drainArrived()
+            finished = true
+            return drainArrived(waitingMilliseconds: waitingMilliseconds)
         }
         // nil: an app's thread holds the body, in a read that waits for bytes; its request ends all the same (the
         // request's objects refuse from now on).
-        if complete != true { connection.bodyLeftUnread = true }
+        if complete == nil { abandoned = true }
+        connection.bodyLeftUnread = complete != true
         return complete ?? false
     }
 
-    private func drainArrived() -> Bool {
+    private func drainArrived(waitingMilliseconds: Int32) -> Bool {
+        restNotArrived = false
         if failed { return false }
         if bodiless || decoder.isDone { return true }
         // The client waits for 100 Continue before sending (or was denied it): nothing we could skip.
         if !connection.io.withLock({ connection.exchange.bodyFramingKnown }) { return false }
         var drained = 0
+        var waitUntil: UInt64? = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
         do {
             while true {
@@ -150,6 +175,14 @@ final class BodyReader: RequestBody {
                     buffer = [UInt8](repeating: 0, count: 65536)
                 } else if n < 0 && errno == EINTR {
                     continue
+                } else if n < 0 && errno == EAGAIN {
+                    let now = monotonicNanoseconds()
+                    waitUntil = waitUntil ?? now.saturatingAdd(UInt64(waitingMilliseconds) * 1_000_000)
+                    let bodyEnd = deadline ?? now.saturatingAdd(bodyTimeoutNanoseconds)
+                    let end = min(waitUntil!, bodyEnd)
+                    if now < end, waitReadable(connection.fd, timeoutMilliseconds: Int32(clamping: (end - now) / 1_000_000 + 1)) { continue }
+                    restNotArrived = true
+                    return false
                 } else {
                     // Not arrived yet (EAGAIN), the client's end mid-body, or an error: not reusable.
                     if n == 0 { failed = true }

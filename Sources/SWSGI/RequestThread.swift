@@ -116,11 +116,13 @@ final class RequestThread: RequestServer {
         }
         let early = inHand?.early
         inHand?.appReturned = true
-        var bodyComplete = true
+        var bodyComplete = true, drainAfter = false
         if doomed {
             bodyComplete = false
         } else if early == nil, case .bytes = response.body {
+            // What has not arrived yet is waited for only after the response (`finishAfterResponse`).
             bodyComplete = reader.finish()
+            if !bodyComplete && reader.mayCompleteAfterResponse { bodyComplete = true; drainAfter = true }
             rest = reader.leftover
         }
         let keepAlive = keepRequested && !retiring && !c.closeAfterNext && bodyComplete
@@ -128,9 +130,12 @@ final class RequestThread: RequestServer {
         responseBuffer = []
         out.removeAll(keepingCapacity: true)
         defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
-        let result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
+        var result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
                                           reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note,
                                           offload: worker.offload)
+        if drainAfter && result.plan.keepAlive {
+            if reader.finishAfterResponse() { rest = reader.leftover } else { result.plan.keepAlive = false }
+        }
         let plan = result.plan, sent = result.sent
         if result.appRaised { appRaised = true }
         response.finish?()

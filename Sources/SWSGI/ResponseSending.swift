@@ -98,7 +98,7 @@ enum ResponseSending {
                 }
             }
             response.status = early.status
-            if !reader.finish() { plan.keepAlive = false }
+            if !reader.finishOnceResponded() { plan.keepAlive = false }
             rest = reader.leftover
             return SentResponse(plan: plan, sent: early.framing.sent, appRaised: appRaised)
         }
@@ -134,7 +134,7 @@ enum ResponseSending {
                 } else {
                     try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
                 }
-                if !reader.finish() { plan.keepAlive = false }
+                if !reader.finishOnceResponded() { plan.keepAlive = false }
                 rest = reader.leftover
                 return SentResponse(plan: plan, sent: sent, headBytes: headBytes, viaSendfile: streamed?.usedSendfile ?? false)
             }

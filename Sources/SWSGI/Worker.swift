@@ -580,11 +580,14 @@ final class Worker {
         // The app raised (reload-on-exception): before its response, or while producing it.
         var appRaised = false
         var response = callApp(request, note: &note, failed: &appFailed, raised: &appRaised)
-        let (early, bodyComplete) = takeOverFromApp(response, reader: reader, rest: &rest)
+        let (early, bodyComplete, drainAfter) = takeOverFromApp(response, reader: reader, rest: &rest)
         // (Asked first: it hears the signals that came while the app ran, whatever the request asked for.)
         let keepAlive = mayKeepConnection(c) && keepRequested && bodyComplete
-        let result = writeResponse(&response, appFailed: appFailed, note: &note, early: early, head: head, keepAlive: keepAlive,
+        var result = writeResponse(&response, appFailed: appFailed, note: &note, early: early, head: head, keepAlive: keepAlive,
                                    on: c, reader: reader, rest: &rest)
+        if drainAfter && result.plan.keepAlive {
+            if reader.finishAfterResponse() { rest = reader.leftover } else { result.plan.keepAlive = false }
+        }
         if result.appRaised { appRaised = true }
         endRequest(c, request, response)
         let (served, finished) = markIdle(started: started)
@@ -638,17 +641,19 @@ final class Worker {
     /// body is consumed. From here the response is the Response's: no early start; the request stays in hand
     /// (setHarakiri from its stream) until its end.
     @inline(__always)
-    private func takeOverFromApp(_ response: borrowing Response, reader: BodyReader, rest: inout ArraySlice<UInt8>) -> (EarlyResponse?, Bool) {
+    private func takeOverFromApp(_ response: borrowing Response, reader: BodyReader, rest: inout ArraySlice<UInt8>) -> (EarlyResponse?, Bool, Bool) {
         let early = inHand?.early
         inHand?.appReturned = true
         // Whatever body the app left unread must be consumed before the next request can be parsed;
         // a streamed (or early-started) response may still be reading it, so it is finished after the stream.
-        var bodyComplete = true
+        // What has not arrived yet is waited for only after the response (`finishAfterResponse`).
+        var bodyComplete = true, drainAfter = false
         if early == nil, case .bytes = response.body {
             bodyComplete = reader.finish()
+            if !bodyComplete && reader.mayCompleteAfterResponse { bodyComplete = true; drainAfter = true }
             rest = reader.leftover
         }
-        return (early, bodyComplete)
+        return (early, bodyComplete, drainAfter)
     }
 
     /// Whether the worker would keep the connection after this response, signals that came while the app ran

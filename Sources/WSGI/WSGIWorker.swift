@@ -599,7 +599,12 @@ final class WSGIWorker {
         if let b = self.body {
             body = b
         } else if let request {
-            body = BodyBuffer { [unowned request] in try request.body.read() }
+            // Weak: a thread of the app may still be in a read of this buffer when the request ends (its response does
+            // not wait for the body); its next pull must refuse, not touch a request that is gone.
+            body = BodyBuffer { [weak request] in
+                guard let request else { throw RequestBodyError(status: 400, message: "wsgi.input read after its request was over") }
+                return try request.body.read()
+            }
             self.body = body
         } else {
             body = .empty()

@@ -145,6 +145,18 @@ def application(environ, start_response):
     if path == '/noread':
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
         return [b'nr']
+    if path == '/trickle-reader':
+        # A thread still reading the body, bytes trickling in, as the app returns.
+        inp = environ['wsgi.input']
+        def reader():
+            try:
+                results['trickle'] = {'ok': True, 'got': len(inp.read())}
+            except BaseException as e:
+                results['trickle'] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e)}
+        threading.Thread(target=reader, daemon=True).start()
+        time.sleep(0.05)
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])
+        return [b'ok\n']
     if path == '/blocked-reader':
         # A thread waits in a read of a body that is not all there; the app answers without it.
         inp = environ['wsgi.input']
