@@ -184,7 +184,7 @@ final class BodyReader: RequestBody {
                     restNotArrived = true
                     return false
                 } else {
-                    // Not arrived yet (EAGAIN), the client's end mid-body, or an error: not reusable.
+                    // The client's end mid-body, or an error: not reusable.
                     if n == 0 { failed = true }
                     return false
                 }
