@@ -10,6 +10,8 @@ public struct FIFOQueue<Element> {
     public init() {}
 
     public var isEmpty: Bool { head == slots.count }
+    /// The element `popFirst` would take, left in place.
+    public var first: Element? { head < slots.count ? slots[head] : nil }
     public var count: Int { slots.count - head }
 
     public mutating func append(_ element: Element) { slots.append(element) }
@@ -29,3 +31,6 @@ public struct FIFOQueue<Element> {
         return element
     }
 }
+
+extension FIFOQueue: Sendable where Element: Sendable {}
+extension FIFOQueue: Equatable where Element: Equatable {}

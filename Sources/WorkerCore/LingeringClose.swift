@@ -1,3 +1,5 @@
+import Common
+
 /// The connections a worker ends (after a response, or idle) and closes in stages, as nginx's lingering close
 /// and RFC 9112 §9.6 do: a TCP socket closed while its client still sends (a request pipelined behind a
 /// `Connection: close` answer that arrives after the close) is answered by the kernel with a reset, which
@@ -51,8 +53,7 @@ public struct LingeringClose: Sendable, Equatable {
 
     private var lingering: [Int32: Entry] = [:]
     /// Every entry begun, deadlines in order; those of connections closed meanwhile are skipped at the front.
-    private var order: [Entry] = []
-    private var head = 0
+    private var order = FIFOQueue<Entry>()
     private var serials: UInt64 = 0
     /// The retiring worker's cut, once known.
     public private(set) var cutAt: Instant?
@@ -65,8 +66,8 @@ public struct LingeringClose: Sendable, Equatable {
 
     /// When the next connection is due (the worker's timer); nil when none lingers.
     public var nearestDeadline: Instant? {
-        guard head < order.count else { return nil }
-        return min(order[head].deadline, cutAt ?? .max)
+        guard let front = order.first else { return nil }
+        return min(front.deadline, cutAt ?? .max)
     }
 
     public mutating func handle(_ event: Event) -> [Action] {
@@ -96,17 +97,16 @@ public struct LingeringClose: Sendable, Equatable {
             return expire(now: now)
         case .fdsExhausted:
             // Oldest first, as the timer would have closed them.
-            return order[head...].filter { lingering[$0.fd] == $0 }.flatMap { end($0.fd) }
+            return lingering.values.sorted { $0.serial < $1.serial }.flatMap { end($0.fd) }
         }
     }
 
     /// Closes every connection due at `now`, oldest first.
     private mutating func expire(now: Instant) -> [Action] {
         var actions: [Action] = []
-        while let due = nearestDeadline, now >= due {
-            let front = order[head]
+        while let front = order.first, now >= min(front.deadline, cutAt ?? .max) {
             // (The front is always a lingering connection; were it not, it is skipped rather than looped on.)
-            if lingering[front.fd] == front { actions += end(front.fd) } else { head += 1; skipEnded() }
+            if lingering[front.fd] == front { actions += end(front.fd) } else { _ = order.popFirst(); skipEnded() }
         }
         return actions
     }
@@ -120,13 +120,6 @@ public struct LingeringClose: Sendable, Equatable {
 
     /// Drops the front entries of connections no longer lingering, so the front is the nearest deadline.
     private mutating func skipEnded() {
-        while head < order.count, lingering[order[head].fd] != order[head] { head += 1 }
-        if head == order.count {
-            order.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= order.count {
-            order.removeFirst(head)
-            head = 0
-        }
+        while let front = order.first, lingering[front.fd] != front { _ = order.popFirst() }
     }
 }
