@@ -34,6 +34,15 @@ def waiter():
     use_kept()
     done.set()
 
+def read_in_thread(inp, key):
+    # A thread of the app reads the whole body; what it got (or its error) goes in results[key].
+    def reader():
+        try:
+            results[key] = {'ok': True, 'got': len(inp.read())}
+        except BaseException as e:
+            results[key] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e)}
+    threading.Thread(target=reader, daemon=True).start()
+
 def application(environ, start_response):
     path = environ['PATH_INFO']
     if path == '/keep':
@@ -147,26 +156,13 @@ def application(environ, start_response):
         return [b'nr']
     if path == '/trickle-reader':
         # A thread still reading the body, bytes trickling in, as the app returns.
-        inp = environ['wsgi.input']
-        def reader():
-            try:
-                results['trickle'] = {'ok': True, 'got': len(inp.read())}
-            except BaseException as e:
-                results['trickle'] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e)}
-        threading.Thread(target=reader, daemon=True).start()
+        read_in_thread(environ['wsgi.input'], 'trickle')
         time.sleep(0.05)
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])
         return [b'ok\n']
     if path == '/blocked-reader':
         # A thread waits in a read of a body that is not all there; the app answers without it.
-        inp = environ['wsgi.input']
-        def blocked():
-            try:
-                got = inp.read()
-                results['blocked'] = {'ok': True, 'got': len(got)}
-            except BaseException as e:
-                results['blocked'] = {'ok': False, 'oserror': isinstance(e, OSError), 'message': str(e)}
-        threading.Thread(target=blocked, daemon=True).start()
+        read_in_thread(environ['wsgi.input'], 'blocked')
         time.sleep(0.2)
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '1')])
         return [b'A']
