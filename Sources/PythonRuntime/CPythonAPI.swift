@@ -65,6 +65,7 @@ public final class CPythonAPI: @unchecked Sendable {
     public let PyDict_SetItem: py_int_obj_obj_obj
     /// Borrowed reference, nil when absent (no exception set).
     public let PyDict_GetItem: py_obj_obj_obj
+    public let PyDict_DelItem: py_int_obj_obj
     public let PyTuple_New: py_obj_size
     public let PyTuple_SetItem: py_int_obj_size_obj
     public let PyTuple_GetItem: py_obj_obj_size
@@ -175,6 +176,7 @@ public final class CPythonAPI: @unchecked Sendable {
         PyDict_Copy = try fn("PyDict_Copy")
         PyDict_SetItem = try fn("PyDict_SetItem")
         PyDict_GetItem = try fn("PyDict_GetItem")
+        PyDict_DelItem = try fn("PyDict_DelItem")
         PyTuple_New = try fn("PyTuple_New")
         PyTuple_SetItem = try fn("PyTuple_SetItem")
         PyTuple_GetItem = try fn("PyTuple_GetItem")

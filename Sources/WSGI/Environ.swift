@@ -8,15 +8,28 @@ import SWSGI
 /// CGI variables. Keys are made once; values that repeat from request to request (method, protocol,
 /// host, peer) come from small caches, so a typical request makes only its path, target and header
 /// values as new Python strings.
+///
+/// The copy is of a template (`base`) that also holds what usually repeats (`Repeating`): the last request's
+/// value, which a request with the very same value object (the caches give one object per text) leaves as it
+/// is. Setting a key costs CPython about 190 instructions, and a keep-alive client's requests repeat six of them.
 final class EnvironBuilder {
     let api: CPythonAPI
     let base: PyObjectPointer
+    /// The keys whose values usually repeat: one client's keep-alive connection, one server name.
+    private enum Repeating: Int, CaseIterable {
+        case method, protocolVersion, serverName, serverPort, remoteAddress, host
+    }
+    /// By `Repeating`: its key, and the value the template holds (nil: the key is not in the template). The
+    /// template keeps a reference to that object, so no other object can have its address meanwhile.
+    private let repeatingKeys: UnsafeMutablePointer<PyObjectPointer>
+    private let templateHolds: UnsafeMutablePointer<PyObjectPointer?>
     private let keyMethod, keyPathInfo, keyQuery, keyURI, keyProtocol, keyServerName, keyServerPort,
                 keyRemoteAddr, keyRemotePort, keyContentType, keyContentLength, keyHTTPHost, keyURLScheme: PyObjectPointer
     private let empty, https, commaSpace, semicolonSpace: PyObjectPointer
     private let methods = PyStringCache<String>(capacity: 8)
     private let protocols = PyStringCache<HTTPVersion>(capacity: 4)
-    /// By Host field: SERVER_NAME, and SERVER_PORT (None when the field names no port).
+    /// By Host field: HTTP_HOST, SERVER_NAME, and SERVER_PORT (None when the field names no port).
+    private let hostValues = PyStringCache<String>(capacity: 8)
     private let hostNames = PyStringCache<String>(capacity: 8)
     private let hostPorts = PyStringCache<String>(capacity: 8)
     private let localNames = PyStringCache<String>(capacity: 4)
@@ -57,6 +70,50 @@ final class EnvironBuilder {
         https = try string("https")
         commaSpace = try string(", ")
         semicolonSpace = try string("; ")
+        // Keys every request sets are in the template already (None), so setting one in the copy replaces a
+        // value in place; QUERY_STRING holds its usual value, set only for a target with a query.
+        for (key, value) in [(keyPathInfo, api.none), (keyURI, api.none), (keyQuery, empty)] {
+            guard api.PyDict_SetItem(d, key, value) == 0 else { throw SWSGIError("cannot create the WSGI environ") }
+        }
+        let count = Repeating.allCases.count
+        repeatingKeys = .allocate(capacity: count)
+        templateHolds = .allocate(capacity: count)
+        templateHolds.initialize(repeating: nil, count: count)
+        for slot in Repeating.allCases {
+            let key: PyObjectPointer
+            switch slot {
+            case .method: key = keyMethod
+            case .protocolVersion: key = keyProtocol
+            case .serverName: key = keyServerName
+            case .serverPort: key = keyServerPort
+            case .remoteAddress: key = keyRemoteAddr
+            case .host: key = keyHTTPHost
+            }
+            (repeatingKeys + slot.rawValue).initialize(to: key)
+        }
+    }
+
+    /// `env[key] = value` for a key of `Repeating` (a borrowed value): nothing when the template holds that
+    /// very object, else in the copy and the template both. False with a Python error pending.
+    private func putRepeating(_ env: PyObjectPointer, _ slot: Repeating, _ value: PyObjectPointer?) -> Bool {
+        guard let value else { return false }
+        let i = slot.rawValue
+        if templateHolds[i] == value { return true }
+        let key = repeatingKeys[i]
+        guard api.PyDict_SetItem(env, key, value) == 0, api.PyDict_SetItem(base, key, value) == 0 else { return false }
+        templateHolds[i] = value
+        return true
+    }
+
+    /// A request without the key of `slot`: it goes from the copy, and from the template (so the next
+    /// request without it has nothing to remove). False with a Python error pending.
+    private func removeRepeating(_ env: PyObjectPointer, _ slot: Repeating) -> Bool {
+        let i = slot.rawValue
+        guard templateHolds[i] != nil else { return true }
+        let key = repeatingKeys[i]
+        guard api.PyDict_DelItem(env, key) == 0, api.PyDict_DelItem(base, key) == 0 else { return false }
+        templateHolds[i] = nil
+        return true
     }
 
     /// Sets a constant of every later request's environ (a new set of request objects).
@@ -112,14 +169,17 @@ final class EnvironBuilder {
             return latin1(bytes)
         }) else { return false }
         defer { api.Py_DecRef(pathInfo) }
-        guard put(env, keyMethod, cachedText(methods, r.method)),
+        guard putRepeating(env, .method, cachedText(methods, r.method)),
               put(env, keyPathInfo, pathInfo),
-              r.query.map({ put(env, keyQuery, text: $0) }) ?? put(env, keyQuery, empty),
+              r.query.map({ put(env, keyQuery, text: $0) }) ?? true,
               uriIsPathInfo ? put(env, keyURI, pathInfo) : put(env, keyURI, text: r.target),
-              put(env, keyProtocol, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
+              putRepeating(env, .protocolVersion, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
-        var host = ""
-        guard addHeaders(env, r.headers, host: &host) else { return false }
+        var hostField: String?
+        guard addHeaders(env, r.headers, host: &hostField) else { return false }
+        // No Host field (HTTP/1.0).
+        if hostField == nil && !removeRepeating(env, .host) { return false }
+        let host = hostField ?? ""
         let fromFront = r.cgiVariables != nil
         let local = fromFront ? nil : r.localAddress
         let serverName: PyObjectPointer?
@@ -141,11 +201,14 @@ final class EnvironBuilder {
         if serverPort == api.none {
             serverPort = ports.object(local?.port ?? 80, decRef: api.Py_DecRef) { pyString(api, String($0)) }
         }
-        guard put(env, keyServerName, serverName), put(env, keyServerPort, serverPort) else { return false }
+        guard putRepeating(env, .serverName, serverName), putRepeating(env, .serverPort, serverPort) else { return false }
         if !fromFront, let peer = r.peerAddress {
-            guard put(env, keyRemoteAddr, cachedText(remoteAddresses, peer.host)),
+            guard putRepeating(env, .remoteAddress, cachedText(remoteAddresses, peer.host)),
                   put(env, keyRemotePort, ports.object(peer.port, decRef: api.Py_DecRef, make: { pyString(api, String($0)) }))
             else { return false }
+        } else if !removeRepeating(env, .remoteAddress) {
+            // (A Unix socket has no peer address; behind the uwsgi protocol the front server's variables say it.)
+            return false
         }
         // uwsgi protocol: the front server's variables (uwsgi_params) are the environ, as under uWSGI.
         if let vars = r.cgiVariables {
@@ -165,8 +228,8 @@ final class EnvironBuilder {
     /// The request's fields as `HTTP_*` (and CONTENT_TYPE/CONTENT_LENGTH). Duplicate fields are joined
     /// with ", " (cookies with "; "), as CGI and PEP 3333 expect. A name with "_" is dropped: it would
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
-    /// strings), whatever their encoding. `host`: the first Host field's value.
-    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String) -> Bool {
+    /// strings), whatever their encoding. `host`: the first Host field's value (nil: none).
+    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String?) -> Bool {
         let fields = headers.fields
         for (index, f) in fields.enumerated() where !hasUnderscore(f.name) {
             let key: PyObjectPointer
@@ -174,7 +237,17 @@ final class EnvironBuilder {
             // Compared with the usual spelling: the parser gives that one as the very literal, which matches
             // without a byte compare (`equalsIgnoringASCIICase` checks the representation first).
             let isHost = length == 4 && equalsIgnoringASCIICase(f.name, "Host")
-            if isHost && host.isEmpty { host = f.value }
+            // (The template may hold an earlier request's HTTP_HOST: the first Host field is never joined to it.)
+            let firstHost = isHost && host == nil
+            if firstHost {
+                host = f.value
+                // The parser has checked the Host syntax (ASCII); a value in other bytes (from a front server's
+                // variables) is set below like any field.
+                if f.rawValue == nil {
+                    guard putRepeating(env, .host, cachedText(hostValues, f.value)) else { return false }
+                    continue
+                }
+            }
             if isHost {
                 key = keyHTTPHost
             } else if length == 12 && equalsIgnoringASCIICase(f.name, "Content-Type") {
@@ -201,7 +274,7 @@ final class EnvironBuilder {
             // A repeated field (names compare without case, as their keys): append to the value so far. (Only a
             // name seen before in this head can repeat: the environ's other keys are not HTTP_* or CONTENT_*. The
             // names are compared here, so most fields skip the dictionary lookup.)
-            if mayRepeatName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
+            if !firstHost, mayRepeatName(fields, before: index), let previous = api.PyDict_GetItem(env, key) {
                 let separator = equalsIgnoringASCIICase(f.name, "cookie") ? semicolonSpace : commaSpace
                 guard let head = api.PyUnicode_Concat(previous, separator) else { return false }
                 let joined = api.PyUnicode_Concat(head, value)
