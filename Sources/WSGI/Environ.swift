@@ -17,7 +17,7 @@ final class EnvironBuilder {
     let base: PyObjectPointer
     /// The keys whose values usually repeat: one client's keep-alive connection, one server name.
     private enum Repeating: Int, CaseIterable {
-        case method, protocolVersion, serverName, serverPort, remoteAddress, host
+        case method, pathInfo, requestURI, protocolVersion, serverName, serverPort, remoteAddress, host
     }
     /// By `Repeating`: its key, and the value the template holds (nil: the key is not in the template). The
     /// template keeps a reference to that object, so no other object can have its address meanwhile.
@@ -70,11 +70,8 @@ final class EnvironBuilder {
         https = try string("https")
         commaSpace = try string(", ")
         semicolonSpace = try string("; ")
-        // Keys every request sets are in the template already (None), so setting one in the copy replaces a
-        // value in place; QUERY_STRING holds its usual value, set only for a target with a query.
-        for (key, value) in [(keyPathInfo, api.none), (keyURI, api.none), (keyQuery, empty)] {
-            guard api.PyDict_SetItem(d, key, value) == 0 else { throw SWSGIError("cannot create the WSGI environ") }
-        }
+        // QUERY_STRING holds its usual value in the template, set only for a target with a query.
+        guard api.PyDict_SetItem(d, keyQuery, empty) == 0 else { throw SWSGIError("cannot create the WSGI environ") }
         let count = Repeating.allCases.count
         repeatingKeys = .allocate(capacity: count)
         templateHolds = .allocate(capacity: count)
@@ -83,6 +80,8 @@ final class EnvironBuilder {
             let key: PyObjectPointer
             switch slot {
             case .method: key = keyMethod
+            case .pathInfo: key = keyPathInfo
+            case .requestURI: key = keyURI
             case .protocolVersion: key = keyProtocol
             case .serverName: key = keyServerName
             case .serverPort: key = keyServerPort
@@ -152,6 +151,30 @@ final class EnvironBuilder {
         }
     }
 
+    /// PATH_INFO for a request path, whether it is the path's own text (nothing decoded, no scheme and authority
+    /// dropped), and whether the caller owns the reference (else it is the cache's: valid until the next miss).
+    /// A server's paths repeat (its routes, health checks): the short ones come from a cache, so a repeated path
+    /// makes no new string and usually sets nothing (`putRepeating`). nil with a Python error pending.
+    private func pathInfo(_ path: String) -> (object: PyObjectPointer, asSent: Bool, owned: Bool)? {
+        let hit: (PyObjectPointer, Bool, Bool)? = pathInfos.lookup { buf in
+            for i in buf.indices where buf[i].path.isExactly(path) { return (buf[i].object, buf[i].asSent, false) }
+            return nil
+        }
+        if let hit { return hit }
+        var asSent = false
+        guard let o = withPathInfo(path, { bytes, same in
+            asSent = same
+            return latin1(bytes)
+        }) else { return nil }
+        guard path.utf8.count <= Self.cachedPathBytes else { return (o, asSent, true) }
+        if let evicted = pathInfos.insert((path, o, asSent)) { api.Py_DecRef(evicted.object) }
+        return (o, asSent, false)
+    }
+
+    /// Paths up to this long are cached (`pathInfos`): the cache holds at most 16 of them.
+    private static let cachedPathBytes = 96
+    private let pathInfos = RingCache<(path: String, object: PyObjectPointer, asSent: Bool)>(capacity: 16)
+
     /// A new environ for `r`; nil with a Python error pending.
     func environ(for r: Request) -> PyObjectPointer? {
         guard let env = api.PyDict_Copy(base) else { return nil }
@@ -163,16 +186,14 @@ final class EnvironBuilder {
     private func fill(_ env: PyObjectPointer, _ r: Request) -> Bool {
         // A target with no query whose path needs no decoding (the usual `/` or `/items/7`): REQUEST_URI is the
         // same text as PATH_INFO, and gets the same (immutable) str.
-        var uriIsPathInfo = false
-        guard let pathInfo = withPathInfo(r.path, { bytes, asSent in
-            uriIsPathInfo = asSent && r.query == nil
-            return latin1(bytes)
-        }) else { return false }
-        defer { api.Py_DecRef(pathInfo) }
+        guard let (pathInfo, asSent, owned) = pathInfo(r.path) else { return false }
+        defer { if owned { api.Py_DecRef(pathInfo) } }
+        let uriIsPathInfo = asSent && r.query == nil
+        // (A REQUEST_URI with a query is this request's own: set in its copy only, the template keeps its value.)
         guard putRepeating(env, .method, cachedText(methods, r.method)),
-              put(env, keyPathInfo, pathInfo),
+              putRepeating(env, .pathInfo, pathInfo),
               r.query.map({ put(env, keyQuery, text: $0) }) ?? true,
-              uriIsPathInfo ? put(env, keyURI, pathInfo) : put(env, keyURI, text: r.target),
+              uriIsPathInfo ? putRepeating(env, .requestURI, pathInfo) : put(env, keyURI, text: r.target),
               putRepeating(env, .protocolVersion, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
         var hostField: String?

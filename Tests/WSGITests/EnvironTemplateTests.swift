@@ -52,6 +52,30 @@ extension WSGIIntegration {
                     #expect(e["SERVER_NAME"] as? String == "two.example")
                     #expect(e["REMOTE_ADDR"] == nil, "\(e)")
                 }
+                // PATH_INFO and REQUEST_URI of repeated, decoded, long and absolute-form targets: a path seen
+                // before (from the cache) with another query, and a decoded path after its plain spelling.
+                let long = "/environ/" + String(repeating: "x", count: 200)
+                let cases: [(target: String, pathInfo: String, uri: String)] = [
+                    ("/environ/a", "/environ/a", "/environ/a"),
+                    ("/environ/a?q=1", "/environ/a", "/environ/a?q=1"),
+                    ("/environ/a", "/environ/a", "/environ/a"),
+                    ("/environ/%61", "/environ/a", "/environ/%61"),
+                    ("/environ/a", "/environ/a", "/environ/a"),
+                    ("http://h.example/environ/b", "/environ/b", "/environ/b"),
+                    ("/environ/b", "/environ/b", "/environ/b"),
+                    (long, long, long),
+                    (long + "?z", long, long + "?z"),
+                    (long, long, long),
+                    ("/environ/a", "/environ/a", "/environ/a"),
+                ]
+                for _ in 0..<2 {
+                    for (target, pathInfo, uri) in cases {
+                        let e = try environ(tcp, "GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n")
+                        #expect(e["PATH_INFO"] as? String == pathInfo, "\(target): \(e["PATH_INFO"] ?? "-")")
+                        #expect(e["REQUEST_URI"] as? String == uri, "\(target): \(e["REQUEST_URI"] ?? "-")")
+                        #expect(e["QUERY_STRING"] as? String == (target.contains("?") ? String(target.split(separator: "?")[1]) : ""))
+                    }
+                }
             }
         }
     }
