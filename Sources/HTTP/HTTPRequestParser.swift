@@ -1,3 +1,5 @@
+import Glibc
+
 /// Result of feeding bytes to `HTTPRequestParser`.
 public enum HTTPParseResult: Sendable, Hashable {
     /// The head is incomplete. All given bytes were taken (copied internally);
@@ -53,6 +55,9 @@ public struct HTTPRequestParser: Sendable {
     /// Empty lines skipped before the current request line.
     private var emptyLines = 0
     private var failure: HTTPError?
+    /// The last head's fields, kept for the next head: once the request that had them is over nothing else
+    /// holds them, and the next head's fields go in the same storage (no allocation and free per request).
+    private var fieldStorage: [HTTPField] = []
 
     /// A parser for one connection.
     public init(limits: HTTPLimits = HTTPLimits()) {
@@ -124,7 +129,7 @@ public struct HTTPRequestParser: Sendable {
         switch Self.scanHead(rest, from: 0, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
         case .found(let length):
             emptyLines = 0
-            switch Self.parseHead(UnsafeBufferPointer(rebasing: rest[..<length]), limits: limits) {
+            switch Self.parseHead(UnsafeBufferPointer(rebasing: rest[..<length]), limits: limits, fields: &fieldStorage) {
             case .success(let head): return .head(head, consumed: start + length)
             case .failure(let e): return .error(e)
             }
@@ -189,10 +194,13 @@ public struct HTTPRequestParser: Sendable {
         buffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[..<take]))
         let limits = self.limits
         let from = scanned
+        var fields = fieldStorage
+        fieldStorage = []
+        defer { fieldStorage = fields }
         let outcome: (HTTPParseResult, resume: Int) = buffer.withUnsafeBufferPointer { b in
             switch Self.scanHead(b, from: from, limit: limits.maxHeadBytes, lineLimit: limits.maxRequestLineBytes) {
             case .found(let length):
-                switch Self.parseHead(UnsafeBufferPointer(rebasing: b[..<length]), limits: limits) {
+                switch Self.parseHead(UnsafeBufferPointer(rebasing: b[..<length]), limits: limits, fields: &fields) {
                 case .success(let head): return (.head(head, consumed: length - old), 0)
                 case .failure(let e): return (.error(e), 0)
                 }
@@ -279,6 +287,13 @@ public struct HTTPRequestParser: Sendable {
     /// guaranteed every CR is followed by LF, every LF preceded by CR, and no control
     /// bytes other than HTAB; bounds are still checked so a bug cannot read past `p`.
     static func parseHead(_ p: UnsafeBufferPointer<UInt8>, limits: HTTPLimits) -> Result<HTTPRequestHead, HTTPError> {
+        var fields: [HTTPField] = []
+        return parseHead(p, limits: limits, fields: &fields)
+    }
+
+    /// `parseHead`, the fields going into `fields`' storage (emptied first; storage another head still shares is
+    /// left to it, copy on write).
+    static func parseHead(_ p: UnsafeBufferPointer<UInt8>, limits: HTTPLimits, fields: inout [HTTPField]) -> Result<HTTPRequestHead, HTTPError> {
         @inline(__always) func fail(_ kind: HTTPError.Kind) -> Result<HTTPRequestHead, HTTPError> {
             .failure(HTTPError(kind))
         }
@@ -334,8 +349,9 @@ public struct HTTPRequestParser: Sendable {
         let atLeast11 = version.minor >= 1
         i += 10
 
-        var fields: [HTTPField] = []
-        fields.reserveCapacity(16)
+        // Storage a head with very many fields grew is not kept for the next.
+        if fields.capacity > 64 { fields = [] } else { fields.removeAll(keepingCapacity: true) }
+        if fields.capacity < 16 { fields.reserveCapacity(16) }
         var contentLength: Int?
         var hostCount = 0
         var connectionClose = false
@@ -368,13 +384,12 @@ public struct HTTPRequestParser: Sendable {
 
             while i < n, isOWS(p[i]) { i += 1 }
             let valueStart = i
+            // The line's end by memchr: scanHead let no control byte but HTAB (and CR LF) through, so the bytes
+            // before the CR need no look one by one; trailing whitespace is trimmed back from it.
+            guard i < n, let found = memchr(p.baseAddress! + i, Int32(cr), n - i) else { return refuse(.invalidFieldValue) }
+            i = UnsafeRawPointer(found) - UnsafeRawPointer(p.baseAddress!)
             var valueEnd = i
-            while i < n, p[i] != cr {
-                let b = p[i]
-                if isForbiddenControl(b) { return refuse(.invalidFieldValue) }
-                i += 1
-                if !isOWS(b) { valueEnd = i }
-            }
+            while valueEnd > valueStart, isOWS(p[valueEnd - 1]) { valueEnd -= 1 }
             guard i + 1 < n else { return refuse(.invalidFieldValue) }
             if i - nameStart > limits.maxFieldBytes { return refuse(.fieldTooLarge) }
             i += 2  // CRLF
@@ -421,7 +436,7 @@ public struct HTTPRequestParser: Sendable {
             let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
             fields.append(HTTPField(name: commonFieldName(p, nameStart, nameEnd) ?? makeString(p, nameStart, nameEnd),
                                     value: makeString(p, valueStart, valueEnd),
-                                    rawValue: valueBytes.contains(where: { $0 >= 0x80 }) ? Array(valueBytes) : nil))
+                                    rawValue: hasHighByte(valueBytes) ? Array(valueBytes) : nil))
         }
 
         if hostCount > 1 { return refuse(.duplicateHost) }
@@ -620,4 +635,15 @@ func commonFieldName(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) 
     case 17: return pick("X-Forwarded-Proto", "X-Forwarded-Proto")
     default: return nil
     }
+}
+
+/// Whether a byte of `b` is 0x80 or above (eight at a time).
+@inline(__always)
+func hasHighByte(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let base = b.baseAddress else { return false }
+    let raw = UnsafeRawPointer(base)
+    var i = 0, any: UInt64 = 0
+    while i + 8 <= b.count { any |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self); i += 8 }
+    while i < b.count { any |= UInt64(b[i]); i += 1 }
+    return any & 0x8080_8080_8080_8080 != 0
 }
