@@ -46,7 +46,8 @@ public enum HTTPResponseWriter {
     /// the writer owns framing and connection management so it can never contradict the body it is
     /// told about or the server's real keep-alive timeout (a Keep-Alive field is hop-by-hop, RFC 9112
     /// §9.3 and RFC 9110 §7.6.1, and only the server knows its timeout). A caller's `Connection: close`
-    /// is honoured: the plan says close and the head says so.
+    /// is honoured: the plan says close and the head says so; its other Connection options (`upgrade`)
+    /// go out in the writer's one Connection field.
     /// A field with a `rawValue` is sent as those bytes (a WSGI app's latin-1 text, PEP 3333); so is
     /// `rawReason`. Control bytes (except HTAB) in names, values and reasons are replaced by SP to
     /// rule out response splitting; callers should still send valid tokens as names.
@@ -91,15 +92,21 @@ public enum HTTPResponseWriter {
                 w.put(date, &buffer)
                 w.put("\r\n", &buffer)
             }
+            // The caller's Connection options other than close and keep-alive (`upgrade` beside an Upgrade field:
+            // RFC 9110 §7.8), written in the one Connection field below.
+            var connectionOptions: [UInt8] = []
             if let fieldLines {
                 let lines = fieldLines.lines(for: headers)
                 appendDate(unless: lines.hasDate)
                 w.put(lines.bytes, &buffer)
-                if lines.connectionClose { plan.keepAlive = false }
+                if lines.connection.close { plan.keepAlive = false }
+                connectionOptions = lines.connection.options
             } else {
                 appendDate(unless: hasDateField(headers.fields))
                 w.flush(&buffer)
-                if appendFieldLines(headers.fields, to: &buffer) { plan.keepAlive = false }
+                let connection = appendFieldLines(headers.fields, to: &buffer)
+                if connection.close { plan.keepAlive = false }
+                connectionOptions = connection.options
             }
 
             if resetContent {
@@ -122,10 +129,22 @@ public enum HTTPResponseWriter {
                 }
             }
 
-            if understandsChunked {
-                if !plan.keepAlive { w.put("Connection: close\r\n", &buffer) }
+            if connectionOptions.isEmpty {
+                if understandsChunked {
+                    if !plan.keepAlive { w.put("Connection: close\r\n", &buffer) }
+                } else {
+                    w.put(plan.keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n", &buffer)
+                }
             } else {
-                w.put(plan.keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n", &buffer)
+                w.put("Connection: ", &buffer)
+                w.flush(&buffer)
+                buffer.append(contentsOf: connectionOptions)
+                if !plan.keepAlive {
+                    w.put(", close", &buffer)
+                } else if !understandsChunked {
+                    w.put(", keep-alive", &buffer)
+                }
+                w.put("\r\n", &buffer)
             }
             w.put("\r\n", &buffer)
             w.flush(&buffer)
@@ -164,7 +183,12 @@ public enum HTTPResponseWriter {
 
     /// What is wrong with a response header name that is not a token, in plain words.
     public static func invalidNameMessage(_ name: String) -> String {
-        "response header name \(name.debugDescription) is not a token (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_`|~ only)"
+        invalidNameMessage(quoted: name.debugDescription)
+    }
+
+    /// The message for a name already shown quoted (a Python app's in Python's notation).
+    public static func invalidNameMessage(quoted: String) -> String {
+        "response header name \(quoted) is not a token (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_`|~ only)"
     }
 
     /// Whether `fields` hold a Date field.
@@ -172,15 +196,21 @@ public enum HTTPResponseWriter {
         fields.contains(where: { $0.name.utf8.count == 4 && equalsIgnoringASCIICase($0.name, "date") })
     }
 
-    /// Appends the caller's own fields as `appendHead` sends them (framing and Connection fields left out);
-    /// true when a Connection field lists `close`.
-    static func appendFieldLines(_ fields: [HTTPField], to buffer: inout [UInt8]) -> Bool {
+    /// What the caller's Connection fields say: `close`, and their other options (`upgrade`, ...) as one list.
+    struct ConnectionFields {
         var close = false
+        var options: [UInt8] = []
+    }
+
+    /// Appends the caller's own fields as `appendHead` sends them (framing and Connection fields left out), and
+    /// tells what its Connection fields say.
+    static func appendFieldLines(_ fields: [HTTPField], to buffer: inout [UInt8]) -> ConnectionFields {
+        var connection = ConnectionFields()
         for field in fields {
             switch ownedField(field.name) {
             case .framing: continue
             case .connection:
-                if !close && listContainsClose(field.value) { close = true }
+                readConnectionField(field.rawValue ?? Array(field.value.utf8), into: &connection)
                 continue
             case nil: break
             }
@@ -189,7 +219,32 @@ public enum HTTPResponseWriter {
             if let raw = field.rawValue { appendSanitized(raw, to: &buffer) } else { appendSanitized(field.value, to: &buffer) }
             buffer.appendStatic("\r\n")
         }
-        return close
+        return connection
+    }
+
+    /// A Connection value's elements (RFC 9110 §7.6.1, any case): `close` noted, `keep-alive` dropped (the writer
+    /// says it), the other tokens kept in order without repeats.
+    private static func readConnectionField(_ value: [UInt8], into connection: inout ConnectionFields) {
+        value.withUnsafeBufferPointer { b in
+            _ = forEachListElement(b, 0, b.count) { s, e in
+                if equalsLowercased(b, s, e, "close") {
+                    connection.close = true
+                } else if !equalsLowercased(b, s, e, "keep-alive"), s < e,
+                          b[s..<e].allSatisfy(isTChar), ownedField(String(decoding: b[s..<e], as: UTF8.self)) == nil {
+                    // A token naming no field the writer owns (an option naming Content-Length would have a proxy
+                    // drop the framing it read).
+                    let element = Array(b[s..<e])
+                    @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+                    let known = connection.options.split(separator: 0x2C).contains {
+                        $0.drop(while: { $0 == sp }).elementsEqual(element, by: { lower($0) == lower($1) }) }
+                    if !known {
+                        if !connection.options.isEmpty { connection.options.append(contentsOf: [0x2C, sp]) }
+                        connection.options += element
+                    }
+                }
+                return true
+            }
+        }
     }
 
     /// Appends one chunk (`<hex size>\r\n<data>\r\n`). Empty data appends nothing,
@@ -336,14 +391,6 @@ public enum HTTPResponseWriter {
         }
     }
 
-    /// Whether a Connection value's list holds `close` (RFC 9110 §7.6.1, any case).
-    private static func listContainsClose(_ value: String) -> Bool {
-        var value = value
-        return value.withUTF8 { b in
-            forEachListElement(b, 0, b.count) { s, e in !equalsLowercased(b, s, e, "close") } == false
-        }
-    }
-
     /// Appends `bytes`, replacing control bytes other than HTAB by SP.
     private static func appendSanitized(_ bytes: [UInt8], to buffer: inout [UInt8]) {
         guard bytes.contains(where: isForbiddenControl) else { return buffer.append(contentsOf: bytes) }
@@ -370,8 +417,8 @@ public final class HTTPFieldLinesCache {
         var bytes: [UInt8] = []
         /// A Date field is among them: ours is not added.
         var hasDate = false
-        /// A Connection field lists `close`.
-        var connectionClose = false
+        /// What its Connection fields say.
+        var connection = HTTPResponseWriter.ConnectionFields()
     }
 
     private var fields: [HTTPField] = []
@@ -386,7 +433,7 @@ public final class HTTPFieldLinesCache {
         if same { return cached }
         var made = Lines()
         made.hasDate = HTTPResponseWriter.hasDateField(headers.fields)
-        made.connectionClose = HTTPResponseWriter.appendFieldLines(headers.fields, to: &made.bytes)
+        made.connection = HTTPResponseWriter.appendFieldLines(headers.fields, to: &made.bytes)
         fields = headers.fields
         cached = made
         return made

@@ -66,6 +66,10 @@ public final class CPythonAPI: @unchecked Sendable {
     /// Borrowed reference, nil when absent (no exception set).
     public let PyDict_GetItem: py_obj_obj_obj
     public let PyDict_DelItem: py_int_obj_obj
+    /// Stable ABI since 3.2: a traceback (or None) set on an exception instance (TypeError for anything else),
+    /// and the one it holds (new reference, nil when none).
+    public let PyException_SetTraceback: py_int_obj_obj
+    public let PyException_GetTraceback: py_obj_obj
     public let PyTuple_New: py_obj_size
     public let PyTuple_SetItem: py_int_obj_size_obj
     public let PyTuple_GetItem: py_obj_obj_size
@@ -104,6 +108,7 @@ public final class CPythonAPI: @unchecked Sendable {
     public let excOSError: PyObjectPointer
     public let excSystemExit: PyObjectPointer
     public let excRuntimeError: PyObjectPointer
+    public let excBaseException: PyObjectPointer
     /// `Py_OptimizeFlag`, the `-O` level read by Py_InitializeEx (uWSGI's `--optimize` sets it); nil
     /// in a libpython without the legacy global.
     public let optimizeFlag: UnsafeMutablePointer<Int32>?
@@ -177,6 +182,8 @@ public final class CPythonAPI: @unchecked Sendable {
         PyDict_SetItem = try fn("PyDict_SetItem")
         PyDict_GetItem = try fn("PyDict_GetItem")
         PyDict_DelItem = try fn("PyDict_DelItem")
+        PyException_SetTraceback = try fn("PyException_SetTraceback")
+        PyException_GetTraceback = try fn("PyException_GetTraceback")
         PyTuple_New = try fn("PyTuple_New")
         PyTuple_SetItem = try fn("PyTuple_SetItem")
         PyTuple_GetItem = try fn("PyTuple_GetItem")
@@ -212,6 +219,7 @@ public final class CPythonAPI: @unchecked Sendable {
         excOSError = try exported("PyExc_OSError")
         excSystemExit = try exported("PyExc_SystemExit")
         excRuntimeError = try exported("PyExc_RuntimeError")
+        excBaseException = try exported("PyExc_BaseException")
         optimizeFlag = dlsym(h, "Py_OptimizeFlag")?.assumingMemoryBound(to: Int32.self)
     }
 }

@@ -138,3 +138,15 @@ final class AccessLog {
         return stamp
     }
 }
+
+extension AccessLog {
+    /// A connection whose request head did not complete within --header-timeout (both worker loops): 408, and its
+    /// line naming the method and target when the request line had arrived whole.
+    func answerHeadTimeout(_ c: Connection, started: Instant) {
+        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
+        let line = c.uwsgi == nil ? c.parser.partialRequestLine : nil
+        write(method: line?.method ?? "-", path: line?.target ?? "-", status: 408,
+              bytes: HTTPResponseWriter.errorBody(status: 408).count, started: started,
+              note: "request head not complete in time")
+    }
+}

@@ -600,9 +600,7 @@ final class ThreadedWorker {
                 let deadline = started + ctx.settings.headerTimeoutNanoseconds
                 if now >= deadline {
                     if c.headStartedAt != nil {
-                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
-                        log.write(method: "-", path: "-", status: 408, bytes: HTTPResponseWriter.errorBody(status: 408).count,
-                                  started: started, note: "request head not complete in time")
+                        log.answerHeadTimeout(c, started: started)
                     }
                     end(c)
                 } else {

@@ -748,11 +748,7 @@ final class Worker {
                 if now >= deadline && readWaitingInput(c) { continue }
                 if now >= deadline {
                     if c.headStartedAt != nil {
-                        try? c.writeAll(HTTPResponseWriter.errorResponse(status: 408, date: DateClock.now), timeoutMilliseconds: 100)
-                        let line = c.uwsgi == nil ? c.parser.partialRequestLine : nil
-                        log.write(method: line?.method ?? "-", path: line?.target ?? "-", status: 408,
-                                  bytes: HTTPResponseWriter.errorBody(status: 408).count, started: started,
-                                  note: "request head not complete in time")
+                        log.answerHeadTimeout(c, started: started)
                     }
                     end(c)
                 } else {

@@ -1,6 +1,6 @@
 import PythonRuntime
 
-/// Walks the iterable a WSGI app returned: a list or tuple by index (no iterator object, the
+/// Walks the iterable a WSGI app returned: a list or tuple (not a subclass) by index (no iterator object, the
 /// common `[body]` case), anything else with iter()/next(). Every item must be bytes. A value: one
 /// request's walk makes no object.
 struct ResultIterator {
@@ -26,11 +26,14 @@ struct ResultIterator {
     init?(_ py: Interpreter, _ result: PyObjectPointer) {
         self.py = py
         api = py.api
-        if api.PyObject_IsInstance(result, api.listType) == 1 {
+        // Exactly list or tuple: a subclass may define its own __iter__ (a template's list rendering its parts).
+        let type = api.PyObject_Type(result)
+        if let type { api.Py_DecRef(type) }
+        if type == api.listType {
             sequence = result
             isList = true
             count = api.PyList_Size(result)
-        } else if api.PyObject_IsInstance(result, api.tupleType) == 1 {
+        } else if type == api.tupleType {
             sequence = result
             isList = false
             count = api.PyTuple_Size(result)

@@ -344,6 +344,9 @@ def fileno_of(wrapper):
         pos = f.tell() if hasattr(f, 'tell') else 0
     except Exception:
         return None
+    # A file-like of the app's own may answer anything: only ints in range say where a real file is.
+    if type(fd) is not int or type(pos) is not int or not 0 <= fd < 2**31 or pos < 0:
+        return None
     import stat
     try:
         st = os.fstat(fd)

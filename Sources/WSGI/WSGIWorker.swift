@@ -54,6 +54,10 @@ final class WSGIWorker {
     var request: Request?
     /// The response body stream once the head is out (write() goes there, in order with yielded chunks).
     var liveStream: ResponseStream?
+    /// What write() gets while the worker closes the iterable before the response is sent (a close() or a
+    /// generator's `finally` that writes): it follows the body, as under gunicorn and uWSGI, instead of starting
+    /// the response ahead of it. Nil outside such a close.
+    var writtenWhileClosing: [UInt8]?
 
     /// `--disable-write-exception`.
     let disableWriteException: Bool
@@ -256,7 +260,14 @@ final class WSGIWorker {
             }
             headersSent = true
             if ended && liveStream == nil {
+                produced = max(produced, out.count)
+                writtenWhileClosing = []
                 close(result, iterator)
+                if let late = writtenWhileClosing, !late.isEmpty {
+                    out += late
+                    if let declaredLength, out.count > declaredLength { out.removeLast(out.count - declaredLength) }
+                }
+                writtenWhileClosing = nil
                 end()
                 if declaredLength == nil || declaredLength == out.count {
                     var r = Response(status: status, headers: headers, body: out)
@@ -280,14 +291,26 @@ final class WSGIWorker {
             response.reason = reason
             response.contentLength = declaredLength
             response.headerNamesChecked = true
+            unclosed = (result, pulled)
             response.finish = { [unowned self] in
                 self.py.withGIL {
-                    self.close(result, pulled)
+                    self.closeResult()
                     self.end()
                 }
             }
             return response
         }
+    }
+
+    /// The streamed response's iterable, until it is closed: at the stream's end, while the body is still open (what
+    /// its close() writes follows the body, in the body), or when the response is over whatever happened.
+    var unclosed: (result: PyObjectPointer, iterator: ResultIterator?)?
+
+    /// Closes `unclosed`, once (under the GIL).
+    private func closeResult() {
+        guard let (result, iterator) = unclosed else { return }
+        unclosed = nil
+        close(result, iterator)
     }
 
     private func stream(first: [UInt8], from iterator: ResultIterator?, to stream: ResponseStream) throws {
@@ -297,7 +320,8 @@ final class WSGIWorker {
             return count(first.count)
         }
         try stream.write(first)
-        guard var iterator, !reached else { return }
+        guard var iterator, !reached else { return py.withGIL { closeResult() } }
+        defer { py.withGIL { closeResult() } }
         while true {
             // Socket writes happen without the GIL, so the app's threads run meanwhile.
             var reached = false
@@ -333,6 +357,8 @@ final class WSGIWorker {
         let fd = Int32(truncatingIfNeeded: api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 0)!))
         let position = api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 1)!)
         let size = api.PyLong_AsSsize_t(api.PyTuple_GetItem(info, 2)!)
+        // (fileno_of checks its values; an error left pending here would surface in the next request.)
+        if api.PyErr_Occurred() != nil || fd < 0 || position < 0 || size < 0 { api.PyErr_Clear(); return nil }
         guard let status else {
             _ = py.raise(api.excAssertionError, "the WSGI app returned without calling start_response")
             return try failure(result: result)
@@ -357,7 +383,11 @@ final class WSGIWorker {
     /// and let the worker answer (500, or the body error's status when reading the body failed).
     private func failure(result: PyObjectPointer?, iterator: ResultIterator? = nil) throws -> Response {
         py.printError()
+        // (What the close writes is dropped: the answer is the worker's error response.)
+        writtenWhileClosing = []
         if let result { close(result, iterator) }
+        writtenWhileClosing = nil
+        produced = 0
         let bodyError = self.bodyError
         end()
         if let bodyError { throw bodyError }
@@ -414,6 +444,11 @@ final class WSGIWorker {
         // Signals that arrived while the worker was idle run their Python handlers now, outside the
         // request: a late harakiri signal must not interrupt the next request.
         if api.PyErr_CheckSignals() != 0 { py.printError() }
+        // An error a path left pending must not surface in this request's app code (blamed on its own calls).
+        if api.PyErr_Occurred() != nil {
+            ServerLog.line("a Python error was left pending before this request; cleared:")
+            py.printError()
+        }
         // A request thread: a harakiri interrupt meant for its previous request is stale.
         py.requestThreads?.clearPendingInterrupt()
         setInRequest(true)
@@ -424,6 +459,7 @@ final class WSGIWorker {
         status = nil
         reason = nil
         produced = 0
+        writtenWhileClosing = nil
         headers = HTTPHeaders()
         declaredLength = nil
         headersSent = false
@@ -497,12 +533,9 @@ final class WSGIWorker {
         let headerList = api.PyTuple_GetItem(args, 1)!
         if n == 3, let excInfo = api.PyTuple_GetItem(args, 2), excInfo != api.none {
             if headersSent {
-                // PEP 3333: too late to change the response; re-raise the app's exception.
-                guard api.PyTuple_Size(excInfo) == 3 else { return py.raise(api.excTypeError, "exc_info must be a 3-tuple") }
-                let t = api.PyTuple_GetItem(excInfo, 0), v = api.PyTuple_GetItem(excInfo, 1), tb = api.PyTuple_GetItem(excInfo, 2)
-                for o in [t, v, tb] { if let o { api.Py_IncRef(o) } }
-                api.PyErr_Restore(t, v, tb == api.none ? nil : tb)
-                return nil
+                // PEP 3333: too late to change the response; re-raise the app's exception
+                // (`raise exc_info[1].with_traceback(exc_info[2])`).
+                return reraise(excInfo)
             }
         } else if status != nil {
             return py.raise(api.excAssertionError, "start_response called a second time without exc_info")
@@ -539,7 +572,7 @@ final class WSGIWorker {
             if name.isContentLength {
                 guard let l = value.number else {
                     let negative = value.text.drop(while: { $0 == " " || $0 == "\t" }).first == "-"
-                    return py.raise(api.excValueError, "Content-Length \(value.text.debugDescription) is \(negative ? "negative" : "not a number"): "
+                    return py.raise(api.excValueError, "Content-Length \(pythonRepr(value.text)) is \(negative ? "negative" : "not a number"): "
                         + "it must be a non-negative decimal number of bytes")
                 }
                 // Two different lengths: which one the body is meant to have cannot be known.
@@ -561,6 +594,26 @@ final class WSGIWorker {
         return objects.write
     }
 
+    /// start_response's exc_info once the response has started: its exception raised again, with its traceback.
+    /// Anything but an exception instance (`sys.exc_info()` outside an `except` block gives Nones) or a traceback
+    /// is a TypeError the app can catch: handed to CPython as the pending error it would crash the worker.
+    private func reraise(_ excInfo: PyObjectPointer) -> PyObjectPointer? {
+        let what = "start_response(): exc_info must be sys.exc_info() of an exception being handled"
+        guard api.PyObject_IsInstance(excInfo, api.tupleType) == 1, api.PyTuple_Size(excInfo) == 3,
+              let value = api.PyTuple_GetItem(excInfo, 1), let tb = api.PyTuple_GetItem(excInfo, 2)
+        else { api.PyErr_Clear(); return py.raise(api.excTypeError, "\(what), not a tuple of three") }
+        guard api.PyObject_IsInstance(value, api.excBaseException) == 1 else {
+            api.PyErr_Clear()
+            return py.raise(api.excTypeError, "\(what): its value is a \(py.typeName(value)), not an exception")
+        }
+        // TypeError from CPython when the traceback is neither a traceback nor None.
+        if tb != api.none && api.PyException_SetTraceback(value, tb) != 0 { return nil }
+        guard let type = api.PyObject_Type(value) else { return nil }
+        api.Py_IncRef(value)
+        api.PyErr_Restore(type, value, api.PyException_GetTraceback(value))
+        return nil
+    }
+
     /// The write() callable start_response returns.
     func write(_ data: PyObjectPointer?) -> PyObjectPointer? {
         guard status != nil else { return py.raise(api.excAssertionError, "write() before start_response") }
@@ -568,6 +621,10 @@ final class WSGIWorker {
         // PEP 3333: the head waits for the first non-empty data; then each write() is sent before it returns.
         guard !bytes.isEmpty else { return py.newNone }
         _ = count(bytes.count)
+        if writtenWhileClosing != nil {
+            writtenWhileClosing!.append(contentsOf: bytes)
+            return py.newNone
+        }
         do {
             if liveStream == nil {
                 guard let request, let status else { return py.raise(api.excAssertionError, "write() outside a request") }
@@ -633,7 +690,7 @@ final class WSGIWorker {
             // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ); CR or LF would end the
             // status line early and let the app's text become header lines.
             if raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
-                return "status \(String(decoding: raw, as: UTF8.self).debugDescription) has a control character (CR, LF or another)"
+                return "status \(pythonRepr(latin1: raw)) has a control character (CR, LF or another)"
             }
             reasonBytes = Array(raw.dropFirst(4))
             return nil
@@ -642,12 +699,12 @@ final class WSGIWorker {
         guard digits.count == 3, digits.allSatisfy({ (0x30...0x39).contains($0) }),
               let code = Int(String(decoding: digits, as: UTF8.self)), code >= 100,
               statusText.utf8.count == 3 || statusText.utf8.dropFirst(3).first == 0x20 else {
-            _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is not like '200 OK'")
+            _ = py.raise(api.excValueError, "status \(pythonRepr(statusText)) is not like '200 OK'")
             return nil
         }
         // A 1xx is an interim response: sent as the app's final one, the client would wait for another.
         guard code >= 200 else {
-            _ = py.raise(api.excValueError, "status \(statusText.debugDescription) is informational (1xx); a WSGI response needs a final status (200 or more)")
+            _ = py.raise(api.excValueError, "status \(pythonRepr(statusText)) is informational (1xx); a WSGI response needs a final status (200 or more)")
             return nil
         }
         // The standard phrase (the usual "200 OK") is left to the writer's static text.
@@ -674,7 +731,7 @@ final class WSGIWorker {
                 return raw.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
                     ? "response header \(name) has a control character (CR, LF or another) in its value" : nil
             }
-            return isToken(raw) ? nil : HTTPResponseWriter.invalidNameMessage(String(decoding: raw, as: UTF8.self))
+            return isToken(raw) ? nil : HTTPResponseWriter.invalidNameMessage(quoted: pythonRepr(latin1: raw))
         }) else { return nil }
         let raw: [UInt8]? = text.unicodeScalars.contains(where: { $0.value >= 0x80 })
             ? text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } : nil
@@ -725,6 +782,34 @@ final class WSGIWorker {
         }
         return Array(UnsafeRawBufferPointer(start: p, count: n))
     }
+}
+
+/// Latin-1 text as Python's repr() shows a str (the app's own notation in its exception messages): quotes,
+/// backslash escapes for controls, quotes and backslashes, `\xNN` for what Python does not print.
+func pythonRepr(latin1 raw: UnsafeRawBufferPointer) -> String {
+    var out = "'"
+    for b in raw {
+        switch b {
+        case 0x5C: out += "\\\\"
+        case 0x27: out += "\\'"
+        case 0x0A: out += "\\n"
+        case 0x0D: out += "\\r"
+        case 0x09: out += "\\t"
+        case 0..<0x20, 0x7F...0xA0, 0xAD:
+            let hex = Array("0123456789abcdef".unicodeScalars)
+            out += "\\x"
+            out.unicodeScalars.append(hex[Int(b >> 4)])
+            out.unicodeScalars.append(hex[Int(b & 15)])
+        default: out.unicodeScalars.append(Unicode.Scalar(b))
+        }
+    }
+    return out + "'"
+}
+
+/// `pythonRepr(latin1:)` of text holding latin-1 characters only (as read from a checked str).
+func pythonRepr(_ text: String) -> String {
+    let bytes = text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+    return bytes.withUnsafeBytes { pythonRepr(latin1: $0) }
 }
 
 /// Content-Length's value: digits only (RFC 9110 §8.6), spaces and tabs around them allowed.

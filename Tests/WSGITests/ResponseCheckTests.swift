@@ -107,8 +107,8 @@ def application(environ, start_response):
             try withPython(Self.args, setUp: Self.setUp) { s, _ throws in
                 let cases: [(expression: String, logged: String)] = [
                     ("('200 OK', [('X-A','v','w')], [b'hi'])", "response header 0 is a tuple of 3 items, not a (name, value) pair"),
-                    ("('200 OK', [('Content-Length','-1')], [b'hi'])", #"Content-Length "-1" is negative"#),
-                    ("('200 OK', [('Content-Length','x')], [b'hi'])", #"Content-Length "x" is not a number"#),
+                    ("('200 OK', [('Content-Length','-1')], [b'hi'])", "Content-Length '-1' is negative"),
+                    ("('200 OK', [('Content-Length','x')], [b'hi'])", "Content-Length 'x' is not a number"),
                 ]
                 for c in cases {
                     let wire = try WSGIIntegration.rawExchange(s, "/", c.expression)
