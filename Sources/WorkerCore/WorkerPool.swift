@@ -64,6 +64,20 @@ public struct WorkerSlot: Equatable, Sendable {
     /// This worker's row in the shared scoreboard: reserved by the pool when it decided the fork,
     /// freed when the worker has exited (never while a retiring worker may still write it).
     public var scoreboardIndex: Int = 0
+    /// With --lazy-apps, a worker being replaced keeps accepting until its replacement (the same id) is ready,
+    /// then retires for this reason: the replacement's import can take seconds, or fail (a broken release).
+    public var replacedOnReady: RetireReason? = nil
+}
+
+extension RetireReason {
+    /// A worker retired for this reason can serve on while its replacement starts (`replacedOnReady`); the
+    /// others must stop accepting now (a memory kill, a lost listener, a stop, fewer workers).
+    var servesUntilReplaced: Bool {
+        switch self {
+        case .reload, .chainReload, .maxRequests, .lifetime, .rss, .addressSpace, .exception: true
+        default: false
+        }
+    }
 }
 
 /// The swsgi master's decisions about its workers, as a value: events in, actions out.
@@ -201,6 +215,8 @@ public struct WorkerPool: Sendable {
     public private(set) var slots: [WorkerSlot] = []
     public private(set) var stopping = false
     public private(set) var announcedReady = false
+    /// A worker has been ready once: from then on a worker that fails to start is not a boot failure.
+    public private(set) var everReady = false
     /// Workers wanted now (between cheaper's minimum and --processes; TTIN/TTOU move it).
     public private(set) var target: Int
     private var respawnAt: [Int: Instant] = [:]
@@ -233,7 +249,8 @@ public struct WorkerPool: Sendable {
     public func slot(pid: Int32) -> WorkerSlot? { slots.first { $0.pid == pid } }
 
     /// Live workers not on their way out.
-    public var activeCount: Int { slots.filter { $0.state != .retiring }.count }
+    /// Workers serving or starting, one per id (a worker waiting for its replacement and that replacement count once).
+    public var activeCount: Int { slots.filter { $0.state != .retiring && $0.replacedOnReady == nil }.count }
 
     public var nextDeadline: Instant? {
         let retiring = slots.filter { $0.state != .retiring }.compactMap(\.recycleAt)
@@ -266,7 +283,14 @@ public struct WorkerPool: Sendable {
         case .workerReady(let pid):
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state == .starting else { return [] }
             slots[i].state = .accepting
+            everReady = true
             var actions: [Action] = [.statusChanged]
+            // The worker it replaces (same id, --lazy-apps) stops accepting now.
+            let id = slots[i].id
+            if !stopping, let old = slots.first(where: { $0.id == id && $0.pid != pid && $0.state == .accepting && $0.replacedOnReady != nil }),
+               let reason = old.replacedOnReady {
+                actions += retire(pid: old.pid, reason: reason, now: now, replace: false)
+            }
             if !announcedReady && !stopping && slots.filter({ $0.state == .accepting }).count >= target {
                 announcedReady = true
                 actions.append(.notify("READY=1\nSTATUS=\(target) workers accepting"))
@@ -311,7 +335,8 @@ public struct WorkerPool: Sendable {
             guard !stopping else { return [] }
             reloading = true
             chain = nil  // every worker is replaced now
-            let old = slots.filter { $0.state != .retiring }
+            // (A worker already waiting for its replacement keeps waiting: the replacement started is the reload's.)
+            let old = slots.filter { $0.state != .retiring && $0.replacedOnReady == nil }
             var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
             for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
             return actions
@@ -336,7 +361,7 @@ public struct WorkerPool: Sendable {
             guard let victim = slots.filter({ $0.state != .retiring }).max(by: { $0.id < $1.id }) else { return [] }
             return [.log("SIGTTOU: workers \(target + 1) -> \(target)")] + retire(pid: victim.pid, reason: .shrink, now: now, replace: false)
         case .recycle(let pid, let reason):
-            guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
+            guard !stopping, let w = slot(pid: pid), w.state != .retiring, w.replacedOnReady == nil else { return [] }
             return retire(pid: pid, reason: reason, now: now, replace: true)
         case .harakiriExpired(let pid, let request, let age, let queue):
             return harakiri(pid: pid, request: request, age: age, queue: queue, now: now)
@@ -377,7 +402,7 @@ public struct WorkerPool: Sendable {
             }
             let pid = c.pending.removeFirst()
             chain = c
-            guard let w = slot(pid: pid), w.state != .retiring else { continue }
+            guard let w = slot(pid: pid), w.state != .retiring, w.replacedOnReady == nil else { continue }
             chain = (c.pending, w.id)
             return [.log("chain reload: next is worker \(w.id) (pid \(pid))")]
                 + retire(pid: pid, reason: .chainReload, now: now, replace: true)
@@ -406,6 +431,8 @@ public struct WorkerPool: Sendable {
     /// Decides a fork, reserving its scoreboard row first; with every row held by a live (mostly
     /// retiring) worker, the fork waits for the next exit, and the log says so truthfully.
     private mutating func forkWorker(id: Int) -> [Action] {
+        // A respawn waiting for its back-off is moot once a fork for the id is decided.
+        respawnAt[id] = nil
         if reservedScoreboardSlots[id] == nil {
             guard let row = freeScoreboardSlots.popLast() else {
                 guard !waitingForScoreboardSlot.contains(id) else { return [] }
@@ -446,6 +473,16 @@ public struct WorkerPool: Sendable {
             return [.report(.scoreboardFull, "all \(scoreboardCapacity) scoreboard slots are held (\(retiring) retiring workers still finishing requests): worker \(slots[i].id) (pid \(pid)) keeps serving and is replaced (\(reason.rawValue)) when one exits")]
         }
         deferredRetirements.removeAll { $0.pid == pid }
+        // Its replacement is already on its way.
+        if replace && slots[i].replacedOnReady != nil { return [] }
+        if replace && config.workersLoadTheApp && reason.servesUntilReplaced && slots[i].state == .accepting {
+            slots[i].replacedOnReady = reason
+            respawnTotals[slots[i].id, default: 0] += 1
+            return forkWorker(id: slots[i].id)
+                + [.log("replacing worker \(slots[i].id) (pid \(pid)) (\(reason.rawValue)): it serves until its replacement is ready"),
+                   .statusChanged]
+        }
+        slots[i].replacedOnReady = nil
         slots[i].state = .retiring
         slots[i].retireReason = reason
         slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
@@ -494,14 +531,29 @@ public struct WorkerPool: Sendable {
     private mutating func workerExited(_ pid: Int32, status: ProcessEnd, now: Instant, loadFailed: Bool) -> [Action] {
         guard let i = slots.firstIndex(where: { $0.pid == pid }) else { return [] }
         let w = slots.remove(at: i)
-        // The boot-failure policy (gunicorn halts on its worker boot error too): a worker that could not load
-        // the app, or with --lazy-apps ended in any way before it was ready, stops swsgi with one line.
-        if !stopping, w.state == .starting, loadFailed || config.workersLoadTheApp {
+        // The boot-failure policy (gunicorn halts on its worker boot error too): while no worker has ever been ready,
+        // a worker that could not load the app, or ended in any way before it was ready (with --lazy-apps in its
+        // import; without, in what runs after fork), stops swsgi with one line: it would only fail again, for ever.
+        // Once workers have served, a replacement that fails (a release broken on disk, a database down at a
+        // --lazy-apps import) is retried with a back-off while the others serve on: the site stays up.
+        if !stopping, w.state == .starting, !everReady {
             freeScoreboardSlots.append(w.scoreboardIndex)
             exitCode = ExitCode.appLoadFailed
-            let how = loadFailed ? "could not load the app (its error is above)" : "ended (\(status)) while loading the app, before it was ready"
+            let how = loadFailed ? "could not load the app (its error is above)"
+                : config.workersLoadTheApp ? "ended (\(status)) while loading the app, before it was ready"
+                : "ended (\(status)) before it was ready, and no worker ever was"
             return [.statusChanged, .log("worker \(w.id) (pid \(pid)) \(how): stopping with status \(ExitCode.appLoadFailed)")]
                 + stop(signal: Self.sigINT, now: now, why: "immediate shutdown: the app cannot be loaded")
+        }
+        if !stopping, w.state == .starting, loadFailed || config.workersLoadTheApp {
+            freeScoreboardSlots.append(w.scoreboardIndex)
+            deferredRetirements.removeAll { $0.pid == pid }
+            harakiriRecheckAt[pid] = nil
+            harakiriHeldLogged[pid] = nil
+            respawnTotals[w.id, default: 0] += 1
+            let how = loadFailed ? "could not load the app (its error is above)" : "ended (\(status)) while loading the app"
+            return [.statusChanged, .report(.workerDied, "worker \(w.id) (pid \(pid)) \(how); the other workers serve on")]
+                + scheduleRespawn(id: w.id, now: now, why: "the app could not be loaded")
         }
         freeScoreboardSlots.append(w.scoreboardIndex)
         deferredRetirements.removeAll { $0.pid == pid }
@@ -510,6 +562,10 @@ public struct WorkerPool: Sendable {
         var actions: [Action] = [.statusChanged]
         if w.state == .retiring {
             if status != .exited(0) { actions.append(.log("worker \(w.id) (pid \(pid)) retired: \(status)")) }
+        } else if w.replacedOnReady != nil, slots.contains(where: { $0.id == w.id && $0.state == .starting }) || respawnAt[w.id] != nil
+                    || reservedScoreboardSlots[w.id] != nil || waitingForScoreboardSlot.contains(w.id) {
+            // Its replacement is on its way: no second one.
+            actions.append(.report(.workerDied, "worker \(w.id) (pid \(pid)) died (\(status)) while its replacement starts"))
         } else {
             actions.append(.report(.workerDied, "worker \(w.id) (pid \(pid)) died (\(status)); respawning"))
             respawnTotals[w.id, default: 0] += 1

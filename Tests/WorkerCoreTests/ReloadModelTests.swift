@@ -7,10 +7,12 @@ import WorkerCore
 /// two for one id), and while only chain reloads happen all but one worker accept. A failure names its
 /// seed and the steps; the same seed replays it.
 @Suite struct ReloadModelTests {
-    static func run(seed: UInt64, steps: Int, chainOnly: Bool) -> String? {
+    static func run(seed: UInt64, steps: Int, chainOnly: Bool, lazy: Bool = false) -> String? {
         var r = Random(state: seed)
         let processes = 1 + r.below(4)
-        var pool = WorkerPool(config: WorkerPool.Config(processes: processes, mercyNanoseconds: 60_000_000_000))
+        var config = WorkerPool.Config(processes: processes, mercyNanoseconds: 60_000_000_000)
+        config.workersLoadTheApp = lazy
+        var pool = WorkerPool(config: config)
         var now: Instant = 1_000_000_000
         var nextPID: Int32 = 100
         var trace: [String] = []
@@ -36,11 +38,30 @@ import WorkerCore
             }
             for w in starting { choices += [.workerReady(pid: w.pid), .workerReady(pid: w.pid)] }
             for w in retiring { choices.append(.workerExited(pid: w.pid, status: .exited(0))) }
+            if lazy {
+                // Replacements that cannot load the app (a broken release, a database down), and time passing
+                // (their retries after a back-off).
+                for w in starting { choices += [.appLoadFailed(pid: w.pid, status: .exited(22)), .workerExited(pid: w.pid, status: .exited(0))] }
+                choices.append(.deadlinePassed)
+            }
             let e = choices[r.below(choices.count)]
+            if e == .deadlinePassed { now += 2_000_000_000 }
             trace.append("\(e)")
             feed(e)
             let rows = pool.slots.map(\.scoreboardIndex)
             if Set(rows).count != rows.count { return "seed \(seed) step \(step): a scoreboard row held twice \(rows)\n\(trace.suffix(12))" }
+            if lazy {
+                // Capacity never drops: every id keeps a worker accepting, whatever fails; never more than the
+                // worker and its one replacement; never a stop.
+                for id in 1...processes {
+                    let live = pool.slots.filter { $0.id == id && $0.state != .retiring }
+                    if !live.contains(where: { $0.state == .accepting }) || live.count > 2 {
+                        return "seed \(seed) step \(step): worker \(id): \(live)\n\(trace.suffix(12))"
+                    }
+                }
+                if pool.stopping { return "seed \(seed) step \(step): stopped\n\(trace.suffix(12))" }
+                continue
+            }
             let active = pool.slots.filter { $0.state != .retiring }
             if active.count != processes || Set(active.map(\.id)).count != processes {
                 return "seed \(seed) step \(step): \(active.count) workers not retiring (ids \(active.map(\.id))), want \(processes)\n\(trace.suffix(12))"
@@ -69,4 +90,15 @@ import WorkerCore
             }
         }
     }
+
+    @Test func lazyReloadsAndFailedImportsNeverDropCapacity() {
+        for seed in UInt64(1)...80 {
+            if let failure = Self.run(seed: seed, steps: 300, chainOnly: r(seed), lazy: true) {
+                Issue.record("\(failure)")
+                return
+            }
+        }
+    }
+
+    private func r(_ seed: UInt64) -> Bool { seed % 3 == 0 }
 }

@@ -514,3 +514,63 @@ extension WorkerPoolProcessSideTests {
                 == .log("worker 1 (pid \(rpids[0])) still running after the immediate stop's 3 s (SIGINT/SIGQUIT): SIGKILL"))
     }
 }
+
+/// --lazy-apps replacements first (found by an attack): an old worker serves until its replacement has imported the
+/// app and is ready, and a replacement that cannot load the app once workers have served (a broken release, a
+/// database down at import) neither stops swsgi nor takes the old worker out: it is retried with a back-off.
+extension WorkerPoolProcessSideTests {
+    private func hups(_ out: [WorkerPool.Action]) -> [Int32] {
+        out.compactMap { if case .signal(WorkerPool.sigHUP, let pid) = $0 { pid } else { nil } }
+    }
+
+    @Test func aLazyReloadRetiresEachOldWorkerOnlyOnceItsReplacementIsReady() {
+        var (p, pids) = pool(2) { $0.workersLoadTheApp = true }
+        let out = p.handle(.reloadWorkers, now: 10)
+        #expect(out.contains(.fork(id: 1)) && out.contains(.fork(id: 2)), "\(out)")
+        #expect(hups(out).isEmpty, "old workers keep accepting while replacements import: \(out)")
+        _ = p.handle(.forked(id: 1, pid: 201), now: 11)
+        _ = p.handle(.forked(id: 2, pid: 202), now: 11)
+        #expect(p.activeCount == 2)
+        #expect(hups(p.handle(.workerReady(pid: 201), now: 12)) == [pids[0]])
+        #expect(p.slots.first { $0.pid == pids[1] }?.state == .accepting)
+        #expect(hups(p.handle(.workerReady(pid: 202), now: 13)) == [pids[1]])
+        // A second reload while nothing waits replaces the new ones.
+        #expect(p.handle(.reloadWorkers, now: 14).contains(.fork(id: 1)))
+    }
+
+    @Test func aLazyReplacementThatCannotLoadTheAppKeepsTheOldWorkerServing() {
+        var (p, pids) = pool(2) { $0.workersLoadTheApp = true }
+        _ = p.handle(.reloadWorkers, now: 10)
+        _ = p.handle(.forked(id: 1, pid: 201), now: 11)
+        _ = p.handle(.forked(id: 2, pid: 202), now: 11)
+        let failed = p.handle(.appLoadFailed(pid: 201, status: .exited(ExitCode.appLoadFailed)), now: 12)
+        #expect(!p.stopping && !failed.contains(where: { if case .exit = $0 { true } else { false } }), "\(failed)")
+        #expect(hups(failed).isEmpty && p.slots.first { $0.pid == pids[0] }?.state == .accepting, "\(failed)")
+        // A lazy worker that ended in its import (any way) is the same.
+        let ended = p.handle(.workerExited(pid: 202, status: .exited(0)), now: 12)
+        #expect(!p.stopping && hups(ended).isEmpty, "\(ended)")
+        // Retried after a back-off; the old worker retires once a retry is ready.
+        var retried: [WorkerPool.Action] = []
+        var t: Instant = 13
+        while !retried.contains(.fork(id: 1)) && t < 60_000_000_000 { t += 100_000_000; retried = p.handle(.deadlinePassed, now: t) }
+        #expect(retried.contains(.fork(id: 1)), "retried")
+        _ = p.handle(.forked(id: 1, pid: 301), now: t)
+        #expect(hups(p.handle(.workerReady(pid: 301), now: t + 1)) == [pids[0]])
+        // The old worker dying while its replacement starts is not replaced twice.
+        while !p.handle(.deadlinePassed, now: t).contains(.fork(id: 2)) && t < 120_000_000_000 { t += 100_000_000 }
+        let died = p.handle(.workerExited(pid: pids[1], status: .signaled(9)), now: t + 1)
+        #expect(!died.contains(.fork(id: 2)), "\(died)")
+    }
+
+    @Test func withoutLazyAppsAWorkerEndingBeforeAnyWasReadyStopsThePool() {
+        var p = WorkerPool(config: WorkerPool.Config(processes: 2, mercyNanoseconds: 30_000_000_000))
+        for case .fork(let id) in p.handle(.started, now: 1) { _ = p.handle(.forked(id: id, pid: Int32(100 + id)), now: 1) }
+        let out = p.handle(.workerExited(pid: 101, status: .signaled(11)), now: 2)
+        #expect(p.stopping && !out.contains(.fork(id: 1)), "a post-fork crash would loop for ever: \(out)")
+        #expect(p.handle(.workerExited(pid: 102, status: .signaled(2)), now: 3).contains(.exit(ExitCode.appLoadFailed)))
+        // Once one has been ready, a worker dying young is respawned as before (after a back-off).
+        var (q, pids) = pool(2)
+        let again = q.handle(.workerExited(pid: pids[0], status: .signaled(11)), now: 3)
+        #expect(!q.stopping && !again.contains(where: { if case .exit = $0 { true } else { false } }), "\(again)")
+    }
+}
