@@ -25,6 +25,28 @@ public struct SignalSet {
     }
 }
 
+/// A process forked from this one (an app's `multiprocessing` child) starts with no signal blocked: the signals a
+/// worker blocks for its signalfd, and those its request threads block (all, so that signals reach the main
+/// thread), would stay blocked in the child and in what it runs, so that a supervisor's stop, Ctrl-C or the
+/// child's own terminate() could not stop it. Registered once per process (pthread_atfork).
+public enum ForkChildSignals {
+    public static func unblockAll() throws {
+        guard !registered else { return }
+        let r = pthread_atfork(nil, nil, { _ = pthread_sigmask(SIG_SETMASK, forkChildMask, nil) })
+        if r != 0 { throw SyscallError("pthread_atfork", errno: r) }
+        registered = true
+    }
+
+    nonisolated(unsafe) private static var registered = false
+}
+
+/// The empty set the hook installs; made before the hook is registered.
+private nonisolated(unsafe) let forkChildMask: UnsafeMutablePointer<sigset_t> = {
+    let p = UnsafeMutablePointer<sigset_t>.allocate(capacity: 1)
+    sigemptyset(p)
+    return p
+}()
+
 /// A non-blocking signalfd: blocked signals arrive as readable records, never in a handler.
 public struct SignalFD: ~Copyable {
     public let fd: FileDescriptor

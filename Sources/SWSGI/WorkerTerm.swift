@@ -26,6 +26,10 @@ enum WorkerTerm {
                 state.pointee.chain = dfl
             }
         }
+        // Only this worker's TERM is a stop request: in a process the app forks, TERM does what it does by default
+        // (a multiprocessing child's terminate(), a group TERM), and no signal is blocked there.
+        state.pointee.ownerPID = getpid()
+        try ForkChildSignals.unblockAll()
         state.pointee.notifyFD = notifyFD
         state.pointee.harakiriMark = chainHarakiri ? UnsafePointer(scoreboard.cell(slot, .harakiriFiredFor)) : nil
         state.pointee.requestNumber = chainHarakiri ? UnsafePointer(scoreboard.cell(slot, .requestCounter)) : nil
@@ -48,6 +52,8 @@ enum WorkerTerm {
 /// handler is installed, as the C version did.
 private struct WorkerTermState {
     var notifyFD: Int32 = -1
+    /// The worker's pid: a TERM in another process (a fork of the app's) takes the default action.
+    var ownerPID: pid_t = 0
     /// The scoreboard cells: the request harakiri fired for, the request in hand (nil: TERM is not
     /// harakiri's graceful signal).
     var harakiriMark: UnsafePointer<Int64>? = nil
@@ -74,6 +80,12 @@ private func bits<F>(_ f: F) -> Int { unsafeBitCast(f, to: Int.self) }
 private let workerTermHandler: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = { sig, info, context in
     let saved = errno
     let state = workerTermState
+    if getpid() != state.pointee.ownerPID {
+        _ = shim_sigaction_default(sig)
+        raise(sig)
+        errno = saved
+        return
+    }
     let marked = state.pointee.harakiriMark?.pointee ?? 0
     if marked > 0, let request = state.pointee.requestNumber, marked == request.pointee {
         // Harakiri's graceful signal for the request in hand: what TERM did before this handler existed.
