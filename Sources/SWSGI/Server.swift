@@ -127,14 +127,17 @@ public enum SWSGIMain {
                     throw SWSGIError("--wsgi-file/--module: this program does not host Python apps; run the swsgi executable")
                 }
                 // An app ending the process during its import (exit(), abort()) removes this name on the way out.
-                StartupCleanup.set(listeners.compactMap(\.temporaryPath))
+                StartupCleanup.set(listeners.compactMap(\.temporaryPath) + [stats?.path].compactMap { $0 }.filter { !$0.isEmpty })
                 defer { StartupCleanup.set([]) }
                 // Blocked before the import: a thread it starts inherits the mask, so a signal sent to the master
                 // waits (pending, then in the master's signalfd) instead of reaching that thread with its
                 // default action, which kills the master at HUP, TERM or USR1.
                 try SignalSet(Master.handledSignals).block()
+                let watch = try ImportStopWatch()
                 let loaded: HostedApplication
-                do { loaded = try hostLoader(options, env) } catch {
+                let result = Result { try hostLoader(options, env) }
+                watch.finish()
+                do { loaded = try result.get() } catch {
                     // Python's start-up or the app's import ran out of address space: name the limit that caused it.
                     let mib = options.process.limitAddressSpaceMiB
                     if mib > 0 { throw SWSGIError("\(error) (under --limit-as \(mib) MiB: too low for Python and the app? raise it)") }
