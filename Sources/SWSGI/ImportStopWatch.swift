@@ -6,15 +6,25 @@ import Posix
 /// from stopping until SIGKILL, and a supervisor's stop with it. A thread waits for TERM, INT and QUIT meanwhile:
 /// on one, it removes the temporary socket names and ends the process, as a stop before serving does (status 0).
 /// HUP stays pending for the start-up's own check.
-struct ImportStopWatch: ~Copyable {
+/// (Best effort: a thread that cannot be made, under a --limit-as too low for it, leaves the stop to the check after
+/// the import, as before.)
+final class ImportStopWatch {
     private let thread: pthread_t
 
     /// Called with the master's signals blocked (the thread inherits the mask: sigwait needs them blocked).
-    init() throws {
+    init?() {
         var t = pthread_t()
-        let r = pthread_create(&t, nil, { _ in
-            var wake = SignalSet([SIGUSR2]).raw
-            _ = pthread_sigmask(SIG_BLOCK, &wake, nil)
+        // A small stack: it waits, logs a line and exits.
+        var attr = pthread_attr_t()
+        guard pthread_attr_init(&attr) == 0 else { return nil }
+        defer { pthread_attr_destroy(&attr) }
+        _ = pthread_attr_setstacksize(&attr, 256 << 10)
+        // The thread starts with SIGUSR2 (its wake-up) blocked: unblocked for a moment, a wake-up sent before it
+        // runs would take the default action and end the process.
+        var wake = SignalSet([SIGUSR2]).raw, previous = sigset_t()
+        guard pthread_sigmask(SIG_BLOCK, &wake, &previous) == 0 else { return nil }
+        defer { _ = pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let r = pthread_create(&t, &attr, { _ in
             var set = SignalSet([SIGTERM, SIGINT, SIGQUIT, SIGUSR2]).raw
             var sig: Int32 = 0
             while true {
@@ -26,12 +36,12 @@ struct ImportStopWatch: ~Copyable {
                 _exit(ExitCode.success)
             }
         }, nil)
-        if r != 0 { throw SyscallError("pthread_create", errno: r) }
+        guard r == 0 else { return nil }
         thread = t
     }
 
     /// The import is over: the thread ends (a signal arriving from now waits in the master's signalfd).
-    consuming func finish() {
+    func finish() {
         _ = pthread_kill(thread, SIGUSR2)
         _ = pthread_join(thread, nil)
     }

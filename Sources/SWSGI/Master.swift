@@ -472,6 +472,8 @@ final class Master {
                     fifo?.remove()
                     if let p = settings.pidFile { removePidFileIfOurs(p, pid: getpid()) }
                 }
+                // Lines still being counted (14 workers killed at once, then a stop within the window) are told.
+                for line in repeatedLines.flushAll(now: monotonicNanoseconds()) { ServerLog.line(line) }
                 log("exiting with status \(code)")
                 return code
             }

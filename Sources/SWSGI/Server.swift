@@ -133,10 +133,10 @@ public enum SWSGIMain {
                 // waits (pending, then in the master's signalfd) instead of reaching that thread with its
                 // default action, which kills the master at HUP, TERM or USR1.
                 try SignalSet(Master.handledSignals).block()
-                let watch = try ImportStopWatch()
+                let watch = ImportStopWatch()
                 let loaded: HostedApplication
                 let result = Result { try hostLoader(options, env) }
-                watch.finish()
+                watch?.finish()
                 do { loaded = try result.get() } catch {
                     // Python's start-up or the app's import ran out of address space: name the limit that caused it.
                     let mib = options.process.limitAddressSpaceMiB

@@ -90,6 +90,14 @@ public struct RepeatedLineFilter: Sendable {
         return out
     }
 
+    /// Summaries of every window holding suppressed lines, whether it has ended or not: the process is exiting,
+    /// and what was counted must not be lost with it.
+    public mutating func flushAll(now: Instant) -> [String] {
+        let out = windows.values.filter { $0.suppressed > 0 }.sorted { $0.start < $1.start }.map { summary($0, now: now) }
+        windows = [:]
+        return out
+    }
+
     private func summary(_ w: Window, now: Instant) -> String {
         let ms = (now - min(now, w.start)) / 1_000_000
         return "(\(w.suppressed) similar lines suppressed in the last \(ms) ms; the last: \(w.last))"

@@ -347,7 +347,8 @@ public struct WorkerPool: Sendable {
             chain = (pending, nil)
             return [.notify("RELOADING=1"), .log("chain reload of \(pending.count) workers: one at a time")] + advanceChain(now: now)
         case .sourceChanged(let pid):
-            guard !stopping, let w = slot(pid: pid), w.state != .retiring else { return [] }
+            // (A worker waiting for its replacement is on its way out too: every old worker sees the same change.)
+            guard !stopping, let w = slot(pid: pid), w.state != .retiring, w.replacedOnReady == nil else { return [] }
             return handle(.reloadWorkers, now: now)
         case .addWorker:
             guard !stopping, target < config.processes else {

@@ -27,4 +27,15 @@ import WorkerCore
         #expect(written.count == 3)
         #expect(f.flush(now: 2_000).first?.contains("2 similar lines") == true)
     }
+
+    /// At exit, counts of windows still open go out (found by an attack: 14 workers killed at once, then TERM to the
+    /// master within the second, logged 10 lines and no summary).
+    @Test func flushAllTellsWhatIsStillCounted() {
+        var f = RepeatedLineFilter(windowNanoseconds: 1_000_000_000, burst: 10)
+        for i in 1...14 { _ = f.admit("worker \(i) (pid \(100 + i)) died (killed by SIGKILL); respawning", now: 10) }
+        #expect(f.flush(now: 20).isEmpty, "the window has not ended")
+        let out = f.flushAll(now: 30)
+        #expect(out.count == 1 && out[0].contains("4 similar lines suppressed") && out[0].contains("worker 14"), "\(out)")
+        #expect(f.flushAll(now: 40).isEmpty && f.nextFlush == nil)
+    }
 }
