@@ -76,6 +76,8 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case forbiddenTrailerField
         /// Chunk extensions of one body above `maxChunkExtensionBytes` in total: 400.
         case chunkExtensionsTooLarge
+        /// A uwsgi-protocol packet (nginx's uwsgi_pass) that is malformed or asks for what swsgi does not speak.
+        case invalidUwsgiPacket(String)
     }
 
     /// The violated rule.
@@ -146,6 +148,7 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidTargetForm: "a request target form the method does not allow"
         case .forbiddenTrailerField: "a trailer field that may only be a header"
         case .chunkExtensionsTooLarge: "chunk extensions larger than the limit"
+        case .invalidUwsgiPacket(let why): "a uwsgi packet \(why)"
         }
     }
 }

@@ -20,7 +20,9 @@ public struct UwsgiRequestParser: Sendable {
         guard buffer.count >= 4 else { return .needMore }
         let size = Int(buffer[1]) | Int(buffer[2]) << 8
         if size > limits.maxHeadBytes { return .error(HTTPError(.headTooLarge)) }
-        guard buffer[0] == 0 else { return .error(HTTPError(.invalidRequestLine)) }
+        guard buffer[0] == 0 else {
+            return .error(HTTPError(.invalidUwsgiPacket("with modifier1 \(buffer[0]) (swsgi speaks modifier1 0, WSGI)")))
+        }
         guard buffer.count >= 4 + size else { return .needMore }
         var vars: [(name: String, value: [UInt8])] = []
         var i = 4
@@ -34,23 +36,29 @@ public struct UwsgiRequestParser: Sendable {
             return Array(buffer[i..<(i + n)])
         }
         while i < end {
-            guard let name = field(), let value = field(), !name.isEmpty else { return .error(HTTPError(.invalidRequestLine)) }
+            guard let name = field(), let value = field(), !name.isEmpty else {
+                return .error(HTTPError(.invalidUwsgiPacket("whose variables do not fit its size")))
+            }
             vars.append((String(decoding: name, as: UTF8.self), value))
         }
         let consumed = end - already
         buffer = []
         variables = vars
-        return head(from: vars).map { .head($0, consumed: consumed) } ?? .error(HTTPError(.invalidRequestLine))
+        switch head(from: vars) {
+        case .success(let head): return .head(head, consumed: consumed)
+        case .failure(let e): return .error(e)
+        }
     }
 
-    /// The request head the variables describe; nil when they lack a method.
-    func head(from vars: [(name: String, value: [UInt8])]) -> HTTPRequestHead? {
+    /// The request head the variables describe; a refusal naming the method and target it has, for the log.
+    func head(from vars: [(name: String, value: [UInt8])]) -> Result<HTTPRequestHead, HTTPError> {
         var method: String?
         var uri: String?
         var pathInfo = "/"
         var query: String?
         var headers = HTTPHeaders()
         var length: Int?
+        var badLength = false
         for (name, raw) in vars {
             // The Swift-side head holds text; the raw bytes stay in `variables` for the environ.
             let value = String(decoding: raw, as: UTF8.self)
@@ -62,20 +70,27 @@ public struct UwsgiRequestParser: Sendable {
             case "CONTENT_TYPE": if !value.isEmpty { headers.append("Content-Type", value) }
             case "CONTENT_LENGTH":
                 guard !value.isEmpty else { break }
-                guard let n = Int(value), n >= 0 else { return nil }
+                guard let n = Int(value), n >= 0 else { badLength = true; break }
                 length = n
                 headers.append("Content-Length", value)
             default:
                 if name.hasPrefix("HTTP_") && name.count > 5 { headers.append(Self.headerName(name.dropFirst(5)), value) }
             }
         }
-        guard let method, !method.isEmpty, !method.contains(" ") else { return nil }
+        let target = uri ?? (query.map { pathInfo + "?" + $0 } ?? pathInfo)
+        guard let method, !method.isEmpty, !method.contains(" ") else {
+            return .failure(HTTPError(.invalidUwsgiPacket("without a REQUEST_METHOD"), method: method, target: target))
+        }
+        if badLength { return .failure(HTTPError(.invalidContentLength, method: method, target: target)) }
+        if let maxBody = limits.maxBodyBytes, let length, length > maxBody {
+            return .failure(HTTPError(.bodyTooLarge, method: method, target: target))
+        }
         var path = pathInfo
         if let uri {
             path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
         }
-        return HTTPRequestHead(method: method, path: path, query: query, version: .http1_0, headers: headers,
-                               keepAlive: false, expectContinue: false, framing: length.map { .contentLength($0) } ?? .none)
+        return .success(HTTPRequestHead(method: method, path: path, query: query, version: .http1_0, headers: headers,
+                                        keepAlive: false, expectContinue: false, framing: length.map { .contentLength($0) } ?? .none))
     }
 
     /// `USER_AGENT` -> `User-Agent`.

@@ -156,7 +156,7 @@ final class ThreadedWorker {
         }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
-                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
+                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM, messageFD: ctx.messageFD)
     }
 
     /// Why a request thread may not start, when `--limit-as` is the likely cause.

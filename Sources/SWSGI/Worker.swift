@@ -213,7 +213,7 @@ final class Worker {
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,
-                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM)
+                               chainHarakiri: ctx.settings.harakiriGracefulSignal == SIGTERM, messageFD: ctx.messageFD)
         let s = ctx.settings
         recycling = RecyclingLimits(s, workerID: ctx.id)
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)

@@ -1,6 +1,7 @@
 import CGlibcShim
 import Glibc
 import Posix
+import WorkerCore
 
 /// A worker's SIGTERM: harakiri's graceful signal for the request in hand runs the app's handler as it
 /// always did; any other TERM (systemd's group TERM, an operator's kill) is a stop request the event loop
@@ -10,7 +11,9 @@ enum WorkerTerm {
     /// Installed right after fork (so a TERM during --lazy-apps' import is kept, not fatal) and again once
     /// the app is loaded, when the TERM handler the app or harakiri set up is taken as harakiri's.
     /// Called again, it keeps the chain it has unless the disposition changed meanwhile.
-    static func install(notifyFD: Int32, scoreboard: Scoreboard, slot: Int, chainHarakiri: Bool) throws {
+    /// `messageFD`: the master's pipe (-1 before the worker has it): a stop-TERM is told there from the handler
+    /// itself, so the master knows at once even while a long request holds the worker's loop.
+    static func install(notifyFD: Int32, scoreboard: Scoreboard, slot: Int, chainHarakiri: Bool, messageFD: Int32 = -1) throws {
         // Touching the global here runs its initializer now, never in the handler.
         let state = workerTermState
         var now = sigaction()
@@ -29,6 +32,8 @@ enum WorkerTerm {
         // Only this worker's TERM is a stop request: in a process the app forks, TERM does what it does by default
         // (a multiprocessing child's terminate(), a group TERM), and no signal is blocked there.
         state.pointee.ownerPID = getpid()
+        state.pointee.termRecord = (getpid(), WorkerLifecycle.MasterMessage.gotTERM.rawValue)
+        state.pointee.messageFD = messageFD
         try ForkChildSignals.unblockAll()
         state.pointee.notifyFD = notifyFD
         state.pointee.harakiriMark = chainHarakiri ? UnsafePointer(scoreboard.cell(slot, .harakiriFiredFor)) : nil
@@ -54,6 +59,10 @@ private struct WorkerTermState {
     var notifyFD: Int32 = -1
     /// The worker's pid: a TERM in another process (a fork of the app's) takes the default action.
     var ownerPID: pid_t = 0
+    /// The master's pipe and the 8-byte record telling it of a stop-TERM (the worker's loop tells it again later:
+    /// the master takes the second as the same news).
+    var messageFD: Int32 = -1
+    var termRecord: (Int32, Int32) = (0, 0)
     /// The scoreboard cells: the request harakiri fired for, the request in hand (nil: TERM is not
     /// harakiri's graceful signal).
     var harakiriMark: UnsafePointer<Int64>? = nil
@@ -104,6 +113,10 @@ private let workerTermHandler: @convention(c) (Int32, UnsafeMutablePointer<sigin
         state.pointee.arrived = 1
         var one: UInt8 = 1
         if state.pointee.notifyFD >= 0 { _ = write(state.pointee.notifyFD, &one, 1) }
+        if state.pointee.messageFD >= 0 {
+            var record = state.pointee.termRecord
+            _ = withUnsafeBytes(of: &record) { write(state.pointee.messageFD, $0.baseAddress, 8) }
+        }
     }
     errno = saved
 }

@@ -57,7 +57,7 @@ final class WSGIWorker {
     /// What write() gets while the worker closes the iterable before the response is sent (a close() or a
     /// generator's `finally` that writes): it follows the body, as under gunicorn and uWSGI, instead of starting
     /// the response ahead of it. Nil outside such a close.
-    var writtenWhileClosing: [UInt8]?
+    private var writtenWhileClosing: [UInt8]?
 
     /// `--disable-write-exception`.
     let disableWriteException: Bool
@@ -304,7 +304,7 @@ final class WSGIWorker {
 
     /// The streamed response's iterable, until it is closed: at the stream's end, while the body is still open (what
     /// its close() writes follows the body, in the body), or when the response is over whatever happened.
-    var unclosed: (result: PyObjectPointer, iterator: ResultIterator?)?
+    private var unclosed: (result: PyObjectPointer, iterator: ResultIterator?)?
 
     /// Closes `unclosed`, once (under the GIL).
     private func closeResult() {

@@ -246,3 +246,27 @@ extension WSGIIntegration.ProcessSide {
         #expect(!s.log.contains("whole process group") && !s.log.contains("SIGTERM to the worker"), "\(s.log)")
     }
 }
+
+extension WSGIIntegration.ProcessSide {
+    /// A group TERM while every single-threaded worker is in a long request is told as one at once (found by an
+    /// attack): the worker told the master from its loop, after the request, so a request longer than
+    /// --worker-reload-mercy made a group TERM look like a TERM to the master alone.
+    @Test func aGroupTERMIsToldWhileTheWorkersAreBusy() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try dir.write("app.py", "import time\ndef application(environ, start_response):\n    time.sleep(4)\n    start_response('200 OK', [])\n    return [b'slept']\n")
+        let s = try Server(["--processes", "1", "--wsgi-file", dir.file("app.py"), "--stats", dir.file("stats")],
+                           dir: dir, environment: PythonUnderTest.debian.environment, newProcessGroup: true)
+        defer { s.stop() }
+        let c = try s.connect()
+        try c.send(httpGet("/"))
+        #expect(waitUntil(5) { statsWorkers((try? readStats(dir.file("stats"))) ?? [:]).contains { $0["status"] as? String == "busy" } })
+        let sent = monotonicSeconds()
+        s.signalGroup(SIGTERM)
+        #expect(s.waitForLog("SIGTERM reached the workers too", timeout: 10))
+        #expect(monotonicSeconds() - sent < 2, "told \(monotonicSeconds() - sent) s after the TERM (the request runs 4 s):\n\(s.log)")
+        let r = try c.readResponse(timeout: 10)
+        #expect(r.status == 200 && r.text == "slept")
+        #expect(s.waitExit(timeout: 10) == 0, "log:\n\(s.log)")
+    }
+}
