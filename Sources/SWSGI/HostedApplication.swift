@@ -21,6 +21,13 @@ public protocol HostedApplication: AnyObject {
     /// to date by the host as the app imports more; nil when not asked for. A change asks the master
     /// to reload the workers.
     var sourceWatch: SourceWatch? { get }
+    /// In a worker about to exit after a graceful stop or retirement: the app's exit handlers (Python's atexit,
+    /// `uwsgi.atexit`) run, as under uWSGI and gunicorn.
+    func workerExiting()
+}
+
+extension HostedApplication {
+    public func workerExiting() {}
 }
 
 /// What a worker with request threads runs.

@@ -570,6 +570,7 @@ final class Master {
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write,
                                 services: workerServices)
         ctx.sourceWatch = host?.sourceWatch
+        if let host { ctx.exitHandlers = { host.workerExiting() } }
         do {
             if threads > 1 {
                 let worker: ThreadedWorker

@@ -668,6 +668,7 @@ final class ThreadedWorker {
             case .closeIdleConnections:
                 expireConnections(now: monotonicNanoseconds())
             case .exit(let code):
+                ctx.exitHandlers?()
                 _exit(code)
             }
         }

@@ -30,6 +30,8 @@ struct WorkerContext {
     let services: WorkerServices
     /// The app's source files (`--py-autoreload`), once it is loaded; nil when not asked for.
     var sourceWatch: SourceWatch? = nil
+    /// The hosted app's exit handlers (Python's atexit), run as the worker exits in order.
+    var exitHandlers: (() -> Void)? = nil
 }
 
 /// One listener as a worker sees it: the fd, the protocol its connections speak, the peer label.
@@ -852,6 +854,7 @@ final class Worker {
             case .closeIdleConnections:
                 expireConnections(now: monotonicNanoseconds())
             case .exit(let code):
+                ctx.exitHandlers?()
                 _exit(code)
             }
         }

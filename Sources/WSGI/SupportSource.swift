@@ -154,6 +154,33 @@ def _end_forked(real, error):
                 pass
         real(status)
 
+_exit_handlers_ran = False
+
+def run_exit_handlers():
+    """A worker's graceful exit: uwsgi.atexit (a callable the app set, as uWSGI calls it), then the atexit
+    handlers, once; an exception in either is printed, not raised."""
+    global _exit_handlers_ran
+    if _exit_handlers_ran:
+        return
+    _exit_handlers_ran = True
+    try:
+        u = sys.modules.get('uwsgi')
+        hook = getattr(u, 'atexit', None) if u is not None else None
+        if callable(hook):
+            hook()
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
 def load_file(path, name, pythonpath_count):
     return load_guarded(_load_file, path, name, pythonpath_count)
 

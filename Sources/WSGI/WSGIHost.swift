@@ -272,6 +272,18 @@ public final class WSGIHost: HostedApplication {
         return v == api.none ? nil : v
     }
 
+    /// The app's exit handlers, once (the support code's `run_exit_handlers`): what flushes at exit (logging,
+    /// telemetry exporters) must not be lost at every reload.
+    public func workerExiting() {
+        let api = interpreter.api
+        interpreter.withCallbackGIL {
+            guard let k = pyString(api, "run_exit_handlers") else { return }
+            defer { api.Py_DecRef(k) }
+            guard let f = dictItem(support, k), let r = api.PyObject_CallObject(f, nil) else { interpreter.printError(); return }
+            api.Py_DecRef(r)
+        }
+    }
+
     public func prepareFork() { interpreter.prepareFork() }
     public func parentAfterFork() { interpreter.parentAfterFork() }
     public func childAfterFork() { interpreter.childAfterFork() }
