@@ -621,8 +621,10 @@ final class WSGIWorker {
         // PEP 3333: the head waits for the first non-empty data; then each write() is sent before it returns.
         guard !bytes.isEmpty else { return py.newNone }
         _ = count(bytes.count)
-        if writtenWhileClosing != nil {
-            writtenWhileClosing!.append(contentsOf: bytes)
+        // (Read, then assigned whole: an in-place append would be a long access that costs every request's
+        // accesses to the property a dynamic exclusivity check.)
+        if let collected = writtenWhileClosing {
+            writtenWhileClosing = collected + bytes
             return py.newNone
         }
         do {
