@@ -350,8 +350,12 @@ public struct HTTPRequestParser: Sendable {
         i += 10
 
         // Storage a head with very many fields grew is not kept for the next.
-        if fields.capacity > 64 { fields = [] } else { fields.removeAll(keepingCapacity: true) }
+        // The previous head's fields stay until overwritten: a keep-alive client's next head repeats most of its
+        // lines (Host, User-Agent, Accept, Cookie...), and a line the same as the one in its place keeps its
+        // strings (no new string per field and request).
+        if fields.capacity > 64 { fields = [] }
         if fields.capacity < 16 { fields.reserveCapacity(16) }
+        var kept = 0
         var contentLength: Int?
         var hostCount = 0
         var connectionClose = false
@@ -434,10 +438,20 @@ public struct HTTPRequestParser: Sendable {
                 if let name = singletons.repeated(p, nameStart, nameEnd) { return refuse(.duplicateField(name)) }
             }
             let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
-            fields.append(HTTPField(name: commonFieldName(p, nameStart, nameEnd) ?? makeString(p, nameStart, nameEnd),
-                                    value: makeString(p, valueStart, valueEnd),
-                                    rawValue: hasHighByte(valueBytes) ? Array(valueBytes) : nil))
+            // (Through the buffer: each element is looked at in place, not copied with its strings retained.)
+            if kept < fields.count, fields.withUnsafeBufferPointer({ b in
+                b[kept].rawValue == nil && sameText(b[kept].name, p, nameStart, nameEnd) && sameText(b[kept].value, p, valueStart, valueEnd)
+            }) {
+                kept += 1
+                continue
+            }
+            let field = HTTPField(name: commonFieldName(p, nameStart, nameEnd) ?? makeString(p, nameStart, nameEnd),
+                                  value: makeString(p, valueStart, valueEnd),
+                                  rawValue: hasHighByte(valueBytes) ? Array(valueBytes) : nil)
+            if kept < fields.count { fields[kept] = field } else { fields.append(field) }
+            kept += 1
         }
+        if fields.count > kept { fields.removeSubrange(kept...) }
 
         if hostCount > 1 { return refuse(.duplicateHost) }
         if atLeast11 && hostCount == 0 { return refuse(.missingHost) }
@@ -646,4 +660,18 @@ func hasHighByte(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
     while i + 8 <= b.count { any |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self); i += 8 }
     while i < b.count { any |= UInt64(b[i]); i += 1 }
     return any & 0x8080_8080_8080_8080 != 0
+}
+
+/// Whether `s` is exactly the bytes `p[start..<end]` (a field kept from the previous head: `parseHead`). A value
+/// whose bytes are not all ASCII never matches (its field carries `rawValue`, and the caller checks it has none).
+@inline(__always)
+func sameText(_ s: String, _ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+    let count = end - start
+    guard s.utf8.count == count else { return false }
+    guard count > 0 else { return true }
+    if let same = s.utf8.withContiguousStorageIfAvailable({ memcmp($0.baseAddress!, p.baseAddress! + start, count) == 0 }) {
+        return same
+    }
+    var copy = s
+    return copy.withUTF8 { memcmp($0.baseAddress!, p.baseAddress! + start, count) == 0 }
 }

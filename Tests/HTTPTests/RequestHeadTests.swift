@@ -179,3 +179,43 @@ import Testing
         #expect(HTTPRequestHead(method: "GET", path: "/x", query: "y").target == "/x?y")
     }
 }
+
+/// One parser, head after head (a keep-alive connection): a line the same as the previous head's in its place keeps
+/// its strings, and whatever changes, each head's fields are exactly its own (values, order, count), also while an
+/// earlier head is still held (copy on write) and after a refused one.
+@Suite struct RepeatedHeadsTests {
+    func fields(_ h: HTTPRequestHead) -> [String] { h.headers.fields.map { "\($0.name): \($0.value)" + ($0.rawValue.map { " raw\($0.count)" } ?? "") } }
+
+    @Test func eachHeadHasExactlyItsOwnFields() throws {
+        var parser = HTTPRequestParser()
+        let heads: [[String]] = [
+            ["Host: a", "User-Agent: client/1.0 (a long enough value to live on the heap)", "Accept: */*"],
+            ["Host: a", "User-Agent: client/1.0 (a long enough value to live on the heap)", "Accept: */*"],
+            ["Host: a", "User-Agent: client/2.0 (a long enough value to live on the heap)", "Accept: */*", "Cookie: x=1"],
+            ["Host: b"],
+            ["Host: b", "X-Caf: caf\u{e9}", "Accept: */*"],
+            ["Host: b", "X-Caf: cafe", "Accept: */*"],
+            ["Host: b", "x_dropped: 1", "Accept: */*"],
+            ["Host: b", "Accept: text/html", "Accept: */*"],
+        ]
+        var held: [HTTPRequestHead] = []
+        for (i, lines) in heads.enumerated() {
+            let raw = "GET /\(i) HTTP/1.1\r\n" + lines.map { $0 + "\r\n" }.joined() + "\r\n"
+            guard case .head(let h, _) = parser.parse(Array(raw.utf8)) else { Issue.record("head \(i) not parsed"); return }
+            let want = lines.filter { !$0.hasPrefix("x_") }.map { $0.contains("\u{e9}") ? $0 + " raw5" : $0 }
+            #expect(fields(h) == want, "head \(i)")
+            held.append(h)
+            if i == 3 {
+                // A refused head between two good ones.
+                guard case .error = parser.parse(Array("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".utf8)) else {
+                    Issue.record("duplicate Host not refused"); return
+                }
+                parser.reset()
+            }
+        }
+        // Heads held meanwhile kept their own fields.
+        for (i, h) in held.enumerated() {
+            #expect(fields(h) == heads[i].filter { !$0.hasPrefix("x_") }.map { $0.contains("\u{e9}") ? $0 + " raw5" : $0 }, "held head \(i)")
+        }
+    }
+}
