@@ -323,11 +323,14 @@ public struct WorkerPool: Sendable {
             // a TERM to the whole group reaches the workers a little before or after the master, and a
             // replacement forked into a shutdown would only be stopped again.
             guard let i = slots.firstIndex(where: { $0.pid == pid }), slots[i].state != .retiring else { return [] }
-            slots[i].state = .retiring
             slots[i].retireReason = .term
             slots[i].killDeadline = now.saturatingAdd(config.mercyNanoseconds)
             slots[i].killDeadlineLimit = .mercy
-            termReplacementAt[slots[i].id] = (pid, now.saturatingAdd(config.groupTERMWindowNanoseconds))
+            // One that was not ready yet, or had just started, is replaced after a back-off: an app that TERMs its
+            // own worker as it starts would otherwise be forked a few times a second for ever.
+            let young = slots[i].state == .starting || now - min(now, slots[i].startedAt) < config.crashWindowNanoseconds
+            slots[i].state = .retiring
+            termReplacementAt[slots[i].id] = (pid, now.saturatingAdd(config.groupTERMWindowNanoseconds), young)
             return [.statusChanged]
         case .immediateStop:
             return stop(signal: Self.sigINT, now: now, why: "immediate shutdown")
@@ -412,7 +415,7 @@ public struct WorkerPool: Sendable {
     }
     /// Workers that reported a TERM of their own while the master was not stopping: replaced when the
     /// window passes without a TERM to the master (by worker id: the pid that left, and when).
-    private var termReplacementAt: [Int: (pid: Int32, at: Instant)] = [:]
+    private var termReplacementAt: [Int: (pid: Int32, at: Instant, young: Bool)] = [:]
 
     private mutating func noteGroupTERM() -> [Action] {
         termReplacementAt = [:]
@@ -620,7 +623,12 @@ public struct WorkerPool: Sendable {
             guard !stopping else { continue }
             respawnTotals[id, default: 0] += 1
             actions.append(.log("retiring worker \(id) (pid \(term.pid)): \(RetireReason.term.rawValue)"))
-            actions += forkWorker(id: id)
+            if term.young {
+                actions += scheduleRespawn(id: id, now: now, why: "SIGTERM to the worker as it started")
+            } else {
+                backoff[id] = nil
+                actions += forkWorker(id: id)
+            }
         }
         for (pid, at) in harakiriRecheckAt where at <= now {
             harakiriRecheckAt[pid] = nil

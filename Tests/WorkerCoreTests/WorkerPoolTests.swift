@@ -327,13 +327,39 @@ private struct LifecycleDriver {
 
     @Test func termToOneWorkerReplacesItOnceTheGroupWindowHasPassed() {
         var (p, pids) = pool()
-        #expect(p.handle(.workerGotTERM(pid: pids[0]), now: 10) == [.statusChanged])
+        let t: Instant = 5_000_000_000
+        #expect(p.handle(.workerGotTERM(pid: pids[0]), now: t) == [.statusChanged])
         // It leaves before the window ends: no crash, no "died".
-        #expect(p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 20) == [.statusChanged])
+        #expect(p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: t + 10) == [.statusChanged])
         let due = try! #require(p.nextDeadline)
         let out = p.handle(.deadlinePassed, now: due)
         #expect(out.contains(.fork(id: 1)), "\(out)")
         #expect(out.contains(.log("retiring worker 1 (pid 101): SIGTERM to the worker")))
+        #expect(!p.stopping)
+    }
+
+    /// A worker TERMed as it starts (an app that signals its own worker in its import, found by an attack: forked
+    /// three times a second for ever) is replaced after a back-off that doubles.
+    @Test func aWorkerTERMedAsItStartsIsReplacedAfterABackOff() {
+        var (p, _) = pool(1)
+        var t: Instant = 3
+        var pid: Int32 = 101
+        var forks: [Instant] = []
+        for _ in 0..<4 {
+            _ = p.handle(.workerGotTERM(pid: pid), now: t)
+            _ = p.handle(.workerExited(pid: pid, status: .exited(0)), now: t + 1)
+            var forked = false
+            while !forked, t < 600_000_000_000 {
+                t = max(t + 1, p.nextDeadline ?? t + 1)
+                forked = p.handle(.deadlinePassed, now: t).contains(.fork(id: 1))
+            }
+            #expect(forked)
+            forks.append(t)
+            pid += 1
+            _ = p.handle(.forked(id: 1, pid: pid), now: t)
+        }
+        let gaps = zip(forks.dropFirst(), forks).map { $0 - $1 }
+        #expect(gaps.count == 3 && gaps[1] > gaps[0] && gaps[2] > gaps[1], "back-off doubles: \(gaps)")
         #expect(!p.stopping)
     }
 
