@@ -20,6 +20,9 @@ final class WSGIWorker {
     let filenoOf: PyObjectPointer
     /// The support code's `in_request` list: [True] while a request is in hand.
     let inRequest: PyObjectPointer
+    /// The harakiri handler that reads `inRequest` is installed (a graceful signal, one thread): only then is
+    /// it kept up to date (two list stores and two bools per request otherwise spent for nobody).
+    let tracksInRequest: Bool
     let inputClass: PyObjectPointer
     var environ: EnvironBuilder!
     /// Which request is in hand, for the objects handed to the app (see `RequestScope`).
@@ -88,6 +91,7 @@ final class WSGIWorker {
         fileWrapperType = try item("FileWrapper")
         filenoOf = try item("fileno_of")
         inRequest = try item("in_request")
+        tracksInRequest = host.harakiriGracefulSignal != nil && !threaded
         inputClass = try item("Input")
         // harakiri's graceful signal unwinds the request once the app's own handler has run.
         if let signal = host.harakiriGracefulSignal, !threaded {
@@ -436,6 +440,7 @@ final class WSGIWorker {
     }
 
     private func setInRequest(_ value: Bool) {
+        guard tracksInRequest else { return }
         // PyList_SetItem steals the new reference and releases the old one.
         _ = api.PyList_SetItem(inRequest, 0, api.PyBool_FromLong(value ? 1 : 0))
     }
