@@ -662,11 +662,15 @@ public struct WorkerPool: Sendable {
                                  .recordHarakiri(pid: pid)]
         let wasRetiring = w.state == .retiring
         if !wasRetiring && !stopping {
-            // The replacement accepts while the stuck worker is still being put down.
+            // The replacement accepts while the stuck worker is still being put down (unless one is already on its
+            // way: --lazy-apps' replacements first).
             slots[i].state = .retiring
             slots[i].retireReason = .harakiri
-            respawnTotals[w.id, default: 0] += 1
-            actions += forkWorker(id: w.id)
+            slots[i].replacedOnReady = nil
+            if w.replacedOnReady == nil {
+                respawnTotals[w.id, default: 0] += 1
+                actions += forkWorker(id: w.id)
+            }
         }
         if config.harakiriGracefulNanoseconds > 0 {
             let grace = now.saturatingAdd(config.harakiriGracefulNanoseconds)
@@ -697,7 +701,12 @@ public struct WorkerPool: Sendable {
         slots[i].killDeadline = nil
         let w = slots[i]
         var actions: [Action] = [.log("worker \(w.id) (pid \(pid)) \(what) \(bytes >> 20) MiB >= --\(reason.rawValue) \(limit >> 20) MiB: SIGKILL")]
-        if w.state != .retiring && !stopping {
+        if w.state != .retiring && !stopping && w.replacedOnReady != nil {
+            // Its replacement (--lazy-apps' replacements first) is already on its way.
+            slots[i].state = .retiring
+            slots[i].retireReason = reason
+            slots[i].replacedOnReady = nil
+        } else if w.state != .retiring && !stopping {
             slots[i].state = .retiring
             slots[i].retireReason = reason
             respawnTotals[w.id, default: 0] += 1

@@ -7,11 +7,12 @@ import WorkerCore
 /// two for one id), and while only chain reloads happen all but one worker accept. A failure names its
 /// seed and the steps; the same seed replays it.
 @Suite struct ReloadModelTests {
-    static func run(seed: UInt64, steps: Int, chainOnly: Bool, lazy: Bool = false) -> String? {
+    static func run(seed: UInt64, steps: Int, chainOnly: Bool, lazy: Bool = false, kills: Bool = false) -> String? {
         var r = Random(state: seed)
         let processes = 1 + r.below(4)
         var config = WorkerPool.Config(processes: processes, mercyNanoseconds: 60_000_000_000)
         config.workersLoadTheApp = lazy
+        if kills { config.evilRSSLimitBytes = 100 << 20 }
         var pool = WorkerPool(config: config)
         var now: Instant = 1_000_000_000
         var nextPID: Int32 = 100
@@ -44,12 +45,31 @@ import WorkerCore
                 for w in starting { choices += [.appLoadFailed(pid: w.pid, status: .exited(22)), .workerExited(pid: w.pid, status: .exited(0))] }
                 choices.append(.deadlinePassed)
             }
+            if kills {
+                // A worker killed for its memory, or stuck past harakiri, while replacements are under way.
+                let accepting = pool.slots.filter { $0.state == .accepting }
+                for w in accepting {
+                    choices.append(.rssSampled(pid: w.pid, bytes: 200 << 20, tookRequest: true))
+                    choices.append(.harakiriExpired(pid: w.pid, request: "GET /", ageNanoseconds: 60_000_000_000, listenQueue: nil))
+                }
+                for w in pool.slots where w.state == .retiring { choices.append(.workerExited(pid: w.pid, status: .signaled(9))) }
+            }
             let e = choices[r.below(choices.count)]
             if e == .deadlinePassed { now += 2_000_000_000 }
             trace.append("\(e)")
             feed(e)
             let rows = pool.slots.map(\.scoreboardIndex)
             if Set(rows).count != rows.count { return "seed \(seed) step \(step): a scoreboard row held twice \(rows)\n\(trace.suffix(12))" }
+            if kills {
+                // Killed workers drop capacity for a while, but a worker id never has two replacements at once.
+                for id in 1...processes {
+                    let live = pool.slots.filter { $0.id == id && $0.state != .retiring }
+                    if live.filter({ $0.state == .starting }).count > 1 || live.count > 2 {
+                        return "seed \(seed) step \(step): worker \(id): \(live)\n\(trace.suffix(12))"
+                    }
+                }
+                continue
+            }
             if lazy {
                 // Capacity never drops: every id keeps a worker accepting, whatever fails; never more than the
                 // worker and its one replacement; never a stop.
@@ -101,4 +121,13 @@ import WorkerCore
     }
 
     private func r(_ seed: UInt64) -> Bool { seed % 3 == 0 }
+
+    @Test func lazyReloadsWithKilledWorkersNeverDoubleAReplacement() {
+        for seed in UInt64(1)...80 {
+            if let failure = Self.run(seed: seed, steps: 300, chainOnly: false, lazy: true, kills: true) {
+                Issue.record("\(failure)")
+                return
+            }
+        }
+    }
 }
