@@ -363,7 +363,7 @@ public struct WorkerPool: Sendable {
             guard !stopping, target > 1 else { return [.log("SIGTTOU: keeping the last worker")] }
             target -= 1
             guard let victim = slots.filter({ $0.state != .retiring }).max(by: { $0.id < $1.id }) else { return [] }
-            return [.log("SIGTTOU: workers \(target + 1) -> \(target)")] + retire(pid: victim.pid, reason: .shrink, now: now, replace: false)
+            return [.log("SIGTTOU: workers \(target + 1) -> \(target)")] + retireID(victim.id, reason: .shrink, now: now)
         case .recycle(let pid, let reason):
             guard !stopping, let w = slot(pid: pid), w.state != .retiring, w.replacedOnReady == nil else { return [] }
             return retire(pid: pid, reason: reason, now: now, replace: true)
@@ -590,6 +590,13 @@ public struct WorkerPool: Sendable {
                 actions += retire(pid: next.pid, reason: next.reason, now: now, replace: true)
             }
         }
+        // A worker waiting for a replacement that no longer comes (the replacement was retired: fewer workers,
+        // cheaper) serves on as that id's worker, and a later reload replaces it.
+        if let old = slots.firstIndex(where: { $0.id == w.id && $0.replacedOnReady != nil }),
+           !slots.contains(where: { $0.id == w.id && $0.state == .starting }), respawnAt[w.id] == nil,
+           reservedScoreboardSlots[w.id] == nil, !waitingForScoreboardSlot.contains(w.id) {
+            slots[old].replacedOnReady = nil
+        }
         if stopping && slots.isEmpty { actions.append(.exit(exitCode)) }
         return actions
     }
@@ -740,8 +747,19 @@ public struct WorkerPool: Sendable {
         guard remove > 0 else { return [] }
         target -= remove
         var actions: [Action] = [.log("cheaper: \(target + remove) -> \(target) workers (\(why))")]
-        let victims = slots.filter { $0.state != .retiring }.sorted { $0.id > $1.id }.prefix(remove)
-        for v in victims { actions += retire(pid: v.pid, reason: .cheaper, now: now, replace: false) }
+        let victims = Set(slots.filter { $0.state != .retiring }.map(\.id)).sorted(by: >).prefix(remove)
+        for id in victims { actions += retireID(id, reason: .cheaper, now: now) }
+        return actions
+    }
+
+    /// Fewer workers: every live worker of `id` retires, a --lazy-apps worker waiting for its replacement and that
+    /// replacement both (retiring only one would leave the id served), and a respawn due for it is dropped.
+    private mutating func retireID(_ id: Int, reason: RetireReason, now: Instant) -> [Action] {
+        respawnAt[id] = nil
+        var actions: [Action] = []
+        for w in slots where w.id == id && w.state != .retiring {
+            actions += retire(pid: w.pid, reason: reason, now: now, replace: false)
+        }
         return actions
     }
 }

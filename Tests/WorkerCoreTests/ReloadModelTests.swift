@@ -53,6 +53,8 @@ import WorkerCore
                     choices.append(.harakiriExpired(pid: w.pid, request: "GET /", ageNanoseconds: 60_000_000_000, listenQueue: nil))
                 }
                 for w in pool.slots where w.state == .retiring { choices.append(.workerExited(pid: w.pid, status: .signaled(9))) }
+                // Fewer workers and back (SIGTTOU, SIGTTIN) in the middle of it.
+                choices += [.removeWorker, .addWorker]
             }
             let e = choices[r.below(choices.count)]
             if e == .deadlinePassed { now += 2_000_000_000 }
@@ -61,11 +63,16 @@ import WorkerCore
             let rows = pool.slots.map(\.scoreboardIndex)
             if Set(rows).count != rows.count { return "seed \(seed) step \(step): a scoreboard row held twice \(rows)\n\(trace.suffix(12))" }
             if kills {
-                // Killed workers drop capacity for a while, but a worker id never has two replacements at once.
+                // Killed workers drop capacity for a while, but a worker id never has two replacements at once, and a
+                // worker waiting for its replacement has one under way (starting, or due after a back-off).
                 for id in 1...processes {
                     let live = pool.slots.filter { $0.id == id && $0.state != .retiring }
                     if live.filter({ $0.state == .starting }).count > 1 || live.count > 2 {
                         return "seed \(seed) step \(step): worker \(id): \(live)\n\(trace.suffix(12))"
+                    }
+                    if live.contains(where: { $0.replacedOnReady != nil }) && !live.contains(where: { $0.state == .starting })
+                        && pool.nextDeadline == nil {
+                        return "seed \(seed) step \(step): worker \(id) waits for a replacement that never comes: \(live)\n\(trace.suffix(12))"
                     }
                 }
                 continue

@@ -600,3 +600,21 @@ extension WorkerPoolProcessSideTests {
         #expect(!q.stopping && !again.contains(where: { if case .exit = $0 { true } else { false } }), "\(again)")
     }
 }
+
+extension WorkerPoolProcessSideTests {
+    /// Fewer workers (SIGTTOU, cheaper) while --lazy-apps replacements start: the id goes whole, the old worker and
+    /// its replacement both, and no worker is left waiting for a replacement that never comes.
+    @Test func fewerWorkersDuringALazyReloadRetiresTheWholeID() {
+        var (p, pids) = pool(2) { $0.workersLoadTheApp = true }
+        _ = p.handle(.reloadWorkers, now: 10)
+        _ = p.handle(.forked(id: 1, pid: 201), now: 11)
+        _ = p.handle(.forked(id: 2, pid: 202), now: 11)
+        let out = p.handle(.removeWorker, now: 12)
+        let hupped = out.compactMap { if case .signal(WorkerPool.sigHUP, let pid) = $0 { pid } else { nil } }
+        #expect(Set(hupped) == [pids[1], 202], "\(out)")
+        _ = p.handle(.workerExited(pid: 202, status: .exited(0)), now: 13)
+        _ = p.handle(.workerExited(pid: pids[1], status: .exited(0)), now: 13)
+        #expect(p.handle(.workerReady(pid: 201), now: 14).contains(.signal(WorkerPool.sigHUP, pid: pids[0])))
+        #expect(p.activeCount == 1 && p.slots.allSatisfy { $0.replacedOnReady == nil })
+    }
+}
