@@ -29,16 +29,29 @@ public struct SignalSet {
 /// worker blocks for its signalfd, and those its request threads block (all, so that signals reach the main
 /// thread), would stay blocked in the child and in what it runs, so that a supervisor's stop, Ctrl-C or the
 /// child's own terminate() could not stop it. Registered once per process (pthread_atfork).
+/// The master turns it on for its app import only (`active`): the workers it forks itself must keep the mask it
+/// blocked for them until their signalfd exists.
 public enum ForkChildSignals {
     public static func unblockAll() throws {
+        forkChildUnblocks.pointee = true
         guard !registered else { return }
-        let r = pthread_atfork(nil, nil, { _ = pthread_sigmask(SIG_SETMASK, forkChildMask, nil) })
+        let r = pthread_atfork(nil, nil, { if forkChildUnblocks.pointee { _ = pthread_sigmask(SIG_SETMASK, forkChildMask, nil) } })
         if r != 0 { throw SyscallError("pthread_atfork", errno: r) }
         registered = true
     }
 
+    /// Off again (the master after its import): a fork from here keeps the caller's mask.
+    public static func stop() { forkChildUnblocks.pointee = false }
+
     nonisolated(unsafe) private static var registered = false
 }
+
+/// Whether the hook empties the mask; a word read in the fork child only.
+private nonisolated(unsafe) let forkChildUnblocks: UnsafeMutablePointer<Bool> = {
+    let p = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    p.initialize(to: false)
+    return p
+}()
 
 /// The empty set the hook installs; made before the hook is registered.
 private nonisolated(unsafe) let forkChildMask: UnsafeMutablePointer<sigset_t> = {

@@ -134,8 +134,11 @@ public enum SWSGIMain {
                 // default action, which kills the master at HUP, TERM or USR1.
                 try SignalSet(Master.handledSignals).block()
                 let watch = ImportStopWatch()
+                // A process the import forks (multiprocessing) starts with no signal blocked, as the app would run it.
+                try ForkChildSignals.unblockAll()
                 let loaded: HostedApplication
                 let result = Result { try hostLoader(options, env) }
+                ForkChildSignals.stop()
                 watch?.finish()
                 do { loaded = try result.get() } catch {
                     // Python's start-up or the app's import ran out of address space: name the limit that caused it.

@@ -12,6 +12,7 @@ enum StartupSignals {
     static func install() throws {
         // Touching the global here runs its initializer now, never in the handler.
         _ = startupSignalsMask
+        startupSignalsOwner.pointee = getpid()
         var sa = sigaction()
         sa.__sigaction_handler.sa_handler = startupSignalRecorder
         sa.sa_flags = SA_RESTART
@@ -62,7 +63,20 @@ private nonisolated(unsafe) let startupSignalsMask: UnsafeMutablePointer<sig_ato
     return p
 }()
 
-/// Runs in signal context: sets the signal's bit and nothing else.
+/// The master's pid: in a process its app forks during the import (multiprocessing), the signal does what it
+/// does by default instead of being recorded for a start-up that is not that process's.
+private nonisolated(unsafe) let startupSignalsOwner: UnsafeMutablePointer<pid_t> = {
+    let p = UnsafeMutablePointer<pid_t>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return p
+}()
+
+/// Runs in signal context: sets the signal's bit and nothing else (in the master).
 private let startupSignalRecorder: @convention(c) (Int32) -> Void = { sig in
+    if getpid() != startupSignalsOwner.pointee {
+        _ = shim_sigaction_default(sig)
+        raise(sig)
+        return
+    }
     startupSignalsMask.pointee |= 1 &<< sig
 }

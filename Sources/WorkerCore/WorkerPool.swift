@@ -330,6 +330,11 @@ public struct WorkerPool: Sendable {
             // own worker as it starts would otherwise be forked a few times a second for ever.
             let young = slots[i].state == .starting || now - min(now, slots[i].startedAt) < config.crashWindowNanoseconds
             slots[i].state = .retiring
+            // A worker waiting for its --lazy-apps replacement has one under way already.
+            if slots[i].replacedOnReady != nil {
+                slots[i].replacedOnReady = nil
+                return [.statusChanged]
+            }
             termReplacementAt[slots[i].id] = (pid, now.saturatingAdd(config.groupTERMWindowNanoseconds), young)
             return [.statusChanged]
         case .immediateStop:
@@ -342,6 +347,12 @@ public struct WorkerPool: Sendable {
             let old = slots.filter { $0.state != .retiring && $0.replacedOnReady == nil }
             var actions: [Action] = [.notify("RELOADING=1"), .log("reloading \(old.count) workers: replacements first")]
             for w in old { actions += retire(pid: w.pid, reason: .reload, now: now, replace: true) }
+            // A replacement that could not load the app, waiting out its back-off, is tried again now: the
+            // operator who fixed the release and reloads must not wait up to 30 s.
+            for w in slots where w.replacedOnReady != nil && respawnAt[w.id] != nil {
+                backoff[w.id] = nil
+                actions += forkWorker(id: w.id)
+            }
             return actions
         case .chainReload:
             guard !stopping else { return [] }

@@ -618,3 +618,46 @@ extension WorkerPoolProcessSideTests {
         #expect(p.activeCount == 1 && p.slots.allSatisfy { $0.replacedOnReady == nil })
     }
 }
+
+extension WorkerPoolProcessSideTests {
+    /// A TERM to an old --lazy-apps worker waiting for its replacement leaves one replacement for its id (found by an
+    /// attack: the TERM's own replacement came on top: two `worker 1` for --processes 1).
+    @Test func aTERMToAWorkerWaitingForItsReplacementForksNoSecond() {
+        var (p, pids) = pool(1) { $0.workersLoadTheApp = true }
+        _ = p.handle(.reloadWorkers, now: 5_000_000_000)
+        _ = p.handle(.forked(id: 1, pid: 201), now: 5_000_000_001)
+        _ = p.handle(.workerGotTERM(pid: pids[0]), now: 5_000_000_002)
+        _ = p.handle(.workerExited(pid: pids[0], status: .exited(0)), now: 5_000_000_003)
+        var t: Instant = 5_000_000_003
+        var forks = 0
+        while t < 20_000_000_000 {
+            t += 100_000_000
+            forks += p.handle(.deadlinePassed, now: t).filter { $0 == .fork(id: 1) }.count
+        }
+        #expect(forks == 0, "a second replacement for worker 1")
+        _ = p.handle(.workerReady(pid: 201), now: t)
+        #expect(p.activeCount == 1 && p.slots.filter { $0.state != .retiring }.count == 1)
+    }
+
+    /// A HUP while a replacement that could not load the app waits out its back-off tries again at once (found by an
+    /// attack: after the release was fixed, the reload did nothing until the back-off, up to 30 s, had passed).
+    @Test func aReloadRetriesAFailedReplacementAtOnce() {
+        var (p, _) = pool(1) { $0.workersLoadTheApp = true }
+        var t: Instant = 5_000_000_000
+        _ = p.handle(.reloadWorkers, now: t)
+        var pid: Int32 = 200
+        // Three failed imports: the back-off grows.
+        for _ in 0..<3 {
+            pid += 1
+            _ = p.handle(.forked(id: 1, pid: pid), now: t)
+            _ = p.handle(.appLoadFailed(pid: pid, status: .exited(22)), now: t + 1)
+            var forked = false
+            while !forked { t += 100_000_000; forked = p.handle(.deadlinePassed, now: t).contains(.fork(id: 1)) }
+        }
+        pid += 1
+        _ = p.handle(.forked(id: 1, pid: pid), now: t)
+        _ = p.handle(.appLoadFailed(pid: pid, status: .exited(22)), now: t + 1)
+        let reload = p.handle(.reloadWorkers, now: t + 2)
+        #expect(reload.contains(.fork(id: 1)), "retried at once: \(reload)")
+    }
+}
