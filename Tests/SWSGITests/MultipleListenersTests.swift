@@ -2,16 +2,6 @@ import Foundation
 import Glibc
 import Testing
 
-/// A uwsgi-protocol request (nginx's uwsgi_pass framing): modifier1 0, the variables, modifier2 0.
-func uwsgiPacket(_ vars: [(String, String)]) -> [UInt8] {
-    var block: [UInt8] = []
-    for (k, v) in vars {
-        let kb = Array(k.utf8), vb = Array(v.utf8)
-        block += [UInt8(kb.count & 0xff), UInt8(kb.count >> 8)] + kb + [UInt8(vb.count & 0xff), UInt8(vb.count >> 8)] + vb
-    }
-    return [0, UInt8(block.count & 0xff), UInt8(block.count >> 8), 0] + block
-}
-
 func uwsgiGet(_ path: String) -> [UInt8] {
     uwsgiPacket([("REQUEST_METHOD", "GET"), ("PATH_INFO", path), ("REQUEST_URI", path), ("SERVER_PROTOCOL", "HTTP/1.1"),
                  ("SERVER_NAME", "t"), ("SERVER_PORT", "80")])

@@ -155,3 +155,13 @@ public func acceptConnection(_ listener: Int32) -> Int32 {
     }
     return accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
 }
+
+/// A uwsgi-protocol request (nginx's uwsgi_pass framing): modifier1 0, the variables, modifier2 0.
+public func uwsgiPacket(_ vars: [(String, String)]) -> [UInt8] {
+    var block: [UInt8] = []
+    for (k, v) in vars {
+        let kb = Array(k.utf8), vb = Array(v.utf8)
+        block += [UInt8(kb.count & 0xff), UInt8(kb.count >> 8)] + kb + [UInt8(vb.count & 0xff), UInt8(vb.count >> 8)] + vb
+    }
+    return [0, UInt8(block.count & 0xff), UInt8(block.count >> 8), 0] + block
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// nginx in front of swsgi, reaching it with `uwsgi_pass` and Debian's /etc/nginx/uwsgi_params.
 final class UwsgiNginx: @unchecked Sendable {
@@ -137,14 +138,6 @@ extension WSGIIntegration {
         /// A refused uwsgi packet is logged with the method and target it carries and what was wrong in it (found by
         /// an attack: every refusal read `- - 400 (the request line is not METHOD TARGET VERSION)`).
         @Test func uwsgiRefusalsNameTheRequestAndTheFault() throws {
-            func uwsgiPacket(_ vars: [(String, String)]) -> [UInt8] {
-                var block: [UInt8] = []
-                for (k, v) in vars {
-                    let kb = Array(k.utf8), vb = Array(v.utf8)
-                    block += [UInt8(kb.count & 0xff), UInt8(kb.count >> 8)] + kb + [UInt8(vb.count & 0xff), UInt8(vb.count >> 8)] + vb
-                }
-                return [0, UInt8(block.count & 0xff), UInt8(block.count >> 8), 0] + block
-            }
             try withPython(["--processes", "1", "--wsgi-file", "{dir}/probe.py", "--uwsgi-socket", "{dir}/u.sock"], socket: nil) { s, dir throws in
                 let badLength = try Client(.unix(dir.file("u.sock")))
                 try badLength.send(uwsgiPacket([("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/upload?x=1"), ("PATH_INFO", "/upload"),
