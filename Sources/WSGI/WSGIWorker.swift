@@ -265,13 +265,11 @@ final class WSGIWorker {
             headersSent = true
             if ended && liveStream == nil {
                 produced = max(produced, out.count)
-                writtenWhileClosing = []
-                close(result, iterator)
-                if let late = writtenWhileClosing, !late.isEmpty {
+                let late = closeGatheringWrites(result, iterator)
+                if !late.isEmpty {
                     out += late
                     if let declaredLength, out.count > declaredLength { out.removeLast(out.count - declaredLength) }
                 }
-                writtenWhileClosing = nil
                 end()
                 if declaredLength == nil || declaredLength == out.count {
                     var r = Response(status: status, headers: headers, body: out)
@@ -304,6 +302,15 @@ final class WSGIWorker {
             }
             return response
         }
+    }
+
+    /// Closes the iterable before its response is sent, and returns what write() got meanwhile
+    /// (`writtenWhileClosing`).
+    private func closeGatheringWrites(_ result: PyObjectPointer, _ iterator: ResultIterator?) -> [UInt8] {
+        writtenWhileClosing = []
+        close(result, iterator)
+        defer { writtenWhileClosing = nil }
+        return writtenWhileClosing ?? []
     }
 
     /// The streamed response's iterable, until it is closed: at the stream's end, while the body is still open (what
@@ -388,9 +395,7 @@ final class WSGIWorker {
     private func failure(result: PyObjectPointer?, iterator: ResultIterator? = nil) throws -> Response {
         py.printError()
         // (What the close writes is dropped: the answer is the worker's error response.)
-        writtenWhileClosing = []
-        if let result { close(result, iterator) }
-        writtenWhileClosing = nil
+        if let result { _ = closeGatheringWrites(result, iterator) }
         produced = 0
         let bodyError = self.bodyError
         end()
