@@ -36,7 +36,7 @@ let package = Package(
         // CPython found and loaded at run time (dlopen + dlsym of stable-ABI functions): no Python headers.
         .target(name: "PythonRuntime", dependencies: ["CGlibcShim", "Common", "Posix"]),
         // PEP 3333: a Python WSGI app served as a swsgi application.
-        .target(name: "WSGI", dependencies: ["SWSGI", "PythonRuntime", "HTTP", "SWSGIConfig", "CGlibcShim", "Posix"]),
+        .target(name: "WSGI", dependencies: ["SWSGI", "PythonRuntime", "HTTP", "SWSGIConfig", "CGlibcShim", "Common", "Posix"]),
         .executableTarget(name: "swsgi", dependencies: ["SWSGI", "WSGI"]),
         // A deliberately misbehaving test server used by the integration tests.
         .executableTarget(name: "TestChild", dependencies: ["Posix"]),

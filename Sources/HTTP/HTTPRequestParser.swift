@@ -406,12 +406,19 @@ public struct HTTPRequestParser: Sendable {
                 }
             }
 
+            // The line the same as the previous head's in its place (a keep-alive client repeats most of them):
+            // its field is kept, strings and all, and what checking its value alone would find was found then
+            // (a field is stored only once its line passed). (Through the buffer: each element is looked at in
+            // place, not copied with its strings retained.)
+            let same = kept < fields.count && fields.withUnsafeBufferPointer { b in
+                b[kept].rawValue == nil && sameText(b[kept].name, p, nameStart, nameEnd) && sameText(b[kept].value, p, valueStart, valueEnd)
+            }
             // Only the framing-relevant names are inspected, on bytes, dispatched by length.
             switch nameEnd - nameStart {
             case 4 where equalsLowercased(p, nameStart, nameEnd, "host"):
                 hostCount += 1
                 // RFC 9112 §3.2: a Host that is not a valid host[:port] gets 400.
-                if !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return refuse(.invalidHost) }
+                if !same && !isValidAuthority(p, valueStart, valueEnd, requirePort: false) { return refuse(.invalidHost) }
             case 6 where equalsLowercased(p, nameStart, nameEnd, "expect"):
                 if equalsLowercased(p, valueStart, valueEnd, "100-continue") { expectContinue = true }
             case 10 where equalsLowercased(p, nameStart, nameEnd, "connection"):
@@ -437,14 +444,11 @@ public struct HTTPRequestParser: Sendable {
                 // Content-Type (or Authorization...) would be read one way here and another by a proxy.
                 if let name = singletons.repeated(p, nameStart, nameEnd) { return refuse(.duplicateField(name)) }
             }
-            let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
-            // (Through the buffer: each element is looked at in place, not copied with its strings retained.)
-            if kept < fields.count, fields.withUnsafeBufferPointer({ b in
-                b[kept].rawValue == nil && sameText(b[kept].name, p, nameStart, nameEnd) && sameText(b[kept].value, p, valueStart, valueEnd)
-            }) {
+            if same {
                 kept += 1
                 continue
             }
+            let valueBytes = UnsafeBufferPointer(rebasing: p[valueStart..<valueEnd])
             let field = HTTPField(name: commonFieldName(p, nameStart, nameEnd) ?? makeString(p, nameStart, nameEnd),
                                   value: makeString(p, valueStart, valueEnd),
                                   rawValue: hasHighByte(valueBytes) ? Array(valueBytes) : nil)

@@ -19,11 +19,15 @@ public final class Interpreter {
     /// request, a stored property would cost an exclusivity check each time.
     private let requestThreadsCell = Cell(RequestThreads?.none)
     public var requestThreads: RequestThreads? { requestThreadsCell.pointer.pointee }
+    /// Whether `requestThreads` is set: asked first on hot paths, where reading the reference counts it.
+    public var hasRequestThreads: Bool { hasRequestThreadsCell.pointer.pointee }
+    private let hasRequestThreadsCell = Cell(false)
 
     /// From here on `withGIL` takes the calling thread's own saved state (request threads each have one).
     /// Call in the worker's main thread, after `releaseGIL`, before any request thread starts.
     public func enableRequestThreads() throws(PythonLoadError) {
         requestThreadsCell.pointer.pointee = try RequestThreads(api: api)
+        hasRequestThreadsCell.pointer.pointee = true
     }
 
     /// Loads the library and starts Python without its own signal handlers (SIGINT stays swsgi's),
@@ -226,7 +230,7 @@ public final class Interpreter {
     @inline(__always)
     public func withGIL<T>(_ body: () throws -> T) rethrows -> T {
         // A worker with request threads: each thread keeps its own state (see `RequestThreads`).
-        if let threads = requestThreads { return try threads.withGIL(body) }
+        if hasRequestThreads, let threads = requestThreads { return try threads.withGIL(body) }
         guard let t = savedThread else { return try body() }
         savedThread = nil
         api.PyEval_RestoreThread(t)

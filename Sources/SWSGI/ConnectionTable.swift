@@ -1,3 +1,5 @@
+import Posix
+
 /// A worker's open connections by fd: fds are small numbers the kernel reuses, so an array indexed
 /// by fd finds a connection on every event without hashing.
 struct ConnectionTable {
@@ -18,6 +20,12 @@ struct ConnectionTable {
             if slots[i] == nil, newValue != nil { count += 1 } else if slots[i] != nil, newValue == nil { count -= 1 }
             slots[i] = newValue
         }
+    }
+
+    /// When fd's connection was last active, read in place (a look per ready connection; the subscript would
+    /// hand out a counted reference).
+    func lastActivity(_ fd: Int32) -> Instant? {
+        fd >= 0 && Int(fd) < slots.count ? slots[Int(fd)]?.lastActivity : nil
     }
 
     /// The open connections (a copy: callers may close some while walking it).

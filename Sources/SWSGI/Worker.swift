@@ -211,7 +211,7 @@ final class Worker {
         // a connection (listeners, pipes) keeps its place.
         let recency = ConnectionRecency()
         reactor = try Reactor(signals: [SIGHUP, SIGUSR1, SIGINT, SIGQUIT], reapChildren: false,
-                              readableOrder: { token in recency.worker?.conns[Int32(truncatingIfNeeded: token)]?.lastActivity })
+                              readableOrder: { token in recency.worker?.conns.lastActivity(Int32(truncatingIfNeeded: token)) })
         if let handler = ctx.harakiriHandler { try installSignalHandler(ctx.settings.harakiriGracefulSignal, handler) }
         // The app is loaded: a TERM handler it (or harakiri's Python support) installed is harakiri's now.
         try WorkerTerm.install(notifyFD: ctx.termWriteFD, scoreboard: ctx.scoreboard, slot: ctx.slot,

@@ -38,8 +38,10 @@ final class RequestBinding {
 
     init(worker: WSGIWorker) { self.worker = worker }
 
-    static func of(_ capsule: PyObjectPointer?) -> RequestBinding {
-        Unmanaged<RequestBinding>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule!, nil)!).takeUnretainedValue()
+    /// Runs `body` with the binding behind `capsule` (the self of a callback). Borrowed, not retained: the capsule
+    /// holds it, and the capsule is alive for the call (a reference counted per call is two atomic operations).
+    static func with<T>(_ capsule: PyObjectPointer?, _ body: (RequestBinding) -> T) -> T {
+        Unmanaged<RequestBinding>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule!, nil)!)._withUnsafeGuaranteedRef(body)
     }
 
     /// Whether the request these objects were handed for is the one in hand.

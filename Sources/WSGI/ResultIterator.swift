@@ -46,20 +46,42 @@ struct ResultIterator {
     }
 
     mutating func next() -> Step {
+        withNextItem(end: .end, failed: .failed) { .chunk(Array($0)) }
+    }
+
+    enum Appended {
+        /// The item's byte count (0: an empty item).
+        case bytes(Int)
+        case end
+        /// A Python error is pending (raised by the iterable, or a non-bytes item).
+        case failed
+    }
+
+    /// `next`, the item's bytes appended to `out` (no array made per item: the caller keeps one buffer).
+    mutating func next(appendingTo out: inout [UInt8]) -> Appended {
+        withNextItem(end: .end, failed: .failed) { bytes in
+            // (As typed bytes: the copy is one memcpy, where a raw buffer is appended byte by byte.)
+            out.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+            return .bytes(bytes.count)
+        }
+    }
+
+    /// Takes the next item and hands its bytes to `use` while the item is alive.
+    private mutating func withNextItem<T>(end: T, failed: T, _ use: (UnsafeRawBufferPointer) -> T) -> T {
         let item: PyObjectPointer
         var owned = false
         if let sequence {
             // A list can change under us (a generator is not involved, but an app may keep it): re-read its size.
             if isList { count = api.PyList_Size(sequence) }
-            guard index < count else { return .end }
+            guard index < count else { return end }
             item = (isList ? api.PyList_GetItem(sequence, index) : api.PyTuple_GetItem(sequence, index))!
             index += 1
         } else if let iterator {
-            guard let i = api.PyIter_Next(iterator) else { return api.PyErr_Occurred() != nil ? .failed : .end }
+            guard let i = api.PyIter_Next(iterator) else { return api.PyErr_Occurred() != nil ? failed : end }
             item = i
             owned = true
         } else {
-            return .end
+            return end
         }
         defer { if owned { api.Py_DecRef(item) } }
         var p: UnsafeMutablePointer<CChar>?
@@ -67,9 +89,9 @@ struct ResultIterator {
         guard api.PyObject_IsInstance(item, api.bytesType) == 1, api.PyBytes_AsStringAndSize(item, &p, &n) == 0 else {
             api.PyErr_Clear()
             _ = py.raise(api.excTypeError, "the WSGI app's iterable yielded \(py.typeName(item)), not bytes")
-            return .failed
+            return failed
         }
-        return .chunk(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        return use(UnsafeRawBufferPointer(start: p, count: n))
     }
 
     /// The bytes a list or tuple holds past what `next` has taken (0 for other iterables, whose rest

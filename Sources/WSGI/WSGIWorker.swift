@@ -1,4 +1,5 @@
 import CGlibcShim
+import Common
 import Glibc
 import HTTP
 import Posix
@@ -168,27 +169,24 @@ final class WSGIWorker {
 
     // The C callbacks: each finds its binding through its capsule and refuses unless its request is in hand.
     private static let startResponseDef = methodDef("start_response", swsgi_METH_VARARGS) { s, a in
-        let b = RequestBinding.of(s)
-        return b.isLive ? b.worker.startResponse(a) : b.refuse("start_response()")
+        RequestBinding.with(s) { b in b.isLive ? b.worker.startResponse(a) : b.refuse("start_response()") }
     }
     private static let writeDef = methodDef("write", swsgi_METH_O) { s, a in
-        let b = RequestBinding.of(s)
-        return b.isLive ? b.worker.write(a) : b.refuse("write()")
+        RequestBinding.with(s) { b in b.isLive ? b.worker.write(a) : b.refuse("write()") }
     }
     private static let readDef = methodDef("read", swsgi_METH_VARARGS) { s, a in
-        let b = RequestBinding.of(s)
-        return b.isLive ? b.worker.inputRead(a, line: false) : b.refuse("wsgi.input.read()")
+        RequestBinding.with(s) { b in b.isLive ? b.worker.inputRead(a, line: false) : b.refuse("wsgi.input.read()") }
     }
     private static let readlineDef = methodDef("readline", swsgi_METH_VARARGS) { s, a in
-        let b = RequestBinding.of(s)
-        return b.isLive ? b.worker.inputRead(a, line: true) : b.refuse("wsgi.input.readline()")
+        RequestBinding.with(s) { b in b.isLive ? b.worker.inputRead(a, line: true) : b.refuse("wsgi.input.readline()") }
     }
     private static let fileWrapperDef = methodDef("file_wrapper", swsgi_METH_VARARGS | swsgi_METH_KEYWORDS,
                                                  unsafeBitCast(fileWrapperCall, to: PyCFunction.self))
     private static let fileWrapperCall: PyCFunctionWithKeywords = { s, a, k in
-        let b = RequestBinding.of(s)
-        guard b.isLive else { return b.refuse("wsgi.file_wrapper()") }
-        return b.worker.api.PyObject_Call(b.worker.fileWrapperType, a!, k)
+        RequestBinding.with(s) { b in
+            guard b.isLive else { return b.refuse("wsgi.file_wrapper()") }
+            return b.worker.api.PyObject_Call(b.worker.fileWrapperType, a!, k)
+        }
     }
 
     /// A method table entry for the process's life (sets of request objects are made again and again).
@@ -236,14 +234,13 @@ final class WSGIWorker {
             if liveStream == nil, !isPlainListOrTuple(result), api.PyObject_IsInstance(result, fileWrapperType) == 1,
                let r = try fileResponse(result) { return r }
             guard var iterator = ResultIterator(py, result) else { return try failure(result: result) }
-            var out: [UInt8] = []
+            var out = takeBodyBuffer()
             var ended = false
             // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole. Once write()
             // has started the response, the rest streams (write() inside the iterable included).
             pull: while liveStream == nil {
-                switch iterator.next() {
-                case .chunk(let b):
-                    if out.isEmpty { out = b } else { out += b }
+                switch iterator.next(appendingTo: &out) {
+                case .bytes(let n):
                     if liveStream != nil { break pull }
                     // PEP 3333: with Content-Length given, stop iterating once it is reached. What a list
                     // holds past it is known without running app code: it is cut, and logged.
@@ -253,7 +250,7 @@ final class WSGIWorker {
                         if out.count > declaredLength { out.removeLast(out.count - declaredLength) }
                         break pull
                     }
-                    if !b.isEmpty && !iterator.isSequence { break pull }
+                    if n > 0 && !iterator.isSequence { break pull }
                 case .end: ended = true; break pull
                 case .failed: return try failure(result: result, iterator: iterator)
                 }
@@ -272,6 +269,7 @@ final class WSGIWorker {
                 }
                 end()
                 if declaredLength == nil || declaredLength == out.count {
+                    bodyBuffer = out
                     var r = Response(status: status, headers: headers, body: out)
                     r.reason = reason
                     r.headerNamesChecked = true
@@ -302,6 +300,25 @@ final class WSGIWorker {
             }
             return response
         }
+    }
+
+    /// A list's body is gathered in one buffer kept between requests (no array made per request): taken here,
+    /// shared with the Response that sends it, and uniquely held again once that Response is gone. (Should
+    /// anything still hold it, emptying it makes a new one: copy on write.)
+    private var bodyBuffer: [UInt8] {
+        unsafeAddress { bodyBufferCell.address }
+        unsafeMutableAddress { bodyBufferCell.pointer }
+    }
+    private let bodyBufferCell = Cell([UInt8]())
+
+    @inline(__always)
+    private func takeBodyBuffer() -> [UInt8] {
+        var b = bodyBuffer
+        bodyBuffer = []
+        // A buffer a large body grew is not kept.
+        if b.capacity > 65536 { return [] }
+        b.removeAll(keepingCapacity: true)
+        return b
     }
 
     /// Closes the iterable before its response is sent, and returns what write() got meanwhile
@@ -460,7 +477,7 @@ final class WSGIWorker {
             py.printError()
         }
         // A request thread: a harakiri interrupt meant for its previous request is stale.
-        py.requestThreads?.clearPendingInterrupt()
+        if py.hasRequestThreads { py.requestThreads?.clearPendingInterrupt() }
         setInRequest(true)
         objects.binding.generation = scope.open()
         appReturned = false

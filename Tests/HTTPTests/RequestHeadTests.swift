@@ -218,4 +218,22 @@ import Testing
             #expect(fields(h) == heads[i].filter { !$0.hasPrefix("x_") }.map { $0.contains("\u{e9}") ? $0 + " raw5" : $0 }, "held head \(i)")
         }
     }
+
+    /// A Host line the same as the previous head's skips its check (it passed then); any other is checked: on one
+    /// parser, each invalid Host after a valid one, and after one in another place, is still refused.
+    @Test func aHostNotTheSameAsTheKeptOneIsStillChecked() {
+        var parser = HTTPRequestParser()
+        for bad in ["exa mple.com", "a/b", "user@host", "h:port", "[::1", "h:80:90", "127.0.0.1:8o80"] {
+            for good in ["GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "GET / HTTP/1.1\r\nX: 1\r\nHost: 127.0.0.1:8080\r\n\r\n"] {
+                parser.reset()
+                guard case .head = parser.parse(Array(good.utf8)), case .head = parser.parse(Array(good.utf8)) else {
+                    Issue.record("a valid head refused"); return
+                }
+                guard case .error(let e) = parser.parse(Array("GET / HTTP/1.1\r\nHost: \(bad)\r\n\r\n".utf8)) else {
+                    Issue.record("Host: \(bad) accepted after a valid Host"); continue
+                }
+                #expect(e.status == 400, "Host: \(bad)")
+            }
+        }
+    }
 }
