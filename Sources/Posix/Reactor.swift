@@ -142,12 +142,20 @@ public final class Reactor {
             queued.removeAll(keepingCapacity: true)
             head = 0
             let count = try epoll.waitCount(timeoutMilliseconds: -1)
+            // Signals go first in the batch, in arrival order: a stop must be heard before the batch's connections
+            // start requests it would not have let start.
+            var signalsQueued = 0
             for i in 0..<count {
                 let (token, events) = epoll.event(i)
                 switch token {
                 case Self.signalToken:
                     while let (sig, sender) = try signals.next() {
-                        if sig == SIGCHLD { if reapsChildren { reaping = true } } else { queued.append(.signal(sig, sender: sender)) }
+                        if sig == SIGCHLD {
+                            if reapsChildren { reaping = true }
+                        } else {
+                            queued.insert(.signal(sig, sender: sender), at: signalsQueued)
+                            signalsQueued += 1
+                        }
                     }
                 case Self.timerToken:
                     timer.acknowledge()

@@ -552,6 +552,8 @@ final class Worker {
                 log.refused(e, started: c.lastActivity)
                 return false
             case .head(let head, let consumed):
+                // A stop heard after the previous request (`lookAtSignals`): no request starts any more.
+                if case .exited = lifecycle.mode { return false }
                 c.headStartedAt = nil
                 var rest = input[(input.startIndex + consumed)...]
                 guard serve(c, head, rest: &rest) else { return false }
@@ -600,6 +602,11 @@ final class Worker {
                       viaSendfile: result.viaSendfile, cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
         }
         waitForNextRequest(c, keepAlive: result.plan.keepAlive, finished: finished)
+        // A signal that came while the app ran waits in the signalfd, which the loop reads only after this batch's
+        // other ready connections: an immediate stop (INT, QUIT) would let them start requests it is meant to
+        // prevent. After a request that ran long enough for one to arrive, they are looked at now (one read; a
+        // hello-world request never pays it).
+        if finished - started >= Self.signalLookAfterNanoseconds { lookAtSignals() }
         return result.plan.keepAlive
     }
 
@@ -817,14 +824,27 @@ final class Worker {
 
     /// One signal from the reactor, handed to the lifecycle.
     private func signal(_ sig: Int32) {
-        let signal: WorkerLifecycle.Signal
+        perform(lifecycle.handle(.signal(Self.lifecycleSignal(sig))))
+    }
+
+    private static func lifecycleSignal(_ sig: Int32) -> WorkerLifecycle.Signal {
         switch sig {
-        case SIGUSR1: signal = .usr1
-        case SIGHUP: signal = .hup
-        case SIGINT: signal = .int
-        default: signal = .quit
+        case SIGUSR1: return .usr1
+        case SIGHUP: return .hup
+        case SIGINT: return .int
+        default: return .quit
         }
-        perform(lifecycle.handle(.signal(signal)))
+    }
+
+    /// How long a request must have run for `serve` to look at the signals before the next one starts.
+    static let signalLookAfterNanoseconds: UInt64 = 1_000_000
+
+    /// Reads the signals that came during a request and hands them to the lifecycle; what it decides is carried
+    /// out from the loop (as `waitForNextRequest`'s), and a stop ends `process` before its next request.
+    private func lookAtSignals() {
+        for (sig, _) in (try? reactor.takeSignals()) ?? [] {
+            afterRequest += lifecycle.handle(.signal(Self.lifecycleSignal(sig)))
+        }
     }
 
     /// The SIGTERM handler wrote to its pipe (or its flag was seen mid-request).

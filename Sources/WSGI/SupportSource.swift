@@ -330,6 +330,23 @@ def freeze():
     if hasattr(gc, 'freeze'):
         gc.freeze()
 
+def guard_master_exit():
+    """The master's imports are over: a thread the app started there goes on running in the master, which
+    supervises the workers and runs no app code. Its os._exit would end the master without a word and
+    orphan the workers: in the master it is refused with a line, and ends that thread only. Workers and
+    the app's own processes (other pids) exit as asked."""
+    import posix, _thread
+    real = posix._exit
+    master, main = posix.getpid(), _thread.get_ident()
+    def _exit(status):
+        if posix.getpid() == master and _thread.get_ident() != main:
+            line = ('swsgi: the app called os._exit(%r) in the master process (pid %d), from a thread it started '
+                    'there: refused, that thread ends (the master runs no app code)\n' % (status, master))
+            posix.write(2, line.encode('utf-8', 'replace'))
+            raise SystemExit(status)
+        real(status)
+    os._exit = posix._exit = _exit
+
 class HarakiriInterrupt(BaseException):
     """Raised in the app by harakiri's graceful signal, after the app's own handler has run: the request
     unwinds (finally blocks, the iterable's close()) before SIGKILL lands."""

@@ -82,6 +82,7 @@ public final class WSGIHost: HostedApplication {
             try loadApp()
             call("freeze")
         }
+        if call("guard_master_exit") == nil { interpreter.printError() }
         interpreter.releaseGIL()
     }
 

@@ -262,24 +262,35 @@ final class WSGIWorker {
             headersSent = true
             if ended && liveStream == nil {
                 produced = max(produced, out.count)
-                let late = closeGatheringWrites(result, iterator)
-                if !late.isEmpty {
-                    out += late
-                    if let declaredLength, out.count > declaredLength { out.removeLast(out.count - declaredLength) }
+                // A plain list or tuple has no close(): the request ends here. Anything else may have one (Flask's
+                // call_on_close, Django's request_finished): it runs once the response has gone out, as under
+                // gunicorn and uWSGI, so the client never waits for it (`closeAfterResponse`).
+                let closesLater = !iterator.isSequence
+                if closesLater {
+                    unclosed = (result, iterator)
+                } else {
+                    close(result, iterator)
+                    end()
                 }
-                end()
+                var r: Response
                 if declaredLength == nil || declaredLength == out.count {
-                    bodyBuffer = out
-                    var r = Response(status: status, headers: headers, body: out)
-                    r.reason = reason
-                    r.headerNamesChecked = true
-                    return r
+                    if !closesLater { bodyBuffer = out }
+                    r = Response(status: status, headers: headers, body: out)
+                } else {
+                    let body = out
+                    r = Response(status: status, headers: headers) { try $0.write(body) }
+                    r.contentLength = declaredLength
                 }
-                let body = out
-                var r = Response(status: status, headers: headers) { try $0.write(body) }
                 r.reason = reason
                 r.headerNamesChecked = true
-                r.contentLength = declaredLength
+                if closesLater {
+                    r.finish = { [unowned self] in
+                        self.py.withGIL {
+                            self.closeAfterResponse()
+                            self.end()
+                        }
+                    }
+                }
                 return r
             }
             // The closures take copies: a `var` an escaping closure captures is boxed on the heap where it is
@@ -328,6 +339,18 @@ final class WSGIWorker {
         close(result, iterator)
         defer { writtenWhileClosing = nil }
         return writtenWhileClosing ?? []
+    }
+
+    /// Closes `unclosed` once its response went out whole: what its close() writes can no longer join the body. It
+    /// is counted (past a Content-Length, `end` logs it as cut) and, without one, logged here as not sent.
+    private func closeAfterResponse() {
+        writtenWhileClosing = []
+        closeResult()
+        let late = writtenWhileClosing?.count ?? 0
+        writtenWhileClosing = nil
+        if late > 0 && declaredLength == nil {
+            ServerLog.line("write() from the iterable's close() after its response was complete: \(late) byte(s) not sent")
+        }
     }
 
     /// The streamed response's iterable, until it is closed: at the stream's end, while the body is still open (what

@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// Regression tests from a fresh attack on issue 19's classes (2026-12-07, late); each failed before its fix.
+extension WSGIIntegration {
+    static let afterResponseApp = #"""
+import os, threading, time
+
+DIR = os.path.dirname(os.path.abspath(__file__))
+
+def wait_for(name, seconds=20):
+    path = os.path.join(DIR, name)
+    end = time.monotonic() + seconds
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.01)
+
+def mark(name):
+    open(os.path.join(DIR, name), 'w').close()
+
+# A thread started while the app is imported (in the master): it ends the process when told to.
+def exiter():
+    wait_for('exit-now', 120)
+    os._exit(7)
+threading.Thread(target=exiter, daemon=True).start()
+
+class SlowClose:
+    """Flask's call_on_close, Django's request_finished: work the iterable's close() does after the response."""
+    def __init__(self, body, name):
+        self.it = iter([body])
+        self.name = name
+    def __iter__(self):
+        return self.it
+    def close(self):
+        wait_for('release-' + self.name)
+        mark('closed-' + self.name)
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    q = environ['QUERY_STRING']
+    if path == '/slow-close':
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '5')])
+        return SlowClose(b'hello', q)
+    if path == '/slow-close-empty':
+        start_response('204 No Content', [])
+        return SlowClose(b'', q)
+    if path == '/job':
+        mark('started-' + q)
+        wait_for('release-' + q)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'done ' + q.encode()]
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'hello\n']
+"""#
+
+    static func writeAfterResponseApp(_ dir: TempDir) throws -> [String: String] {
+        try dir.write("after.py", afterResponseApp)
+        return [:]
+    }
+
+    @Suite struct AfterResponse {
+        static func run(_ extra: [String] = [], newProcessGroup: Bool = false,
+                        _ body: (Server, TempDir) throws -> Void) throws {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            _ = try WSGIIntegration.writeAfterResponseApp(dir)
+            let s = try Server(["--processes", "1", "--wsgi-file", "{dir}/after.py"] + extra, dir: dir,
+                               environment: PythonUnderTest.debian.environment, newProcessGroup: newProcessGroup)
+            defer { s.stop() }
+            try body(s, dir)
+        }
+
+        /// The iterable's close() (Flask's call_on_close, Django's request_finished) runs after the response has
+        /// gone out: the client had it only once close() returned (gunicorn and uWSGI send first).
+        @Test func theResponseDoesNotWaitForTheIterablesClose() throws {
+            try Self.run { s, dir throws in
+                for (path, status, body) in [("/slow-close?a", 200, "hello"), ("/slow-close-empty?b", 204, "")] {
+                    let name = String(path.split(separator: "?")[1])
+                    // close() waits (up to 20 s) for a file the test makes only once it has the response.
+                    let r = try s.get(path, timeout: 8)
+                    #expect(r.status == status && String(decoding: r.body, as: UTF8.self) == body, "\(path): \(r.status)")
+                    #expect(!FileManager.default.fileExists(atPath: dir.file("closed-" + name)), "close() ran before the response")
+                    try dir.write("release-" + name, "")
+                    #expect(waitUntil(10) { FileManager.default.fileExists(atPath: dir.file("closed-" + name)) }, "close() never ran")
+                }
+                // The connection and the worker go on as before.
+                let r = try s.get("/")
+                #expect(r.status == 200 && r.body == Array("hello\n".utf8))
+            }
+        }
+
+        /// An immediate stop (INT to the master, or to the whole group) that comes while a request runs: the
+        /// worker finishes it and starts no other, not even one already queued (it started it, then was killed).
+        @Test(arguments: [false, true]) func anImmediateStopStartsNoQueuedRequest(group: Bool) throws {
+            try Self.run(newProcessGroup: group) { s, dir throws in
+                let a = try s.connect()
+                try a.send("GET /job?a HTTP/1.1\r\nHost: t\r\n\r\n")
+                try waitUntil(10, "job a started") { FileManager.default.fileExists(atPath: dir.file("started-a")) }
+                // b waits in the listen queue while a runs.
+                let b = try s.connect()
+                try b.send("GET /job?b HTTP/1.1\r\nHost: t\r\n\r\n")
+                try dir.write("release-b", "")
+                if group { s.signalGroup(SIGINT) } else { s.signal(SIGINT) }
+                // The worker has the signal before a ends (the master forwards it, or it came to the group).
+                if !group { #expect(s.waitForLog("immediate"), "\(s.log)") }
+                try dir.write("release-a", "")
+                let r = try a.readResponse(timeout: 10)
+                #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == "done a")
+                #expect(s.waitExit(timeout: 10) != nil, "swsgi did not stop; log:\n\(s.log)")
+                #expect(!FileManager.default.fileExists(atPath: dir.file("started-b")), "job b started after the stop; log:\n\(s.log)")
+            }
+        }
+
+        /// A thread the app started while imported in the master calls os._exit: the master ended with its status
+        /// and no word, its worker orphaned. It is refused in the master (that thread ends) with one line.
+        @Test func osExitFromAnImportThreadDoesNotEndTheMaster() throws {
+            try Self.run { s, dir throws in
+                #expect(try s.get("/").status == 200)
+                try dir.write("exit-now", "")
+                #expect(s.waitForLog("the app called os._exit(7) in the master process"), "\(s.log)")
+                #expect(s.exitStatus == nil, "the master ended: \(s.log)")
+                #expect(try s.get("/").status == 200)
+                #expect(s.stop() == 0, "\(s.log)")
+            }
+        }
+    }
+}
