@@ -156,11 +156,12 @@ public struct HTTPRequestParser: Sendable {
         buffer.withUnsafeBufferPointer { Self.requestLine($0) }
     }
 
-    /// The method and target of a request line ended by CRLF at the start of `p`, if it is well formed.
+    /// The method and target of a request line at the start of `p`, if it is well formed and has ended: by CRLF,
+    /// or by a bare LF or CR (refused, and still named in the log).
     static func requestLine(_ p: UnsafeBufferPointer<UInt8>) -> (method: String, target: String)? {
         var lineEnd = 0
-        while lineEnd + 1 < p.count, !(p[lineEnd] == cr && p[lineEnd + 1] == lf) { lineEnd += 1 }
-        guard lineEnd + 1 < p.count else { return nil }
+        while lineEnd < p.count, p[lineEnd] != cr, p[lineEnd] != lf { lineEnd += 1 }
+        guard lineEnd < p.count else { return nil }
         var i = 0
         while i < lineEnd, isTChar(p[i]) { i += 1 }
         let methodEnd = i

@@ -754,6 +754,11 @@ final class WSGIWorker {
             _ = py.raise(api.excValueError, "status \(pythonRepr(statusText)) is not like '200 OK'")
             return nil
         }
+        // RFC 9110 §15: a status code is 100-599; a client may take anything above for a broken response.
+        guard code <= 599 else {
+            _ = py.raise(api.excValueError, "status \(pythonRepr(statusText)) is outside 100-599 (RFC 9110 §15)")
+            return nil
+        }
         // A 1xx is an interim response: sent as the app's final one, the client would wait for another.
         guard code >= 200 else {
             _ = py.raise(api.excValueError, "status \(pythonRepr(statusText)) is informational (1xx); a WSGI response needs a final status (200 or more)")

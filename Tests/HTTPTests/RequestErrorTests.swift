@@ -180,6 +180,10 @@ let badHeads: [BadHead] = [
             (bytes("GET /\u{E9}x HTTP/2.0\r\nHost: h\r\n\r\n"), .invalidTarget, "GET", "/\\xC3\\xA9x"),
             // Refused while the head was scanned: the request line is named the same way.
             (bytes("GET /") + [0xFF] + bytes(" HTTP/1.1\r\nHost: h\r\nX: a\u{1}\r\n\r\n"), .controlCharacter, "GET", "/\\xFF"),
+            // A request line ended by a bare LF or CR is still a request line for the log (it was `- -`).
+            (bytes("GET /lf?x=1 HTTP/1.1\nHost: h\n\n"), .bareLF, "GET", "/lf?x=1"),
+            (bytes("POST /cr HTTP/1.1\rHost: h\r\r"), .bareCR, "POST", "/cr"),
+            (bytes("GET /hdr HTTP/1.1\r\nHost: h\nX: 1\n\n"), .bareLF, "GET", "/hdr"),
         ]
         for c in cases {
             for cut in [0, 3, 6, c.raw.count - 2] {

@@ -45,6 +45,9 @@ def application(environ, start_response):
     if path == '/slow-close-empty':
         start_response('204 No Content', [])
         return SlowClose(b'', q)
+    if path == '/status':
+        start_response({'600': '600 Weird', '999': '999 Nine', '700': '700'}[q], [('Content-Type', 'text/plain')])
+        return [b'never sent']
     if path == '/job':
         mark('started-' + q)
         wait_for('release-' + q)
@@ -109,6 +112,19 @@ def application(environ, start_response):
                 #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == "done a")
                 #expect(s.waitExit(timeout: 10) != nil, "swsgi did not stop; log:\n\(s.log)")
                 #expect(!FileManager.default.fileExists(atPath: dir.file("started-b")), "job b started after the stop; log:\n\(s.log)")
+            }
+        }
+
+        /// RFC 9110 §15: a status code is 100-599; `600 Weird` went out as given. Refused like any bad status: 500.
+        @Test func aStatusAbove599AnswersAServerError() throws {
+            try Self.run { s, _ throws in
+                for q in ["600", "999", "700"] {
+                    let r = try s.get("/status?\(q)")
+                    #expect(r.status == 500, "\(q): \(r.status)")
+                }
+                #expect(s.waitForLog("status '600 Weird' is outside 100-599"), "\(s.log)")
+                #expect(s.waitForLog("status '700' is outside 100-599"), "\(s.log)")
+                #expect(try s.get("/").status == 200)
             }
         }
 
