@@ -331,10 +331,11 @@ def freeze():
         gc.freeze()
 
 def guard_master_exit():
-    """The master's imports are over: a thread the app started there goes on running in the master, which
-    supervises the workers and runs no app code. Its os._exit would end the master without a word and
-    orphan the workers: in the master it is refused with a line, and ends that thread only. Workers and
-    the app's own processes (other pids) exit as asked."""
+    """Installed before the master imports anything of the app's: a thread the app starts there goes on running
+    in the master, which supervises the workers and runs no app code. Its os._exit would end the master
+    without a word and orphan the workers: in the master it is refused with a line, and ends that thread
+    only. While the app is imported, `load_guarded`'s own guard comes first. Workers and the app's own
+    processes (other pids) exit as asked."""
     import posix, _thread
     real = posix._exit
     master, main = posix.getpid(), _thread.get_ident()

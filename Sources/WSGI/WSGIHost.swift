@@ -69,6 +69,8 @@ public final class WSGIHost: HostedApplication {
             interpreter.printError()
             throw SWSGIError("--env \(entry): cannot set it in os.environ")
         }
+        // Before anything the app imports can take a reference to os._exit (`from os import _exit`).
+        if call("guard_master_exit") == nil { interpreter.printError() }
         // --shared-import: once, in the master, before any fork (uWSGI's preinit), whatever --lazy-apps says.
         for spec in options.sharedImports where call("import_one", spec) == nil {
             interpreter.printError()
@@ -82,7 +84,6 @@ public final class WSGIHost: HostedApplication {
             try loadApp()
             call("freeze")
         }
-        if call("guard_master_exit") == nil { interpreter.printError() }
         interpreter.releaseGIL()
     }
 

@@ -260,11 +260,14 @@ final class WSGIWorker {
                 return try failure(result: result, iterator: iterator)
             }
             headersSent = true
-            if ended && liveStream == nil {
+            // Sent whole now: a plain list or tuple (it has no close()); or another iterable whose body is over by
+            // what the app declared (its Content-Length reached) or by the request (HEAD, 204, 304), its close()
+            // run once the response has gone out (`closeAfterResponse`), as under gunicorn and uWSGI, so a Flask
+            // call_on_close or Django request_finished handler never delays the client. Any other ended iterable
+            // streams: what its close() writes is still the body's end (as uWSGI sends it).
+            if ended && liveStream == nil && (iterator.isSequence || declaredLength.map({ out.count >= $0 }) == true
+                                               || status == 204 || status == 304 || request.method == "HEAD") {
                 produced = max(produced, out.count)
-                // A plain list or tuple has no close(): the request ends here. Anything else may have one (Flask's
-                // call_on_close, Django's request_finished): it runs once the response has gone out, as under
-                // gunicorn and uWSGI, so the client never waits for it (`closeAfterResponse`).
                 let closesLater = !iterator.isSequence
                 if closesLater {
                     unclosed = (result, iterator)

@@ -25,6 +25,23 @@ def exiter():
     os._exit(7)
 threading.Thread(target=exiter, daemon=True).start()
 
+# The same, through a reference the module took at import (`from os import _exit`).
+from os import _exit as captured_exit
+def captured_exiter():
+    wait_for('exit-captured', 120)
+    captured_exit(6)
+threading.Thread(target=captured_exiter, daemon=True).start()
+
+class Late:
+    """An iterable whose close() writes: the body's end, whether the items were empty or not."""
+    def __init__(self, items, write):
+        self.items = items
+        self.write = write
+    def __iter__(self):
+        return iter(self.items)
+    def close(self):
+        self.write(b'LATE')
+
 class SlowClose:
     """Flask's call_on_close, Django's request_finished: work the iterable's close() does after the response."""
     def __init__(self, body, name):
@@ -45,6 +62,9 @@ def application(environ, start_response):
     if path == '/slow-close-empty':
         start_response('204 No Content', [])
         return SlowClose(b'', q)
+    if path == '/late':
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        return Late({'empty': [], 'emptychunk': [b''], 'one': [b'one']}[q], write)
     if path == '/status':
         start_response({'600': '600 Weird', '999': '999 Nine', '700': '700'}[q], [('Content-Type', 'text/plain')])
         return [b'never sent']
@@ -115,6 +135,18 @@ def application(environ, start_response):
             }
         }
 
+        /// What close() writes is the body's end whenever the app declared no length, whether its items were
+        /// empty or not (an empty iterable's close() writes were dropped, a non-empty one's sent; uWSGI sends both).
+        @Test func whatCloseWritesEndsTheBodyWithOrWithoutItems() throws {
+            try Self.run { s, _ throws in
+                for (q, body) in [("empty", "LATE"), ("emptychunk", "LATE"), ("one", "oneLATE")] {
+                    let r = try s.get("/late?\(q)")
+                    #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == body, "\(q): \(String(decoding: r.body, as: UTF8.self))")
+                }
+                #expect(!s.log.contains("not sent"), "\(s.log)")
+            }
+        }
+
         /// RFC 9110 §15: a status code is 100-599; `600 Weird` went out as given. Refused like any bad status: 500.
         @Test func aStatusAbove599AnswersAServerError() throws {
             try Self.run { s, _ throws in
@@ -135,6 +167,11 @@ def application(environ, start_response):
                 #expect(try s.get("/").status == 200)
                 try dir.write("exit-now", "")
                 #expect(s.waitForLog("the app called os._exit(7) in the master process"), "\(s.log)")
+                #expect(s.exitStatus == nil, "the master ended: \(s.log)")
+                #expect(try s.get("/").status == 200)
+                // A reference to os._exit the module took while imported is refused the same way.
+                try dir.write("exit-captured", "")
+                #expect(s.waitForLog("the app called os._exit(6) in the master process"), "\(s.log)")
                 #expect(s.exitStatus == nil, "the master ended: \(s.log)")
                 #expect(try s.get("/").status == 200)
                 #expect(s.stop() == 0, "\(s.log)")
