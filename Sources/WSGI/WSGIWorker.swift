@@ -335,8 +335,8 @@ final class WSGIWorker {
         return b
     }
 
-    /// Closes the iterable before its response is sent, and returns what write() got meanwhile
-    /// (`writtenWhileClosing`).
+    /// Closes the iterable of a response that failed before it was sent, and returns what write() got meanwhile
+    /// (`writtenWhileClosing`; the caller drops it: the answer is the worker's error response).
     private func closeGatheringWrites(_ result: PyObjectPointer, _ iterator: ResultIterator?) -> [UInt8] {
         writtenWhileClosing = []
         close(result, iterator)
