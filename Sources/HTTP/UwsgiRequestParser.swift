@@ -67,14 +67,14 @@ public struct UwsgiRequestParser: Sendable {
             case "REQUEST_URI": uri = value
             case "PATH_INFO": pathInfo = value
             case "QUERY_STRING": query = value.isEmpty ? nil : value
-            case "CONTENT_TYPE": if !value.isEmpty { headers.append("Content-Type", value) }
+            case "CONTENT_TYPE": if !value.isEmpty { headers.fields.append(Self.field("Content-Type", value, raw)) }
             case "CONTENT_LENGTH":
                 guard !value.isEmpty else { break }
                 guard let n = Int(value), n >= 0 else { badLength = true; break }
                 length = n
                 headers.append("Content-Length", value)
             default:
-                if name.hasPrefix("HTTP_") && name.count > 5 { headers.append(Self.headerName(name.dropFirst(5)), value) }
+                if name.hasPrefix("HTTP_") && name.count > 5 { headers.fields.append(Self.field(Self.headerName(name.dropFirst(5)), value, raw)) }
             }
         }
         let target = uri ?? (query.map { pathInfo + "?" + $0 } ?? pathInfo)
@@ -91,6 +91,13 @@ public struct UwsgiRequestParser: Sendable {
         }
         return .success(HTTPRequestHead(method: method, path: path, query: query, version: .http1_0, headers: headers,
                                         keepAlive: false, expectContinue: false, framing: length.map { .contentLength($0) } ?? .none))
+    }
+
+    /// A field from a variable: a value with bytes of 0x80 or above keeps them (`rawValue`), as the HTTP parser's
+    /// fields do, so what is made from it (SERVER_NAME from Host) reads the front server's bytes, not the text's
+    /// UTF-8 reading of them.
+    static func field(_ name: String, _ value: String, _ raw: [UInt8]) -> HTTPField {
+        HTTPField(name: name, value: value, rawValue: raw.contains(where: { $0 >= 0x80 }) ? raw : nil)
     }
 
     /// `USER_AGENT` -> `User-Agent`.

@@ -197,7 +197,8 @@ final class EnvironBuilder {
               putRepeating(env, .protocolVersion, protocols.object(r.version, decRef: api.Py_DecRef, make: { v in pyString(api, v.description) }))
         else { return false }
         var hostField: String?
-        guard addHeaders(env, r.headers, host: &hostField) else { return false }
+        var hostRaw: [UInt8]?
+        guard addHeaders(env, r.headers, host: &hostField, raw: &hostRaw) else { return false }
         // No Host field (HTTP/1.0).
         if hostField == nil && !removeRepeating(env, .host) { return false }
         let host = hostField ?? ""
@@ -205,7 +206,24 @@ final class EnvironBuilder {
         let local = fromFront ? nil : r.localAddress
         let serverName: PyObjectPointer?
         var serverPort: PyObjectPointer?
-        if !host.isEmpty {
+        var madeHere: (PyObjectPointer?, PyObjectPointer?) = (nil, nil)
+        defer {
+            if let o = madeHere.0 { api.Py_DecRef(o) }
+            if let o = madeHere.1 { api.Py_DecRef(o) }
+        }
+        if let hostRaw {
+            // A front server's Host in bytes of 0x80 and above: both read from those bytes as latin-1, as HTTP_HOST is.
+            var name: PyObjectPointer?, port: PyObjectPointer?, hasPort = false
+            hostRaw.withUnsafeBufferPointer { b in
+                let (n, p) = splitHost(b)
+                name = latin1(UnsafeBufferPointer(rebasing: b[n]))
+                if let p { hasPort = true; port = latin1(UnsafeBufferPointer(rebasing: b[p])) }
+            }
+            // New references (the others are the caches'): the template keeps its own once they are set.
+            madeHere = (name, port)
+            serverName = name
+            serverPort = hasPort ? port : api.none
+        } else if !host.isEmpty {
             // Both come from the Host text; a port it lacks is the connection's (below): None here.
             serverName = hostNames.object(host, decRef: api.Py_DecRef) { h in
                 var name = splitHost(h).name
@@ -250,7 +268,7 @@ final class EnvironBuilder {
     /// with ", " (cookies with "; "), as CGI and PEP 3333 expect. A name with "_" is dropped: it would
     /// collide with the "-" spelling (header spoofing). Values go byte for byte (latin-1 native
     /// strings), whatever their encoding. `host`: the first Host field's value (nil: none).
-    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String?) -> Bool {
+    private func addHeaders(_ env: PyObjectPointer, _ headers: HTTPHeaders, host: inout String?, raw hostRaw: inout [UInt8]?) -> Bool {
         let fields = headers.fields
         for (index, f) in fields.enumerated() where !hasUnderscore(f.name) {
             let key: PyObjectPointer
@@ -262,6 +280,7 @@ final class EnvironBuilder {
             let firstHost = isHost && host == nil
             if firstHost {
                 host = f.value
+                hostRaw = f.rawValue
                 // The parser has checked the Host syntax (ASCII); a value in other bytes (from a front server's
                 // variables) is set below like any field.
                 if f.rawValue == nil {
@@ -411,14 +430,20 @@ func splitHost(_ host: String) -> (name: String, port: String?) {
     var host = host
     return host.withUTF8 { b in
         func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self) }
-        if b.first == UInt8(ascii: "["), let close = b.firstIndex(of: UInt8(ascii: "]")) {
-            let portStart = close + 2
-            let hasPort = close + 1 < b.count && b[close + 1] == UInt8(ascii: ":") && portStart < b.count
-            return (text(1..<close), hasPort ? text(portStart..<b.count) : nil)
-        }
-        if let colon = b.lastIndex(of: UInt8(ascii: ":")) {
-            return (text(0..<colon), colon + 1 < b.count ? text(colon + 1..<b.count) : nil)
-        }
-        return (text(0..<b.count), nil)
+        let (name, port) = splitHost(b)
+        return (text(name), port.map(text))
     }
+}
+
+/// Where the name and the port (if any) are in a Host's bytes: `[v6]:port`, `name:port` (the last colon), `name`.
+func splitHost(_ b: UnsafeBufferPointer<UInt8>) -> (name: Range<Int>, port: Range<Int>?) {
+    if b.first == UInt8(ascii: "["), let close = b.firstIndex(of: UInt8(ascii: "]")) {
+        let portStart = close + 2
+        let hasPort = close + 1 < b.count && b[close + 1] == UInt8(ascii: ":") && portStart < b.count
+        return (1..<close, hasPort ? portStart..<b.count : nil)
+    }
+    if let colon = b.lastIndex(of: UInt8(ascii: ":")) {
+        return (0..<colon, colon + 1 < b.count ? colon + 1..<b.count : nil)
+    }
+    return (0..<b.count, nil)
 }

@@ -62,6 +62,9 @@ def application(environ, start_response):
     if path == '/slow-close-empty':
         start_response('204 No Content', [])
         return SlowClose(b'', q)
+    if path == '/server-name':
+        start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
+        return [repr((environ.get('SERVER_NAME'), environ.get('SERVER_PORT'), environ.get('HTTP_HOST'))).encode('utf-8')]
     if path == '/late':
         write = start_response('200 OK', [('Content-Type', 'text/plain')])
         return Late({'empty': [], 'emptychunk': [b''], 'one': [b'one']}[q], write)
@@ -144,6 +147,25 @@ def application(environ, start_response):
                     #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == body, "\(q): \(String(decoding: r.body, as: UTF8.self))")
                 }
                 #expect(!s.log.contains("not sent"), "\(s.log)")
+            }
+        }
+
+        /// A front server's Host in bytes that are not UTF-8 (uwsgi protocol, no SERVER_NAME variable): SERVER_NAME
+        /// is made from the same latin-1 bytes as HTTP_HOST (it was made from a lossy UTF-8 reading: `h\u{EF}\u{BF}\u{BD}x`).
+        @Test func serverNameFromAFrontServersHostKeepsItsBytes() throws {
+            try Self.run(["--uwsgi-socket", "{dir}/u.sock"]) { s, dir throws in
+                for (host, want) in [([0x68, 0xFF, 0x78, 0x3A, 0x38, 0x30, 0x38, 0x30] as [UInt8], "('h\u{FF}x', '8080', 'h\u{FF}x:8080')"),
+                                     (Array("h\u{E9}".utf8), "('h\u{C3}\u{A9}', '80', 'h\u{C3}\u{A9}')")] {
+                    var block: [UInt8] = []
+                    for (k, v) in [(Array("REQUEST_METHOD".utf8), Array("GET".utf8)), (Array("PATH_INFO".utf8), Array("/server-name".utf8)),
+                                   (Array("REQUEST_URI".utf8), Array("/server-name".utf8)), (Array("HTTP_HOST".utf8), host)] {
+                        block += [UInt8(k.count & 0xff), UInt8(k.count >> 8)] + k + [UInt8(v.count & 0xff), UInt8(v.count >> 8)] + v
+                    }
+                    let c = try Client(.unix(dir.file("u.sock")))
+                    try c.send([0, UInt8(block.count & 0xff), UInt8(block.count >> 8), 0] + block)
+                    let r = try c.readResponse(timeout: 5)
+                    #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == want, "\(String(decoding: r.body, as: UTF8.self))")
+                }
             }
         }
 
