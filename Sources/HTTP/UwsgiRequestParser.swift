@@ -97,7 +97,7 @@ public struct UwsgiRequestParser: Sendable {
     /// fields do, so what is made from it (SERVER_NAME from Host) reads the front server's bytes, not the text's
     /// UTF-8 reading of them.
     static func field(_ name: String, _ value: String, _ raw: [UInt8]) -> HTTPField {
-        HTTPField(name: name, value: value, rawValue: raw.contains(where: { $0 >= 0x80 }) ? raw : nil)
+        HTTPField(name: name, value: value, rawValue: raw.withUnsafeBufferPointer(hasHighByte) ? raw : nil)
     }
 
     /// `USER_AGENT` -> `User-Agent`.
