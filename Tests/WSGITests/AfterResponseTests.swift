@@ -80,21 +80,13 @@ def application(environ, start_response):
     return [b'hello\n']
 """#
 
-    static func writeAfterResponseApp(_ dir: TempDir) throws -> [String: String] {
-        try dir.write("after.py", afterResponseApp)
-        return [:]
-    }
+    static let writeAfterResponseApp = writingApp("after.py", afterResponseApp)
 
     @Suite struct AfterResponse {
         static func run(_ extra: [String] = [], newProcessGroup: Bool = false,
                         _ body: (Server, TempDir) throws -> Void) throws {
-            let dir = try TempDir()
-            defer { dir.remove() }
-            _ = try WSGIIntegration.writeAfterResponseApp(dir)
-            let s = try Server(["--processes", "1", "--wsgi-file", "{dir}/after.py"] + extra, dir: dir,
-                               environment: PythonUnderTest.debian.environment, newProcessGroup: newProcessGroup)
-            defer { s.stop() }
-            try body(s, dir)
+            try withPython(["--processes", "1", "--wsgi-file", "{dir}/after.py"] + extra, newProcessGroup: newProcessGroup,
+                           setUp: WSGIIntegration.writeAfterResponseApp, body)
         }
 
         /// The iterable's close() (Flask's call_on_close, Django's request_finished) runs after the response has

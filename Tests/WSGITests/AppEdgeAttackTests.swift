@@ -81,10 +81,7 @@ def application(environ, start_response):
     return [b'hello\n']
 """#
 
-    static func writeEdgeApp(_ dir: TempDir) throws -> [String: String] {
-        try dir.write("edge.py", edgeApp)
-        return [:]
-    }
+    static let writeEdgeApp = writingApp("edge.py", edgeApp)
 
     @Suite struct AppEdgeAttack {
         static func run(_ extra: [String] = [], _ body: (Server, TempDir) throws -> Void) throws {

@@ -187,10 +187,7 @@ def application(environ, start_response):
     return [b'hello']
 """#
 
-    static func writeScopeApp(_ dir: TempDir) throws -> [String: String] {
-        try dir.write("scope.py", scopeApp)
-        return [:]
-    }
+    static let writeScopeApp = writingApp("scope.py", scopeApp)
 
     @Suite struct RequestScope {
         static let args = ["--processes", "1", "--wsgi-file", "{dir}/scope.py"]

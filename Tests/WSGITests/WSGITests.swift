@@ -69,14 +69,24 @@ func memoryOf(_ pid: Int32, _ field: String = "VmRSS") -> Int? {
 }
 
 /// Runs `body` with a Python app served by one swsgi; stops and reaps it whatever happens.
+/// A `setUp` for `withPython` that writes one app file, `source`, as `file` in the test's folder.
+func writingApp(_ file: String, _ source: String) -> @Sendable (TempDir) throws -> [String: String] {
+    { dir in
+        try dir.write(file, source)
+        return [:]
+    }
+}
+
 func withPython(_ args: [String], python: PythonUnderTest = .debian, environment: [String: String] = [:], socket: String? = "s",
+                newProcessGroup: Bool = false,
                 setUp: (TempDir) throws -> [String: String] = writeProbe, _ body: (Server, TempDir) throws -> Void) throws {
     let dir = try TempDir()
     defer { dir.remove() }
     var env = try setUp(dir)
     env.merge(python.environment) { _, b in b }
     env.merge(environment) { _, b in b }
-    let s = try Server(args.map { $0.replacingOccurrences(of: "{dir}", with: dir.path) }, dir: dir, socket: socket, environment: env, ready: socket != nil)
+    let s = try Server(args.map { $0.replacingOccurrences(of: "{dir}", with: dir.path) }, dir: dir, socket: socket, environment: env,
+                       ready: socket != nil, newProcessGroup: newProcessGroup)
     defer { s.stop() }
     if socket == nil, !waitUntil(15, { s.log.contains("workers accepting") }) {
         throw TestFailure("swsgi \(args) did not become ready; log:\n\(s.log)")
