@@ -29,6 +29,9 @@ public final class Reactor {
     private let queuedCell = Cell([Event]())
     /// `order`'s keys of one batch, kept between waits.
     private let orderSlots = Cell([(index: Int, key: UInt64)]())
+    /// `order`'s places and moved events of one batch, kept between waits.
+    private let orderPlaces = Cell([Int]())
+    private let orderMoved = Cell([Event]())
     private let headCell = Cell(0)
     private let reapingCell = Cell(false)
     private let armedCell = Cell(Instant?.none)
@@ -174,8 +177,8 @@ public final class Reactor {
     /// Puts the batch's readable events that have a key (connections) in `key` order, each keyless event (and
     /// every other event) staying where the kernel put it; nothing moves when the order already holds.
     private func order(by key: (UInt64) -> UInt64?) {
-        // The keys go in a buffer kept between waits (an array made per batch was a malloc and a free per wait);
-        // only a batch out of order makes more.
+        // The keys, the places and the moved events go in buffers kept between waits (arrays made per batch were
+        // mallocs and frees per wait); only a batch out of order makes more.
         let slots = orderSlots.pointer
         slots.pointee.removeAll(keepingCapacity: true)
         var previous: UInt64 = 0
@@ -187,9 +190,23 @@ public final class Reactor {
             slots.pointee.append((i, k))
         }
         guard !sorted else { return }
-        let positions = slots.pointee.map(\.index)
-        let events = slots.pointee.sorted { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }.map { queued[$0.index] }
-        for (n, p) in positions.enumerated() { queued[p] = events[n] }
+        // The places the keyed events fill, in queue order; the events then go there least key first (equal keys
+        // in queue order).
+        let places = orderPlaces.pointer, moved = orderMoved.pointer
+        places.pointee.removeAll(keepingCapacity: true)
+        moved.pointee.removeAll(keepingCapacity: true)
+        for s in slots.pointee { places.pointee.append(s.index) }
+        // A stable insertion sort in place: a batch is at most one epoll_wait's 64 events, and `sort` would allocate.
+        slots.pointee.withUnsafeMutableBufferPointer { b in
+            for j in 1..<b.count {
+                let x = b[j]
+                var k = j
+                while k > 0 && b[k - 1].key > x.key { b[k] = b[k - 1]; k -= 1 }
+                b[k] = x
+            }
+        }
+        for s in slots.pointee { moved.pointee.append(queued[s.index]) }
+        for (n, p) in places.pointee.enumerated() { queued[p] = moved.pointee[n] }
     }
 }
 

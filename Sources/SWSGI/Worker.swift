@@ -114,6 +114,9 @@ final class Worker {
     private let requestCounterCell = Cell(UInt64(0))
     private let harakiriDeadlineCell = Cell(Instant?.none)
     private let recycleRequestedCell = Cell(false)
+    /// The method and path this worker last wrote in its scoreboard row (a keep-alive client repeating its request
+    /// finds them there already: no copy). Only this worker writes its row's text.
+    private let rowTextCell = Cell((method: "", path: ""))
     /// The field lines of the last response's headers (most apps send the same ones every time).
     let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
@@ -166,6 +169,8 @@ final class Worker {
         unsafeMutableAddress { recycleRequestedCell.pointer }
     }
     let writeTimeoutMilliseconds: Int32
+    /// The parser limits (`ServerOptions.limits` builds them on each call).
+    let limits: HTTPLimits
     /// `--offload-threads`: where file bodies go once their head is out; nil without.
     let offload: OffloadPool?
     /// When the worker began to retire (the offload pool counts its mercy from it).
@@ -220,6 +225,7 @@ final class Worker {
         recycling = RecyclingLimits(s, workerID: ctx.id)
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         writeTimeoutMilliseconds = Int32(clamping: s.writeTimeoutNanoseconds / 1_000_000)
+        limits = s.limits
         offload = OffloadPool.start(count: s.offloadThreads, stallNanoseconds: s.writeTimeoutNanoseconds, workerID: ctx.id)
         if let offload { try reactor.watch(offload.endedFD, token: Self.offloadToken) }
         for (i, l) in ctx.listeners.enumerated() {
@@ -440,7 +446,7 @@ final class Worker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener, readNow: Bool = true) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+        let c = Connection(fd: fd, limits: limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
                            proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         if lifecycle.retiring { c.closeAfterNext = true }
@@ -569,7 +575,7 @@ final class Worker {
         // Set by the read that brought the head in, or by the end of the request before it (pipelined).
         let started = c.lastActivity
         markBusy(c, head, started: started)
-        let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
+        let reader = BodyReader(connection: c, head: head, limits: limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
@@ -589,25 +595,30 @@ final class Worker {
         let keepAlive = mayKeepConnection(c) && keepRequested && bodyComplete
         var result = writeResponse(&response, appFailed: appFailed, note: &note, early: early, head: head, keepAlive: keepAlive,
                                    on: c, reader: reader, rest: &rest)
-        if drainAfter && result.plan.keepAlive {
+        if _slowPath(drainAfter) && result.plan.keepAlive {
             if reader.finishAfterResponse() { rest = reader.leftover } else { result.plan.keepAlive = false }
         }
         if result.appRaised { appRaised = true }
         endRequest(c, request, response)
         let (served, finished) = markIdle(started: started)
         askRecyclingIfDue(served: served, appRaised: appRaised)
-        if log.wants(status: response.status) {
-            log.write(method: head.method, path: head.target, status: response.status, bytes: result.sent, started: started,
-                      note: note, head: head, headerBytes: result.headBytes, headerCount: response.headers.count,
-                      viaSendfile: result.viaSendfile, cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
-        }
+        if log.wants(status: response.status) { logServed(c, head, response, result, note: note, started: started) }
         waitForNextRequest(c, keepAlive: result.plan.keepAlive, finished: finished)
         // A signal that came while the app ran waits in the signalfd, which the loop reads only after this batch's
         // other ready connections: an immediate stop (INT, QUIT) would let them start requests it is meant to
         // prevent. After a request that ran long enough for one to arrive, they are looked at now (one read; a
         // hello-world request never pays it).
-        if finished - started >= Self.signalLookAfterNanoseconds { lookAtSignals() }
+        if _slowPath(finished - started >= Self.signalLookAfterNanoseconds) { lookAtSignals() }
         return result.plan.keepAlive
+    }
+
+    /// The access-log line of a request `serve` answered (out of line: its arguments are built only when logging).
+    @inline(never)
+    private func logServed(_ c: Connection, _ head: HTTPRequestHead, _ response: borrowing Response, _ result: SentResponse,
+                           note: String?, started: Instant) {
+        log.write(method: head.method, path: head.target, status: response.status, bytes: result.sent, started: started,
+                  note: note, head: head, headerBytes: result.headBytes, headerCount: response.headers.count,
+                  viaSendfile: result.viaSendfile, cgi: c.uwsgi?.variables, peer: c.addresses, core: 0)
     }
 
     /// The request's start: counters, the scoreboard row, the exchange, the lifecycle, the harakiri deadline.
@@ -623,7 +634,11 @@ final class Worker {
         sb.set(slot, .requestCounter, Int64(requestCounter))
         c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)
-        sb.setRequest(slot, method: head.method, path: head.path)
+        let row = rowTextCell.pointer
+        if head.method != row.pointee.method || head.path != row.pointee.path {
+            sb.setRequest(slot, method: head.method, path: head.path)
+            row.pointee = (head.method, head.path)
+        }
         let harakiri = ctx.settings.harakiriNanoseconds
         setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
     }
@@ -634,16 +649,22 @@ final class Worker {
     private func callApp(_ request: Request, note: inout String?, failed: inout Bool, raised: inout Bool) -> Response {
         do {
             return try ctx.app(request)
-        } catch let e as RequestBodyError {
-            note = e.message
-            failed = true
-            return Response(status: e.status, text: e.message + "\n")
         } catch {
-            note = "application error: \(error)"
-            failed = true
-            raised = true
-            return Response(status: 500, text: "Internal Server Error\n")
+            return appFailure(error, note: &note, failed: &failed, raised: &raised)
         }
+    }
+
+    /// The response for an app that threw (out of line: `serve` stays short where it runs every request).
+    @inline(never)
+    private func appFailure(_ error: any Error, note: inout String?, failed: inout Bool, raised: inout Bool) -> Response {
+        failed = true
+        if let e = error as? RequestBodyError {
+            note = e.message
+            return Response(status: e.status, text: e.message + "\n")
+        }
+        note = "application error: \(error)"
+        raised = true
+        return Response(status: 500, text: "Internal Server Error\n")
     }
 
     /// The app has returned: the response it started early (WSGI's write()), if any, and whether the request
@@ -671,9 +692,9 @@ final class Worker {
     private func mayKeepConnection(_ c: Connection) -> Bool {
         // Past its harakiri deadline the master has probably queued HUP behind the graceful signal:
         // read it now, so this response already says Connection: close.
-        if let d = harakiriDeadline, monotonicNanoseconds() >= d { handleSignals() }
+        if let d = harakiriDeadline, _slowPath(monotonicNanoseconds() >= d) { handleSignals() }
         // A stop-TERM that came while the app ran: this response already says close.
-        if WorkerTerm.arrived && lifecycle.accepting { termArrived() }
+        if _slowPath(WorkerTerm.arrived) && lifecycle.accepting { termArrived() }
         return lifecycle.accepting && !c.closeAfterNext
     }
 
@@ -711,7 +732,7 @@ final class Worker {
         let served = sb.get(slot, .requests) + 1
         sb.set(slot, .requests, served)
         // Warmed up: the code only start-up and the first requests needed leaves the resident set.
-        if requestCounter == Self.warmUpRequests { dropCodePageTableEntries() }
+        if _slowPath(requestCounter == Self.warmUpRequests) { dropCodePageTableEntries() }
         let finished = monotonicNanoseconds()
         sb.set(slot, .busyNanos, sb.get(slot, .busyNanos) + Int64(finished - started))
         sb.set(slot, .state, Scoreboard.State.idle.rawValue)
@@ -721,7 +742,7 @@ final class Worker {
     /// Asks the master for a replacement once a recycling limit is reached (once).
     @inline(__always)
     private func askRecyclingIfDue(served: Int64, appRaised: Bool) {
-        guard !recycleRequested, let limit = recycling.reached(served: served, appRaised: appRaised) else { return }
+        guard _fastPath(!recycleRequested), let limit = recycling.reached(served: served, appRaised: appRaised) else { return }
         recycleRequested = true
         tellMaster(limit)
     }
@@ -735,7 +756,7 @@ final class Worker {
         }
         // Carried out from the loop, not here: a drain serves other connections, which must not nest in this one.
         let after = lifecycle.handle(.requestFinished)
-        if !after.isEmpty { afterRequest += after }
+        if _slowPath(!after.isEmpty) { afterRequest += after }
     }
 
     /// Closes connections past their header timeout (408) or keep-alive timeout, and, when
