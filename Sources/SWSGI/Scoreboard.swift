@@ -90,6 +90,28 @@ final class Scoreboard {
 
     func release(_ i: Int) { memset(slot(i), 0, stride) }
 
+    /// What a worker last wrote in its own row, for `setRequest(_:method:path:unlessAlready:)`.
+    struct RowText {
+        var method = ""
+        var path = ""
+    }
+
+    /// `setRequest`, skipped when the row already holds these bytes (a keep-alive client repeating its request):
+    /// `last` is what this process wrote there last. Compared byte for byte: String's `==` takes canonically
+    /// equivalent text ("é" and "e" + U+0301) for the same, and the row would keep bytes this request never sent.
+    func setRequest(_ i: Int, method: String, path: String, unlessAlready last: inout RowText) {
+        if Self.sameBytes(method, last.method) && Self.sameBytes(path, last.path) { return }
+        setRequest(i, method: method, path: path)
+        last = RowText(method: method, path: path)
+    }
+
+    private static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
+        }
+    }
+
     /// The running request's method and path, as the worker recorded them.
     func setRequest(_ i: Int, method: String, path: String) {
         Self.writeRequest(slot(i) + 128, room: Self.pathBytes, method: method, path: path)

@@ -116,7 +116,7 @@ final class Worker {
     private let recycleRequestedCell = Cell(false)
     /// The method and path this worker last wrote in its scoreboard row (a keep-alive client repeating its request
     /// finds them there already: no copy). Only this worker writes its row's text.
-    private let rowTextCell = Cell((method: "", path: ""))
+    private let rowTextCell = Cell(Scoreboard.RowText())
     /// The field lines of the last response's headers (most apps send the same ones every time).
     let fieldLines = HTTPFieldLinesCache()
     /// After this many requests a worker drops its code pages from its resident set (`dropCodePageTableEntries`).
@@ -634,11 +634,7 @@ final class Worker {
         sb.set(slot, .requestCounter, Int64(requestCounter))
         c.begin(Exchange(number: requestCounter, expectContinue: head.expectContinue))
         _ = lifecycle.handle(.requestStarted)
-        let row = rowTextCell.pointer
-        if head.method != row.pointee.method || head.path != row.pointee.path {
-            sb.setRequest(slot, method: head.method, path: head.path)
-            row.pointee = (head.method, head.path)
-        }
+        sb.setRequest(slot, method: head.method, path: head.path, unlessAlready: &rowTextCell.pointer.pointee)
         let harakiri = ctx.settings.harakiriNanoseconds
         setHarakiriDeadline(harakiri > 0 ? started.saturatingAdd(harakiri) : nil)
     }

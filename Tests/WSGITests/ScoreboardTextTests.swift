@@ -33,3 +33,19 @@ import TestSupport
         }
     }
 }
+
+/// A worker skips rewriting its row when the request's method and path are the ones already there: "the same"
+/// must mean the same bytes. Canonically equivalent text ("é" and "e" + U+0301, "K" and the Kelvin sign) is
+/// equal as a String but not as bytes, and the row must show the bytes this request sent (a uwsgi-protocol path
+/// can hold any UTF-8).
+@Suite struct ScoreboardRowMemoTests {
+    @Test(arguments: [("/sleep\u{E9}", "/sleepe\u{301}"), ("/sleepK", "/sleep\u{212A}"), ("/a", "/a"), ("/a", "/b")])
+    func theRowShowsThisRequestsBytes(first: String, second: String) throws {
+        let board = try Scoreboard(capacity: 1)
+        var last = Scoreboard.RowText()
+        board.setRequest(0, method: "GET", path: first, unlessAlready: &last)
+        #expect(Array(board.request(0).utf8) == Array(("GET " + first).utf8))
+        board.setRequest(0, method: "GET", path: second, unlessAlready: &last)
+        #expect(Array(board.request(0).utf8) == Array(("GET " + second).utf8), "\(first.debugDescription) then \(second.debugDescription)")
+    }
+}
