@@ -39,7 +39,9 @@ import TestSupport
 /// equal as a String but not as bytes, and the row must show the bytes this request sent (a uwsgi-protocol path
 /// can hold any UTF-8).
 @Suite struct ScoreboardRowMemoTests {
-    @Test(arguments: [("/sleep\u{E9}", "/sleepe\u{301}"), ("/sleepK", "/sleep\u{212A}"), ("/a", "/a"), ("/a", "/b")])
+    @Test(arguments: [("/sleep\u{E9}", "/sleepe\u{301}"), ("/sleepK", "/sleep\u{212A}"), ("/a", "/a"), ("/a", "/b"),
+                      ("/a/path/longer/than/fifteen/bytes/\u{E9}", "/a/path/longer/than/fifteen/bytes/e\u{301}"),
+                      ("/a/path/longer/than/fifteen/bytes", String(decoding: Array("/a/path/longer/than/fifteen/bytes".utf8), as: UTF8.self))])
     func theRowShowsThisRequestsBytes(first: String, second: String) throws {
         let board = try Scoreboard(capacity: 1)
         var last = Scoreboard.RowText()
