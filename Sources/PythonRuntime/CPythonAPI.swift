@@ -51,6 +51,8 @@ public final class CPythonAPI: @unchecked Sendable {
     public let PyObject_SetAttrString: py_int_obj_cstring_obj
     public let PyObject_Call: py_obj_obj_obj_obj
     public let PyObject_CallObject: py_obj_obj_obj
+    /// Called through `swsgi_call2` (C variadic).
+    public let PyObject_CallFunctionObjArgs: py_call_obj_args
     public let PyObject_GetIter: py_obj_obj
     public let PyIter_Next: py_obj_obj
     public let PyObject_IsTrue: py_int_obj
@@ -170,6 +172,7 @@ public final class CPythonAPI: @unchecked Sendable {
         PyObject_SetAttrString = try fn("PyObject_SetAttrString")
         PyObject_Call = try fn("PyObject_Call")
         PyObject_CallObject = try fn("PyObject_CallObject")
+        PyObject_CallFunctionObjArgs = try fn("PyObject_CallFunctionObjArgs")
         PyObject_GetIter = try fn("PyObject_GetIter")
         PyIter_Next = try fn("PyIter_Next")
         PyObject_IsTrue = try fn("PyObject_IsTrue")

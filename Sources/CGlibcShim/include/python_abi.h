@@ -80,6 +80,13 @@ typedef void *(*py_capsule_pointer)(PyObject *, const char *);
 // object it was handed; it never changes it.
 static inline Py_ssize_t swsgi_refcount(PyObject *o) { return *(const Py_ssize_t *)(const void *)o; }
 
+// PyObject_CallFunctionObjArgs (stable ABI): a call with positional arguments and no tuple made for them. C
+// variadic, which Swift cannot call through a pointer: called here with two arguments and the closing NULL.
+typedef PyObject *(*py_call_obj_args)(PyObject *callable, ...);
+static inline PyObject *swsgi_call2(py_call_obj_args f, PyObject *callable, PyObject *a, PyObject *b) {
+    return f(callable, a, b, (PyObject *)0);
+}
+
 typedef PyObject *(*PyCFunctionWithKeywords)(PyObject *self, PyObject *args, PyObject *kwargs);
 #define swsgi_METH_KEYWORDS 0x0002
 
