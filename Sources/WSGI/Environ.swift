@@ -203,7 +203,9 @@ final class EnvironBuilder {
         if hostField == nil && !removeRepeating(env, .host) { return false }
         let host = hostField ?? ""
         let fromFront = r.cgiVariables != nil
-        let local = fromFront ? nil : r.localAddress
+        // The connection's own address, asked for only when the Host lacks what it gives (most requests' Host
+        // has a port).
+        func local() -> (host: String, port: Int)? { fromFront ? nil : r.localAddress }
         let serverName: PyObjectPointer?
         var serverPort: PyObjectPointer?
         var madeHere: (PyObjectPointer?, PyObjectPointer?) = (nil, nil)
@@ -234,11 +236,11 @@ final class EnvironBuilder {
                 return pyString(api, port)
             }
         } else {
-            serverName = cachedText(localNames, local?.host ?? "localhost")
+            serverName = cachedText(localNames, local()?.host ?? "localhost")
             serverPort = api.none
         }
         if serverPort == api.none {
-            serverPort = ports.object(local?.port ?? 80, decRef: api.Py_DecRef) { pyString(api, String($0)) }
+            serverPort = ports.object(local()?.port ?? 80, decRef: api.Py_DecRef) { pyString(api, String($0)) }
         }
         guard putRepeating(env, .serverName, serverName), putRepeating(env, .serverPort, serverPort) else { return false }
         if !fromFront, let peer = r.peerAddress {
