@@ -70,6 +70,11 @@ public final class Interpreter {
 
     /// Python \(major).\(minor)... as the library reports it.
     public var version: String { String(cString: api.Py_GetVersion()!).split(separator: " ").first.map(String.init) ?? "?" }
+    /// Python 3.10 or later: METH_FASTCALL is in the stable ABI.
+    public private(set) lazy var hasStableFastCall: Bool = {
+        let parts = version.split(separator: ".").prefix(2).compactMap { Int($0) }
+        return parts.count == 2 && (parts[0], parts[1]) >= (3, 10)
+    }()
 
     /// Runs module-level source in a fresh namespace; prints the traceback and returns false on error.
     @discardableResult

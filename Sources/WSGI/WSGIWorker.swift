@@ -142,7 +142,8 @@ final class WSGIWorker {
             Unmanaged<RequestBinding>.fromOpaque(capsuleAPI!.PyCapsule_GetPointer(capsule, nil)!).release()
         }) else { throw SWSGIError("cannot create the WSGI request objects") }
         defer { api.Py_DecRef(capsule) }
-        let startResponse = makeFunction(Self.startResponseDef, capsule)
+        // Python 3.10 and later take METH_FASTCALL in the stable ABI: called without a tuple made for its arguments.
+        let startResponse = makeFunction(py.hasStableFastCall ? Self.startResponseFastDef : Self.startResponseDef, capsule)
         let write = makeFunction(Self.writeDef, capsule)
         let read = makeFunction(Self.readDef, capsule)
         let readline = makeFunction(Self.readlineDef, capsule)
@@ -170,6 +171,11 @@ final class WSGIWorker {
     // The C callbacks: each finds its binding through its capsule and refuses unless its request is in hand.
     private static let startResponseDef = methodDef("start_response", swsgi_METH_VARARGS) { s, a in
         RequestBinding.with(s) { b in b.isLive ? b.worker.startResponse(a) : b.refuse("start_response()") }
+    }
+    private static let startResponseFastDef = methodDef("start_response", swsgi_METH_FASTCALL,
+                                                        unsafeBitCast(startResponseFast, to: PyCFunction.self))
+    private static let startResponseFast: PyCFunctionFast = { s, a, n in
+        RequestBinding.with(s) { b in b.isLive ? b.worker.startResponse(a, count: n) : b.refuse("start_response()") }
     }
     private static let writeDef = methodDef("write", swsgi_METH_O) { s, a in
         RequestBinding.with(s) { b in b.isLive ? b.worker.write(a) : b.refuse("write()") }
@@ -573,15 +579,23 @@ final class WSGIWorker {
     // MARK: callables the app gets
 
     /// start_response(status, response_headers, exc_info=None) -> write
+    /// start_response(status, response_headers[, exc_info]) with its arguments in a tuple (METH_VARARGS).
     func startResponse(_ args: PyObjectPointer?) -> PyObjectPointer? {
         guard let args else { return nil }
         let n = api.PyTuple_Size(args)
-        guard n == 2 || n == 3 else {
+        guard n == 2 || n == 3 else { return startResponse(nil, count: n) }
+        var items = (api.PyTuple_GetItem(args, 0), api.PyTuple_GetItem(args, 1), n == 3 ? api.PyTuple_GetItem(args, 2) : nil)
+        return withUnsafePointer(to: &items) {
+            $0.withMemoryRebound(to: PyObjectPointer?.self, capacity: 3) { startResponse($0, count: n) }
+        }
+    }
+
+    /// start_response with its `n` arguments in the caller's array (METH_FASTCALL).
+    func startResponse(_ args: UnsafePointer<PyObjectPointer?>?, count n: Int) -> PyObjectPointer? {
+        guard n == 2 || n == 3, let args, let statusObject = args[0], let headerList = args[1] else {
             return py.raise(api.excTypeError, "start_response() takes 2 or 3 arguments (\(n) given)")
         }
-        let statusObject = api.PyTuple_GetItem(args, 0)!
-        let headerList = api.PyTuple_GetItem(args, 1)!
-        if n == 3, let excInfo = api.PyTuple_GetItem(args, 2), excInfo != api.none {
+        if n == 3, let excInfo = args[2], excInfo != api.none {
             if headersSent {
                 // PEP 3333: too late to change the response; re-raise the app's exception
                 // (`raise exc_info[1].with_traceback(exc_info[2])`).

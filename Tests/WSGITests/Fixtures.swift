@@ -114,6 +114,18 @@ def application(environ, start_response):
         start_response('200 OK', [])
         start_response('200 OK', [])
         return [b'unreachable']
+    if path == '/one-argument':
+        start_response('200 OK')
+        return [b'unreachable']
+    if path == '/four-arguments':
+        start_response('200 OK', [], None, 'extra')
+        return [b'unreachable']
+    if path == '/keyword-arguments':
+        start_response(status='200 OK', headers=[])
+        return [b'unreachable']
+    if path == '/exc-info-none':
+        start_response('200 OK', [('Content-Type', 'text/plain')], None)
+        return [b'three arguments\n']
     if path == '/write':
         write = start_response('200 OK', [('Content-Type', 'text/plain')])
         write(b'written ')

@@ -94,7 +94,8 @@ extension WSGIIntegration {
         @Test func appFailuresAnswer500AndTheWorkerGoesOn() throws {
             try withPython(Self.probe + ["--disable-logging", "--log-5xx"]) { s, dir throws in
                 let pid = try s.get("/pid").text
-                for path in ["/raise", "/raise-in-start-response", "/bad-headers", "/crlf", "/unicode-header", "/no-start-response", "/not-iterable", "/twice", "/exit"] {
+                for path in ["/raise", "/raise-in-start-response", "/bad-headers", "/crlf", "/unicode-header", "/no-start-response", "/not-iterable", "/twice", "/exit",
+                             "/one-argument", "/four-arguments", "/keyword-arguments"] {
                     let r = try s.get(path)
                     #expect(r.status == 500, "\(path) answers 500")
                 }
@@ -111,6 +112,10 @@ extension WSGIIntegration {
                 #expect(log.contains("not a str") || log.contains("yielded str"))
                 #expect(log.contains("without calling start_response"))
                 #expect(log.contains("second time without exc_info"))
+                #expect(log.contains("start_response() takes 2 or 3 arguments (1 given)") && log.contains("(4 given)"))
+                #expect(log.contains("start_response() takes no keyword arguments"), "as gunicorn's and uWSGI's start_response refuse them too")
+                let three = try s.get("/exc-info-none")
+                #expect(three.status == 200 && three.text == "three arguments\n", "exc_info=None is no exc_info")
                 #expect(log.contains("SystemExit(3)"), "sys.exit in the app is reported, not obeyed")
                 #expect(log.contains("GET /raise 500"), "--log-5xx keeps the 500 lines under --disable-logging")
                 #expect(!log.contains("GET /pid 200"), "--disable-logging drops the others")
