@@ -2,12 +2,19 @@ import CGlibcShim
 import Glibc
 
 /// Puts a hard link to `source` at `path` without ever destroying what is there: absent, it is created
-/// (never clobbering a name made meanwhile); present, the two are swapped atomically (RENAME_EXCHANGE),
-/// the displaced file is looked at, and only when `replaceable` accepts it is it removed; otherwise it is
-/// swapped back. `scratch` is a name beside `path` the caller owns. Nil on success, else one line saying
+/// (never clobbering a name made meanwhile); present and not `replaceable`, it is refused without being moved;
+/// otherwise the two are swapped atomically (RENAME_EXCHANGE), the displaced file is looked at again (it may
+/// have changed meanwhile), and only when `replaceable` accepts it is it removed; if not, it is swapped back. `scratch` is a name beside `path` the caller owns. Nil on success, else one line saying
 /// why nothing changed.
 public func replaceWithLink(_ path: String, to source: String, scratch: String,
                             replaceable: (_ type: mode_t, _ inode: ino_t) -> Bool) -> String? {
+    // What is there and is not replaceable is left in place, untouched: the exchange below (which makes the look
+    // and the swap one step against a concurrent writer) would move it aside for a moment, and a client connecting
+    // then would reach hupwatch's link instead.
+    var now = stat()
+    if lstat(path, &now) == 0 && !replaceable(now.st_mode & S_IFMT, now.st_ino) {
+        return "\(path) is \(describe(now.st_mode & S_IFMT)) hupwatch did not put there; refusing to replace it"
+    }
     if let problem = clearScratchName(scratch) { return problem }
     guard link(source, scratch) == 0 else { return "link(\(source)): \(errnoText(errno))" }
     defer { unlink(scratch) }
