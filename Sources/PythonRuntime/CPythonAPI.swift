@@ -79,6 +79,7 @@ public final class CPythonAPI: @unchecked Sendable {
     public let PyList_New: py_obj_size
     public let PyList_Size: py_size_obj
     public let PyList_GetItem: py_obj_obj_size
+    public let PyList_GetSlice: py_obj_obj_size_size
     public let PyList_SetItem: py_int_obj_size_obj
     public let PyLong_FromLong: py_obj_long
     public let PyLong_AsSsize_t: py_size_obj
@@ -194,6 +195,7 @@ public final class CPythonAPI: @unchecked Sendable {
         PyList_New = try fn("PyList_New")
         PyList_Size = try fn("PyList_Size")
         PyList_GetItem = try fn("PyList_GetItem")
+        PyList_GetSlice = try fn("PyList_GetSlice")
         PyList_SetItem = try fn("PyList_SetItem")
         PyLong_FromLong = try fn("PyLong_FromLong")
         PyLong_AsSsize_t = try fn("PyLong_AsSsize_t")

@@ -172,10 +172,17 @@ final class WSGIWorker {
     private static let startResponseDef = methodDef("start_response", swsgi_METH_VARARGS) { s, a in
         RequestBinding.with(s) { b in b.isLive ? b.worker.startResponse(a) : b.refuse("start_response()") }
     }
-    private static let startResponseFastDef = methodDef("start_response", swsgi_METH_FASTCALL,
+    private static let startResponseFastDef = methodDef("start_response", swsgi_METH_FASTCALL | swsgi_METH_KEYWORDS,
                                                         unsafeBitCast(startResponseFast, to: PyCFunction.self))
-    private static let startResponseFast: PyCFunctionFast = { s, a, n in
-        RequestBinding.with(s) { b in b.isLive ? b.worker.startResponse(a, count: n) : b.refuse("start_response()") }
+    private static let startResponseFast: PyCFunctionFastWithKeywords = { s, a, n, keywords in
+        RequestBinding.with(s) { b in
+            guard b.isLive else { return b.refuse("start_response()") }
+            // Refused here, in start_response's own name (CPython's refusal would name it `PyCapsule.start_response()`).
+            if let keywords, b.worker.api.PyTuple_Size(keywords) > 0 {
+                return b.worker.py.raise(b.worker.api.excTypeError, "start_response() takes no keyword arguments")
+            }
+            return b.worker.startResponse(a, count: n)
+        }
     }
     private static let writeDef = methodDef("write", swsgi_METH_O) { s, a in
         RequestBinding.with(s) { b in b.isLive ? b.worker.write(a) : b.refuse("write()") }
@@ -595,7 +602,19 @@ final class WSGIWorker {
         guard n == 2 || n == 3, let args, let statusObject = args[0], let headerList = args[1] else {
             return py.raise(api.excTypeError, "start_response() takes 2 or 3 arguments (\(n) given)")
         }
-        if n == 3, let excInfo = args[2], excInfo != api.none {
+        // The caller's array is borrowed, and Python code runs in here (a finaliser of a released status or header
+        // text): one that drops the array's owner (functools.partial passes its own arguments in place) would free
+        // them. Held for the call, as METH_VARARGS's tuple holds them.
+        let excInfoArgument = n == 3 ? args[2] : nil
+        api.Py_IncRef(statusObject)
+        api.Py_IncRef(headerList)
+        if let excInfoArgument { api.Py_IncRef(excInfoArgument) }
+        defer {
+            api.Py_DecRef(statusObject)
+            api.Py_DecRef(headerList)
+            if let excInfoArgument { api.Py_DecRef(excInfoArgument) }
+        }
+        if let excInfo = excInfoArgument, excInfo != api.none {
             if headersSent {
                 // PEP 3333: too late to change the response; re-raise the app's exception
                 // (`raise exc_info[1].with_traceback(exc_info[2])`).
@@ -609,6 +628,11 @@ final class WSGIWorker {
             return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
         }
         let count = api.PyList_Size(headerList)
+        // An object that only claims to be a list (its __class__).
+        guard count >= 0 else {
+            api.PyErr_Clear()
+            return py.raise(api.excTypeError, "response_headers must be a list of (name, value) tuples, not \(py.typeName(headerList))")
+        }
         if headerLists.holds(headerList, count: count, api) {
             status = code
             reason = phrase
@@ -617,12 +641,16 @@ final class WSGIWorker {
             api.Py_IncRef(objects.write)
             return objects.write
         }
+        // Read from a copy: converting the items releases cached texts, whose finalisers (Python code) could empty
+        // or change the app's list, and free the tuples read from it.
+        guard let snapshot = api.PyList_GetSlice(headerList, 0, count) else { return nil }
+        defer { api.Py_DecRef(snapshot) }
         var parsed = HTTPHeaders()
         var length: Int? = nil
         var items: [PyObjectPointer] = []
         items.reserveCapacity(count)
         for i in 0..<count {
-            let pair = api.PyList_GetItem(headerList, i)!
+            guard let pair = api.PyList_GetItem(snapshot, i) else { return nil }
             items.append(pair)
             guard api.PyObject_IsInstance(pair, api.tupleType) == 1 else {
                 return py.raise(api.excTypeError, "response header \(i) is a \(py.typeName(pair)), not a (name, value) tuple")

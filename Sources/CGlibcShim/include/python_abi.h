@@ -90,8 +90,10 @@ static inline PyObject *swsgi_call2(py_call_obj_args f, PyObject *callable, PyOb
 typedef PyObject *(*PyCFunctionWithKeywords)(PyObject *self, PyObject *args, PyObject *kwargs);
 #define swsgi_METH_KEYWORDS 0x0002
 
-// METH_FASTCALL (in the stable ABI since 3.10): the positional arguments in the caller's array, no tuple.
-typedef PyObject *(*PyCFunctionFast)(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+// METH_FASTCALL | METH_KEYWORDS (in the stable ABI since 3.10): the arguments in the caller's array, no tuple;
+// keyword names in a tuple (NULL when none).
+typedef PyObject *(*PyCFunctionFastWithKeywords)(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 #define swsgi_METH_FASTCALL 0x0080
+typedef PyObject *(*py_obj_obj_size_size)(PyObject *, Py_ssize_t, Py_ssize_t);
 
 #endif
