@@ -585,8 +585,8 @@ final class WSGIWorker {
 
     // MARK: callables the app gets
 
-    /// start_response(status, response_headers, exc_info=None) -> write
-    /// start_response(status, response_headers[, exc_info]) with its arguments in a tuple (METH_VARARGS).
+    /// start_response(status, response_headers, exc_info=None) -> write, with its arguments in a tuple (METH_VARARGS,
+    /// before Python 3.10).
     func startResponse(_ args: PyObjectPointer?) -> PyObjectPointer? {
         guard let args else { return nil }
         let n = api.PyTuple_Size(args)
