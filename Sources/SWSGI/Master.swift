@@ -566,7 +566,7 @@ final class Master {
                                     w.inode = l.inode
                                     return w
                                 },
-                                scoreboard: scoreboard, settings: settings, app: app, messageFD: readyWrite,
+                                scoreboard: scoreboard, settings: settings, limits: settings.limits, app: app, messageFD: readyWrite,
                                 harakiriFD: harakiriFD, harakiriHandler: harakiriHandler, termFD: term.read, termWriteFD: term.write,
                                 services: workerServices)
         ctx.sourceWatch = host?.sourceWatch

@@ -84,7 +84,7 @@ final class RequestThread: RequestServer {
         let timeout = worker.writeTimeoutMilliseconds
         // Under the I/O lock: the harakiri watch reads the exchange there (see `HarakiriWatch`).
         c.io.withLock { c.begin(Exchange(number: number, expectContinue: head.expectContinue)) }
-        let reader = BodyReader(connection: c, head: head, limits: ctx.settings.limits, initial: rest,
+        let reader = BodyReader(connection: c, head: head, limits: ctx.limits, initial: rest,
                                 timeoutMilliseconds: timeout, bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
                               workerID: ctx.id, requestID: worker.requestIDPrefix, number: number, addresses: c.addresses,

@@ -336,7 +336,7 @@ final class ThreadedWorker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: ctx.settings.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+        let c = Connection(fd: fd, limits: ctx.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
                            proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         do { try epoll.add(fd, token: UInt64(UInt32(bitPattern: fd)), events: Self.connectionEvents) } catch {

@@ -16,6 +16,8 @@ struct WorkerContext {
     let listeners: [WorkerListener]
     let scoreboard: Scoreboard
     let settings: ServerSettings
+    /// The parser limits the settings ask for, made once (`ServerOptions.limits` builds them on each call).
+    let limits: HTTPLimits
     let app: Application
     /// The master's pipe: a worker writes `WorkerMessage`s there (ready, please recycle me).
     let messageFD: Int32
@@ -169,8 +171,6 @@ final class Worker {
         unsafeMutableAddress { recycleRequestedCell.pointer }
     }
     let writeTimeoutMilliseconds: Int32
-    /// The parser limits (`ServerOptions.limits` builds them on each call).
-    let limits: HTTPLimits
     /// `--offload-threads`: where file bodies go once their head is out; nil without.
     let offload: OffloadPool?
     /// When the worker began to retire (the offload pool counts its mercy from it).
@@ -225,7 +225,6 @@ final class Worker {
         recycling = RecyclingLimits(s, workerID: ctx.id)
         log = AccessLog(settings: ctx.settings, workerID: ctx.id, remote: ctx.remoteLabel)
         writeTimeoutMilliseconds = Int32(clamping: s.writeTimeoutNanoseconds / 1_000_000)
-        limits = s.limits
         offload = OffloadPool.start(count: s.offloadThreads, stallNanoseconds: s.writeTimeoutNanoseconds, workerID: ctx.id)
         if let offload { try reactor.watch(offload.endedFD, token: Self.offloadToken) }
         for (i, l) in ctx.listeners.enumerated() {
@@ -446,7 +445,7 @@ final class Worker {
 
     private func adopt(_ fd: Int32, from l: WorkerListener, readNow: Bool = true) {
         let now = monotonicNanoseconds()
-        let c = Connection(fd: fd, limits: limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
+        let c = Connection(fd: fd, limits: ctx.limits, now: now, uwsgi: l.uwsgiProtocol, remoteLabel: l.remoteLabel,
                            proxyProtocol: l.proxyProtocol)
         conns[fd] = c
         if lifecycle.retiring { c.closeAfterNext = true }
@@ -575,7 +574,7 @@ final class Worker {
         // Set by the read that brought the head in, or by the end of the request before it (pipelined).
         let started = c.lastActivity
         markBusy(c, head, started: started)
-        let reader = BodyReader(connection: c, head: head, limits: limits, initial: rest,
+        let reader = BodyReader(connection: c, head: head, limits: ctx.limits, initial: rest,
                                 timeoutMilliseconds: writeTimeoutMilliseconds,
                                 bodyTimeoutNanoseconds: ctx.settings.bodyTimeoutNanoseconds)
         let request = Request(head: head, body: reader, remote: c.remoteLabel,
