@@ -55,24 +55,32 @@ enum ResponseSending {
         // here; every other case is in `sendOther`, out of line, so the hot path stays a few cache lines long
         // (the instruction cache holds only part of a request's code: counted with callgrind's cache model).
         if _fastPath(early == nil && response.headerNamesChecked), case .bytes(let body) = response.body {
-            let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                     body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now,
-                                                     fieldLines: fieldLines, to: &out)
-            let headBytes = out.count
-            var sent = 0
-            if plan.sendsBody { out += body; sent = body.count }
-            do {
-                try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
-            } catch {
-                note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
-                return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: sent,
-                                    headBytes: headBytes)
-            }
-            return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
+            return sendBytes(body, of: response, head: head, keepAlive: keepAlive, on: c, buffer: &out, fieldLines: fieldLines,
+                             timeoutMilliseconds: timeoutMilliseconds, note: &note)
         }
         return sendOther(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c, reader: reader,
                          rest: &rest, buffer: &out, fieldLines: fieldLines, timeoutMilliseconds: timeoutMilliseconds, note: &note,
                          offload: offload)
+    }
+
+    /// A whole body in bytes: the head and the body in one send. A failed send is added to `note` and closes.
+    @inline(__always)
+    private static func sendBytes(_ body: [UInt8], of response: borrowing Response, head: HTTPRequestHead, keepAlive: Bool,
+                                  on c: Connection, buffer out: inout [UInt8], fieldLines: HTTPFieldLinesCache?,
+                                  timeoutMilliseconds: Int32, note: inout String?) -> SentResponse {
+        let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
+                                                 body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now,
+                                                 fieldLines: fieldLines, to: &out)
+        let headBytes = out.count
+        var sent = 0
+        if plan.sendsBody { out += body; sent = body.count }
+        do {
+            try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            note = (note.map { $0 + "; " } ?? "") + "response not completed: \(error)"
+            return SentResponse(plan: HTTPResponsePlan(sendsBody: false, chunked: false, keepAlive: false), sent: sent, headBytes: headBytes)
+        }
+        return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
     }
 
     /// `send` for every response but the usual one.
@@ -138,12 +146,8 @@ enum ResponseSending {
         do {
             switch response.body {
             case .bytes(let body):
-                let plan = HTTPResponseWriter.appendHead(status: response.status, rawReason: response.reason, headers: response.headers,
-                                                         body: .contentLength(body.count), for: head, keepAlive: keepAlive, date: DateClock.now, fieldLines: fieldLines, to: &out)
-                headBytes = out.count
-                if plan.sendsBody { out += body; sent = body.count }
-                try c.writeAll(out, timeoutMilliseconds: timeoutMilliseconds)
-                return SentResponse(plan: plan, sent: sent, headBytes: headBytes)
+                return sendBytes(body, of: response, head: head, keepAlive: keepAlive, on: c, buffer: &out, fieldLines: fieldLines,
+                                 timeoutMilliseconds: timeoutMilliseconds, note: &note)
             case .file:
                 // Made a stream above: a file body reaches here only when offloaded.
                 throw SWSGIError("internal: a file body was neither offloaded nor streamed")
