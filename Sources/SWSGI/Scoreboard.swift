@@ -97,8 +97,8 @@ final class Scoreboard {
     }
 
     /// `setRequest`, skipped when the row already holds these bytes (a keep-alive client repeating its request):
-    /// `last` is what this process wrote there last. Compared byte for byte: String's `==` takes canonically
-    /// equivalent text ("é" and "e" + U+0301) for the same, and the row would keep bytes this request never sent.
+    /// `last` is what this process wrote there last. Not by String's `==`, which takes canonically equivalent
+    /// text ("é" and "e" + U+0301) for the same: the row would keep bytes this request never sent.
     func setRequest(_ i: Int, method: String, path: String, unlessAlready last: inout RowText) {
         if Self.sameBytes(method, last.method) && Self.sameBytes(path, last.path) { return }
         setRequest(i, method: method, path: path)

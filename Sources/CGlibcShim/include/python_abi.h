@@ -59,6 +59,7 @@ typedef Py_ssize_t (*py_size_obj)(PyObject *);
 typedef PyObject *(*py_obj_size)(Py_ssize_t);
 typedef Py_ssize_t (*py_size_obj_only)(PyObject *);
 typedef PyObject *(*py_obj_obj_size)(PyObject *, Py_ssize_t);
+typedef PyObject *(*py_obj_obj_size_size)(PyObject *, Py_ssize_t, Py_ssize_t);
 typedef int (*py_int_obj_size_obj)(PyObject *, Py_ssize_t, PyObject *);
 typedef PyObject *(*py_obj_long)(long);
 
@@ -94,6 +95,5 @@ typedef PyObject *(*PyCFunctionWithKeywords)(PyObject *self, PyObject *args, PyO
 // keyword names in a tuple (NULL when none).
 typedef PyObject *(*PyCFunctionFastWithKeywords)(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 #define swsgi_METH_FASTCALL 0x0080
-typedef PyObject *(*py_obj_obj_size_size)(PyObject *, Py_ssize_t, Py_ssize_t);
 
 #endif
