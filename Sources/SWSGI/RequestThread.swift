@@ -1,3 +1,4 @@
+import Common
 import Glibc
 import HTTP
 import Posix
@@ -126,10 +127,8 @@ final class RequestThread: RequestServer {
             rest = reader.leftover
         }
         let keepAlive = keepRequested && !retiring && !c.closeAfterNext && bodyComplete
-        var out = responseBuffer
-        responseBuffer = []
-        out.removeAll(keepingCapacity: true)
-        defer { if out.capacity <= Worker.keptResponseBufferBytes { responseBuffer = out } }
+        var out = KeptBuffer.take(&responseBuffer)
+        defer { KeptBuffer.giveBack(out, to: &responseBuffer) }
         var result = ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
                                           reader: reader, rest: &rest, buffer: &out, timeoutMilliseconds: timeout, note: &note,
                                           offload: worker.offload)

@@ -94,8 +94,7 @@ final class Worker {
     /// How long a retiring worker leaves an idle keep-alive connection open for a request nginx
     /// may already be sending on it; such a request is answered with `Connection: close`.
     static let retireGrace: UInt64 = 200_000_000
-    /// Responses are built in one buffer per worker, kept between requests up to this size.
-    static let keptResponseBufferBytes = 65536
+    /// Responses are built in one buffer per worker, kept between requests (`KeptBuffer`).
     var responseBuffer: [UInt8] {
         unsafeAddress { responseBufferCell.address }
         unsafeMutableAddress { responseBufferCell.pointer }
@@ -698,13 +697,8 @@ final class Worker {
     private func writeResponse(_ response: inout Response, appFailed: Bool, note: inout String?, early: EarlyResponse?,
                                head: HTTPRequestHead, keepAlive: Bool, on c: Connection, reader: BodyReader,
                                rest: inout ArraySlice<UInt8>) -> SentResponse {
-        var out = responseBuffer
-        responseBuffer = []
-        out.removeAll(keepingCapacity: true)
-        defer {
-            // A buffer a huge body grew is not kept.
-            if out.capacity <= Self.keptResponseBufferBytes { responseBuffer = out }
-        }
+        var out = KeptBuffer.take(&responseBuffer)
+        defer { KeptBuffer.giveBack(out, to: &responseBuffer) }
         return ResponseSending.send(&response, early: early, appFailed: appFailed, head: head, keepAlive: keepAlive, on: c,
                                     reader: reader, rest: &rest, buffer: &out, fieldLines: fieldLines,
                                     timeoutMilliseconds: writeTimeoutMilliseconds, note: &note, offload: offload)

@@ -244,7 +244,7 @@ final class WSGIWorker {
             if liveStream == nil, !isPlainListOrTuple(result), api.PyObject_IsInstance(result, fileWrapperType) == 1,
                let r = try fileResponse(result) { return r }
             guard var iterator = ResultIterator(py, result) else { return try failure(result: result) }
-            var out = takeBodyBuffer()
+            var out = KeptBuffer.take(&bodyBuffer)
             var ended = false
             // Headers wait for the first non-empty chunk (PEP 3333); a list is taken whole. Once write()
             // has started the response, the rest streams (write() inside the iterable included).
@@ -287,7 +287,7 @@ final class WSGIWorker {
                 }
                 var r: Response
                 if declaredLength == nil || declaredLength == out.count {
-                    if !closesLater { bodyBuffer = out }
+                    if !closesLater { KeptBuffer.giveBack(out, to: &bodyBuffer) }
                     r = Response(status: status, headers: headers, body: out)
                 } else {
                     let body = out
@@ -326,7 +326,7 @@ final class WSGIWorker {
         }
     }
 
-    /// A list's body is gathered in one buffer kept between requests (no array made per request): taken here,
+    /// A list's body is gathered in one buffer kept between requests (`KeptBuffer`; no array made per request): taken here,
     /// shared with the Response that sends it, and uniquely held again once that Response is gone. (Should
     /// anything still hold it, emptying it makes a new one: copy on write.)
     private var bodyBuffer: [UInt8] {
@@ -334,16 +334,6 @@ final class WSGIWorker {
         unsafeMutableAddress { bodyBufferCell.pointer }
     }
     private let bodyBufferCell = Cell([UInt8]())
-
-    @inline(__always)
-    private func takeBodyBuffer() -> [UInt8] {
-        var b = bodyBuffer
-        bodyBuffer = []
-        // A buffer a large body grew is not kept.
-        if b.capacity > 65536 { return [] }
-        b.removeAll(keepingCapacity: true)
-        return b
-    }
 
     /// Closes the iterable of a response that failed before it was sent, and returns what write() got meanwhile
     /// (`writtenWhileClosing`; the caller drops it: the answer is the worker's error response).
